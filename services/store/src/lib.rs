@@ -1,0 +1,168 @@
+//! Storage for omniroute.
+//!
+//! [`Store`] is the one interface the server uses to keep contacts, identities,
+//! preferences and the consent ledger. It has two implementations that pass one
+//! conformance suite (`tests/conformance.rs`):
+//!
+//! - [`PgStore`], PostgreSQL through deadpool-postgres, for production: many
+//!   stateless replicas share one database and coordinate only through it;
+//! - [`SqliteStore`], the embedded default for one machine: a single SQLite file
+//!   in WAL mode with `synchronous=FULL`, so a committed write survives a crash
+//!   or power loss just as it does on PostgreSQL.
+//!
+//! Guarantees every implementation keeps:
+//! - every read and write is scoped to one tenant; nothing crosses tenants;
+//! - an identity (channel + normalized key) belongs to at most one contact per
+//!   tenant, enforced by a unique index, not by a read-then-write race;
+//! - an external reference belongs to at most one contact per tenant;
+//! - merge and erase are single transactions: they happen whole or not at all;
+//! - the id of a merged contact resolves to its survivor, also after chains of
+//!   merges (ids are re-pointed on every merge, so resolution is one step);
+//! - schema migrations are versioned and applied at start-up, once, even when
+//!   several replicas start together.
+
+mod model;
+mod postgres;
+mod sqlite;
+
+use async_trait::async_trait;
+use omniroute_channel::{Address, Channel};
+use uuid::Uuid;
+
+pub use model::*;
+pub use postgres::{PgStore, PgStoreConfig};
+pub use sqlite::SqliteStore;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such contact (or consent record) in this tenant.
+    #[error("{resource} {id} not found")]
+    NotFound {
+        /// The kind of resource.
+        resource: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// The identity already belongs to another contact.
+    #[error("the {channel} identity is already linked to contacts/{owner}")]
+    IdentityTaken {
+        /// The identity's channel.
+        channel: Channel,
+        /// The contact that owns it.
+        owner: Uuid,
+    },
+    /// The external reference already belongs to another contact.
+    #[error("the external reference is already used by contacts/{owner}")]
+    ExternalRefTaken {
+        /// The contact that owns it.
+        owner: Uuid,
+    },
+    /// The contact is erased and cannot change.
+    #[error("contacts/{0} is erased")]
+    Erased(Uuid),
+    /// A merge that cannot be done (a contact merged with itself, an erased
+    /// contact, ...).
+    #[error("cannot merge: {0}")]
+    InvalidMerge(String),
+    /// The identity to unlink is not linked to the contact.
+    #[error("the identity is not linked to contacts/{0}")]
+    IdentityNotLinked(Uuid),
+    /// The database failed; the cause is kept for logs, never sent to callers.
+    #[error("storage backend error")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    pub(crate) fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+        StoreError::Backend(Box::new(e))
+    }
+
+    pub(crate) fn contact_not_found(id: Uuid) -> StoreError {
+        StoreError::NotFound {
+            resource: "contacts",
+            id: id.to_string(),
+        }
+    }
+}
+
+/// Result of a store operation.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Contacts, identities, preferences and consents of every tenant.
+///
+/// Ids passed in may be ids of merged contacts: every method resolves them to
+/// the survivor first.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Creates a contact with its first identities, atomically.
+    async fn create_contact(&self, tenant: &str, contact: NewContact) -> Result<Contact>;
+
+    /// Reads a contact (the survivor for a merged id; the tombstone for an
+    /// erased one).
+    async fn get_contact(&self, tenant: &str, id: Uuid) -> Result<Contact>;
+
+    /// Lists contacts in creation order.
+    async fn list_contacts(&self, tenant: &str, query: ContactQuery) -> Result<Vec<Contact>>;
+
+    /// Changes profile fields.
+    async fn update_contact(&self, tenant: &str, id: Uuid, patch: ProfilePatch) -> Result<Contact>;
+
+    /// Links an identity; linking one the contact already has only refreshes
+    /// its last-seen WhatsApp form.
+    async fn link_identity(&self, tenant: &str, id: Uuid, address: Address) -> Result<Contact>;
+
+    /// Unlinks an identity.
+    async fn unlink_identity(&self, tenant: &str, id: Uuid, address: Address) -> Result<Contact>;
+
+    /// Finds the contact owning any of these (channel, key) pairs, in order.
+    async fn find_by_keys(&self, tenant: &str, keys: &[(Channel, String)]) -> Result<Option<Contact>>;
+
+    /// Finds the contact with an external reference.
+    async fn find_by_external_ref(&self, tenant: &str, external_ref: &str)
+    -> Result<Option<Contact>>;
+
+    /// Merges `sources` into `survivor` in one transaction.
+    async fn merge_contacts(&self, tenant: &str, survivor: Uuid, sources: &[Uuid])
+    -> Result<Contact>;
+
+    /// Erases a contact's personal data in one transaction, leaving a
+    /// tombstone. Erasing an erased contact returns the tombstone.
+    async fn erase_contact(&self, tenant: &str, id: Uuid) -> Result<Contact>;
+
+    /// Reads a contact's preferences and derived consent state.
+    async fn get_preferences(&self, tenant: &str, id: Uuid) -> Result<Preferences>;
+
+    /// Changes preference fields.
+    async fn update_preferences(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        patch: PreferencesPatch,
+    ) -> Result<Preferences>;
+
+    /// Appends a consent record.
+    async fn record_consent(&self, tenant: &str, id: Uuid, consent: NewConsent)
+    -> Result<ConsentRecord>;
+
+    /// Lists a contact's consent records oldest first, after a record id.
+    async fn list_consents(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<ConsentRecord>>;
+
+    /// Everything held about a contact.
+    async fn export_contact(&self, tenant: &str, id: Uuid) -> Result<ContactExport>;
+}
+
+/// Deduplicates addresses by (channel, key), keeping the first.
+pub(crate) fn dedup_addresses(addresses: Vec<Address>) -> Vec<Address> {
+    let mut seen = std::collections::HashSet::new();
+    addresses
+        .into_iter()
+        .filter(|a| seen.insert((a.channel(), a.key().to_owned())))
+        .collect()
+}
