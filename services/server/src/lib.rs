@@ -1,1 +1,11 @@
-//! server
+//! The omniroute server: settings, the gRPC API and the application that ties
+//! them to a store. The binary (`src/main.rs`) only parses the command line,
+//! installs logging and waits for a shutdown signal.
+
+pub mod api;
+pub mod app;
+pub mod settings;
+pub mod telemetry;
+
+pub use app::Application;
+pub use settings::Settings;

@@ -24,6 +24,7 @@
 mod model;
 mod postgres;
 mod sqlite;
+pub mod testing;
 
 use async_trait::async_trait;
 use omniroute_channel::{Address, Channel};

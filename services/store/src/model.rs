@@ -99,7 +99,7 @@ pub struct ProfilePatch {
 }
 
 impl ProfilePatch {
-    pub(crate) fn apply(self, profile: &mut Profile) {
+    pub fn apply(self, profile: &mut Profile) {
         if let Some(v) = self.display_name {
             profile.display_name = v;
         }

@@ -167,7 +167,7 @@ fn load_contact(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<Contact>
                 erasure: erase_time.map(|t| {
                     (
                         from_micros(t),
-                        erasure.map(|e| from_json(&e)).unwrap_or_default(),
+                        erasure.map(|e| from_json::<ErasureSummary>(&e)).unwrap_or_default(),
                     )
                 }),
             })

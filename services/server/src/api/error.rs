@@ -1,0 +1,132 @@
+//! The one place where errors become gRPC statuses.
+//!
+//! Bad input is INVALID_ARGUMENT with a google.rpc.BadRequest listing every
+//! field at fault; conflicts name the resource that holds what was asked for;
+//! internal errors are logged with their cause and answered with a generic
+//! message, so that nothing about the database reaches a caller.
+
+use omniroute_store::StoreError;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+/// An error of the API layer.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed; nothing was changed.
+    #[error("invalid request")]
+    Invalid(Vec<FieldViolation>),
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Something that does not exist, found by lookup rather than by name.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+impl ApiError {
+    /// One invalid field.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> ApiError {
+        ApiError::Invalid(vec![FieldViolation::new(field, description)])
+    }
+}
+
+/// Collects field violations while a request is checked, so that a caller
+/// learns about every bad field at once.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    /// Records a violation.
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+
+    /// Records the error of a check, if any, and passes its value on.
+    pub fn check<T, E: std::fmt::Display>(
+        &mut self,
+        field: impl Into<String>,
+        result: Result<T, E>,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.add(field, e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Ok when nothing was recorded.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Invalid(self.0))
+        }
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(error: ApiError) -> Status {
+        match error {
+            ApiError::Invalid(violations) => {
+                let summary = violations
+                    .iter()
+                    .map(|v| format!("{}: {}", v.field, v.description))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    format!("invalid request: {summary}"),
+                    ErrorDetails::with_bad_request(violations),
+                )
+            }
+            ApiError::NotFound(message) => Status::not_found(message),
+            ApiError::Store(e) => store_status(e),
+        }
+    }
+}
+
+fn store_status(error: StoreError) -> Status {
+    match error {
+        StoreError::NotFound { resource, id } => {
+            Status::not_found(format!("{resource}/{id} not found"))
+        }
+        StoreError::IdentityTaken { channel, owner } => Status::with_error_details(
+            Code::FailedPrecondition,
+            format!("the {channel} identity is already linked to contacts/{owner}"),
+            ErrorDetails::with_precondition_failure_violation(
+                "IDENTITY_LINKED",
+                format!("contacts/{owner}"),
+                "unlink it there or merge the two contacts",
+            ),
+        ),
+        StoreError::ExternalRefTaken { owner } => Status::with_error_details(
+            Code::AlreadyExists,
+            format!("the external reference is already used by contacts/{owner}"),
+            ErrorDetails::with_resource_info(
+                "omniroute.v1.Contact",
+                format!("contacts/{owner}"),
+                "",
+                "external_ref is unique per tenant",
+            ),
+        ),
+        StoreError::Erased(id) => Status::with_error_details(
+            Code::FailedPrecondition,
+            format!("contacts/{id} is erased"),
+            ErrorDetails::with_precondition_failure_violation(
+                "CONTACT_ERASED",
+                format!("contacts/{id}"),
+                "an erased contact cannot change",
+            ),
+        ),
+        StoreError::InvalidMerge(reason) => Status::failed_precondition(format!("cannot merge: {reason}")),
+        StoreError::IdentityNotLinked(id) => {
+            Status::not_found(format!("the identity is not linked to contacts/{id}"))
+        }
+        StoreError::Backend(cause) => {
+            tracing::error!(error = %cause, "storage backend failed");
+            Status::internal("internal error")
+        }
+    }
+}

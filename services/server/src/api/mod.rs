@@ -1,0 +1,67 @@
+//! The gRPC API: omniroute.v1 services over the store.
+//!
+//! Each service validates its whole request before it touches the store, so a
+//! refused request changes nothing; errors become statuses in [`error`] only.
+//! The tenant of every call comes from the caller's credentials, never from
+//! the request body; until authentication lands every caller belongs to
+//! `api.default_tenant`.
+
+mod contacts;
+mod convert;
+mod error;
+mod page_token;
+mod pending;
+mod preferences;
+
+use std::sync::Arc;
+
+use omniroute_channel::PhoneRegion;
+use omniroute_store::Store;
+
+pub use contacts::ContactApi;
+pub use error::ApiError;
+pub use pending::{CallbackApi, EventApi, MessagingApi};
+pub use preferences::PreferenceApi;
+
+use crate::settings::Settings;
+use page_token::PageTokens;
+
+/// What every service needs: the store and the API settings.
+#[derive(Debug, Clone)]
+pub struct ApiContext {
+    store: Arc<dyn Store>,
+    region: PhoneRegion,
+    tokens: PageTokens,
+    default_page_size: u32,
+    max_page_size: u32,
+    default_tenant: Arc<str>,
+}
+
+impl ApiContext {
+    /// Builds the context from validated settings.
+    pub fn new(store: Arc<dyn Store>, settings: &Settings) -> ApiContext {
+        ApiContext {
+            store,
+            region: settings.phone_region(),
+            tokens: PageTokens::new(settings.api.page_token_secret.expose()),
+            default_page_size: settings.api.default_page_size,
+            max_page_size: settings.api.max_page_size,
+            default_tenant: Arc::from(settings.api.default_tenant.as_str()),
+        }
+    }
+
+    /// The tenant of the caller. Taken from credentials once authentication
+    /// lands; until then the configured default tenant.
+    fn tenant<T>(&self, _request: &tonic::Request<T>) -> Arc<str> {
+        Arc::clone(&self.default_tenant)
+    }
+
+    /// The page size to use for a requested one.
+    fn page_size(&self, requested: i32) -> Result<usize, ApiError> {
+        match requested {
+            n if n < 0 => Err(ApiError::invalid("page_size", "must not be negative")),
+            0 => Ok(self.default_page_size as usize),
+            n => Ok((n as u32).min(self.max_page_size) as usize),
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! The application: builds the store and the gRPC server from settings, binds
+//! its listener, and runs until a shutdown signal.
+//!
+//! [`Application::build`] binds before it returns, so a test can ask for port
+//! 0 and read the real port from [`Application::port`]. Shutdown is graceful:
+//! the listener closes at once and calls in flight finish.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use omniroute_proto::v1::callback_service_server::CallbackServiceServer;
+use omniroute_proto::v1::contact_service_server::ContactServiceServer;
+use omniroute_proto::v1::event_service_server::EventServiceServer;
+use omniroute_proto::v1::messaging_service_server::MessagingServiceServer;
+use omniroute_proto::v1::preference_service_server::PreferenceServiceServer;
+use omniroute_store::{PgStore, PgStoreConfig, SqliteStore, Store};
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use crate::api::{ApiContext, CallbackApi, ContactApi, EventApi, MessagingApi, PreferenceApi};
+use crate::settings::Settings;
+
+/// A built, bound, not yet running server.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    store: Arc<dyn Store>,
+    settings: Settings,
+}
+
+impl Application {
+    /// Opens the store (applying migrations) and binds the gRPC listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let store = open_store(&settings).await?;
+        let listener = TcpListener::bind(settings.grpc.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on grpc.listen {}: {e}", settings.grpc.listen))?;
+        let local_addr = listener.local_addr()?;
+        Ok(Application {
+            listener,
+            local_addr,
+            store,
+            settings,
+        })
+    }
+
+    /// The port the gRPC listener is bound to.
+    pub fn port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    /// The address the gRPC listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The store the application uses.
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+
+    /// Serves until `shutdown` completes, then drains calls in flight.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let ctx = ApiContext::new(Arc::clone(&self.store), &self.settings);
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<ContactServiceServer<ContactApi>>().await;
+        health.set_serving::<PreferenceServiceServer<PreferenceApi>>().await;
+        // The whole server ("") is SERVING once the store is open, which it is
+        // by the time `build` returned.
+        health
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(omniroute_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(omniroute_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        tracing::info!(addr = %self.local_addr, store = store_kind(&self.settings), "omniroute listening");
+        Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(ContactServiceServer::new(ContactApi::new(ctx.clone())))
+            .add_service(PreferenceServiceServer::new(PreferenceApi::new(ctx)))
+            .add_service(MessagingServiceServer::new(MessagingApi))
+            .add_service(CallbackServiceServer::new(CallbackApi))
+            .add_service(EventServiceServer::new(EventApi))
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await?;
+        tracing::info!("omniroute stopped");
+        Ok(())
+    }
+}
+
+fn store_kind(settings: &Settings) -> &'static str {
+    if settings.store.url.is_empty() {
+        "embedded"
+    } else {
+        "postgres"
+    }
+}
+
+async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    if settings.store.url.is_empty() {
+        let path = &settings.store.path;
+        let store = SqliteStore::open(path).await.map_err(|e| {
+            anyhow::anyhow!("cannot open the embedded store at store.path {}: {e:#}", path.display())
+        })?;
+        tracing::info!(path = %path.display(), "embedded store open");
+        Ok(Arc::new(store))
+    } else {
+        let store = PgStore::connect(&PgStoreConfig {
+            url: settings.store.url.expose().to_owned(),
+            pool_size: settings.store.pool_size,
+            connect_timeout: Duration::from_secs(settings.store.connect_timeout_secs),
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL store at store.url: {}", chain(&e)))?;
+        tracing::info!("postgres store open");
+        Ok(Arc::new(store))
+    }
+}
+
+/// An error with its causes, for start-up messages.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

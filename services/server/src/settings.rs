@@ -1,0 +1,469 @@
+//! Typed settings, layered: built-in defaults, then an optional TOML file, then
+//! `OMNIROUTE__SECTION__KEY` environment variables (for example
+//! `OMNIROUTE__GRPC__LISTEN=0.0.0.0:50051`).
+//!
+//! Loading validates everything once, at start-up; every error names the key
+//! at fault and where its value came from. Unknown keys are errors too, so a
+//! typo never silently falls back to a default. `deploy/omniroute.toml`
+//! documents every key; a test keeps it in step with this file.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use omniroute_channel::PhoneRegion;
+use serde::{Deserialize, Serialize};
+
+/// A value that must never reach a log: Debug and Display print `***`.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether no value is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "***" })
+    }
+}
+
+/// All settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// The gRPC listener.
+    pub grpc: GrpcSettings,
+    /// Where data lives.
+    pub store: StoreSettings,
+    /// How contact data is read.
+    pub contacts: ContactSettings,
+    /// API behaviour.
+    pub api: ApiSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// The gRPC listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcSettings {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+}
+
+impl Default for GrpcSettings {
+    fn default() -> Self {
+        GrpcSettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+        }
+    }
+}
+
+/// Where data lives: PostgreSQL when `url` is set, else the embedded store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// PostgreSQL URL, for example `postgres://omniroute:pw@db:5432/omniroute`.
+    /// Empty: use the embedded store at `path`.
+    pub url: Secret,
+    /// The embedded store's file.
+    pub path: PathBuf,
+    /// PostgreSQL pool size.
+    pub pool_size: usize,
+    /// Seconds to wait for a PostgreSQL connection.
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            url: Secret::default(),
+            path: PathBuf::from("data/omniroute.db"),
+            pool_size: 16,
+            connect_timeout_secs: 10,
+        }
+    }
+}
+
+/// How contact data is read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContactSettings {
+    /// ISO 3166-1 alpha-2 region for phone numbers in national format.
+    pub default_region: String,
+}
+
+impl Default for ContactSettings {
+    fn default() -> Self {
+        ContactSettings {
+            default_region: "US".to_owned(),
+        }
+    }
+}
+
+/// API behaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSettings {
+    /// Key that signs page tokens; set the same value on every replica.
+    pub page_token_secret: Secret,
+    /// Page size when a request asks for 0.
+    pub default_page_size: u32,
+    /// Largest page size accepted.
+    pub max_page_size: u32,
+    /// Tenant of every caller until authentication lands.
+    pub default_tenant: String,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings {
+            page_token_secret: Secret::new("omniroute-page-token-v1"),
+            default_page_size: 50,
+            max_page_size: 1000,
+            default_tenant: "default".to_owned(),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// A tracing filter, for example `info` or `omniroute=debug,info`.
+    pub filter: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            filter: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// A setting that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The file, an environment variable or a value failed to parse.
+    #[error("invalid settings: {0}")]
+    Load(String),
+    /// A value parsed but is not acceptable.
+    #[error("invalid setting `{key}`: {reason}")]
+    Invalid {
+        /// The dotted key, for example `contacts.default_region`.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (which must exist when given), then the
+    /// `OMNIROUTE__…` variables of `env`, and validates the result.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, SettingsError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(SettingsError::Load(format!(
+                    "settings file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        // Only our own variables, passed in rather than read from the process,
+        // so that tests never need to set process-wide environment.
+        let vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("OMNIROUTE__"))
+            .collect();
+        let figment = figment.merge(EnvSnapshot { vars });
+        let settings: Settings = figment
+            .extract()
+            .map_err(|e| SettingsError::Load(describe(e)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if let Err(e) = self.contacts.default_region.parse::<PhoneRegion>() {
+            return Err(SettingsError::Invalid {
+                key: "contacts.default_region",
+                reason: e.to_string(),
+            });
+        }
+        if self.store.pool_size == 0 {
+            return Err(SettingsError::Invalid {
+                key: "store.pool_size",
+                reason: "must be at least 1".to_owned(),
+            });
+        }
+        if self.store.url.is_empty() && self.store.path.as_os_str().is_empty() {
+            return Err(SettingsError::Invalid {
+                key: "store.path",
+                reason: "must be set when store.url is empty".to_owned(),
+            });
+        }
+        if !self.store.url.is_empty() {
+            if let Err(e) = self.store.url.expose().parse::<tokio_postgres::Config>() {
+                return Err(SettingsError::Invalid {
+                    key: "store.url",
+                    reason: format!("not a PostgreSQL URL: {e}"),
+                });
+            }
+        }
+        if self.api.default_page_size == 0 || self.api.default_page_size > self.api.max_page_size {
+            return Err(SettingsError::Invalid {
+                key: "api.default_page_size",
+                reason: "must be between 1 and api.max_page_size".to_owned(),
+            });
+        }
+        if self.api.page_token_secret.is_empty() {
+            return Err(SettingsError::Invalid {
+                key: "api.page_token_secret",
+                reason: "must not be empty".to_owned(),
+            });
+        }
+        if self.api.default_tenant.trim().is_empty() {
+            return Err(SettingsError::Invalid {
+                key: "api.default_tenant",
+                reason: "must not be empty".to_owned(),
+            });
+        }
+        if let Err(e) = self.log.filter.parse::<tracing_subscriber::EnvFilter>() {
+            return Err(SettingsError::Invalid {
+                key: "log.filter",
+                reason: e.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The region for national phone formats (validated at load).
+    pub fn phone_region(&self) -> PhoneRegion {
+        self.contacts.default_region.parse().unwrap_or_default()
+    }
+}
+
+/// Names the key of a figment error, and the variable or file it came from,
+/// without echoing values (which may be secrets).
+fn describe(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() {
+                String::from("(root)")
+            } else {
+                e.path.join(".")
+            };
+            let origin = e
+                .metadata
+                .as_ref()
+                .and_then(|m| {
+                    m.source.as_ref().map(|s| match s {
+                        figment::Source::File(p) => format!(" in {}", p.display()),
+                        _ => format!(" in {}", m.name),
+                    })
+                })
+                .or_else(|| e.metadata.as_ref().map(|m| format!(" in {}", m.name)))
+                .unwrap_or_default();
+            let what = match &e.kind {
+                figment::error::Kind::InvalidType(actual, expected) => {
+                    format!("expected {expected}, found {actual}")
+                }
+                figment::error::Kind::UnknownField(field, _) => {
+                    format!("unknown key `{field}`")
+                }
+                other => other.to_string(),
+            };
+            format!("`{key}`{origin}: {what}")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The environment provider over a snapshot of variables.
+struct EnvSnapshot {
+    vars: Vec<(String, String)>,
+}
+
+impl figment::Provider for EnvSnapshot {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("environment variable(s) OMNIROUTE__…")
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        let mut dict = figment::value::Dict::new();
+        for (name, value) in &self.vars {
+            let path: Vec<String> = name
+                .trim_start_matches("OMNIROUTE__")
+                .split("__")
+                .map(str::to_ascii_lowercase)
+                .collect();
+            let parsed: figment::value::Value = value
+                .parse()
+                .unwrap_or_else(|_| figment::value::Value::from(value.clone()));
+            insert(&mut dict, &path, parsed);
+        }
+        Ok(figment::Profile::Default.collect(dict))
+    }
+}
+
+fn insert(dict: &mut figment::value::Dict, path: &[String], value: figment::value::Value) {
+    match path {
+        [] => {}
+        [last] => {
+            dict.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = dict
+                .entry(first.clone())
+                .or_insert_with(|| figment::value::Dict::new().into());
+            if let figment::value::Value::Dict(_, inner) = entry {
+                insert(inner, rest, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(s.grpc.listen.to_string(), "127.0.0.1:50051");
+        assert!(s.store.url.is_empty());
+        assert_eq!(s.phone_region().code(), "US");
+    }
+
+    #[test]
+    fn file_then_environment_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("omniroute.toml");
+        std::fs::write(
+            &path,
+            "[grpc]\nlisten = \"127.0.0.1:6000\"\n[contacts]\ndefault_region = \"DE\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&path), env(&[("OMNIROUTE__GRPC__LISTEN", "0.0.0.0:7000")]))
+            .unwrap();
+        assert_eq!(s.grpc.listen.to_string(), "0.0.0.0:7000");
+        assert_eq!(s.phone_region().code(), "DE");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Settings::load(None, env(&[("OMNIROUTE__GRPC__LISTEN", "nowhere")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("grpc.listen"), "{e}");
+        let e = Settings::load(None, env(&[("OMNIROUTE__CONTACTS__DEFAULT_REGION", "XX")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("contacts.default_region"), "{e}");
+        let e = Settings::load(None, env(&[("OMNIROUTE__GRPC__LISTN", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listn"), "{e}");
+        let e = Settings::load(None, env(&[("OMNIROUTE__STORE__POOL_SIZE", "lots")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("store.pool_size"), "{e}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Settings::load(
+            None,
+            env(&[("OMNIROUTE__STORE__URL", "postgres://u:hunter2@db/omniroute")]),
+        )
+        .unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let e = Settings::load(Some(Path::new("/nonexistent/omniroute.toml")), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not exist"), "{e}");
+    }
+
+    #[test]
+    fn example_file_documents_every_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/omniroute.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        // The example parses (with every key present) ...
+        let s = Settings::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(s, Settings::load(Some(&path), env(&[])).unwrap());
+        // ... and names every key the settings have.
+        let defaults = toml_keys(&Settings::default());
+        for key in defaults {
+            let leaf = key.rsplit('.').next().unwrap();
+            assert!(
+                text.contains(&format!("{leaf} =")) || text.contains(&format!("# {leaf} =")),
+                "deploy/omniroute.toml does not document `{key}`"
+            );
+        }
+    }
+
+    fn toml_keys(settings: &Settings) -> Vec<String> {
+        let value = figment::value::Value::serialize(settings).unwrap();
+        let mut keys = Vec::new();
+        if let figment::value::Value::Dict(_, sections) = value {
+            for (section, inner) in sections {
+                if let figment::value::Value::Dict(_, fields) = inner {
+                    keys.extend(fields.keys().map(|k| format!("{section}.{k}")));
+                }
+            }
+        }
+        keys
+    }
+}

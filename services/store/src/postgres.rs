@@ -1,0 +1,921 @@
+//! The PostgreSQL store, for production: any number of stateless replicas on
+//! one database.
+//!
+//! Concurrency: every write runs in one short transaction that locks the rows
+//! it changes (`SELECT … FOR UPDATE`, in id order for merges, so two merges
+//! cannot deadlock). Identity and external-reference uniqueness are enforced by
+//! unique indexes; an insert that loses a race is reported as the conflict it
+//! is, never as an internal error. Reads of a contact issue their queries
+//! together on one connection (tokio-postgres pipelines them), and lists load
+//! the identities of a whole page in one query.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use omniroute_channel::{Address, Category, Channel};
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+use uuid::Uuid;
+
+use crate::model::*;
+use crate::{Result, Store, StoreError, dedup_addresses};
+
+/// Versioned migrations, applied in order; each runs once per database.
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../migrations/postgres/0001_contacts.sql"))];
+
+/// Serializes migrations of replicas that start together.
+const MIGRATION_LOCK: i64 = 0x6f6d_6e69_726f_7574; // "omnirout"
+
+/// How to reach PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgStoreConfig {
+    /// A libpq-style URL or key=value string.
+    pub url: String,
+    /// Maximum connections in the pool.
+    pub pool_size: usize,
+    /// How long to wait for a connection before failing a call.
+    pub connect_timeout: Duration,
+}
+
+/// The PostgreSQL store.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The pool's config holds the password: never print it.
+        f.debug_struct("PgStore")
+            .field("pool_size", &self.pool.status().max_size)
+            .finish()
+    }
+}
+
+fn db(e: tokio_postgres::Error) -> StoreError {
+    StoreError::backend(e)
+}
+
+impl PgStore {
+    /// Connects, checks the connection and applies pending migrations.
+    pub async fn connect(config: &PgStoreConfig) -> Result<PgStore> {
+        let mut pg: tokio_postgres::Config = config.url.parse().map_err(db)?;
+        pg.connect_timeout(config.connect_timeout);
+        pg.application_name("omniroute");
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(config.connect_timeout))
+            .create_timeout(Some(config.connect_timeout))
+            .build()
+            .map_err(StoreError::backend)?;
+        let store = PgStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(StoreError::backend)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(db)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version    INTEGER PRIMARY KEY,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+             )",
+        )
+        .await
+        .map_err(db)?;
+        let applied: Vec<i32> = tx
+            .query("SELECT version FROM schema_migrations", &[])
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for (version, sql) in MIGRATIONS {
+            if !applied.contains(version) {
+                tx.batch_execute(sql).await.map_err(db)?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version) VALUES ($1)",
+                    &[version],
+                )
+                .await
+                .map_err(db)?;
+                tracing::info!(version, "applied postgres migration");
+            }
+        }
+        tx.commit().await.map_err(db)
+    }
+}
+
+/// Resolves a possibly merged id without locking.
+async fn resolve(c: &impl GenericClient, tenant: &str, id: Uuid) -> Result<(Uuid, ContactState)> {
+    let stmt = c
+        .prepare_cached(
+            "SELECT COALESCE(t.id, c.id), COALESCE(t.state, c.state)
+             FROM contacts c
+             LEFT JOIN contacts t ON c.state = 3 AND t.tenant = c.tenant AND t.id = c.merged_into
+             WHERE c.tenant = $1 AND c.id = $2",
+        )
+        .await
+        .map_err(db)?;
+    let row = c
+        .query_opt(&stmt, &[&tenant, &id])
+        .await
+        .map_err(db)?
+        .ok_or_else(|| StoreError::contact_not_found(id))?;
+    Ok((row.get(0), ContactState::from_code(row.get(1))))
+}
+
+/// Resolves a possibly merged id and locks the resolved row.
+async fn lock(c: &impl GenericClient, tenant: &str, id: Uuid) -> Result<(Uuid, ContactState)> {
+    let stmt = c
+        .prepare_cached(
+            "SELECT state, merged_into FROM contacts WHERE tenant = $1 AND id = $2 FOR UPDATE",
+        )
+        .await
+        .map_err(db)?;
+    let mut current = id;
+    // Merges re-point every retired id at the survivor, so one hop suffices;
+    // the loop only covers a merge that committed while we waited for the lock.
+    for _ in 0..4 {
+        let row = c
+            .query_opt(&stmt, &[&tenant, &current])
+            .await
+            .map_err(db)?
+            .ok_or_else(|| StoreError::contact_not_found(id))?;
+        let state = ContactState::from_code(row.get(0));
+        match (state, row.get::<_, Option<Uuid>>(1)) {
+            (ContactState::Merged, Some(into)) => current = into,
+            _ => return Ok((current, state)),
+        }
+    }
+    Err(StoreError::contact_not_found(id))
+}
+
+async fn lock_active(c: &impl GenericClient, tenant: &str, id: Uuid) -> Result<Uuid> {
+    match lock(c, tenant, id).await? {
+        (id, ContactState::Active) => Ok(id),
+        (id, _) => Err(StoreError::Erased(id)),
+    }
+}
+
+/// Loads contacts by id (already resolved), in the order given.
+async fn load_contacts(c: &impl GenericClient, tenant: &str, ids: &[Uuid]) -> Result<Vec<Contact>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let contacts_stmt = c
+        .prepare_cached(
+            "SELECT id, state, display_name, locale, time_zone, external_ref, labels, attributes,
+                    create_time, update_time, erase_time, erasure
+             FROM contacts WHERE tenant = $1 AND id = ANY($2)",
+        )
+        .await
+        .map_err(db)?;
+    let identities_stmt = c
+        .prepare_cached(
+            "SELECT contact_id, channel, key, address, wa_id, create_time FROM identities
+             WHERE tenant = $1 AND contact_id = ANY($2) ORDER BY create_time, channel, key",
+        )
+        .await
+        .map_err(db)?;
+    let merged_stmt = c
+        .prepare_cached(
+            "SELECT merged_into, id FROM contacts
+             WHERE tenant = $1 AND merged_into = ANY($2) ORDER BY id",
+        )
+        .await
+        .map_err(db)?;
+    let ids = ids.to_vec();
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&tenant, &ids];
+    let (rows, identity_rows, merged_rows) = tokio::try_join!(
+        c.query(&contacts_stmt, &params),
+        c.query(&identities_stmt, &params),
+        c.query(&merged_stmt, &params),
+    )
+    .map_err(db)?;
+
+    let mut by_id: HashMap<Uuid, Contact> = HashMap::with_capacity(rows.len());
+    for r in rows {
+        let id: Uuid = r.get(0);
+        let attributes: serde_json::Value = r.get(7);
+        let erase_time: Option<SystemTime> = r.get(10);
+        let erasure: Option<serde_json::Value> = r.get(11);
+        by_id.insert(
+            id,
+            Contact {
+                id,
+                state: ContactState::from_code(r.get(1)),
+                profile: Profile {
+                    display_name: r.get(2),
+                    locale: r.get(3),
+                    time_zone: r.get(4),
+                    external_ref: r.get(5),
+                    labels: r.get(6),
+                    attributes: serde_json::from_value(attributes).unwrap_or_default(),
+                },
+                identities: Vec::new(),
+                merged_from: Vec::new(),
+                create_time: r.get(8),
+                update_time: r.get(9),
+                erasure: erase_time.map(|t| {
+                    (
+                        t,
+                        erasure
+                            .and_then(|e| serde_json::from_value(e).ok())
+                            .unwrap_or_default(),
+                    )
+                }),
+            },
+        );
+    }
+    for r in identity_rows {
+        let Some(channel) = Channel::parse(r.get(1)) else {
+            continue;
+        };
+        if let Some(contact) = by_id.get_mut(&r.get::<_, Uuid>(0)) {
+            contact.identities.push(Identity {
+                address: Address::from_stored(channel, r.get(3), r.get(2), r.get(4)),
+                create_time: r.get(5),
+            });
+        }
+    }
+    for r in merged_rows {
+        if let Some(contact) = by_id.get_mut(&r.get::<_, Uuid>(0)) {
+            contact.merged_from.push(r.get(1));
+        }
+    }
+    ids.iter()
+        .map(|id| by_id.remove(id).ok_or_else(|| StoreError::contact_not_found(*id)))
+        .collect()
+}
+
+async fn load_contact(c: &impl GenericClient, tenant: &str, id: Uuid) -> Result<Contact> {
+    let mut contacts = load_contacts(c, tenant, &[id]).await?;
+    contacts.pop().ok_or_else(|| StoreError::contact_not_found(id))
+}
+
+async fn external_ref_owner(
+    c: &impl GenericClient,
+    tenant: &str,
+    external_ref: Option<&str>,
+    except: Uuid,
+) -> Result<()> {
+    let Some(external_ref) = external_ref else {
+        return Ok(());
+    };
+    let stmt = c
+        .prepare_cached(
+            "SELECT id FROM contacts WHERE tenant = $1 AND external_ref = $2 AND id <> $3",
+        )
+        .await
+        .map_err(db)?;
+    match c
+        .query_opt(&stmt, &[&tenant, &external_ref, &except])
+        .await
+        .map_err(db)?
+    {
+        Some(row) => Err(StoreError::ExternalRefTaken { owner: row.get(0) }),
+        None => Ok(()),
+    }
+}
+
+/// Maps a unique violation that lost a race against a concurrent writer.
+fn conflict(e: tokio_postgres::Error) -> StoreError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        if let Some(db_error) = e.as_db_error() {
+            if db_error.constraint() == Some("contacts_external_ref") {
+                return StoreError::ExternalRefTaken { owner: Uuid::nil() };
+            }
+        }
+    }
+    db(e)
+}
+
+/// Links addresses to a contact in one statement; refuses any owned by another
+/// contact, and refreshes the last-seen wa_id of those the contact already has.
+async fn link(
+    c: &impl GenericClient,
+    tenant: &str,
+    id: Uuid,
+    addresses: &[Address],
+    now: SystemTime,
+) -> Result<()> {
+    if addresses.is_empty() {
+        return Ok(());
+    }
+    let channels: Vec<&str> = addresses.iter().map(|a| a.channel().as_str()).collect();
+    let keys: Vec<&str> = addresses.iter().map(Address::key).collect();
+    let values: Vec<&str> = addresses.iter().map(Address::value).collect();
+    let wa_ids: Vec<Option<&str>> = addresses.iter().map(Address::wa_id).collect();
+    let insert = c
+        .prepare_cached(
+            "INSERT INTO identities (tenant, channel, key, address, wa_id, contact_id, create_time)
+             SELECT $1, channel, key, address, wa_id, $6, $7
+             FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS t(channel, key, address, wa_id)
+             ON CONFLICT (tenant, channel, key)
+             DO UPDATE SET wa_id = COALESCE(EXCLUDED.wa_id, identities.wa_id)
+             WHERE identities.contact_id = EXCLUDED.contact_id
+             RETURNING channel, key",
+        )
+        .await
+        .map_err(db)?;
+    let done = c
+        .query(&insert, &[&tenant, &channels, &keys, &values, &wa_ids, &id, &now])
+        .await
+        .map_err(db)?;
+    if done.len() == addresses.len() {
+        return Ok(());
+    }
+    // Some identity belongs to another contact: name the owner.
+    let owners = c
+        .prepare_cached(
+            "SELECT channel, contact_id FROM identities
+             WHERE tenant = $1 AND (channel, key) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+               AND contact_id <> $4
+             LIMIT 1",
+        )
+        .await
+        .map_err(db)?;
+    match c
+        .query_opt(&owners, &[&tenant, &channels, &keys, &id])
+        .await
+        .map_err(db)?
+    {
+        Some(row) => Err(StoreError::IdentityTaken {
+            channel: Channel::parse(row.get(0)).unwrap_or(Channel::Email),
+            owner: row.get(1),
+        }),
+        None => Err(StoreError::backend(std::io::Error::other(
+            "identity insert conflicted without an owner",
+        ))),
+    }
+}
+
+async fn write_profile(
+    c: &impl GenericClient,
+    tenant: &str,
+    id: Uuid,
+    p: &Profile,
+    now: SystemTime,
+) -> Result<()> {
+    let stmt = c
+        .prepare_cached(
+            "UPDATE contacts SET display_name = $3, locale = $4, time_zone = $5, external_ref = $6,
+                    labels = $7, attributes = $8, update_time = $9
+             WHERE tenant = $1 AND id = $2",
+        )
+        .await
+        .map_err(db)?;
+    let attributes = serde_json::to_value(&p.attributes).map_err(StoreError::backend)?;
+    c.execute(
+        &stmt,
+        &[
+            &tenant,
+            &id,
+            &p.display_name,
+            &p.locale,
+            &p.time_zone,
+            &p.external_ref,
+            &p.labels,
+            &attributes,
+            &now,
+        ],
+    )
+    .await
+    .map_err(conflict)?;
+    Ok(())
+}
+
+async fn touch(c: &impl GenericClient, tenant: &str, id: Uuid, now: SystemTime) -> Result<()> {
+    c.execute(
+        "UPDATE contacts SET update_time = $3 WHERE tenant = $1 AND id = $2",
+        &[&tenant, &id, &now],
+    )
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+async fn read_consents(
+    c: &impl GenericClient,
+    tenant: &str,
+    id: Uuid,
+    after: Option<Uuid>,
+    limit: usize,
+) -> Result<Vec<ConsentRecord>> {
+    let stmt = c
+        .prepare_cached(
+            "SELECT id, channel, category, action, source, legal_basis, evidence, record_time, create_time
+             FROM consent_records
+             WHERE tenant = $1 AND contact_id = $2 AND ($3::uuid IS NULL OR id > $3)
+             ORDER BY id LIMIT $4",
+        )
+        .await
+        .map_err(db)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = c
+        .query(&stmt, &[&tenant, &id, &after, &limit])
+        .await
+        .map_err(db)?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            Some(ConsentRecord {
+                id: r.get(0),
+                contact_id: id,
+                channel: Channel::parse(r.get(1))?,
+                category: Category::parse(r.get(2))?,
+                action: if r.get::<_, i16>(3) == 2 {
+                    ConsentAction::Revoke
+                } else {
+                    ConsentAction::Grant
+                },
+                source: r.get(4),
+                legal_basis: LegalBasis::from_code(r.get(5)),
+                evidence: r.get(6),
+                record_time: r.get(7),
+                create_time: r.get(8),
+            })
+        })
+        .collect())
+}
+
+async fn read_preferences(c: &impl GenericClient, tenant: &str, id: Uuid) -> Result<Preferences> {
+    let stmt = c
+        .prepare_cached(
+            "SELECT preferences, time_zone, locale, preferences_update_time
+             FROM contacts WHERE tenant = $1 AND id = $2",
+        )
+        .await
+        .map_err(db)?;
+    let (row, records) = tokio::try_join!(
+        async { c.query_one(&stmt, &[&tenant, &id]).await.map_err(db) },
+        read_consents(c, tenant, id, None, usize::MAX),
+    )?;
+    let channels: serde_json::Value = row.get(0);
+    Ok(Preferences {
+        contact_id: id,
+        channels: serde_json::from_value(channels).unwrap_or_default(),
+        time_zone: row.get(1),
+        locale: row.get(2),
+        consents: derive_consents(&records),
+        update_time: row.get(3),
+    })
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn create_contact(&self, tenant: &str, contact: NewContact) -> Result<Contact> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let id = Uuid::now_v7();
+        let now = now();
+        let p = &contact.profile;
+        external_ref_owner(&tx, tenant, p.external_ref.as_deref(), id).await?;
+        let attributes = serde_json::to_value(&p.attributes).map_err(StoreError::backend)?;
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO contacts (tenant, id, state, display_name, locale, time_zone, external_ref,
+                        labels, attributes, create_time, update_time)
+                 VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $9)",
+            )
+            .await
+            .map_err(db)?;
+        tx.execute(
+            &stmt,
+            &[
+                &tenant,
+                &id,
+                &p.display_name,
+                &p.locale,
+                &p.time_zone,
+                &p.external_ref,
+                &p.labels,
+                &attributes,
+                &now,
+            ],
+        )
+        .await
+        .map_err(conflict)?;
+        link(&tx, tenant, id, &dedup_addresses(contact.identities), now).await?;
+        let contact = load_contact(&tx, tenant, id).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(contact)
+    }
+
+    async fn get_contact(&self, tenant: &str, id: Uuid) -> Result<Contact> {
+        let client = self.client().await?;
+        let (id, _) = resolve(&client, tenant, id).await?;
+        load_contact(&client, tenant, id).await
+    }
+
+    async fn list_contacts(&self, tenant: &str, query: ContactQuery) -> Result<Vec<Contact>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT id FROM contacts
+                 WHERE tenant = $1 AND ($2::uuid IS NULL OR id > $2)
+                   AND (state = 1 OR ($3 AND state = 2))
+                   AND ($4::text IS NULL OR labels @> ARRAY[$4::text])
+                 ORDER BY id LIMIT $5",
+            )
+            .await
+            .map_err(db)?;
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let ids: Vec<Uuid> = client
+            .query(
+                &stmt,
+                &[&tenant, &query.after, &query.show_erased, &query.label, &limit],
+            )
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        load_contacts(&client, tenant, &ids).await
+    }
+
+    async fn update_contact(&self, tenant: &str, id: Uuid, patch: ProfilePatch) -> Result<Contact> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let id = lock_active(&tx, tenant, id).await?;
+        let mut profile = load_contact(&tx, tenant, id).await?.profile;
+        patch.apply(&mut profile);
+        external_ref_owner(&tx, tenant, profile.external_ref.as_deref(), id).await?;
+        write_profile(&tx, tenant, id, &profile, now()).await?;
+        let contact = load_contact(&tx, tenant, id).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(contact)
+    }
+
+    async fn link_identity(&self, tenant: &str, id: Uuid, address: Address) -> Result<Contact> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let id = lock_active(&tx, tenant, id).await?;
+        let now = now();
+        link(&tx, tenant, id, std::slice::from_ref(&address), now).await?;
+        touch(&tx, tenant, id, now).await?;
+        let contact = load_contact(&tx, tenant, id).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(contact)
+    }
+
+    async fn unlink_identity(&self, tenant: &str, id: Uuid, address: Address) -> Result<Contact> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let id = lock_active(&tx, tenant, id).await?;
+        let removed = tx
+            .execute(
+                "DELETE FROM identities
+                 WHERE tenant = $1 AND channel = $2 AND key = $3 AND contact_id = $4",
+                &[&tenant, &address.channel().as_str(), &address.key(), &id],
+            )
+            .await
+            .map_err(db)?;
+        if removed == 0 {
+            return Err(StoreError::IdentityNotLinked(id));
+        }
+        touch(&tx, tenant, id, now()).await?;
+        let contact = load_contact(&tx, tenant, id).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(contact)
+    }
+
+    async fn find_by_keys(&self, tenant: &str, keys: &[(Channel, String)]) -> Result<Option<Contact>> {
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let client = self.client().await?;
+        let channels: Vec<&str> = keys.iter().map(|(c, _)| c.as_str()).collect();
+        let key_values: Vec<&str> = keys.iter().map(|(_, k)| k.as_str()).collect();
+        let stmt = client
+            .prepare_cached(
+                "SELECT i.contact_id FROM identities i
+                 JOIN unnest($2::text[], $3::text[]) WITH ORDINALITY AS k(channel, key, n)
+                   ON i.channel = k.channel AND i.key = k.key
+                 WHERE i.tenant = $1
+                 ORDER BY k.n LIMIT 1",
+            )
+            .await
+            .map_err(db)?;
+        match client
+            .query_opt(&stmt, &[&tenant, &channels, &key_values])
+            .await
+            .map_err(db)?
+        {
+            Some(row) => load_contact(&client, tenant, row.get(0)).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn find_by_external_ref(
+        &self,
+        tenant: &str,
+        external_ref: &str,
+    ) -> Result<Option<Contact>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT id FROM contacts WHERE tenant = $1 AND external_ref = $2")
+            .await
+            .map_err(db)?;
+        match client
+            .query_opt(&stmt, &[&tenant, &external_ref])
+            .await
+            .map_err(db)?
+        {
+            Some(row) => load_contact(&client, tenant, row.get(0)).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn merge_contacts(
+        &self,
+        tenant: &str,
+        survivor: Uuid,
+        sources: &[Uuid],
+    ) -> Result<Contact> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        // Lock every row involved in id order, so that concurrent merges of
+        // overlapping sets wait for each other instead of deadlocking.
+        let mut all: Vec<Uuid> = sources.to_vec();
+        all.push(survivor);
+        all.sort();
+        all.dedup();
+        let mut resolved = HashMap::new();
+        for id in &all {
+            resolved.insert(*id, lock(&tx, tenant, *id).await?);
+        }
+        let (survivor_id, state) = resolved[&survivor];
+        if state != ContactState::Active {
+            return Err(StoreError::Erased(survivor_id));
+        }
+        let mut retired = Vec::new();
+        for source in sources {
+            let (id, state) = resolved[source];
+            if id == survivor_id {
+                if *source == survivor {
+                    return Err(StoreError::InvalidMerge(format!(
+                        "contacts/{survivor} cannot be merged into itself"
+                    )));
+                }
+                continue;
+            }
+            if state != ContactState::Active {
+                return Err(StoreError::InvalidMerge(format!("contacts/{id} is erased")));
+            }
+            if !retired.contains(&id) {
+                retired.push(id);
+            }
+        }
+        let now = now();
+        let mut loaded = load_contacts(&tx, tenant, &[&[survivor_id][..], &retired].concat()).await?;
+        let mut profile = loaded.remove(0).profile;
+        let mut prefs = read_preferences(&tx, tenant, survivor_id).await?.channels;
+        for src in &loaded {
+            merge_profiles(&mut profile, &src.profile);
+            if prefs.is_empty() {
+                prefs = read_preferences(&tx, tenant, src.id).await?.channels;
+            }
+        }
+        tx.execute(
+            "UPDATE identities SET contact_id = $2 WHERE tenant = $1 AND contact_id = ANY($3)",
+            &[&tenant, &survivor_id, &retired],
+        )
+        .await
+        .map_err(db)?;
+        tx.execute(
+            "UPDATE consent_records SET contact_id = $2 WHERE tenant = $1 AND contact_id = ANY($3)",
+            &[&tenant, &survivor_id, &retired],
+        )
+        .await
+        .map_err(db)?;
+        // Earlier merges into a source now point at the survivor, so every
+        // retired id resolves in one step.
+        tx.execute(
+            "UPDATE contacts SET merged_into = $2 WHERE tenant = $1 AND merged_into = ANY($3)",
+            &[&tenant, &survivor_id, &retired],
+        )
+        .await
+        .map_err(db)?;
+        // Retired rows keep no personal data: it all moved to the survivor.
+        tx.execute(
+            "UPDATE contacts SET state = 3, merged_into = $2, display_name = '', locale = '',
+                    time_zone = '', external_ref = NULL, labels = '{}', attributes = '{}',
+                    preferences = '{}', update_time = $4
+             WHERE tenant = $1 AND id = ANY($3)",
+            &[&tenant, &survivor_id, &retired, &now],
+        )
+        .await
+        .map_err(db)?;
+        write_profile(&tx, tenant, survivor_id, &profile, now).await?;
+        let prefs = serde_json::to_value(&prefs).map_err(StoreError::backend)?;
+        tx.execute(
+            "UPDATE contacts SET preferences = $3 WHERE tenant = $1 AND id = $2",
+            &[&tenant, &survivor_id, &prefs],
+        )
+        .await
+        .map_err(db)?;
+        let contact = load_contact(&tx, tenant, survivor_id).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(contact)
+    }
+
+    async fn erase_contact(&self, tenant: &str, id: Uuid) -> Result<Contact> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let (id, state) = lock(&tx, tenant, id).await?;
+        if state != ContactState::Erased {
+            let identities = tx
+                .execute(
+                    "DELETE FROM identities WHERE tenant = $1 AND contact_id = $2",
+                    &[&tenant, &id],
+                )
+                .await
+                .map_err(db)?;
+            let consents = tx
+                .execute(
+                    "DELETE FROM consent_records WHERE tenant = $1 AND contact_id = $2",
+                    &[&tenant, &id],
+                )
+                .await
+                .map_err(db)?;
+            let summary = ErasureSummary {
+                identities_removed: i32::try_from(identities).unwrap_or(i32::MAX),
+                consent_records_removed: i32::try_from(consents).unwrap_or(i32::MAX),
+                messages_redacted: 0,
+            };
+            let summary = serde_json::to_value(summary).map_err(StoreError::backend)?;
+            tx.execute(
+                "UPDATE contacts SET state = 2, display_name = '', locale = '', time_zone = '',
+                        external_ref = NULL, labels = '{}', attributes = '{}', preferences = '{}',
+                        preferences_update_time = NULL, update_time = $3, erase_time = $3, erasure = $4
+                 WHERE tenant = $1 AND id = $2",
+                &[&tenant, &id, &now(), &summary],
+            )
+            .await
+            .map_err(db)?;
+        }
+        let contact = load_contact(&tx, tenant, id).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(contact)
+    }
+
+    async fn get_preferences(&self, tenant: &str, id: Uuid) -> Result<Preferences> {
+        let client = self.client().await?;
+        let (id, _) = resolve(&client, tenant, id).await?;
+        read_preferences(&client, tenant, id).await
+    }
+
+    async fn update_preferences(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        patch: PreferencesPatch,
+    ) -> Result<Preferences> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let id = lock_active(&tx, tenant, id).await?;
+        let current = read_preferences(&tx, tenant, id).await?;
+        let mut channels = current.channels;
+        if let Some(v) = patch.channel_order {
+            channels.channel_order = v;
+        }
+        if let Some(v) = patch.categories {
+            channels.categories = v;
+        }
+        if let Some(v) = patch.quiet_hours {
+            channels.quiet_hours = v;
+        }
+        let channels = serde_json::to_value(&channels).map_err(StoreError::backend)?;
+        tx.execute(
+            "UPDATE contacts SET preferences = $3, time_zone = $4, locale = $5,
+                    preferences_update_time = $6, update_time = $6
+             WHERE tenant = $1 AND id = $2",
+            &[
+                &tenant,
+                &id,
+                &channels,
+                &patch.time_zone.unwrap_or(current.time_zone),
+                &patch.locale.unwrap_or(current.locale),
+                &now(),
+            ],
+        )
+        .await
+        .map_err(db)?;
+        let preferences = read_preferences(&tx, tenant, id).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(preferences)
+    }
+
+    async fn record_consent(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        consent: NewConsent,
+    ) -> Result<ConsentRecord> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        // The lock orders the append against a concurrent merge or erasure.
+        let id = lock_active(&tx, tenant, id).await?;
+        let created = now();
+        let record = ConsentRecord {
+            id: Uuid::now_v7(),
+            contact_id: id,
+            channel: consent.channel,
+            category: consent.category,
+            action: consent.action,
+            source: consent.source,
+            legal_basis: consent.legal_basis,
+            evidence: consent.evidence,
+            record_time: consent
+                .record_time
+                .map(|t| from_micros(to_micros(t)))
+                .unwrap_or(created),
+            create_time: created,
+        };
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO consent_records (tenant, id, contact_id, channel, category, action,
+                        source, legal_basis, evidence, record_time, create_time)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .await
+            .map_err(db)?;
+        let action: i16 = if record.action == ConsentAction::Grant { 1 } else { 2 };
+        tx.execute(
+            &stmt,
+            &[
+                &tenant,
+                &record.id,
+                &id,
+                &record.channel.as_str(),
+                &record.category.as_str(),
+                &action,
+                &record.source,
+                &record.legal_basis.code(),
+                &record.evidence,
+                &record.record_time,
+                &record.create_time,
+            ],
+        )
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(record)
+    }
+
+    async fn list_consents(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<ConsentRecord>> {
+        let client = self.client().await?;
+        let (id, _) = resolve(&client, tenant, id).await?;
+        read_consents(&client, tenant, id, after, limit).await
+    }
+
+    async fn export_contact(&self, tenant: &str, id: Uuid) -> Result<ContactExport> {
+        let mut client = self.client().await?;
+        // One snapshot for the whole document.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(db)?;
+        let (id, _) = resolve(&tx, tenant, id).await?;
+        let (contact, preferences, consent_records) = tokio::try_join!(
+            load_contact(&tx, tenant, id),
+            read_preferences(&tx, tenant, id),
+            read_consents(&tx, tenant, id, None, usize::MAX),
+        )?;
+        tx.commit().await.map_err(db)?;
+        Ok(ContactExport {
+            contact,
+            preferences,
+            consent_records,
+        })
+    }
+}

@@ -1,0 +1,107 @@
+//! The store conformance suite: one set of checks that every [`Store`]
+//! implementation must pass, run against both backends.
+//!
+//! Each check is a backend-neutral `async fn check(store: Arc<dyn Store>)`;
+//! [`conformance!`] instantiates every check as a test in `sqlite::` (a fresh
+//! SQLite file) and in `postgres::` (a fresh PostgreSQL database, see
+//! `omniroute_store::testing`), so the two backends run the identical suite.
+//! A few checks that concern one backend only (durability of the file,
+//! migrations) are listed separately.
+
+#[path = "conformance/contacts.rs"]
+mod contacts;
+#[path = "conformance/identities.rs"]
+mod identities;
+#[path = "conformance/ledger.rs"]
+mod ledger;
+#[path = "conformance/lifecycle.rs"]
+mod lifecycle;
+#[path = "conformance/support.rs"]
+mod support;
+
+use contacts::*;
+use identities::*;
+use ledger::*;
+use lifecycle::*;
+
+/// Instantiates every check as a `#[tokio::test]` for both backends, plus the
+/// backend-specific checks (which take no store: they build their own).
+macro_rules! conformance {
+    (
+        checks: [$($check:ident),* $(,)?],
+        sqlite_only: [$($sqlite_only:ident),* $(,)?],
+        postgres_only: [$($postgres_only:ident),* $(,)?] $(,)?
+    ) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let (store, _dir) = omniroute_store::testing::fresh_sqlite_store().await;
+                    super::$check(std::sync::Arc::new(store)).await;
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $sqlite_only() {
+                    super::$sqlite_only().await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let store = omniroute_store::testing::fresh_pg_store().await;
+                    super::$check(std::sync::Arc::new(store)).await;
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $postgres_only() {
+                    super::$postgres_only().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    checks: [
+        // contacts
+        create_and_get_round_trip_every_field,
+        empty_profile_round_trips,
+        unknown_ids_are_not_found,
+        tenants_are_isolated,
+        list_in_creation_order_and_page_each_contact_once,
+        list_filters_by_label,
+        list_hides_erased_unless_asked_and_never_lists_merged,
+        update_changes_only_the_given_fields,
+        external_ref_is_unique_per_tenant,
+        // identities
+        link_is_idempotent_for_the_same_identity,
+        linking_another_contacts_identity_changes_nothing,
+        create_with_a_taken_identity_creates_nothing,
+        concurrent_creates_with_one_identity_have_one_owner,
+        concurrent_creates_with_one_external_ref_have_one_owner,
+        whatsapp_relink_refreshes_the_wa_id,
+        find_by_keys_matches_every_spelling,
+        unlink_removes_only_linked_identities,
+        // merge and erasure
+        merge_moves_identities_consents_and_profile,
+        merge_keeps_the_survivors_preferences,
+        merge_chains_resolve_to_the_last_survivor,
+        merge_refuses_itself_and_erased_contacts,
+        merge_moves_the_external_ref_when_the_survivor_has_none,
+        erase_removes_personal_data,
+        erase_is_idempotent_and_freezes_the_contact,
+        merged_id_of_an_erased_survivor_resolves_to_the_tombstone,
+        // preferences and the consent ledger
+        preferences_default_empty_and_patch,
+        consent_latest_record_time_decides,
+        list_consents_oldest_first_in_pages,
+        export_holds_contact_preferences_and_ledger,
+    ],
+    sqlite_only: [store_file_survives_reopen],
+    postgres_only: [migrations_are_idempotent],
+}
