@@ -4,7 +4,11 @@
 //! The .proto files in `proto/omniroute/v1` are the source of truth; this crate
 //! only compiles them. Nothing outside the server's API layer depends on it.
 
-#![allow(missing_docs, clippy::large_enum_variant, missing_debug_implementations)]
+#![allow(
+    missing_docs,
+    clippy::large_enum_variant,
+    missing_debug_implementations
+)]
 
 /// Package `omniroute.v1`.
 pub mod v1 {

@@ -1,1 +1,126 @@
-//! Test support.
+//! Support for the end-to-end tests: a real omniroute server on a random
+//! local port, over the embedded store (a fresh file) or PostgreSQL (a fresh
+//! database), and tonic clients connected to it over TCP.
+//!
+//! Logs stay silent unless `TEST_LOG` is set (then they go to stderr at the
+//! level it names, for example `TEST_LOG=debug`).
+
+use std::sync::Once;
+
+use omniroute::settings::{LogSettings, Secret};
+use omniroute::{Application, Settings};
+use omniroute_proto::v1::contact_service_client::ContactServiceClient;
+use omniroute_proto::v1::messaging_service_client::MessagingServiceClient;
+use omniroute_proto::v1::preference_service_client::PreferenceServiceClient;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+/// Which store a test server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded SQLite store in a fresh temporary folder.
+    Embedded,
+    /// PostgreSQL, in a fresh database on the test server.
+    Postgres,
+}
+
+/// A running server and clients connected to it.
+#[derive(Debug)]
+pub struct TestApp {
+    /// The server's port.
+    pub port: u16,
+    /// ContactService client.
+    pub contacts: ContactServiceClient<Channel>,
+    /// PreferenceService client.
+    pub preferences: PreferenceServiceClient<Channel>,
+    /// MessagingService client.
+    pub messaging: MessagingServiceClient<Channel>,
+    /// The raw channel, for other clients.
+    pub channel: Channel,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<Result<(), String>>>,
+    _dir: tempfile::TempDir,
+}
+
+fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if let Ok(level) = std::env::var("TEST_LOG") {
+            omniroute::telemetry::init(&LogSettings {
+                filter: if level.is_empty() {
+                    "info".into()
+                } else {
+                    level
+                },
+                ..LogSettings::default()
+            });
+        }
+    });
+}
+
+impl TestApp {
+    /// Starts a server on `backend` with phone region DE.
+    pub async fn spawn(backend: Backend) -> TestApp {
+        TestApp::spawn_with(backend, |_| {}).await
+    }
+
+    /// Starts a server after `adjust` changed its settings.
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        init_logs();
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let mut settings = Settings::default();
+        settings.grpc.listen = "127.0.0.1:0".parse().expect("address");
+        settings.contacts.default_region = "DE".into();
+        settings.store.path = dir.path().join("omniroute.db");
+        if backend == Backend::Postgres {
+            settings.store.url = Secret::new(omniroute_store::testing::fresh_pg_url().await);
+            settings.store.pool_size = 4;
+        }
+        adjust(&mut settings);
+        settings.validate().expect("test settings are valid");
+        let app = Application::build(settings).await.expect("server builds");
+        let port = app.port();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            app.run_until_stopped(async {
+                let _ = rx.await;
+            })
+            .await
+            .map_err(|e| format!("{e:#}"))
+        });
+        let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("client connects");
+        TestApp {
+            port,
+            contacts: ContactServiceClient::new(channel.clone()),
+            preferences: PreferenceServiceClient::new(channel.clone()),
+            messaging: MessagingServiceClient::new(channel.clone()),
+            channel,
+            shutdown: Some(tx),
+            server: Some(server),
+            _dir: dir,
+        }
+    }
+
+    /// Stops the server gracefully and reports how it ended.
+    pub async fn stop(mut self) -> Result<(), String> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.server.take() {
+            Some(handle) => handle.await.map_err(|e| e.to_string())?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}

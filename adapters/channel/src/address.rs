@@ -117,7 +117,12 @@ impl Address {
     }
 
     /// Rebuilds an address from its stored parts without re-validating them.
-    pub fn from_stored(channel: Channel, value: String, key: String, wa_id: Option<String>) -> Self {
+    pub fn from_stored(
+        channel: Channel,
+        value: String,
+        key: String,
+        wa_id: Option<String>,
+    ) -> Self {
         Address {
             channel,
             value,
@@ -165,7 +170,10 @@ impl fmt::Display for Address {
 /// The identity keys an address given without a channel can match: an email
 /// address matches email identities; a phone number in any form matches both
 /// voice and WhatsApp identities.
-pub fn lookup_keys(input: &str, region: PhoneRegion) -> Result<Vec<(Channel, String)>, AddressError> {
+pub fn lookup_keys(
+    input: &str,
+    region: PhoneRegion,
+) -> Result<Vec<(Channel, String)>, AddressError> {
     if input.contains('@') {
         let (_, key) = normalize_email(input)?;
         return Ok(vec![(Channel::Email, key)]);
@@ -309,7 +317,9 @@ fn normalize_email(input: &str) -> Result<(String, String), AddressError> {
         return Err(AddressError::InvalidEmail("empty local part"));
     }
     if local.len() > 64 {
-        return Err(AddressError::InvalidEmail("local part longer than 64 characters"));
+        return Err(AddressError::InvalidEmail(
+            "local part longer than 64 characters",
+        ));
     }
     if local.contains('@') {
         return Err(AddressError::InvalidEmail("more than one '@'"));
@@ -347,7 +357,9 @@ fn normalize_email(input: &str) -> Result<(String, String), AddressError> {
         .last()
         .is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit()))
     {
-        return Err(AddressError::InvalidEmail("the top-level domain is numeric"));
+        return Err(AddressError::InvalidEmail(
+            "the top-level domain is numeric",
+        ));
     }
     let value = format!("{local}@{domain}");
     let key = value.to_lowercase();
@@ -363,7 +375,10 @@ mod tests {
     }
 
     fn key(channel: Channel, input: &str) -> String {
-        Address::parse(channel, input, de()).unwrap().key().to_owned()
+        Address::parse(channel, input, de())
+            .unwrap()
+            .key()
+            .to_owned()
     }
 
     #[test]
@@ -411,7 +426,15 @@ mod tests {
 
     #[test]
     fn invalid_phone_numbers_are_refused() {
-        for input in ["", "   ", "hello", "+49 1", "12", "+999 123456", "0151 2345abc"] {
+        for input in [
+            "",
+            "   ",
+            "hello",
+            "+49 1",
+            "12",
+            "+999 123456",
+            "0151 2345abc",
+        ] {
             assert!(
                 Address::parse(Channel::Voice, input, de()).is_err(),
                 "{input:?} was accepted"

@@ -36,9 +36,9 @@ impl Application {
     /// Opens the store (applying migrations) and binds the gRPC listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let store = open_store(&settings).await?;
-        let listener = TcpListener::bind(settings.grpc.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on grpc.listen {}: {e}", settings.grpc.listen))?;
+        let listener = TcpListener::bind(settings.grpc.listen).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on grpc.listen {}: {e}", settings.grpc.listen)
+        })?;
         let local_addr = listener.local_addr()?;
         Ok(Application {
             listener,
@@ -71,8 +71,12 @@ impl Application {
         let ctx = ApiContext::new(Arc::clone(&self.store), &self.settings);
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<ContactServiceServer<ContactApi>>().await;
-        health.set_serving::<PreferenceServiceServer<PreferenceApi>>().await;
+        health
+            .set_serving::<ContactServiceServer<ContactApi>>()
+            .await;
+        health
+            .set_serving::<PreferenceServiceServer<PreferenceApi>>()
+            .await;
         // The whole server ("") is SERVING once the store is open, which it is
         // by the time `build` returned.
         health
@@ -90,7 +94,25 @@ impl Application {
 
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         tracing::info!(addr = %self.local_addr, store = store_kind(&self.settings), "omniroute listening");
-        Server::builder()
+        // On shutdown the listener closes and connections get GOAWAY; calls in
+        // flight finish. A client that keeps an idle connection open must not
+        // hold the process forever (hyper's graceful shutdown can wait on such
+        // a connection indefinitely, hyperium/hyper#4170): after the grace
+        // period the server future is dropped, closing what is left.
+        let grace = Duration::from_secs(self.settings.grpc.shutdown_grace_secs);
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            let _ = stopping_tx.send(());
+        };
+        let deadline = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let server = Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -100,8 +122,11 @@ impl Application {
             .add_service(MessagingServiceServer::new(MessagingApi))
             .add_service(CallbackServiceServer::new(CallbackApi))
             .add_service(EventServiceServer::new(EventApi))
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await?;
+            .serve_with_incoming_shutdown(incoming, signal);
+        tokio::select! {
+            result = server => result?,
+            () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "connections still open after the grace period; closing them"),
+        }
         tracing::info!("omniroute stopped");
         Ok(())
     }
@@ -119,7 +144,10 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     if settings.store.url.is_empty() {
         let path = &settings.store.path;
         let store = SqliteStore::open(path).await.map_err(|e| {
-            anyhow::anyhow!("cannot open the embedded store at store.path {}: {e:#}", path.display())
+            anyhow::anyhow!(
+                "cannot open the embedded store at store.path {}: {e:#}",
+                path.display()
+            )
         })?;
         tracing::info!(path = %path.display(), "embedded store open");
         Ok(Arc::new(store))
@@ -130,7 +158,12 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
             connect_timeout: Duration::from_secs(settings.store.connect_timeout_secs),
         })
         .await
-        .map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL store at store.url: {}", chain(&e)))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the PostgreSQL store at store.url: {}",
+                chain(&e)
+            )
+        })?;
         tracing::info!("postgres store open");
         Ok(Arc::new(store))
     }

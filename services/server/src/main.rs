@@ -73,7 +73,10 @@ fn main() -> ExitCode {
         }
         Command::Serve => {
             telemetry::init(&settings.log);
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(runtime) => runtime,
                 Err(e) => {
                     eprintln!("omniroute: cannot start the runtime: {e}");

@@ -66,12 +66,15 @@ pub struct Settings {
 pub struct GrpcSettings {
     /// Address to listen on; port 0 picks a free port.
     pub listen: SocketAddr,
+    /// Seconds calls in flight get to finish after SIGTERM or ctrl-c.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for GrpcSettings {
     fn default() -> Self {
         GrpcSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            shutdown_grace_secs: 10,
         }
     }
 }
@@ -392,8 +395,11 @@ mod tests {
             "[grpc]\nlisten = \"127.0.0.1:6000\"\n[contacts]\ndefault_region = \"DE\"\n",
         )
         .unwrap();
-        let s = Settings::load(Some(&path), env(&[("OMNIROUTE__GRPC__LISTEN", "0.0.0.0:7000")]))
-            .unwrap();
+        let s = Settings::load(
+            Some(&path),
+            env(&[("OMNIROUTE__GRPC__LISTEN", "0.0.0.0:7000")]),
+        )
+        .unwrap();
         assert_eq!(s.grpc.listen.to_string(), "0.0.0.0:7000");
         assert_eq!(s.phone_region().code(), "DE");
     }

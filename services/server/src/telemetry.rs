@@ -4,6 +4,8 @@
 //! Nothing secret is ever a log field: settings print secrets as `***`, and
 //! addresses are logged masked (`+49*******6789`, `a***@example.com`).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::settings::{LogFormat, LogSettings};
@@ -16,6 +18,7 @@ pub fn init(settings: &LogSettings) {
         .unwrap_or_else(|| EnvFilter::new(&settings.filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match settings.format {
         LogFormat::Text => builder.try_init(),

@@ -117,15 +117,26 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn unlink_identity(&self, tenant: &str, id: Uuid, address: Address) -> Result<Contact>;
 
     /// Finds the contact owning any of these (channel, key) pairs, in order.
-    async fn find_by_keys(&self, tenant: &str, keys: &[(Channel, String)]) -> Result<Option<Contact>>;
+    async fn find_by_keys(
+        &self,
+        tenant: &str,
+        keys: &[(Channel, String)],
+    ) -> Result<Option<Contact>>;
 
     /// Finds the contact with an external reference.
-    async fn find_by_external_ref(&self, tenant: &str, external_ref: &str)
-    -> Result<Option<Contact>>;
+    async fn find_by_external_ref(
+        &self,
+        tenant: &str,
+        external_ref: &str,
+    ) -> Result<Option<Contact>>;
 
     /// Merges `sources` into `survivor` in one transaction.
-    async fn merge_contacts(&self, tenant: &str, survivor: Uuid, sources: &[Uuid])
-    -> Result<Contact>;
+    async fn merge_contacts(
+        &self,
+        tenant: &str,
+        survivor: Uuid,
+        sources: &[Uuid],
+    ) -> Result<Contact>;
 
     /// Erases a contact's personal data in one transaction, leaving a
     /// tombstone. Erasing an erased contact returns the tombstone.
@@ -143,8 +154,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Preferences>;
 
     /// Appends a consent record.
-    async fn record_consent(&self, tenant: &str, id: Uuid, consent: NewConsent)
-    -> Result<ConsentRecord>;
+    async fn record_consent(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        consent: NewConsent,
+    ) -> Result<ConsentRecord>;
 
     /// Lists a contact's consent records oldest first, after a record id.
     async fn list_consents(

@@ -386,7 +386,9 @@ pub struct ConsentState {
 pub fn derive_consents(records: &[ConsentRecord]) -> Vec<ConsentState> {
     let mut latest: BTreeMap<(Channel, Category), &ConsentRecord> = BTreeMap::new();
     for record in records {
-        let slot = latest.entry((record.channel, record.category)).or_insert(record);
+        let slot = latest
+            .entry((record.channel, record.category))
+            .or_insert(record);
         if (record.record_time, record.create_time, record.id)
             >= (slot.record_time, slot.create_time, slot.id)
         {

@@ -263,15 +263,23 @@ async fn load_contacts(c: &impl GenericClient, tenant: &str, ids: &[Uuid]) -> Re
         }
     }
     ids.iter()
-        .map(|id| by_id.remove(id).ok_or_else(|| StoreError::contact_not_found(*id)))
+        .map(|id| {
+            by_id
+                .remove(id)
+                .ok_or_else(|| StoreError::contact_not_found(*id))
+        })
         .collect()
 }
 
 async fn load_contact(c: &impl GenericClient, tenant: &str, id: Uuid) -> Result<Contact> {
     let mut contacts = load_contacts(c, tenant, &[id]).await?;
-    contacts.pop().ok_or_else(|| StoreError::contact_not_found(id))
+    contacts
+        .pop()
+        .ok_or_else(|| StoreError::contact_not_found(id))
 }
 
+/// Fails with the owner if another contact holds `external_ref`. Call it in
+/// the transaction that then writes the reference.
 async fn external_ref_owner(
     c: &impl GenericClient,
     tenant: &str,
@@ -281,6 +289,17 @@ async fn external_ref_owner(
     let Some(external_ref) = external_ref else {
         return Ok(());
     };
+    // Writers of one reference take turns (until their transactions end), so
+    // the check below sees a concurrent winner's commit and names it, instead
+    // of both seeing the reference free and the loser failing on the unique
+    // index without an owner.
+    let turn = c
+        .prepare_cached("SELECT pg_advisory_xact_lock(hashtextextended($1::text || '/' || $2, 0))")
+        .await
+        .map_err(db)?;
+    c.execute(&turn, &[&tenant, &external_ref])
+        .await
+        .map_err(db)?;
     let stmt = c
         .prepare_cached(
             "SELECT id FROM contacts WHERE tenant = $1 AND external_ref = $2 AND id <> $3",
@@ -299,12 +318,11 @@ async fn external_ref_owner(
 
 /// Maps a unique violation that lost a race against a concurrent writer.
 fn conflict(e: tokio_postgres::Error) -> StoreError {
-    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-        if let Some(db_error) = e.as_db_error() {
-            if db_error.constraint() == Some("contacts_external_ref") {
-                return StoreError::ExternalRefTaken { owner: Uuid::nil() };
-            }
-        }
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+        && let Some(db_error) = e.as_db_error()
+        && db_error.constraint() == Some("contacts_external_ref")
+    {
+        return StoreError::ExternalRefTaken { owner: Uuid::nil() };
     }
     db(e)
 }
@@ -338,7 +356,10 @@ async fn link(
         .await
         .map_err(db)?;
     let done = c
-        .query(&insert, &[&tenant, &channels, &keys, &values, &wa_ids, &id, &now])
+        .query(
+            &insert,
+            &[&tenant, &channels, &keys, &values, &wa_ids, &id, &now],
+        )
         .await
         .map_err(db)?;
     if done.len() == addresses.len() {
@@ -543,7 +564,13 @@ impl Store for PgStore {
         let ids: Vec<Uuid> = client
             .query(
                 &stmt,
-                &[&tenant, &query.after, &query.show_erased, &query.label, &limit],
+                &[
+                    &tenant,
+                    &query.after,
+                    &query.show_erased,
+                    &query.label,
+                    &limit,
+                ],
             )
             .await
             .map_err(db)?
@@ -599,7 +626,11 @@ impl Store for PgStore {
         Ok(contact)
     }
 
-    async fn find_by_keys(&self, tenant: &str, keys: &[(Channel, String)]) -> Result<Option<Contact>> {
+    async fn find_by_keys(
+        &self,
+        tenant: &str,
+        keys: &[(Channel, String)],
+    ) -> Result<Option<Contact>> {
         if keys.is_empty() {
             return Ok(None);
         }
@@ -687,7 +718,8 @@ impl Store for PgStore {
             }
         }
         let now = now();
-        let mut loaded = load_contacts(&tx, tenant, &[&[survivor_id][..], &retired].concat()).await?;
+        let mut loaded =
+            load_contacts(&tx, tenant, &[&[survivor_id][..], &retired].concat()).await?;
         let mut profile = loaded.remove(0).profile;
         let mut prefs = read_preferences(&tx, tenant, survivor_id).await?.channels;
         for src in &loaded {
@@ -860,7 +892,11 @@ impl Store for PgStore {
             )
             .await
             .map_err(db)?;
-        let action: i16 = if record.action == ConsentAction::Grant { 1 } else { 2 };
+        let action: i16 = if record.action == ConsentAction::Grant {
+            1
+        } else {
+            2
+        };
         tx.execute(
             &stmt,
             &[

@@ -117,7 +117,9 @@ fn resolve(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<(Uuid, Contac
     let row: Option<(i16, Option<String>)> = tx
         .prepare_cached("SELECT state, merged_into FROM contacts WHERE tenant = ?1 AND id = ?2")
         .map_err(db)?
-        .query_row(params![tenant, id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params![tenant, id.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()
         .map_err(db)?;
     match row {
@@ -167,7 +169,9 @@ fn load_contact(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<Contact>
                 erasure: erase_time.map(|t| {
                     (
                         from_micros(t),
-                        erasure.map(|e| from_json::<ErasureSummary>(&e)).unwrap_or_default(),
+                        erasure
+                            .map(|e| from_json::<ErasureSummary>(&e))
+                            .unwrap_or_default(),
                     )
                 }),
             })
@@ -185,7 +189,13 @@ fn load_contact(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<Contact>
     let rows = stmt
         .query_map(params![tenant, id.to_string()], |r| {
             let channel: String = r.get(0)?;
-            Ok((channel, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(4)?))
+            Ok((
+                channel,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get::<_, i64>(4)?,
+            ))
         })
         .map_err(db)?;
     for row in rows {
@@ -226,7 +236,9 @@ fn check_external_ref(
             "SELECT id FROM contacts WHERE tenant = ?1 AND external_ref = ?2 AND id <> ?3",
         )
         .map_err(db)?
-        .query_row(params![tenant, external_ref, except.to_string()], |r| r.get(0))
+        .query_row(params![tenant, external_ref, except.to_string()], |r| {
+            r.get(0)
+        })
         .optional()
         .map_err(db)?;
     match owner {
@@ -257,7 +269,7 @@ fn link(tx: &Transaction<'_>, tenant: &str, id: Uuid, address: &Address, now: i6
         }),
         Some(_) => {
             tx.prepare_cached(
-                "UPDATE identities SET wa_id = ?4
+                "UPDATE identities SET wa_id = COALESCE(?4, wa_id)
                  WHERE tenant = ?1 AND channel = ?2 AND key = ?3",
             )
             .map_err(db)?
@@ -291,7 +303,13 @@ fn link(tx: &Transaction<'_>, tenant: &str, id: Uuid, address: &Address, now: i6
     }
 }
 
-fn write_profile(tx: &Transaction<'_>, tenant: &str, id: Uuid, p: &Profile, now: i64) -> Result<()> {
+fn write_profile(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    id: Uuid,
+    p: &Profile,
+    now: i64,
+) -> Result<()> {
     tx.prepare_cached(
         "UPDATE contacts SET display_name = ?3, locale = ?4, time_zone = ?5, external_ref = ?6,
                 labels = ?7, attributes = ?8, update_time = ?9
@@ -382,7 +400,8 @@ fn read_consents(
     for row in rows {
         let (rid, channel, category, action, source, basis, evidence, record_time, create_time) =
             row.map_err(db)?;
-        let (Some(channel), Some(category)) = (Channel::parse(&channel), Category::parse(&category))
+        let (Some(channel), Some(category)) =
+            (Channel::parse(&channel), Category::parse(&category))
         else {
             continue;
         };
@@ -531,7 +550,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn find_by_keys(&self, tenant: &str, keys: &[(Channel, String)]) -> Result<Option<Contact>> {
+    async fn find_by_keys(
+        &self,
+        tenant: &str,
+        keys: &[(Channel, String)],
+    ) -> Result<Option<Contact>> {
         let tenant = tenant.to_owned();
         let keys = keys.to_vec();
         self.tx(move |tx| {
@@ -776,7 +799,11 @@ impl Store for SqliteStore {
                 id.to_string(),
                 record.channel.as_str(),
                 record.category.as_str(),
-                if record.action == ConsentAction::Grant { 1 } else { 2 },
+                if record.action == ConsentAction::Grant {
+                    1
+                } else {
+                    2
+                },
                 record.source,
                 record.legal_basis.code(),
                 record.evidence,

@@ -41,14 +41,15 @@ pub fn admin_url() -> String {
 /// When the server cannot be reached or refuses `CREATE DATABASE`.
 pub async fn fresh_pg_url() -> String {
     let admin = admin_url();
-    let mut config: tokio_postgres::Config = admin
-        .parse()
-        .unwrap_or_else(|e| panic!("{DATABASE_URL_ENV}={admin:?} is not a valid connection string: {e}"));
+    let mut config: tokio_postgres::Config = admin.parse().unwrap_or_else(|e| {
+        panic!("{DATABASE_URL_ENV}={admin:?} is not a valid connection string: {e}")
+    });
     config.connect_timeout(Duration::from_secs(10));
     let (client, connection) = config.connect(NoTls).await.unwrap_or_else(|e| {
         panic!(
-            "cannot reach the test PostgreSQL server at {admin:?} ({e}); start it, or point \
-             {DATABASE_URL_ENV} at one where this user may CREATE DATABASE"
+            "cannot reach the test PostgreSQL server at {admin:?} ({}); start it, or point \
+             {DATABASE_URL_ENV} at one where this user may CREATE DATABASE",
+            causes(&e)
         )
     });
     let connection = tokio::spawn(connection);
@@ -56,7 +57,7 @@ pub async fn fresh_pg_url() -> String {
     client
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
-        .unwrap_or_else(|e| panic!("CREATE DATABASE {name} on {admin:?} failed: {e:?}"));
+        .unwrap_or_else(|e| panic!("CREATE DATABASE {name} on {admin:?} failed: {}", causes(&e)));
     drop(client);
     // The connection task ends once the client is gone.
     let _ = connection.await;
@@ -99,6 +100,18 @@ pub async fn fresh_sqlite_store() -> (SqliteStore, tempfile::TempDir) {
     (store, dir)
 }
 
+/// An error and its sources, "outer: inner: ...".
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// `url` with its database replaced by `dbname`, for both libpq forms: a
 /// `postgres://` / `postgresql://` URL, or a `key=value` string.
 fn with_dbname(url: &str, dbname: &str) -> String {
@@ -111,13 +124,17 @@ fn with_dbname(url: &str, dbname: &str) -> String {
             .split_whitespace()
             .filter(|pair| !pair.starts_with("dbname="))
             .collect();
-        return format!("{} dbname={dbname}", kept.join(" ")).trim_start().to_owned();
+        return format!("{} dbname={dbname}", kept.join(" "))
+            .trim_start()
+            .to_owned();
     };
     let (before_query, query) = match rest.split_once('?') {
         Some((before, query)) => (before, Some(query)),
         None => (rest, None),
     };
-    let authority = before_query.split_once('/').map_or(before_query, |(a, _)| a);
+    let authority = before_query
+        .split_once('/')
+        .map_or(before_query, |(a, _)| a);
     let mut out = format!("{scheme}{authority}/{dbname}");
     if let Some(query) = query {
         // A dbname option would override the path: drop it.
@@ -160,6 +177,9 @@ mod tests {
             with_dbname("host=127.0.0.1 user=postgres dbname=postgres", "t1"),
             "host=127.0.0.1 user=postgres dbname=t1"
         );
-        assert_eq!(with_dbname("host=/run/postgresql", "t1"), "host=/run/postgresql dbname=t1");
+        assert_eq!(
+            with_dbname("host=/run/postgresql", "t1"),
+            "host=/run/postgresql dbname=t1"
+        );
     }
 }

@@ -7,9 +7,11 @@ use omniroute_store::{ContactQuery, NewContact};
 use pb::contact_service_server::ContactService;
 use tonic::{Request, Response, Status};
 
-use super::convert::{self, CONTACT_FIELDS, contact_id, contact_name, contact_to_pb, parse_contact_name};
-use super::error::{ApiError, Violations};
 use super::ApiContext;
+use super::convert::{
+    self, CONTACT_FIELDS, contact_id, contact_name, contact_to_pb, parse_contact_name,
+};
+use super::error::{ApiError, Violations};
 
 /// The ContactService implementation.
 #[derive(Debug, Clone)]
@@ -244,7 +246,8 @@ impl ContactService for ContactApi {
             }
             Some(Key::Identity(identity)) => {
                 let mut v = Violations::default();
-                let address = convert::address(&mut v, "identity", Some(&identity), self.ctx.region);
+                let address =
+                    convert::address(&mut v, "identity", Some(&identity), self.ctx.region);
                 v.finish()?;
                 let Some(address) = address else {
                     return Err(ApiError::invalid("identity", "required").into());
@@ -267,8 +270,8 @@ impl ContactService for ContactApi {
             }
         }
         .map_err(ApiError::from)?;
-        let contact =
-            found.ok_or_else(|| ApiError::NotFound("no contact has this address or reference".into()))?;
+        let contact = found
+            .ok_or_else(|| ApiError::NotFound("no contact has this address or reference".into()))?;
         Ok(Response::new(pb::LookupContactResponse {
             contact: Some(contact_to_pb(&contact)),
         }))
@@ -284,7 +287,10 @@ impl ContactService for ContactApi {
         let mut v = Violations::default();
         let survivor = v.check("contact", parse_contact_name(&req.contact));
         if req.source_contacts.is_empty() {
-            v.add("source_contacts", "at least one contact to merge is required");
+            v.add(
+                "source_contacts",
+                "at least one contact to merge is required",
+            );
         }
         if req.source_contacts.len() > 100 {
             v.add("source_contacts", "at most 100 contacts per merge");

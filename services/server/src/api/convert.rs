@@ -42,7 +42,10 @@ pub fn contact_id(field: &str, name: &str) -> Result<Uuid, ApiError> {
 /// `contacts/{id}/preferences` → id.
 pub fn preferences_contact_id(field: &str, name: &str) -> Result<Uuid, ApiError> {
     let contact = name.strip_suffix("/preferences").ok_or_else(|| {
-        ApiError::invalid(field, "expected a name like \"contacts/{contact}/preferences\"")
+        ApiError::invalid(
+            field,
+            "expected a name like \"contacts/{contact}/preferences\"",
+        )
     })?;
     contact_id(field, contact)
 }
@@ -98,7 +101,7 @@ fn category_to_pb(category: Category) -> pb::Category {
 
 /// Normalizes an identity from the wire.
 pub fn address(
-        v: &mut Violations,
+    v: &mut Violations,
     field: &str,
     identity: Option<&pb::Identity>,
     region: PhoneRegion,
@@ -158,7 +161,9 @@ pub fn time_zone(name: &str) -> Result<String, String> {
     }
     jiff::tz::TimeZone::get(name)
         .map(|_| name.to_owned())
-        .map_err(|_| format!("unknown IANA time zone {name:?}; expected a name such as \"Europe/Berlin\""))
+        .map_err(|_| {
+            format!("unknown IANA time zone {name:?}; expected a name such as \"Europe/Berlin\"")
+        })
 }
 
 fn bounded_text(value: &str, max: usize) -> Result<String, String> {
@@ -178,7 +183,10 @@ fn labels(v: &mut Violations, field: &str, labels: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     for (i, label) in labels.iter().enumerate() {
         let label = label.trim();
-        if label.is_empty() || label.chars().count() > MAX_LABEL_LEN || label.chars().any(char::is_control) {
+        if label.is_empty()
+            || label.chars().count() > MAX_LABEL_LEN
+            || label.chars().any(char::is_control)
+        {
             v.add(
                 format!("{field}[{i}]"),
                 format!("a label has 1 to {MAX_LABEL_LEN} printable characters"),
@@ -200,7 +208,10 @@ fn attributes(
     }
     let mut out = BTreeMap::new();
     for (key, value) in attributes {
-        if key.is_empty() || key.chars().count() > MAX_ATTRIBUTE_KEY_LEN || key.chars().any(char::is_control) {
+        if key.is_empty()
+            || key.chars().count() > MAX_ATTRIBUTE_KEY_LEN
+            || key.chars().any(char::is_control)
+        {
             v.add(
                 format!("{field}[{key:?}]"),
                 format!("keys have 1 to {MAX_ATTRIBUTE_KEY_LEN} printable characters"),
@@ -239,7 +250,8 @@ pub fn profile_patch(
         let path = format!("{prefix}.{field}");
         match *field {
             "display_name" => {
-                patch.display_name = v.check(&path, bounded_text(&contact.display_name, MAX_NAME_LEN));
+                patch.display_name =
+                    v.check(&path, bounded_text(&contact.display_name, MAX_NAME_LEN));
             }
             "locale" => patch.locale = v.check(&path, locale(&contact.locale)),
             "time_zone" => patch.time_zone = v.check(&path, time_zone(&contact.time_zone)),
@@ -272,7 +284,10 @@ pub fn update_mask<'a>(
             Some(field) => fields.push(*field),
             None => v.add(
                 format!("update_mask.paths[{i}]"),
-                format!("unknown or read-only field {path:?}; updatable: {}", allowed.join(", ")),
+                format!(
+                    "unknown or read-only field {path:?}; updatable: {}",
+                    allowed.join(", ")
+                ),
             ),
         }
     }
@@ -305,7 +320,11 @@ pub fn contact_to_pb(contact: &store::Contact) -> pb::Contact {
             })
             .collect(),
         state: state as i32,
-        merged_contacts: contact.merged_from.iter().map(|id| contact_name(*id)).collect(),
+        merged_contacts: contact
+            .merged_from
+            .iter()
+            .map(|id| contact_name(*id))
+            .collect(),
         create_time: timestamp(contact.create_time),
         update_time: timestamp(contact.update_time),
         erase_time: contact.erasure.and_then(|(t, _)| timestamp(t)),
@@ -369,7 +388,9 @@ pub fn preferences_patch(
     for field in fields {
         let path = format!("preferences.{field}");
         match *field {
-            "channel_order" => patch.channel_order = Some(channel_list(v, &path, &prefs.channel_order)),
+            "channel_order" => {
+                patch.channel_order = Some(channel_list(v, &path, &prefs.channel_order))
+            }
             "categories" => {
                 let mut out: Vec<store::CategoryPreference> = Vec::new();
                 for (i, c) in prefs.categories.iter().enumerate() {
@@ -449,7 +470,11 @@ pub fn preferences_to_pb(p: &store::Preferences) -> pb::Preferences {
                     Some(store::OptStatus::OptedIn) => pb::OptStatus::OptedIn,
                     Some(store::OptStatus::OptedOut) => pb::OptStatus::OptedOut,
                 } as i32,
-                channels: c.channels.iter().map(|c| channel_to_pb(*c) as i32).collect(),
+                channels: c
+                    .channels
+                    .iter()
+                    .map(|c| channel_to_pb(*c) as i32)
+                    .collect(),
             })
             .collect(),
         quiet_hours: p.channels.quiet_hours.map(|q| pb::QuietHours {
@@ -474,7 +499,10 @@ pub fn preferences_to_pb(p: &store::Preferences) -> pb::Preferences {
 }
 
 /// Validates a consent record from the wire.
-pub fn new_consent(v: &mut Violations, record: Option<&pb::ConsentRecord>) -> Option<store::NewConsent> {
+pub fn new_consent(
+    v: &mut Violations,
+    record: Option<&pb::ConsentRecord>,
+) -> Option<store::NewConsent> {
     let Some(r) = record else {
         v.add("consent_record", "a consent record is required");
         return None;
@@ -501,11 +529,20 @@ pub fn new_consent(v: &mut Violations, record: Option<&pb::ConsentRecord>) -> Op
             None
         }
     };
-    let source = v.check("consent_record.source", bounded_text(&r.source, MAX_NAME_LEN));
+    let source = v.check(
+        "consent_record.source",
+        bounded_text(&r.source, MAX_NAME_LEN),
+    );
     if source.as_deref() == Some("") {
-        v.add("consent_record.source", "a source is required, for example \"checkout-form\"");
+        v.add(
+            "consent_record.source",
+            "a source is required, for example \"checkout-form\"",
+        );
     }
-    let evidence = v.check("consent_record.evidence", bounded_text(&r.evidence, MAX_TEXT_LEN));
+    let evidence = v.check(
+        "consent_record.evidence",
+        bounded_text(&r.evidence, MAX_TEXT_LEN),
+    );
     let record_time = match &r.record_time {
         None => Some(None),
         Some(t) => match SystemTime::try_from(*t) {

@@ -120,7 +120,9 @@ fn store_status(error: StoreError) -> Status {
                 "an erased contact cannot change",
             ),
         ),
-        StoreError::InvalidMerge(reason) => Status::failed_precondition(format!("cannot merge: {reason}")),
+        StoreError::InvalidMerge(reason) => {
+            Status::failed_precondition(format!("cannot merge: {reason}"))
+        }
         StoreError::IdentityNotLinked(id) => {
             Status::not_found(format!("the identity is not linked to contacts/{id}"))
         }

@@ -107,11 +107,18 @@ mod tests {
         let tokens = PageTokens::new("secret");
         let id = Uuid::now_v7();
         let token = tokens.issue(&["t", "ListContacts"], id);
-        assert_eq!(tokens.check(&["t", "ListContacts"], &token).unwrap(), Some(id));
+        assert_eq!(
+            tokens.check(&["t", "ListContacts"], &token).unwrap(),
+            Some(id)
+        );
         assert_eq!(tokens.check(&["t", "ListContacts"], "").unwrap(), None);
         // Another query, another secret, a flipped character: all refused.
         assert!(tokens.check(&["t", "ListContacts", "vip"], &token).is_err());
-        assert!(PageTokens::new("other").check(&["t", "ListContacts"], &token).is_err());
+        assert!(
+            PageTokens::new("other")
+                .check(&["t", "ListContacts"], &token)
+                .is_err()
+        );
         let mut chars: Vec<char> = token.chars().collect();
         chars[5] = if chars[5] == 'A' { 'B' } else { 'A' };
         let tampered: String = chars.into_iter().collect();

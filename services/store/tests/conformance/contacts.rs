@@ -5,8 +5,8 @@ use std::time::SystemTime;
 
 use omniroute_channel::{Category, Channel};
 use omniroute_store::{
-    ConsentAction, ContactQuery, ContactState, NewContact, PreferencesPatch, Profile,
-    ProfilePatch, StoreError, from_micros, now, to_micros,
+    ConsentAction, ContactQuery, ContactState, NewContact, PreferencesPatch, Profile, ProfilePatch,
+    StoreError, from_micros, now, to_micros,
 };
 use uuid::Uuid;
 
@@ -37,7 +37,10 @@ pub async fn create_and_get_round_trip_every_field(store: S) {
     assert_eq!(created.erasure, None);
     assert!(before <= created.create_time && created.create_time <= after);
     assert_eq!(created.update_time, created.create_time);
-    assert_eq!(from_micros(to_micros(created.create_time)), created.create_time);
+    assert_eq!(
+        from_micros(to_micros(created.create_time)),
+        created.create_time
+    );
     assert_eq!(identity_keys(&created), address_keys(&identities));
     for identity in &created.identities {
         assert_eq!(identity.create_time, created.create_time);
@@ -45,7 +48,10 @@ pub async fn create_and_get_round_trip_every_field(store: S) {
             .iter()
             .find(|a| a.channel() == identity.address.channel())
             .unwrap();
-        assert_eq!(&identity.address, given, "the stored address is the one given");
+        assert_eq!(
+            &identity.address, given,
+            "the stored address is the one given"
+        );
     }
     let stored_email = created
         .identities
@@ -74,31 +80,60 @@ pub async fn unknown_ids_are_not_found(store: S) {
 
     assert_err!(store.get_contact(T, unknown).await, StoreError::NotFound { resource, id } if is_unknown(resource, &id));
     assert_err!(
-        store.update_contact(T, unknown, ProfilePatch::default()).await,
-        StoreError::NotFound { .. }
-    );
-    assert_err!(
-        store.link_identity(T, unknown, email("x@example.com")).await,
-        StoreError::NotFound { .. }
-    );
-    assert_err!(
-        store.unlink_identity(T, unknown, email("x@example.com")).await,
-        StoreError::NotFound { .. }
-    );
-    assert_err!(store.erase_contact(T, unknown).await, StoreError::NotFound { .. });
-    assert_err!(store.get_preferences(T, unknown).await, StoreError::NotFound { .. });
-    assert_err!(
-        store.update_preferences(T, unknown, PreferencesPatch::default()).await,
+        store
+            .update_contact(T, unknown, ProfilePatch::default())
+            .await,
         StoreError::NotFound { .. }
     );
     assert_err!(
         store
-            .record_consent(T, unknown, consent(Channel::Email, Category::Marketing, ConsentAction::Grant, None))
+            .link_identity(T, unknown, email("x@example.com"))
             .await,
         StoreError::NotFound { .. }
     );
-    assert_err!(store.list_consents(T, unknown, None, 10).await, StoreError::NotFound { .. });
-    assert_err!(store.export_contact(T, unknown).await, StoreError::NotFound { .. });
+    assert_err!(
+        store
+            .unlink_identity(T, unknown, email("x@example.com"))
+            .await,
+        StoreError::NotFound { .. }
+    );
+    assert_err!(
+        store.erase_contact(T, unknown).await,
+        StoreError::NotFound { .. }
+    );
+    assert_err!(
+        store.get_preferences(T, unknown).await,
+        StoreError::NotFound { .. }
+    );
+    assert_err!(
+        store
+            .update_preferences(T, unknown, PreferencesPatch::default())
+            .await,
+        StoreError::NotFound { .. }
+    );
+    assert_err!(
+        store
+            .record_consent(
+                T,
+                unknown,
+                consent(
+                    Channel::Email,
+                    Category::Marketing,
+                    ConsentAction::Grant,
+                    None
+                )
+            )
+            .await,
+        StoreError::NotFound { .. }
+    );
+    assert_err!(
+        store.list_consents(T, unknown, None, 10).await,
+        StoreError::NotFound { .. }
+    );
+    assert_err!(
+        store.export_contact(T, unknown).await,
+        StoreError::NotFound { .. }
+    );
     assert_err!(
         store.merge_contacts(T, unknown, &[known.id]).await,
         StoreError::NotFound { .. }
@@ -107,7 +142,10 @@ pub async fn unknown_ids_are_not_found(store: S) {
         store.merge_contacts(T, known.id, &[unknown]).await,
         StoreError::NotFound { .. }
     );
-    assert_eq!(owner_of(&store, &key_of(&email("x@example.com"))).await, None);
+    assert_eq!(
+        owner_of(&store, &key_of(&email("x@example.com"))).await,
+        None
+    );
     assert_eq!(owner_of(&store, &[]).await, None);
     assert_eq!(store.find_by_external_ref(T, "nobody").await.unwrap(), None);
     // Nothing above touched the known contact.
@@ -126,26 +164,52 @@ pub async fn tenants_are_isolated(store: S) {
     };
     let a = store.create_contact("a", new()).await.unwrap();
 
-    assert_err!(store.get_contact("b", a.id).await, StoreError::NotFound { .. });
     assert_err!(
-        store.update_contact("b", a.id, ProfilePatch::default()).await,
+        store.get_contact("b", a.id).await,
+        StoreError::NotFound { .. }
+    );
+    assert_err!(
+        store
+            .update_contact("b", a.id, ProfilePatch::default())
+            .await,
         StoreError::NotFound { .. }
     );
     assert_err!(
         store.link_identity("b", a.id, email("b@example.com")).await,
         StoreError::NotFound { .. }
     );
-    assert_err!(store.erase_contact("b", a.id).await, StoreError::NotFound { .. });
-    assert_err!(store.get_preferences("b", a.id).await, StoreError::NotFound { .. });
-    assert_err!(store.export_contact("b", a.id).await, StoreError::NotFound { .. });
+    assert_err!(
+        store.erase_contact("b", a.id).await,
+        StoreError::NotFound { .. }
+    );
+    assert_err!(
+        store.get_preferences("b", a.id).await,
+        StoreError::NotFound { .. }
+    );
+    assert_err!(
+        store.export_contact("b", a.id).await,
+        StoreError::NotFound { .. }
+    );
     let everything = ContactQuery {
         limit: 100,
         show_erased: true,
         ..ContactQuery::default()
     };
-    assert!(store.list_contacts("b", everything.clone()).await.unwrap().is_empty());
-    assert_eq!(store.find_by_keys("b", &key_of(&address)).await.unwrap(), None);
-    assert_eq!(store.find_by_external_ref("b", "crm-1").await.unwrap(), None);
+    assert!(
+        store
+            .list_contacts("b", everything.clone())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.find_by_keys("b", &key_of(&address)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.find_by_external_ref("b", "crm-1").await.unwrap(),
+        None
+    );
 
     // The same identity and external reference are free in another tenant.
     let b = store.create_contact("b", new()).await.unwrap();
@@ -156,8 +220,14 @@ pub async fn tenants_are_isolated(store: S) {
     assert_eq!(found_b.map(|c| c.id), Some(b.id));
     let by_ref = store.find_by_external_ref("b", "crm-1").await.unwrap();
     assert_eq!(by_ref.map(|c| c.id), Some(b.id));
-    assert_err!(store.merge_contacts("a", a.id, &[b.id]).await, StoreError::NotFound { .. });
-    assert_eq!(ids(&store.list_contacts("a", everything).await.unwrap()), vec![a.id]);
+    assert_err!(
+        store.merge_contacts("a", a.id, &[b.id]).await,
+        StoreError::NotFound { .. }
+    );
+    assert_eq!(
+        ids(&store.list_contacts("a", everything).await.unwrap()),
+        vec![a.id]
+    );
     // Erasing in one tenant leaves the other alone.
     store.erase_contact("a", a.id).await.unwrap();
     assert_eq!(store.get_contact("b", b.id).await.unwrap(), b);
@@ -169,7 +239,10 @@ pub async fn list_in_creation_order_and_page_each_contact_once(store: S) {
         created.push(create(&store, named(&format!("c{i}")), Vec::new()).await.id);
     }
     assert_eq!(ids(&list_all(&store).await), created);
-    assert_eq!(ids(&store.list_contacts(T, page(None, 2)).await.unwrap()), created[..2]);
+    assert_eq!(
+        ids(&store.list_contacts(T, page(None, 2)).await.unwrap()),
+        created[..2]
+    );
 
     let mut seen = Vec::new();
     let mut after = None;
@@ -183,8 +256,14 @@ pub async fn list_in_creation_order_and_page_each_contact_once(store: S) {
         pages += 1;
         assert!(pages <= 3, "paging does not end");
     }
-    assert_eq!(seen, created, "every contact exactly once, in creation order");
-    let tail = store.list_contacts(T, page(Some(created[5]), 10)).await.unwrap();
+    assert_eq!(
+        seen, created,
+        "every contact exactly once, in creation order"
+    );
+    let tail = store
+        .list_contacts(T, page(Some(created[5]), 10))
+        .await
+        .unwrap();
     assert_eq!(ids(&tail), created[6..]);
 }
 
@@ -325,7 +404,10 @@ pub async fn external_ref_is_unique_per_tenant(store: S) {
         .await;
     assert_err!(taken, StoreError::ExternalRefTaken { owner } if owner == a.id);
     assert_eq!(ids(&list_all(&store).await), vec![a.id, b.id]);
-    assert_eq!(owner_of(&store, &key_of(&email("c@example.com"))).await, None);
+    assert_eq!(
+        owner_of(&store, &key_of(&email("c@example.com"))).await,
+        None
+    );
 
     let steal = ProfilePatch {
         display_name: Some("b renamed".into()),
@@ -336,7 +418,11 @@ pub async fn external_ref_is_unique_per_tenant(store: S) {
         store.update_contact(T, b.id, steal).await,
         StoreError::ExternalRefTaken { owner } if owner == a.id
     );
-    assert_eq!(get(&store, b.id).await, b, "a refused update changes nothing");
+    assert_eq!(
+        get(&store, b.id).await,
+        b,
+        "a refused update changes nothing"
+    );
 
     // Setting a contact's own reference again is no conflict.
     let same = ProfilePatch {

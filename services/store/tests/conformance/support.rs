@@ -148,7 +148,13 @@ pub fn identity_keys(contact: &Contact) -> Vec<(Channel, String, Option<String>)
 pub fn address_keys(addresses: &[Address]) -> Vec<(Channel, String, Option<String>)> {
     let mut keys: Vec<_> = addresses
         .iter()
-        .map(|a| (a.channel(), a.key().to_owned(), a.wa_id().map(str::to_owned)))
+        .map(|a| {
+            (
+                a.channel(),
+                a.key().to_owned(),
+                a.wa_id().map(str::to_owned),
+            )
+        })
         .collect();
     keys.sort();
     keys

@@ -1,0 +1,261 @@
+//! Bad input: INVALID_ARGUMENT with a BadRequest naming each field at fault,
+//! and nothing changed.
+
+use omniroute_e2e::TestApp;
+use omniroute_proto::v1 as pb;
+use pb::lookup_contact_request::Key;
+use tonic::Code;
+
+use crate::support::*;
+
+crate::on_both_stores!(
+    bad_addresses_are_refused_and_change_nothing,
+    unknown_update_mask_field_changes_nothing,
+    tampered_page_tokens_are_refused,
+    malformed_names_and_values,
+);
+
+async fn bad_addresses_are_refused_and_change_nothing(mut app: TestApp) {
+    let err = app
+        .contacts
+        .create_contact(pb::CreateContactRequest {
+            contact: Some(pb::Contact {
+                display_name: "Nobody".into(),
+                identities: vec![email("ok@example.com"), voice("call me maybe")],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "contact.identities[1].address");
+    assert!(list_all(&mut app).await.is_empty(), "nothing was created");
+    assert_eq!(
+        lookup(&mut app, Key::Address("ok@example.com".into()))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+
+    let anna = create(&mut app, "Anna", vec![]).await;
+    for (identity, field) in [
+        (email("anna@@example.com"), "identity.address"),
+        (email("anna at example.com"), "identity.address"),
+        (voice("+49 1"), "identity.address"),
+        (whatsapp("not-a-number"), "identity.address"),
+        (
+            identity(pb::Channel::Unspecified, "anna@example.com"),
+            "identity.channel",
+        ),
+    ] {
+        let err = app
+            .contacts
+            .link_identity(pb::LinkIdentityRequest {
+                contact: anna.name.clone(),
+                identity: Some(identity),
+            })
+            .await
+            .unwrap_err();
+        assert_invalid(&err, field);
+    }
+    assert_eq!(get(&mut app, &anna.name).await, anna, "nothing was linked");
+
+    let err = lookup(&mut app, Key::Address("12".into()))
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "address");
+}
+
+async fn unknown_update_mask_field_changes_nothing(mut app: TestApp) {
+    let anna = create(&mut app, "Anna", vec![]).await;
+    let err = app
+        .contacts
+        .update_contact(pb::UpdateContactRequest {
+            contact: Some(pb::Contact {
+                name: anna.name.clone(),
+                display_name: "Changed".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["display_name".into(), "shoe_size".into()],
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "update_mask.paths[1]");
+    assert_eq!(get(&mut app, &anna.name).await, anna);
+
+    // Bad values are reported together, each on its field.
+    let err = app
+        .contacts
+        .update_contact(pb::UpdateContactRequest {
+            contact: Some(pb::Contact {
+                name: anna.name.clone(),
+                display_name: "Changed".into(),
+                time_zone: "Mars/Olympus".into(),
+                locale: "??".into(),
+                ..Default::default()
+            }),
+            update_mask: None,
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "contact.time_zone");
+    assert_invalid(&err, "contact.locale");
+    assert_eq!(get(&mut app, &anna.name).await, anna);
+
+    let err = app
+        .preferences
+        .update_preferences(pb::UpdatePreferencesRequest {
+            preferences: Some(pb::Preferences {
+                name: format!("{}/preferences", anna.name),
+                channel_order: vec![pb::Channel::Email as i32, pb::Channel::Email as i32],
+                quiet_hours: Some(pb::QuietHours {
+                    start: "25:00".into(),
+                    end: "07:00".into(),
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec![
+                    "channel_order".into(),
+                    "quiet_hours".into(),
+                    "consents".into(),
+                ],
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "preferences.channel_order[1]");
+    assert_invalid(&err, "preferences.quiet_hours.start");
+    assert_invalid(&err, "update_mask.paths[2]");
+    let prefs = app
+        .preferences
+        .get_preferences(pb::GetPreferencesRequest {
+            name: format!("{}/preferences", anna.name),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .preferences
+        .unwrap();
+    assert!(prefs.channel_order.is_empty() && prefs.quiet_hours.is_none());
+}
+
+async fn tampered_page_tokens_are_refused(mut app: TestApp) {
+    for i in 0..3 {
+        create(&mut app, &format!("C{i}"), vec![]).await;
+    }
+    let page = app
+        .contacts
+        .list_contacts(pb::ListContactsRequest {
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let token = page.next_page_token;
+    assert!(!token.is_empty());
+
+    let mut tampered: Vec<char> = token.chars().collect();
+    tampered[3] = if tampered[3] == 'A' { 'B' } else { 'A' };
+    let tampered: String = tampered.into_iter().collect();
+    for bad in [tampered, "not a token".to_owned(), format!("{token}x")] {
+        let err = app
+            .contacts
+            .list_contacts(pb::ListContactsRequest {
+                page_size: 1,
+                page_token: bad,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_invalid(&err, "page_token");
+    }
+    // A token is bound to its query: another filter cannot reuse it.
+    let err = app
+        .contacts
+        .list_contacts(pb::ListContactsRequest {
+            page_size: 1,
+            page_token: token.clone(),
+            label: "vip".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "page_token");
+    // The genuine token still works.
+    let next = app
+        .contacts
+        .list_contacts(pb::ListContactsRequest {
+            page_size: 1,
+            page_token: token,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(next.contacts.len(), 1);
+}
+
+async fn malformed_names_and_values(mut app: TestApp) {
+    let err = app
+        .contacts
+        .get_contact(pb::GetContactRequest {
+            name: "contacts/42".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "name");
+    let err = app
+        .contacts
+        .get_contact(pb::GetContactRequest {
+            name: "contacts/0190f5c2-8a4e-7cc1-9c1e-2f8f4d1a2b3c".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = app
+        .contacts
+        .list_contacts(pb::ListContactsRequest {
+            page_size: -1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "page_size");
+    let err = app
+        .contacts
+        .create_contact(pb::CreateContactRequest {
+            contact: Some(pb::Contact {
+                labels: vec![String::new()],
+                attributes: [(String::new(), "x".to_owned())].into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "contact.labels[0]");
+    assert!(list_all(&mut app).await.is_empty());
+    let anna = create(&mut app, "Anna", vec![]).await;
+    let err = app
+        .preferences
+        .create_consent_record(pb::CreateConsentRecordRequest {
+            parent: anna.name.clone(),
+            consent_record: Some(pb::ConsentRecord {
+                channel: pb::Channel::Email as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    for field in [
+        "consent_record.category",
+        "consent_record.action",
+        "consent_record.legal_basis",
+        "consent_record.source",
+    ] {
+        assert_invalid(&err, field);
+    }
+}

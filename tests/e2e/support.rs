@@ -1,0 +1,115 @@
+//! Small builders and assertions shared by the scenarios.
+
+use omniroute_e2e::TestApp;
+use omniroute_proto::v1 as pb;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+pub fn identity(channel: pb::Channel, address: &str) -> pb::Identity {
+    pb::Identity {
+        channel: channel as i32,
+        address: address.to_owned(),
+        ..Default::default()
+    }
+}
+
+pub fn voice(address: &str) -> pb::Identity {
+    identity(pb::Channel::Voice, address)
+}
+
+pub fn whatsapp(address: &str) -> pb::Identity {
+    identity(pb::Channel::Whatsapp, address)
+}
+
+pub fn email(address: &str) -> pb::Identity {
+    identity(pb::Channel::Email, address)
+}
+
+/// Creates a contact with a display name and identities.
+pub async fn create(app: &mut TestApp, name: &str, identities: Vec<pb::Identity>) -> pb::Contact {
+    app.contacts
+        .create_contact(pb::CreateContactRequest {
+            contact: Some(pb::Contact {
+                display_name: name.to_owned(),
+                identities,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("create contact")
+        .into_inner()
+        .contact
+        .expect("contact in response")
+}
+
+pub async fn get(app: &mut TestApp, name: &str) -> pb::Contact {
+    app.contacts
+        .get_contact(pb::GetContactRequest {
+            name: name.to_owned(),
+        })
+        .await
+        .expect("get contact")
+        .into_inner()
+        .contact
+        .expect("contact in response")
+}
+
+pub async fn lookup(
+    app: &mut TestApp,
+    key: pb::lookup_contact_request::Key,
+) -> Result<pb::Contact, Status> {
+    app.contacts
+        .lookup_contact(pb::LookupContactRequest { key: Some(key) })
+        .await
+        .map(|r| r.into_inner().contact.expect("contact in response"))
+}
+
+pub async fn list_all(app: &mut TestApp) -> Vec<pb::Contact> {
+    let mut all = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = app
+            .contacts
+            .list_contacts(pb::ListContactsRequest {
+                page_size: 100,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .expect("list contacts")
+            .into_inner();
+        all.extend(page.contacts);
+        if page.next_page_token.is_empty() {
+            return all;
+        }
+        token = page.next_page_token;
+    }
+}
+
+/// The addresses of a contact's identities, sorted.
+pub fn addresses(contact: &pb::Contact) -> Vec<String> {
+    let mut out: Vec<String> = contact
+        .identities
+        .iter()
+        .map(|i| i.address.clone())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Asserts INVALID_ARGUMENT with a BadRequest naming `field`.
+pub fn assert_invalid(status: &Status, field: &str) {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let details = status.get_error_details();
+    let bad_request = details
+        .bad_request()
+        .unwrap_or_else(|| panic!("no BadRequest in {status:?}"));
+    assert!(
+        bad_request
+            .field_violations
+            .iter()
+            .any(|v| v.field == field),
+        "no violation on {field}: {:?}",
+        bad_request.field_violations
+    );
+}
