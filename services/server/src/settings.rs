@@ -243,13 +243,13 @@ impl Settings {
                 reason: "must be set when store.url is empty".to_owned(),
             });
         }
-        if !self.store.url.is_empty() {
-            if let Err(e) = self.store.url.expose().parse::<tokio_postgres::Config>() {
-                return Err(SettingsError::Invalid {
-                    key: "store.url",
-                    reason: format!("not a PostgreSQL URL: {e}"),
-                });
-            }
+        if !self.store.url.is_empty()
+            && let Err(e) = self.store.url.expose().parse::<tokio_postgres::Config>()
+        {
+            return Err(SettingsError::Invalid {
+                key: "store.url",
+                reason: format!("not a PostgreSQL URL: {e}"),
+            });
         }
         if self.api.default_page_size == 0 || self.api.default_page_size > self.api.max_page_size {
             return Err(SettingsError::Invalid {

@@ -47,14 +47,13 @@ fn start(dir: &Path) -> Server {
             if std::env::var_os("TEST_LOG").is_some() {
                 eprintln!("{line}");
             }
-            if line.contains("omniroute listening") {
-                if let Some(addr) = line
+            if line.contains("omniroute listening")
+                && let Some(addr) = line
                     .split("addr=")
                     .nth(1)
                     .and_then(|s| s.split_whitespace().next())
-                {
-                    let _ = tx.send(addr.to_owned());
-                }
+            {
+                let _ = tx.send(addr.to_owned());
             }
         }
     });
