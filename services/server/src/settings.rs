@@ -307,8 +307,11 @@ fn describe(error: figment::Error) -> String {
                 .or_else(|| e.metadata.as_ref().map(|m| format!(" in {}", m.name)))
                 .unwrap_or_default();
             let what = match &e.kind {
+                // The value itself is not echoed: it may be a secret.
                 figment::error::Kind::InvalidType(actual, expected) => {
-                    format!("expected {expected}, found {actual}")
+                    let found = actual.to_string();
+                    let kind = found.split(['"', '`']).next().unwrap_or_default().trim();
+                    format!("expected {expected}, found {kind}")
                 }
                 figment::error::Kind::UnknownField(field, _) => {
                     format!("unknown key `{field}`")
@@ -422,6 +425,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("store.pool_size"), "{e}");
+    }
+
+    #[test]
+    fn type_errors_do_not_echo_values() {
+        let e = Settings::load(
+            None,
+            env(&[("OMNIROUTE__API__PAGE_TOKEN_SECRET", "[1, 2]")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("api.page_token_secret"), "{e}");
+        assert!(!e.contains("1, 2"), "{e}");
     }
 
     #[test]
