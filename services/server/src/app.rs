@@ -144,10 +144,10 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     if settings.store.url.is_empty() {
         let path = &settings.store.path;
         let store = SqliteStore::open(path).await.map_err(|e| {
-            anyhow::anyhow!(
-                "cannot open the embedded store at store.path {}: {e:#}",
+            anyhow::Error::new(e).context(format!(
+                "cannot open the embedded store at store.path {}",
                 path.display()
-            )
+            ))
         })?;
         tracing::info!(path = %path.display(), "embedded store open");
         Ok(Arc::new(store))
@@ -159,24 +159,9 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         })
         .await
         .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot open the PostgreSQL store at store.url: {}",
-                chain(&e)
-            )
+            anyhow::Error::new(e).context("cannot open the PostgreSQL store at store.url")
         })?;
         tracing::info!("postgres store open");
         Ok(Arc::new(store))
     }
-}
-
-/// An error with its causes, for start-up messages.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

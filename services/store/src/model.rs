@@ -340,6 +340,28 @@ pub struct NewConsent {
     pub record_time: Option<SystemTime>,
 }
 
+impl NewConsent {
+    /// The record this entry becomes for `contact_id`, stored at `created`.
+    /// A missing record time is the storage time; times keep microseconds.
+    pub fn into_record(self, contact_id: Uuid, created: SystemTime) -> ConsentRecord {
+        ConsentRecord {
+            id: Uuid::now_v7(),
+            contact_id,
+            channel: self.channel,
+            category: self.category,
+            action: self.action,
+            source: self.source,
+            legal_basis: self.legal_basis,
+            evidence: self.evidence,
+            record_time: self
+                .record_time
+                .map(|t| from_micros(to_micros(t)))
+                .unwrap_or(created),
+            create_time: created,
+        }
+    }
+}
+
 /// A stored ledger entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentRecord {

@@ -868,22 +868,7 @@ impl Store for PgStore {
         let tx = client.transaction().await.map_err(db)?;
         // The lock orders the append against a concurrent merge or erasure.
         let id = lock_active(&tx, tenant, id).await?;
-        let created = now();
-        let record = ConsentRecord {
-            id: Uuid::now_v7(),
-            contact_id: id,
-            channel: consent.channel,
-            category: consent.category,
-            action: consent.action,
-            source: consent.source,
-            legal_basis: consent.legal_basis,
-            evidence: consent.evidence,
-            record_time: consent
-                .record_time
-                .map(|t| from_micros(to_micros(t)))
-                .unwrap_or(created),
-            create_time: created,
-        };
+        let record = consent.into_record(id, now());
         let stmt = tx
             .prepare_cached(
                 "INSERT INTO consent_records (tenant, id, contact_id, channel, category, action,

@@ -771,22 +771,7 @@ impl Store for SqliteStore {
         let tenant = tenant.to_owned();
         self.tx(move |tx| {
             let id = resolve_active(tx, &tenant, id)?;
-            let created = now();
-            let record = ConsentRecord {
-                id: Uuid::now_v7(),
-                contact_id: id,
-                channel: consent.channel,
-                category: consent.category,
-                action: consent.action,
-                source: consent.source,
-                legal_basis: consent.legal_basis,
-                evidence: consent.evidence,
-                record_time: consent
-                    .record_time
-                    .map(|t| from_micros(to_micros(t)))
-                    .unwrap_or(created),
-                create_time: created,
-            };
+            let record = consent.into_record(id, now());
             tx.prepare_cached(
                 "INSERT INTO consent_records (tenant, id, contact_id, channel, category, action,
                         source, legal_basis, evidence, record_time, create_time)

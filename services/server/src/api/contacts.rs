@@ -24,6 +24,20 @@ impl ContactApi {
     pub fn new(ctx: ApiContext) -> ContactApi {
         ContactApi { ctx }
     }
+
+    /// Validates the `contact` and `identity` fields of a link or unlink.
+    fn contact_and_identity(
+        &self,
+        contact: &str,
+        identity: Option<&pb::Identity>,
+    ) -> Result<(uuid::Uuid, Address), ApiError> {
+        let mut v = Violations::default();
+        let id = v.check("contact", parse_contact_name(contact));
+        let address = convert::address(&mut v, "identity", identity, self.ctx.region);
+        v.finish()?;
+        id.zip(address)
+            .ok_or_else(|| ApiError::invalid("identity", "required"))
+    }
 }
 
 #[tonic::async_trait]
@@ -184,13 +198,7 @@ impl ContactService for ContactApi {
     ) -> Result<Response<pb::LinkIdentityResponse>, Status> {
         let tenant = self.ctx.tenant(&request);
         let req = request.into_inner();
-        let mut v = Violations::default();
-        let id = v.check("contact", parse_contact_name(&req.contact));
-        let address = convert::address(&mut v, "identity", req.identity.as_ref(), self.ctx.region);
-        v.finish()?;
-        let (Some(id), Some(address)) = (id, address) else {
-            return Err(ApiError::invalid("identity", "required").into());
-        };
+        let (id, address) = self.contact_and_identity(&req.contact, req.identity.as_ref())?;
         tracing::info!(contact = %id, identity = %address, "linking identity");
         let contact = self
             .ctx
@@ -210,13 +218,7 @@ impl ContactService for ContactApi {
     ) -> Result<Response<pb::UnlinkIdentityResponse>, Status> {
         let tenant = self.ctx.tenant(&request);
         let req = request.into_inner();
-        let mut v = Violations::default();
-        let id = v.check("contact", parse_contact_name(&req.contact));
-        let address = convert::address(&mut v, "identity", req.identity.as_ref(), self.ctx.region);
-        v.finish()?;
-        let (Some(id), Some(address)) = (id, address) else {
-            return Err(ApiError::invalid("identity", "required").into());
-        };
+        let (id, address) = self.contact_and_identity(&req.contact, req.identity.as_ref())?;
         tracing::info!(contact = %id, identity = %address, "unlinking identity");
         let contact = self
             .ctx
