@@ -6,11 +6,21 @@
 //! two spellings of the same address normalize to the same [`Address::key`], so
 //! that identity uniqueness can be enforced by a plain unique index.
 //!
+//! It also holds the channel-neutral [`Content`] of a message and the
+//! [`Adapter`] contract every channel implements.
+//!
 //! It does no I/O and knows nothing of SQL, gRPC or any provider's format.
 
+mod adapter;
 mod address;
+pub mod content;
 
-pub use address::{Address, AddressError, PhoneRegion, lookup_keys};
+pub use adapter::{
+    Adapter, AdapterError, DeliveryStatus, ErrorClass, OutboundMessage, SendReceipt, StatusSink,
+    StatusUpdate,
+};
+pub use address::{Address, AddressError, PhoneRegion, lookup_keys, mask};
+pub use content::Content;
 
 use serde::{Deserialize, Serialize};
 

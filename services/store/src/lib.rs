@@ -21,15 +21,19 @@
 //! - schema migrations are versioned and applied at start-up, once, even when
 //!   several replicas start together.
 
+mod messages;
 mod model;
 mod postgres;
 mod sqlite;
 pub mod testing;
 
+use std::time::{Duration, SystemTime};
+
 use async_trait::async_trait;
 use omniroute_channel::{Address, Channel};
 use uuid::Uuid;
 
+pub use messages::*;
 pub use model::*;
 pub use postgres::{PgStore, PgStoreConfig};
 pub use sqlite::SqliteStore;
@@ -69,6 +73,31 @@ pub enum StoreError {
     /// The identity to unlink is not linked to the contact.
     #[error("the identity is not linked to contacts/{0}")]
     IdentityNotLinked(Uuid),
+    /// The idempotency key was used before for a different request.
+    #[error("the idempotency key was used for a different request (messages/{existing})")]
+    IdempotencyConflict {
+        /// The message created under the key.
+        existing: Uuid,
+    },
+    /// The message is past the point where it can be canceled.
+    #[error("messages/{id} is {status:?} and can no longer be canceled")]
+    NotCancelable {
+        /// The message.
+        id: Uuid,
+        /// Its status.
+        status: MessageStatus,
+    },
+    /// The message is being handed to the provider right now.
+    #[error("messages/{0} is being sent right now")]
+    Sending(Uuid),
+    /// Only failed messages can be retried.
+    #[error("messages/{id} is {status:?}; only failed messages can be retried")]
+    NotRetryable {
+        /// The message.
+        id: Uuid,
+        /// Its status.
+        status: MessageStatus,
+    },
     /// The database failed; the cause is kept for logs, never sent to callers.
     #[error("storage backend error")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -172,6 +201,104 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Everything held about a contact.
     async fn export_contact(&self, tenant: &str, id: Uuid) -> Result<ContactExport>;
+
+    // ---- messaging pipeline ------------------------------------------------
+
+    /// Stores an outbound message, its dispatch job and a `MessageAccepted`
+    /// event in one transaction.
+    ///
+    /// - Status: `Queued` with reason "scheduled" when `send_time` lies in the
+    ///   future (the job is due then), else `Accepted` (due now). History
+    ///   starts with that status.
+    /// - `channel` is the first channel of the plan.
+    /// - With an idempotency key already used in the tenant: the same
+    ///   `request_hash` returns [`Accepted::Replayed`] with the stored message
+    ///   and writes nothing; another hash is [`StoreError::IdempotencyConflict`].
+    async fn accept_message(&self, tenant: &str, message: NewMessage) -> Result<Accepted>;
+
+    /// Reads a message.
+    async fn get_message(&self, tenant: &str, id: Uuid) -> Result<Message>;
+
+    /// A contact's messages (after resolving a merged id), newest first
+    /// (descending id), strictly older than `before`.
+    async fn list_messages(
+        &self,
+        tenant: &str,
+        contact_id: Uuid,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Message>>;
+
+    /// Cancels a pending message: its job is deleted, the status becomes
+    /// `Canceled`, a `MessageStatusChanged` event is written.
+    /// [`StoreError::Sending`] while a worker holds an unexpired lease on it;
+    /// [`StoreError::NotCancelable`] once it is past pending.
+    async fn cancel_message(&self, tenant: &str, id: Uuid) -> Result<Message>;
+
+    /// Requeues a failed message from the first channel of its plan, due now:
+    /// status `Queued` (reason "retried by operator"), a new job, an event.
+    /// [`StoreError::NotRetryable`] unless the message failed.
+    async fn retry_message(&self, tenant: &str, id: Uuid) -> Result<Message>;
+
+    /// Claims up to `limit` due jobs of any tenant, in (priority, due time)
+    /// order, leasing each for `lease` under a fresh claim token. A job is due
+    /// when its due time has come and it has no unexpired lease (an expired
+    /// lease means its worker died). Jobs leased by others are skipped, not
+    /// waited for.
+    async fn claim_jobs(&self, limit: usize, lease: Duration) -> Result<Vec<ClaimedJob>>;
+
+    /// Records the outcome of a claimed job in one transaction, only if the
+    /// job still carries `job.claim_token` (else returns `Ok(None)`: the lease
+    /// was lost and a newer attempt owns the job).
+    ///
+    /// Appends `attempt` (when given) to the message, then:
+    /// - `Sent`: deletes the job, sets the provider id, status `Sent`;
+    /// - `RetryAt(t)`: releases the job due at `t`, status `Queued` with the
+    ///   attempt's error as reason;
+    /// - `NextChannel(i)`: releases the job due now on plan index `i` (its
+    ///   channel attempts restart), status `Queued`, `channel` = plan\[i\];
+    /// - `Fail`: deletes the job, status `Failed` with the reason.
+    ///
+    /// Each status change is applied with [`apply_status`] and written as an
+    /// event (`MessageFailed` for failures, else `MessageStatusChanged`).
+    async fn complete_job(
+        &self,
+        job: &ClaimedJob,
+        attempt: Option<Attempt>,
+        next: NextStep,
+    ) -> Result<Option<Message>>;
+
+    /// Applies a provider's status report to the message it names (by our id
+    /// when given, else by channel and provider id, in any tenant) with
+    /// [`apply_status`]; writes a `MessageStatusChanged` event when anything
+    /// changed (`MessageFailed` when it failed). `Ok(None)` when no message
+    /// matches.
+    async fn apply_provider_status(&self, status: ProviderStatus) -> Result<Option<Message>>;
+
+    /// Events of a tenant after `after`, in log order, at most `limit`.
+    async fn read_events(
+        &self,
+        tenant: &str,
+        after: Cursor,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<Vec<Event>>;
+
+    /// The position of the newest event a reader can see now ("from now").
+    async fn event_head(&self, tenant: &str) -> Result<Cursor>;
+
+    /// The position before the oldest retained event ("from the beginning").
+    fn event_origin(&self) -> Cursor {
+        Cursor::default()
+    }
+
+    /// Deletes events older than `before`; returns how many.
+    async fn prune_events(&self, before: SystemTime) -> Result<u64>;
+
+    /// A signal bumped after every commit that wrote events or jobs, in this
+    /// process and (PostgreSQL, through LISTEN/NOTIFY) in other replicas. A
+    /// hint to look again, never the only trigger: readers also poll.
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
 }
 
 /// Deduplicates addresses by (channel, key), keeping the first.

@@ -1,0 +1,229 @@
+//! The adapter contract: how the dispatcher hands a message to a channel and
+//! learns how it went.
+//!
+//! An adapter translates an [`OutboundMessage`] to one provider's wire format
+//! and classifies every failure into an [`ErrorClass`]. The dispatcher reads
+//! only the class (`is_retryable`, `retry_after`), never message text. Later
+//! outcomes (delivered, read, failed after acceptance) arrive asynchronously
+//! as [`StatusUpdate`]s through the [`StatusSink`] an adapter is built with,
+//! whether they come from a provider webhook or from the sandbox.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+
+use crate::{Address, Category, Channel, Content};
+
+/// What the dispatcher does about a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// Will fail again: try the next channel of the plan, else fail.
+    Permanent,
+    /// May work later: retry with back-off.
+    Transient,
+    /// Too fast: retry after the provider's delay.
+    RateLimited,
+    /// WhatsApp's customer service window is closed: needs a template or
+    /// another channel.
+    WindowClosed,
+    /// The customer opted out on the provider's side.
+    OptedOut,
+    /// Our credentials or settings are wrong: alert, do not spin.
+    Configuration,
+    /// The channel cannot do this at all (for example media on voice).
+    Unsupported,
+}
+
+impl ErrorClass {
+    /// A stable lower-case name for storage and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Permanent => "permanent",
+            ErrorClass::Transient => "transient",
+            ErrorClass::RateLimited => "rate_limited",
+            ErrorClass::WindowClosed => "window_closed",
+            ErrorClass::OptedOut => "opted_out",
+            ErrorClass::Configuration => "configuration",
+            ErrorClass::Unsupported => "unsupported",
+        }
+    }
+
+    /// Parses [`ErrorClass::as_str`] back.
+    pub fn parse(name: &str) -> Option<ErrorClass> {
+        [
+            ErrorClass::Permanent,
+            ErrorClass::Transient,
+            ErrorClass::RateLimited,
+            ErrorClass::WindowClosed,
+            ErrorClass::OptedOut,
+            ErrorClass::Configuration,
+            ErrorClass::Unsupported,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == name)
+    }
+}
+
+/// A classified failure of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} error {code}: {message}", class.as_str())]
+pub struct AdapterError {
+    class: ErrorClass,
+    code: String,
+    message: String,
+    retry_after: Option<Duration>,
+}
+
+impl AdapterError {
+    /// A failure of `class` with the provider's code and text.
+    pub fn new(class: ErrorClass, code: impl Into<String>, message: impl Into<String>) -> Self {
+        AdapterError {
+            class,
+            code: code.into(),
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// Rate limited; retry no earlier than `retry_after` when the provider said so.
+    pub fn rate_limited(
+        code: impl Into<String>,
+        message: impl Into<String>,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        AdapterError {
+            retry_after,
+            ..AdapterError::new(ErrorClass::RateLimited, code, message)
+        }
+    }
+
+    /// What the channel cannot do.
+    pub fn unsupported(channel: Channel, what: &str) -> Self {
+        AdapterError::new(
+            ErrorClass::Unsupported,
+            "unsupported",
+            format!("{channel} cannot send {what}"),
+        )
+    }
+
+    /// The class.
+    pub fn class(&self) -> ErrorClass {
+        self.class
+    }
+
+    /// The provider's error code (or ours, for local checks).
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The provider's error text.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether another attempt on the same channel may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.class, ErrorClass::Transient | ErrorClass::RateLimited)
+    }
+
+    /// The delay the provider asked for.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+/// One attempt to send a message on one channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundMessage {
+    /// Our message id; adapters carry it where the provider echoes it back.
+    pub message_id: String,
+    /// The recipient.
+    pub to: Address,
+    /// Why it is sent.
+    pub category: Category,
+    /// What it says, with any override for this channel already applied.
+    pub content: Content,
+    /// The provider id of the message this one replies to.
+    pub reply_to: Option<String>,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+}
+
+/// The provider accepted a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendReceipt {
+    /// The provider's id for it (a wamid, a Message-ID, a CallSid).
+    pub provider_message_id: String,
+}
+
+/// A delivery status a provider reports after acceptance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryStatus {
+    /// Handed on by the provider.
+    Sent,
+    /// On the customer's device, in the mailbox, or the call was answered.
+    Delivered,
+    /// Read (or played).
+    Read,
+    /// Failed after acceptance.
+    Failed,
+}
+
+/// A status reported for a message the provider accepted earlier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusUpdate {
+    /// The channel it came from.
+    pub channel: Channel,
+    /// The provider's id from the [`SendReceipt`].
+    pub provider_message_id: String,
+    /// The new status.
+    pub status: DeliveryStatus,
+    /// When the provider says it happened.
+    pub time: SystemTime,
+    /// For failures: the classified error.
+    pub error: Option<AdapterError>,
+}
+
+/// Where adapters report asynchronous statuses.
+pub trait StatusSink: Send + Sync + fmt::Debug + 'static {
+    /// Hands over one status; must not block.
+    fn report(&self, update: StatusUpdate);
+}
+
+/// A channel adapter.
+#[async_trait]
+pub trait Adapter: Send + Sync + fmt::Debug + 'static {
+    /// The channel it serves.
+    fn channel(&self) -> Channel;
+
+    /// Sends one message. Ok means the provider accepted it; delivery is
+    /// reported later through the [`StatusSink`].
+    async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, AdapterError>;
+
+    /// Whether the adapter can reach its provider with its settings.
+    async fn health(&self) -> Result<(), AdapterError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryability_is_a_property_of_the_class() {
+        assert!(AdapterError::new(ErrorClass::Transient, "503", "unavailable").is_retryable());
+        let limited = AdapterError::rate_limited("130429", "slow down", Some(Duration::from_secs(2)));
+        assert!(limited.is_retryable());
+        assert_eq!(limited.retry_after(), Some(Duration::from_secs(2)));
+        for class in [
+            ErrorClass::Permanent,
+            ErrorClass::WindowClosed,
+            ErrorClass::OptedOut,
+            ErrorClass::Configuration,
+            ErrorClass::Unsupported,
+        ] {
+            assert!(!AdapterError::new(class, "x", "y").is_retryable());
+            assert_eq!(ErrorClass::parse(class.as_str()), Some(class));
+        }
+    }
+}

@@ -1,0 +1,692 @@
+//! The stored records of the messaging pipeline: messages with their status
+//! history and attempts, dispatch jobs, and the event log.
+//!
+//! The status rules live here, as pure functions both stores call inside
+//! their transactions:
+//! - outbound statuses only move forward: accepted → queued → sent →
+//!   delivered → read; `queued` may follow `sent` never; failed and canceled
+//!   are final;
+//! - a provider status that would move a message backwards (a late
+//!   `delivered` after `read`, a `failed` after `delivered`) is kept in the
+//!   history and the event log, but does not change the status.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use omniroute_channel::{Category, Channel, Content, ErrorClass};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Which way a message travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Company to customer.
+    Outbound,
+    /// Customer to company.
+    Inbound,
+}
+
+/// Where a message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    /// Committed, due now.
+    Accepted,
+    /// Waiting for its send time or for a retry.
+    Queued,
+    /// Accepted by the provider.
+    Sent,
+    /// Delivered to the customer.
+    Delivered,
+    /// Read by the customer.
+    Read,
+    /// Failed for good (or expired).
+    Failed,
+    /// Canceled before it was sent.
+    Canceled,
+    /// An inbound message.
+    Received,
+}
+
+impl MessageStatus {
+    /// Position on the forward path; final statuses rank above everything.
+    fn rank(self) -> u8 {
+        match self {
+            MessageStatus::Received => 0,
+            MessageStatus::Accepted => 1,
+            MessageStatus::Queued => 2,
+            MessageStatus::Sent => 3,
+            MessageStatus::Delivered => 4,
+            MessageStatus::Read => 5,
+            MessageStatus::Failed | MessageStatus::Canceled => 9,
+        }
+    }
+
+    /// Whether nothing can change the status any more.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            MessageStatus::Failed
+                | MessageStatus::Canceled
+                | MessageStatus::Read
+                | MessageStatus::Received
+        )
+    }
+
+    /// Whether the message has not reached the provider yet (it can be
+    /// canceled).
+    pub fn is_pending(self) -> bool {
+        matches!(self, MessageStatus::Accepted | MessageStatus::Queued)
+    }
+
+    /// Whether moving from `self` to `next` is allowed.
+    ///
+    /// - Pending statuses go to any later one, and back to queued (retries).
+    /// - After sent, only forward moves; failed only from sent (a failure
+    ///   reported after delivery does not undo the delivery).
+    pub fn may_become(self, next: MessageStatus) -> bool {
+        use MessageStatus::*;
+        match (self, next) {
+            (a, b) if a == b => false,
+            (Failed | Canceled | Received, _) => false,
+            (Accepted | Queued, Queued) => true,
+            (Accepted | Queued, _) => next != Received && next != Accepted,
+            (Sent, Failed) => true,
+            (_, Failed | Canceled | Accepted | Queued | Received) => false,
+            (a, b) => b.rank() > a.rank(),
+        }
+    }
+
+    /// Stable storage code.
+    pub fn code(self) -> i16 {
+        match self {
+            MessageStatus::Accepted => 1,
+            MessageStatus::Queued => 2,
+            MessageStatus::Sent => 3,
+            MessageStatus::Delivered => 4,
+            MessageStatus::Read => 5,
+            MessageStatus::Failed => 6,
+            MessageStatus::Canceled => 7,
+            MessageStatus::Received => 8,
+        }
+    }
+
+    /// Parses [`MessageStatus::code`] back.
+    pub fn from_code(code: i16) -> MessageStatus {
+        match code {
+            2 => MessageStatus::Queued,
+            3 => MessageStatus::Sent,
+            4 => MessageStatus::Delivered,
+            5 => MessageStatus::Read,
+            6 => MessageStatus::Failed,
+            7 => MessageStatus::Canceled,
+            8 => MessageStatus::Received,
+            _ => MessageStatus::Accepted,
+        }
+    }
+}
+
+/// Dispatch order among due messages: lower first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// Authentication codes.
+    High,
+    /// Transactional and service messages.
+    Normal,
+    /// Marketing.
+    Low,
+}
+
+impl Priority {
+    /// The priority a category gets when the caller names none.
+    pub fn for_category(category: Category) -> Priority {
+        match category {
+            Category::Authentication => Priority::High,
+            Category::Transactional | Category::Service => Priority::Normal,
+            Category::Marketing => Priority::Low,
+        }
+    }
+
+    /// Stable storage code (the dispatch sort key).
+    pub fn code(self) -> i16 {
+        match self {
+            Priority::High => 1,
+            Priority::Normal => 2,
+            Priority::Low => 3,
+        }
+    }
+
+    /// Parses [`Priority::code`] back.
+    pub fn from_code(code: i16) -> Priority {
+        match code {
+            1 => Priority::High,
+            3 => Priority::Low,
+            _ => Priority::Normal,
+        }
+    }
+}
+
+/// Content to use on one channel instead of the main content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelOverride {
+    /// The channel.
+    pub channel: Channel,
+    /// Its content.
+    pub content: Content,
+}
+
+/// One step of the status history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    /// The status reported or reached.
+    pub status: MessageStatus,
+    /// When the router learned of it.
+    pub time: SystemTime,
+    /// The channel it happened on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    /// Why (failures, expiry, cancellation, a status kept from regressing).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    /// The provider accepted the message.
+    Accepted,
+    /// Failed with this class.
+    Failed(#[serde(with = "class_name")] ErrorClass),
+}
+
+mod class_name {
+    use omniroute_channel::ErrorClass;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(class: &ErrorClass, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(class.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ErrorClass, D::Error> {
+        let name = String::deserialize(d)?;
+        Ok(ErrorClass::parse(&name).unwrap_or(ErrorClass::Transient))
+    }
+}
+
+/// One try on one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// 1 for the message's first attempt, counting across channels.
+    pub number: u32,
+    /// The channel tried.
+    pub channel: Channel,
+    /// The normalized address tried.
+    pub address: String,
+    /// When it started.
+    pub start_time: SystemTime,
+    /// When the provider answered.
+    pub end_time: SystemTime,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+    /// The provider's error code.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error_code: String,
+    /// The provider's error text.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error_message: String,
+    /// The provider's id of the message.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub provider_message_id: String,
+}
+
+/// Why routing left a channel out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// No identity on the channel.
+    NoIdentity,
+    /// No consent.
+    NoConsent,
+    /// Opted out of the category.
+    OptedOut,
+    /// WhatsApp window closed.
+    WindowClosed,
+    /// The content cannot go on the channel.
+    UnsupportedContent,
+    /// The channel is not configured.
+    ChannelDisabled,
+    /// Not among the customer's channels for the category.
+    NotPreferred,
+}
+
+/// A channel left out of the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedChannel {
+    /// The channel.
+    pub channel: Channel,
+    /// Why.
+    pub reason: SkipReason,
+    /// Details.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// A channel of the plan with the address to use on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedChannel {
+    /// The channel.
+    pub channel: Channel,
+    /// The normalized address.
+    pub address: String,
+    /// The identity key of the address.
+    pub key: String,
+    /// For WhatsApp: the wa_id to send to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wa_id: Option<String>,
+}
+
+/// The routing decision stored with a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteDecision {
+    /// Channels to try, in order.
+    pub plan: Vec<PlannedChannel>,
+    /// Channels left out, with reasons.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedChannel>,
+    /// The earliest send time routing allowed (quiet hours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_until: Option<SystemTime>,
+    /// When the decision was made.
+    pub decide_time: SystemTime,
+}
+
+/// An outbound message to accept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    /// The recipient (already resolved, not a merged alias).
+    pub contact_id: Uuid,
+    /// The category.
+    pub category: Category,
+    /// The content.
+    pub content: Content,
+    /// Per-channel content.
+    pub overrides: Vec<ChannelOverride>,
+    /// The routing decision; its plan is never empty.
+    pub route: RouteDecision,
+    /// The dispatch priority.
+    pub priority: Priority,
+    /// The caller's reference.
+    pub correlation_ref: String,
+    /// The caller's metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Send no earlier than this.
+    pub send_time: Option<SystemTime>,
+    /// Fail as expired when not sent by this time.
+    pub expire_time: Option<SystemTime>,
+    /// The message this one replies to.
+    pub reply_to: Option<Uuid>,
+    /// The caller's idempotency key.
+    pub idempotency_key: Option<String>,
+    /// A digest of the request, to tell a retry from a different request
+    /// under the same key.
+    pub request_hash: String,
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// Its id.
+    pub id: Uuid,
+    /// The contact.
+    pub contact_id: Uuid,
+    /// Outbound or inbound.
+    pub direction: Direction,
+    /// The category.
+    pub category: Category,
+    /// The content.
+    pub content: Content,
+    /// Per-channel content.
+    #[serde(default)]
+    pub overrides: Vec<ChannelOverride>,
+    /// The channel in use (the plan's current channel; inbound: where it came from).
+    pub channel: Option<Channel>,
+    /// The dispatch priority.
+    pub priority: Priority,
+    /// The caller's reference.
+    #[serde(default)]
+    pub correlation_ref: String,
+    /// The caller's metadata.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// Scheduled send time.
+    pub send_time: Option<SystemTime>,
+    /// Expiry.
+    pub expire_time: Option<SystemTime>,
+    /// The message this one replies to.
+    pub reply_to: Option<Uuid>,
+    /// The current status.
+    pub status: MessageStatus,
+    /// Every status reported or reached, oldest first.
+    #[serde(default)]
+    pub history: Vec<StatusChange>,
+    /// Every attempt, oldest first.
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+    /// The routing decision.
+    pub route: Option<RouteDecision>,
+    /// The provider's id for the accepted message.
+    pub provider_message_id: Option<String>,
+    /// When it was accepted.
+    pub create_time: SystemTime,
+    /// When it last changed.
+    pub update_time: SystemTime,
+}
+
+/// The outcome of [`crate::Store::accept_message`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Accepted {
+    /// A new message was stored with its dispatch job.
+    New(Message),
+    /// The idempotency key was used before with the same request.
+    Replayed(Message),
+}
+
+impl Accepted {
+    /// The message, new or replayed.
+    pub fn message(&self) -> &Message {
+        match self {
+            Accepted::New(m) | Accepted::Replayed(m) => m,
+        }
+    }
+}
+
+/// A dispatch job a worker holds under a lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedJob {
+    /// The message's tenant.
+    pub tenant: String,
+    /// The message, as of the claim.
+    pub message: Message,
+    /// Proves the lease: a completion with an older token is refused.
+    pub claim_token: Uuid,
+    /// Index into the route plan of the channel to try.
+    pub plan_index: usize,
+    /// Attempts on that channel so far, including this one.
+    pub channel_attempt: u32,
+}
+
+/// What a worker decided after an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NextStep {
+    /// The provider accepted the message: it is sent.
+    Sent {
+        /// The provider's id.
+        provider_message_id: String,
+    },
+    /// Try the same channel again at this time.
+    RetryAt(SystemTime),
+    /// Try this plan index now.
+    NextChannel(usize),
+    /// Give up: the message failed (dead letter).
+    Fail {
+        /// Why, for the operator.
+        reason: String,
+    },
+}
+
+/// A status reported by a provider (or the sandbox) for a sent message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderStatus {
+    /// Our message id, when the provider echoed it back.
+    pub message_id: Option<Uuid>,
+    /// The channel.
+    pub channel: Channel,
+    /// The provider's message id.
+    pub provider_message_id: String,
+    /// Sent, delivered, read or failed.
+    pub status: MessageStatus,
+    /// When the provider says it happened.
+    pub time: SystemTime,
+    /// For failures: why.
+    pub reason: String,
+}
+
+/// What happened, in the event log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    /// An outbound message was accepted.
+    MessageAccepted,
+    /// A message's status changed (or a provider reported one).
+    MessageStatusChanged,
+    /// A message failed for good.
+    MessageFailed,
+    /// A customer's message came in.
+    MessageReceived,
+    /// A contact was created.
+    ContactCreated,
+    /// Contacts were merged.
+    ContactMerged,
+    /// A contact was erased.
+    ContactErased,
+    /// A callback changed.
+    CallbackChanged,
+}
+
+impl EventType {
+    /// Stable storage code.
+    pub fn code(self) -> i16 {
+        match self {
+            EventType::MessageAccepted => 1,
+            EventType::MessageStatusChanged => 2,
+            EventType::MessageFailed => 3,
+            EventType::MessageReceived => 4,
+            EventType::ContactCreated => 5,
+            EventType::ContactMerged => 6,
+            EventType::ContactErased => 7,
+            EventType::CallbackChanged => 8,
+        }
+    }
+
+    /// Parses [`EventType::code`] back.
+    pub fn from_code(code: i16) -> Option<EventType> {
+        Some(match code {
+            1 => EventType::MessageAccepted,
+            2 => EventType::MessageStatusChanged,
+            3 => EventType::MessageFailed,
+            4 => EventType::MessageReceived,
+            5 => EventType::ContactCreated,
+            6 => EventType::ContactMerged,
+            7 => EventType::ContactErased,
+            8 => EventType::CallbackChanged,
+            _ => return None,
+        })
+    }
+}
+
+/// A position in the event log. Opaque to callers; ordered.
+///
+/// PostgreSQL orders events by (transaction id, sequence) and only hands out
+/// events of transactions older than every transaction still running, so a
+/// reader never skips an event that commits late. SQLite commits one
+/// transaction at a time: there the transaction part is 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cursor {
+    /// Transaction id (PostgreSQL xid8), 0 on SQLite.
+    pub xid: u64,
+    /// Sequence number of the event.
+    pub seq: i64,
+}
+
+impl Cursor {
+    /// The opaque text form.
+    pub fn encode(self) -> String {
+        format!("{:016x}{:016x}", self.xid, self.seq)
+    }
+
+    /// Parses [`Cursor::encode`] back.
+    pub fn decode(text: &str) -> Option<Cursor> {
+        if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let xid = u64::from_str_radix(&text[..16], 16).ok()?;
+        let seq = i64::from_str_radix(&text[16..], 16).ok()?;
+        Some(Cursor { xid, seq })
+    }
+}
+
+/// An entry of the event log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Its position.
+    pub cursor: Cursor,
+    /// What happened.
+    pub kind: EventType,
+    /// When.
+    pub time: SystemTime,
+    /// The contact concerned.
+    pub contact_id: Option<Uuid>,
+    /// The message concerned.
+    pub message_id: Option<Uuid>,
+    /// The caller's reference of the message.
+    pub correlation_ref: String,
+    /// The caller's metadata of the message.
+    pub metadata: BTreeMap<String, String>,
+    /// The payload: for message events the message after the change; for
+    /// contact events the contact's id and merged ids.
+    pub payload: EventPayload,
+}
+
+/// What an event carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventPayload {
+    /// A message after the change.
+    Message(Box<Message>),
+    /// A contact event: the contact and, for merges, the retired ids.
+    Contact {
+        /// The contact.
+        contact_id: Uuid,
+        /// Ids merged into it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        merged: Vec<Uuid>,
+    },
+    /// Nothing (erased).
+    Empty,
+}
+
+/// A filter on the event log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Only these types; empty means all.
+    pub types: Vec<EventType>,
+    /// Only events about this contact.
+    pub contact_id: Option<Uuid>,
+}
+
+/// A new event to append in the same transaction as the change it records.
+pub(crate) fn message_event(kind: EventType, message: &Message) -> NewEvent {
+    NewEvent {
+        kind,
+        contact_id: Some(message.contact_id),
+        message_id: Some(message.id),
+        correlation_ref: message.correlation_ref.clone(),
+        metadata: message.metadata.clone(),
+        payload: EventPayload::Message(Box::new(message.clone())),
+    }
+}
+
+/// A contact event.
+pub(crate) fn contact_event(kind: EventType, contact_id: Uuid, merged: Vec<Uuid>) -> NewEvent {
+    NewEvent {
+        kind,
+        contact_id: Some(contact_id),
+        message_id: None,
+        correlation_ref: String::new(),
+        metadata: BTreeMap::new(),
+        payload: EventPayload::Contact { contact_id, merged },
+    }
+}
+
+/// An event before it has a position.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct NewEvent {
+    pub kind: EventType,
+    pub contact_id: Option<Uuid>,
+    pub message_id: Option<Uuid>,
+    pub correlation_ref: String,
+    pub metadata: BTreeMap<String, String>,
+    pub payload: EventPayload,
+}
+
+/// Applies a status change to a message in memory: appends history and moves
+/// the status when allowed. Returns whether anything changed (a duplicate
+/// report changes nothing).
+pub fn apply_status(
+    message: &mut Message,
+    status: MessageStatus,
+    channel: Option<Channel>,
+    reason: &str,
+    now: SystemTime,
+) -> bool {
+    let duplicate = message
+        .history
+        .iter()
+        .any(|h| h.status == status && h.channel == channel && status != MessageStatus::Queued);
+    if duplicate {
+        return false;
+    }
+    let moves = message.status.may_become(status);
+    let reason = if moves || !reason.is_empty() {
+        reason.to_owned()
+    } else {
+        format!("reported after {:?}; status kept", message.status).to_lowercase()
+    };
+    message.history.push(StatusChange {
+        status,
+        time: now,
+        channel,
+        reason,
+    });
+    if moves {
+        message.status = status;
+    }
+    message.update_time = now;
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MessageStatus::*;
+    use super::*;
+
+    #[test]
+    fn statuses_only_move_forward() {
+        assert!(Accepted.may_become(Sent));
+        assert!(Queued.may_become(Queued) == false);
+        assert!(Accepted.may_become(Queued));
+        assert!(Sent.may_become(Delivered));
+        assert!(Sent.may_become(Read), "read implies delivered");
+        assert!(!Read.may_become(Delivered), "a late delivered never overwrites read");
+        assert!(!Delivered.may_become(Sent));
+        assert!(Sent.may_become(Failed));
+        assert!(!Delivered.may_become(Failed), "a failure after delivery does not regress");
+        assert!(!Failed.may_become(Sent));
+        assert!(!Canceled.may_become(Sent));
+        assert!(Queued.may_become(Canceled));
+        assert!(!Sent.may_become(Canceled));
+        assert!(!Sent.may_become(Queued));
+    }
+
+    #[test]
+    fn cursors_round_trip_and_order() {
+        let a = Cursor { xid: 7, seq: 3 };
+        let b = Cursor { xid: 7, seq: 4 };
+        assert!(a < b && b < Cursor { xid: 8, seq: 1 });
+        assert_eq!(Cursor::decode(&a.encode()), Some(a));
+        assert_eq!(Cursor::decode("nope"), None);
+    }
+}
