@@ -175,6 +175,9 @@ pub enum DeliveryStatus {
 pub struct StatusUpdate {
     /// The channel it came from.
     pub channel: Channel,
+    /// Our message id, when the provider echoes it back (WhatsApp's
+    /// `biz_opaque_callback_data`, the sandbox).
+    pub message_id: Option<String>,
     /// The provider's id from the [`SendReceipt`].
     pub provider_message_id: String,
     /// The new status.
@@ -212,7 +215,8 @@ mod tests {
     #[test]
     fn retryability_is_a_property_of_the_class() {
         assert!(AdapterError::new(ErrorClass::Transient, "503", "unavailable").is_retryable());
-        let limited = AdapterError::rate_limited("130429", "slow down", Some(Duration::from_secs(2)));
+        let limited =
+            AdapterError::rate_limited("130429", "slow down", Some(Duration::from_secs(2)));
         assert!(limited.is_retryable());
         assert_eq!(limited.retry_after(), Some(Duration::from_secs(2)));
         for class in [

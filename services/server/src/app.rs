@@ -21,6 +21,7 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 use crate::api::{ApiContext, CallbackApi, ContactApi, EventApi, MessagingApi, PreferenceApi};
+use crate::pipeline::{self, Pipeline, statuses};
 use crate::settings::Settings;
 
 /// A built, bound, not yet running server.
@@ -68,7 +69,19 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let ctx = ApiContext::new(Arc::clone(&self.store), &self.settings);
+        let (sink, reports) = statuses::channel();
+        let adapters = pipeline::adapters(&self.settings, &sink);
+        let mut channels: Vec<_> = adapters.keys().copied().collect();
+        channels.sort();
+        let ctx = ApiContext::new(Arc::clone(&self.store), &self.settings, &channels);
+        let pipeline = Pipeline::start(
+            Arc::clone(&self.store),
+            &self.settings,
+            adapters,
+            sink,
+            reports,
+        );
+        let event_poll = Duration::from_millis(self.settings.events.poll_interval_ms);
 
         let (health, health_service) = tonic_health::server::health_reporter();
         health
@@ -118,15 +131,28 @@ impl Application {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(ContactServiceServer::new(ContactApi::new(ctx.clone())))
-            .add_service(PreferenceServiceServer::new(PreferenceApi::new(ctx)))
-            .add_service(MessagingServiceServer::new(MessagingApi))
+            .add_service(PreferenceServiceServer::new(PreferenceApi::new(
+                ctx.clone(),
+            )))
+            .add_service(MessagingServiceServer::new(MessagingApi::new(ctx.clone())))
             .add_service(CallbackServiceServer::new(CallbackApi))
-            .add_service(EventServiceServer::new(EventApi))
+            .add_service(EventServiceServer::new(EventApi::new(ctx, event_poll)))
             .serve_with_incoming_shutdown(incoming, signal);
-        tokio::select! {
-            result = server => result?,
-            () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "connections still open after the grace period; closing them"),
+        let served = tokio::select! {
+            result = server => result.map_err(anyhow::Error::from),
+            () = deadline => {
+                tracing::warn!(grace_secs = grace.as_secs(), "connections still open after the grace period; closing them");
+                Ok(())
+            }
+        };
+        // Sends in flight finish and record their outcome; unsent jobs stay
+        // in the store for the next start or another replica.
+        if tokio::time::timeout(grace, pipeline.stop()).await.is_err() {
+            tracing::warn!(
+                "sends still in flight after the grace period; their leases will expire"
+            );
         }
+        served?;
         tracing::info!("omniroute stopped");
         Ok(())
     }

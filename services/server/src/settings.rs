@@ -58,6 +58,97 @@ pub struct Settings {
     pub api: ApiSettings,
     /// Logging.
     pub log: LogSettings,
+    /// The dispatcher.
+    pub dispatch: DispatchSettings,
+    /// The event log.
+    pub events: EventSettings,
+    /// Sandbox channels.
+    pub sandbox: SandboxSettings,
+}
+
+/// The dispatcher: how jobs are claimed, sent and retried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DispatchSettings {
+    /// Run the dispatcher in this process.
+    pub enabled: bool,
+    /// Messages handed to providers at the same time.
+    pub concurrency: usize,
+    /// Jobs claimed per query.
+    pub batch_size: usize,
+    /// Seconds a claimed job stays leased; a worker that dies releases its
+    /// jobs when the lease ends. Keep it well above `send_timeout_secs`.
+    pub lease_secs: u64,
+    /// Seconds a provider call may take before it counts as a transient failure.
+    pub send_timeout_secs: u64,
+    /// Attempts per channel before the message fails (dead letter).
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds; doubles per attempt (full jitter).
+    pub backoff_base_ms: u64,
+    /// Longest retry delay in milliseconds.
+    pub backoff_cap_ms: u64,
+    /// Milliseconds between looks for due jobs when nothing signals new work.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        DispatchSettings {
+            enabled: true,
+            concurrency: 64,
+            batch_size: 100,
+            lease_secs: 60,
+            send_timeout_secs: 15,
+            max_attempts: 5,
+            backoff_base_ms: 1_000,
+            backoff_cap_ms: 300_000,
+            poll_interval_ms: 250,
+        }
+    }
+}
+
+/// The event log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventSettings {
+    /// Hours events are kept; older ones are pruned.
+    pub retention_hours: u64,
+    /// Milliseconds between looks for new events when nothing signals them.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        EventSettings {
+            retention_hours: 7 * 24,
+            poll_interval_ms: 250,
+        }
+    }
+}
+
+/// Sandbox channels, used for every channel without a real provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxSettings {
+    /// Serve channels without a provider from the sandbox.
+    pub enabled: bool,
+    /// Milliseconds before a sandbox message is reported delivered.
+    pub delivery_delay_ms: u64,
+    /// Milliseconds from delivered to read (WhatsApp).
+    pub read_delay_ms: u64,
+    /// File that records every sandbox send, one line each; empty: none.
+    pub record_path: PathBuf,
+}
+
+impl Default for SandboxSettings {
+    fn default() -> Self {
+        SandboxSettings {
+            enabled: true,
+            delivery_delay_ms: 200,
+            read_delay_ms: 800,
+            record_path: PathBuf::new(),
+        }
+    }
 }
 
 /// The gRPC listener.
@@ -267,6 +358,37 @@ impl Settings {
             return Err(SettingsError::Invalid {
                 key: "api.default_tenant",
                 reason: "must not be empty".to_owned(),
+            });
+        }
+        let d = &self.dispatch;
+        for (key, zero) in [
+            ("dispatch.concurrency", d.concurrency == 0),
+            ("dispatch.batch_size", d.batch_size == 0),
+            ("dispatch.max_attempts", d.max_attempts == 0),
+            ("dispatch.lease_secs", d.lease_secs == 0),
+            ("dispatch.send_timeout_secs", d.send_timeout_secs == 0),
+            ("dispatch.poll_interval_ms", d.poll_interval_ms == 0),
+            ("events.poll_interval_ms", self.events.poll_interval_ms == 0),
+            ("events.retention_hours", self.events.retention_hours == 0),
+        ] {
+            if zero {
+                return Err(SettingsError::Invalid {
+                    key,
+                    reason: "must be at least 1".to_owned(),
+                });
+            }
+        }
+        if d.lease_secs <= d.send_timeout_secs {
+            return Err(SettingsError::Invalid {
+                key: "dispatch.lease_secs",
+                reason: "must be longer than dispatch.send_timeout_secs, or a slow send could be sent twice"
+                    .to_owned(),
+            });
+        }
+        if d.backoff_cap_ms < d.backoff_base_ms {
+            return Err(SettingsError::Invalid {
+                key: "dispatch.backoff_cap_ms",
+                reason: "must be at least dispatch.backoff_base_ms".to_owned(),
             });
         }
         if let Err(e) = self.log.filter.parse::<tracing_subscriber::EnvFilter>() {

@@ -658,6 +658,25 @@ pub fn apply_status(
     true
 }
 
+/// Puts a failed message back in the queue on an operator's request: from the
+/// first channel of its plan, status `Queued`. The one move out of `Failed`.
+pub fn requeue_by_operator(message: &mut Message, now: SystemTime) {
+    let first = message
+        .route
+        .as_ref()
+        .and_then(|r| r.plan.first())
+        .map(|p| p.channel);
+    message.channel = first.or(message.channel);
+    message.status = MessageStatus::Queued;
+    message.history.push(StatusChange {
+        status: MessageStatus::Queued,
+        time: now,
+        channel: message.channel,
+        reason: "retried by operator".to_owned(),
+    });
+    message.update_time = now;
+}
+
 #[cfg(test)]
 mod tests {
     use super::MessageStatus::*;
@@ -670,10 +689,16 @@ mod tests {
         assert!(Accepted.may_become(Queued));
         assert!(Sent.may_become(Delivered));
         assert!(Sent.may_become(Read), "read implies delivered");
-        assert!(!Read.may_become(Delivered), "a late delivered never overwrites read");
+        assert!(
+            !Read.may_become(Delivered),
+            "a late delivered never overwrites read"
+        );
         assert!(!Delivered.may_become(Sent));
         assert!(Sent.may_become(Failed));
-        assert!(!Delivered.may_become(Failed), "a failure after delivery does not regress");
+        assert!(
+            !Delivered.may_become(Failed),
+            "a failure after delivery does not regress"
+        );
         assert!(!Failed.may_become(Sent));
         assert!(!Canceled.may_become(Sent));
         assert!(Queued.may_become(Canceled));

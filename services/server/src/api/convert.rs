@@ -70,7 +70,7 @@ pub fn channel(value: i32) -> Result<Channel, &'static str> {
     }
 }
 
-fn channel_to_pb(channel: Channel) -> pb::Channel {
+pub(crate) fn channel_to_pb(channel: Channel) -> pb::Channel {
     match channel {
         Channel::Whatsapp => pb::Channel::Whatsapp,
         Channel::Email => pb::Channel::Email,
@@ -90,7 +90,7 @@ pub fn category(value: i32) -> Result<Category, &'static str> {
     }
 }
 
-fn category_to_pb(category: Category) -> pb::Category {
+pub(crate) fn category_to_pb(category: Category) -> pb::Category {
     match category {
         Category::Transactional => pb::Category::Transactional,
         Category::Marketing => pb::Category::Marketing,
@@ -198,13 +198,16 @@ fn labels(v: &mut Violations, field: &str, labels: &[String]) -> Vec<String> {
     out
 }
 
-fn attributes(
+/// Checks a free string map (attributes, metadata): at most `max` keys, keys
+/// of 1 to 64 printable characters, values of at most 1024.
+pub fn string_map(
     v: &mut Violations,
     field: &str,
     attributes: &std::collections::HashMap<String, String>,
+    max: usize,
 ) -> BTreeMap<String, String> {
-    if attributes.len() > MAX_ATTRIBUTES {
-        v.add(field, format!("at most {MAX_ATTRIBUTES} attributes"));
+    if attributes.len() > max {
+        v.add(field, format!("at most {max} keys"));
     }
     let mut out = BTreeMap::new();
     for (key, value) in attributes {
@@ -261,7 +264,9 @@ pub fn profile_patch(
                     .map(|r| Some(r).filter(|r| !r.is_empty()));
             }
             "labels" => patch.labels = Some(labels(v, &path, &contact.labels)),
-            "attributes" => patch.attributes = Some(attributes(v, &path, &contact.attributes)),
+            "attributes" => {
+                patch.attributes = Some(string_map(v, &path, &contact.attributes, MAX_ATTRIBUTES));
+            }
             _ => {}
         }
     }

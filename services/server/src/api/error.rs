@@ -21,6 +21,9 @@ pub enum ApiError {
     /// Something that does not exist, found by lookup rather than by name.
     #[error("{0}")]
     NotFound(String),
+    /// The request is valid but the system is not in a state to carry it out.
+    #[error("{0}")]
+    Precondition(String),
 }
 
 impl ApiError {
@@ -82,6 +85,7 @@ impl From<ApiError> for Status {
                 )
             }
             ApiError::NotFound(message) => Status::not_found(message),
+            ApiError::Precondition(message) => Status::failed_precondition(message),
             ApiError::Store(e) => store_status(e),
         }
     }
@@ -126,6 +130,21 @@ fn store_status(error: StoreError) -> Status {
         StoreError::IdentityNotLinked(id) => {
             Status::not_found(format!("the identity is not linked to contacts/{id}"))
         }
+        StoreError::IdempotencyConflict { existing } => Status::with_error_details(
+            Code::AlreadyExists,
+            format!(
+                "the idempotency key was used for a different request (messages/{existing}); use a new key"
+            ),
+            ErrorDetails::with_resource_info(
+                "omniroute.v1.Message",
+                format!("messages/{existing}"),
+                "",
+                "an idempotency key names one request",
+            ),
+        ),
+        e @ (StoreError::NotCancelable { .. }
+        | StoreError::Sending(_)
+        | StoreError::NotRetryable { .. }) => Status::failed_precondition(e.to_string()),
         StoreError::Backend(cause) => {
             tracing::error!(error = %cause, "storage backend failed");
             Status::internal("internal error")

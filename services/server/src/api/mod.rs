@@ -9,18 +9,24 @@
 mod contacts;
 mod convert;
 mod error;
+mod events;
+mod message_convert;
+mod message_validate;
+mod messaging;
 mod page_token;
 mod pending;
 mod preferences;
 
 use std::sync::Arc;
 
-use omniroute_channel::PhoneRegion;
+use omniroute_channel::{Channel, PhoneRegion};
 use omniroute_store::Store;
 
 pub use contacts::ContactApi;
 pub use error::ApiError;
-pub use pending::{CallbackApi, EventApi, MessagingApi};
+pub use events::EventApi;
+pub use messaging::{MAX_BATCH, MessagingApi};
+pub use pending::CallbackApi;
 pub use preferences::PreferenceApi;
 
 use crate::settings::Settings;
@@ -35,12 +41,15 @@ pub struct ApiContext {
     default_page_size: u32,
     max_page_size: u32,
     default_tenant: Arc<str>,
+    /// Channels with a provider (or the sandbox), for routing.
+    channels: Arc<[Channel]>,
 }
 
 impl ApiContext {
     /// Builds the context from validated settings.
-    pub fn new(store: Arc<dyn Store>, settings: &Settings) -> ApiContext {
+    pub fn new(store: Arc<dyn Store>, settings: &Settings, channels: &[Channel]) -> ApiContext {
         ApiContext {
+            channels: Arc::from(channels),
             store,
             region: settings.phone_region(),
             tokens: PageTokens::new(settings.api.page_token_secret.expose()),

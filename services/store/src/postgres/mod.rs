@@ -9,21 +9,38 @@
 //! together on one connection (tokio-postgres pipelines them), and lists load
 //! the identities of a whole page in one query.
 
+mod messages;
+
 use std::collections::HashMap;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use omniroute_channel::{Address, Category, Channel};
+use tokio::sync::watch;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
+use crate::messages::{
+    Accepted, Attempt, ClaimedJob, Cursor, Event, EventFilter, EventType, Message, NewMessage,
+    NextStep, ProviderStatus, contact_event,
+};
 use crate::model::*;
 use crate::{Result, Store, StoreError, dedup_addresses};
 
 /// Versioned migrations, applied in order; each runs once per database.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../migrations/postgres/0001_contacts.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        include_str!("../../migrations/postgres/0001_contacts.sql"),
+    ),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_messages.sql"),
+    ),
+];
 
 /// Serializes migrations of replicas that start together.
 const MIGRATION_LOCK: i64 = 0x6f6d_6e69_726f_7574; // "omnirout"
@@ -43,6 +60,64 @@ pub struct PgStoreConfig {
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// Bumped after our own commits and on NOTIFY from other replicas.
+    changes: Arc<watch::Sender<u64>>,
+    /// Stops the LISTEN connection when the last clone of the store is dropped.
+    _listener: Arc<AbortOnDrop>,
+}
+
+/// Aborts a background task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Listens for `NOTIFY omniroute_changes` on a dedicated connection and bumps
+/// `changes` for each; reconnects after a pause when the connection drops.
+fn spawn_listener(
+    config: tokio_postgres::Config,
+    changes: Weak<watch::Sender<u64>>,
+) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(async move {
+        loop {
+            match config.connect(NoTls).await {
+                Ok((client, mut connection)) => {
+                    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                    // The connection ends by itself once `client` is dropped.
+                    tokio::spawn(async move {
+                        while let Some(Ok(message)) =
+                            std::future::poll_fn(|cx| connection.poll_message(cx)).await
+                        {
+                            if let tokio_postgres::AsyncMessage::Notification(_) = message {
+                                if tx.send(()).is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    });
+                    let listen = format!("LISTEN {}", messages::CHANGES_CHANNEL);
+                    if client.batch_execute(&listen).await.is_ok() {
+                        while rx.recv().await.is_some() {
+                            match changes.upgrade() {
+                                Some(changes) => changes.send_modify(|n| *n += 1),
+                                None => return,
+                            }
+                        }
+                    }
+                    tracing::warn!("postgres LISTEN connection lost; reconnecting");
+                }
+                Err(e) => tracing::warn!(error = %e, "postgres LISTEN connection failed; retrying"),
+            }
+            if changes.strong_count() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }))
 }
 
 impl std::fmt::Debug for PgStore {
@@ -64,6 +139,7 @@ impl PgStore {
         let mut pg: tokio_postgres::Config = config.url.parse().map_err(db)?;
         pg.connect_timeout(config.connect_timeout);
         pg.application_name("omniroute");
+        let listener_config = pg.clone();
         let manager = Manager::from_config(
             pg,
             NoTls,
@@ -78,9 +154,20 @@ impl PgStore {
             .create_timeout(Some(config.connect_timeout))
             .build()
             .map_err(StoreError::backend)?;
-        let store = PgStore { pool };
+        let changes = Arc::new(watch::Sender::new(0));
+        let listener = spawn_listener(listener_config, Arc::downgrade(&changes));
+        let store = PgStore {
+            pool,
+            changes,
+            _listener: Arc::new(listener),
+        };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Signals a commit that wrote events or jobs to this process's readers.
+    fn bump(&self) {
+        self.changes.send_modify(|n| *n += 1);
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
@@ -538,7 +625,15 @@ impl Store for PgStore {
         .map_err(conflict)?;
         link(&tx, tenant, id, &dedup_addresses(contact.identities), now).await?;
         let contact = load_contact(&tx, tenant, id).await?;
+        messages::append_events(
+            &tx,
+            tenant,
+            &[contact_event(EventType::ContactCreated, id, Vec::new())],
+            now,
+        )
+        .await?;
         tx.commit().await.map_err(db)?;
+        self.bump();
         Ok(contact)
     }
 
@@ -740,6 +835,12 @@ impl Store for PgStore {
         )
         .await
         .map_err(db)?;
+        tx.execute(
+            "UPDATE messages SET contact_id = $2 WHERE tenant = $1 AND contact_id = ANY($3)",
+            &[&tenant, &survivor_id, &retired],
+        )
+        .await
+        .map_err(db)?;
         // Earlier merges into a source now point at the survivor, so every
         // retired id resolves in one step.
         tx.execute(
@@ -767,7 +868,19 @@ impl Store for PgStore {
         .await
         .map_err(db)?;
         let contact = load_contact(&tx, tenant, survivor_id).await?;
+        messages::append_events(
+            &tx,
+            tenant,
+            &[contact_event(
+                EventType::ContactMerged,
+                survivor_id,
+                retired,
+            )],
+            now,
+        )
+        .await?;
         tx.commit().await.map_err(db)?;
+        self.bump();
         Ok(contact)
     }
 
@@ -790,10 +903,12 @@ impl Store for PgStore {
                 )
                 .await
                 .map_err(db)?;
+            let now = now();
+            let messages_redacted = messages::erase_messages(&tx, tenant, id, now).await?;
             let summary = ErasureSummary {
                 identities_removed: i32::try_from(identities).unwrap_or(i32::MAX),
                 consent_records_removed: i32::try_from(consents).unwrap_or(i32::MAX),
-                messages_redacted: 0,
+                messages_redacted: i32::try_from(messages_redacted).unwrap_or(i32::MAX),
             };
             let summary = serde_json::to_value(summary).map_err(StoreError::backend)?;
             tx.execute(
@@ -801,13 +916,21 @@ impl Store for PgStore {
                         external_ref = NULL, labels = '{}', attributes = '{}', preferences = '{}',
                         preferences_update_time = NULL, update_time = $3, erase_time = $3, erasure = $4
                  WHERE tenant = $1 AND id = $2",
-                &[&tenant, &id, &now(), &summary],
+                &[&tenant, &id, &now, &summary],
             )
             .await
             .map_err(db)?;
+            messages::append_events(
+                &tx,
+                tenant,
+                &[contact_event(EventType::ContactErased, id, Vec::new())],
+                now,
+            )
+            .await?;
         }
         let contact = load_contact(&tx, tenant, id).await?;
         tx.commit().await.map_err(db)?;
+        self.bump();
         Ok(contact)
     }
 
@@ -938,5 +1061,70 @@ impl Store for PgStore {
             preferences,
             consent_records,
         })
+    }
+
+    async fn accept_message(&self, tenant: &str, message: NewMessage) -> Result<Accepted> {
+        self.accept(tenant, message).await
+    }
+
+    async fn get_message(&self, tenant: &str, id: Uuid) -> Result<Message> {
+        self.message(tenant, id).await
+    }
+
+    async fn list_messages(
+        &self,
+        tenant: &str,
+        contact_id: Uuid,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        self.messages_of(tenant, contact_id, before, limit).await
+    }
+
+    async fn cancel_message(&self, tenant: &str, id: Uuid) -> Result<Message> {
+        self.cancel(tenant, id).await
+    }
+
+    async fn retry_message(&self, tenant: &str, id: Uuid) -> Result<Message> {
+        self.retry(tenant, id).await
+    }
+
+    async fn claim_jobs(&self, limit: usize, lease: Duration) -> Result<Vec<ClaimedJob>> {
+        self.claim(limit, lease).await
+    }
+
+    async fn complete_job(
+        &self,
+        job: &ClaimedJob,
+        attempt: Option<Attempt>,
+        next: NextStep,
+    ) -> Result<Option<Message>> {
+        self.complete(job, attempt, next).await
+    }
+
+    async fn apply_provider_status(&self, status: ProviderStatus) -> Result<Option<Message>> {
+        self.provider_status(status).await
+    }
+
+    async fn read_events(
+        &self,
+        tenant: &str,
+        after: Cursor,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        self.events(tenant, after, filter, limit).await
+    }
+
+    async fn event_head(&self, tenant: &str) -> Result<Cursor> {
+        self.head(tenant).await
+    }
+
+    async fn prune_events(&self, before: SystemTime) -> Result<u64> {
+        self.prune(before).await
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 }

@@ -6,25 +6,43 @@
 //! through one connection behind a mutex on tokio's blocking pool: SQLite
 //! allows one writer at a time anyway, and one connection keeps every
 //! transaction serializable without busy retries.
+//!
+//! Contacts live here; messages and jobs in `messages.rs`, the event log in
+//! `events.rs`, both called inside the transactions opened here.
+
+mod events;
+mod messages;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use omniroute_channel::{Address, Category, Channel};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::model::*;
-use crate::{Result, Store, StoreError, dedup_addresses};
+use crate::{
+    Accepted, Attempt, ClaimedJob, Cursor, Event, EventFilter, EventType, Message, NewMessage,
+    NextStep, ProviderStatus, Result, Store, StoreError, contact_event, dedup_addresses,
+};
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_contacts.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_contacts.sql"),
+    include_str!("../../migrations/sqlite/0002_messages.sql"),
+];
 
 /// The embedded SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    /// Bumped after every commit that wrote events or jobs (see
+    /// [`Store::changes`]); one process holds the file, so no cross-process
+    /// signal is needed.
+    changes: Arc<watch::Sender<u64>>,
 }
 
 impl SqliteStore {
@@ -52,6 +70,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path,
+            changes: Arc::new(watch::Sender::new(0)),
         })
     }
 
@@ -76,6 +95,23 @@ impl SqliteStore {
         })
         .await
         .map_err(StoreError::backend)?
+    }
+
+    /// Tells readers to look again; called after the commit, so whoever
+    /// wakes up sees the change.
+    fn bump(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// [`SqliteStore::tx`] followed by [`SqliteStore::bump`] once it committed.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        let value = self.tx(f).await?;
+        self.bump();
+        Ok(value)
     }
 }
 
@@ -429,7 +465,7 @@ fn read_consents(
 impl Store for SqliteStore {
     async fn create_contact(&self, tenant: &str, contact: NewContact) -> Result<Contact> {
         let tenant = tenant.to_owned();
-        self.tx(move |tx| {
+        self.write(move |tx| {
             let id = Uuid::now_v7();
             let now = to_micros(now());
             check_external_ref(tx, &tenant, contact.profile.external_ref.as_deref(), id)?;
@@ -456,6 +492,8 @@ impl Store for SqliteStore {
             for address in dedup_addresses(contact.identities) {
                 link(tx, &tenant, id, &address, now)?;
             }
+            let event = contact_event(EventType::ContactCreated, id, Vec::new());
+            events::append(tx, &tenant, &event, from_micros(now))?;
             load_contact(tx, &tenant, id)
         })
         .await
@@ -605,7 +643,7 @@ impl Store for SqliteStore {
     ) -> Result<Contact> {
         let tenant = tenant.to_owned();
         let sources = sources.to_vec();
-        self.tx(move |tx| {
+        self.write(move |tx| {
             let survivor = resolve_active(tx, &tenant, survivor)?;
             let mut retired = Vec::new();
             for source in sources {
@@ -646,6 +684,7 @@ impl Store for SqliteStore {
                     params![tenant, s, t],
                 )
                 .map_err(db)?;
+                messages::move_messages(tx, &tenant, source, survivor)?;
                 // Earlier merges into the source now point at the survivor, so
                 // every retired id resolves in one step.
                 tx.execute(
@@ -669,6 +708,10 @@ impl Store for SqliteStore {
                 params![tenant, survivor.to_string(), json(&prefs)],
             )
             .map_err(db)?;
+            if !retired.is_empty() {
+                let event = contact_event(EventType::ContactMerged, survivor, retired);
+                events::append(tx, &tenant, &event, from_micros(now))?;
+            }
             load_contact(tx, &tenant, survivor)
         })
         .await
@@ -676,10 +719,11 @@ impl Store for SqliteStore {
 
     async fn erase_contact(&self, tenant: &str, id: Uuid) -> Result<Contact> {
         let tenant = tenant.to_owned();
-        self.tx(move |tx| {
+        let (contact, erased) = self
+            .tx(move |tx| {
             let (id, state) = resolve(tx, &tenant, id)?;
             if state == ContactState::Erased {
-                return load_contact(tx, &tenant, id);
+                return Ok((load_contact(tx, &tenant, id)?, false));
             }
             let s = id.to_string();
             let identities = tx
@@ -694,10 +738,11 @@ impl Store for SqliteStore {
                     params![tenant, s],
                 )
                 .map_err(db)?;
+            let messages_redacted = messages::erase_messages(tx, &tenant, id)?;
             let summary = ErasureSummary {
                 identities_removed: i32::try_from(identities).unwrap_or(i32::MAX),
                 consent_records_removed: i32::try_from(consents).unwrap_or(i32::MAX),
-                messages_redacted: 0,
+                messages_redacted,
             };
             let now = to_micros(now());
             tx.execute(
@@ -708,9 +753,19 @@ impl Store for SqliteStore {
                 params![tenant, s, ContactState::Erased.code(), now, json(&summary)],
             )
             .map_err(db)?;
-            load_contact(tx, &tenant, id)
+            // Before the erasure event is written, so that only the log
+            // entries that held the contact's data are emptied.
+            events::redact_contact(tx, &tenant, id)?;
+            let mut event = contact_event(EventType::ContactErased, id, Vec::new());
+            event.payload = crate::EventPayload::Empty;
+            events::append(tx, &tenant, &event, from_micros(now))?;
+            Ok((load_contact(tx, &tenant, id)?, true))
         })
-        .await
+        .await?;
+        if erased {
+            self.bump();
+        }
+        Ok(contact)
     }
 
     async fn get_preferences(&self, tenant: &str, id: Uuid) -> Result<Preferences> {
@@ -827,5 +882,104 @@ impl Store for SqliteStore {
             })
         })
         .await
+    }
+
+    async fn accept_message(&self, tenant: &str, message: NewMessage) -> Result<Accepted> {
+        let tenant = tenant.to_owned();
+        let accepted = self
+            .tx(move |tx| messages::accept(tx, &tenant, message))
+            .await?;
+        // A replay wrote nothing: no one needs to look again.
+        if matches!(accepted, Accepted::New(_)) {
+            self.bump();
+        }
+        Ok(accepted)
+    }
+
+    async fn get_message(&self, tenant: &str, id: Uuid) -> Result<Message> {
+        let tenant = tenant.to_owned();
+        self.tx(move |tx| messages::get(tx, &tenant, id)).await
+    }
+
+    async fn list_messages(
+        &self,
+        tenant: &str,
+        contact_id: Uuid,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        let tenant = tenant.to_owned();
+        self.tx(move |tx| messages::list(tx, &tenant, contact_id, before, limit))
+            .await
+    }
+
+    async fn cancel_message(&self, tenant: &str, id: Uuid) -> Result<Message> {
+        let tenant = tenant.to_owned();
+        self.write(move |tx| messages::cancel(tx, &tenant, id))
+            .await
+    }
+
+    async fn retry_message(&self, tenant: &str, id: Uuid) -> Result<Message> {
+        let tenant = tenant.to_owned();
+        self.write(move |tx| messages::retry(tx, &tenant, id)).await
+    }
+
+    async fn claim_jobs(&self, limit: usize, lease: Duration) -> Result<Vec<ClaimedJob>> {
+        // Claiming is not announced: only the claiming worker cares.
+        self.tx(move |tx| messages::claim(tx, limit, lease)).await
+    }
+
+    async fn complete_job(
+        &self,
+        job: &ClaimedJob,
+        attempt: Option<Attempt>,
+        next: NextStep,
+    ) -> Result<Option<Message>> {
+        let job = job.clone();
+        let completed = self
+            .tx(move |tx| messages::complete(tx, &job, attempt, next))
+            .await?;
+        if completed.is_some() {
+            self.bump();
+        }
+        Ok(completed)
+    }
+
+    async fn apply_provider_status(&self, status: ProviderStatus) -> Result<Option<Message>> {
+        let applied = self
+            .tx(move |tx| messages::apply_provider_status(tx, &status))
+            .await?;
+        Ok(applied.map(|(message, changed)| {
+            if changed {
+                self.bump();
+            }
+            message
+        }))
+    }
+
+    async fn read_events(
+        &self,
+        tenant: &str,
+        after: Cursor,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        let tenant = tenant.to_owned();
+        let filter = filter.clone();
+        self.tx(move |tx| events::read(tx, &tenant, after, &filter, limit))
+            .await
+    }
+
+    async fn event_head(&self, tenant: &str) -> Result<Cursor> {
+        let tenant = tenant.to_owned();
+        self.tx(move |tx| events::head(tx, &tenant)).await
+    }
+
+    async fn prune_events(&self, before: SystemTime) -> Result<u64> {
+        self.tx(move |tx| events::prune(tx, before)).await
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 }

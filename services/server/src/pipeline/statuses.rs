@@ -1,0 +1,106 @@
+//! Status ingestion: the one path by which adapters' asynchronous reports
+//! (webhooks, the sandbox) reach the store.
+//!
+//! Adapters report through [`StatusChannel`], which never blocks them. A task
+//! applies each report with the store's monotonic status rules. A report can
+//! arrive before the attempt that produced it is recorded (providers are
+//! fast); one that matches no message yet is retried for a while before it is
+//! dropped with a warning.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use omniroute_channel::{DeliveryStatus, StatusSink, StatusUpdate};
+use omniroute_store::{MessageStatus, ProviderStatus, Store};
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+/// How often and how long an unmatched report is retried.
+const RETRY_EVERY: Duration = Duration::from_millis(250);
+const RETRIES: u32 = 40;
+
+/// The sink adapters report to.
+#[derive(Debug, Clone)]
+pub struct StatusChannel(mpsc::UnboundedSender<(StatusUpdate, u32)>);
+
+impl StatusSink for StatusChannel {
+    fn report(&self, update: StatusUpdate) {
+        if self.0.send((update, 0)).is_err() {
+            tracing::warn!("status report after shutdown dropped");
+        }
+    }
+}
+
+/// Creates the sink and the receiving end for [`run`].
+pub fn channel() -> (StatusChannel, mpsc::UnboundedReceiver<(StatusUpdate, u32)>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (StatusChannel(tx), rx)
+}
+
+/// Applies reports until shutdown.
+pub async fn run(
+    store: Arc<dyn Store>,
+    sink: StatusChannel,
+    mut reports: mpsc::UnboundedReceiver<(StatusUpdate, u32)>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let (update, tries) = tokio::select! {
+            received = reports.recv() => match received {
+                Some(report) => report,
+                None => return,
+            },
+            _ = shutdown.changed() => return,
+        };
+        let status = ProviderStatus {
+            message_id: update
+                .message_id
+                .as_deref()
+                .and_then(|id| Uuid::parse_str(id).ok()),
+            channel: update.channel,
+            provider_message_id: update.provider_message_id.clone(),
+            status: match update.status {
+                DeliveryStatus::Sent => MessageStatus::Sent,
+                DeliveryStatus::Delivered => MessageStatus::Delivered,
+                DeliveryStatus::Read => MessageStatus::Read,
+                DeliveryStatus::Failed => MessageStatus::Failed,
+            },
+            time: update.time,
+            reason: update
+                .error
+                .as_ref()
+                .map(|e| {
+                    format!(
+                        "{} failure {}: {}",
+                        e.class().as_str(),
+                        e.code(),
+                        e.message()
+                    )
+                })
+                .unwrap_or_default(),
+        };
+        match store.apply_provider_status(status).await {
+            Ok(Some(_)) => {}
+            Ok(None) if tries < RETRIES => {
+                let sink = sink.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(RETRY_EVERY).await;
+                    let _ = sink.0.send((update, tries + 1));
+                });
+            }
+            Ok(None) => tracing::warn!(
+                channel = %update.channel,
+                provider_message_id = %update.provider_message_id,
+                "status report matches no message; dropped"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "applying a status report failed; retrying");
+                let sink = sink.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(RETRY_EVERY).await;
+                    let _ = sink.0.send((update, tries));
+                });
+            }
+        }
+    }
+}

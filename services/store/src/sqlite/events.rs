@@ -1,0 +1,155 @@
+//! The event log on SQLite: appending inside the writing transaction, reading
+//! in log order, pruning, and redaction on erasure.
+//!
+//! SQLite runs one transaction at a time, so an event's rowid is both its
+//! commit order and its position: a reader that has seen `seq` has seen every
+//! event before it, and a cursor's transaction part is always 0.
+
+use std::time::SystemTime;
+
+use rusqlite::{Transaction, params};
+use uuid::Uuid;
+
+use super::{db, json};
+use crate::messages::{Cursor, Event, EventFilter, EventPayload, EventType, NewEvent};
+use crate::model::{from_micros, to_micros};
+use crate::{Result, StoreError};
+
+/// Appends an event in the caller's transaction, so it commits (or not) with
+/// the change it records.
+pub(super) fn append(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    event: &NewEvent,
+    time: SystemTime,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO events (tenant, type, time, contact_id, message_id, correlation_ref,
+                metadata, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .map_err(db)?
+    .execute(params![
+        tenant,
+        event.kind.code(),
+        to_micros(time),
+        event.contact_id.map(|id| id.to_string()),
+        event.message_id.map(|id| id.to_string()),
+        event.correlation_ref,
+        json(&event.metadata),
+        json(&event.payload)
+    ])
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Events of a tenant after a cursor, in log order.
+pub(super) fn read(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    after: Cursor,
+    filter: &EventFilter,
+    limit: usize,
+) -> Result<Vec<Event>> {
+    // The type filter travels as one JSON array so that the statement stays
+    // cacheable whatever the number of types.
+    let types: Vec<i16> = filter.types.iter().map(|t| t.code()).collect();
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT seq, type, time, contact_id, message_id, correlation_ref, metadata, payload
+             FROM events
+             WHERE tenant = ?1 AND seq > ?2
+               AND (?3 = '[]' OR type IN (SELECT value FROM json_each(?3)))
+               AND (?4 IS NULL OR contact_id = ?4)
+             ORDER BY seq LIMIT ?5",
+        )
+        .map_err(db)?;
+    let rows = stmt
+        .query_map(
+            params![
+                tenant,
+                after.seq,
+                json(&types),
+                filter.contact_id.map(|id| id.to_string()),
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i16>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, String>(7)?,
+                ))
+            },
+        )
+        .map_err(db)?;
+    let mut events = Vec::new();
+    for row in rows {
+        let (seq, kind, time, contact_id, message_id, correlation_ref, metadata, payload) =
+            row.map_err(db)?;
+        // A type this build does not know (written by a newer one) is
+        // skipped rather than failing the whole read.
+        let Some(kind) = EventType::from_code(kind) else {
+            continue;
+        };
+        events.push(Event {
+            cursor: Cursor { xid: 0, seq },
+            kind,
+            time: from_micros(time),
+            contact_id: contact_id.as_deref().map(parse_uuid).transpose()?,
+            message_id: message_id.as_deref().map(parse_uuid).transpose()?,
+            correlation_ref,
+            metadata: serde_json::from_str(&metadata).map_err(StoreError::backend)?,
+            payload: serde_json::from_str(&payload).map_err(StoreError::backend)?,
+        });
+    }
+    Ok(events)
+}
+
+/// The position of the tenant's newest event (the origin when it has none).
+pub(super) fn head(tx: &Transaction<'_>, tenant: &str) -> Result<Cursor> {
+    let seq: i64 = tx
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events WHERE tenant = ?1")
+        .map_err(db)?
+        .query_row(params![tenant], |r| r.get(0))
+        .map_err(db)?;
+    Ok(Cursor { xid: 0, seq })
+}
+
+/// Deletes every event older than `before`, in all tenants.
+pub(super) fn prune(tx: &Transaction<'_>, before: SystemTime) -> Result<u64> {
+    let deleted = tx
+        .prepare_cached("DELETE FROM events WHERE time < ?1")
+        .map_err(db)?
+        .execute(params![to_micros(before)])
+        .map_err(db)?;
+    Ok(deleted as u64)
+}
+
+/// Empties the events about an erased contact, including those written under
+/// ids merged into it before (they name the retired id, and their message
+/// payloads hold the same personal data).
+pub(super) fn redact_contact(tx: &Transaction<'_>, tenant: &str, contact_id: Uuid) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE events SET payload = ?3, metadata = '{}', correlation_ref = ''
+         WHERE tenant = ?1
+           AND (contact_id = ?2
+                OR contact_id IN (SELECT id FROM contacts WHERE tenant = ?1 AND merged_into = ?2))",
+    )
+    .map_err(db)?
+    .execute(params![
+        tenant,
+        contact_id.to_string(),
+        json(&EventPayload::Empty)
+    ])
+    .map_err(db)?;
+    Ok(())
+}
+
+fn parse_uuid(text: &str) -> Result<Uuid> {
+    Uuid::parse_str(text).map_err(StoreError::backend)
+}

@@ -1,0 +1,642 @@
+//! Messages and dispatch jobs on SQLite.
+//!
+//! Every function here runs inside the caller's transaction (see
+//! `SqliteStore::tx`); status changes go through [`apply_status`] and are
+//! logged with an event in that same transaction. SQLite has a single writer,
+//! so a job claimed by an `UPDATE` inside the transaction cannot be claimed
+//! twice: no row locks or `SKIP LOCKED` are needed.
+
+use std::time::{Duration, SystemTime};
+
+use omniroute_channel::content::Text;
+use omniroute_channel::{Category, Channel, Content};
+use rusqlite::types::Type;
+use rusqlite::{OptionalExtension, Row, Transaction, params};
+use uuid::Uuid;
+
+use super::{db, events, json, resolve};
+use crate::messages::*;
+use crate::model::{from_micros, now, to_micros};
+use crate::{Result, StoreError};
+
+/// The columns [`message_row`] reads, in its order.
+macro_rules! message_columns {
+    () => {
+        "id, contact_id, direction, category, channel, priority, status, content, overrides,
+         correlation_ref, metadata, send_time, expire_time, reply_to, history, attempts, route,
+         provider_message_id, create_time, update_time"
+    };
+}
+
+/// A stored value this build cannot read.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown stored {0}")]
+struct Unknown(&'static str);
+
+fn conversion(index: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(e))
+}
+
+fn uuid_at(r: &Row<'_>, index: usize) -> rusqlite::Result<Uuid> {
+    Uuid::parse_str(&r.get::<_, String>(index)?).map_err(|e| conversion(index, e))
+}
+
+fn json_at<T: serde::de::DeserializeOwned>(r: &Row<'_>, index: usize) -> rusqlite::Result<T> {
+    serde_json::from_str(&r.get::<_, String>(index)?).map_err(|e| conversion(index, e))
+}
+
+fn channel_at(r: &Row<'_>, index: usize) -> rusqlite::Result<Option<Channel>> {
+    r.get::<_, Option<String>>(index)?
+        .map(|name| Channel::parse(&name).ok_or_else(|| conversion(index, Unknown("channel"))))
+        .transpose()
+}
+
+fn message_row(r: &Row<'_>) -> rusqlite::Result<Message> {
+    let category: String = r.get(3)?;
+    Ok(Message {
+        id: uuid_at(r, 0)?,
+        contact_id: uuid_at(r, 1)?,
+        direction: if r.get::<_, i16>(2)? == 2 {
+            Direction::Inbound
+        } else {
+            Direction::Outbound
+        },
+        category: Category::parse(&category).ok_or_else(|| conversion(3, Unknown("category")))?,
+        channel: channel_at(r, 4)?,
+        priority: Priority::from_code(r.get(5)?),
+        status: MessageStatus::from_code(r.get(6)?),
+        content: json_at(r, 7)?,
+        overrides: json_at(r, 8)?,
+        correlation_ref: r.get(9)?,
+        metadata: json_at(r, 10)?,
+        send_time: r.get::<_, Option<i64>>(11)?.map(from_micros),
+        expire_time: r.get::<_, Option<i64>>(12)?.map(from_micros),
+        reply_to: r
+            .get::<_, Option<String>>(13)?
+            .map(|id| Uuid::parse_str(&id).map_err(|e| conversion(13, e)))
+            .transpose()?,
+        history: json_at(r, 14)?,
+        attempts: json_at(r, 15)?,
+        route: r
+            .get::<_, Option<String>>(16)?
+            .map(|route| serde_json::from_str(&route).map_err(|e| conversion(16, e)))
+            .transpose()?,
+        provider_message_id: r.get(17)?,
+        create_time: from_micros(r.get(18)?),
+        update_time: from_micros(r.get(19)?),
+    })
+}
+
+fn message_not_found(id: Uuid) -> StoreError {
+    StoreError::NotFound {
+        resource: "messages",
+        id: id.to_string(),
+    }
+}
+
+/// Reads a message of a tenant.
+pub(super) fn get(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<Message> {
+    tx.prepare_cached(concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM messages WHERE tenant = ?1 AND id = ?2"
+    ))
+    .map_err(db)?
+    .query_row(params![tenant, id.to_string()], message_row)
+    .optional()
+    .map_err(db)?
+    .ok_or_else(|| message_not_found(id))
+}
+
+/// Writes back everything about a message that can change after it was
+/// stored.
+fn save(tx: &Transaction<'_>, tenant: &str, m: &Message) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE messages SET contact_id = ?3, channel = ?4, status = ?5, content = ?6,
+                overrides = ?7, correlation_ref = ?8, metadata = ?9, history = ?10,
+                attempts = ?11, route = ?12, provider_message_id = ?13, update_time = ?14
+         WHERE tenant = ?1 AND id = ?2",
+    )
+    .map_err(db)?
+    .execute(params![
+        tenant,
+        m.id.to_string(),
+        m.contact_id.to_string(),
+        m.channel.map(Channel::as_str),
+        m.status.code(),
+        json(&m.content),
+        json(&m.overrides),
+        m.correlation_ref,
+        json(&m.metadata),
+        json(&m.history),
+        json(&m.attempts),
+        m.route.as_ref().map(json),
+        m.provider_message_id,
+        to_micros(m.update_time)
+    ])
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Logs a status change: `MessageFailed` when this change failed the
+/// message, else `MessageStatusChanged`.
+fn record_change(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    before: MessageStatus,
+    m: &Message,
+    now: SystemTime,
+) -> Result<()> {
+    let kind = if before != MessageStatus::Failed && m.status == MessageStatus::Failed {
+        EventType::MessageFailed
+    } else {
+        EventType::MessageStatusChanged
+    };
+    events::append(tx, tenant, &message_event(kind, m), now)
+}
+
+/// A message's dispatch job as stored.
+struct Job {
+    lease_until: Option<i64>,
+    claim_token: Option<String>,
+}
+
+fn load_job(tx: &Transaction<'_>, id: Uuid) -> Result<Option<Job>> {
+    tx.prepare_cached("SELECT lease_until, claim_token FROM dispatch_jobs WHERE message_id = ?1")
+        .map_err(db)?
+        .query_row(params![id.to_string()], |r| {
+            Ok(Job {
+                lease_until: r.get(0)?,
+                claim_token: r.get(1)?,
+            })
+        })
+        .optional()
+        .map_err(db)
+}
+
+/// Creates (or replaces) the message's job, unleased, on a plan index.
+fn put_job(tx: &Transaction<'_>, tenant: &str, m: &Message, due: SystemTime) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO dispatch_jobs
+                (message_id, tenant, priority, due_time, plan_index, channel_attempt,
+                 lease_until, claim_token)
+         VALUES (?1, ?2, ?3, ?4, 0, 0, NULL, NULL)",
+    )
+    .map_err(db)?
+    .execute(params![
+        m.id.to_string(),
+        tenant,
+        m.priority.code(),
+        to_micros(due)
+    ])
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Deletes the message's job; returns whether there was one.
+fn delete_job(tx: &Transaction<'_>, id: Uuid) -> Result<bool> {
+    let deleted = tx
+        .prepare_cached("DELETE FROM dispatch_jobs WHERE message_id = ?1")
+        .map_err(db)?
+        .execute(params![id.to_string()])
+        .map_err(db)?;
+    Ok(deleted > 0)
+}
+
+/// Puts a leased job back in line: due at `due`, on `plan_index`, with its
+/// channel attempts kept or restarted.
+fn release_job(
+    tx: &Transaction<'_>,
+    id: Uuid,
+    due: SystemTime,
+    plan_index: usize,
+    restart_attempts: bool,
+) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE dispatch_jobs
+         SET due_time = ?2, plan_index = ?3, lease_until = NULL, claim_token = NULL,
+             channel_attempt = CASE WHEN ?4 THEN 0 ELSE channel_attempt END
+         WHERE message_id = ?1",
+    )
+    .map_err(db)?
+    .execute(params![
+        id.to_string(),
+        to_micros(due),
+        i64::try_from(plan_index).unwrap_or(i64::MAX),
+        restart_attempts
+    ])
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Stores a new outbound message, its job and its `MessageAccepted` event,
+/// or answers from the idempotency key.
+pub(super) fn accept(tx: &Transaction<'_>, tenant: &str, new: NewMessage) -> Result<Accepted> {
+    if let Some(key) = &new.idempotency_key {
+        let used: Option<(String, String)> = tx
+            .prepare_cached(
+                "SELECT id, request_hash FROM messages
+                 WHERE tenant = ?1 AND idempotency_key = ?2",
+            )
+            .map_err(db)?
+            .query_row(params![tenant, key], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(db)?;
+        if let Some((id, hash)) = used {
+            let id = Uuid::parse_str(&id).map_err(StoreError::backend)?;
+            if hash != new.request_hash {
+                return Err(StoreError::IdempotencyConflict { existing: id });
+            }
+            return get(tx, tenant, id).map(Accepted::Replayed);
+        }
+    }
+
+    let now = now();
+    // Times are kept to the microsecond, as stored: the message returned
+    // here equals the one read back later.
+    let micros = |t: SystemTime| from_micros(to_micros(t));
+    let send_time = new.send_time.map(micros);
+    let scheduled = send_time.filter(|t| *t > now);
+    let (status, reason) = match scheduled {
+        Some(_) => (MessageStatus::Queued, "scheduled"),
+        None => (MessageStatus::Accepted, ""),
+    };
+    let channel = new.route.plan.first().map(|p| p.channel);
+    let message = Message {
+        id: Uuid::now_v7(),
+        contact_id: new.contact_id,
+        direction: Direction::Outbound,
+        category: new.category,
+        content: new.content,
+        overrides: new.overrides,
+        channel,
+        priority: new.priority,
+        correlation_ref: new.correlation_ref,
+        metadata: new.metadata,
+        send_time,
+        expire_time: new.expire_time.map(micros),
+        reply_to: new.reply_to,
+        status,
+        history: vec![StatusChange {
+            status,
+            time: now,
+            channel,
+            reason: reason.to_owned(),
+        }],
+        attempts: Vec::new(),
+        route: Some(new.route),
+        provider_message_id: None,
+        create_time: now,
+        update_time: now,
+    };
+    tx.prepare_cached(
+        "INSERT INTO messages (tenant, id, contact_id, direction, category, channel, priority,
+                status, content, overrides, correlation_ref, metadata, send_time, expire_time,
+                reply_to, history, attempts, route, provider_message_id, idempotency_key,
+                request_hash, create_time, update_time)
+         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                 NULL, ?18, ?19, ?20, ?20)",
+    )
+    .map_err(db)?
+    .execute(params![
+        tenant,
+        message.id.to_string(),
+        message.contact_id.to_string(),
+        message.category.as_str(),
+        message.channel.map(Channel::as_str),
+        message.priority.code(),
+        message.status.code(),
+        json(&message.content),
+        json(&message.overrides),
+        message.correlation_ref,
+        json(&message.metadata),
+        message.send_time.map(to_micros),
+        message.expire_time.map(to_micros),
+        message.reply_to.map(|id| id.to_string()),
+        json(&message.history),
+        json(&message.attempts),
+        message.route.as_ref().map(json),
+        new.idempotency_key,
+        new.request_hash,
+        to_micros(now)
+    ])
+    .map_err(db)?;
+    put_job(tx, tenant, &message, scheduled.unwrap_or(now))?;
+    events::append(
+        tx,
+        tenant,
+        &message_event(EventType::MessageAccepted, &message),
+        now,
+    )?;
+    Ok(Accepted::New(message))
+}
+
+/// A contact's messages, newest first, strictly older than `before`.
+pub(super) fn list(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    contact_id: Uuid,
+    before: Option<Uuid>,
+    limit: usize,
+) -> Result<Vec<Message>> {
+    let (contact_id, _) = resolve(tx, tenant, contact_id)?;
+    let mut stmt = tx
+        .prepare_cached(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages
+              WHERE tenant = ?1 AND contact_id = ?2 AND (?3 IS NULL OR id < ?3)
+              ORDER BY id DESC LIMIT ?4"
+        ))
+        .map_err(db)?;
+    let rows = stmt
+        .query_map(
+            params![
+                tenant,
+                contact_id.to_string(),
+                before.map(|id| id.to_string()),
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            message_row,
+        )
+        .map_err(db)?;
+    rows.collect::<Result<_, _>>().map_err(db)
+}
+
+/// Cancels a pending message that no worker is sending right now.
+pub(super) fn cancel(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<Message> {
+    let mut m = get(tx, tenant, id)?;
+    if !m.status.is_pending() {
+        return Err(StoreError::NotCancelable {
+            id,
+            status: m.status,
+        });
+    }
+    let now = now();
+    if let Some(job) = load_job(tx, id)?
+        && job.lease_until.is_some_and(|until| until >= to_micros(now))
+    {
+        return Err(StoreError::Sending(id));
+    }
+    delete_job(tx, id)?;
+    let before = m.status;
+    let channel = m.channel;
+    if apply_status(&mut m, MessageStatus::Canceled, channel, "canceled", now) {
+        save(tx, tenant, &m)?;
+        record_change(tx, tenant, before, &m, now)?;
+    }
+    Ok(m)
+}
+
+/// Requeues a failed message from the first channel of its plan.
+pub(super) fn retry(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<Message> {
+    let mut m = get(tx, tenant, id)?;
+    if m.status != MessageStatus::Failed {
+        return Err(StoreError::NotRetryable {
+            id,
+            status: m.status,
+        });
+    }
+    let now = now();
+    // Failed is final for everything that reports statuses (`apply_status`
+    // refuses to move it); an operator's retry is the one way out.
+    requeue_by_operator(&mut m, now);
+    put_job(tx, tenant, &m, now)?;
+    save(tx, tenant, &m)?;
+    record_change(tx, tenant, MessageStatus::Failed, &m, now)?;
+    Ok(m)
+}
+
+/// Leases up to `limit` due jobs of any tenant, in (priority, due time) order.
+pub(super) fn claim(
+    tx: &Transaction<'_>,
+    limit: usize,
+    lease: Duration,
+) -> Result<Vec<ClaimedJob>> {
+    let now = to_micros(now());
+    let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
+    let due: Vec<(String, String, i64, i64)> = tx
+        .prepare_cached(
+            "SELECT tenant, message_id, plan_index, channel_attempt FROM dispatch_jobs
+             WHERE due_time <= ?1 AND (lease_until IS NULL OR lease_until < ?1)
+             ORDER BY priority, due_time, message_id LIMIT ?2",
+        )
+        .map_err(db)?
+        .query_map(
+            params![now, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .map_err(db)?
+        .collect::<Result<_, _>>()
+        .map_err(db)?;
+    let mut claimed = Vec::with_capacity(due.len());
+    for (tenant, id, plan_index, channel_attempt) in due {
+        let claim_token = Uuid::now_v7();
+        tx.prepare_cached(
+            "UPDATE dispatch_jobs
+             SET lease_until = ?2, claim_token = ?3, channel_attempt = channel_attempt + 1
+             WHERE message_id = ?1",
+        )
+        .map_err(db)?
+        .execute(params![id, until, claim_token.to_string()])
+        .map_err(db)?;
+        let id = Uuid::parse_str(&id).map_err(StoreError::backend)?;
+        let message = get(tx, &tenant, id)?;
+        claimed.push(ClaimedJob {
+            tenant,
+            message,
+            claim_token,
+            plan_index: usize::try_from(plan_index).unwrap_or_default(),
+            channel_attempt: u32::try_from(channel_attempt + 1).unwrap_or(u32::MAX),
+        });
+    }
+    Ok(claimed)
+}
+
+/// Why an attempt failed, in a few words for the status history.
+fn attempt_reason(attempt: &Attempt) -> String {
+    if !attempt.error_message.is_empty() {
+        attempt.error_message.clone()
+    } else if !attempt.error_code.is_empty() {
+        attempt.error_code.clone()
+    } else if let AttemptOutcome::Failed(class) = attempt.outcome {
+        class.as_str().to_owned()
+    } else {
+        String::new()
+    }
+}
+
+/// Records a claimed job's outcome, unless its lease was lost.
+pub(super) fn complete(
+    tx: &Transaction<'_>,
+    job: &ClaimedJob,
+    attempt: Option<Attempt>,
+    next: NextStep,
+) -> Result<Option<Message>> {
+    let id = job.message.id;
+    let token = job.claim_token.to_string();
+    match load_job(tx, id)? {
+        Some(current) if current.claim_token.as_deref() == Some(token.as_str()) => {}
+        // The lease expired and another worker claimed the job, or it was
+        // canceled: this outcome is stale and must change nothing.
+        _ => return Ok(None),
+    }
+    let tenant = job.tenant.as_str();
+    let mut m = get(tx, tenant, id)?;
+    let now = now();
+    let reason = attempt.as_ref().map(attempt_reason).unwrap_or_default();
+    if let Some(attempt) = attempt {
+        m.attempts.push(attempt);
+        m.update_time = now;
+    }
+    let before = m.status;
+    let changed = match next {
+        NextStep::Sent {
+            provider_message_id,
+        } => {
+            delete_job(tx, id)?;
+            m.provider_message_id = Some(provider_message_id);
+            let channel = m.channel;
+            apply_status(&mut m, MessageStatus::Sent, channel, "", now)
+        }
+        NextStep::RetryAt(due) => {
+            release_job(tx, id, due, job.plan_index, false)?;
+            let reason = if reason.is_empty() { "retry" } else { &reason };
+            let channel = m.channel;
+            apply_status(&mut m, MessageStatus::Queued, channel, reason, now)
+        }
+        NextStep::NextChannel(index) => {
+            release_job(tx, id, now, index, true)?;
+            if let Some(planned) = m.route.as_ref().and_then(|r| r.plan.get(index)) {
+                m.channel = Some(planned.channel);
+            }
+            let reason = if reason.is_empty() {
+                "next channel"
+            } else {
+                &reason
+            };
+            let channel = m.channel;
+            apply_status(&mut m, MessageStatus::Queued, channel, reason, now)
+        }
+        NextStep::Fail { reason } => {
+            delete_job(tx, id)?;
+            let channel = m.channel;
+            apply_status(&mut m, MessageStatus::Failed, channel, &reason, now)
+        }
+    };
+    save(tx, tenant, &m)?;
+    if changed {
+        record_change(tx, tenant, before, &m, now)?;
+    }
+    Ok(Some(m))
+}
+
+/// Applies a provider's report; returns the message and whether it changed.
+pub(super) fn apply_provider_status(
+    tx: &Transaction<'_>,
+    report: &ProviderStatus,
+) -> Result<Option<(Message, bool)>> {
+    let found: Option<(String, String)> = match report.message_id {
+        Some(id) => tx
+            .prepare_cached("SELECT tenant, id FROM messages WHERE id = ?1")
+            .map_err(db)?
+            .query_row(params![id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(db)?,
+        None if report.provider_message_id.is_empty() => None,
+        None => tx
+            .prepare_cached(
+                "SELECT tenant, id FROM messages
+                 WHERE channel = ?1 AND provider_message_id = ?2
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .map_err(db)?
+            .query_row(
+                params![report.channel.as_str(), report.provider_message_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db)?,
+    };
+    let Some((tenant, id)) = found else {
+        return Ok(None);
+    };
+    let id = Uuid::parse_str(&id).map_err(StoreError::backend)?;
+    let mut m = get(tx, &tenant, id)?;
+    let now = now();
+    // A report naming our id may be the first we hear of the provider's.
+    if m.provider_message_id.is_none() && !report.provider_message_id.is_empty() {
+        m.provider_message_id = Some(report.provider_message_id.clone());
+    }
+    let before = m.status;
+    let changed = apply_status(
+        &mut m,
+        report.status,
+        Some(report.channel),
+        &report.reason,
+        now,
+    );
+    if changed {
+        save(tx, &tenant, &m)?;
+        record_change(tx, &tenant, before, &m, now)?;
+    }
+    Ok(Some((m, changed)))
+}
+
+/// Moves a retired contact's messages to the survivor of a merge.
+pub(super) fn move_messages(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    from: Uuid,
+    to: Uuid,
+) -> Result<()> {
+    tx.prepare_cached("UPDATE messages SET contact_id = ?3 WHERE tenant = ?1 AND contact_id = ?2")
+        .map_err(db)?
+        .execute(params![tenant, from.to_string(), to.to_string()])
+        .map_err(db)?;
+    Ok(())
+}
+
+/// Redacts an erased contact's messages and cancels the pending ones;
+/// returns how many messages were redacted.
+///
+/// The status history is kept (it holds no personal data); everything the
+/// caller or the customer wrote, and every address, goes.
+pub(super) fn erase_messages(tx: &Transaction<'_>, tenant: &str, contact_id: Uuid) -> Result<i32> {
+    let ids: Vec<String> = tx
+        .prepare_cached("SELECT id FROM messages WHERE tenant = ?1 AND contact_id = ?2")
+        .map_err(db)?
+        .query_map(params![tenant, contact_id.to_string()], |r| r.get(0))
+        .map_err(db)?
+        .collect::<Result<_, _>>()
+        .map_err(db)?;
+    let now = now();
+    for id in &ids {
+        let id = Uuid::parse_str(id).map_err(StoreError::backend)?;
+        let mut m = get(tx, tenant, id)?;
+        m.content = Content::Text(Text::default());
+        m.overrides.clear();
+        m.metadata.clear();
+        m.correlation_ref.clear();
+        m.route = None;
+        m.attempts.clear();
+        m.update_time = now;
+        let before = m.status;
+        let channel = m.channel;
+        // A message still waiting for dispatch must not go out to an erased
+        // contact.
+        let canceled = delete_job(tx, id)?
+            && apply_status(
+                &mut m,
+                MessageStatus::Canceled,
+                channel,
+                "contact erased",
+                now,
+            );
+        save(tx, tenant, &m)?;
+        if canceled {
+            record_change(tx, tenant, before, &m, now)?;
+        }
+    }
+    Ok(i32::try_from(ids.len()).unwrap_or(i32::MAX))
+}
