@@ -477,10 +477,11 @@ async fn erase_removes_personal_data_and_export_returns_everything(mut app: Test
     assert_ne!(again.name, anna.name);
 }
 
-async fn pending_rpcs_answer_unimplemented(mut app: TestApp) {
-    let err = app
-        .messaging
-        .send_message(pb::SendMessageRequest::default())
+async fn pending_rpcs_answer_unimplemented(app: TestApp) {
+    let mut callbacks =
+        pb::callback_service_client::CallbackServiceClient::new(app.channel.clone());
+    let err = callbacks
+        .create_callback(pb::CreateCallbackRequest::default())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);

@@ -3,7 +3,9 @@
 //! store and once on PostgreSQL (a fresh database per test).
 
 mod contacts;
+mod events;
 mod invalid;
+mod messaging;
 mod preferences;
 mod support;
 

@@ -10,6 +10,7 @@ use std::sync::Once;
 use omniroute::settings::{LogSettings, Secret};
 use omniroute::{Application, Settings};
 use omniroute_proto::v1::contact_service_client::ContactServiceClient;
+use omniroute_proto::v1::event_service_client::EventServiceClient;
 use omniroute_proto::v1::messaging_service_client::MessagingServiceClient;
 use omniroute_proto::v1::preference_service_client::PreferenceServiceClient;
 use tokio::sync::oneshot;
@@ -35,8 +36,11 @@ pub struct TestApp {
     pub preferences: PreferenceServiceClient<Channel>,
     /// MessagingService client.
     pub messaging: MessagingServiceClient<Channel>,
+    /// EventService client.
+    pub events: EventServiceClient<Channel>,
     /// The raw channel, for other clients.
     pub channel: Channel,
+    backend: Backend,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<Result<(), String>>>,
     _dir: tempfile::TempDir,
@@ -72,6 +76,17 @@ impl TestApp {
         settings.grpc.listen = "127.0.0.1:0".parse().expect("address");
         settings.contacts.default_region = "DE".into();
         settings.store.path = dir.path().join("omniroute.db");
+        // Quick sandbox and retries, so scenarios finish in moments.
+        settings.sandbox.delivery_delay_ms = 20;
+        settings.sandbox.read_delay_ms = 20;
+        settings.dispatch.backoff_base_ms = 10;
+        settings.dispatch.backoff_cap_ms = 50;
+        settings.dispatch.poll_interval_ms = 20;
+        settings.dispatch.max_attempts = 3;
+        settings.dispatch.lease_secs = 10;
+        settings.dispatch.send_timeout_secs = 5;
+        settings.events.poll_interval_ms = 50;
+        settings.grpc.shutdown_grace_secs = 1;
         if backend == Backend::Postgres {
             settings.store.url = Secret::new(omniroute_store::testing::fresh_pg_url().await);
             settings.store.pool_size = 4;
@@ -98,11 +113,26 @@ impl TestApp {
             contacts: ContactServiceClient::new(channel.clone()),
             preferences: PreferenceServiceClient::new(channel.clone()),
             messaging: MessagingServiceClient::new(channel.clone()),
+            events: EventServiceClient::new(channel.clone()),
             channel,
+            backend,
             shutdown: Some(tx),
             server: Some(server),
             _dir: dir,
         }
+    }
+
+    /// The store this server runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Stops this server and starts another on the same kind of store (a
+    /// fresh one) with adjusted settings.
+    pub async fn respawn_with(self, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        let backend = self.backend;
+        drop(self);
+        TestApp::spawn_with(backend, adjust).await
     }
 
     /// Stops the server gracefully and reports how it ended.

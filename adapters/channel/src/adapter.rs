@@ -146,7 +146,8 @@ pub struct OutboundMessage {
     pub content: Content,
     /// The provider id of the message this one replies to.
     pub reply_to: Option<String>,
-    /// 1 for the first attempt.
+    /// The message's attempt number, counted across channels and operator
+    /// retries: 1 for the first.
     pub attempt: u32,
 }
 

@@ -685,7 +685,7 @@ mod tests {
     #[test]
     fn statuses_only_move_forward() {
         assert!(Accepted.may_become(Sent));
-        assert!(Queued.may_become(Queued) == false);
+        assert!(!Queued.may_become(Queued));
         assert!(Accepted.may_become(Queued));
         assert!(Sent.may_become(Delivered));
         assert!(Sent.may_become(Read), "read implies delivered");

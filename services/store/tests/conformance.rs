@@ -10,19 +10,25 @@
 
 #[path = "conformance/contacts.rs"]
 mod contacts;
+#[path = "conformance/events.rs"]
+mod events;
 #[path = "conformance/identities.rs"]
 mod identities;
 #[path = "conformance/ledger.rs"]
 mod ledger;
 #[path = "conformance/lifecycle.rs"]
 mod lifecycle;
+#[path = "conformance/messaging.rs"]
+mod messaging;
 #[path = "conformance/support.rs"]
 mod support;
 
 use contacts::*;
+use events::*;
 use identities::*;
 use ledger::*;
 use lifecycle::*;
+use messaging::*;
 
 /// Instantiates every check as a `#[tokio::test]` for both backends, plus the
 /// backend-specific checks (which take no store: they build their own).
@@ -101,6 +107,33 @@ conformance! {
         consent_latest_record_time_decides,
         list_consents_oldest_first_in_pages,
         export_holds_contact_preferences_and_ledger,
+        // messages and dispatch
+        accept_and_get_round_trip_every_field,
+        scheduled_messages_wait_for_their_send_time,
+        idempotent_replay_returns_the_stored_message,
+        idempotency_key_reused_for_another_request_conflicts,
+        list_messages_newest_first_in_pages_and_by_merged_id,
+        claims_follow_priority_then_due_time,
+        an_expired_lease_is_claimed_again_with_a_new_token,
+        a_stale_claim_token_changes_nothing,
+        sent_deletes_the_job_and_keeps_the_attempt,
+        retry_at_requeues_the_same_channel,
+        next_channel_moves_along_the_plan,
+        fail_deletes_the_job_and_logs_a_failure,
+        cancel_only_pending_messages_nobody_is_sending,
+        retry_requeues_only_failed_messages,
+        provider_statuses_only_move_forward,
+        a_failure_after_delivery_keeps_the_delivery,
+        provider_statuses_for_unknown_messages_match_nothing,
+        changes_are_signaled_after_writes,
+        // the event log
+        events_are_read_in_log_order_with_cursor_paging,
+        events_filter_by_type_contact_and_tenant,
+        event_head_reads_from_now,
+        prune_deletes_only_older_events,
+        contacts_log_creation_merge_and_erasure,
+        erase_redacts_messages_and_events,
+        erase_redacts_events_written_before_a_merge,
     ],
     sqlite_only: [store_file_survives_reopen],
     postgres_only: [migrations_are_idempotent],

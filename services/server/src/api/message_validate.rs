@@ -8,8 +8,6 @@
 //! accepted here fits every channel it may fall back to. The conversion back
 //! to the wire lives in [`super::message_convert`].
 
-#![allow(dead_code)] // until the messaging and event services call everything
-
 use std::collections::HashMap;
 
 use omniroute_channel::content::{
@@ -89,10 +87,10 @@ pub fn overrides(
             seen.push(c);
         }
         let content = content(v, &format!("{item}.content"), o.content.as_ref());
-        if let (Some(channel), Some(content)) = (channel, content) {
-            if !out.iter().any(|o| o.channel == channel) {
-                out.push(ChannelOverride { channel, content });
-            }
+        if let (Some(channel), Some(content)) = (channel, content)
+            && !out.iter().any(|o| o.channel == channel)
+        {
+            out.push(ChannelOverride { channel, content });
         }
     }
     out
@@ -128,10 +126,10 @@ pub fn event_types(v: &mut Violations, field: &str, values: &[i32]) -> Vec<Event
             Ok(pb::EventType::CallbackChanged) => Ok(EventType::CallbackChanged),
             Err(_) => Err("unknown event type"),
         };
-        if let Some(kind) = v.check(format!("{field}[{i}]"), kind) {
-            if !out.contains(&kind) {
-                out.push(kind);
-            }
+        if let Some(kind) = v.check(format!("{field}[{i}]"), kind)
+            && !out.contains(&kind)
+        {
+            out.push(kind);
         }
     }
     out
@@ -151,11 +149,11 @@ fn bounded(
     max: usize,
     required: Option<&str>,
 ) -> bool {
-    if let Some(what) = required {
-        if value.trim().is_empty() {
-            v.add(field, format!("{what} is required"));
-            return false;
-        }
+    if let Some(what) = required
+        && value.trim().is_empty()
+    {
+        v.add(field, format!("{what} is required"));
+        return false;
     }
     let len = value.chars().count();
     if len > max {
@@ -342,7 +340,9 @@ fn is_http_url(url: &str) -> bool {
     } else {
         return false;
     };
-    !rest.is_empty() && !rest.starts_with('/') && !url.chars().any(char::is_whitespace)
+    !rest.is_empty()
+        && !rest.starts_with('/')
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 fn media(v: &mut Violations, f: &str, m: &pb::MediaContent) -> Option<Media> {
@@ -760,6 +760,8 @@ mod tests {
             "https://",
             "example.com/a.png",
             "https://a b",
+            "https://a\u{7}b",
+            "https:///a",
         ] {
             assert_eq!(
                 faults(m(image, bad, "")),

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use super::convert::{self, parse_contact_name};
 use super::error::{ApiError, Violations};
+use super::message_convert::parse_message_name;
 use super::{ApiContext, message_convert, message_validate};
 use crate::pipeline::routing;
 
@@ -102,15 +103,6 @@ impl Send {
             .map(|b| format!("{b:02x}"))
             .collect()
     }
-}
-
-/// `messages/{id}` → id.
-fn parse_message_name(name: &str) -> Result<Uuid, &'static str> {
-    name.strip_prefix("messages/")
-        .filter(|id| id.len() == 36)
-        .and_then(|id| Uuid::parse_str(id).ok())
-        .filter(|id| !id.is_nil())
-        .ok_or("expected a message name like \"messages/0190f5c2-8a4e-7cc1-9c1e-2f8f4d1a2b3c\"")
 }
 
 fn message_id(field: &str, name: &str) -> Result<Uuid, ApiError> {

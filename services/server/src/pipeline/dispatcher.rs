@@ -141,6 +141,7 @@ impl Dispatcher {
             .iter()
             .find(|o| o.channel == channel)
             .map_or_else(|| message.content.clone(), |o| o.content.clone());
+        let number = u32::try_from(message.attempts.len()).unwrap_or(u32::MAX - 1) + 1;
         let outbound = OutboundMessage {
             message_id: message.id.to_string(),
             to: Address::from_stored(
@@ -152,7 +153,7 @@ impl Dispatcher {
             category: message.category,
             content,
             reply_to: None,
-            attempt: job.channel_attempt,
+            attempt: number,
         };
         let timeout = Duration::from_secs(self.settings.send_timeout_secs);
         let result = match tokio::time::timeout(timeout, adapter.send(&outbound)).await {
@@ -164,7 +165,6 @@ impl Dispatcher {
             )),
         };
         let end = SystemTime::now();
-        let number = u32::try_from(message.attempts.len()).unwrap_or(u32::MAX - 1) + 1;
         let (attempt, next) = match result {
             Ok(receipt) => {
                 tracing::info!(channel = %channel, to = %outbound.to, "sent");

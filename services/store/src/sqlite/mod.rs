@@ -461,6 +461,50 @@ fn read_consents(
     Ok(records)
 }
 
+/// Erases a contact inside a transaction; returns the tombstone and whether
+/// anything was written (erasing twice writes nothing).
+fn erase(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<(Contact, bool)> {
+    let (id, state) = resolve(tx, tenant, id)?;
+    if state == ContactState::Erased {
+        return Ok((load_contact(tx, tenant, id)?, false));
+    }
+    let s = id.to_string();
+    let identities = tx
+        .execute(
+            "DELETE FROM identities WHERE tenant = ?1 AND contact_id = ?2",
+            params![tenant, s],
+        )
+        .map_err(db)?;
+    let consents = tx
+        .execute(
+            "DELETE FROM consent_records WHERE tenant = ?1 AND contact_id = ?2",
+            params![tenant, s],
+        )
+        .map_err(db)?;
+    let messages_redacted = messages::erase_messages(tx, tenant, id)?;
+    let summary = ErasureSummary {
+        identities_removed: i32::try_from(identities).unwrap_or(i32::MAX),
+        consent_records_removed: i32::try_from(consents).unwrap_or(i32::MAX),
+        messages_redacted,
+    };
+    let now = to_micros(now());
+    tx.execute(
+        "UPDATE contacts SET state = ?3, display_name = '', locale = '', time_zone = '',
+                external_ref = NULL, labels = '[]', attributes = '{}', preferences = '{}',
+                preferences_update_time = NULL, update_time = ?4, erase_time = ?4, erasure = ?5
+         WHERE tenant = ?1 AND id = ?2",
+        params![tenant, s, ContactState::Erased.code(), now, json(&summary)],
+    )
+    .map_err(db)?;
+    // The log keeps that these events happened (readers resume by position)
+    // but no longer what they said about the contact.
+    events::redact_contact(tx, tenant, id)?;
+    let mut event = contact_event(EventType::ContactErased, id, Vec::new());
+    event.payload = crate::EventPayload::Empty;
+    events::append(tx, tenant, &event, from_micros(now))?;
+    Ok((load_contact(tx, tenant, id)?, true))
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_contact(&self, tenant: &str, contact: NewContact) -> Result<Contact> {
@@ -719,49 +763,7 @@ impl Store for SqliteStore {
 
     async fn erase_contact(&self, tenant: &str, id: Uuid) -> Result<Contact> {
         let tenant = tenant.to_owned();
-        let (contact, erased) = self
-            .tx(move |tx| {
-            let (id, state) = resolve(tx, &tenant, id)?;
-            if state == ContactState::Erased {
-                return Ok((load_contact(tx, &tenant, id)?, false));
-            }
-            let s = id.to_string();
-            let identities = tx
-                .execute(
-                    "DELETE FROM identities WHERE tenant = ?1 AND contact_id = ?2",
-                    params![tenant, s],
-                )
-                .map_err(db)?;
-            let consents = tx
-                .execute(
-                    "DELETE FROM consent_records WHERE tenant = ?1 AND contact_id = ?2",
-                    params![tenant, s],
-                )
-                .map_err(db)?;
-            let messages_redacted = messages::erase_messages(tx, &tenant, id)?;
-            let summary = ErasureSummary {
-                identities_removed: i32::try_from(identities).unwrap_or(i32::MAX),
-                consent_records_removed: i32::try_from(consents).unwrap_or(i32::MAX),
-                messages_redacted,
-            };
-            let now = to_micros(now());
-            tx.execute(
-                "UPDATE contacts SET state = ?3, display_name = '', locale = '', time_zone = '',
-                        external_ref = NULL, labels = '[]', attributes = '{}', preferences = '{}',
-                        preferences_update_time = NULL, update_time = ?4, erase_time = ?4, erasure = ?5
-                 WHERE tenant = ?1 AND id = ?2",
-                params![tenant, s, ContactState::Erased.code(), now, json(&summary)],
-            )
-            .map_err(db)?;
-            // Before the erasure event is written, so that only the log
-            // entries that held the contact's data are emptied.
-            events::redact_contact(tx, &tenant, id)?;
-            let mut event = contact_event(EventType::ContactErased, id, Vec::new());
-            event.payload = crate::EventPayload::Empty;
-            events::append(tx, &tenant, &event, from_micros(now))?;
-            Ok((load_contact(tx, &tenant, id)?, true))
-        })
-        .await?;
+        let (contact, erased) = self.tx(move |tx| erase(tx, &tenant, id)).await?;
         if erased {
             self.bump();
         }

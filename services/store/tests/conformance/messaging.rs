@@ -124,13 +124,21 @@ pub fn attempt(job: &ClaimedJob, outcome: AttemptOutcome) -> Attempt {
         start_time: now(),
         end_time: now(),
         outcome,
-        error_code: if failed { "131047".into() } else { String::new() },
+        error_code: if failed {
+            "131047".into()
+        } else {
+            String::new()
+        },
         error_message: if failed {
             "provider said no".into()
         } else {
             String::new()
         },
-        provider_message_id: if failed { String::new() } else { "wamid.1".into() },
+        provider_message_id: if failed {
+            String::new()
+        } else {
+            "wamid.1".into()
+        },
     }
 }
 
@@ -288,7 +296,11 @@ pub async fn accept_and_get_round_trip_every_field(store: S) {
         "a send time in the past is due now"
     );
     assert_eq!(statuses(&accepted), vec![MessageStatus::Accepted]);
-    assert_eq!(accepted.channel, Some(Channel::Whatsapp), "the plan's first");
+    assert_eq!(
+        accepted.channel,
+        Some(Channel::Whatsapp),
+        "the plan's first"
+    );
     assert!(accepted.attempts.is_empty());
     assert_eq!(accepted.provider_message_id, None);
     assert_eq!(accepted.create_time, accepted.update_time);
@@ -475,11 +487,8 @@ pub async fn claims_follow_priority_then_due_time(store: S) {
         assert_eq!(job.tenant, T);
         assert_eq!((job.plan_index, job.channel_attempt), (0, 1));
     }
-    let tokens: std::collections::HashSet<Uuid> = first
-        .iter()
-        .chain(&rest)
-        .map(|j| j.claim_token)
-        .collect();
+    let tokens: std::collections::HashSet<Uuid> =
+        first.iter().chain(&rest).map(|j| j.claim_token).collect();
     assert_eq!(tokens.len(), 4, "every claim has its own token");
     assert!(claim(&store, LONG).await.is_empty(), "all leased");
 }
@@ -697,7 +706,10 @@ pub async fn cancel_only_pending_messages_nobody_is_sending(store: S) {
     let done = complete(&store, &job, AttemptOutcome::Accepted, sent("wamid.1")).await;
     assert_err!(
         store.cancel_message(T, done.id).await,
-        StoreError::NotCancelable { status: MessageStatus::Sent, .. }
+        StoreError::NotCancelable {
+            status: MessageStatus::Sent,
+            ..
+        }
     );
 
     // A lease that expired belongs to a dead worker: cancel wins, and the
@@ -736,7 +748,10 @@ pub async fn retry_requeues_only_failed_messages(store: S) {
     let m = accept(&store, outbound(contact)).await;
     assert_err!(
         store.retry_message(T, m.id).await,
-        StoreError::NotRetryable { status: MessageStatus::Accepted, .. }
+        StoreError::NotRetryable {
+            status: MessageStatus::Accepted,
+            ..
+        }
     );
     assert_err!(
         store.retry_message(T, Uuid::now_v7()).await,
@@ -775,7 +790,10 @@ pub async fn retry_requeues_only_failed_messages(store: S) {
     assert_eq!((job.plan_index, job.channel_attempt), (0, 1));
     assert_err!(
         store.retry_message(T, m.id).await,
-        StoreError::NotRetryable { status: MessageStatus::Queued, .. }
+        StoreError::NotRetryable {
+            status: MessageStatus::Queued,
+            ..
+        }
     );
 
     let events = all_events(&store, 5).await;
@@ -877,7 +895,10 @@ pub async fn a_failure_after_delivery_keeps_the_delivery(store: S) {
     };
     assert_eq!(
         kinds(delivered_one.id),
-        vec![EventType::MessageStatusChanged, EventType::MessageStatusChanged],
+        vec![
+            EventType::MessageStatusChanged,
+            EventType::MessageStatusChanged
+        ],
         "a failure that did not fail the message is a status change"
     );
     assert_eq!(kinds(failed_one.id), vec![EventType::MessageFailed]);
