@@ -599,6 +599,17 @@ pub(crate) fn message_event(kind: EventType, message: &Message) -> NewEvent {
     }
 }
 
+/// The event for a status change of `message`: `MessageFailed` when this
+/// change failed it, else `MessageStatusChanged`.
+pub(crate) fn status_event(before: MessageStatus, message: &Message) -> NewEvent {
+    let kind = if before != MessageStatus::Failed && message.status == MessageStatus::Failed {
+        EventType::MessageFailed
+    } else {
+        EventType::MessageStatusChanged
+    };
+    message_event(kind, message)
+}
+
 /// A contact event.
 pub(crate) fn contact_event(kind: EventType, contact_id: Uuid, merged: Vec<Uuid>) -> NewEvent {
     NewEvent {
@@ -608,6 +619,14 @@ pub(crate) fn contact_event(kind: EventType, contact_id: Uuid, merged: Vec<Uuid>
         correlation_ref: String::new(),
         metadata: BTreeMap::new(),
         payload: EventPayload::Contact { contact_id, merged },
+    }
+}
+
+/// The event of an erasure: it names the contact id and carries nothing else.
+pub(crate) fn erased_event(contact_id: Uuid) -> NewEvent {
+    NewEvent {
+        payload: EventPayload::Empty,
+        ..contact_event(EventType::ContactErased, contact_id, Vec::new())
     }
 }
 

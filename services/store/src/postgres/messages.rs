@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{PgStore, db};
 use crate::messages::*;
-use crate::model::now;
+use crate::model::{from_micros, now, to_micros};
 use crate::{Result, StoreError};
 
 /// The columns [`message_from_row`] reads, in order.
@@ -172,23 +172,14 @@ pub(super) async fn append_events(
     Ok(())
 }
 
-fn status_event(message: &Message) -> NewEvent {
-    let kind = if message.status == MessageStatus::Failed {
-        EventType::MessageFailed
-    } else {
-        EventType::MessageStatusChanged
-    };
-    message_event(kind, message)
-}
-
 impl PgStore {
     pub(super) async fn accept(&self, tenant: &str, new: NewMessage) -> Result<Accepted> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
-        if let Some(key) = &new.idempotency_key {
-            if let Some(found) = replay(&tx, tenant, key, &new.request_hash).await? {
-                return Ok(found);
-            }
+        if let Some(key) = &new.idempotency_key
+            && let Some(found) = replay(&tx, tenant, key, &new.request_hash).await?
+        {
+            return Ok(found);
         }
         let now = now();
         let first = new
@@ -197,7 +188,10 @@ impl PgStore {
             .first()
             .map(|p| p.channel)
             .ok_or_else(|| StoreError::backend(std::io::Error::other("empty route plan")))?;
-        let scheduled = new.send_time.filter(|t| *t > now);
+        // Stored with microseconds: answer with what a later read returns.
+        let send_time = new.send_time.map(|t| from_micros(to_micros(t)));
+        let expire_time = new.expire_time.map(|t| from_micros(to_micros(t)));
+        let scheduled = send_time.filter(|t| *t > now);
         let (status, reason) = match scheduled {
             Some(_) => (MessageStatus::Queued, "scheduled"),
             None => (MessageStatus::Accepted, ""),
@@ -213,8 +207,8 @@ impl PgStore {
             priority: new.priority,
             correlation_ref: new.correlation_ref,
             metadata: new.metadata,
-            send_time: new.send_time,
-            expire_time: new.expire_time,
+            send_time,
+            expire_time,
             reply_to: new.reply_to,
             status,
             history: vec![StatusChange {
@@ -362,6 +356,7 @@ impl PgStore {
             .await
             .map_err(db)?;
         let channel = message.channel;
+        let before = message.status;
         apply_status(
             &mut message,
             MessageStatus::Canceled,
@@ -370,7 +365,7 @@ impl PgStore {
             now,
         );
         write_message(&tx, tenant, &message).await?;
-        append_events(&tx, tenant, &[status_event(&message)], now).await?;
+        append_events(&tx, tenant, &[status_event(before, &message)], now).await?;
         tx.commit().await.map_err(db)?;
         self.bump();
         Ok(message)
@@ -387,6 +382,7 @@ impl PgStore {
             });
         }
         let now = now();
+        let before = message.status;
         requeue_by_operator(&mut message, now);
         tx.execute(
             "INSERT INTO dispatch_jobs (message_id, tenant, priority, due_time) VALUES ($1, $2, $3, $4)",
@@ -395,7 +391,7 @@ impl PgStore {
         .await
         .map_err(db)?;
         write_message(&tx, tenant, &message).await?;
-        append_events(&tx, tenant, &[status_event(&message)], now).await?;
+        append_events(&tx, tenant, &[status_event(before, &message)], now).await?;
         tx.commit().await.map_err(db)?;
         self.bump();
         Ok(message)
@@ -411,7 +407,7 @@ impl PgStore {
                 "WITH due AS (
                      SELECT message_id FROM dispatch_jobs
                      WHERE due_time <= $1 AND (lease_until IS NULL OR lease_until < $1)
-                     ORDER BY priority, due_time
+                     ORDER BY priority, due_time, message_id
                      LIMIT $2
                      FOR UPDATE SKIP LOCKED
                  )
@@ -431,7 +427,13 @@ impl PgStore {
             return Ok(Vec::new());
         }
         // Keep the dispatch order the claim chose.
-        jobs.sort_by_key(|r| (r.get::<_, i16>(5), r.get::<_, SystemTime>(6)));
+        jobs.sort_by_key(|r| {
+            (
+                r.get::<_, i16>(5),
+                r.get::<_, SystemTime>(6),
+                r.get::<_, Uuid>(1),
+            )
+        });
         let ids: Vec<Uuid> = jobs.iter().map(|r| r.get(1)).collect();
         let rows = client
             .query(
@@ -481,6 +483,7 @@ impl PgStore {
         }
         let tenant = job.tenant.as_str();
         let mut message = lock_message(&tx, tenant, id).await?;
+        let before = message.status;
         let now = now();
         let reason = attempt
             .as_ref()
@@ -548,7 +551,7 @@ impl PgStore {
         message.update_time = now;
         write_message(&tx, tenant, &message).await?;
         if changed {
-            append_events(&tx, tenant, &[status_event(&message)], now).await?;
+            append_events(&tx, tenant, &[status_event(before, &message)], now).await?;
         }
         tx.commit().await.map_err(db)?;
         self.bump();
@@ -572,7 +575,8 @@ impl PgStore {
                 .query_opt(
                     &format!(
                         "SELECT tenant, {MESSAGE_COLUMNS} FROM messages
-                         WHERE channel = $1 AND provider_message_id = $2 FOR UPDATE"
+                         WHERE channel = $1 AND provider_message_id = $2
+                         ORDER BY create_time DESC LIMIT 1 FOR UPDATE"
                     ),
                     &[&report.channel.as_str(), &report.provider_message_id],
                 )
@@ -584,6 +588,7 @@ impl PgStore {
         };
         let tenant: String = row.get(0);
         let mut message = message_at(&row, 1)?;
+        let before = message.status;
         let now = now();
         if message.provider_message_id.is_none() && !report.provider_message_id.is_empty() {
             message.provider_message_id = Some(report.provider_message_id.clone());
@@ -597,7 +602,7 @@ impl PgStore {
         );
         if changed {
             write_message(&tx, &tenant, &message).await?;
-            append_events(&tx, &tenant, &[status_event(&message)], now).await?;
+            append_events(&tx, &tenant, &[status_event(before, &message)], now).await?;
             tx.commit().await.map_err(db)?;
             self.bump();
         }
@@ -757,6 +762,12 @@ pub(super) async fn erase_messages(
         canceled.push(message);
     }
     if !canceled.is_empty() {
+        // Logged like any cancellation; the payloads are emptied below.
+        let events: Vec<NewEvent> = canceled
+            .iter()
+            .map(|m| status_event(MessageStatus::Accepted, m))
+            .collect();
+        append_events(tx, tenant, &events, now).await?;
         let ids: Vec<Uuid> = canceled.iter().map(|m| m.id).collect();
         let histories = canceled
             .iter()
@@ -788,9 +799,12 @@ pub(super) async fn erase_messages(
         .await
         .map_err(db)?;
     let empty = json(&EventPayload::Empty)?;
+    // Events name the contact they were written for, which may be a contact
+    // merged into this one since.
     tx.execute(
         "UPDATE events SET payload = $3, metadata = '{}', correlation_ref = ''
-         WHERE tenant = $1 AND contact_id = $2",
+         WHERE tenant = $1 AND (contact_id = $2 OR contact_id IN
+               (SELECT id FROM contacts WHERE tenant = $1 AND merged_into = $2))",
         &[&tenant, &contact_id, &empty],
     )
     .await

@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::messages::{
     Accepted, Attempt, ClaimedJob, Cursor, Event, EventFilter, EventType, Message, NewMessage,
-    NextStep, ProviderStatus, contact_event,
+    NextStep, ProviderStatus, contact_event, erased_event,
 };
 use crate::model::*;
 use crate::{Result, Store, StoreError, dedup_addresses};
@@ -92,10 +92,10 @@ fn spawn_listener(
                         while let Some(Ok(message)) =
                             std::future::poll_fn(|cx| connection.poll_message(cx)).await
                         {
-                            if let tokio_postgres::AsyncMessage::Notification(_) = message {
-                                if tx.send(()).is_err() {
-                                    break;
-                                }
+                            if let tokio_postgres::AsyncMessage::Notification(_) = message
+                                && tx.send(()).is_err()
+                            {
+                                break;
                             }
                         }
                     });
@@ -868,17 +868,10 @@ impl Store for PgStore {
         .await
         .map_err(db)?;
         let contact = load_contact(&tx, tenant, survivor_id).await?;
-        messages::append_events(
-            &tx,
-            tenant,
-            &[contact_event(
-                EventType::ContactMerged,
-                survivor_id,
-                retired,
-            )],
-            now,
-        )
-        .await?;
+        if !retired.is_empty() {
+            let merged = contact_event(EventType::ContactMerged, survivor_id, retired);
+            messages::append_events(&tx, tenant, &[merged], now).await?;
+        }
         tx.commit().await.map_err(db)?;
         self.bump();
         Ok(contact)
@@ -920,13 +913,7 @@ impl Store for PgStore {
             )
             .await
             .map_err(db)?;
-            messages::append_events(
-                &tx,
-                tenant,
-                &[contact_event(EventType::ContactErased, id, Vec::new())],
-                now,
-            )
-            .await?;
+            messages::append_events(&tx, tenant, &[erased_event(id)], now).await?;
         }
         let contact = load_contact(&tx, tenant, id).await?;
         tx.commit().await.map_err(db)?;

@@ -147,12 +147,7 @@ fn record_change(
     m: &Message,
     now: SystemTime,
 ) -> Result<()> {
-    let kind = if before != MessageStatus::Failed && m.status == MessageStatus::Failed {
-        EventType::MessageFailed
-    } else {
-        EventType::MessageStatusChanged
-    };
-    events::append(tx, tenant, &message_event(kind, m), now)
+    events::append(tx, tenant, &status_event(before, m), now)
 }
 
 /// A message's dispatch job as stored.
@@ -381,7 +376,13 @@ pub(super) fn cancel(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<Mes
     delete_job(tx, id)?;
     let before = m.status;
     let channel = m.channel;
-    if apply_status(&mut m, MessageStatus::Canceled, channel, "canceled", now) {
+    if apply_status(
+        &mut m,
+        MessageStatus::Canceled,
+        channel,
+        "canceled by caller",
+        now,
+    ) {
         save(tx, tenant, &m)?;
         record_change(tx, tenant, before, &m, now)?;
     }

@@ -499,9 +499,12 @@ fn erase(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<(Contact, bool)
     // The log keeps that these events happened (readers resume by position)
     // but no longer what they said about the contact.
     events::redact_contact(tx, tenant, id)?;
-    let mut event = contact_event(EventType::ContactErased, id, Vec::new());
-    event.payload = crate::EventPayload::Empty;
-    events::append(tx, tenant, &event, from_micros(now))?;
+    events::append(
+        tx,
+        tenant,
+        &crate::messages::erased_event(id),
+        from_micros(now),
+    )?;
     Ok((load_contact(tx, tenant, id)?, true))
 }
 

@@ -3,11 +3,7 @@
 //! (server reflection, grpc.health.v1), keeps its data across a restart, and
 //! stops gracefully on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
 use omniroute_proto::v1 as pb;
 use pb::contact_service_client::ContactServiceClient;
@@ -19,69 +15,7 @@ use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-/// Starts `omniroute serve` in `dir` with a clean environment, except for a
-/// listener on a free port (the default 50051 may be taken on a developer's
-/// machine) and a short shutdown grace (an idle client connection holds a
-/// draining hyper server until the grace ends); returns once it logged its
-/// address.
-fn start(dir: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_omniroute"))
-        .arg("serve")
-        .current_dir(dir)
-        .env_clear()
-        .env("OMNIROUTE__GRPC__LISTEN", "127.0.0.1:0")
-        .env("OMNIROUTE__GRPC__SHUTDOWN_GRACE_SECS", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("omniroute starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if std::env::var_os("TEST_LOG").is_some() {
-                eprintln!("{line}");
-            }
-            if line.contains("omniroute listening")
-                && let Some(addr) = line
-                    .split("addr=")
-                    .nth(1)
-                    .and_then(|s| s.split_whitespace().next())
-            {
-                let _ = tx.send(addr.to_owned());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("omniroute logs its listening address");
-    Server { child, addr }
-}
-
-impl Server {
-    async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connects")
-    }
-
-    /// Sends SIGTERM and returns the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-        self.child.wait().expect("omniroute exits")
-    }
-}
+use crate::support::start;
 
 async fn list_services(channel: Channel) -> Vec<String> {
     let mut client = ServerReflectionClient::new(channel);
@@ -123,7 +57,7 @@ async fn describe_symbol(channel: Channel, symbol: &str) -> usize {
 #[tokio::test]
 async fn serve_with_no_settings_uses_the_embedded_store_and_answers_stock_clients() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path());
+    let server = start(dir.path(), &[]);
     let channel = server.channel().await;
 
     let services = list_services(channel.clone()).await;
@@ -188,7 +122,7 @@ async fn serve_with_no_settings_uses_the_embedded_store_and_answers_stock_client
         "graceful shutdown exits 0, got {status:?}"
     );
 
-    let server = start(dir.path());
+    let server = start(dir.path(), &[]);
     let mut contacts = ContactServiceClient::new(server.channel().await);
     let again = contacts
         .get_contact(pb::GetContactRequest {

@@ -1,0 +1,7 @@
+//! The `omniroute` binary as users and operators run it: start-up with no
+//! settings, stock clients, restarts, several processes on one database, and
+//! a process killed mid-dispatch.
+
+mod processes;
+mod serve;
+mod support;

@@ -1,0 +1,253 @@
+//! Several processes, and processes that die: the guarantees that only show
+//! across process boundaries.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use omniroute_proto::v1 as pb;
+use pb::messaging_service_client::MessagingServiceClient;
+use pb::send_message_request::Recipient;
+use tonic::transport::Channel;
+
+use crate::support::{Server, start};
+
+/// How long a scenario may take before it counts as stuck.
+const PATIENCE: Duration = Duration::from_secs(180);
+
+fn email(address: &str) -> pb::Identity {
+    pb::Identity {
+        channel: pb::Channel::Email as i32,
+        address: address.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// Accepts `count` messages for each of `contacts` addresses, in batches of
+/// 500, alternating between the given servers; returns their names.
+async fn send_batches(channels: &[Channel], contacts: &[&str], count: usize) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut turn = 0;
+    for contact in contacts {
+        let mut left = count;
+        while left > 0 {
+            let n = left.min(500);
+            left -= n;
+            let requests = (0..n)
+                .map(|i| pb::SendMessageRequest {
+                    recipient: Some(Recipient::Address(email(contact))),
+                    message: Some(pb::Message {
+                        category: pb::Category::Transactional as i32,
+                        content: Some(pb::Content {
+                            kind: Some(pb::content::Kind::Text(pb::TextContent {
+                                body: format!("Order update {i}"),
+                                ..Default::default()
+                            })),
+                        }),
+                        ..Default::default()
+                    }),
+                    idempotency_key: String::new(),
+                })
+                .collect();
+            let mut client = MessagingServiceClient::new(channels[turn % channels.len()].clone());
+            turn += 1;
+            let results = client
+                .batch_send_messages(pb::BatchSendMessagesRequest { requests })
+                .await
+                .expect("batch accepted")
+                .into_inner()
+                .results;
+            for result in results {
+                match result.result {
+                    Some(pb::batch_send_result::Result::Message(m)) => names.push(m.name),
+                    other => panic!("a send was refused: {other:?}"),
+                }
+            }
+        }
+    }
+    names
+}
+
+/// Lines of the sandbox's send record: `channel<TAB>message id<TAB>attempt`.
+fn recorded(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits until every message of the contacts has one of `statuses`.
+async fn wait_until_all(
+    channel: &Channel,
+    contacts: &[&str],
+    total: usize,
+    statuses: &[pb::MessageStatus],
+) {
+    let mut contacts_client =
+        pb::contact_service_client::ContactServiceClient::new(channel.clone());
+    let mut messaging = MessagingServiceClient::new(channel.clone());
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let mut done = 0;
+        let mut other = HashMap::new();
+        for address in contacts {
+            let contact = contacts_client
+                .lookup_contact(pb::LookupContactRequest {
+                    key: Some(pb::lookup_contact_request::Key::Address(
+                        (*address).to_owned(),
+                    )),
+                })
+                .await
+                .expect("contact exists")
+                .into_inner()
+                .contact
+                .unwrap();
+            let mut token = String::new();
+            loop {
+                let page = messaging
+                    .list_messages(pb::ListMessagesRequest {
+                        contact: contact.name.clone(),
+                        page_size: 1000,
+                        page_token: token,
+                    })
+                    .await
+                    .expect("list")
+                    .into_inner();
+                for m in &page.messages {
+                    if statuses.iter().any(|s| *s as i32 == m.status) {
+                        done += 1;
+                    } else {
+                        *other.entry(m.status).or_insert(0) += 1;
+                    }
+                }
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                token = page.next_page_token;
+            }
+        }
+        if done == total {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "only {done} of {total} messages reached {statuses:?}; others by status: {other:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn quick_sandbox<'a>(record: &'a str) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("OMNIROUTE__SANDBOX__RECORD_PATH", record),
+        ("OMNIROUTE__SANDBOX__DELIVERY_DELAY_MS", "20"),
+        ("OMNIROUTE__SANDBOX__READ_DELAY_MS", "20"),
+        ("OMNIROUTE__DISPATCH__POLL_INTERVAL_MS", "20"),
+    ]
+}
+
+#[tokio::test]
+async fn two_processes_on_one_postgres_send_each_message_exactly_once() {
+    let url = omniroute_store::testing::fresh_pg_url().await;
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("sends.tsv");
+    let record_text = record.to_string_lossy().into_owned();
+    let mut env = quick_sandbox(&record_text);
+    env.push(("OMNIROUTE__STORE__URL", &url));
+    env.push(("OMNIROUTE__DISPATCH__BATCH_SIZE", "50"));
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a: Server = start(dir_a.path(), &env);
+    let b: Server = start(dir_b.path(), &env);
+    let channels = [a.channel().await, b.channel().await];
+
+    let contacts = [
+        "c0@example.com",
+        "c1@example.com",
+        "c2@example.com",
+        "c3@example.com",
+    ];
+    let names = send_batches(&channels, &contacts, 500).await;
+    assert_eq!(names.len(), 2000);
+    wait_until_all(
+        &channels[0],
+        &contacts,
+        names.len(),
+        &[pb::MessageStatus::Delivered],
+    )
+    .await;
+
+    // Every accepted message reached the provider exactly once.
+    let lines = recorded(&record);
+    let mut calls: HashMap<String, usize> = HashMap::new();
+    for line in &lines {
+        let id = line.split('\t').nth(1).expect("message id column");
+        *calls.entry(format!("messages/{id}")).or_default() += 1;
+    }
+    let twice: Vec<_> = calls.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+    for name in &names {
+        assert_eq!(
+            calls.get(name),
+            Some(&1),
+            "{name} was not sent exactly once"
+        );
+    }
+    assert_eq!(lines.len(), names.len());
+    drop(channels);
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}
+
+#[tokio::test]
+async fn killed_mid_dispatch_every_message_still_reaches_a_final_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("sends.tsv");
+    let record_text = record.to_string_lossy().into_owned();
+    let mut env = quick_sandbox(&record_text);
+    // Leases end soon after the kill; statuses lost with the process are
+    // fetched back from the provider by reconciliation.
+    env.extend([
+        ("OMNIROUTE__DISPATCH__LEASE_SECS", "3"),
+        ("OMNIROUTE__DISPATCH__SEND_TIMEOUT_SECS", "2"),
+        ("OMNIROUTE__DISPATCH__RECONCILE_AFTER_SECS", "1"),
+        ("OMNIROUTE__DISPATCH__RECONCILE_INTERVAL_SECS", "1"),
+        ("OMNIROUTE__DISPATCH__CONCURRENCY", "4"),
+    ]);
+    let data = tempfile::tempdir().unwrap();
+    let first = start(data.path(), &env);
+    let contacts = ["k0@example.com", "k1@example.com"];
+    let names = send_batches(&[first.channel().await], &contacts, 500).await;
+
+    // Kill it as soon as dispatching has begun.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while recorded(&record).is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "dispatch never started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.kill();
+
+    // The same data folder, a new process: everything accepted completes.
+    let second = start(data.path(), &env);
+    let channel = second.channel().await;
+    wait_until_all(
+        &channel,
+        &contacts,
+        names.len(),
+        &[pb::MessageStatus::Delivered],
+    )
+    .await;
+    let sent: std::collections::HashSet<String> = recorded(&record)
+        .iter()
+        .filter_map(|l| l.split('\t').nth(1).map(|id| format!("messages/{id}")))
+        .collect();
+    for name in &names {
+        assert!(sent.contains(name), "{name} never reached the provider");
+    }
+    drop(channel);
+    assert!(second.terminate().success());
+}
