@@ -205,6 +205,14 @@ pub trait Adapter: Send + Sync + fmt::Debug + 'static {
     /// reported later through the [`StatusSink`].
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, AdapterError>;
 
+    /// Asks the provider for the current status of an accepted message, for
+    /// reconciliation when its reports were lost. `Ok(None)`: nothing new.
+    /// Providers without a status query answer [`ErrorClass::Unsupported`].
+    async fn fetch_status(
+        &self,
+        provider_message_id: &str,
+    ) -> Result<Option<StatusUpdate>, AdapterError>;
+
     /// Whether the adapter can reach its provider with its settings.
     async fn health(&self) -> Result<(), AdapterError>;
 }

@@ -17,6 +17,10 @@
 //! | `0005` | `bounce` | sent, then reported failed (like a bounce) |
 //! | `0006` | `rate-limited` | the first attempt is rate limited (retry after 1 s) |
 //!
+//! Like a provider, the sandbox answers status queries
+//! ([`Adapter::fetch_status`]) with where its reports end, so that statuses
+//! lost with a crashed process are reconciled after a restart.
+//!
 //! Every send can be recorded as a line in a file (for tests that count
 //! provider calls across processes): `channel<TAB>message id<TAB>attempt`.
 
@@ -73,6 +77,20 @@ pub enum Behaviour {
 }
 
 impl Behaviour {
+    /// A letter for provider ids, so that a status query can answer from the
+    /// id alone, as a provider answers from its own records.
+    fn code(self) -> char {
+        match self {
+            Behaviour::Deliver => 'd',
+            Behaviour::FailPermanently => 'p',
+            Behaviour::FailTwice => 't',
+            Behaviour::NoDelivery => 'n',
+            Behaviour::FailAlways => 'a',
+            Behaviour::Bounce => 'b',
+            Behaviour::RateLimited => 'r',
+        }
+    }
+
     /// The behaviour an address asks for.
     pub fn of(address: &Address) -> Behaviour {
         let key = address.key();
@@ -223,13 +241,61 @@ impl Adapter for SandboxAdapter {
             _ => {}
         }
         let provider_message_id = format!(
-            "sandbox.{}.{}.{}",
-            self.channel, message.message_id, message.attempt
+            "sandbox.{}.{}.{}.{}",
+            self.channel,
+            behaviour.code(),
+            message.message_id,
+            message.attempt
         );
         self.report_later(message, provider_message_id.clone(), behaviour);
         Ok(SendReceipt {
             provider_message_id,
         })
+    }
+
+    async fn fetch_status(
+        &self,
+        provider_message_id: &str,
+    ) -> Result<Option<StatusUpdate>, AdapterError> {
+        let mut parts = provider_message_id.split('.');
+        let (Some("sandbox"), Some(channel), Some(code), Some(message_id)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(AdapterError::new(
+                ErrorClass::Permanent,
+                "sandbox-unknown-id",
+                "not a sandbox message id",
+            ));
+        };
+        if channel != self.channel.as_str() {
+            return Err(AdapterError::new(
+                ErrorClass::Permanent,
+                "sandbox-unknown-id",
+                "a message id of another channel",
+            ));
+        }
+        // Where the reports would have ended.
+        let (status, error) = match code {
+            "n" => return Ok(None),
+            "b" => (
+                DeliveryStatus::Failed,
+                Some(AdapterError::new(
+                    ErrorClass::Permanent,
+                    "sandbox-bounce",
+                    "the sandbox bounced this message (magic address)",
+                )),
+            ),
+            _ if self.channel == Channel::Whatsapp => (DeliveryStatus::Read, None),
+            _ => (DeliveryStatus::Delivered, None),
+        };
+        Ok(Some(StatusUpdate {
+            channel: self.channel,
+            message_id: Some(message_id.to_owned()),
+            provider_message_id: provider_message_id.to_owned(),
+            status,
+            time: SystemTime::now(),
+            error,
+        }))
     }
 
     async fn health(&self) -> Result<(), AdapterError> {
@@ -349,6 +415,46 @@ mod tests {
                 .iter()
                 .any(|u| u.status == DeliveryStatus::Failed && u.error.is_some())
         );
+    }
+
+    #[tokio::test]
+    async fn status_queries_answer_where_reports_end() {
+        let sink = Arc::new(Collect::default());
+        let whatsapp = SandboxAdapter::new(Channel::Whatsapp, config(), sink.clone());
+        let receipt = whatsapp
+            .send(&message(Channel::Whatsapp, "+4915123456789", 1))
+            .await
+            .unwrap();
+        let update = whatsapp
+            .fetch_status(&receipt.provider_message_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(update.status, DeliveryStatus::Read);
+        assert_eq!(update.message_id.as_deref(), Some("m1"));
+        let email = SandboxAdapter::new(Channel::Email, config(), sink);
+        let silent = email
+            .send(&message(Channel::Email, "no-delivery@example.com", 1))
+            .await
+            .unwrap();
+        assert_eq!(
+            email
+                .fetch_status(&silent.provider_message_id)
+                .await
+                .unwrap(),
+            None
+        );
+        let bounced = email
+            .send(&message(Channel::Email, "bounce@example.com", 1))
+            .await
+            .unwrap();
+        let update = email
+            .fetch_status(&bounced.provider_message_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(update.status, DeliveryStatus::Failed);
+        assert!(email.fetch_status("wamid.HBgL").await.is_err());
     }
 
     #[tokio::test]

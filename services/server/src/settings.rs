@@ -89,6 +89,11 @@ pub struct DispatchSettings {
     pub backoff_cap_ms: u64,
     /// Milliseconds between looks for due jobs when nothing signals new work.
     pub poll_interval_ms: u64,
+    /// Seconds after which a sent message that heard nothing has its status
+    /// fetched from the provider (where the provider can be asked).
+    pub reconcile_after_secs: u64,
+    /// Seconds between reconciliation rounds.
+    pub reconcile_interval_secs: u64,
 }
 
 impl Default for DispatchSettings {
@@ -103,6 +108,8 @@ impl Default for DispatchSettings {
             backoff_base_ms: 1_000,
             backoff_cap_ms: 300_000,
             poll_interval_ms: 250,
+            reconcile_after_secs: 600,
+            reconcile_interval_secs: 60,
         }
     }
 }
@@ -368,6 +375,11 @@ impl Settings {
             ("dispatch.lease_secs", d.lease_secs == 0),
             ("dispatch.send_timeout_secs", d.send_timeout_secs == 0),
             ("dispatch.poll_interval_ms", d.poll_interval_ms == 0),
+            ("dispatch.reconcile_after_secs", d.reconcile_after_secs == 0),
+            (
+                "dispatch.reconcile_interval_secs",
+                d.reconcile_interval_secs == 0,
+            ),
             ("events.poll_interval_ms", self.events.poll_interval_ms == 0),
             ("events.retention_hours", self.events.retention_hours == 0),
         ] {

@@ -295,6 +295,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Deletes events older than `before`; returns how many.
     async fn prune_events(&self, before: SystemTime) -> Result<u64>;
 
+    /// Messages of any tenant that were sent but heard nothing since
+    /// `sent_before` (oldest first, at most `limit`), for reconciliation with
+    /// the provider when its status reports were lost.
+    async fn stale_sent(&self, sent_before: SystemTime, limit: usize) -> Result<Vec<Message>>;
+
     /// A signal bumped after every commit that wrote events or jobs, in this
     /// process and (PostgreSQL, through LISTEN/NOTIFY) in other replicas. A
     /// hint to look again, never the only trigger: readers also poll.

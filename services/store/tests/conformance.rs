@@ -126,6 +126,7 @@ conformance! {
         a_failure_after_delivery_keeps_the_delivery,
         provider_statuses_for_unknown_messages_match_nothing,
         changes_are_signaled_after_writes,
+        stale_sent_lists_messages_that_heard_nothing,
         // the event log
         events_are_read_in_log_order_with_cursor_paging,
         events_filter_by_type_contact_and_tenant,

@@ -139,7 +139,7 @@ async fn wait_until_all(
     }
 }
 
-fn quick_sandbox<'a>(record: &'a str) -> Vec<(&'static str, &'a str)> {
+fn quick_sandbox(record: &str) -> Vec<(&'static str, &str)> {
     vec![
         ("OMNIROUTE__SANDBOX__RECORD_PATH", record),
         ("OMNIROUTE__SANDBOX__DELIVERY_DELAY_MS", "20"),

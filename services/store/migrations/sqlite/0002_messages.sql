@@ -34,6 +34,8 @@ CREATE UNIQUE INDEX messages_id ON messages (id);
 CREATE UNIQUE INDEX messages_idempotency ON messages (tenant, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX messages_contact ON messages (tenant, contact_id, id DESC);
+-- Sent messages that heard nothing for a while, for status reconciliation.
+CREATE INDEX messages_stale_sent ON messages (update_time) WHERE status = 3;
 CREATE INDEX messages_provider_id ON messages (channel, provider_message_id)
     WHERE provider_message_id IS NOT NULL;
 

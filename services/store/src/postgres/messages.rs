@@ -687,6 +687,30 @@ impl PgStore {
             .unwrap_or_default())
     }
 
+    pub(super) async fn stale(
+        &self,
+        sent_before: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        let client = self.client().await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages
+                 WHERE status = 3 AND update_time < $1
+                 ORDER BY update_time LIMIT $2"
+            ))
+            .await
+            .map_err(db)?;
+        client
+            .query(&stmt, &[&sent_before, &limit])
+            .await
+            .map_err(db)?
+            .iter()
+            .map(message_from_row)
+            .collect()
+    }
+
     pub(super) async fn prune(&self, before: SystemTime) -> Result<u64> {
         let client = self.client().await?;
         client

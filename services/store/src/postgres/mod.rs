@@ -1111,6 +1111,10 @@ impl Store for PgStore {
         self.prune(before).await
     }
 
+    async fn stale_sent(&self, sent_before: SystemTime, limit: usize) -> Result<Vec<Message>> {
+        self.stale(sent_before, limit).await
+    }
+
     fn changes(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
     }

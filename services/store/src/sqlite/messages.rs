@@ -358,6 +358,32 @@ pub(super) fn list(
     rows.collect::<Result<_, _>>().map_err(db)
 }
 
+/// Sent messages that heard nothing since `sent_before`, oldest first.
+pub(super) fn stale_sent(
+    tx: &Transaction<'_>,
+    sent_before: SystemTime,
+    limit: usize,
+) -> Result<Vec<Message>> {
+    let mut stmt = tx
+        .prepare_cached(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages WHERE status = 3 AND update_time < ?1
+              ORDER BY update_time LIMIT ?2"
+        ))
+        .map_err(db)?;
+    let rows = stmt
+        .query_map(
+            params![
+                to_micros(sent_before),
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            message_row,
+        )
+        .map_err(db)?;
+    rows.collect::<Result<_, _>>().map_err(db)
+}
+
 /// Cancels a pending message that no worker is sending right now.
 pub(super) fn cancel(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<Message> {
     let mut m = get(tx, tenant, id)?;

@@ -984,6 +984,11 @@ impl Store for SqliteStore {
         self.tx(move |tx| events::prune(tx, before)).await
     }
 
+    async fn stale_sent(&self, sent_before: SystemTime, limit: usize) -> Result<Vec<Message>> {
+        self.tx(move |tx| messages::stale_sent(tx, sent_before, limit))
+            .await
+    }
+
     fn changes(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
     }

@@ -947,3 +947,26 @@ pub async fn changes_are_signaled_after_writes(store: S) {
         .expect("the store is alive");
     assert!(*changes.borrow_and_update() > before);
 }
+
+pub async fn stale_sent_lists_messages_that_heard_nothing(store: S) {
+    let contact = recipient(&store).await;
+    let quiet = accept_and_send(&store, contact, "p-quiet").await;
+    let heard = accept_and_send(&store, contact, "p-heard").await;
+    let pending = accept(&store, outbound(contact)).await;
+    let delivered = report(Some(heard.id), MessageStatus::Delivered, "p-heard");
+    store.apply_provider_status(delivered).await.unwrap();
+
+    let later = SystemTime::now() + Duration::from_secs(1);
+    let stale: Vec<Uuid> = store
+        .stale_sent(later, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(stale, vec![quiet.id], "only sent messages without news");
+    assert!(!stale.contains(&pending.id));
+    let earlier = quiet.update_time - Duration::from_secs(1);
+    assert!(store.stale_sent(earlier, 10).await.unwrap().is_empty());
+    assert!(store.stale_sent(later, 0).await.unwrap().is_empty());
+}
