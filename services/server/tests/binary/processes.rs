@@ -170,6 +170,13 @@ async fn two_processes_on_one_postgres_send_each_message_exactly_once() {
     ];
     let names = send_batches(&channels, &contacts, 500).await;
     assert_eq!(names.len(), 2000);
+    // Every message was handed to the provider once the record holds as many
+    // sends; then every message is delivered (nothing still in flight).
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while recorded(&record).len() < names.len() {
+        assert!(tokio::time::Instant::now() < deadline, "dispatch stalled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     wait_until_all(
         &channels[0],
         &contacts,
