@@ -359,6 +359,40 @@ async fn batch_items_succeed_or_fail_on_their_own(mut app: TestApp) {
 
 async fn timeline_lists_newest_first(mut app: TestApp) {
     let anna = create(&mut app, "Anna", vec![email("anna@example.com")]).await;
+    app.contacts
+        .update_contact(pb::UpdateContactRequest {
+            contact: Some(pb::Contact {
+                name: anna.name.clone(),
+                external_ref: "crm-4711".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["external_ref".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    // By the company's reference, too.
+    let by_ref = send_ok(
+        &mut app,
+        pb::SendMessageRequest {
+            recipient: Some(Recipient::ExternalRef("crm-4711".into())),
+            message: Some(text_message("by reference")),
+            idempotency_key: String::new(),
+        },
+    )
+    .await;
+    assert_eq!(by_ref.contact, anna.name);
+    let unknown = app
+        .messaging
+        .send_message(pb::SendMessageRequest {
+            recipient: Some(Recipient::ExternalRef("crm-0000".into())),
+            message: Some(text_message("nobody")),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
     let mut names = Vec::new();
     for i in 0..5 {
         let request = pb::SendMessageRequest {
@@ -368,6 +402,8 @@ async fn timeline_lists_newest_first(mut app: TestApp) {
         };
         names.push(send_ok(&mut app, request).await.name);
     }
+    names.push(by_ref.name);
+    names.rotate_right(1);
     names.reverse();
     let mut seen = Vec::new();
     let mut token = String::new();
