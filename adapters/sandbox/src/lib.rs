@@ -45,6 +45,8 @@ pub struct SandboxConfig {
     pub read_delay: Duration,
     /// Where to record every send, if anywhere.
     pub record_path: Option<PathBuf>,
+    /// How long a send takes to answer, like a provider's API latency.
+    pub send_delay: Duration,
 }
 
 impl Default for SandboxConfig {
@@ -53,6 +55,7 @@ impl Default for SandboxConfig {
             delivery_delay: Duration::from_millis(200),
             read_delay: Duration::from_millis(800),
             record_path: None,
+            send_delay: Duration::ZERO,
         }
     }
 }
@@ -207,6 +210,9 @@ impl Adapter for SandboxAdapter {
 
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, AdapterError> {
         self.record(message);
+        if !self.config.send_delay.is_zero() {
+            tokio::time::sleep(self.config.send_delay).await;
+        }
         let behaviour = Behaviour::of(&message.to);
         tracing::debug!(channel = %self.channel, to = %message.to, ?behaviour, "sandbox send");
         match behaviour {
@@ -336,6 +342,7 @@ mod tests {
             delivery_delay: Duration::from_millis(10),
             read_delay: Duration::from_millis(10),
             record_path: None,
+            send_delay: Duration::ZERO,
         }
     }
 

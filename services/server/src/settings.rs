@@ -145,6 +145,8 @@ pub struct SandboxSettings {
     pub read_delay_ms: u64,
     /// File that records every sandbox send, one line each; empty: none.
     pub record_path: PathBuf,
+    /// Milliseconds a sandbox send takes to answer (simulated provider latency).
+    pub send_delay_ms: u64,
 }
 
 impl Default for SandboxSettings {
@@ -154,6 +156,7 @@ impl Default for SandboxSettings {
             delivery_delay_ms: 200,
             read_delay_ms: 800,
             record_path: PathBuf::new(),
+            send_delay_ms: 0,
         }
     }
 }

@@ -328,10 +328,10 @@ impl MessagingApi {
         let message = accepted.message().clone();
         match accepted {
             omniroute_store::Accepted::New(_) => {
-                tracing::info!(message_id = %message.id, contact = %message.contact_id, "message accepted")
+                tracing::debug!(message_id = %message.id, contact = %message.contact_id, "message accepted")
             }
             omniroute_store::Accepted::Replayed(_) => {
-                tracing::info!(message_id = %message.id, "idempotent replay")
+                tracing::debug!(message_id = %message.id, "idempotent replay")
             }
         }
         Ok(message)

@@ -167,7 +167,7 @@ impl Dispatcher {
         let end = SystemTime::now();
         let (attempt, next) = match result {
             Ok(receipt) => {
-                tracing::info!(channel = %channel, to = %outbound.to, "sent");
+                tracing::debug!(channel = %channel, to = %outbound.to, "sent");
                 (
                     Attempt {
                         number,

@@ -37,6 +37,7 @@ pub fn adapters(settings: &Settings, sink: &statuses::StatusChannel) -> Adapters
             read_delay: Duration::from_millis(settings.sandbox.read_delay_ms),
             record_path: Some(settings.sandbox.record_path.clone())
                 .filter(|p| !p.as_os_str().is_empty()),
+            send_delay: Duration::from_millis(settings.sandbox.send_delay_ms),
         };
         for channel in Channel::ALL {
             adapters.insert(
@@ -64,9 +65,20 @@ impl Pipeline {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         if settings.dispatch.enabled {
-            let dispatcher =
-                Dispatcher::new(Arc::clone(&store), adapters, settings.dispatch.clone());
+            let dispatcher = Dispatcher::new(
+                Arc::clone(&store),
+                Arc::clone(&adapters),
+                settings.dispatch.clone(),
+            );
             tasks.spawn(dispatcher.run(stopped.clone()));
+            tasks.spawn(reconcile::run(
+                Arc::clone(&store),
+                adapters,
+                sink.clone(),
+                Duration::from_secs(settings.dispatch.reconcile_after_secs),
+                Duration::from_secs(settings.dispatch.reconcile_interval_secs),
+                stopped.clone(),
+            ));
         }
         tasks.spawn(statuses::run(
             Arc::clone(&store),

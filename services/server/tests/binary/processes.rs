@@ -220,16 +220,24 @@ async fn killed_mid_dispatch_every_message_still_reaches_a_final_status() {
         ("OMNIROUTE__DISPATCH__SEND_TIMEOUT_SECS", "2"),
         ("OMNIROUTE__DISPATCH__RECONCILE_AFTER_SECS", "1"),
         ("OMNIROUTE__DISPATCH__RECONCILE_INTERVAL_SECS", "1"),
-        ("OMNIROUTE__DISPATCH__CONCURRENCY", "4"),
+    ]);
+    // The first process dispatches slowly (a provider answering in 20 ms, two
+    // sends at a time) and its provider reports deliveries only after a
+    // minute, so that the kill lands with sends in flight, every sent message
+    // still awaiting its report, and most messages not sent yet.
+    let mut slow = env.clone();
+    slow.extend([
+        ("OMNIROUTE__SANDBOX__SEND_DELAY_MS", "20"),
+        ("OMNIROUTE__SANDBOX__DELIVERY_DELAY_MS", "60000"),
+        ("OMNIROUTE__DISPATCH__CONCURRENCY", "2"),
     ]);
     let data = tempfile::tempdir().unwrap();
-    let first = start(data.path(), &env);
+    let first = start(data.path(), &slow);
     let contacts = ["k0@example.com", "k1@example.com"];
     let names = send_batches(&[first.channel().await], &contacts, 500).await;
 
-    // Kill it as soon as dispatching has begun.
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    while recorded(&record).is_empty() {
+    while recorded(&record).len() < 10 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "dispatch never started"
@@ -237,6 +245,11 @@ async fn killed_mid_dispatch_every_message_still_reaches_a_final_status() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     first.kill();
+    let sent_before_kill = recorded(&record).len();
+    assert!(
+        sent_before_kill < names.len(),
+        "the kill must land mid-dispatch"
+    );
 
     // The same data folder, a new process: everything accepted completes.
     let second = start(data.path(), &env);
