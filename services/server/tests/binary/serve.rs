@@ -135,7 +135,11 @@ async fn serve_with_no_settings_uses_the_embedded_store_and_answers_stock_client
         .unwrap();
     assert_eq!(again, created);
     drop(contacts);
-    assert!(server.terminate().success());
+    let status = server.terminate();
+    assert!(
+        status.success(),
+        "graceful shutdown exits 0, got {status:?}"
+    );
 }
 
 #[test]
