@@ -136,6 +136,9 @@ impl AdapterError {
 /// One attempt to send a message on one channel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboundMessage {
+    /// The tenant sending it (adapters with several business accounts pick
+    /// the tenant's).
+    pub tenant: String,
     /// Our message id; adapters carry it where the provider echoes it back.
     pub message_id: String,
     /// The recipient.
@@ -189,6 +192,81 @@ pub struct StatusUpdate {
     pub error: Option<AdapterError>,
 }
 
+/// A request to a channel's webhook URL, exactly as received.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookRequest<'a> {
+    /// Query parameters, percent-decoded.
+    pub query: &'a [(String, String)],
+    /// Headers, names in lower case.
+    pub headers: &'a [(String, String)],
+    /// The raw body bytes (signatures are computed over these).
+    pub body: &'a [u8],
+}
+
+impl WebhookRequest<'_> {
+    /// The first header with this (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The first query parameter with this name.
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A message a customer sent, as an adapter parsed it from a webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundMessage {
+    /// The channel.
+    pub channel: Channel,
+    /// The business account it came to (a WhatsApp phone number id, a
+    /// mailbox), which names the tenant.
+    pub account: String,
+    /// The provider's id of the message (deduplication key).
+    pub provider_message_id: String,
+    /// The sender.
+    pub from: Address,
+    /// The sender's profile name, when the provider tells it.
+    pub profile_name: Option<String>,
+    /// A provider-scoped user id, when the provider tells it.
+    pub provider_user_id: Option<String>,
+    /// When the customer sent it.
+    pub time: std::time::SystemTime,
+    /// What it says.
+    pub content: Content,
+    /// The provider id of the message this one replies to or reacts to.
+    pub reply_to: Option<String>,
+}
+
+/// What one webhook delivery contained, item by item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WebhookEvent {
+    /// A customer's message.
+    Inbound(InboundMessage),
+    /// A status of a message we sent.
+    Status(StatusUpdate),
+    /// Something we do not act on (an unknown event kind, an unknown
+    /// account), with why; acknowledged, not stored.
+    Ignored(String),
+}
+
+/// A problem with a message's content that this channel's rules reveal
+/// before sending (limits, an unknown template).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentViolation {
+    /// The path inside the content, for example `template.language`.
+    pub field: String,
+    /// What is wrong.
+    pub description: String,
+}
+
 /// Where adapters report asynchronous statuses.
 pub trait StatusSink: Send + Sync + fmt::Debug + 'static {
     /// Hands over one status; must not block.
@@ -212,6 +290,22 @@ pub trait Adapter: Send + Sync + fmt::Debug + 'static {
         &self,
         provider_message_id: &str,
     ) -> Result<Option<StatusUpdate>, AdapterError>;
+
+    /// Checks content against this channel's rules before it is accepted
+    /// (sizes, the approved template catalogue). Empty when it may be sent.
+    fn check_content(&self, tenant: &str, content: &Content) -> Vec<ContentViolation>;
+
+    /// Answers a webhook subscription handshake (an HTTP GET); the returned
+    /// text is the response body. Errors are refusals (HTTP 403).
+    fn verify_subscription(&self, request: &WebhookRequest<'_>) -> Result<String, AdapterError>;
+
+    /// Verifies a webhook delivery's signature over the exact body bytes, in
+    /// constant time, before anything is parsed. Errors are HTTP 401.
+    fn verify_signature(&self, request: &WebhookRequest<'_>) -> Result<(), AdapterError>;
+
+    /// Parses a verified webhook body into events; unknown kinds become
+    /// [`WebhookEvent::Ignored`]. Errors (malformed bodies) are HTTP 400.
+    fn parse_webhook(&self, body: &[u8]) -> Result<Vec<WebhookEvent>, AdapterError>;
 
     /// Whether the adapter can reach its provider with its settings.
     async fn health(&self) -> Result<(), AdapterError>;

@@ -16,8 +16,8 @@ mod address;
 pub mod content;
 
 pub use adapter::{
-    Adapter, AdapterError, DeliveryStatus, ErrorClass, OutboundMessage, SendReceipt, StatusSink,
-    StatusUpdate,
+    Adapter, AdapterError, ContentViolation, DeliveryStatus, ErrorClass, InboundMessage,
+    OutboundMessage, SendReceipt, StatusSink, StatusUpdate, WebhookEvent, WebhookRequest,
 };
 pub use address::{Address, AddressError, PhoneRegion, lookup_keys, mask};
 pub use content::Content;

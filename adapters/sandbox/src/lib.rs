@@ -32,8 +32,9 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use omniroute_channel::{
-    Adapter, AdapterError, Address, Channel, DeliveryStatus, ErrorClass, OutboundMessage,
-    SendReceipt, StatusSink, StatusUpdate,
+    Adapter, AdapterError, Address, Channel, Content, ContentViolation, DeliveryStatus,
+    ErrorClass, OutboundMessage, SendReceipt, StatusSink, StatusUpdate, WebhookEvent,
+    WebhookRequest,
 };
 
 /// How the sandbox behaves.
@@ -304,6 +305,23 @@ impl Adapter for SandboxAdapter {
         }))
     }
 
+    fn check_content(&self, _tenant: &str, _content: &Content) -> Vec<ContentViolation> {
+        // The sandbox takes whatever the API accepted.
+        Vec::new()
+    }
+
+    fn verify_subscription(&self, _: &WebhookRequest<'_>) -> Result<String, AdapterError> {
+        Err(AdapterError::unsupported(self.channel, "webhooks (sandbox)"))
+    }
+
+    fn verify_signature(&self, _: &WebhookRequest<'_>) -> Result<(), AdapterError> {
+        Err(AdapterError::unsupported(self.channel, "webhooks (sandbox)"))
+    }
+
+    fn parse_webhook(&self, _: &[u8]) -> Result<Vec<WebhookEvent>, AdapterError> {
+        Err(AdapterError::unsupported(self.channel, "webhooks (sandbox)"))
+    }
+
     async fn health(&self) -> Result<(), AdapterError> {
         Ok(())
     }
@@ -313,7 +331,7 @@ impl Adapter for SandboxAdapter {
 mod tests {
     use std::sync::Mutex;
 
-    use omniroute_channel::{Category, Content, PhoneRegion};
+    use omniroute_channel::{Category, PhoneRegion};
 
     use super::*;
 
@@ -328,6 +346,7 @@ mod tests {
 
     fn message(channel: Channel, to: &str, attempt: u32) -> OutboundMessage {
         OutboundMessage {
+            tenant: "default".into(),
             message_id: "m1".into(),
             to: Address::parse(channel, to, PhoneRegion::default()).unwrap(),
             category: Category::Transactional,

@@ -143,6 +143,7 @@ impl Dispatcher {
             .map_or_else(|| message.content.clone(), |o| o.content.clone());
         let number = u32::try_from(message.attempts.len()).unwrap_or(u32::MAX - 1) + 1;
         let outbound = OutboundMessage {
+            tenant: job.tenant.clone(),
             message_id: message.id.to_string(),
             to: Address::from_stored(
                 channel,
