@@ -32,9 +32,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use omniroute_channel::{
-    Adapter, AdapterError, Address, Channel, Content, ContentViolation, DeliveryStatus,
-    ErrorClass, OutboundMessage, SendReceipt, StatusSink, StatusUpdate, WebhookEvent,
-    WebhookRequest,
+    Adapter, AdapterError, Address, Channel, Content, ContentViolation, DeliveryStatus, ErrorClass,
+    OutboundMessage, SendReceipt, StatusSink, StatusUpdate, WebhookEvent, WebhookRequest,
 };
 
 /// How the sandbox behaves.
@@ -311,15 +310,24 @@ impl Adapter for SandboxAdapter {
     }
 
     fn verify_subscription(&self, _: &WebhookRequest<'_>) -> Result<String, AdapterError> {
-        Err(AdapterError::unsupported(self.channel, "webhooks (sandbox)"))
+        Err(AdapterError::unsupported(
+            self.channel,
+            "webhooks (sandbox)",
+        ))
     }
 
     fn verify_signature(&self, _: &WebhookRequest<'_>) -> Result<(), AdapterError> {
-        Err(AdapterError::unsupported(self.channel, "webhooks (sandbox)"))
+        Err(AdapterError::unsupported(
+            self.channel,
+            "webhooks (sandbox)",
+        ))
     }
 
     fn parse_webhook(&self, _: &[u8]) -> Result<Vec<WebhookEvent>, AdapterError> {
-        Err(AdapterError::unsupported(self.channel, "webhooks (sandbox)"))
+        Err(AdapterError::unsupported(
+            self.channel,
+            "webhooks (sandbox)",
+        ))
     }
 
     async fn health(&self) -> Result<(), AdapterError> {

@@ -275,6 +275,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// matches.
     async fn apply_provider_status(&self, status: ProviderStatus) -> Result<Option<Message>>;
 
+    /// Records a customer's message in one transaction: resolves the sender
+    /// to the contact owning the address, or creates one (named after the
+    /// profile, with a `ContactCreated` event); refreshes the WhatsApp form
+    /// the customer was last seen with; opens or extends the WhatsApp
+    /// service window to 24 hours after the message; links a reply to our
+    /// message it quotes; writes a `MessageReceived` event.
+    /// [`Received::Duplicate`] (writing nothing) when the provider message id
+    /// was recorded before.
+    async fn record_inbound(&self, tenant: &str, inbound: NewInbound) -> Result<Received>;
+
     /// Events of a tenant after `after`, in log order, at most `limit`.
     async fn read_events(
         &self,

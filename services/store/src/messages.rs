@@ -403,6 +403,74 @@ impl Accepted {
     }
 }
 
+/// A customer's message to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewInbound {
+    /// The channel it came on.
+    pub channel: Channel,
+    /// The sender's normalized address (for WhatsApp with the wa_id as seen).
+    pub from: omniroute_channel::Address,
+    /// The sender's profile name, used for a new contact's display name.
+    pub profile_name: Option<String>,
+    /// The provider's message id: a message is recorded once per id.
+    pub provider_message_id: String,
+    /// When the customer sent it.
+    pub time: SystemTime,
+    /// What it says.
+    pub content: Content,
+    /// The provider id of the message it replies to.
+    pub reply_to: Option<String>,
+}
+
+/// The outcome of [`crate::Store::record_inbound`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Received {
+    /// Recorded (with the contact it resolved to or created).
+    New(Message),
+    /// Already recorded: a provider's redelivery.
+    Duplicate,
+}
+
+/// How long a customer's message keeps WhatsApp's service window open.
+pub const WHATSAPP_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The stored form of an inbound message (status `Received`).
+pub(crate) fn inbound_message(
+    id: Uuid,
+    contact_id: Uuid,
+    inbound: &NewInbound,
+    reply_to: Option<Uuid>,
+    now: SystemTime,
+) -> Message {
+    Message {
+        id,
+        contact_id,
+        direction: Direction::Inbound,
+        category: Category::Service,
+        content: inbound.content.clone(),
+        overrides: Vec::new(),
+        channel: Some(inbound.channel),
+        priority: Priority::Normal,
+        correlation_ref: String::new(),
+        metadata: BTreeMap::new(),
+        send_time: Some(inbound.time),
+        expire_time: None,
+        reply_to,
+        status: MessageStatus::Received,
+        history: vec![StatusChange {
+            status: MessageStatus::Received,
+            time: now,
+            channel: Some(inbound.channel),
+            reason: String::new(),
+        }],
+        attempts: Vec::new(),
+        route: None,
+        provider_message_id: Some(inbound.provider_message_id.clone()),
+        create_time: now,
+        update_time: now,
+    }
+}
+
 /// A dispatch job a worker holds under a lease.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedJob {

@@ -160,6 +160,9 @@ pub struct Contact {
     pub update_time: SystemTime,
     /// Erasure time and counts, once erased.
     pub erasure: Option<(SystemTime, ErasureSummary)>,
+    /// Until when WhatsApp's customer service window is open: 24 hours after
+    /// the customer's last message. Free-form messages need it open.
+    pub whatsapp_window_until: Option<SystemTime>,
 }
 
 /// A contact to create.

@@ -14,6 +14,8 @@ mod contacts;
 mod events;
 #[path = "conformance/identities.rs"]
 mod identities;
+#[path = "conformance/inbound.rs"]
+mod inbound;
 #[path = "conformance/ledger.rs"]
 mod ledger;
 #[path = "conformance/lifecycle.rs"]
@@ -26,6 +28,7 @@ mod support;
 use contacts::*;
 use events::*;
 use identities::*;
+use inbound::*;
 use ledger::*;
 use lifecycle::*;
 use messaging::*;
@@ -127,6 +130,11 @@ conformance! {
         provider_statuses_for_unknown_messages_match_nothing,
         changes_are_signaled_after_writes,
         stale_sent_lists_messages_that_heard_nothing,
+        // inbound
+        a_new_sender_becomes_a_contact_with_an_open_window,
+        redelivered_messages_are_recorded_once,
+        a_known_sender_keeps_their_contact_and_name,
+        the_window_only_grows_and_replies_link_to_our_message,
         // the event log
         events_are_read_in_log_order_with_cursor_paging,
         events_filter_by_type_contact_and_tenant,

@@ -132,6 +132,7 @@ mod tests {
             create_time: now,
             update_time: now,
             erasure: None,
+            whatsapp_window_until: None,
         }
     }
 

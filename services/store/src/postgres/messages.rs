@@ -609,6 +609,117 @@ impl PgStore {
         Ok(Some(message))
     }
 
+    pub(super) async fn inbound(&self, tenant: &str, inbound: NewInbound) -> Result<Received> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let channel = inbound.channel.as_str();
+        let seen = tx
+            .query_opt(
+                "SELECT 1 FROM messages WHERE channel = $1 AND provider_message_id = $2 AND direction = 2",
+                &[&channel, &inbound.provider_message_id],
+            )
+            .await
+            .map_err(db)?;
+        if seen.is_some() {
+            return Ok(Received::Duplicate);
+        }
+        let now = now();
+        let mut events = Vec::new();
+        let owner: Option<Uuid> = tx
+            .query_opt(
+                "SELECT contact_id FROM identities WHERE tenant = $1 AND channel = $2 AND key = $3",
+                &[&tenant, &channel, &inbound.from.key()],
+            )
+            .await
+            .map_err(db)?
+            .map(|r| r.get(0));
+        let name = inbound.profile_name.clone().unwrap_or_default();
+        let contact_id = match owner {
+            Some(id) => {
+                // The WhatsApp form the customer was last seen with is the one
+                // replies go to; a profile name fills an empty display name.
+                super::link(&tx, tenant, id, std::slice::from_ref(&inbound.from), now).await?;
+                tx.execute(
+                    "UPDATE contacts SET display_name = $3 WHERE tenant = $1 AND id = $2 AND display_name = ''",
+                    &[&tenant, &id, &name],
+                )
+                .await
+                .map_err(db)?;
+                id
+            }
+            None => {
+                let id = Uuid::now_v7();
+                tx.execute(
+                    "INSERT INTO contacts (tenant, id, state, display_name, create_time, update_time)
+                     VALUES ($1, $2, 1, $3, $4, $4)",
+                    &[&tenant, &id, &name, &now],
+                )
+                .await
+                .map_err(db)?;
+                super::link(&tx, tenant, id, std::slice::from_ref(&inbound.from), now).await?;
+                events.push(contact_event(EventType::ContactCreated, id, Vec::new()));
+                id
+            }
+        };
+        if inbound.channel == Channel::Whatsapp {
+            let until = inbound.time + WHATSAPP_WINDOW;
+            tx.execute(
+                "UPDATE contacts SET whatsapp_window_until = GREATEST(whatsapp_window_until, $3)
+                 WHERE tenant = $1 AND id = $2",
+                &[&tenant, &contact_id, &until],
+            )
+            .await
+            .map_err(db)?;
+        }
+        let reply_to: Option<Uuid> = match &inbound.reply_to {
+            Some(provider_id) => tx
+                .query_opt(
+                    "SELECT id FROM messages WHERE tenant = $1 AND channel = $2 AND provider_message_id = $3
+                     ORDER BY create_time DESC LIMIT 1",
+                    &[&tenant, &channel, provider_id],
+                )
+                .await
+                .map_err(db)?
+                .map(|r| r.get(0)),
+            None => None,
+        };
+        let message = inbound_message(Uuid::now_v7(), contact_id, &inbound, reply_to, now);
+        let inserted = tx
+            .execute(
+                "INSERT INTO messages (tenant, id, contact_id, direction, category, channel, priority,
+                        status, content, correlation_ref, send_time, reply_to, history,
+                        provider_message_id, create_time, update_time)
+                 VALUES ($1, $2, $3, 2, $4, $5, $6, $7, $8, '', $9, $10, $11, $12, $13, $13)
+                 ON CONFLICT (channel, provider_message_id) WHERE direction = 2 DO NOTHING",
+                &[
+                    &tenant,
+                    &message.id,
+                    &contact_id,
+                    &message.category.as_str(),
+                    &channel,
+                    &message.priority.code(),
+                    &message.status.code(),
+                    &json(&message.content)?,
+                    &message.send_time,
+                    &reply_to,
+                    &json(&message.history)?,
+                    &inbound.provider_message_id,
+                    &now,
+                ],
+            )
+            .await
+            .map_err(db)?;
+        if inserted == 0 {
+            // A concurrent delivery of the same message committed first.
+            return Ok(Received::Duplicate);
+        }
+        events.push(message_event(EventType::MessageReceived, &message));
+        append_events(&tx, tenant, &events, now).await?;
+        tx.commit().await.map_err(db)?;
+        self.bump();
+        Ok(Received::New(message))
+    }
+
     pub(super) async fn events(
         &self,
         tenant: &str,

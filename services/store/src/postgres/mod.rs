@@ -24,8 +24,8 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use crate::messages::{
-    Accepted, Attempt, ClaimedJob, Cursor, Event, EventFilter, EventType, Message, NewMessage,
-    NextStep, ProviderStatus, contact_event, erased_event,
+    Accepted, Attempt, ClaimedJob, Cursor, Event, EventFilter, EventType, Message, NewInbound,
+    NewMessage, NextStep, ProviderStatus, Received, contact_event, erased_event,
 };
 use crate::model::*;
 use crate::{Result, Store, StoreError, dedup_addresses};
@@ -39,6 +39,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (
         2,
         include_str!("../../migrations/postgres/0002_messages.sql"),
+    ),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_inbound.sql"),
     ),
 ];
 
@@ -271,7 +275,7 @@ async fn load_contacts(c: &impl GenericClient, tenant: &str, ids: &[Uuid]) -> Re
     let contacts_stmt = c
         .prepare_cached(
             "SELECT id, state, display_name, locale, time_zone, external_ref, labels, attributes,
-                    create_time, update_time, erase_time, erasure
+                    create_time, update_time, erase_time, erasure, whatsapp_window_until
              FROM contacts WHERE tenant = $1 AND id = ANY($2)",
         )
         .await
@@ -330,6 +334,7 @@ async fn load_contacts(c: &impl GenericClient, tenant: &str, ids: &[Uuid]) -> Re
                             .unwrap_or_default(),
                     )
                 }),
+                whatsapp_window_until: r.get(12),
             },
         );
     }
@@ -358,7 +363,11 @@ async fn load_contacts(c: &impl GenericClient, tenant: &str, ids: &[Uuid]) -> Re
         .collect()
 }
 
-async fn load_contact(c: &impl GenericClient, tenant: &str, id: Uuid) -> Result<Contact> {
+pub(super) async fn load_contact(
+    c: &impl GenericClient,
+    tenant: &str,
+    id: Uuid,
+) -> Result<Contact> {
     let mut contacts = load_contacts(c, tenant, &[id]).await?;
     contacts
         .pop()
@@ -416,7 +425,7 @@ fn conflict(e: tokio_postgres::Error) -> StoreError {
 
 /// Links addresses to a contact in one statement; refuses any owned by another
 /// contact, and refreshes the last-seen wa_id of those the contact already has.
-async fn link(
+pub(super) async fn link(
     c: &impl GenericClient,
     tenant: &str,
     id: Uuid,
@@ -1091,6 +1100,10 @@ impl Store for PgStore {
 
     async fn apply_provider_status(&self, status: ProviderStatus) -> Result<Option<Message>> {
         self.provider_status(status).await
+    }
+
+    async fn record_inbound(&self, tenant: &str, inbound: NewInbound) -> Result<Received> {
+        self.inbound(tenant, inbound).await
     }
 
     async fn read_events(

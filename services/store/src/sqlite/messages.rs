@@ -326,6 +326,120 @@ pub(super) fn accept(tx: &Transaction<'_>, tenant: &str, new: NewMessage) -> Res
     Ok(Accepted::New(message))
 }
 
+/// Records a customer's message (see [`crate::Store::record_inbound`]).
+pub(super) fn record_inbound(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    inbound: NewInbound,
+) -> Result<Received> {
+    let channel = inbound.channel.as_str();
+    let seen: Option<i64> = tx
+        .prepare_cached(
+            "SELECT 1 FROM messages WHERE channel = ?1 AND provider_message_id = ?2 AND direction = 2",
+        )
+        .map_err(db)?
+        .query_row(params![channel, inbound.provider_message_id], |r| r.get(0))
+        .optional()
+        .map_err(db)?;
+    if seen.is_some() {
+        return Ok(Received::Duplicate);
+    }
+    let now = now();
+    let name = inbound.profile_name.clone().unwrap_or_default();
+    let owner: Option<String> = tx
+        .prepare_cached(
+            "SELECT contact_id FROM identities WHERE tenant = ?1 AND channel = ?2 AND key = ?3",
+        )
+        .map_err(db)?
+        .query_row(params![tenant, channel, inbound.from.key()], |r| r.get(0))
+        .optional()
+        .map_err(db)?;
+    let contact_id = match owner {
+        Some(id) => {
+            let id = Uuid::parse_str(&id).map_err(StoreError::backend)?;
+            // The WhatsApp form the customer was last seen with is the one
+            // replies go to; a profile name fills an empty display name.
+            super::link(tx, tenant, id, &inbound.from, to_micros(now))?;
+            tx.execute(
+                "UPDATE contacts SET display_name = ?3 WHERE tenant = ?1 AND id = ?2 AND display_name = ''",
+                params![tenant, id.to_string(), name],
+            )
+            .map_err(db)?;
+            id
+        }
+        None => {
+            let id = Uuid::now_v7();
+            tx.execute(
+                "INSERT INTO contacts (tenant, id, state, display_name, create_time, update_time)
+                 VALUES (?1, ?2, 1, ?3, ?4, ?4)",
+                params![tenant, id.to_string(), name, to_micros(now)],
+            )
+            .map_err(db)?;
+            super::link(tx, tenant, id, &inbound.from, to_micros(now))?;
+            events::append(
+                tx,
+                tenant,
+                &contact_event(EventType::ContactCreated, id, Vec::new()),
+                now,
+            )?;
+            id
+        }
+    };
+    if inbound.channel == Channel::Whatsapp {
+        let until = to_micros(inbound.time + WHATSAPP_WINDOW);
+        tx.execute(
+            "UPDATE contacts SET whatsapp_window_until = max(coalesce(whatsapp_window_until, 0), ?3)
+             WHERE tenant = ?1 AND id = ?2",
+            params![tenant, contact_id.to_string(), until],
+        )
+        .map_err(db)?;
+    }
+    let reply_to: Option<Uuid> = match &inbound.reply_to {
+        Some(provider_id) => tx
+            .prepare_cached(
+                "SELECT id FROM messages WHERE tenant = ?1 AND channel = ?2 AND provider_message_id = ?3
+                 ORDER BY create_time DESC LIMIT 1",
+            )
+            .map_err(db)?
+            .query_row(params![tenant, channel, provider_id], |r| r.get::<_, String>(0))
+            .optional()
+            .map_err(db)?
+            .and_then(|id| Uuid::parse_str(&id).ok()),
+        None => None,
+    };
+    let message = inbound_message(Uuid::now_v7(), contact_id, &inbound, reply_to, now);
+    tx.prepare_cached(
+        "INSERT INTO messages (tenant, id, contact_id, direction, category, channel, priority,
+                status, content, correlation_ref, send_time, reply_to, history,
+                provider_message_id, create_time, update_time)
+         VALUES (?1, ?2, ?3, 2, ?4, ?5, ?6, ?7, ?8, '', ?9, ?10, ?11, ?12, ?13, ?13)",
+    )
+    .map_err(db)?
+    .execute(params![
+        tenant,
+        message.id.to_string(),
+        contact_id.to_string(),
+        message.category.as_str(),
+        channel,
+        message.priority.code(),
+        message.status.code(),
+        json(&message.content),
+        message.send_time.map(to_micros),
+        reply_to.map(|id| id.to_string()),
+        json(&message.history),
+        inbound.provider_message_id,
+        to_micros(now)
+    ])
+    .map_err(db)?;
+    events::append(
+        tx,
+        tenant,
+        &message_event(EventType::MessageReceived, &message),
+        now,
+    )?;
+    Ok(Received::New(message))
+}
+
 /// A contact's messages, newest first, strictly older than `before`.
 pub(super) fn list(
     tx: &Transaction<'_>,

@@ -25,13 +25,15 @@ use uuid::Uuid;
 
 use crate::model::*;
 use crate::{
-    Accepted, Attempt, ClaimedJob, Cursor, Event, EventFilter, EventType, Message, NewMessage,
-    NextStep, ProviderStatus, Result, Store, StoreError, contact_event, dedup_addresses,
+    Accepted, Attempt, ClaimedJob, Cursor, Event, EventFilter, EventType, Message, NewInbound,
+    NewMessage, NextStep, ProviderStatus, Received, Result, Store, StoreError, contact_event,
+    dedup_addresses,
 };
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_contacts.sql"),
     include_str!("../../migrations/sqlite/0002_messages.sql"),
+    include_str!("../../migrations/sqlite/0003_inbound.sql"),
 ];
 
 /// The embedded SQLite store.
@@ -179,7 +181,7 @@ fn load_contact(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<Contact>
     let mut stmt = tx
         .prepare_cached(
             "SELECT state, display_name, locale, time_zone, external_ref, labels, attributes,
-                    create_time, update_time, erase_time, erasure
+                    create_time, update_time, erase_time, erasure, whatsapp_window_until
              FROM contacts WHERE tenant = ?1 AND id = ?2",
         )
         .map_err(db)?;
@@ -210,6 +212,7 @@ fn load_contact(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<Contact>
                             .unwrap_or_default(),
                     )
                 }),
+                whatsapp_window_until: r.get::<_, Option<i64>>(11)?.map(from_micros),
             })
         })
         .optional()
@@ -286,7 +289,13 @@ fn check_external_ref(
 }
 
 /// Links an address to a contact, refusing one owned by another contact.
-fn link(tx: &Transaction<'_>, tenant: &str, id: Uuid, address: &Address, now: i64) -> Result<()> {
+pub(super) fn link(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    id: Uuid,
+    address: &Address,
+    now: i64,
+) -> Result<()> {
     let owner: Option<String> = tx
         .prepare_cached(
             "SELECT contact_id FROM identities WHERE tenant = ?1 AND channel = ?2 AND key = ?3",
@@ -899,6 +908,17 @@ impl Store for SqliteStore {
             self.bump();
         }
         Ok(accepted)
+    }
+
+    async fn record_inbound(&self, tenant: &str, inbound: NewInbound) -> Result<Received> {
+        let tenant = tenant.to_owned();
+        let received = self
+            .tx(move |tx| messages::record_inbound(tx, &tenant, inbound))
+            .await?;
+        if matches!(received, Received::New(_)) {
+            self.bump();
+        }
+        Ok(received)
     }
 
     async fn get_message(&self, tenant: &str, id: Uuid) -> Result<Message> {

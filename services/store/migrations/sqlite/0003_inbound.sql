@@ -1,0 +1,5 @@
+-- Inbound messages: one row per provider message (webhooks arrive duplicated),
+-- and the WhatsApp customer service window of each contact.
+ALTER TABLE contacts ADD COLUMN whatsapp_window_until INTEGER;
+CREATE UNIQUE INDEX messages_inbound_provider_id ON messages (channel, provider_message_id)
+    WHERE direction = 2;

@@ -1,0 +1,158 @@
+//! Inbound messages: recorded once per provider id, resolved to the contact
+//! that owns the sender's address (or a new one), opening WhatsApp's service
+//! window.
+
+use std::time::{Duration, SystemTime};
+
+use omniroute_channel::content::Text;
+use omniroute_channel::{Channel, Content};
+use omniroute_store::{Direction, EventType, MessageStatus, NewInbound, Received, WHATSAPP_WINDOW};
+
+use crate::messaging::{accept_and_send, all_events, micros};
+use crate::support::*;
+
+fn inbound(from: &str, provider_id: &str, time: SystemTime) -> NewInbound {
+    NewInbound {
+        channel: Channel::Whatsapp,
+        from: whatsapp(from),
+        profile_name: Some("João Silva".into()),
+        provider_message_id: provider_id.into(),
+        time,
+        content: Content::Text(Text {
+            body: "Where is my order?".into(),
+            ..Text::default()
+        }),
+        reply_to: None,
+    }
+}
+
+fn received(outcome: Received) -> omniroute_store::Message {
+    match outcome {
+        Received::New(message) => message,
+        Received::Duplicate => panic!("recorded as a duplicate"),
+    }
+}
+
+pub async fn a_new_sender_becomes_a_contact_with_an_open_window(store: S) {
+    let sent = micros(SystemTime::now() - Duration::from_secs(60));
+    let message = received(
+        store
+            .record_inbound(T, inbound("5511987654321", "wamid.in1", sent))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(message.direction, Direction::Inbound);
+    assert_eq!(message.status, MessageStatus::Received);
+    assert_eq!(message.provider_message_id.as_deref(), Some("wamid.in1"));
+    let contact = store.get_contact(T, message.contact_id).await.unwrap();
+    assert_eq!(contact.profile.display_name, "João Silva");
+    assert_eq!(contact.identities.len(), 1);
+    assert_eq!(contact.identities[0].address.key(), "5511987654321");
+    assert_eq!(contact.whatsapp_window_until, Some(sent + WHATSAPP_WINDOW));
+    assert_eq!(store.get_message(T, message.id).await.unwrap(), message);
+
+    let events = all_events(&store, 2).await;
+    let kinds: Vec<EventType> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![EventType::ContactCreated, EventType::MessageReceived]
+    );
+}
+
+pub async fn redelivered_messages_are_recorded_once(store: S) {
+    let now = micros(SystemTime::now());
+    let first = received(
+        store
+            .record_inbound(T, inbound("4915123456789", "wamid.dup", now))
+            .await
+            .unwrap(),
+    );
+    let again = store
+        .record_inbound(T, inbound("4915123456789", "wamid.dup", now))
+        .await
+        .unwrap();
+    assert_eq!(again, Received::Duplicate);
+    let timeline = store
+        .list_messages(T, first.contact_id, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(timeline.len(), 1);
+    all_events(&store, 2).await;
+    let events = store
+        .read_events(T, Default::default(), &Default::default(), 100)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 2, "the duplicate wrote no event");
+}
+
+pub async fn a_known_sender_keeps_their_contact_and_name(store: S) {
+    // The contact is known by the 13-digit Brazilian form; the customer
+    // writes from the older 12-digit wa_id.
+    let mut contact = store
+        .create_contact(
+            T,
+            omniroute_store::NewContact {
+                profile: omniroute_store::Profile {
+                    display_name: "Dona Maria".into(),
+                    ..Default::default()
+                },
+                identities: vec![whatsapp("5511987654321")],
+            },
+        )
+        .await
+        .unwrap();
+    let message = received(
+        store
+            .record_inbound(
+                T,
+                inbound("551187654321", "wamid.br", micros(SystemTime::now())),
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(message.contact_id, contact.id);
+    contact = store.get_contact(T, contact.id).await.unwrap();
+    assert_eq!(
+        contact.profile.display_name, "Dona Maria",
+        "a set name is kept"
+    );
+    assert_eq!(contact.identities.len(), 1);
+    assert_eq!(contact.identities[0].address.wa_id(), Some("551187654321"));
+    assert!(contact.whatsapp_window_until.is_some());
+}
+
+pub async fn the_window_only_grows_and_replies_link_to_our_message(store: S) {
+    let contact = store
+        .create_contact(
+            T,
+            omniroute_store::NewContact {
+                identities: vec![whatsapp("4915123456789")],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let ours = accept_and_send(&store, contact.id, "wamid.ours").await;
+    let late = micros(SystemTime::now());
+    let early = late - Duration::from_secs(3600);
+    let mut reply = inbound("4915123456789", "wamid.r1", late);
+    reply.reply_to = Some("wamid.ours".into());
+    let reply = received(store.record_inbound(T, reply).await.unwrap());
+    assert_eq!(reply.reply_to, Some(ours.id));
+    // An older message delivered late does not shorten the window.
+    received(
+        store
+            .record_inbound(T, inbound("4915123456789", "wamid.r0", early))
+            .await
+            .unwrap(),
+    );
+    let contact = store.get_contact(T, contact.id).await.unwrap();
+    assert_eq!(contact.whatsapp_window_until, Some(late + WHATSAPP_WINDOW));
+    // The timeline holds both directions, newest first.
+    let timeline = store.list_messages(T, contact.id, None, 10).await.unwrap();
+    let directions: Vec<Direction> = timeline.iter().map(|m| m.direction).collect();
+    assert_eq!(
+        directions,
+        vec![Direction::Inbound, Direction::Inbound, Direction::Outbound]
+    );
+}
