@@ -74,6 +74,7 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("temporary folder");
         let mut settings = Settings::default();
         settings.grpc.listen = "127.0.0.1:0".parse().expect("address");
+        settings.http.listen = "127.0.0.1:0".parse().expect("address");
         settings.contacts.default_region = "DE".into();
         settings.store.path = dir.path().join("omniroute.db");
         // Quick sandbox and retries, so scenarios finish in moments.

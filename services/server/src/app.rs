@@ -23,12 +23,15 @@ use tonic::transport::server::TcpIncoming;
 use crate::api::{ApiContext, CallbackApi, ContactApi, EventApi, MessagingApi, PreferenceApi};
 use crate::pipeline::{self, Pipeline, statuses};
 use crate::settings::Settings;
+use crate::webhooks;
 
 /// A built, bound, not yet running server.
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
+    http_listener: TcpListener,
+    http_addr: SocketAddr,
     store: Arc<dyn Store>,
     settings: Settings,
 }
@@ -41,12 +44,23 @@ impl Application {
             anyhow::anyhow!("cannot listen on grpc.listen {}: {e}", settings.grpc.listen)
         })?;
         let local_addr = listener.local_addr()?;
+        let http_listener = TcpListener::bind(settings.http.listen).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on http.listen {}: {e}", settings.http.listen)
+        })?;
+        let http_addr = http_listener.local_addr()?;
         Ok(Application {
             listener,
             local_addr,
+            http_listener,
+            http_addr,
             store,
             settings,
         })
+    }
+
+    /// The address of the webhook (HTTP) listener.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
     }
 
     /// The port the gRPC listener is bound to.
@@ -71,14 +85,17 @@ impl Application {
     ) -> anyhow::Result<()> {
         let (sink, reports) = statuses::channel();
         let adapters = pipeline::adapters(&self.settings, &sink);
-        let mut channels: Vec<_> = adapters.keys().copied().collect();
-        channels.sort();
-        let ctx = ApiContext::new(Arc::clone(&self.store), &self.settings, &channels);
+        let accounts = pipeline::accounts(&self.settings);
+        let ctx = ApiContext::new(
+            Arc::clone(&self.store),
+            &self.settings,
+            Arc::clone(&adapters),
+        );
         let pipeline = Pipeline::start(
             Arc::clone(&self.store),
             &self.settings,
-            adapters,
-            sink,
+            Arc::clone(&adapters),
+            sink.clone(),
             reports,
         );
         let event_poll = Duration::from_millis(self.settings.events.poll_interval_ms);
@@ -113,18 +130,31 @@ impl Application {
         // a connection indefinitely, hyperium/hyper#4170): after the grace
         // period the server future is dropped, closing what is left.
         let grace = Duration::from_secs(self.settings.grpc.shutdown_grace_secs);
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
         let signal = async move {
             shutdown.await;
-            let _ = stopping_tx.send(());
+            let _ = stopping_tx.send(true);
         };
-        let deadline = async move {
-            if stopping_rx.await.is_ok() {
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let deadline = {
+            let stopped = stopped(stopping.clone());
+            async move {
+                stopped.await;
                 tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
             }
         };
+        let webhooks = webhooks::Ingress::new(
+            Arc::clone(&self.store),
+            Arc::clone(&adapters),
+            Arc::new(accounts),
+            sink.clone(),
+        )
+        .router(self.settings.http.max_body_bytes);
+        tracing::info!(addr = %self.http_addr, "webhook listener ready");
+        let http = axum::serve(self.http_listener, webhooks)
+            .with_graceful_shutdown(stopped(stopping.clone()));
         let server = Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .add_service(health_service)
@@ -137,9 +167,15 @@ impl Application {
             .add_service(MessagingServiceServer::new(MessagingApi::new(ctx.clone())))
             .add_service(CallbackServiceServer::new(CallbackApi))
             .add_service(EventServiceServer::new(EventApi::new(ctx, event_poll)))
-            .serve_with_incoming_shutdown(incoming, signal);
+            .serve_with_incoming_shutdown(incoming, stopped(stopping));
+        let both = async {
+            let (grpc, http) = tokio::join!(server, http);
+            grpc.map_err(anyhow::Error::from)?;
+            http.map_err(anyhow::Error::from)
+        };
+        tokio::pin!(signal);
         let served = tokio::select! {
-            result = server => result.map_err(anyhow::Error::from),
+            result = async { tokio::join!(both, signal).0 } => result,
             () = deadline => {
                 tracing::warn!(grace_secs = grace.as_secs(), "connections still open after the grace period; closing them");
                 Ok(())

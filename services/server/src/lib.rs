@@ -7,6 +7,7 @@ pub mod app;
 pub mod pipeline;
 pub mod settings;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use app::Application;
 pub use settings::Settings;

@@ -64,6 +64,27 @@ pub struct Settings {
     pub events: EventSettings,
     /// Sandbox channels.
     pub sandbox: SandboxSettings,
+    /// The HTTP listener for provider webhooks.
+    pub http: HttpSettings,
+}
+
+/// The HTTP listener for provider webhooks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Largest webhook body accepted, in bytes (larger ones get 413).
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
 }
 
 /// The dispatcher: how jobs are claimed, sent and retried.
@@ -385,6 +406,7 @@ impl Settings {
             ),
             ("events.poll_interval_ms", self.events.poll_interval_ms == 0),
             ("events.retention_hours", self.events.retention_hours == 0),
+            ("http.max_body_bytes", self.http.max_body_bytes == 0),
         ] {
             if zero {
                 return Err(SettingsError::Invalid {

@@ -281,6 +281,40 @@ impl MessagingApi {
         Ok(contact)
     }
 
+    /// Checks the content each planned channel would send against that
+    /// channel's own rules (sizes, the approved template catalogue).
+    fn check_content(
+        &self,
+        tenant: &str,
+        send: &Send,
+        route: &omniroute_store::RouteDecision,
+    ) -> Result<(), ApiError> {
+        let mut v = Violations::default();
+        for planned in &route.plan {
+            let Some(adapter) = self.ctx.adapters.get(&planned.channel) else {
+                continue;
+            };
+            let (prefix, content) = match send
+                .overrides
+                .iter()
+                .position(|o| o.channel == planned.channel)
+            {
+                Some(i) => (
+                    format!("message.overrides[{i}].content"),
+                    &send.overrides[i].content,
+                ),
+                None => ("message.content".to_owned(), &send.content),
+            };
+            for violation in adapter.check_content(tenant, content) {
+                v.add(
+                    format!("{prefix}.{}", violation.field),
+                    violation.description,
+                );
+            }
+        }
+        v.finish()
+    }
+
     /// Accepts one send: validation, resolution, routing, one commit.
     async fn send(
         &self,
@@ -300,6 +334,7 @@ impl MessagingApi {
             now,
         )
         .map_err(|e| ApiError::Precondition(e.to_string()))?;
+        self.check_content(tenant, &send, &route)?;
         let request_hash = send.request_hash();
         let accepted = self
             .ctx

@@ -29,6 +29,7 @@ pub use messaging::{MAX_BATCH, MessagingApi};
 pub use pending::CallbackApi;
 pub use preferences::PreferenceApi;
 
+use crate::pipeline::dispatcher::Adapters;
 use crate::settings::Settings;
 use page_token::PageTokens;
 
@@ -43,13 +44,18 @@ pub struct ApiContext {
     default_tenant: Arc<str>,
     /// Channels with a provider (or the sandbox), for routing.
     channels: Arc<[Channel]>,
+    /// The adapters, for their content checks.
+    adapters: Adapters,
 }
 
 impl ApiContext {
     /// Builds the context from validated settings.
-    pub fn new(store: Arc<dyn Store>, settings: &Settings, channels: &[Channel]) -> ApiContext {
+    pub fn new(store: Arc<dyn Store>, settings: &Settings, adapters: Adapters) -> ApiContext {
+        let mut channels: Vec<Channel> = adapters.keys().copied().collect();
+        channels.sort();
         ApiContext {
             channels: Arc::from(channels),
+            adapters,
             store,
             region: settings.phone_region(),
             tokens: PageTokens::new(settings.api.page_token_secret.expose()),

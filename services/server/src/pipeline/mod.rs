@@ -53,6 +53,11 @@ pub fn adapters(settings: &Settings, sink: &statuses::StatusChannel) -> Adapters
     Arc::new(adapters)
 }
 
+/// Which tenant each provider account (WhatsApp phone number id, ...) serves.
+pub fn accounts(_settings: &Settings) -> HashMap<(Channel, String), String> {
+    HashMap::new()
+}
+
 impl Pipeline {
     /// Starts the dispatcher (when enabled), status ingestion and retention.
     pub fn start(

@@ -37,6 +37,37 @@ pub fn channel() -> (StatusChannel, mpsc::UnboundedReceiver<(StatusUpdate, u32)>
     (StatusChannel(tx), rx)
 }
 
+/// An adapter's report in the store's terms.
+pub fn provider_status(update: &StatusUpdate) -> ProviderStatus {
+    ProviderStatus {
+        message_id: update
+            .message_id
+            .as_deref()
+            .and_then(|id| Uuid::parse_str(id).ok()),
+        channel: update.channel,
+        provider_message_id: update.provider_message_id.clone(),
+        status: match update.status {
+            DeliveryStatus::Sent => MessageStatus::Sent,
+            DeliveryStatus::Delivered => MessageStatus::Delivered,
+            DeliveryStatus::Read => MessageStatus::Read,
+            DeliveryStatus::Failed => MessageStatus::Failed,
+        },
+        time: update.time,
+        reason: update
+            .error
+            .as_ref()
+            .map(|e| {
+                format!(
+                    "{} failure {}: {}",
+                    e.class().as_str(),
+                    e.code(),
+                    e.message()
+                )
+            })
+            .unwrap_or_default(),
+    }
+}
+
 /// Applies reports until shutdown.
 pub async fn run(
     store: Arc<dyn Store>,
@@ -52,34 +83,7 @@ pub async fn run(
             },
             _ = shutdown.changed() => return,
         };
-        let status = ProviderStatus {
-            message_id: update
-                .message_id
-                .as_deref()
-                .and_then(|id| Uuid::parse_str(id).ok()),
-            channel: update.channel,
-            provider_message_id: update.provider_message_id.clone(),
-            status: match update.status {
-                DeliveryStatus::Sent => MessageStatus::Sent,
-                DeliveryStatus::Delivered => MessageStatus::Delivered,
-                DeliveryStatus::Read => MessageStatus::Read,
-                DeliveryStatus::Failed => MessageStatus::Failed,
-            },
-            time: update.time,
-            reason: update
-                .error
-                .as_ref()
-                .map(|e| {
-                    format!(
-                        "{} failure {}: {}",
-                        e.class().as_str(),
-                        e.code(),
-                        e.message()
-                    )
-                })
-                .unwrap_or_default(),
-        };
-        match store.apply_provider_status(status).await {
+        match store.apply_provider_status(provider_status(&update)).await {
             Ok(Some(_)) => {}
             Ok(None) if tries < RETRIES => {
                 let sink = sink.clone();

@@ -27,6 +27,7 @@ pub fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
         .current_dir(dir)
         .env_clear()
         .env("OMNIROUTE__GRPC__LISTEN", "127.0.0.1:0")
+        .env("OMNIROUTE__HTTP__LISTEN", "127.0.0.1:0")
         .env("OMNIROUTE__GRPC__SHUTDOWN_GRACE_SECS", "1");
     for (key, value) in env {
         command.env(key, value);

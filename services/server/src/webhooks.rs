@@ -1,0 +1,201 @@
+//! Webhook ingress: the HTTP listener providers call with customers'
+//! messages and delivery statuses, at `/webhooks/{channel}` (for example
+//! `/webhooks/whatsapp`).
+//!
+//! - `GET` answers the provider's subscription handshake (403 when refused).
+//! - `POST` reads at most `http.max_body_bytes`, verifies the signature over
+//!   the exact bytes before anything is parsed (401, nothing stored, on a bad
+//!   or missing one), parses (400 on a malformed body), then records every
+//!   event before answering 200. A failure to record answers 500 so that the
+//!   provider delivers again: nothing acknowledged is lost, and redeliveries
+//!   are harmless (inbound messages are recorded once per provider id,
+//!   statuses only move forward).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use omniroute_channel::{Adapter, Channel, StatusSink, StatusUpdate, WebhookEvent, WebhookRequest};
+use omniroute_store::{NewInbound, Received, Store};
+
+use crate::pipeline::dispatcher::Adapters;
+use crate::pipeline::statuses::{self, StatusChannel};
+
+/// Which tenant a provider account (a WhatsApp phone number id, a mailbox)
+/// belongs to.
+pub type Accounts = Arc<HashMap<(Channel, String), String>>;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct Ingress {
+    store: Arc<dyn Store>,
+    adapters: Adapters,
+    accounts: Accounts,
+    statuses: StatusChannel,
+}
+
+impl Ingress {
+    /// The ingress over a store, the adapters and the account map.
+    pub fn new(
+        store: Arc<dyn Store>,
+        adapters: Adapters,
+        accounts: Accounts,
+        statuses: StatusChannel,
+    ) -> Ingress {
+        Ingress {
+            store,
+            adapters,
+            accounts,
+            statuses,
+        }
+    }
+
+    /// The HTTP routes, with the body limit.
+    pub fn router(self, max_body_bytes: usize) -> Router {
+        Router::new()
+            .route("/webhooks/{channel}", get(subscribe).post(deliver))
+            .route("/healthz", get(|| async { "ok" }))
+            .layer(DefaultBodyLimit::max(max_body_bytes))
+            .with_state(self)
+    }
+
+    fn adapter(&self, channel: &str) -> Option<(Channel, &Arc<dyn Adapter>)> {
+        let channel = Channel::parse(channel)?;
+        self.adapters.get(&channel).map(|a| (channel, a))
+    }
+
+    /// Records one event; errors mean "deliver again".
+    async fn record(&self, channel: Channel, event: WebhookEvent) -> Result<(), StatusCode> {
+        match event {
+            WebhookEvent::Inbound(message) => {
+                let Some(tenant) = self.accounts.get(&(channel, message.account.clone())) else {
+                    tracing::warn!(%channel, account = %message.account, "inbound message for an unknown account; acknowledged, not stored");
+                    return Ok(());
+                };
+                let inbound = NewInbound {
+                    channel,
+                    from: message.from,
+                    profile_name: message.profile_name,
+                    provider_message_id: message.provider_message_id,
+                    time: message.time,
+                    content: message.content,
+                    reply_to: message.reply_to,
+                };
+                match self.store.record_inbound(tenant, inbound).await {
+                    Ok(Received::New(m)) => {
+                        tracing::info!(%channel, message_id = %m.id, contact = %m.contact_id, "inbound message");
+                        Ok(())
+                    }
+                    Ok(Received::Duplicate) => Ok(()),
+                    Err(e) => {
+                        tracing::error!(error = %e, "recording an inbound message failed");
+                        Err(StatusCode::INTERNAL_SERVER_ERROR)
+                    }
+                }
+            }
+            WebhookEvent::Status(update) => self.apply(update).await,
+            WebhookEvent::Ignored(reason) => {
+                tracing::debug!(%channel, %reason, "webhook item ignored");
+                Ok(())
+            }
+        }
+    }
+
+    /// Applies a status now; one that matches no message yet (its send is
+    /// still being recorded) goes to the ingestion task, which retries.
+    async fn apply(&self, update: StatusUpdate) -> Result<(), StatusCode> {
+        match self
+            .store
+            .apply_provider_status(statuses::provider_status(&update))
+            .await
+        {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => {
+                self.statuses.report(update);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "applying a webhook status failed");
+                Err(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        }
+    }
+}
+
+fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(name, value)| {
+            value
+                .to_str()
+                .ok()
+                .map(|v| (name.as_str().to_ascii_lowercase(), v.to_owned()))
+        })
+        .collect()
+}
+
+async fn subscribe(
+    State(ingress): State<Ingress>,
+    Path(channel): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> (StatusCode, String) {
+    let Some((channel, adapter)) = ingress.adapter(&channel) else {
+        return (StatusCode::NOT_FOUND, "no such channel".to_owned());
+    };
+    let headers = header_pairs(&headers);
+    let request = WebhookRequest {
+        query: &query,
+        headers: &headers,
+        body: &[],
+    };
+    match adapter.verify_subscription(&request) {
+        Ok(challenge) => {
+            tracing::info!(%channel, "webhook subscription verified");
+            (StatusCode::OK, challenge)
+        }
+        Err(e) => {
+            tracing::warn!(%channel, error = %e, "webhook subscription refused");
+            (StatusCode::FORBIDDEN, "refused".to_owned())
+        }
+    }
+}
+
+async fn deliver(
+    State(ingress): State<Ingress>,
+    Path(channel): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, &'static str) {
+    let Some((channel, adapter)) = ingress.adapter(&channel) else {
+        return (StatusCode::NOT_FOUND, "no such channel");
+    };
+    let headers = header_pairs(&headers);
+    let request = WebhookRequest {
+        query: &query,
+        headers: &headers,
+        body: &body,
+    };
+    if let Err(e) = adapter.verify_signature(&request) {
+        tracing::warn!(%channel, error = %e, "webhook with a bad signature refused");
+        return (StatusCode::UNAUTHORIZED, "bad signature");
+    }
+    let events = match adapter.parse_webhook(&body) {
+        Ok(events) => events,
+        Err(e) => {
+            tracing::warn!(%channel, error = %e, "malformed webhook refused");
+            return (StatusCode::BAD_REQUEST, "malformed body");
+        }
+    };
+    for event in events {
+        if let Err(status) = ingress.record(channel, event).await {
+            return (status, "not recorded; deliver again");
+        }
+    }
+    (StatusCode::OK, "ok")
+}
