@@ -333,6 +333,7 @@ pub fn contact_to_pb(contact: &store::Contact) -> pb::Contact {
         create_time: timestamp(contact.create_time),
         update_time: timestamp(contact.update_time),
         erase_time: contact.erasure.and_then(|(t, _)| timestamp(t)),
+        whatsapp_window_end_time: contact.whatsapp_window_until.and_then(timestamp),
         erasure: contact.erasure.map(|(_, s)| pb::ErasureSummary {
             identities_removed: s.identities_removed,
             consent_records_removed: s.consent_records_removed,

@@ -858,11 +858,21 @@ impl Store for PgStore {
         )
         .await
         .map_err(db)?;
+        // The survivor's WhatsApp window is the latest of all.
+        tx.execute(
+            "UPDATE contacts SET whatsapp_window_until = (
+                 SELECT max(whatsapp_window_until) FROM contacts
+                 WHERE tenant = $1 AND (id = $2 OR id = ANY($3)))
+             WHERE tenant = $1 AND id = $2",
+            &[&tenant, &survivor_id, &retired],
+        )
+        .await
+        .map_err(db)?;
         // Retired rows keep no personal data: it all moved to the survivor.
         tx.execute(
             "UPDATE contacts SET state = 3, merged_into = $2, display_name = '', locale = '',
                     time_zone = '', external_ref = NULL, labels = '{}', attributes = '{}',
-                    preferences = '{}', update_time = $4
+                    preferences = '{}', whatsapp_window_until = NULL, update_time = $4
              WHERE tenant = $1 AND id = ANY($3)",
             &[&tenant, &survivor_id, &retired, &now],
         )
@@ -916,7 +926,7 @@ impl Store for PgStore {
             tx.execute(
                 "UPDATE contacts SET state = 2, display_name = '', locale = '', time_zone = '',
                         external_ref = NULL, labels = '{}', attributes = '{}', preferences = '{}',
-                        preferences_update_time = NULL, update_time = $3, erase_time = $3, erasure = $4
+                        preferences_update_time = NULL, whatsapp_window_until = NULL, update_time = $3, erase_time = $3, erasure = $4
                  WHERE tenant = $1 AND id = $2",
                 &[&tenant, &id, &now, &summary],
             )

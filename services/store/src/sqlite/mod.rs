@@ -500,7 +500,7 @@ fn erase(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<(Contact, bool)
     tx.execute(
         "UPDATE contacts SET state = ?3, display_name = '', locale = '', time_zone = '',
                 external_ref = NULL, labels = '[]', attributes = '{}', preferences = '{}',
-                preferences_update_time = NULL, update_time = ?4, erase_time = ?4, erasure = ?5
+                preferences_update_time = NULL, whatsapp_window_until = NULL, update_time = ?4, erase_time = ?4, erasure = ?5
          WHERE tenant = ?1 AND id = ?2",
         params![tenant, s, ContactState::Erased.code(), now, json(&summary)],
     )
@@ -748,11 +748,20 @@ impl Store for SqliteStore {
                     params![tenant, s, t],
                 )
                 .map_err(db)?;
+                // The survivor's WhatsApp window is the later of the two.
+                tx.execute(
+                    "UPDATE contacts SET whatsapp_window_until = (
+                         SELECT max(whatsapp_window_until) FROM contacts
+                         WHERE tenant = ?1 AND id IN (?2, ?3))
+                     WHERE tenant = ?1 AND id = ?3",
+                    params![tenant, s, t],
+                )
+                .map_err(db)?;
                 // The retired row keeps no personal data: it all moved.
                 tx.execute(
                     "UPDATE contacts SET state = ?3, merged_into = ?4, display_name = '', locale = '',
                             time_zone = '', external_ref = NULL, labels = '[]', attributes = '{}',
-                            preferences = '{}', update_time = ?5
+                            preferences = '{}', whatsapp_window_until = NULL, update_time = ?5
                      WHERE tenant = ?1 AND id = ?2",
                     params![tenant, s, ContactState::Merged.code(), t, now],
                 )

@@ -156,3 +156,29 @@ pub async fn the_window_only_grows_and_replies_link_to_our_message(store: S) {
         vec![Direction::Inbound, Direction::Inbound, Direction::Outbound]
     );
 }
+
+pub async fn merge_keeps_the_latest_window_and_erase_clears_it(store: S) {
+    let now = micros(SystemTime::now());
+    let a = received(
+        store
+            .record_inbound(
+                T,
+                inbound("4915123456789", "wamid.a", now - Duration::from_secs(7200)),
+            )
+            .await
+            .unwrap(),
+    );
+    let b = received(
+        store
+            .record_inbound(T, inbound("4915199999999", "wamid.b", now))
+            .await
+            .unwrap(),
+    );
+    let merged = store
+        .merge_contacts(T, a.contact_id, &[b.contact_id])
+        .await
+        .unwrap();
+    assert_eq!(merged.whatsapp_window_until, Some(now + WHATSAPP_WINDOW));
+    let erased = store.erase_contact(T, a.contact_id).await.unwrap();
+    assert_eq!(erased.whatsapp_window_until, None);
+}
