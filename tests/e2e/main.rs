@@ -8,6 +8,7 @@ mod invalid;
 mod messaging;
 mod preferences;
 mod support;
+mod whatsapp;
 
 /// Instantiates each scenario `async fn name(app: TestApp)` for both stores.
 macro_rules! on_both_stores {

@@ -30,6 +30,8 @@ pub enum Backend {
 pub struct TestApp {
     /// The server's port.
     pub port: u16,
+    /// The webhook listener's address.
+    pub http_addr: std::net::SocketAddr,
     /// ContactService client.
     pub contacts: ContactServiceClient<Channel>,
     /// PreferenceService client.
@@ -96,6 +98,7 @@ impl TestApp {
         settings.validate().expect("test settings are valid");
         let app = Application::build(settings).await.expect("server builds");
         let port = app.port();
+        let http_addr = app.http_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             app.run_until_stopped(async {
@@ -111,6 +114,7 @@ impl TestApp {
             .expect("client connects");
         TestApp {
             port,
+            http_addr,
             contacts: ContactServiceClient::new(channel.clone()),
             preferences: PreferenceServiceClient::new(channel.clone()),
             messaging: MessagingServiceClient::new(channel.clone()),
@@ -154,4 +158,52 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
+}
+
+/// An HTTP/1.1 response: status and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The body as text.
+    pub body: String,
+}
+
+/// Sends one HTTP/1.1 request over a fresh TCP connection (as a provider
+/// calls a webhook) and reads the whole response.
+pub async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("write head");
+    stream.write_all(body).await.expect("write body");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read response");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    HttpResponse { status, body }
 }

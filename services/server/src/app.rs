@@ -84,7 +84,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (sink, reports) = statuses::channel();
-        let adapters = pipeline::adapters(&self.settings, &sink);
+        let adapters = pipeline::adapters(&self.settings, &sink)?;
         let accounts = pipeline::accounts(&self.settings);
         let ctx = ApiContext::new(
             Arc::clone(&self.store),

@@ -1,0 +1,386 @@
+//! WhatsApp through the Cloud API, end to end: the server talks to a fake
+//! Graph API over HTTP (documented formats, bearer token checked) and
+//! receives signed webhooks on its HTTP listener.
+
+use std::time::Duration;
+
+use omniroute_e2e::{Backend, HttpResponse, TestApp, http};
+use omniroute_proto::v1 as pb;
+use omniroute_whatsapp::fake::{FakeGraph, sign};
+use pb::send_message_request::Recipient;
+use serde_json::{Value, json};
+use tonic::Code;
+
+use crate::messaging::text_message;
+use crate::support::*;
+
+crate::on_both_stores!(
+    sends_through_the_cloud_api_and_follows_webhook_statuses,
+    inbound_messages_create_contacts_and_open_the_window,
+    webhooks_refuse_bad_signatures_and_bodies,
+    provider_errors_are_classified,
+    templates_are_checked_against_the_catalogue,
+);
+
+const TOKEN: &str = "EAAG-test-token";
+const SECRET: &str = "app-secret";
+const VERIFY: &str = "verify-me";
+const NUMBER_ID: &str = "106540352242922";
+const WABA_ID: &str = "102290129340398";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A server with WhatsApp on the fake Graph API (other channels sandboxed).
+async fn app_with_whatsapp(backend: Backend) -> (TestApp, FakeGraph) {
+    let graph = FakeGraph::start(TOKEN).await;
+    let templates: Vec<Value> = serde_json::from_str(include_str!(
+        "../../adapters/whatsapp/tests/fixtures/templates.json"
+    ))
+    .expect("template fixture");
+    graph.set_templates(WABA_ID, templates);
+    let base_url = graph.base_url();
+    let app = TestApp::spawn_with(backend, |s| {
+        s.whatsapp.enabled = true;
+        s.whatsapp.base_url = base_url;
+        s.whatsapp.access_token = omniroute::settings::Secret::new(TOKEN);
+        s.whatsapp.app_secret = omniroute::settings::Secret::new(SECRET);
+        s.whatsapp.verify_token = omniroute::settings::Secret::new(VERIFY);
+        s.whatsapp.numbers = vec![omniroute::settings::WhatsAppNumber {
+            phone_number_id: NUMBER_ID.into(),
+            waba_id: WABA_ID.into(),
+            tenant: "default".into(),
+            line: "service-de".into(),
+            throughput_per_second: 80,
+        }];
+    })
+    .await;
+    (app, graph)
+}
+
+/// Posts a signed webhook delivery.
+async fn webhook(app: &TestApp, body: &Value) -> HttpResponse {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let signature = sign(SECRET, &bytes);
+    http(
+        app.http_addr,
+        "POST",
+        "/webhooks/whatsapp",
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Hub-Signature-256", &signature),
+        ],
+        &bytes,
+    )
+    .await
+}
+
+fn envelope(value: Value) -> Value {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": WABA_ID, "changes": [{"field": "messages", "value": value}]}]
+    })
+}
+
+fn status(wamid: &str, status: &str, ours: &str) -> Value {
+    envelope(json!({
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "4930123456", "phone_number_id": NUMBER_ID},
+        "statuses": [{
+            "id": wamid, "status": status, "timestamp": "1749416383",
+            "recipient_id": "4915123456789", "biz_opaque_callback_data": ours
+        }]
+    }))
+}
+
+fn inbound_text(wamid: &str, from: &str, name: &str, body: &str) -> Value {
+    envelope(json!({
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "4930123456", "phone_number_id": NUMBER_ID},
+        "contacts": [{"profile": {"name": name}, "wa_id": from}],
+        "messages": [{"from": from, "id": wamid, "timestamp": "1749416383", "type": "text", "text": {"body": body}}]
+    }))
+}
+
+/// Waits until the server fetched the template catalogue (it does so in the
+/// background at start), so that the fake's scripted failures hit sends.
+async fn catalogue_loaded(graph: &FakeGraph) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !graph
+        .requests()
+        .iter()
+        .any(|r| r.path.ends_with("/message_templates"))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the catalogue was never fetched"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+async fn wait_status(app: &mut TestApp, name: &str, status: pb::MessageStatus) -> pb::Message {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let message = app
+            .messaging
+            .get_message(pb::GetMessageRequest {
+                name: name.to_owned(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .message
+            .unwrap();
+        if message.status == status as i32 {
+            return message;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} never reached {status:?}: {message:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn send_text(app: &mut TestApp, to: &str) -> pb::Message {
+    app.messaging
+        .send_message(pb::SendMessageRequest {
+            recipient: Some(Recipient::Address(whatsapp(to))),
+            message: Some(text_message("Your order A-17 has shipped")),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .message
+        .unwrap()
+}
+
+async fn sends_through_the_cloud_api_and_follows_webhook_statuses(app: TestApp) {
+    let (mut app, graph) = app_with_whatsapp(app.backend()).await;
+    let accepted = send_text(&mut app, "+49 151 23456789").await;
+    let sent = wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    let wamid = sent.provider_message_id.clone();
+    assert!(wamid.starts_with("wamid."), "{wamid}");
+
+    let requests = graph.sent();
+    assert_eq!(requests.len(), 1);
+    let body = &requests[0];
+    assert_eq!(body["messaging_product"], "whatsapp");
+    assert_eq!(body["to"], "4915123456789");
+    assert_eq!(body["type"], "text");
+    assert_eq!(body["text"]["body"], "Your order A-17 has shipped");
+    let ours = accepted.name.trim_start_matches("messages/");
+    assert_eq!(body["biz_opaque_callback_data"], ours);
+
+    // Statuses arrive by webhook, duplicated and out of order.
+    assert_eq!(
+        webhook(&app, &status(&wamid, "delivered", ours))
+            .await
+            .status,
+        200
+    );
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Delivered).await;
+    assert_eq!(
+        webhook(&app, &status(&wamid, "read", ours)).await.status,
+        200
+    );
+    assert_eq!(
+        webhook(&app, &status(&wamid, "delivered", ours))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        webhook(&app, &status(&wamid, "read", ours)).await.status,
+        200
+    );
+    let read = wait_status(&mut app, &accepted.name, pb::MessageStatus::Read).await;
+    let statuses: Vec<i32> = read.status_history.iter().map(|h| h.status).collect();
+    use pb::MessageStatus::*;
+    assert_eq!(
+        statuses,
+        vec![Accepted as i32, Sent as i32, Delivered as i32, Read as i32],
+        "a late delivered never overwrites read; duplicates change nothing"
+    );
+}
+
+async fn inbound_messages_create_contacts_and_open_the_window(app: TestApp) {
+    let (mut app, _graph) = app_with_whatsapp(app.backend()).await;
+    let body = inbound_text(
+        "wamid.in.1",
+        "5511987654321",
+        "João Silva",
+        "Where is my order?",
+    );
+    assert_eq!(webhook(&app, &body).await.status, 200);
+    assert_eq!(
+        webhook(&app, &body).await.status,
+        200,
+        "a redelivery is acknowledged"
+    );
+
+    let contact = lookup(
+        &mut app,
+        pb::lookup_contact_request::Key::Address("+55 11 98765-4321".into()),
+    )
+    .await
+    .expect("the sender became a contact");
+    assert_eq!(contact.display_name, "João Silva");
+    assert!(
+        contact.whatsapp_window_end_time.is_some(),
+        "the service window is open"
+    );
+    let timeline = app
+        .messaging
+        .list_messages(pb::ListMessagesRequest {
+            contact: contact.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .messages;
+    assert_eq!(timeline.len(), 1, "recorded once");
+    let message = &timeline[0];
+    assert_eq!(message.direction, pb::Direction::Inbound as i32);
+    assert_eq!(message.status, pb::MessageStatus::Received as i32);
+    match &message.content.as_ref().unwrap().kind {
+        Some(pb::content::Kind::Text(text)) => assert_eq!(text.body, "Where is my order?"),
+        other => panic!("{other:?}"),
+    }
+
+    // A message to an unknown business number is acknowledged, not stored.
+    let mut foreign = inbound_text("wamid.in.2", "4915123456789", "Bert", "hi");
+    foreign["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = json!("999");
+    assert_eq!(webhook(&app, &foreign).await.status, 200);
+    let err = lookup(
+        &mut app,
+        pb::lookup_contact_request::Key::Address("+4915123456789".into()),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
+
+async fn webhooks_refuse_bad_signatures_and_bodies(app: TestApp) {
+    let (mut app, _graph) = app_with_whatsapp(app.backend()).await;
+    let body = serde_json::to_vec(&inbound_text("wamid.x", "4915123456789", "Eve", "hi")).unwrap();
+    for signature in [
+        None,
+        Some("sha256=00"),
+        Some(sign("wrong-secret", &body).as_str()),
+    ] {
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(s) = signature {
+            headers.push(("X-Hub-Signature-256", s));
+        }
+        let response = http(app.http_addr, "POST", "/webhooks/whatsapp", &headers, &body).await;
+        assert_eq!(response.status, 401, "{signature:?}");
+    }
+    assert!(list_all(&mut app).await.is_empty(), "nothing was stored");
+
+    // Malformed JSON with a valid signature: 400, nothing stored.
+    let malformed = b"{\"object\": \"whatsapp_business_account\", \"entry\": [";
+    let signature = sign(SECRET, malformed);
+    let response = http(
+        app.http_addr,
+        "POST",
+        "/webhooks/whatsapp",
+        &[("X-Hub-Signature-256", &signature)],
+        malformed,
+    )
+    .await;
+    assert_eq!(response.status, 400);
+
+    // Oversized bodies are refused before anything else.
+    let huge = vec![b' '; 2 * 1024 * 1024];
+    let signature = sign(SECRET, &huge);
+    let response = http(
+        app.http_addr,
+        "POST",
+        "/webhooks/whatsapp",
+        &[("X-Hub-Signature-256", &signature)],
+        &huge,
+    )
+    .await;
+    assert_eq!(response.status, 413);
+    assert!(list_all(&mut app).await.is_empty());
+
+    // The subscription handshake.
+    let ok = http(
+        app.http_addr,
+        "GET",
+        &format!("/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token={VERIFY}&hub.challenge=1158201444"),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    assert!(ok.body.contains("1158201444"), "{}", ok.body);
+    let refused = http(
+        app.http_addr,
+        "GET",
+        "/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=guess&hub.challenge=1",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(refused.status, 403);
+}
+
+async fn provider_errors_are_classified(app: TestApp) {
+    let (mut app, graph) = app_with_whatsapp(app.backend()).await;
+    catalogue_loaded(&graph).await;
+    // 131026: undeliverable, permanent: the message fails with the reason.
+    graph.fail_next(1, 400, 131026, None);
+    let accepted = send_text(&mut app, "+49 151 23456789").await;
+    let failed = wait_status(&mut app, &accepted.name, pb::MessageStatus::Failed).await;
+    assert_eq!(
+        failed.attempts[0].outcome,
+        pb::AttemptOutcome::Permanent as i32
+    );
+    assert_eq!(failed.attempts[0].error_code, "131026");
+    // 130429: throughput, retried after the back-off, then sent.
+    graph.fail_next(1, 400, 130429, Some("0"));
+    let accepted = send_text(&mut app, "+49 151 23456780").await;
+    let sent = wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    assert_eq!(
+        sent.attempts[0].outcome,
+        pb::AttemptOutcome::RateLimited as i32
+    );
+    assert_eq!(sent.attempts.len(), 2);
+}
+
+async fn templates_are_checked_against_the_catalogue(app: TestApp) {
+    let (mut app, graph) = app_with_whatsapp(app.backend()).await;
+    catalogue_loaded(&graph).await;
+    let template = |name: &str, language: &str| pb::Message {
+        category: pb::Category::Transactional as i32,
+        channel: pb::Channel::Whatsapp as i32,
+        content: Some(pb::Content {
+            kind: Some(pb::content::Kind::Template(pb::TemplateContent {
+                name: name.into(),
+                language: language.into(),
+                components: vec![],
+            })),
+        }),
+        ..Default::default()
+    };
+    for (name, language, field) in [
+        ("no_such_template", "de", "message.content.template.name"),
+        ("order_shipped", "it", "message.content.template.language"),
+    ] {
+        let err = app
+            .messaging
+            .send_message(pb::SendMessageRequest {
+                recipient: Some(Recipient::Address(whatsapp("+49 151 23456789"))),
+                message: Some(template(name, language)),
+                idempotency_key: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_invalid(&err, field);
+    }
+    assert!(graph.sent().is_empty(), "nothing went out");
+}
