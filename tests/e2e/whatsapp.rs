@@ -206,7 +206,7 @@ async fn sends_through_the_cloud_api_and_follows_webhook_statuses(app: TestApp) 
 }
 
 async fn inbound_messages_create_contacts_and_open_the_window(app: TestApp) {
-    let (mut app, _graph) = app_with_whatsapp(app.backend()).await;
+    let (mut app, graph) = app_with_whatsapp(app.backend()).await;
     let body = inbound_text(
         "wamid.in.1",
         "5511987654321",
@@ -249,6 +249,26 @@ async fn inbound_messages_create_contacts_and_open_the_window(app: TestApp) {
         Some(pb::content::Kind::Text(text)) => assert_eq!(text.body, "Where is my order?"),
         other => panic!("{other:?}"),
     }
+
+    // A reply quotes the customer's message on WhatsApp.
+    let mut reply = text_message("It left our warehouse today.");
+    reply.reply_to = message.name.clone();
+    let reply = app
+        .messaging
+        .send_message(pb::SendMessageRequest {
+            recipient: Some(Recipient::Contact(contact.name.clone())),
+            message: Some(reply),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .message
+        .unwrap();
+    wait_status(&mut app, &reply.name, pb::MessageStatus::Sent).await;
+    let sent = graph.sent();
+    assert_eq!(sent.last().unwrap()["context"]["message_id"], "wamid.in.1");
+    assert_eq!(sent.last().unwrap()["to"], "5511987654321");
 
     // A message to an unknown business number is acknowledged, not stored.
     let mut foreign = inbound_text("wamid.in.2", "4915123456789", "Bert", "hi");

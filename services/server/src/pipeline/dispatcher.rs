@@ -142,6 +142,18 @@ impl Dispatcher {
             .find(|o| o.channel == channel)
             .map_or_else(|| message.content.clone(), |o| o.content.clone());
         let number = u32::try_from(message.attempts.len()).unwrap_or(u32::MAX - 1) + 1;
+        // A reply quotes the provider's id of the message it answers.
+        let reply_to = match message.reply_to {
+            Some(id) => match self.store.get_message(&job.tenant, id).await {
+                Ok(quoted) if quoted.channel == Some(channel) => quoted.provider_message_id,
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the quoted message cannot be read; sending without the quote");
+                    None
+                }
+            },
+            None => None,
+        };
         let outbound = OutboundMessage {
             tenant: job.tenant.clone(),
             message_id: message.id.to_string(),
@@ -153,7 +165,7 @@ impl Dispatcher {
             ),
             category: message.category,
             content,
-            reply_to: None,
+            reply_to,
             attempt: number,
         };
         let timeout = Duration::from_secs(self.settings.send_timeout_secs);
