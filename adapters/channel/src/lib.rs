@@ -13,6 +13,8 @@
 
 mod adapter;
 mod address;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod content;
 
 pub use adapter::{

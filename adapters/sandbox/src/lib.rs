@@ -491,6 +491,48 @@ mod tests {
         assert!(email.fetch_status("wamid.HBgL").await.is_err());
     }
 
+    struct Sandbox(SandboxAdapter);
+
+    impl omniroute_channel::conformance::Harness for Sandbox {
+        fn adapter(&self) -> &dyn Adapter {
+            &self.0
+        }
+
+        async fn arrange(&mut self, outcome: omniroute_channel::conformance::Outcome) -> Address {
+            use omniroute_channel::conformance::Outcome;
+            let to = match outcome {
+                Outcome::Accept => "anna@example.com",
+                Outcome::Permanent => "fail-permanent@example.com",
+                Outcome::Transient => "fail-always@example.com",
+                Outcome::RateLimited => "rate-limited@example.com",
+            };
+            Address::parse(Channel::Email, to, PhoneRegion::default()).unwrap()
+        }
+
+        fn has_webhooks(&self) -> bool {
+            false
+        }
+
+        fn signed_headers(&self, _: &[u8]) -> Vec<(String, String)> {
+            Vec::new()
+        }
+
+        fn known_event_body(&self) -> Vec<u8> {
+            Vec::new()
+        }
+
+        fn unknown_event_body(&self) -> Vec<u8> {
+            Vec::new()
+        }
+    }
+
+    #[tokio::test]
+    async fn passes_the_adapter_conformance_suite() {
+        let sink = Arc::new(Collect::default());
+        let mut harness = Sandbox(SandboxAdapter::new(Channel::Email, config(), sink));
+        omniroute_channel::conformance::run(&mut harness).await;
+    }
+
     #[tokio::test]
     async fn sends_are_recorded() {
         let dir = tempfile::tempdir().unwrap();

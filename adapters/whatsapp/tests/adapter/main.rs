@@ -5,6 +5,7 @@
 //! kind. One test binary; fixtures in tests/fixtures, written from the
 //! formats in PROTOCOLS §1.
 
+mod conformance;
 mod errors;
 mod limits;
 mod send;

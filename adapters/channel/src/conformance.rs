@@ -1,0 +1,210 @@
+//! The adapter conformance suite: the behaviour every channel adapter must
+//! show, run by each adapter crate's tests against its own provider stand-in
+//! (feature `conformance`).
+//!
+//! An adapter crate implements [`Harness`] — how to make its provider accept,
+//! refuse permanently, fail transiently or rate-limit the next send, and how
+//! to sign a webhook body — and calls [`run`]. The suite checks:
+//! - success: a send is accepted with a provider message id;
+//! - permanent, transient and rate-limited failures come back with the right
+//!   class, `is_retryable` and (for rate limits) a retry delay when given;
+//! - webhooks, where the channel has them: a bad or missing signature is
+//!   refused, the same delivery parsed twice gives the same events (the
+//!   router deduplicates), an unknown event kind is ignored, not an error;
+//! - where the channel has no webhooks, every webhook method answers a typed
+//!   `Unsupported` error, never an empty success.
+
+use std::time::Duration;
+
+use crate::{
+    Adapter, Address, Category, Content, ErrorClass, OutboundMessage, WebhookEvent, WebhookRequest,
+};
+
+/// What the next send should meet at the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted.
+    Accept,
+    /// Refused for good (for example an undeliverable recipient).
+    Permanent,
+    /// Failed for now (the provider is unavailable).
+    Transient,
+    /// Too fast; `retry after` when the provider says so.
+    RateLimited,
+}
+
+/// How a test drives one adapter and its provider stand-in.
+#[allow(async_fn_in_trait)]
+pub trait Harness {
+    /// The adapter under test.
+    fn adapter(&self) -> &dyn Adapter;
+
+    /// The tenant the adapter sends for.
+    fn tenant(&self) -> &str {
+        "default"
+    }
+
+    /// Arranges the provider so that the next send meets `outcome`; returns
+    /// the recipient to send to (a magic address, or any address when the
+    /// provider stand-in is scripted).
+    async fn arrange(&mut self, outcome: Outcome) -> Address;
+
+    /// Whether the channel receives webhooks.
+    fn has_webhooks(&self) -> bool;
+
+    /// Headers that sign `body` correctly.
+    fn signed_headers(&self, body: &[u8]) -> Vec<(String, String)>;
+
+    /// A valid webhook body carrying at least one event the adapter
+    /// understands (an inbound message or a status).
+    fn known_event_body(&self) -> Vec<u8>;
+
+    /// A valid webhook body carrying only an event kind the adapter does not
+    /// know.
+    fn unknown_event_body(&self) -> Vec<u8>;
+}
+
+fn message(tenant: &str, to: Address, attempt: u32) -> OutboundMessage {
+    OutboundMessage {
+        tenant: tenant.to_owned(),
+        message_id: "0190f5c2-8a4e-7cc1-9c1e-2f8f4d1a2b3c".to_owned(),
+        to,
+        category: Category::Transactional,
+        content: Content::Text(crate::content::Text {
+            body: "Your order A-17 has shipped".to_owned(),
+            ..Default::default()
+        }),
+        reply_to: None,
+        attempt,
+    }
+}
+
+/// Runs the whole suite; panics with a description of the first violation.
+pub async fn run(harness: &mut impl Harness) {
+    sends(harness).await;
+    if harness.has_webhooks() {
+        webhooks(harness);
+    } else {
+        no_webhooks(harness);
+    }
+}
+
+async fn sends(harness: &mut impl Harness) {
+    let to = harness.arrange(Outcome::Accept).await;
+    let receipt = harness
+        .adapter()
+        .send(&message(harness.tenant(), to, 1))
+        .await
+        .expect("an accepted send");
+    assert!(
+        !receipt.provider_message_id.is_empty(),
+        "an accepted send has a provider message id"
+    );
+
+    let to = harness.arrange(Outcome::Permanent).await;
+    let error = harness
+        .adapter()
+        .send(&message(harness.tenant(), to, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(error.class(), ErrorClass::Permanent, "{error}");
+    assert!(!error.is_retryable());
+    assert!(!error.code().is_empty(), "the provider's code is kept");
+
+    let to = harness.arrange(Outcome::Transient).await;
+    let error = harness
+        .adapter()
+        .send(&message(harness.tenant(), to, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(error.class(), ErrorClass::Transient, "{error}");
+    assert!(error.is_retryable());
+
+    let to = harness.arrange(Outcome::RateLimited).await;
+    let error = harness
+        .adapter()
+        .send(&message(harness.tenant(), to, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(error.class(), ErrorClass::RateLimited, "{error}");
+    assert!(error.is_retryable());
+    assert!(
+        error
+            .retry_after()
+            .is_none_or(|d| d <= Duration::from_secs(24 * 3600)),
+        "a retry delay is a delay, not a date"
+    );
+}
+
+fn request<'a>(headers: &'a [(String, String)], body: &'a [u8]) -> WebhookRequest<'a> {
+    WebhookRequest {
+        query: &[],
+        headers,
+        body,
+    }
+}
+
+fn webhooks(harness: &mut impl Harness) {
+    let adapter = harness.adapter();
+    let body = harness.known_event_body();
+    let good = harness.signed_headers(&body);
+    adapter
+        .verify_signature(&request(&good, &body))
+        .expect("a correctly signed delivery is accepted");
+
+    let unsigned: Vec<(String, String)> = good
+        .iter()
+        .filter(|(name, _)| !name.contains("signature"))
+        .cloned()
+        .collect();
+    assert!(
+        adapter
+            .verify_signature(&request(&unsigned, &body))
+            .is_err(),
+        "a delivery without a signature is refused"
+    );
+    let mut tampered = body.clone();
+    tampered.push(b' ');
+    assert!(
+        adapter
+            .verify_signature(&request(&good, &tampered))
+            .is_err(),
+        "a signature over other bytes is refused"
+    );
+
+    let first = adapter.parse_webhook(&body).expect("a known event parses");
+    assert!(
+        first.iter().any(|e| !matches!(e, WebhookEvent::Ignored(_))),
+        "the known event is understood: {first:?}"
+    );
+    let again = adapter.parse_webhook(&body).expect("a redelivery parses");
+    assert_eq!(
+        first, again,
+        "a redelivery yields the same events to deduplicate"
+    );
+
+    let unknown = harness.unknown_event_body();
+    let events = adapter
+        .parse_webhook(&unknown)
+        .expect("an unknown event kind is not an error");
+    assert!(
+        events.iter().all(|e| matches!(e, WebhookEvent::Ignored(_))),
+        "an unknown event kind is ignored: {events:?}"
+    );
+    assert!(
+        adapter.parse_webhook(b"{not json").is_err(),
+        "a malformed body is an error"
+    );
+}
+
+fn no_webhooks(harness: &mut impl Harness) {
+    let adapter = harness.adapter();
+    let empty = request(&[], b"{}");
+    let unsupported = |result: Result<(), crate::AdapterError>| match result {
+        Err(e) => assert_eq!(e.class(), ErrorClass::Unsupported, "{e}"),
+        Ok(()) => panic!("a channel without webhooks must not accept one"),
+    };
+    unsupported(adapter.verify_subscription(&empty).map(|_| ()));
+    unsupported(adapter.verify_signature(&empty));
+    unsupported(adapter.parse_webhook(b"{}").map(|_| ()));
+}
