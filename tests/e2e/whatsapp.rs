@@ -20,6 +20,7 @@ crate::on_both_stores!(
     webhooks_refuse_bad_signatures_and_bodies,
     provider_errors_are_classified,
     templates_are_checked_against_the_catalogue,
+    inbound_media_is_fetched_on_demand,
 );
 
 const TOKEN: &str = "EAAG-test-token";
@@ -403,4 +404,98 @@ async fn templates_are_checked_against_the_catalogue(app: TestApp) {
         assert_invalid(&err, field);
     }
     assert!(graph.sent().is_empty(), "nothing went out");
+}
+
+async fn inbound_media_is_fetched_on_demand(app: TestApp) {
+    let (mut app, graph) = app_with_whatsapp(app.backend()).await;
+    let invoice: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
+    graph.add_media(
+        "1200345678",
+        "application/pdf",
+        "abc123",
+        invoice.len() as u64,
+    );
+    graph.set_media_content("1200345678", &invoice);
+    let body = envelope(json!({
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "4930123456", "phone_number_id": NUMBER_ID},
+        "contacts": [{"profile": {"name": "Anna"}, "wa_id": "4915123456789"}],
+        "messages": [{
+            "from": "4915123456789", "id": "wamid.media.1", "timestamp": "1749416383",
+            "type": "document",
+            "document": {"id": "1200345678", "mime_type": "application/pdf", "sha256": "abc123",
+                         "filename": "invoice.pdf", "caption": "my invoice"}
+        }]
+    }));
+    assert_eq!(webhook(&app, &body).await.status, 200);
+    let downloads_before = graph
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/download/"))
+        .count();
+    assert_eq!(downloads_before, 0, "media is not fetched eagerly");
+
+    let contact = lookup(
+        &mut app,
+        pb::lookup_contact_request::Key::Address("+4915123456789".into()),
+    )
+    .await
+    .unwrap();
+    let message = app
+        .messaging
+        .list_messages(pb::ListMessagesRequest {
+            contact: contact.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .messages
+        .remove(0);
+    match &message.content.as_ref().unwrap().kind {
+        Some(pb::content::Kind::Media(media)) => {
+            assert_eq!(media.media_id, "1200345678");
+            assert_eq!(media.filename, "invoice.pdf");
+            assert_eq!(media.mime_type, "application/pdf");
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut stream = app
+        .messaging
+        .get_message_media(pb::GetMessageMediaRequest {
+            name: message.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut bytes = Vec::new();
+    let mut first = None;
+    while let Some(chunk) = stream.message().await.unwrap() {
+        if first.is_none() {
+            first = Some((
+                chunk.mime_type.clone(),
+                chunk.filename.clone(),
+                chunk.size_bytes,
+            ));
+        }
+        bytes.extend_from_slice(&chunk.data);
+    }
+    assert_eq!(
+        first,
+        Some((
+            "application/pdf".to_owned(),
+            "invoice.pdf".to_owned(),
+            invoice.len() as i64
+        ))
+    );
+    assert_eq!(bytes, invoice);
+
+    // A text message has no media.
+    let text = send_text(&mut app, "+49 151 23456789").await;
+    let err = app
+        .messaging
+        .get_message_media(pb::GetMessageMediaRequest { name: text.name })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
 }

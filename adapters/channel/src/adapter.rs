@@ -267,6 +267,15 @@ pub struct ContentViolation {
     pub description: String,
 }
 
+/// Media a customer sent, downloaded from the provider on request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaDownload {
+    /// Its MIME type.
+    pub mime_type: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
 /// Where adapters report asynchronous statuses.
 pub trait StatusSink: Send + Sync + fmt::Debug + 'static {
     /// Hands over one status; must not block.
@@ -306,6 +315,15 @@ pub trait Adapter: Send + Sync + fmt::Debug + 'static {
     /// Parses a verified webhook body into events; unknown kinds become
     /// [`WebhookEvent::Ignored`]. Errors (malformed bodies) are HTTP 400.
     fn parse_webhook(&self, body: &[u8]) -> Result<Vec<WebhookEvent>, AdapterError>;
+
+    /// Downloads media a customer sent (by the provider's media id), for a
+    /// tenant whose account received it. Channels without provider-held
+    /// media answer [`ErrorClass::Unsupported`].
+    async fn fetch_media(
+        &self,
+        tenant: &str,
+        media_id: &str,
+    ) -> Result<MediaDownload, AdapterError>;
 
     /// Whether the adapter can reach its provider with its settings.
     async fn health(&self) -> Result<(), AdapterError>;

@@ -5,9 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The content of a message.
+/// The content of a message. Stored as JSON tagged by `type` (never by a
+/// name one of the variants uses as a field, such as `Media::kind`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Content {
     /// Plain text (with an email subject and HTML alternative).
     Text(Text),
@@ -307,7 +308,67 @@ mod tests {
             }],
         });
         let json = serde_json::to_string(&content).unwrap();
-        assert!(json.starts_with(r#"{"kind":"template""#), "{json}");
+        assert!(json.starts_with(r#"{"type":"template""#), "{json}");
         assert_eq!(serde_json::from_str::<Content>(&json).unwrap(), content);
+    }
+
+    #[test]
+    fn every_kind_round_trips_through_json() {
+        let media = Media {
+            kind: MediaKind::Document,
+            url: String::new(),
+            media_id: "1200345678".into(),
+            caption: "invoice".into(),
+            filename: "invoice.pdf".into(),
+            mime_type: "application/pdf".into(),
+            sha256: "abc".into(),
+        };
+        let all = [
+            Content::Text(Text {
+                body: "hi".into(),
+                ..Text::default()
+            }),
+            Content::Media(media.clone()),
+            Content::Interactive(Interactive {
+                header: String::new(),
+                body: "Pick".into(),
+                footer: String::new(),
+                choices: Choices::Buttons {
+                    buttons: vec![Choice {
+                        id: "yes".into(),
+                        title: "Yes".into(),
+                        description: String::new(),
+                    }],
+                },
+            }),
+            Content::CallbackRequest(CallbackRequest {
+                agent_address: "+4930123456".into(),
+                ..CallbackRequest::default()
+            }),
+            Content::ChoiceReply(Choice::default()),
+            Content::Reaction(Reaction::default()),
+            Content::Location(Location::default()),
+            Content::Template(Template {
+                name: "t".into(),
+                language: "de".into(),
+                components: vec![TemplateComponent {
+                    kind: ComponentType::Header,
+                    button_sub_type: String::new(),
+                    index: 0,
+                    parameters: vec![TemplateParameter {
+                        name: String::new(),
+                        value: ParameterValue::Media(media),
+                    }],
+                }],
+            }),
+        ];
+        for content in all {
+            let json = serde_json::to_string(&content).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Content>(&json).unwrap(),
+                content,
+                "{json}"
+            );
+        }
     }
 }

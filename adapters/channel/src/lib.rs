@@ -19,7 +19,8 @@ pub mod content;
 
 pub use adapter::{
     Adapter, AdapterError, ContentViolation, DeliveryStatus, ErrorClass, InboundMessage,
-    OutboundMessage, SendReceipt, StatusSink, StatusUpdate, WebhookEvent, WebhookRequest,
+    MediaDownload, OutboundMessage, SendReceipt, StatusSink, StatusUpdate, WebhookEvent,
+    WebhookRequest,
 };
 pub use address::{Address, AddressError, PhoneRegion, lookup_keys, mask};
 pub use content::Content;

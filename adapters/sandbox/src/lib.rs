@@ -33,7 +33,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use omniroute_channel::{
     Adapter, AdapterError, Address, Channel, Content, ContentViolation, DeliveryStatus, ErrorClass,
-    OutboundMessage, SendReceipt, StatusSink, StatusUpdate, WebhookEvent, WebhookRequest,
+    MediaDownload, OutboundMessage, SendReceipt, StatusSink, StatusUpdate, WebhookEvent,
+    WebhookRequest,
 };
 
 /// How the sandbox behaves.
@@ -327,6 +328,13 @@ impl Adapter for SandboxAdapter {
         Err(AdapterError::unsupported(
             self.channel,
             "webhooks (sandbox)",
+        ))
+    }
+
+    async fn fetch_media(&self, _: &str, _: &str) -> Result<MediaDownload, AdapterError> {
+        Err(AdapterError::unsupported(
+            self.channel,
+            "media downloads (sandbox)",
         ))
     }
 

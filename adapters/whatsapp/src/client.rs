@@ -105,6 +105,45 @@ impl GraphClient {
         self.execute(request).await
     }
 
+    /// GETs `url` with the token (media downloads: Meta's media host wants
+    /// the same bearer token) and returns the body, at most `max_bytes`, with
+    /// its content type.
+    pub async fn get_bytes(
+        &self,
+        url: &str,
+        max_bytes: usize,
+    ) -> Result<(String, Vec<u8>), AdapterError> {
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| error::from_transport(&e))?;
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| error::from_transport(&e))?;
+        if !status.is_success() {
+            return Err(error::from_response(status.as_u16(), &body, None));
+        }
+        if body.len() > max_bytes {
+            return Err(AdapterError::new(
+                ErrorClass::Permanent,
+                "media_too_large",
+                format!("the media is larger than {max_bytes} bytes"),
+            ));
+        }
+        Ok((content_type, body.to_vec()))
+    }
+
     async fn execute<R: DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,

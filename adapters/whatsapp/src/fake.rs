@@ -13,6 +13,9 @@
 //!   `paging.next` like the Graph API;
 //! - `GET /{version}/{id}`: media metadata for ids added with
 //!   [`FakeGraph::add_media`], `{"id": …}` for any other node.
+//! - `GET /download/{id}`: the media bytes set with
+//!   [`FakeGraph::set_media_content`] (bearer token checked, like Meta's
+//!   media host).
 //!
 //! Every request is recorded ([`FakeGraph::requests`]) with the time it
 //! arrived on Tokio's clock (virtual under `tokio::time::pause`).
@@ -81,6 +84,7 @@ struct Shared {
     page_size: Option<usize>,
     foreign_next: bool,
     media: HashMap<String, Value>,
+    media_bytes: HashMap<String, Vec<u8>>,
     wamids: u64,
 }
 
@@ -191,6 +195,7 @@ impl FakeGraph {
         let router = Router::new()
             .route("/{version}/{id}/messages", post(send))
             .route("/{version}/{id}/message_templates", get(templates))
+            .route("/download/{id}", get(download))
             .route("/{version}/{id}", get(node))
             .fallback(fallback)
             .with_state(state.clone());
@@ -264,9 +269,17 @@ impl FakeGraph {
         self.state.lock().foreign_next = foreign;
     }
 
+    /// Sets the bytes served at the download URL of `media_id`.
+    pub fn set_media_content(&self, media_id: &str, bytes: &[u8]) {
+        self.state
+            .lock()
+            .media_bytes
+            .insert(media_id.to_owned(), bytes.to_vec());
+    }
+
     /// Adds an inbound media object served by `GET /{version}/{media_id}`.
     pub fn add_media(&self, media_id: &str, mime_type: &str, sha256: &str, file_size: u64) {
-        let url = format!("{}/media/{media_id}", self.state.base_url);
+        let url = format!("{}/download/{media_id}", self.state.base_url);
         self.state.lock().media.insert(
             media_id.to_owned(),
             json!({
@@ -366,6 +379,28 @@ async fn templates(
         ));
     }
     axum::Json(json!({"data": page, "paging": paging})).into_response()
+}
+
+async fn download(
+    State(state): State<Arc<FakeState>>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(early) = state.begin(&method, &uri, &headers, &Bytes::new()) {
+        return early;
+    }
+    let shared = state.lock();
+    let mime = shared
+        .media
+        .get(&id)
+        .and_then(|m| m["mime_type"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "application/octet-stream".to_owned());
+    match shared.media_bytes.get(&id) {
+        Some(bytes) => ([(axum::http::header::CONTENT_TYPE, mime)], bytes.clone()).into_response(),
+        None => graph_error(404, json!(100), "Unsupported get request", None),
+    }
 }
 
 async fn node(

@@ -44,9 +44,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use omniroute_channel::{
-    Adapter, AdapterError, Category, Channel, Content, ContentViolation, ErrorClass,
+    Adapter, AdapterError, Category, Channel, Content, ContentViolation, ErrorClass, MediaDownload,
     OutboundMessage, SendReceipt, StatusUpdate, WebhookEvent, WebhookRequest,
 };
+
+/// The largest media download accepted: WhatsApp documents go up to 100 MB.
+pub const MAX_MEDIA_BYTES: usize = 100 * 1024 * 1024;
 use serde::Deserialize;
 
 pub use config::{
@@ -325,6 +328,33 @@ impl Adapter for WhatsAppAdapter {
 
     fn parse_webhook(&self, body: &[u8]) -> Result<Vec<WebhookEvent>, AdapterError> {
         webhook::parse(&self.inner.config, body)
+    }
+
+    async fn fetch_media(
+        &self,
+        tenant: &str,
+        media_id: &str,
+    ) -> Result<MediaDownload, AdapterError> {
+        self.number_for(tenant)?;
+        let info = self.media_info(media_id).await?;
+        if !(info.url.starts_with("https://") || info.url.starts_with("http://")) {
+            return Err(AdapterError::new(
+                ErrorClass::Permanent,
+                "no_media_url",
+                "the Graph API gave no download URL for the media",
+            ));
+        }
+        let (content_type, bytes) = self
+            .inner
+            .client
+            .get_bytes(&info.url, MAX_MEDIA_BYTES)
+            .await?;
+        let mime_type = if info.mime_type.is_empty() {
+            content_type
+        } else {
+            info.mime_type
+        };
+        Ok(MediaDownload { mime_type, bytes })
     }
 
     async fn health(&self) -> Result<(), AdapterError> {

@@ -56,3 +56,31 @@ async fn passes_the_adapter_conformance_suite() {
     let (fake, adapter) = setup().await;
     run(&mut Cloud { fake, adapter }).await;
 }
+
+#[tokio::test]
+async fn inbound_media_is_downloaded_on_request() {
+    let (fake, adapter) = setup().await;
+    fake.add_media("1200345678", "image/jpeg", "e3b0c442", 4);
+    fake.set_media_content("1200345678", b"\xff\xd8\xff\xe0");
+    let media = adapter.fetch_media(TENANT, "1200345678").await.unwrap();
+    assert_eq!(media.mime_type, "image/jpeg");
+    assert_eq!(media.bytes, b"\xff\xd8\xff\xe0");
+    // Both requests carried the token: metadata from the Graph API, then the
+    // bytes from the media URL.
+    let requests = fake.requests();
+    assert!(requests.iter().any(|r| r.path.ends_with("/1200345678")));
+    assert!(requests.iter().any(|r| r.path == "/download/1200345678"));
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.authorization.as_deref() == Some(&*format!("Bearer {}", crate::TOKEN)))
+    );
+    // Another tenant cannot fetch it; an unknown id is an error.
+    assert!(
+        adapter
+            .fetch_media("someone-else", "1200345678")
+            .await
+            .is_err()
+    );
+    assert!(adapter.fetch_media(TENANT, "999").await.is_err());
+}

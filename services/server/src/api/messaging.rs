@@ -393,8 +393,80 @@ fn item_error(error: ApiError) -> pb::BatchItemError {
     }
 }
 
+/// Chunk size of media downloads.
+const MEDIA_CHUNK: usize = 64 * 1024;
+
+type MediaStream = std::pin::Pin<
+    Box<
+        dyn tokio_stream::Stream<Item = Result<pb::GetMessageMediaResponse, Status>>
+            + std::marker::Send,
+    >,
+>;
+
 #[tonic::async_trait]
 impl MessagingService for MessagingApi {
+    type GetMessageMediaStream = MediaStream;
+
+    #[tracing::instrument(skip_all)]
+    async fn get_message_media(
+        &self,
+        request: Request<pb::GetMessageMediaRequest>,
+    ) -> Result<Response<Self::GetMessageMediaStream>, Status> {
+        let tenant = self.ctx.tenant(&request);
+        let id = message_id("name", &request.get_ref().name)?;
+        let message = self
+            .ctx
+            .store
+            .get_message(&tenant, id)
+            .await
+            .map_err(ApiError::from)?;
+        let (Some(channel), Content::Media(media)) = (message.channel, &message.content) else {
+            return Err(ApiError::Precondition(format!("messages/{id} carries no media")).into());
+        };
+        if media.media_id.is_empty() {
+            return Err(ApiError::Precondition(format!(
+                "messages/{id} links its media by URL; fetch it there"
+            ))
+            .into());
+        }
+        let Some(adapter) = self.ctx.adapters.get(&channel) else {
+            return Err(ApiError::Precondition(format!("{channel} is not configured")).into());
+        };
+        let download = adapter
+            .fetch_media(&tenant, &media.media_id)
+            .await
+            .map_err(|e| match e.class() {
+                omniroute_channel::ErrorClass::Unsupported
+                | omniroute_channel::ErrorClass::Permanent => Status::failed_precondition(format!(
+                    "the provider cannot serve this media: {}",
+                    e.message()
+                )),
+                _ => Status::unavailable(format!(
+                    "the provider did not serve the media: {}",
+                    e.message()
+                )),
+            })?;
+        let size = i64::try_from(download.bytes.len()).unwrap_or(i64::MAX);
+        let mut chunks: Vec<pb::GetMessageMediaResponse> = download
+            .bytes
+            .chunks(MEDIA_CHUNK)
+            .map(|chunk| pb::GetMessageMediaResponse {
+                data: chunk.to_vec(),
+                ..Default::default()
+            })
+            .collect();
+        if chunks.is_empty() {
+            chunks.push(pb::GetMessageMediaResponse::default());
+        }
+        chunks[0].mime_type = download.mime_type;
+        chunks[0].filename = media.filename.clone();
+        chunks[0].size_bytes = size;
+        tracing::info!(message_id = %id, bytes = size, "media downloaded");
+        Ok(Response::new(Box::pin(tokio_stream::iter(
+            chunks.into_iter().map(Ok),
+        ))))
+    }
+
     #[tracing::instrument(skip_all)]
     async fn send_message(
         &self,
