@@ -251,6 +251,18 @@ async fn inbound_messages_create_contacts_and_open_the_window(app: TestApp) {
         other => panic!("{other:?}"),
     }
 
+    // The customer sees blue ticks when we mark their message read.
+    app.messaging
+        .mark_message_read(pb::MarkMessageReadRequest {
+            name: message.name.clone(),
+        })
+        .await
+        .unwrap();
+    let receipt = graph.sent();
+    let receipt = receipt.last().unwrap();
+    assert_eq!(receipt["status"], "read");
+    assert_eq!(receipt["message_id"], "wamid.in.1");
+
     // A reply quotes the customer's message on WhatsApp.
     let mut reply = text_message("It left our warehouse today.");
     reply.reply_to = message.name.clone();

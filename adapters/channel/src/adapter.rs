@@ -316,6 +316,11 @@ pub trait Adapter: Send + Sync + fmt::Debug + 'static {
     /// [`WebhookEvent::Ignored`]. Errors (malformed bodies) are HTTP 400.
     fn parse_webhook(&self, body: &[u8]) -> Result<Vec<WebhookEvent>, AdapterError>;
 
+    /// Tells the provider that a customer's message was read (WhatsApp's blue
+    /// ticks). Channels without read receipts answer
+    /// [`ErrorClass::Unsupported`].
+    async fn mark_read(&self, tenant: &str, provider_message_id: &str) -> Result<(), AdapterError>;
+
     /// Downloads media a customer sent (by the provider's media id), for a
     /// tenant whose account received it. Channels without provider-held
     /// media answer [`ErrorClass::Unsupported`].

@@ -331,6 +331,13 @@ impl Adapter for SandboxAdapter {
         ))
     }
 
+    async fn mark_read(&self, _: &str, _: &str) -> Result<(), AdapterError> {
+        Err(AdapterError::unsupported(
+            self.channel,
+            "read receipts (sandbox)",
+        ))
+    }
+
     async fn fetch_media(&self, _: &str, _: &str) -> Result<MediaDownload, AdapterError> {
         Err(AdapterError::unsupported(
             self.channel,

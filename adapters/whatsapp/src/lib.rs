@@ -330,6 +330,11 @@ impl Adapter for WhatsAppAdapter {
         webhook::parse(&self.inner.config, body)
     }
 
+    async fn mark_read(&self, tenant: &str, provider_message_id: &str) -> Result<(), AdapterError> {
+        // The inherent method: POST {"status":"read","message_id":…}.
+        WhatsAppAdapter::mark_read(self, tenant, provider_message_id).await
+    }
+
     async fn fetch_media(
         &self,
         tenant: &str,

@@ -408,6 +408,51 @@ impl MessagingService for MessagingApi {
     type GetMessageMediaStream = MediaStream;
 
     #[tracing::instrument(skip_all)]
+    async fn mark_message_read(
+        &self,
+        request: Request<pb::MarkMessageReadRequest>,
+    ) -> Result<Response<pb::MarkMessageReadResponse>, Status> {
+        let tenant = self.ctx.tenant(&request);
+        let id = message_id("name", &request.get_ref().name)?;
+        let message = self
+            .ctx
+            .store
+            .get_message(&tenant, id)
+            .await
+            .map_err(ApiError::from)?;
+        let (omniroute_store::Direction::Inbound, Some(channel), Some(provider_id)) = (
+            message.direction,
+            message.channel,
+            &message.provider_message_id,
+        ) else {
+            return Err(ApiError::Precondition(format!(
+                "messages/{id} is not a message from a customer"
+            ))
+            .into());
+        };
+        let Some(adapter) = self.ctx.adapters.get(&channel) else {
+            return Err(ApiError::Precondition(format!("{channel} is not configured")).into());
+        };
+        adapter
+            .mark_read(&tenant, provider_id)
+            .await
+            .map_err(|e| match e.class() {
+                omniroute_channel::ErrorClass::Unsupported
+                | omniroute_channel::ErrorClass::Permanent
+                | omniroute_channel::ErrorClass::Configuration => {
+                    Status::failed_precondition(format!("cannot mark it read: {}", e.message()))
+                }
+                _ => Status::unavailable(format!(
+                    "the provider did not take the read receipt: {}",
+                    e.message()
+                )),
+            })?;
+        Ok(Response::new(pb::MarkMessageReadResponse {
+            message: Some(message_convert::message_to_pb(&message)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn get_message_media(
         &self,
         request: Request<pb::GetMessageMediaRequest>,
