@@ -434,6 +434,49 @@ pub enum Received {
 /// How long a customer's message keeps WhatsApp's service window open.
 pub const WHATSAPP_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
+/// The stored form of an accepted outbound message, and when its job is
+/// due: `Queued` until a future send time, else `Accepted` and due now. Times
+/// keep microseconds, as both stores do, so the message answered equals the
+/// one read back later.
+pub(crate) fn outbound_message(new: NewMessage, now: SystemTime) -> (Message, SystemTime) {
+    let micros = |t: SystemTime| crate::model::from_micros(crate::model::to_micros(t));
+    let send_time = new.send_time.map(micros);
+    let scheduled = send_time.filter(|t| *t > now);
+    let (status, reason) = match scheduled {
+        Some(_) => (MessageStatus::Queued, "scheduled"),
+        None => (MessageStatus::Accepted, ""),
+    };
+    let channel = new.route.plan.first().map(|p| p.channel);
+    let message = Message {
+        id: Uuid::now_v7(),
+        contact_id: new.contact_id,
+        direction: Direction::Outbound,
+        category: new.category,
+        content: new.content,
+        overrides: new.overrides,
+        channel,
+        priority: new.priority,
+        correlation_ref: new.correlation_ref,
+        metadata: new.metadata,
+        send_time,
+        expire_time: new.expire_time.map(micros),
+        reply_to: new.reply_to,
+        status,
+        history: vec![StatusChange {
+            status,
+            time: now,
+            channel,
+            reason: reason.to_owned(),
+        }],
+        attempts: Vec::new(),
+        route: Some(new.route),
+        provider_message_id: None,
+        create_time: now,
+        update_time: now,
+    };
+    (message, scheduled.unwrap_or(now))
+}
+
 /// The stored form of an inbound message (status `Received`).
 pub(crate) fn inbound_message(
     id: Uuid,

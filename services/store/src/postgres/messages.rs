@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{PgStore, db};
 use crate::messages::*;
-use crate::model::{from_micros, now, to_micros};
+use crate::model::now;
 use crate::{Result, StoreError};
 
 /// The columns [`message_from_row`] reads, in order.
@@ -182,47 +182,14 @@ impl PgStore {
             return Ok(found);
         }
         let now = now();
-        let first = new
-            .route
-            .plan
-            .first()
-            .map(|p| p.channel)
-            .ok_or_else(|| StoreError::backend(std::io::Error::other("empty route plan")))?;
-        // Stored with microseconds: answer with what a later read returns.
-        let send_time = new.send_time.map(|t| from_micros(to_micros(t)));
-        let expire_time = new.expire_time.map(|t| from_micros(to_micros(t)));
-        let scheduled = send_time.filter(|t| *t > now);
-        let (status, reason) = match scheduled {
-            Some(_) => (MessageStatus::Queued, "scheduled"),
-            None => (MessageStatus::Accepted, ""),
-        };
-        let message = Message {
-            id: Uuid::now_v7(),
-            contact_id: new.contact_id,
-            direction: Direction::Outbound,
-            category: new.category,
-            content: new.content,
-            overrides: new.overrides,
-            channel: Some(first),
-            priority: new.priority,
-            correlation_ref: new.correlation_ref,
-            metadata: new.metadata,
-            send_time,
-            expire_time,
-            reply_to: new.reply_to,
-            status,
-            history: vec![StatusChange {
-                status,
-                time: now,
-                channel: Some(first),
-                reason: reason.to_owned(),
-            }],
-            attempts: Vec::new(),
-            route: Some(new.route),
-            provider_message_id: None,
-            create_time: now,
-            update_time: now,
-        };
+        if new.route.plan.is_empty() {
+            return Err(StoreError::backend(std::io::Error::other(
+                "empty route plan",
+            )));
+        }
+        let key = new.idempotency_key.clone();
+        let hash = new.request_hash.clone();
+        let (message, due) = outbound_message(new, now);
         let stmt = tx
             .prepare_cached(
                 "INSERT INTO messages (tenant, id, contact_id, direction, category, channel, priority,
@@ -243,9 +210,9 @@ impl PgStore {
                     &message.id,
                     &message.contact_id,
                     &message.category.as_str(),
-                    &first.as_str(),
+                    &message.channel.map(Channel::as_str),
                     &message.priority.code(),
-                    &status.code(),
+                    &message.status.code(),
                     &json(&message.content)?,
                     &json(&message.overrides)?,
                     &message.correlation_ref,
@@ -255,8 +222,8 @@ impl PgStore {
                     &message.reply_to,
                     &json(&message.history)?,
                     &json(&message.route)?,
-                    &new.idempotency_key,
-                    &new.request_hash,
+                    &key,
+                    &hash,
                     &now,
                 ],
             )
@@ -266,12 +233,10 @@ impl PgStore {
             // A concurrent request with the same key committed first.
             drop(tx);
             let client = self.client().await?;
-            let key = new.idempotency_key.as_deref().unwrap_or_default();
-            return replay(&client, tenant, key, &new.request_hash)
+            return replay(&client, tenant, key.as_deref().unwrap_or_default(), &hash)
                 .await?
                 .ok_or_else(|| StoreError::backend(std::io::Error::other("idempotency race")));
         }
-        let due = scheduled.unwrap_or(now);
         tx.execute(
             "INSERT INTO dispatch_jobs (message_id, tenant, priority, due_time) VALUES ($1, $2, $3, $4)",
             &[&message.id, &tenant, &message.priority.code(), &due],

@@ -247,43 +247,9 @@ pub(super) fn accept(tx: &Transaction<'_>, tenant: &str, new: NewMessage) -> Res
     }
 
     let now = now();
-    // Times are kept to the microsecond, as stored: the message returned
-    // here equals the one read back later.
-    let micros = |t: SystemTime| from_micros(to_micros(t));
-    let send_time = new.send_time.map(micros);
-    let scheduled = send_time.filter(|t| *t > now);
-    let (status, reason) = match scheduled {
-        Some(_) => (MessageStatus::Queued, "scheduled"),
-        None => (MessageStatus::Accepted, ""),
-    };
-    let channel = new.route.plan.first().map(|p| p.channel);
-    let message = Message {
-        id: Uuid::now_v7(),
-        contact_id: new.contact_id,
-        direction: Direction::Outbound,
-        category: new.category,
-        content: new.content,
-        overrides: new.overrides,
-        channel,
-        priority: new.priority,
-        correlation_ref: new.correlation_ref,
-        metadata: new.metadata,
-        send_time,
-        expire_time: new.expire_time.map(micros),
-        reply_to: new.reply_to,
-        status,
-        history: vec![StatusChange {
-            status,
-            time: now,
-            channel,
-            reason: reason.to_owned(),
-        }],
-        attempts: Vec::new(),
-        route: Some(new.route),
-        provider_message_id: None,
-        create_time: now,
-        update_time: now,
-    };
+    let key = new.idempotency_key.clone();
+    let hash = new.request_hash.clone();
+    let (message, due) = outbound_message(new, now);
     tx.prepare_cached(
         "INSERT INTO messages (tenant, id, contact_id, direction, category, channel, priority,
                 status, content, overrides, correlation_ref, metadata, send_time, expire_time,
@@ -311,12 +277,12 @@ pub(super) fn accept(tx: &Transaction<'_>, tenant: &str, new: NewMessage) -> Res
         json(&message.history),
         json(&message.attempts),
         message.route.as_ref().map(json),
-        new.idempotency_key,
-        new.request_hash,
+        key,
+        hash,
         to_micros(now)
     ])
     .map_err(db)?;
-    put_job(tx, tenant, &message, scheduled.unwrap_or(now))?;
+    put_job(tx, tenant, &message, due)?;
     events::append(
         tx,
         tenant,
