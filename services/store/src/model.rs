@@ -256,6 +256,26 @@ pub struct PreferencesPatch {
     pub locale: Option<String>,
 }
 
+impl PreferencesPatch {
+    /// Applies the channel fields to `channels`; returns the time zone and
+    /// locale changes, which are stored on the contact.
+    pub(crate) fn apply(
+        self,
+        channels: &mut ChannelPreferences,
+    ) -> (Option<String>, Option<String>) {
+        if let Some(v) = self.channel_order {
+            channels.channel_order = v;
+        }
+        if let Some(v) = self.categories {
+            channels.categories = v;
+        }
+        if let Some(v) = self.quiet_hours {
+            channels.quiet_hours = v;
+        }
+        (self.time_zone, self.locale)
+    }
+}
+
 /// A contact's preferences with the fields they share with the contact and the
 /// consent state derived from the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]

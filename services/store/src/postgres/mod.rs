@@ -957,15 +957,7 @@ impl Store for PgStore {
         let id = lock_active(&tx, tenant, id).await?;
         let current = read_preferences(&tx, tenant, id).await?;
         let mut channels = current.channels;
-        if let Some(v) = patch.channel_order {
-            channels.channel_order = v;
-        }
-        if let Some(v) = patch.categories {
-            channels.categories = v;
-        }
-        if let Some(v) = patch.quiet_hours {
-            channels.quiet_hours = v;
-        }
+        let (time_zone, locale) = patch.apply(&mut channels);
         let channels = serde_json::to_value(&channels).map_err(StoreError::backend)?;
         tx.execute(
             "UPDATE contacts SET preferences = $3, time_zone = $4, locale = $5,
@@ -975,8 +967,8 @@ impl Store for PgStore {
                 &tenant,
                 &id,
                 &channels,
-                &patch.time_zone.unwrap_or(current.time_zone),
-                &patch.locale.unwrap_or(current.locale),
+                &time_zone.unwrap_or(current.time_zone),
+                &locale.unwrap_or(current.locale),
                 &now(),
             ],
         )

@@ -811,15 +811,7 @@ impl Store for SqliteStore {
             let id = resolve_active(tx, &tenant, id)?;
             let current = read_preferences(tx, &tenant, id)?;
             let mut channels = current.channels;
-            if let Some(v) = patch.channel_order {
-                channels.channel_order = v;
-            }
-            if let Some(v) = patch.categories {
-                channels.categories = v;
-            }
-            if let Some(v) = patch.quiet_hours {
-                channels.quiet_hours = v;
-            }
+            let (time_zone, locale) = patch.apply(&mut channels);
             let now = to_micros(now());
             tx.execute(
                 "UPDATE contacts SET preferences = ?3, time_zone = ?4, locale = ?5,
@@ -829,8 +821,8 @@ impl Store for SqliteStore {
                     tenant,
                     id.to_string(),
                     json(&channels),
-                    patch.time_zone.unwrap_or(current.time_zone),
-                    patch.locale.unwrap_or(current.locale),
+                    time_zone.unwrap_or(current.time_zone),
+                    locale.unwrap_or(current.locale),
                     now
                 ],
             )
