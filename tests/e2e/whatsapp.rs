@@ -416,6 +416,66 @@ async fn templates_are_checked_against_the_catalogue(app: TestApp) {
         assert_invalid(&err, field);
     }
     assert!(graph.sent().is_empty(), "nothing went out");
+
+    // The approved category wins: a marketing template sent as
+    // "transactional" is marketing, with marketing's priority and opt-outs.
+    let param = |name: &str, text: &str| pb::TemplateParameter {
+        parameter_name: name.into(),
+        value: Some(pb::template_parameter::Value::Text(text.into())),
+    };
+    let mut sale = template("spring_sale", "de");
+    if let Some(pb::content::Kind::Template(t)) =
+        sale.content.as_mut().and_then(|c| c.kind.as_mut())
+    {
+        t.components = vec![pb::TemplateComponent {
+            r#type: pb::TemplateComponentType::Body as i32,
+            parameters: vec![param("first_name", "Anna"), param("discount", "20 %")],
+            ..Default::default()
+        }];
+    }
+    let accepted = app
+        .messaging
+        .send_message(pb::SendMessageRequest {
+            recipient: Some(Recipient::Address(whatsapp("+49 151 23456789"))),
+            message: Some(sale.clone()),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .message
+        .unwrap();
+    assert_eq!(accepted.category, pb::Category::Marketing as i32);
+    assert_eq!(accepted.priority, pb::Priority::Low as i32);
+    let contact = accepted.contact.clone();
+    app.preferences
+        .update_preferences(pb::UpdatePreferencesRequest {
+            preferences: Some(pb::Preferences {
+                name: format!("{contact}/preferences"),
+                categories: vec![pb::CategoryPreference {
+                    category: pb::Category::Marketing as i32,
+                    status: pb::OptStatus::OptedOut as i32,
+                    channels: vec![],
+                }],
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["categories".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    let err = app
+        .messaging
+        .send_message(pb::SendMessageRequest {
+            recipient: Some(Recipient::Contact(contact)),
+            message: Some(sale),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("marketing"), "{}", err.message());
 }
 
 async fn inbound_media_is_fetched_on_demand(app: TestApp) {

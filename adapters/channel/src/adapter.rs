@@ -304,6 +304,11 @@ pub trait Adapter: Send + Sync + fmt::Debug + 'static {
     /// (sizes, the approved template catalogue). Empty when it may be sent.
     fn check_content(&self, tenant: &str, content: &Content) -> Vec<ContentViolation>;
 
+    /// The category the provider approved for a template (WhatsApp bills and
+    /// enforces marketing, utility and authentication templates by it), or
+    /// `None` when the channel has no such catalogue or does not know it.
+    fn template_category(&self, tenant: &str, name: &str, language: &str) -> Option<Category>;
+
     /// Answers a webhook subscription handshake (an HTTP GET); the returned
     /// text is the response body. Errors are refusals (HTTP 403).
     fn verify_subscription(&self, request: &WebhookRequest<'_>) -> Result<String, AdapterError>;

@@ -310,6 +310,11 @@ impl Adapter for SandboxAdapter {
         Vec::new()
     }
 
+    fn template_category(&self, _: &str, _: &str, _: &str) -> Option<omniroute_channel::Category> {
+        // The sandbox has no template catalogue.
+        None
+    }
+
     fn verify_subscription(&self, _: &WebhookRequest<'_>) -> Result<String, AdapterError> {
         Err(AdapterError::unsupported(
             self.channel,

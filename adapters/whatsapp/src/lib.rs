@@ -238,7 +238,7 @@ impl WhatsAppAdapter {
     /// The category of an approved template, for routing: UTILITY is
     /// transactional, MARKETING marketing, AUTHENTICATION authentication.
     /// `None` when the template is unknown (or the catalogue not loaded).
-    pub fn template_category(&self, tenant: &str, name: &str, language: &str) -> Option<Category> {
+    pub fn approved_category(&self, tenant: &str, name: &str, language: &str) -> Option<Category> {
         let number = self.inner.config.number_for(tenant)?;
         self.inner
             .templates
@@ -316,6 +316,10 @@ impl Adapter for WhatsAppAdapter {
             violations.extend(self.inner.templates.check(&number.waba_id, template));
         }
         violations
+    }
+
+    fn template_category(&self, tenant: &str, name: &str, language: &str) -> Option<Category> {
+        self.approved_category(tenant, name, language)
     }
 
     fn verify_subscription(&self, request: &WebhookRequest<'_>) -> Result<String, AdapterError> {

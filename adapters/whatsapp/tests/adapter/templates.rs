@@ -170,7 +170,7 @@ async fn paging_links_to_another_host_are_not_followed() {
 #[tokio::test]
 async fn categories_map_to_ours() {
     let (_fake, adapter) = loaded().await;
-    let category = |name, language| adapter.template_category(TENANT, name, language);
+    let category = |name, language| adapter.approved_category(TENANT, name, language);
     assert_eq!(
         category("order_shipped", "de"),
         Some(Category::Transactional)
@@ -180,7 +180,7 @@ async fn categories_map_to_ours() {
     assert_eq!(category("order_shipped", "fr"), None, "not approved");
     assert_eq!(category("nope", "de"), None);
     assert_eq!(
-        adapter.template_category("other-tenant", "order_shipped", "de"),
+        adapter.approved_category("other-tenant", "order_shipped", "de"),
         None
     );
 }

@@ -281,6 +281,30 @@ impl MessagingApi {
         Ok(contact)
     }
 
+    /// The approved category of the template the first planned channel would
+    /// send, when its provider keeps a catalogue.
+    fn template_category(
+        &self,
+        tenant: &str,
+        send: &Send,
+        route: &omniroute_store::RouteDecision,
+    ) -> Option<Category> {
+        let channel = route.plan.first()?.channel;
+        let content = send
+            .overrides
+            .iter()
+            .find(|o| o.channel == channel)
+            .map_or(&send.content, |o| &o.content);
+        let Content::Template(template) = content else {
+            return None;
+        };
+        self.ctx.adapters.get(&channel)?.template_category(
+            tenant,
+            &template.name,
+            &template.language,
+        )
+    }
+
     /// Checks the content each planned channel would send against that
     /// channel's own rules (sizes, the approved template catalogue).
     fn check_content(
@@ -321,19 +345,32 @@ impl MessagingApi {
         tenant: &str,
         req: &pb::SendMessageRequest,
     ) -> Result<omniroute_store::Message, ApiError> {
-        let send = self.validate(req)?;
+        let mut send = self.validate(req)?;
         let contact = self.resolve(tenant, &send.recipient).await?;
         let preferences = self.ctx.store.get_preferences(tenant, contact.id).await?;
         let now = omniroute_store::now();
-        let route = routing::plan(
-            send.channel,
-            send.category,
-            &contact,
-            &preferences.channels,
-            &self.ctx.channels,
-            now,
-        )
-        .map_err(|e| ApiError::Precondition(e.to_string()))?;
+        let plan = |category| {
+            routing::plan(
+                send.channel,
+                category,
+                &contact,
+                &preferences.channels,
+                &self.ctx.channels,
+                now,
+            )
+            .map_err(|e| ApiError::Precondition(e.to_string()))
+        };
+        let mut route = plan(send.category)?;
+        // A template's approved category is what the provider enforces: a
+        // marketing template is marketing whatever the caller said, so it
+        // meets the marketing opt-outs and priority.
+        if let Some(category) = self.template_category(tenant, &send, &route)
+            && category != send.category
+        {
+            tracing::debug!(from = %send.category, to = %category, "category taken from the approved template");
+            send.category = category;
+            route = plan(category)?;
+        }
         self.check_content(tenant, &send, &route)?;
         let request_hash = send.request_hash();
         let accepted = self
