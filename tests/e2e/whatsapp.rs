@@ -208,12 +208,14 @@ async fn sends_through_the_cloud_api_and_follows_webhook_statuses(app: TestApp) 
 
 async fn inbound_messages_create_contacts_and_open_the_window(app: TestApp) {
     let (mut app, graph) = app_with_whatsapp(app.backend()).await;
-    let body = inbound_text(
+    let mut body = inbound_text(
         "wamid.in.1",
         "5511987654321",
         "João Silva",
         "Where is my order?",
     );
+    body["entry"][0]["changes"][0]["value"]["contacts"][0]["user_id"] =
+        json!("BR.13491208655302741918");
     assert_eq!(webhook(&app, &body).await.status, 200);
     assert_eq!(
         webhook(&app, &body).await.status,
@@ -228,6 +230,10 @@ async fn inbound_messages_create_contacts_and_open_the_window(app: TestApp) {
     .await
     .expect("the sender became a contact");
     assert_eq!(contact.display_name, "João Silva");
+    assert_eq!(
+        contact.identities[0].provider_user_id, "BR.13491208655302741918",
+        "the business-scoped user id is kept"
+    );
     assert!(
         contact.whatsapp_window_end_time.is_some(),
         "the service window is open"

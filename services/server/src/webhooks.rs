@@ -80,6 +80,7 @@ impl Ingress {
                     channel,
                     from: message.from,
                     profile_name: message.profile_name,
+                    provider_user_id: message.provider_user_id,
                     provider_message_id: message.provider_message_id,
                     time: message.time,
                     content: message.content,

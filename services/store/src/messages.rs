@@ -412,6 +412,8 @@ pub struct NewInbound {
     pub from: omniroute_channel::Address,
     /// The sender's profile name, used for a new contact's display name.
     pub profile_name: Option<String>,
+    /// The sender's provider-scoped user id, kept on their identity.
+    pub provider_user_id: Option<String>,
     /// The provider's message id: a message is recorded once per id.
     pub provider_message_id: String,
     /// When the customer sent it.

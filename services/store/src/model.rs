@@ -128,6 +128,9 @@ pub struct Identity {
     pub address: Address,
     /// When it was linked.
     pub create_time: SystemTime,
+    /// A provider-scoped user id (WhatsApp's business-scoped user id), when
+    /// the provider reported one.
+    pub provider_user_id: Option<String>,
 }
 
 /// What erasure removed.

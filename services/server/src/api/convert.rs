@@ -322,6 +322,7 @@ pub fn contact_to_pb(contact: &store::Contact) -> pb::Contact {
                 address: i.address.value().to_owned(),
                 wa_id: i.address.wa_id().unwrap_or_default().to_owned(),
                 create_time: timestamp(i.create_time),
+                provider_user_id: i.provider_user_id.clone().unwrap_or_default(),
             })
             .collect(),
         state: state as i32,

@@ -126,6 +126,7 @@ mod tests {
                 .map(|(c, a)| Identity {
                     address: Address::parse(*c, a, PhoneRegion::default()).unwrap(),
                     create_time: now,
+                    provider_user_id: None,
                 })
                 .collect(),
             merged_from: Vec::new(),

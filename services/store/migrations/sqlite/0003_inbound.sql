@@ -3,3 +3,5 @@
 ALTER TABLE contacts ADD COLUMN whatsapp_window_until INTEGER;
 CREATE UNIQUE INDEX messages_inbound_provider_id ON messages (channel, provider_message_id)
     WHERE direction = 2;
+-- WhatsApp business-scoped user ids (BSUID), when WhatsApp reports them.
+ALTER TABLE identities ADD COLUMN provider_user_id TEXT;

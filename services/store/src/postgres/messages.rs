@@ -626,6 +626,14 @@ impl PgStore {
                 id
             }
         };
+        if let Some(user_id) = &inbound.provider_user_id {
+            tx.execute(
+                "UPDATE identities SET provider_user_id = $4 WHERE tenant = $1 AND channel = $2 AND key = $3",
+                &[&tenant, &channel, &inbound.from.key(), user_id],
+            )
+            .await
+            .map_err(db)?;
+        }
         if inbound.channel == Channel::Whatsapp {
             let until = inbound.time + WHATSAPP_WINDOW;
             tx.execute(

@@ -282,7 +282,8 @@ async fn load_contacts(c: &impl GenericClient, tenant: &str, ids: &[Uuid]) -> Re
         .map_err(db)?;
     let identities_stmt = c
         .prepare_cached(
-            "SELECT contact_id, channel, key, address, wa_id, create_time FROM identities
+            "SELECT contact_id, channel, key, address, wa_id, create_time, provider_user_id
+             FROM identities
              WHERE tenant = $1 AND contact_id = ANY($2) ORDER BY create_time, channel, key",
         )
         .await
@@ -346,6 +347,7 @@ async fn load_contacts(c: &impl GenericClient, tenant: &str, ids: &[Uuid]) -> Re
             contact.identities.push(Identity {
                 address: Address::from_stored(channel, r.get(3), r.get(2), r.get(4)),
                 create_time: r.get(5),
+                provider_user_id: r.get(6),
             });
         }
     }

@@ -351,6 +351,13 @@ pub(super) fn record_inbound(
             id
         }
     };
+    if let Some(user_id) = &inbound.provider_user_id {
+        tx.execute(
+            "UPDATE identities SET provider_user_id = ?4 WHERE tenant = ?1 AND channel = ?2 AND key = ?3",
+            params![tenant, channel, inbound.from.key(), user_id],
+        )
+        .map_err(db)?;
+    }
     if inbound.channel == Channel::Whatsapp {
         let until = to_micros(inbound.time + WHATSAPP_WINDOW);
         tx.execute(

@@ -221,7 +221,7 @@ fn load_contact(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<Contact>
 
     let mut stmt = tx
         .prepare_cached(
-            "SELECT channel, key, address, wa_id, create_time FROM identities
+            "SELECT channel, key, address, wa_id, create_time, provider_user_id FROM identities
              WHERE tenant = ?1 AND contact_id = ?2 ORDER BY create_time, channel, key",
         )
         .map_err(db)?;
@@ -234,15 +234,17 @@ fn load_contact(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<Contact>
                 r.get(2)?,
                 r.get(3)?,
                 r.get::<_, i64>(4)?,
+                r.get::<_, Option<String>>(5)?,
             ))
         })
         .map_err(db)?;
     for row in rows {
-        let (channel, key, address, wa_id, created) = row.map_err(db)?;
+        let (channel, key, address, wa_id, created, provider_user_id) = row.map_err(db)?;
         if let Some(channel) = Channel::parse(&channel) {
             contact.identities.push(Identity {
                 address: Address::from_stored(channel, address, key, wa_id),
                 create_time: from_micros(created),
+                provider_user_id,
             });
         }
     }

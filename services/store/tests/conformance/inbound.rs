@@ -16,6 +16,7 @@ fn inbound(from: &str, provider_id: &str, time: SystemTime) -> NewInbound {
         channel: Channel::Whatsapp,
         from: whatsapp(from),
         profile_name: Some("João Silva".into()),
+        provider_user_id: None,
         provider_message_id: provider_id.into(),
         time,
         content: Content::Text(Text {
@@ -49,6 +50,7 @@ pub async fn a_new_sender_becomes_a_contact_with_an_open_window(store: S) {
     assert_eq!(contact.identities.len(), 1);
     assert_eq!(contact.identities[0].address.key(), "5511987654321");
     assert_eq!(contact.whatsapp_window_until, Some(sent + WHATSAPP_WINDOW));
+    assert_eq!(contact.identities[0].provider_user_id, None);
     assert_eq!(store.get_message(T, message.id).await.unwrap(), message);
 
     let events = all_events(&store, 2).await;
@@ -56,6 +58,16 @@ pub async fn a_new_sender_becomes_a_contact_with_an_open_window(store: S) {
     assert_eq!(
         kinds,
         vec![EventType::ContactCreated, EventType::MessageReceived]
+    );
+
+    // A business-scoped user id reported later is kept on the identity.
+    let mut later = inbound("5511987654321", "wamid.in2", sent);
+    later.provider_user_id = Some("BR.13491208655302741918".into());
+    received(store.record_inbound(T, later).await.unwrap());
+    let contact = store.get_contact(T, message.contact_id).await.unwrap();
+    assert_eq!(
+        contact.identities[0].provider_user_id.as_deref(),
+        Some("BR.13491208655302741918")
     );
 }
 
