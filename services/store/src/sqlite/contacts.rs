@@ -1,0 +1,389 @@
+//! Contacts on SQLite: resolution of merged ids, loading a contact with its
+//! identities and merges, identity links, profile writes, preference and
+//! consent reads, and erasure. Called inside the transactions of the `Store`
+//! methods in `mod.rs`.
+
+use omniroute_channel::{Address, Category, Channel};
+use rusqlite::{OptionalExtension, Transaction, params};
+use uuid::Uuid;
+
+use super::{db, events, from_json, json, messages, uuid_col};
+use crate::model::*;
+use crate::{Result, StoreError};
+
+/// The id a (possibly merged) id resolves to, with its state.
+pub(super) fn resolve(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    id: Uuid,
+) -> Result<(Uuid, ContactState)> {
+    let row: Option<(i16, Option<String>)> = tx
+        .prepare_cached("SELECT state, merged_into FROM contacts WHERE tenant = ?1 AND id = ?2")
+        .map_err(db)?
+        .query_row(params![tenant, id.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+        .map_err(db)?;
+    match row {
+        None => Err(StoreError::contact_not_found(id)),
+        Some((state, Some(into))) if ContactState::from_code(state) == ContactState::Merged => {
+            resolve(tx, tenant, uuid_col(into))
+        }
+        Some((state, _)) => Ok((id, ContactState::from_code(state))),
+    }
+}
+
+/// Resolves and requires an active contact.
+pub(super) fn resolve_active(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<Uuid> {
+    match resolve(tx, tenant, id)? {
+        (id, ContactState::Active) => Ok(id),
+        (id, _) => Err(StoreError::Erased(id)),
+    }
+}
+
+pub(super) fn load_contact(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<Contact> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT state, display_name, locale, time_zone, external_ref, labels, attributes,
+                    create_time, update_time, erase_time, erasure, whatsapp_window_until
+             FROM contacts WHERE tenant = ?1 AND id = ?2",
+        )
+        .map_err(db)?;
+    let mut contact = stmt
+        .query_row(params![tenant, id.to_string()], |r| {
+            let erase_time: Option<i64> = r.get(9)?;
+            let erasure: Option<String> = r.get(10)?;
+            Ok(Contact {
+                id,
+                state: ContactState::from_code(r.get(0)?),
+                profile: Profile {
+                    display_name: r.get(1)?,
+                    locale: r.get(2)?,
+                    time_zone: r.get(3)?,
+                    external_ref: r.get(4)?,
+                    labels: from_json(&r.get::<_, String>(5)?),
+                    attributes: from_json(&r.get::<_, String>(6)?),
+                },
+                identities: Vec::new(),
+                merged_from: Vec::new(),
+                create_time: from_micros(r.get(7)?),
+                update_time: from_micros(r.get(8)?),
+                erasure: erase_time.map(|t| {
+                    (
+                        from_micros(t),
+                        erasure
+                            .map(|e| from_json::<ErasureSummary>(&e))
+                            .unwrap_or_default(),
+                    )
+                }),
+                whatsapp_window_until: r.get::<_, Option<i64>>(11)?.map(from_micros),
+            })
+        })
+        .optional()
+        .map_err(db)?
+        .ok_or_else(|| StoreError::contact_not_found(id))?;
+
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT channel, key, address, wa_id, create_time, provider_user_id FROM identities
+             WHERE tenant = ?1 AND contact_id = ?2 ORDER BY create_time, channel, key",
+        )
+        .map_err(db)?;
+    let rows = stmt
+        .query_map(params![tenant, id.to_string()], |r| {
+            let channel: String = r.get(0)?;
+            Ok((
+                channel,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, Option<String>>(5)?,
+            ))
+        })
+        .map_err(db)?;
+    for row in rows {
+        let (channel, key, address, wa_id, created, provider_user_id) = row.map_err(db)?;
+        if let Some(channel) = Channel::parse(&channel) {
+            contact.identities.push(Identity {
+                address: Address::from_stored(channel, address, key, wa_id),
+                create_time: from_micros(created),
+                provider_user_id,
+            });
+        }
+    }
+
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT id FROM contacts WHERE tenant = ?1 AND merged_into = ?2 ORDER BY id",
+        )
+        .map_err(db)?;
+    let rows = stmt
+        .query_map(params![tenant, id.to_string()], |r| r.get::<_, String>(0))
+        .map_err(db)?;
+    for row in rows {
+        contact.merged_from.push(uuid_col(row.map_err(db)?));
+    }
+    Ok(contact)
+}
+
+pub(super) fn check_external_ref(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    external_ref: Option<&str>,
+    except: Uuid,
+) -> Result<()> {
+    let Some(external_ref) = external_ref else {
+        return Ok(());
+    };
+    let owner: Option<String> = tx
+        .prepare_cached(
+            "SELECT id FROM contacts WHERE tenant = ?1 AND external_ref = ?2 AND id <> ?3",
+        )
+        .map_err(db)?
+        .query_row(params![tenant, external_ref, except.to_string()], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(db)?;
+    match owner {
+        Some(owner) => Err(StoreError::ExternalRefTaken {
+            owner: uuid_col(owner),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Links an address to a contact, refusing one owned by another contact.
+pub(super) fn link(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    id: Uuid,
+    address: &Address,
+    now: i64,
+) -> Result<()> {
+    let owner: Option<String> = tx
+        .prepare_cached(
+            "SELECT contact_id FROM identities WHERE tenant = ?1 AND channel = ?2 AND key = ?3",
+        )
+        .map_err(db)?
+        .query_row(
+            params![tenant, address.channel().as_str(), address.key()],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db)?;
+    match owner.map(uuid_col) {
+        Some(owner) if owner != id => Err(StoreError::IdentityTaken {
+            channel: address.channel(),
+            owner,
+        }),
+        Some(_) => {
+            tx.prepare_cached(
+                "UPDATE identities SET wa_id = COALESCE(?4, wa_id)
+                 WHERE tenant = ?1 AND channel = ?2 AND key = ?3",
+            )
+            .map_err(db)?
+            .execute(params![
+                tenant,
+                address.channel().as_str(),
+                address.key(),
+                address.wa_id()
+            ])
+            .map_err(db)?;
+            Ok(())
+        }
+        None => {
+            tx.prepare_cached(
+                "INSERT INTO identities (tenant, channel, key, address, wa_id, contact_id, create_time)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(db)?
+            .execute(params![
+                tenant,
+                address.channel().as_str(),
+                address.key(),
+                address.value(),
+                address.wa_id(),
+                id.to_string(),
+                now
+            ])
+            .map_err(db)?;
+            Ok(())
+        }
+    }
+}
+
+pub(super) fn write_profile(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    id: Uuid,
+    p: &Profile,
+    now: i64,
+) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE contacts SET display_name = ?3, locale = ?4, time_zone = ?5, external_ref = ?6,
+                labels = ?7, attributes = ?8, update_time = ?9
+         WHERE tenant = ?1 AND id = ?2",
+    )
+    .map_err(db)?
+    .execute(params![
+        tenant,
+        id.to_string(),
+        p.display_name,
+        p.locale,
+        p.time_zone,
+        p.external_ref,
+        json(&p.labels),
+        json(&p.attributes),
+        now
+    ])
+    .map_err(db)?;
+    Ok(())
+}
+
+pub(super) fn touch(tx: &Transaction<'_>, tenant: &str, id: Uuid, now: i64) -> Result<()> {
+    tx.prepare_cached("UPDATE contacts SET update_time = ?3 WHERE tenant = ?1 AND id = ?2")
+        .map_err(db)?
+        .execute(params![tenant, id.to_string(), now])
+        .map_err(db)?;
+    Ok(())
+}
+
+pub(super) fn read_preferences(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    id: Uuid,
+) -> Result<Preferences> {
+    let (channels, time_zone, locale, updated): (String, String, String, Option<i64>) = tx
+        .prepare_cached(
+            "SELECT preferences, time_zone, locale, preferences_update_time
+             FROM contacts WHERE tenant = ?1 AND id = ?2",
+        )
+        .map_err(db)?
+        .query_row(params![tenant, id.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .map_err(db)?;
+    let records = read_consents(tx, tenant, id, None, usize::MAX)?;
+    Ok(Preferences {
+        contact_id: id,
+        channels: from_json(&channels),
+        time_zone,
+        locale,
+        consents: derive_consents(&records),
+        update_time: updated.map(from_micros),
+    })
+}
+
+pub(super) fn read_consents(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    id: Uuid,
+    after: Option<Uuid>,
+    limit: usize,
+) -> Result<Vec<ConsentRecord>> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT id, channel, category, action, source, legal_basis, evidence, record_time, create_time
+             FROM consent_records
+             WHERE tenant = ?1 AND contact_id = ?2 AND id > ?3
+             ORDER BY id LIMIT ?4",
+        )
+        .map_err(db)?;
+    let after = after.map(|a| a.to_string()).unwrap_or_default();
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt
+        .query_map(params![tenant, id.to_string(), after, limit], |r| {
+            let channel: String = r.get(1)?;
+            let category: String = r.get(2)?;
+            let action: i16 = r.get(3)?;
+            Ok((
+                r.get::<_, String>(0)?,
+                channel,
+                category,
+                action,
+                r.get::<_, String>(4)?,
+                r.get::<_, i16>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, i64>(7)?,
+                r.get::<_, i64>(8)?,
+            ))
+        })
+        .map_err(db)?;
+    let mut records = Vec::new();
+    for row in rows {
+        let (rid, channel, category, action, source, basis, evidence, record_time, create_time) =
+            row.map_err(db)?;
+        let (Some(channel), Some(category)) =
+            (Channel::parse(&channel), Category::parse(&category))
+        else {
+            continue;
+        };
+        records.push(ConsentRecord {
+            id: uuid_col(rid),
+            contact_id: id,
+            channel,
+            category,
+            action: if action == 2 {
+                ConsentAction::Revoke
+            } else {
+                ConsentAction::Grant
+            },
+            source,
+            legal_basis: LegalBasis::from_code(basis),
+            evidence,
+            record_time: from_micros(record_time),
+            create_time: from_micros(create_time),
+        });
+    }
+    Ok(records)
+}
+
+/// Erases a contact inside a transaction; returns the tombstone and whether
+/// anything was written (erasing twice writes nothing).
+pub(super) fn erase(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<(Contact, bool)> {
+    let (id, state) = resolve(tx, tenant, id)?;
+    if state == ContactState::Erased {
+        return Ok((load_contact(tx, tenant, id)?, false));
+    }
+    let s = id.to_string();
+    let identities = tx
+        .execute(
+            "DELETE FROM identities WHERE tenant = ?1 AND contact_id = ?2",
+            params![tenant, s],
+        )
+        .map_err(db)?;
+    let consents = tx
+        .execute(
+            "DELETE FROM consent_records WHERE tenant = ?1 AND contact_id = ?2",
+            params![tenant, s],
+        )
+        .map_err(db)?;
+    let messages_redacted = messages::erase_messages(tx, tenant, id)?;
+    let summary = ErasureSummary {
+        identities_removed: i32::try_from(identities).unwrap_or(i32::MAX),
+        consent_records_removed: i32::try_from(consents).unwrap_or(i32::MAX),
+        messages_redacted,
+    };
+    let now = to_micros(now());
+    tx.execute(
+        "UPDATE contacts SET state = ?3, display_name = '', locale = '', time_zone = '',
+                external_ref = NULL, labels = '[]', attributes = '{}', preferences = '{}',
+                preferences_update_time = NULL, whatsapp_window_until = NULL, update_time = ?4, erase_time = ?4, erasure = ?5
+         WHERE tenant = ?1 AND id = ?2",
+        params![tenant, s, ContactState::Erased.code(), now, json(&summary)],
+    )
+    .map_err(db)?;
+    // The log keeps that these events happened (readers resume by position)
+    // but no longer what they said about the contact.
+    events::redact_contact(tx, tenant, id)?;
+    events::append(
+        tx,
+        tenant,
+        &crate::messages::erased_event(id),
+        from_micros(now),
+    )?;
+    Ok((load_contact(tx, tenant, id)?, true))
+}
