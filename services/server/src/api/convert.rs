@@ -25,12 +25,18 @@ const MAX_NAME_LEN: usize = 256;
 const MAX_REF_LEN: usize = 256;
 const MAX_TEXT_LEN: usize = 4096;
 
-/// `contacts/{id}` → id.
-pub fn parse_contact_name(name: &str) -> Result<Uuid, &'static str> {
-    name.strip_prefix("contacts/")
+/// `{collection}/{uuid}` → the uuid (hyphenated, not nil), else `None`.
+pub(crate) fn parse_resource_name(collection: &str, name: &str) -> Option<Uuid> {
+    name.strip_prefix(collection)
+        .and_then(|rest| rest.strip_prefix('/'))
         .filter(|id| id.len() == 36)
         .and_then(|id| Uuid::parse_str(id).ok())
         .filter(|id| !id.is_nil())
+}
+
+/// `contacts/{id}` → id.
+pub fn parse_contact_name(name: &str) -> Result<Uuid, &'static str> {
+    parse_resource_name("contacts", name)
         .ok_or("expected a contact name like \"contacts/0190f5c2-8a4e-7cc1-9c1e-2f8f4d1a2b3c\"")
 }
 
@@ -55,7 +61,7 @@ pub fn contact_name(id: Uuid) -> String {
     format!("contacts/{id}")
 }
 
-fn timestamp(time: SystemTime) -> Option<Timestamp> {
+pub(crate) fn timestamp(time: SystemTime) -> Option<Timestamp> {
     Some(Timestamp::from(time))
 }
 

@@ -5,8 +5,6 @@
 //! A route decision goes out as its channels only: the addresses routing
 //! picked (with their identity keys and wa_ids) stay inside the router.
 
-use std::time::SystemTime;
-
 use omniroute_channel::content::{
     Choice, Choices, ComponentType, Content, Media, MediaKind, ParameterValue, TemplateComponent,
 };
@@ -16,10 +14,9 @@ use omniroute_store::{
     Attempt, AttemptOutcome, ChannelOverride, Direction, Event, EventPayload, EventType, Message,
     MessageStatus, Priority, RouteDecision, SkipReason, StatusChange,
 };
-use prost_types::Timestamp;
 use uuid::Uuid;
 
-use super::convert::{category_to_pb, channel_to_pb, contact_name};
+use super::convert::{category_to_pb, channel_to_pb, contact_name, parse_resource_name, timestamp};
 
 /// The resource name of a message.
 pub fn message_name(id: Uuid) -> String {
@@ -28,15 +25,8 @@ pub fn message_name(id: Uuid) -> String {
 
 /// `messages/{id}` → id.
 pub fn parse_message_name(name: &str) -> Result<Uuid, &'static str> {
-    name.strip_prefix("messages/")
-        .filter(|id| id.len() == 36)
-        .and_then(|id| Uuid::parse_str(id).ok())
-        .filter(|id| !id.is_nil())
+    parse_resource_name("messages", name)
         .ok_or("expected a message name like \"messages/0190f5c2-8a4e-7cc1-9c1e-2f8f4d1a2b3c\"")
-}
-
-fn timestamp(time: SystemTime) -> Option<Timestamp> {
-    Some(Timestamp::from(time))
 }
 
 /// A channel that may be absent: `CHANNEL_UNSPECIFIED` (0) when it is.
@@ -372,7 +362,9 @@ pub fn event_to_pb(e: &Event) -> pb::Event {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use std::time::Duration;
+    use std::time::{Duration, SystemTime};
+
+    use prost_types::Timestamp;
 
     use omniroute_channel::Category;
     use omniroute_channel::content::{
