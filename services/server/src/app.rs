@@ -218,6 +218,7 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
             url: settings.store.url.expose().to_owned(),
             pool_size: settings.store.pool_size,
             connect_timeout: Duration::from_secs(settings.store.connect_timeout_secs),
+            writers: settings.store.writers,
         })
         .await
         .map_err(|e| {

@@ -286,6 +286,9 @@ pub struct StoreSettings {
     pub pool_size: usize,
     /// Seconds to wait for a PostgreSQL connection.
     pub connect_timeout_secs: u64,
+    /// PostgreSQL: tasks that commit accepted messages in groups, each
+    /// holding one pool connection while it writes.
+    pub writers: usize,
 }
 
 impl Default for StoreSettings {
@@ -295,6 +298,7 @@ impl Default for StoreSettings {
             path: PathBuf::from("data/omniroute.db"),
             pool_size: 16,
             connect_timeout_secs: 10,
+            writers: 4,
         }
     }
 }
@@ -305,12 +309,18 @@ impl Default for StoreSettings {
 pub struct ContactSettings {
     /// ISO 3166-1 alpha-2 region for phone numbers in national format.
     pub default_region: String,
+    /// Contacts kept in memory for routing sends (0: none).
+    pub cache_size: usize,
+    /// Seconds a cached contact is used before it is read again.
+    pub cache_ttl_secs: u64,
 }
 
 impl Default for ContactSettings {
     fn default() -> Self {
         ContactSettings {
             default_region: "US".to_owned(),
+            cache_size: 10_000,
+            cache_ttl_secs: 60,
         }
     }
 }
@@ -428,6 +438,12 @@ impl Settings {
         if self.store.pool_size == 0 {
             return Err(SettingsError::Invalid {
                 key: "store.pool_size",
+                reason: "must be at least 1".to_owned(),
+            });
+        }
+        if self.store.writers == 0 {
+            return Err(SettingsError::Invalid {
+                key: "store.writers",
                 reason: "must be at least 1".to_owned(),
             });
         }

@@ -90,6 +90,10 @@ pub enum StoreError {
     /// The message is being handed to the provider right now.
     #[error("messages/{0} is being sent right now")]
     Sending(Uuid),
+    /// The contact changed (or was merged) after the send was routed: route
+    /// it again on fresh data.
+    #[error("contacts/{0} changed while the message was routed")]
+    ContactChanged(Uuid),
     /// Only failed messages can be retried.
     #[error("messages/{id} is {status:?}; only failed messages can be retried")]
     NotRetryable {
@@ -204,17 +208,48 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     // ---- messaging pipeline ------------------------------------------------
 
-    /// Stores an outbound message, its dispatch job and a `MessageAccepted`
-    /// event in one transaction.
+    /// Stores outbound messages, each with its dispatch job and a
+    /// `MessageAccepted` event, and answers each on its own: one refused
+    /// message changes nothing and refuses no other. Nothing is answered
+    /// before it is durable.
     ///
     /// - Status: `Queued` with reason "scheduled" when `send_time` lies in the
     ///   future (the job is due then), else `Accepted` (due now). History
     ///   starts with that status.
     /// - `channel` is the first channel of the plan.
+    /// - The contact must still be at `contact_version` (the version its
+    ///   route was decided on), else [`StoreError::ContactChanged`]: route it
+    ///   again on fresh data. An erased contact is [`StoreError::Erased`].
     /// - With an idempotency key already used in the tenant: the same
     ///   `request_hash` returns [`Accepted::Replayed`] with the stored message
     ///   and writes nothing; another hash is [`StoreError::IdempotencyConflict`].
-    async fn accept_message(&self, tenant: &str, message: NewMessage) -> Result<Accepted>;
+    ///   The same holds between messages of one call.
+    ///
+    /// Implementations commit concurrent calls together (group commit): a
+    /// call waits at most for the commit in flight plus its own.
+    async fn accept_messages(
+        &self,
+        tenant: &str,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<Result<Accepted>>>;
+
+    /// [`Store::accept_messages`] for one message.
+    async fn accept_message(&self, tenant: &str, message: NewMessage) -> Result<Accepted> {
+        self.accept_messages(tenant, vec![message])
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::backend(std::io::Error::other("no answer"))))
+    }
+
+    /// What routing needs to know of the contacts these lookups find (each
+    /// resolved to its survivor when merged), in the order asked; `None`
+    /// where no contact matches. Read together, in as few round trips as
+    /// the backend allows.
+    async fn routing_contacts(
+        &self,
+        tenant: &str,
+        lookups: &[ContactLookup],
+    ) -> Result<Vec<Option<RoutingContact>>>;
 
     /// Reads a message.
     async fn get_message(&self, tenant: &str, id: Uuid) -> Result<Message>;
@@ -247,11 +282,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// waited for.
     async fn claim_jobs(&self, limit: usize, lease: Duration) -> Result<Vec<ClaimedJob>>;
 
-    /// Records the outcome of a claimed job in one transaction, only if the
-    /// job still carries `job.claim_token` (else returns `Ok(None)`: the lease
-    /// was lost and a newer attempt owns the job).
+    /// Records the outcomes of claimed jobs in one transaction, each only if
+    /// its job still carries `job.claim_token` (else `None` in its place: the
+    /// lease was lost and a newer attempt owns the job). Answers in the
+    /// order given.
     ///
-    /// Appends `attempt` (when given) to the message, then:
+    /// For each: appends `attempt` (when given) to the message, then:
     /// - `Sent`: deletes the job, sets the provider id, status `Sent`;
     /// - `RetryAt(t)`: releases the job due at `t`, status `Queued` with the
     ///   attempt's error as reason;
@@ -261,19 +297,42 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ///
     /// Each status change is applied with [`apply_status`] and written as an
     /// event (`MessageFailed` for failures, else `MessageStatusChanged`).
+    async fn complete_jobs(&self, completions: Vec<Completion>) -> Result<Vec<Option<Message>>>;
+
+    /// [`Store::complete_jobs`] for one job.
     async fn complete_job(
         &self,
         job: &ClaimedJob,
         attempt: Option<Attempt>,
         next: NextStep,
-    ) -> Result<Option<Message>>;
+    ) -> Result<Option<Message>> {
+        let completion = Completion {
+            job: job.clone(),
+            attempt,
+            next,
+        };
+        Ok(self.complete_jobs(vec![completion]).await?.pop().flatten())
+    }
 
-    /// Applies a provider's status report to the message it names (by our id
-    /// when given, else by channel and provider id, in any tenant) with
-    /// [`apply_status`]; writes a `MessageStatusChanged` event when anything
-    /// changed (`MessageFailed` when it failed). `Ok(None)` when no message
-    /// matches.
-    async fn apply_provider_status(&self, status: ProviderStatus) -> Result<Option<Message>>;
+    /// Applies providers' status reports in one transaction, in the order
+    /// given, each to the message it names (by our id when given, else by
+    /// channel and provider id, in any tenant) with [`apply_status`]; writes
+    /// a `MessageStatusChanged` event for each that changed anything
+    /// (`MessageFailed` when it failed). `None` in the place of a report that
+    /// matches no message. Several reports for one message apply in turn.
+    async fn apply_provider_statuses(
+        &self,
+        statuses: Vec<ProviderStatus>,
+    ) -> Result<Vec<Option<Message>>>;
+
+    /// [`Store::apply_provider_statuses`] for one report.
+    async fn apply_provider_status(&self, status: ProviderStatus) -> Result<Option<Message>> {
+        Ok(self
+            .apply_provider_statuses(vec![status])
+            .await?
+            .pop()
+            .flatten())
+    }
 
     /// Records a customer's message in one transaction: resolves the sender
     /// to the contact owning the address, or creates one (named after the

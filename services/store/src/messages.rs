@@ -308,6 +308,9 @@ pub struct RouteDecision {
 pub struct NewMessage {
     /// The recipient (already resolved, not a merged alias).
     pub contact_id: Uuid,
+    /// The contact's version the route was decided on: the message is
+    /// committed only while the contact is still at it.
+    pub contact_version: i64,
     /// The category.
     pub category: Category,
     /// The content.
@@ -531,6 +534,17 @@ pub struct ClaimedJob {
     pub channel_attempt: u32,
 }
 
+/// The outcome of one claimed job, for [`crate::Store::complete_jobs`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// The job as claimed (its claim token proves the lease).
+    pub job: ClaimedJob,
+    /// The attempt made, if one was.
+    pub attempt: Option<Attempt>,
+    /// What happens next.
+    pub next: NextStep,
+}
+
 /// What a worker decided after an attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NextStep {
@@ -700,6 +714,18 @@ pub struct EventFilter {
     pub contact_id: Option<Uuid>,
 }
 
+/// The JSON of `EventPayload::Message(message)`, without cloning the
+/// message into the payload first.
+pub(crate) fn message_payload_json(message: &Message) -> serde_json::Result<String> {
+    /// Mirrors [`EventPayload`]'s message variant (the same tag and name).
+    #[derive(Serialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    enum Payload<'a> {
+        Message(&'a Message),
+    }
+    serde_json::to_string(&Payload::Message(message))
+}
+
 /// A new event to append in the same transaction as the change it records.
 pub(crate) fn message_event(kind: EventType, message: &Message) -> NewEvent {
     NewEvent {
@@ -790,6 +816,97 @@ pub fn apply_status(
     true
 }
 
+/// What a completion does to the message's dispatch job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JobChange {
+    /// The job is done (sent or failed): delete it.
+    Delete,
+    /// Put it back in line, unleased.
+    Release {
+        /// When it is due.
+        due: SystemTime,
+        /// The plan index it tries next.
+        plan_index: usize,
+        /// Whether its channel attempts start again (a new channel).
+        restart_attempts: bool,
+    },
+}
+
+/// Why an attempt failed, in a few words for the status history.
+fn attempt_reason(attempt: &Attempt) -> String {
+    match (attempt.error_code.as_str(), attempt.error_message.as_str()) {
+        ("", "") => match attempt.outcome {
+            AttemptOutcome::Failed(class) => class.as_str().to_owned(),
+            AttemptOutcome::Accepted => String::new(),
+        },
+        (code, "") => code.to_owned(),
+        ("", message) => message.to_owned(),
+        (code, message) => format!("{code}: {message}"),
+    }
+}
+
+/// Applies the outcome of a claimed job to its message, in memory, as both
+/// stores do inside the transaction that holds the message's lock: appends
+/// the attempt, moves the status with [`apply_status`], and says what
+/// becomes of the job. Returns whether the status history changed (then an
+/// event is due) and the job change.
+pub(crate) fn apply_completion(
+    message: &mut Message,
+    plan_index: usize,
+    attempt: Option<Attempt>,
+    next: NextStep,
+    now: SystemTime,
+) -> (bool, JobChange) {
+    let reason = attempt.as_ref().map(attempt_reason).unwrap_or_default();
+    let channel = attempt.as_ref().map(|a| a.channel).or(message.channel);
+    if let Some(attempt) = attempt {
+        message.attempts.push(attempt);
+    }
+    message.update_time = now;
+    match next {
+        NextStep::Sent {
+            provider_message_id,
+        } => {
+            message.provider_message_id = Some(provider_message_id);
+            let changed = apply_status(message, MessageStatus::Sent, channel, "", now);
+            (changed, JobChange::Delete)
+        }
+        NextStep::RetryAt(due) => {
+            let reason = if reason.is_empty() { "retry" } else { &reason };
+            let changed = apply_status(message, MessageStatus::Queued, channel, reason, now);
+            let release = JobChange::Release {
+                due,
+                plan_index,
+                restart_attempts: false,
+            };
+            (changed, release)
+        }
+        NextStep::NextChannel(index) => {
+            let next_channel = message
+                .route
+                .as_ref()
+                .and_then(|r| r.plan.get(index))
+                .map(|p| p.channel);
+            message.channel = next_channel.or(message.channel);
+            let reason = format!(
+                "falling back to {}: {reason}",
+                message.channel.map(Channel::as_str).unwrap_or("?")
+            );
+            let changed = apply_status(message, MessageStatus::Queued, channel, &reason, now);
+            let release = JobChange::Release {
+                due: now,
+                plan_index: index,
+                restart_attempts: true,
+            };
+            (changed, release)
+        }
+        NextStep::Fail { reason } => {
+            let changed = apply_status(message, MessageStatus::Failed, channel, &reason, now);
+            (changed, JobChange::Delete)
+        }
+    }
+}
+
 /// Puts a failed message back in the queue on an operator's request: from the
 /// first channel of its plan, status `Queued`. The one move out of `Failed`.
 pub fn requeue_by_operator(message: &mut Message, now: SystemTime) {
@@ -836,6 +953,40 @@ mod tests {
         assert!(Queued.may_become(Canceled));
         assert!(!Sent.may_become(Canceled));
         assert!(!Sent.may_become(Queued));
+    }
+
+    #[test]
+    fn the_borrowed_payload_serializes_as_the_payload() {
+        let new = NewMessage {
+            contact_id: Uuid::now_v7(),
+            contact_version: 3,
+            category: Category::Transactional,
+            content: Content::Text(omniroute_channel::content::Text {
+                body: "hello".into(),
+                ..Default::default()
+            }),
+            overrides: Vec::new(),
+            route: RouteDecision {
+                plan: Vec::new(),
+                skipped: Vec::new(),
+                hold_until: None,
+                decide_time: SystemTime::UNIX_EPOCH,
+            },
+            priority: Priority::Normal,
+            correlation_ref: "order-1".into(),
+            metadata: BTreeMap::from([("k".to_owned(), "v".to_owned())]),
+            send_time: None,
+            expire_time: None,
+            reply_to: None,
+            idempotency_key: None,
+            request_hash: String::new(),
+        };
+        let (message, _) = outbound_message(new, SystemTime::now());
+        let owned = serde_json::to_string(&EventPayload::Message(Box::new(message.clone())))
+            .expect("serializes");
+        assert_eq!(message_payload_json(&message).expect("serializes"), owned);
+        let back: EventPayload = serde_json::from_str(&owned).expect("parses");
+        assert_eq!(back, EventPayload::Message(Box::new(message)));
     }
 
     #[test]

@@ -166,6 +166,33 @@ pub struct Contact {
     /// Until when WhatsApp's customer service window is open: 24 hours after
     /// the customer's last message. Free-form messages need it open.
     pub whatsapp_window_until: Option<SystemTime>,
+    /// Bumped by the database on every change to the contact, its identities,
+    /// preferences or consent records. A send carries the version its route
+    /// was decided on and is committed only while it still holds (see
+    /// [`crate::NewMessage::contact_version`]).
+    pub version: i64,
+}
+
+/// How a send names its contact.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ContactLookup {
+    /// By id (a merged id resolves to its survivor).
+    Id(Uuid),
+    /// By the company's reference.
+    ExternalRef(String),
+    /// By one identity: channel and normalized key.
+    Identity(Channel, String),
+}
+
+/// A contact with everything routing decides on: its identities, state and
+/// WhatsApp window (on the contact), preferences and consent state. Its
+/// `contact.version` is the version these were read at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingContact {
+    /// The contact (the survivor for a merged id).
+    pub contact: Contact,
+    /// Its preferences and derived consent state.
+    pub preferences: Preferences,
 }
 
 /// A contact to create.

@@ -70,6 +70,7 @@ pub fn pg_config(url: String) -> PgStoreConfig {
         url,
         pool_size: 4,
         connect_timeout: Duration::from_secs(10),
+        writers: 2,
     }
 }
 

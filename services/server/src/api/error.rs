@@ -142,6 +142,9 @@ fn store_status(error: StoreError) -> Status {
                 "an idempotency key names one request",
             ),
         ),
+        StoreError::ContactChanged(id) => Status::aborted(format!(
+            "contacts/{id} kept changing while the message was routed; send it again"
+        )),
         e @ (StoreError::NotCancelable { .. }
         | StoreError::Sending(_)
         | StoreError::NotRetryable { .. }) => Status::failed_precondition(e.to_string()),

@@ -2,16 +2,25 @@
 //!
 //! A send is validated whole, its recipient resolved (an unknown address
 //! creates the contact), its channel chosen by routing, and then the message,
-//! its dispatch job and its event are committed in one transaction before the
-//! call answers. From then on the dispatcher owns it.
+//! its dispatch job and its event are committed together before the call
+//! answers. From then on the dispatcher owns it.
+//!
+//! SendMessage and BatchSendMessages take the same path: the recipients of a
+//! call are read together (from the cache of `pipeline/recipients.rs`, the
+//! rest in one store call), and its messages are handed to the store in one
+//! call, which commits them with whatever else is being sent (group commit).
+//! A message routed on a contact that changed since it was read is routed
+//! again on fresh data; so is every refusal decided on cached data.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use omniroute_channel::{Address, Category, Channel, Content};
 use omniroute_proto::v1 as pb;
 use omniroute_store::{
-    ChannelOverride, Contact, ContactState, NewContact, NewMessage, Priority, StoreError,
+    ChannelOverride, ContactLookup, ContactState, NewContact, NewMessage, Priority, RoutingContact,
+    StoreError,
 };
 use pb::messaging_service_server::MessagingService;
 use serde::Serialize;
@@ -27,6 +36,8 @@ use crate::pipeline::routing;
 
 /// Most sends in one BatchSendMessages call.
 pub const MAX_BATCH: usize = 500;
+/// How often a send is routed again because its contact changed meanwhile.
+const ROUTING_ROUNDS: usize = 3;
 const MAX_REF_LEN: usize = 256;
 const MAX_METADATA: usize = 32;
 
@@ -77,8 +88,21 @@ struct Fingerprint<'a> {
     reply_to: Option<Uuid>,
 }
 
+impl Recipient {
+    /// How the store finds the contact.
+    fn lookup(&self) -> ContactLookup {
+        match self {
+            Recipient::Contact(id) => ContactLookup::Id(*id),
+            Recipient::ExternalRef(r) => ContactLookup::ExternalRef(r.clone()),
+            Recipient::Address(a) => ContactLookup::Identity(a.channel(), a.key().to_owned()),
+        }
+    }
+}
+
 impl Send {
-    fn request_hash(&self) -> String {
+    /// A digest of the request as routed (with the category routing used),
+    /// to tell a retry from another request under the same idempotency key.
+    fn request_hash(&self, category: Category) -> String {
         let recipient = match &self.recipient {
             Recipient::Contact(id) => format!("contact:{id}"),
             Recipient::ExternalRef(r) => format!("ref:{r}"),
@@ -86,7 +110,7 @@ impl Send {
         };
         let fingerprint = Fingerprint {
             recipient,
-            category: self.category,
+            category,
             content: &self.content,
             overrides: &self.overrides,
             channel: self.channel,
@@ -229,56 +253,103 @@ impl MessagingApi {
         })
     }
 
-    /// The contact a send goes to; an unknown address creates it.
-    async fn resolve(&self, tenant: &str, recipient: &Recipient) -> Result<Contact, ApiError> {
+    /// Creates the contact of a send to an unknown address (a concurrent
+    /// send may have created it first) and reads it for routing.
+    async fn create_recipient(
+        &self,
+        tenant: &Arc<str>,
+        address: &Address,
+    ) -> Result<Arc<RoutingContact>, ApiError> {
         let store = &self.ctx.store;
-        let contact = match recipient {
-            Recipient::Contact(id) => store.get_contact(tenant, *id).await?,
-            Recipient::ExternalRef(r) => {
-                store
-                    .find_by_external_ref(tenant, r)
-                    .await?
-                    .ok_or_else(|| {
-                        ApiError::NotFound("no contact has this external reference".into())
-                    })?
+        let created = store
+            .create_contact(
+                tenant,
+                NewContact {
+                    identities: vec![address.clone()],
+                    ..NewContact::default()
+                },
+            )
+            .await;
+        match created {
+            Ok(contact) => {
+                tracing::info!(contact = %contact.id, identity = %address, "contact created by a send")
             }
-            Recipient::Address(address) => {
-                let keys = [(address.channel(), address.key().to_owned())];
-                match store.find_by_keys(tenant, &keys).await? {
-                    Some(contact) => contact,
-                    None => {
-                        let created = store
-                            .create_contact(
-                                tenant,
-                                NewContact {
-                                    identities: vec![address.clone()],
-                                    ..NewContact::default()
-                                },
-                            )
-                            .await;
-                        match created {
-                            Ok(contact) => {
-                                tracing::info!(contact = %contact.id, identity = %address, "contact created by a send");
-                                contact
-                            }
-                            // A concurrent send created it first.
-                            Err(StoreError::IdentityTaken { .. }) => store
-                                .find_by_keys(tenant, &keys)
-                                .await?
-                                .ok_or_else(|| ApiError::NotFound("contact vanished".into()))?,
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                }
-            }
-        };
+            Err(StoreError::IdentityTaken { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let lookup = [ContactLookup::Identity(
+            address.channel(),
+            address.key().to_owned(),
+        )];
+        self.ctx
+            .recipients
+            .find(store.as_ref(), tenant, &lookup, true)
+            .await?
+            .pop()
+            .flatten()
+            .ok_or_else(|| ApiError::NotFound("contact vanished".into()))
+    }
+
+    /// Routes a validated send to its contact: the plan, the category (an
+    /// approved template's category wins), the channels' content checks.
+    fn route(
+        &self,
+        tenant: &str,
+        send: &Send,
+        recipient: &RoutingContact,
+    ) -> Result<NewMessage, ApiError> {
+        let contact = &recipient.contact;
         if contact.state == ContactState::Erased {
             return Err(ApiError::Precondition(format!(
                 "{} is erased",
                 convert::contact_name(contact.id)
             )));
         }
-        Ok(contact)
+        let now = omniroute_store::now();
+        let plan = |category| {
+            routing::plan(
+                send.channel,
+                category,
+                contact,
+                &recipient.preferences.channels,
+                &self.ctx.channels,
+                now,
+            )
+            .map_err(|e| ApiError::Precondition(e.to_string()))
+        };
+        let mut category = send.category;
+        let mut route = plan(category)?;
+        // A template's approved category is what the provider enforces: a
+        // marketing template is marketing whatever the caller said, so it
+        // meets the marketing opt-outs and priority.
+        if let Some(approved) = self.template_category(tenant, send, &route)
+            && approved != category
+        {
+            tracing::debug!(from = %category, to = %approved, "category taken from the approved template");
+            category = approved;
+            route = plan(category)?;
+        }
+        self.check_content(tenant, send, &route)?;
+        let request_hash = match send.idempotency_key {
+            Some(_) => send.request_hash(category),
+            None => String::new(),
+        };
+        Ok(NewMessage {
+            contact_id: contact.id,
+            contact_version: contact.version,
+            category,
+            content: send.content.clone(),
+            overrides: send.overrides.clone(),
+            route,
+            priority: send.priority.unwrap_or(Priority::for_category(category)),
+            correlation_ref: send.correlation_ref.clone(),
+            metadata: send.metadata.clone(),
+            send_time: send.send_time,
+            expire_time: send.expire_time,
+            reply_to: send.reply_to,
+            idempotency_key: send.idempotency_key.clone(),
+            request_hash,
+        })
     }
 
     /// The approved category of the template the first planned channel would
@@ -339,75 +410,139 @@ impl MessagingApi {
         v.finish()
     }
 
-    /// Accepts one send: validation, resolution, routing, one commit.
-    async fn send(
+    /// Accepts sends, each on its own: validation, recipients read
+    /// together, routing, one store call for all (see the module
+    /// documentation). Answers in request order.
+    async fn send_all(
         &self,
-        tenant: &str,
-        req: &pb::SendMessageRequest,
-    ) -> Result<omniroute_store::Message, ApiError> {
-        let mut send = self.validate(req)?;
-        let contact = self.resolve(tenant, &send.recipient).await?;
-        let preferences = self.ctx.store.get_preferences(tenant, contact.id).await?;
-        let now = omniroute_store::now();
-        let plan = |category| {
-            routing::plan(
-                send.channel,
-                category,
-                &contact,
-                &preferences.channels,
-                &self.ctx.channels,
-                now,
-            )
-            .map_err(|e| ApiError::Precondition(e.to_string()))
-        };
-        let mut route = plan(send.category)?;
-        // A template's approved category is what the provider enforces: a
-        // marketing template is marketing whatever the caller said, so it
-        // meets the marketing opt-outs and priority.
-        if let Some(category) = self.template_category(tenant, &send, &route)
-            && category != send.category
-        {
-            tracing::debug!(from = %send.category, to = %category, "category taken from the approved template");
-            send.category = category;
-            route = plan(category)?;
-        }
-        self.check_content(tenant, &send, &route)?;
-        let request_hash = send.request_hash();
-        let accepted = self
-            .ctx
-            .store
-            .accept_message(
-                tenant,
-                NewMessage {
-                    contact_id: contact.id,
-                    category: send.category,
-                    content: send.content,
-                    overrides: send.overrides,
-                    route,
-                    priority: send
-                        .priority
-                        .unwrap_or(Priority::for_category(send.category)),
-                    correlation_ref: send.correlation_ref,
-                    metadata: send.metadata,
-                    send_time: send.send_time,
-                    expire_time: send.expire_time,
-                    reply_to: send.reply_to,
-                    idempotency_key: send.idempotency_key,
-                    request_hash,
-                },
-            )
-            .await?;
-        let message = accepted.message().clone();
-        match accepted {
-            omniroute_store::Accepted::New(_) => {
-                tracing::debug!(message_id = %message.id, contact = %message.contact_id, "message accepted")
-            }
-            omniroute_store::Accepted::Replayed(_) => {
-                tracing::debug!(message_id = %message.id, "idempotent replay")
+        tenant: &Arc<str>,
+        requests: &[pb::SendMessageRequest],
+    ) -> Vec<Result<omniroute_store::Message, ApiError>> {
+        let store = self.ctx.store.as_ref();
+        let mut answers: Vec<Option<Result<omniroute_store::Message, ApiError>>> =
+            (0..requests.len()).map(|_| None).collect();
+        let mut pending: Vec<(usize, Send)> = Vec::with_capacity(requests.len());
+        for (index, request) in requests.iter().enumerate() {
+            match self.validate(request) {
+                Ok(send) => pending.push((index, send)),
+                Err(e) => answers[index] = Some(Err(e)),
             }
         }
-        Ok(message)
+        // Round 0 may route on cached contacts; later rounds read afresh
+        // what changed or was refused.
+        for round in 0..ROUTING_ROUNDS {
+            if pending.is_empty() {
+                break;
+            }
+            let fresh = round > 0;
+            let last = round + 1 == ROUTING_ROUNDS;
+            let lookups: Vec<ContactLookup> =
+                pending.iter().map(|(_, s)| s.recipient.lookup()).collect();
+            let found = match self
+                .ctx
+                .recipients
+                .find(store, tenant, &lookups, fresh)
+                .await
+            {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::error!(error = %error_chain(&e), "reading the recipients failed");
+                    for (index, _) in pending.drain(..) {
+                        answers[index] = Some(Err(failed("reading the recipients failed")));
+                    }
+                    break;
+                }
+            };
+            let mut again = Vec::new();
+            let mut routed: Vec<(usize, Send, NewMessage)> = Vec::with_capacity(pending.len());
+            for ((index, send), found) in pending.into_iter().zip(found) {
+                let recipient = match (found, &send.recipient) {
+                    (Some(recipient), _) => Ok(recipient),
+                    (None, Recipient::Address(address)) => {
+                        self.create_recipient(tenant, address).await
+                    }
+                    (None, Recipient::Contact(id)) => Err(StoreError::NotFound {
+                        resource: "contacts",
+                        id: id.to_string(),
+                    }
+                    .into()),
+                    (None, Recipient::ExternalRef(_)) => Err(ApiError::NotFound(
+                        "no contact has this external reference".into(),
+                    )),
+                };
+                match recipient.and_then(|r| self.route(tenant, &send, &r)) {
+                    Ok(message) => routed.push((index, send, message)),
+                    // Not refused on what may be stale: decided again afresh.
+                    Err(_) if !fresh => again.push((index, send)),
+                    Err(e) => answers[index] = Some(Err(e)),
+                }
+            }
+            let messages = routed.iter().map(|(_, _, m)| m.clone()).collect();
+            let accepted = match store.accept_messages(tenant, messages).await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::error!(error = %error_chain(&e), "accepting messages failed");
+                    routed
+                        .iter()
+                        .map(|_| {
+                            Err(StoreError::Backend(Box::new(std::io::Error::other(
+                                "accepting messages failed",
+                            ))))
+                        })
+                        .collect()
+                }
+            };
+            for ((index, send, message), result) in routed.into_iter().zip(accepted) {
+                match result {
+                    Ok(accepted) => {
+                        if let omniroute_store::Accepted::Replayed(m) = &accepted {
+                            tracing::debug!(message_id = %m.id, "idempotent replay");
+                        }
+                        let message = match accepted {
+                            omniroute_store::Accepted::New(m)
+                            | omniroute_store::Accepted::Replayed(m) => m,
+                        };
+                        answers[index] = Some(Ok(message));
+                    }
+                    Err(StoreError::ContactChanged(id)) if !last => {
+                        self.ctx
+                            .recipients
+                            .forget(tenant, &send.recipient.lookup(), id);
+                        again.push((index, send));
+                    }
+                    Err(e) => {
+                        tracing::debug!(contact = %message.contact_id, error = %e, "send refused by the store");
+                        answers[index] = Some(Err(e.into()));
+                    }
+                }
+            }
+            pending = again;
+        }
+        answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| Err(ApiError::Precondition("not routed".into()))))
+            .collect()
     }
+}
+
+/// A store failure shared by several sends, each answered with its own
+/// (generic) error; the cause was logged once.
+fn failed(what: &str) -> ApiError {
+    ApiError::Store(StoreError::Backend(Box::new(std::io::Error::other(
+        what.to_owned(),
+    ))))
+}
+
+/// An error with its causes, for a log line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }
 
 /// A batch item's error, as a unary call would have answered it.
@@ -555,7 +690,11 @@ impl MessagingService for MessagingApi {
         request: Request<pb::SendMessageRequest>,
     ) -> Result<Response<pb::SendMessageResponse>, Status> {
         let tenant = self.ctx.tenant(&request);
-        let message = self.send(&tenant, request.get_ref()).await?;
+        let message = self
+            .send_all(&tenant, std::slice::from_ref(request.get_ref()))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(ApiError::Precondition("not routed".into())))?;
         Ok(Response::new(pb::SendMessageResponse {
             message: Some(message_convert::message_to_pb(&message)),
         }))
@@ -573,18 +712,19 @@ impl MessagingService for MessagingApi {
                 ApiError::invalid("requests", format!("1 to {MAX_BATCH} sends per call")).into(),
             );
         }
-        let mut results = Vec::with_capacity(requests.len());
-        for item in requests {
-            let result = match self.send(&tenant, item).await {
-                Ok(message) => {
-                    pb::batch_send_result::Result::Message(message_convert::message_to_pb(&message))
-                }
-                Err(error) => pb::batch_send_result::Result::Error(item_error(error)),
-            };
-            results.push(pb::BatchSendResult {
-                result: Some(result),
-            });
-        }
+        let results = self
+            .send_all(&tenant, requests)
+            .await
+            .into_iter()
+            .map(|result| pb::BatchSendResult {
+                result: Some(match result {
+                    Ok(message) => pb::batch_send_result::Result::Message(
+                        message_convert::message_to_pb(&message),
+                    ),
+                    Err(error) => pb::batch_send_result::Result::Error(item_error(error)),
+                }),
+            })
+            .collect();
         Ok(Response::new(pb::BatchSendMessagesResponse { results }))
     }
 

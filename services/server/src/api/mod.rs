@@ -30,6 +30,7 @@ pub use pending::CallbackApi;
 pub use preferences::PreferenceApi;
 
 use crate::pipeline::dispatcher::Adapters;
+use crate::pipeline::recipients::Recipients;
 use crate::settings::Settings;
 use page_token::PageTokens;
 
@@ -46,6 +47,8 @@ pub struct ApiContext {
     channels: Arc<[Channel]>,
     /// The adapters, for their content checks.
     adapters: Adapters,
+    /// Contacts for routing sends, cached.
+    recipients: Arc<Recipients>,
 }
 
 impl ApiContext {
@@ -53,7 +56,12 @@ impl ApiContext {
     pub fn new(store: Arc<dyn Store>, settings: &Settings, adapters: Adapters) -> ApiContext {
         let mut channels: Vec<Channel> = adapters.keys().copied().collect();
         channels.sort();
+        let recipients = Recipients::new(
+            settings.contacts.cache_size,
+            std::time::Duration::from_secs(settings.contacts.cache_ttl_secs),
+        );
         ApiContext {
+            recipients: Arc::new(recipients),
             channels: Arc::from(channels),
             adapters,
             store,

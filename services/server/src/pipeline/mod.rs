@@ -3,6 +3,7 @@
 //! it.
 
 pub mod dispatcher;
+pub mod recipients;
 pub mod reconcile;
 pub mod routing;
 pub mod statuses;

@@ -134,6 +134,7 @@ mod tests {
             update_time: now,
             erasure: None,
             whatsapp_window_until: None,
+            version: 1,
         }
     }
 

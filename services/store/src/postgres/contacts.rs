@@ -87,7 +87,7 @@ pub(super) async fn load_contacts(
     let contacts_stmt = c
         .prepare_cached(
             "SELECT id, state, display_name, locale, time_zone, external_ref, labels, attributes,
-                    create_time, update_time, erase_time, erasure, whatsapp_window_until
+                    create_time, update_time, erase_time, erasure, whatsapp_window_until, version
              FROM contacts WHERE tenant = $1 AND id = ANY($2)",
         )
         .await
@@ -148,6 +148,7 @@ pub(super) async fn load_contacts(
                     )
                 }),
                 whatsapp_window_until: r.get(12),
+                version: r.get(13),
             },
         );
     }
@@ -371,27 +372,28 @@ pub(super) async fn read_consents(
         .query(&stmt, &[&tenant, &id, &after, &limit])
         .await
         .map_err(db)?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| {
-            Some(ConsentRecord {
-                id: r.get(0),
-                contact_id: id,
-                channel: Channel::parse(r.get(1))?,
-                category: Category::parse(r.get(2))?,
-                action: if r.get::<_, i16>(3) == 2 {
-                    ConsentAction::Revoke
-                } else {
-                    ConsentAction::Grant
-                },
-                source: r.get(4),
-                legal_basis: LegalBasis::from_code(r.get(5)),
-                evidence: r.get(6),
-                record_time: r.get(7),
-                create_time: r.get(8),
-            })
-        })
-        .collect())
+    Ok(rows.iter().filter_map(|r| consent_at(r, 0, id)).collect())
+}
+
+/// A consent record whose columns (as [`read_consents`] selects them) start
+/// at column `o`; `None` for a channel or category this build does not know.
+fn consent_at(r: &tokio_postgres::Row, o: usize, contact_id: Uuid) -> Option<ConsentRecord> {
+    Some(ConsentRecord {
+        id: r.get(o),
+        contact_id,
+        channel: Channel::parse(r.get(o + 1))?,
+        category: Category::parse(r.get(o + 2))?,
+        action: if r.get::<_, i16>(o + 3) == 2 {
+            ConsentAction::Revoke
+        } else {
+            ConsentAction::Grant
+        },
+        source: r.get(o + 4),
+        legal_basis: LegalBasis::from_code(r.get(o + 5)),
+        evidence: r.get(o + 6),
+        record_time: r.get(o + 7),
+        create_time: r.get(o + 8),
+    })
 }
 
 pub(super) async fn read_preferences(
@@ -419,4 +421,163 @@ pub(super) async fn read_preferences(
         consents: derive_consents(&records),
         update_time: row.get(3),
     })
+}
+
+/// See [`crate::Store::routing_contacts`]: one round trip resolves every
+/// lookup, one loads the contacts with their identities, one their
+/// preferences and consent records.
+///
+/// The queries run outside a transaction, in order: the contact rows (with
+/// their versions) first, everything else after. So what is read is never
+/// older than the version read, and a send routed on it is committed only
+/// if nothing changed since (else it is routed again).
+pub(super) async fn routing_contacts(
+    c: &impl GenericClient,
+    tenant: &str,
+    lookups: &[ContactLookup],
+) -> Result<Vec<Option<RoutingContact>>> {
+    let mut ids = Vec::new();
+    let mut refs = Vec::new();
+    let mut channels = Vec::new();
+    let mut keys = Vec::new();
+    for lookup in lookups {
+        match lookup {
+            ContactLookup::Id(id) => ids.push(*id),
+            ContactLookup::ExternalRef(r) => refs.push(r.as_str()),
+            ContactLookup::Identity(channel, key) => {
+                channels.push(channel.as_str());
+                keys.push(key.as_str());
+            }
+        }
+    }
+    let by_id = async {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let stmt = c
+            .prepare_cached(
+                "SELECT c.id, COALESCE(t.id, c.id) FROM contacts c
+                 LEFT JOIN contacts t ON c.state = 3 AND t.tenant = c.tenant AND t.id = c.merged_into
+                 WHERE c.tenant = $1 AND c.id = ANY($2)",
+            )
+            .await?;
+        c.query(&stmt, &[&tenant, &ids]).await
+    };
+    let by_ref = async {
+        if refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let stmt = c
+            .prepare_cached(
+                "SELECT external_ref, id FROM contacts WHERE tenant = $1 AND external_ref = ANY($2)",
+            )
+            .await?;
+        c.query(&stmt, &[&tenant, &refs]).await
+    };
+    let by_key = async {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let stmt = c
+            .prepare_cached(
+                "SELECT i.channel, i.key, i.contact_id FROM identities i
+                 JOIN unnest($2::text[], $3::text[]) AS k(channel, key)
+                   ON i.channel = k.channel AND i.key = k.key
+                 WHERE i.tenant = $1",
+            )
+            .await?;
+        c.query(&stmt, &[&tenant, &channels, &keys]).await
+    };
+    let (by_id, by_ref, by_key) = tokio::try_join!(by_id, by_ref, by_key).map_err(db)?;
+    let by_id: HashMap<Uuid, Uuid> = by_id.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let by_ref: HashMap<&str, Uuid> = by_ref.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let by_key: HashMap<(&str, &str), Uuid> = by_key
+        .iter()
+        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+        .collect();
+    let resolved: Vec<Option<Uuid>> = lookups
+        .iter()
+        .map(|lookup| match lookup {
+            ContactLookup::Id(id) => by_id.get(id).copied(),
+            ContactLookup::ExternalRef(r) => by_ref.get(r.as_str()).copied(),
+            ContactLookup::Identity(channel, key) => {
+                by_key.get(&(channel.as_str(), key.as_str())).copied()
+            }
+        })
+        .collect();
+    let mut wanted: Vec<Uuid> = resolved.iter().flatten().copied().collect();
+    wanted.sort();
+    wanted.dedup();
+    if wanted.is_empty() {
+        return Ok(resolved.iter().map(|_| None).collect());
+    }
+    let preferences_stmt = c
+        .prepare_cached(
+            "SELECT id, preferences, time_zone, locale, preferences_update_time
+             FROM contacts WHERE tenant = $1 AND id = ANY($2)",
+        )
+        .await
+        .map_err(db)?;
+    let consents_stmt = c
+        .prepare_cached(
+            "SELECT contact_id, id, channel, category, action, source, legal_basis, evidence,
+                    record_time, create_time
+             FROM consent_records WHERE tenant = $1 AND contact_id = ANY($2) ORDER BY id",
+        )
+        .await
+        .map_err(db)?;
+    // The contact rows, with their versions, are read first (see above).
+    let contacts = load_contacts(c, tenant, &wanted).await?;
+    let (preference_rows, consent_rows) = tokio::try_join!(
+        async {
+            c.query(&preferences_stmt, &[&tenant, &wanted])
+                .await
+                .map_err(db)
+        },
+        async {
+            c.query(&consents_stmt, &[&tenant, &wanted])
+                .await
+                .map_err(db)
+        },
+    )?;
+    let mut records: HashMap<Uuid, Vec<ConsentRecord>> = HashMap::new();
+    for r in &consent_rows {
+        let contact_id: Uuid = r.get(0);
+        if let Some(record) = consent_at(r, 1, contact_id) {
+            records.entry(contact_id).or_default().push(record);
+        }
+    }
+    let mut preferences: HashMap<Uuid, Preferences> = HashMap::new();
+    for r in &preference_rows {
+        let id: Uuid = r.get(0);
+        let channels: serde_json::Value = r.get(1);
+        preferences.insert(
+            id,
+            Preferences {
+                contact_id: id,
+                channels: serde_json::from_value(channels).unwrap_or_default(),
+                time_zone: r.get(2),
+                locale: r.get(3),
+                consents: derive_consents(records.get(&id).map_or(&[][..], Vec::as_slice)),
+                update_time: r.get(4),
+            },
+        );
+    }
+    let loaded: HashMap<Uuid, RoutingContact> = contacts
+        .into_iter()
+        .filter_map(|contact| {
+            let preferences = preferences.remove(&contact.id)?;
+            Some((
+                contact.id,
+                RoutingContact {
+                    contact,
+                    preferences,
+                },
+            ))
+        })
+        .collect();
+    Ok(resolved
+        .iter()
+        .map(|id| id.and_then(|id| loaded.get(&id).cloned()))
+        .collect())
 }

@@ -1,22 +1,22 @@
 //! The messaging pipeline on PostgreSQL: messages, dispatch jobs, events.
 //!
-//! - Accepting a message writes the message, its job and its event in one
-//!   transaction; the caller is answered only after it committed.
-//! - Workers claim due jobs with `FOR UPDATE SKIP LOCKED` in one short
-//!   statement and hold them by lease (a time and a claim token); no
-//!   transaction is open while a provider is called. A completion carries the
-//!   token and is refused when the lease was lost, so a late worker never
-//!   overwrites a newer attempt.
-//! - Every transaction that writes events or jobs also sends
-//!   `NOTIFY omniroute_changes`, delivered to other replicas at commit.
+//! Accepting (group commit) lives in `accept.rs`, claiming and completing
+//! jobs and applying provider statuses in `dispatch.rs`; this file reads
+//! messages and events, cancels and retries, records inbound messages, and
+//! holds the row helpers they share.
+//!
+//! Every write is one short transaction; whoever commits events or jobs
+//! signals the change afterwards (`signals.rs`: in-process wake-ups, and
+//! `NOTIFY omniroute_changes` to other replicas).
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use deadpool_postgres::GenericClient;
 use omniroute_channel::{Category, Channel, Content};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use super::json::{RawJson, column, optional_column};
 use super::{PgStore, db};
 use crate::messages::*;
 use crate::model::now;
@@ -27,15 +27,8 @@ pub(super) const MESSAGE_COLUMNS: &str = "id, contact_id, direction, category, c
      status, content, overrides, correlation_ref, metadata, send_time, expire_time, reply_to, \
      history, attempts, route, provider_message_id, create_time, update_time";
 
-/// The notification channel replicas listen on.
-pub(super) const CHANGES_CHANNEL: &str = "omniroute_changes";
-
-fn json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value> {
-    serde_json::to_value(value).map_err(StoreError::backend)
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T> {
-    serde_json::from_value(value).map_err(StoreError::backend)
+fn json<T: serde::Serialize>(value: &T) -> Result<RawJson> {
+    RawJson::of(value)
 }
 
 pub(super) fn message_from_row(r: &Row) -> Result<Message> {
@@ -43,7 +36,7 @@ pub(super) fn message_from_row(r: &Row) -> Result<Message> {
 }
 
 /// Reads a message whose [`MESSAGE_COLUMNS`] start at column `o`.
-fn message_at(r: &Row, o: usize) -> Result<Message> {
+pub(super) fn message_at(r: &Row, o: usize) -> Result<Message> {
     let category: &str = r.get(o + 3);
     let channel: Option<&str> = r.get(o + 4);
     Ok(Message {
@@ -58,19 +51,16 @@ fn message_at(r: &Row, o: usize) -> Result<Message> {
         channel: channel.and_then(Channel::parse),
         priority: Priority::from_code(r.get(o + 5)),
         status: MessageStatus::from_code(r.get(o + 6)),
-        content: from_json(r.get(o + 7))?,
-        overrides: from_json(r.get(o + 8))?,
+        content: column(r, o + 7)?,
+        overrides: column(r, o + 8)?,
         correlation_ref: r.get(o + 9),
-        metadata: from_json(r.get(o + 10))?,
+        metadata: column(r, o + 10)?,
         send_time: r.get(o + 11),
         expire_time: r.get(o + 12),
         reply_to: r.get(o + 13),
-        history: from_json(r.get(o + 14))?,
-        attempts: from_json(r.get(o + 15))?,
-        route: r
-            .get::<_, Option<serde_json::Value>>(o + 16)
-            .map(from_json)
-            .transpose()?,
+        history: column(r, o + 14)?,
+        attempts: column(r, o + 15)?,
+        route: optional_column(r, o + 16)?,
         provider_message_id: r.get(o + 17),
         create_time: r.get(o + 18),
         update_time: r.get(o + 19),
@@ -78,7 +68,11 @@ fn message_at(r: &Row, o: usize) -> Result<Message> {
 }
 
 /// Locks and reads one message of a tenant.
-async fn lock_message(c: &impl GenericClient, tenant: &str, id: Uuid) -> Result<Message> {
+pub(super) async fn lock_message(
+    c: &impl GenericClient,
+    tenant: &str,
+    id: Uuid,
+) -> Result<Message> {
     let row = c
         .query_opt(
             &format!(
@@ -101,25 +95,62 @@ fn message_not_found(id: Uuid) -> StoreError {
 
 /// Writes the fields of a message that change after acceptance.
 async fn write_message(c: &impl GenericClient, tenant: &str, m: &Message) -> Result<()> {
+    write_messages(c, &[(tenant, m)]).await
+}
+
+/// Writes the fields of messages that change after acceptance, in one
+/// statement.
+pub(super) async fn write_messages(
+    c: &impl GenericClient,
+    messages: &[(&str, &Message)],
+) -> Result<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let tenants: Vec<&str> = messages.iter().map(|(t, _)| *t).collect();
+    let ids: Vec<Uuid> = messages.iter().map(|(_, m)| m.id).collect();
+    let statuses: Vec<i16> = messages.iter().map(|(_, m)| m.status.code()).collect();
+    let channels: Vec<Option<&str>> = messages
+        .iter()
+        .map(|(_, m)| m.channel.map(Channel::as_str))
+        .collect();
+    let histories = messages
+        .iter()
+        .map(|(_, m)| json(&m.history))
+        .collect::<Result<Vec<_>>>()?;
+    let attempts = messages
+        .iter()
+        .map(|(_, m)| json(&m.attempts))
+        .collect::<Result<Vec<_>>>()?;
+    let provider_ids: Vec<Option<&str>> = messages
+        .iter()
+        .map(|(_, m)| m.provider_message_id.as_deref())
+        .collect();
+    let times: Vec<SystemTime> = messages.iter().map(|(_, m)| m.update_time).collect();
     let stmt = c
         .prepare_cached(
-            "UPDATE messages SET status = $3, channel = $4, history = $5, attempts = $6,
-                    provider_message_id = $7, update_time = $8
-             WHERE tenant = $1 AND id = $2",
+            "UPDATE messages m SET status = u.status, channel = u.channel, history = u.history,
+                    attempts = u.attempts, provider_message_id = u.provider_message_id,
+                    update_time = u.update_time
+             FROM unnest($1::text[], $2::uuid[], $3::smallint[], $4::text[], $5::jsonb[],
+                         $6::jsonb[], $7::text[], $8::timestamptz[])
+                  AS u(tenant, id, status, channel, history, attempts, provider_message_id,
+                       update_time)
+             WHERE m.tenant = u.tenant AND m.id = u.id",
         )
         .await
         .map_err(db)?;
     c.execute(
         &stmt,
         &[
-            &tenant,
-            &m.id,
-            &m.status.code(),
-            &m.channel.map(Channel::as_str),
-            &json(&m.history)?,
-            &json(&m.attempts)?,
-            &m.provider_message_id,
-            &m.update_time,
+            &tenants,
+            &ids,
+            &statuses,
+            &channels,
+            &histories,
+            &attempts,
+            &provider_ids,
+            &times,
         ],
     )
     .await
@@ -127,134 +158,65 @@ async fn write_message(c: &impl GenericClient, tenant: &str, m: &Message) -> Res
     Ok(())
 }
 
-/// Appends events (one multi-row insert) and notifies other replicas at commit.
+/// Appends events of one tenant (one multi-row insert).
 pub(super) async fn append_events(
     c: &impl GenericClient,
     tenant: &str,
     events: &[NewEvent],
     time: SystemTime,
 ) -> Result<()> {
+    let events: Vec<(&str, &NewEvent)> = events.iter().map(|e| (tenant, e)).collect();
+    insert_events(c, &events, time).await
+}
+
+/// Appends events of any tenants, in order (one multi-row insert). Whoever
+/// commits them signals the change afterwards (see `signals.rs`).
+pub(super) async fn insert_events(
+    c: &impl GenericClient,
+    events: &[(&str, &NewEvent)],
+    time: SystemTime,
+) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let types: Vec<i16> = events.iter().map(|e| e.kind.code()).collect();
-    let contacts: Vec<Option<Uuid>> = events.iter().map(|e| e.contact_id).collect();
-    let messages: Vec<Option<Uuid>> = events.iter().map(|e| e.message_id).collect();
-    let refs: Vec<&str> = events.iter().map(|e| e.correlation_ref.as_str()).collect();
+    let tenants: Vec<&str> = events.iter().map(|(t, _)| *t).collect();
+    let types: Vec<i16> = events.iter().map(|(_, e)| e.kind.code()).collect();
+    let contacts: Vec<Option<Uuid>> = events.iter().map(|(_, e)| e.contact_id).collect();
+    let messages: Vec<Option<Uuid>> = events.iter().map(|(_, e)| e.message_id).collect();
+    let refs: Vec<&str> = events
+        .iter()
+        .map(|(_, e)| e.correlation_ref.as_str())
+        .collect();
     let metadata = events
         .iter()
-        .map(|e| json(&e.metadata))
+        .map(|(_, e)| json(&e.metadata))
         .collect::<Result<Vec<_>>>()?;
     let payloads = events
         .iter()
-        .map(|e| json(&e.payload))
+        .map(|(_, e)| json(&e.payload))
         .collect::<Result<Vec<_>>>()?;
     let stmt = c
         .prepare_cached(
             "INSERT INTO events (tenant, type, time, contact_id, message_id, correlation_ref, metadata, payload)
-             SELECT $1, t, $2, c, m, r, md, p
-             FROM unnest($3::smallint[], $4::uuid[], $5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[])
-                  AS e(t, c, m, r, md, p)",
+             SELECT tn, t, $1, c, m, r, md, p
+             FROM unnest($2::text[], $3::smallint[], $4::uuid[], $5::uuid[], $6::text[],
+                         $7::jsonb[], $8::jsonb[]) WITH ORDINALITY AS e(tn, t, c, m, r, md, p, n)
+             ORDER BY n",
         )
         .await
         .map_err(db)?;
     c.execute(
         &stmt,
         &[
-            &tenant, &time, &types, &contacts, &messages, &refs, &metadata, &payloads,
+            &time, &tenants, &types, &contacts, &messages, &refs, &metadata, &payloads,
         ],
     )
     .await
     .map_err(db)?;
-    c.execute("SELECT pg_notify($1, '')", &[&CHANGES_CHANNEL])
-        .await
-        .map_err(db)?;
     Ok(())
 }
 
 impl PgStore {
-    pub(super) async fn accept(&self, tenant: &str, new: NewMessage) -> Result<Accepted> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db)?;
-        if let Some(key) = &new.idempotency_key
-            && let Some(found) = replay(&tx, tenant, key, &new.request_hash).await?
-        {
-            return Ok(found);
-        }
-        let now = now();
-        if new.route.plan.is_empty() {
-            return Err(StoreError::backend(std::io::Error::other(
-                "empty route plan",
-            )));
-        }
-        let key = new.idempotency_key.clone();
-        let hash = new.request_hash.clone();
-        let (message, due) = outbound_message(new, now);
-        let stmt = tx
-            .prepare_cached(
-                "INSERT INTO messages (tenant, id, contact_id, direction, category, channel, priority,
-                        status, content, overrides, correlation_ref, metadata, send_time, expire_time,
-                        reply_to, history, attempts, route, idempotency_key, request_hash,
-                        create_time, update_time)
-                 VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, '[]',
-                         $16, $17, $18, $19, $19)
-                 ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
-            )
-            .await
-            .map_err(db)?;
-        let inserted = tx
-            .execute(
-                &stmt,
-                &[
-                    &tenant,
-                    &message.id,
-                    &message.contact_id,
-                    &message.category.as_str(),
-                    &message.channel.map(Channel::as_str),
-                    &message.priority.code(),
-                    &message.status.code(),
-                    &json(&message.content)?,
-                    &json(&message.overrides)?,
-                    &message.correlation_ref,
-                    &json(&message.metadata)?,
-                    &message.send_time,
-                    &message.expire_time,
-                    &message.reply_to,
-                    &json(&message.history)?,
-                    &json(&message.route)?,
-                    &key,
-                    &hash,
-                    &now,
-                ],
-            )
-            .await
-            .map_err(db)?;
-        if inserted == 0 {
-            // A concurrent request with the same key committed first.
-            drop(tx);
-            let client = self.client().await?;
-            return replay(&client, tenant, key.as_deref().unwrap_or_default(), &hash)
-                .await?
-                .ok_or_else(|| StoreError::backend(std::io::Error::other("idempotency race")));
-        }
-        tx.execute(
-            "INSERT INTO dispatch_jobs (message_id, tenant, priority, due_time) VALUES ($1, $2, $3, $4)",
-            &[&message.id, &tenant, &message.priority.code(), &due],
-        )
-        .await
-        .map_err(db)?;
-        append_events(
-            &tx,
-            tenant,
-            &[message_event(EventType::MessageAccepted, &message)],
-            now,
-        )
-        .await?;
-        tx.commit().await.map_err(db)?;
-        self.bump();
-        Ok(Accepted::New(message))
-    }
-
     pub(super) async fn message(&self, tenant: &str, id: Uuid) -> Result<Message> {
         let client = self.client().await?;
         let row = client
@@ -360,218 +322,6 @@ impl PgStore {
         tx.commit().await.map_err(db)?;
         self.bump();
         Ok(message)
-    }
-
-    pub(super) async fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<ClaimedJob>> {
-        let client = self.client().await?;
-        let now = now();
-        let until = now + lease;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let stmt = client
-            .prepare_cached(
-                "WITH due AS (
-                     SELECT message_id FROM dispatch_jobs
-                     WHERE due_time <= $1 AND (lease_until IS NULL OR lease_until < $1)
-                     ORDER BY priority, due_time, message_id
-                     LIMIT $2
-                     FOR UPDATE SKIP LOCKED
-                 )
-                 UPDATE dispatch_jobs j
-                 SET lease_until = $3, claim_token = gen_random_uuid(),
-                     channel_attempt = j.channel_attempt + 1
-                 FROM due WHERE j.message_id = due.message_id
-                 RETURNING j.tenant, j.message_id, j.claim_token, j.plan_index, j.channel_attempt, j.priority, j.due_time",
-            )
-            .await
-            .map_err(db)?;
-        let mut jobs = client
-            .query(&stmt, &[&now, &limit, &until])
-            .await
-            .map_err(db)?;
-        if jobs.is_empty() {
-            return Ok(Vec::new());
-        }
-        // Keep the dispatch order the claim chose.
-        jobs.sort_by_key(|r| {
-            (
-                r.get::<_, i16>(5),
-                r.get::<_, SystemTime>(6),
-                r.get::<_, Uuid>(1),
-            )
-        });
-        let ids: Vec<Uuid> = jobs.iter().map(|r| r.get(1)).collect();
-        let rows = client
-            .query(
-                &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ANY($1)"),
-                &[&ids],
-            )
-            .await
-            .map_err(db)?;
-        let mut by_id = std::collections::HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let message = message_from_row(row)?;
-            by_id.insert(message.id, message);
-        }
-        Ok(jobs
-            .iter()
-            .filter_map(|r| {
-                let message = by_id.remove(&r.get::<_, Uuid>(1))?;
-                Some(ClaimedJob {
-                    tenant: r.get(0),
-                    message,
-                    claim_token: r.get(2),
-                    plan_index: usize::try_from(r.get::<_, i32>(3)).unwrap_or(0),
-                    channel_attempt: u32::try_from(r.get::<_, i32>(4)).unwrap_or(1),
-                })
-            })
-            .collect())
-    }
-
-    pub(super) async fn complete(
-        &self,
-        job: &ClaimedJob,
-        attempt: Option<Attempt>,
-        next: NextStep,
-    ) -> Result<Option<Message>> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db)?;
-        let id = job.message.id;
-        let held = tx
-            .query_opt(
-                "SELECT 1 FROM dispatch_jobs WHERE message_id = $1 AND claim_token = $2 FOR UPDATE",
-                &[&id, &job.claim_token],
-            )
-            .await
-            .map_err(db)?;
-        if held.is_none() {
-            return Ok(None);
-        }
-        let tenant = job.tenant.as_str();
-        let mut message = lock_message(&tx, tenant, id).await?;
-        let before = message.status;
-        let now = now();
-        let reason = attempt
-            .as_ref()
-            .map(|a| {
-                if a.error_message.is_empty() {
-                    a.error_code.clone()
-                } else {
-                    format!("{}: {}", a.error_code, a.error_message)
-                }
-            })
-            .unwrap_or_default();
-        let channel = attempt.as_ref().map(|a| a.channel).or(message.channel);
-        if let Some(attempt) = attempt {
-            message.attempts.push(attempt);
-        }
-        let changed = match next {
-            NextStep::Sent {
-                provider_message_id,
-            } => {
-                tx.execute("DELETE FROM dispatch_jobs WHERE message_id = $1", &[&id])
-                    .await
-                    .map_err(db)?;
-                message.provider_message_id = Some(provider_message_id);
-                apply_status(&mut message, MessageStatus::Sent, channel, "", now)
-            }
-            NextStep::RetryAt(due) => {
-                tx.execute(
-                    "UPDATE dispatch_jobs SET due_time = $2, lease_until = NULL, claim_token = NULL
-                     WHERE message_id = $1",
-                    &[&id, &due],
-                )
-                .await
-                .map_err(db)?;
-                apply_status(&mut message, MessageStatus::Queued, channel, &reason, now)
-            }
-            NextStep::NextChannel(index) => {
-                let next_channel = message
-                    .route
-                    .as_ref()
-                    .and_then(|r| r.plan.get(index))
-                    .map(|p| p.channel);
-                let index = i32::try_from(index).unwrap_or(i32::MAX);
-                tx.execute(
-                    "UPDATE dispatch_jobs SET plan_index = $2, channel_attempt = 0, due_time = $3,
-                            lease_until = NULL, claim_token = NULL
-                     WHERE message_id = $1",
-                    &[&id, &index, &now],
-                )
-                .await
-                .map_err(db)?;
-                message.channel = next_channel.or(message.channel);
-                let reason = format!(
-                    "falling back to {}: {reason}",
-                    message.channel.map(Channel::as_str).unwrap_or("?")
-                );
-                apply_status(&mut message, MessageStatus::Queued, channel, &reason, now)
-            }
-            NextStep::Fail { reason } => {
-                tx.execute("DELETE FROM dispatch_jobs WHERE message_id = $1", &[&id])
-                    .await
-                    .map_err(db)?;
-                apply_status(&mut message, MessageStatus::Failed, channel, &reason, now)
-            }
-        };
-        message.update_time = now;
-        write_message(&tx, tenant, &message).await?;
-        if changed {
-            append_events(&tx, tenant, &[status_event(before, &message)], now).await?;
-        }
-        tx.commit().await.map_err(db)?;
-        self.bump();
-        Ok(Some(message))
-    }
-
-    pub(super) async fn provider_status(&self, report: ProviderStatus) -> Result<Option<Message>> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db)?;
-        let row = match report.message_id {
-            Some(id) => tx
-                .query_opt(
-                    &format!(
-                        "SELECT tenant, {MESSAGE_COLUMNS} FROM messages WHERE id = $1 FOR UPDATE"
-                    ),
-                    &[&id],
-                )
-                .await
-                .map_err(db)?,
-            None => tx
-                .query_opt(
-                    &format!(
-                        "SELECT tenant, {MESSAGE_COLUMNS} FROM messages
-                         WHERE channel = $1 AND provider_message_id = $2
-                         ORDER BY create_time DESC LIMIT 1 FOR UPDATE"
-                    ),
-                    &[&report.channel.as_str(), &report.provider_message_id],
-                )
-                .await
-                .map_err(db)?,
-        };
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let tenant: String = row.get(0);
-        let mut message = message_at(&row, 1)?;
-        let before = message.status;
-        let now = now();
-        if message.provider_message_id.is_none() && !report.provider_message_id.is_empty() {
-            message.provider_message_id = Some(report.provider_message_id.clone());
-        }
-        let changed = apply_status(
-            &mut message,
-            report.status,
-            Some(report.channel),
-            &report.reason,
-            now,
-        );
-        if changed {
-            write_message(&tx, &tenant, &message).await?;
-            append_events(&tx, &tenant, &[status_event(before, &message)], now).await?;
-            tx.commit().await.map_err(db)?;
-            self.bump();
-        }
-        Ok(Some(message))
     }
 
     pub(super) async fn inbound(&self, tenant: &str, inbound: NewInbound) -> Result<Received> {
@@ -745,8 +495,8 @@ impl PgStore {
                     contact_id: r.get(4),
                     message_id: r.get(5),
                     correlation_ref: r.get(6),
-                    metadata: from_json(r.get(7))?,
-                    payload: from_json(r.get(8))?,
+                    metadata: column(r, 7)?,
+                    payload: column(r, 8)?,
                 })
             })
             .collect()
@@ -806,7 +556,7 @@ impl PgStore {
 
 /// Looks up an idempotency key: the stored message when the request is the
 /// same, a conflict when it differs, `None` when the key is new.
-async fn replay(
+pub(super) async fn replay(
     c: &impl GenericClient,
     tenant: &str,
     key: &str,

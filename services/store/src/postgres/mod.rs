@@ -9,11 +9,15 @@
 //! together on one connection (tokio-postgres pipelines them), and lists load
 //! the identities of a whole page in one query.
 
+mod accept;
 mod contacts;
+mod dispatch;
+mod json;
 mod messages;
+mod signals;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -24,12 +28,13 @@ use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 use crate::messages::{
-    Accepted, Attempt, ClaimedJob, Cursor, Event, EventFilter, EventType, Message, NewInbound,
-    NewMessage, NextStep, ProviderStatus, Received, contact_event, erased_event,
+    Accepted, ClaimedJob, Completion, Cursor, Event, EventFilter, EventType, Message, NewInbound,
+    NewMessage, ProviderStatus, Received, contact_event, erased_event,
 };
 use crate::model::*;
 use crate::{Result, Store, StoreError, dedup_addresses};
 use contacts::*;
+use signals::{AbortOnDrop, Signals, spawn_listener, spawn_notifier};
 
 /// Versioned migrations, applied in order; each runs once per database.
 const MIGRATIONS: &[(i32, &str)] = &[
@@ -45,6 +50,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         3,
         include_str!("../../migrations/postgres/0003_inbound.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_contact_versions.sql"),
+    ),
 ];
 
 /// Serializes migrations of replicas that start together.
@@ -59,6 +68,9 @@ pub struct PgStoreConfig {
     pub pool_size: usize,
     /// How long to wait for a connection before failing a call.
     pub connect_timeout: Duration,
+    /// Writer tasks that commit accepted messages in groups (see
+    /// `postgres/accept.rs`); each holds a pool connection while it writes.
+    pub writers: usize,
 }
 
 /// The PostgreSQL store.
@@ -66,63 +78,12 @@ pub struct PgStoreConfig {
 pub struct PgStore {
     pool: Pool,
     /// Bumped after our own commits and on NOTIFY from other replicas.
-    changes: Arc<watch::Sender<u64>>,
-    /// Stops the LISTEN connection when the last clone of the store is dropped.
-    _listener: Arc<AbortOnDrop>,
-}
-
-/// Aborts a background task when dropped.
-#[derive(Debug)]
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Listens for `NOTIFY omniroute_changes` on a dedicated connection and bumps
-/// `changes` for each; reconnects after a pause when the connection drops.
-fn spawn_listener(
-    config: tokio_postgres::Config,
-    changes: Weak<watch::Sender<u64>>,
-) -> AbortOnDrop {
-    AbortOnDrop(tokio::spawn(async move {
-        loop {
-            match config.connect(NoTls).await {
-                Ok((client, mut connection)) => {
-                    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-                    // The connection ends by itself once `client` is dropped.
-                    tokio::spawn(async move {
-                        while let Some(Ok(message)) =
-                            std::future::poll_fn(|cx| connection.poll_message(cx)).await
-                        {
-                            if let tokio_postgres::AsyncMessage::Notification(_) = message
-                                && tx.send(()).is_err()
-                            {
-                                break;
-                            }
-                        }
-                    });
-                    let listen = format!("LISTEN {}", messages::CHANGES_CHANNEL);
-                    if client.batch_execute(&listen).await.is_ok() {
-                        while rx.recv().await.is_some() {
-                            match changes.upgrade() {
-                                Some(changes) => changes.send_modify(|n| *n += 1),
-                                None => return,
-                            }
-                        }
-                    }
-                    tracing::warn!("postgres LISTEN connection lost; reconnecting");
-                }
-                Err(e) => tracing::warn!(error = %e, "postgres LISTEN connection failed; retrying"),
-            }
-            if changes.strong_count() == 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }))
+    signals: Arc<Signals>,
+    /// The group-commit writers of accepted messages.
+    accepts: accept::AcceptQueue,
+    /// The LISTEN and NOTIFY tasks, stopped when the last clone of the store
+    /// is dropped.
+    _tasks: Arc<[AbortOnDrop; 2]>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -159,20 +120,24 @@ impl PgStore {
             .create_timeout(Some(config.connect_timeout))
             .build()
             .map_err(StoreError::backend)?;
-        let changes = Arc::new(watch::Sender::new(0));
-        let listener = spawn_listener(listener_config, Arc::downgrade(&changes));
+        let signals = Signals::new();
+        let listener = spawn_listener(listener_config, Arc::downgrade(&signals));
+        let notifier = spawn_notifier(pool.clone(), Arc::clone(&signals));
+        let accepts = accept::start(pool.clone(), Arc::clone(&signals), config.writers);
         let store = PgStore {
             pool,
-            changes,
-            _listener: Arc::new(listener),
+            signals,
+            accepts,
+            _tasks: Arc::new([listener, notifier]),
         };
         store.migrate().await?;
         Ok(store)
     }
 
-    /// Signals a commit that wrote events or jobs to this process's readers.
+    /// Signals a commit that wrote events or jobs, here and to other
+    /// replicas.
     fn bump(&self) {
-        self.changes.send_modify(|n| *n += 1);
+        self.signals.bump();
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
@@ -679,8 +644,21 @@ impl Store for PgStore {
         })
     }
 
-    async fn accept_message(&self, tenant: &str, message: NewMessage) -> Result<Accepted> {
-        self.accept(tenant, message).await
+    async fn accept_messages(
+        &self,
+        tenant: &str,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<Result<Accepted>>> {
+        self.accept_many(tenant, messages).await
+    }
+
+    async fn routing_contacts(
+        &self,
+        tenant: &str,
+        lookups: &[ContactLookup],
+    ) -> Result<Vec<Option<RoutingContact>>> {
+        let client = self.client().await?;
+        routing_contacts(&client, tenant, lookups).await
     }
 
     async fn get_message(&self, tenant: &str, id: Uuid) -> Result<Message> {
@@ -709,17 +687,15 @@ impl Store for PgStore {
         self.claim(limit, lease).await
     }
 
-    async fn complete_job(
-        &self,
-        job: &ClaimedJob,
-        attempt: Option<Attempt>,
-        next: NextStep,
-    ) -> Result<Option<Message>> {
-        self.complete(job, attempt, next).await
+    async fn complete_jobs(&self, completions: Vec<Completion>) -> Result<Vec<Option<Message>>> {
+        self.complete(completions).await
     }
 
-    async fn apply_provider_status(&self, status: ProviderStatus) -> Result<Option<Message>> {
-        self.provider_status(status).await
+    async fn apply_provider_statuses(
+        &self,
+        statuses: Vec<ProviderStatus>,
+    ) -> Result<Vec<Option<Message>>> {
+        self.provider_statuses(statuses).await
     }
 
     async fn record_inbound(&self, tenant: &str, inbound: NewInbound) -> Result<Received> {
@@ -749,6 +725,6 @@ impl Store for PgStore {
     }
 
     fn changes(&self) -> watch::Receiver<u64> {
-        self.changes.subscribe()
+        self.signals.changes.subscribe()
     }
 }

@@ -4,7 +4,7 @@
 //! methods in `mod.rs`.
 
 use omniroute_channel::{Address, Category, Channel};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
 use super::{db, events, from_json, json, messages, uuid_col};
@@ -12,11 +12,7 @@ use crate::model::*;
 use crate::{Result, StoreError};
 
 /// The id a (possibly merged) id resolves to, with its state.
-pub(super) fn resolve(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    id: Uuid,
-) -> Result<(Uuid, ContactState)> {
+pub(super) fn resolve(tx: &Connection, tenant: &str, id: Uuid) -> Result<(Uuid, ContactState)> {
     let row: Option<(i16, Option<String>)> = tx
         .prepare_cached("SELECT state, merged_into FROM contacts WHERE tenant = ?1 AND id = ?2")
         .map_err(db)?
@@ -35,18 +31,18 @@ pub(super) fn resolve(
 }
 
 /// Resolves and requires an active contact.
-pub(super) fn resolve_active(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<Uuid> {
+pub(super) fn resolve_active(tx: &Connection, tenant: &str, id: Uuid) -> Result<Uuid> {
     match resolve(tx, tenant, id)? {
         (id, ContactState::Active) => Ok(id),
         (id, _) => Err(StoreError::Erased(id)),
     }
 }
 
-pub(super) fn load_contact(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<Contact> {
+pub(super) fn load_contact(tx: &Connection, tenant: &str, id: Uuid) -> Result<Contact> {
     let mut stmt = tx
         .prepare_cached(
             "SELECT state, display_name, locale, time_zone, external_ref, labels, attributes,
-                    create_time, update_time, erase_time, erasure, whatsapp_window_until
+                    create_time, update_time, erase_time, erasure, whatsapp_window_until, version
              FROM contacts WHERE tenant = ?1 AND id = ?2",
         )
         .map_err(db)?;
@@ -78,6 +74,7 @@ pub(super) fn load_contact(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Resu
                     )
                 }),
                 whatsapp_window_until: r.get::<_, Option<i64>>(11)?.map(from_micros),
+                version: r.get(12)?,
             })
         })
         .optional()
@@ -129,7 +126,7 @@ pub(super) fn load_contact(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Resu
 }
 
 pub(super) fn check_external_ref(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     tenant: &str,
     external_ref: Option<&str>,
     except: Uuid,
@@ -157,7 +154,7 @@ pub(super) fn check_external_ref(
 
 /// Links an address to a contact, refusing one owned by another contact.
 pub(super) fn link(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     tenant: &str,
     id: Uuid,
     address: &Address,
@@ -216,7 +213,7 @@ pub(super) fn link(
 }
 
 pub(super) fn write_profile(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     tenant: &str,
     id: Uuid,
     p: &Profile,
@@ -243,7 +240,7 @@ pub(super) fn write_profile(
     Ok(())
 }
 
-pub(super) fn touch(tx: &Transaction<'_>, tenant: &str, id: Uuid, now: i64) -> Result<()> {
+pub(super) fn touch(tx: &Connection, tenant: &str, id: Uuid, now: i64) -> Result<()> {
     tx.prepare_cached("UPDATE contacts SET update_time = ?3 WHERE tenant = ?1 AND id = ?2")
         .map_err(db)?
         .execute(params![tenant, id.to_string(), now])
@@ -251,11 +248,7 @@ pub(super) fn touch(tx: &Transaction<'_>, tenant: &str, id: Uuid, now: i64) -> R
     Ok(())
 }
 
-pub(super) fn read_preferences(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    id: Uuid,
-) -> Result<Preferences> {
+pub(super) fn read_preferences(tx: &Connection, tenant: &str, id: Uuid) -> Result<Preferences> {
     let (channels, time_zone, locale, updated): (String, String, String, Option<i64>) = tx
         .prepare_cached(
             "SELECT preferences, time_zone, locale, preferences_update_time
@@ -278,7 +271,7 @@ pub(super) fn read_preferences(
 }
 
 pub(super) fn read_consents(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     tenant: &str,
     id: Uuid,
     after: Option<Uuid>,
@@ -343,7 +336,7 @@ pub(super) fn read_consents(
 
 /// Erases a contact inside a transaction; returns the tombstone and whether
 /// anything was written (erasing twice writes nothing).
-pub(super) fn erase(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<(Contact, bool)> {
+pub(super) fn erase(tx: &Connection, tenant: &str, id: Uuid) -> Result<(Contact, bool)> {
     let (id, state) = resolve(tx, tenant, id)?;
     if state == ContactState::Erased {
         return Ok((load_contact(tx, tenant, id)?, false));
@@ -386,4 +379,45 @@ pub(super) fn erase(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<(Con
         from_micros(now),
     )?;
     Ok((load_contact(tx, tenant, id)?, true))
+}
+
+/// One lookup of [`crate::Store::routing_contacts`], inside the caller's
+/// read transaction (one snapshot: the version read is the data's).
+pub(super) fn routing_contact(
+    tx: &Connection,
+    tenant: &str,
+    lookup: &ContactLookup,
+) -> Result<Option<RoutingContact>> {
+    let id = match lookup {
+        ContactLookup::Id(id) => match resolve(tx, tenant, *id) {
+            Ok((id, _)) => Some(id),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        },
+        ContactLookup::ExternalRef(external_ref) => tx
+            .prepare_cached("SELECT id FROM contacts WHERE tenant = ?1 AND external_ref = ?2")
+            .map_err(db)?
+            .query_row(params![tenant, external_ref], |r| r.get::<_, String>(0))
+            .optional()
+            .map_err(db)?
+            .map(uuid_col),
+        ContactLookup::Identity(channel, key) => tx
+            .prepare_cached(
+                "SELECT contact_id FROM identities WHERE tenant = ?1 AND channel = ?2 AND key = ?3",
+            )
+            .map_err(db)?
+            .query_row(params![tenant, channel.as_str(), key], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()
+            .map_err(db)?
+            .map(uuid_col),
+    };
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    Ok(Some(RoutingContact {
+        contact: load_contact(tx, tenant, id)?,
+        preferences: read_preferences(tx, tenant, id)?,
+    }))
 }

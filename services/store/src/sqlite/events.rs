@@ -7,7 +7,7 @@
 
 use std::time::SystemTime;
 
-use rusqlite::{Transaction, params};
+use rusqlite::{Connection, params};
 use uuid::Uuid;
 
 use super::{db, json};
@@ -18,7 +18,7 @@ use crate::{Result, StoreError};
 /// Appends an event in the caller's transaction, so it commits (or not) with
 /// the change it records.
 pub(super) fn append(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     tenant: &str,
     event: &NewEvent,
     time: SystemTime,
@@ -45,7 +45,7 @@ pub(super) fn append(
 
 /// Events of a tenant after a cursor, in log order.
 pub(super) fn read(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     tenant: &str,
     after: Cursor,
     filter: &EventFilter,
@@ -111,7 +111,7 @@ pub(super) fn read(
 }
 
 /// The position of the tenant's newest event (the origin when it has none).
-pub(super) fn head(tx: &Transaction<'_>, tenant: &str) -> Result<Cursor> {
+pub(super) fn head(tx: &Connection, tenant: &str) -> Result<Cursor> {
     let seq: i64 = tx
         .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events WHERE tenant = ?1")
         .map_err(db)?
@@ -121,7 +121,7 @@ pub(super) fn head(tx: &Transaction<'_>, tenant: &str) -> Result<Cursor> {
 }
 
 /// Deletes every event older than `before`, in all tenants.
-pub(super) fn prune(tx: &Transaction<'_>, before: SystemTime) -> Result<u64> {
+pub(super) fn prune(tx: &Connection, before: SystemTime) -> Result<u64> {
     let deleted = tx
         .prepare_cached("DELETE FROM events WHERE time < ?1")
         .map_err(db)?
@@ -133,7 +133,7 @@ pub(super) fn prune(tx: &Transaction<'_>, before: SystemTime) -> Result<u64> {
 /// Empties the events about an erased contact, including those written under
 /// ids merged into it before (they name the retired id, and their message
 /// payloads hold the same personal data).
-pub(super) fn redact_contact(tx: &Transaction<'_>, tenant: &str, contact_id: Uuid) -> Result<()> {
+pub(super) fn redact_contact(tx: &Connection, tenant: &str, contact_id: Uuid) -> Result<()> {
     tx.prepare_cached(
         "UPDATE events SET payload = ?3, metadata = '{}', correlation_ref = ''
          WHERE tenant = ?1

@@ -11,12 +11,12 @@ use std::time::{Duration, SystemTime};
 use omniroute_channel::content::Text;
 use omniroute_channel::{Category, Channel, Content};
 use rusqlite::types::Type;
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
 use super::{db, events, json, resolve};
 use crate::messages::*;
-use crate::model::{from_micros, now, to_micros};
+use crate::model::{ContactState, from_micros, now, to_micros};
 use crate::{Result, StoreError};
 
 /// The columns [`message_row`] reads, in its order.
@@ -95,7 +95,7 @@ fn message_not_found(id: Uuid) -> StoreError {
 }
 
 /// Reads a message of a tenant.
-pub(super) fn get(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<Message> {
+pub(super) fn get(tx: &Connection, tenant: &str, id: Uuid) -> Result<Message> {
     tx.prepare_cached(concat!(
         "SELECT ",
         message_columns!(),
@@ -110,7 +110,7 @@ pub(super) fn get(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<Messag
 
 /// Writes back everything about a message that can change after it was
 /// stored.
-fn save(tx: &Transaction<'_>, tenant: &str, m: &Message) -> Result<()> {
+fn save(tx: &Connection, tenant: &str, m: &Message) -> Result<()> {
     tx.prepare_cached(
         "UPDATE messages SET contact_id = ?3, channel = ?4, status = ?5, content = ?6,
                 overrides = ?7, correlation_ref = ?8, metadata = ?9, history = ?10,
@@ -141,7 +141,7 @@ fn save(tx: &Transaction<'_>, tenant: &str, m: &Message) -> Result<()> {
 /// Logs a status change: `MessageFailed` when this change failed the
 /// message, else `MessageStatusChanged`.
 fn record_change(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     tenant: &str,
     before: MessageStatus,
     m: &Message,
@@ -156,7 +156,7 @@ struct Job {
     claim_token: Option<String>,
 }
 
-fn load_job(tx: &Transaction<'_>, id: Uuid) -> Result<Option<Job>> {
+fn load_job(tx: &Connection, id: Uuid) -> Result<Option<Job>> {
     tx.prepare_cached("SELECT lease_until, claim_token FROM dispatch_jobs WHERE message_id = ?1")
         .map_err(db)?
         .query_row(params![id.to_string()], |r| {
@@ -170,7 +170,7 @@ fn load_job(tx: &Transaction<'_>, id: Uuid) -> Result<Option<Job>> {
 }
 
 /// Creates (or replaces) the message's job, unleased, on a plan index.
-fn put_job(tx: &Transaction<'_>, tenant: &str, m: &Message, due: SystemTime) -> Result<()> {
+fn put_job(tx: &Connection, tenant: &str, m: &Message, due: SystemTime) -> Result<()> {
     tx.prepare_cached(
         "INSERT OR REPLACE INTO dispatch_jobs
                 (message_id, tenant, priority, due_time, plan_index, channel_attempt,
@@ -189,7 +189,7 @@ fn put_job(tx: &Transaction<'_>, tenant: &str, m: &Message, due: SystemTime) -> 
 }
 
 /// Deletes the message's job; returns whether there was one.
-fn delete_job(tx: &Transaction<'_>, id: Uuid) -> Result<bool> {
+fn delete_job(tx: &Connection, id: Uuid) -> Result<bool> {
     let deleted = tx
         .prepare_cached("DELETE FROM dispatch_jobs WHERE message_id = ?1")
         .map_err(db)?
@@ -201,7 +201,7 @@ fn delete_job(tx: &Transaction<'_>, id: Uuid) -> Result<bool> {
 /// Puts a leased job back in line: due at `due`, on `plan_index`, with its
 /// channel attempts kept or restarted.
 fn release_job(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     id: Uuid,
     due: SystemTime,
     plan_index: usize,
@@ -226,7 +226,7 @@ fn release_job(
 
 /// Stores a new outbound message, its job and its `MessageAccepted` event,
 /// or answers from the idempotency key.
-pub(super) fn accept(tx: &Transaction<'_>, tenant: &str, new: NewMessage) -> Result<Accepted> {
+pub(super) fn accept(tx: &Connection, tenant: &str, new: NewMessage) -> Result<Accepted> {
     if let Some(key) = &new.idempotency_key {
         let used: Option<(String, String)> = tx
             .prepare_cached(
@@ -246,6 +246,28 @@ pub(super) fn accept(tx: &Transaction<'_>, tenant: &str, new: NewMessage) -> Res
         }
     }
 
+    if new.route.plan.is_empty() {
+        return Err(StoreError::backend(std::io::Error::other(
+            "empty route plan",
+        )));
+    }
+    // The route was decided on this version of the contact; a change since
+    // means routing again.
+    let contact: Option<(i64, i16)> = tx
+        .prepare_cached("SELECT version, state FROM contacts WHERE tenant = ?1 AND id = ?2")
+        .map_err(db)?
+        .query_row(params![tenant, new.contact_id.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+        .map_err(db)?;
+    match contact.map(|(version, state)| (version, ContactState::from_code(state))) {
+        Some((version, ContactState::Active)) if version == new.contact_version => {}
+        Some((version, ContactState::Erased)) if version == new.contact_version => {
+            return Err(StoreError::Erased(new.contact_id));
+        }
+        _ => return Err(StoreError::ContactChanged(new.contact_id)),
+    }
     let now = now();
     let key = new.idempotency_key.clone();
     let hash = new.request_hash.clone();
@@ -294,7 +316,7 @@ pub(super) fn accept(tx: &Transaction<'_>, tenant: &str, new: NewMessage) -> Res
 
 /// Records a customer's message (see [`crate::Store::record_inbound`]).
 pub(super) fn record_inbound(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     tenant: &str,
     inbound: NewInbound,
 ) -> Result<Received> {
@@ -415,7 +437,7 @@ pub(super) fn record_inbound(
 
 /// A contact's messages, newest first, strictly older than `before`.
 pub(super) fn list(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     tenant: &str,
     contact_id: Uuid,
     before: Option<Uuid>,
@@ -447,7 +469,7 @@ pub(super) fn list(
 
 /// Sent messages that heard nothing since `sent_before`, oldest first.
 pub(super) fn stale_sent(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     sent_before: SystemTime,
     limit: usize,
 ) -> Result<Vec<Message>> {
@@ -472,7 +494,7 @@ pub(super) fn stale_sent(
 }
 
 /// Cancels a pending message that no worker is sending right now.
-pub(super) fn cancel(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<Message> {
+pub(super) fn cancel(tx: &Connection, tenant: &str, id: Uuid) -> Result<Message> {
     let mut m = get(tx, tenant, id)?;
     if !m.status.is_pending() {
         return Err(StoreError::NotCancelable {
@@ -503,7 +525,7 @@ pub(super) fn cancel(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<Mes
 }
 
 /// Requeues a failed message from the first channel of its plan.
-pub(super) fn retry(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<Message> {
+pub(super) fn retry(tx: &Connection, tenant: &str, id: Uuid) -> Result<Message> {
     let mut m = get(tx, tenant, id)?;
     if m.status != MessageStatus::Failed {
         return Err(StoreError::NotRetryable {
@@ -522,11 +544,7 @@ pub(super) fn retry(tx: &Transaction<'_>, tenant: &str, id: Uuid) -> Result<Mess
 }
 
 /// Leases up to `limit` due jobs of any tenant, in (priority, due time) order.
-pub(super) fn claim(
-    tx: &Transaction<'_>,
-    limit: usize,
-    lease: Duration,
-) -> Result<Vec<ClaimedJob>> {
+pub(super) fn claim(tx: &Connection, limit: usize, lease: Duration) -> Result<Vec<ClaimedJob>> {
     let now = to_micros(now());
     let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
     let due: Vec<(String, String, i64, i64)> = tx
@@ -567,22 +585,9 @@ pub(super) fn claim(
     Ok(claimed)
 }
 
-/// Why an attempt failed, in a few words for the status history.
-fn attempt_reason(attempt: &Attempt) -> String {
-    if !attempt.error_message.is_empty() {
-        attempt.error_message.clone()
-    } else if !attempt.error_code.is_empty() {
-        attempt.error_code.clone()
-    } else if let AttemptOutcome::Failed(class) = attempt.outcome {
-        class.as_str().to_owned()
-    } else {
-        String::new()
-    }
-}
-
 /// Records a claimed job's outcome, unless its lease was lost.
 pub(super) fn complete(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     job: &ClaimedJob,
     attempt: Option<Attempt>,
     next: NextStep,
@@ -598,46 +603,18 @@ pub(super) fn complete(
     let tenant = job.tenant.as_str();
     let mut m = get(tx, tenant, id)?;
     let now = now();
-    let reason = attempt.as_ref().map(attempt_reason).unwrap_or_default();
-    if let Some(attempt) = attempt {
-        m.attempts.push(attempt);
-        m.update_time = now;
-    }
     let before = m.status;
-    let changed = match next {
-        NextStep::Sent {
-            provider_message_id,
-        } => {
+    let (changed, change) = apply_completion(&mut m, job.plan_index, attempt, next, now);
+    match change {
+        JobChange::Delete => {
             delete_job(tx, id)?;
-            m.provider_message_id = Some(provider_message_id);
-            let channel = m.channel;
-            apply_status(&mut m, MessageStatus::Sent, channel, "", now)
         }
-        NextStep::RetryAt(due) => {
-            release_job(tx, id, due, job.plan_index, false)?;
-            let reason = if reason.is_empty() { "retry" } else { &reason };
-            let channel = m.channel;
-            apply_status(&mut m, MessageStatus::Queued, channel, reason, now)
-        }
-        NextStep::NextChannel(index) => {
-            release_job(tx, id, now, index, true)?;
-            if let Some(planned) = m.route.as_ref().and_then(|r| r.plan.get(index)) {
-                m.channel = Some(planned.channel);
-            }
-            let reason = if reason.is_empty() {
-                "next channel"
-            } else {
-                &reason
-            };
-            let channel = m.channel;
-            apply_status(&mut m, MessageStatus::Queued, channel, reason, now)
-        }
-        NextStep::Fail { reason } => {
-            delete_job(tx, id)?;
-            let channel = m.channel;
-            apply_status(&mut m, MessageStatus::Failed, channel, &reason, now)
-        }
-    };
+        JobChange::Release {
+            due,
+            plan_index,
+            restart_attempts,
+        } => release_job(tx, id, due, plan_index, restart_attempts)?,
+    }
     save(tx, tenant, &m)?;
     if changed {
         record_change(tx, tenant, before, &m, now)?;
@@ -647,7 +624,7 @@ pub(super) fn complete(
 
 /// Applies a provider's report; returns the message and whether it changed.
 pub(super) fn apply_provider_status(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     report: &ProviderStatus,
 ) -> Result<Option<(Message, bool)>> {
     let found: Option<(String, String)> = match report.message_id {
@@ -698,12 +675,7 @@ pub(super) fn apply_provider_status(
 }
 
 /// Moves a retired contact's messages to the survivor of a merge.
-pub(super) fn move_messages(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    from: Uuid,
-    to: Uuid,
-) -> Result<()> {
+pub(super) fn move_messages(tx: &Connection, tenant: &str, from: Uuid, to: Uuid) -> Result<()> {
     tx.prepare_cached("UPDATE messages SET contact_id = ?3 WHERE tenant = ?1 AND contact_id = ?2")
         .map_err(db)?
         .execute(params![tenant, from.to_string(), to.to_string()])
@@ -716,7 +688,7 @@ pub(super) fn move_messages(
 ///
 /// The status history is kept (it holds no personal data); everything the
 /// caller or the customer wrote, and every address, goes.
-pub(super) fn erase_messages(tx: &Transaction<'_>, tenant: &str, contact_id: Uuid) -> Result<i32> {
+pub(super) fn erase_messages(tx: &Connection, tenant: &str, contact_id: Uuid) -> Result<i32> {
     let ids: Vec<String> = tx
         .prepare_cached("SELECT id FROM messages WHERE tenant = ?1 AND contact_id = ?2")
         .map_err(db)?

@@ -2,10 +2,12 @@
 //! configured.
 //!
 //! Durability: the file runs in WAL mode with `synchronous=FULL`, so every
-//! committed transaction is fsynced before the call returns. All access goes
-//! through one connection behind a mutex on tokio's blocking pool: SQLite
-//! allows one writer at a time anyway, and one connection keeps every
-//! transaction serializable without busy retries.
+//! committed transaction is fsynced before the call returns. Every write
+//! goes to one writer thread that commits the writes queued meanwhile
+//! together, each in its own savepoint (see `writer.rs`): SQLite allows one
+//! writer at a time anyway, and one writer keeps every write serializable
+//! without busy retries. Reads run on read connections and never wait for
+//! writes.
 //!
 //! Contacts live here; messages and jobs in `messages.rs`, the event log in
 //! `events.rs`, both called inside the transactions opened here.
@@ -13,21 +15,22 @@
 mod contacts;
 mod events;
 mod messages;
+mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use omniroute_channel::{Address, Channel};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::model::*;
 use crate::{
-    Accepted, Attempt, ClaimedJob, Cursor, Event, EventFilter, EventType, Message, NewInbound,
-    NewMessage, NextStep, ProviderStatus, Received, Result, Store, StoreError, contact_event,
+    Accepted, ClaimedJob, Completion, Cursor, Event, EventFilter, EventType, Message, NewInbound,
+    NewMessage, ProviderStatus, Received, Result, Store, StoreError, contact_event,
     dedup_addresses,
 };
 use contacts::*;
@@ -36,12 +39,16 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_contacts.sql"),
     include_str!("../../migrations/sqlite/0002_messages.sql"),
     include_str!("../../migrations/sqlite/0003_inbound.sql"),
+    include_str!("../../migrations/sqlite/0004_contact_versions.sql"),
 ];
 
 /// The embedded SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    /// The writer thread (group commit).
+    writer: writer::Writer,
+    /// Read connections.
+    readers: writer::Readers,
     path: PathBuf,
     /// Bumped after every commit that wrote events or jobs (see
     /// [`Store::changes`]); one process holds the file, so no cross-process
@@ -72,7 +79,8 @@ impl SqliteStore {
         .await
         .map_err(StoreError::backend)??;
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            writer: writer::Writer::start(conn)?,
+            readers: writer::Readers::new(&path),
             path,
             changes: Arc::new(watch::Sender::new(0)),
         })
@@ -83,22 +91,22 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Runs `f` in one transaction on the blocking pool; commits if it returns Ok.
+    /// Runs `f` as one write (see `writer.rs`); answers after its commit.
     async fn tx<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let tx = guard.transaction().map_err(StoreError::backend)?;
-            let value = f(&tx)?;
-            tx.commit().map_err(StoreError::backend)?;
-            Ok(value)
-        })
-        .await
-        .map_err(StoreError::backend)?
+        self.writer.write(f).await
+    }
+
+    /// Runs `f` in one read transaction on a read connection.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.readers.read(f).await
     }
 
     /// Tells readers to look again; called after the commit, so whoever
@@ -111,7 +119,7 @@ impl SqliteStore {
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let value = self.tx(f).await?;
         self.bump();
@@ -192,7 +200,7 @@ impl Store for SqliteStore {
 
     async fn get_contact(&self, tenant: &str, id: Uuid) -> Result<Contact> {
         let tenant = tenant.to_owned();
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let (id, _) = resolve(tx, &tenant, id)?;
             load_contact(tx, &tenant, id)
         })
@@ -201,7 +209,7 @@ impl Store for SqliteStore {
 
     async fn list_contacts(&self, tenant: &str, query: ContactQuery) -> Result<Vec<Contact>> {
         let tenant = tenant.to_owned();
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let mut stmt = tx
                 .prepare_cached(
                     "SELECT id FROM contacts
@@ -286,7 +294,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<Contact>> {
         let tenant = tenant.to_owned();
         let keys = keys.to_vec();
-        self.tx(move |tx| {
+        self.read(move |tx| {
             for (channel, key) in &keys {
                 let owner: Option<String> = tx
                     .prepare_cached(
@@ -313,7 +321,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<Contact>> {
         let tenant = tenant.to_owned();
         let external_ref = external_ref.to_owned();
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let id: Option<String> = tx
                 .prepare_cached("SELECT id FROM contacts WHERE tenant = ?1 AND external_ref = ?2")
                 .map_err(db)?
@@ -428,7 +436,7 @@ impl Store for SqliteStore {
 
     async fn get_preferences(&self, tenant: &str, id: Uuid) -> Result<Preferences> {
         let tenant = tenant.to_owned();
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let (id, _) = resolve(tx, &tenant, id)?;
             read_preferences(tx, &tenant, id)
         })
@@ -514,7 +522,7 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<ConsentRecord>> {
         let tenant = tenant.to_owned();
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let (id, _) = resolve(tx, &tenant, id)?;
             read_consents(tx, &tenant, id, after, limit)
         })
@@ -523,7 +531,7 @@ impl Store for SqliteStore {
 
     async fn export_contact(&self, tenant: &str, id: Uuid) -> Result<ContactExport> {
         let tenant = tenant.to_owned();
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let (id, _) = resolve(tx, &tenant, id)?;
             Ok(ContactExport {
                 contact: load_contact(tx, &tenant, id)?,
@@ -534,16 +542,43 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn accept_message(&self, tenant: &str, message: NewMessage) -> Result<Accepted> {
+    async fn accept_messages(
+        &self,
+        tenant: &str,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<Result<Accepted>>> {
         let tenant = tenant.to_owned();
         let accepted = self
-            .tx(move |tx| messages::accept(tx, &tenant, message))
+            .tx(move |tx| {
+                Ok(messages
+                    .into_iter()
+                    .map(|message| {
+                        writer::in_savepoint(tx, || messages::accept(tx, &tenant, message))
+                    })
+                    .collect::<Vec<_>>())
+            })
             .await?;
         // A replay wrote nothing: no one needs to look again.
-        if matches!(accepted, Accepted::New(_)) {
+        if accepted.iter().any(|a| matches!(a, Ok(Accepted::New(_)))) {
             self.bump();
         }
         Ok(accepted)
+    }
+
+    async fn routing_contacts(
+        &self,
+        tenant: &str,
+        lookups: &[ContactLookup],
+    ) -> Result<Vec<Option<RoutingContact>>> {
+        let tenant = tenant.to_owned();
+        let lookups = lookups.to_vec();
+        self.read(move |tx| {
+            lookups
+                .iter()
+                .map(|lookup| routing_contact(tx, &tenant, lookup))
+                .collect()
+        })
+        .await
     }
 
     async fn record_inbound(&self, tenant: &str, inbound: NewInbound) -> Result<Received> {
@@ -559,7 +594,7 @@ impl Store for SqliteStore {
 
     async fn get_message(&self, tenant: &str, id: Uuid) -> Result<Message> {
         let tenant = tenant.to_owned();
-        self.tx(move |tx| messages::get(tx, &tenant, id)).await
+        self.read(move |tx| messages::get(tx, &tenant, id)).await
     }
 
     async fn list_messages(
@@ -570,7 +605,7 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<Message>> {
         let tenant = tenant.to_owned();
-        self.tx(move |tx| messages::list(tx, &tenant, contact_id, before, limit))
+        self.read(move |tx| messages::list(tx, &tenant, contact_id, before, limit))
             .await
     }
 
@@ -590,32 +625,40 @@ impl Store for SqliteStore {
         self.tx(move |tx| messages::claim(tx, limit, lease)).await
     }
 
-    async fn complete_job(
-        &self,
-        job: &ClaimedJob,
-        attempt: Option<Attempt>,
-        next: NextStep,
-    ) -> Result<Option<Message>> {
-        let job = job.clone();
+    async fn complete_jobs(&self, completions: Vec<Completion>) -> Result<Vec<Option<Message>>> {
         let completed = self
-            .tx(move |tx| messages::complete(tx, &job, attempt, next))
+            .tx(move |tx| {
+                completions
+                    .into_iter()
+                    .map(|c| messages::complete(tx, &c.job, c.attempt, c.next))
+                    .collect::<Result<Vec<_>>>()
+            })
             .await?;
-        if completed.is_some() {
+        if completed.iter().any(Option::is_some) {
             self.bump();
         }
         Ok(completed)
     }
 
-    async fn apply_provider_status(&self, status: ProviderStatus) -> Result<Option<Message>> {
+    async fn apply_provider_statuses(
+        &self,
+        statuses: Vec<ProviderStatus>,
+    ) -> Result<Vec<Option<Message>>> {
         let applied = self
-            .tx(move |tx| messages::apply_provider_status(tx, &status))
+            .tx(move |tx| {
+                statuses
+                    .iter()
+                    .map(|status| messages::apply_provider_status(tx, status))
+                    .collect::<Result<Vec<_>>>()
+            })
             .await?;
-        Ok(applied.map(|(message, changed)| {
-            if changed {
-                self.bump();
-            }
-            message
-        }))
+        if applied.iter().flatten().any(|(_, changed)| *changed) {
+            self.bump();
+        }
+        Ok(applied
+            .into_iter()
+            .map(|a| a.map(|(message, _)| message))
+            .collect())
     }
 
     async fn read_events(
@@ -627,13 +670,13 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Event>> {
         let tenant = tenant.to_owned();
         let filter = filter.clone();
-        self.tx(move |tx| events::read(tx, &tenant, after, &filter, limit))
+        self.read(move |tx| events::read(tx, &tenant, after, &filter, limit))
             .await
     }
 
     async fn event_head(&self, tenant: &str) -> Result<Cursor> {
         let tenant = tenant.to_owned();
-        self.tx(move |tx| events::head(tx, &tenant)).await
+        self.read(move |tx| events::head(tx, &tenant)).await
     }
 
     async fn prune_events(&self, before: SystemTime) -> Result<u64> {
@@ -641,7 +684,7 @@ impl Store for SqliteStore {
     }
 
     async fn stale_sent(&self, sent_before: SystemTime, limit: usize) -> Result<Vec<Message>> {
-        self.tx(move |tx| messages::stale_sent(tx, sent_before, limit))
+        self.read(move |tx| messages::stale_sent(tx, sent_before, limit))
             .await
     }
 

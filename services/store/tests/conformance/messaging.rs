@@ -59,9 +59,13 @@ pub fn route() -> RouteDecision {
 }
 
 /// A transactional text message to `contact_id`, due now.
+///
+/// Its `contact_version` is a placeholder: [`accept`] and [`current`] set
+/// the contact's current one.
 pub fn outbound(contact_id: Uuid) -> NewMessage {
     NewMessage {
         contact_id,
+        contact_version: 0,
         category: Category::Transactional,
         content: Content::Text(Text {
             body: "Your parcel arrives today.".into(),
@@ -88,8 +92,20 @@ pub async fn recipient(store: &S) -> Uuid {
         .id
 }
 
-/// Accepts a message that must be new.
+/// `new` routed on its contact's current version.
+pub async fn current(store: &S, tenant: &str, mut new: NewMessage) -> NewMessage {
+    new.contact_version = store
+        .get_contact(tenant, new.contact_id)
+        .await
+        .expect("the contact")
+        .version;
+    new
+}
+
+/// Accepts a message that must be new (routed on its contact's current
+/// version).
 pub async fn accept(store: &S, message: NewMessage) -> Message {
+    let message = current(store, T, message).await;
     match store.accept_message(T, message).await.expect("accept") {
         Accepted::New(m) => m,
         other => panic!("expected a new message, got {other:?}"),
@@ -364,11 +380,29 @@ pub async fn idempotent_replay_returns_the_stored_message(store: S) {
     };
     let first = accept(&store, new.clone()).await;
 
-    let again = store.accept_message(T, new.clone()).await.unwrap();
+    let again = store
+        .accept_message(T, current(&store, T, new.clone()).await)
+        .await
+        .unwrap();
     assert_eq!(again, Accepted::Replayed(first.clone()));
     assert_eq!(again.message(), &first);
     // The same key in another tenant is another request.
-    let other = store.accept_message("tenant-b", new).await.unwrap();
+    let elsewhere = store
+        .create_contact(
+            "tenant-b",
+            omniroute_store::NewContact {
+                profile: named("Anna B"),
+                identities: vec![email("anna@example.com")],
+            },
+        )
+        .await
+        .expect("a contact in tenant-b");
+    let there = NewMessage {
+        contact_id: elsewhere.id,
+        contact_version: elsewhere.version,
+        ..new
+    };
+    let other = store.accept_message("tenant-b", there).await.unwrap();
     assert!(matches!(&other, Accepted::New(m) if m.id != first.id));
 
     // Nothing new in this tenant: one message, one job, one event.
@@ -404,7 +438,7 @@ pub async fn idempotency_key_reused_for_another_request_conflicts(store: S) {
         ..outbound(contact)
     };
     assert_err!(
-        store.accept_message(T, different).await,
+        store.accept_message(T, current(&store, T, different).await).await,
         StoreError::IdempotencyConflict { existing } if existing == first.id
     );
     // Without a key, the same request is simply another message.

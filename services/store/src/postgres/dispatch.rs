@@ -1,0 +1,344 @@
+//! The dispatcher's side of the PostgreSQL store: claiming due jobs,
+//! recording their outcomes, and applying providers' status reports, each
+//! for many messages per transaction.
+//!
+//! - A claim leases due jobs with `FOR UPDATE SKIP LOCKED` and returns them
+//!   with their messages, in one statement; no transaction stays open while
+//!   a provider is called.
+//! - A completion records many outcomes in one transaction. Each counts only
+//!   if its job still carries the claim token it was sent under, so a worker
+//!   whose lease expired never overwrites a newer attempt.
+//! - Status reports for many messages apply in one transaction, several for
+//!   one message in turn, with the monotonic status rules.
+//!
+//! Locks are taken messages first, then jobs, each in id order, as
+//! cancellation and erasure take them, so these transactions never deadlock
+//! with each other or with those.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::messages::{MESSAGE_COLUMNS, insert_events, message_at, write_messages};
+use super::{PgStore, db};
+use crate::Result;
+use crate::messages::*;
+use crate::model::now;
+
+/// The statement that locks messages by id (`$1`), in id order, answering
+/// the tenant and then the message columns.
+async fn lock_messages_stmt(c: &impl GenericClient) -> Result<tokio_postgres::Statement> {
+    c.prepare_cached(&format!(
+        "SELECT tenant, {MESSAGE_COLUMNS} FROM messages
+         WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+    ))
+    .await
+    .map_err(db)
+}
+
+/// Reads locked messages by id, with their tenants.
+fn messages_by_id(rows: &[Row]) -> Result<HashMap<Uuid, (String, Message)>> {
+    rows.iter()
+        .map(|row| {
+            let message = message_at(row, 1)?;
+            Ok((message.id, (row.get(0), message)))
+        })
+        .collect()
+}
+
+impl PgStore {
+    pub(super) async fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<ClaimedJob>> {
+        let client = self.client().await?;
+        let now = now();
+        let until = now + lease;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let stmt = client
+            .prepare_cached(&format!(
+                "WITH due AS (
+                     SELECT message_id FROM dispatch_jobs
+                     WHERE due_time <= $1 AND (lease_until IS NULL OR lease_until < $1)
+                     ORDER BY priority, due_time, message_id
+                     LIMIT $2
+                     FOR UPDATE SKIP LOCKED
+                 ),
+                 claimed AS (
+                     UPDATE dispatch_jobs j
+                     SET lease_until = $3, claim_token = gen_random_uuid(),
+                         channel_attempt = j.channel_attempt + 1
+                     FROM due WHERE j.message_id = due.message_id
+                     RETURNING j.message_id, j.claim_token, j.plan_index, j.channel_attempt,
+                               j.priority AS job_priority, j.due_time AS job_due
+                 )
+                 SELECT c.claim_token, c.plan_index, c.channel_attempt, m.tenant, {MESSAGE_COLUMNS}
+                 FROM claimed c JOIN messages m ON m.id = c.message_id
+                 ORDER BY c.job_priority, c.job_due, c.message_id"
+            ))
+            .await
+            .map_err(db)?;
+        let rows = client
+            .query(&stmt, &[&now, &limit, &until])
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(ClaimedJob {
+                    claim_token: r.get(0),
+                    plan_index: usize::try_from(r.get::<_, i32>(1)).unwrap_or(0),
+                    channel_attempt: u32::try_from(r.get::<_, i32>(2)).unwrap_or(1),
+                    tenant: r.get(3),
+                    message: message_at(r, 4)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn complete(
+        &self,
+        completions: Vec<Completion>,
+    ) -> Result<Vec<Option<Message>>> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let ids: Vec<Uuid> = completions.iter().map(|c| c.job.message.id).collect();
+        let jobs_stmt = tx
+            .prepare_cached(
+                "SELECT message_id, claim_token FROM dispatch_jobs
+                 WHERE message_id = ANY($1) ORDER BY message_id FOR UPDATE",
+            )
+            .await
+            .map_err(db)?;
+        let messages_stmt = lock_messages_stmt(&tx).await?;
+        // Messages first, then jobs: pipelined, sent (and so locked) in this
+        // order.
+        let (message_rows, job_rows) = tokio::try_join!(
+            async { tx.query(&messages_stmt, &[&ids]).await.map_err(db) },
+            async { tx.query(&jobs_stmt, &[&ids]).await.map_err(db) },
+        )?;
+        let tokens: HashMap<Uuid, Option<Uuid>> =
+            job_rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let mut messages = messages_by_id(&message_rows)?;
+        let now = now();
+        let mut answers = Vec::with_capacity(completions.len());
+        let mut changed: Vec<(Uuid, MessageStatus)> = Vec::new();
+        let mut deleted: Vec<Uuid> = Vec::new();
+        let mut released = Released::default();
+        for completion in completions {
+            let id = completion.job.message.id;
+            let held = tokens.get(&id).copied().flatten() == Some(completion.job.claim_token);
+            let Some((_, message)) = messages.get_mut(&id).filter(|_| held) else {
+                answers.push(None);
+                continue;
+            };
+            let before = message.status;
+            let (moved, job) = apply_completion(
+                message,
+                completion.job.plan_index,
+                completion.attempt,
+                completion.next,
+                now,
+            );
+            match job {
+                JobChange::Delete => deleted.push(id),
+                JobChange::Release {
+                    due,
+                    plan_index,
+                    restart_attempts,
+                } => released.push(id, due, plan_index, restart_attempts),
+            }
+            if moved {
+                changed.push((id, before));
+            }
+            answers.push(Some(message.clone()));
+        }
+        let written: Vec<(&str, &Message)> = answers
+            .iter()
+            .flatten()
+            .filter_map(|m| messages.get(&m.id))
+            .map(|(tenant, message)| (tenant.as_str(), message))
+            .collect();
+        let events: Vec<(&str, NewEvent)> = changed
+            .iter()
+            .filter_map(|(id, before)| {
+                let (tenant, message) = messages.get(id)?;
+                Some((tenant.as_str(), status_event(*before, message)))
+            })
+            .collect();
+        let events: Vec<(&str, &NewEvent)> = events.iter().map(|(t, e)| (*t, e)).collect();
+        let delete_stmt = tx
+            .prepare_cached("DELETE FROM dispatch_jobs WHERE message_id = ANY($1)")
+            .await
+            .map_err(db)?;
+        tokio::try_join!(
+            async {
+                if deleted.is_empty() {
+                    return Ok(());
+                }
+                tx.execute(&delete_stmt, &[&deleted]).await.map_err(db)?;
+                Ok(())
+            },
+            released.write(&tx),
+            write_messages(&tx, &written),
+            insert_events(&tx, &events, now),
+        )?;
+        tx.commit().await.map_err(db)?;
+        if !written.is_empty() {
+            self.bump();
+        }
+        Ok(answers)
+    }
+
+    pub(super) async fn provider_statuses(
+        &self,
+        reports: Vec<ProviderStatus>,
+    ) -> Result<Vec<Option<Message>>> {
+        if reports.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut client = self.client().await?;
+        // Reports that name only the provider's id: find our id first
+        // (the newest message with it), without locks.
+        let unnamed: Vec<&ProviderStatus> = reports
+            .iter()
+            .filter(|r| r.message_id.is_none() && !r.provider_message_id.is_empty())
+            .collect();
+        let mut by_provider_id: HashMap<(&str, &str), Uuid> = HashMap::new();
+        let found_rows;
+        if !unnamed.is_empty() {
+            let channels: Vec<&str> = unnamed.iter().map(|r| r.channel.as_str()).collect();
+            let provider_ids: Vec<&str> = unnamed
+                .iter()
+                .map(|r| r.provider_message_id.as_str())
+                .collect();
+            let stmt = client
+                .prepare_cached(
+                    "SELECT DISTINCT ON (m.channel, m.provider_message_id)
+                            m.channel, m.provider_message_id, m.id
+                     FROM messages m
+                     JOIN unnest($1::text[], $2::text[]) AS k(channel, provider_message_id)
+                       ON m.channel = k.channel AND m.provider_message_id = k.provider_message_id
+                     ORDER BY m.channel, m.provider_message_id, m.create_time DESC",
+                )
+                .await
+                .map_err(db)?;
+            found_rows = client
+                .query(&stmt, &[&channels, &provider_ids])
+                .await
+                .map_err(db)?;
+            for row in &found_rows {
+                by_provider_id.insert((row.get(0), row.get(1)), row.get(2));
+            }
+        }
+        let targets: Vec<Option<Uuid>> = reports
+            .iter()
+            .map(|r| {
+                r.message_id.or_else(|| {
+                    by_provider_id
+                        .get(&(r.channel.as_str(), r.provider_message_id.as_str()))
+                        .copied()
+                })
+            })
+            .collect();
+        let mut ids: Vec<Uuid> = targets.iter().flatten().copied().collect();
+        ids.sort();
+        ids.dedup();
+        let tx = client.transaction().await.map_err(db)?;
+        let stmt = lock_messages_stmt(&tx).await?;
+        let rows = tx.query(&stmt, &[&ids]).await.map_err(db)?;
+        let mut messages = messages_by_id(&rows)?;
+        let now = now();
+        let mut answers = Vec::with_capacity(reports.len());
+        let mut events: Vec<(String, NewEvent)> = Vec::new();
+        let mut touched: Vec<Uuid> = Vec::new();
+        for (report, target) in reports.iter().zip(targets) {
+            let Some((tenant, message)) = target.and_then(|id| messages.get_mut(&id)) else {
+                answers.push(None);
+                continue;
+            };
+            let before = message.status;
+            // A report naming our id may be the first we hear of the provider's.
+            if message.provider_message_id.is_none() && !report.provider_message_id.is_empty() {
+                message.provider_message_id = Some(report.provider_message_id.clone());
+            }
+            let changed = apply_status(
+                message,
+                report.status,
+                Some(report.channel),
+                &report.reason,
+                now,
+            );
+            if changed {
+                events.push((tenant.clone(), status_event(before, message)));
+                if !touched.contains(&message.id) {
+                    touched.push(message.id);
+                }
+            }
+            answers.push(Some(message.clone()));
+        }
+        if touched.is_empty() {
+            tx.commit().await.map_err(db)?;
+            return Ok(answers);
+        }
+        let written: Vec<(&str, &Message)> = touched
+            .iter()
+            .filter_map(|id| messages.get(id))
+            .map(|(tenant, message)| (tenant.as_str(), message))
+            .collect();
+        let events: Vec<(&str, &NewEvent)> = events.iter().map(|(t, e)| (t.as_str(), e)).collect();
+        tokio::try_join!(
+            write_messages(&tx, &written),
+            insert_events(&tx, &events, now)
+        )?;
+        tx.commit().await.map_err(db)?;
+        self.bump();
+        Ok(answers)
+    }
+}
+
+/// Jobs put back in line by a completion, written with one statement.
+#[derive(Debug, Default)]
+struct Released {
+    ids: Vec<Uuid>,
+    dues: Vec<SystemTime>,
+    plan_indexes: Vec<i32>,
+    restarts: Vec<bool>,
+}
+
+impl Released {
+    fn push(&mut self, id: Uuid, due: SystemTime, plan_index: usize, restart: bool) {
+        self.ids.push(id);
+        self.dues.push(due);
+        self.plan_indexes
+            .push(i32::try_from(plan_index).unwrap_or(i32::MAX));
+        self.restarts.push(restart);
+    }
+
+    async fn write(&self, c: &impl GenericClient) -> Result<()> {
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        let stmt = c
+            .prepare_cached(
+                "UPDATE dispatch_jobs j
+                 SET due_time = u.due, plan_index = u.plan_index, lease_until = NULL,
+                     claim_token = NULL,
+                     channel_attempt = CASE WHEN u.restart THEN 0 ELSE j.channel_attempt END
+                 FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[], $4::boolean[])
+                      AS u(id, due, plan_index, restart)
+                 WHERE j.message_id = u.id",
+            )
+            .await
+            .map_err(db)?;
+        c.execute(
+            &stmt,
+            &[&self.ids, &self.dues, &self.plan_indexes, &self.restarts],
+        )
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,233 @@
+//! The embedded store's connections: one writer thread with group commit,
+//! and a pool of read connections.
+//!
+//! SQLite has one writer at a time, and in WAL mode with `synchronous=FULL`
+//! each commit waits for an fsync. So every write goes to one thread that
+//! owns the write connection; it takes whatever writes have queued while its
+//! last commit was on its way to disk (up to [`MAX_GROUP`]) and runs them in
+//! one transaction, **each inside its own savepoint**: a write that fails
+//! is rolled back alone and answered with its error, the others commit
+//! together, with one fsync. Nobody is answered before that commit
+//! returned, so durability is exactly that of one transaction per write.
+//!
+//! Reads never wait for writes: they run on read connections (WAL readers
+//! see the last commit and block no one), on tokio's blocking pool.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+use crate::{Result, StoreError};
+
+/// Most writes committed together.
+const MAX_GROUP: usize = 512;
+
+/// Read connections kept open while idle.
+const IDLE_READERS: usize = 4;
+
+fn backend(text: impl Into<String>) -> StoreError {
+    StoreError::backend(std::io::Error::other(text.into()))
+}
+
+/// One queued write: runs inside the group's transaction, answers after the
+/// group's commit.
+trait Write: Send {
+    /// Runs the write; whether it succeeded (else its savepoint is rolled
+    /// back).
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Answers the caller once the group's commit has, or has not, happened.
+    fn finish(self: Box<Self>, committed: std::result::Result<(), String>);
+}
+
+struct Job<T, F> {
+    f: Option<F>,
+    outcome: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> Write for Job<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(f) = self.f.take() else {
+            return false;
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| f(conn)))
+            .unwrap_or_else(|_| Err(backend("a store write panicked")));
+        let ok = outcome.is_ok();
+        self.outcome = Some(outcome);
+        ok
+    }
+
+    fn finish(self: Box<Self>, committed: std::result::Result<(), String>) {
+        let answer = match (self.outcome, committed) {
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (_, Err(reason)) => Err(backend(reason)),
+            (None, Ok(())) => Err(backend("a store write was not run")),
+        };
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// Runs `f` inside a savepoint: its changes are kept only if it succeeds.
+pub(super) fn in_savepoint<T>(conn: &Connection, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    conn.execute_batch("SAVEPOINT write")
+        .map_err(StoreError::backend)?;
+    match f() {
+        Ok(value) => {
+            conn.execute_batch("RELEASE write")
+                .map_err(StoreError::backend)?;
+            Ok(value)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO write; RELEASE write")
+                .map_err(StoreError::backend)?;
+            Err(e)
+        }
+    }
+}
+
+/// The handle to the writer thread; the thread ends when the last clone is
+/// dropped.
+#[derive(Debug, Clone)]
+pub(super) struct Writer(mpsc::Sender<Box<dyn Write>>);
+
+impl Writer {
+    /// Starts the writer thread on `conn`.
+    pub(super) fn start(conn: Connection) -> Result<Writer> {
+        let (tx, rx) = mpsc::channel::<Box<dyn Write>>();
+        std::thread::Builder::new()
+            .name("omniroute-sqlite-writer".into())
+            .spawn(move || run(conn, rx))
+            .map_err(StoreError::backend)?;
+        Ok(Writer(tx))
+    }
+
+    /// Runs `f` in the next group's transaction; answers after its commit.
+    pub(super) async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            f: Some(f),
+            outcome: None,
+            reply,
+        };
+        self.0
+            .send(Box::new(job))
+            .map_err(|_| backend("the store is closed"))?;
+        answer
+            .await
+            .map_err(|_| backend("the store writer stopped"))?
+    }
+}
+
+fn run(mut conn: Connection, queue: mpsc::Receiver<Box<dyn Write>>) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let committed = commit_group(&mut conn, &mut group);
+        for job in group {
+            job.finish(committed.clone());
+        }
+    }
+}
+
+/// Runs a group in one transaction, each write in its own savepoint.
+fn commit_group(
+    conn: &mut Connection,
+    group: &mut [Box<dyn Write>],
+) -> std::result::Result<(), String> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(|e| format!("cannot begin a write: {e}"))?;
+    for job in group.iter_mut() {
+        tx.execute_batch("SAVEPOINT job")
+            .map_err(|e| format!("cannot open a savepoint: {e}"))?;
+        let ok = job.run(&tx);
+        let end = if ok {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
+        tx.execute_batch(end)
+            .map_err(|e| format!("cannot close a savepoint: {e}"))?;
+    }
+    tx.commit().map_err(|e| format!("commit failed: {e}"))
+}
+
+/// Read connections to the store file.
+#[derive(Debug, Clone)]
+pub(super) struct Readers {
+    path: PathBuf,
+    idle: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl Readers {
+    pub(super) fn new(path: &Path) -> Readers {
+        Readers {
+            path: path.to_path_buf(),
+            idle: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    fn open(&self) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(StoreError::backend)?;
+        conn.execute_batch("PRAGMA busy_timeout = 5000;")
+            .map_err(StoreError::backend)?;
+        Ok(conn)
+    }
+
+    /// Runs `f` in one read transaction (one snapshot) on a read connection.
+    pub(super) async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let taken = this
+                .idle
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .pop();
+            let mut conn = match taken {
+                Some(conn) => conn,
+                None => this.open()?,
+            };
+            let result = (|| {
+                let tx = conn.transaction().map_err(StoreError::backend)?;
+                let value = f(&tx)?;
+                tx.finish().map_err(StoreError::backend)?;
+                Ok(value)
+            })();
+            let mut idle = this
+                .idle
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if idle.len() < IDLE_READERS {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(StoreError::backend)?
+    }
+}
