@@ -193,8 +193,8 @@ impl Default for DispatchSettings {
     fn default() -> Self {
         DispatchSettings {
             enabled: true,
-            concurrency: 64,
-            batch_size: 100,
+            concurrency: 256,
+            batch_size: 256,
             lease_secs: 60,
             send_timeout_secs: 15,
             max_attempts: 5,

@@ -297,7 +297,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ///
     /// Each status change is applied with [`apply_status`] and written as an
     /// event (`MessageFailed` for failures, else `MessageStatusChanged`).
-    async fn complete_jobs(&self, completions: Vec<Completion>) -> Result<Vec<Option<Message>>>;
+    async fn complete_jobs(&self, completions: &[Completion]) -> Result<Vec<Option<Message>>>;
 
     /// [`Store::complete_jobs`] for one job.
     async fn complete_job(
@@ -311,7 +311,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
             attempt,
             next,
         };
-        Ok(self.complete_jobs(vec![completion]).await?.pop().flatten())
+        Ok(self
+            .complete_jobs(std::slice::from_ref(&completion))
+            .await?
+            .pop()
+            .flatten())
     }
 
     /// Applies providers' status reports in one transaction, in the order
@@ -373,6 +377,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// process and (PostgreSQL, through LISTEN/NOTIFY) in other replicas. A
     /// hint to look again, never the only trigger: readers also poll.
     fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// A signal bumped after every commit that made jobs due (new messages,
+    /// operator retries, released jobs), here and in other replicas: what
+    /// dispatchers wait for. A hint too: dispatchers also poll.
+    fn job_changes(&self) -> tokio::sync::watch::Receiver<u64>;
 }
 
 /// Deduplicates addresses by (channel, key), keeping the first.

@@ -714,16 +714,112 @@ pub struct EventFilter {
     pub contact_id: Option<Uuid>,
 }
 
-/// The JSON of `EventPayload::Message(message)`, without cloning the
-/// message into the payload first.
-pub(crate) fn message_payload_json(message: &Message) -> serde_json::Result<String> {
-    /// Mirrors [`EventPayload`]'s message variant (the same tag and name).
-    #[derive(Serialize)]
-    #[serde(tag = "type", rename_all = "snake_case")]
-    enum Payload<'a> {
-        Message(&'a Message),
+/// What the log stores of a message event: the message's state after the
+/// change, not the whole message.
+///
+/// Everything else about a message is fixed once it is stored (its content,
+/// route, category, references; only erasure redacts them, and then also
+/// empties the events), its history and attempts only grow, and a merge only
+/// changes its contact (which the event row keeps as it was). So the message
+/// as it was after the change is exactly the stored message with this state
+/// put back and its history and attempts cut to the lengths they had
+/// ([`MessageState::restore`]), and an event costs a few dozen bytes instead
+/// of a copy of the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct MessageState {
+    status: MessageStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    channel: Option<Channel>,
+    /// Entries in the status history.
+    history: usize,
+    /// Attempts made.
+    attempts: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provider_message_id: Option<String>,
+    /// Microseconds since the epoch.
+    update_time: i64,
+}
+
+impl MessageState {
+    fn of(message: &Message) -> MessageState {
+        MessageState {
+            status: message.status,
+            channel: message.channel,
+            history: message.history.len(),
+            attempts: message.attempts.len(),
+            provider_message_id: message.provider_message_id.clone(),
+            update_time: crate::model::to_micros(message.update_time),
+        }
     }
-    serde_json::to_string(&Payload::Message(message))
+
+    /// The message as it was in this state, from the message as stored now;
+    /// `contact_id` is the contact the event was written for.
+    pub(crate) fn restore(&self, mut message: Message, contact_id: Option<Uuid>) -> Message {
+        message.status = self.status;
+        message.channel = self.channel;
+        message.history.truncate(self.history);
+        message.attempts.truncate(self.attempts);
+        message.provider_message_id = self.provider_message_id.clone();
+        message.update_time = crate::model::from_micros(self.update_time);
+        if let Some(contact_id) = contact_id {
+            message.contact_id = contact_id;
+        }
+        message
+    }
+}
+
+/// An event payload as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum StoredPayload {
+    /// A message event: the message's state after the change.
+    MessageState(MessageState),
+    /// A whole message (events written before states were stored).
+    Message(Box<Message>),
+    /// A contact event.
+    Contact {
+        /// The contact.
+        contact_id: Uuid,
+        /// Ids merged into it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        merged: Vec<Uuid>,
+    },
+    /// Nothing (erased).
+    Empty,
+}
+
+impl StoredPayload {
+    /// The payload a reader gets; `message` is the event's message as
+    /// stored now (needed for a [`StoredPayload::MessageState`]).
+    pub(crate) fn into_payload(
+        self,
+        message: Option<Message>,
+        contact_id: Option<Uuid>,
+    ) -> EventPayload {
+        match self {
+            StoredPayload::MessageState(state) => match message {
+                Some(message) => {
+                    EventPayload::Message(Box::new(state.restore(message, contact_id)))
+                }
+                None => EventPayload::Empty,
+            },
+            StoredPayload::Message(message) => EventPayload::Message(message),
+            StoredPayload::Contact { contact_id, merged } => {
+                EventPayload::Contact { contact_id, merged }
+            }
+            StoredPayload::Empty => EventPayload::Empty,
+        }
+    }
+
+    /// Whether reading it needs the message.
+    pub(crate) fn needs_message(&self) -> bool {
+        matches!(self, StoredPayload::MessageState(_))
+    }
+}
+
+/// The stored payload of a message event about `message`, as JSON.
+pub(crate) fn message_state_json(message: &Message) -> serde_json::Result<String> {
+    serde_json::to_string(&StoredPayload::MessageState(MessageState::of(message)))
 }
 
 /// A new event to append in the same transaction as the change it records.
@@ -734,7 +830,7 @@ pub(crate) fn message_event(kind: EventType, message: &Message) -> NewEvent {
         message_id: Some(message.id),
         correlation_ref: message.correlation_ref.clone(),
         metadata: message.metadata.clone(),
-        payload: EventPayload::Message(Box::new(message.clone())),
+        payload: StoredPayload::MessageState(MessageState::of(message)),
     }
 }
 
@@ -757,14 +853,14 @@ pub(crate) fn contact_event(kind: EventType, contact_id: Uuid, merged: Vec<Uuid>
         message_id: None,
         correlation_ref: String::new(),
         metadata: BTreeMap::new(),
-        payload: EventPayload::Contact { contact_id, merged },
+        payload: StoredPayload::Contact { contact_id, merged },
     }
 }
 
 /// The event of an erasure: it names the contact id and carries nothing else.
 pub(crate) fn erased_event(contact_id: Uuid) -> NewEvent {
     NewEvent {
-        payload: EventPayload::Empty,
+        payload: StoredPayload::Empty,
         ..contact_event(EventType::ContactErased, contact_id, Vec::new())
     }
 }
@@ -777,7 +873,7 @@ pub(crate) struct NewEvent {
     pub message_id: Option<Uuid>,
     pub correlation_ref: String,
     pub metadata: BTreeMap<String, String>,
-    pub payload: EventPayload,
+    pub payload: StoredPayload,
 }
 
 /// Applies a status change to a message in memory: appends history and moves
@@ -956,7 +1052,7 @@ mod tests {
     }
 
     #[test]
-    fn the_borrowed_payload_serializes_as_the_payload() {
+    fn a_stored_state_restores_the_message_as_it_was() {
         let new = NewMessage {
             contact_id: Uuid::now_v7(),
             contact_version: 3,
@@ -981,12 +1077,39 @@ mod tests {
             idempotency_key: None,
             request_hash: String::new(),
         };
-        let (message, _) = outbound_message(new, SystemTime::now());
-        let owned = serde_json::to_string(&EventPayload::Message(Box::new(message.clone())))
+        let (accepted, _) = outbound_message(new, crate::model::now());
+        let stored = message_event(EventType::MessageAccepted, &accepted).payload;
+        // Later: sent, delivered, and the contact merged into another.
+        let mut later = accepted.clone();
+        later.provider_message_id = Some("wamid.1".into());
+        let at = crate::model::now();
+        let channel = later.channel;
+        apply_status(&mut later, MessageStatus::Sent, channel, "", at);
+        apply_status(&mut later, MessageStatus::Delivered, channel, "", at);
+        let sent_state = StoredPayload::MessageState(MessageState::of(&later));
+        later.contact_id = Uuid::now_v7();
+
+        let json = serde_json::to_string(&stored).expect("serializes");
+        let back: StoredPayload = serde_json::from_str(&json).expect("parses");
+        assert!(json.len() < 200, "a state is small: {json}");
+        assert_eq!(
+            back.into_payload(Some(later.clone()), Some(accepted.contact_id)),
+            EventPayload::Message(Box::new(accepted.clone()))
+        );
+        let EventPayload::Message(restored) = sent_state.into_payload(Some(later.clone()), None)
+        else {
+            panic!("a message payload")
+        };
+        assert_eq!(restored.status, MessageStatus::Delivered);
+        assert_eq!(restored.history.len(), 3);
+        // Events written before states were stored still read.
+        let old = serde_json::to_string(&EventPayload::Message(Box::new(accepted.clone())))
             .expect("serializes");
-        assert_eq!(message_payload_json(&message).expect("serializes"), owned);
-        let back: EventPayload = serde_json::from_str(&owned).expect("parses");
-        assert_eq!(back, EventPayload::Message(Box::new(message)));
+        let old: StoredPayload = serde_json::from_str(&old).expect("parses");
+        assert_eq!(
+            old.into_payload(None, None),
+            EventPayload::Message(Box::new(accepted))
+        );
     }
 
     #[test]

@@ -11,6 +11,12 @@
 //!   overwrite the outcome of a newer attempt.
 //! - **No transaction spans a provider call**: claim, send, complete are three
 //!   separate steps.
+//! - **Outcomes are recorded in groups**: finished sends queue their
+//!   outcomes, and one task records whatever has queued in one store call
+//!   (one transaction). A send's concurrency permit is held until its
+//!   outcome is recorded, so `dispatch.concurrency` bounds what is in flight,
+//!   recorded or not; claims wait until a quarter of the permits are free, so
+//!   they come in batches too.
 //! - **Retries back off**: capped exponential with full jitter, and never
 //!   sooner than a provider's Retry-After. After `max_attempts` on the last
 //!   channel of its plan the message fails with a dead-letter reason;
@@ -21,8 +27,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use omniroute_channel::{Adapter, AdapterError, Address, Channel, OutboundMessage};
-use omniroute_store::{Attempt, AttemptOutcome, ClaimedJob, NextStep, Store};
-use tokio::sync::{Semaphore, watch};
+use omniroute_store::{Attempt, AttemptOutcome, ClaimedJob, Completion, NextStep, Store};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::settings::DispatchSettings;
@@ -30,12 +36,20 @@ use crate::settings::DispatchSettings;
 /// The adapters by channel.
 pub type Adapters = Arc<HashMap<Channel, Arc<dyn Adapter>>>;
 
+/// Most outcomes recorded in one store call.
+const MAX_COMPLETIONS: usize = 500;
+
+/// An outcome waiting to be recorded, with the permit of its send.
+type Finished = (Completion, OwnedSemaphorePermit);
+
 /// Claims and sends.
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
     store: Arc<dyn Store>,
     adapters: Adapters,
     settings: DispatchSettings,
+    /// Where sends queue their outcomes (set while running).
+    finished: Option<mpsc::UnboundedSender<Finished>>,
 }
 
 impl Dispatcher {
@@ -45,38 +59,50 @@ impl Dispatcher {
             store,
             adapters,
             settings,
+            finished: None,
         }
     }
 
-    /// Runs until `shutdown` turns true, then waits for the sends in flight.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// Runs until `shutdown` turns true, then waits for the sends in flight
+    /// and records their outcomes.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let permits = Arc::new(Semaphore::new(self.settings.concurrency));
-        let mut changes = self.store.changes();
+        let freed = Arc::new(Notify::new());
+        let (finished, queue) = mpsc::unbounded_channel();
+        self.finished = Some(finished);
+        let recorder = tokio::spawn(record(Arc::clone(&self.store), queue, Arc::clone(&freed)));
+        let mut changes = self.store.job_changes();
         let mut tasks = JoinSet::new();
         let lease = Duration::from_secs(self.settings.lease_secs);
         let poll = Duration::from_millis(self.settings.poll_interval_ms);
+        // Claim in batches: once a quarter of the permits are free (or all).
+        let low_water = (self.settings.concurrency / 4).clamp(1, self.settings.batch_size);
         tracing::info!(
             concurrency = self.settings.concurrency,
             "dispatcher started"
         );
         while !*shutdown.borrow() {
             while tasks.try_join_next().is_some() {}
-            let free = permits.available_permits().min(self.settings.batch_size);
-            if free > 0 {
+            let free = permits.available_permits();
+            if free >= low_water || free == self.settings.concurrency {
                 changes.borrow_and_update();
-                match self.store.claim_jobs(free, lease).await {
+                match self
+                    .store
+                    .claim_jobs(free.min(self.settings.batch_size), lease)
+                    .await
+                {
                     Ok(jobs) if !jobs.is_empty() => {
+                        let full = jobs.len() == free.min(self.settings.batch_size);
                         for job in jobs {
                             let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
                                 break;
                             };
                             let this = self.clone();
-                            tasks.spawn(async move {
-                                this.process(job).await;
-                                drop(permit);
-                            });
+                            tasks.spawn(async move { this.process(job, permit).await });
                         }
-                        continue;
+                        if full {
+                            continue;
+                        }
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -90,6 +116,7 @@ impl Dispatcher {
                         tokio::time::sleep(poll).await;
                     }
                 }
+                () = freed.notified(), if free < low_water => {}
                 () = tokio::time::sleep(poll) => {}
                 _ = shutdown.changed() => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -97,22 +124,27 @@ impl Dispatcher {
         }
         tracing::info!(in_flight = tasks.len(), "dispatcher stopping");
         while tasks.join_next().await.is_some() {}
+        // Every send has queued its outcome; the recorder ends once the
+        // queue is empty and closed.
+        self.finished = None;
+        drop(self);
+        let _ = recorder.await;
     }
 
     /// One attempt for one claimed job, and its outcome recorded.
     #[tracing::instrument(skip_all, fields(message_id = %job.message.id, attempt = job.channel_attempt))]
-    async fn process(&self, job: ClaimedJob) {
+    async fn process(&self, job: ClaimedJob, permit: OwnedSemaphorePermit) {
         let message = &job.message;
         let now = SystemTime::now();
         if message.expire_time.is_some_and(|t| t <= now) {
             self.complete(
-                &job,
+                job,
                 None,
                 NextStep::Fail {
                     reason: "expired before it could be sent".to_owned(),
                 },
-            )
-            .await;
+                permit,
+            );
             return;
         }
         let Some(planned) = message
@@ -121,19 +153,19 @@ impl Dispatcher {
             .and_then(|r| r.plan.get(job.plan_index))
         else {
             self.complete(
-                &job,
+                job,
                 None,
                 NextStep::Fail {
                     reason: "the message has no route".to_owned(),
                 },
-            )
-            .await;
+                permit,
+            );
             return;
         };
         let channel = planned.channel;
         let Some(adapter) = self.adapters.get(&channel) else {
             let next = self.after_failure(&job, None, &format!("{channel} is not configured"));
-            self.complete(&job, None, next).await;
+            self.complete(job, None, next, permit);
             return;
         };
         let content = message
@@ -217,7 +249,7 @@ impl Dispatcher {
                 )
             }
         };
-        self.complete(&job, Some(attempt), next).await;
+        self.complete(job, Some(attempt), next, permit);
     }
 
     /// What to do after a failed attempt.
@@ -240,15 +272,71 @@ impl Dispatcher {
         )
     }
 
-    async fn complete(&self, job: &ClaimedJob, attempt: Option<Attempt>, next: NextStep) {
-        match self.store.complete_job(job, attempt, next).await {
-            Ok(Some(_)) => {}
-            Ok(None) => tracing::warn!(
-                "lease lost before the outcome was recorded; a newer attempt owns the message"
-            ),
+    /// Queues an outcome for the recorder; the permit goes with it.
+    fn complete(
+        &self,
+        job: ClaimedJob,
+        attempt: Option<Attempt>,
+        next: NextStep,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let completion = Completion { job, attempt, next };
+        let queued = self
+            .finished
+            .as_ref()
+            .is_some_and(|queue| queue.send((completion, permit)).is_ok());
+        if !queued {
+            // The lease runs out and the job is tried again.
+            tracing::error!("the outcome recorder is gone; the job will be retried");
+        }
+    }
+}
+
+/// Records queued outcomes, as many per store call as have queued, until
+/// the queue closes; wakes the claim loop after each group (permits freed).
+async fn record(
+    store: Arc<dyn Store>,
+    mut queue: mpsc::UnboundedReceiver<Finished>,
+    freed: Arc<Notify>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_COMPLETIONS {
+            match queue.try_recv() {
+                Ok(next) => group.push(next),
+                Err(_) => break,
+            }
+        }
+        let (completions, permits): (Vec<Completion>, Vec<OwnedSemaphorePermit>) =
+            group.into_iter().unzip();
+        let many = completions.len() > 1;
+        match store.complete_jobs(&completions).await {
+            Ok(recorded) => log_lost(&recorded),
+            Err(e) if many => {
+                // One bad outcome must not hold back the others.
+                tracing::warn!(error = %e, outcomes = completions.len(), "recording outcomes failed; recording them one by one");
+                for completion in &completions {
+                    match store.complete_jobs(std::slice::from_ref(completion)).await {
+                        Ok(recorded) => log_lost(&recorded),
+                        Err(e) => tracing::error!(error = %e, "recording the outcome failed"),
+                    }
+                }
+            }
             // The lease runs out and the job is tried again.
             Err(e) => tracing::error!(error = %e, "recording the outcome failed"),
         }
+        drop(permits);
+        freed.notify_one();
+    }
+}
+
+fn log_lost(recorded: &[Option<omniroute_store::Message>]) {
+    let lost = recorded.iter().filter(|r| r.is_none()).count();
+    if lost > 0 {
+        tracing::warn!(
+            lost,
+            "lease lost before the outcome was recorded; a newer attempt owns the message"
+        );
     }
 }
 

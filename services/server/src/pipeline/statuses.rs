@@ -2,7 +2,8 @@
 //! (webhooks, the sandbox) reach the store.
 //!
 //! Adapters report through [`StatusChannel`], which never blocks them. A task
-//! applies each report with the store's monotonic status rules. A report can
+//! applies the reports with the store's monotonic status rules, as many per
+//! store call (one transaction) as have queued meanwhile. A report can
 //! arrive before the attempt that produced it is recorded (providers are
 //! fast); one that matches no message yet is retried for a while before it is
 //! dropped with a warning.
@@ -18,6 +19,9 @@ use uuid::Uuid;
 /// How often and how long an unmatched report is retried.
 const RETRY_EVERY: Duration = Duration::from_millis(250);
 const RETRIES: u32 = 40;
+
+/// Most reports applied in one store call.
+const MAX_GROUP: usize = 500;
 
 /// The sink adapters report to.
 #[derive(Debug, Clone)]
@@ -76,35 +80,71 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let (update, tries) = tokio::select! {
+        let first = tokio::select! {
             received = reports.recv() => match received {
                 Some(report) => report,
                 None => return,
             },
             _ = shutdown.changed() => return,
         };
-        match store.apply_provider_status(provider_status(&update)).await {
-            Ok(Some(_)) => {}
-            Ok(None) if tries < RETRIES => {
-                let sink = sink.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(RETRY_EVERY).await;
-                    let _ = sink.0.send((update, tries + 1));
-                });
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match reports.try_recv() {
+                Ok(report) => group.push(report),
+                Err(_) => break,
             }
-            Ok(None) => tracing::warn!(
-                channel = %update.channel,
-                provider_message_id = %update.provider_message_id,
-                "status report matches no message; dropped"
-            ),
+        }
+        let statuses = group.iter().map(|(u, _)| provider_status(u)).collect();
+        match store.apply_provider_statuses(statuses).await {
+            Ok(applied) => {
+                for ((update, tries), applied) in group.into_iter().zip(applied) {
+                    settle(&sink, update, tries, applied.is_some());
+                }
+            }
+            Err(e) if group.len() > 1 => {
+                // One bad report must not hold back the others.
+                tracing::warn!(error = %e, reports = group.len(), "applying status reports failed; applying them one by one");
+                for (update, tries) in group {
+                    match store.apply_provider_status(provider_status(&update)).await {
+                        Ok(applied) => settle(&sink, update, tries, applied.is_some()),
+                        Err(e) => {
+                            tracing::error!(error = %e, "applying a status report failed; retrying");
+                            later(&sink, update, tries);
+                        }
+                    }
+                }
+            }
             Err(e) => {
                 tracing::error!(error = %e, "applying a status report failed; retrying");
-                let sink = sink.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(RETRY_EVERY).await;
-                    let _ = sink.0.send((update, tries));
-                });
+                for (update, tries) in group {
+                    later(&sink, update, tries);
+                }
             }
         }
     }
+}
+
+/// After a report was applied (`matched`) or matched no message yet.
+fn settle(sink: &StatusChannel, update: StatusUpdate, tries: u32, matched: bool) {
+    if matched {
+        return;
+    }
+    if tries < RETRIES {
+        later(sink, update, tries + 1);
+    } else {
+        tracing::warn!(
+            channel = %update.channel,
+            provider_message_id = %update.provider_message_id,
+            "status report matches no message; dropped"
+        );
+    }
+}
+
+/// Queues a report again after a pause.
+fn later(sink: &StatusChannel, update: StatusUpdate, tries: u32) {
+    let sink = sink.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(RETRY_EVERY).await;
+        let _ = sink.0.send((update, tries));
+    });
 }

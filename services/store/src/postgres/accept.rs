@@ -91,7 +91,7 @@ impl Row {
             metadata: RawJson::of(&message.metadata)?,
             history: RawJson::of(&message.history)?,
             route: RawJson::of(&message.route)?,
-            payload: message_payload_json(&message)
+            payload: message_state_json(&message)
                 .map(RawJson::from_text)
                 .map_err(StoreError::backend)?,
             message,
@@ -179,7 +179,7 @@ async fn writer(pool: Pool, queue: Arc<Mutex<mpsc::Receiver<Batch>>>, signals: A
             Err(e) => vec![Err(e)],
         };
         if outcomes.iter().any(|o| matches!(o, Ok(Outcome::Inserted))) {
-            signals.bump();
+            signals.bump(true);
         }
         let mut outcomes = outcomes.into_iter();
         for batch in batches {
@@ -189,10 +189,22 @@ async fn writer(pool: Pool, queue: Arc<Mutex<mpsc::Receiver<Batch>>>, signals: A
     }
 }
 
-/// The statement (see the module documentation). Parameters are arrays, one
-/// element per row; the answer has one row per input row, in order.
+/// The statement (see the module documentation). Parameters `$1`–`$22` are
+/// arrays with one element per row, `$23`–`$24` the distinct contacts; the
+/// answer has one row per input row, in order.
+///
+/// The contacts are locked from their own small arrays: a row lock over a
+/// join makes PostgreSQL carry whole copies of the other side's rows (for
+/// rechecks), which for the message rows would mean copying and comparing
+/// every payload.
 const ACCEPT: &str = "
-WITH input AS (
+WITH contact AS (
+    SELECT c.tenant, c.id, c.version, c.state FROM contacts c
+    WHERE (c.tenant, c.id) IN (SELECT * FROM unnest($23::text[], $24::uuid[]))
+    ORDER BY c.tenant, c.id
+    FOR KEY SHARE OF c
+),
+input AS (
     SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::bigint[], $5::text[],
                          $6::text[], $7::smallint[], $8::smallint[], $9::jsonb[], $10::jsonb[],
                          $11::text[], $12::jsonb[], $13::timestamptz[], $14::timestamptz[],
@@ -203,19 +215,13 @@ WITH input AS (
                              expire_time, reply_to, history, route, idempotency_key,
                              request_hash, time, due, payload, n)
 ),
-contact AS (
-    SELECT c.tenant, c.id, c.version, c.state FROM contacts c
-    WHERE (c.tenant, c.id) IN (SELECT tenant, contact_id FROM input)
-    ORDER BY c.tenant, c.id
-    FOR KEY SHARE OF c
-),
 used AS (
     SELECT m.tenant, m.idempotency_key, m.id, m.request_hash FROM messages m
     WHERE (m.tenant, m.idempotency_key) IN
           (SELECT tenant, idempotency_key FROM input WHERE idempotency_key IS NOT NULL)
 ),
 fit AS (
-    SELECT i.* FROM input i
+    SELECT i.n FROM input i
     JOIN contact c ON c.tenant = i.tenant AND c.id = i.contact_id
                   AND c.version = i.version AND c.state = 1
     WHERE NOT EXISTS (SELECT 1 FROM used u
@@ -229,19 +235,19 @@ inserted AS (
     SELECT tenant, id, contact_id, 1, category, channel, priority, status, content, overrides,
            correlation_ref, metadata, send_time, expire_time, reply_to, history, '[]', route,
            idempotency_key, request_hash, time, time
-    FROM fit ORDER BY n
+    FROM input JOIN fit USING (n) ORDER BY n
     ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING tenant, id
 ),
 jobs AS (
     INSERT INTO dispatch_jobs (message_id, tenant, priority, due_time)
-    SELECT f.id, f.tenant, f.priority, f.due FROM fit f JOIN inserted USING (tenant, id)
+    SELECT i.id, i.tenant, i.priority, i.due FROM input i JOIN inserted USING (tenant, id)
 ),
 logged AS (
     INSERT INTO events (tenant, type, time, contact_id, message_id, correlation_ref, metadata,
                         payload)
-    SELECT f.tenant, 1, f.time, f.contact_id, f.id, f.correlation_ref, f.metadata, f.payload
-    FROM fit f JOIN inserted USING (tenant, id) ORDER BY f.n
+    SELECT i.tenant, 1, i.time, i.contact_id, i.id, i.correlation_ref, i.metadata, i.payload
+    FROM input i JOIN inserted USING (tenant, id) ORDER BY i.n
 )
 SELECT c.version, c.state, u.id, u.request_hash, ins.id IS NOT NULL
 FROM input i
@@ -299,7 +305,14 @@ async fn write(pool: &Pool, rows: &[&Row]) -> Result<Vec<Outcome>> {
     let times: Vec<SystemTime> = rows.iter().map(|r| r.message.create_time).collect();
     let dues: Vec<SystemTime> = rows.iter().map(|r| r.due).collect();
     let payloads: Vec<&RawJson> = rows.iter().map(|r| &r.payload).collect();
-    let params: [&(dyn ToSql + Sync); 22] = [
+    let mut wanted: Vec<(&str, Uuid)> = rows
+        .iter()
+        .map(|r| (r.tenant.as_str(), r.message.contact_id))
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    let (contact_tenants, contact_ids): (Vec<&str>, Vec<Uuid>) = wanted.into_iter().unzip();
+    let params: [&(dyn ToSql + Sync); 24] = [
         &tenants,
         &ids,
         &contacts,
@@ -322,6 +335,8 @@ async fn write(pool: &Pool, rows: &[&Row]) -> Result<Vec<Outcome>> {
         &times,
         &dues,
         &payloads,
+        &contact_tenants,
+        &contact_ids,
     ];
     let client = pool.get().await.map_err(StoreError::backend)?;
     let stmt = client.prepare_cached(ACCEPT).await.map_err(db)?;

@@ -14,6 +14,12 @@
 //! Locks are taken messages first, then jobs, each in id order, as
 //! cancellation and erasure take them, so these transactions never deadlock
 //! with each other or with those.
+//!
+//! Statements on `dispatch_jobs` are planned afresh on every execution
+//! ([`custom_plans`]): a queue grows from nothing to a million rows and back
+//! within minutes, far faster than statistics follow, and a plan cached
+//! while it was small (a sequential scan) would then read the whole backlog
+//! on every claim.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -27,6 +33,14 @@ use super::{PgStore, db};
 use crate::Result;
 use crate::messages::*;
 use crate::model::now;
+
+/// Makes the rest of the transaction plan each statement for its actual
+/// parameters and the table's current size (see the module documentation).
+async fn custom_plans(tx: &impl GenericClient) -> Result<()> {
+    tx.batch_execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        .await
+        .map_err(db)
+}
 
 /// The statement that locks messages by id (`$1`), in id order, answering
 /// the tenant and then the message columns.
@@ -50,15 +64,21 @@ fn messages_by_id(rows: &[Row]) -> Result<HashMap<Uuid, (String, Message)>> {
 }
 
 impl PgStore {
+    /// Leases due jobs (see [`crate::Store::claim_jobs`]) in one statement:
+    /// the due rows are locked in dispatch order, then updated by their
+    /// physical address (the rows are locked, so it cannot move), and
+    /// returned with their messages.
     pub(super) async fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<ClaimedJob>> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        custom_plans(&tx).await?;
         let now = now();
         let until = now + lease;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let stmt = client
+        let stmt = tx
             .prepare_cached(&format!(
                 "WITH due AS (
-                     SELECT message_id FROM dispatch_jobs
+                     SELECT ctid FROM dispatch_jobs
                      WHERE due_time <= $1 AND (lease_until IS NULL OR lease_until < $1)
                      ORDER BY priority, due_time, message_id
                      LIMIT $2
@@ -68,7 +88,7 @@ impl PgStore {
                      UPDATE dispatch_jobs j
                      SET lease_until = $3, claim_token = gen_random_uuid(),
                          channel_attempt = j.channel_attempt + 1
-                     FROM due WHERE j.message_id = due.message_id
+                     WHERE j.ctid = ANY(ARRAY(SELECT ctid FROM due))
                      RETURNING j.message_id, j.claim_token, j.plan_index, j.channel_attempt,
                                j.priority AS job_priority, j.due_time AS job_due
                  )
@@ -78,10 +98,8 @@ impl PgStore {
             ))
             .await
             .map_err(db)?;
-        let rows = client
-            .query(&stmt, &[&now, &limit, &until])
-            .await
-            .map_err(db)?;
+        let rows = tx.query(&stmt, &[&now, &limit, &until]).await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
         rows.iter()
             .map(|r| {
                 Ok(ClaimedJob {
@@ -97,13 +115,14 @@ impl PgStore {
 
     pub(super) async fn complete(
         &self,
-        completions: Vec<Completion>,
+        completions: &[Completion],
     ) -> Result<Vec<Option<Message>>> {
         if completions.is_empty() {
             return Ok(Vec::new());
         }
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
+        custom_plans(&tx).await?;
         let ids: Vec<Uuid> = completions.iter().map(|c| c.job.message.id).collect();
         let jobs_stmt = tx
             .prepare_cached(
@@ -138,8 +157,8 @@ impl PgStore {
             let (moved, job) = apply_completion(
                 message,
                 completion.job.plan_index,
-                completion.attempt,
-                completion.next,
+                completion.attempt.clone(),
+                completion.next.clone(),
                 now,
             );
             match job {
@@ -186,7 +205,9 @@ impl PgStore {
             insert_events(&tx, &events, now),
         )?;
         tx.commit().await.map_err(db)?;
-        if !written.is_empty() {
+        if !released.ids.is_empty() {
+            self.bump_jobs();
+        } else if !written.is_empty() {
             self.bump();
         }
         Ok(answers)

@@ -320,7 +320,7 @@ impl PgStore {
         write_message(&tx, tenant, &message).await?;
         append_events(&tx, tenant, &[status_event(before, &message)], now).await?;
         tx.commit().await.map_err(db)?;
-        self.bump();
+        self.bump_jobs();
         Ok(message)
     }
 
@@ -479,12 +479,43 @@ impl PgStore {
             )
             .await
             .map_err(db)?;
-        rows.iter()
-            .filter_map(|r| {
-                let kind = EventType::from_code(r.get(2))?;
-                Some((r, kind))
-            })
-            .map(|(r, kind)| {
+        let mut read = Vec::with_capacity(rows.len());
+        for r in &rows {
+            // A type this build does not know (written by a newer one) is
+            // skipped rather than failing the whole read.
+            let Some(kind) = EventType::from_code(r.get(2)) else {
+                continue;
+            };
+            let payload: StoredPayload = column(r, 8)?;
+            read.push((r, kind, payload));
+        }
+        // Message events store the message's state; the rest comes from the
+        // messages, read once each.
+        let mut wanted: Vec<Uuid> = read
+            .iter()
+            .filter(|(_, _, p)| p.needs_message())
+            .filter_map(|(r, _, _)| r.get::<_, Option<Uuid>>(5))
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        let mut messages = std::collections::HashMap::with_capacity(wanted.len());
+        if !wanted.is_empty() {
+            let stmt = client
+                .prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant = $1 AND id = ANY($2)"
+                ))
+                .await
+                .map_err(db)?;
+            for row in client.query(&stmt, &[&tenant, &wanted]).await.map_err(db)? {
+                let message = message_from_row(&row)?;
+                messages.insert(message.id, message);
+            }
+        }
+        read.into_iter()
+            .map(|(r, kind, payload)| {
+                let contact_id: Option<Uuid> = r.get(4);
+                let message_id: Option<Uuid> = r.get(5);
+                let message = message_id.and_then(|id| messages.get(&id).cloned());
                 Ok(Event {
                     cursor: Cursor {
                         xid: r.get::<_, &str>(0).parse().unwrap_or_default(),
@@ -492,11 +523,11 @@ impl PgStore {
                     },
                     kind,
                     time: r.get(3),
-                    contact_id: r.get(4),
-                    message_id: r.get(5),
+                    contact_id,
+                    message_id,
                     correlation_ref: r.get(6),
                     metadata: column(r, 7)?,
-                    payload: column(r, 8)?,
+                    payload: payload.into_payload(message, contact_id),
                 })
             })
             .collect()

@@ -54,6 +54,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         4,
         include_str!("../../migrations/postgres/0004_contact_versions.sql"),
     ),
+    (5, include_str!("../../migrations/postgres/0005_queue.sql")),
 ];
 
 /// Serializes migrations of replicas that start together.
@@ -134,10 +135,14 @@ impl PgStore {
         Ok(store)
     }
 
-    /// Signals a commit that wrote events or jobs, here and to other
-    /// replicas.
+    /// Signals a commit that wrote events, here and to other replicas.
     fn bump(&self) {
-        self.signals.bump();
+        self.signals.bump(false);
+    }
+
+    /// Signals a commit that made jobs due (and wrote events).
+    fn bump_jobs(&self) {
+        self.signals.bump(true);
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
@@ -687,7 +692,7 @@ impl Store for PgStore {
         self.claim(limit, lease).await
     }
 
-    async fn complete_jobs(&self, completions: Vec<Completion>) -> Result<Vec<Option<Message>>> {
+    async fn complete_jobs(&self, completions: &[Completion]) -> Result<Vec<Option<Message>>> {
         self.complete(completions).await
     }
 
@@ -726,5 +731,9 @@ impl Store for PgStore {
 
     fn changes(&self) -> watch::Receiver<u64> {
         self.signals.changes.subscribe()
+    }
+
+    fn job_changes(&self) -> watch::Receiver<u64> {
+        self.signals.jobs.subscribe()
     }
 }

@@ -2,8 +2,10 @@
 //! other replicas' commits.
 //!
 //! A commit that wrote jobs or events bumps [`Signals`]: readers in this
-//! process wake at once (a `watch`), and the notifier task tells the other
-//! replicas with `NOTIFY omniroute_changes`. The notification is sent *after*
+//! process wake at once (a `watch`; dispatchers watch a second one that
+//! moves only when jobs became due), and the notifier task tells the other
+//! replicas with `NOTIFY omniroute_changes` (payload `jobs` when jobs became
+//! due). The notification is sent *after*
 //! the commit, from its own short transaction, and coalesced: at most one is
 //! in flight and at most one per [`NOTIFY_EVERY`], however many commits
 //! happened meanwhile. (A `NOTIFY` inside the writing transaction would make
@@ -11,6 +13,7 @@
 //! benchmark measured it halving commit throughput.) Signals are hints, never
 //! the only trigger: every reader also polls.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -29,29 +32,46 @@ const NOTIFY_EVERY: Duration = Duration::from_millis(10);
 pub(super) struct Signals {
     /// Bumped after our own commits and on NOTIFY from other replicas.
     pub(super) changes: watch::Sender<u64>,
+    /// Bumped when jobs became due (new messages, retries, fallbacks).
+    pub(super) jobs: watch::Sender<u64>,
     /// Wakes the notifier; a wake-up while it is busy is kept, not repeated.
     notify: Notify,
+    /// Whether the next notification must say that jobs became due.
+    jobs_pending: AtomicBool,
 }
 
 impl Signals {
     pub(super) fn new() -> Arc<Signals> {
         Arc::new(Signals {
             changes: watch::Sender::new(0),
+            jobs: watch::Sender::new(0),
             notify: Notify::new(),
+            jobs_pending: AtomicBool::new(false),
         })
     }
 
-    /// Signals a commit that wrote events or jobs, here and to other replicas.
-    pub(super) fn bump(&self) {
+    /// Signals a commit that wrote events or jobs (`jobs`: made jobs due),
+    /// here and to other replicas.
+    pub(super) fn bump(&self, jobs: bool) {
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        if jobs {
+            self.jobs.send_modify(|n| *n = n.wrapping_add(1));
+            self.jobs_pending.store(true, Ordering::Release);
+        }
         self.notify.notify_one();
     }
 
     /// Signals a change another replica made, here only.
-    fn heard(&self) {
+    fn heard(&self, jobs: bool) {
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        if jobs {
+            self.jobs.send_modify(|n| *n = n.wrapping_add(1));
+        }
     }
 }
+
+/// The notification payload that says jobs became due.
+const JOBS: &str = "jobs";
 
 /// Aborts a background task when dropped.
 #[derive(Debug)]
@@ -69,14 +89,16 @@ pub(super) fn spawn_notifier(pool: Pool, signals: Arc<Signals>) -> AbortOnDrop {
     AbortOnDrop(tokio::spawn(async move {
         loop {
             signals.notify.notified().await;
+            let jobs = signals.jobs_pending.swap(false, Ordering::AcqRel);
+            let payload = if jobs { JOBS } else { "" };
             let sent = async {
                 let client = pool.get().await.map_err(|e| e.to_string())?;
                 let stmt = client
-                    .prepare_cached("SELECT pg_notify($1, '')")
+                    .prepare_cached("SELECT pg_notify($1, $2)")
                     .await
                     .map_err(|e| e.to_string())?;
                 client
-                    .execute(&stmt, &[&CHANGES_CHANNEL])
+                    .execute(&stmt, &[&CHANGES_CHANNEL, &payload])
                     .await
                     .map_err(|e| e.to_string())
             };
@@ -104,8 +126,8 @@ pub(super) fn spawn_listener(
                         while let Some(Ok(message)) =
                             std::future::poll_fn(|cx| connection.poll_message(cx)).await
                         {
-                            if let tokio_postgres::AsyncMessage::Notification(_) = message
-                                && tx.send(()).is_err()
+                            if let tokio_postgres::AsyncMessage::Notification(n) = message
+                                && tx.send(n.payload() == JOBS).is_err()
                             {
                                 break;
                             }
@@ -113,9 +135,9 @@ pub(super) fn spawn_listener(
                     });
                     let listen = format!("LISTEN {CHANGES_CHANNEL}");
                     if client.batch_execute(&listen).await.is_ok() {
-                        while rx.recv().await.is_some() {
+                        while let Some(jobs) = rx.recv().await {
                             match signals.upgrade() {
-                                Some(signals) => signals.heard(),
+                                Some(signals) => signals.heard(jobs),
                                 None => return,
                             }
                         }

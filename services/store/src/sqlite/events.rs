@@ -10,8 +10,12 @@ use std::time::SystemTime;
 use rusqlite::{Connection, params};
 use uuid::Uuid;
 
-use super::{db, json};
-use crate::messages::{Cursor, Event, EventFilter, EventPayload, EventType, NewEvent};
+use std::collections::HashMap;
+
+use super::{db, json, messages};
+use crate::messages::{
+    Cursor, Event, EventFilter, EventPayload, EventType, NewEvent, StoredPayload,
+};
 use crate::model::{from_micros, to_micros};
 use crate::{Result, StoreError};
 
@@ -88,6 +92,9 @@ pub(super) fn read(
         )
         .map_err(db)?;
     let mut events = Vec::new();
+    // Message events store the message's state; the rest comes from the
+    // message, read once per message (in this read's snapshot).
+    let mut messages: HashMap<Uuid, Option<crate::Message>> = HashMap::new();
     for row in rows {
         let (seq, kind, time, contact_id, message_id, correlation_ref, metadata, payload) =
             row.map_err(db)?;
@@ -96,15 +103,33 @@ pub(super) fn read(
         let Some(kind) = EventType::from_code(kind) else {
             continue;
         };
+        let contact_id = contact_id.as_deref().map(parse_uuid).transpose()?;
+        let message_id = message_id.as_deref().map(parse_uuid).transpose()?;
+        let payload: StoredPayload = serde_json::from_str(&payload).map_err(StoreError::backend)?;
+        let message = match message_id {
+            Some(id) if payload.needs_message() => match messages.get(&id) {
+                Some(found) => found.clone(),
+                None => {
+                    let found = match messages::get(tx, tenant, id) {
+                        Ok(message) => Some(message),
+                        Err(StoreError::NotFound { .. }) => None,
+                        Err(e) => return Err(e),
+                    };
+                    messages.insert(id, found.clone());
+                    found
+                }
+            },
+            _ => None,
+        };
         events.push(Event {
             cursor: Cursor { xid: 0, seq },
             kind,
             time: from_micros(time),
-            contact_id: contact_id.as_deref().map(parse_uuid).transpose()?,
-            message_id: message_id.as_deref().map(parse_uuid).transpose()?,
+            contact_id,
+            message_id,
             correlation_ref,
             metadata: serde_json::from_str(&metadata).map_err(StoreError::backend)?,
-            payload: serde_json::from_str(&payload).map_err(StoreError::backend)?,
+            payload: payload.into_payload(message, contact_id),
         });
     }
     Ok(events)

@@ -29,9 +29,9 @@ use uuid::Uuid;
 
 use crate::model::*;
 use crate::{
-    Accepted, ClaimedJob, Completion, Cursor, Event, EventFilter, EventType, Message, NewInbound,
-    NewMessage, ProviderStatus, Received, Result, Store, StoreError, contact_event,
-    dedup_addresses,
+    Accepted, ClaimedJob, Completion, Cursor, Event, EventFilter, EventType, Message,
+    MessageStatus, NewInbound, NewMessage, ProviderStatus, Received, Result, Store, StoreError,
+    contact_event, dedup_addresses,
 };
 use contacts::*;
 
@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_messages.sql"),
     include_str!("../../migrations/sqlite/0003_inbound.sql"),
     include_str!("../../migrations/sqlite/0004_contact_versions.sql"),
+    include_str!("../../migrations/sqlite/0005_queue.sql"),
 ];
 
 /// The embedded SQLite store.
@@ -54,6 +55,8 @@ pub struct SqliteStore {
     /// [`Store::changes`]); one process holds the file, so no cross-process
     /// signal is needed.
     changes: Arc<watch::Sender<u64>>,
+    /// Bumped after commits that made jobs due (see [`Store::job_changes`]).
+    jobs: Arc<watch::Sender<u64>>,
 }
 
 impl SqliteStore {
@@ -83,6 +86,7 @@ impl SqliteStore {
             readers: writer::Readers::new(&path),
             path,
             changes: Arc::new(watch::Sender::new(0)),
+            jobs: Arc::new(watch::Sender::new(0)),
         })
     }
 
@@ -113,6 +117,12 @@ impl SqliteStore {
     /// wakes up sees the change.
     fn bump(&self) {
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// [`SqliteStore::bump`] for a commit that also made jobs due.
+    fn bump_jobs(&self) {
+        self.bump();
+        self.jobs.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// [`SqliteStore::tx`] followed by [`SqliteStore::bump`] once it committed.
@@ -560,7 +570,7 @@ impl Store for SqliteStore {
             .await?;
         // A replay wrote nothing: no one needs to look again.
         if accepted.iter().any(|a| matches!(a, Ok(Accepted::New(_)))) {
-            self.bump();
+            self.bump_jobs();
         }
         Ok(accepted)
     }
@@ -617,7 +627,9 @@ impl Store for SqliteStore {
 
     async fn retry_message(&self, tenant: &str, id: Uuid) -> Result<Message> {
         let tenant = tenant.to_owned();
-        self.write(move |tx| messages::retry(tx, &tenant, id)).await
+        let retried = self.tx(move |tx| messages::retry(tx, &tenant, id)).await?;
+        self.bump_jobs();
+        Ok(retried)
     }
 
     async fn claim_jobs(&self, limit: usize, lease: Duration) -> Result<Vec<ClaimedJob>> {
@@ -625,7 +637,8 @@ impl Store for SqliteStore {
         self.tx(move |tx| messages::claim(tx, limit, lease)).await
     }
 
-    async fn complete_jobs(&self, completions: Vec<Completion>) -> Result<Vec<Option<Message>>> {
+    async fn complete_jobs(&self, completions: &[Completion]) -> Result<Vec<Option<Message>>> {
+        let completions = completions.to_vec();
         let completed = self
             .tx(move |tx| {
                 completions
@@ -634,7 +647,14 @@ impl Store for SqliteStore {
                     .collect::<Result<Vec<_>>>()
             })
             .await?;
-        if completed.iter().any(Option::is_some) {
+        // A job released for a retry or the next channel is due again.
+        if completed
+            .iter()
+            .flatten()
+            .any(|m| m.status == MessageStatus::Queued)
+        {
+            self.bump_jobs();
+        } else if completed.iter().any(Option::is_some) {
             self.bump();
         }
         Ok(completed)
@@ -690,5 +710,9 @@ impl Store for SqliteStore {
 
     fn changes(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+
+    fn job_changes(&self) -> watch::Receiver<u64> {
+        self.jobs.subscribe()
     }
 }
