@@ -138,6 +138,30 @@ fn save(tx: &Connection, tenant: &str, m: &Message) -> Result<()> {
     Ok(())
 }
 
+/// Writes back what a status change, an attempt or a requeue changes: the
+/// status, channel, history, attempts and provider id (the rest of a message
+/// is fixed once stored; erasure uses [`save`]).
+fn save_state(tx: &Connection, tenant: &str, m: &Message) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE messages SET channel = ?3, status = ?4, history = ?5, attempts = ?6,
+                provider_message_id = ?7, update_time = ?8
+         WHERE tenant = ?1 AND id = ?2",
+    )
+    .map_err(db)?
+    .execute(params![
+        tenant,
+        m.id.to_string(),
+        m.channel.map(Channel::as_str),
+        m.status.code(),
+        json(&m.history),
+        json(&m.attempts),
+        m.provider_message_id,
+        to_micros(m.update_time)
+    ])
+    .map_err(db)?;
+    Ok(())
+}
+
 /// Logs a status change: `MessageFailed` when this change failed the
 /// message, else `MessageStatusChanged`.
 fn record_change(
@@ -518,7 +542,7 @@ pub(super) fn cancel(tx: &Connection, tenant: &str, id: Uuid) -> Result<Message>
         "canceled by caller",
         now,
     ) {
-        save(tx, tenant, &m)?;
+        save_state(tx, tenant, &m)?;
         record_change(tx, tenant, before, &m, now)?;
     }
     Ok(m)
@@ -538,7 +562,7 @@ pub(super) fn retry(tx: &Connection, tenant: &str, id: Uuid) -> Result<Message> 
     // refuses to move it); an operator's retry is the one way out.
     requeue_by_operator(&mut m, now);
     put_job(tx, tenant, &m, now)?;
-    save(tx, tenant, &m)?;
+    save_state(tx, tenant, &m)?;
     record_change(tx, tenant, MessageStatus::Failed, &m, now)?;
     Ok(m)
 }
@@ -615,7 +639,7 @@ pub(super) fn complete(
             restart_attempts,
         } => release_job(tx, id, due, plan_index, restart_attempts)?,
     }
-    save(tx, tenant, &m)?;
+    save_state(tx, tenant, &m)?;
     if changed {
         record_change(tx, tenant, before, &m, now)?;
     }
@@ -668,7 +692,7 @@ pub(super) fn apply_provider_status(
         now,
     );
     if changed {
-        save(tx, &tenant, &m)?;
+        save_state(tx, &tenant, &m)?;
         record_change(tx, &tenant, before, &m, now)?;
     }
     Ok(Some((m, changed)))

@@ -69,11 +69,16 @@ impl SqliteStore {
                 std::fs::create_dir_all(dir).map_err(StoreError::backend)?;
             }
             let mut conn = Connection::open(&opened).map_err(StoreError::backend)?;
+            // Checkpoints run on their own thread (see `writer.rs`), not in
+            // the writer's commits.
             conn.execute_batch(
                 "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = FULL;
                  PRAGMA foreign_keys = ON;
-                 PRAGMA busy_timeout = 5000;",
+                 PRAGMA busy_timeout = 5000;
+                 PRAGMA cache_size = -16384;
+                 PRAGMA temp_store = MEMORY;
+                 PRAGMA wal_autocheckpoint = 0;",
             )
             .map_err(StoreError::backend)?;
             migrate(&mut conn)?;
@@ -82,7 +87,7 @@ impl SqliteStore {
         .await
         .map_err(StoreError::backend)??;
         Ok(SqliteStore {
-            writer: writer::Writer::start(conn)?,
+            writer: writer::Writer::start(conn, &path)?,
             readers: writer::Readers::new(&path),
             path,
             changes: Arc::new(watch::Sender::new(0)),

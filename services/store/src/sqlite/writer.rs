@@ -12,10 +12,16 @@
 //!
 //! Reads never wait for writes: they run on read connections (WAL readers
 //! see the last commit and block no one), on tokio's blocking pool.
+//!
+//! Checkpoints (copying committed pages from the WAL into the database
+//! file) run on a thread of their own, so the writer's commits never wait
+//! for them; durability does not depend on them (every commit is in the
+//! fsynced WAL).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, Weak, mpsc};
+use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
@@ -27,6 +33,13 @@ const MAX_GROUP: usize = 512;
 
 /// Read connections kept open while idle.
 const IDLE_READERS: usize = 4;
+
+/// How often the checkpointer looks at the WAL.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// WAL size past which the checkpointer also waits for readers, so that the
+/// WAL starts over instead of growing.
+const WAL_LIMIT: u64 = 256 * 1024 * 1024;
 
 fn backend(text: impl Into<String>) -> StoreError {
     StoreError::backend(std::io::Error::other(text.into()))
@@ -93,20 +106,39 @@ pub(super) fn in_savepoint<T>(conn: &Connection, f: impl FnOnce() -> Result<T>) 
     }
 }
 
-/// The handle to the writer thread; the thread ends when the last clone is
-/// dropped.
+/// The handle to the writer thread; the thread (and the checkpointer) end
+/// when the last clone is dropped.
 #[derive(Debug, Clone)]
-pub(super) struct Writer(mpsc::Sender<Box<dyn Write>>);
+pub(super) struct Writer {
+    queue: mpsc::Sender<Box<dyn Write>>,
+    /// The checkpointer runs while this lives.
+    _alive: Arc<()>,
+}
 
 impl Writer {
-    /// Starts the writer thread on `conn`.
-    pub(super) fn start(conn: Connection) -> Result<Writer> {
+    /// Starts the writer thread on `conn` (the store file at `path`), and the
+    /// checkpointer.
+    pub(super) fn start(conn: Connection, path: &Path) -> Result<Writer> {
         let (tx, rx) = mpsc::channel::<Box<dyn Write>>();
         std::thread::Builder::new()
             .name("omniroute-sqlite-writer".into())
             .spawn(move || run(conn, rx))
             .map_err(StoreError::backend)?;
-        Ok(Writer(tx))
+        let alive = Arc::new(());
+        let checkpoints = Connection::open(path).map_err(StoreError::backend)?;
+        checkpoints
+            .execute_batch("PRAGMA busy_timeout = 5000;")
+            .map_err(StoreError::backend)?;
+        let wal = PathBuf::from(format!("{}-wal", path.display()));
+        let watched = Arc::downgrade(&alive);
+        std::thread::Builder::new()
+            .name("omniroute-sqlite-checkpoint".into())
+            .spawn(move || checkpoint(&checkpoints, &wal, &watched))
+            .map_err(StoreError::backend)?;
+        Ok(Writer {
+            queue: tx,
+            _alive: alive,
+        })
     }
 
     /// Runs `f` in the next group's transaction; answers after its commit.
@@ -121,12 +153,26 @@ impl Writer {
             outcome: None,
             reply,
         };
-        self.0
+        self.queue
             .send(Box::new(job))
             .map_err(|_| backend("the store is closed"))?;
         answer
             .await
             .map_err(|_| backend("the store writer stopped"))?
+    }
+}
+
+/// Checkpoints the WAL every [`CHECKPOINT_EVERY`] while the store lives:
+/// passively (never blocking the writer) until the WAL passes [`WAL_LIMIT`],
+/// then waiting for readers so that it starts over.
+fn checkpoint(conn: &Connection, wal: &Path, alive: &Weak<()>) {
+    while alive.strong_count() > 0 {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        let large = std::fs::metadata(wal).is_ok_and(|m| m.len() > WAL_LIMIT);
+        let mode = if large { "TRUNCATE" } else { "PASSIVE" };
+        if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
+            tracing::warn!(error = %e, "checkpointing the embedded store failed; retrying");
+        }
     }
 }
 
@@ -190,7 +236,7 @@ impl Readers {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(StoreError::backend)?;
-        conn.execute_batch("PRAGMA busy_timeout = 5000;")
+        conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -4096;")
             .map_err(StoreError::backend)?;
         Ok(conn)
     }
