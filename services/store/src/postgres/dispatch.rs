@@ -145,6 +145,7 @@ impl PgStore {
         let mut answers = Vec::with_capacity(completions.len());
         let mut changed: Vec<(Uuid, MessageStatus)> = Vec::new();
         let mut deleted: Vec<Uuid> = Vec::new();
+        let mut sent: Vec<Uuid> = Vec::new();
         let mut released = Released::default();
         for completion in completions {
             let id = completion.job.message.id;
@@ -161,6 +162,9 @@ impl PgStore {
                 completion.next.clone(),
                 now,
             );
+            if message.status == MessageStatus::Sent {
+                sent.push(id);
+            }
             match job {
                 JobChange::Delete => deleted.push(id),
                 JobChange::Release {
@@ -192,12 +196,28 @@ impl PgStore {
             .prepare_cached("DELETE FROM dispatch_jobs WHERE message_id = ANY($1)")
             .await
             .map_err(db)?;
+        // Sent messages wait for their first report (for reconciliation).
+        let await_stmt = tx
+            .prepare_cached(
+                "INSERT INTO awaiting_status (message_id, sent_time)
+                 SELECT unnest($1::uuid[]), $2
+                 ON CONFLICT (message_id) DO UPDATE SET sent_time = EXCLUDED.sent_time",
+            )
+            .await
+            .map_err(db)?;
         tokio::try_join!(
             async {
                 if deleted.is_empty() {
                     return Ok(());
                 }
                 tx.execute(&delete_stmt, &[&deleted]).await.map_err(db)?;
+                Ok(())
+            },
+            async {
+                if sent.is_empty() {
+                    return Ok(());
+                }
+                tx.execute(&await_stmt, &[&sent, &now]).await.map_err(db)?;
                 Ok(())
             },
             released.write(&tx),
@@ -310,9 +330,27 @@ impl PgStore {
             .map(|(tenant, message)| (tenant.as_str(), message))
             .collect();
         let events: Vec<(&str, &NewEvent)> = events.iter().map(|(t, e)| (t.as_str(), e)).collect();
+        // Messages that heard their first report since being sent stop
+        // waiting for reconciliation.
+        let heard: Vec<Uuid> = written
+            .iter()
+            .filter(|(_, m)| m.status != MessageStatus::Sent)
+            .map(|(_, m)| m.id)
+            .collect();
+        let heard_stmt = tx
+            .prepare_cached("DELETE FROM awaiting_status WHERE message_id = ANY($1)")
+            .await
+            .map_err(db)?;
         tokio::try_join!(
             write_messages(&tx, &written),
-            insert_events(&tx, &events, now)
+            insert_events(&tx, &events, now),
+            async {
+                if heard.is_empty() {
+                    return Ok(());
+                }
+                tx.execute(&heard_stmt, &[&heard]).await.map_err(db)?;
+                Ok(())
+            },
         )?;
         tx.commit().await.map_err(db)?;
         self.bump();

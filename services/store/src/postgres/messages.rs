@@ -559,11 +559,14 @@ impl PgStore {
     ) -> Result<Vec<Message>> {
         let client = self.client().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Sent messages wait in `awaiting_status` until their first report.
         let stmt = client
             .prepare_cached(&format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages
-                 WHERE status = 3 AND update_time < $1
-                 ORDER BY update_time LIMIT $2"
+                 WHERE id IN (SELECT a.message_id FROM awaiting_status a
+                              WHERE a.sent_time < $1 ORDER BY a.sent_time LIMIT $2)
+                   AND status = 3 AND update_time < $1
+                 ORDER BY update_time"
             ))
             .await
             .map_err(db)?;

@@ -55,6 +55,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         include_str!("../../migrations/postgres/0004_contact_versions.sql"),
     ),
     (5, include_str!("../../migrations/postgres/0005_queue.sql")),
+    (
+        6,
+        include_str!("../../migrations/postgres/0006_hot_status.sql"),
+    ),
 ];
 
 /// Serializes migrations of replicas that start together.
