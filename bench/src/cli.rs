@@ -41,6 +41,9 @@ options (run):
   --client-threads N          load generator runtime workers (default: CPUs)
   --skip LIST                 phases to leave out: grpc,unary,open,batch,
                               dispatch,db
+  --prefill-contacts N        add N contacts (email + WhatsApp each) by SQL
+                              after seeding, as targets of the loads too
+                              (postgres only; data-size runs)
   --prefill-messages N        add N old messages to the messages table before
                               the loads (postgres only; data-size runs)
   --keep-db                   keep the fresh PostgreSQL database afterwards
@@ -145,6 +148,8 @@ pub struct Options {
     pub client_threads: usize,
     /// Phases left out.
     pub skip: Vec<Phase>,
+    /// Contacts added by SQL after seeding (PostgreSQL).
+    pub prefill_contacts: u64,
     /// Old messages added before the loads (PostgreSQL).
     pub prefill_messages: u64,
     /// Keep the PostgreSQL database.
@@ -184,6 +189,7 @@ impl Default for Options {
             server_threads: cpus,
             client_threads: cpus,
             skip: Vec::new(),
+            prefill_contacts: 0,
             prefill_messages: 0,
             keep_db: false,
             log: None,
@@ -279,6 +285,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, String> 
                 }
             }
             "--keep-db" => opts.keep_db = true,
+            "--prefill-contacts" => opts.prefill_contacts = number(&flag, &value()?)?,
             "--prefill-messages" => opts.prefill_messages = number(&flag, &value()?)?,
             "--dispatcher-off" => opts.dispatcher = false,
             "--log" => opts.log = Some(value()?),
@@ -304,6 +311,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, String> 
     }
     if opts.prefill_messages > 0 && opts.store != StoreKind::Postgres {
         return Err("--prefill-messages: only with --store postgres".to_owned());
+    }
+    if opts.prefill_contacts > 0 && opts.store != StoreKind::Postgres {
+        return Err("--prefill-contacts: only with --store postgres".to_owned());
     }
     if opts.rate.is_some_and(|r| r <= 0.0) {
         return Err("--rate: must be positive".to_owned());

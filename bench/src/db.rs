@@ -97,6 +97,56 @@ pub async fn info(url: &str) -> anyhow::Result<DbInfo> {
     })
 }
 
+/// Adds `n` contacts, each with an email and a WhatsApp identity, by SQL in
+/// statements of 100,000 (seeding a million through CreateContact would take
+/// a quarter of an hour); returns their names. Rows are what the server
+/// writes, with random v4 ids; the contact triggers are off meanwhile (a new
+/// contact has no version to keep).
+pub async fn prefill_contacts(url: &str, n: u64) -> anyhow::Result<Vec<String>> {
+    let client = connect(url).await?;
+    client
+        .batch_execute("SET session_replication_role = replica")
+        .await
+        .context("prefill contacts without triggers")?;
+    let chunk = 100_000u64;
+    let mut names = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+    let mut done = 0;
+    while done < n {
+        let rows = chunk.min(n - done);
+        let ids = client
+            .query(
+                "WITH c AS (
+                     INSERT INTO contacts (tenant, id, state, display_name, locale, time_zone,
+                                           external_ref, create_time, update_time)
+                     SELECT 'default', gen_random_uuid(), 1, 'Kunde ' || g, 'de-DE',
+                            'Europe/Berlin', 'prefill-' || g, now(), now()
+                     FROM generate_series($1::bigint, $2::bigint) AS g
+                     RETURNING id, substr(external_ref, 9) AS g
+                 ),
+                 i AS (
+                     INSERT INTO identities (tenant, channel, key, address, wa_id, contact_id,
+                                             create_time)
+                     SELECT 'default', 'email', 'kunde.' || g || '@example.de',
+                            'kunde.' || g || '@example.de', NULL, id, now() FROM c
+                     UNION ALL
+                     SELECT 'default', 'whatsapp', '4916' || lpad(g, 9, '0'),
+                            '4916' || lpad(g, 9, '0'), '4916' || lpad(g, 9, '0'), id, now()
+                     FROM c
+                 )
+                 SELECT id FROM c",
+                &[&(done as i64), &((done + rows - 1) as i64)],
+            )
+            .await
+            .context("prefill contacts")?;
+        names.extend(
+            ids.iter()
+                .map(|r| format!("contacts/{}", r.get::<_, uuid::Uuid>(0))),
+        );
+        done += rows;
+    }
+    Ok(names)
+}
+
 /// Adds `n` old, finished messages (status read, no job) to the server's
 /// `messages` table, in statements of 100,000 rows: a history for the
 /// data-size runs. Each copies the columns of an accepted message (random

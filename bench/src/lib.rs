@@ -249,13 +249,25 @@ async fn phases(
         contacts.extend(server::seed_contacts(&pool, from, to, 16).await?);
         analyze(report, location).await?;
     }
-    let contacts = Arc::new(contacts);
     report.seed_secs = seeded.elapsed().as_secs_f64();
     progress.say(format!(
         "seeded {} contacts in {:.1} s",
         contacts.len(),
         report.seed_secs
     ));
+    if opts.prefill_contacts > 0
+        && let Some(url) = &location.pg_url
+    {
+        let started = Instant::now();
+        contacts.extend(db::prefill_contacts(url, opts.prefill_contacts).await?);
+        progress.say(format!(
+            "added {} contacts by SQL in {:.1} s",
+            opts.prefill_contacts,
+            started.elapsed().as_secs_f64()
+        ));
+        analyze(report, location).await?;
+    }
+    let contacts = Arc::new(contacts);
     let counter = Arc::new(AtomicU64::new(0));
     let payloads = Payloads::new(Arc::clone(&contacts), Arc::clone(&counter), "order-");
 

@@ -280,9 +280,17 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "- {} contacts (email + WhatsApp each), seeded with CreateContact in {:.1} s{}.\n",
+            "- {} contacts (email + WhatsApp each), seeded with CreateContact in {:.1} s{}{}.\n",
             o.contacts,
             self.seed_secs,
+            if o.prefill_contacts > 0 {
+                format!(
+                    "; {} more added by SQL, all of them targets of the loads",
+                    thousands(o.prefill_contacts as f64)
+                )
+            } else {
+                String::new()
+            },
             if o.prefill_messages > 0 {
                 format!(
                     "; {} old messages added to the messages table before the loads",

@@ -7,6 +7,7 @@ mod events;
 mod invalid;
 mod messaging;
 mod preferences;
+mod routing;
 mod support;
 mod whatsapp;
 

@@ -43,6 +43,8 @@ pub struct TestApp {
     /// The raw channel, for other clients.
     pub channel: Channel,
     backend: Backend,
+    /// The PostgreSQL database, for replicas.
+    store_url: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<Result<(), String>>>,
     _dir: tempfile::TempDir,
@@ -72,6 +74,29 @@ impl TestApp {
 
     /// Starts a server after `adjust` changed its settings.
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        let url = match backend {
+            Backend::Postgres => Some(omniroute_store::testing::fresh_pg_url().await),
+            Backend::Embedded => None,
+        };
+        TestApp::spawn_on(backend, url, adjust).await
+    }
+
+    /// Starts another server on this one's PostgreSQL database: a replica,
+    /// as production runs several.
+    ///
+    /// # Panics
+    ///
+    /// On the embedded store, which one process owns.
+    pub async fn replica(&self) -> TestApp {
+        assert_eq!(self.backend, Backend::Postgres, "replicas need PostgreSQL");
+        TestApp::spawn_on(self.backend, self.store_url.clone(), |_| {}).await
+    }
+
+    async fn spawn_on(
+        backend: Backend,
+        store_url: Option<String>,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> TestApp {
         init_logs();
         let dir = tempfile::tempdir().expect("temporary folder");
         let mut settings = Settings::default();
@@ -90,8 +115,8 @@ impl TestApp {
         settings.dispatch.send_timeout_secs = 5;
         settings.events.poll_interval_ms = 50;
         settings.grpc.shutdown_grace_secs = 1;
-        if backend == Backend::Postgres {
-            settings.store.url = Secret::new(omniroute_store::testing::fresh_pg_url().await);
+        if let Some(url) = &store_url {
+            settings.store.url = Secret::new(url);
             settings.store.pool_size = 4;
         }
         adjust(&mut settings);
@@ -121,6 +146,7 @@ impl TestApp {
             events: EventServiceClient::new(channel.clone()),
             channel,
             backend,
+            store_url,
             shutdown: Some(tx),
             server: Some(server),
             _dir: dir,

@@ -8,6 +8,8 @@
 //! A few checks that concern one backend only (durability of the file,
 //! migrations) are listed separately.
 
+#[path = "conformance/batches.rs"]
+mod batches;
 #[path = "conformance/contacts.rs"]
 mod contacts;
 #[path = "conformance/events.rs"]
@@ -24,7 +26,10 @@ mod lifecycle;
 mod messaging;
 #[path = "conformance/support.rs"]
 mod support;
+#[path = "conformance/versions.rs"]
+mod versions;
 
+use batches::*;
 use contacts::*;
 use events::*;
 use identities::*;
@@ -32,6 +37,7 @@ use inbound::*;
 use ledger::*;
 use lifecycle::*;
 use messaging::*;
+use versions::*;
 
 /// Instantiates every check as a `#[tokio::test]` for both backends, plus the
 /// backend-specific checks (which take no store: they build their own).
@@ -144,6 +150,17 @@ conformance! {
         contacts_log_creation_merge_and_erasure,
         erase_redacts_messages_and_events,
         erase_redacts_events_written_before_a_merge,
+        // contact versions
+        every_change_to_a_contact_moves_its_version,
+        a_send_routed_on_an_old_version_writes_nothing,
+        sends_to_merged_or_erased_contacts_are_refused,
+        routing_contacts_are_read_by_every_kind_of_lookup,
+        // many at once
+        accepting_many_answers_each_on_its_own,
+        concurrent_sends_are_each_committed_and_answered,
+        outcomes_are_recorded_together_and_stale_ones_skipped,
+        status_reports_are_applied_together_in_turn,
+        dispatchers_are_woken_by_new_jobs_only,
     ],
     sqlite_only: [store_file_survives_reopen],
     postgres_only: [migrations_are_idempotent],

@@ -38,6 +38,9 @@ pub(super) struct Signals {
     notify: Notify,
     /// Whether the next notification must say that jobs became due.
     jobs_pending: AtomicBool,
+    /// Names this store in its notifications, so that it ignores its own
+    /// (it signaled those itself, at commit).
+    origin: String,
 }
 
 impl Signals {
@@ -47,6 +50,7 @@ impl Signals {
             jobs: watch::Sender::new(0),
             notify: Notify::new(),
             jobs_pending: AtomicBool::new(false),
+            origin: uuid::Uuid::now_v7().simple().to_string(),
         })
     }
 
@@ -70,8 +74,9 @@ impl Signals {
     }
 }
 
-/// The notification payload that says jobs became due.
-const JOBS: &str = "jobs";
+/// The end of a notification payload that says jobs became due (payloads
+/// are `<origin>` or `<origin> jobs`).
+const JOBS: &str = " jobs";
 
 /// Aborts a background task when dropped.
 #[derive(Debug)]
@@ -90,7 +95,11 @@ pub(super) fn spawn_notifier(pool: Pool, signals: Arc<Signals>) -> AbortOnDrop {
         loop {
             signals.notify.notified().await;
             let jobs = signals.jobs_pending.swap(false, Ordering::AcqRel);
-            let payload = if jobs { JOBS } else { "" };
+            let payload = if jobs {
+                format!("{}{JOBS}", signals.origin)
+            } else {
+                signals.origin.clone()
+            };
             let sent = async {
                 let client = pool.get().await.map_err(|e| e.to_string())?;
                 let stmt = client
@@ -127,7 +136,7 @@ pub(super) fn spawn_listener(
                             std::future::poll_fn(|cx| connection.poll_message(cx)).await
                         {
                             if let tokio_postgres::AsyncMessage::Notification(n) = message
-                                && tx.send(n.payload() == JOBS).is_err()
+                                && tx.send(n.payload().to_owned()).is_err()
                             {
                                 break;
                             }
@@ -135,10 +144,13 @@ pub(super) fn spawn_listener(
                     });
                     let listen = format!("LISTEN {CHANGES_CHANNEL}");
                     if client.batch_execute(&listen).await.is_ok() {
-                        while let Some(jobs) = rx.recv().await {
-                            match signals.upgrade() {
-                                Some(signals) => signals.heard(jobs),
-                                None => return,
+                        while let Some(payload) = rx.recv().await {
+                            let Some(signals) = signals.upgrade() else {
+                                return;
+                            };
+                            let jobs = payload.ends_with(JOBS);
+                            if payload.strip_suffix(JOBS).unwrap_or(&payload) != signals.origin {
+                                signals.heard(jobs);
                             }
                         }
                     }

@@ -837,7 +837,11 @@ pub async fn retry_requeues_only_failed_messages(store: S) {
     );
 }
 
-fn report(message_id: Option<Uuid>, status: MessageStatus, provider_id: &str) -> ProviderStatus {
+pub fn report(
+    message_id: Option<Uuid>,
+    status: MessageStatus,
+    provider_id: &str,
+) -> ProviderStatus {
     ProviderStatus {
         message_id,
         channel: Channel::Whatsapp,
