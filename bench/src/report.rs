@@ -365,10 +365,10 @@ impl Report {
                 );
             }
         }
-        if let (Some(u), Some((what, d))) = (unary, self.db_variants.last()) {
+        if let (Some(u), Some((what, d))) = (unary, self.db_variants.first()) {
             let _ = writeln!(
                 out,
-                "| SendMessage vs the same writes as `accept()` today | {}/s | {}/s ({what}, 1 transaction each, {} connections) | {} | — | — |",
+                "| SendMessage vs the rows a send writes | {}/s | {}/s ({what}, 1 transaction each, {} connections) | {} | — | — |",
                 thousands(u.rate()),
                 thousands(d.rate()),
                 d.clients,
