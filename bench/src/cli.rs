@@ -33,7 +33,7 @@ options (run):
   --dispatcher-off            run the load phases without the dispatcher (a
                               diagnostic: the accept path alone)
   --settle-timeout SECS       longest wait after a phase for the dispatcher to
-                              catch up before the next one (default 60; 0: none)
+                              catch up before the next one (default 300; 0: none)
   --delivery-delay-ms N       sandbox delay before `delivered` (default 200)
   --read-delay-ms N           sandbox delay before `read` (default 800)
   --pool-size N               server's PostgreSQL pool (default 16)
@@ -182,7 +182,7 @@ impl Default for Options {
             backlog: 10_000,
             dispatcher: true,
             drain_timeout: Duration::from_secs(180),
-            settle_timeout: Duration::from_secs(60),
+            settle_timeout: Duration::from_secs(300),
             delivery_delay_ms: 200,
             read_delay_ms: 800,
             pool_size: 16,
