@@ -13,6 +13,13 @@ CREATE TABLE awaiting_status (
     sent_time  TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX awaiting_status_since ON awaiting_status (sent_time);
+-- A row per message for a second or so: vacuumed like the queue (0005).
+ALTER TABLE awaiting_status SET (
+    autovacuum_vacuum_scale_factor = 0,
+    autovacuum_vacuum_threshold = 10000,
+    autovacuum_analyze_scale_factor = 0,
+    autovacuum_analyze_threshold = 10000
+);
 INSERT INTO awaiting_status (message_id, sent_time)
     SELECT id, update_time FROM messages WHERE status = 3;
 DROP INDEX messages_stale_sent;

@@ -19,7 +19,12 @@
 //! ([`custom_plans`]): a queue grows from nothing to a million rows and back
 //! within minutes, far faster than statistics follow, and a plan cached
 //! while it was small (a sequential scan) would then read the whole backlog
-//! on every claim.
+//! on every claim. The claim orders by exactly the columns of its index
+//! (`dispatch_jobs_due`: priority, due time), so that reading due jobs in
+//! order never takes a sort, and the only index that names `message_id` is
+//! the primary key, so that no estimate can send a lookup by id elsewhere
+//! (statistics taken while the queue was empty once had a lookup of 256 ids
+//! scan a whole index of the other kind: 1.8 s).
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -80,7 +85,7 @@ impl PgStore {
                 "WITH due AS (
                      SELECT ctid FROM dispatch_jobs
                      WHERE due_time <= $1 AND (lease_until IS NULL OR lease_until < $1)
-                     ORDER BY priority, due_time, message_id
+                     ORDER BY priority, due_time
                      LIMIT $2
                      FOR UPDATE SKIP LOCKED
                  ),

@@ -40,7 +40,6 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_messages.sql"),
     include_str!("../../migrations/sqlite/0003_inbound.sql"),
     include_str!("../../migrations/sqlite/0004_contact_versions.sql"),
-    include_str!("../../migrations/sqlite/0005_queue.sql"),
 ];
 
 /// The embedded SQLite store.
