@@ -39,6 +39,9 @@ pub type Adapters = Arc<HashMap<Channel, Arc<dyn Adapter>>>;
 /// Most outcomes recorded in one store call.
 const MAX_COMPLETIONS: usize = 500;
 
+/// How long the recorder waits for more outcomes to record with the first.
+const RECORD_LINGER: Duration = Duration::from_millis(2);
+
 /// An outcome waiting to be recorded, with the permit of its send.
 type Finished = (Completion, OwnedSemaphorePermit);
 
@@ -300,13 +303,7 @@ async fn record(
     freed: Arc<Notify>,
 ) {
     while let Some(first) = queue.recv().await {
-        let mut group = vec![first];
-        while group.len() < MAX_COMPLETIONS {
-            match queue.try_recv() {
-                Ok(next) => group.push(next),
-                Err(_) => break,
-            }
-        }
+        let group = super::gather(first, &mut queue, MAX_COMPLETIONS, RECORD_LINGER).await;
         let (completions, permits): (Vec<Completion>, Vec<OwnedSemaphorePermit>) =
             group.into_iter().unzip();
         let many = completions.len() > 1;

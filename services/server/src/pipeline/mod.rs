@@ -16,7 +16,7 @@ use omniroute_channel::{Adapter, Channel};
 use omniroute_sandbox::{SandboxAdapter, SandboxConfig};
 use omniroute_store::Store;
 use omniroute_whatsapp::{BusinessNumber, WhatsAppAdapter, WhatsAppConfig};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::settings::Settings;
@@ -149,6 +149,34 @@ impl Pipeline {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// A group for one store call: `first`, then whatever else arrives within
+/// `linger` of it, at most `max` in all. Lingering trades a few
+/// milliseconds of a background write (an outcome, a status report) for
+/// fewer transactions when traffic is light; under load the group fills
+/// before the time is up.
+pub(crate) async fn gather<T>(
+    first: T,
+    queue: &mut mpsc::UnboundedReceiver<T>,
+    max: usize,
+    linger: Duration,
+) -> Vec<T> {
+    let mut group = vec![first];
+    let deadline = tokio::time::Instant::now() + linger;
+    while group.len() < max {
+        match queue.try_recv() {
+            Ok(item) => group.push(item),
+            Err(mpsc::error::TryRecvError::Empty) => {
+                match tokio::time::timeout_at(deadline, queue.recv()).await {
+                    Ok(Some(item)) => group.push(item),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+        }
+    }
+    group
 }
 
 /// Deletes events older than the retention period, hourly.

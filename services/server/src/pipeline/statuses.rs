@@ -23,6 +23,9 @@ const RETRIES: u32 = 40;
 /// Most reports applied in one store call.
 const MAX_GROUP: usize = 500;
 
+/// How long ingestion waits for more reports to apply with the first.
+const LINGER: Duration = Duration::from_millis(5);
+
 /// The sink adapters report to.
 #[derive(Debug, Clone)]
 pub struct StatusChannel(mpsc::UnboundedSender<(StatusUpdate, u32)>);
@@ -87,13 +90,7 @@ pub async fn run(
             },
             _ = shutdown.changed() => return,
         };
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match reports.try_recv() {
-                Ok(report) => group.push(report),
-                Err(_) => break,
-            }
-        }
+        let group = super::gather(first, &mut reports, MAX_GROUP, LINGER).await;
         let statuses = group.iter().map(|(u, _)| provider_status(u)).collect();
         match store.apply_provider_statuses(statuses).await {
             Ok(applied) => {

@@ -15,8 +15,9 @@
 //! cancellation and erasure take them, so these transactions never deadlock
 //! with each other or with those.
 //!
-//! Statements on `dispatch_jobs` are planned afresh on every execution
-//! ([`custom_plans`]): a queue grows from nothing to a million rows and back
+//! Statements on `dispatch_jobs` run on connections that plan every
+//! execution afresh (`plan_cache_mode = force_custom_plan`, the store's
+//! queue pool): a queue grows from nothing to a million rows and back
 //! within minutes, far faster than statistics follow, and a plan cached
 //! while it was small (a sequential scan) would then read the whole backlog
 //! on every claim. The claim orders by exactly the columns of its index
@@ -38,14 +39,6 @@ use super::{PgStore, db};
 use crate::Result;
 use crate::messages::*;
 use crate::model::now;
-
-/// Makes the rest of the transaction plan each statement for its actual
-/// parameters and the table's current size (see the module documentation).
-async fn custom_plans(tx: &impl GenericClient) -> Result<()> {
-    tx.batch_execute("SET LOCAL plan_cache_mode = force_custom_plan")
-        .await
-        .map_err(db)
-}
 
 /// The statement that locks messages by id (`$1`), in id order, answering
 /// the tenant and then the message columns.
@@ -74,13 +67,11 @@ impl PgStore {
     /// physical address (the rows are locked, so it cannot move), and
     /// returned with their messages.
     pub(super) async fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<ClaimedJob>> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db)?;
-        custom_plans(&tx).await?;
+        let client = self.queue_client().await?;
         let now = now();
         let until = now + lease;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let stmt = tx
+        let stmt = client
             .prepare_cached(&format!(
                 "WITH due AS (
                      SELECT ctid FROM dispatch_jobs
@@ -103,8 +94,10 @@ impl PgStore {
             ))
             .await
             .map_err(db)?;
-        let rows = tx.query(&stmt, &[&now, &limit, &until]).await.map_err(db)?;
-        tx.commit().await.map_err(db)?;
+        let rows = client
+            .query(&stmt, &[&now, &limit, &until])
+            .await
+            .map_err(db)?;
         rows.iter()
             .map(|r| {
                 Ok(ClaimedJob {
@@ -125,9 +118,8 @@ impl PgStore {
         if completions.is_empty() {
             return Ok(Vec::new());
         }
-        let mut client = self.client().await?;
+        let mut client = self.queue_client().await?;
         let tx = client.transaction().await.map_err(db)?;
-        custom_plans(&tx).await?;
         let ids: Vec<Uuid> = completions.iter().map(|c| c.job.message.id).collect();
         let jobs_stmt = tx
             .prepare_cached(

@@ -82,6 +82,9 @@ pub struct PgStoreConfig {
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// Connections for statements on the job queue, which plan every
+    /// execution afresh (see `dispatch.rs`).
+    queue: Pool,
     /// Bumped after our own commits and on NOTIFY from other replicas.
     signals: Arc<Signals>,
     /// The group-commit writers of accepted messages.
@@ -104,6 +107,27 @@ fn db(e: tokio_postgres::Error) -> StoreError {
     StoreError::backend(e)
 }
 
+/// Connections in the queue pool.
+const QUEUE_CONNECTIONS: usize = 3;
+
+/// A pool of `size` connections configured by `config`.
+fn pool_of(config: tokio_postgres::Config, size: usize, timeout: Duration) -> Result<Pool> {
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(timeout))
+        .create_timeout(Some(timeout))
+        .build()
+        .map_err(StoreError::backend)
+}
+
 impl PgStore {
     /// Connects, checks the connection and applies pending migrations.
     pub async fn connect(config: &PgStoreConfig) -> Result<PgStore> {
@@ -111,26 +135,23 @@ impl PgStore {
         pg.connect_timeout(config.connect_timeout);
         pg.application_name("omniroute");
         let listener_config = pg.clone();
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(config.pool_size.max(1))
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(config.connect_timeout))
-            .create_timeout(Some(config.connect_timeout))
-            .build()
-            .map_err(StoreError::backend)?;
+        let mut queue_config = pg.clone();
+        let custom = "-c plan_cache_mode=force_custom_plan";
+        let options = match pg.get_options() {
+            Some(given) if !given.trim().is_empty() => format!("{given} {custom}"),
+            _ => custom.to_owned(),
+        };
+        queue_config.options(&options);
+        let pool = pool_of(pg, config.pool_size.max(1), config.connect_timeout)?;
+        // The claim loop and the outcome recorder, and one to spare.
+        let queue = pool_of(queue_config, QUEUE_CONNECTIONS, config.connect_timeout)?;
         let signals = Signals::new();
         let listener = spawn_listener(listener_config, Arc::downgrade(&signals));
         let notifier = spawn_notifier(pool.clone(), Arc::clone(&signals));
         let accepts = accept::start(pool.clone(), Arc::clone(&signals), config.writers);
         let store = PgStore {
             pool,
+            queue,
             signals,
             accepts,
             _tasks: Arc::new([listener, notifier]),
@@ -151,6 +172,12 @@ impl PgStore {
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.map_err(StoreError::backend)
+    }
+
+    /// A connection that plans each statement for its parameters and the
+    /// tables' current sizes (for the job queue, see `dispatch.rs`).
+    async fn queue_client(&self) -> Result<deadpool_postgres::Object> {
+        self.queue.get().await.map_err(StoreError::backend)
     }
 
     async fn migrate(&self) -> Result<()> {
