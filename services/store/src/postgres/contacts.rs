@@ -75,6 +75,44 @@ pub(super) async fn lock_active(c: &impl GenericClient, tenant: &str, id: Uuid) 
     }
 }
 
+/// The columns [`contact_at`] reads, in order.
+const CONTACT_COLUMNS: &str = "id, state, display_name, locale, time_zone, external_ref, labels, \
+     attributes, create_time, update_time, erase_time, erasure, whatsapp_window_until, version";
+
+/// A contact whose [`CONTACT_COLUMNS`] start at column `o`, without its
+/// identities and merged ids.
+fn contact_at(r: &tokio_postgres::Row, o: usize) -> Contact {
+    let attributes: serde_json::Value = r.get(o + 7);
+    let erase_time: Option<SystemTime> = r.get(o + 10);
+    let erasure: Option<serde_json::Value> = r.get(o + 11);
+    Contact {
+        id: r.get(o),
+        state: ContactState::from_code(r.get(o + 1)),
+        profile: Profile {
+            display_name: r.get(o + 2),
+            locale: r.get(o + 3),
+            time_zone: r.get(o + 4),
+            external_ref: r.get(o + 5),
+            labels: r.get(o + 6),
+            attributes: serde_json::from_value(attributes).unwrap_or_default(),
+        },
+        identities: Vec::new(),
+        merged_from: Vec::new(),
+        create_time: r.get(o + 8),
+        update_time: r.get(o + 9),
+        erasure: erase_time.map(|t| {
+            (
+                t,
+                erasure
+                    .and_then(|e| serde_json::from_value(e).ok())
+                    .unwrap_or_default(),
+            )
+        }),
+        whatsapp_window_until: r.get(o + 12),
+        version: r.get(o + 13),
+    }
+}
+
 /// Loads contacts by id (already resolved), in the order given.
 pub(super) async fn load_contacts(
     c: &impl GenericClient,
@@ -85,11 +123,9 @@ pub(super) async fn load_contacts(
         return Ok(Vec::new());
     }
     let contacts_stmt = c
-        .prepare_cached(
-            "SELECT id, state, display_name, locale, time_zone, external_ref, labels, attributes,
-                    create_time, update_time, erase_time, erasure, whatsapp_window_until, version
-             FROM contacts WHERE tenant = $1 AND id = ANY($2)",
-        )
+        .prepare_cached(&format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE tenant = $1 AND id = ANY($2)"
+        ))
         .await
         .map_err(db)?;
     let identities_stmt = c
@@ -117,40 +153,9 @@ pub(super) async fn load_contacts(
     .map_err(db)?;
 
     let mut by_id: HashMap<Uuid, Contact> = HashMap::with_capacity(rows.len());
-    for r in rows {
-        let id: Uuid = r.get(0);
-        let attributes: serde_json::Value = r.get(7);
-        let erase_time: Option<SystemTime> = r.get(10);
-        let erasure: Option<serde_json::Value> = r.get(11);
-        by_id.insert(
-            id,
-            Contact {
-                id,
-                state: ContactState::from_code(r.get(1)),
-                profile: Profile {
-                    display_name: r.get(2),
-                    locale: r.get(3),
-                    time_zone: r.get(4),
-                    external_ref: r.get(5),
-                    labels: r.get(6),
-                    attributes: serde_json::from_value(attributes).unwrap_or_default(),
-                },
-                identities: Vec::new(),
-                merged_from: Vec::new(),
-                create_time: r.get(8),
-                update_time: r.get(9),
-                erasure: erase_time.map(|t| {
-                    (
-                        t,
-                        erasure
-                            .and_then(|e| serde_json::from_value(e).ok())
-                            .unwrap_or_default(),
-                    )
-                }),
-                whatsapp_window_until: r.get(12),
-                version: r.get(13),
-            },
-        );
+    for r in &rows {
+        let contact = contact_at(r, 0);
+        by_id.insert(contact.id, contact);
     }
     for r in identity_rows {
         let Some(channel) = Channel::parse(r.get(1)) else {
@@ -423,161 +428,175 @@ pub(super) async fn read_preferences(
     })
 }
 
-/// See [`crate::Store::routing_contacts`]: one round trip resolves every
-/// lookup, one loads the contacts with their identities, one their
-/// preferences and consent records.
-///
-/// The queries run outside a transaction, in order: the contact rows (with
-/// their versions) first, everything else after. So what is read is never
-/// older than the version read, and a send routed on it is committed only
-/// if nothing changed since (else it is routed again).
+/// The routing read (see [`routing_contacts`]): `$2`–`$6` are one element
+/// per lookup (kind 1 by id, 2 by external reference, 3 by identity).
+const ROUTING: &str = "
+WITH wanted AS (
+    SELECT * FROM unnest($2::smallint[], $3::uuid[], $4::text[], $5::text[], $6::text[])
+        WITH ORDINALITY AS w(kind, id, ref, channel, key, n)
+),
+found AS (
+    SELECT w.n, COALESCE(t.id, c.id) AS id FROM wanted w
+    JOIN contacts c ON c.tenant = $1 AND c.id = w.id
+    LEFT JOIN contacts t ON c.state = 3 AND t.tenant = c.tenant AND t.id = c.merged_into
+    WHERE w.kind = 1
+    UNION ALL
+    SELECT w.n, c.id FROM wanted w
+    JOIN contacts c ON c.tenant = $1 AND c.external_ref = w.ref
+    WHERE w.kind = 2
+    UNION ALL
+    SELECT w.n, i.contact_id FROM wanted w
+    JOIN identities i ON i.tenant = $1 AND i.channel = w.channel AND i.key = w.key
+    WHERE w.kind = 3
+)
+SELECT f.n, c.id, c.state, c.display_name, c.locale, c.time_zone, c.external_ref, c.labels,
+       c.attributes, c.create_time, c.update_time, c.erase_time, c.erasure,
+       c.whatsapp_window_until, c.version, c.preferences, c.preferences_update_time,
+       i.channels, i.keys, i.addresses, i.wa_ids, i.created, i.user_ids,
+       m.merged,
+       r.ids, r.channels, r.categories, r.actions, r.sources, r.bases, r.evidence,
+       r.record_times, r.create_times
+FROM found f
+JOIN contacts c ON c.tenant = $1 AND c.id = f.id
+LEFT JOIN LATERAL (
+    SELECT array_agg(channel ORDER BY create_time, channel, key) AS channels,
+           array_agg(key ORDER BY create_time, channel, key) AS keys,
+           array_agg(address ORDER BY create_time, channel, key) AS addresses,
+           array_agg(wa_id ORDER BY create_time, channel, key) AS wa_ids,
+           array_agg(create_time ORDER BY create_time, channel, key) AS created,
+           array_agg(provider_user_id ORDER BY create_time, channel, key) AS user_ids
+    FROM identities WHERE tenant = $1 AND contact_id = c.id
+) i ON true
+LEFT JOIN LATERAL (
+    SELECT array_agg(id ORDER BY id) AS merged
+    FROM contacts WHERE tenant = $1 AND merged_into = c.id
+) m ON true
+LEFT JOIN LATERAL (
+    SELECT array_agg(id ORDER BY id) AS ids, array_agg(channel ORDER BY id) AS channels,
+           array_agg(category ORDER BY id) AS categories, array_agg(action ORDER BY id) AS actions,
+           array_agg(source ORDER BY id) AS sources, array_agg(legal_basis ORDER BY id) AS bases,
+           array_agg(evidence ORDER BY id) AS evidence,
+           array_agg(record_time ORDER BY id) AS record_times,
+           array_agg(create_time ORDER BY id) AS create_times
+    FROM consent_records WHERE tenant = $1 AND contact_id = c.id
+) r ON true";
+
+/// See [`crate::Store::routing_contacts`]: every lookup resolved and every
+/// contact found read with its identities, merged ids, preferences and
+/// consent records by one statement, so in one snapshot: what is read is the
+/// contact at the version read.
 pub(super) async fn routing_contacts(
     c: &impl GenericClient,
     tenant: &str,
     lookups: &[ContactLookup],
 ) -> Result<Vec<Option<RoutingContact>>> {
-    let mut ids = Vec::new();
-    let mut refs = Vec::new();
-    let mut channels = Vec::new();
-    let mut keys = Vec::new();
+    if lookups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut kinds: Vec<i16> = Vec::with_capacity(lookups.len());
+    let mut ids: Vec<Option<Uuid>> = Vec::with_capacity(lookups.len());
+    let mut refs: Vec<Option<&str>> = Vec::with_capacity(lookups.len());
+    let mut channels: Vec<Option<&str>> = Vec::with_capacity(lookups.len());
+    let mut keys: Vec<Option<&str>> = Vec::with_capacity(lookups.len());
     for lookup in lookups {
-        match lookup {
-            ContactLookup::Id(id) => ids.push(*id),
-            ContactLookup::ExternalRef(r) => refs.push(r.as_str()),
+        let (kind, id, external_ref, identity) = match lookup {
+            ContactLookup::Id(id) => (1, Some(*id), None, None),
+            ContactLookup::ExternalRef(r) => (2, None, Some(r.as_str()), None),
             ContactLookup::Identity(channel, key) => {
-                channels.push(channel.as_str());
-                keys.push(key.as_str());
+                (3, None, None, Some((channel.as_str(), key.as_str())))
             }
-        }
+        };
+        kinds.push(kind);
+        ids.push(id);
+        refs.push(external_ref);
+        channels.push(identity.map(|(c, _)| c));
+        keys.push(identity.map(|(_, k)| k));
     }
-    let by_id = async {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let stmt = c
-            .prepare_cached(
-                "SELECT c.id, COALESCE(t.id, c.id) FROM contacts c
-                 LEFT JOIN contacts t ON c.state = 3 AND t.tenant = c.tenant AND t.id = c.merged_into
-                 WHERE c.tenant = $1 AND c.id = ANY($2)",
-            )
-            .await?;
-        c.query(&stmt, &[&tenant, &ids]).await
-    };
-    let by_ref = async {
-        if refs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let stmt = c
-            .prepare_cached(
-                "SELECT external_ref, id FROM contacts WHERE tenant = $1 AND external_ref = ANY($2)",
-            )
-            .await?;
-        c.query(&stmt, &[&tenant, &refs]).await
-    };
-    let by_key = async {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let stmt = c
-            .prepare_cached(
-                "SELECT i.channel, i.key, i.contact_id FROM identities i
-                 JOIN unnest($2::text[], $3::text[]) AS k(channel, key)
-                   ON i.channel = k.channel AND i.key = k.key
-                 WHERE i.tenant = $1",
-            )
-            .await?;
-        c.query(&stmt, &[&tenant, &channels, &keys]).await
-    };
-    let (by_id, by_ref, by_key) = tokio::try_join!(by_id, by_ref, by_key).map_err(db)?;
-    let by_id: HashMap<Uuid, Uuid> = by_id.iter().map(|r| (r.get(0), r.get(1))).collect();
-    let by_ref: HashMap<&str, Uuid> = by_ref.iter().map(|r| (r.get(0), r.get(1))).collect();
-    let by_key: HashMap<(&str, &str), Uuid> = by_key
-        .iter()
-        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
-        .collect();
-    let resolved: Vec<Option<Uuid>> = lookups
-        .iter()
-        .map(|lookup| match lookup {
-            ContactLookup::Id(id) => by_id.get(id).copied(),
-            ContactLookup::ExternalRef(r) => by_ref.get(r.as_str()).copied(),
-            ContactLookup::Identity(channel, key) => {
-                by_key.get(&(channel.as_str(), key.as_str())).copied()
-            }
-        })
-        .collect();
-    let mut wanted: Vec<Uuid> = resolved.iter().flatten().copied().collect();
-    wanted.sort();
-    wanted.dedup();
-    if wanted.is_empty() {
-        return Ok(resolved.iter().map(|_| None).collect());
-    }
-    let preferences_stmt = c
-        .prepare_cached(
-            "SELECT id, preferences, time_zone, locale, preferences_update_time
-             FROM contacts WHERE tenant = $1 AND id = ANY($2)",
-        )
+    let stmt = c.prepare_cached(ROUTING).await.map_err(db)?;
+    let rows = c
+        .query(&stmt, &[&tenant, &kinds, &ids, &refs, &channels, &keys])
         .await
         .map_err(db)?;
-    let consents_stmt = c
-        .prepare_cached(
-            "SELECT contact_id, id, channel, category, action, source, legal_basis, evidence,
-                    record_time, create_time
-             FROM consent_records WHERE tenant = $1 AND contact_id = ANY($2) ORDER BY id",
-        )
-        .await
-        .map_err(db)?;
-    // The contact rows, with their versions, are read first (see above).
-    let contacts = load_contacts(c, tenant, &wanted).await?;
-    let (preference_rows, consent_rows) = tokio::try_join!(
-        async {
-            c.query(&preferences_stmt, &[&tenant, &wanted])
-                .await
-                .map_err(db)
-        },
-        async {
-            c.query(&consents_stmt, &[&tenant, &wanted])
-                .await
-                .map_err(db)
-        },
-    )?;
-    let mut records: HashMap<Uuid, Vec<ConsentRecord>> = HashMap::new();
-    for r in &consent_rows {
-        let contact_id: Uuid = r.get(0);
-        if let Some(record) = consent_at(r, 1, contact_id) {
-            records.entry(contact_id).or_default().push(record);
+    let mut found: Vec<Option<RoutingContact>> = vec![None; lookups.len()];
+    for r in &rows {
+        let n = usize::try_from(r.get::<_, i64>(0)).unwrap_or(0);
+        let Some(slot) = n.checked_sub(1).and_then(|i| found.get_mut(i)) else {
+            continue;
+        };
+        let mut contact = contact_at(r, 1);
+        let channels: Vec<String> = r.get::<_, Option<_>>(17).unwrap_or_default();
+        let keys: Vec<String> = r.get::<_, Option<_>>(18).unwrap_or_default();
+        let addresses: Vec<String> = r.get::<_, Option<_>>(19).unwrap_or_default();
+        let wa_ids: Vec<Option<String>> = r.get::<_, Option<_>>(20).unwrap_or_default();
+        let created: Vec<SystemTime> = r.get::<_, Option<_>>(21).unwrap_or_default();
+        let user_ids: Vec<Option<String>> = r.get::<_, Option<_>>(22).unwrap_or_default();
+        for (i, (channel, key)) in channels.iter().zip(keys).enumerate() {
+            let (Some(channel), Some(address), Some(&create_time)) =
+                (Channel::parse(channel), addresses.get(i), created.get(i))
+            else {
+                continue;
+            };
+            contact.identities.push(Identity {
+                address: Address::from_stored(
+                    channel,
+                    address.clone(),
+                    key,
+                    wa_ids.get(i).cloned().flatten(),
+                ),
+                create_time,
+                provider_user_id: user_ids.get(i).cloned().flatten(),
+            });
         }
+        contact.merged_from = r.get::<_, Option<_>>(23).unwrap_or_default();
+        let records = consents_from_arrays(r, 24, contact.id);
+        let preferences: serde_json::Value = r.get(15);
+        let preferences = Preferences {
+            contact_id: contact.id,
+            channels: serde_json::from_value(preferences).unwrap_or_default(),
+            time_zone: contact.profile.time_zone.clone(),
+            locale: contact.profile.locale.clone(),
+            consents: derive_consents(&records),
+            update_time: r.get(16),
+        };
+        *slot = Some(RoutingContact {
+            contact,
+            preferences,
+        });
     }
-    let mut preferences: HashMap<Uuid, Preferences> = HashMap::new();
-    for r in &preference_rows {
-        let id: Uuid = r.get(0);
-        let channels: serde_json::Value = r.get(1);
-        preferences.insert(
-            id,
-            Preferences {
-                contact_id: id,
-                channels: serde_json::from_value(channels).unwrap_or_default(),
-                time_zone: r.get(2),
-                locale: r.get(3),
-                consents: derive_consents(records.get(&id).map_or(&[][..], Vec::as_slice)),
-                update_time: r.get(4),
-            },
-        );
-    }
-    let loaded: HashMap<Uuid, RoutingContact> = contacts
-        .into_iter()
-        .filter_map(|contact| {
-            let preferences = preferences.remove(&contact.id)?;
-            Some((
-                contact.id,
-                RoutingContact {
-                    contact,
-                    preferences,
+    Ok(found)
+}
+
+/// The consent records of one contact from the arrays of [`ROUTING`]
+/// (starting at column `o`); records of a channel or category this build
+/// does not know are left out, as [`read_consents`] does.
+fn consents_from_arrays(r: &tokio_postgres::Row, o: usize, contact_id: Uuid) -> Vec<ConsentRecord> {
+    let ids: Vec<Uuid> = r.get::<_, Option<_>>(o).unwrap_or_default();
+    let channels: Vec<String> = r.get::<_, Option<_>>(o + 1).unwrap_or_default();
+    let categories: Vec<String> = r.get::<_, Option<_>>(o + 2).unwrap_or_default();
+    let actions: Vec<i16> = r.get::<_, Option<_>>(o + 3).unwrap_or_default();
+    let sources: Vec<String> = r.get::<_, Option<_>>(o + 4).unwrap_or_default();
+    let bases: Vec<i16> = r.get::<_, Option<_>>(o + 5).unwrap_or_default();
+    let evidence: Vec<String> = r.get::<_, Option<_>>(o + 6).unwrap_or_default();
+    let record_times: Vec<SystemTime> = r.get::<_, Option<_>>(o + 7).unwrap_or_default();
+    let create_times: Vec<SystemTime> = r.get::<_, Option<_>>(o + 8).unwrap_or_default();
+    (0..ids.len())
+        .filter_map(|i| {
+            Some(ConsentRecord {
+                id: ids[i],
+                contact_id,
+                channel: Channel::parse(channels.get(i)?)?,
+                category: Category::parse(categories.get(i)?)?,
+                action: if *actions.get(i)? == 2 {
+                    ConsentAction::Revoke
+                } else {
+                    ConsentAction::Grant
                 },
-            ))
+                source: sources.get(i)?.clone(),
+                legal_basis: LegalBasis::from_code(*bases.get(i)?),
+                evidence: evidence.get(i)?.clone(),
+                record_time: *record_times.get(i)?,
+                create_time: *create_times.get(i)?,
+            })
         })
-        .collect();
-    Ok(resolved
-        .iter()
-        .map(|id| id.and_then(|id| loaded.get(&id).cloned()))
-        .collect())
+        .collect()
 }

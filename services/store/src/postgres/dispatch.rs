@@ -15,7 +15,8 @@
 //! cancellation and erasure take them, so these transactions never deadlock
 //! with each other or with those.
 //!
-//! Statements on `dispatch_jobs` run on connections that plan every
+//! Statements on `dispatch_jobs` and `awaiting_status` run on connections
+//! that plan every
 //! execution afresh (`plan_cache_mode = force_custom_plan`, the store's
 //! queue pool): a queue grows from nothing to a million rows and back
 //! within minutes, far faster than statistics follow, and a plan cached
@@ -237,7 +238,8 @@ impl PgStore {
         if reports.is_empty() {
             return Ok(Vec::new());
         }
-        let mut client = self.client().await?;
+        // `awaiting_status` churns like the queue: plan for its size now.
+        let mut client = self.queue_client().await?;
         // Reports that name only the provider's id: find our id first
         // (the newest message with it), without locks.
         let unnamed: Vec<&ProviderStatus> = reports

@@ -107,8 +107,9 @@ fn db(e: tokio_postgres::Error) -> StoreError {
     StoreError::backend(e)
 }
 
-/// Connections in the queue pool.
-const QUEUE_CONNECTIONS: usize = 3;
+/// Connections in the queue pool, at least: the claim loop, the outcome
+/// recorder, status ingestion, and webhooks applying statuses.
+const QUEUE_CONNECTIONS: usize = 4;
 
 /// A pool of `size` connections configured by `config`.
 fn pool_of(config: tokio_postgres::Config, size: usize, timeout: Duration) -> Result<Pool> {
@@ -143,8 +144,8 @@ impl PgStore {
         };
         queue_config.options(&options);
         let pool = pool_of(pg, config.pool_size.max(1), config.connect_timeout)?;
-        // The claim loop and the outcome recorder, and one to spare.
-        let queue = pool_of(queue_config, QUEUE_CONNECTIONS, config.connect_timeout)?;
+        let queue_size = QUEUE_CONNECTIONS.max(config.pool_size / 4);
+        let queue = pool_of(queue_config, queue_size, config.connect_timeout)?;
         let signals = Signals::new();
         let listener = spawn_listener(listener_config, Arc::downgrade(&signals));
         let notifier = spawn_notifier(pool.clone(), Arc::clone(&signals));

@@ -31,15 +31,19 @@ use crate::{Result, StoreError};
 /// Most writes committed together.
 const MAX_GROUP: usize = 512;
 
-/// Read connections kept open while idle.
-const IDLE_READERS: usize = 4;
+/// Reads at once (each on its own connection, kept open while idle).
+const READERS: usize = 4;
 
 /// How often the checkpointer looks at the WAL.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
-/// WAL size past which the checkpointer also waits for readers, so that the
-/// WAL starts over instead of growing.
-const WAL_LIMIT: u64 = 256 * 1024 * 1024;
+/// WAL size past which the checkpointer also asks to start the WAL over
+/// (which needs a moment without readers).
+const WAL_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// How long such a restart may hold up the writer while it waits for
+/// readers; it is tried again next round when they do not finish in time.
+const RESTART_WAIT_MS: u32 = 20;
 
 fn backend(text: impl Into<String>) -> StoreError {
     StoreError::backend(std::io::Error::other(text.into()))
@@ -127,7 +131,7 @@ impl Writer {
         let alive = Arc::new(());
         let checkpoints = Connection::open(path).map_err(StoreError::backend)?;
         checkpoints
-            .execute_batch("PRAGMA busy_timeout = 5000;")
+            .execute_batch(&format!("PRAGMA busy_timeout = {RESTART_WAIT_MS};"))
             .map_err(StoreError::backend)?;
         let wal = PathBuf::from(format!("{}-wal", path.display()));
         let watched = Arc::downgrade(&alive);
@@ -163,15 +167,22 @@ impl Writer {
 }
 
 /// Checkpoints the WAL every [`CHECKPOINT_EVERY`] while the store lives:
-/// passively (never blocking the writer) until the WAL passes [`WAL_LIMIT`],
-/// then waiting for readers so that it starts over.
+/// passively (never blocking the writer), and once the WAL file passes
+/// [`WAL_LIMIT`] asking for a restart of the WAL, which waits at most
+/// [`RESTART_WAIT_MS`] for readers (blocking the writer that long) and
+/// otherwise gives up until the next round.
 fn checkpoint(conn: &Connection, wal: &Path, alive: &Weak<()>) {
     while alive.strong_count() > 0 {
         std::thread::sleep(CHECKPOINT_EVERY);
         let large = std::fs::metadata(wal).is_ok_and(|m| m.len() > WAL_LIMIT);
         let mode = if large { "TRUNCATE" } else { "PASSIVE" };
-        if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
-            tracing::warn!(error = %e, "checkpointing the embedded store failed; retrying");
+        match conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
+            Ok(()) => {}
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "checkpointing the embedded store failed; retrying")
+            }
         }
     }
 }
@@ -215,11 +226,14 @@ fn commit_group(
     tx.commit().map_err(|e| format!("commit failed: {e}"))
 }
 
-/// Read connections to the store file.
+/// Read connections to the store file, [`READERS`] at most.
 #[derive(Debug, Clone)]
 pub(super) struct Readers {
     path: PathBuf,
     idle: Arc<Mutex<Vec<Connection>>>,
+    /// Bounds the reads (and so the connections and their page caches) at
+    /// once.
+    turns: Arc<tokio::sync::Semaphore>,
 }
 
 impl Readers {
@@ -227,6 +241,7 @@ impl Readers {
         Readers {
             path: path.to_path_buf(),
             idle: Arc::new(Mutex::new(Vec::new())),
+            turns: Arc::new(tokio::sync::Semaphore::new(READERS)),
         }
     }
 
@@ -247,8 +262,13 @@ impl Readers {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        let turn = Arc::clone(&self.turns)
+            .acquire_owned()
+            .await
+            .map_err(StoreError::backend)?;
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             let taken = this
                 .idle
                 .lock()
@@ -268,7 +288,7 @@ impl Readers {
                 .idle
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if idle.len() < IDLE_READERS {
+            if idle.len() < READERS {
                 idle.push(conn);
             }
             result
