@@ -38,6 +38,19 @@ pub use model::*;
 pub use postgres::{PgStore, PgStoreConfig};
 pub use sqlite::SqliteStore;
 
+/// An error and its sources, "outer: inner: ...", for a log line or a
+/// panic message.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -49,7 +49,7 @@ pub async fn fresh_pg_url() -> String {
         panic!(
             "cannot reach the test PostgreSQL server at {admin:?} ({}); start it, or point \
              {DATABASE_URL_ENV} at one where this user may CREATE DATABASE",
-            causes(&e)
+            crate::error_chain(&e)
         )
     });
     let connection = tokio::spawn(connection);
@@ -57,7 +57,12 @@ pub async fn fresh_pg_url() -> String {
     client
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
-        .unwrap_or_else(|e| panic!("CREATE DATABASE {name} on {admin:?} failed: {}", causes(&e)));
+        .unwrap_or_else(|e| {
+            panic!(
+                "CREATE DATABASE {name} on {admin:?} failed: {}",
+                crate::error_chain(&e)
+            )
+        });
     drop(client);
     // The connection task ends once the client is gone.
     let _ = connection.await;
@@ -99,18 +104,6 @@ pub async fn fresh_sqlite_store() -> (SqliteStore, tempfile::TempDir) {
         .await
         .unwrap_or_else(|e| panic!("opening the test SqliteStore failed: {e:?}"));
     (store, dir)
-}
-
-/// An error and its sources, "outer: inner: ...".
-fn causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// `url` with its database replaced by `dbname`, for both libpq forms: a

@@ -446,7 +446,7 @@ impl MessagingApi {
             {
                 Ok(found) => found,
                 Err(e) => {
-                    tracing::error!(error = %error_chain(&e), "reading the recipients failed");
+                    tracing::error!(error = %omniroute_store::error_chain(&e), "reading the recipients failed");
                     for (index, _) in pending.drain(..) {
                         answers[index] = Some(Err(failed("reading the recipients failed")));
                     }
@@ -454,7 +454,9 @@ impl MessagingApi {
                 }
             };
             let mut again = Vec::new();
-            let mut routed: Vec<(usize, Send, NewMessage)> = Vec::with_capacity(pending.len());
+            // The sends routed, with their contacts, and their messages.
+            let mut routed: Vec<(usize, Send, Uuid)> = Vec::with_capacity(pending.len());
+            let mut messages: Vec<NewMessage> = Vec::with_capacity(pending.len());
             for ((index, send), found) in pending.into_iter().zip(found) {
                 let recipient = match (found, &send.recipient) {
                     (Some(recipient), _) => Ok(recipient),
@@ -471,28 +473,27 @@ impl MessagingApi {
                     )),
                 };
                 match recipient.and_then(|r| self.route(tenant, &send, &r)) {
-                    Ok(message) => routed.push((index, send, message)),
+                    Ok(message) => {
+                        routed.push((index, send, message.contact_id));
+                        messages.push(message);
+                    }
                     // Not refused on what may be stale: decided again afresh.
                     Err(_) if !fresh => again.push((index, send)),
                     Err(e) => answers[index] = Some(Err(e)),
                 }
             }
-            let messages = routed.iter().map(|(_, _, m)| m.clone()).collect();
             let accepted = match store.accept_messages(tenant, messages).await {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    tracing::error!(error = %error_chain(&e), "accepting messages failed");
-                    routed
-                        .iter()
-                        .map(|_| {
-                            Err(StoreError::Backend(Box::new(std::io::Error::other(
-                                "accepting messages failed",
-                            ))))
-                        })
-                        .collect()
+                    tracing::error!(error = %omniroute_store::error_chain(&e), "accepting messages failed");
+                    for (index, _, _) in routed {
+                        answers[index] = Some(Err(failed("accepting messages failed")));
+                    }
+                    pending = again;
+                    continue;
                 }
             };
-            for ((index, send, message), result) in routed.into_iter().zip(accepted) {
+            for ((index, send, contact), result) in routed.into_iter().zip(accepted) {
                 match result {
                     Ok(accepted) => {
                         if let omniroute_store::Accepted::Replayed(m) = &accepted {
@@ -511,7 +512,7 @@ impl MessagingApi {
                         again.push((index, send));
                     }
                     Err(e) => {
-                        tracing::debug!(contact = %message.contact_id, error = %e, "send refused by the store");
+                        tracing::debug!(%contact, error = %e, "send refused by the store");
                         answers[index] = Some(Err(e.into()));
                     }
                 }
@@ -531,18 +532,6 @@ fn failed(what: &str) -> ApiError {
     ApiError::Store(StoreError::Backend(Box::new(std::io::Error::other(
         what.to_owned(),
     ))))
-}
-
-/// An error with its causes, for a log line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text
 }
 
 /// A batch item's error, as a unary call would have answered it.
