@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use crate::{Address, Category, Channel, Content};
+use crate::{Address, Capabilities, Category, Channel, Content};
 
 /// What the dispatcher does about a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -152,6 +152,11 @@ pub struct OutboundMessage {
     /// The message's attempt number, counted across channels and operator
     /// retries: 1 for the first.
     pub attempt: u32,
+    /// Until when the customer's service window on this channel is open, as
+    /// the router knows it (WhatsApp: 24 hours after the customer's last
+    /// message). Providers enforce their own; the sandbox enforces this one,
+    /// so that what works against the sandbox works in production.
+    pub window_open_until: Option<SystemTime>,
 }
 
 /// The provider accepted a message.
@@ -287,6 +292,10 @@ pub trait StatusSink: Send + Sync + fmt::Debug + 'static {
 pub trait Adapter: Send + Sync + fmt::Debug + 'static {
     /// The channel it serves.
     fn channel(&self) -> Channel;
+
+    /// What the channel carries and how it must be used; routing decides
+    /// content fit, windows and quiet hours on it.
+    fn capabilities(&self) -> Capabilities;
 
     /// Sends one message. Ok means the provider accepted it; delivery is
     /// reported later through the [`StatusSink`].

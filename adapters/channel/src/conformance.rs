@@ -76,6 +76,7 @@ fn message(tenant: &str, to: Address, attempt: u32) -> OutboundMessage {
         }),
         reply_to: None,
         attempt,
+        window_open_until: Some(std::time::SystemTime::now() + std::time::Duration::from_secs(3600)),
     }
 }
 

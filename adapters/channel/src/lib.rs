@@ -13,6 +13,7 @@
 
 mod adapter;
 mod address;
+pub mod capabilities;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod content;
@@ -22,6 +23,7 @@ pub use adapter::{
     MediaDownload, OutboundMessage, SendReceipt, StatusSink, StatusUpdate, WebhookEvent,
     WebhookRequest,
 };
+pub use capabilities::{Capabilities, ContentKind, Fit};
 pub use address::{Address, AddressError, PhoneRegion, lookup_keys, mask};
 pub use content::Content;
 

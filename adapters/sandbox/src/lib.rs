@@ -23,6 +23,17 @@
 //!
 //! Every send can be recorded as a line in a file (for tests that count
 //! provider calls across processes): `channel<TAB>message id<TAB>attempt`.
+//!
+//! The sandbox keeps the rules of the channel it stands in for: its
+//! [`Adapter::capabilities`] are the real channel's, sandbox WhatsApp checks
+//! content with the Cloud API's limits and refuses free-form content outside
+//! the customer service window (error `131047`, class `window_closed`), as
+//! Meta does. A customer's message is simulated with a signed webhook,
+//! `POST /webhooks/{channel}` with `X-Hub-Signature-256: sha256=<hex>` (an
+//! HMAC-SHA256 of the body under `sandbox.webhook_secret`, Meta's scheme) and
+//! a body like
+//! `{"messages":[{"id":"in-1","from":"+4915123456789","text":"Hi","name":"Anna"}]}`;
+//! it resolves or creates the contact and, on WhatsApp, opens the window.
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
@@ -32,10 +43,13 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use omniroute_channel::{
-    Adapter, AdapterError, Address, Channel, Content, ContentViolation, DeliveryStatus, ErrorClass,
-    MediaDownload, OutboundMessage, SendReceipt, StatusSink, StatusUpdate, WebhookEvent,
-    WebhookRequest,
+    Adapter, AdapterError, Address, Capabilities, Channel, Content, ContentKind, ContentViolation,
+    DeliveryStatus, ErrorClass, InboundMessage, MediaDownload, OutboundMessage, PhoneRegion,
+    SendReceipt, StatusSink, StatusUpdate, WebhookEvent, WebhookRequest,
 };
+
+/// The account name sandbox webhooks arrive for (it maps to the default tenant).
+pub const ACCOUNT: &str = "sandbox";
 
 /// How the sandbox behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +62,10 @@ pub struct SandboxConfig {
     pub record_path: Option<PathBuf>,
     /// How long a send takes to answer, like a provider's API latency.
     pub send_delay: Duration,
+    /// The key simulated customer messages are signed with.
+    pub webhook_secret: String,
+    /// The region of phone numbers written without a country code.
+    pub region: PhoneRegion,
 }
 
 impl Default for SandboxConfig {
@@ -57,8 +75,38 @@ impl Default for SandboxConfig {
             read_delay: Duration::from_millis(800),
             record_path: None,
             send_delay: Duration::ZERO,
+            webhook_secret: String::new(),
+            region: PhoneRegion::default(),
         }
     }
+}
+
+/// A simulated delivery of customers' messages.
+#[derive(Debug, serde::Deserialize)]
+struct SandboxWebhook {
+    #[serde(default)]
+    messages: Vec<SandboxInbound>,
+    /// Any other kind of event: acknowledged and ignored.
+    #[serde(flatten)]
+    other: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// One simulated customer message.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SandboxInbound {
+    /// The provider id (deduplication key).
+    id: String,
+    /// The sender's address on the channel.
+    from: String,
+    /// What the customer wrote.
+    text: String,
+    /// The sender's profile name.
+    #[serde(default)]
+    name: Option<String>,
+    /// When the customer sent it, in Unix seconds; default: now.
+    #[serde(default)]
+    timestamp: Option<u64>,
 }
 
 /// What a magic address makes the sandbox do.
@@ -209,10 +257,28 @@ impl Adapter for SandboxAdapter {
         self.channel
     }
 
+    fn capabilities(&self) -> Capabilities {
+        capabilities(self.channel)
+    }
+
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, AdapterError> {
         self.record(message);
         if !self.config.send_delay.is_zero() {
             tokio::time::sleep(self.config.send_delay).await;
+        }
+        let window_open = message
+            .window_open_until
+            .is_some_and(|until| until > SystemTime::now());
+        if self.channel == Channel::Whatsapp
+            && !window_open
+            && !matches!(message.content, Content::Template(_))
+        {
+            // Meta's answer to free form outside the window.
+            return Err(AdapterError::new(
+                ErrorClass::WindowClosed,
+                "131047",
+                "re-engagement message: more than 24 hours have passed since the customer last replied",
+            ));
         }
         let behaviour = Behaviour::of(&message.to);
         tracing::debug!(channel = %self.channel, to = %message.to, ?behaviour, "sandbox send");
@@ -305,9 +371,12 @@ impl Adapter for SandboxAdapter {
         }))
     }
 
-    fn check_content(&self, _tenant: &str, _content: &Content) -> Vec<ContentViolation> {
-        // The sandbox takes whatever the API accepted.
-        Vec::new()
+    fn check_content(&self, _tenant: &str, content: &Content) -> Vec<ContentViolation> {
+        match self.channel {
+            // The Cloud API's limits; the sandbox has no template catalogue.
+            Channel::Whatsapp => omniroute_whatsapp::check_limits(content),
+            Channel::Email | Channel::Voice => Vec::new(),
+        }
     }
 
     fn template_category(&self, _: &str, _: &str, _: &str) -> Option<omniroute_channel::Category> {
@@ -318,22 +387,50 @@ impl Adapter for SandboxAdapter {
     fn verify_subscription(&self, _: &WebhookRequest<'_>) -> Result<String, AdapterError> {
         Err(AdapterError::unsupported(
             self.channel,
-            "webhooks (sandbox)",
+            "subscription handshakes (sandbox)",
         ))
     }
 
-    fn verify_signature(&self, _: &WebhookRequest<'_>) -> Result<(), AdapterError> {
-        Err(AdapterError::unsupported(
-            self.channel,
-            "webhooks (sandbox)",
-        ))
+    fn verify_signature(&self, request: &WebhookRequest<'_>) -> Result<(), AdapterError> {
+        omniroute_whatsapp::verify_hub_signature(&self.config.webhook_secret, request)
     }
 
-    fn parse_webhook(&self, _: &[u8]) -> Result<Vec<WebhookEvent>, AdapterError> {
-        Err(AdapterError::unsupported(
-            self.channel,
-            "webhooks (sandbox)",
-        ))
+    fn parse_webhook(&self, body: &[u8]) -> Result<Vec<WebhookEvent>, AdapterError> {
+        let malformed = |why: String| AdapterError::new(ErrorClass::Permanent, "malformed", why);
+        let webhook: SandboxWebhook =
+            serde_json::from_slice(body).map_err(|e| malformed(e.to_string()))?;
+        let ignored = webhook
+            .other
+            .into_keys()
+            .map(|kind| Ok(WebhookEvent::Ignored(format!("unknown sandbox event {kind:?}"))));
+        webhook
+            .messages
+            .into_iter()
+            .map(|m| {
+                let from = Address::parse(self.channel, &m.from, self.config.region)
+                    .map_err(|e| malformed(format!("from: {e}")))?;
+                if m.id.trim().is_empty() {
+                    return Err(malformed("id: must not be empty".into()));
+                }
+                Ok(WebhookEvent::Inbound(InboundMessage {
+                    channel: self.channel,
+                    account: ACCOUNT.to_owned(),
+                    provider_message_id: m.id,
+                    from,
+                    profile_name: m.name,
+                    provider_user_id: None,
+                    time: m.timestamp.map_or_else(SystemTime::now, |t| {
+                        SystemTime::UNIX_EPOCH + Duration::from_secs(t)
+                    }),
+                    content: Content::Text(omniroute_channel::content::Text {
+                        body: m.text,
+                        ..Default::default()
+                    }),
+                    reply_to: None,
+                }))
+            })
+            .chain(ignored)
+            .collect()
     }
 
     async fn mark_read(&self, _: &str, _: &str) -> Result<(), AdapterError> {
@@ -352,6 +449,31 @@ impl Adapter for SandboxAdapter {
 
     async fn health(&self) -> Result<(), AdapterError> {
         Ok(())
+    }
+}
+
+/// What the sandbox of `channel` carries: what the real channel does.
+pub fn capabilities(channel: Channel) -> Capabilities {
+    match channel {
+        Channel::Whatsapp => omniroute_whatsapp::capabilities(),
+        // Text (with HTML and a subject), templates rendered by name, media
+        // as attachments; choices as numbered text.
+        Channel::Email => Capabilities {
+            kinds: vec![ContentKind::Text, ContentKind::Template, ContentKind::Media],
+            max_text_chars: None,
+            interactive: false,
+            service_window: None,
+            rings: false,
+        },
+        // A call speaks text (choices read out as numbers) or bridges a
+        // callback request to an agent; it rings.
+        Channel::Voice => Capabilities {
+            kinds: vec![ContentKind::Text, ContentKind::CallbackRequest],
+            max_text_chars: Some(4_000),
+            interactive: false,
+            service_window: None,
+            rings: true,
+        },
     }
 }
 
@@ -381,6 +503,7 @@ mod tests {
             content: Content::Text(Default::default()),
             reply_to: None,
             attempt,
+            window_open_until: Some(SystemTime::now() + Duration::from_secs(3600)),
         }
     }
 
@@ -390,7 +513,82 @@ mod tests {
             read_delay: Duration::from_millis(10),
             record_path: None,
             send_delay: Duration::ZERO,
+            webhook_secret: "sandbox-secret".into(),
+            region: PhoneRegion::default(),
         }
+    }
+
+    #[tokio::test]
+    async fn whatsapp_keeps_the_service_window() {
+        let sink = Arc::new(Collect::default());
+        let adapter = SandboxAdapter::new(Channel::Whatsapp, config(), sink);
+        let mut closed = message(Channel::Whatsapp, "+4915123456789", 1);
+        closed.window_open_until = Some(SystemTime::now() - Duration::from_secs(1));
+        let err = adapter.send(&closed).await.unwrap_err();
+        assert_eq!(err.class(), ErrorClass::WindowClosed);
+        assert_eq!(err.code(), "131047");
+        closed.window_open_until = None;
+        assert_eq!(
+            adapter.send(&closed).await.unwrap_err().class(),
+            ErrorClass::WindowClosed
+        );
+        // A template goes outside the window.
+        closed.content = Content::Template(omniroute_channel::content::Template {
+            name: "order_shipped".into(),
+            language: "en".into(),
+            components: Vec::new(),
+        });
+        assert!(adapter.send(&closed).await.is_ok());
+        // Email has no window.
+        let email = SandboxAdapter::new(Channel::Email, config(), Arc::new(Collect::default()));
+        let mut mail = message(Channel::Email, "anna@example.com", 1);
+        mail.window_open_until = None;
+        assert!(email.send(&mail).await.is_ok());
+    }
+
+    #[test]
+    fn whatsapp_checks_content_like_the_cloud_api() {
+        let adapter = SandboxAdapter::new(Channel::Whatsapp, config(), Arc::new(Collect::default()));
+        let long = Content::Text(omniroute_channel::content::Text {
+            body: "a".repeat(4097),
+            ..Default::default()
+        });
+        assert_eq!(adapter.check_content("default", &long).len(), 1);
+        let email = SandboxAdapter::new(Channel::Email, config(), Arc::new(Collect::default()));
+        assert!(email.check_content("default", &long).is_empty());
+        assert_eq!(adapter.capabilities(), omniroute_whatsapp::capabilities());
+    }
+
+    #[test]
+    fn simulated_customer_messages_are_signed() {
+        let adapter = SandboxAdapter::new(Channel::Whatsapp, config(), Arc::new(Collect::default()));
+        let body = br#"{"messages":[{"id":"in-1","from":"+4915123456789","text":"Hi","name":"Anna"}]}"#;
+        let good = vec![(
+            "x-hub-signature-256".to_owned(),
+            format!("sha256={}", omniroute_whatsapp::signature_hex("sandbox-secret", body)),
+        )];
+        let request = |headers: &[(String, String)]| {
+            adapter.verify_signature(&WebhookRequest {
+                query: &[],
+                headers,
+                body,
+            })
+        };
+        assert!(request(&good).is_ok());
+        let bad = vec![(
+            "x-hub-signature-256".to_owned(),
+            format!("sha256={}", omniroute_whatsapp::signature_hex("other", body)),
+        )];
+        assert!(request(&bad).is_err());
+        assert!(request(&[]).is_err());
+        let events = adapter.parse_webhook(body).unwrap();
+        let [WebhookEvent::Inbound(inbound)] = events.as_slice() else {
+            panic!("{events:?}");
+        };
+        assert_eq!(inbound.account, ACCOUNT);
+        assert_eq!(inbound.from.key(), "4915123456789");
+        assert_eq!(inbound.profile_name.as_deref(), Some("Anna"));
+        assert!(adapter.parse_webhook(b"{\"messages\":[{\"id\":\"x\"}]}").is_err());
     }
 
     #[tokio::test(start_paused = true)]
@@ -530,19 +728,25 @@ mod tests {
         }
 
         fn has_webhooks(&self) -> bool {
-            false
+            true
         }
 
-        fn signed_headers(&self, _: &[u8]) -> Vec<(String, String)> {
-            Vec::new()
+        fn signed_headers(&self, body: &[u8]) -> Vec<(String, String)> {
+            vec![(
+                "x-hub-signature-256".to_owned(),
+                format!(
+                    "sha256={}",
+                    omniroute_whatsapp::signature_hex("sandbox-secret", body)
+                ),
+            )]
         }
 
         fn known_event_body(&self) -> Vec<u8> {
-            Vec::new()
+            br#"{"messages":[{"id":"in-1","from":"anna@example.com","text":"Hi","timestamp":1764547200}]}"#.to_vec()
         }
 
         fn unknown_event_body(&self) -> Vec<u8> {
-            Vec::new()
+            br#"{"reactions":[{"id":"r-1"}]}"#.to_vec()
         }
     }
 

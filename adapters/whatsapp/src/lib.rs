@@ -59,7 +59,32 @@ pub use config::{
 pub use error::{SPAM_LIMIT_BACKOFF, class_of};
 pub use limiter::{PAIR_BURST, PAIR_INTERVAL};
 pub use templates::{TemplateButton, TemplateInfo};
-pub use webhook::SIGNATURE_HEADER;
+pub use checks::check_limits;
+pub use webhook::{SIGNATURE_HEADER, signature_hex, verify_signature as verify_hub_signature};
+
+/// How long a customer's message keeps the customer service window open
+/// (PROTOCOLS §1): free-form messages only inside it, templates always.
+pub const SERVICE_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// What the Cloud API carries (PROTOCOLS §1, "Sending"): text of at most
+/// 4096 characters, templates, media, native reply buttons and lists; free
+/// form only inside the 24-hour customer service window. No callback
+/// requests: a call is the voice channel's.
+pub fn capabilities() -> omniroute_channel::Capabilities {
+    use omniroute_channel::ContentKind;
+    omniroute_channel::Capabilities {
+        kinds: vec![
+            ContentKind::Text,
+            ContentKind::Template,
+            ContentKind::Media,
+            ContentKind::Interactive,
+        ],
+        max_text_chars: Some(checks::MAX_TEXT),
+        interactive: true,
+        service_window: Some(SERVICE_WINDOW),
+        rings: false,
+    }
+}
 
 use client::GraphClient;
 use limiter::Limiter;
@@ -295,6 +320,10 @@ impl Adapter for WhatsAppAdapter {
         Ok(SendReceipt {
             provider_message_id: wamid,
         })
+    }
+
+    fn capabilities(&self) -> omniroute_channel::Capabilities {
+        capabilities()
     }
 
     async fn fetch_status(

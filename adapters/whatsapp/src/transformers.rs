@@ -778,6 +778,7 @@ mod tests {
             content,
             reply_to: None,
             attempt: 1,
+            window_open_until: None,
         }
     }
 

@@ -65,8 +65,8 @@ pub fn verify_subscription(
         .ok_or_else(|| refused("verify_challenge", "hub.challenge is missing"))
 }
 
-/// HMAC-SHA256 of `body` under `app_secret`, as lower-case hex.
-#[cfg(any(test, feature = "fake"))]
+/// HMAC-SHA256 of `body` under `app_secret`, as lower-case hex: what a
+/// signed delivery carries after `sha256=`.
 pub fn signature_hex(app_secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(app_secret.as_bytes())
         .expect("hmac accepts keys of any length");

@@ -20,6 +20,8 @@ use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
+use crate::routing::Router;
+use crate::routing::breaker::Breakers;
 use crate::api::{ApiContext, CallbackApi, ContactApi, EventApi, MessagingApi, PreferenceApi};
 use crate::pipeline::{self, Pipeline, statuses};
 use crate::settings::Settings;
@@ -86,10 +88,22 @@ impl Application {
         let (sink, reports) = statuses::channel();
         let adapters = pipeline::adapters(&self.settings, &sink)?;
         let accounts = pipeline::accounts(&self.settings);
+        let (default_policy, tenant_policies) = self.settings.routing.policies()?;
+        let breakers = Arc::new(Breakers::new(
+            self.settings.routing.breaker_failures,
+            Duration::from_secs(self.settings.routing.breaker_cool_down_secs),
+        ));
+        let router = Router::new(
+            Arc::clone(&adapters),
+            default_policy,
+            tenant_policies,
+            Arc::clone(&breakers),
+        );
         let ctx = ApiContext::new(
             Arc::clone(&self.store),
             &self.settings,
             Arc::clone(&adapters),
+            router,
         );
         let pipeline = Pipeline::start(
             Arc::clone(&self.store),
@@ -97,6 +111,7 @@ impl Application {
             Arc::clone(&adapters),
             sink.clone(),
             reports,
+            breakers,
         );
         let event_poll = Duration::from_millis(self.settings.events.poll_interval_ms);
 

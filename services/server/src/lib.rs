@@ -5,6 +5,7 @@
 pub mod api;
 pub mod app;
 pub mod pipeline;
+pub mod routing;
 pub mod settings;
 pub mod telemetry;
 pub mod webhooks;

@@ -16,6 +16,9 @@ use figment::providers::{Format, Serialized, Toml};
 use omniroute_channel::PhoneRegion;
 use serde::{Deserialize, Serialize};
 
+mod routing;
+pub use routing::{RoutingSettings, TenantRouting};
+
 /// A value that must never reach a log: Debug and Display print `***`.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -68,6 +71,8 @@ pub struct Settings {
     pub http: HttpSettings,
     /// WhatsApp Business (Cloud API).
     pub whatsapp: WhatsAppSettings,
+    /// Routing defaults per tenant.
+    pub routing: RoutingSettings,
 }
 
 /// WhatsApp Business through Meta's Cloud API. Off: the sandbox serves
@@ -240,6 +245,9 @@ pub struct SandboxSettings {
     pub record_path: PathBuf,
     /// Milliseconds a sandbox send takes to answer (simulated provider latency).
     pub send_delay_ms: u64,
+    /// The key simulated customer messages (sandbox webhooks) are signed
+    /// with, as `X-Hub-Signature-256`.
+    pub webhook_secret: Secret,
 }
 
 impl Default for SandboxSettings {
@@ -250,6 +258,7 @@ impl Default for SandboxSettings {
             read_delay_ms: 800,
             record_path: PathBuf::new(),
             send_delay_ms: 0,
+            webhook_secret: Secret::new("sandbox-secret"),
         }
     }
 }
@@ -530,6 +539,7 @@ impl Settings {
                 });
             }
         }
+        self.routing.policies()?;
         if let Err(e) = self.log.filter.parse::<tracing_subscriber::EnvFilter>() {
             return Err(SettingsError::Invalid {
                 key: "log.filter",

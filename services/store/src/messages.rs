@@ -175,6 +175,10 @@ pub struct ChannelOverride {
     pub channel: Channel,
     /// Its content.
     pub content: Content,
+    /// Only while the channel's customer service window is closed (a
+    /// template alternative to free-form content on WhatsApp).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outside_window: bool,
 }
 
 /// One step of the status history.
@@ -260,6 +264,12 @@ pub enum SkipReason {
     ChannelDisabled,
     /// Not among the customer's channels for the category.
     NotPreferred,
+    /// The channel rings (a call) and the customer is in quiet hours.
+    QuietHours,
+    /// The channel's circuit breaker is open after repeated failures.
+    Unhealthy,
+    /// The caller asked for another channel or excluded this one.
+    ExcludedByCaller,
 }
 
 /// A channel left out of the plan.
@@ -286,6 +296,104 @@ pub struct PlannedChannel {
     /// For WhatsApp: the wa_id to send to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wa_id: Option<String>,
+    /// Which of the message's contents this step sends.
+    #[serde(default, skip_serializing_if = "ContentVariant::is_main")]
+    pub variant: ContentVariant,
+    /// The next step takes over when this one is not delivered by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_by: Option<SystemTime>,
+    /// Not sent before this time (the end of the customer's quiet hours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<SystemTime>,
+}
+
+impl PlannedChannel {
+    /// A step to `address`, sending the main content now.
+    pub fn to(address: &omniroute_channel::Address) -> PlannedChannel {
+        PlannedChannel {
+            channel: address.channel(),
+            address: address.value().to_owned(),
+            key: address.key().to_owned(),
+            wa_id: address.wa_id().map(str::to_owned),
+            variant: ContentVariant::Main,
+            deliver_by: None,
+            not_before: None,
+        }
+    }
+}
+
+/// Which content a plan step sends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentVariant {
+    /// The message's content.
+    #[default]
+    Main,
+    /// The channel's override.
+    Override,
+    /// The override for a closed service window (a template).
+    WindowAlternative,
+    /// The content degraded to what the channel carries (choices as
+    /// numbered text).
+    Degraded,
+}
+
+impl ContentVariant {
+    fn is_main(&self) -> bool {
+        *self == ContentVariant::Main
+    }
+}
+
+/// What a routing decision was made on, kept with it so that anyone can see
+/// why a message went the way it did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteInputs {
+    /// The consent records that decided, per channel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consents: Vec<ConsentUsed>,
+    /// Until when the customer service windows were open, per channel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<(Channel, SystemTime)>,
+    /// The end of the quiet hours the message met, if it met any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours_end: Option<SystemTime>,
+    /// The customer's quiet hours and time zone, for steps decided later
+    /// (fallbacks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<QuietRule>,
+    /// The circuit breakers that were not closed, per channel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breakers: Vec<(Channel, String)>,
+    /// Whether the message may ignore quiet hours (urgent or a code).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub urgent: bool,
+    /// The channels the caller excluded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<Channel>,
+}
+
+/// A consent record routing relied on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentUsed {
+    /// The channel.
+    pub channel: Channel,
+    /// The category of the record.
+    pub category: Category,
+    /// The record's id.
+    pub record: Uuid,
+    /// Whether it was a grant.
+    pub granted: bool,
+}
+
+/// Quiet hours in a time zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuietRule {
+    /// The IANA time zone.
+    pub time_zone: String,
+    /// Start, minutes after local midnight.
+    pub start_minute: u16,
+    /// End, minutes after local midnight.
+    pub end_minute: u16,
 }
 
 /// The routing decision stored with a message.
@@ -301,6 +409,9 @@ pub struct RouteDecision {
     pub hold_until: Option<SystemTime>,
     /// When the decision was made.
     pub decide_time: SystemTime,
+    /// What it was made on.
+    #[serde(default)]
+    pub inputs: RouteInputs,
 }
 
 /// An outbound message to accept.
@@ -447,10 +558,20 @@ pub(crate) fn outbound_message(new: NewMessage, now: SystemTime) -> (Message, Sy
     let micros = |t: SystemTime| crate::model::from_micros(crate::model::to_micros(t));
     let send_time = new.send_time.map(micros);
     let scheduled = send_time.filter(|t| *t > now);
-    let (status, reason) = match scheduled {
-        Some(_) => (MessageStatus::Queued, "scheduled"),
-        None => (MessageStatus::Accepted, ""),
+    // Quiet hours may hold the first step past the send time.
+    let held = new
+        .route
+        .plan
+        .first()
+        .and_then(|p| p.not_before)
+        .map(micros)
+        .filter(|t| *t > now && scheduled.is_none_or(|s| *t > s));
+    let (status, reason) = match (held, scheduled) {
+        (Some(_), _) => (MessageStatus::Queued, "held for quiet hours"),
+        (None, Some(_)) => (MessageStatus::Queued, "scheduled"),
+        (None, None) => (MessageStatus::Accepted, ""),
     };
+    let scheduled = held.or(scheduled);
     let channel = new.route.plan.first().map(|p| p.channel);
     let message = Message {
         id: Uuid::now_v7(),
@@ -555,8 +676,13 @@ pub enum NextStep {
     },
     /// Try the same channel again at this time.
     RetryAt(SystemTime),
-    /// Try this plan index now.
-    NextChannel(usize),
+    /// Go on with this plan index, due at this time.
+    NextChannel {
+        /// The plan index.
+        index: usize,
+        /// When it is due.
+        due: SystemTime,
+    },
     /// Give up: the message failed (dead letter).
     Fail {
         /// Why, for the operator.
@@ -977,7 +1103,7 @@ pub(crate) fn apply_completion(
             };
             (changed, release)
         }
-        NextStep::NextChannel(index) => {
+        NextStep::NextChannel { index, due } => {
             let next_channel = message
                 .route
                 .as_ref()
@@ -990,7 +1116,7 @@ pub(crate) fn apply_completion(
             );
             let changed = apply_status(message, MessageStatus::Queued, channel, &reason, now);
             let release = JobChange::Release {
-                due: now,
+                due: due.max(now),
                 plan_index: index,
                 restart_attempts: true,
             };
@@ -1067,6 +1193,7 @@ mod tests {
                 skipped: Vec::new(),
                 hold_until: None,
                 decide_time: SystemTime::UNIX_EPOCH,
+                inputs: Default::default(),
             },
             priority: Priority::Normal,
             correlation_ref: "order-1".into(),

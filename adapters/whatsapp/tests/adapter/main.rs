@@ -62,6 +62,7 @@ pub fn message_to(to: &str, content: Content) -> OutboundMessage {
         content,
         reply_to: None,
         attempt: 1,
+        window_open_until: None,
     }
 }
 

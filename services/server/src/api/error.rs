@@ -6,6 +6,8 @@
 //! message, so that nothing about the database reaches a caller.
 
 use omniroute_store::StoreError;
+
+use crate::routing::{RouteError, reason_code};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
@@ -24,6 +26,18 @@ pub enum ApiError {
     /// The request is valid but the system is not in a state to carry it out.
     #[error("{0}")]
     Precondition(String),
+    /// Routing refused the message.
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    /// The channel's provider refused or failed an operation (a read
+    /// receipt, a media download).
+    #[error("{what}: {}", .error.message())]
+    Provider {
+        /// What was asked of it.
+        what: &'static str,
+        /// How it failed.
+        error: omniroute_channel::AdapterError,
+    },
 }
 
 impl ApiError {
@@ -87,7 +101,85 @@ impl From<ApiError> for Status {
             ApiError::NotFound(message) => Status::not_found(message),
             ApiError::Precondition(message) => Status::failed_precondition(message),
             ApiError::Store(e) => store_status(e),
+            ApiError::Route(e) => route_status(e),
+            ApiError::Provider { what, error } => provider_status(what, &error),
         }
+    }
+}
+
+/// Routing refusals: bad content is INVALID_ARGUMENT; everything else is
+/// FAILED_PRECONDITION naming what is missing, one violation per channel.
+fn route_status(error: RouteError) -> Status {
+    let message = error.to_string();
+    match error {
+        RouteError::Invalid(violations) => ApiError::Invalid(
+            violations
+                .into_iter()
+                .map(|(field, description)| FieldViolation::new(field, description))
+                .collect(),
+        )
+        .into(),
+        RouteError::Erased(id) => Status::with_error_details(
+            Code::FailedPrecondition,
+            message,
+            ErrorDetails::with_precondition_failure_violation(
+                "CONTACT_ERASED",
+                format!("contacts/{id}"),
+                "an erased contact cannot be messaged",
+            ),
+        ),
+        RouteError::OptedOut(category) => Status::with_error_details(
+            Code::FailedPrecondition,
+            message,
+            ErrorDetails::with_precondition_failure_violation(
+                "OPTED_OUT",
+                format!("categories/{category}"),
+                "the customer opted out of this category on every channel",
+            ),
+        ),
+        RouteError::Refused(skip) => Status::with_error_details(
+            Code::FailedPrecondition,
+            message,
+            ErrorDetails::with_precondition_failure_violation(
+                reason_code(skip.reason),
+                format!("channels/{}", skip.channel),
+                skip.detail,
+            ),
+        ),
+        RouteError::Unreachable(skipped) => {
+            let violations: Vec<tonic_types::PreconditionViolation> = skipped
+                .into_iter()
+                .map(|s| {
+                    tonic_types::PreconditionViolation::new(
+                        reason_code(s.reason),
+                        format!("channels/{}", s.channel),
+                        s.detail,
+                    )
+                })
+                .collect();
+            Status::with_error_details(
+                Code::FailedPrecondition,
+                message,
+                ErrorDetails::with_precondition_failure(violations),
+            )
+        }
+    }
+}
+
+/// A provider's answer to an operation asked of it directly: what the
+/// channel cannot do, or refused for good, is FAILED_PRECONDITION;
+/// misconfiguration too (retrying will not help until an operator acts);
+/// transient failures are UNAVAILABLE.
+fn provider_status(what: &str, error: &omniroute_channel::AdapterError) -> Status {
+    use omniroute_channel::ErrorClass;
+    let message = format!("{what}: {}", error.message());
+    match error.class() {
+        ErrorClass::Unsupported
+        | ErrorClass::Permanent
+        | ErrorClass::Configuration
+        | ErrorClass::WindowClosed
+        | ErrorClass::OptedOut => Status::failed_precondition(message),
+        ErrorClass::Transient | ErrorClass::RateLimited => Status::unavailable(message),
     }
 }
 

@@ -11,6 +11,7 @@ use omniroute_channel::content::{
 use omniroute_channel::{Channel, ErrorClass};
 use omniroute_proto::v1 as pb;
 use omniroute_store::{
+    ContentVariant, RouteInputs,
     Attempt, AttemptOutcome, ChannelOverride, Direction, Event, EventPayload, EventType, Message,
     MessageStatus, Priority, RouteDecision, SkipReason, StatusChange,
 };
@@ -105,6 +106,53 @@ pub fn skip_reason_to_pb(reason: SkipReason) -> pb::SkipReason {
         SkipReason::UnsupportedContent => pb::SkipReason::UnsupportedContent,
         SkipReason::ChannelDisabled => pb::SkipReason::ChannelDisabled,
         SkipReason::NotPreferred => pb::SkipReason::NotPreferred,
+        SkipReason::QuietHours => pb::SkipReason::QuietHours,
+        SkipReason::Unhealthy => pb::SkipReason::ChannelUnhealthy,
+        SkipReason::ExcludedByCaller => pb::SkipReason::ExcludedByCaller,
+    }
+}
+
+fn variant_to_pb(variant: ContentVariant) -> pb::ContentVariant {
+    match variant {
+        ContentVariant::Main => pb::ContentVariant::Main,
+        ContentVariant::Override => pb::ContentVariant::Override,
+        ContentVariant::WindowAlternative => pb::ContentVariant::WindowAlternative,
+        ContentVariant::Degraded => pb::ContentVariant::Degraded,
+    }
+}
+
+fn inputs_to_pb(contact: Option<Uuid>, i: &RouteInputs) -> pb::RouteInputs {
+    pb::RouteInputs {
+        consents: i
+            .consents
+            .iter()
+            .map(|c| pb::ConsentUsed {
+                channel: channel_to_pb(c.channel) as i32,
+                category: category_to_pb(c.category) as i32,
+                consent_record: contact
+                    .map(|id| format!("{}/consentRecords/{}", contact_name(id), c.record))
+                    .unwrap_or_default(),
+                granted: c.granted,
+            })
+            .collect(),
+        windows: i
+            .windows
+            .iter()
+            .map(|(channel, until)| pb::ServiceWindow {
+                channel: channel_to_pb(*channel) as i32,
+                open_until: timestamp(*until),
+            })
+            .collect(),
+        quiet_hours_end: i.quiet_hours_end.and_then(timestamp),
+        breakers: i
+            .breakers
+            .iter()
+            .map(|(channel, state)| pb::BreakerState {
+                channel: channel_to_pb(*channel) as i32,
+                state: state.clone(),
+            })
+            .collect(),
+        urgent: i.urgent,
     }
 }
 
@@ -251,6 +299,7 @@ pub fn overrides_to_pb(overrides: &[ChannelOverride]) -> Vec<pb::ChannelOverride
         .map(|o| pb::ChannelOverride {
             channel: channel_to_pb(o.channel) as i32,
             content: Some(content_to_pb(&o.content)),
+            outside_window: o.outside_window,
         })
         .collect()
 }
@@ -278,7 +327,9 @@ fn attempt_to_pb(a: &Attempt) -> pb::DeliveryAttempt {
     }
 }
 
-fn route_to_pb(r: &RouteDecision) -> pb::RouteDecision {
+/// A routing decision on the wire; consent records are named under the
+/// contact it was decided for (`None` for one not yet created).
+pub fn route_to_pb(contact: Option<Uuid>, r: &RouteDecision) -> pb::RouteDecision {
     pb::RouteDecision {
         plan: r
             .plan
@@ -296,6 +347,16 @@ fn route_to_pb(r: &RouteDecision) -> pb::RouteDecision {
             .collect(),
         hold_until: r.hold_until.and_then(timestamp),
         decide_time: timestamp(r.decide_time),
+        steps: r
+            .plan
+            .iter()
+            .map(|p| pb::RouteStep {
+                channel: channel_to_pb(p.channel) as i32,
+                content_variant: variant_to_pb(p.variant) as i32,
+                not_before: p.not_before.and_then(timestamp),
+            })
+            .collect(),
+        inputs: Some(inputs_to_pb(contact, &r.inputs)),
     }
 }
 
@@ -322,7 +383,19 @@ pub fn message_to_pb(m: &Message) -> pb::Message {
         status: message_status_to_pb(m.status) as i32,
         status_history: m.history.iter().map(status_change_to_pb).collect(),
         attempts: m.attempts.iter().map(attempt_to_pb).collect(),
-        route: m.route.as_ref().map(route_to_pb),
+        route: m.route.as_ref().map(|r| route_to_pb(Some(m.contact_id), r)),
+        urgent: m.route.as_ref().is_some_and(|r| r.inputs.urgent),
+        excluded_channels: m
+            .route
+            .as_ref()
+            .map(|r| {
+                r.inputs
+                    .excluded
+                    .iter()
+                    .map(|c| channel_to_pb(*c) as i32)
+                    .collect()
+            })
+            .unwrap_or_default(),
         provider_message_id: m.provider_message_id.clone().unwrap_or_default(),
         create_time: timestamp(m.create_time),
         update_time: timestamp(m.update_time),
@@ -602,6 +675,7 @@ mod tests {
                     body: "Your order has shipped.".into(),
                     ..Text::default()
                 }),
+                outside_window: false,
             }],
             channel: Some(Channel::Email),
             priority: Priority::Normal,
@@ -656,12 +730,18 @@ mod tests {
                         address: "plan-address-wa".into(),
                         key: "plan-key-wa".into(),
                         wa_id: Some("plan-wa-id".into()),
+                        variant: Default::default(),
+                        deliver_by: None,
+                        not_before: None,
                     },
                     PlannedChannel {
                         channel: Channel::Email,
                         address: "plan-address@example.com".into(),
                         key: "plan-key@example.com".into(),
                         wa_id: None,
+                        variant: Default::default(),
+                        deliver_by: None,
+                        not_before: None,
                     },
                 ],
                 skipped: vec![SkippedChannel {
@@ -671,6 +751,7 @@ mod tests {
                 }],
                 hold_until: Some(at(60)),
                 decide_time: at(0),
+                inputs: Default::default(),
             }),
             provider_message_id: Some("<m1@example.com>".into()),
             create_time: at(0),

@@ -3,10 +3,12 @@
 //! omniroute.v1 to the domain records.
 //!
 //! Every problem is reported, each on the field path as the caller wrote it
-//! (for example `message.content.interactive.buttons.buttons[1].title`). The
-//! limits are the strictest of the channels (WhatsApp's), so that content
-//! accepted here fits every channel it may fall back to. The conversion back
-//! to the wire lives in [`super::message_convert`].
+//! (for example `message.content.interactive.buttons.buttons[1].title`).
+//! The rules here are the neutral model's (required fields, the shapes the
+//! proto documents, sanity bounds); what one channel can carry is its
+//! adapter's to say, and routing checks it per step (a text too long for
+//! WhatsApp goes by email). The conversion back to the wire lives in
+//! [`super::message_convert`].
 
 use std::collections::HashMap;
 
@@ -20,7 +22,8 @@ use omniroute_store::{ChannelOverride, EventType, Priority};
 use super::convert;
 use super::error::Violations;
 
-const MAX_TEXT_BODY: usize = 4096;
+/// A sanity bound on a text body (a long email), not any channel's limit.
+const MAX_TEXT_BODY: usize = 100_000;
 const MAX_SUBJECT: usize = 998;
 const MAX_TEMPLATE_NAME: usize = 512;
 const MAX_INTERACTIVE_BODY: usize = 1024;
@@ -66,7 +69,8 @@ pub fn content(v: &mut Violations, field: &str, content: Option<&pb::Content>) -
 }
 
 /// Validates per-channel overrides: each names a channel, at most one per
-/// channel, and carries valid content.
+/// channel (and one more for a closed service window, which must be a
+/// template), and carries valid content.
 pub fn overrides(
     v: &mut Violations,
     field: &str,
@@ -78,19 +82,49 @@ pub fn overrides(
         let item = format!("{field}[{i}]");
         let channel = v.check(format!("{item}.channel"), convert::channel(o.channel));
         if let Some(c) = channel {
-            if seen.contains(&c) {
-                v.add(
-                    format!("{item}.channel"),
-                    format!("{c} already has an override"),
-                );
+            if seen.contains(&(c, o.outside_window)) {
+                let what = if o.outside_window {
+                    "an override for a closed window"
+                } else {
+                    "an override"
+                };
+                v.add(format!("{item}.channel"), format!("{c} already has {what}"));
             }
-            seen.push(c);
+            seen.push((c, o.outside_window));
         }
         let content = content(v, &format!("{item}.content"), o.content.as_ref());
+        if o.outside_window && !matches!(content, None | Some(Content::Template(_))) {
+            v.add(
+                format!("{item}.content"),
+                "an override for a closed window must be a template",
+            );
+            continue;
+        }
         if let (Some(channel), Some(content)) = (channel, content)
-            && !out.iter().any(|o| o.channel == channel)
+            && !out
+                .iter()
+                .any(|x| x.channel == channel && x.outside_window == o.outside_window)
         {
-            out.push(ChannelOverride { channel, content });
+            out.push(ChannelOverride {
+                channel,
+                content,
+                outside_window: o.outside_window,
+            });
+        }
+    }
+    out
+}
+
+/// Validates the channels a caller excludes: each a channel, once.
+pub fn excluded_channels(v: &mut Violations, field: &str, values: &[i32]) -> Vec<omniroute_channel::Channel> {
+    let mut out = Vec::new();
+    for (i, value) in values.iter().enumerate() {
+        if let Some(channel) = v.check(format!("{field}[{i}]"), convert::channel(*value)) {
+            if out.contains(&channel) {
+                v.add(format!("{field}[{i}]"), format!("{channel} is named twice"));
+            } else {
+                out.push(channel);
+            }
         }
     }
     out
@@ -655,13 +689,15 @@ mod tests {
         };
         assert_eq!(faults(text("  ", "")), ["message.content.text.body"]);
         assert_eq!(
-            faults(text(&"x".repeat(4097), "")),
+            faults(text(&"x".repeat(100_001), "")),
             ["message.content.text.body"]
         );
         assert!(
-            faults(text(&"ä".repeat(4096), "")).is_empty(),
+            faults(text(&"ä".repeat(100_000), "")).is_empty(),
             "characters, not bytes"
         );
+        // WhatsApp's 4096 is WhatsApp's: routing checks it per channel.
+        assert!(faults(text(&"x".repeat(5_000), "")).is_empty());
         assert_eq!(
             faults(text("hi", "Hi\r\nBcc: x@example.com")),
             ["message.content.text.subject"]
@@ -928,6 +964,7 @@ mod tests {
         let o = |channel: Channel, content| pb::ChannelOverride {
             channel: super::super::convert::channel_to_pb(channel) as i32,
             content,
+            outside_window: false,
         };
         let list = [
             o(Channel::Email, text("")),
@@ -935,6 +972,7 @@ mod tests {
             pb::ChannelOverride {
                 channel: 0,
                 content: text("hi"),
+                outside_window: false,
             },
             o(Channel::Voice, text("Hello")),
         ];
@@ -952,6 +990,37 @@ mod tests {
         );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].channel, Channel::Voice);
+
+        // A closed-window alternative beside the override: a template only.
+        let template = Some(pb::Content {
+            kind: Some(Kind::Template(pb::TemplateContent {
+                name: "order_shipped".into(),
+                language: "en".into(),
+                components: vec![],
+            })),
+        });
+        let window = |content| pb::ChannelOverride {
+            outside_window: true,
+            ..o(Channel::Whatsapp, content)
+        };
+        let list = [
+            o(Channel::Whatsapp, text("Hi")),
+            window(template.clone()),
+            window(template),
+            window(text("Hi")),
+        ];
+        let found = violations(|v| out = overrides(v, "message.overrides", &list));
+        let fields: Vec<&str> = found.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "message.overrides[2].channel",
+                "message.overrides[3].channel",
+                "message.overrides[3].content",
+            ]
+        );
+        assert_eq!(out.len(), 2);
+        assert!(out[1].outside_window);
     }
 
     #[test]

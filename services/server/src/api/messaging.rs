@@ -19,8 +19,7 @@ use std::time::SystemTime;
 use omniroute_channel::{Address, Category, Channel, Content};
 use omniroute_proto::v1 as pb;
 use omniroute_store::{
-    ChannelOverride, ContactLookup, ContactState, NewContact, NewMessage, Priority, RoutingContact,
-    StoreError,
+    ChannelOverride, ContactLookup, NewContact, NewMessage, Priority, RoutingContact, StoreError,
 };
 use pb::messaging_service_server::MessagingService;
 use serde::Serialize;
@@ -32,7 +31,7 @@ use super::convert::{self, parse_contact_name};
 use super::error::{ApiError, Violations};
 use super::message_convert::parse_message_name;
 use super::{ApiContext, message_convert, message_validate};
-use crate::pipeline::routing;
+use crate::routing;
 
 /// Most sends in one BatchSendMessages call.
 pub const MAX_BATCH: usize = 500;
@@ -70,6 +69,8 @@ struct Send {
     expire_time: Option<SystemTime>,
     reply_to: Option<Uuid>,
     idempotency_key: Option<String>,
+    urgent: bool,
+    excluded: Vec<Channel>,
 }
 
 /// What makes two sends the same request, for idempotency.
@@ -86,6 +87,8 @@ struct Fingerprint<'a> {
     send_time: Option<i64>,
     expire_time: Option<i64>,
     reply_to: Option<Uuid>,
+    urgent: bool,
+    excluded: &'a [Channel],
 }
 
 impl Recipient {
@@ -100,6 +103,18 @@ impl Recipient {
 }
 
 impl Send {
+    /// What routing decides on.
+    fn route_request(&self) -> routing::RouteRequest<'_> {
+        routing::RouteRequest {
+            category: self.category,
+            urgent: self.urgent,
+            content: &self.content,
+            overrides: &self.overrides,
+            explicit: self.channel,
+            excluded: &self.excluded,
+        }
+    }
+
     /// A digest of the request as routed (with the category routing used),
     /// to tell a retry from another request under the same idempotency key.
     fn request_hash(&self, category: Category) -> String {
@@ -120,6 +135,8 @@ impl Send {
             send_time: self.send_time.map(omniroute_store::to_micros),
             expire_time: self.expire_time.map(omniroute_store::to_micros),
             reply_to: self.reply_to,
+            urgent: self.urgent,
+            excluded: &self.excluded,
         };
         let bytes = serde_json::to_vec(&fingerprint).unwrap_or_default();
         Sha256::digest(bytes)
@@ -187,6 +204,16 @@ impl MessagingApi {
             0 => None,
             value => v.check("message.channel", convert::channel(value)),
         };
+        let excluded = message_validate::excluded_channels(
+            &mut v,
+            "message.excluded_channels",
+            &m.excluded_channels,
+        );
+        if let Some(c) = channel
+            && excluded.contains(&c)
+        {
+            v.add("message.excluded_channels", format!("excludes {c}, the channel asked for"));
+        }
         let priority = v
             .check("message.priority", message_validate::priority(m.priority))
             .flatten();
@@ -250,6 +277,8 @@ impl MessagingApi {
             expire_time,
             reply_to,
             idempotency_key: Some(key.to_owned()).filter(|k| !k.is_empty()),
+            urgent: m.urgent,
+            excluded,
         })
     }
 
@@ -290,57 +319,32 @@ impl MessagingApi {
             .ok_or_else(|| ApiError::NotFound("contact vanished".into()))
     }
 
-    /// Routes a validated send to its contact: the plan, the category (an
-    /// approved template's category wins), the channels' content checks.
+    /// Routes a validated send to its contact and builds the message to
+    /// accept.
     fn route(
         &self,
         tenant: &str,
         send: &Send,
         recipient: &RoutingContact,
     ) -> Result<NewMessage, ApiError> {
-        let contact = &recipient.contact;
-        if contact.state == ContactState::Erased {
-            return Err(ApiError::Precondition(format!(
-                "{} is erased",
-                convert::contact_name(contact.id)
-            )));
-        }
-        let now = omniroute_store::now();
-        let plan = |category| {
-            routing::plan(
-                send.channel,
-                category,
-                contact,
-                &recipient.preferences.channels,
-                &self.ctx.channels,
-                now,
-            )
-            .map_err(|e| ApiError::Precondition(e.to_string()))
-        };
-        let mut category = send.category;
-        let mut route = plan(category)?;
-        // A template's approved category is what the provider enforces: a
-        // marketing template is marketing whatever the caller said, so it
-        // meets the marketing opt-outs and priority.
-        if let Some(approved) = self.template_category(tenant, send, &route)
-            && approved != category
-        {
-            tracing::debug!(from = %category, to = %approved, "category taken from the approved template");
-            category = approved;
-            route = plan(category)?;
-        }
-        self.check_content(tenant, send, &route)?;
+        let routed = self.ctx.router.route(
+            tenant,
+            &send.route_request(),
+            recipient,
+            omniroute_store::now(),
+        )?;
+        let category = routed.category;
         let request_hash = match send.idempotency_key {
             Some(_) => send.request_hash(category),
             None => String::new(),
         };
         Ok(NewMessage {
-            contact_id: contact.id,
-            contact_version: contact.version,
+            contact_id: recipient.contact.id,
+            contact_version: recipient.contact.version,
             category,
             content: send.content.clone(),
             overrides: send.overrides.clone(),
-            route,
+            route: routed.route,
             priority: send.priority.unwrap_or(Priority::for_category(category)),
             correlation_ref: send.correlation_ref.clone(),
             metadata: send.metadata.clone(),
@@ -350,64 +354,6 @@ impl MessagingApi {
             idempotency_key: send.idempotency_key.clone(),
             request_hash,
         })
-    }
-
-    /// The approved category of the template the first planned channel would
-    /// send, when its provider keeps a catalogue.
-    fn template_category(
-        &self,
-        tenant: &str,
-        send: &Send,
-        route: &omniroute_store::RouteDecision,
-    ) -> Option<Category> {
-        let channel = route.plan.first()?.channel;
-        let content = send
-            .overrides
-            .iter()
-            .find(|o| o.channel == channel)
-            .map_or(&send.content, |o| &o.content);
-        let Content::Template(template) = content else {
-            return None;
-        };
-        self.ctx.adapters.get(&channel)?.template_category(
-            tenant,
-            &template.name,
-            &template.language,
-        )
-    }
-
-    /// Checks the content each planned channel would send against that
-    /// channel's own rules (sizes, the approved template catalogue).
-    fn check_content(
-        &self,
-        tenant: &str,
-        send: &Send,
-        route: &omniroute_store::RouteDecision,
-    ) -> Result<(), ApiError> {
-        let mut v = Violations::default();
-        for planned in &route.plan {
-            let Some(adapter) = self.ctx.adapters.get(&planned.channel) else {
-                continue;
-            };
-            let (prefix, content) = match send
-                .overrides
-                .iter()
-                .position(|o| o.channel == planned.channel)
-            {
-                Some(i) => (
-                    format!("message.overrides[{i}].content"),
-                    &send.overrides[i].content,
-                ),
-                None => ("message.content".to_owned(), &send.content),
-            };
-            for violation in adapter.check_content(tenant, content) {
-                v.add(
-                    format!("{prefix}.{}", violation.field),
-                    violation.description,
-                );
-            }
-        }
-        v.finish()
     }
 
     /// Accepts sends, each on its own: validation, recipients read
@@ -526,6 +472,37 @@ impl MessagingApi {
     }
 }
 
+/// The contact a send to an unknown address would create, for previews.
+fn new_contact(address: &Address) -> RoutingContact {
+    let now = omniroute_store::now();
+    RoutingContact {
+        contact: omniroute_store::Contact {
+            id: Uuid::nil(),
+            state: omniroute_store::ContactState::Active,
+            profile: Default::default(),
+            identities: vec![omniroute_store::Identity {
+                address: address.clone(),
+                create_time: now,
+                provider_user_id: None,
+            }],
+            merged_from: Vec::new(),
+            create_time: now,
+            update_time: now,
+            erasure: None,
+            whatsapp_window_until: None,
+            version: 0,
+        },
+        preferences: omniroute_store::Preferences {
+            contact_id: Uuid::nil(),
+            channels: Default::default(),
+            time_zone: String::new(),
+            locale: String::new(),
+            consents: Vec::new(),
+            update_time: None,
+        },
+    }
+}
+
 /// A store failure shared by several sends, each answered with its own
 /// (generic) error; the cause was logged once.
 fn failed(what: &str) -> ApiError {
@@ -597,16 +574,9 @@ impl MessagingService for MessagingApi {
         adapter
             .mark_read(&tenant, provider_id)
             .await
-            .map_err(|e| match e.class() {
-                omniroute_channel::ErrorClass::Unsupported
-                | omniroute_channel::ErrorClass::Permanent
-                | omniroute_channel::ErrorClass::Configuration => {
-                    Status::failed_precondition(format!("cannot mark it read: {}", e.message()))
-                }
-                _ => Status::unavailable(format!(
-                    "the provider did not take the read receipt: {}",
-                    e.message()
-                )),
+            .map_err(|error| ApiError::Provider {
+                what: "the read receipt was not taken",
+                error,
             })?;
         Ok(Response::new(pb::MarkMessageReadResponse {
             message: Some(message_convert::message_to_pb(&message)),
@@ -641,16 +611,9 @@ impl MessagingService for MessagingApi {
         let download = adapter
             .fetch_media(&tenant, &media.media_id)
             .await
-            .map_err(|e| match e.class() {
-                omniroute_channel::ErrorClass::Unsupported
-                | omniroute_channel::ErrorClass::Permanent => Status::failed_precondition(format!(
-                    "the provider cannot serve this media: {}",
-                    e.message()
-                )),
-                _ => Status::unavailable(format!(
-                    "the provider did not serve the media: {}",
-                    e.message()
-                )),
+            .map_err(|error| ApiError::Provider {
+                what: "the provider did not serve the media",
+                error,
             })?;
         let size = i64::try_from(download.bytes.len()).unwrap_or(i64::MAX);
         let mut chunks: Vec<pb::GetMessageMediaResponse> = download
@@ -671,6 +634,65 @@ impl MessagingService for MessagingApi {
         Ok(Response::new(Box::pin(tokio_stream::iter(
             chunks.into_iter().map(Ok),
         ))))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn preview_route(
+        &self,
+        request: Request<pb::PreviewRouteRequest>,
+    ) -> Result<Response<pb::PreviewRouteResponse>, Status> {
+        let tenant = self.ctx.tenant(&request);
+        let Some(send) = request.get_ref().send.as_ref() else {
+            return Err(ApiError::invalid("send", "the send to preview is required").into());
+        };
+        let send = self.validate(send).map_err(|e| match e {
+            ApiError::Invalid(violations) => ApiError::Invalid(
+                violations
+                    .into_iter()
+                    .map(|v| tonic_types::FieldViolation::new(format!("send.{}", v.field), v.description))
+                    .collect(),
+            ),
+            other => other,
+        })?;
+        let store = self.ctx.store.as_ref();
+        let found = self
+            .ctx
+            .recipients
+            .find(store, &tenant, &[send.recipient.lookup()], true)
+            .await
+            .map_err(ApiError::from)?
+            .pop()
+            .flatten();
+        let (recipient, contact) = match (found, &send.recipient) {
+            (Some(r), _) => {
+                let id = r.contact.id;
+                (r, Some(id))
+            }
+            // SendMessage would create the contact: decide on a new one.
+            (None, Recipient::Address(address)) => (Arc::new(new_contact(address)), None),
+            (None, Recipient::Contact(id)) => {
+                return Err(ApiError::from(StoreError::NotFound {
+                    resource: "contacts",
+                    id: id.to_string(),
+                })
+                .into());
+            }
+            (None, Recipient::ExternalRef(_)) => {
+                return Err(
+                    ApiError::NotFound("no contact has this external reference".into()).into(),
+                );
+            }
+        };
+        let routed = self
+            .ctx
+            .router
+            .route(&tenant, &send.route_request(), &recipient, omniroute_store::now())
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::PreviewRouteResponse {
+            route: Some(message_convert::route_to_pb(contact, &routed.route)),
+            category: convert::category_to_pb(routed.category) as i32,
+            contact: contact.map(convert::contact_name).unwrap_or_default(),
+        }))
     }
 
     #[tracing::instrument(skip_all)]

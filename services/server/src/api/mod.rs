@@ -19,7 +19,7 @@ mod preferences;
 
 use std::sync::Arc;
 
-use omniroute_channel::{Channel, PhoneRegion};
+use omniroute_channel::PhoneRegion;
 use omniroute_store::Store;
 
 pub use contacts::ContactApi;
@@ -31,6 +31,7 @@ pub use preferences::PreferenceApi;
 
 use crate::pipeline::dispatcher::Adapters;
 use crate::pipeline::recipients::Recipients;
+use crate::routing::Router;
 use crate::settings::Settings;
 use page_token::PageTokens;
 
@@ -43,9 +44,9 @@ pub struct ApiContext {
     default_page_size: u32,
     max_page_size: u32,
     default_tenant: Arc<str>,
-    /// Channels with a provider (or the sandbox), for routing.
-    channels: Arc<[Channel]>,
-    /// The adapters, for their content checks.
+    /// Routing: every decision about channels, times and fallbacks.
+    router: Router,
+    /// The adapters (read receipts, media downloads).
     adapters: Adapters,
     /// Contacts for routing sends, cached.
     recipients: Arc<Recipients>,
@@ -53,16 +54,19 @@ pub struct ApiContext {
 
 impl ApiContext {
     /// Builds the context from validated settings.
-    pub fn new(store: Arc<dyn Store>, settings: &Settings, adapters: Adapters) -> ApiContext {
-        let mut channels: Vec<Channel> = adapters.keys().copied().collect();
-        channels.sort();
+    pub fn new(
+        store: Arc<dyn Store>,
+        settings: &Settings,
+        adapters: Adapters,
+        router: Router,
+    ) -> ApiContext {
         let recipients = Recipients::new(
             settings.contacts.cache_size,
             std::time::Duration::from_secs(settings.contacts.cache_ttl_secs),
         );
         ApiContext {
             recipients: Arc::new(recipients),
-            channels: Arc::from(channels),
+            router,
             adapters,
             store,
             region: settings.phone_region(),

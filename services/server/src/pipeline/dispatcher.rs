@@ -17,10 +17,11 @@
 //!   outcome is recorded, so `dispatch.concurrency` bounds what is in flight,
 //!   recorded or not; claims wait until a quarter of the permits are free, so
 //!   they come in batches too.
-//! - **Retries back off**: capped exponential with full jitter, and never
-//!   sooner than a provider's Retry-After. After `max_attempts` on the last
-//!   channel of its plan the message fails with a dead-letter reason;
-//!   RetryMessage requeues it.
+//! - **It carries out routing's plan**: the step's channel, address and
+//!   content variant; what happens after a failure (retry with back-off,
+//!   the plan's next step when quiet hours allow, dead letter) is routing's
+//!   decision (`routing::fallback`). Every outcome feeds the channel's
+//!   circuit breaker.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,6 +32,8 @@ use omniroute_store::{Attempt, AttemptOutcome, ClaimedJob, Completion, NextStep,
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::routing::breaker::Breakers;
+use crate::routing::{fallback, policy};
 use crate::settings::DispatchSettings;
 
 /// The adapters by channel.
@@ -51,17 +54,25 @@ pub struct Dispatcher {
     store: Arc<dyn Store>,
     adapters: Adapters,
     settings: DispatchSettings,
+    /// Fed with every attempt's outcome, read by routing.
+    breakers: Arc<Breakers>,
     /// Where sends queue their outcomes (set while running).
     finished: Option<mpsc::UnboundedSender<Finished>>,
 }
 
 impl Dispatcher {
     /// A dispatcher over a store and adapters.
-    pub fn new(store: Arc<dyn Store>, adapters: Adapters, settings: DispatchSettings) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        adapters: Adapters,
+        settings: DispatchSettings,
+        breakers: Arc<Breakers>,
+    ) -> Self {
         Dispatcher {
             store,
             adapters,
             settings,
+            breakers,
             finished: None,
         }
     }
@@ -171,11 +182,13 @@ impl Dispatcher {
             self.complete(job, None, next, permit);
             return;
         };
-        let content = message
-            .overrides
-            .iter()
-            .find(|o| o.channel == channel)
-            .map_or_else(|| message.content.clone(), |o| o.content.clone());
+        let content =
+            policy::step_content(&message.content, &message.overrides, channel, planned.variant);
+        let window_open_until = message
+            .route
+            .as_ref()
+            .and_then(|r| r.inputs.windows.iter().find(|(c, _)| *c == channel))
+            .map(|(_, until)| *until);
         let number = u32::try_from(message.attempts.len()).unwrap_or(u32::MAX - 1) + 1;
         // A reply quotes the provider's id of the message it answers.
         let reply_to = match message.reply_to {
@@ -202,6 +215,7 @@ impl Dispatcher {
             content,
             reply_to,
             attempt: number,
+            window_open_until,
         };
         let timeout = Duration::from_secs(self.settings.send_timeout_secs);
         let result = match tokio::time::timeout(timeout, adapter.send(&outbound)).await {
@@ -213,6 +227,12 @@ impl Dispatcher {
             )),
         };
         let end = SystemTime::now();
+        self.breakers.record(
+            channel,
+            &job.tenant,
+            result.as_ref().err().map(AdapterError::class),
+            end,
+        );
         let (attempt, next) = match result {
             Ok(receipt) => {
                 tracing::debug!(channel = %channel, to = %outbound.to, "sent");
@@ -262,16 +282,24 @@ impl Dispatcher {
         error: Option<&AdapterError>,
         text: &str,
     ) -> NextStep {
-        let plan_len = job.message.route.as_ref().map_or(0, |r| r.plan.len());
-        decide(
+        let route = job.message.route.as_ref();
+        let plan_len = route.map_or(0, |r| r.plan.len());
+        let now = SystemTime::now();
+        let next = job.plan_index + 1;
+        let rings = route
+            .and_then(|r| r.plan.get(next))
+            .and_then(|p| self.adapters.get(&p.channel))
+            .is_some_and(|a| a.capabilities().rings);
+        fallback::decide(
             &self.settings,
             job.channel_attempt,
             job.plan_index,
             plan_len,
             error,
             text,
-            SystemTime::now(),
-            random_fraction(),
+            now,
+            fallback::step_due(route, next, rings, now),
+            fallback::random_fraction(),
         )
     }
 
@@ -333,159 +361,6 @@ fn log_lost(recorded: &[Option<omniroute_store::Message>]) {
         tracing::warn!(
             lost,
             "lease lost before the outcome was recorded; a newer attempt owns the message"
-        );
-    }
-}
-
-/// The step after a failure: retry the channel with back-off while the error
-/// is retryable and attempts remain, else fall back to the plan's next
-/// channel, else fail with a dead-letter reason.
-#[allow(clippy::too_many_arguments)]
-pub fn decide(
-    settings: &DispatchSettings,
-    channel_attempt: u32,
-    plan_index: usize,
-    plan_len: usize,
-    error: Option<&AdapterError>,
-    text: &str,
-    now: SystemTime,
-    random: f64,
-) -> NextStep {
-    let retryable = error.is_some_and(AdapterError::is_retryable);
-    if retryable && channel_attempt < settings.max_attempts {
-        let delay = backoff(settings, channel_attempt, random);
-        let delay = error
-            .and_then(AdapterError::retry_after)
-            .map_or(delay, |after| delay.max(after));
-        return NextStep::RetryAt(now + delay);
-    }
-    if plan_index + 1 < plan_len {
-        return NextStep::NextChannel(plan_index + 1);
-    }
-    let reason = match error {
-        Some(e) if retryable => format!(
-            "retries exhausted after {channel_attempt} attempts; last error {}: {}",
-            e.code(),
-            e.message()
-        ),
-        Some(e) => format!(
-            "{} failure {}: {}",
-            e.class().as_str(),
-            e.code(),
-            e.message()
-        ),
-        None => text.to_owned(),
-    };
-    NextStep::Fail { reason }
-}
-
-/// Full jitter: a delay drawn uniformly from 0 to
-/// min(cap, base × 2^(attempt − 1)).
-pub fn backoff(settings: &DispatchSettings, attempt: u32, random: f64) -> Duration {
-    let exponent = attempt.saturating_sub(1).min(32);
-    let ceiling = settings
-        .backoff_base_ms
-        .saturating_mul(1u64 << exponent)
-        .min(settings.backoff_cap_ms);
-    Duration::from_millis((ceiling as f64 * random.clamp(0.0, 1.0)) as u64)
-}
-
-/// A uniform number in [0, 1) from the random bits of a UUIDv7.
-fn random_fraction() -> f64 {
-    let bits = uuid::Uuid::now_v7().as_u128() as u64 & ((1u64 << 53) - 1);
-    bits as f64 / (1u64 << 53) as f64
-}
-
-#[cfg(test)]
-mod tests {
-    use omniroute_channel::ErrorClass;
-
-    use super::*;
-
-    fn settings() -> DispatchSettings {
-        DispatchSettings {
-            max_attempts: 3,
-            backoff_base_ms: 100,
-            backoff_cap_ms: 1_000,
-            ..DispatchSettings::default()
-        }
-    }
-
-    #[test]
-    fn backoff_is_capped_exponential_with_full_jitter() {
-        let s = settings();
-        assert_eq!(backoff(&s, 1, 1.0), Duration::from_millis(100));
-        assert_eq!(backoff(&s, 3, 1.0), Duration::from_millis(400));
-        assert_eq!(backoff(&s, 10, 1.0), Duration::from_millis(1_000));
-        assert_eq!(backoff(&s, 3, 0.5), Duration::from_millis(200));
-        assert_eq!(backoff(&s, 3, 0.0), Duration::ZERO);
-        assert!(random_fraction() < 1.0);
-    }
-
-    #[test]
-    fn transient_errors_retry_then_fail_as_dead_letters() {
-        let s = settings();
-        let now = SystemTime::UNIX_EPOCH;
-        let transient = AdapterError::new(ErrorClass::Transient, "503", "down");
-        assert_eq!(
-            decide(&s, 1, 0, 1, Some(&transient), "", now, 1.0),
-            NextStep::RetryAt(now + Duration::from_millis(100))
-        );
-        match decide(&s, 3, 0, 1, Some(&transient), "", now, 1.0) {
-            NextStep::Fail { reason } => {
-                assert!(reason.contains("retries exhausted after 3"), "{reason}")
-            }
-            other => panic!("{other:?}"),
-        }
-        // With another channel in the plan, exhaustion falls back to it.
-        assert_eq!(
-            decide(&s, 3, 0, 2, Some(&transient), "", now, 1.0),
-            NextStep::NextChannel(1)
-        );
-    }
-
-    #[test]
-    fn retry_after_is_honoured() {
-        let s = settings();
-        let now = SystemTime::UNIX_EPOCH;
-        let limited = AdapterError::rate_limited("130429", "slow", Some(Duration::from_secs(5)));
-        assert_eq!(
-            decide(&s, 1, 0, 1, Some(&limited), "", now, 0.1),
-            NextStep::RetryAt(now + Duration::from_secs(5))
-        );
-    }
-
-    #[test]
-    fn permanent_errors_do_not_retry() {
-        let s = settings();
-        let permanent = AdapterError::new(ErrorClass::Permanent, "131026", "undeliverable");
-        match decide(
-            &s,
-            1,
-            0,
-            1,
-            Some(&permanent),
-            "",
-            SystemTime::UNIX_EPOCH,
-            1.0,
-        ) {
-            NextStep::Fail { reason } => {
-                assert!(reason.starts_with("permanent failure 131026"), "{reason}")
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(
-            decide(
-                &s,
-                1,
-                0,
-                2,
-                Some(&permanent),
-                "",
-                SystemTime::UNIX_EPOCH,
-                1.0
-            ),
-            NextStep::NextChannel(1)
         );
     }
 }

@@ -5,7 +5,6 @@
 pub mod dispatcher;
 pub mod recipients;
 pub mod reconcile;
-pub mod routing;
 pub mod statuses;
 
 use std::collections::HashMap;
@@ -40,6 +39,8 @@ pub fn adapters(settings: &Settings, sink: &statuses::StatusChannel) -> anyhow::
             record_path: Some(settings.sandbox.record_path.clone())
                 .filter(|p| !p.as_os_str().is_empty()),
             send_delay: Duration::from_millis(settings.sandbox.send_delay_ms),
+            webhook_secret: settings.sandbox.webhook_secret.expose().to_owned(),
+            region: settings.phone_region(),
         };
         for channel in Channel::ALL {
             adapters.insert(
@@ -95,6 +96,15 @@ pub fn whatsapp_config(settings: &Settings) -> WhatsAppConfig {
 /// Which tenant each provider account (WhatsApp phone number id) serves.
 pub fn accounts(settings: &Settings) -> HashMap<(Channel, String), String> {
     let mut accounts = HashMap::new();
+    if settings.sandbox.enabled {
+        // Simulated customers write to the default tenant.
+        for channel in Channel::ALL {
+            accounts.insert(
+                (channel, omniroute_sandbox::ACCOUNT.to_owned()),
+                settings.api.default_tenant.clone(),
+            );
+        }
+    }
     if settings.whatsapp.enabled {
         for number in &settings.whatsapp.numbers {
             accounts.insert(
@@ -114,6 +124,7 @@ impl Pipeline {
         adapters: Adapters,
         sink: statuses::StatusChannel,
         reports: tokio::sync::mpsc::UnboundedReceiver<(omniroute_channel::StatusUpdate, u32)>,
+        breakers: Arc<crate::routing::breaker::Breakers>,
     ) -> Pipeline {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -122,6 +133,7 @@ impl Pipeline {
                 Arc::clone(&store),
                 Arc::clone(&adapters),
                 settings.dispatch.clone(),
+                breakers,
             );
             tasks.spawn(dispatcher.run(stopped.clone()));
             tasks.spawn(reconcile::run(

@@ -157,7 +157,10 @@ pub async fn outcomes_are_recorded_together_and_stale_ones_skipped(store: S) {
                 &job(b.id),
                 AttemptOutcome::Failed(omniroute_channel::ErrorClass::Permanent),
             )),
-            next: NextStep::NextChannel(1),
+            next: NextStep::NextChannel {
+                index: 1,
+                due: omniroute_store::now(),
+            },
         },
         Completion {
             job: stale,

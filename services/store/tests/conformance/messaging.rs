@@ -40,12 +40,18 @@ pub fn route() -> RouteDecision {
                 address: "+4915123456789".into(),
                 key: "4915123456789".into(),
                 wa_id: Some("4915123456789".into()),
+                variant: Default::default(),
+                deliver_by: None,
+                not_before: None,
             },
             PlannedChannel {
                 channel: Channel::Email,
                 address: "anna@example.com".into(),
                 key: "anna@example.com".into(),
                 wa_id: None,
+                variant: Default::default(),
+                deliver_by: None,
+                not_before: None,
             },
         ],
         skipped: vec![SkippedChannel {
@@ -55,6 +61,7 @@ pub fn route() -> RouteDecision {
         }],
         hold_until: None,
         decide_time: now(),
+        inputs: Default::default(),
     }
 }
 
@@ -281,6 +288,7 @@ pub async fn accept_and_get_round_trip_every_field(store: S) {
                 html_body: "<p>Ihr Paket kommt heute.</p>".into(),
                 preview_url: false,
             }),
+            outside_window: false,
         }],
         priority: Priority::Low,
         correlation_ref: "campaign-9".into(),
@@ -556,7 +564,10 @@ pub async fn a_stale_claim_token_changes_nothing(store: S) {
     for next in [
         sent("wamid.late"),
         NextStep::RetryAt(now()),
-        NextStep::NextChannel(1),
+        NextStep::NextChannel {
+                index: 1,
+                due: omniroute_store::now(),
+            },
         NextStep::Fail {
             reason: "late".into(),
         },
@@ -663,7 +674,10 @@ pub async fn next_channel_moves_along_the_plan(store: S) {
     let m = accept(&store, outbound(contact)).await;
     let job = claim_one(&store, m.id, LONG).await;
     let permanent = AttemptOutcome::Failed(ErrorClass::WindowClosed);
-    let moved = complete(&store, &job, permanent, NextStep::NextChannel(1)).await;
+    let moved = complete(&store, &job, permanent, NextStep::NextChannel {
+                index: 1,
+                due: omniroute_store::now(),
+            }).await;
     assert_eq!(moved.status, MessageStatus::Queued);
     assert_eq!(moved.channel, Some(Channel::Email));
     assert_eq!(moved.attempts.len(), 1);
@@ -794,7 +808,10 @@ pub async fn retry_requeues_only_failed_messages(store: S) {
 
     let job = claim_one(&store, m.id, LONG).await;
     let failure = AttemptOutcome::Failed(ErrorClass::Permanent);
-    let moved = complete(&store, &job, failure, NextStep::NextChannel(1)).await;
+    let moved = complete(&store, &job, failure, NextStep::NextChannel {
+                index: 1,
+                due: omniroute_store::now(),
+            }).await;
     let job = claim_one(&store, moved.id, LONG).await;
     let failed = complete(
         &store,

@@ -1,0 +1,232 @@
+//! What a channel carries, as its adapter declares it.
+//!
+//! Routing reads these declarations to decide whether a message's content
+//! fits a channel (its kind, its length, whether choices are native), whether
+//! the channel only takes free-form content inside a customer service window,
+//! and whether it rings (a call reaches the customer at once, so it never goes
+//! in quiet hours). Nobody outside an adapter knows a provider's rules: an
+//! adapter's detailed checks stay behind [`crate::Adapter::check_content`],
+//! and everything routing needs beyond them is declared here.
+
+use std::time::Duration;
+
+use crate::content::{Choices, Content, Interactive, Text};
+
+/// The kinds of outbound content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ContentKind {
+    /// Plain text.
+    Text,
+    /// A named template.
+    Template,
+    /// Media.
+    Media,
+    /// Choices.
+    Interactive,
+    /// A callback request.
+    CallbackRequest,
+}
+
+impl ContentKind {
+    /// The kind of an outbound content; `None` for inbound-only kinds.
+    pub fn of(content: &Content) -> Option<ContentKind> {
+        Some(match content {
+            Content::Text(_) => ContentKind::Text,
+            Content::Template(_) => ContentKind::Template,
+            Content::Media(_) => ContentKind::Media,
+            Content::Interactive(_) => ContentKind::Interactive,
+            Content::CallbackRequest(_) => ContentKind::CallbackRequest,
+            Content::ChoiceReply(_) | Content::Reaction(_) | Content::Location(_) => return None,
+        })
+    }
+
+    /// A stable lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentKind::Text => "text",
+            ContentKind::Template => "template",
+            ContentKind::Media => "media",
+            ContentKind::Interactive => "interactive",
+            ContentKind::CallbackRequest => "callback_request",
+        }
+    }
+}
+
+/// What one channel carries and how it must be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The content kinds it sends. Interactive content on a channel without
+    /// [`Capabilities::interactive`] is sent as numbered text, so it needs
+    /// `Text` here instead.
+    pub kinds: Vec<ContentKind>,
+    /// The longest text body, in characters; `None` for no limit.
+    pub max_text_chars: Option<usize>,
+    /// Whether choices are native (buttons, lists).
+    pub interactive: bool,
+    /// Free-form content only inside a window of this length opened by the
+    /// customer's last message; outside it only templates (WhatsApp's
+    /// customer service window).
+    pub service_window: Option<Duration>,
+    /// Whether a send rings the customer (a call): never in quiet hours.
+    pub rings: bool,
+}
+
+/// How a content fits a channel.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fit {
+    /// As it is.
+    AsIs,
+    /// As this degraded form (choices as numbered text).
+    Degraded(Content),
+    /// Not at all, and why.
+    No(String),
+}
+
+impl Capabilities {
+    /// Whether the channel sends this kind as it is.
+    pub fn carries(&self, kind: ContentKind) -> bool {
+        self.kinds.contains(&kind)
+    }
+
+    /// How `content` fits the channel: its kind, length and choices.
+    pub fn fit(&self, content: &Content) -> Fit {
+        let Some(kind) = ContentKind::of(content) else {
+            return Fit::No(format!("{} is inbound only", content.kind()));
+        };
+        if let Content::Interactive(interactive) = content
+            && !self.interactive
+        {
+            let text = Content::Text(numbered_text(interactive));
+            return match self.fit(&text) {
+                Fit::AsIs => Fit::Degraded(text),
+                other => other,
+            };
+        }
+        if !self.carries(kind) {
+            return Fit::No(format!("the channel cannot send {}", kind.as_str()));
+        }
+        if let (Content::Text(text), Some(max)) = (content, self.max_text_chars) {
+            let len = text.body.chars().count();
+            if len > max {
+                return Fit::No(format!("the text has {len} characters, at most {max}"));
+            }
+        }
+        Fit::AsIs
+    }
+}
+
+/// Choices as numbered text, for channels without buttons or lists: the
+/// header, the body, one numbered line per choice (with its description),
+/// and the footer, each separated by a blank line.
+pub fn numbered_text(interactive: &Interactive) -> Text {
+    let choices: Vec<_> = match &interactive.choices {
+        Choices::Buttons { buttons } => buttons.iter().collect(),
+        Choices::List { sections, .. } => sections.iter().flat_map(|s| &s.rows).collect(),
+    };
+    let lines = choices
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match c.description.as_str() {
+            "" => format!("{}. {}", i + 1, c.title),
+            d => format!("{}. {} ({d})", i + 1, c.title),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let body = [
+        interactive.header.as_str(),
+        interactive.body.as_str(),
+        &lines,
+        interactive.footer.as_str(),
+    ]
+    .into_iter()
+    .filter(|part| !part.is_empty())
+    .collect::<Vec<_>>()
+    .join("\n\n");
+    Text {
+        body,
+        ..Text::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content::{Choice, ChoiceSection, Media, MediaKind};
+
+    fn text_only() -> Capabilities {
+        Capabilities {
+            kinds: vec![ContentKind::Text],
+            max_text_chars: Some(10),
+            interactive: false,
+            service_window: None,
+            rings: true,
+        }
+    }
+
+    fn choice(id: &str, title: &str, description: &str) -> Choice {
+        Choice {
+            id: id.into(),
+            title: title.into(),
+            description: description.into(),
+        }
+    }
+
+    #[test]
+    fn choices_degrade_to_numbered_text() {
+        let interactive = Interactive {
+            header: "Delivery".into(),
+            body: "When shall we come?".into(),
+            footer: "Reply with a number".into(),
+            choices: Choices::List {
+                button: "Pick".into(),
+                sections: vec![ChoiceSection {
+                    title: "Slots".into(),
+                    rows: vec![choice("am", "Morning", "8-12"), choice("pm", "Afternoon", "")],
+                }],
+            },
+        };
+        assert_eq!(
+            numbered_text(&interactive).body,
+            "Delivery\n\nWhen shall we come?\n\n1. Morning (8-12)\n2. Afternoon\n\nReply with a number"
+        );
+        let wide = Capabilities {
+            max_text_chars: None,
+            ..text_only()
+        };
+        let content = Content::Interactive(interactive);
+        assert!(matches!(wide.fit(&content), Fit::Degraded(Content::Text(_))));
+        // The degraded text must fit too.
+        assert!(matches!(text_only().fit(&content), Fit::No(_)));
+    }
+
+    #[test]
+    fn kinds_and_lengths_decide() {
+        let caps = text_only();
+        let short = Content::Text(Text {
+            body: "0123456789".into(),
+            ..Text::default()
+        });
+        assert_eq!(caps.fit(&short), Fit::AsIs);
+        let long = Content::Text(Text {
+            body: "ä".repeat(11),
+            ..Text::default()
+        });
+        assert_eq!(
+            caps.fit(&long),
+            Fit::No("the text has 11 characters, at most 10".into())
+        );
+        let media = Content::Media(Media {
+            kind: MediaKind::Image,
+            url: "https://example.com/a.png".into(),
+            media_id: String::new(),
+            caption: String::new(),
+            filename: String::new(),
+            mime_type: String::new(),
+            sha256: String::new(),
+        });
+        assert_eq!(
+            caps.fit(&media),
+            Fit::No("the channel cannot send media".into())
+        );
+    }
+}

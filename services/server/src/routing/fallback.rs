@@ -1,0 +1,226 @@
+//! What happens after a failed attempt: retry the channel with back-off,
+//! go on with the plan's next step, or fail the message (dead letter).
+//!
+//! Retries are capped exponential back-off with full jitter, never sooner
+//! than a provider's Retry-After. A permanent failure, a closed window, an
+//! opt-out on the provider's side, or retries run out move to the next step,
+//! due when the customer's quiet hours allow it (a step that rings always
+//! waits for their end; others unless the message is urgent).
+
+use std::time::{Duration, SystemTime};
+
+use omniroute_channel::AdapterError;
+use omniroute_store::{NextStep, RouteDecision};
+
+use super::quiet;
+use crate::settings::DispatchSettings;
+
+/// When plan step `index` of `route` may go, from `now`: its own not-before
+/// time, and no earlier than the end of quiet hours it would meet.
+pub fn step_due(route: Option<&RouteDecision>, index: usize, rings: bool, now: SystemTime) -> SystemTime {
+    let Some(route) = route else {
+        return now;
+    };
+    let own = route
+        .plan
+        .get(index)
+        .and_then(|p| p.not_before)
+        .unwrap_or(now)
+        .max(now);
+    let waits = rings || !route.inputs.urgent;
+    match route.inputs.quiet_hours.as_ref() {
+        Some(rule) if waits => quiet::quiet_end(rule, own).unwrap_or(own),
+        _ => own,
+    }
+}
+
+/// The step after a failure: retry the channel with back-off while the error
+/// is retryable and attempts remain, else fall back to the plan's next
+/// channel, else fail with a dead-letter reason.
+///
+/// `next_due` is when the next step may go ([`step_due`]).
+#[allow(clippy::too_many_arguments)]
+pub fn decide(
+    settings: &DispatchSettings,
+    channel_attempt: u32,
+    plan_index: usize,
+    plan_len: usize,
+    error: Option<&AdapterError>,
+    text: &str,
+    now: SystemTime,
+    next_due: SystemTime,
+    random: f64,
+) -> NextStep {
+    let retryable = error.is_some_and(AdapterError::is_retryable);
+    if retryable && channel_attempt < settings.max_attempts {
+        let delay = backoff(settings, channel_attempt, random);
+        let delay = error
+            .and_then(AdapterError::retry_after)
+            .map_or(delay, |after| delay.max(after));
+        return NextStep::RetryAt(now + delay);
+    }
+    if plan_index + 1 < plan_len {
+        return NextStep::NextChannel {
+            index: plan_index + 1,
+            due: next_due,
+        };
+    }
+    let reason = match error {
+        Some(e) if retryable => format!(
+            "retries exhausted after {channel_attempt} attempts; last error {}: {}",
+            e.code(),
+            e.message()
+        ),
+        Some(e) => format!(
+            "{} failure {}: {}",
+            e.class().as_str(),
+            e.code(),
+            e.message()
+        ),
+        None => text.to_owned(),
+    };
+    NextStep::Fail { reason }
+}
+
+/// Full jitter: a delay drawn uniformly from 0 to
+/// min(cap, base × 2^(attempt − 1)).
+pub fn backoff(settings: &DispatchSettings, attempt: u32, random: f64) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(32);
+    let ceiling = settings
+        .backoff_base_ms
+        .saturating_mul(1u64 << exponent)
+        .min(settings.backoff_cap_ms);
+    Duration::from_millis((ceiling as f64 * random.clamp(0.0, 1.0)) as u64)
+}
+
+/// A uniform number in [0, 1) from the random bits of a UUIDv7.
+pub fn random_fraction() -> f64 {
+    let bits = uuid::Uuid::now_v7().as_u128() as u64 & ((1u64 << 53) - 1);
+    bits as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use omniroute_channel::ErrorClass;
+
+    use super::*;
+
+    fn settings() -> DispatchSettings {
+        DispatchSettings {
+            max_attempts: 3,
+            backoff_base_ms: 100,
+            backoff_cap_ms: 1_000,
+            ..DispatchSettings::default()
+        }
+    }
+
+    #[test]
+    fn backoff_is_capped_exponential_with_full_jitter() {
+        let s = settings();
+        assert_eq!(backoff(&s, 1, 1.0), Duration::from_millis(100));
+        assert_eq!(backoff(&s, 3, 1.0), Duration::from_millis(400));
+        assert_eq!(backoff(&s, 10, 1.0), Duration::from_millis(1_000));
+        assert_eq!(backoff(&s, 3, 0.5), Duration::from_millis(200));
+        assert_eq!(backoff(&s, 3, 0.0), Duration::ZERO);
+        
+    }
+
+    #[test]
+    fn transient_errors_retry_then_fail_as_dead_letters() {
+        let s = settings();
+        let now = SystemTime::UNIX_EPOCH;
+        let transient = AdapterError::new(ErrorClass::Transient, "503", "down");
+        assert_eq!(
+            decide(&s, 1, 0, 1, Some(&transient), "", now, now, 1.0),
+            NextStep::RetryAt(now + Duration::from_millis(100))
+        );
+        match decide(&s, 3, 0, 1, Some(&transient), "", now, now, 1.0) {
+            NextStep::Fail { reason } => {
+                assert!(reason.contains("retries exhausted after 3"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // With another channel in the plan, exhaustion falls back to it.
+        assert_eq!(
+            decide(&s, 3, 0, 2, Some(&transient), "", now, now, 1.0),
+            NextStep::NextChannel { index: 1, due: now }
+        );
+    }
+
+    #[test]
+    fn retry_after_is_honoured() {
+        let s = settings();
+        let now = SystemTime::UNIX_EPOCH;
+        let limited = AdapterError::rate_limited("130429", "slow", Some(Duration::from_secs(5)));
+        assert_eq!(
+            decide(&s, 1, 0, 1, Some(&limited), "", now, now, 0.1),
+            NextStep::RetryAt(now + Duration::from_secs(5))
+        );
+    }
+
+    #[test]
+    fn permanent_errors_do_not_retry() {
+        let s = settings();
+        let permanent = AdapterError::new(ErrorClass::Permanent, "131026", "undeliverable");
+        match decide(
+            &s,
+            1,
+            0,
+            1,
+            Some(&permanent),
+            "",
+            SystemTime::UNIX_EPOCH,
+            SystemTime::UNIX_EPOCH,
+            1.0,
+        ) {
+            NextStep::Fail { reason } => {
+                assert!(reason.starts_with("permanent failure 131026"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            decide(
+                &s,
+                1,
+                0,
+                2,
+                Some(&permanent),
+                "",
+                SystemTime::UNIX_EPOCH,
+                SystemTime::UNIX_EPOCH,
+                1.0
+            ),
+            NextStep::NextChannel {
+                index: 1,
+                due: SystemTime::UNIX_EPOCH
+            }
+        );
+    }
+
+    #[test]
+    fn the_next_step_waits_for_quiet_hours() {
+        use omniroute_store::{QuietRule, RouteDecision, RouteInputs};
+        // 12:00 UTC, quiet 11:00–13:00 UTC.
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_590_400);
+        let mut route = RouteDecision {
+            plan: Vec::new(),
+            skipped: Vec::new(),
+            hold_until: None,
+            decide_time: now,
+            inputs: RouteInputs {
+                quiet_hours: Some(QuietRule {
+                    time_zone: "UTC".into(),
+                    start_minute: 11 * 60,
+                    end_minute: 13 * 60,
+                }),
+                ..RouteInputs::default()
+            },
+        };
+        let end = now + Duration::from_secs(3600);
+        assert_eq!(step_due(Some(&route), 1, false, now), end);
+        route.inputs.urgent = true;
+        assert_eq!(step_due(Some(&route), 1, false, now), now);
+        assert_eq!(step_due(Some(&route), 1, true, now), end, "a call never rings in them");
+        assert_eq!(step_due(None, 1, true, now), now);
+    }
+}

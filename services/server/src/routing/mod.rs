@@ -1,0 +1,234 @@
+//! Routing: which channel, when, and what next — the one place that decides
+//! how a company reaches each customer, lawfully.
+//!
+//! - [`policy`] is a pure function: (category, urgency, content and its
+//!   alternatives, caller restrictions, the contact's identities,
+//!   preferences, consent state, service windows, channel health, tenant
+//!   defaults, now) → an ordered plan of steps with a reason for every
+//!   channel left out, or a typed [`RouteError`].
+//! - [`Router`] is the thin orchestration around it: it gathers the inputs
+//!   (adapters' declared capabilities and checks, breakers, the tenant's
+//!   defaults), lets an approved template's category decide, and hands the
+//!   decision back to be stored with the message. SendMessage and
+//!   PreviewRoute both call [`Router::route`], so a preview is the decision.
+//! - [`fallback`] decides what happens after a failed attempt; [`quiet`] the
+//!   quiet-hours arithmetic; [`breaker`] the per-channel circuit breakers.
+//!
+//! The API layer only validates, calls routing and maps its errors (in
+//! `api/error.rs`); the dispatcher only carries out the plan.
+
+pub mod breaker;
+pub mod fallback;
+pub mod policy;
+pub mod quiet;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use omniroute_channel::{Category, Channel, Content};
+use omniroute_store::{ChannelOverride, RouteDecision, RoutingContact, SkipReason, SkippedChannel};
+use uuid::Uuid;
+
+use crate::pipeline::dispatcher::Adapters;
+use breaker::Breakers;
+use policy::{ChannelState, Input, TenantPolicy};
+
+/// Why a message cannot be routed. Mapped to a gRPC status in `api/error.rs`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    /// The contact is erased.
+    #[error("contacts/{0} is erased")]
+    Erased(Uuid),
+    /// The customer opted out of the category.
+    #[error("the contact opted out of {0} messages")]
+    OptedOut(Category),
+    /// The caller's explicit channel cannot carry the message.
+    #[error("{} cannot carry this message: {}", .0.channel, .0.detail)]
+    Refused(SkippedChannel),
+    /// No channel can carry it.
+    #[error("no channel can reach the contact: {}", describe(.0))]
+    Unreachable(Vec<SkippedChannel>),
+    /// The caller's own content for a channel breaks that channel's rules
+    /// (field path, description).
+    #[error("invalid content")]
+    Invalid(Vec<(String, String)>),
+}
+
+fn describe(skipped: &[SkippedChannel]) -> String {
+    skipped
+        .iter()
+        .map(|s| format!("{}: {}", s.channel, s.detail))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A stable upper-case code for a skip reason (error details, logs).
+pub fn reason_code(reason: SkipReason) -> &'static str {
+    match reason {
+        SkipReason::NoIdentity => "NO_IDENTITY",
+        SkipReason::NoConsent => "NO_CONSENT",
+        SkipReason::OptedOut => "OPTED_OUT",
+        SkipReason::WindowClosed => "WINDOW_CLOSED",
+        SkipReason::UnsupportedContent => "CONTENT_NOT_SUPPORTED",
+        SkipReason::ChannelDisabled => "NOT_CONFIGURED",
+        SkipReason::NotPreferred => "NOT_PREFERRED",
+        SkipReason::QuietHours => "QUIET_HOURS",
+        SkipReason::Unhealthy => "CHANNEL_UNHEALTHY",
+        SkipReason::ExcludedByCaller => "EXCLUDED_BY_CALLER",
+    }
+}
+
+/// What the caller asked for, as routing sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteRequest<'a> {
+    /// The category the caller gave.
+    pub category: Category,
+    /// Deliver now even in quiet hours.
+    pub urgent: bool,
+    /// The content.
+    pub content: &'a Content,
+    /// Per-channel contents.
+    pub overrides: &'a [ChannelOverride],
+    /// The caller's channel.
+    pub explicit: Option<Channel>,
+    /// Channels the caller excluded.
+    pub excluded: &'a [Channel],
+}
+
+/// A routing decision with the category it was made for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Routed {
+    /// The category (an approved template's wins over the caller's).
+    pub category: Category,
+    /// The decision.
+    pub route: RouteDecision,
+}
+
+/// The routing service.
+#[derive(Debug, Clone)]
+pub struct Router {
+    adapters: Adapters,
+    default_policy: Arc<TenantPolicy>,
+    tenants: Arc<HashMap<String, TenantPolicy>>,
+    breakers: Arc<Breakers>,
+}
+
+impl Router {
+    /// A router over the adapters, with tenants' defaults and the breakers.
+    pub fn new(
+        adapters: Adapters,
+        default_policy: TenantPolicy,
+        tenants: HashMap<String, TenantPolicy>,
+        breakers: Arc<Breakers>,
+    ) -> Router {
+        Router {
+            adapters,
+            default_policy: Arc::new(default_policy),
+            tenants: Arc::new(tenants),
+            breakers,
+        }
+    }
+
+    /// The breakers, which the dispatcher feeds.
+    pub fn breakers(&self) -> &Arc<Breakers> {
+        &self.breakers
+    }
+
+    /// A tenant's defaults.
+    pub fn policy(&self, tenant: &str) -> &TenantPolicy {
+        self.tenants.get(tenant).unwrap_or(&self.default_policy)
+    }
+
+    /// The usable channels for a tenant now.
+    fn channels(&self, tenant: &str, now: SystemTime) -> Vec<ChannelState> {
+        let mut channels: Vec<ChannelState> = self
+            .adapters
+            .iter()
+            .map(|(channel, adapter)| ChannelState {
+                channel: *channel,
+                capabilities: adapter.capabilities(),
+                health: self.breakers.health(*channel, tenant, now),
+            })
+            .collect();
+        channels.sort_by_key(|c| c.channel);
+        channels
+    }
+
+    /// Decides how a message reaches `recipient`: the plan, the skips with
+    /// reasons, and the category (a template's approved category is what the
+    /// provider enforces: a marketing template is marketing whatever the
+    /// caller said, so it meets marketing's consent rules).
+    pub fn route(
+        &self,
+        tenant: &str,
+        request: &RouteRequest<'_>,
+        recipient: &RoutingContact,
+        now: SystemTime,
+    ) -> Result<Routed, RouteError> {
+        let channels = self.channels(tenant, now);
+        let windows: Vec<(Channel, SystemTime)> = recipient
+            .contact
+            .whatsapp_window_until
+            .map(|until| (Channel::Whatsapp, until))
+            .into_iter()
+            .collect();
+        let check = |channel: Channel, content: &Content| {
+            self.adapters
+                .get(&channel)
+                .map(|a| a.check_content(tenant, content))
+                .unwrap_or_default()
+        };
+        let policy = self.policy(tenant);
+        let decide = |category| {
+            policy::decide(&Input {
+                category,
+                urgent: request.urgent,
+                content: request.content,
+                overrides: request.overrides,
+                explicit: request.explicit,
+                excluded: request.excluded,
+                contact: &recipient.contact,
+                preferences: &recipient.preferences.channels,
+                consents: &recipient.preferences.consents,
+                time_zone: &recipient.preferences.time_zone,
+                windows: &windows,
+                channels: &channels,
+                tenant: policy,
+                check: &check,
+                now,
+            })
+        };
+        let mut category = request.category;
+        let mut route = decide(category)?;
+        if let Some(approved) = self.template_category(tenant, request, &route)
+            && approved != category
+        {
+            tracing::debug!(from = %category, to = %approved, "category taken from the approved template");
+            category = approved;
+            route = decide(category)?;
+        }
+        Ok(Routed { category, route })
+    }
+
+    /// The approved category of the template the first step would send,
+    /// when its provider keeps a catalogue.
+    fn template_category(
+        &self,
+        tenant: &str,
+        request: &RouteRequest<'_>,
+        route: &RouteDecision,
+    ) -> Option<Category> {
+        let step = route.plan.first()?;
+        let content =
+            policy::step_content(request.content, request.overrides, step.channel, step.variant);
+        let Content::Template(template) = content else {
+            return None;
+        };
+        self.adapters.get(&step.channel)?.template_category(
+            tenant,
+            &template.name,
+            &template.language,
+        )
+    }
+}

@@ -1,0 +1,190 @@
+//! Routing settings: each tenant's defaults (channel order, time zone, quiet
+//! hours, the WhatsApp opt-in rule) and the circuit breakers. A contact's
+//! own preferences override the defaults.
+
+use omniroute_channel::Channel;
+use serde::{Deserialize, Serialize};
+
+use super::SettingsError;
+use crate::routing::policy::TenantPolicy;
+
+/// Routing defaults for every tenant, and per-tenant overrides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingSettings {
+    /// Channels to try, in order, for a contact who stated none.
+    pub channel_order: Vec<Channel>,
+    /// IANA time zone of contacts without one (quiet hours are kept in it).
+    pub time_zone: String,
+    /// Start of the default quiet hours, "HH:MM"; empty for none.
+    pub quiet_hours_start: String,
+    /// End of the default quiet hours, "HH:MM"; empty for none.
+    pub quiet_hours_end: String,
+    /// Whether business-initiated WhatsApp messages (outside the customer
+    /// service window) need a WhatsApp opt-in on record for every category.
+    /// False relaxes it for transactional, authentication and service
+    /// messages; marketing always needs an explicit marketing opt-in.
+    pub whatsapp_opt_in_required: bool,
+    /// Transient failures in a row that open a channel's circuit breaker.
+    pub breaker_failures: u32,
+    /// Seconds an open breaker skips its channel before a probe may go.
+    pub breaker_cool_down_secs: u64,
+    /// Per-tenant overrides of the defaults above.
+    pub tenants: Vec<TenantRouting>,
+}
+
+impl Default for RoutingSettings {
+    fn default() -> Self {
+        RoutingSettings {
+            channel_order: Channel::ALL.to_vec(),
+            time_zone: "UTC".to_owned(),
+            quiet_hours_start: String::new(),
+            quiet_hours_end: String::new(),
+            whatsapp_opt_in_required: true,
+            breaker_failures: 5,
+            breaker_cool_down_secs: 30,
+            tenants: Vec::new(),
+        }
+    }
+}
+
+/// One tenant's routing defaults; unset keys take the global ones.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantRouting {
+    /// The tenant.
+    pub tenant: String,
+    /// Its channel order.
+    pub channel_order: Option<Vec<Channel>>,
+    /// Its contacts' default time zone.
+    pub time_zone: Option<String>,
+    /// Its default quiet hours' start, "HH:MM" ("" for none).
+    pub quiet_hours_start: Option<String>,
+    /// Its default quiet hours' end, "HH:MM" ("" for none).
+    pub quiet_hours_end: Option<String>,
+    /// Its WhatsApp opt-in rule.
+    pub whatsapp_opt_in_required: Option<bool>,
+}
+
+/// Minutes after midnight of "HH:MM".
+fn minutes(text: &str) -> Option<u16> {
+    let (h, m) = text.split_once(':')?;
+    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60 && text.len() == 5).then_some(h * 60 + m)
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+/// Builds one policy, checking every value.
+fn policy(
+    order: &[Channel],
+    time_zone: &str,
+    start: &str,
+    end: &str,
+    opt_in: bool,
+) -> Result<TenantPolicy, SettingsError> {
+    if order.is_empty() {
+        return Err(invalid("routing.channel_order", "must name at least one channel"));
+    }
+    if order.iter().enumerate().any(|(i, c)| order[..i].contains(c)) {
+        return Err(invalid("routing.channel_order", "names a channel twice"));
+    }
+    if jiff::tz::TimeZone::get(time_zone).is_err() {
+        return Err(invalid("routing.time_zone", "not an IANA time zone"));
+    }
+    let quiet_hours = match (start, end) {
+        ("", "") => None,
+        (start, end) => {
+            let s = minutes(start).ok_or_else(|| {
+                invalid("routing.quiet_hours_start", "must be \"HH:MM\" (24-hour) when quiet hours are set")
+            })?;
+            let e = minutes(end).ok_or_else(|| {
+                invalid("routing.quiet_hours_end", "must be \"HH:MM\" (24-hour) when quiet hours are set")
+            })?;
+            Some((s, e))
+        }
+    };
+    Ok(TenantPolicy {
+        channel_order: order.to_vec(),
+        time_zone: time_zone.to_owned(),
+        quiet_hours,
+        whatsapp_opt_in_required: opt_in,
+    })
+}
+
+impl RoutingSettings {
+    /// The default policy and each tenant's, validated.
+    pub fn policies(
+        &self,
+    ) -> Result<(TenantPolicy, std::collections::HashMap<String, TenantPolicy>), SettingsError> {
+        let default = policy(
+            &self.channel_order,
+            &self.time_zone,
+            &self.quiet_hours_start,
+            &self.quiet_hours_end,
+            self.whatsapp_opt_in_required,
+        )?;
+        let mut tenants = std::collections::HashMap::new();
+        for t in &self.tenants {
+            if t.tenant.trim().is_empty() {
+                return Err(invalid("routing.tenants.tenant", "must not be empty"));
+            }
+            let tenant_policy = policy(
+                t.channel_order.as_deref().unwrap_or(&self.channel_order),
+                t.time_zone.as_deref().unwrap_or(&self.time_zone),
+                t.quiet_hours_start
+                    .as_deref()
+                    .unwrap_or(&self.quiet_hours_start),
+                t.quiet_hours_end.as_deref().unwrap_or(&self.quiet_hours_end),
+                t.whatsapp_opt_in_required
+                    .unwrap_or(self.whatsapp_opt_in_required),
+            )?;
+            if tenants.insert(t.tenant.clone(), tenant_policy).is_some() {
+                return Err(invalid("routing.tenants.tenant", "names a tenant twice"));
+            }
+        }
+        if self.breaker_failures == 0 {
+            return Err(invalid("routing.breaker_failures", "must be at least 1"));
+        }
+        Ok((default, tenants))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quiet_hours_and_tenants() {
+        let mut s = RoutingSettings {
+            quiet_hours_start: "22:00".into(),
+            quiet_hours_end: "07:30".into(),
+            tenants: vec![TenantRouting {
+                tenant: "acme".into(),
+                time_zone: Some("Europe/Berlin".into()),
+                quiet_hours_start: Some(String::new()),
+                quiet_hours_end: Some(String::new()),
+                ..TenantRouting::default()
+            }],
+            ..RoutingSettings::default()
+        };
+        let (default, tenants) = s.policies().unwrap();
+        assert_eq!(default.quiet_hours, Some((22 * 60, 7 * 60 + 30)));
+        assert_eq!(tenants["acme"].quiet_hours, None);
+        assert_eq!(tenants["acme"].time_zone, "Europe/Berlin");
+        assert_eq!(tenants["acme"].channel_order, Channel::ALL.to_vec());
+        s.quiet_hours_end = "7:30".into();
+        assert!(s.policies().unwrap_err().to_string().contains("routing.quiet_hours_end"));
+        s.quiet_hours_end = "07:30".into();
+        s.time_zone = "Mars/Olympus".into();
+        assert!(s.policies().unwrap_err().to_string().contains("routing.time_zone"));
+        s.time_zone = "UTC".into();
+        s.channel_order = vec![Channel::Email, Channel::Email];
+        assert!(s.policies().is_err());
+    }
+}
