@@ -53,6 +53,9 @@ fn status(event: &pb::Event) -> Option<pb::MessageStatus> {
 
 async fn subscriber_sees_every_event_in_order_and_resumes_without_loss(mut app: TestApp) {
     let anna = create(&mut app, "Anna", vec![whatsapp("+4915123456789")]).await;
+    // Anna wrote: the service window is open for free-form messages.
+    app.customer_writes("whatsapp", "+4915123456789", "Where is my order?")
+        .await;
     // From now: the contact's creation is in the past and not replayed.
     let mut live = subscribe(&mut app, pb::SubscribeRequest::default()).await;
     let mut request = pb::SendMessageRequest {
@@ -67,7 +70,10 @@ async fn subscriber_sees_every_event_in_order_and_resumes_without_loss(mut app: 
     // event every reader can see; on PostgreSQL a commit from moments before
     // the call (the contact's creation) may still follow, never one is lost.
     let mut first = next(&mut live).await;
-    if kind(&first) == pb::EventType::ContactCreated {
+    while matches!(
+        kind(&first),
+        pb::EventType::ContactCreated | pb::EventType::MessageReceived
+    ) {
         assert_eq!(first.contact, anna.name);
         first = next(&mut live).await;
     }
@@ -107,7 +113,7 @@ async fn subscriber_sees_every_event_in_order_and_resumes_without_loss(mut app: 
     .await;
     let mut kinds = Vec::new();
     let mut cursors = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..6 {
         let event = next(&mut all).await;
         kinds.push(kind(&event));
         cursors.push(event.cursor.clone());
@@ -117,6 +123,7 @@ async fn subscriber_sees_every_event_in_order_and_resumes_without_loss(mut app: 
         kinds,
         vec![
             ContactCreated,
+            MessageReceived,
             MessageAccepted,
             MessageStatusChanged,
             MessageStatusChanged,
@@ -124,7 +131,7 @@ async fn subscriber_sees_every_event_in_order_and_resumes_without_loss(mut app: 
         ]
     );
     assert_eq!(
-        &cursors[1..],
+        &cursors[2..],
         &[first.cursor, second.cursor, third.cursor, fourth.cursor]
     );
 }

@@ -6,6 +6,7 @@ mod contacts;
 mod events;
 mod invalid;
 mod messaging;
+mod policy;
 mod preferences;
 mod routing;
 mod support;

@@ -93,6 +93,9 @@ pub fn text_message(body: &str) -> pb::Message {
 }
 
 async fn send_is_delivered_then_read(mut app: TestApp) {
+    // The customer wrote on WhatsApp: free form may go inside the window.
+    app.customer_writes("whatsapp", "+49 151 23456789", "Where is my order?")
+        .await;
     let mut request = to_address(whatsapp("+49 151 23456789"), "Your order A-17 has shipped");
     let message = request.message.as_mut().unwrap();
     message.correlation_ref = "order-A-17".into();
@@ -106,7 +109,7 @@ async fn send_is_delivered_then_read(mut app: TestApp) {
         vec![pb::Channel::Whatsapp as i32]
     );
 
-    // The unknown address created a contact that owns it.
+    // The customer's message created the contact that owns the address.
     let contact = lookup(
         &mut app,
         pb::lookup_contact_request::Key::Address("0151 23456789".into()),

@@ -23,6 +23,8 @@ async fn a_change_to_a_contact_reaches_the_next_send(mut app: TestApp) {
     .name;
     // The sender has the contact cached after its first send; the changes
     // go through the same server's other services.
+    app.customer_writes("whatsapp", "+4915123456789", "Hello")
+        .await;
     let mut changer = app.preferences.clone();
     let mut contacts = app.contacts.clone();
     changes_reach_the_sender(&mut app.messaging, &mut changer, &mut contacts, &name).await;
@@ -40,6 +42,9 @@ async fn replicas_route_on_each_others_changes() {
     )
     .await
     .name;
+    changer
+        .customer_writes("whatsapp", "+4915123456789", "Hello")
+        .await;
     changes_reach_the_sender(
         &mut sender.messaging,
         &mut changer.preferences,

@@ -52,6 +52,10 @@ async fn app_with_whatsapp(backend: Backend) -> (TestApp, FakeGraph) {
             line: "service-de".into(),
             throughput_per_second: 80,
         }];
+        // These tests are about the Cloud API, not consent: templates go to
+        // customers without a WhatsApp opt-in record (routing's own tests
+        // cover the strict default).
+        s.routing.whatsapp_opt_in_required = false;
     })
     .await;
     (app, graph)
@@ -97,8 +101,17 @@ fn inbound_text(wamid: &str, from: &str, name: &str, body: &str) -> Value {
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "4930123456", "phone_number_id": NUMBER_ID},
         "contacts": [{"profile": {"name": name}, "wa_id": from}],
-        "messages": [{"from": from, "id": wamid, "timestamp": "1749416383", "type": "text", "text": {"body": body}}]
+        "messages": [{"from": from, "id": wamid, "timestamp": now_secs(), "type": "text", "text": {"body": body}}]
     }))
+}
+
+/// Now in Unix seconds, as Meta writes webhook timestamps.
+fn now_secs() -> String {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string()
 }
 
 /// Waits until the server fetched the template catalogue (it does so in the
@@ -143,7 +156,12 @@ async fn wait_status(app: &mut TestApp, name: &str, status: pb::MessageStatus) -
     }
 }
 
+/// Sends free-form text to `to` inside the service window: the customer
+/// wrote first (free form outside the window is routing's to refuse).
 async fn send_text(app: &mut TestApp, to: &str) -> pb::Message {
+    let digits: String = to.chars().filter(char::is_ascii_digit).collect();
+    let hello = inbound_text(&format!("wamid.hello.{digits}"), &digits, "Anna", "Hello");
+    assert_eq!(webhook(app, &hello).await.status, 200);
     app.messaging
         .send_message(pb::SendMessageRequest {
             recipient: Some(Recipient::Address(whatsapp(to))),
@@ -439,6 +457,30 @@ async fn templates_are_checked_against_the_catalogue(app: TestApp) {
             ..Default::default()
         }];
     }
+    // Marketing needs the customer's marketing opt-in for WhatsApp.
+    let anna = match lookup(
+        &mut app,
+        pb::lookup_contact_request::Key::Address("+49 151 23456789".into()),
+    )
+    .await
+    {
+        Ok(contact) => contact,
+        Err(_) => create(&mut app, "Anna", vec![whatsapp("+49 151 23456789")]).await,
+    };
+    app.preferences
+        .create_consent_record(pb::CreateConsentRecordRequest {
+            parent: anna.name.clone(),
+            consent_record: Some(pb::ConsentRecord {
+                channel: pb::Channel::Whatsapp as i32,
+                category: pb::Category::Marketing as i32,
+                action: pb::ConsentAction::Grant as i32,
+                source: "newsletter-form".into(),
+                legal_basis: pb::LegalBasis::Consent as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
     let accepted = app
         .messaging
         .send_message(pb::SendMessageRequest {

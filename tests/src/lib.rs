@@ -233,3 +233,35 @@ pub async fn http(
         .unwrap_or_default();
     HttpResponse { status, body }
 }
+
+/// The key the test servers' sandbox signs simulated customer messages
+/// with (the default `sandbox.webhook_secret`).
+pub const SANDBOX_SECRET: &str = "sandbox-secret";
+
+impl TestApp {
+    /// A customer writes to the business on `channel` (a sandbox webhook,
+    /// signed as the sandbox documents): the contact is resolved or created
+    /// and, on WhatsApp, the service window opens.
+    pub async fn customer_writes(&self, channel: &str, from: &str, text: &str) {
+        let body = serde_json::json!({
+            "messages": [{"id": format!("in-{}", uuid::Uuid::now_v7()), "from": from, "text": text}]
+        });
+        let bytes = serde_json::to_vec(&body).expect("json");
+        let signature = format!(
+            "sha256={}",
+            omniroute_whatsapp::signature_hex(SANDBOX_SECRET, &bytes)
+        );
+        let response = http(
+            self.http_addr,
+            "POST",
+            &format!("/webhooks/{channel}"),
+            &[
+                ("Content-Type", "application/json"),
+                ("X-Hub-Signature-256", &signature),
+            ],
+            &bytes,
+        )
+        .await;
+        assert_eq!(response.status, 200, "{response:?}");
+    }
+}

@@ -181,7 +181,10 @@ mod tests {
                 button: "Pick".into(),
                 sections: vec![ChoiceSection {
                     title: "Slots".into(),
-                    rows: vec![choice("am", "Morning", "8-12"), choice("pm", "Afternoon", "")],
+                    rows: vec![
+                        choice("am", "Morning", "8-12"),
+                        choice("pm", "Afternoon", ""),
+                    ],
                 }],
             },
         };
@@ -194,7 +197,10 @@ mod tests {
             ..text_only()
         };
         let content = Content::Interactive(interactive);
-        assert!(matches!(wide.fit(&content), Fit::Degraded(Content::Text(_))));
+        assert!(matches!(
+            wide.fit(&content),
+            Fit::Degraded(Content::Text(_))
+        ));
         // The degraded text must fit too.
         assert!(matches!(text_only().fit(&content), Fit::No(_)));
     }

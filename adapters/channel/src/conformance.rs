@@ -76,7 +76,9 @@ fn message(tenant: &str, to: Address, attempt: u32) -> OutboundMessage {
         }),
         reply_to: None,
         attempt,
-        window_open_until: Some(std::time::SystemTime::now() + std::time::Duration::from_secs(3600)),
+        window_open_until: Some(
+            std::time::SystemTime::now() + std::time::Duration::from_secs(3600),
+        ),
     }
 }
 

@@ -23,8 +23,8 @@ pub use adapter::{
     MediaDownload, OutboundMessage, SendReceipt, StatusSink, StatusUpdate, WebhookEvent,
     WebhookRequest,
 };
-pub use capabilities::{Capabilities, ContentKind, Fit};
 pub use address::{Address, AddressError, PhoneRegion, lookup_keys, mask};
+pub use capabilities::{Capabilities, ContentKind, Fit};
 pub use content::Content;
 
 use serde::{Deserialize, Serialize};

@@ -399,10 +399,11 @@ impl Adapter for SandboxAdapter {
         let malformed = |why: String| AdapterError::new(ErrorClass::Permanent, "malformed", why);
         let webhook: SandboxWebhook =
             serde_json::from_slice(body).map_err(|e| malformed(e.to_string()))?;
-        let ignored = webhook
-            .other
-            .into_keys()
-            .map(|kind| Ok(WebhookEvent::Ignored(format!("unknown sandbox event {kind:?}"))));
+        let ignored = webhook.other.into_keys().map(|kind| {
+            Ok(WebhookEvent::Ignored(format!(
+                "unknown sandbox event {kind:?}"
+            )))
+        });
         webhook
             .messages
             .into_iter()
@@ -548,7 +549,8 @@ mod tests {
 
     #[test]
     fn whatsapp_checks_content_like_the_cloud_api() {
-        let adapter = SandboxAdapter::new(Channel::Whatsapp, config(), Arc::new(Collect::default()));
+        let adapter =
+            SandboxAdapter::new(Channel::Whatsapp, config(), Arc::new(Collect::default()));
         let long = Content::Text(omniroute_channel::content::Text {
             body: "a".repeat(4097),
             ..Default::default()
@@ -561,11 +563,16 @@ mod tests {
 
     #[test]
     fn simulated_customer_messages_are_signed() {
-        let adapter = SandboxAdapter::new(Channel::Whatsapp, config(), Arc::new(Collect::default()));
-        let body = br#"{"messages":[{"id":"in-1","from":"+4915123456789","text":"Hi","name":"Anna"}]}"#;
+        let adapter =
+            SandboxAdapter::new(Channel::Whatsapp, config(), Arc::new(Collect::default()));
+        let body =
+            br#"{"messages":[{"id":"in-1","from":"+4915123456789","text":"Hi","name":"Anna"}]}"#;
         let good = vec![(
             "x-hub-signature-256".to_owned(),
-            format!("sha256={}", omniroute_whatsapp::signature_hex("sandbox-secret", body)),
+            format!(
+                "sha256={}",
+                omniroute_whatsapp::signature_hex("sandbox-secret", body)
+            ),
         )];
         let request = |headers: &[(String, String)]| {
             adapter.verify_signature(&WebhookRequest {
@@ -577,7 +584,10 @@ mod tests {
         assert!(request(&good).is_ok());
         let bad = vec![(
             "x-hub-signature-256".to_owned(),
-            format!("sha256={}", omniroute_whatsapp::signature_hex("other", body)),
+            format!(
+                "sha256={}",
+                omniroute_whatsapp::signature_hex("other", body)
+            ),
         )];
         assert!(request(&bad).is_err());
         assert!(request(&[]).is_err());
@@ -588,7 +598,11 @@ mod tests {
         assert_eq!(inbound.account, ACCOUNT);
         assert_eq!(inbound.from.key(), "4915123456789");
         assert_eq!(inbound.profile_name.as_deref(), Some("Anna"));
-        assert!(adapter.parse_webhook(b"{\"messages\":[{\"id\":\"x\"}]}").is_err());
+        assert!(
+            adapter
+                .parse_webhook(b"{\"messages\":[{\"id\":\"x\"}]}")
+                .is_err()
+        );
     }
 
     #[tokio::test(start_paused = true)]

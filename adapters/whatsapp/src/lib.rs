@@ -52,6 +52,7 @@ use omniroute_channel::{
 pub const MAX_MEDIA_BYTES: usize = 100 * 1024 * 1024;
 use serde::Deserialize;
 
+pub use checks::check_limits;
 pub use config::{
     BusinessNumber, DEFAULT_API_VERSION, DEFAULT_BASE_URL, DEFAULT_THROUGHPUT_PER_SECOND,
     WhatsAppConfig,
@@ -59,7 +60,6 @@ pub use config::{
 pub use error::{SPAM_LIMIT_BACKOFF, class_of};
 pub use limiter::{PAIR_BURST, PAIR_INTERVAL};
 pub use templates::{TemplateButton, TemplateInfo};
-pub use checks::check_limits;
 pub use webhook::{SIGNATURE_HEADER, signature_hex, verify_signature as verify_hub_signature};
 
 /// How long a customer's message keeps the customer service window open

@@ -20,10 +20,10 @@ use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
-use crate::routing::Router;
-use crate::routing::breaker::Breakers;
 use crate::api::{ApiContext, CallbackApi, ContactApi, EventApi, MessagingApi, PreferenceApi};
 use crate::pipeline::{self, Pipeline, statuses};
+use crate::routing::Router;
+use crate::routing::breaker::Breakers;
 use crate::settings::Settings;
 use crate::webhooks;
 

@@ -11,9 +11,9 @@ use omniroute_channel::content::{
 use omniroute_channel::{Channel, ErrorClass};
 use omniroute_proto::v1 as pb;
 use omniroute_store::{
-    ContentVariant, RouteInputs,
-    Attempt, AttemptOutcome, ChannelOverride, Direction, Event, EventPayload, EventType, Message,
-    MessageStatus, Priority, RouteDecision, SkipReason, StatusChange,
+    Attempt, AttemptOutcome, ChannelOverride, ContentVariant, Direction, Event, EventPayload,
+    EventType, Message, MessageStatus, Priority, RouteDecision, RouteInputs, SkipReason,
+    StatusChange,
 };
 use uuid::Uuid;
 

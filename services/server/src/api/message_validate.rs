@@ -116,7 +116,11 @@ pub fn overrides(
 }
 
 /// Validates the channels a caller excludes: each a channel, once.
-pub fn excluded_channels(v: &mut Violations, field: &str, values: &[i32]) -> Vec<omniroute_channel::Channel> {
+pub fn excluded_channels(
+    v: &mut Violations,
+    field: &str,
+    values: &[i32],
+) -> Vec<omniroute_channel::Channel> {
     let mut out = Vec::new();
     for (i, value) in values.iter().enumerate() {
         if let Some(channel) = v.check(format!("{field}[{i}]"), convert::channel(*value)) {

@@ -212,7 +212,10 @@ impl MessagingApi {
         if let Some(c) = channel
             && excluded.contains(&c)
         {
-            v.add("message.excluded_channels", format!("excludes {c}, the channel asked for"));
+            v.add(
+                "message.excluded_channels",
+                format!("excludes {c}, the channel asked for"),
+            );
         }
         let priority = v
             .check("message.priority", message_validate::priority(m.priority))
@@ -649,7 +652,9 @@ impl MessagingService for MessagingApi {
             ApiError::Invalid(violations) => ApiError::Invalid(
                 violations
                     .into_iter()
-                    .map(|v| tonic_types::FieldViolation::new(format!("send.{}", v.field), v.description))
+                    .map(|v| {
+                        tonic_types::FieldViolation::new(format!("send.{}", v.field), v.description)
+                    })
                     .collect(),
             ),
             other => other,
@@ -686,7 +691,12 @@ impl MessagingService for MessagingApi {
         let routed = self
             .ctx
             .router
-            .route(&tenant, &send.route_request(), &recipient, omniroute_store::now())
+            .route(
+                &tenant,
+                &send.route_request(),
+                &recipient,
+                omniroute_store::now(),
+            )
             .map_err(ApiError::from)?;
         Ok(Response::new(pb::PreviewRouteResponse {
             route: Some(message_convert::route_to_pb(contact, &routed.route)),

@@ -182,8 +182,12 @@ impl Dispatcher {
             self.complete(job, None, next, permit);
             return;
         };
-        let content =
-            policy::step_content(&message.content, &message.overrides, channel, planned.variant);
+        let content = policy::step_content(
+            &message.content,
+            &message.overrides,
+            channel,
+            planned.variant,
+        );
         let window_open_until = message
             .route
             .as_ref()

@@ -17,7 +17,12 @@ use crate::settings::DispatchSettings;
 
 /// When plan step `index` of `route` may go, from `now`: its own not-before
 /// time, and no earlier than the end of quiet hours it would meet.
-pub fn step_due(route: Option<&RouteDecision>, index: usize, rings: bool, now: SystemTime) -> SystemTime {
+pub fn step_due(
+    route: Option<&RouteDecision>,
+    index: usize,
+    rings: bool,
+    now: SystemTime,
+) -> SystemTime {
     let Some(route) = route else {
         return now;
     };
@@ -122,7 +127,6 @@ mod tests {
         assert_eq!(backoff(&s, 10, 1.0), Duration::from_millis(1_000));
         assert_eq!(backoff(&s, 3, 0.5), Duration::from_millis(200));
         assert_eq!(backoff(&s, 3, 0.0), Duration::ZERO);
-        
     }
 
     #[test]
@@ -220,7 +224,11 @@ mod tests {
         assert_eq!(step_due(Some(&route), 1, false, now), end);
         route.inputs.urgent = true;
         assert_eq!(step_due(Some(&route), 1, false, now), now);
-        assert_eq!(step_due(Some(&route), 1, true, now), end, "a call never rings in them");
+        assert_eq!(
+            step_due(Some(&route), 1, true, now),
+            end,
+            "a call never rings in them"
+        );
         assert_eq!(step_due(None, 1, true, now), now);
     }
 }

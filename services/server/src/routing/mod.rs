@@ -220,8 +220,12 @@ impl Router {
         route: &RouteDecision,
     ) -> Option<Category> {
         let step = route.plan.first()?;
-        let content =
-            policy::step_content(request.content, request.overrides, step.channel, step.variant);
+        let content = policy::step_content(
+            request.content,
+            request.overrides,
+            step.channel,
+            step.variant,
+        );
         let Content::Template(template) = content else {
             return None;
         };

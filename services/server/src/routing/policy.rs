@@ -18,9 +18,7 @@
 
 use std::time::SystemTime;
 
-use omniroute_channel::{
-    Capabilities, Category, Channel, Content, ContentViolation, Fit,
-};
+use omniroute_channel::{Capabilities, Category, Channel, Content, ContentViolation, Fit};
 use omniroute_store::{
     ChannelOverride, ChannelPreferences, ConsentState, ConsentUsed, Contact, ContactState,
     ContentVariant, OptStatus, PlannedChannel, QuietRule, RouteDecision, RouteInputs, SkipReason,
@@ -169,7 +167,9 @@ pub fn step_content(
         ContentVariant::Override => find(false).unwrap_or_else(|| content.clone()),
         ContentVariant::WindowAlternative => find(true).unwrap_or_else(|| content.clone()),
         ContentVariant::Degraded => match content {
-            Content::Interactive(i) => Content::Text(omniroute_channel::capabilities::numbered_text(i)),
+            Content::Interactive(i) => {
+                Content::Text(omniroute_channel::capabilities::numbered_text(i))
+            }
             other => other.clone(),
         },
     }
@@ -250,9 +250,15 @@ pub fn decide(input: &Input<'_>) -> Result<RouteDecision, RouteError> {
             continue;
         }
         let (reason, detail) = if input.explicit.is_some() {
-            (SkipReason::ExcludedByCaller, "the caller chose another channel")
+            (
+                SkipReason::ExcludedByCaller,
+                "the caller chose another channel",
+            )
         } else {
-            (SkipReason::NotPreferred, "not among the channels for this category")
+            (
+                SkipReason::NotPreferred,
+                "not among the channels for this category",
+            )
         };
         skipped.push(SkippedChannel {
             channel,
@@ -376,8 +382,12 @@ fn judge(
                 .any(|o| o.channel == channel && o.outside_window);
             if !alternative {
                 let detail = match window_until {
-                    Some(_) => "the customer service window is closed and the message has no template alternative",
-                    None => "the customer never wrote, so only a template may go, and the message has no template alternative",
+                    Some(_) => {
+                        "the customer service window is closed and the message has no template alternative"
+                    }
+                    None => {
+                        "the customer never wrote, so only a template may go, and the message has no template alternative"
+                    }
                 };
                 return Verdict::Skipped(SkipReason::WindowClosed, detail.into());
             }
@@ -403,7 +413,11 @@ fn judge(
     let content = step_content(input.content, input.overrides, channel, variant);
     let violations = (input.check)(channel, &content);
     if !violations.is_empty() {
-        if own {
+        // The caller's own choice (its channel, its override, a template it
+        // named) is the caller's mistake; the main content merely not
+        // fitting one channel of several is a reason to use another.
+        let named = input.explicit == Some(channel) || matches!(content, Content::Template(_));
+        if own || named {
             let prefix = override_field(input, channel, variant);
             return Verdict::Invalid(
                 violations
@@ -480,7 +494,9 @@ fn consent(
     if caps.service_window.is_some() && !window_open && input.tenant.whatsapp_opt_in_required {
         return Some(Verdict::Skipped(
             SkipReason::NoConsent,
-            format!("no {category} opt-in for {channel} on record for a business-initiated message"),
+            format!(
+                "no {category} opt-in for {channel} on record for a business-initiated message"
+            ),
         ));
     }
     None

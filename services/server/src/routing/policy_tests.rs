@@ -235,14 +235,21 @@ fn an_explicit_channel_never_bypasses_consent() {
     };
     assert_eq!(skip.channel, Channel::Whatsapp);
     assert_eq!(skip.reason, SkipReason::NoConsent);
-    case.consents.push(grant(Channel::Whatsapp, Category::Marketing, true));
+    case.consents
+        .push(grant(Channel::Whatsapp, Category::Marketing, true));
     let d = case.decide().unwrap();
     assert_eq!(channels(&d), [Channel::Whatsapp]);
-    assert_eq!(skip_of(&d, Channel::Email), Some(SkipReason::ExcludedByCaller));
+    assert_eq!(
+        skip_of(&d, Channel::Email),
+        Some(SkipReason::ExcludedByCaller)
+    );
 }
 
 fn skip_of(d: &RouteDecision, channel: Channel) -> Option<SkipReason> {
-    d.skipped.iter().find(|s| s.channel == channel).map(|s| s.reason)
+    d.skipped
+        .iter()
+        .find(|s| s.channel == channel)
+        .map(|s| s.reason)
 }
 
 #[test]
@@ -256,7 +263,10 @@ fn a_revocation_wins() {
     assert_eq!(skip(&d, Channel::Whatsapp), SkipReason::OptedOut);
     // Also where the tenant relaxed the opt-in rule.
     case.tenant.whatsapp_opt_in_required = false;
-    assert_eq!(skip(&case.decide().unwrap(), Channel::Whatsapp), SkipReason::OptedOut);
+    assert_eq!(
+        skip(&case.decide().unwrap(), Channel::Whatsapp),
+        SkipReason::OptedOut
+    );
 }
 
 #[test]
@@ -317,7 +327,12 @@ fn the_window_decides_free_form_or_template() {
     assert_eq!(channels(&d), [Channel::Whatsapp, Channel::Email]);
     assert_eq!(d.plan[0].variant, ContentVariant::WindowAlternative);
     assert_eq!(
-        step_content(&case.content, &case.overrides, Channel::Whatsapp, d.plan[0].variant),
+        step_content(
+            &case.content,
+            &case.overrides,
+            Channel::Whatsapp,
+            d.plan[0].variant
+        ),
         template()
     );
     // Inside the window the free-form content goes.
@@ -404,7 +419,11 @@ fn content_must_fit_the_channel() {
     let variants: Vec<_> = d.plan.iter().map(|p| p.variant).collect();
     assert_eq!(
         variants,
-        [ContentVariant::Main, ContentVariant::Degraded, ContentVariant::Degraded]
+        [
+            ContentVariant::Main,
+            ContentVariant::Degraded,
+            ContentVariant::Degraded
+        ]
     );
     assert_eq!(
         step_content(&case.content, &[], Channel::Voice, ContentVariant::Degraded),
@@ -474,7 +493,10 @@ fn caller_exclusions_and_customer_orders() {
     assert_eq!(channels(&d), [Channel::Email]);
     assert_eq!(skip(&d, Channel::Voice), SkipReason::NotPreferred);
     case.preferences.categories.clear();
-    assert_eq!(channels(&case.decide().unwrap()), [Channel::Voice, Channel::Email]);
+    assert_eq!(
+        channels(&case.decide().unwrap()),
+        [Channel::Voice, Channel::Email]
+    );
     case.preferences.channel_order.clear();
     case.tenant.channel_order = vec![Channel::Email, Channel::Whatsapp];
     assert_eq!(

@@ -50,12 +50,7 @@ pub fn quiet_end(rule: &QuietRule, at: SystemTime) -> Option<SystemTime> {
         zoned.date().tomorrow().ok()?
     };
     let (hour, min) = (end / 60, end % 60);
-    let local = date.at(
-        i8::try_from(hour).ok()?,
-        i8::try_from(min).ok()?,
-        0,
-        0,
-    );
+    let local = date.at(i8::try_from(hour).ok()?, i8::try_from(min).ok()?, 0, 0);
     let end_at = local.to_zoned(tz).ok()?.timestamp();
     let end_at = SystemTime::from(end_at);
     // A clock change can put the local end before `at`; never go back.

@@ -89,9 +89,16 @@ fn policy(
     opt_in: bool,
 ) -> Result<TenantPolicy, SettingsError> {
     if order.is_empty() {
-        return Err(invalid("routing.channel_order", "must name at least one channel"));
+        return Err(invalid(
+            "routing.channel_order",
+            "must name at least one channel",
+        ));
     }
-    if order.iter().enumerate().any(|(i, c)| order[..i].contains(c)) {
+    if order
+        .iter()
+        .enumerate()
+        .any(|(i, c)| order[..i].contains(c))
+    {
         return Err(invalid("routing.channel_order", "names a channel twice"));
     }
     if jiff::tz::TimeZone::get(time_zone).is_err() {
@@ -101,10 +108,16 @@ fn policy(
         ("", "") => None,
         (start, end) => {
             let s = minutes(start).ok_or_else(|| {
-                invalid("routing.quiet_hours_start", "must be \"HH:MM\" (24-hour) when quiet hours are set")
+                invalid(
+                    "routing.quiet_hours_start",
+                    "must be \"HH:MM\" (24-hour) when quiet hours are set",
+                )
             })?;
             let e = minutes(end).ok_or_else(|| {
-                invalid("routing.quiet_hours_end", "must be \"HH:MM\" (24-hour) when quiet hours are set")
+                invalid(
+                    "routing.quiet_hours_end",
+                    "must be \"HH:MM\" (24-hour) when quiet hours are set",
+                )
             })?;
             Some((s, e))
         }
@@ -121,7 +134,13 @@ impl RoutingSettings {
     /// The default policy and each tenant's, validated.
     pub fn policies(
         &self,
-    ) -> Result<(TenantPolicy, std::collections::HashMap<String, TenantPolicy>), SettingsError> {
+    ) -> Result<
+        (
+            TenantPolicy,
+            std::collections::HashMap<String, TenantPolicy>,
+        ),
+        SettingsError,
+    > {
         let default = policy(
             &self.channel_order,
             &self.time_zone,
@@ -140,7 +159,9 @@ impl RoutingSettings {
                 t.quiet_hours_start
                     .as_deref()
                     .unwrap_or(&self.quiet_hours_start),
-                t.quiet_hours_end.as_deref().unwrap_or(&self.quiet_hours_end),
+                t.quiet_hours_end
+                    .as_deref()
+                    .unwrap_or(&self.quiet_hours_end),
                 t.whatsapp_opt_in_required
                     .unwrap_or(self.whatsapp_opt_in_required),
             )?;
@@ -179,10 +200,20 @@ mod tests {
         assert_eq!(tenants["acme"].time_zone, "Europe/Berlin");
         assert_eq!(tenants["acme"].channel_order, Channel::ALL.to_vec());
         s.quiet_hours_end = "7:30".into();
-        assert!(s.policies().unwrap_err().to_string().contains("routing.quiet_hours_end"));
+        assert!(
+            s.policies()
+                .unwrap_err()
+                .to_string()
+                .contains("routing.quiet_hours_end")
+        );
         s.quiet_hours_end = "07:30".into();
         s.time_zone = "Mars/Olympus".into();
-        assert!(s.policies().unwrap_err().to_string().contains("routing.time_zone"));
+        assert!(
+            s.policies()
+                .unwrap_err()
+                .to_string()
+                .contains("routing.time_zone")
+        );
         s.time_zone = "UTC".into();
         s.channel_order = vec![Channel::Email, Channel::Email];
         assert!(s.policies().is_err());

@@ -565,9 +565,9 @@ pub async fn a_stale_claim_token_changes_nothing(store: S) {
         sent("wamid.late"),
         NextStep::RetryAt(now()),
         NextStep::NextChannel {
-                index: 1,
-                due: omniroute_store::now(),
-            },
+            index: 1,
+            due: omniroute_store::now(),
+        },
         NextStep::Fail {
             reason: "late".into(),
         },
@@ -674,10 +674,16 @@ pub async fn next_channel_moves_along_the_plan(store: S) {
     let m = accept(&store, outbound(contact)).await;
     let job = claim_one(&store, m.id, LONG).await;
     let permanent = AttemptOutcome::Failed(ErrorClass::WindowClosed);
-    let moved = complete(&store, &job, permanent, NextStep::NextChannel {
-                index: 1,
-                due: omniroute_store::now(),
-            }).await;
+    let moved = complete(
+        &store,
+        &job,
+        permanent,
+        NextStep::NextChannel {
+            index: 1,
+            due: omniroute_store::now(),
+        },
+    )
+    .await;
     assert_eq!(moved.status, MessageStatus::Queued);
     assert_eq!(moved.channel, Some(Channel::Email));
     assert_eq!(moved.attempts.len(), 1);
@@ -808,10 +814,16 @@ pub async fn retry_requeues_only_failed_messages(store: S) {
 
     let job = claim_one(&store, m.id, LONG).await;
     let failure = AttemptOutcome::Failed(ErrorClass::Permanent);
-    let moved = complete(&store, &job, failure, NextStep::NextChannel {
-                index: 1,
-                due: omniroute_store::now(),
-            }).await;
+    let moved = complete(
+        &store,
+        &job,
+        failure,
+        NextStep::NextChannel {
+            index: 1,
+            due: omniroute_store::now(),
+        },
+    )
+    .await;
     let job = claim_one(&store, moved.id, LONG).await;
     let failed = complete(
         &store,

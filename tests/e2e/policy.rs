@@ -1,0 +1,462 @@
+//! Routing's rules over the real interface: consent from the ledger, the
+//! WhatsApp window with template alternatives, fallback to the next channel,
+//! quiet hours in the contact's zone, and PreviewRoute agreeing with what a
+//! send stores. Sandbox channels throughout; customers write through the
+//! sandbox's signed webhook.
+
+use std::time::{Duration, SystemTime};
+
+use omniroute_e2e::TestApp;
+use omniroute_proto::v1 as pb;
+use pb::send_message_request::Recipient;
+use tonic::Code;
+
+use crate::messaging::text_message;
+use crate::support::*;
+
+crate::on_both_stores!(
+    the_window_decides_free_form_or_template,
+    marketing_needs_an_opt_in_and_a_revocation_wins,
+    a_permanent_failure_falls_back_to_email,
+    quiet_hours_hold_messages_in_the_contacts_zone,
+    preview_agrees_with_the_stored_decision,
+);
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn to(contact: &str, message: pb::Message) -> pb::SendMessageRequest {
+    pb::SendMessageRequest {
+        recipient: Some(Recipient::Contact(contact.to_owned())),
+        message: Some(message),
+        idempotency_key: String::new(),
+    }
+}
+
+async fn send(
+    app: &mut TestApp,
+    request: pb::SendMessageRequest,
+) -> Result<pb::Message, tonic::Status> {
+    app.messaging
+        .send_message(request)
+        .await
+        .map(|r| r.into_inner().message.expect("a message"))
+}
+
+async fn consent(
+    app: &mut TestApp,
+    contact: &str,
+    channel: pb::Channel,
+    category: pb::Category,
+    grant: bool,
+) {
+    app.preferences
+        .create_consent_record(pb::CreateConsentRecordRequest {
+            parent: contact.to_owned(),
+            consent_record: Some(pb::ConsentRecord {
+                channel: channel as i32,
+                category: category as i32,
+                action: if grant {
+                    pb::ConsentAction::Grant
+                } else {
+                    pb::ConsentAction::Revoke
+                } as i32,
+                source: "checkout-form".into(),
+                legal_basis: pb::LegalBasis::Consent as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("consent recorded");
+}
+
+fn template_override() -> pb::ChannelOverride {
+    pb::ChannelOverride {
+        channel: pb::Channel::Whatsapp as i32,
+        content: Some(pb::Content {
+            kind: Some(pb::content::Kind::Template(pb::TemplateContent {
+                name: "order_shipped".into(),
+                language: "en".into(),
+                components: vec![],
+            })),
+        }),
+        outside_window: true,
+    }
+}
+
+fn plan(message: &pb::Message) -> Vec<i32> {
+    message.route.as_ref().expect("a route").plan.clone()
+}
+
+fn skip_reason(message: &pb::Message, channel: pb::Channel) -> Option<i32> {
+    message
+        .route
+        .as_ref()?
+        .skipped
+        .iter()
+        .find(|s| s.channel == channel as i32)
+        .map(|s| s.reason)
+}
+
+async fn wait_for(app: &mut TestApp, name: &str, status: pb::MessageStatus) -> pb::Message {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let message = app
+            .messaging
+            .get_message(pb::GetMessageRequest {
+                name: name.to_owned(),
+            })
+            .await
+            .expect("get message")
+            .into_inner()
+            .message
+            .expect("message");
+        if message.status == status as i32 {
+            return message;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} never reached {status:?}: {message:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn the_window_decides_free_form_or_template(mut app: TestApp) {
+    let anna = create(
+        &mut app,
+        "Anna",
+        vec![whatsapp("+4915123456789"), email("anna@example.com")],
+    )
+    .await
+    .name;
+    consent(
+        &mut app,
+        &anna,
+        pb::Channel::Whatsapp,
+        pb::Category::Transactional,
+        true,
+    )
+    .await;
+
+    // Anna never wrote: free form cannot go on WhatsApp; email carries it.
+    let outside = send(&mut app, to(&anna, text_message("Your order has shipped")))
+        .await
+        .expect("accepted");
+    assert_eq!(plan(&outside), [pb::Channel::Email as i32]);
+    assert_eq!(
+        skip_reason(&outside, pb::Channel::Whatsapp),
+        Some(pb::SkipReason::WindowClosed as i32)
+    );
+
+    // With a template alternative it goes on WhatsApp as that template.
+    let mut message = text_message("Your order has shipped");
+    message.overrides = vec![template_override()];
+    let templated = send(&mut app, to(&anna, message)).await.expect("accepted");
+    assert_eq!(
+        plan(&templated),
+        [pb::Channel::Whatsapp as i32, pb::Channel::Email as i32]
+    );
+    let step = &templated.route.as_ref().unwrap().steps[0];
+    assert_eq!(
+        step.content_variant,
+        pb::ContentVariant::WindowAlternative as i32
+    );
+    let read = wait_for(&mut app, &templated.name, pb::MessageStatus::Read).await;
+    assert_eq!(
+        read.attempts.len(),
+        1,
+        "the template went at once: {read:#?}"
+    );
+
+    // Inside the window (Anna wrote) the free-form text goes on WhatsApp.
+    app.customer_writes("whatsapp", "+4915123456789", "Where is it?")
+        .await;
+    let inside = send(&mut app, to(&anna, text_message("It left today")))
+        .await
+        .expect("accepted");
+    assert_eq!(plan(&inside)[0], pb::Channel::Whatsapp as i32);
+    let windows = &inside
+        .route
+        .as_ref()
+        .unwrap()
+        .inputs
+        .as_ref()
+        .unwrap()
+        .windows;
+    assert_eq!(windows.len(), 1, "the window is shown with the decision");
+    wait_for(&mut app, &inside.name, pb::MessageStatus::Read).await;
+
+    // An explicit WhatsApp send of free form outside the window is refused
+    // for a contact who never wrote.
+    let ben = create(&mut app, "Ben", vec![whatsapp("+4915123450077")])
+        .await
+        .name;
+    consent(
+        &mut app,
+        &ben,
+        pb::Channel::Whatsapp,
+        pb::Category::Transactional,
+        true,
+    )
+    .await;
+    let mut explicit = text_message("Hello");
+    explicit.channel = pb::Channel::Whatsapp as i32;
+    let refused = send(&mut app, to(&ben, explicit))
+        .await
+        .expect_err("window closed");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("template"), "{refused:?}");
+}
+
+async fn marketing_needs_an_opt_in_and_a_revocation_wins(mut app: TestApp) {
+    let anna = create(&mut app, "Anna", vec![whatsapp("+4915123456789")])
+        .await
+        .name;
+    // Even inside the window, and even naming the channel.
+    app.customer_writes("whatsapp", "+4915123456789", "Hi")
+        .await;
+    let mut promo = text_message("20% off this weekend");
+    promo.category = pb::Category::Marketing as i32;
+    let refused = send(&mut app, to(&anna, promo.clone()))
+        .await
+        .expect_err("no opt-in");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    let mut explicit = promo.clone();
+    explicit.channel = pb::Channel::Whatsapp as i32;
+    let refused = send(&mut app, to(&anna, explicit.clone()))
+        .await
+        .expect_err("no opt-in");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("marketing opt-in"),
+        "{refused:?}"
+    );
+
+    consent(
+        &mut app,
+        &anna,
+        pb::Channel::Whatsapp,
+        pb::Category::Marketing,
+        true,
+    )
+    .await;
+    let sent = send(&mut app, to(&anna, explicit.clone()))
+        .await
+        .expect("opted in");
+    assert_eq!(plan(&sent), [pb::Channel::Whatsapp as i32]);
+    let consents = &sent
+        .route
+        .as_ref()
+        .unwrap()
+        .inputs
+        .as_ref()
+        .unwrap()
+        .consents;
+    assert!(
+        consents
+            .iter()
+            .any(|c| c.granted && c.consent_record.starts_with(&anna)),
+        "the deciding record is shown: {consents:?}"
+    );
+
+    consent(
+        &mut app,
+        &anna,
+        pb::Channel::Whatsapp,
+        pb::Category::Marketing,
+        false,
+    )
+    .await;
+    let refused = send(&mut app, to(&anna, promo)).await.expect_err("revoked");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("revoked"), "{refused:?}");
+}
+
+async fn a_permanent_failure_falls_back_to_email(mut app: TestApp) {
+    // The sandbox fails WhatsApp numbers ending in 0001 permanently.
+    let anna = create(
+        &mut app,
+        "Anna",
+        vec![whatsapp("+4915123450001"), email("anna@example.com")],
+    )
+    .await
+    .name;
+    app.customer_writes("whatsapp", "+4915123450001", "Hi")
+        .await;
+    let message = send(&mut app, to(&anna, text_message("Your invoice")))
+        .await
+        .expect("accepted");
+    assert_eq!(
+        plan(&message),
+        [pb::Channel::Whatsapp as i32, pb::Channel::Email as i32]
+    );
+    let delivered = wait_for(&mut app, &message.name, pb::MessageStatus::Delivered).await;
+    assert_eq!(delivered.name, message.name, "one message id");
+    let attempts: Vec<(i32, i32)> = delivered
+        .attempts
+        .iter()
+        .map(|a| (a.channel, a.outcome))
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            (
+                pb::Channel::Whatsapp as i32,
+                pb::AttemptOutcome::Permanent as i32
+            ),
+            (
+                pb::Channel::Email as i32,
+                pb::AttemptOutcome::Accepted as i32
+            ),
+        ]
+    );
+    assert_eq!(delivered.channel, pb::Channel::Email as i32);
+}
+
+/// Quiet hours around now in Tokyo (UTC+9, no daylight saving): from an
+/// hour ago to two hours from now, local time.
+fn quiet_around_now_in_tokyo() -> pb::QuietHours {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let minute = ((secs / 60 + 9 * 60) % 1440) as i64;
+    let hhmm = |m: i64| {
+        let m = m.rem_euclid(1440);
+        format!("{:02}:{:02}", m / 60, m % 60)
+    };
+    pb::QuietHours {
+        start: hhmm(minute - 60),
+        end: hhmm(minute + 120),
+    }
+}
+
+async fn quiet_hours_hold_messages_in_the_contacts_zone(mut app: TestApp) {
+    let anna = create(&mut app, "Anna", vec![email("anna@example.com")])
+        .await
+        .name;
+    app.preferences
+        .update_preferences(pb::UpdatePreferencesRequest {
+            preferences: Some(pb::Preferences {
+                name: format!("{anna}/preferences"),
+                quiet_hours: Some(quiet_around_now_in_tokyo()),
+                time_zone: "Asia/Tokyo".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["quiet_hours".into(), "time_zone".into()],
+            }),
+        })
+        .await
+        .expect("preferences");
+    let held = send(&mut app, to(&anna, text_message("Your statement is ready")))
+        .await
+        .expect("accepted");
+    assert_eq!(held.status, pb::MessageStatus::Queued as i32, "{held:#?}");
+    assert_eq!(held.status_history[0].reason, "held for quiet hours");
+    let until = SystemTime::try_from(held.route.as_ref().unwrap().hold_until.unwrap()).unwrap();
+    let now = SystemTime::now();
+    assert!(
+        until > now + Duration::from_secs(3600) && until <= now + Duration::from_secs(7260),
+        "held until the end of Tokyo's quiet hours, two hours from now"
+    );
+    // Durably: still queued after a while, never sent.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let still = wait_for(&mut app, &held.name, pb::MessageStatus::Queued).await;
+    assert!(still.attempts.is_empty());
+
+    // An urgent message and an authentication code go now.
+    let mut urgent = text_message("Your card was blocked");
+    urgent.urgent = true;
+    let now_sent = send(&mut app, to(&anna, urgent)).await.expect("accepted");
+    assert_eq!(now_sent.status, pb::MessageStatus::Accepted as i32);
+    assert!(now_sent.urgent);
+    wait_for(&mut app, &now_sent.name, pb::MessageStatus::Delivered).await;
+    let mut code = text_message("Your code is 123456");
+    code.category = pb::Category::Authentication as i32;
+    let code = send(&mut app, to(&anna, code)).await.expect("accepted");
+    assert_eq!(code.status, pb::MessageStatus::Accepted as i32);
+}
+
+async fn preview_agrees_with_the_stored_decision(mut app: TestApp) {
+    let anna = create(
+        &mut app,
+        "Anna",
+        vec![whatsapp("+4915123456789"), email("anna@example.com")],
+    )
+    .await
+    .name;
+    let mut message = text_message("Your order has shipped");
+    message.overrides = vec![template_override()];
+    let request = to(&anna, message);
+    let preview = app
+        .messaging
+        .preview_route(pb::PreviewRouteRequest {
+            send: Some(request.clone()),
+        })
+        .await
+        .expect("preview")
+        .into_inner();
+    assert_eq!(preview.contact, anna);
+    assert_eq!(preview.category, pb::Category::Transactional as i32);
+    let timeline = |app: &mut TestApp| {
+        let mut messaging = app.messaging.clone();
+        let contact = anna.clone();
+        async move {
+            messaging
+                .list_messages(pb::ListMessagesRequest {
+                    contact,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .messages
+                .len()
+        }
+    };
+    assert_eq!(timeline(&mut app).await, 0, "a preview writes nothing");
+    let sent = send(&mut app, request).await.expect("accepted");
+    let (p, s) = (preview.route.unwrap(), sent.route.unwrap());
+    assert_eq!(p.plan, s.plan);
+    assert_eq!(p.skipped, s.skipped);
+    assert_eq!(p.steps, s.steps);
+
+    // A preview for an unknown address creates no contact.
+    let unknown = pb::SendMessageRequest {
+        recipient: Some(Recipient::Address(email("new@example.com"))),
+        message: Some(text_message("Welcome")),
+        idempotency_key: String::new(),
+    };
+    let preview = app
+        .messaging
+        .preview_route(pb::PreviewRouteRequest {
+            send: Some(unknown),
+        })
+        .await
+        .expect("preview")
+        .into_inner();
+    assert_eq!(preview.contact, "");
+    assert_eq!(preview.route.unwrap().plan, [pb::Channel::Email as i32]);
+    let missing = app
+        .contacts
+        .lookup_contact(pb::LookupContactRequest {
+            key: Some(pb::lookup_contact_request::Key::Address(
+                "new@example.com".into(),
+            )),
+        })
+        .await
+        .expect_err("no contact was created");
+    assert_eq!(missing.code(), Code::NotFound);
+
+    // Bad input names the field inside the send.
+    let bad = app
+        .messaging
+        .preview_route(pb::PreviewRouteRequest {
+            send: Some(pb::SendMessageRequest::default()),
+        })
+        .await
+        .expect_err("invalid");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("send.recipient"), "{bad:?}");
+}
