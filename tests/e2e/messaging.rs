@@ -49,7 +49,7 @@ async fn get_message(app: &mut TestApp, name: &str) -> pb::Message {
 
 /// Polls until the message reaches `status`; panics with the message if it
 /// never does.
-async fn wait_for(app: &mut TestApp, name: &str, status: pb::MessageStatus) -> pb::Message {
+pub async fn wait_for(app: &mut TestApp, name: &str, status: pb::MessageStatus) -> pb::Message {
     let deadline = tokio::time::Instant::now() + STATUS_WAIT;
     loop {
         let message = get_message(app, name).await;

@@ -11,7 +11,7 @@ use omniroute_proto::v1 as pb;
 use pb::send_message_request::Recipient;
 use tonic::Code;
 
-use crate::messaging::text_message;
+use crate::messaging::{text_message, wait_for};
 use crate::support::*;
 
 crate::on_both_stores!(
@@ -21,8 +21,6 @@ crate::on_both_stores!(
     quiet_hours_hold_messages_in_the_contacts_zone,
     preview_agrees_with_the_stored_decision,
 );
-
-const WAIT: Duration = Duration::from_secs(20);
 
 fn to(contact: &str, message: pb::Message) -> pb::SendMessageRequest {
     pb::SendMessageRequest {
@@ -40,33 +38,6 @@ async fn send(
         .send_message(request)
         .await
         .map(|r| r.into_inner().message.expect("a message"))
-}
-
-async fn consent(
-    app: &mut TestApp,
-    contact: &str,
-    channel: pb::Channel,
-    category: pb::Category,
-    grant: bool,
-) {
-    app.preferences
-        .create_consent_record(pb::CreateConsentRecordRequest {
-            parent: contact.to_owned(),
-            consent_record: Some(pb::ConsentRecord {
-                channel: channel as i32,
-                category: category as i32,
-                action: if grant {
-                    pb::ConsentAction::Grant
-                } else {
-                    pb::ConsentAction::Revoke
-                } as i32,
-                source: "checkout-form".into(),
-                legal_basis: pb::LegalBasis::Consent as i32,
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("consent recorded");
 }
 
 fn template_override() -> pb::ChannelOverride {
@@ -95,30 +66,6 @@ fn skip_reason(message: &pb::Message, channel: pb::Channel) -> Option<i32> {
         .iter()
         .find(|s| s.channel == channel as i32)
         .map(|s| s.reason)
-}
-
-async fn wait_for(app: &mut TestApp, name: &str, status: pb::MessageStatus) -> pb::Message {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let message = app
-            .messaging
-            .get_message(pb::GetMessageRequest {
-                name: name.to_owned(),
-            })
-            .await
-            .expect("get message")
-            .into_inner()
-            .message
-            .expect("message");
-        if message.status == status as i32 {
-            return message;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{name} never reached {status:?}: {message:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn the_window_decides_free_form_or_template(mut app: TestApp) {

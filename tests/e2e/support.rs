@@ -113,3 +113,31 @@ pub fn assert_invalid(status: &Status, field: &str) {
         bad_request.field_violations
     );
 }
+
+/// Appends a grant (or a revocation) to a contact's consent ledger.
+pub async fn consent(
+    app: &mut TestApp,
+    contact: &str,
+    channel: pb::Channel,
+    category: pb::Category,
+    grant: bool,
+) {
+    app.preferences
+        .create_consent_record(pb::CreateConsentRecordRequest {
+            parent: contact.to_owned(),
+            consent_record: Some(pb::ConsentRecord {
+                channel: channel as i32,
+                category: category as i32,
+                action: if grant {
+                    pb::ConsentAction::Grant
+                } else {
+                    pb::ConsentAction::Revoke
+                } as i32,
+                source: "checkout-form".into(),
+                legal_basis: pb::LegalBasis::Consent as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("consent recorded");
+}

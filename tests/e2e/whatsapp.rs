@@ -467,20 +467,14 @@ async fn templates_are_checked_against_the_catalogue(app: TestApp) {
         Ok(contact) => contact,
         Err(_) => create(&mut app, "Anna", vec![whatsapp("+49 151 23456789")]).await,
     };
-    app.preferences
-        .create_consent_record(pb::CreateConsentRecordRequest {
-            parent: anna.name.clone(),
-            consent_record: Some(pb::ConsentRecord {
-                channel: pb::Channel::Whatsapp as i32,
-                category: pb::Category::Marketing as i32,
-                action: pb::ConsentAction::Grant as i32,
-                source: "newsletter-form".into(),
-                legal_basis: pb::LegalBasis::Consent as i32,
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
+    consent(
+        &mut app,
+        &anna.name,
+        pb::Channel::Whatsapp,
+        pb::Category::Marketing,
+        true,
+    )
+    .await;
     let accepted = app
         .messaging
         .send_message(pb::SendMessageRequest {
