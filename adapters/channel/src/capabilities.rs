@@ -52,13 +52,14 @@ impl ContentKind {
     }
 }
 
-/// What one channel carries and how it must be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What one channel carries and how it must be used. Static data: cheap
+/// to ask for on every routing decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
     /// The content kinds it sends. Interactive content on a channel without
     /// [`Capabilities::interactive`] is sent as numbered text, so it needs
     /// `Text` here instead.
-    pub kinds: Vec<ContentKind>,
+    pub kinds: &'static [ContentKind],
     /// The longest text body, in characters; `None` for no limit.
     pub max_text_chars: Option<usize>,
     /// Whether choices are native (buttons, lists).
@@ -155,7 +156,7 @@ mod tests {
 
     fn text_only() -> Capabilities {
         Capabilities {
-            kinds: vec![ContentKind::Text],
+            kinds: &[ContentKind::Text],
             max_text_chars: Some(10),
             interactive: false,
             service_window: None,

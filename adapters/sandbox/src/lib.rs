@@ -460,7 +460,7 @@ pub fn capabilities(channel: Channel) -> Capabilities {
         // Text (with HTML and a subject), templates rendered by name, media
         // as attachments; choices as numbered text.
         Channel::Email => Capabilities {
-            kinds: vec![ContentKind::Text, ContentKind::Template, ContentKind::Media],
+            kinds: &[ContentKind::Text, ContentKind::Template, ContentKind::Media],
             max_text_chars: None,
             interactive: false,
             service_window: None,
@@ -469,7 +469,7 @@ pub fn capabilities(channel: Channel) -> Capabilities {
         // A call speaks text (choices read out as numbers) or bridges a
         // callback request to an agent; it rings.
         Channel::Voice => Capabilities {
-            kinds: vec![ContentKind::Text, ContentKind::CallbackRequest],
+            kinds: &[ContentKind::Text, ContentKind::CallbackRequest],
             max_text_chars: Some(4_000),
             interactive: false,
             service_window: None,

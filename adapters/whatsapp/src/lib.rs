@@ -73,7 +73,7 @@ pub const SERVICE_WINDOW: std::time::Duration = std::time::Duration::from_secs(2
 pub fn capabilities() -> omniroute_channel::Capabilities {
     use omniroute_channel::ContentKind;
     omniroute_channel::Capabilities {
-        kinds: vec![
+        kinds: &[
             ContentKind::Text,
             ContentKind::Template,
             ContentKind::Media,

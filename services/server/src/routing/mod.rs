@@ -182,12 +182,10 @@ impl Router {
         let policy = self.policy(tenant);
         let decide = |category| {
             policy::decide(&Input {
-                category,
-                urgent: request.urgent,
-                content: request.content,
-                overrides: request.overrides,
-                explicit: request.explicit,
-                excluded: request.excluded,
+                request: RouteRequest {
+                    category,
+                    ..*request
+                },
                 contact: &recipient.contact,
                 preferences: &recipient.preferences.channels,
                 consents: &recipient.preferences.consents,

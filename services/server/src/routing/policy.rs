@@ -25,8 +25,8 @@ use omniroute_store::{
     SkippedChannel,
 };
 
-use super::RouteError;
 use super::quiet;
+use super::{RouteError, RouteRequest};
 
 /// How a channel's circuit breaker stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,18 +89,9 @@ impl Default for TenantPolicy {
 /// Everything a decision depends on.
 #[derive(Clone, Copy)]
 pub struct Input<'a> {
-    /// The message's category.
-    pub category: Category,
-    /// Caller-flagged urgent (authentication is always).
-    pub urgent: bool,
-    /// The message's content.
-    pub content: &'a Content,
-    /// Its per-channel contents.
-    pub overrides: &'a [ChannelOverride],
-    /// The caller's channel, if it named one.
-    pub explicit: Option<Channel>,
-    /// Channels the caller excluded.
-    pub excluded: &'a [Channel],
+    /// What the caller asked for (category, urgency, contents, channel
+    /// restrictions).
+    pub request: RouteRequest<'a>,
     /// The contact.
     pub contact: &'a Contact,
     /// Its stated preferences.
@@ -124,8 +115,8 @@ pub struct Input<'a> {
 impl std::fmt::Debug for Input<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Input")
-            .field("category", &self.category)
-            .field("explicit", &self.explicit)
+            .field("category", &self.request.category)
+            .field("explicit", &self.request.explicit)
             .field("contact", &self.contact.id)
             .finish_non_exhaustive()
     }
@@ -193,20 +184,20 @@ pub fn decide(input: &Input<'_>) -> Result<RouteDecision, RouteError> {
         .preferences
         .categories
         .iter()
-        .find(|c| c.category == input.category);
+        .find(|c| c.category == input.request.category);
     if category_preference.is_some_and(|c| c.status == Some(OptStatus::OptedOut)) {
-        return Err(RouteError::OptedOut(input.category));
+        return Err(RouteError::OptedOut(input.request.category));
     }
     let stated: &[Channel] = category_preference
         .map(|c| c.channels.as_slice())
         .filter(|c| !c.is_empty())
         .unwrap_or(input.preferences.channel_order.as_slice());
-    let order: Vec<Channel> = match (input.explicit, stated.is_empty()) {
+    let order: Vec<Channel> = match (input.request.explicit, stated.is_empty()) {
         (Some(channel), _) => vec![channel],
         (None, false) => stated.to_vec(),
         (None, true) => input.tenant.channel_order.clone(),
     };
-    let urgent = input.urgent || input.category == Category::Authentication;
+    let urgent = input.request.urgent || input.request.category == Category::Authentication;
     let quiet = quiet_rule(input);
     let quiet_end = quiet.as_ref().and_then(|q| quiet::quiet_end(q, input.now));
     let mut inputs = RouteInputs {
@@ -214,7 +205,7 @@ pub fn decide(input: &Input<'_>) -> Result<RouteDecision, RouteError> {
         quiet_hours: quiet.clone(),
         quiet_hours_end: quiet_end,
         windows: input.windows.to_vec(),
-        excluded: input.excluded.to_vec(),
+        excluded: input.request.excluded.to_vec(),
         ..RouteInputs::default()
     };
     let mut plan = Vec::new();
@@ -226,7 +217,7 @@ pub fn decide(input: &Input<'_>) -> Result<RouteDecision, RouteError> {
             continue;
         }
         seen.push(channel);
-        let verdict = if input.excluded.contains(&channel) {
+        let verdict = if input.request.excluded.contains(&channel) {
             Verdict::Skipped(
                 SkipReason::ExcludedByCaller,
                 "excluded by the caller".into(),
@@ -249,7 +240,7 @@ pub fn decide(input: &Input<'_>) -> Result<RouteDecision, RouteError> {
         if seen.contains(&channel) {
             continue;
         }
-        let (reason, detail) = if input.explicit.is_some() {
+        let (reason, detail) = if input.request.explicit.is_some() {
             (
                 SkipReason::ExcludedByCaller,
                 "the caller chose another channel",
@@ -270,7 +261,7 @@ pub fn decide(input: &Input<'_>) -> Result<RouteDecision, RouteError> {
         return Err(RouteError::Invalid(invalid));
     }
     if plan.is_empty() {
-        return Err(match input.explicit {
+        return Err(match input.request.explicit {
             Some(channel) => {
                 let skip = skipped
                     .iter()
@@ -365,6 +356,7 @@ fn judge(
     // The content: the channel's override, else the main content; outside
     // a closed window a template only.
     let has_override = input
+        .request
         .overrides
         .iter()
         .any(|o| o.channel == channel && !o.outside_window);
@@ -374,9 +366,15 @@ fn judge(
         ContentVariant::Main
     };
     if caps.service_window.is_some() && !window_open {
-        let content = step_content(input.content, input.overrides, channel, variant);
+        let content = step_content(
+            input.request.content,
+            input.request.overrides,
+            channel,
+            variant,
+        );
         if !matches!(content, Content::Template(_)) {
             let alternative = input
+                .request
                 .overrides
                 .iter()
                 .any(|o| o.channel == channel && o.outside_window);
@@ -394,7 +392,12 @@ fn judge(
             variant = ContentVariant::WindowAlternative;
         }
     }
-    let content = step_content(input.content, input.overrides, channel, variant);
+    let content = step_content(
+        input.request.content,
+        input.request.overrides,
+        channel,
+        variant,
+    );
     let own = variant != ContentVariant::Main;
     match caps.fit(&content) {
         Fit::AsIs => {}
@@ -410,13 +413,19 @@ fn judge(
         }
         Fit::No(why) => return Verdict::Skipped(SkipReason::UnsupportedContent, why),
     }
-    let content = step_content(input.content, input.overrides, channel, variant);
+    let content = step_content(
+        input.request.content,
+        input.request.overrides,
+        channel,
+        variant,
+    );
     let violations = (input.check)(channel, &content);
     if !violations.is_empty() {
         // The caller's own choice (its channel, its override, a template it
         // named) is the caller's mistake; the main content merely not
         // fitting one channel of several is a reason to use another.
-        let named = input.explicit == Some(channel) || matches!(content, Content::Template(_));
+        let named =
+            input.request.explicit == Some(channel) || matches!(content, Content::Template(_));
         if own || named {
             let prefix = override_field(input, channel, variant);
             return Verdict::Invalid(
@@ -443,6 +452,7 @@ fn judge(
 fn override_field(input: &Input<'_>, channel: Channel, variant: ContentVariant) -> String {
     let outside = variant == ContentVariant::WindowAlternative;
     input
+        .request
         .overrides
         .iter()
         .position(|o| o.channel == channel && o.outside_window == outside)
@@ -460,7 +470,7 @@ fn consent(
     window_open: bool,
     inputs: &mut RouteInputs,
 ) -> Option<Verdict> {
-    let category = input.category;
+    let category = input.request.category;
     let state = input
         .consents
         .iter()

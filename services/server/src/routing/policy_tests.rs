@@ -12,6 +12,7 @@ use proptest::prelude::*;
 use uuid::Uuid;
 
 use super::*;
+use crate::routing::RouteRequest;
 
 const T0: u64 = 1_764_590_400; // 2025-12-01T12:00:00Z, a Monday noon in UTC
 
@@ -132,12 +133,14 @@ impl Case {
             _ => Vec::new(),
         };
         decide(&Input {
-            category: self.category,
-            urgent: self.urgent,
-            content: &self.content,
-            overrides: &self.overrides,
-            explicit: self.explicit,
-            excluded: &self.excluded,
+            request: RouteRequest {
+                category: self.category,
+                urgent: self.urgent,
+                content: &self.content,
+                overrides: &self.overrides,
+                explicit: self.explicit,
+                excluded: &self.excluded,
+            },
             contact: &self.contact,
             preferences: &self.preferences,
             consents: &self.consents,
