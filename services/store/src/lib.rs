@@ -21,6 +21,7 @@
 //! - schema migrations are versioned and applied at start-up, once, even when
 //!   several replicas start together.
 
+mod jobs;
 mod messages;
 mod model;
 mod postgres;
@@ -33,6 +34,7 @@ use async_trait::async_trait;
 use omniroute_channel::{Address, Channel};
 use uuid::Uuid;
 
+pub use jobs::*;
 pub use messages::*;
 pub use model::*;
 pub use postgres::{PgStore, PgStoreConfig};
@@ -380,6 +382,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Deletes events older than `before`; returns how many.
     async fn prune_events(&self, before: SystemTime) -> Result<u64>;
+
+    /// Logs a `WindowClosing` event for each customer service window of the
+    /// tenants `scope` selects that closes within `lead` from now and had
+    /// none for its current end (at most `limit` windows, soonest first;
+    /// replicas share the work without announcing one twice). Returns how
+    /// many were announced.
+    async fn announce_closing_windows(
+        &self,
+        scope: &TenantScope,
+        lead: Duration,
+        limit: usize,
+    ) -> Result<usize>;
 
     /// Messages of any tenant that were sent but heard nothing since
     /// `sent_before` (oldest first, at most `limit`), for reconciliation with

@@ -11,7 +11,7 @@
 //!   history and the event log, but does not change the status.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use omniroute_channel::{Category, Channel, Content, ErrorClass};
 use serde::{Deserialize, Serialize};
@@ -299,9 +299,14 @@ pub struct PlannedChannel {
     /// Which of the message's contents this step sends.
     #[serde(default, skip_serializing_if = "ContentVariant::is_main")]
     pub variant: ContentVariant,
-    /// The next step takes over when this one is not delivered by then.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deliver_by: Option<SystemTime>,
+    /// The next step takes over when this one is not delivered within
+    /// this time of being sent (only on steps with a next step).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "optional_secs"
+    )]
+    pub deliver_within: Option<Duration>,
     /// Not sent before this time (the end of the customer's quiet hours).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<SystemTime>,
@@ -316,7 +321,7 @@ impl PlannedChannel {
             key: address.key().to_owned(),
             wa_id: address.wa_id().map(str::to_owned),
             variant: ContentVariant::Main,
-            deliver_by: None,
+            deliver_within: None,
             not_before: None,
         }
     }
@@ -536,6 +541,12 @@ pub struct NewInbound {
     pub content: Content,
     /// The provider id of the message it replies to.
     pub reply_to: Option<String>,
+    /// The business line it came to (the WhatsApp phone number id, the
+    /// mailbox, the phone line).
+    pub line: String,
+    /// How long it keeps the channel's customer service window open, if
+    /// the channel has one (WhatsApp: 24 hours).
+    pub opens_window: Option<Duration>,
 }
 
 /// The outcome of [`crate::Store::record_inbound`].
@@ -547,8 +558,6 @@ pub enum Received {
     Duplicate,
 }
 
-/// How long a customer's message keeps WhatsApp's service window open.
-pub const WHATSAPP_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// The stored form of an accepted outbound message, and when its job is
 /// due: `Queued` until a future send time, else `Accepted` and due now. Times
@@ -567,7 +576,7 @@ pub(crate) fn outbound_message(new: NewMessage, now: SystemTime) -> (Message, Sy
         .map(micros)
         .filter(|t| *t > now && scheduled.is_none_or(|s| *t > s));
     let (status, reason) = match (held, scheduled) {
-        (Some(_), _) => (MessageStatus::Queued, "held for quiet hours"),
+        (Some(_), _) => (MessageStatus::Queued, HELD_FOR_QUIET_HOURS),
         (None, Some(_)) => (MessageStatus::Queued, "scheduled"),
         (None, None) => (MessageStatus::Accepted, ""),
     };
@@ -640,73 +649,6 @@ pub(crate) fn inbound_message(
     }
 }
 
-/// A dispatch job a worker holds under a lease.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClaimedJob {
-    /// The message's tenant.
-    pub tenant: String,
-    /// The message, as of the claim.
-    pub message: Message,
-    /// Proves the lease: a completion with an older token is refused.
-    pub claim_token: Uuid,
-    /// Index into the route plan of the channel to try.
-    pub plan_index: usize,
-    /// Attempts on that channel so far, including this one.
-    pub channel_attempt: u32,
-}
-
-/// The outcome of one claimed job, for [`crate::Store::complete_jobs`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct Completion {
-    /// The job as claimed (its claim token proves the lease).
-    pub job: ClaimedJob,
-    /// The attempt made, if one was.
-    pub attempt: Option<Attempt>,
-    /// What happens next.
-    pub next: NextStep,
-}
-
-/// What a worker decided after an attempt.
-#[derive(Debug, Clone, PartialEq)]
-pub enum NextStep {
-    /// The provider accepted the message: it is sent.
-    Sent {
-        /// The provider's id.
-        provider_message_id: String,
-    },
-    /// Try the same channel again at this time.
-    RetryAt(SystemTime),
-    /// Go on with this plan index, due at this time.
-    NextChannel {
-        /// The plan index.
-        index: usize,
-        /// When it is due.
-        due: SystemTime,
-    },
-    /// Give up: the message failed (dead letter).
-    Fail {
-        /// Why, for the operator.
-        reason: String,
-    },
-}
-
-/// A status reported by a provider (or the sandbox) for a sent message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProviderStatus {
-    /// Our message id, when the provider echoed it back.
-    pub message_id: Option<Uuid>,
-    /// The channel.
-    pub channel: Channel,
-    /// The provider's message id.
-    pub provider_message_id: String,
-    /// Sent, delivered, read or failed.
-    pub status: MessageStatus,
-    /// When the provider says it happened.
-    pub time: SystemTime,
-    /// For failures: why.
-    pub reason: String,
-}
-
 /// What happened, in the event log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -727,6 +669,14 @@ pub enum EventType {
     ContactErased,
     /// A callback changed.
     CallbackChanged,
+    /// A message's step was deferred (quiet hours): [`Event::route`] says
+    /// until when.
+    MessageDeferred,
+    /// A message moved to its plan's next step: [`Event::route`] says from
+    /// which channel to which, why, and when it is due.
+    MessageFallback,
+    /// A customer service window closes soon: [`EventPayload::Window`].
+    WindowClosing,
 }
 
 impl EventType {
@@ -741,6 +691,9 @@ impl EventType {
             EventType::ContactMerged => 6,
             EventType::ContactErased => 7,
             EventType::CallbackChanged => 8,
+            EventType::MessageDeferred => 9,
+            EventType::MessageFallback => 10,
+            EventType::WindowClosing => 11,
         }
     }
 
@@ -755,6 +708,9 @@ impl EventType {
             6 => EventType::ContactMerged,
             7 => EventType::ContactErased,
             8 => EventType::CallbackChanged,
+            9 => EventType::MessageDeferred,
+            10 => EventType::MessageFallback,
+            11 => EventType::WindowClosing,
             _ => return None,
         })
     }
@@ -811,6 +767,30 @@ pub struct Event {
     /// The payload: for message events the message after the change; for
     /// contact events the contact's id and merged ids.
     pub payload: EventPayload,
+    /// For deferrals and fallbacks: what routing did.
+    pub route: Option<RouteChange>,
+}
+
+/// What routing did to a message after accepting it: a step deferred, or
+/// the plan's next step taking over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteChange {
+    /// The channel left (fallbacks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Channel>,
+    /// The channel of the step now due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Channel>,
+    /// Why.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// When the step is due, if later than the change.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "optional_micros"
+    )]
+    pub until: Option<SystemTime>,
 }
 
 /// What an event carries.
@@ -827,6 +807,8 @@ pub enum EventPayload {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         merged: Vec<Uuid>,
     },
+    /// A customer service window closing soon.
+    Window(crate::ServiceWindow),
     /// Nothing (erased).
     Empty,
 }
@@ -864,6 +846,9 @@ pub(crate) struct MessageState {
     provider_message_id: Option<String>,
     /// Microseconds since the epoch.
     update_time: i64,
+    /// What routing did, for deferral and fallback events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    route: Option<RouteChange>,
 }
 
 impl MessageState {
@@ -875,6 +860,7 @@ impl MessageState {
             attempts: message.attempts.len(),
             provider_message_id: message.provider_message_id.clone(),
             update_time: crate::model::to_micros(message.update_time),
+            route: None,
         }
     }
 
@@ -910,6 +896,8 @@ pub(crate) enum StoredPayload {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         merged: Vec<Uuid>,
     },
+    /// A customer service window closing soon.
+    Window(crate::ServiceWindow),
     /// Nothing (erased).
     Empty,
 }
@@ -933,7 +921,16 @@ impl StoredPayload {
             StoredPayload::Contact { contact_id, merged } => {
                 EventPayload::Contact { contact_id, merged }
             }
+            StoredPayload::Window(window) => EventPayload::Window(window),
             StoredPayload::Empty => EventPayload::Empty,
+        }
+    }
+
+    /// What routing did, for deferral and fallback events.
+    pub(crate) fn route_change(&self) -> Option<RouteChange> {
+        match self {
+            StoredPayload::MessageState(state) => state.route.clone(),
+            _ => None,
         }
     }
 
@@ -960,6 +957,34 @@ pub(crate) fn message_event(kind: EventType, message: &Message) -> NewEvent {
     }
 }
 
+/// A deferral or fallback event about `message`.
+pub(crate) fn route_event(kind: EventType, message: &Message, change: RouteChange) -> NewEvent {
+    let mut state = MessageState::of(message);
+    state.route = Some(change);
+    NewEvent {
+        payload: StoredPayload::MessageState(state),
+        ..message_event(kind, message)
+    }
+}
+
+/// The `MessageDeferred` event of a message accepted with its first step
+/// held for quiet hours, due at `due`.
+pub(crate) fn deferred_event(message: &Message, due: SystemTime) -> Option<NewEvent> {
+    let held = message.history.first()?.reason == HELD_FOR_QUIET_HOURS;
+    held.then(|| {
+        let change = RouteChange {
+            from: None,
+            to: message.channel,
+            reason: "quiet hours".to_owned(),
+            until: Some(due),
+        };
+        route_event(EventType::MessageDeferred, message, change)
+    })
+}
+
+/// The history reason of a message held for the customer's quiet hours.
+pub const HELD_FOR_QUIET_HOURS: &str = "held for quiet hours";
+
 /// The event for a status change of `message`: `MessageFailed` when this
 /// change failed it, else `MessageStatusChanged`.
 pub(crate) fn status_event(before: MessageStatus, message: &Message) -> NewEvent {
@@ -980,6 +1005,37 @@ pub(crate) fn contact_event(kind: EventType, contact_id: Uuid, merged: Vec<Uuid>
         correlation_ref: String::new(),
         metadata: BTreeMap::new(),
         payload: StoredPayload::Contact { contact_id, merged },
+    }
+}
+
+/// The `WindowClosing` event of a contact's window.
+pub(crate) fn window_event(contact_id: Uuid, window: crate::ServiceWindow) -> NewEvent {
+    NewEvent {
+        kind: EventType::WindowClosing,
+        contact_id: Some(contact_id),
+        message_id: None,
+        correlation_ref: String::new(),
+        metadata: BTreeMap::new(),
+        payload: StoredPayload::Window(window),
+    }
+}
+
+/// Which tenants a background task works for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantScope {
+    /// Only this one.
+    Only(String),
+    /// Every tenant but these.
+    AllBut(Vec<String>),
+}
+
+impl TenantScope {
+    /// The one tenant, or the excluded ones.
+    pub(crate) fn parts(&self) -> (Option<&str>, Vec<&str>) {
+        match self {
+            TenantScope::Only(t) => (Some(t.as_str()), Vec::new()),
+            TenantScope::AllBut(ts) => (None, ts.iter().map(String::as_str).collect()),
+        }
     }
 }
 
@@ -1036,97 +1092,6 @@ pub fn apply_status(
     }
     message.update_time = now;
     true
-}
-
-/// What a completion does to the message's dispatch job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum JobChange {
-    /// The job is done (sent or failed): delete it.
-    Delete,
-    /// Put it back in line, unleased.
-    Release {
-        /// When it is due.
-        due: SystemTime,
-        /// The plan index it tries next.
-        plan_index: usize,
-        /// Whether its channel attempts start again (a new channel).
-        restart_attempts: bool,
-    },
-}
-
-/// Why an attempt failed, in a few words for the status history.
-fn attempt_reason(attempt: &Attempt) -> String {
-    match (attempt.error_code.as_str(), attempt.error_message.as_str()) {
-        ("", "") => match attempt.outcome {
-            AttemptOutcome::Failed(class) => class.as_str().to_owned(),
-            AttemptOutcome::Accepted => String::new(),
-        },
-        (code, "") => code.to_owned(),
-        ("", message) => message.to_owned(),
-        (code, message) => format!("{code}: {message}"),
-    }
-}
-
-/// Applies the outcome of a claimed job to its message, in memory, as both
-/// stores do inside the transaction that holds the message's lock: appends
-/// the attempt, moves the status with [`apply_status`], and says what
-/// becomes of the job. Returns whether the status history changed (then an
-/// event is due) and the job change.
-pub(crate) fn apply_completion(
-    message: &mut Message,
-    plan_index: usize,
-    attempt: Option<Attempt>,
-    next: NextStep,
-    now: SystemTime,
-) -> (bool, JobChange) {
-    let reason = attempt.as_ref().map(attempt_reason).unwrap_or_default();
-    let channel = attempt.as_ref().map(|a| a.channel).or(message.channel);
-    if let Some(attempt) = attempt {
-        message.attempts.push(attempt);
-    }
-    message.update_time = now;
-    match next {
-        NextStep::Sent {
-            provider_message_id,
-        } => {
-            message.provider_message_id = Some(provider_message_id);
-            let changed = apply_status(message, MessageStatus::Sent, channel, "", now);
-            (changed, JobChange::Delete)
-        }
-        NextStep::RetryAt(due) => {
-            let reason = if reason.is_empty() { "retry" } else { &reason };
-            let changed = apply_status(message, MessageStatus::Queued, channel, reason, now);
-            let release = JobChange::Release {
-                due,
-                plan_index,
-                restart_attempts: false,
-            };
-            (changed, release)
-        }
-        NextStep::NextChannel { index, due } => {
-            let next_channel = message
-                .route
-                .as_ref()
-                .and_then(|r| r.plan.get(index))
-                .map(|p| p.channel);
-            message.channel = next_channel.or(message.channel);
-            let reason = format!(
-                "falling back to {}: {reason}",
-                message.channel.map(Channel::as_str).unwrap_or("?")
-            );
-            let changed = apply_status(message, MessageStatus::Queued, channel, &reason, now);
-            let release = JobChange::Release {
-                due: due.max(now),
-                plan_index: index,
-                restart_attempts: true,
-            };
-            (changed, release)
-        }
-        NextStep::Fail { reason } => {
-            let changed = apply_status(message, MessageStatus::Failed, channel, &reason, now);
-            (changed, JobChange::Delete)
-        }
-    }
 }
 
 /// Puts a failed message back in the queue on an operator's request: from the
@@ -1246,5 +1211,43 @@ mod tests {
         assert!(a < b && b < Cursor { xid: 8, seq: 1 });
         assert_eq!(Cursor::decode(&a.encode()), Some(a));
         assert_eq!(Cursor::decode("nope"), None);
+    }
+}
+
+/// `Option<Duration>` as whole seconds.
+mod optional_secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_secs))
+    }
+}
+
+/// `Option<SystemTime>` as microseconds since the epoch.
+mod optional_micros {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_some(&crate::model::to_micros(*t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<SystemTime>, D::Error> {
+        Ok(Option::<i64>::deserialize(d)?.map(crate::model::from_micros))
     }
 }

@@ -163,14 +163,74 @@ pub struct Contact {
     pub update_time: SystemTime,
     /// Erasure time and counts, once erased.
     pub erasure: Option<(SystemTime, ErasureSummary)>,
-    /// Until when WhatsApp's customer service window is open: 24 hours after
-    /// the customer's last message. Free-form messages need it open.
-    pub whatsapp_window_until: Option<SystemTime>,
+    /// The customer service windows the customer opened (WhatsApp: 24
+    /// hours after their last message), per channel and business line.
+    pub windows: Vec<ServiceWindow>,
     /// Bumped by the database on every change to the contact, its identities,
     /// preferences or consent records. A send carries the version its route
     /// was decided on and is committed only while it still holds (see
     /// [`crate::NewMessage::contact_version`]).
     pub version: i64,
+}
+
+/// A customer service window: while it is open, the business may write to
+/// the customer free-form on this channel and line (WhatsApp: 24 hours
+/// after the customer's last message to that business number).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ServiceWindow {
+    /// The channel.
+    pub channel: Channel,
+    /// The business line the customer wrote to or called (the WhatsApp
+    /// phone number id, the mailbox, the phone line); empty when unknown
+    /// (windows opened before lines were kept).
+    #[serde(default)]
+    pub line: String,
+    /// Open until this time.
+    #[serde(with = "micros")]
+    pub open_until: SystemTime,
+}
+
+mod micros {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(super::to_micros(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        Ok(super::from_micros(i64::deserialize(d)?))
+    }
+}
+
+impl Contact {
+    /// Until when the customer service window of `channel` on `line` is
+    /// open (a window of unknown line counts for every line).
+    pub fn window_until(&self, channel: Channel, line: &str) -> Option<SystemTime> {
+        self.windows
+            .iter()
+            .filter(|w| w.channel == channel && (w.line == line || w.line.is_empty()))
+            .map(|w| w.open_until)
+            .max()
+    }
+}
+
+/// Windows as both stores' contact reads answer them: a JSON array of
+/// `[channel, line, open_until in microseconds]`, or nothing.
+pub(crate) fn windows_from_json(json: Option<&str>) -> Vec<ServiceWindow> {
+    let rows: Vec<(String, String, i64)> = json
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default();
+    rows.into_iter()
+        .filter_map(|(channel, line, until)| {
+            Some(ServiceWindow {
+                channel: Channel::parse(&channel)?,
+                line,
+                open_until: from_micros(until),
+            })
+        })
+        .collect()
 }
 
 /// How a send names its contact.

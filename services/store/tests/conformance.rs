@@ -24,6 +24,8 @@ mod ledger;
 mod lifecycle;
 #[path = "conformance/messaging.rs"]
 mod messaging;
+#[path = "conformance/routing.rs"]
+mod routing;
 #[path = "conformance/support.rs"]
 mod support;
 #[path = "conformance/versions.rs"]
@@ -37,6 +39,7 @@ use inbound::*;
 use ledger::*;
 use lifecycle::*;
 use messaging::*;
+use routing::*;
 use versions::*;
 
 /// Instantiates every check as a `#[tokio::test]` for both backends, plus the
@@ -136,6 +139,14 @@ conformance! {
         provider_statuses_for_unknown_messages_match_nothing,
         changes_are_signaled_after_writes,
         stale_sent_lists_messages_that_heard_nothing,
+        // routing's durable state
+        a_missed_deadline_hands_over_to_the_next_step,
+        a_delivery_ends_the_watch,
+        a_failure_report_of_a_watched_step_hands_over,
+        a_customer_reply_cancels_the_fallback,
+        the_last_step_is_not_watched,
+        quiet_hours_log_a_deferral,
+        closing_windows_are_announced_once,
         // inbound
         a_new_sender_becomes_a_contact_with_an_open_window,
         redelivered_messages_are_recorded_once,

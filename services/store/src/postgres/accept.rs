@@ -67,6 +67,8 @@ struct Row {
     history: RawJson,
     route: RawJson,
     payload: RawJson,
+    /// The `MessageDeferred` event's payload, when quiet hours hold it.
+    deferred: Option<RawJson>,
 }
 
 impl Row {
@@ -80,7 +82,12 @@ impl Row {
         let key = new.idempotency_key.clone();
         let hash = new.request_hash.clone();
         let (message, due) = outbound_message(new, now);
+        let deferred = match deferred_event(&message, due) {
+            Some(event) => Some(RawJson::of(&event.payload)?),
+            None => None,
+        };
         Ok(Row {
+            deferred,
             tenant: tenant.to_owned(),
             contact_version,
             due,
@@ -209,11 +216,11 @@ input AS (
                          $6::text[], $7::smallint[], $8::smallint[], $9::jsonb[], $10::jsonb[],
                          $11::text[], $12::jsonb[], $13::timestamptz[], $14::timestamptz[],
                          $15::uuid[], $16::jsonb[], $17::jsonb[], $18::text[], $19::text[],
-                         $20::timestamptz[], $21::timestamptz[], $22::jsonb[])
+                         $20::timestamptz[], $21::timestamptz[], $22::jsonb[], $25::jsonb[])
         WITH ORDINALITY AS i(tenant, id, contact_id, version, category, channel, priority,
                              status, content, overrides, correlation_ref, metadata, send_time,
                              expire_time, reply_to, history, route, idempotency_key,
-                             request_hash, time, due, payload, n)
+                             request_hash, time, due, payload, deferred, n)
 ),
 used AS (
     SELECT m.tenant, m.idempotency_key, m.id, m.request_hash FROM messages m
@@ -246,8 +253,16 @@ jobs AS (
 logged AS (
     INSERT INTO events (tenant, type, time, contact_id, message_id, correlation_ref, metadata,
                         payload)
-    SELECT i.tenant, 1, i.time, i.contact_id, i.id, i.correlation_ref, i.metadata, i.payload
-    FROM input i JOIN inserted USING (tenant, id) ORDER BY i.n
+    SELECT e.tenant, e.type, e.time, e.contact_id, e.id, e.correlation_ref, e.metadata, e.payload
+    FROM (
+        SELECT i.tenant, 1 AS type, i.time, i.contact_id, i.id, i.correlation_ref, i.metadata,
+               i.payload, i.n
+        FROM input i JOIN inserted USING (tenant, id)
+        UNION ALL
+        SELECT i.tenant, 9, i.time, i.contact_id, i.id, i.correlation_ref, i.metadata,
+               i.deferred, i.n
+        FROM input i JOIN inserted USING (tenant, id) WHERE i.deferred IS NOT NULL
+    ) e ORDER BY e.n, e.type
 )
 SELECT c.version, c.state, u.id, u.request_hash, ins.id IS NOT NULL
 FROM input i
@@ -305,6 +320,7 @@ async fn write(pool: &Pool, rows: &[&Row]) -> Result<Vec<Outcome>> {
     let times: Vec<SystemTime> = rows.iter().map(|r| r.message.create_time).collect();
     let dues: Vec<SystemTime> = rows.iter().map(|r| r.due).collect();
     let payloads: Vec<&RawJson> = rows.iter().map(|r| &r.payload).collect();
+    let deferred: Vec<Option<&RawJson>> = rows.iter().map(|r| r.deferred.as_ref()).collect();
     let mut wanted: Vec<(&str, Uuid)> = rows
         .iter()
         .map(|r| (r.tenant.as_str(), r.message.contact_id))
@@ -312,7 +328,7 @@ async fn write(pool: &Pool, rows: &[&Row]) -> Result<Vec<Outcome>> {
     wanted.sort();
     wanted.dedup();
     let (contact_tenants, contact_ids): (Vec<&str>, Vec<Uuid>) = wanted.into_iter().unzip();
-    let params: [&(dyn ToSql + Sync); 24] = [
+    let params: [&(dyn ToSql + Sync); 25] = [
         &tenants,
         &ids,
         &contacts,
@@ -337,6 +353,7 @@ async fn write(pool: &Pool, rows: &[&Row]) -> Result<Vec<Outcome>> {
         &payloads,
         &contact_tenants,
         &contact_ids,
+        &deferred,
     ];
     let client = pool.get().await.map_err(StoreError::backend)?;
     let stmt = client.prepare_cached(ACCEPT).await.map_err(db)?;

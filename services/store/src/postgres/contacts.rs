@@ -75,9 +75,23 @@ pub(super) async fn lock_active(c: &impl GenericClient, tenant: &str, id: Uuid) 
     }
 }
 
-/// The columns [`contact_at`] reads, in order.
-const CONTACT_COLUMNS: &str = "id, state, display_name, locale, time_zone, external_ref, labels, \
-     attributes, create_time, update_time, erase_time, erasure, whatsapp_window_until, version";
+/// The contact's service windows (see [`crate::model::windows_from_json`])
+/// of the contact row `c`, by its primary key's prefix.
+macro_rules! windows_column {
+    () => {
+        "(SELECT json_agg(json_build_array(w.channel, w.line, \
+              (extract(epoch FROM w.open_until) * 1000000)::bigint) ORDER BY w.channel, w.line)::text \
+          FROM service_windows w WHERE w.tenant = c.tenant AND w.contact_id = c.id)"
+    };
+}
+
+/// The columns [`contact_at`] reads, in order, of the contact row `c`.
+const CONTACT_COLUMNS: &str = concat!(
+    "c.id, c.state, c.display_name, c.locale, c.time_zone, c.external_ref, c.labels, \
+     c.attributes, c.create_time, c.update_time, c.erase_time, c.erasure, ",
+    windows_column!(),
+    ", c.version"
+);
 
 /// A contact whose [`CONTACT_COLUMNS`] start at column `o`, without its
 /// identities and merged ids.
@@ -108,7 +122,7 @@ fn contact_at(r: &tokio_postgres::Row, o: usize) -> Contact {
                     .unwrap_or_default(),
             )
         }),
-        whatsapp_window_until: r.get(o + 12),
+        windows: crate::model::windows_from_json(r.get(o + 12)),
         version: r.get(o + 13),
     }
 }
@@ -124,7 +138,7 @@ pub(super) async fn load_contacts(
     }
     let contacts_stmt = c
         .prepare_cached(&format!(
-            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE tenant = $1 AND id = ANY($2)"
+            "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.tenant = $1 AND c.id = ANY($2)"
         ))
         .await
         .map_err(db)?;
@@ -430,7 +444,8 @@ pub(super) async fn read_preferences(
 
 /// The routing read (see [`routing_contacts`]): `$2`–`$6` are one element
 /// per lookup (kind 1 by id, 2 by external reference, 3 by identity).
-const ROUTING: &str = "
+const ROUTING: &str = concat!(
+    "
 WITH wanted AS (
     SELECT * FROM unnest($2::smallint[], $3::uuid[], $4::text[], $5::text[], $6::text[])
         WITH ORDINALITY AS w(kind, id, ref, channel, key, n)
@@ -451,7 +466,9 @@ found AS (
 )
 SELECT f.n, c.id, c.state, c.display_name, c.locale, c.time_zone, c.external_ref, c.labels,
        c.attributes, c.create_time, c.update_time, c.erase_time, c.erasure,
-       c.whatsapp_window_until, c.version, c.preferences, c.preferences_update_time,
+       ",
+    windows_column!(),
+    ", c.version, c.preferences, c.preferences_update_time,
        i.channels, i.keys, i.addresses, i.wa_ids, i.created, i.user_ids,
        m.merged,
        r.ids, r.channels, r.categories, r.actions, r.sources, r.bases, r.evidence,
@@ -479,7 +496,8 @@ LEFT JOIN LATERAL (
            array_agg(record_time ORDER BY id) AS record_times,
            array_agg(create_time ORDER BY id) AS create_times
     FROM consent_records WHERE tenant = $1 AND contact_id = c.id
-) r ON true";
+) r ON true"
+);
 
 /// See [`crate::Store::routing_contacts`]: every lookup resolved and every
 /// contact found read with its identities, merged ids, preferences and

@@ -38,6 +38,7 @@ use uuid::Uuid;
 use super::messages::{MESSAGE_COLUMNS, insert_events, message_at, write_messages};
 use super::{PgStore, db};
 use crate::Result;
+use crate::jobs::*;
 use crate::messages::*;
 use crate::model::now;
 
@@ -87,9 +88,10 @@ impl PgStore {
                          channel_attempt = j.channel_attempt + 1
                      WHERE j.ctid = ANY(ARRAY(SELECT ctid FROM due))
                      RETURNING j.message_id, j.claim_token, j.plan_index, j.channel_attempt,
-                               j.priority AS job_priority, j.due_time AS job_due
+                               j.kind, j.priority AS job_priority, j.due_time AS job_due
                  )
-                 SELECT c.claim_token, c.plan_index, c.channel_attempt, m.tenant, {MESSAGE_COLUMNS}
+                 SELECT c.claim_token, c.plan_index, c.channel_attempt, c.kind, m.tenant,
+                        {MESSAGE_COLUMNS}
                  FROM claimed c JOIN messages m ON m.id = c.message_id
                  ORDER BY c.job_priority, c.job_due, c.message_id"
             ))
@@ -105,8 +107,9 @@ impl PgStore {
                     claim_token: r.get(0),
                     plan_index: usize::try_from(r.get::<_, i32>(1)).unwrap_or(0),
                     channel_attempt: u32::try_from(r.get::<_, i32>(2)).unwrap_or(1),
-                    tenant: r.get(3),
-                    message: message_at(r, 4)?,
+                    kind: JobKind::from_code(r.get::<_, i16>(3).into()),
+                    tenant: r.get(4),
+                    message: message_at(r, 5)?,
                 })
             })
             .collect()
@@ -141,55 +144,63 @@ impl PgStore {
         let mut messages = messages_by_id(&message_rows)?;
         let now = now();
         let mut answers = Vec::with_capacity(completions.len());
-        let mut changed: Vec<(Uuid, MessageStatus)> = Vec::new();
+        let mut events: Vec<(String, NewEvent)> = Vec::new();
         let mut deleted: Vec<Uuid> = Vec::new();
         let mut sent: Vec<Uuid> = Vec::new();
         let mut released = Released::default();
+        // Whether a job was put back in line due (a retry, the next step),
+        // not as a watch.
+        let mut requeued = false;
+        let mut written: Vec<Uuid> = Vec::new();
         for completion in completions {
             let id = completion.job.message.id;
             let held = tokens.get(&id).copied().flatten() == Some(completion.job.claim_token);
-            let Some((_, message)) = messages.get_mut(&id).filter(|_| held) else {
+            let Some((tenant, message)) = messages.get_mut(&id).filter(|_| held) else {
                 answers.push(None);
                 continue;
             };
-            let before = message.status;
-            let (moved, job) = apply_completion(
+            let applied = apply_completion(
                 message,
                 completion.job.plan_index,
                 completion.attempt.clone(),
                 completion.next.clone(),
                 now,
             );
-            if message.status == MessageStatus::Sent {
+            if matches!(completion.next, NextStep::Sent { .. })
+                && message.status == MessageStatus::Sent
+            {
                 sent.push(id);
             }
-            match job {
+            match applied.job {
                 JobChange::Delete => deleted.push(id),
                 JobChange::Release {
                     due,
                     plan_index,
                     restart_attempts,
-                } => released.push(id, due, plan_index, restart_attempts),
+                } => {
+                    requeued = true;
+                    released.push(id, due, plan_index, restart_attempts, None)
+                }
+                JobChange::Watch { due } => released.push(
+                    id,
+                    due,
+                    completion.job.plan_index,
+                    false,
+                    Some(message.contact_id),
+                ),
             }
-            if moved {
-                changed.push((id, before));
+            if let Some(event) = applied.event {
+                events.push((tenant.clone(), event));
             }
+            written.push(id);
             answers.push(Some(message.clone()));
         }
-        let written: Vec<(&str, &Message)> = answers
+        let written: Vec<(&str, &Message)> = written
             .iter()
-            .flatten()
-            .filter_map(|m| messages.get(&m.id))
+            .filter_map(|id| messages.get(id))
             .map(|(tenant, message)| (tenant.as_str(), message))
             .collect();
-        let events: Vec<(&str, NewEvent)> = changed
-            .iter()
-            .filter_map(|(id, before)| {
-                let (tenant, message) = messages.get(id)?;
-                Some((tenant.as_str(), status_event(*before, message)))
-            })
-            .collect();
-        let events: Vec<(&str, &NewEvent)> = events.iter().map(|(t, e)| (*t, e)).collect();
+        let events: Vec<(&str, &NewEvent)> = events.iter().map(|(t, e)| (t.as_str(), e)).collect();
         let delete_stmt = tx
             .prepare_cached("DELETE FROM dispatch_jobs WHERE message_id = ANY($1)")
             .await
@@ -223,7 +234,7 @@ impl PgStore {
             insert_events(&tx, &events, now),
         )?;
         tx.commit().await.map_err(db)?;
-        if !released.ids.is_empty() {
+        if requeued {
             self.bump_jobs();
         } else if !written.is_empty() {
             self.bump();
@@ -291,6 +302,33 @@ impl PgStore {
         let rows = tx.query(&stmt, &[&ids]).await.map_err(db)?;
         let mut messages = messages_by_id(&rows)?;
         let now = now();
+        // A failure of a watched step makes its watch due now: the next
+        // step takes over instead of the message failing.
+        let mut failing: Vec<Uuid> = reports
+            .iter()
+            .zip(&targets)
+            .filter(|(r, _)| r.status == MessageStatus::Failed)
+            .filter_map(|(_, t)| *t)
+            .collect();
+        failing.sort();
+        failing.dedup();
+        let mut watched: Vec<Uuid> = Vec::new();
+        if !failing.is_empty() {
+            let stmt = tx
+                .prepare_cached(
+                    "UPDATE dispatch_jobs SET due_time = $2
+                     WHERE message_id = ANY($1) AND kind = 1 RETURNING message_id",
+                )
+                .await
+                .map_err(db)?;
+            watched = tx
+                .query(&stmt, &[&failing, &now])
+                .await
+                .map_err(db)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+        }
         let mut answers = Vec::with_capacity(reports.len());
         let mut events: Vec<(String, NewEvent)> = Vec::new();
         let mut touched: Vec<Uuid> = Vec::new();
@@ -300,17 +338,7 @@ impl PgStore {
                 continue;
             };
             let before = message.status;
-            // A report naming our id may be the first we hear of the provider's.
-            if message.provider_message_id.is_none() && !report.provider_message_id.is_empty() {
-                message.provider_message_id = Some(report.provider_message_id.clone());
-            }
-            let changed = apply_status(
-                message,
-                report.status,
-                Some(report.channel),
-                &report.reason,
-                now,
-            );
+            let changed = apply_report(message, report, watched.contains(&message.id), now);
             if changed {
                 events.push((tenant.clone(), status_event(before, message)));
                 if !touched.contains(&message.id) {
@@ -340,6 +368,20 @@ impl PgStore {
             .prepare_cached("DELETE FROM awaiting_status WHERE message_id = ANY($1)")
             .await
             .map_err(db)?;
+        // Delivered or read: the message arrived, its pending steps end (a
+        // watch, or a fallback step not yet claimed).
+        let arrived: Vec<Uuid> = written
+            .iter()
+            .filter(|(_, m)| ends_pending_steps(m.status))
+            .map(|(_, m)| m.id)
+            .collect();
+        let arrived_stmt = tx
+            .prepare_cached(
+                "DELETE FROM dispatch_jobs
+                 WHERE message_id = ANY($1) AND (kind <> 0 OR lease_until IS NULL)",
+            )
+            .await
+            .map_err(db)?;
         tokio::try_join!(
             write_messages(&tx, &written),
             insert_events(&tx, &events, now),
@@ -350,29 +392,58 @@ impl PgStore {
                 tx.execute(&heard_stmt, &[&heard]).await.map_err(db)?;
                 Ok(())
             },
+            async {
+                if arrived.is_empty() {
+                    return Ok(());
+                }
+                tx.execute(&arrived_stmt, &[&arrived]).await.map_err(db)?;
+                Ok(())
+            },
         )?;
         tx.commit().await.map_err(db)?;
-        self.bump();
+        if watched.is_empty() {
+            self.bump();
+        } else {
+            self.bump_jobs();
+        }
         Ok(answers)
     }
 }
 
-/// Jobs put back in line by a completion, written with one statement.
+/// Jobs put back in line by a completion (as send jobs, or as watches with
+/// their contact), written with one statement.
 #[derive(Debug, Default)]
 struct Released {
     ids: Vec<Uuid>,
     dues: Vec<SystemTime>,
     plan_indexes: Vec<i32>,
     restarts: Vec<bool>,
+    kinds: Vec<i16>,
+    contacts: Vec<Option<Uuid>>,
 }
 
 impl Released {
-    fn push(&mut self, id: Uuid, due: SystemTime, plan_index: usize, restart: bool) {
+    /// A job due at `due` on `plan_index`; a watch of `contact` if given.
+    fn push(
+        &mut self,
+        id: Uuid,
+        due: SystemTime,
+        plan_index: usize,
+        restart: bool,
+        watch_of: Option<Uuid>,
+    ) {
         self.ids.push(id);
         self.dues.push(due);
         self.plan_indexes
             .push(i32::try_from(plan_index).unwrap_or(i32::MAX));
         self.restarts.push(restart);
+        let kind = if watch_of.is_some() {
+            JobKind::Watch
+        } else {
+            JobKind::Send
+        };
+        self.kinds.push(kind.code());
+        self.contacts.push(watch_of);
     }
 
     async fn write(&self, c: &impl GenericClient) -> Result<()> {
@@ -383,17 +454,25 @@ impl Released {
             .prepare_cached(
                 "UPDATE dispatch_jobs j
                  SET due_time = u.due, plan_index = u.plan_index, lease_until = NULL,
-                     claim_token = NULL,
+                     claim_token = NULL, kind = u.kind, contact_id = u.contact_id,
                      channel_attempt = CASE WHEN u.restart THEN 0 ELSE j.channel_attempt END
-                 FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[], $4::boolean[])
-                      AS u(id, due, plan_index, restart)
+                 FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[], $4::boolean[],
+                             $5::smallint[], $6::uuid[])
+                      AS u(id, due, plan_index, restart, kind, contact_id)
                  WHERE j.message_id = u.id",
             )
             .await
             .map_err(db)?;
         c.execute(
             &stmt,
-            &[&self.ids, &self.dues, &self.plan_indexes, &self.restarts],
+            &[
+                &self.ids,
+                &self.dues,
+                &self.plan_indexes,
+                &self.restarts,
+                &self.kinds,
+                &self.contacts,
+            ],
         )
         .await
         .map_err(db)?;

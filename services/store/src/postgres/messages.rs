@@ -9,7 +9,7 @@
 //! signals the change afterwards (`signals.rs`: in-process wake-ups, and
 //! `NOTIFY omniroute_changes` to other replicas).
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use deadpool_postgres::GenericClient;
 use omniroute_channel::{Category, Channel, Content};
@@ -20,7 +20,7 @@ use super::json::{RawJson, column, optional_column};
 use super::{PgStore, db};
 use crate::messages::*;
 use crate::model::now;
-use crate::{Result, StoreError};
+use crate::{Result, ServiceWindow, StoreError};
 
 /// The columns [`message_from_row`] reads, in order.
 pub(super) const MESSAGE_COLUMNS: &str = "id, contact_id, direction, category, channel, priority, \
@@ -384,16 +384,32 @@ impl PgStore {
             .await
             .map_err(db)?;
         }
-        if inbound.channel == Channel::Whatsapp {
-            let until = inbound.time + WHATSAPP_WINDOW;
+        if let Some(window) = inbound.opens_window {
+            let until = inbound.time + window;
             tx.execute(
-                "UPDATE contacts SET whatsapp_window_until = GREATEST(whatsapp_window_until, $3)
-                 WHERE tenant = $1 AND id = $2",
-                &[&tenant, &contact_id, &until],
+                "INSERT INTO service_windows (tenant, contact_id, channel, line, open_until)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (tenant, contact_id, channel, line) DO UPDATE
+                     SET open_until = EXCLUDED.open_until
+                     WHERE service_windows.open_until < EXCLUDED.open_until",
+                &[&tenant, &contact_id, &channel, &inbound.line, &until],
             )
             .await
             .map_err(db)?;
         }
+        // The customer is there: the fallbacks waiting on the delivery of
+        // messages to them are canceled (the dispatcher notes it on each).
+        let replied = tx
+            .execute(
+                "UPDATE dispatch_jobs SET kind = 2, due_time = $3
+                 WHERE message_id IN (
+                     SELECT message_id FROM dispatch_jobs
+                     WHERE tenant = $1 AND contact_id = $2 AND kind = 1
+                     ORDER BY message_id FOR UPDATE)",
+                &[&tenant, &contact_id, &now],
+            )
+            .await
+            .map_err(db)?;
         let reply_to: Option<Uuid> = match &inbound.reply_to {
             Some(provider_id) => tx
                 .query_opt(
@@ -439,7 +455,11 @@ impl PgStore {
         events.push(message_event(EventType::MessageReceived, &message));
         append_events(&tx, tenant, &events, now).await?;
         tx.commit().await.map_err(db)?;
-        self.bump();
+        if replied > 0 {
+            self.bump_jobs();
+        } else {
+            self.bump();
+        }
         Ok(Received::New(message))
     }
 
@@ -527,6 +547,7 @@ impl PgStore {
                     message_id,
                     correlation_ref: r.get(6),
                     metadata: column(r, 7)?,
+                    route: payload.route_change(),
                     payload: payload.into_payload(message, contact_id),
                 })
             })
@@ -640,9 +661,16 @@ pub(super) async fn erase_messages(
         )
         .await
         .map_err(db)?;
+    // Every job goes (a watch too); the messages still waiting for a send
+    // are canceled.
+    let mut jobs = Vec::with_capacity(pending.len());
     let mut canceled = Vec::with_capacity(pending.len());
     for row in &pending {
         let mut message = message_from_row(row)?;
+        jobs.push(message.id);
+        if !message.status.may_become(MessageStatus::Canceled) {
+            continue;
+        }
         let channel = message.channel;
         apply_status(
             &mut message,
@@ -652,6 +680,14 @@ pub(super) async fn erase_messages(
             now,
         );
         canceled.push(message);
+    }
+    if !jobs.is_empty() {
+        tx.execute(
+            "DELETE FROM dispatch_jobs WHERE message_id = ANY($1)",
+            &[&jobs],
+        )
+        .await
+        .map_err(db)?;
     }
     if !canceled.is_empty() {
         // Logged like any cancellation; the payloads are emptied below.
@@ -665,12 +701,6 @@ pub(super) async fn erase_messages(
             .iter()
             .map(|m| json(&m.history))
             .collect::<Result<Vec<_>>>()?;
-        tx.execute(
-            "DELETE FROM dispatch_jobs WHERE message_id = ANY($1)",
-            &[&ids],
-        )
-        .await
-        .map_err(db)?;
         tx.execute(
             "UPDATE messages m SET status = $2, history = h.history, update_time = $3
              FROM unnest($1::uuid[], $4::jsonb[]) AS h(id, history)
@@ -702,4 +732,78 @@ pub(super) async fn erase_messages(
     .await
     .map_err(db)?;
     Ok(count)
+}
+
+impl PgStore {
+    /// [`crate::Store::announce_closing_windows`]: the due windows are
+    /// locked soonest first (skipping those another replica holds), marked
+    /// by primary key and announced, in one transaction.
+    pub(super) async fn closing_windows(
+        &self,
+        scope: &TenantScope,
+        lead: Duration,
+        limit: usize,
+    ) -> Result<usize> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let now = now();
+        let horizon = now + lead;
+        let (only, except) = scope.parts();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let due_stmt = tx
+            .prepare_cached(
+                "SELECT tenant, contact_id, channel, line, open_until FROM service_windows
+                 WHERE open_until > $1 AND open_until <= $2
+                   AND (notified_until IS NULL OR notified_until < open_until)
+                   AND ($3::text IS NULL OR tenant = $3) AND tenant <> ALL($4)
+                 ORDER BY open_until LIMIT $5
+                 FOR UPDATE SKIP LOCKED",
+            )
+            .await
+            .map_err(db)?;
+        let rows = tx
+            .query(&due_stmt, &[&now, &horizon, &only, &except, &limit])
+            .await
+            .map_err(db)?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let tenants: Vec<&str> = rows.iter().map(|r| r.get(0)).collect();
+        let contacts: Vec<Uuid> = rows.iter().map(|r| r.get(1)).collect();
+        let channels: Vec<&str> = rows.iter().map(|r| r.get(2)).collect();
+        let lines: Vec<&str> = rows.iter().map(|r| r.get(3)).collect();
+        let mark_stmt = tx
+            .prepare_cached(
+                "UPDATE service_windows w SET notified_until = w.open_until
+                 FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[])
+                      AS k(tenant, contact_id, channel, line)
+                 WHERE w.tenant = k.tenant AND w.contact_id = k.contact_id
+                   AND w.channel = k.channel AND w.line = k.line",
+            )
+            .await
+            .map_err(db)?;
+        let events: Vec<(&str, NewEvent)> = rows
+            .iter()
+            .filter_map(|r| {
+                let window = ServiceWindow {
+                    channel: Channel::parse(r.get(2))?,
+                    line: r.get(3),
+                    open_until: r.get(4),
+                };
+                Some((r.get(0), window_event(r.get(1), window)))
+            })
+            .collect();
+        let events: Vec<(&str, &NewEvent)> = events.iter().map(|(t, e)| (*t, e)).collect();
+        tokio::try_join!(
+            async {
+                tx.execute(&mark_stmt, &[&tenants, &contacts, &channels, &lines])
+                    .await
+                    .map_err(db)
+            },
+            insert_events(&tx, &events, now),
+        )?;
+        tx.commit().await.map_err(db)?;
+        self.bump();
+        Ok(rows.len())
+    }
 }

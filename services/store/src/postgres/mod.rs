@@ -27,9 +27,10 @@ use tokio::sync::watch;
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
+use crate::jobs::{ClaimedJob, Completion, ProviderStatus};
 use crate::messages::{
-    Accepted, ClaimedJob, Completion, Cursor, Event, EventFilter, EventType, Message, NewInbound,
-    NewMessage, ProviderStatus, Received, contact_event, erased_event,
+    Accepted, Cursor, Event, EventFilter, EventType, Message, NewInbound, NewMessage, Received,
+    TenantScope, contact_event, erased_event,
 };
 use crate::model::*;
 use crate::{Result, Store, StoreError, dedup_addresses};
@@ -59,6 +60,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         6,
         include_str!("../../migrations/postgres/0006_hot_status.sql"),
     ),
+    (7, include_str!("../../migrations/postgres/0007_routing.sql")),
 ];
 
 /// Serializes migrations of replicas that start together.
@@ -478,12 +480,25 @@ impl Store for PgStore {
         )
         .await
         .map_err(db)?;
-        // The survivor's WhatsApp window is the latest of all.
+        // The survivor's windows are the latest of all, per channel and
+        // line; watches of the retired contacts follow it (a reply to the
+        // survivor cancels their fallbacks).
         tx.execute(
-            "UPDATE contacts SET whatsapp_window_until = (
-                 SELECT max(whatsapp_window_until) FROM contacts
-                 WHERE tenant = $1 AND (id = $2 OR id = ANY($3)))
-             WHERE tenant = $1 AND id = $2",
+            "WITH moved AS (
+                 DELETE FROM service_windows WHERE tenant = $1 AND contact_id = ANY($3)
+                 RETURNING channel, line, open_until
+             )
+             INSERT INTO service_windows (tenant, contact_id, channel, line, open_until)
+             SELECT $1, $2, channel, line, max(open_until) FROM moved GROUP BY channel, line
+             ON CONFLICT (tenant, contact_id, channel, line) DO UPDATE
+                 SET open_until = GREATEST(service_windows.open_until, EXCLUDED.open_until)",
+            &[&tenant, &survivor_id, &retired],
+        )
+        .await
+        .map_err(db)?;
+        tx.execute(
+            "UPDATE dispatch_jobs SET contact_id = $2
+             WHERE tenant = $1 AND contact_id = ANY($3) AND kind = 1",
             &[&tenant, &survivor_id, &retired],
         )
         .await
@@ -492,7 +507,7 @@ impl Store for PgStore {
         tx.execute(
             "UPDATE contacts SET state = 3, merged_into = $2, display_name = '', locale = '',
                     time_zone = '', external_ref = NULL, labels = '{}', attributes = '{}',
-                    preferences = '{}', whatsapp_window_until = NULL, update_time = $4
+                    preferences = '{}', update_time = $4
              WHERE tenant = $1 AND id = ANY($3)",
             &[&tenant, &survivor_id, &retired, &now],
         )
@@ -535,6 +550,12 @@ impl Store for PgStore {
                 )
                 .await
                 .map_err(db)?;
+            tx.execute(
+                "DELETE FROM service_windows WHERE tenant = $1 AND contact_id = $2",
+                &[&tenant, &id],
+            )
+            .await
+            .map_err(db)?;
             let now = now();
             let messages_redacted = messages::erase_messages(&tx, tenant, id, now).await?;
             let summary = ErasureSummary {
@@ -546,7 +567,7 @@ impl Store for PgStore {
             tx.execute(
                 "UPDATE contacts SET state = 2, display_name = '', locale = '', time_zone = '',
                         external_ref = NULL, labels = '{}', attributes = '{}', preferences = '{}',
-                        preferences_update_time = NULL, whatsapp_window_until = NULL, update_time = $3, erase_time = $3, erasure = $4
+                        preferences_update_time = NULL, update_time = $3, erase_time = $3, erasure = $4
                  WHERE tenant = $1 AND id = $2",
                 &[&tenant, &id, &now, &summary],
             )
@@ -759,6 +780,15 @@ impl Store for PgStore {
 
     async fn stale_sent(&self, sent_before: SystemTime, limit: usize) -> Result<Vec<Message>> {
         self.stale(sent_before, limit).await
+    }
+
+    async fn announce_closing_windows(
+        &self,
+        scope: &TenantScope,
+        lead: Duration,
+        limit: usize,
+    ) -> Result<usize> {
+        self.closing_windows(scope, lead, limit).await
     }
 
     fn changes(&self) -> watch::Receiver<u64> {

@@ -42,7 +42,11 @@ pub(super) fn load_contact(tx: &Connection, tenant: &str, id: Uuid) -> Result<Co
     let mut stmt = tx
         .prepare_cached(
             "SELECT state, display_name, locale, time_zone, external_ref, labels, attributes,
-                    create_time, update_time, erase_time, erasure, whatsapp_window_until, version
+                    create_time, update_time, erase_time, erasure,
+                    (SELECT json_group_array(json_array(w.channel, w.line, w.open_until))
+                     FROM (SELECT channel, line, open_until FROM service_windows
+                           WHERE tenant = ?1 AND contact_id = ?2 ORDER BY channel, line) w),
+                    version
              FROM contacts WHERE tenant = ?1 AND id = ?2",
         )
         .map_err(db)?;
@@ -73,7 +77,7 @@ pub(super) fn load_contact(tx: &Connection, tenant: &str, id: Uuid) -> Result<Co
                             .unwrap_or_default(),
                     )
                 }),
-                whatsapp_window_until: r.get::<_, Option<i64>>(11)?.map(from_micros),
+                windows: crate::model::windows_from_json(r.get::<_, Option<String>>(11)?.as_deref()),
                 version: r.get(12)?,
             })
         })
@@ -354,6 +358,11 @@ pub(super) fn erase(tx: &Connection, tenant: &str, id: Uuid) -> Result<(Contact,
             params![tenant, s],
         )
         .map_err(db)?;
+    tx.execute(
+        "DELETE FROM service_windows WHERE tenant = ?1 AND contact_id = ?2",
+        params![tenant, s],
+    )
+    .map_err(db)?;
     let messages_redacted = messages::erase_messages(tx, tenant, id)?;
     let summary = ErasureSummary {
         identities_removed: i32::try_from(identities).unwrap_or(i32::MAX),
@@ -364,7 +373,7 @@ pub(super) fn erase(tx: &Connection, tenant: &str, id: Uuid) -> Result<(Contact,
     tx.execute(
         "UPDATE contacts SET state = ?3, display_name = '', locale = '', time_zone = '',
                 external_ref = NULL, labels = '[]', attributes = '{}', preferences = '{}',
-                preferences_update_time = NULL, whatsapp_window_until = NULL, update_time = ?4, erase_time = ?4, erasure = ?5
+                preferences_update_time = NULL, update_time = ?4, erase_time = ?4, erasure = ?5
          WHERE tenant = ?1 AND id = ?2",
         params![tenant, s, ContactState::Erased.code(), now, json(&summary)],
     )

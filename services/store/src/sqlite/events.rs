@@ -129,6 +129,7 @@ pub(super) fn read(
             message_id,
             correlation_ref,
             metadata: serde_json::from_str(&metadata).map_err(StoreError::backend)?,
+            route: payload.route_change(),
             payload: payload.into_payload(message, contact_id),
         });
     }

@@ -15,6 +15,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
 use super::{db, events, json, resolve};
+use crate::jobs::*;
 use crate::messages::*;
 use crate::model::{ContactState, from_micros, now, to_micros};
 use crate::{Result, StoreError};
@@ -223,18 +224,25 @@ fn delete_job(tx: &Connection, id: Uuid) -> Result<bool> {
 }
 
 /// Puts a leased job back in line: due at `due`, on `plan_index`, with its
-/// channel attempts kept or restarted.
+/// channel attempts kept or restarted; a watch of `watch_of` if given.
 fn release_job(
     tx: &Connection,
     id: Uuid,
     due: SystemTime,
     plan_index: usize,
     restart_attempts: bool,
+    watch_of: Option<Uuid>,
 ) -> Result<()> {
+    let kind = if watch_of.is_some() {
+        JobKind::Watch
+    } else {
+        JobKind::Send
+    };
     tx.prepare_cached(
         "UPDATE dispatch_jobs
          SET due_time = ?2, plan_index = ?3, lease_until = NULL, claim_token = NULL,
-             channel_attempt = CASE WHEN ?4 THEN 0 ELSE channel_attempt END
+             channel_attempt = CASE WHEN ?4 THEN 0 ELSE channel_attempt END,
+             kind = ?5, contact_id = ?6
          WHERE message_id = ?1",
     )
     .map_err(db)?
@@ -242,7 +250,9 @@ fn release_job(
         id.to_string(),
         to_micros(due),
         i64::try_from(plan_index).unwrap_or(i64::MAX),
-        restart_attempts
+        restart_attempts,
+        kind.code(),
+        watch_of.map(|c| c.to_string())
     ])
     .map_err(db)?;
     Ok(())
@@ -335,6 +345,9 @@ pub(super) fn accept(tx: &Connection, tenant: &str, new: NewMessage) -> Result<A
         &message_event(EventType::MessageAccepted, &message),
         now,
     )?;
+    if let Some(deferred) = deferred_event(&message, due) {
+        events::append(tx, tenant, &deferred, now)?;
+    }
     Ok(Accepted::New(message))
 }
 
@@ -404,15 +417,33 @@ pub(super) fn record_inbound(
         )
         .map_err(db)?;
     }
-    if inbound.channel == Channel::Whatsapp {
-        let until = to_micros(inbound.time + WHATSAPP_WINDOW);
-        tx.execute(
-            "UPDATE contacts SET whatsapp_window_until = max(coalesce(whatsapp_window_until, 0), ?3)
-             WHERE tenant = ?1 AND id = ?2",
-            params![tenant, contact_id.to_string(), until],
+    if let Some(window) = inbound.opens_window {
+        let until = to_micros(inbound.time + window);
+        tx.prepare_cached(
+            "INSERT INTO service_windows (tenant, contact_id, channel, line, open_until)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (tenant, contact_id, channel, line) DO UPDATE
+                 SET open_until = excluded.open_until WHERE open_until < excluded.open_until",
         )
+        .map_err(db)?
+        .execute(params![
+            tenant,
+            contact_id.to_string(),
+            channel,
+            inbound.line,
+            until
+        ])
         .map_err(db)?;
     }
+    // The customer is there: the fallbacks waiting on the delivery of
+    // messages to them are canceled (the dispatcher notes it on each).
+    tx.prepare_cached(
+        "UPDATE dispatch_jobs SET kind = 2, due_time = ?3
+         WHERE tenant = ?1 AND contact_id = ?2 AND kind = 1",
+    )
+    .map_err(db)?
+    .execute(params![tenant, contact_id.to_string(), to_micros(now)])
+    .map_err(db)?;
     let reply_to: Option<Uuid> = match &inbound.reply_to {
         Some(provider_id) => tx
             .prepare_cached(
@@ -571,22 +602,22 @@ pub(super) fn retry(tx: &Connection, tenant: &str, id: Uuid) -> Result<Message> 
 pub(super) fn claim(tx: &Connection, limit: usize, lease: Duration) -> Result<Vec<ClaimedJob>> {
     let now = to_micros(now());
     let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
-    let due: Vec<(String, String, i64, i64)> = tx
+    let due: Vec<(String, String, i64, i64, i64)> = tx
         .prepare_cached(
-            "SELECT tenant, message_id, plan_index, channel_attempt FROM dispatch_jobs
+            "SELECT tenant, message_id, plan_index, channel_attempt, kind FROM dispatch_jobs
              WHERE due_time <= ?1 AND (lease_until IS NULL OR lease_until < ?1)
              ORDER BY priority, due_time, message_id LIMIT ?2",
         )
         .map_err(db)?
         .query_map(
             params![now, i64::try_from(limit).unwrap_or(i64::MAX)],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .map_err(db)?
         .collect::<Result<_, _>>()
         .map_err(db)?;
     let mut claimed = Vec::with_capacity(due.len());
-    for (tenant, id, plan_index, channel_attempt) in due {
+    for (tenant, id, plan_index, channel_attempt, kind) in due {
         let claim_token = Uuid::now_v7();
         tx.prepare_cached(
             "UPDATE dispatch_jobs
@@ -604,6 +635,7 @@ pub(super) fn claim(tx: &Connection, limit: usize, lease: Duration) -> Result<Ve
             claim_token,
             plan_index: usize::try_from(plan_index).unwrap_or_default(),
             channel_attempt: u32::try_from(channel_attempt + 1).unwrap_or(u32::MAX),
+            kind: JobKind::from_code(kind),
         });
     }
     Ok(claimed)
@@ -627,9 +659,8 @@ pub(super) fn complete(
     let tenant = job.tenant.as_str();
     let mut m = get(tx, tenant, id)?;
     let now = now();
-    let before = m.status;
-    let (changed, change) = apply_completion(&mut m, job.plan_index, attempt, next, now);
-    match change {
+    let applied = apply_completion(&mut m, job.plan_index, attempt, next, now);
+    match applied.job {
         JobChange::Delete => {
             delete_job(tx, id)?;
         }
@@ -637,11 +668,14 @@ pub(super) fn complete(
             due,
             plan_index,
             restart_attempts,
-        } => release_job(tx, id, due, plan_index, restart_attempts)?,
+        } => release_job(tx, id, due, plan_index, restart_attempts, None)?,
+        JobChange::Watch { due } => {
+            release_job(tx, id, due, job.plan_index, false, Some(m.contact_id))?
+        }
     }
     save_state(tx, tenant, &m)?;
-    if changed {
-        record_change(tx, tenant, before, &m, now)?;
+    if let Some(event) = applied.event {
+        events::append(tx, tenant, &event, now)?;
     }
     Ok(Some(m))
 }
@@ -679,23 +713,91 @@ pub(super) fn apply_provider_status(
     let id = Uuid::parse_str(&id).map_err(StoreError::backend)?;
     let mut m = get(tx, &tenant, id)?;
     let now = now();
-    // A report naming our id may be the first we hear of the provider's.
-    if m.provider_message_id.is_none() && !report.provider_message_id.is_empty() {
-        m.provider_message_id = Some(report.provider_message_id.clone());
-    }
+    // A failure of a watched step makes its watch due now: the next step
+    // takes over instead of the message failing.
+    let watched = report.status == MessageStatus::Failed
+        && tx
+            .prepare_cached(
+                "UPDATE dispatch_jobs SET due_time = ?2 WHERE message_id = ?1 AND kind = 1",
+            )
+            .map_err(db)?
+            .execute(params![id.to_string(), to_micros(now)])
+            .map_err(db)?
+            > 0;
     let before = m.status;
-    let changed = apply_status(
-        &mut m,
-        report.status,
-        Some(report.channel),
-        &report.reason,
-        now,
-    );
+    let changed = apply_report(&mut m, report, watched, now);
     if changed {
         save_state(tx, &tenant, &m)?;
         record_change(tx, &tenant, before, &m, now)?;
+        // Delivered or read: the message arrived, its pending steps end (a
+        // watch, or a fallback step not yet claimed).
+        if ends_pending_steps(m.status) {
+            tx.prepare_cached(
+                "DELETE FROM dispatch_jobs
+                 WHERE message_id = ?1 AND (kind <> 0 OR lease_until IS NULL)",
+            )
+            .map_err(db)?
+            .execute(params![id.to_string()])
+            .map_err(db)?;
+        }
     }
     Ok(Some((m, changed)))
+}
+
+/// [`crate::Store::announce_closing_windows`]: the due windows, soonest
+/// first, are marked and announced (the writer is the only one, so nobody
+/// announces them twice).
+pub(super) fn closing_windows(
+    tx: &Connection,
+    scope: &TenantScope,
+    lead: Duration,
+    limit: usize,
+) -> Result<usize> {
+    let now = now();
+    let (only, except) = scope.parts();
+    let due: Vec<(String, String, String, String, i64)> = tx
+        .prepare_cached(
+            "SELECT tenant, contact_id, channel, line, open_until FROM service_windows
+             WHERE open_until > ?1 AND open_until <= ?2
+               AND (notified_until IS NULL OR notified_until < open_until)
+             ORDER BY open_until",
+        )
+        .map_err(db)?
+        .query_map(params![to_micros(now), to_micros(now + lead)], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .map_err(db)?
+        .collect::<Result<_, _>>()
+        .map_err(db)?;
+    let mut announced = 0;
+    for (tenant, contact, channel, line, until) in due {
+        let selected = only.is_none_or(|t| t == tenant) && !except.contains(&tenant.as_str());
+        if !selected {
+            continue;
+        }
+        if announced == limit {
+            break;
+        }
+        tx.prepare_cached(
+            "UPDATE service_windows SET notified_until = open_until
+             WHERE tenant = ?1 AND contact_id = ?2 AND channel = ?3 AND line = ?4",
+        )
+        .map_err(db)?
+        .execute(params![tenant, contact, channel, line])
+        .map_err(db)?;
+        let Some(channel) = Channel::parse(&channel) else {
+            continue;
+        };
+        let contact_id = Uuid::parse_str(&contact).map_err(StoreError::backend)?;
+        let window = crate::ServiceWindow {
+            channel,
+            line,
+            open_until: from_micros(until),
+        };
+        events::append(tx, &tenant, &window_event(contact_id, window), now)?;
+        announced += 1;
+    }
+    Ok(announced)
 }
 
 /// Moves a retired contact's messages to the survivor of a merge.
@@ -736,6 +838,7 @@ pub(super) fn erase_messages(tx: &Connection, tenant: &str, contact_id: Uuid) ->
         // A message still waiting for dispatch must not go out to an erased
         // contact.
         let canceled = delete_job(tx, id)?
+            && m.status.may_become(MessageStatus::Canceled)
             && apply_status(
                 &mut m,
                 MessageStatus::Canceled,

@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_messages.sql"),
     include_str!("../../migrations/sqlite/0003_inbound.sql"),
     include_str!("../../migrations/sqlite/0004_contact_versions.sql"),
+    include_str!("../../migrations/sqlite/0005_routing.sql"),
 ];
 
 /// The embedded SQLite store.
@@ -405,12 +406,25 @@ impl Store for SqliteStore {
                     params![tenant, s, t],
                 )
                 .map_err(db)?;
-                // The survivor's WhatsApp window is the later of the two.
+                // The survivor's windows are the later of the two, per
+                // channel and line; the source's watches follow it.
                 tx.execute(
-                    "UPDATE contacts SET whatsapp_window_until = (
-                         SELECT max(whatsapp_window_until) FROM contacts
-                         WHERE tenant = ?1 AND id IN (?2, ?3))
-                     WHERE tenant = ?1 AND id = ?3",
+                    "INSERT INTO service_windows (tenant, contact_id, channel, line, open_until)
+                     SELECT tenant, ?3, channel, line, open_until FROM service_windows
+                     WHERE tenant = ?1 AND contact_id = ?2
+                     ON CONFLICT (tenant, contact_id, channel, line) DO UPDATE
+                         SET open_until = max(open_until, excluded.open_until)",
+                    params![tenant, s, t],
+                )
+                .map_err(db)?;
+                tx.execute(
+                    "DELETE FROM service_windows WHERE tenant = ?1 AND contact_id = ?2",
+                    params![tenant, s],
+                )
+                .map_err(db)?;
+                tx.execute(
+                    "UPDATE dispatch_jobs SET contact_id = ?3
+                     WHERE tenant = ?1 AND contact_id = ?2 AND kind = 1",
                     params![tenant, s, t],
                 )
                 .map_err(db)?;
@@ -418,7 +432,7 @@ impl Store for SqliteStore {
                 tx.execute(
                     "UPDATE contacts SET state = ?3, merged_into = ?4, display_name = '', locale = '',
                             time_zone = '', external_ref = NULL, labels = '[]', attributes = '{}',
-                            preferences = '{}', whatsapp_window_until = NULL, update_time = ?5
+                            preferences = '{}', update_time = ?5
                      WHERE tenant = ?1 AND id = ?2",
                     params![tenant, s, ContactState::Merged.code(), t, now],
                 )
@@ -600,8 +614,9 @@ impl Store for SqliteStore {
         let received = self
             .tx(move |tx| messages::record_inbound(tx, &tenant, inbound))
             .await?;
+        // A message from the customer may end watches (due at once).
         if matches!(received, Received::New(_)) {
-            self.bump();
+            self.bump_jobs();
         }
         Ok(received)
     }
@@ -655,13 +670,29 @@ impl Store for SqliteStore {
         if completed
             .iter()
             .flatten()
-            .any(|m| m.status == MessageStatus::Queued)
+            .any(|m| m.history.last().map(|h| h.status) == Some(MessageStatus::Queued))
         {
             self.bump_jobs();
         } else if completed.iter().any(Option::is_some) {
             self.bump();
         }
         Ok(completed)
+    }
+
+    async fn announce_closing_windows(
+        &self,
+        scope: &crate::TenantScope,
+        lead: Duration,
+        limit: usize,
+    ) -> Result<usize> {
+        let scope = scope.clone();
+        let announced = self
+            .tx(move |tx| messages::closing_windows(tx, &scope, lead, limit))
+            .await?;
+        if announced > 0 {
+            self.bump();
+        }
+        Ok(announced)
     }
 
     async fn apply_provider_statuses(
@@ -676,7 +707,11 @@ impl Store for SqliteStore {
                     .collect::<Result<Vec<_>>>()
             })
             .await?;
-        if applied.iter().flatten().any(|(_, changed)| *changed) {
+        // A failure of a watched step made its watch due.
+        let failed = |m: &Message| m.history.last().map(|h| h.status) == Some(MessageStatus::Failed);
+        if applied.iter().flatten().any(|(m, changed)| *changed && failed(m)) {
+            self.bump_jobs();
+        } else if applied.iter().flatten().any(|(_, changed)| *changed) {
             self.bump();
         }
         Ok(applied

@@ -160,6 +160,7 @@ pub async fn outcomes_are_recorded_together_and_stale_ones_skipped(store: S) {
             next: NextStep::NextChannel {
                 index: 1,
                 due: omniroute_store::now(),
+                reason: String::new(),
             },
         },
         Completion {

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use omniroute_channel::content::Text;
 use omniroute_channel::{Channel, Content};
-use omniroute_store::{Direction, EventType, MessageStatus, NewInbound, Received, WHATSAPP_WINDOW};
+use omniroute_store::{Direction, EventType, MessageStatus, NewInbound, Received};
 
 use crate::messaging::{accept_and_send, all_events, micros};
 use crate::support::*;
@@ -24,8 +24,15 @@ fn inbound(from: &str, provider_id: &str, time: SystemTime) -> NewInbound {
             ..Text::default()
         }),
         reply_to: None,
+        line: LINE.into(),
+        opens_window: Some(WINDOW),
     }
 }
+
+/// The business number the customer writes to.
+const LINE: &str = "106540352242922";
+/// How long a message keeps the window open (WhatsApp's 24 hours).
+const WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 fn received(outcome: Received) -> omniroute_store::Message {
     match outcome {
@@ -49,7 +56,7 @@ pub async fn a_new_sender_becomes_a_contact_with_an_open_window(store: S) {
     assert_eq!(contact.profile.display_name, "João Silva");
     assert_eq!(contact.identities.len(), 1);
     assert_eq!(contact.identities[0].address.key(), "5511987654321");
-    assert_eq!(contact.whatsapp_window_until, Some(sent + WHATSAPP_WINDOW));
+    assert_eq!(contact.window_until(Channel::Whatsapp, LINE), Some(sent + WINDOW));
     assert_eq!(contact.identities[0].provider_user_id, None);
     assert_eq!(store.get_message(T, message.id).await.unwrap(), message);
 
@@ -130,7 +137,7 @@ pub async fn a_known_sender_keeps_their_contact_and_name(store: S) {
     );
     assert_eq!(contact.identities.len(), 1);
     assert_eq!(contact.identities[0].address.wa_id(), Some("551187654321"));
-    assert!(contact.whatsapp_window_until.is_some());
+    assert!(contact.window_until(Channel::Whatsapp, LINE).is_some());
 }
 
 pub async fn the_window_only_grows_and_replies_link_to_our_message(store: S) {
@@ -159,7 +166,7 @@ pub async fn the_window_only_grows_and_replies_link_to_our_message(store: S) {
             .unwrap(),
     );
     let contact = store.get_contact(T, contact.id).await.unwrap();
-    assert_eq!(contact.whatsapp_window_until, Some(late + WHATSAPP_WINDOW));
+    assert_eq!(contact.window_until(Channel::Whatsapp, LINE), Some(late + WINDOW));
     // The timeline holds both directions, newest first.
     let timeline = store.list_messages(T, contact.id, None, 10).await.unwrap();
     let directions: Vec<Direction> = timeline.iter().map(|m| m.direction).collect();
@@ -190,7 +197,7 @@ pub async fn merge_keeps_the_latest_window_and_erase_clears_it(store: S) {
         .merge_contacts(T, a.contact_id, &[b.contact_id])
         .await
         .unwrap();
-    assert_eq!(merged.whatsapp_window_until, Some(now + WHATSAPP_WINDOW));
+    assert_eq!(merged.window_until(Channel::Whatsapp, LINE), Some(now + WINDOW));
     let erased = store.erase_contact(T, a.contact_id).await.unwrap();
-    assert_eq!(erased.whatsapp_window_until, None);
+    assert_eq!(erased.windows, Vec::new());
 }

@@ -41,7 +41,7 @@ pub fn route() -> RouteDecision {
                 key: "4915123456789".into(),
                 wa_id: Some("4915123456789".into()),
                 variant: Default::default(),
-                deliver_by: None,
+                deliver_within: None,
                 not_before: None,
             },
             PlannedChannel {
@@ -50,7 +50,7 @@ pub fn route() -> RouteDecision {
                 key: "anna@example.com".into(),
                 wa_id: None,
                 variant: Default::default(),
-                deliver_by: None,
+                deliver_within: None,
                 not_before: None,
             },
         ],
@@ -567,6 +567,7 @@ pub async fn a_stale_claim_token_changes_nothing(store: S) {
         NextStep::NextChannel {
             index: 1,
             due: omniroute_store::now(),
+            reason: String::new(),
         },
         NextStep::Fail {
             reason: "late".into(),
@@ -681,6 +682,7 @@ pub async fn next_channel_moves_along_the_plan(store: S) {
         NextStep::NextChannel {
             index: 1,
             due: omniroute_store::now(),
+            reason: String::new(),
         },
     )
     .await;
@@ -821,6 +823,7 @@ pub async fn retry_requeues_only_failed_messages(store: S) {
         NextStep::NextChannel {
             index: 1,
             due: omniroute_store::now(),
+            reason: String::new(),
         },
     )
     .await;
@@ -930,7 +933,12 @@ pub async fn provider_statuses_only_move_forward(store: S) {
 pub async fn a_failure_after_delivery_keeps_the_delivery(store: S) {
     let contact = recipient(&store).await;
     let delivered_one = accept_and_send(&store, contact, "wamid.1").await;
-    let failed_one = accept_and_send(&store, contact, "wamid.2").await;
+    // A one-step message: nothing takes over when it fails.
+    let mut single = outbound(contact);
+    single.route.plan.truncate(1);
+    let failed_one = accept(&store, single).await;
+    let job = claim_one(&store, failed_one.id, LONG).await;
+    complete(&store, &job, AttemptOutcome::Accepted, sent("wamid.2")).await;
     let apply = |status: ProviderStatus| {
         let store = store.clone();
         async move { store.apply_provider_status(status).await.unwrap().unwrap() }

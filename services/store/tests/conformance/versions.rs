@@ -2,7 +2,7 @@
 //! or consent records moves its version, and a send routed on an older
 //! version is refused (routed again by the caller) without writing anything.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use omniroute_channel::content::Text;
 use omniroute_channel::{Category, Channel, Content};
@@ -76,6 +76,8 @@ pub async fn every_change_to_a_contact_moves_its_version(store: S) {
             ..Text::default()
         }),
         reply_to: None,
+        line: "106540352242922".into(),
+        opens_window: Some(Duration::from_secs(24 * 3600)),
     };
     store.record_inbound(T, inbound).await.unwrap();
     let v = moved(&store, anna.id, v, "a customer's message (the window)").await;

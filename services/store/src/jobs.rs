@@ -1,0 +1,375 @@
+//! Dispatch jobs and what their outcomes and providers' reports do to a
+//! message: the rules both stores apply inside the transaction that holds
+//! the message's lock.
+//!
+//! A message has at most one job. It is a *send* job while an attempt is
+//! due (the first step, a retry, a fallback step), and a *watch* while a
+//! sent step that has a next step behind it waits to be delivered:
+//! - due at the step's delivery deadline: when it comes due undelivered,
+//!   the next step takes over;
+//! - a delivered or read report ends it (the message arrived);
+//! - a failure report makes it due at once instead of failing the message
+//!   (the next step takes over: providers report most permanent failures
+//!   after accepting a send);
+//! - a message from the customer ends it as *replied* (the customer is
+//!   there: the fallback is canceled).
+//!
+//! So a deadline is a row of the queue, durable, shared by every replica
+//! and leased like any job: it survives restarts and fires once.
+
+use std::time::{Duration, SystemTime};
+
+use omniroute_channel::Channel;
+use uuid::Uuid;
+
+use crate::messages::*;
+
+/// What a dispatch job is waiting for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum JobKind {
+    /// An attempt on the plan's current step.
+    #[default]
+    Send,
+    /// A sent step's delivery (its deadline, or a failure report).
+    Watch,
+    /// A watch the customer's reply ended: its fallback is canceled.
+    Replied,
+}
+
+impl JobKind {
+    /// Stable storage code.
+    pub fn code(self) -> i16 {
+        match self {
+            JobKind::Send => 0,
+            JobKind::Watch => 1,
+            JobKind::Replied => 2,
+        }
+    }
+
+    /// Parses [`JobKind::code`] back.
+    pub fn from_code(code: i64) -> JobKind {
+        match code {
+            1 => JobKind::Watch,
+            2 => JobKind::Replied,
+            _ => JobKind::Send,
+        }
+    }
+}
+
+/// How long a sent step with a next step but no delivery deadline is
+/// watched (for failure reports) before the watch simply ends.
+pub const WATCH_WITHOUT_DEADLINE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// A dispatch job a worker holds under a lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedJob {
+    /// The message's tenant.
+    pub tenant: String,
+    /// The message, as of the claim.
+    pub message: Message,
+    /// Proves the lease: a completion with an older token is refused.
+    pub claim_token: Uuid,
+    /// Index into the route plan of the channel to try (or watched).
+    pub plan_index: usize,
+    /// Attempts on that channel so far, including this one.
+    pub channel_attempt: u32,
+    /// What the job waits for.
+    pub kind: JobKind,
+}
+
+/// The outcome of one claimed job, for [`crate::Store::complete_jobs`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// The job as claimed (its claim token proves the lease).
+    pub job: ClaimedJob,
+    /// The attempt made, if one was.
+    pub attempt: Option<Attempt>,
+    /// What happens next.
+    pub next: NextStep,
+}
+
+/// What a worker decided after an attempt (or a watch coming due).
+#[derive(Debug, Clone, PartialEq)]
+pub enum NextStep {
+    /// The provider accepted the message: it is sent.
+    Sent {
+        /// The provider's id.
+        provider_message_id: String,
+    },
+    /// Try the same channel again at this time.
+    RetryAt(SystemTime),
+    /// Go on with this plan index, due at this time.
+    NextChannel {
+        /// The plan index.
+        index: usize,
+        /// When it is due.
+        due: SystemTime,
+        /// Why; empty: the attempt's error.
+        reason: String,
+    },
+    /// Give up: the message failed (dead letter).
+    Fail {
+        /// Why, for the operator.
+        reason: String,
+    },
+    /// A watch ends without a fallback; `note`, when not empty, goes into
+    /// the status history (why no fallback followed).
+    EndWatch {
+        /// Why.
+        note: String,
+    },
+}
+
+/// A status reported by a provider (or the sandbox) for a sent message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderStatus {
+    /// Our message id, when the provider echoed it back.
+    pub message_id: Option<Uuid>,
+    /// The channel.
+    pub channel: Channel,
+    /// The provider's message id.
+    pub provider_message_id: String,
+    /// Sent, delivered, read or failed.
+    pub status: MessageStatus,
+    /// When the provider says it happened.
+    pub time: SystemTime,
+    /// For failures: why.
+    pub reason: String,
+}
+
+/// What a completion does to the message's dispatch job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JobChange {
+    /// The job is done (sent with nothing behind it, failed, or a watch
+    /// ended): delete it.
+    Delete,
+    /// Put it back in line, unleased, as a send job.
+    Release {
+        /// When it is due.
+        due: SystemTime,
+        /// The plan index it tries next.
+        plan_index: usize,
+        /// Whether its channel attempts start again (a new channel).
+        restart_attempts: bool,
+    },
+    /// Keep it, unleased, as the watch of the step just sent.
+    Watch {
+        /// The step's delivery deadline.
+        due: SystemTime,
+    },
+}
+
+/// What applying a completion did.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Applied {
+    /// What becomes of the job.
+    pub job: JobChange,
+    /// The event to log, if the message changed.
+    pub event: Option<NewEvent>,
+}
+
+/// Why an attempt failed, in a few words for the status history.
+fn attempt_reason(attempt: &Attempt) -> String {
+    match (attempt.error_code.as_str(), attempt.error_message.as_str()) {
+        ("", "") => match attempt.outcome {
+            AttemptOutcome::Failed(class) => class.as_str().to_owned(),
+            AttemptOutcome::Accepted => String::new(),
+        },
+        (code, "") => code.to_owned(),
+        ("", message) => message.to_owned(),
+        (code, message) => format!("{code}: {message}"),
+    }
+}
+
+/// When the watch of plan step `index` of a message sent `now` is due, if
+/// the step has a next step behind it.
+fn watch_due(message: &Message, index: usize, now: SystemTime) -> Option<SystemTime> {
+    let plan = &message.route.as_ref()?.plan;
+    plan.get(index + 1)?;
+    let within = plan[index].deliver_within.unwrap_or(WATCH_WITHOUT_DEADLINE);
+    Some(now + within)
+}
+
+/// Applies the outcome of a claimed job to its message, in memory, as both
+/// stores do inside the transaction that holds the message's lock: appends
+/// the attempt, moves the status with [`apply_status`], and says what
+/// becomes of the job and which event to log.
+pub(crate) fn apply_completion(
+    message: &mut Message,
+    plan_index: usize,
+    attempt: Option<Attempt>,
+    next: NextStep,
+    now: SystemTime,
+) -> Applied {
+    let before = message.status;
+    let reason = attempt.as_ref().map(attempt_reason).unwrap_or_default();
+    let channel = attempt.as_ref().map(|a| a.channel).or(message.channel);
+    if let Some(attempt) = attempt {
+        message.attempts.push(attempt);
+    }
+    message.update_time = now;
+    let logged = |changed: bool, message: &Message| changed.then(|| status_event(before, message));
+    match next {
+        NextStep::Sent {
+            provider_message_id,
+        } => {
+            message.provider_message_id = Some(provider_message_id);
+            let changed = if message.status == MessageStatus::Sent {
+                // A fallback step after a step that was sent: sent again,
+                // on the new channel.
+                message.history.push(StatusChange {
+                    status: MessageStatus::Sent,
+                    time: now,
+                    channel,
+                    reason: String::new(),
+                });
+                true
+            } else {
+                apply_status(message, MessageStatus::Sent, channel, "", now)
+            };
+            // A report may have come first (delivered, failed): then there
+            // is nothing to watch.
+            let job = match watch_due(message, plan_index, now) {
+                Some(due) if message.status == MessageStatus::Sent => JobChange::Watch { due },
+                _ => JobChange::Delete,
+            };
+            Applied {
+                job,
+                event: logged(changed, message),
+            }
+        }
+        NextStep::RetryAt(due) => {
+            let reason = if reason.is_empty() { "retry" } else { &reason };
+            let changed = apply_status(message, MessageStatus::Queued, channel, reason, now);
+            Applied {
+                job: JobChange::Release {
+                    due,
+                    plan_index,
+                    restart_attempts: false,
+                },
+                event: logged(changed, message),
+            }
+        }
+        NextStep::NextChannel {
+            index,
+            due,
+            reason: why,
+        } => {
+            let to = message
+                .route
+                .as_ref()
+                .and_then(|r| r.plan.get(index))
+                .map(|p| p.channel);
+            message.channel = to.or(message.channel);
+            let why = if why.is_empty() { reason } else { why };
+            let text = format!(
+                "falling back to {}: {why}",
+                message.channel.map(Channel::as_str).unwrap_or("?")
+            );
+            // A sent step stays sent while the next one is queued.
+            apply_status(message, MessageStatus::Queued, channel, &text, now);
+            let due = due.max(now);
+            let change = RouteChange {
+                from: channel,
+                to,
+                reason: why,
+                until: (due > now).then_some(due),
+            };
+            Applied {
+                job: JobChange::Release {
+                    due,
+                    plan_index: index,
+                    restart_attempts: true,
+                },
+                event: Some(route_event(EventType::MessageFallback, message, change)),
+            }
+        }
+        NextStep::Fail { reason } => {
+            let changed = apply_status(message, MessageStatus::Failed, channel, &reason, now);
+            Applied {
+                job: JobChange::Delete,
+                event: logged(changed, message),
+            }
+        }
+        NextStep::EndWatch { note } => {
+            let changed = !note.is_empty();
+            if changed {
+                message.history.push(StatusChange {
+                    status: message.status,
+                    time: now,
+                    channel,
+                    reason: note,
+                });
+            }
+            Applied {
+                job: JobChange::Delete,
+                event: logged(changed, message),
+            }
+        }
+    }
+}
+
+/// Applies a provider's report to a message: [`apply_status`], except that
+/// a failure of a watched step (one with a next step behind it, `watched`)
+/// is kept in the history without failing the message: the next step takes
+/// over. Returns whether anything changed.
+pub(crate) fn apply_report(
+    message: &mut Message,
+    report: &ProviderStatus,
+    watched: bool,
+    now: SystemTime,
+) -> bool {
+    // A report naming our id may be the first we hear of the provider's.
+    if message.provider_message_id.is_none() && !report.provider_message_id.is_empty() {
+        message.provider_message_id = Some(report.provider_message_id.clone());
+    }
+    let channel = Some(report.channel);
+    if watched && report.status == MessageStatus::Failed && message.status == MessageStatus::Sent
+    {
+        if message
+            .history
+            .iter()
+            .any(|h| h.status == MessageStatus::Failed && h.channel == channel)
+        {
+            return false;
+        }
+        let reason = if report.reason.is_empty() {
+            "failed; the next step takes over".to_owned()
+        } else {
+            format!("{}; the next step takes over", report.reason)
+        };
+        message.history.push(StatusChange {
+            status: MessageStatus::Failed,
+            time: now,
+            channel,
+            reason,
+        });
+        message.update_time = now;
+        return true;
+    }
+    apply_status(message, report.status, channel, &report.reason, now)
+}
+
+/// Whether a report ends the message's pending steps (it arrived).
+pub(crate) fn ends_pending_steps(status: MessageStatus) -> bool {
+    matches!(status, MessageStatus::Delivered | MessageStatus::Read)
+}
+
+/// What a claimed watch found, for the dispatcher: the failure a provider
+/// reported on the watched step since it was sent, if any.
+pub fn reported_failure(job: &ClaimedJob) -> Option<&StatusChange> {
+    let channel = job
+        .message
+        .route
+        .as_ref()
+        .and_then(|r| r.plan.get(job.plan_index))
+        .map(|p| p.channel)?;
+    let sent = job
+        .message
+        .history
+        .iter()
+        .rposition(|h| h.status == MessageStatus::Sent && h.channel == Some(channel))?;
+    job.message.history[sent..]
+        .iter()
+        .find(|h| h.status == MessageStatus::Failed && h.channel == Some(channel))
+}
