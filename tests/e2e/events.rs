@@ -18,7 +18,7 @@ crate::on_both_stores!(
 const EVENT_WAIT: Duration = Duration::from_secs(20);
 
 /// Opens a subscription.
-async fn subscribe(
+pub(crate) async fn subscribe(
     app: &mut TestApp,
     request: pb::SubscribeRequest,
 ) -> tonic::Streaming<pb::SubscribeResponse> {
@@ -30,7 +30,7 @@ async fn subscribe(
 }
 
 /// The next event, or a panic after a generous wait.
-async fn next(stream: &mut tonic::Streaming<pb::SubscribeResponse>) -> pb::Event {
+pub(crate) async fn next(stream: &mut tonic::Streaming<pb::SubscribeResponse>) -> pb::Event {
     tokio::time::timeout(EVENT_WAIT, stream.message())
         .await
         .expect("an event arrives")

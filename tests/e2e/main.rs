@@ -3,6 +3,7 @@
 //! store and once on PostgreSQL (a fresh database per test).
 
 mod contacts;
+mod deadlines;
 mod events;
 mod invalid;
 mod messaging;

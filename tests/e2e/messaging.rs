@@ -35,7 +35,7 @@ async fn send_ok(app: &mut TestApp, request: pb::SendMessageRequest) -> pb::Mess
         .expect("message in response")
 }
 
-async fn get_message(app: &mut TestApp, name: &str) -> pb::Message {
+pub async fn get_message(app: &mut TestApp, name: &str) -> pb::Message {
     app.messaging
         .get_message(pb::GetMessageRequest {
             name: name.to_owned(),

@@ -78,7 +78,7 @@ impl TestApp {
             Backend::Postgres => Some(omniroute_store::testing::fresh_pg_url().await),
             Backend::Embedded => None,
         };
-        TestApp::spawn_on(backend, url, adjust).await
+        TestApp::spawn_on(backend, url, None, adjust).await
     }
 
     /// Starts another server on this one's PostgreSQL database: a replica,
@@ -89,16 +89,35 @@ impl TestApp {
     /// On the embedded store, which one process owns.
     pub async fn replica(&self) -> TestApp {
         assert_eq!(self.backend, Backend::Postgres, "replicas need PostgreSQL");
-        TestApp::spawn_on(self.backend, self.store_url.clone(), |_| {}).await
+        TestApp::spawn_on(self.backend, self.store_url.clone(), None, |_| {}).await
+    }
+
+    /// Stops this server gracefully and starts another on the same store
+    /// (the same database, or the same embedded file) after `adjust`: a
+    /// restart, as a deploy does.
+    pub async fn restart_with(mut self, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("the server task")
+                .expect("the server stops cleanly");
+        }
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let kept = std::mem::replace(&mut self._dir, dir);
+        TestApp::spawn_on(self.backend, self.store_url.clone(), Some(kept), adjust).await
     }
 
     async fn spawn_on(
         backend: Backend,
         store_url: Option<String>,
+        dir: Option<tempfile::TempDir>,
         adjust: impl FnOnce(&mut Settings),
     ) -> TestApp {
         init_logs();
-        let dir = tempfile::tempdir().expect("temporary folder");
+        let dir = dir.unwrap_or_else(|| tempfile::tempdir().expect("temporary folder"));
         let mut settings = Settings::default();
         settings.grpc.listen = "127.0.0.1:0".parse().expect("address");
         settings.http.listen = "127.0.0.1:0".parse().expect("address");

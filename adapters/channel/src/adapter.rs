@@ -297,6 +297,15 @@ pub trait Adapter: Send + Sync + fmt::Debug + 'static {
     /// content fit, windows and quiet hours on it.
     fn capabilities(&self) -> Capabilities;
 
+    /// The business line it sends from for `tenant` (the WhatsApp phone
+    /// number id, the mailbox, the phone line), the same value inbound
+    /// messages name as their account: service windows are kept per line.
+    /// Empty when the channel has one line for everyone.
+    fn sending_line(&self, tenant: &str) -> String {
+        let _ = tenant;
+        String::new()
+    }
+
     /// Sends one message. Ok means the provider accepted it; delivery is
     /// reported later through the [`StatusSink`].
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, AdapterError>;

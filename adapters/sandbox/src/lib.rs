@@ -261,6 +261,10 @@ impl Adapter for SandboxAdapter {
         capabilities(self.channel)
     }
 
+    fn sending_line(&self, _tenant: &str) -> String {
+        ACCOUNT.to_owned()
+    }
+
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, AdapterError> {
         self.record(message);
         if !self.config.send_delay.is_zero() {

@@ -326,6 +326,12 @@ impl Adapter for WhatsAppAdapter {
         capabilities()
     }
 
+    fn sending_line(&self, tenant: &str) -> String {
+        self.number_for(tenant)
+            .map(|n| n.phone_number_id.clone())
+            .unwrap_or_default()
+    }
+
     async fn fetch_status(
         &self,
         _provider_message_id: &str,

@@ -72,12 +72,24 @@ impl Ingress {
     async fn record(&self, channel: Channel, event: WebhookEvent) -> Result<(), StatusCode> {
         match event {
             WebhookEvent::Inbound(message) => {
-                let Some(tenant) = self.accounts.get(&(channel, message.account.clone())) else {
+                let Some(tenant) = self
+                    .accounts
+                    .get(&(channel, message.account.clone()))
+                    .cloned()
+                else {
                     tracing::warn!(%channel, account = %message.account, "inbound message for an unknown account; acknowledged, not stored");
                     return Ok(());
                 };
+                // A message opens the channel's customer service window on
+                // the line it came to, if the channel has one.
+                let opens_window = self
+                    .adapters
+                    .get(&channel)
+                    .and_then(|a| a.capabilities().service_window);
                 let inbound = NewInbound {
                     channel,
+                    line: message.account,
+                    opens_window,
                     from: message.from,
                     profile_name: message.profile_name,
                     provider_user_id: message.provider_user_id,
@@ -86,7 +98,7 @@ impl Ingress {
                     content: message.content,
                     reply_to: message.reply_to,
                 };
-                match self.store.record_inbound(tenant, inbound).await {
+                match self.store.record_inbound(&tenant, inbound).await {
                     Ok(Received::New(m)) => {
                         tracing::info!(%channel, message_id = %m.id, contact = %m.contact_id, "inbound message");
                         Ok(())

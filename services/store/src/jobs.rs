@@ -324,8 +324,7 @@ pub(crate) fn apply_report(
         message.provider_message_id = Some(report.provider_message_id.clone());
     }
     let channel = Some(report.channel);
-    if watched && report.status == MessageStatus::Failed && message.status == MessageStatus::Sent
-    {
+    if watched && report.status == MessageStatus::Failed && message.status == MessageStatus::Sent {
         if message
             .history
             .iter()

@@ -558,7 +558,6 @@ pub enum Received {
     Duplicate,
 }
 
-
 /// The stored form of an accepted outbound message, and when its job is
 /// due: `Queued` until a future send time, else `Accepted` and due now. Times
 /// keep microseconds, as both stores do, so the message answered equals the
@@ -1113,6 +1112,42 @@ pub fn requeue_by_operator(message: &mut Message, now: SystemTime) {
     message.update_time = now;
 }
 
+/// `Option<Duration>` as whole seconds.
+mod optional_secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_secs))
+    }
+}
+
+/// `Option<SystemTime>` as microseconds since the epoch.
+mod optional_micros {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_some(&crate::model::to_micros(*t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+        Ok(Option::<i64>::deserialize(d)?.map(crate::model::from_micros))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::MessageStatus::*;
@@ -1211,43 +1246,5 @@ mod tests {
         assert!(a < b && b < Cursor { xid: 8, seq: 1 });
         assert_eq!(Cursor::decode(&a.encode()), Some(a));
         assert_eq!(Cursor::decode("nope"), None);
-    }
-}
-
-/// `Option<Duration>` as whole seconds.
-mod optional_secs {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_some(&d.as_secs()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_secs))
-    }
-}
-
-/// `Option<SystemTime>` as microseconds since the epoch.
-mod optional_micros {
-    use std::time::SystemTime;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.serialize_some(&crate::model::to_micros(*t)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<SystemTime>, D::Error> {
-        Ok(Option::<i64>::deserialize(d)?.map(crate::model::from_micros))
     }
 }

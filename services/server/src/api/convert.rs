@@ -340,7 +340,14 @@ pub fn contact_to_pb(contact: &store::Contact) -> pb::Contact {
         create_time: timestamp(contact.create_time),
         update_time: timestamp(contact.update_time),
         erase_time: contact.erasure.and_then(|(t, _)| timestamp(t)),
-        whatsapp_window_end_time: contact.whatsapp_window_until.and_then(timestamp),
+        whatsapp_window_end_time: contact
+            .windows
+            .iter()
+            .filter(|w| w.channel == Channel::Whatsapp)
+            .map(|w| w.open_until)
+            .max()
+            .and_then(timestamp),
+        service_windows: contact.windows.iter().map(service_window).collect(),
         erasure: contact.erasure.map(|(_, s)| pb::ErasureSummary {
             identities_removed: s.identities_removed,
             consent_records_removed: s.consent_records_removed,
@@ -603,6 +610,15 @@ pub fn consent_to_pb(r: &store::ConsentRecord) -> pb::ConsentRecord {
         evidence: r.evidence.clone(),
         record_time: timestamp(r.record_time),
         create_time: timestamp(r.create_time),
+    }
+}
+
+/// A customer service window on the wire.
+pub fn service_window(window: &omniroute_store::ServiceWindow) -> pb::ServiceWindow {
+    pb::ServiceWindow {
+        channel: channel_to_pb(window.channel).into(),
+        open_until: timestamp(window.open_until),
+        line: window.line.clone(),
     }
 }
 

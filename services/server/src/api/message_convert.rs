@@ -66,6 +66,11 @@ pub fn priority_to_pb(priority: Priority) -> pb::Priority {
     }
 }
 
+/// A duration on the wire.
+fn duration_to_pb(d: std::time::Duration) -> Option<prost_types::Duration> {
+    prost_types::Duration::try_from(d).ok()
+}
+
 /// An event type on the wire.
 pub fn event_type_to_pb(kind: EventType) -> pb::EventType {
     match kind {
@@ -77,6 +82,9 @@ pub fn event_type_to_pb(kind: EventType) -> pb::EventType {
         EventType::ContactMerged => pb::EventType::ContactMerged,
         EventType::ContactErased => pb::EventType::ContactErased,
         EventType::CallbackChanged => pb::EventType::CallbackChanged,
+        EventType::MessageDeferred => pb::EventType::MessageDeferred,
+        EventType::MessageFallback => pb::EventType::MessageFallback,
+        EventType::WindowClosing => pb::EventType::WindowClosing,
     }
 }
 
@@ -141,6 +149,7 @@ fn inputs_to_pb(contact: Option<Uuid>, i: &RouteInputs) -> pb::RouteInputs {
             .map(|(channel, until)| pb::ServiceWindow {
                 channel: channel_to_pb(*channel) as i32,
                 open_until: timestamp(*until),
+                line: String::new(),
             })
             .collect(),
         quiet_hours_end: i.quiet_hours_end.and_then(timestamp),
@@ -354,6 +363,7 @@ pub fn route_to_pb(contact: Option<Uuid>, r: &RouteDecision) -> pb::RouteDecisio
                 channel: channel_to_pb(p.channel) as i32,
                 content_variant: variant_to_pb(p.variant) as i32,
                 not_before: p.not_before.and_then(timestamp),
+                deliver_within: p.deliver_within.and_then(duration_to_pb),
             })
             .collect(),
         inputs: Some(inputs_to_pb(contact, &r.inputs)),
@@ -385,6 +395,12 @@ pub fn message_to_pb(m: &Message) -> pb::Message {
         attempts: m.attempts.iter().map(attempt_to_pb).collect(),
         route: m.route.as_ref().map(|r| route_to_pb(Some(m.contact_id), r)),
         urgent: m.route.as_ref().is_some_and(|r| r.inputs.urgent),
+        deliver_within: m
+            .route
+            .as_ref()
+            .and_then(|r| r.plan.first())
+            .and_then(|p| p.deliver_within)
+            .and_then(duration_to_pb),
         excluded_channels: m
             .route
             .as_ref()
@@ -415,9 +431,19 @@ pub fn event_to_pb(e: &Event) -> pb::Event {
                 ..pb::Contact::default()
             }))
         }
+        EventPayload::Window(window) => {
+            Some(Payload::Window(super::convert::service_window(window)))
+        }
         EventPayload::Empty => None,
     };
+    let route_change = e.route.as_ref().map(|r| pb::RouteChange {
+        from_channel: r.from.map_or(0, |c| channel_to_pb(c) as i32),
+        to_channel: r.to.map_or(0, |c| channel_to_pb(c) as i32),
+        reason: r.reason.clone(),
+        until: r.until.and_then(timestamp),
+    });
     pb::Event {
+        route_change,
         cursor: e.cursor.encode(),
         r#type: event_type_to_pb(e.kind) as i32,
         time: timestamp(e.time),
@@ -731,7 +757,7 @@ mod tests {
                         key: "plan-key-wa".into(),
                         wa_id: Some("plan-wa-id".into()),
                         variant: Default::default(),
-                        deliver_by: None,
+                        deliver_within: None,
                         not_before: None,
                     },
                     PlannedChannel {
@@ -740,7 +766,7 @@ mod tests {
                         key: "plan-key@example.com".into(),
                         wa_id: None,
                         variant: Default::default(),
-                        deliver_by: None,
+                        deliver_within: None,
                         not_before: None,
                     },
                 ],
@@ -874,6 +900,7 @@ mod tests {
             correlation_ref: "A-17".into(),
             metadata: m.metadata.clone(),
             payload: EventPayload::Message(Box::new(m.clone())),
+            route: None,
         };
         let p = event_to_pb(&event);
         assert_eq!(p.cursor, Cursor { xid: 7, seq: 42 }.encode());

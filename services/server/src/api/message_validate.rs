@@ -134,6 +134,25 @@ pub fn excluded_channels(
     out
 }
 
+/// The longest delivery deadline a caller may set.
+pub const MAX_DELIVER_WITHIN: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Validates a caller's delivery deadline: positive, at most a week.
+pub fn deliver_within(
+    v: &mut Violations,
+    field: &str,
+    value: Option<&prost_types::Duration>,
+) -> Option<std::time::Duration> {
+    let d = value?;
+    match std::time::Duration::try_from(*d) {
+        Ok(d) if d.is_zero() => v.add(field, "must be positive"),
+        Ok(d) if d > MAX_DELIVER_WITHIN => v.add(field, "must be at most 7 days"),
+        Ok(d) => return Some(d),
+        Err(_) => v.add(field, "must be positive"),
+    }
+    None
+}
+
 /// A wire priority; unspecified means "derive it from the category".
 pub fn priority(value: i32) -> Result<Option<Priority>, &'static str> {
     match pb::Priority::try_from(value) {
@@ -162,6 +181,9 @@ pub fn event_types(v: &mut Violations, field: &str, values: &[i32]) -> Vec<Event
             Ok(pb::EventType::ContactMerged) => Ok(EventType::ContactMerged),
             Ok(pb::EventType::ContactErased) => Ok(EventType::ContactErased),
             Ok(pb::EventType::CallbackChanged) => Ok(EventType::CallbackChanged),
+            Ok(pb::EventType::MessageDeferred) => Ok(EventType::MessageDeferred),
+            Ok(pb::EventType::MessageFallback) => Ok(EventType::MessageFallback),
+            Ok(pb::EventType::WindowClosing) => Ok(EventType::WindowClosing),
             Err(_) => Err("unknown event type"),
         };
         if let Some(kind) = v.check(format!("{field}[{i}]"), kind)

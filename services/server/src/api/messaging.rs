@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use omniroute_channel::{Address, Category, Channel, Content};
 use omniroute_proto::v1 as pb;
@@ -71,6 +71,7 @@ struct Send {
     idempotency_key: Option<String>,
     urgent: bool,
     excluded: Vec<Channel>,
+    deliver_within: Option<Duration>,
 }
 
 /// What makes two sends the same request, for idempotency.
@@ -89,6 +90,8 @@ struct Fingerprint<'a> {
     reply_to: Option<Uuid>,
     urgent: bool,
     excluded: &'a [Channel],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deliver_within_ms: Option<u128>,
 }
 
 impl Recipient {
@@ -112,6 +115,7 @@ impl Send {
             overrides: &self.overrides,
             explicit: self.channel,
             excluded: &self.excluded,
+            deliver_within: self.deliver_within,
         }
     }
 
@@ -137,6 +141,7 @@ impl Send {
             reply_to: self.reply_to,
             urgent: self.urgent,
             excluded: &self.excluded,
+            deliver_within_ms: self.deliver_within.map(|d| d.as_millis()),
         };
         let bytes = serde_json::to_vec(&fingerprint).unwrap_or_default();
         Sha256::digest(bytes)
@@ -237,6 +242,11 @@ impl MessagingApi {
                 v.add("message.expire_time", "must be later than send_time");
             }
         }
+        let deliver_within = message_validate::deliver_within(
+            &mut v,
+            "message.deliver_within",
+            m.deliver_within.as_ref(),
+        );
         let reply_to = match m.reply_to.as_str() {
             "" => None,
             name => v.check("message.reply_to", parse_message_name(name)),
@@ -282,6 +292,7 @@ impl MessagingApi {
             idempotency_key: Some(key.to_owned()).filter(|k| !k.is_empty()),
             urgent: m.urgent,
             excluded,
+            deliver_within,
         })
     }
 
@@ -492,7 +503,7 @@ fn new_contact(address: &Address) -> RoutingContact {
             create_time: now,
             update_time: now,
             erasure: None,
-            whatsapp_window_until: None,
+            windows: Vec::new(),
             version: 0,
         },
         preferences: omniroute_store::Preferences {

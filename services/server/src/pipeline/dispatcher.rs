@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use omniroute_channel::{Adapter, AdapterError, Address, Channel, OutboundMessage};
-use omniroute_store::{Attempt, AttemptOutcome, ClaimedJob, Completion, NextStep, Store};
+use omniroute_store::{Attempt, AttemptOutcome, ClaimedJob, Completion, JobKind, NextStep, Store};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -148,6 +148,11 @@ impl Dispatcher {
     /// One attempt for one claimed job, and its outcome recorded.
     #[tracing::instrument(skip_all, fields(message_id = %job.message.id, attempt = job.channel_attempt))]
     async fn process(&self, job: ClaimedJob, permit: OwnedSemaphorePermit) {
+        if job.kind != JobKind::Send {
+            let next = self.after_watch(&job);
+            self.complete(job, None, next, permit);
+            return;
+        }
         let message = &job.message;
         let now = SystemTime::now();
         if message.expire_time.is_some_and(|t| t <= now) {
@@ -277,6 +282,19 @@ impl Dispatcher {
             }
         };
         self.complete(job, Some(attempt), next, permit);
+    }
+
+    /// What to do when a sent step's watch comes due.
+    fn after_watch(&self, job: &ClaimedJob) -> NextStep {
+        let next = job.plan_index + 1;
+        let rings = job
+            .message
+            .route
+            .as_ref()
+            .and_then(|r| r.plan.get(next))
+            .and_then(|p| self.adapters.get(&p.channel))
+            .is_some_and(|a| a.capabilities().rings);
+        fallback::on_watch(job, rings, SystemTime::now())
     }
 
     /// What to do after a failed attempt.

@@ -151,6 +151,12 @@ impl Pipeline {
             reports,
             stopped.clone(),
         ));
+        tasks.spawn(crate::routing::windows::run(
+            Arc::clone(&store),
+            crate::routing::windows::scopes(&settings.routing),
+            Duration::from_millis(settings.routing.window_check_interval_ms),
+            stopped.clone(),
+        ));
         let retention = Duration::from_secs(settings.events.retention_hours * 3600);
         tasks.spawn(prune_events(store, retention, stopped));
         Pipeline { stop, tasks }

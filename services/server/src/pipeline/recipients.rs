@@ -183,7 +183,7 @@ mod tests {
                 create_time: SystemTime::UNIX_EPOCH,
                 update_time: SystemTime::UNIX_EPOCH,
                 erasure: None,
-                whatsapp_window_until: None,
+                windows: Vec::new(),
                 version: 1,
             },
             preferences: Preferences {

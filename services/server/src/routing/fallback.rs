@@ -1,5 +1,7 @@
 //! What happens after a failed attempt: retry the channel with back-off,
-//! go on with the plan's next step, or fail the message (dead letter).
+//! go on with the plan's next step, or fail the message (dead letter); and
+//! when a sent step's watch comes due (its delivery deadline passed, its
+//! provider reported a failure, or the customer replied).
 //!
 //! Retries are capped exponential back-off with full jitter, never sooner
 //! than a provider's Retry-After. A permanent failure, a closed window, an
@@ -10,7 +12,7 @@
 use std::time::{Duration, SystemTime};
 
 use omniroute_channel::AdapterError;
-use omniroute_store::{NextStep, RouteDecision};
+use omniroute_store::{ClaimedJob, JobKind, MessageStatus, NextStep, RouteDecision};
 
 use super::quiet;
 use crate::settings::DispatchSettings;
@@ -68,6 +70,7 @@ pub fn decide(
         return NextStep::NextChannel {
             index: plan_index + 1,
             due: next_due,
+            reason: String::new(),
         };
     }
     let reason = match error {
@@ -85,6 +88,54 @@ pub fn decide(
         None => text.to_owned(),
     };
     NextStep::Fail { reason }
+}
+
+/// When a sent step's watch comes due: the next step takes over when the
+/// step failed (a provider's report) or missed its deadline; nothing
+/// follows when the customer replied meanwhile, the message arrived or
+/// failed, or the step was watched for failure reports only. `next_rings`:
+/// whether the next step's channel rings (it waits for quiet hours' end).
+pub fn on_watch(job: &ClaimedJob, next_rings: bool, now: SystemTime) -> NextStep {
+    let end = |note: &str| NextStep::EndWatch {
+        note: note.to_owned(),
+    };
+    let message = &job.message;
+    let route = message.route.as_ref();
+    let next = job.plan_index + 1;
+    let (Some(step), true) = (
+        route.and_then(|r| r.plan.get(job.plan_index)),
+        route.is_some_and(|r| r.plan.len() > next),
+    ) else {
+        return end("");
+    };
+    if message.status != MessageStatus::Sent {
+        return end("");
+    }
+    if job.kind == JobKind::Replied {
+        return end("the customer replied; fallback canceled");
+    }
+    let channel = step.channel;
+    let reason = if omniroute_store::reported_failure(job).is_some() {
+        format!("{channel} reported a failure after accepting it")
+    } else if let Some(within) = step.deliver_within {
+        format!("not delivered on {channel} within {}", span(within))
+    } else {
+        return end("");
+    };
+    NextStep::NextChannel {
+        index: next,
+        due: step_due(route, next, next_rings, now),
+        reason,
+    }
+}
+
+/// A duration in the largest whole unit: "2 h", "15 min", "90 s".
+fn span(d: Duration) -> String {
+    match d.as_secs() {
+        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
 }
 
 /// Full jitter: a delay drawn uniformly from 0 to
@@ -147,7 +198,11 @@ mod tests {
         // With another channel in the plan, exhaustion falls back to it.
         assert_eq!(
             decide(&s, 3, 0, 2, Some(&transient), "", now, now, 1.0),
-            NextStep::NextChannel { index: 1, due: now }
+            NextStep::NextChannel {
+                index: 1,
+                due: now,
+                reason: String::new()
+            }
         );
     }
 
@@ -196,7 +251,8 @@ mod tests {
             ),
             NextStep::NextChannel {
                 index: 1,
-                due: SystemTime::UNIX_EPOCH
+                due: SystemTime::UNIX_EPOCH,
+                reason: String::new(),
             }
         );
     }
@@ -230,5 +286,115 @@ mod tests {
             "a call never rings in them"
         );
         assert_eq!(step_due(None, 1, true, now), now);
+    }
+
+    /// A message sent on WhatsApp, with email behind it; WhatsApp must be
+    /// delivered within `within`.
+    fn watched(kind: JobKind, within: Option<Duration>) -> ClaimedJob {
+        use omniroute_channel::content::Text;
+        use omniroute_store::{Direction, Message, PlannedChannel, Priority, StatusChange};
+        let step = |channel, address: &str| PlannedChannel {
+            channel,
+            address: address.into(),
+            key: address.into(),
+            wa_id: None,
+            variant: Default::default(),
+            deliver_within: None,
+            not_before: None,
+        };
+        let mut plan = vec![
+            step(omniroute_channel::Channel::Whatsapp, "4915123456789"),
+            step(omniroute_channel::Channel::Email, "anna@example.com"),
+        ];
+        plan[0].deliver_within = within;
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000);
+        let sent = StatusChange {
+            status: MessageStatus::Sent,
+            time: t,
+            channel: Some(omniroute_channel::Channel::Whatsapp),
+            reason: String::new(),
+        };
+        ClaimedJob {
+            tenant: "default".into(),
+            message: Message {
+                id: uuid::Uuid::now_v7(),
+                contact_id: uuid::Uuid::now_v7(),
+                direction: Direction::Outbound,
+                category: omniroute_channel::Category::Transactional,
+                content: omniroute_channel::Content::Text(Text::default()),
+                overrides: Vec::new(),
+                channel: Some(omniroute_channel::Channel::Whatsapp),
+                priority: Priority::Normal,
+                correlation_ref: String::new(),
+                metadata: Default::default(),
+                send_time: None,
+                expire_time: None,
+                reply_to: None,
+                status: MessageStatus::Sent,
+                history: vec![sent],
+                attempts: Vec::new(),
+                route: Some(RouteDecision {
+                    plan,
+                    skipped: Vec::new(),
+                    hold_until: None,
+                    decide_time: t,
+                    inputs: Default::default(),
+                }),
+                provider_message_id: Some("wamid.1".into()),
+                create_time: t,
+                update_time: t,
+            },
+            claim_token: uuid::Uuid::now_v7(),
+            plan_index: 0,
+            channel_attempt: 1,
+            kind,
+        }
+    }
+
+    #[test]
+    fn a_watch_hands_over_on_a_missed_deadline_or_a_reported_failure() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_900);
+        let over = |job: &ClaimedJob| match on_watch(job, false, now) {
+            NextStep::NextChannel { index, due, reason } => {
+                assert_eq!((index, due), (1, now));
+                reason
+            }
+            other => panic!("{other:?}"),
+        };
+        let job = watched(JobKind::Watch, Some(Duration::from_secs(900)));
+        assert_eq!(over(&job), "not delivered on whatsapp within 15 min");
+        let mut failed = watched(JobKind::Watch, None);
+        failed.message.history.push(omniroute_store::StatusChange {
+            status: MessageStatus::Failed,
+            time: now,
+            channel: Some(omniroute_channel::Channel::Whatsapp),
+            reason: "131026; the next step takes over".into(),
+        });
+        assert_eq!(
+            over(&failed),
+            "whatsapp reported a failure after accepting it"
+        );
+    }
+
+    #[test]
+    fn a_watch_ends_quietly_or_with_the_reply_noted() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_900);
+        let ended = |job: &ClaimedJob| match on_watch(job, false, now) {
+            NextStep::EndWatch { note } => note,
+            other => panic!("{other:?}"),
+        };
+        let replied = watched(JobKind::Replied, Some(Duration::from_secs(900)));
+        assert_eq!(ended(&replied), "the customer replied; fallback canceled");
+        assert_eq!(
+            ended(&watched(JobKind::Watch, None)),
+            "",
+            "no deadline, no failure: nothing to hand over"
+        );
+        let mut delivered = watched(JobKind::Watch, Some(Duration::from_secs(900)));
+        delivered.message.status = MessageStatus::Delivered;
+        assert_eq!(ended(&delivered), "");
+        let mut last = watched(JobKind::Watch, Some(Duration::from_secs(900)));
+        last.message.route.as_mut().unwrap().plan.truncate(1);
+        assert_eq!(ended(&last), "", "nothing behind the last step");
     }
 }

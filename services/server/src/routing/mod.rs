@@ -21,10 +21,11 @@ pub mod breaker;
 pub mod fallback;
 pub mod policy;
 pub mod quiet;
+pub mod windows;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use omniroute_channel::{Category, Channel, Content};
 use omniroute_store::{ChannelOverride, RouteDecision, RoutingContact, SkipReason, SkippedChannel};
@@ -94,6 +95,8 @@ pub struct RouteRequest<'a> {
     pub explicit: Option<Channel>,
     /// Channels the caller excluded.
     pub excluded: &'a [Channel],
+    /// The caller's delivery deadline per step.
+    pub deliver_within: Option<Duration>,
 }
 
 /// A routing decision with the category it was made for.
@@ -167,11 +170,17 @@ impl Router {
         now: SystemTime,
     ) -> Result<Routed, RouteError> {
         let channels = self.channels(tenant, now);
-        let windows: Vec<(Channel, SystemTime)> = recipient
-            .contact
-            .whatsapp_window_until
-            .map(|until| (Channel::Whatsapp, until))
-            .into_iter()
+        // The windows on the lines the adapters send from.
+        let windows: Vec<(Channel, SystemTime)> = self
+            .adapters
+            .iter()
+            .filter(|(_, a)| a.capabilities().service_window.is_some())
+            .filter_map(|(channel, a)| {
+                let until = recipient
+                    .contact
+                    .window_until(*channel, &a.sending_line(tenant))?;
+                Some((*channel, until))
+            })
             .collect();
         let check = |channel: Channel, content: &Content| {
             self.adapters

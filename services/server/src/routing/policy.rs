@@ -16,7 +16,7 @@
 //! - every channel is either planned or skipped with a reason;
 //! - an explicit channel never bypasses any of this.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use omniroute_channel::{Capabilities, Category, Channel, Content, ContentViolation, Fit};
 use omniroute_store::{
@@ -73,6 +73,22 @@ pub struct TenantPolicy {
     /// Whether business-initiated transactional, authentication and
     /// service messages on WhatsApp need an opt-in on record (strict).
     pub whatsapp_opt_in_required: bool,
+    /// Per category: how long a sent step may go undelivered before the
+    /// next step takes over.
+    pub deliver_within: Vec<(Category, Duration)>,
+    /// How long before a customer service window closes a `window closing`
+    /// event is logged; `None` for none.
+    pub window_closing_lead: Option<Duration>,
+}
+
+impl TenantPolicy {
+    /// The delivery deadline of a category.
+    pub fn deadline(&self, category: Category) -> Option<Duration> {
+        self.deliver_within
+            .iter()
+            .find(|(c, _)| *c == category)
+            .map(|(_, d)| *d)
+    }
 }
 
 impl Default for TenantPolicy {
@@ -82,6 +98,8 @@ impl Default for TenantPolicy {
             time_zone: "UTC".to_owned(),
             quiet_hours: None,
             whatsapp_opt_in_required: true,
+            deliver_within: Vec::new(),
+            window_closing_lead: Some(Duration::from_secs(3600)),
         }
     }
 }
@@ -281,6 +299,16 @@ pub fn decide(input: &Input<'_>) -> Result<RouteDecision, RouteError> {
                     .collect(),
             ),
         });
+    }
+    // Every step with a next one behind it has the delivery deadline that
+    // hands over to it: the caller's, else the tenant's for the category.
+    let deadline = input
+        .request
+        .deliver_within
+        .or_else(|| input.tenant.deadline(input.request.category));
+    let last = plan.len().saturating_sub(1);
+    for step in &mut plan[..last] {
+        step.deliver_within = deadline;
     }
     inputs.breakers = input
         .channels

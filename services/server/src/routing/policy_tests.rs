@@ -44,7 +44,7 @@ fn contact(channels: &[Channel]) -> Contact {
         create_time: at(T0),
         update_time: at(T0),
         erasure: None,
-        whatsapp_window_until: None,
+        windows: Vec::new(),
         version: 1,
     }
 }
@@ -97,6 +97,7 @@ struct Case {
     overrides: Vec<ChannelOverride>,
     explicit: Option<Channel>,
     excluded: Vec<Channel>,
+    deliver_within: Option<Duration>,
     contact: Contact,
     preferences: ChannelPreferences,
     consents: Vec<ConsentState>,
@@ -116,6 +117,7 @@ impl Case {
             overrides: Vec::new(),
             explicit: None,
             excluded: Vec::new(),
+            deliver_within: None,
             contact: contact(channels),
             preferences: ChannelPreferences::default(),
             consents: Vec::new(),
@@ -140,6 +142,7 @@ impl Case {
                 overrides: &self.overrides,
                 explicit: self.explicit,
                 excluded: &self.excluded,
+                deliver_within: self.deliver_within,
             },
             contact: &self.contact,
             preferences: &self.preferences,
@@ -181,6 +184,37 @@ fn the_default_order_with_fallbacks() {
     );
     assert!(d.skipped.is_empty());
     assert_eq!(d.plan[1].address, "anna@example.com");
+}
+
+#[test]
+fn every_step_but_the_last_has_the_deadline_that_hands_over() {
+    let mut case = Case::new(&[Channel::Whatsapp, Channel::Email, Channel::Voice]);
+    case.open_window();
+    let d = case.decide().unwrap();
+    assert!(
+        d.plan.iter().all(|p| p.deliver_within.is_none()),
+        "no deadline configured: fallback on failures only"
+    );
+    case.tenant.deliver_within = vec![(Category::Transactional, Duration::from_secs(900))];
+    let d = case.decide().unwrap();
+    let deadlines: Vec<_> = d.plan.iter().map(|p| p.deliver_within).collect();
+    let tenant = Some(Duration::from_secs(900));
+    assert_eq!(deadlines, [tenant, tenant, None]);
+    case.deliver_within = Some(Duration::from_secs(60));
+    let d = case.decide().unwrap();
+    let own = Some(Duration::from_secs(60));
+    assert_eq!(
+        d.plan.iter().map(|p| p.deliver_within).collect::<Vec<_>>(),
+        [own, own, None],
+        "the caller's deadline wins"
+    );
+    case.category = Category::Service;
+    case.deliver_within = None;
+    let d = case.decide().unwrap();
+    assert!(
+        d.plan.iter().all(|p| p.deliver_within.is_none()),
+        "the tenant's deadline is per category"
+    );
 }
 
 #[test]

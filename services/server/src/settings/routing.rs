@@ -1,8 +1,12 @@
 //! Routing settings: each tenant's defaults (channel order, time zone, quiet
-//! hours, the WhatsApp opt-in rule) and the circuit breakers. A contact's
-//! own preferences override the defaults.
+//! hours, the WhatsApp opt-in rule, delivery deadlines per category, the
+//! window-closing lead time) and the circuit breakers. A contact's own
+//! preferences override the defaults.
 
-use omniroute_channel::Channel;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use omniroute_channel::{Category, Channel};
 use serde::{Deserialize, Serialize};
 
 use super::SettingsError;
@@ -25,6 +29,16 @@ pub struct RoutingSettings {
     /// False relaxes it for transactional, authentication and service
     /// messages; marketing always needs an explicit marketing opt-in.
     pub whatsapp_opt_in_required: bool,
+    /// Per category: seconds a sent step may go undelivered before the
+    /// plan's next step takes over (a message's own deadline wins). A
+    /// category not named has no deadline (its fallback runs on failures
+    /// only).
+    pub deliver_within_secs: BTreeMap<Category, u64>,
+    /// Seconds before a customer service window closes that a
+    /// `window closing` event is logged; 0 for none.
+    pub window_closing_lead_secs: u64,
+    /// How often closing windows are looked for, in milliseconds.
+    pub window_check_interval_ms: u64,
     /// Transient failures in a row that open a channel's circuit breaker.
     pub breaker_failures: u32,
     /// Seconds an open breaker skips its channel before a probe may go.
@@ -41,6 +55,9 @@ impl Default for RoutingSettings {
             quiet_hours_start: String::new(),
             quiet_hours_end: String::new(),
             whatsapp_opt_in_required: true,
+            deliver_within_secs: BTreeMap::new(),
+            window_closing_lead_secs: 3600,
+            window_check_interval_ms: 10_000,
             breaker_failures: 5,
             breaker_cool_down_secs: 30,
             tenants: Vec::new(),
@@ -64,6 +81,10 @@ pub struct TenantRouting {
     pub quiet_hours_end: Option<String>,
     /// Its WhatsApp opt-in rule.
     pub whatsapp_opt_in_required: Option<bool>,
+    /// Its delivery deadlines per category (replacing the global table).
+    pub deliver_within_secs: Option<BTreeMap<Category, u64>>,
+    /// Its window-closing lead time.
+    pub window_closing_lead_secs: Option<u64>,
 }
 
 /// Minutes after midnight of "HH:MM".
@@ -81,13 +102,22 @@ fn invalid(key: &'static str, reason: impl Into<String>) -> SettingsError {
 }
 
 /// Builds one policy, checking every value.
+#[allow(clippy::too_many_arguments)]
 fn policy(
     order: &[Channel],
     time_zone: &str,
     start: &str,
     end: &str,
     opt_in: bool,
+    deadlines: &BTreeMap<Category, u64>,
+    lead: u64,
 ) -> Result<TenantPolicy, SettingsError> {
+    if deadlines.values().any(|secs| *secs == 0) {
+        return Err(invalid(
+            "routing.deliver_within_secs",
+            "a deadline must be at least 1 second",
+        ));
+    }
     if order.is_empty() {
         return Err(invalid(
             "routing.channel_order",
@@ -127,6 +157,11 @@ fn policy(
         time_zone: time_zone.to_owned(),
         quiet_hours,
         whatsapp_opt_in_required: opt_in,
+        deliver_within: deadlines
+            .iter()
+            .map(|(c, secs)| (*c, Duration::from_secs(*secs)))
+            .collect(),
+        window_closing_lead: (lead > 0).then(|| Duration::from_secs(lead)),
     })
 }
 
@@ -147,6 +182,8 @@ impl RoutingSettings {
             &self.quiet_hours_start,
             &self.quiet_hours_end,
             self.whatsapp_opt_in_required,
+            &self.deliver_within_secs,
+            self.window_closing_lead_secs,
         )?;
         let mut tenants = std::collections::HashMap::new();
         for t in &self.tenants {
@@ -164,10 +201,21 @@ impl RoutingSettings {
                     .unwrap_or(&self.quiet_hours_end),
                 t.whatsapp_opt_in_required
                     .unwrap_or(self.whatsapp_opt_in_required),
+                t.deliver_within_secs
+                    .as_ref()
+                    .unwrap_or(&self.deliver_within_secs),
+                t.window_closing_lead_secs
+                    .unwrap_or(self.window_closing_lead_secs),
             )?;
             if tenants.insert(t.tenant.clone(), tenant_policy).is_some() {
                 return Err(invalid("routing.tenants.tenant", "names a tenant twice"));
             }
+        }
+        if self.window_check_interval_ms == 0 {
+            return Err(invalid(
+                "routing.window_check_interval_ms",
+                "must be at least 1",
+            ));
         }
         if self.breaker_failures == 0 {
             return Err(invalid("routing.breaker_failures", "must be at least 1"));
@@ -217,5 +265,49 @@ mod tests {
         s.time_zone = "UTC".into();
         s.channel_order = vec![Channel::Email, Channel::Email];
         assert!(s.policies().is_err());
+    }
+
+    fn parse(text: &str) -> RoutingSettings {
+        use figment::providers::{Format, Toml};
+        figment::Figment::from(Toml::string(text))
+            .extract()
+            .expect("routing settings")
+    }
+
+    #[test]
+    fn deadlines_per_category_and_tenant() {
+        let s = parse(
+            r#"
+            deliver_within_secs = { transactional = 900, authentication = 60 }
+            window_closing_lead_secs = 0
+            [[tenants]]
+            tenant = "acme"
+            deliver_within_secs = { marketing = 86400 }
+            window_closing_lead_secs = 7200
+            "#,
+        );
+        let (default, tenants) = s.policies().unwrap();
+        assert_eq!(
+            default.deadline(Category::Transactional),
+            Some(Duration::from_secs(900))
+        );
+        assert_eq!(default.deadline(Category::Marketing), None);
+        assert_eq!(default.window_closing_lead, None);
+        assert_eq!(tenants["acme"].deadline(Category::Transactional), None);
+        assert_eq!(
+            tenants["acme"].deadline(Category::Marketing),
+            Some(Duration::from_secs(86400))
+        );
+        assert_eq!(
+            tenants["acme"].window_closing_lead,
+            Some(Duration::from_secs(7200))
+        );
+        let zero = parse("deliver_within_secs = { transactional = 0 }");
+        assert!(
+            zero.policies()
+                .unwrap_err()
+                .to_string()
+                .contains("routing.deliver_within_secs")
+        );
     }
 }

@@ -60,7 +60,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         6,
         include_str!("../../migrations/postgres/0006_hot_status.sql"),
     ),
-    (7, include_str!("../../migrations/postgres/0007_routing.sql")),
+    (
+        7,
+        include_str!("../../migrations/postgres/0007_routing.sql"),
+    ),
 ];
 
 /// Serializes migrations of replicas that start together.

@@ -77,7 +77,9 @@ pub(super) fn load_contact(tx: &Connection, tenant: &str, id: Uuid) -> Result<Co
                             .unwrap_or_default(),
                     )
                 }),
-                windows: crate::model::windows_from_json(r.get::<_, Option<String>>(11)?.as_deref()),
+                windows: crate::model::windows_from_json(
+                    r.get::<_, Option<String>>(11)?.as_deref(),
+                ),
                 version: r.get(12)?,
             })
         })

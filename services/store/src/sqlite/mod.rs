@@ -708,8 +708,13 @@ impl Store for SqliteStore {
             })
             .await?;
         // A failure of a watched step made its watch due.
-        let failed = |m: &Message| m.history.last().map(|h| h.status) == Some(MessageStatus::Failed);
-        if applied.iter().flatten().any(|(m, changed)| *changed && failed(m)) {
+        let failed =
+            |m: &Message| m.history.last().map(|h| h.status) == Some(MessageStatus::Failed);
+        if applied
+            .iter()
+            .flatten()
+            .any(|(m, changed)| *changed && failed(m))
+        {
             self.bump_jobs();
         } else if applied.iter().flatten().any(|(_, changed)| *changed) {
             self.bump();

@@ -56,7 +56,10 @@ pub async fn a_new_sender_becomes_a_contact_with_an_open_window(store: S) {
     assert_eq!(contact.profile.display_name, "João Silva");
     assert_eq!(contact.identities.len(), 1);
     assert_eq!(contact.identities[0].address.key(), "5511987654321");
-    assert_eq!(contact.window_until(Channel::Whatsapp, LINE), Some(sent + WINDOW));
+    assert_eq!(
+        contact.window_until(Channel::Whatsapp, LINE),
+        Some(sent + WINDOW)
+    );
     assert_eq!(contact.identities[0].provider_user_id, None);
     assert_eq!(store.get_message(T, message.id).await.unwrap(), message);
 
@@ -166,7 +169,10 @@ pub async fn the_window_only_grows_and_replies_link_to_our_message(store: S) {
             .unwrap(),
     );
     let contact = store.get_contact(T, contact.id).await.unwrap();
-    assert_eq!(contact.window_until(Channel::Whatsapp, LINE), Some(late + WINDOW));
+    assert_eq!(
+        contact.window_until(Channel::Whatsapp, LINE),
+        Some(late + WINDOW)
+    );
     // The timeline holds both directions, newest first.
     let timeline = store.list_messages(T, contact.id, None, 10).await.unwrap();
     let directions: Vec<Direction> = timeline.iter().map(|m| m.direction).collect();
@@ -197,7 +203,10 @@ pub async fn merge_keeps_the_latest_window_and_erase_clears_it(store: S) {
         .merge_contacts(T, a.contact_id, &[b.contact_id])
         .await
         .unwrap();
-    assert_eq!(merged.window_until(Channel::Whatsapp, LINE), Some(now + WINDOW));
+    assert_eq!(
+        merged.window_until(Channel::Whatsapp, LINE),
+        Some(now + WINDOW)
+    );
     let erased = store.erase_contact(T, a.contact_id).await.unwrap();
     assert_eq!(erased.windows, Vec::new());
 }

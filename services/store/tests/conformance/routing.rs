@@ -17,7 +17,11 @@ use crate::support::*;
 
 /// A WhatsApp-then-email message whose WhatsApp step must be delivered
 /// within `within`, accepted and sent on WhatsApp.
-async fn sent_with_deadline(store: &S, contact: Uuid, within: Duration) -> omniroute_store::Message {
+async fn sent_with_deadline(
+    store: &S,
+    contact: Uuid,
+    within: Duration,
+) -> omniroute_store::Message {
     let mut new = outbound(contact);
     new.route.plan[0].deliver_within = Some(within);
     let m = accept(store, new).await;
@@ -66,12 +70,19 @@ pub async fn a_missed_deadline_hands_over_to_the_next_step(store: S) {
         .unwrap()
         .expect("the lease is held");
     assert_eq!(moved.channel, Some(Channel::Email));
-    assert_eq!(moved.status, MessageStatus::Sent, "what was sent stays sent");
+    assert_eq!(
+        moved.status,
+        MessageStatus::Sent,
+        "what was sent stays sent"
+    );
     let next = claim_one(&store, m.id, LONG).await;
     assert_eq!((next.kind, next.plan_index), (JobKind::Send, 1));
     let done = complete(&store, &next, AttemptOutcome::Accepted, sent("email.1")).await;
     assert_eq!(done.history.last().unwrap().channel, Some(Channel::Email));
-    assert!(claim(&store, LONG).await.is_empty(), "the last step is not watched");
+    assert!(
+        claim(&store, LONG).await.is_empty(),
+        "the last step is not watched"
+    );
 
     let events = wait_events(
         &store,
@@ -109,7 +120,10 @@ pub async fn a_delivery_ends_the_watch(store: S) {
 pub async fn a_failure_report_of_a_watched_step_hands_over(store: S) {
     let contact = recipient(&store).await;
     let m = sent_with_deadline(&store, contact, Duration::from_secs(3600)).await;
-    assert!(claim(&store, LONG).await.is_empty(), "the deadline is an hour away");
+    assert!(
+        claim(&store, LONG).await.is_empty(),
+        "the deadline is an hour away"
+    );
     let reported = store
         .apply_provider_status(ProviderStatus {
             reason: "131026: message undeliverable".into(),
@@ -118,7 +132,11 @@ pub async fn a_failure_report_of_a_watched_step_hands_over(store: S) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(reported.status, MessageStatus::Sent, "the next step takes over");
+    assert_eq!(
+        reported.status,
+        MessageStatus::Sent,
+        "the next step takes over"
+    );
     let last = reported.history.last().unwrap();
     assert_eq!(last.status, MessageStatus::Failed);
     assert!(last.reason.contains("131026"), "{last:?}");
@@ -204,14 +222,21 @@ pub async fn closing_windows_are_announced_once(store: S) {
     store
         .record_inbound(
             T,
-            customer_writes("anna@example.com", "mail-1", Some(Duration::from_secs(3600))),
+            customer_writes(
+                "anna@example.com",
+                "mail-1",
+                Some(Duration::from_secs(3600)),
+            ),
         )
         .await
         .unwrap();
     let everyone = TenantScope::AllBut(Vec::new());
     let lead = Duration::from_secs(600);
     assert_eq!(
-        store.announce_closing_windows(&everyone, lead, 100).await.unwrap(),
+        store
+            .announce_closing_windows(&everyone, lead, 100)
+            .await
+            .unwrap(),
         0,
         "an hour left: not yet"
     );
@@ -225,11 +250,17 @@ pub async fn closing_windows_are_announced_once(store: S) {
         0
     );
     assert_eq!(
-        store.announce_closing_windows(&everyone, lead, 100).await.unwrap(),
+        store
+            .announce_closing_windows(&everyone, lead, 100)
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(
-        store.announce_closing_windows(&everyone, lead, 100).await.unwrap(),
+        store
+            .announce_closing_windows(&everyone, lead, 100)
+            .await
+            .unwrap(),
         0,
         "announced once per window end"
     );
