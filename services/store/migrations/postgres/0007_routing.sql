@@ -13,7 +13,9 @@ CREATE INDEX dispatch_jobs_watches ON dispatch_jobs (tenant, contact_id) WHERE k
 -- Customer service windows, per contact, channel and business line (the
 -- WhatsApp number, mailbox or phone line the customer wrote to or called):
 -- open until a time after the customer's last message or call.
--- notified_until is the window end a `window closing` event was logged for.
+-- notified_until is the window end a `window closing` event was logged for;
+-- a window that moves is announced again (its notified_until is cleared), so
+-- only windows not yet announced are indexed for the announcer.
 CREATE TABLE service_windows (
     tenant         TEXT        NOT NULL,
     contact_id     UUID        NOT NULL,
@@ -23,8 +25,8 @@ CREATE TABLE service_windows (
     notified_until TIMESTAMPTZ,
     PRIMARY KEY (tenant, contact_id, channel, line)
 );
--- Windows about to close, for `window closing` events.
-CREATE INDEX service_windows_closing ON service_windows (open_until);
+-- Windows about to close and not yet announced, for `window closing` events.
+CREATE INDEX service_windows_closing ON service_windows (open_until) WHERE notified_until IS NULL;
 
 INSERT INTO service_windows (tenant, contact_id, channel, line, open_until)
     SELECT tenant, id, 'whatsapp', '', whatsapp_window_until FROM contacts

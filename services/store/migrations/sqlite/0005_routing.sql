@@ -15,7 +15,7 @@ CREATE TABLE service_windows (
     notified_until INTEGER,
     PRIMARY KEY (tenant, contact_id, channel, line)
 ) WITHOUT ROWID;
-CREATE INDEX service_windows_closing ON service_windows (open_until);
+CREATE INDEX service_windows_closing ON service_windows (open_until) WHERE notified_until IS NULL;
 
 INSERT INTO service_windows (tenant, contact_id, channel, line, open_until)
     SELECT tenant, id, 'whatsapp', '', whatsapp_window_until FROM contacts

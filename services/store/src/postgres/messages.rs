@@ -390,7 +390,7 @@ impl PgStore {
                 "INSERT INTO service_windows (tenant, contact_id, channel, line, open_until)
                  VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (tenant, contact_id, channel, line) DO UPDATE
-                     SET open_until = EXCLUDED.open_until
+                     SET open_until = EXCLUDED.open_until, notified_until = NULL
                      WHERE service_windows.open_until < EXCLUDED.open_until",
                 &[&tenant, &contact_id, &channel, &inbound.line, &until],
             )
@@ -753,8 +753,7 @@ impl PgStore {
         let due_stmt = tx
             .prepare_cached(
                 "SELECT tenant, contact_id, channel, line, open_until FROM service_windows
-                 WHERE open_until > $1 AND open_until <= $2
-                   AND (notified_until IS NULL OR notified_until < open_until)
+                 WHERE open_until > $1 AND open_until <= $2 AND notified_until IS NULL
                    AND ($3::text IS NULL OR tenant = $3) AND tenant <> ALL($4)
                  ORDER BY open_until LIMIT $5
                  FOR UPDATE SKIP LOCKED",

@@ -494,7 +494,8 @@ impl Store for PgStore {
              INSERT INTO service_windows (tenant, contact_id, channel, line, open_until)
              SELECT $1, $2, channel, line, max(open_until) FROM moved GROUP BY channel, line
              ON CONFLICT (tenant, contact_id, channel, line) DO UPDATE
-                 SET open_until = GREATEST(service_windows.open_until, EXCLUDED.open_until)",
+                 SET open_until = GREATEST(service_windows.open_until, EXCLUDED.open_until),
+                     notified_until = NULL",
             &[&tenant, &survivor_id, &retired],
         )
         .await

@@ -423,7 +423,8 @@ pub(super) fn record_inbound(
             "INSERT INTO service_windows (tenant, contact_id, channel, line, open_until)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (tenant, contact_id, channel, line) DO UPDATE
-                 SET open_until = excluded.open_until WHERE open_until < excluded.open_until",
+                 SET open_until = excluded.open_until, notified_until = NULL
+                 WHERE open_until < excluded.open_until",
         )
         .map_err(db)?
         .execute(params![
@@ -758,8 +759,7 @@ pub(super) fn closing_windows(
     let due: Vec<(String, String, String, String, i64)> = tx
         .prepare_cached(
             "SELECT tenant, contact_id, channel, line, open_until FROM service_windows
-             WHERE open_until > ?1 AND open_until <= ?2
-               AND (notified_until IS NULL OR notified_until < open_until)
+             WHERE open_until > ?1 AND open_until <= ?2 AND notified_until IS NULL
              ORDER BY open_until",
         )
         .map_err(db)?

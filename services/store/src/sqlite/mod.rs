@@ -413,7 +413,8 @@ impl Store for SqliteStore {
                      SELECT tenant, ?3, channel, line, open_until FROM service_windows
                      WHERE tenant = ?1 AND contact_id = ?2
                      ON CONFLICT (tenant, contact_id, channel, line) DO UPDATE
-                         SET open_until = max(open_until, excluded.open_until)",
+                         SET open_until = max(open_until, excluded.open_until),
+                             notified_until = NULL",
                     params![tenant, s, t],
                 )
                 .map_err(db)?;

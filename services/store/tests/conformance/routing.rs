@@ -264,6 +264,25 @@ pub async fn closing_windows_are_announced_once(store: S) {
         0,
         "announced once per window end"
     );
+    // She writes again: the window moves, and its new end is announced.
+    store
+        .record_inbound(
+            T,
+            customer_writes(
+                "anna@example.com",
+                "mail-2",
+                Some(Duration::from_secs(5400)),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .announce_closing_windows(&everyone, lead, 100)
+            .await
+            .unwrap(),
+        1
+    );
     let events = wait_events(
         &store,
         T,
@@ -272,12 +291,12 @@ pub async fn closing_windows_are_announced_once(store: S) {
             types: vec![EventType::WindowClosing],
             contact_id: Some(contact),
         },
-        1,
+        2,
     )
     .await;
-    assert_eq!(events.len(), 1);
-    let EventPayload::Window(window) = &events[0].payload else {
-        panic!("a window: {:?}", events[0].payload)
+    assert_eq!(events.len(), 2);
+    let EventPayload::Window(window) = &events[1].payload else {
+        panic!("a window: {:?}", events[1].payload)
     };
     assert_eq!(window.channel, Channel::Email);
     assert_eq!(window.line, "support@shop.example");
