@@ -301,9 +301,9 @@ pub trait Adapter: Send + Sync + fmt::Debug + 'static {
     /// number id, the mailbox, the phone line), the same value inbound
     /// messages name as their account: service windows are kept per line.
     /// Empty when the channel has one line for everyone.
-    fn sending_line(&self, tenant: &str) -> String {
+    fn sending_line(&self, tenant: &str) -> &str {
         let _ = tenant;
-        String::new()
+        ""
     }
 
     /// Sends one message. Ok means the provider accepted it; delivery is

@@ -261,8 +261,8 @@ impl Adapter for SandboxAdapter {
         capabilities(self.channel)
     }
 
-    fn sending_line(&self, _tenant: &str) -> String {
-        ACCOUNT.to_owned()
+    fn sending_line(&self, _tenant: &str) -> &str {
+        ACCOUNT
     }
 
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, AdapterError> {

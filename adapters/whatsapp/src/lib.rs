@@ -326,10 +326,9 @@ impl Adapter for WhatsAppAdapter {
         capabilities()
     }
 
-    fn sending_line(&self, tenant: &str) -> String {
+    fn sending_line(&self, tenant: &str) -> &str {
         self.number_for(tenant)
-            .map(|n| n.phone_number_id.clone())
-            .unwrap_or_default()
+            .map_or("", |n| n.phone_number_id.as_str())
     }
 
     async fn fetch_status(

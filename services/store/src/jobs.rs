@@ -46,6 +46,16 @@ impl JobKind {
         }
     }
 
+    /// The kind of a job put back in line: a watch when it watches for a
+    /// contact, else a send job.
+    pub(crate) fn released(watch_of: Option<Uuid>) -> JobKind {
+        if watch_of.is_some() {
+            JobKind::Watch
+        } else {
+            JobKind::Send
+        }
+    }
+
     /// Parses [`JobKind::code`] back.
     pub fn from_code(code: i64) -> JobKind {
         match code {

@@ -284,17 +284,20 @@ impl Dispatcher {
         self.complete(job, Some(attempt), next, permit);
     }
 
-    /// What to do when a sent step's watch comes due.
-    fn after_watch(&self, job: &ClaimedJob) -> NextStep {
-        let next = job.plan_index + 1;
-        let rings = job
-            .message
+    /// Whether the channel of the job's next plan step rings (a call: it
+    /// waits for the end of quiet hours).
+    fn next_rings(&self, job: &ClaimedJob) -> bool {
+        job.message
             .route
             .as_ref()
-            .and_then(|r| r.plan.get(next))
+            .and_then(|r| r.plan.get(job.plan_index + 1))
             .and_then(|p| self.adapters.get(&p.channel))
-            .is_some_and(|a| a.capabilities().rings);
-        fallback::on_watch(job, rings, SystemTime::now())
+            .is_some_and(|a| a.capabilities().rings)
+    }
+
+    /// What to do when a sent step's watch comes due.
+    fn after_watch(&self, job: &ClaimedJob) -> NextStep {
+        fallback::on_watch(job, self.next_rings(job), SystemTime::now())
     }
 
     /// What to do after a failed attempt.
@@ -308,10 +311,7 @@ impl Dispatcher {
         let plan_len = route.map_or(0, |r| r.plan.len());
         let now = SystemTime::now();
         let next = job.plan_index + 1;
-        let rings = route
-            .and_then(|r| r.plan.get(next))
-            .and_then(|p| self.adapters.get(&p.channel))
-            .is_some_and(|a| a.capabilities().rings);
+        let rings = self.next_rings(job);
         fallback::decide(
             &self.settings,
             job.channel_attempt,

@@ -171,15 +171,12 @@ impl Router {
     ) -> Result<Routed, RouteError> {
         let channels = self.channels(tenant, now);
         // The windows on the lines the adapters send from.
-        let windows: Vec<(Channel, SystemTime)> = self
-            .adapters
+        let windows: Vec<(Channel, SystemTime)> = channels
             .iter()
-            .filter(|(_, a)| a.capabilities().service_window.is_some())
-            .filter_map(|(channel, a)| {
-                let until = recipient
-                    .contact
-                    .window_until(*channel, &a.sending_line(tenant))?;
-                Some((*channel, until))
+            .filter(|c| c.capabilities.service_window.is_some())
+            .filter_map(|c| {
+                let line = self.adapters.get(&c.channel)?.sending_line(tenant);
+                Some((c.channel, recipient.contact.window_until(c.channel, line)?))
             })
             .collect();
         let check = |channel: Channel, content: &Content| {

@@ -437,12 +437,7 @@ impl Released {
         self.plan_indexes
             .push(i32::try_from(plan_index).unwrap_or(i32::MAX));
         self.restarts.push(restart);
-        let kind = if watch_of.is_some() {
-            JobKind::Watch
-        } else {
-            JobKind::Send
-        };
-        self.kinds.push(kind.code());
+        self.kinds.push(JobKind::released(watch_of).code());
         self.contacts.push(watch_of);
     }
 

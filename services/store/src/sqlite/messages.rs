@@ -233,11 +233,6 @@ fn release_job(
     restart_attempts: bool,
     watch_of: Option<Uuid>,
 ) -> Result<()> {
-    let kind = if watch_of.is_some() {
-        JobKind::Watch
-    } else {
-        JobKind::Send
-    };
     tx.prepare_cached(
         "UPDATE dispatch_jobs
          SET due_time = ?2, plan_index = ?3, lease_until = NULL, claim_token = NULL,
@@ -251,7 +246,7 @@ fn release_job(
         to_micros(due),
         i64::try_from(plan_index).unwrap_or(i64::MAX),
         restart_attempts,
-        kind.code(),
+        JobKind::released(watch_of).code(),
         watch_of.map(|c| c.to_string())
     ])
     .map_err(db)?;
