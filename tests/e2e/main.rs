@@ -9,6 +9,7 @@ mod invalid;
 mod messaging;
 mod policy;
 mod preferences;
+mod reliability;
 mod routing;
 mod support;
 mod whatsapp;

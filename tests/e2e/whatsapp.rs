@@ -26,12 +26,12 @@ crate::on_both_stores!(
 const TOKEN: &str = "EAAG-test-token";
 const SECRET: &str = "app-secret";
 const VERIFY: &str = "verify-me";
-const NUMBER_ID: &str = "106540352242922";
+pub(crate) const NUMBER_ID: &str = "106540352242922";
 const WABA_ID: &str = "102290129340398";
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A server with WhatsApp on the fake Graph API (other channels sandboxed).
-async fn app_with_whatsapp(backend: Backend) -> (TestApp, FakeGraph) {
+pub(crate) async fn app_with_whatsapp(backend: Backend) -> (TestApp, FakeGraph) {
     let graph = FakeGraph::start(TOKEN).await;
     let templates: Vec<Value> = serde_json::from_str(include_str!(
         "../../adapters/whatsapp/tests/fixtures/templates.json"
@@ -62,11 +62,16 @@ async fn app_with_whatsapp(backend: Backend) -> (TestApp, FakeGraph) {
 }
 
 /// Posts a signed webhook delivery.
-async fn webhook(app: &TestApp, body: &Value) -> HttpResponse {
+pub(crate) async fn webhook(app: &TestApp, body: &Value) -> HttpResponse {
+    webhook_at(app.http_addr, body).await
+}
+
+/// Posts a signed webhook delivery to a listener (for concurrent posts).
+pub(crate) async fn webhook_at(addr: std::net::SocketAddr, body: &Value) -> HttpResponse {
     let bytes = serde_json::to_vec(body).unwrap();
     let signature = sign(SECRET, &bytes);
     http(
-        app.http_addr,
+        addr,
         "POST",
         "/webhooks/whatsapp",
         &[
@@ -78,14 +83,14 @@ async fn webhook(app: &TestApp, body: &Value) -> HttpResponse {
     .await
 }
 
-fn envelope(value: Value) -> Value {
+pub(crate) fn envelope(value: Value) -> Value {
     json!({
         "object": "whatsapp_business_account",
         "entry": [{"id": WABA_ID, "changes": [{"field": "messages", "value": value}]}]
     })
 }
 
-fn status(wamid: &str, status: &str, ours: &str) -> Value {
+pub(crate) fn status(wamid: &str, status: &str, ours: &str) -> Value {
     envelope(json!({
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "4930123456", "phone_number_id": NUMBER_ID},
@@ -96,7 +101,7 @@ fn status(wamid: &str, status: &str, ours: &str) -> Value {
     }))
 }
 
-fn inbound_text(wamid: &str, from: &str, name: &str, body: &str) -> Value {
+pub(crate) fn inbound_text(wamid: &str, from: &str, name: &str, body: &str) -> Value {
     envelope(json!({
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "4930123456", "phone_number_id": NUMBER_ID},
@@ -106,7 +111,7 @@ fn inbound_text(wamid: &str, from: &str, name: &str, body: &str) -> Value {
 }
 
 /// Now in Unix seconds, as Meta writes webhook timestamps.
-fn now_secs() -> String {
+pub(crate) fn now_secs() -> String {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -132,7 +137,7 @@ async fn catalogue_loaded(graph: &FakeGraph) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-async fn wait_status(app: &mut TestApp, name: &str, status: pb::MessageStatus) -> pb::Message {
+pub(crate) async fn wait_status(app: &mut TestApp, name: &str, status: pb::MessageStatus) -> pb::Message {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let message = app
@@ -158,7 +163,7 @@ async fn wait_status(app: &mut TestApp, name: &str, status: pb::MessageStatus) -
 
 /// Sends free-form text to `to` inside the service window: the customer
 /// wrote first (free form outside the window is routing's to refuse).
-async fn send_text(app: &mut TestApp, to: &str) -> pb::Message {
+pub(crate) async fn send_text(app: &mut TestApp, to: &str) -> pb::Message {
     let digits: String = to.chars().filter(char::is_ascii_digit).collect();
     let hello = inbound_text(&format!("wamid.hello.{digits}"), &digits, "Anna", "Hello");
     assert_eq!(webhook(app, &hello).await.status, 200);

@@ -324,7 +324,22 @@ impl PgStore {
         Ok(message)
     }
 
+    /// Records a customer's message. Messages from a new sender that arrive
+    /// at once (a customer who writes three lines in a row, on any replica)
+    /// race to create the sender's contact: the losers' identity insert
+    /// waits for the winner's commit and finds the identity taken, and the
+    /// whole transaction runs again, finding the winner's contact.
     pub(super) async fn inbound(&self, tenant: &str, inbound: NewInbound) -> Result<Received> {
+        let mut attempt = 0;
+        loop {
+            match self.inbound_once(tenant, &inbound).await {
+                Err(StoreError::IdentityTaken { .. }) if attempt < 3 => attempt += 1,
+                done => return done,
+            }
+        }
+    }
+
+    async fn inbound_once(&self, tenant: &str, inbound: &NewInbound) -> Result<Received> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
         let channel = inbound.channel.as_str();
@@ -422,7 +437,7 @@ impl PgStore {
                 .map(|r| r.get(0)),
             None => None,
         };
-        let message = inbound_message(Uuid::now_v7(), contact_id, &inbound, reply_to, now);
+        let message = inbound_message(Uuid::now_v7(), contact_id, inbound, reply_to, now);
         let inserted = tx
             .execute(
                 "INSERT INTO messages (tenant, id, contact_id, direction, category, channel, priority,
