@@ -375,6 +375,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The position of the newest event a reader can see now ("from now").
     async fn event_head(&self, tenant: &str) -> Result<Cursor>;
 
+    /// Whether `cursor` is the position of an event of this tenant's log
+    /// (a subscriber resuming from a cursor the log never issued would skip
+    /// events silently).
+    async fn check_cursor(&self, tenant: &str, cursor: Cursor) -> Result<CursorCheck>;
+
     /// The position before the oldest retained event ("from the beginning").
     fn event_origin(&self) -> Cursor {
         Cursor::default()

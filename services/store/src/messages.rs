@@ -746,6 +746,32 @@ impl Cursor {
     }
 }
 
+/// Whether a cursor a subscriber resumes from is one this log issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CursorCheck {
+    /// An event of this tenant's log sits at the cursor.
+    Issued,
+    /// The cursor lies past the newest event (the database was restored from
+    /// an older backup, or reset): resuming there would skip every event up
+    /// to it.
+    PastHead {
+        /// The newest event a reader can see now.
+        head: Cursor,
+    },
+    /// No event of this tenant sits at the cursor: it was pruned by
+    /// retention, or the cursor comes from another log or tenant.
+    Unknown,
+}
+
+/// What a cursor no event sits at is, against the log's head.
+pub(crate) fn unissued(cursor: Cursor, head: Cursor) -> CursorCheck {
+    if cursor > head {
+        CursorCheck::PastHead { head }
+    } else {
+        CursorCheck::Unknown
+    }
+}
+
 /// An entry of the event log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {

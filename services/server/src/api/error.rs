@@ -29,6 +29,9 @@ pub enum ApiError {
     /// Routing refused the message.
     #[error(transparent)]
     Route(#[from] RouteError),
+    /// A subscription asked to resume from a cursor this log never issued.
+    #[error("the cursor is not a position of this event log")]
+    Cursor(omniroute_store::CursorCheck),
     /// The channel's provider refused or failed an operation (a read
     /// receipt, a media download).
     #[error("{what}: {}", .error.message())]
@@ -103,8 +106,36 @@ impl From<ApiError> for Status {
             ApiError::Store(e) => store_status(e),
             ApiError::Route(e) => route_status(e),
             ApiError::Provider { what, error } => provider_status(what, &error),
+            ApiError::Cursor(check) => cursor_status(check),
         }
     }
+}
+
+/// A resume cursor this log never issued: resuming there would skip events
+/// silently, so the subscriber is told what happened and how to go on.
+fn cursor_status(check: omniroute_store::CursorCheck) -> Status {
+    use omniroute_store::CursorCheck;
+    let (message, reason, mut metadata) = match check {
+        CursorCheck::PastHead { head } => (
+            "after_cursor lies past the end of the event log (was the database restored or reset?); \
+             subscribe from the beginning (events may repeat) or from now",
+            "CURSOR_PAST_HEAD",
+            std::collections::HashMap::from([("head_cursor".to_owned(), head.encode())]),
+        ),
+        CursorCheck::Issued | CursorCheck::Unknown => (
+            "after_cursor names no event of this log (pruned by retention, or from another log or tenant); \
+             subscribe from the beginning (events may repeat) or from now",
+            "CURSOR_UNKNOWN",
+            std::collections::HashMap::new(),
+        ),
+    };
+    metadata.insert(
+        "resume".to_owned(),
+        "from_beginning=true, or no after_cursor for from now".to_owned(),
+    );
+    let mut details = ErrorDetails::with_error_info(reason, "omniroute.v1", metadata);
+    details.add_bad_request_violation("after_cursor", message);
+    Status::with_error_details(Code::OutOfRange, message, details)
 }
 
 /// Routing refusals: bad content is INVALID_ARGUMENT; everything else is

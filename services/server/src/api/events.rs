@@ -68,7 +68,11 @@ impl EventService for EventApi {
         v.finish()?;
         let store = std::sync::Arc::clone(&self.ctx.store);
         let mut cursor = match after {
-            Some(cursor) => cursor,
+            Some(cursor) => match store.check_cursor(&tenant, cursor).await {
+                Ok(omniroute_store::CursorCheck::Issued) => cursor,
+                Ok(refused) => return Err(ApiError::Cursor(refused).into()),
+                Err(e) => return Err(ApiError::from(e).into()),
+            },
             None if req.from_beginning => store.event_origin(),
             None => store.event_head(&tenant).await.map_err(ApiError::from)?,
         };

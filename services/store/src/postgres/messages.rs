@@ -20,6 +20,7 @@ use super::json::{RawJson, column, optional_column};
 use super::{PgStore, db};
 use crate::messages::*;
 use crate::model::now;
+use crate::CursorCheck;
 use crate::{Result, ServiceWindow, StoreError};
 
 /// The columns [`message_from_row`] reads, in order.
@@ -567,6 +568,25 @@ impl PgStore {
                 })
             })
             .collect()
+    }
+
+    pub(super) async fn cursor_check(&self, tenant: &str, cursor: Cursor) -> Result<CursorCheck> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT xid::text FROM events WHERE seq = $1 AND tenant = $2")
+            .await
+            .map_err(db)?;
+        let issued = client
+            .query_opt(&stmt, &[&cursor.seq, &tenant])
+            .await
+            .map_err(db)?
+            .is_some_and(|r| r.get::<_, &str>(0).parse() == Ok(cursor.xid));
+        if issued {
+            return Ok(CursorCheck::Issued);
+        }
+        drop(client);
+        let head = self.head(tenant).await?;
+        Ok(crate::messages::unissued(cursor, head))
     }
 
     pub(super) async fn head(&self, tenant: &str) -> Result<Cursor> {

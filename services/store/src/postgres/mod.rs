@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use crate::jobs::{ClaimedJob, Completion, ProviderStatus};
 use crate::messages::{
-    Accepted, Cursor, Event, EventFilter, EventType, Message, NewInbound, NewMessage, Received,
+    Accepted, Cursor, CursorCheck, Event, EventFilter, EventType, Message, NewInbound, NewMessage, Received,
     TenantScope, contact_event, erased_event,
 };
 use crate::model::*;
@@ -776,6 +776,10 @@ impl Store for PgStore {
 
     async fn event_head(&self, tenant: &str) -> Result<Cursor> {
         self.head(tenant).await
+    }
+
+    async fn check_cursor(&self, tenant: &str, cursor: Cursor) -> Result<CursorCheck> {
+        self.cursor_check(tenant, cursor).await
     }
 
     async fn prune_events(&self, before: SystemTime) -> Result<u64> {

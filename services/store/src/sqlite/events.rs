@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use super::{db, json, messages};
 use crate::messages::{
-    Cursor, Event, EventFilter, EventPayload, EventType, NewEvent, StoredPayload,
+    Cursor, CursorCheck, Event, EventFilter, EventPayload, EventType, NewEvent, StoredPayload,
 };
 use crate::model::{from_micros, to_micros};
 use crate::{Result, StoreError};
@@ -144,6 +144,19 @@ pub(super) fn head(tx: &Connection, tenant: &str) -> Result<Cursor> {
         .query_row(params![tenant], |r| r.get(0))
         .map_err(db)?;
     Ok(Cursor { xid: 0, seq })
+}
+
+pub(super) fn check_cursor(tx: &Connection, tenant: &str, cursor: Cursor) -> Result<CursorCheck> {
+    let issued = cursor.xid == 0
+        && tx
+            .prepare_cached("SELECT 1 FROM events WHERE seq = ?1 AND tenant = ?2")
+            .map_err(db)?
+            .exists(params![cursor.seq, tenant])
+            .map_err(db)?;
+    if issued {
+        return Ok(CursorCheck::Issued);
+    }
+    Ok(crate::messages::unissued(cursor, head(tx, tenant)?))
 }
 
 /// Deletes every event older than `before`, in all tenants.

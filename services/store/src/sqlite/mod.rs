@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use crate::model::*;
 use crate::{
-    Accepted, ClaimedJob, Completion, Cursor, Event, EventFilter, EventType, Message,
+    Accepted, ClaimedJob, Completion, Cursor, CursorCheck, Event, EventFilter, EventType, Message,
     MessageStatus, NewInbound, NewMessage, ProviderStatus, Received, Result, Store, StoreError,
     contact_event, dedup_addresses,
 };
@@ -742,6 +742,12 @@ impl Store for SqliteStore {
     async fn event_head(&self, tenant: &str) -> Result<Cursor> {
         let tenant = tenant.to_owned();
         self.read(move |tx| events::head(tx, &tenant)).await
+    }
+
+    async fn check_cursor(&self, tenant: &str, cursor: Cursor) -> Result<CursorCheck> {
+        let tenant = tenant.to_owned();
+        self.read(move |tx| events::check_cursor(tx, &tenant, cursor))
+            .await
     }
 
     async fn prune_events(&self, before: SystemTime) -> Result<u64> {
