@@ -7,6 +7,7 @@ mod deadlines;
 mod events;
 mod invalid;
 mod messaging;
+mod outage;
 mod policy;
 mod preferences;
 mod reliability;

@@ -37,7 +37,10 @@ async fn concurrent_messages_from_new_senders_land_on_one_contact_each(app: Test
     }
     let answers = posts.join_all().await;
     let failed: Vec<_> = answers.iter().filter(|r| r.status != 200).collect();
-    assert!(failed.is_empty(), "every delivery is acknowledged: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "every delivery is acknowledged: {failed:?}"
+    );
 
     let contacts = list_all(&mut app).await;
     assert_eq!(contacts.len(), senders.len(), "one contact per sender");
@@ -123,5 +126,8 @@ async fn cursors_the_log_never_issued_are_refused(mut app: TestApp) {
         .await
         .expect_err("a cursor of no event is refused");
     assert_eq!(err.code(), Code::OutOfRange);
-    assert_eq!(err.get_details_error_info().unwrap().reason, "CURSOR_UNKNOWN");
+    assert_eq!(
+        err.get_details_error_info().unwrap().reason,
+        "CURSOR_UNKNOWN"
+    );
 }

@@ -137,7 +137,11 @@ async fn catalogue_loaded(graph: &FakeGraph) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-pub(crate) async fn wait_status(app: &mut TestApp, name: &str, status: pb::MessageStatus) -> pb::Message {
+pub(crate) async fn wait_status(
+    app: &mut TestApp,
+    name: &str,
+    status: pb::MessageStatus,
+) -> pb::Message {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let message = app

@@ -5,6 +5,8 @@
 //! Logs stay silent unless `TEST_LOG` is set (then they go to stderr at the
 //! level it names, for example `TEST_LOG=debug`).
 
+pub mod faults;
+
 use std::sync::Once;
 
 use omniroute::settings::{LogSettings, Secret};
@@ -79,6 +81,12 @@ impl TestApp {
             Backend::Embedded => None,
         };
         TestApp::spawn_on(backend, url, None, adjust).await
+    }
+
+    /// Starts a server on PostgreSQL at `url` (a database reached through a
+    /// fault proxy, for instance) after `adjust` changed its settings.
+    pub async fn spawn_on_pg(url: String, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        TestApp::spawn_on(Backend::Postgres, Some(url), None, adjust).await
     }
 
     /// Starts another server on this one's PostgreSQL database: a replica,

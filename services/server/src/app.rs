@@ -116,17 +116,9 @@ impl Application {
         let event_poll = Duration::from_millis(self.settings.events.poll_interval_ms);
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        health
-            .set_serving::<ContactServiceServer<ContactApi>>()
-            .await;
-        health
-            .set_serving::<PreferenceServiceServer<PreferenceApi>>()
-            .await;
-        // The whole server ("") is SERVING once the store is open, which it is
-        // by the time `build` returned.
-        health
-            .set_service_status("", tonic_health::ServingStatus::Serving)
-            .await;
+        // SERVING once the store is open, which it is by the time `build`
+        // returned; then following the store.
+        crate::health::init(&health).await;
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(omniroute_proto::FILE_DESCRIPTOR_SET)
@@ -153,6 +145,11 @@ impl Application {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
+        let health_task = tokio::spawn(crate::health::follow_store(
+            Arc::clone(&self.store),
+            health,
+            stopping.clone(),
+        ));
         let deadline = {
             let stopped = stopped(stopping.clone());
             async move {
@@ -203,6 +200,7 @@ impl Application {
                 "sends still in flight after the grace period; their leases will expire"
             );
         }
+        health_task.abort();
         served?;
         tracing::info!("omniroute stopped");
         Ok(())

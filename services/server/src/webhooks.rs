@@ -104,10 +104,7 @@ impl Ingress {
                         Ok(())
                     }
                     Ok(Received::Duplicate) => Ok(()),
-                    Err(e) => {
-                        tracing::error!(error = %e, "recording an inbound message failed");
-                        Err(StatusCode::INTERNAL_SERVER_ERROR)
-                    }
+                    Err(e) => Err(store_failed("recording an inbound message", &e)),
                 }
             }
             WebhookEvent::Status(update) => self.apply(update).await,
@@ -131,10 +128,7 @@ impl Ingress {
                 self.statuses.report(update);
                 Ok(())
             }
-            Err(e) => {
-                tracing::error!(error = %e, "applying a webhook status failed");
-                Err(StatusCode::INTERNAL_SERVER_ERROR)
-            }
+            Err(e) => Err(store_failed("applying a webhook status", &e)),
         }
     }
 }
@@ -211,4 +205,20 @@ async fn deliver(
         }
     }
     (StatusCode::OK, "ok")
+}
+
+/// A webhook the store could not take: 503 while the store is unreachable
+/// (the provider redelivers; nothing was stored), 500 otherwise; logged
+/// at most once per interval while the store is down.
+fn store_failed(what: &str, e: &omniroute_store::StoreError) -> StatusCode {
+    static DOWN: crate::telemetry::Throttle = crate::telemetry::Throttle::new(5_000);
+    if e.is_transient() {
+        if let Some(suppressed) = DOWN.allow() {
+            tracing::warn!(error = %omniroute_store::error_chain(e), suppressed, "{what} failed: store unavailable; answering 503");
+        }
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        tracing::error!(error = %omniroute_store::error_chain(e), "{what} failed");
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
 }

@@ -117,9 +117,40 @@ pub enum StoreError {
         /// Its status.
         status: MessageStatus,
     },
+    /// The database cannot be reached now (connection refused or lost, the
+    /// server shutting down, no pooled connection within the wait timeout,
+    /// the embedded file locked): nothing was changed, and the same call
+    /// may succeed when retried later.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A concurrent transaction conflicted (serialization failure,
+    /// deadlock): nothing was changed; retrying at once is safe.
+    #[error("the transaction conflicted with a concurrent one")]
+    Conflict(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The database failed; the cause is kept for logs, never sent to callers.
     #[error("storage backend error")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Whether the same call may succeed when retried (the database was
+    /// unreachable, or a concurrent transaction conflicted); nothing was
+    /// changed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Conflict(_))
+    }
+
+    /// A new error of this one's kind (unavailable, conflict, or a backend
+    /// failure) described by `what`: one failure answered to many callers,
+    /// each with its own error and the right retry advice.
+    pub fn like(&self, what: impl Into<String>) -> StoreError {
+        let cause = Box::new(std::io::Error::other(what.into()));
+        match self {
+            StoreError::Unavailable(_) => StoreError::Unavailable(cause),
+            StoreError::Conflict(_) => StoreError::Conflict(cause),
+            _ => StoreError::Backend(cause),
+        }
+    }
 }
 
 impl StoreError {
@@ -374,6 +405,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// The position of the newest event a reader can see now ("from now").
     async fn event_head(&self, tenant: &str) -> Result<Cursor>;
+
+    /// Checks that the database answers (a trivial query on a pooled
+    /// connection), for health checks.
+    async fn ping(&self) -> Result<()>;
 
     /// Whether `cursor` is the position of an event of this tenant's log
     /// (a subscriber resuming from a cursor the log never issued would skip

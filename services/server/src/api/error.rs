@@ -8,6 +8,7 @@
 use omniroute_store::StoreError;
 
 use crate::routing::{RouteError, reason_code};
+use crate::telemetry::Throttle;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
@@ -271,9 +272,63 @@ fn store_status(error: StoreError) -> Status {
         e @ (StoreError::NotCancelable { .. }
         | StoreError::Sending(_)
         | StoreError::NotRetryable { .. }) => Status::failed_precondition(e.to_string()),
+        StoreError::Unavailable(cause) => {
+            if let Some(suppressed) = STORE_DOWN.allow() {
+                tracing::warn!(error = %omniroute_store::error_chain(cause.as_ref()), suppressed, "store unavailable; answering UNAVAILABLE");
+            }
+            retry_status(
+                Code::Unavailable,
+                "the store is unavailable; nothing was changed, retry with back-off",
+                RETRY_UNAVAILABLE,
+            )
+        }
+        StoreError::Conflict(cause) => {
+            tracing::debug!(error = %omniroute_store::error_chain(cause.as_ref()), "transaction conflict; answering ABORTED");
+            retry_status(
+                Code::Aborted,
+                "a concurrent change conflicted; nothing was changed, retry",
+                RETRY_CONFLICT,
+            )
+        }
         StoreError::Backend(cause) => {
-            tracing::error!(error = %cause, "storage backend failed");
+            tracing::error!(error = %omniroute_store::error_chain(cause.as_ref()), "storage backend failed");
             Status::internal("internal error")
         }
+    }
+}
+
+/// The delay suggested to callers when the store is down, and after a
+/// conflict.
+const RETRY_UNAVAILABLE: std::time::Duration = std::time::Duration::from_secs(1);
+const RETRY_CONFLICT: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// A status with google.rpc.RetryInfo: the call changed nothing and may be
+/// retried after the delay.
+fn retry_status(code: Code, message: &str, delay: std::time::Duration) -> Status {
+    Status::with_error_details(code, message, ErrorDetails::with_retry_info(Some(delay)))
+}
+
+/// While the store is down every call fails the same way: one log line per
+/// interval, with the count of those left out.
+static STORE_DOWN: Throttle = Throttle::new(5_000);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_store_is_unavailable_with_retry_info() {
+        let status: Status = ApiError::Store(StoreError::Unavailable(Box::new(
+            std::io::Error::other("connection refused"),
+        )))
+        .into();
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(status.get_details_retry_info().is_some());
+        let status: Status = ApiError::Store(StoreError::Conflict(Box::new(
+            std::io::Error::other("deadlock detected"),
+        )))
+        .into();
+        assert_eq!(status.code(), Code::Aborted);
+        assert!(status.get_details_retry_info().is_some());
     }
 }

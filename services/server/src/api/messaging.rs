@@ -406,9 +406,11 @@ impl MessagingApi {
             {
                 Ok(found) => found,
                 Err(e) => {
-                    tracing::error!(error = %omniroute_store::error_chain(&e), "reading the recipients failed");
+                    if !e.is_transient() {
+                        tracing::error!(error = %omniroute_store::error_chain(&e), "reading the recipients failed");
+                    }
                     for (index, _) in pending.drain(..) {
-                        answers[index] = Some(Err(failed("reading the recipients failed")));
+                        answers[index] = Some(Err(failed("reading the recipients failed", &e)));
                     }
                     break;
                 }
@@ -445,9 +447,11 @@ impl MessagingApi {
             let accepted = match store.accept_messages(tenant, messages).await {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    tracing::error!(error = %omniroute_store::error_chain(&e), "accepting messages failed");
+                    if !e.is_transient() {
+                        tracing::error!(error = %omniroute_store::error_chain(&e), "accepting messages failed");
+                    }
                     for (index, _, _) in routed {
-                        answers[index] = Some(Err(failed("accepting messages failed")));
+                        answers[index] = Some(Err(failed("accepting messages failed", &e)));
                     }
                     pending = again;
                     continue;
@@ -518,11 +522,10 @@ fn new_contact(address: &Address) -> RoutingContact {
 }
 
 /// A store failure shared by several sends, each answered with its own
-/// (generic) error; the cause was logged once.
-fn failed(what: &str) -> ApiError {
-    ApiError::Store(StoreError::Backend(Box::new(std::io::Error::other(
-        what.to_owned(),
-    ))))
+/// error of the same kind (UNAVAILABLE stays UNAVAILABLE); the cause was
+/// logged once.
+fn failed(what: &str, e: &StoreError) -> ApiError {
+    ApiError::Store(e.like(what))
 }
 
 /// A batch item's error, as a unary call would have answered it.

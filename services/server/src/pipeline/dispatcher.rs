@@ -84,10 +84,16 @@ impl Dispatcher {
         let freed = Arc::new(Notify::new());
         let (finished, queue) = mpsc::unbounded_channel();
         self.finished = Some(finished);
-        let recorder = tokio::spawn(record(Arc::clone(&self.store), queue, Arc::clone(&freed)));
+        let lease = Duration::from_secs(self.settings.lease_secs);
+        let recorder = tokio::spawn(record(
+            Arc::clone(&self.store),
+            queue,
+            Arc::clone(&freed),
+            lease,
+        ));
+        let mut backoff = super::backoff::Backoff::new("claiming jobs");
         let mut changes = self.store.job_changes();
         let mut tasks = JoinSet::new();
-        let lease = Duration::from_secs(self.settings.lease_secs);
         let poll = Duration::from_millis(self.settings.poll_interval_ms);
         // Claim in batches: once a quarter of the permits are free (or all).
         let low_water = (self.settings.concurrency / 4).clamp(1, self.settings.batch_size);
@@ -106,6 +112,7 @@ impl Dispatcher {
                     .await
                 {
                     Ok(jobs) if !jobs.is_empty() => {
+                        backoff.succeeded();
                         let full = jobs.len() == free.min(self.settings.batch_size);
                         for job in jobs {
                             let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
@@ -118,9 +125,10 @@ impl Dispatcher {
                             continue;
                         }
                     }
-                    Ok(_) => {}
+                    Ok(_) => backoff.succeeded(),
                     Err(e) => {
-                        tracing::warn!(error = %e, "claiming jobs failed; retrying");
+                        backoff.pause(&e, &mut shutdown).await;
+                        continue;
                     }
                 }
             }
@@ -347,18 +355,43 @@ impl Dispatcher {
 
 /// Records queued outcomes, as many per store call as have queued, until
 /// the queue closes; wakes the claim loop after each group (permits freed).
+///
+/// While the store is unreachable the group is kept and retried with
+/// back-off for as long as its leases last (a send whose outcome is dropped
+/// is sent again when its lease ends, so an outage must not turn every send
+/// in flight into a duplicate); the permits stay held meanwhile, so the
+/// dispatcher claims nothing new.
 async fn record(
     store: Arc<dyn Store>,
     mut queue: mpsc::UnboundedReceiver<Finished>,
     freed: Arc<Notify>,
+    lease: Duration,
 ) {
+    let mut backoff = super::backoff::Backoff::new("recording outcomes");
     while let Some(first) = queue.recv().await {
         let group = super::gather(first, &mut queue, MAX_COMPLETIONS, RECORD_LINGER).await;
         let (completions, permits): (Vec<Completion>, Vec<OwnedSemaphorePermit>) =
             group.into_iter().unzip();
         let many = completions.len() > 1;
-        match store.complete_jobs(&completions).await {
+        let first_try = tokio::time::Instant::now();
+        let mut result = store.complete_jobs(&completions).await;
+        while let Err(e) = &result {
+            if !e.is_transient() || first_try.elapsed() >= lease {
+                break;
+            }
+            tokio::time::sleep(backoff.failed(e)).await;
+            result = store.complete_jobs(&completions).await;
+        }
+        if result.is_ok() {
+            backoff.succeeded();
+        }
+        match result {
             Ok(recorded) => log_lost(&recorded),
+            Err(e) if e.is_transient() => tracing::error!(
+                error = %omniroute_store::error_chain(&e),
+                outcomes = completions.len(),
+                "the store stayed unavailable past the lease; these jobs will be sent again"
+            ),
             Err(e) if many => {
                 // One bad outcome must not hold back the others.
                 tracing::warn!(error = %e, outcomes = completions.len(), "recording outcomes failed; recording them one by one");

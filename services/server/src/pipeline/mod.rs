@@ -2,6 +2,7 @@
 //! ingestion and event retention, started with the server and stopped with
 //! it.
 
+pub mod backoff;
 pub mod dispatcher;
 pub mod recipients;
 pub mod reconcile;

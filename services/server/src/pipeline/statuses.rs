@@ -82,6 +82,7 @@ pub async fn run(
     mut reports: mpsc::UnboundedReceiver<(StatusUpdate, u32)>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut backoff = super::backoff::Backoff::new("applying status reports");
     loop {
         let first = tokio::select! {
             received = reports.recv() => match received {
@@ -91,8 +92,25 @@ pub async fn run(
             _ = shutdown.changed() => return,
         };
         let group = super::gather(first, &mut reports, MAX_GROUP, LINGER).await;
-        let statuses = group.iter().map(|(u, _)| provider_status(u)).collect();
-        match store.apply_provider_statuses(statuses).await {
+        let statuses: Vec<ProviderStatus> = group.iter().map(|(u, _)| provider_status(u)).collect();
+        // While the store is unreachable the group waits here, with back-off
+        // (reports keep queuing behind it), instead of each report being
+        // retried and logged on its own.
+        let mut result = store.apply_provider_statuses(statuses.clone()).await;
+        while let Err(e) = &result {
+            if !e.is_transient() {
+                break;
+            }
+            backoff.pause(e, &mut shutdown).await;
+            if *shutdown.borrow() {
+                return;
+            }
+            result = store.apply_provider_statuses(statuses.clone()).await;
+        }
+        if result.is_ok() {
+            backoff.succeeded();
+        }
+        match result {
             Ok(applied) => {
                 for ((update, tries), applied) in group.into_iter().zip(applied) {
                     settle(&sink, update, tries, applied.is_some());
@@ -105,16 +123,16 @@ pub async fn run(
                     match store.apply_provider_status(provider_status(&update)).await {
                         Ok(applied) => settle(&sink, update, tries, applied.is_some()),
                         Err(e) => {
-                            tracing::error!(error = %e, "applying a status report failed; retrying");
-                            later(&sink, update, tries);
+                            tracing::error!(error = %omniroute_store::error_chain(&e), "applying a status report failed");
+                            settle(&sink, update, tries, false);
                         }
                     }
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "applying a status report failed; retrying");
+                tracing::error!(error = %omniroute_store::error_chain(&e), "applying a status report failed");
                 for (update, tries) in group {
-                    later(&sink, update, tries);
+                    settle(&sink, update, tries, false);
                 }
             }
         }

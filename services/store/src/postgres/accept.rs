@@ -169,8 +169,15 @@ async fn writer(pool: Pool, queue: Arc<Mutex<mpsc::Receiver<Batch>>>, signals: A
             .iter()
             .flat_map(|b| b.rows.iter().map(|r| &**r))
             .collect();
-        let outcomes = match write(&pool, &rows).await {
+        let outcomes: Vec<Result<Outcome>> = match write(&pool, &rows).await {
             Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            // The database is unreachable or the group conflicted: every
+            // send of the group is answered so (and may be retried), rather
+            // than tried again one by one against a database that is down.
+            Err(e) if e.is_transient() => {
+                let text = crate::error_chain(&e);
+                rows.iter().map(|_| Err(e.like(text.clone()))).collect()
+            }
             Err(e) if rows.len() > 1 => {
                 tracing::warn!(error = %e, rows = rows.len(), "group accept failed; writing its messages one by one");
                 let mut each = Vec::with_capacity(rows.len());
@@ -355,7 +362,7 @@ async fn write(pool: &Pool, rows: &[&Row]) -> Result<Vec<Outcome>> {
         &contact_ids,
         &deferred,
     ];
-    let client = pool.get().await.map_err(StoreError::backend)?;
+    let client = pool.get().await.map_err(super::pool_error)?;
     let stmt = client.prepare_cached(ACCEPT).await.map_err(db)?;
     let answers = client.query(&stmt, &params).await.map_err(db)?;
     if answers.len() != rows.len() {

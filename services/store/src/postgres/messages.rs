@@ -18,9 +18,9 @@ use uuid::Uuid;
 
 use super::json::{RawJson, column, optional_column};
 use super::{PgStore, db};
+use crate::CursorCheck;
 use crate::messages::*;
 use crate::model::now;
-use crate::CursorCheck;
 use crate::{Result, ServiceWindow, StoreError};
 
 /// The columns [`message_from_row`] reads, in order.

@@ -29,8 +29,8 @@ use uuid::Uuid;
 
 use crate::jobs::{ClaimedJob, Completion, ProviderStatus};
 use crate::messages::{
-    Accepted, Cursor, CursorCheck, Event, EventFilter, EventType, Message, NewInbound, NewMessage, Received,
-    TenantScope, contact_event, erased_event,
+    Accepted, Cursor, CursorCheck, Event, EventFilter, EventType, Message, NewInbound, NewMessage,
+    Received, TenantScope, contact_event, erased_event,
 };
 use crate::model::*;
 use crate::{Result, Store, StoreError, dedup_addresses};
@@ -108,8 +108,60 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
+/// A database error in the store's terms: connection trouble is
+/// [`StoreError::Unavailable`], serialization failures and deadlocks are
+/// [`StoreError::Conflict`], the rest is a backend failure.
 fn db(e: tokio_postgres::Error) -> StoreError {
-    StoreError::backend(e)
+    use tokio_postgres::error::SqlState;
+    let unavailable = match e.code() {
+        // connection exceptions, insufficient resources (too many
+        // connections, out of disk), operator intervention (shutdown,
+        // crash recovery, cannot connect now), read-only standby
+        Some(code) => {
+            let code = code.code();
+            if code == SqlState::T_R_SERIALIZATION_FAILURE.code()
+                || code == SqlState::T_R_DEADLOCK_DETECTED.code()
+            {
+                return StoreError::Conflict(Box::new(e));
+            }
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57P")
+                || code == SqlState::READ_ONLY_SQL_TRANSACTION.code()
+        }
+        // No SQL state: the connection closed or failed underneath.
+        None => e.is_closed() || is_io(&e),
+    };
+    if unavailable {
+        StoreError::Unavailable(Box::new(e))
+    } else {
+        StoreError::backend(e)
+    }
+}
+
+fn is_io(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = e.source();
+    while let Some(cause) = source {
+        if cause.is::<std::io::Error>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// A pool that gave no connection: timeouts and failed connects are
+/// [`StoreError::Unavailable`].
+fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    use deadpool_postgres::PoolError;
+    match e {
+        PoolError::Backend(e) => match db(e) {
+            StoreError::Backend(e) => StoreError::Unavailable(e),
+            other => other,
+        },
+        PoolError::Timeout(_) | PoolError::Closed => StoreError::Unavailable(Box::new(e)),
+        other => StoreError::backend(other),
+    }
 }
 
 /// Connections in the queue pool, at least: the claim loop, the outcome
@@ -177,13 +229,13 @@ impl PgStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
-        self.pool.get().await.map_err(StoreError::backend)
+        self.pool.get().await.map_err(pool_error)
     }
 
     /// A connection that plans each statement for its parameters and the
     /// tables' current sizes (for the job queue, see `dispatch.rs`).
     async fn queue_client(&self) -> Result<deadpool_postgres::Object> {
-        self.queue.get().await.map_err(StoreError::backend)
+        self.queue.get().await.map_err(pool_error)
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -776,6 +828,12 @@ impl Store for PgStore {
 
     async fn event_head(&self, tenant: &str) -> Result<Cursor> {
         self.head(tenant).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let client = self.client().await?;
+        client.simple_query("SELECT 1").await.map_err(db)?;
+        Ok(())
     }
 
     async fn check_cursor(&self, tenant: &str, cursor: Cursor) -> Result<CursorCheck> {

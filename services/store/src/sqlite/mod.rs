@@ -159,8 +159,16 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     tx.commit().map_err(StoreError::backend)
 }
 
+/// An SQLite error in the store's terms: a locked or busy file (another
+/// process holds it) is [`StoreError::Unavailable`].
 fn db(e: rusqlite::Error) -> StoreError {
-    StoreError::backend(e)
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            StoreError::Unavailable(Box::new(e))
+        }
+        _ => StoreError::backend(e),
+    }
 }
 
 fn json<T: serde::Serialize>(value: &T) -> String {
@@ -742,6 +750,14 @@ impl Store for SqliteStore {
     async fn event_head(&self, tenant: &str) -> Result<Cursor> {
         let tenant = tenant.to_owned();
         self.read(move |tx| events::head(tx, &tenant)).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.read(|tx| {
+            tx.query_row("SELECT 1", [], |_| Ok(())).map_err(db)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn check_cursor(&self, tenant: &str, cursor: Cursor) -> Result<CursorCheck> {
