@@ -72,18 +72,18 @@ fuzz_target!(|data: &[u8]| {
         let mut other_body = body.to_vec();
         other_body.push(b'x');
         assert_eq!(
-            verify(&secret, Some(&signed), &other_body).as_deref(),
-            Err("invalid_signature")
+            verify(&secret, Some(&signed), &other_body).err().as_deref(),
+            Some("invalid_signature")
         );
         let other_secret = format!("{secret}x");
         assert_eq!(
-            verify(&other_secret, Some(&signed), body).as_deref(),
-            Err("invalid_signature")
+            verify(&other_secret, Some(&signed), body).err().as_deref(),
+            Some("invalid_signature")
         );
     }
 
     assert_eq!(
-        verify(&secret, None, body).as_deref(),
-        Err("missing_signature")
+        verify(&secret, None, body).err().as_deref(),
+        Some("missing_signature")
     );
 });

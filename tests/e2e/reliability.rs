@@ -9,11 +9,16 @@ use tonic_types::StatusExt;
 
 use crate::events::{next, subscribe};
 use crate::support::*;
-use crate::whatsapp::{app_with_whatsapp, inbound_text, webhook_at};
+use crate::whatsapp::{
+    NUMBER_ID, app_with_whatsapp, envelope, inbound_text, now_secs, send_text, wait_status,
+    webhook, webhook_at,
+};
+use serde_json::json;
 
 crate::on_both_stores!(
     concurrent_messages_from_new_senders_land_on_one_contact_each,
     cursors_the_log_never_issued_are_refused,
+    what_whatsapp_cannot_show_is_recorded_and_reactions_name_our_message,
 );
 
 /// A customer who writes several lines in a row (Meta posts each as its own
@@ -130,4 +135,83 @@ async fn cursors_the_log_never_issued_are_refused(mut app: TestApp) {
         err.get_details_error_info().unwrap().reason,
         "CURSOR_UNKNOWN"
     );
+}
+
+async fn timeline(app: &mut TestApp, contact: &str) -> Vec<pb::Message> {
+    app.messaging
+        .list_messages(pb::ListMessagesRequest {
+            contact: contact.to_owned(),
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .messages
+}
+
+/// A message type the Cloud API cannot show us (error 131051) is still the
+/// customer writing: recorded with Meta's error, and it opens the service
+/// window. A reaction to a message we sent names that message.
+async fn what_whatsapp_cannot_show_is_recorded_and_reactions_name_our_message(app: TestApp) {
+    let (mut app, _graph) = app_with_whatsapp(app.backend()).await;
+    let unsupported = envelope(json!({
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "4930123456", "phone_number_id": NUMBER_ID},
+        "contacts": [{"profile": {"name": "Olga"}, "wa_id": "4915700000001"}],
+        "messages": [{
+            "from": "4915700000001", "id": "wamid.unsupported.1", "timestamp": now_secs(),
+            "type": "unsupported",
+            "errors": [{"code": 131051, "title": "Message type unknown", "message": "Message type unknown",
+                        "error_data": {"details": "Message type is currently not supported."}}]
+        }]
+    }));
+    assert_eq!(webhook(&app, &unsupported).await.status, 200);
+    let olga = lookup(
+        &mut app,
+        pb::lookup_contact_request::Key::Address("+4915700000001".into()),
+    )
+    .await
+    .expect("the sender became a contact");
+    assert!(
+        !olga.service_windows.is_empty(),
+        "the customer wrote: the window is open"
+    );
+    let messages = timeline(&mut app, &olga.name).await;
+    assert_eq!(messages.len(), 1, "recorded: {messages:#?}");
+    match &messages[0].content.as_ref().unwrap().kind {
+        Some(pb::content::Kind::Unsupported(u)) => {
+            assert_eq!(u.error_code, "131051");
+            assert!(u.error_message.contains("not supported"), "{u:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // The customer reacts to a message we sent them.
+    let ours = send_text(&mut app, "+49 157 00000002").await;
+    let sent = wait_status(&mut app, &ours.name, pb::MessageStatus::Sent).await;
+    let reaction = envelope(json!({
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "4930123456", "phone_number_id": NUMBER_ID},
+        "contacts": [{"profile": {"name": "Anna"}, "wa_id": "4915700000002"}],
+        "messages": [{
+            "from": "4915700000002", "id": "wamid.reaction.1", "timestamp": now_secs(),
+            "type": "reaction",
+            "reaction": {"message_id": sent.provider_message_id, "emoji": "👍"}
+        }]
+    }));
+    assert_eq!(webhook(&app, &reaction).await.status, 200);
+    let messages = timeline(&mut app, &ours.contact).await;
+    let reacted = messages
+        .iter()
+        .find(|m| m.provider_message_id == "wamid.reaction.1")
+        .expect("the reaction is recorded");
+    assert_eq!(reacted.reply_to, ours.name);
+    match &reacted.content.as_ref().unwrap().kind {
+        Some(pb::content::Kind::Reaction(r)) => {
+            assert_eq!(r.message, ours.name, "the reaction names our message");
+            assert_eq!(r.emoji, "👍");
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -36,7 +36,10 @@ impl ContentKind {
             Content::Media(_) => ContentKind::Media,
             Content::Interactive(_) => ContentKind::Interactive,
             Content::CallbackRequest(_) => ContentKind::CallbackRequest,
-            Content::ChoiceReply(_) | Content::Reaction(_) | Content::Location(_) => return None,
+            Content::ChoiceReply(_)
+            | Content::Reaction(_)
+            | Content::Location(_)
+            | Content::Unsupported(_) => return None,
         })
     }
 

@@ -26,6 +26,10 @@ pub enum Content {
     Reaction(Reaction),
     /// Inbound: a location.
     Location(Location),
+    /// Inbound: a message the provider could not show us (a message type
+    /// its API does not carry). Recorded so that an agent sees the customer
+    /// wrote and can answer.
+    Unsupported(Unsupported),
 }
 
 impl Content {
@@ -40,6 +44,7 @@ impl Content {
             Content::ChoiceReply(_) => "choice_reply",
             Content::Reaction(_) => "reaction",
             Content::Location(_) => "location",
+            Content::Unsupported(_) => "unsupported",
         }
     }
 
@@ -47,7 +52,10 @@ impl Content {
     pub fn is_inbound_only(&self) -> bool {
         matches!(
             self,
-            Content::ChoiceReply(_) | Content::Reaction(_) | Content::Location(_)
+            Content::ChoiceReply(_)
+                | Content::Reaction(_)
+                | Content::Location(_)
+                | Content::Unsupported(_)
         )
     }
 }
@@ -271,6 +279,20 @@ pub struct Reaction {
     pub emoji: String,
 }
 
+/// An inbound message the provider could not show us.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unsupported {
+    /// The provider's type of the message, when it names one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub provider_type: String,
+    /// The provider's error code (WhatsApp: 131051).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error_code: String,
+    /// The provider's description of why.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error_message: String,
+}
+
 /// An inbound location.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Location {
@@ -348,6 +370,7 @@ mod tests {
             Content::ChoiceReply(Choice::default()),
             Content::Reaction(Reaction::default()),
             Content::Location(Location::default()),
+            Content::Unsupported(Unsupported::default()),
             Content::Template(Template {
                 name: "t".into(),
                 language: "de".into(),

@@ -179,7 +179,8 @@ pub fn check_limits(content: &Content) -> Vec<ContentViolation> {
         other @ (Content::CallbackRequest(_)
         | Content::ChoiceReply(_)
         | Content::Reaction(_)
-        | Content::Location(_)) => {
+        | Content::Location(_)
+        | Content::Unsupported(_)) => {
             push(
                 "kind".into(),
                 format!("whatsapp cannot send {}", other.kind()),

@@ -255,7 +255,8 @@ impl TryFrom<&OutboundMessage> for SendRequest {
             other @ (Content::CallbackRequest(_)
             | Content::ChoiceReply(_)
             | Content::Reaction(_)
-            | Content::Location(_)) => {
+            | Content::Location(_)
+            | Content::Unsupported(_)) => {
                 return Err(AdapterError::unsupported(Channel::Whatsapp, other.kind()));
             }
         };
@@ -504,6 +505,9 @@ pub struct InboundMessageDto {
     system: Option<SystemDto>,
     #[serde(default)]
     errors: Option<Vec<ErrorDto>>,
+    /// `unsupported`: Meta may name what the customer sent.
+    #[serde(default)]
+    pub unsupported: Option<UnsupportedDto>,
 }
 
 /// `context{from,id}`.
@@ -620,6 +624,25 @@ struct SystemDto {
 struct ErrorDto {
     #[serde(default)]
     code: Option<serde_json::Value>,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    error_data: Option<ErrorDataDto>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct ErrorDataDto {
+    #[serde(default)]
+    details: String,
+}
+
+/// `unsupported{type}`: what the customer sent, when Meta names it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UnsupportedDto {
+    #[serde(default, rename = "type")]
+    kind: String,
 }
 
 /// Why an inbound message is not turned into content (it becomes
@@ -708,19 +731,42 @@ impl TryFrom<&InboundMessageDto> for Content {
                 let kind = m.system.as_ref().map(|s| s.kind.as_str()).unwrap_or("");
                 Err(Unhandled(format!("system message {kind:?}")))
             }
-            "unsupported" => {
-                let code = m
-                    .errors
-                    .as_ref()
-                    .and_then(|e| e.first())
-                    .and_then(|e| e.code.as_ref())
-                    .and_then(crate::error::code_text)
+            // The customer wrote something the Cloud API cannot show us
+            // (131051), or a type this adapter does not know yet: recorded,
+            // so that an agent sees it and can answer.
+            kind => {
+                let error = m.errors.as_ref().and_then(|e| e.first());
+                let provider_type = match (kind, &m.unsupported) {
+                    ("unsupported", Some(u)) => u.kind.clone(),
+                    ("unsupported", None) => String::new(),
+                    (other, _) => other.to_owned(),
+                };
+                let error_message = error
+                    .map(|e| {
+                        [e.title.as_str(), e.message.as_str()]
+                            .into_iter()
+                            .chain(e.error_data.as_ref().map(|d| d.details.as_str()))
+                            .filter(|t| !t.is_empty())
+                            .fold(Vec::<&str>::new(), |mut parts, t| {
+                                if !parts.contains(&t) {
+                                    parts.push(t);
+                                }
+                                parts
+                            })
+                            .join(": ")
+                    })
                     .unwrap_or_default();
-                Err(Unhandled(format!(
-                    "message type unsupported by the cloud api (code {code})"
-                )))
+                Ok(Content::Unsupported(
+                    omniroute_channel::content::Unsupported {
+                        provider_type,
+                        error_code: error
+                            .and_then(|e| e.code.as_ref())
+                            .and_then(crate::error::code_text)
+                            .unwrap_or_default(),
+                        error_message,
+                    },
+                ))
             }
-            other => Err(Unhandled(format!("message type {other:?} not handled"))),
         }
     }
 }
@@ -871,7 +917,10 @@ mod tests {
             "order": {"catalog_id": "1"}
         }))
         .unwrap();
-        assert!(Content::try_from(&dto).unwrap_err().0.contains("order"));
+        match Content::try_from(&dto).unwrap() {
+            Content::Unsupported(u) => assert_eq!(u.provider_type, "order"),
+            other => panic!("an order is recorded as unsupported: {other:?}"),
+        }
         let dto: InboundMessageDto = serde_json::from_value(json!({
             "from": "4915123456789", "id": "wamid.C", "timestamp": "1749416383", "type": "contacts",
             "contacts": [{"name": {"formatted_name": "Anna Schmidt", "first_name": "Anna"},

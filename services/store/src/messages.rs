@@ -619,12 +619,17 @@ pub(crate) fn inbound_message(
     reply_to: Option<Uuid>,
     now: SystemTime,
 ) -> Message {
+    let mut content = inbound.content.clone();
+    // A reaction names the message reacted to by our id, as a reply does.
+    if let (Content::Reaction(reaction), Some(ours)) = (&mut content, reply_to) {
+        reaction.message = ours.to_string();
+    }
     Message {
         id,
         contact_id,
         direction: Direction::Inbound,
         category: Category::Service,
-        content: inbound.content.clone(),
+        content,
         overrides: Vec::new(),
         channel: Some(inbound.channel),
         priority: Priority::Normal,

@@ -297,6 +297,11 @@ pub fn content_to_pb(content: &Content) -> pb::Content {
             label: l.label.clone(),
             address: l.address.clone(),
         }),
+        Content::Unsupported(u) => Kind::Unsupported(pb::UnsupportedContent {
+            provider_type: u.provider_type.clone(),
+            error_code: u.error_code.clone(),
+            error_message: u.error_message.clone(),
+        }),
     };
     pb::Content { kind: Some(kind) }
 }

@@ -65,6 +65,7 @@ pub fn content(v: &mut Violations, field: &str, content: Option<&pb::Content>) -
         Kind::ChoiceReply(_) => inbound_only(v, format!("{field}.choice_reply")),
         Kind::Reaction(_) => inbound_only(v, format!("{field}.reaction")),
         Kind::Location(_) => inbound_only(v, format!("{field}.location")),
+        Kind::Unsupported(_) => inbound_only(v, format!("{field}.unsupported")),
     }
 }
 
