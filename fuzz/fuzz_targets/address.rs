@@ -18,7 +18,8 @@
 //!   same key and value;
 //! - the email key is the value case-folded;
 //! - `lookup_keys` answers exactly the keys `Address::parse` gives;
-//! - a phone address's `Display` does not show the full number.
+//! - a phone address's `Display` does not show the full number (when it
+//!   is longer than the seven characters `mask` leaves visible).
 
 #![no_main]
 
@@ -79,10 +80,14 @@ fn check_phone(input: &str, region: PhoneRegion) {
             (Channel::Whatsapp, key.to_owned())
         ])
     );
-    let shown = voice.to_string();
-    assert!(!shown.contains(voice.value()), "{shown} shows the number");
-    let shown = whatsapp.to_string();
-    assert!(!shown.contains(whatsapp.value()), "{shown} shows the number");
+    // `mask` keeps three characters in front and four behind: only a value
+    // longer than seven characters has a middle to hide.
+    for address in [&voice, &whatsapp] {
+        if address.value().chars().count() > 7 {
+            let shown = address.to_string();
+            assert!(!shown.contains(address.value()), "{shown} shows the number");
+        }
+    }
 }
 
 fn check_email(input: &str, region: PhoneRegion) {

@@ -5,7 +5,9 @@
 //! The fuzz bytes drive an `arbitrary::Unstructured` that builds every input
 //! field by hand: category, urgency, content (every kind, with lengths
 //! around the channels' limits), per-channel overrides, the caller's
-//! explicit and excluded channels, identities, channel orders, category
+//! explicit and excluded channels (all within what the API validates
+//! before routing: overrides unique per channel and window, a closed-window
+//! override a template), identities, channel orders, category
 //! wishes, quiet hours in zones with odd daylight-saving rules, consents,
 //! windows, breakers, tenant defaults and the time. Capabilities and content
 //! checks are the real ones (the sandbox's, which are the real channels').
@@ -364,13 +366,23 @@ fn case(u: &mut Unstructured<'_>) -> Result<Case> {
         window_closing_lead: Some(Duration::from_secs(3600)),
     };
 
+    // As the API validates them (message_validate.rs): at most one override
+    // per channel, and one more for a closed window, which is a template.
     let mut overrides = Vec::new();
-    for _ in 0..u.int_in_range(0..=3)? {
-        overrides.push(ChannelOverride {
-            channel: channel(u)?,
-            content: content(u)?,
-            outside_window: u.arbitrary()?,
-        });
+    for c in Channel::ALL {
+        for outside_window in [false, true] {
+            if u.ratio(1, 4)? {
+                overrides.push(ChannelOverride {
+                    channel: c,
+                    content: if outside_window {
+                        Content::Template(template(u)?)
+                    } else {
+                        content(u)?
+                    },
+                    outside_window,
+                });
+            }
+        }
     }
 
     Ok(Case {
@@ -547,7 +559,7 @@ fn run(case: &Case) {
                 .is_some_and(|(_, until)| *until > due);
             assert!(
                 open || matches!(content, Content::Template(_)),
-                "free form on {channel} outside the window"
+                "free form on {channel} outside the window: {step:?}"
             );
             if !open && case.tenant.whatsapp_opt_in_required {
                 assert!(

@@ -11,6 +11,7 @@
 //!
 //! These helpers panic instead of returning errors: they are meant for tests.
 
+pub use crate::postgres::{HotStatement, hot_statements as pg_hot_statements};
 use std::time::Duration;
 
 use tokio_postgres::NoTls;

@@ -12,9 +12,12 @@
 mod accept;
 mod contacts;
 mod dispatch;
+mod events;
 mod json;
 mod messages;
 mod signals;
+
+pub use events::{HotStatement, hot_statements};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,6 +67,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         7,
         include_str!("../../migrations/postgres/0007_routing.sql"),
     ),
+    (
+        8,
+        include_str!("../../migrations/postgres/0008_event_reads.sql"),
+    ),
 ];
 
 /// Serializes migrations of replicas that start together.
@@ -90,6 +97,8 @@ pub struct PgStore {
     /// Connections for statements on the job queue, which plan every
     /// execution afresh (see `dispatch.rs`).
     queue: Pool,
+    /// Connections that read the event log (see `events.rs`).
+    readers: Pool,
     /// Bumped after our own commits and on NOTIFY from other replicas.
     signals: Arc<Signals>,
     /// The group-commit writers of accepted messages.
@@ -164,6 +173,9 @@ fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
     }
 }
 
+/// Connections that read the event log, at least.
+const READER_CONNECTIONS: usize = 2;
+
 /// Connections in the queue pool, at least: the claim loop, the outcome
 /// recorder, status ingestion, and webhooks applying statuses.
 const QUEUE_CONNECTIONS: usize = 4;
@@ -193,16 +205,26 @@ impl PgStore {
         pg.connect_timeout(config.connect_timeout);
         pg.application_name("omniroute");
         let listener_config = pg.clone();
-        let mut queue_config = pg.clone();
-        let custom = "-c plan_cache_mode=force_custom_plan";
-        let options = match pg.get_options() {
-            Some(given) if !given.trim().is_empty() => format!("{given} {custom}"),
-            _ => custom.to_owned(),
+        let with_options = |extra: &str| {
+            let mut config = pg.clone();
+            match pg.get_options() {
+                Some(given) if !given.trim().is_empty() => {
+                    config.options(format!("{given} {extra}"))
+                }
+                _ => config.options(extra),
+            };
+            config
         };
-        queue_config.options(&options);
-        let pool = pool_of(pg, config.pool_size.max(1), config.connect_timeout)?;
+        let queue_config = with_options("-c plan_cache_mode=force_custom_plan");
+        let reader_config = with_options(events::READER_OPTIONS);
         let queue_size = QUEUE_CONNECTIONS.max(config.pool_size / 4);
         let queue = pool_of(queue_config, queue_size, config.connect_timeout)?;
+        let readers = pool_of(
+            reader_config,
+            READER_CONNECTIONS.max(config.pool_size / 4),
+            config.connect_timeout,
+        )?;
+        let pool = pool_of(pg, config.pool_size.max(1), config.connect_timeout)?;
         let signals = Signals::new();
         let listener = spawn_listener(listener_config, Arc::downgrade(&signals));
         let notifier = spawn_notifier(pool.clone(), Arc::clone(&signals));
@@ -210,6 +232,7 @@ impl PgStore {
         let store = PgStore {
             pool,
             queue,
+            readers,
             signals,
             accepts,
             _tasks: Arc::new([listener, notifier]),
