@@ -435,10 +435,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
     ) -> Result<usize>;
 
-    /// Messages of any tenant that were sent but heard nothing since
-    /// `sent_before` (oldest first, at most `limit`), for reconciliation with
-    /// the provider when its status reports were lost.
-    async fn stale_sent(&self, sent_before: SystemTime, limit: usize) -> Result<Vec<Message>>;
+    /// Messages of any tenant that were sent before `sent_before` and heard
+    /// nothing since, in the order they were sent, after the position
+    /// `after` (at most `limit`, each with its position), for
+    /// reconciliation with the provider when its status reports were lost.
+    /// Paging by position lets reconciliation sweep all of them in turn,
+    /// so messages that will never hear anything do not starve the others.
+    async fn stale_sent(
+        &self,
+        after: SentMark,
+        sent_before: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<(SentMark, Message)>>;
 
     /// A signal bumped after every commit that wrote events or jobs, in this
     /// process and (PostgreSQL, through LISTEN/NOTIFY) in other replicas. A

@@ -751,6 +751,32 @@ impl Cursor {
     }
 }
 
+/// A position among sent messages awaiting their first report: when a
+/// message was sent, then its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SentMark {
+    /// When it was sent.
+    pub time: SystemTime,
+    /// The message.
+    pub id: Uuid,
+}
+
+impl SentMark {
+    /// The position before every message sent after `time`.
+    pub fn before(time: SystemTime) -> SentMark {
+        SentMark {
+            time,
+            id: Uuid::nil(),
+        }
+    }
+}
+
+impl Default for SentMark {
+    fn default() -> SentMark {
+        SentMark::before(SystemTime::UNIX_EPOCH)
+    }
+}
+
 /// Whether a cursor a subscriber resumes from is one this log issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CursorCheck {

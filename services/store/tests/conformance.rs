@@ -139,6 +139,7 @@ conformance! {
         provider_statuses_for_unknown_messages_match_nothing,
         changes_are_signaled_after_writes,
         stale_sent_lists_messages_that_heard_nothing,
+        stale_sent_pages_in_the_order_of_sending,
         // routing's durable state
         a_missed_deadline_hands_over_to_the_next_step,
         a_delivery_ends_the_watch,

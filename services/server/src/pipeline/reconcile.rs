@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use omniroute_channel::{ErrorClass, StatusSink};
-use omniroute_store::Store;
+use omniroute_store::{SentMark, Store};
 use tokio::sync::watch;
 
 use super::dispatcher::Adapters;
@@ -20,6 +20,16 @@ use super::statuses::StatusChannel;
 const BATCH: usize = 500;
 
 /// Runs reconciliation rounds until shutdown.
+///
+/// The first round runs at once and looks at what was sent before this
+/// process started, back to `after` ago: the reports of a process that
+/// crashed died with it (the sandbox's are in memory; a provider may have
+/// given up on a webhook while no replica listened), and those messages
+/// should not wait `after` for their status. Then every `every`, a round
+/// takes the next page of messages that heard nothing for `after`, in the
+/// order they were sent, and starts again from the oldest once it reached
+/// the newest: messages whose provider will never answer (no status query,
+/// a phone that stays off) take their turn instead of filling every round.
 pub async fn run(
     store: Arc<dyn Store>,
     adapters: Adapters,
@@ -28,23 +38,41 @@ pub async fn run(
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    let started = SystemTime::now();
+    // The sweep of what was interrupted: (position, upper bound).
+    let mut interrupted = Some(SentMark::before(
+        started.checked_sub(after).unwrap_or(SystemTime::UNIX_EPOCH),
+    ));
+    let mut position = SentMark::default();
+    let mut backoff = super::backoff::Backoff::new("reconciling statuses");
     loop {
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
-        }
-        let Some(before) = SystemTime::now().checked_sub(after) else {
-            continue;
+        let (from, before) = match interrupted {
+            Some(from) => (from, started),
+            None => {
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    _ = stop.changed() => return,
+                }
+                let Some(before) = SystemTime::now().checked_sub(after) else {
+                    continue;
+                };
+                (position, before)
+            }
         };
-        let stale = match store.stale_sent(before, BATCH).await {
-            Ok(stale) => stale,
+        let stale = match store.stale_sent(from, before, BATCH).await {
+            Ok(stale) => {
+                backoff.succeeded();
+                stale
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "listing sent messages for reconciliation failed");
+                backoff.pause(&e, &mut stop).await;
                 continue;
             }
         };
+        let full = stale.len() == BATCH;
+        let next = stale.last().map(|(mark, _)| *mark);
         let mut reconciled = 0;
-        for message in stale {
+        for (_, message) in stale {
             let (Some(channel), Some(provider_id)) =
                 (message.channel, &message.provider_message_id)
             else {
@@ -66,7 +94,17 @@ pub async fn run(
             }
         }
         if reconciled > 0 {
-            tracing::info!(reconciled, "statuses reconciled with providers");
+            tracing::info!(
+                reconciled,
+                after_restart = interrupted.is_some(),
+                "statuses reconciled with providers"
+            );
+        }
+        match (interrupted.is_some(), full, next) {
+            (true, true, Some(next)) => interrupted = Some(next),
+            (true, _, _) => interrupted = None,
+            (false, true, Some(next)) => position = next,
+            (false, _, _) => position = SentMark::default(),
         }
     }
 }

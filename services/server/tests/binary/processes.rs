@@ -207,67 +207,109 @@ async fn two_processes_on_one_postgres_send_each_message_exactly_once() {
     assert!(b.terminate().success());
 }
 
-#[tokio::test]
-async fn killed_mid_dispatch_every_message_still_reaches_a_final_status() {
+/// Concurrency of the crash runs' dispatchers: a kill can duplicate at most
+/// this many sends (those handed to the provider whose outcome was not yet
+/// committed), the documented bound.
+const CRASH_CONCURRENCY: usize = 8;
+
+/// kill -9 under load, several times, on `replicas` processes sharing one
+/// store (the embedded file when `url` is None: then one process), always
+/// killing the first one and starting it again: every accepted message
+/// ends delivered, each reached the provider, and no more sends were
+/// duplicated than the bound (kills x concurrency). Reconciliation keeps
+/// its default delay (ten minutes): statuses lost in a crash come back at
+/// once after the restart, not then.
+async fn crash_run(url: Option<&str>, replicas: usize, kills: usize) {
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("sends.tsv");
     let record_text = record.to_string_lossy().into_owned();
+    let concurrency = CRASH_CONCURRENCY.to_string();
     let mut env = quick_sandbox(&record_text);
-    // Leases end soon after the kill; statuses lost with the process are
-    // fetched back from the provider by reconciliation.
     env.extend([
         ("OMNIROUTE__DISPATCH__LEASE_SECS", "3"),
         ("OMNIROUTE__DISPATCH__SEND_TIMEOUT_SECS", "2"),
-        ("OMNIROUTE__DISPATCH__RECONCILE_AFTER_SECS", "1"),
-        ("OMNIROUTE__DISPATCH__RECONCILE_INTERVAL_SECS", "1"),
+        ("OMNIROUTE__DISPATCH__CONCURRENCY", concurrency.as_str()),
+        // A provider answering in 10 ms and reporting deliveries a second
+        // later: each kill lands with sends in flight and many sent
+        // messages still waiting for their report.
+        ("OMNIROUTE__SANDBOX__SEND_DELAY_MS", "10"),
+        ("OMNIROUTE__SANDBOX__DELIVERY_DELAY_MS", "1000"),
     ]);
-    // The first process dispatches slowly (a provider answering in 20 ms, two
-    // sends at a time) and its provider reports deliveries only after a
-    // minute, so that the kill lands with sends in flight, every sent message
-    // still awaiting its report, and most messages not sent yet.
-    let mut slow = env.clone();
-    slow.extend([
-        ("OMNIROUTE__SANDBOX__SEND_DELAY_MS", "20"),
-        ("OMNIROUTE__SANDBOX__DELIVERY_DELAY_MS", "60000"),
-        ("OMNIROUTE__DISPATCH__CONCURRENCY", "2"),
-    ]);
-    let data = tempfile::tempdir().unwrap();
-    let first = start(data.path(), &slow);
-    let contacts = ["k0@example.com", "k1@example.com"];
-    let names = send_batches(&[first.channel().await], &contacts, 500).await;
-
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while recorded(&record).len() < 10 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "dispatch never started"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    if let Some(url) = url {
+        env.push(("OMNIROUTE__STORE__URL", url));
     }
-    first.kill();
-    let sent_before_kill = recorded(&record).len();
-    assert!(
-        sent_before_kill < names.len(),
-        "the kill must land mid-dispatch"
-    );
+    let dirs: Vec<_> = (0..replicas)
+        .map(|_| tempfile::tempdir().unwrap())
+        .collect();
+    let mut servers: Vec<Server> = dirs.iter().map(|d| start(d.path(), &env)).collect();
+    let mut channels = Vec::new();
+    for server in &servers {
+        channels.push(server.channel().await);
+    }
+    let contacts = ["k0@example.com", "k1@example.com", "k2@example.com"];
+    let names = send_batches(&channels, &contacts, 600).await;
 
-    // The same data folder, a new process: everything accepted completes.
-    let second = start(data.path(), &env);
-    let channel = second.channel().await;
+    // Kill points: after a pseudo-random share of the sends (printed, so a
+    // failing run can be told apart).
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as usize;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    for kill in 0..kills {
+        let jitter = (seed / (kill + 1)) % (names.len() / (4 * (kills + 1)));
+        let target = names.len() * (kill + 1) / (kills + 1) + jitter;
+        eprintln!("crash run: kill {kill} after {target} sends (seed {seed})");
+        while recorded(&record).len() < target {
+            assert!(tokio::time::Instant::now() < deadline, "dispatch stalled");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        servers.remove(0).kill();
+        servers.insert(0, start(dirs[0].path(), &env));
+        channels[0] = servers[0].channel().await;
+    }
     wait_until_all(
-        &channel,
+        &channels[0],
         &contacts,
         names.len(),
         &[pb::MessageStatus::Delivered],
     )
     .await;
-    let sent: std::collections::HashSet<String> = recorded(&record)
-        .iter()
-        .filter_map(|l| l.split('\t').nth(1).map(|id| format!("messages/{id}")))
-        .collect();
-    for name in &names {
-        assert!(sent.contains(name), "{name} never reached the provider");
+    let lines = recorded(&record);
+    let mut calls: HashMap<String, usize> = HashMap::new();
+    for line in &lines {
+        let id = line.split('\t').nth(1).expect("message id column");
+        *calls.entry(format!("messages/{id}")).or_default() += 1;
     }
-    drop(channel);
-    assert!(second.terminate().success());
+    for name in &names {
+        assert!(
+            calls.contains_key(name),
+            "{name} never reached the provider"
+        );
+    }
+    let duplicates = lines.len() - calls.len();
+    eprintln!(
+        "crash run: {} messages, {kills} kills, {duplicates} duplicate sends",
+        names.len()
+    );
+    assert!(
+        duplicates <= kills * CRASH_CONCURRENCY,
+        "{duplicates} duplicate sends after {kills} kills exceed the bound of \
+         {CRASH_CONCURRENCY} per kill"
+    );
+    drop(channels);
+    for server in servers {
+        assert!(server.terminate().success());
+    }
+}
+
+#[tokio::test]
+async fn killed_repeatedly_every_message_is_delivered_within_the_duplicate_bound() {
+    crash_run(None, 1, 3).await;
+}
+
+#[tokio::test]
+async fn a_replica_killed_repeatedly_on_postgres_loses_nothing() {
+    let url = omniroute_store::testing::fresh_pg_url().await;
+    crash_run(Some(&url), 2, 3).await;
 }

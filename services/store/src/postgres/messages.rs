@@ -480,28 +480,42 @@ impl PgStore {
 
     pub(super) async fn stale(
         &self,
+        after: SentMark,
         sent_before: SystemTime,
         limit: usize,
-    ) -> Result<Vec<Message>> {
-        let client = self.client().await?;
+    ) -> Result<Vec<(SentMark, Message)>> {
+        let client = self.queue_client().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        // Sent messages wait in `awaiting_status` until their first report.
+        // Sent messages wait in `awaiting_status` until their first report;
+        // a page is a range of its (sent_time, message_id) index, each
+        // message read by its id.
         let stmt = client
             .prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages
-                 WHERE id IN (SELECT a.message_id FROM awaiting_status a
-                              WHERE a.sent_time < $1 ORDER BY a.sent_time LIMIT $2)
-                   AND status = 3 AND update_time < $1
-                 ORDER BY update_time"
+                "SELECT a.sent_time, {MESSAGE_COLUMNS}
+                 FROM (SELECT message_id, sent_time FROM awaiting_status
+                       WHERE (sent_time, message_id) > ($1, $2) AND sent_time < $3
+                       ORDER BY sent_time, message_id LIMIT $4) a
+                 JOIN messages ON messages.id = a.message_id
+                 WHERE messages.status = 3
+                 ORDER BY a.sent_time, a.message_id"
             ))
             .await
             .map_err(db)?;
         client
-            .query(&stmt, &[&sent_before, &limit])
+            .query(&stmt, &[&after.time, &after.id, &sent_before, &limit])
             .await
             .map_err(db)?
             .iter()
-            .map(message_from_row)
+            .map(|r| {
+                let message = message_at(r, 1)?;
+                Ok((
+                    SentMark {
+                        time: r.get(0),
+                        id: message.id,
+                    },
+                    message,
+                ))
+            })
             .collect()
     }
 

@@ -33,7 +33,7 @@ use uuid::Uuid;
 use crate::jobs::{ClaimedJob, Completion, ProviderStatus};
 use crate::messages::{
     Accepted, Cursor, CursorCheck, Event, EventFilter, EventType, Message, NewInbound, NewMessage,
-    Received, TenantScope, contact_event, erased_event,
+    Received, SentMark, TenantScope, contact_event, erased_event,
 };
 use crate::model::*;
 use crate::{Result, Store, StoreError, dedup_addresses};
@@ -67,10 +67,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         7,
         include_str!("../../migrations/postgres/0007_routing.sql"),
     ),
-    (
-        8,
-        include_str!("../../migrations/postgres/0008_event_reads.sql"),
-    ),
+    (8, include_str!("../../migrations/postgres/0008_reads.sql")),
 ];
 
 /// Serializes migrations of replicas that start together.
@@ -867,8 +864,13 @@ impl Store for PgStore {
         self.prune(before).await
     }
 
-    async fn stale_sent(&self, sent_before: SystemTime, limit: usize) -> Result<Vec<Message>> {
-        self.stale(sent_before, limit).await
+    async fn stale_sent(
+        &self,
+        after: SentMark,
+        sent_before: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<(SentMark, Message)>> {
+        self.stale(after, sent_before, limit).await
     }
 
     async fn announce_closing_windows(

@@ -519,29 +519,46 @@ pub(super) fn list(
 }
 
 /// Sent messages that heard nothing since `sent_before`, oldest first.
+/// Sent messages that heard nothing, by (update_time, id) after `after`: a
+/// sent message's update time is when it was sent.
 pub(super) fn stale_sent(
     tx: &Connection,
+    after: SentMark,
     sent_before: SystemTime,
     limit: usize,
-) -> Result<Vec<Message>> {
+) -> Result<Vec<(SentMark, Message)>> {
     let mut stmt = tx
         .prepare_cached(concat!(
             "SELECT ",
             message_columns!(),
-            " FROM messages WHERE status = 3 AND update_time < ?1
-              ORDER BY update_time LIMIT ?2"
+            " FROM messages WHERE status = 3 AND (update_time, id) > (?1, ?2) AND update_time < ?3
+              ORDER BY update_time, id LIMIT ?4"
         ))
         .map_err(db)?;
     let rows = stmt
         .query_map(
             params![
+                to_micros(after.time),
+                after.id.to_string(),
                 to_micros(sent_before),
                 i64::try_from(limit).unwrap_or(i64::MAX)
             ],
             message_row,
         )
         .map_err(db)?;
-    rows.collect::<Result<_, _>>().map_err(db)
+    rows.map(|m| {
+        m.map(|m| {
+            (
+                SentMark {
+                    time: m.update_time,
+                    id: m.id,
+                },
+                m,
+            )
+        })
+    })
+    .collect::<Result<_, _>>()
+    .map_err(db)
 }
 
 /// Cancels a pending message that no worker is sending right now.

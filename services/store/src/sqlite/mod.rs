@@ -30,8 +30,8 @@ use uuid::Uuid;
 use crate::model::*;
 use crate::{
     Accepted, ClaimedJob, Completion, Cursor, CursorCheck, Event, EventFilter, EventType, Message,
-    MessageStatus, NewInbound, NewMessage, ProviderStatus, Received, Result, Store, StoreError,
-    contact_event, dedup_addresses,
+    MessageStatus, NewInbound, NewMessage, ProviderStatus, Received, Result, SentMark, Store,
+    StoreError, contact_event, dedup_addresses,
 };
 use contacts::*;
 
@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0003_inbound.sql"),
     include_str!("../../migrations/sqlite/0004_contact_versions.sql"),
     include_str!("../../migrations/sqlite/0005_routing.sql"),
+    include_str!("../../migrations/sqlite/0006_reconcile.sql"),
 ];
 
 /// The embedded SQLite store.
@@ -770,8 +771,13 @@ impl Store for SqliteStore {
         self.tx(move |tx| events::prune(tx, before)).await
     }
 
-    async fn stale_sent(&self, sent_before: SystemTime, limit: usize) -> Result<Vec<Message>> {
-        self.read(move |tx| messages::stale_sent(tx, sent_before, limit))
+    async fn stale_sent(
+        &self,
+        after: SentMark,
+        sent_before: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<(SentMark, Message)>> {
+        self.read(move |tx| messages::stale_sent(tx, after, sent_before, limit))
             .await
     }
 

@@ -11,7 +11,7 @@ use omniroute_channel::{Category, Channel, Content, ErrorClass};
 use omniroute_store::{
     Accepted, Attempt, AttemptOutcome, ChannelOverride, ClaimedJob, Event, EventFilter,
     EventPayload, EventType, Message, MessageStatus, NewMessage, NextStep, PlannedChannel,
-    Priority, ProviderStatus, RouteDecision, SkipReason, SkippedChannel, StoreError, now,
+    Priority, ProviderStatus, RouteDecision, SentMark, SkipReason, SkippedChannel, StoreError, now,
 };
 use uuid::Uuid;
 
@@ -1032,16 +1032,46 @@ pub async fn stale_sent_lists_messages_that_heard_nothing(store: S) {
     store.apply_provider_status(delivered).await.unwrap();
 
     let later = SystemTime::now() + Duration::from_secs(1);
+    let start = SentMark::default();
     let stale: Vec<Uuid> = store
-        .stale_sent(later, 10)
+        .stale_sent(start, later, 10)
         .await
         .unwrap()
         .iter()
-        .map(|m| m.id)
+        .map(|(_, m)| m.id)
         .collect();
     assert_eq!(stale, vec![quiet.id], "only sent messages without news");
     assert!(!stale.contains(&pending.id));
     let earlier = quiet.update_time - Duration::from_secs(1);
-    assert!(store.stale_sent(earlier, 10).await.unwrap().is_empty());
-    assert!(store.stale_sent(later, 0).await.unwrap().is_empty());
+    assert!(
+        store
+            .stale_sent(start, earlier, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.stale_sent(start, later, 0).await.unwrap().is_empty());
+}
+
+pub async fn stale_sent_pages_in_the_order_of_sending(store: S) {
+    let contact = recipient(&store).await;
+    let sent = [
+        accept_and_send(&store, contact, "p-quiet-1").await,
+        accept_and_send(&store, contact, "p-quiet-2").await,
+        accept_and_send(&store, contact, "p-quiet-3").await,
+    ];
+    let start = SentMark::default();
+    let later = SystemTime::now() + Duration::from_secs(1);
+    let mut seen = Vec::new();
+    let mut position = start;
+    loop {
+        let page = store.stale_sent(position, later, 1).await.unwrap();
+        let Some((mark, message)) = page.into_iter().next() else {
+            break;
+        };
+        assert!(mark > position, "positions only grow");
+        position = mark;
+        seen.push(message.id);
+    }
+    assert_eq!(seen, sent.iter().map(|m| m.id).collect::<Vec<_>>());
 }
