@@ -174,6 +174,9 @@ conformance! {
         status_reports_are_applied_together_in_turn,
         dispatchers_are_woken_by_new_jobs_only,
     ],
-    sqlite_only: [store_file_survives_reopen],
+    sqlite_only: [
+        store_file_survives_reopen,
+        erasure_leaves_no_personal_bytes_in_the_store_files,
+    ],
     postgres_only: [migrations_are_idempotent],
 }

@@ -71,7 +71,9 @@ impl SqliteStore {
             }
             let mut conn = Connection::open(&opened).map_err(StoreError::backend)?;
             // Checkpoints run on their own thread (see `writer.rs`), not in
-            // the writer's commits.
+            // the writer's commits. Deleted and overwritten content is
+            // zeroed (`secure_delete`), so that an erasure reaches the file's
+            // bytes, not only its tables.
             conn.execute_batch(
                 "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = FULL;
@@ -79,7 +81,8 @@ impl SqliteStore {
                  PRAGMA busy_timeout = 5000;
                  PRAGMA cache_size = -16384;
                  PRAGMA temp_store = MEMORY;
-                 PRAGMA wal_autocheckpoint = 0;",
+                 PRAGMA wal_autocheckpoint = 0;
+                 PRAGMA secure_delete = ON;",
             )
             .map_err(StoreError::backend)?;
             migrate(&mut conn)?;
@@ -468,6 +471,9 @@ impl Store for SqliteStore {
         let (contact, erased) = self.tx(move |tx| erase(tx, &tenant, id)).await?;
         if erased {
             self.bump();
+            // The WAL's older frames still hold what was erased: empty it
+            // into the (zeroed) database pages.
+            self.writer.shred().await?;
         }
         Ok(contact)
     }

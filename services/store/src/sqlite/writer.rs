@@ -49,6 +49,10 @@ fn backend(text: impl Into<String>) -> StoreError {
     StoreError::backend(std::io::Error::other(text.into()))
 }
 
+/// How long a shredding checkpoint (after an erasure) waits for readers to
+/// finish before it gives up.
+const SHRED_WAIT: Duration = Duration::from_secs(5);
+
 /// One queued write: runs inside the group's transaction, answers after the
 /// group's commit.
 trait Write: Send {
@@ -115,6 +119,8 @@ pub(super) fn in_savepoint<T>(conn: &Connection, f: impl FnOnce() -> Result<T>) 
 #[derive(Debug, Clone)]
 pub(super) struct Writer {
     queue: mpsc::Sender<Box<dyn Write>>,
+    /// Asks the checkpointer for a TRUNCATE checkpoint (see [`Writer::shred`]).
+    shred: mpsc::Sender<oneshot::Sender<Result<()>>>,
     /// The checkpointer runs while this lives.
     _alive: Arc<()>,
 }
@@ -135,14 +141,31 @@ impl Writer {
             .map_err(StoreError::backend)?;
         let wal = PathBuf::from(format!("{}-wal", path.display()));
         let watched = Arc::downgrade(&alive);
+        let (shred, shreds) = mpsc::channel();
         std::thread::Builder::new()
             .name("omniroute-sqlite-checkpoint".into())
-            .spawn(move || checkpoint(&checkpoints, &wal, &watched))
+            .spawn(move || checkpoint(&checkpoints, &wal, &watched, &shreds))
             .map_err(StoreError::backend)?;
         Ok(Writer {
             queue: tx,
+            shred,
             _alive: alive,
         })
+    }
+
+    /// Copies every committed page into the database file and empties the
+    /// WAL (`wal_checkpoint(TRUNCATE)`), waiting for readers up to
+    /// [`SHRED_WAIT`]: after an erasure, the WAL's older frames still hold
+    /// the erased data; the database file then has only the overwritten
+    /// pages (the writer runs with `secure_delete`).
+    pub(super) async fn shred(&self) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.shred
+            .send(reply)
+            .map_err(|_| backend("the store is closed"))?;
+        answer
+            .await
+            .map_err(|_| backend("the checkpointer stopped"))?
     }
 
     /// Runs `f` in the next group's transaction; answers after its commit.
@@ -171,9 +194,21 @@ impl Writer {
 /// [`WAL_LIMIT`] asking for a restart of the WAL, which waits at most
 /// [`RESTART_WAIT_MS`] for readers (blocking the writer that long) and
 /// otherwise gives up until the next round.
-fn checkpoint(conn: &Connection, wal: &Path, alive: &Weak<()>) {
+fn checkpoint(
+    conn: &Connection,
+    wal: &Path,
+    alive: &Weak<()>,
+    shreds: &mpsc::Receiver<oneshot::Sender<Result<()>>>,
+) {
     while alive.strong_count() > 0 {
-        std::thread::sleep(CHECKPOINT_EVERY);
+        match shreds.recv_timeout(CHECKPOINT_EVERY) {
+            Ok(reply) => {
+                let _ = reply.send(truncate_wal(conn));
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
         let large = std::fs::metadata(wal).is_ok_and(|m| m.len() > WAL_LIMIT);
         let mode = if large { "TRUNCATE" } else { "PASSIVE" };
         match conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
@@ -184,6 +219,36 @@ fn checkpoint(conn: &Connection, wal: &Path, alive: &Weak<()>) {
                 tracing::warn!(error = %e, "checkpointing the embedded store failed; retrying")
             }
         }
+    }
+}
+
+/// A TRUNCATE checkpoint that completes: retried while readers hold it
+/// back, for at most [`SHRED_WAIT`].
+fn truncate_wal(conn: &Connection) -> Result<()> {
+    let deadline = std::time::Instant::now() + SHRED_WAIT;
+    loop {
+        // (busy, WAL frames, frames checkpointed); busy = 1 when readers
+        // kept it from finishing.
+        let busy: i64 = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .or_else(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::DatabaseBusy =>
+                {
+                    Ok(1)
+                }
+                e => Err(e),
+            })
+            .map_err(StoreError::backend)?;
+        if busy == 0 {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(StoreError::Unavailable(Box::new(std::io::Error::other(
+                "readers kept the WAL from being emptied after an erasure",
+            ))));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -432,3 +432,90 @@ pub async fn migrations_are_idempotent() {
     assert!(!versions.is_empty());
     assert_eq!(versions, expected, "each migration applied exactly once");
 }
+
+/// SQLite only: erasure reaches the bytes of the store's files. After
+/// DeleteContact, neither the database file nor its WAL holds the name,
+/// the addresses, the consent evidence or what the customer wrote
+/// (`secure_delete` zeroes deleted content; the WAL is emptied into the
+/// database file).
+pub async fn erasure_leaves_no_personal_bytes_in_the_store_files() {
+    let (store, dir) = fresh_sqlite_store().await;
+    let path = store.path().to_owned();
+    let store: S = std::sync::Arc::new(store);
+    let marks = [
+        "Zacharias Quellenhof",
+        "zq7731@example.com",
+        "4915177312345",
+        "Quellenhof-evidence",
+        "my locker code is 7731",
+    ];
+    let zach = create(
+        &store,
+        named(marks[0]),
+        vec![email(marks[1]), whatsapp("+49 151 77312345")],
+    )
+    .await;
+    let mut grant = consent(
+        Channel::Email,
+        Category::Marketing,
+        ConsentAction::Grant,
+        None,
+    );
+    grant.evidence = marks[3].into();
+    store.record_consent(T, zach.id, grant).await.unwrap();
+    let received = store
+        .record_inbound(
+            T,
+            omniroute_store::NewInbound {
+                channel: Channel::Whatsapp,
+                from: whatsapp("+49 151 77312345"),
+                profile_name: Some(marks[0].into()),
+                provider_user_id: None,
+                provider_message_id: "wamid.shred.1".into(),
+                time: std::time::SystemTime::now(),
+                content: omniroute_channel::Content::Text(omniroute_channel::content::Text {
+                    body: marks[4].into(),
+                    ..Default::default()
+                }),
+                reply_to: None,
+                line: "main".into(),
+                opens_window: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(received, omniroute_store::Received::New(_)));
+    // Someone else's data stays.
+    create(&store, named("Ben Keeps"), vec![email("ben@example.com")]).await;
+
+    let contains = |needle: &str| -> Vec<String> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&*path.file_name().unwrap().to_string_lossy())
+            })
+            .filter(|e| {
+                let bytes = std::fs::read(e.path()).unwrap_or_default();
+                bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+            })
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert!(
+        !contains(marks[0]).is_empty(),
+        "the name is in the files before the erasure (the check can fail)"
+    );
+
+    store.erase_contact(T, zach.id).await.unwrap();
+    for mark in marks {
+        let found = contains(mark);
+        assert!(
+            found.is_empty(),
+            "{mark:?} is still in {found:?} after the erasure"
+        );
+    }
+    assert!(!contains("Ben Keeps").is_empty(), "other contacts are kept");
+}
