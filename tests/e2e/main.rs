@@ -10,6 +10,7 @@ mod messaging;
 mod outage;
 mod policy;
 mod preferences;
+mod provider_faults;
 mod reliability;
 mod routing;
 mod support;

@@ -1,6 +1,7 @@
 //! Findings from fault runs and hostile input, each kept fixed: concurrent
-//! webhooks from new senders, cursors the log never issued, per-service
-//! health, inbound messages WhatsApp cannot show us.
+//! webhooks from new senders, cursors the log never issued, inbound
+//! messages WhatsApp cannot show us, reactions to our messages, storms of
+//! duplicate statuses.
 
 use omniroute_e2e::TestApp;
 use omniroute_proto::v1 as pb;
@@ -10,7 +11,7 @@ use tonic_types::StatusExt;
 use crate::events::{next, subscribe};
 use crate::support::*;
 use crate::whatsapp::{
-    NUMBER_ID, app_with_whatsapp, envelope, inbound_text, now_secs, send_text, wait_status,
+    NUMBER_ID, app_with_whatsapp, envelope, inbound_text, now_secs, send_text, status, wait_status,
     webhook, webhook_at,
 };
 use serde_json::json;
@@ -19,6 +20,7 @@ crate::on_both_stores!(
     concurrent_messages_from_new_senders_land_on_one_contact_each,
     cursors_the_log_never_issued_are_refused,
     what_whatsapp_cannot_show_is_recorded_and_reactions_name_our_message,
+    a_storm_of_duplicate_out_of_order_statuses_moves_each_message_once,
 );
 
 /// A customer who writes several lines in a row (Meta posts each as its own
@@ -213,5 +215,47 @@ async fn what_whatsapp_cannot_show_is_recorded_and_reactions_name_our_message(ap
             assert_eq!(r.emoji, "👍");
         }
         other => panic!("{other:?}"),
+    }
+}
+
+/// Meta redelivers, reorders and sends statuses concurrently: a hundred
+/// deliveries of sent, delivered and read for each of three messages, all
+/// at once. Every answer is 200, and each message moves through each status
+/// once, forward only.
+async fn a_storm_of_duplicate_out_of_order_statuses_moves_each_message_once(app: TestApp) {
+    let (mut app, _graph) = app_with_whatsapp(app.backend()).await;
+    let mut messages = Vec::new();
+    for i in 0..3 {
+        let accepted = send_text(&mut app, &format!("+49 157 1000000{i}")).await;
+        let sent = wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+        messages.push(sent);
+    }
+    let mut posts = tokio::task::JoinSet::new();
+    for round in 0..100 {
+        for message in &messages {
+            let kind = ["read", "delivered", "sent"][round % 3];
+            let ours = message.name.trim_start_matches("messages/");
+            let body = status(&message.provider_message_id, kind, ours);
+            let addr = app.http_addr;
+            posts.spawn(async move { webhook_at(addr, &body).await });
+        }
+    }
+    let answers = posts.join_all().await;
+    assert!(
+        answers.iter().all(|r| r.status == 200),
+        "every delivery is acknowledged"
+    );
+    use pb::MessageStatus::*;
+    for message in &messages {
+        let read = wait_status(&mut app, &message.name, Read).await;
+        let history: Vec<i32> = read.status_history.iter().map(|h| h.status).collect();
+        // Read may come first (read implies delivered; a late delivered
+        // then tells nothing new and is not recorded).
+        let with = vec![Accepted as i32, Sent as i32, Delivered as i32, Read as i32];
+        let without = vec![Accepted as i32, Sent as i32, Read as i32];
+        assert!(
+            history == with || history == without,
+            "one transition per status, forward only: {read:#?}"
+        );
     }
 }

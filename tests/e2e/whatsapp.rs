@@ -32,6 +32,14 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// A server with WhatsApp on the fake Graph API (other channels sandboxed).
 pub(crate) async fn app_with_whatsapp(backend: Backend) -> (TestApp, FakeGraph) {
+    app_with_whatsapp_and(backend, |_| {}).await
+}
+
+/// [`app_with_whatsapp`] with more settings adjusted.
+pub(crate) async fn app_with_whatsapp_and(
+    backend: Backend,
+    more: impl FnOnce(&mut omniroute::Settings),
+) -> (TestApp, FakeGraph) {
     let graph = FakeGraph::start(TOKEN).await;
     let templates: Vec<Value> = serde_json::from_str(include_str!(
         "../../adapters/whatsapp/tests/fixtures/templates.json"
@@ -56,6 +64,7 @@ pub(crate) async fn app_with_whatsapp(backend: Backend) -> (TestApp, FakeGraph) 
         // customers without a WhatsApp opt-in record (routing's own tests
         // cover the strict default).
         s.routing.whatsapp_opt_in_required = false;
+        more(s);
     })
     .await;
     (app, graph)

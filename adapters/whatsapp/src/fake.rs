@@ -25,6 +25,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -76,10 +77,23 @@ struct Failure {
     retry_after: Option<String>,
 }
 
+/// A transport-level fault on the next send (see [`FakeGraph::fault_next`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// HTTP 200 with a body that is not the Graph API's JSON (a proxy's
+    /// HTML page, a truncated answer).
+    Garbage,
+    /// The answer comes after this long (past the client's timeout).
+    Slow(Duration),
+    /// The connection breaks after the status line: the body never comes.
+    Reset,
+}
+
 #[derive(Debug, Default)]
 struct Shared {
     requests: Vec<RecordedRequest>,
     failures: VecDeque<Failure>,
+    faults: VecDeque<Fault>,
     templates: HashMap<String, Vec<Value>>,
     page_size: Option<usize>,
     foreign_next: bool,
@@ -249,6 +263,15 @@ impl FakeGraph {
         shared.failures.extend(std::iter::repeat_n(failure, n));
     }
 
+    /// Answers the next `n` sends with a transport fault: garbage, a slow
+    /// answer, or a connection that breaks mid-answer (the message is
+    /// accepted when the fault is `Slow`, as a provider that answers late
+    /// has still sent it).
+    pub fn fault_next(&self, n: usize, fault: Fault) {
+        let mut shared = self.state.lock();
+        shared.faults.extend(std::iter::repeat_n(fault, n));
+    }
+
     /// Sets the catalogue of `waba_id`: template objects as the Graph API
     /// returns them (`name`, `language`, `status`, `category`, `components`).
     pub fn set_templates(&self, waba_id: &str, templates: Vec<Value>) {
@@ -304,6 +327,33 @@ async fn send(
 ) -> Response {
     if let Some(early) = state.begin(&method, &uri, &headers, &body) {
         return early;
+    }
+    let fault = state.lock().faults.pop_front();
+    match fault {
+        Some(Fault::Garbage) => {
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/html")],
+                "<html><body>502 Bad Gateway</body></html>",
+            )
+                .into_response();
+        }
+        Some(Fault::Reset) => {
+            let broken = futures_util::stream::once(async {
+                Err::<Bytes, _>(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "simulated connection reset",
+                ))
+            });
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                axum::body::Body::from_stream(broken),
+            )
+                .into_response();
+        }
+        Some(Fault::Slow(pause)) => tokio::time::sleep(pause).await,
+        None => {}
     }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return bad_parameter("Invalid JSON body");

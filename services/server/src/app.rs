@@ -42,13 +42,9 @@ impl Application {
     /// Opens the store (applying migrations) and binds the gRPC listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let store = open_store(&settings).await?;
-        let listener = TcpListener::bind(settings.grpc.listen).await.map_err(|e| {
-            anyhow::anyhow!("cannot listen on grpc.listen {}: {e}", settings.grpc.listen)
-        })?;
+        let listener = listen(settings.grpc.listen, "grpc.listen")?;
         let local_addr = listener.local_addr()?;
-        let http_listener = TcpListener::bind(settings.http.listen).await.map_err(|e| {
-            anyhow::anyhow!("cannot listen on http.listen {}: {e}", settings.http.listen)
-        })?;
+        let http_listener = listen(settings.http.listen, "http.listen")?;
         let http_addr = http_listener.local_addr()?;
         Ok(Application {
             listener,
@@ -205,6 +201,27 @@ impl Application {
         tracing::info!("omniroute stopped");
         Ok(())
     }
+}
+
+/// Connections a listener queues before the server accepts them (the
+/// kernel caps it at `net.core.somaxconn`). The standard library's 128
+/// overflows when a provider opens a few hundred webhook connections at
+/// once, and an overflowed connection is reset, not delayed.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listener on `addr` (the setting `what`) with [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    let bind = || -> std::io::Result<TcpListener> {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    bind().map_err(|e| anyhow::anyhow!("cannot listen on {what} {addr}: {e}"))
 }
 
 fn store_kind(settings: &Settings) -> &'static str {

@@ -1132,6 +1132,19 @@ pub fn apply_status(
         return false;
     }
     let moves = message.status.may_become(status);
+    // Progress the message is already past (delivered after read, sent after
+    // delivered) tells nothing new: recording it would make the history
+    // run backwards. A failure after delivery is news and is recorded.
+    let implied = matches!(
+        status,
+        MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Read
+    ) && matches!(
+        message.status,
+        MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Read
+    ) && status.rank() <= message.status.rank();
+    if !moves && implied {
+        return false;
+    }
     let reason = if moves || !reason.is_empty() {
         reason.to_owned()
     } else {
