@@ -10,6 +10,8 @@
     missing_debug_implementations
 )]
 
+pub mod codec;
+
 /// Package `omniroute.v1`.
 pub mod v1 {
     tonic::include_proto!("omniroute.v1");

@@ -13,6 +13,7 @@ crate::on_both_stores!(
     unknown_update_mask_field_changes_nothing,
     tampered_page_tokens_are_refused,
     malformed_names_and_values,
+    hostile_requests_get_clear_statuses_and_change_nothing,
 );
 
 async fn bad_addresses_are_refused_and_change_nothing(mut app: TestApp) {
@@ -258,4 +259,116 @@ async fn malformed_names_and_values(mut app: TestApp) {
     ] {
         assert_invalid(&err, field);
     }
+}
+
+/// Hostile input over gRPC, table-driven: oversized fields and batches,
+/// values outside the enums, bytes that are not Protobuf. Each is refused
+/// with a clear status (never INTERNAL), and nothing changes.
+async fn hostile_requests_get_clear_statuses_and_change_nothing(mut app: TestApp) {
+    use omniroute_e2e::raw;
+    use pb::send_message_request::Recipient;
+    use prost::Message as _;
+    let before = list_all(&mut app).await.len();
+    let big = "x".repeat(300_000);
+    let cases: Vec<(&str, &'static str, Vec<u8>, &[Code])> = vec![
+        (
+            "a display name of 300,000 characters",
+            "/omniroute.v1.ContactService/CreateContact",
+            pb::CreateContactRequest {
+                contact: Some(pb::Contact {
+                    display_name: big.clone(),
+                    identities: vec![email("big@example.com")],
+                    ..Default::default()
+                }),
+            }
+            .encode_to_vec(),
+            &[Code::InvalidArgument],
+        ),
+        (
+            "a message body past the 4 MiB request limit",
+            "/omniroute.v1.MessagingService/SendMessage",
+            pb::SendMessageRequest {
+                recipient: Some(Recipient::Address(email("big@example.com"))),
+                message: Some(crate::messaging::text_message(&"y".repeat(5 << 20))),
+                idempotency_key: String::new(),
+            }
+            .encode_to_vec(),
+            &[Code::ResourceExhausted, Code::OutOfRange],
+        ),
+        (
+            "a batch of 501 sends",
+            "/omniroute.v1.MessagingService/BatchSendMessages",
+            pb::BatchSendMessagesRequest {
+                requests: (0..501)
+                    .map(|i| pb::SendMessageRequest {
+                        recipient: Some(Recipient::Address(email(&format!("b{i}@example.com")))),
+                        message: Some(crate::messaging::text_message("hi")),
+                        idempotency_key: String::new(),
+                    })
+                    .collect(),
+            }
+            .encode_to_vec(),
+            &[Code::InvalidArgument],
+        ),
+        (
+            "a category outside the enum",
+            "/omniroute.v1.MessagingService/SendMessage",
+            pb::SendMessageRequest {
+                recipient: Some(Recipient::Address(email("enum@example.com"))),
+                message: Some(pb::Message {
+                    category: 99,
+                    ..crate::messaging::text_message("hi")
+                }),
+                idempotency_key: String::new(),
+            }
+            .encode_to_vec(),
+            &[Code::InvalidArgument],
+        ),
+        (
+            "bytes that are not Protobuf",
+            "/omniroute.v1.ContactService/CreateContact",
+            vec![0xff; 64],
+            &[Code::InvalidArgument],
+        ),
+        (
+            "a truncated message",
+            "/omniroute.v1.ContactService/CreateContact",
+            {
+                let mut bytes = pb::CreateContactRequest {
+                    contact: Some(pb::Contact {
+                        display_name: "Trunc".into(),
+                        identities: vec![email("trunc@example.com")],
+                        ..Default::default()
+                    }),
+                }
+                .encode_to_vec();
+                bytes.truncate(bytes.len() - 3);
+                bytes
+            },
+            &[Code::InvalidArgument],
+        ),
+        (
+            "groups nested past the decoder's depth limit",
+            "/omniroute.v1.ContactService/CreateContact",
+            {
+                // Field 15 as a start-group tag, 200 levels deep, never closed.
+                std::iter::repeat_n(0x7b_u8, 200).collect()
+            },
+            &[Code::InvalidArgument],
+        ),
+    ];
+    for (what, path, body, codes) in cases {
+        let err = raw::unary(&app.channel, path, body).await.expect_err(what);
+        assert!(
+            codes.contains(&err.code()),
+            "{what}: {:?} {}",
+            err.code(),
+            err.message()
+        );
+    }
+    assert_eq!(
+        list_all(&mut app).await.len(),
+        before,
+        "nothing was created"
+    );
 }

@@ -6,6 +6,7 @@
 //! level it names, for example `TEST_LOG=debug`).
 
 pub mod faults;
+pub mod raw;
 
 use std::sync::Once;
 
