@@ -2,6 +2,7 @@
 //! settings, stock clients, restarts, several processes on one database, and
 //! a process killed mid-dispatch.
 
+mod outage;
 mod processes;
 mod serve;
 mod support;
