@@ -247,7 +247,8 @@ async fn crash_run(url: Option<&str>, replicas: usize, kills: usize) {
         channels.push(server.channel().await);
     }
     let contacts = ["k0@example.com", "k1@example.com", "k2@example.com"];
-    let names = send_batches(&channels, &contacts, 600).await;
+    // More messages per kill in the long mode, so kills stay apart.
+    let names = send_batches(&channels, &contacts, 200 * kills).await;
 
     // Kill points: after a pseudo-random share of the sends (printed, so a
     // failing run can be told apart).
@@ -303,13 +304,23 @@ async fn crash_run(url: Option<&str>, replicas: usize, kills: usize) {
     }
 }
 
+/// Kills per crash run: 3 in CI; `OMNIROUTE_FAULTS_LONG=1` for the long
+/// mode (RELIABILITY.md).
+fn kills() -> usize {
+    if std::env::var_os("OMNIROUTE_FAULTS_LONG").is_some() {
+        12
+    } else {
+        3
+    }
+}
+
 #[tokio::test]
 async fn killed_repeatedly_every_message_is_delivered_within_the_duplicate_bound() {
-    crash_run(None, 1, 3).await;
+    crash_run(None, 1, kills()).await;
 }
 
 #[tokio::test]
 async fn a_replica_killed_repeatedly_on_postgres_loses_nothing() {
     let url = omniroute_store::testing::fresh_pg_url().await;
-    crash_run(Some(&url), 2, 3).await;
+    crash_run(Some(&url), 2, kills()).await;
 }
