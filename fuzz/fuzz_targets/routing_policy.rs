@@ -48,9 +48,7 @@ use omniroute_channel::content::{
     CallbackRequest, Choice, ChoiceSection, Choices, ComponentType, Interactive, Location, Media,
     MediaKind, ParameterValue, Reaction, Template, TemplateComponent, TemplateParameter, Text,
 };
-use omniroute_channel::{
-    Address, Category, Channel, Content, ContentViolation, Fit, PhoneRegion,
-};
+use omniroute_channel::{Address, Category, Channel, Content, ContentViolation, Fit, PhoneRegion};
 use omniroute_store::{
     CategoryPreference, ChannelOverride, ChannelPreferences, ConsentState, Contact, ContactState,
     ContentVariant, Identity, OptStatus, Profile, QuietHours, SkipReason,
@@ -348,7 +346,12 @@ fn case(u: &mut Unstructured<'_>) -> Result<Case> {
             states.push(ChannelState {
                 channel: c,
                 capabilities: omniroute_sandbox::capabilities(c),
-                health: *u.choose(&[Health::Closed, Health::Closed, Health::Open, Health::HalfOpen])?,
+                health: *u.choose(&[
+                    Health::Closed,
+                    Health::Closed,
+                    Health::Open,
+                    Health::HalfOpen,
+                ])?,
             });
         }
     }
@@ -521,10 +524,13 @@ fn run(case: &Case) {
             .min()
             .unwrap_or_else(|| panic!("{channel} planned without an identity"));
         assert!(
-            case.contact.identities.iter().any(|i| i.address.channel() == channel
-                && i.create_time == oldest
-                && i.address.key() == step.key
-                && i.address.value() == step.address),
+            case.contact
+                .identities
+                .iter()
+                .any(|i| i.address.channel() == channel
+                    && i.create_time == oldest
+                    && i.address.key() == step.key
+                    && i.address.value() == step.address),
             "{channel} planned to {:?}, not the oldest identity",
             step.address
         );
@@ -534,7 +540,11 @@ fn run(case: &Case) {
             .iter()
             .find(|c| c.channel == channel)
             .unwrap_or_else(|| panic!("{channel} planned but not configured"));
-        assert_ne!(state.health, Health::Open, "{channel} planned with an open breaker");
+        assert_ne!(
+            state.health,
+            Health::Open,
+            "{channel} planned with an open breaker"
+        );
         let caps = state.capabilities;
 
         let consent = case
@@ -582,7 +592,11 @@ fn run(case: &Case) {
         }
 
         assert_eq!(caps.fit(&content), Fit::AsIs, "{channel}: {content:?}");
-        assert_eq!(check(channel, &content), Vec::new(), "{channel}: {content:?}");
+        assert_eq!(
+            check(channel, &content),
+            Vec::new(),
+            "{channel}: {content:?}"
+        );
         let has = |outside: bool| {
             case.overrides
                 .iter()

@@ -66,7 +66,9 @@ fuzz_target!(|data: &[u8]| {
 
     let json: serde_json::Value =
         serde_json::from_slice(body).expect("a parsed sandbox body is JSON");
-    let object = json.as_object().expect("a parsed sandbox body is an object");
+    let object = json
+        .as_object()
+        .expect("a parsed sandbox body is an object");
     let messages = object
         .get("messages")
         .and_then(|m| m.as_array())
