@@ -158,6 +158,7 @@ conformance! {
         events_are_read_in_log_order_with_cursor_paging,
         events_filter_by_type_contact_and_tenant,
         event_head_reads_from_now,
+        cursors_are_checked_against_the_tenants_log,
         prune_deletes_only_older_events,
         contacts_log_creation_merge_and_erasure,
         erase_redacts_messages_and_events,

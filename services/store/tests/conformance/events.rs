@@ -161,6 +161,48 @@ pub async fn event_head_reads_from_now(store: S) {
     assert_eq!(store.event_head(T).await.unwrap(), fresh[0].cursor);
 }
 
+pub async fn cursors_are_checked_against_the_tenants_log(store: S) {
+    use omniroute_store::CursorCheck;
+    let contact = recipient(&store).await;
+    accept(&store, outbound(contact)).await;
+    let seen = all_events(&store, 2).await;
+    let ours = seen[1].cursor;
+    assert_eq!(
+        store.check_cursor(T, ours).await.unwrap(),
+        CursorCheck::Issued
+    );
+    // Another tenant never issued it.
+    assert_ne!(
+        store.check_cursor("tenant-b", ours).await.unwrap(),
+        CursorCheck::Issued
+    );
+    // Past the head: the log was restored from before it, or reset.
+    let past = Cursor {
+        xid: ours.xid,
+        seq: ours.seq + 1_000,
+    };
+    assert_eq!(
+        store.check_cursor(T, past).await.unwrap(),
+        CursorCheck::PastHead { head: ours }
+    );
+    // Before the head, where no event of ours sits (pruned, or foreign).
+    let gap = Cursor {
+        xid: seen[0].cursor.xid,
+        seq: seen[0].cursor.seq - 1,
+    };
+    assert_eq!(
+        store.check_cursor(T, gap).await.unwrap(),
+        CursorCheck::Unknown
+    );
+    // After a prune, the pruned event's cursor is no longer one of ours.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    store.prune_events(now()).await.unwrap();
+    assert_ne!(
+        store.check_cursor(T, ours).await.unwrap(),
+        CursorCheck::Issued
+    );
+}
+
 pub async fn prune_deletes_only_older_events(store: S) {
     let contact = recipient(&store).await;
     accept(&store, outbound(contact)).await;
