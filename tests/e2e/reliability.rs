@@ -52,18 +52,8 @@ async fn concurrent_messages_from_new_senders_land_on_one_contact_each(app: Test
     let contacts = list_all(&mut app).await;
     assert_eq!(contacts.len(), senders.len(), "one contact per sender");
     for contact in &contacts {
-        let timeline = app
-            .messaging
-            .list_messages(pb::ListMessagesRequest {
-                contact: contact.name.clone(),
-                page_size: 100,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .messages;
-        assert_eq!(timeline.len(), 8, "every line recorded once: {contact:?}");
+        let recorded = timeline(&mut app, &contact.name).await;
+        assert_eq!(recorded.len(), 8, "every line recorded once: {contact:?}");
     }
 }
 
