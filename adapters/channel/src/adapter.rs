@@ -380,3 +380,38 @@ mod tests {
         }
     }
 }
+
+/// A provider's Unix timestamp (seconds) as a time, when it is one this
+/// system can hold and believe: not before 2000, not more than a day ahead
+/// of our clock. Anything else (a garbled or hostile webhook) is `None`, and
+/// the caller uses the time of receipt, rather than overflowing or storing
+/// a date a database refuses.
+pub fn provider_time(seconds: u64) -> Option<SystemTime> {
+    const Y2K: u64 = 946_684_800;
+    let time = SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(seconds))?;
+    let latest = SystemTime::now() + Duration::from_secs(86_400);
+    (seconds >= Y2K && time <= latest).then_some(time)
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+
+    #[test]
+    fn provider_times_outside_the_believable_range_are_refused() {
+        assert!(provider_time(1_749_416_383).is_some());
+        assert_eq!(
+            provider_time(u64::MAX),
+            None,
+            "found by the webhook fuzz targets"
+        );
+        assert_eq!(provider_time(i64::MAX as u64 + 1), None);
+        assert_eq!(provider_time(0), None);
+        let next_year = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 365 * 86_400;
+        assert_eq!(provider_time(next_year), None);
+    }
+}

@@ -243,7 +243,7 @@ fn normalize_phone(input: &str, region: PhoneRegion) -> Result<Phone, AddressErr
 
     if let Some(intl) = international {
         let folded = fold_whatsapp_forms(&intl);
-        if let Some(canonical) = validated_e164(None, &format!("+{folded}")) {
+        if let Some(canonical) = validated_e164(None, &format!("+{folded}")).and_then(settled) {
             return Ok(Phone {
                 canonical,
                 as_written: intl,
@@ -255,18 +255,27 @@ fn normalize_phone(input: &str, region: PhoneRegion) -> Result<Phone, AddressErr
             ));
         }
     }
-    match validated_e164(Some(region.0), trimmed) {
-        Some(canonical) => {
-            let canonical = fold_whatsapp_forms(&canonical);
-            Ok(Phone {
-                as_written: canonical.clone(),
-                canonical,
-            })
-        }
+    match validated_e164(Some(region.0), trimmed).and_then(settled) {
+        Some(canonical) => Ok(Phone {
+            as_written: canonical.clone(),
+            canonical,
+        }),
         None => Err(AddressError::InvalidPhone(
             "neither a valid international number nor a valid national number in the default region",
         )),
     }
+}
+
+/// The key of a validated number, checked to be a fixed point: its own
+/// E.164 form parses back to it (so every spelling, the stored value
+/// included, has one key). libphonenumber may drop digits the fold looked at
+/// (a national prefix after the country code), so the fold runs again on its
+/// result; and it accepts some national numbers longer than E.164's 15
+/// digits, which are refused.
+fn settled(canonical: String) -> Option<String> {
+    let folded = fold_whatsapp_forms(&canonical);
+    let again = validated_e164(None, &format!("+{folded}"))?;
+    (again.len() <= 15 && fold_whatsapp_forms(&again) == again).then_some(again)
 }
 
 /// Parses and validates with libphonenumber; returns the E.164 digits.
@@ -400,6 +409,27 @@ mod tests {
         assert_eq!(voice.value(), "+4915123456789");
         let wa = Address::parse(Channel::Whatsapp, "+49 151 23456789", de()).unwrap();
         assert_eq!(wa.value(), "4915123456789");
+    }
+
+    #[test]
+    fn a_normalized_number_parses_back_to_its_own_key() {
+        // Found by the address fuzz target: a national prefix after the
+        // country code (libphonenumber drops it after the fold looked), and
+        // a Japanese national number with an 18-digit international form.
+        let us: PhoneRegion = "US".parse().unwrap();
+        let jp: PhoneRegion = "JP".parse().unwrap();
+        for (input, region) in [("+55 09 7379 2305", us), ("800 2078 8494 70958", jp)] {
+            for channel in [Channel::Voice, Channel::Whatsapp] {
+                let Ok(first) = Address::parse(channel, input, region) else {
+                    continue;
+                };
+                let again = Address::parse(channel, first.value(), region)
+                    .unwrap_or_else(|e| panic!("{input}: its value {} fails: {e}", first.value()));
+                assert_eq!(again.key(), first.key(), "{input}");
+                assert!(first.key().len() <= 15, "{input}: {}", first.key());
+            }
+        }
+        assert!(Address::parse(Channel::Voice, "800 2078 8494 70958", jp).is_err());
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub mod content;
 pub use adapter::{
     Adapter, AdapterError, ContentViolation, DeliveryStatus, ErrorClass, InboundMessage,
     MediaDownload, OutboundMessage, SendReceipt, StatusSink, StatusUpdate, WebhookEvent,
-    WebhookRequest,
+    WebhookRequest, provider_time,
 };
 pub use address::{Address, AddressError, PhoneRegion, lookup_keys, mask};
 pub use capabilities::{Capabilities, ContentKind, Fit};

@@ -424,9 +424,10 @@ impl Adapter for SandboxAdapter {
                     from,
                     profile_name: m.name,
                     provider_user_id: None,
-                    time: m.timestamp.map_or_else(SystemTime::now, |t| {
-                        SystemTime::UNIX_EPOCH + Duration::from_secs(t)
-                    }),
+                    time: m
+                        .timestamp
+                        .and_then(omniroute_channel::provider_time)
+                        .unwrap_or_else(SystemTime::now),
                     content: Content::Text(omniroute_channel::content::Text {
                         body: m.text,
                         ..Default::default()

@@ -16,7 +16,7 @@
 //!   server's to drop, by wamid). The one exception: an item without a
 //!   readable `timestamp` gets the time of parsing.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use hmac::{Hmac, Mac};
 use omniroute_channel::{
@@ -217,7 +217,7 @@ fn parse_time(value: Option<&Value>) -> Option<SystemTime> {
         Value::Number(n) => n.as_u64()?,
         _ => return None,
     };
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds))
+    omniroute_channel::provider_time(seconds)
 }
 
 fn time_or_now(value: Option<&Value>, what: &str) -> SystemTime {
@@ -435,15 +435,20 @@ mod tests {
 
     #[test]
     fn timestamps_are_unix_seconds() {
+        use std::time::Duration;
         let t = parse_time(Some(&Value::from("1749416383"))).unwrap();
         assert_eq!(
             t,
             SystemTime::UNIX_EPOCH + Duration::from_secs(1_749_416_383)
         );
         assert_eq!(
-            parse_time(Some(&Value::from(5))),
-            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(5))
+            parse_time(Some(&Value::from(1_749_416_384_u64))),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_749_416_384))
         );
+        // Found by the webhook fuzz target: past i64::MAX seconds it
+        // panicked; now it is unreadable, like any implausible time.
+        assert_eq!(parse_time(Some(&Value::from(u64::MAX))), None);
+        assert_eq!(parse_time(Some(&Value::from("17494163839876543210"))), None);
         assert_eq!(parse_time(Some(&Value::from("soon"))), None);
         assert_eq!(parse_time(None), None);
     }

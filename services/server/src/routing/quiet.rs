@@ -35,6 +35,23 @@ pub fn is_quiet_minute(start: u16, end: u16, minute: u16) -> bool {
 /// When the quiet hours around `at` end, or `None` when `at` is not inside
 /// them.
 pub fn quiet_end(rule: &QuietRule, at: SystemTime) -> Option<SystemTime> {
+    // The local end may not exist (a clock change skips it) and resolve to
+    // an instant after the gap that is quiet again, when all of the time
+    // between end and start falls into the gap: then the quiet hours
+    // really end the next day. Each round moves forward by at least a day's
+    // worth of quiet hours, so a few rounds always settle.
+    let mut end_at = quiet_end_once(rule, at)?;
+    for _ in 0..4 {
+        match quiet_end_once(rule, end_at) {
+            Some(later) if later > end_at => end_at = later,
+            _ => break,
+        }
+    }
+    Some(end_at)
+}
+
+/// [`quiet_end`] without the clock-change check.
+fn quiet_end_once(rule: &QuietRule, at: SystemTime) -> Option<SystemTime> {
     let (start, end) = (rule.start_minute % DAY, rule.end_minute % DAY);
     let tz = zone(&rule.time_zone);
     let zoned = jiff::Timestamp::try_from(at).ok()?.to_zoned(tz.clone());
@@ -77,6 +94,23 @@ mod tests {
 
     fn at(text: &str) -> SystemTime {
         SystemTime::from(text.parse::<jiff::Timestamp>().unwrap())
+    }
+
+    #[test]
+    fn an_end_that_a_clock_change_skips_is_not_quiet_again() {
+        // Found by the routing fuzz target: in Pacific/Chatham clocks go
+        // from 02:45 to 03:45 on 2026-09-27. With quiet hours 03:40-02:52,
+        // the whole waking window 02:52-03:40 falls into the gap: the quiet
+        // hours end at 02:52 the next day.
+        let r = rule("Pacific/Chatham", "03:40", "02:52");
+        let before = at("2026-09-26T13:00:00Z"); // 02:45 local, before the gap
+        let end = quiet_end(&r, before).expect("quiet");
+        assert!(quiet_end(&r, end).is_none(), "the end is not quiet");
+        // The same in Berlin, quiet 02:30-02:10 on the last Sunday of March
+        // (02:00 → 03:00).
+        let r = rule("Europe/Berlin", "02:30", "02:10");
+        let end = quiet_end(&r, at("2026-03-28T23:30:00Z")).expect("quiet");
+        assert!(quiet_end(&r, end).is_none(), "the end is not quiet");
     }
 
     #[test]
