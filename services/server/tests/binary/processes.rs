@@ -290,7 +290,13 @@ async fn crash_run(url: Option<&str>, replicas: usize, kills: usize) {
     }
     let duplicates = lines.len() - calls.len();
     eprintln!(
-        "crash run: {} messages, {kills} kills, {duplicates} duplicate sends",
+        "crash run on {} with {replicas} process(es): {} messages, {kills} kills, \
+         {duplicates} duplicate sends",
+        if url.is_some() {
+            "PostgreSQL"
+        } else {
+            "the embedded store"
+        },
         names.len()
     );
     assert!(
@@ -307,7 +313,7 @@ async fn crash_run(url: Option<&str>, replicas: usize, kills: usize) {
 /// Kills per crash run: 3 in CI; `OMNIROUTE_FAULTS_LONG=1` for the long
 /// mode (RELIABILITY.md).
 fn kills() -> usize {
-    if std::env::var_os("OMNIROUTE_FAULTS_LONG").is_some() {
+    if std::env::var("OMNIROUTE_FAULTS_LONG").is_ok_and(|v| !v.is_empty() && v != "0") {
         12
     } else {
         3
