@@ -1,0 +1,97 @@
+//! The email adapter's configuration: the relay it sends through and the
+//! senders (from address and name, reply domain) per tenant and business
+//! line. Secrets never print.
+
+use std::fmt;
+use std::time::Duration;
+
+/// How the connection to the relay is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Implicit,
+    /// Plain first, then STARTTLS, which must succeed (usually port 587);
+    /// nothing (credentials included) is sent unencrypted.
+    StartTlsRequired,
+    /// No TLS: only for a relay on the same host or network (a local
+    /// Postfix, a test server).
+    None,
+}
+
+impl TlsMode {
+    /// Parses the settings' spelling: `implicit`, `starttls`, `none`.
+    pub fn parse(text: &str) -> Option<TlsMode> {
+        match text {
+            "implicit" => Some(TlsMode::Implicit),
+            "starttls" => Some(TlsMode::StartTlsRequired),
+            "none" => Some(TlsMode::None),
+            _ => None,
+        }
+    }
+}
+
+/// The SMTP relay.
+#[derive(Clone)]
+pub struct RelayConfig {
+    /// Host name (also the name its TLS certificate must carry).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Transport security.
+    pub tls: TlsMode,
+    /// AUTH user; empty for none.
+    pub username: String,
+    /// AUTH password.
+    pub password: String,
+    /// Timeout of each SMTP command, the connection included.
+    pub timeout: Duration,
+    /// Connections kept open to the relay, at most.
+    pub pool_size: u32,
+    /// The name we greet the relay with (EHLO).
+    pub hello_name: String,
+}
+
+impl fmt::Debug for RelayConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RelayConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &"***")
+            .field("timeout", &self.timeout)
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+/// Who a tenant's mail comes from on one business line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sender {
+    /// The tenant.
+    pub tenant: String,
+    /// The business line (the mailbox replies come to).
+    pub line: String,
+    /// The From address.
+    pub from_address: String,
+    /// The From display name.
+    pub from_name: String,
+    /// The domain of Message-IDs and reply addresses (`reply+token@domain`).
+    pub reply_domain: String,
+}
+
+/// The whole adapter configuration.
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    /// The relay.
+    pub relay: RelayConfig,
+    /// One sender per tenant (the first listed for a tenant is used).
+    pub senders: Vec<Sender>,
+}
+
+impl EmailConfig {
+    /// The sender of `tenant`.
+    pub fn sender(&self, tenant: &str) -> Option<&Sender> {
+        self.senders.iter().find(|s| s.tenant == tenant)
+    }
+}

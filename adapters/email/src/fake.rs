@@ -1,0 +1,290 @@
+//! A fake mail relay for tests: a real SMTP conversation over TCP on a
+//! local port (RFC 5321: greeting, EHLO/HELO, MAIL FROM, RCPT TO, DATA with
+//! dot-stuffing, RSET, NOOP, QUIT), recording every message it accepts, and
+//! answering scripted replies to the next transactions (451 greylisting,
+//! 550 no such user, ...).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// A message the relay accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The envelope sender (MAIL FROM).
+    pub mail_from: String,
+    /// The envelope recipients (RCPT TO).
+    pub rcpt_to: Vec<String>,
+    /// The message as transmitted (dot-stuffing undone, CRLF line ends).
+    pub data: String,
+}
+
+impl Received {
+    /// The value of the first header `name` (case-insensitive), unfolded.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let head = self.data.split("\r\n\r\n").next().unwrap_or("");
+        let mut value: Option<String> = None;
+        for line in head.split("\r\n") {
+            if let Some(current) = value.as_mut() {
+                if line.starts_with([' ', '\t']) {
+                    current.push(' ');
+                    current.push_str(line.trim());
+                    continue;
+                }
+                return value;
+            }
+            if let Some((n, v)) = line.split_once(':')
+                && n.eq_ignore_ascii_case(name)
+            {
+                value = Some(v.trim().to_owned());
+            }
+        }
+        value
+    }
+}
+
+impl Received {
+    /// The decoded body of the first part whose Content-Type starts with
+    /// `mime` (`text/plain`, `text/html`), in a multipart message or the
+    /// message itself; quoted-printable and 7/8-bit transfer encodings.
+    pub fn part(&self, mime: &str) -> Option<String> {
+        let boundary = self.header("Content-Type").and_then(|t| {
+            t.split(';')
+                .filter_map(|p| p.trim().strip_prefix("boundary="))
+                .map(|b| b.trim_matches('"').to_owned())
+                .next()
+        });
+        let parts: Vec<&str> = match &boundary {
+            Some(b) => self.data.split(&format!("--{b}")).skip(1).collect(),
+            None => vec![self.data.as_str()],
+        };
+        for part in parts {
+            let part = part.trim_start_matches("\r\n");
+            let (head, body) = part.split_once("\r\n\r\n")?;
+            let header = |name: &str| {
+                head.split("\r\n").find_map(|l| {
+                    l.split_once(':')
+                        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                        .map(|(_, v)| v.trim().to_ascii_lowercase())
+                })
+            };
+            if !header("Content-Type").is_some_and(|t| t.starts_with(mime)) {
+                continue;
+            }
+            let body = body.trim_end_matches("\r\n");
+            return Some(match header("Content-Transfer-Encoding").as_deref() {
+                Some("quoted-printable") => quoted_printable(body),
+                _ => body.to_owned(),
+            });
+        }
+        None
+    }
+}
+
+/// Decodes quoted-printable text (soft line breaks, `=XX` bytes).
+fn quoted_printable(text: &str) -> String {
+    let bytes = text.replace("=\r\n", "").into_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(hex) = std::str::from_utf8(&bytes[i + 1..i + 3])
+            && let Ok(byte) = u8::from_str_radix(hex, 16)
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// When a scripted failure answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// At RCPT TO (a 550 no such user, a 452 too many recipients).
+    Rcpt,
+    /// After the data's final dot (a 451 greylisting, a 554 rejection).
+    Data,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    received: Vec<Received>,
+    failures: VecDeque<(Stage, String)>,
+}
+
+/// The fake relay.
+#[derive(Debug)]
+pub struct FakeSmtp {
+    port: u16,
+    state: Arc<Mutex<State>>,
+    server: JoinHandle<()>,
+}
+
+impl Drop for FakeSmtp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl FakeSmtp {
+    /// Starts on 127.0.0.1 (a free port).
+    ///
+    /// # Panics
+    /// When no local port can be bound.
+    pub async fn start() -> FakeSmtp {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake relay");
+        let port = listener.local_addr().expect("address").port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = Arc::clone(&state);
+        let server = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let state = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    let _ = session(socket, state).await;
+                });
+            }
+        });
+        FakeSmtp {
+            port,
+            state,
+            server,
+        }
+    }
+
+    /// Its port (on 127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Every message accepted so far, in order.
+    pub fn received(&self) -> Vec<Received> {
+        self.lock().received.clone()
+    }
+
+    /// Answers the next `n` transactions with `reply` (for example
+    /// `"451 4.7.1 Greylisted, try again later"`) at `stage`.
+    pub fn fail_next(&self, n: usize, stage: Stage, reply: &str) {
+        let mut state = self.lock();
+        state
+            .failures
+            .extend(std::iter::repeat_n((stage, reply.to_owned()), n));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+async fn session(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
+    let (read, mut write) = socket.into_split();
+    let mut lines = BufReader::new(read);
+    write
+        .write_all(b"220 fake.relay.test ESMTP ready\r\n")
+        .await?;
+    let mut mail_from: Option<String> = None;
+    let mut rcpt_to: Vec<String> = Vec::new();
+    let mut failure: Option<(Stage, String)> = None;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if lines.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let command = line.trim_end().to_owned();
+        let verb = command
+            .split([' ', ':'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        let reply: String = match verb.as_str() {
+            "EHLO" => {
+                "250-fake.relay.test\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 PIPELINING".into()
+            }
+            "HELO" => "250 fake.relay.test".into(),
+            "NOOP" => "250 2.0.0 OK".into(),
+            "RSET" => {
+                mail_from = None;
+                rcpt_to.clear();
+                failure = None;
+                "250 2.0.0 OK".into()
+            }
+            "QUIT" => {
+                write.write_all(b"221 2.0.0 Bye\r\n").await?;
+                return Ok(());
+            }
+            "MAIL" => {
+                mail_from = Some(address_of(&command));
+                rcpt_to.clear();
+                failure = {
+                    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                    s.failures.pop_front()
+                };
+                "250 2.1.0 OK".into()
+            }
+            "RCPT" if mail_from.is_none() => "503 5.5.1 MAIL first".into(),
+            "RCPT" => match &failure {
+                Some((Stage::Rcpt, reply)) => reply.clone(),
+                _ => {
+                    rcpt_to.push(address_of(&command));
+                    "250 2.1.5 OK".into()
+                }
+            },
+            "DATA" if rcpt_to.is_empty() => "503 5.5.1 RCPT first".into(),
+            "DATA" => {
+                write
+                    .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                    .await?;
+                let mut data = String::new();
+                loop {
+                    line.clear();
+                    if lines.read_line(&mut line).await? == 0 {
+                        return Ok(());
+                    }
+                    if line == ".\r\n" || line == ".\n" {
+                        break;
+                    }
+                    let content = line.strip_prefix('.').unwrap_or(&line);
+                    data.push_str(content.trim_end_matches(['\r', '\n']));
+                    data.push_str("\r\n");
+                }
+                let reply = match failure.take() {
+                    Some((Stage::Data, reply)) => reply,
+                    _ => {
+                        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                        s.received.push(Received {
+                            mail_from: mail_from.take().unwrap_or_default(),
+                            rcpt_to: std::mem::take(&mut rcpt_to),
+                            data,
+                        });
+                        "250 2.0.0 OK queued".into()
+                    }
+                };
+                mail_from = None;
+                rcpt_to.clear();
+                reply
+            }
+            _ => "502 5.5.2 Command not recognized".into(),
+        };
+        write.write_all(reply.as_bytes()).await?;
+        write.write_all(b"\r\n").await?;
+    }
+}
+
+/// The address in `MAIL FROM:<a@b> SIZE=…` or `RCPT TO:<a@b>`.
+fn address_of(command: &str) -> String {
+    command
+        .split_once('<')
+        .and_then(|(_, rest)| rest.split_once('>'))
+        .map(|(address, _)| address.to_owned())
+        .unwrap_or_default()
+}

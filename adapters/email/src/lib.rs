@@ -1,0 +1,150 @@
+//! The email channel: messages routed to email go out through the company's
+//! SMTP relay (lettre's async SMTP transport, pooled; implicit TLS,
+//! STARTTLS required, or plain for a local relay).
+//!
+//! Files, by role (as in `omniroute-whatsapp`): `config.rs` the relay and
+//! the senders per tenant; `client.rs` the transport; `transformers.rs`
+//! neutral content → MIME (headers, Message-ID, threading, text with an HTML
+//! alternative); `error.rs` SMTP replies → error classes; `fake.rs`
+//! (feature `fake`) a local SMTP server that records what it receives and
+//! answers scripted replies.
+//!
+//! What is not here yet (issue 12): templates, attachments, inbound mail,
+//! bounces and one-click unsubscribe.
+
+pub mod client;
+pub mod config;
+pub mod error;
+#[cfg(feature = "fake")]
+pub mod fake;
+pub mod transformers;
+
+use async_trait::async_trait;
+use omniroute_channel::capabilities::{Capabilities, ContentKind};
+use omniroute_channel::{
+    Adapter, AdapterError, Category, Channel, Content, ContentViolation, ErrorClass, MediaDownload,
+    OutboundMessage, SendReceipt, StatusUpdate, WebhookEvent, WebhookRequest,
+};
+
+pub use config::{EmailConfig, RelayConfig, Sender, TlsMode};
+
+/// What email carries: text (with an HTML alternative), no length cap;
+/// choices degrade to numbered text.
+const CAPABILITIES: Capabilities = Capabilities {
+    kinds: &[ContentKind::Text],
+    max_text_chars: None,
+    interactive: false,
+    service_window: None,
+    rings: false,
+};
+
+/// The email adapter.
+#[derive(Debug)]
+pub struct EmailAdapter {
+    config: EmailConfig,
+    transport: client::Transport,
+}
+
+impl EmailAdapter {
+    /// An adapter on `config` (no connection is opened until the first send).
+    pub fn new(config: EmailConfig) -> Result<EmailAdapter, AdapterError> {
+        let transport = client::transport(&config.relay)?;
+        Ok(EmailAdapter { config, transport })
+    }
+}
+
+fn not_here(what: &str) -> AdapterError {
+    AdapterError::new(
+        ErrorClass::Unsupported,
+        "unsupported",
+        format!("email does not {what} yet"),
+    )
+}
+
+#[async_trait]
+impl Adapter for EmailAdapter {
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    fn sending_line(&self, tenant: &str) -> &str {
+        self.config.sender(tenant).map_or("", |s| s.line.as_str())
+    }
+
+    async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, AdapterError> {
+        let sender = self.config.sender(&message.tenant).ok_or_else(|| {
+            AdapterError::new(
+                ErrorClass::Configuration,
+                "no-sender",
+                format!(
+                    "no email sender is configured for tenant {}",
+                    message.tenant
+                ),
+            )
+        })?;
+        let email = transformers::build(message, sender)?;
+        client::send(&self.transport, email).await?;
+        tracing::debug!(to = %message.to, "email accepted by the relay");
+        Ok(SendReceipt {
+            provider_message_id: transformers::message_id(&message.message_id, sender),
+        })
+    }
+
+    async fn fetch_status(&self, _: &str) -> Result<Option<StatusUpdate>, AdapterError> {
+        // SMTP has no status query: failures after acceptance come back as
+        // bounces.
+        Err(AdapterError::unsupported(Channel::Email, "status queries"))
+    }
+
+    fn check_content(&self, _tenant: &str, content: &Content) -> Vec<ContentViolation> {
+        match content {
+            Content::Text(text) if text.body.trim().is_empty() && text.html_body.is_empty() => {
+                vec![ContentViolation {
+                    field: "text.body".into(),
+                    description: "an email needs a text".into(),
+                }]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn template_category(&self, _: &str, _: &str, _: &str) -> Option<Category> {
+        None
+    }
+
+    fn verify_subscription(&self, _: &WebhookRequest<'_>) -> Result<String, AdapterError> {
+        Err(not_here("take webhooks"))
+    }
+
+    fn verify_signature(&self, _: &WebhookRequest<'_>) -> Result<(), AdapterError> {
+        Err(not_here("take webhooks"))
+    }
+
+    fn parse_webhook(&self, _: &[u8]) -> Result<Vec<WebhookEvent>, AdapterError> {
+        Err(not_here("take webhooks"))
+    }
+
+    async fn mark_read(&self, _: &str, _: &str) -> Result<(), AdapterError> {
+        Err(AdapterError::unsupported(Channel::Email, "read receipts"))
+    }
+
+    async fn fetch_media(&self, _: &str, _: &str) -> Result<MediaDownload, AdapterError> {
+        Err(not_here("hold media"))
+    }
+
+    async fn health(&self) -> Result<(), AdapterError> {
+        match self.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(AdapterError::new(
+                ErrorClass::Transient,
+                "smtp-connection",
+                "the relay did not answer NOOP",
+            )),
+            Err(e) => Err(error::classify(&e)),
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The email adapter against a local SMTP relay (a real SMTP conversation
+//! over TCP): the bytes it receives, and the classification of its replies.
+
+use std::time::Duration;
+
+use omniroute_channel::content::Text;
+use omniroute_channel::{
+    Adapter, Address, Category, Channel, Content, ErrorClass, OutboundMessage, PhoneRegion,
+};
+use omniroute_email::fake::{FakeSmtp, Stage};
+use omniroute_email::{EmailAdapter, EmailConfig, RelayConfig, Sender, TlsMode};
+
+fn adapter(port: u16) -> EmailAdapter {
+    EmailAdapter::new(EmailConfig {
+        relay: RelayConfig {
+            host: "127.0.0.1".into(),
+            port,
+            tls: TlsMode::None,
+            username: String::new(),
+            password: String::new(),
+            timeout: Duration::from_secs(5),
+            pool_size: 2,
+            hello_name: "omniroute.test".into(),
+        },
+        senders: vec![Sender {
+            tenant: "acme".into(),
+            line: "support@acme.example".into(),
+            from_address: "support@acme.example".into(),
+            from_name: "ACME Support".into(),
+            reply_domain: "reply.acme.example".into(),
+        }],
+    })
+    .expect("adapter")
+}
+
+fn message(body: &str, html: &str) -> OutboundMessage {
+    OutboundMessage {
+        tenant: "acme".into(),
+        message_id: "01a232b1-1186-710f-972d-02f288bc6632".into(),
+        to: Address::parse(
+            Channel::Email,
+            "Anna.Schmidt@Example.com",
+            PhoneRegion::default(),
+        )
+        .unwrap(),
+        category: Category::Transactional,
+        content: Content::Text(Text {
+            body: body.into(),
+            subject: String::new(),
+            html_body: html.into(),
+            preview_url: false,
+        }),
+        reply_to: None,
+        attempt: 1,
+        window_open_until: None,
+    }
+}
+
+#[tokio::test]
+async fn a_text_goes_out_as_a_well_formed_email() {
+    let relay = FakeSmtp::start().await;
+    let adapter = adapter(relay.port());
+    let receipt = adapter
+        .send(&message(
+            "Your order <A-17> has shipped.\nTrack it online.",
+            "",
+        ))
+        .await
+        .expect("accepted");
+    assert_eq!(
+        receipt.provider_message_id,
+        "01a232b1-1186-710f-972d-02f288bc6632@reply.acme.example"
+    );
+    let received = relay.received();
+    assert_eq!(received.len(), 1);
+    let mail = &received[0];
+    assert_eq!(mail.mail_from, "support@acme.example");
+    assert_eq!(mail.rcpt_to, ["Anna.Schmidt@example.com"], "one recipient");
+    assert_eq!(
+        mail.header("Message-ID").as_deref(),
+        Some("<01a232b1-1186-710f-972d-02f288bc6632@reply.acme.example>")
+    );
+    assert_eq!(
+        mail.header("From").as_deref(),
+        Some("\"ACME Support\" <support@acme.example>")
+    );
+    assert_eq!(
+        mail.header("Reply-To").as_deref(),
+        Some("reply+01a232b11186710f972d02f288bc6632@reply.acme.example"),
+        "replies name the message even when a client drops the threading headers"
+    );
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some("Your order <A-17> has shipped.")
+    );
+    assert!(mail.header("Date").is_some());
+    assert!(mail.header("In-Reply-To").is_none());
+    let content_type = mail.header("Content-Type").unwrap();
+    assert!(
+        content_type.starts_with("multipart/alternative"),
+        "{content_type}"
+    );
+    assert_eq!(
+        mail.part("text/plain").as_deref(),
+        Some("Your order <A-17> has shipped.\r\nTrack it online.")
+    );
+    let html = mail.part("text/html").expect("an HTML alternative");
+    assert!(
+        html.contains("Your order &lt;A-17&gt; has shipped.<br>"),
+        "the HTML alternative is the text, escaped: {html}"
+    );
+}
+
+#[tokio::test]
+async fn a_reply_threads_under_the_customers_mail() {
+    let relay = FakeSmtp::start().await;
+    let adapter = adapter(relay.port());
+    let mut reply = message(
+        "It left our warehouse today.",
+        "<p>It left <b>today</b>.</p>",
+    );
+    if let Content::Text(text) = &mut reply.content {
+        text.subject = "Re: Where is my order?".into();
+    }
+    reply.reply_to = Some("CAF=abc123@mail.example.com".into());
+    adapter.send(&reply).await.expect("accepted");
+    let mail = &relay.received()[0];
+    assert_eq!(
+        mail.header("In-Reply-To").as_deref(),
+        Some("<CAF=abc123@mail.example.com>")
+    );
+    assert_eq!(
+        mail.header("References").as_deref(),
+        Some("<CAF=abc123@mail.example.com>")
+    );
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some("Re: Where is my order?")
+    );
+    assert_eq!(
+        mail.part("text/html").as_deref(),
+        Some("<p>It left <b>today</b>.</p>"),
+        "the caller's HTML as given"
+    );
+}
+
+#[tokio::test]
+async fn smtp_replies_are_classified_and_kept() {
+    let relay = FakeSmtp::start().await;
+    let adapter = adapter(relay.port());
+    relay.fail_next(1, Stage::Data, "451 4.7.1 Greylisted, try again later");
+    let e = adapter.send(&message("hi", "")).await.unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Transient, "{e:?}");
+    assert_eq!(e.code(), "smtp-451");
+    assert!(e.message().contains("Greylisted"), "{e:?}");
+    // Then the relay takes it.
+    adapter
+        .send(&message("hi", ""))
+        .await
+        .expect("accepted on retry");
+
+    relay.fail_next(1, Stage::Rcpt, "550 5.1.1 No such user here");
+    let e = adapter.send(&message("hi", "")).await.unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Permanent, "{e:?}");
+    assert_eq!(e.code(), "smtp-550");
+    assert!(e.message().contains("No such user"), "{e:?}");
+    assert_eq!(relay.received().len(), 1, "only the accepted one arrived");
+}
+
+#[tokio::test]
+async fn an_unreachable_relay_is_transient() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let e = adapter(port).send(&message("hi", "")).await.unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Transient, "{e:?}");
+}
