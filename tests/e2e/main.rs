@@ -4,6 +4,7 @@
 
 mod contacts;
 mod deadlines;
+mod email;
 mod events;
 mod invalid;
 mod messaging;

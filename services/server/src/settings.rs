@@ -16,7 +16,9 @@ use figment::providers::{Format, Serialized, Toml};
 use omniroute_channel::PhoneRegion;
 use serde::{Deserialize, Serialize};
 
+mod email;
 mod routing;
+pub use email::{EmailSender, EmailSettings};
 pub use routing::{RoutingSettings, TenantRouting};
 
 /// A value that must never reach a log: Debug and Display print `***`.
@@ -71,6 +73,8 @@ pub struct Settings {
     pub http: HttpSettings,
     /// WhatsApp Business (Cloud API).
     pub whatsapp: WhatsAppSettings,
+    /// Email through an SMTP relay.
+    pub email: EmailSettings,
     /// Routing defaults per tenant.
     pub routing: RoutingSettings,
 }
@@ -539,6 +543,7 @@ impl Settings {
                 });
             }
         }
+        self.email.validate()?;
         self.routing.policies()?;
         if let Err(e) = self.log.filter.parse::<tracing_subscriber::EnvFilter>() {
             return Err(SettingsError::Invalid {

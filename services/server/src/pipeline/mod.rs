@@ -66,6 +66,16 @@ pub fn adapters(settings: &Settings, sink: &statuses::StatusChannel) -> anyhow::
         );
         adapters.insert(Channel::Whatsapp, Arc::new(whatsapp));
     }
+    if settings.email.enabled {
+        let email = omniroute_email::EmailAdapter::new(settings.email.config())
+            .map_err(|e| anyhow::anyhow!("invalid setting: {}", e.message()))?;
+        tracing::info!(
+            relay = %settings.email.relay_host,
+            senders = settings.email.senders.len(),
+            "email through an smtp relay enabled"
+        );
+        adapters.insert(Channel::Email, Arc::new(email));
+    }
     Ok(Arc::new(adapters))
 }
 

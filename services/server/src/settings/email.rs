@@ -1,0 +1,232 @@
+//! `[email]`: the SMTP relay mail goes out through, and who each tenant's
+//! mail comes from.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Secret, SettingsError};
+
+/// Email through an SMTP relay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailSettings {
+    /// Send through the relay (otherwise the sandbox serves email).
+    pub enabled: bool,
+    /// The relay's host name (its TLS certificate must name it).
+    pub relay_host: String,
+    /// The relay's port: 465 for implicit TLS, 587 for STARTTLS, 25 locally.
+    pub relay_port: u16,
+    /// `starttls` (required: nothing goes out unencrypted), `implicit`, or
+    /// `none` (only for a relay on this host or network).
+    pub tls: String,
+    /// SMTP AUTH user; empty for none.
+    pub username: String,
+    /// SMTP AUTH password. Better: `OMNIROUTE__EMAIL__PASSWORD`.
+    pub password: Secret,
+    /// Seconds each SMTP command (and the connection) may take.
+    pub timeout_secs: u64,
+    /// Connections kept open to the relay, at most.
+    pub pool_size: u32,
+    /// The name we greet the relay with (EHLO); empty: the first sender's
+    /// reply domain.
+    pub hello_name: String,
+    /// Who each tenant's mail comes from.
+    pub senders: Vec<EmailSender>,
+}
+
+impl Default for EmailSettings {
+    fn default() -> Self {
+        EmailSettings {
+            enabled: false,
+            relay_host: String::new(),
+            relay_port: 587,
+            tls: "starttls".to_owned(),
+            username: String::new(),
+            password: Secret::default(),
+            timeout_secs: 30,
+            pool_size: 8,
+            hello_name: String::new(),
+            senders: Vec::new(),
+        }
+    }
+}
+
+/// A tenant's sender.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailSender {
+    /// The tenant.
+    pub tenant: String,
+    /// The From address, for example `support@acme.example`.
+    pub from_address: String,
+    /// The From name, for example `ACME Support`.
+    pub from_name: String,
+    /// The domain of Message-IDs and reply addresses
+    /// (`reply+<token>@<reply_domain>`): its mail must reach omniroute.
+    pub reply_domain: String,
+}
+
+impl Default for EmailSender {
+    fn default() -> Self {
+        EmailSender {
+            tenant: "default".to_owned(),
+            from_address: String::new(),
+            from_name: String::new(),
+            reply_domain: String::new(),
+        }
+    }
+}
+
+impl EmailSettings {
+    /// The adapter's configuration (checked by [`EmailSettings::validate`]).
+    pub fn config(&self) -> omniroute_email::EmailConfig {
+        let hello_name = if self.hello_name.is_empty() {
+            self.senders
+                .first()
+                .map(|s| s.reply_domain.clone())
+                .unwrap_or_else(|| "localhost".to_owned())
+        } else {
+            self.hello_name.clone()
+        };
+        omniroute_email::EmailConfig {
+            relay: omniroute_email::RelayConfig {
+                host: self.relay_host.clone(),
+                port: self.relay_port,
+                tls: omniroute_email::TlsMode::parse(&self.tls)
+                    .unwrap_or(omniroute_email::TlsMode::StartTlsRequired),
+                username: self.username.clone(),
+                password: self.password.expose().to_owned(),
+                timeout: std::time::Duration::from_secs(self.timeout_secs),
+                pool_size: self.pool_size,
+                hello_name,
+            },
+            senders: self
+                .senders
+                .iter()
+                .map(|s| omniroute_email::Sender {
+                    tenant: s.tenant.clone(),
+                    line: s.from_address.to_ascii_lowercase(),
+                    from_address: s.from_address.clone(),
+                    from_name: s.from_name.clone(),
+                    reply_domain: s.reply_domain.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Checks the section when email is enabled.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |key: &'static str, reason: &str| {
+            Err(SettingsError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if !self.enabled {
+            return Ok(());
+        }
+        if self.relay_host.trim().is_empty() {
+            return invalid("email.relay_host", "the relay's host is needed");
+        }
+        if omniroute_email::TlsMode::parse(&self.tls).is_none() {
+            return invalid("email.tls", "one of starttls, implicit, none");
+        }
+        if self.timeout_secs == 0 {
+            return invalid("email.timeout_secs", "must be at least 1");
+        }
+        if !self.username.is_empty() && self.password.expose().is_empty() {
+            return invalid("email.password", "a username needs its password");
+        }
+        if self.senders.is_empty() {
+            return invalid("email.senders", "at least one sender is needed");
+        }
+        for sender in &self.senders {
+            if !sender.from_address.contains('@') {
+                return invalid(
+                    "email.senders.from_address",
+                    "an address like support@acme.example",
+                );
+            }
+            if sender.reply_domain.trim().is_empty() || sender.reply_domain.contains('@') {
+                return invalid(
+                    "email.senders.reply_domain",
+                    "a domain like reply.acme.example",
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enabled() -> EmailSettings {
+        EmailSettings {
+            enabled: true,
+            relay_host: "smtp.acme.example".into(),
+            senders: vec![EmailSender {
+                tenant: "default".into(),
+                from_address: "support@acme.example".into(),
+                from_name: "ACME".into(),
+                reply_domain: "reply.acme.example".into(),
+            }],
+            ..EmailSettings::default()
+        }
+    }
+
+    #[test]
+    fn an_enabled_relay_needs_a_host_a_mode_and_senders() {
+        assert!(
+            EmailSettings::default().validate().is_ok(),
+            "off needs nothing"
+        );
+        assert!(enabled().validate().is_ok());
+        let key = |s: EmailSettings| match s.validate() {
+            Err(SettingsError::Invalid { key, .. }) => key,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            key(EmailSettings {
+                relay_host: String::new(),
+                ..enabled()
+            }),
+            "email.relay_host"
+        );
+        assert_eq!(
+            key(EmailSettings {
+                tls: "maybe".into(),
+                ..enabled()
+            }),
+            "email.tls"
+        );
+        assert_eq!(
+            key(EmailSettings {
+                senders: vec![],
+                ..enabled()
+            }),
+            "email.senders"
+        );
+        assert_eq!(
+            key(EmailSettings {
+                username: "u".into(),
+                ..enabled()
+            }),
+            "email.password"
+        );
+        let mut bad = enabled();
+        bad.senders[0].reply_domain = "x@y".into();
+        assert_eq!(key(bad), "email.senders.reply_domain");
+    }
+
+    #[test]
+    fn the_adapter_config_follows_the_settings() {
+        let mut s = enabled();
+        s.password = Secret::new("hunter2");
+        let config = s.config();
+        assert_eq!(config.relay.tls, omniroute_email::TlsMode::StartTlsRequired);
+        assert_eq!(config.relay.hello_name, "reply.acme.example");
+        assert_eq!(config.senders[0].line, "support@acme.example");
+        assert!(!format!("{:?}", config.relay).contains("hunter2"));
+    }
+}

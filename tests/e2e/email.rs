@@ -1,0 +1,144 @@
+//! Email through an SMTP relay, end to end: the server sends each message
+//! routed to email over a real SMTP conversation with a local relay (the
+//! email crate's fake), which answers 250, 451 or 550 as scripted.
+
+use omniroute_e2e::TestApp;
+use omniroute_email::fake::{FakeSmtp, Stage};
+use omniroute_proto::v1 as pb;
+use pb::send_message_request::Recipient;
+
+use crate::messaging::text_message;
+use crate::support::*;
+use crate::whatsapp::wait_status;
+
+crate::on_both_stores!(
+    email_goes_out_through_the_relay,
+    a_greylisting_relay_is_retried,
+    a_rejected_address_falls_back_to_the_next_channel,
+);
+
+async fn app_with_relay(backend: omniroute_e2e::Backend) -> (TestApp, FakeSmtp) {
+    let relay = FakeSmtp::start().await;
+    let port = relay.port();
+    let app = TestApp::spawn_with(backend, |s| {
+        s.email.enabled = true;
+        s.email.relay_host = "127.0.0.1".into();
+        s.email.relay_port = port;
+        s.email.tls = "none".into();
+        s.email.timeout_secs = 5;
+        s.email.senders = vec![omniroute::settings::EmailSender {
+            tenant: "default".into(),
+            from_address: "support@acme.example".into(),
+            from_name: "ACME Support".into(),
+            reply_domain: "reply.acme.example".into(),
+        }];
+        // The fallback test goes on to WhatsApp (the sandbox) without an
+        // opt-in record; routing's own tests cover the strict default.
+        s.routing.whatsapp_opt_in_required = false;
+    })
+    .await;
+    (app, relay)
+}
+
+async fn send_email(app: &mut TestApp, to: &str, body: &str) -> pb::Message {
+    app.messaging
+        .send_message(pb::SendMessageRequest {
+            recipient: Some(Recipient::Address(email(to))),
+            message: Some(text_message(body)),
+            idempotency_key: String::new(),
+        })
+        .await
+        .expect("accepted")
+        .into_inner()
+        .message
+        .expect("message")
+}
+
+async fn email_goes_out_through_the_relay(app: TestApp) {
+    let (mut app, relay) = app_with_relay(app.backend()).await;
+    let accepted = send_email(&mut app, "anna@example.com", "Your order has shipped").await;
+    let sent = wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    let id = accepted.name.trim_start_matches("messages/");
+    assert_eq!(sent.provider_message_id, format!("{id}@reply.acme.example"));
+    let received = relay.received();
+    assert_eq!(received.len(), 1);
+    let mail = &received[0];
+    assert_eq!(mail.rcpt_to, ["anna@example.com"]);
+    assert_eq!(
+        mail.header("Message-ID"),
+        Some(format!("<{id}@reply.acme.example>"))
+    );
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some("Your order has shipped")
+    );
+    assert_eq!(
+        mail.part("text/plain").as_deref(),
+        Some("Your order has shipped")
+    );
+    assert_eq!(sent.attempts.len(), 1);
+    assert_eq!(sent.attempts[0].channel, pb::Channel::Email as i32);
+}
+
+async fn a_greylisting_relay_is_retried(app: TestApp) {
+    let (mut app, relay) = app_with_relay(app.backend()).await;
+    relay.fail_next(1, Stage::Data, "451 4.7.1 Greylisted, try again later");
+    let accepted = send_email(&mut app, "ben@example.com", "Your code is 4711").await;
+    let sent = wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    assert_eq!(sent.attempts.len(), 2, "{sent:#?}");
+    let first = &sent.attempts[0];
+    assert_eq!(first.outcome, pb::AttemptOutcome::Transient as i32);
+    assert_eq!(first.error_code, "smtp-451");
+    assert!(first.error_message.contains("Greylisted"), "{first:?}");
+    assert_eq!(relay.received().len(), 1, "delivered once, on the retry");
+}
+
+async fn a_rejected_address_falls_back_to_the_next_channel(app: TestApp) {
+    let (mut app, relay) = app_with_relay(app.backend()).await;
+    let carla = create(
+        &mut app,
+        "Carla",
+        vec![email("carla@example.com"), whatsapp("+49 151 55500011")],
+    )
+    .await;
+    app.preferences
+        .update_preferences(pb::UpdatePreferencesRequest {
+            preferences: Some(pb::Preferences {
+                name: format!("{}/preferences", carla.name),
+                channel_order: vec![pb::Channel::Email as i32, pb::Channel::Whatsapp as i32],
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["channel_order".into()],
+            }),
+        })
+        .await
+        .expect("preferences");
+    // Carla wrote on WhatsApp, so it is open to her behind email.
+    app.customer_writes("whatsapp", "+4915155500011", "hi")
+        .await;
+    relay.fail_next(1, Stage::Rcpt, "550 5.1.1 No such user here");
+    let accepted = app
+        .messaging
+        .send_message(pb::SendMessageRequest {
+            recipient: Some(Recipient::Contact(carla.name.clone())),
+            message: Some(text_message("Your appointment is tomorrow at 10")),
+            idempotency_key: String::new(),
+        })
+        .await
+        .expect("accepted")
+        .into_inner()
+        .message
+        .unwrap();
+    assert_eq!(
+        accepted.route.as_ref().unwrap().plan,
+        [pb::Channel::Email as i32, pb::Channel::Whatsapp as i32]
+    );
+    let sent = wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    assert_eq!(sent.channel, pb::Channel::Whatsapp as i32, "{sent:#?}");
+    let first = &sent.attempts[0];
+    assert_eq!(first.channel, pb::Channel::Email as i32);
+    assert_eq!(first.outcome, pb::AttemptOutcome::Permanent as i32);
+    assert_eq!(first.error_code, "smtp-550");
+    assert!(relay.received().is_empty(), "the relay took nothing");
+}
