@@ -15,7 +15,33 @@ crate::on_both_stores!(
     email_goes_out_through_the_relay,
     a_greylisting_relay_is_retried,
     a_rejected_address_falls_back_to_the_next_channel,
+    a_customers_reply_by_http_lands_threaded_in_the_timeline,
 );
+
+const INBOUND_SECRET: &str = "inbound-secret";
+
+/// Posts a raw email to `/webhooks/email`, signed (or with `signature`).
+async fn post_mail(
+    app: &TestApp,
+    raw: &str,
+    signature: Option<&str>,
+) -> omniroute_e2e::HttpResponse {
+    let good = format!(
+        "sha256={}",
+        omniroute_channel::signature::hmac_sha256_hex(INBOUND_SECRET, raw.as_bytes())
+    );
+    omniroute_e2e::http(
+        app.http_addr,
+        "POST",
+        "/webhooks/email",
+        &[
+            ("Content-Type", "message/rfc822"),
+            ("X-Omniroute-Signature", signature.unwrap_or(&good)),
+        ],
+        raw.as_bytes(),
+    )
+    .await
+}
 
 async fn app_with_relay(backend: omniroute_e2e::Backend) -> (TestApp, FakeSmtp) {
     let relay = FakeSmtp::start().await;
@@ -26,6 +52,7 @@ async fn app_with_relay(backend: omniroute_e2e::Backend) -> (TestApp, FakeSmtp) 
         s.email.relay_port = port;
         s.email.tls = "none".into();
         s.email.timeout_secs = 5;
+        s.email.webhook_secret = omniroute::settings::Secret::new(INBOUND_SECRET);
         s.email.senders = vec![omniroute::settings::EmailSender {
             tenant: "default".into(),
             from_address: "support@acme.example".into(),
@@ -141,4 +168,71 @@ async fn a_rejected_address_falls_back_to_the_next_channel(app: TestApp) {
     assert_eq!(first.outcome, pb::AttemptOutcome::Permanent as i32);
     assert_eq!(first.error_code, "smtp-550");
     assert!(relay.received().is_empty(), "the relay took nothing");
+}
+
+async fn a_customers_reply_by_http_lands_threaded_in_the_timeline(app: TestApp) {
+    let (mut app, _relay) = app_with_relay(app.backend()).await;
+    let accepted = send_email(&mut app, "dora@example.com", "Your order has shipped").await;
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    let token = accepted
+        .name
+        .trim_start_matches("messages/")
+        .replace('-', "");
+    let reply = format!(
+        "From: Dora Example <dora@example.com>\r\n\
+To: ACME Support <reply+{token}@reply.acme.example>\r\n\
+Subject: Re: Your order has shipped\r\n\
+Message-ID: <dora-1@example.com>\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+\r\n\
+When will it arrive?\r\n\
+\r\n\
+On Tue, ACME Support wrote:\r\n\
+> Your order has shipped\r\n"
+    );
+    // A bad signature: refused, nothing stored.
+    let refused = post_mail(&app, &reply, Some("sha256=00")).await;
+    assert_eq!(refused.status, 401, "{refused:?}");
+    let timeline = |app: &mut TestApp| {
+        let mut messaging = app.messaging.clone();
+        let contact = accepted.contact.clone();
+        async move {
+            messaging
+                .list_messages(pb::ListMessagesRequest {
+                    contact,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .messages
+        }
+    };
+    assert_eq!(timeline(&mut app).await.len(), 1, "nothing stored");
+
+    assert_eq!(post_mail(&app, &reply, None).await.status, 200);
+    assert_eq!(
+        post_mail(&app, &reply, None).await.status,
+        200,
+        "a redelivery"
+    );
+    let messages = timeline(&mut app).await;
+    assert_eq!(
+        messages.len(),
+        2,
+        "the reply, once, on the same contact: {messages:#?}"
+    );
+    let inbound = messages
+        .iter()
+        .find(|m| m.direction == pb::Direction::Inbound as i32)
+        .expect("the reply");
+    assert_eq!(inbound.reply_to, accepted.name, "threaded to our message");
+    assert_eq!(inbound.provider_message_id, "dora-1@example.com");
+    match &inbound.content.as_ref().unwrap().kind {
+        Some(pb::content::Kind::Text(t)) => {
+            assert_eq!(t.body, "When will it arrive?");
+            assert_eq!(t.subject, "Re: Your order has shipped");
+        }
+        other => panic!("{other:?}"),
+    }
 }

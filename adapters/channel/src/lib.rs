@@ -17,6 +17,7 @@ pub mod capabilities;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod content;
+pub mod signature;
 
 pub use adapter::{
     Adapter, AdapterError, ContentViolation, DeliveryStatus, ErrorClass, InboundMessage,

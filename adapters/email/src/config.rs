@@ -81,12 +81,26 @@ pub struct Sender {
 }
 
 /// The whole adapter configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EmailConfig {
     /// The relay.
     pub relay: RelayConfig,
     /// One sender per tenant (the first listed for a tenant is used).
     pub senders: Vec<Sender>,
+    /// The shared secret of mail posted to `/webhooks/email`
+    /// (`X-Omniroute-Signature: sha256=<HMAC-SHA256 of the body>`); empty
+    /// refuses every post.
+    pub webhook_secret: String,
+}
+
+impl fmt::Debug for EmailConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailConfig")
+            .field("relay", &self.relay)
+            .field("senders", &self.senders)
+            .field("webhook_secret", &"***")
+            .finish()
+    }
 }
 
 impl EmailConfig {

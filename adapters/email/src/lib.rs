@@ -2,21 +2,28 @@
 //! SMTP relay (lettre's async SMTP transport, pooled; implicit TLS,
 //! STARTTLS required, or plain for a local relay).
 //!
+//! Customers' mail comes back by HTTP: a relay (or a mail provider's
+//! inbound hook) posts the raw message to `/webhooks/email`, signed with
+//! `X-Omniroute-Signature: sha256=<HMAC-SHA256 of the body>`.
+//!
 //! Files, by role (as in `omniroute-whatsapp`): `config.rs` the relay and
 //! the senders per tenant; `client.rs` the transport; `transformers.rs`
 //! neutral content → MIME (headers, Message-ID, threading, text with an HTML
-//! alternative); `error.rs` SMTP replies → error classes; `fake.rs`
+//! alternative); `inbound.rs` raw MIME → an inbound message, threaded;
+//! `error.rs` SMTP replies → error classes; `fake.rs`
 //! (feature `fake`) a local SMTP server that records what it receives and
 //! answers scripted replies.
 //!
-//! What is not here yet (issue 12): templates, attachments, inbound mail,
-//! bounces and one-click unsubscribe.
+//! What is not here yet (issue 12): templates, attachments, the SMTP
+//! listener for inbound mail, bounces, auto-replies and one-click
+//! unsubscribe.
 
 pub mod client;
 pub mod config;
 pub mod error;
 #[cfg(feature = "fake")]
 pub mod fake;
+pub mod inbound;
 pub mod transformers;
 
 use async_trait::async_trait;
@@ -27,6 +34,9 @@ use omniroute_channel::{
 };
 
 pub use config::{EmailConfig, RelayConfig, Sender, TlsMode};
+
+/// The header that signs mail posted to `/webhooks/email`.
+pub const SIGNATURE_HEADER: &str = "x-omniroute-signature";
 
 /// What email carries: text (with an HTML alternative), no length cap;
 /// choices degrade to numbered text.
@@ -117,15 +127,23 @@ impl Adapter for EmailAdapter {
     }
 
     fn verify_subscription(&self, _: &WebhookRequest<'_>) -> Result<String, AdapterError> {
-        Err(not_here("take webhooks"))
+        Err(AdapterError::new(
+            ErrorClass::Configuration,
+            "no_subscription",
+            "email webhooks need no subscription handshake",
+        ))
     }
 
-    fn verify_signature(&self, _: &WebhookRequest<'_>) -> Result<(), AdapterError> {
-        Err(not_here("take webhooks"))
+    fn verify_signature(&self, request: &WebhookRequest<'_>) -> Result<(), AdapterError> {
+        omniroute_channel::signature::verify_sha256(
+            &self.config.webhook_secret,
+            SIGNATURE_HEADER,
+            request,
+        )
     }
 
-    fn parse_webhook(&self, _: &[u8]) -> Result<Vec<WebhookEvent>, AdapterError> {
-        Err(not_here("take webhooks"))
+    fn parse_webhook(&self, body: &[u8]) -> Result<Vec<WebhookEvent>, AdapterError> {
+        inbound::parse(&self.config, body)
     }
 
     async fn mark_read(&self, _: &str, _: &str) -> Result<(), AdapterError> {

@@ -29,6 +29,7 @@ fn adapter(port: u16) -> EmailAdapter {
             from_name: "ACME Support".into(),
             reply_domain: "reply.acme.example".into(),
         }],
+        webhook_secret: "inbound-secret".into(),
     })
     .expect("adapter")
 }

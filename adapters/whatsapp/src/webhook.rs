@@ -18,14 +18,12 @@
 
 use std::time::SystemTime;
 
-use hmac::{Hmac, Mac};
 use omniroute_channel::{
     AdapterError, Address, Channel, Content, DeliveryStatus, ErrorClass, InboundMessage,
     PhoneRegion, StatusUpdate, WebhookEvent, WebhookRequest, mask,
 };
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::config::WhatsAppConfig;
@@ -68,24 +66,7 @@ pub fn verify_subscription(
 /// HMAC-SHA256 of `body` under `app_secret`, as lower-case hex: what a
 /// signed delivery carries after `sha256=`.
 pub fn signature_hex(app_secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(app_secret.as_bytes())
-        .expect("hmac accepts keys of any length");
-    mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect()
+    omniroute_channel::signature::hmac_sha256_hex(app_secret, body)
 }
 
 /// Checks `X-Hub-Signature-256: sha256=<hex>` over the raw body.
@@ -93,32 +74,7 @@ pub fn verify_signature(
     app_secret: &str,
     request: &WebhookRequest<'_>,
 ) -> Result<(), AdapterError> {
-    let header = request
-        .header(SIGNATURE_HEADER)
-        .ok_or_else(|| refused("missing_signature", "x-hub-signature-256 is missing"))?;
-    let expected = header
-        .trim()
-        .strip_prefix("sha256=")
-        .and_then(decode_hex)
-        .filter(|bytes| bytes.len() == 32)
-        .ok_or_else(|| {
-            refused(
-                "malformed_signature",
-                "x-hub-signature-256 is not sha256=<hex>",
-            )
-        })?;
-    if app_secret.is_empty() {
-        return Err(refused("invalid_signature", "no app secret configured"));
-    }
-    let mut mac = Hmac::<Sha256>::new_from_slice(app_secret.as_bytes())
-        .expect("hmac accepts keys of any length");
-    mac.update(request.body);
-    mac.verify_slice(&expected).map_err(|_| {
-        refused(
-            "invalid_signature",
-            "x-hub-signature-256 does not match the body",
-        )
-    })
+    omniroute_channel::signature::verify_sha256(app_secret, SIGNATURE_HEADER, request)
 }
 
 // ------------------------------------------------------------ envelope

@@ -116,6 +116,11 @@ pub fn accounts(settings: &Settings) -> HashMap<(Channel, String), String> {
             );
         }
     }
+    if settings.email.enabled {
+        for sender in settings.email.config().senders {
+            accounts.insert((Channel::Email, sender.line), sender.tenant);
+        }
+    }
     if settings.whatsapp.enabled {
         for number in &settings.whatsapp.numbers {
             accounts.insert(

@@ -31,6 +31,10 @@ pub struct EmailSettings {
     pub hello_name: String,
     /// Who each tenant's mail comes from.
     pub senders: Vec<EmailSender>,
+    /// The shared secret that signs customers' mail posted to
+    /// `/webhooks/email` (`X-Omniroute-Signature: sha256=<hex HMAC-SHA256
+    /// of the body>`). Better: `OMNIROUTE__EMAIL__WEBHOOK_SECRET`.
+    pub webhook_secret: Secret,
 }
 
 impl Default for EmailSettings {
@@ -46,6 +50,7 @@ impl Default for EmailSettings {
             pool_size: 8,
             hello_name: String::new(),
             senders: Vec::new(),
+            webhook_secret: Secret::default(),
         }
     }
 }
@@ -110,6 +115,7 @@ impl EmailSettings {
                     reply_domain: s.reply_domain.clone(),
                 })
                 .collect(),
+            webhook_secret: self.webhook_secret.expose().to_owned(),
         }
     }
 

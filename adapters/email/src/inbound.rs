@@ -1,0 +1,193 @@
+//! Inbound mail: a customer's email (raw MIME, RFC 5322) → an inbound
+//! message on the contact of its sender, threaded to the message it
+//! answers.
+//!
+//! Threading, in order: the reply address our mail carried
+//! (`reply+<message id>@<reply domain>` names the message even when a mail
+//! client drops the threading headers), then `In-Reply-To`, then the last
+//! of `References`; each is a Message-ID, which for our messages is their
+//! provider message id. The business account is the sender (mailbox) the
+//! customer wrote to: a sender's from address, or any address at its reply
+//! domain. The quoted history under a reply is left out of the stored text
+//! when it can be told apart safely (an "On … wrote:" line followed only by
+//! quoted lines, or a block of quoted lines at the end).
+
+use mail_parser::{Message, MessageParser};
+use omniroute_channel::content::Text;
+use omniroute_channel::{
+    AdapterError, Address, Channel, Content, ErrorClass, InboundMessage, PhoneRegion, WebhookEvent,
+};
+
+use crate::config::{EmailConfig, Sender};
+
+fn malformed(what: &str) -> AdapterError {
+    AdapterError::new(ErrorClass::Permanent, "malformed_email", what)
+}
+
+/// Parses one raw email.
+pub fn parse(config: &EmailConfig, raw: &[u8]) -> Result<Vec<WebhookEvent>, AdapterError> {
+    if raw.is_empty() {
+        return Err(malformed("the body is empty, not an email"));
+    }
+    let Some(mail) = MessageParser::default().parse(raw) else {
+        return Err(malformed("not an email (RFC 5322)"));
+    };
+    let Some(from) = mail
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+    else {
+        return Ok(vec![WebhookEvent::Ignored(
+            "an email without a sender".into(),
+        )]);
+    };
+    let from_address = match Address::parse(Channel::Email, from, PhoneRegion::default()) {
+        Ok(address) => address,
+        Err(e) => {
+            return Ok(vec![WebhookEvent::Ignored(format!(
+                "the sender is not a mailbox: {e}"
+            ))]);
+        }
+    };
+    let recipients = recipients(&mail);
+    let (account, token) = match recipients.iter().find_map(|r| addressed(config, r)) {
+        Some((sender, token)) => (sender.line.clone(), token),
+        None => (recipients.first().cloned().unwrap_or_default(), None),
+    };
+    let provider_message_id = match mail.message_id() {
+        Some(id) if !id.trim().is_empty() => id.trim().to_owned(),
+        _ => {
+            return Ok(vec![WebhookEvent::Ignored(
+                "an email without a Message-ID".into(),
+            )]);
+        }
+    };
+    let reply_to = token
+        .or_else(|| {
+            mail.in_reply_to()
+                .as_text_list()
+                .and_then(|l| l.first().map(|s| s.to_string()))
+        })
+        .or_else(|| {
+            mail.references()
+                .as_text_list()
+                .and_then(|l| l.last().map(|s| s.to_string()))
+        })
+        .map(|id| id.trim_matches(|c| c == '<' || c == '>').to_owned())
+        .filter(|id| !id.is_empty());
+    let text = mail
+        .body_text(0)
+        .map(|t| t.into_owned())
+        .unwrap_or_default();
+    let html = mail
+        .body_html(0)
+        .map(|t| t.into_owned())
+        .unwrap_or_default();
+    let has_text =
+        mail.text_body_count() > 0 && mail.text_bodies().any(|p| p.is_text() && !p.is_text_html());
+    let body = if has_text { strip_quoted(&text) } else { text };
+    let time = mail
+        .date()
+        .and_then(|d| u64::try_from(d.to_timestamp()).ok())
+        .and_then(omniroute_channel::provider_time)
+        .unwrap_or_else(std::time::SystemTime::now);
+    let profile_name = mail
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.name())
+        .map(str::to_owned)
+        .filter(|n| !n.trim().is_empty());
+    Ok(vec![WebhookEvent::Inbound(InboundMessage {
+        channel: Channel::Email,
+        account,
+        provider_message_id,
+        from: from_address,
+        profile_name,
+        provider_user_id: None,
+        time,
+        content: Content::Text(Text {
+            body,
+            subject: mail.subject().unwrap_or_default().to_owned(),
+            html_body: if has_text { String::new() } else { html },
+            preview_url: false,
+        }),
+        reply_to,
+    })])
+}
+
+/// The recipients of a mail (To, then Cc), lower-cased.
+fn recipients(mail: &Message<'_>) -> Vec<String> {
+    mail.all_to()
+        .chain(mail.all_cc())
+        .flat_map(|a| a.iter())
+        .filter_map(|a| a.address())
+        .map(str::to_ascii_lowercase)
+        .collect()
+}
+
+/// The sender a recipient address belongs to, with the message id its
+/// reply token names (as our provider message id: `<id>@<reply domain>`).
+fn addressed<'c>(config: &'c EmailConfig, recipient: &str) -> Option<(&'c Sender, Option<String>)> {
+    let (local, domain) = recipient.rsplit_once('@')?;
+    for sender in &config.senders {
+        if sender.from_address.eq_ignore_ascii_case(recipient) {
+            return Some((sender, None));
+        }
+        if sender.reply_domain.eq_ignore_ascii_case(domain) {
+            let token = local
+                .strip_prefix("reply+")
+                .and_then(|t| uuid::Uuid::try_parse(t).ok())
+                .map(|id| format!("{}@{}", id.hyphenated(), sender.reply_domain));
+            return Some((sender, token));
+        }
+    }
+    None
+}
+
+/// The reply without the quoted history under it, when it can be told
+/// apart: an attribution line ("On … wrote:") followed only by quoted or
+/// blank lines, or a run of quoted lines at the end. Anything else is kept
+/// whole (the raw mail is the provider's to keep).
+pub fn strip_quoted(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let quoted_or_blank = |l: &&str| l.trim().is_empty() || l.trim_start().starts_with('>');
+    let mut cut = lines.len();
+    // A trailing block of quoted lines.
+    while cut > 0 && quoted_or_blank(&lines[cut - 1]) {
+        cut -= 1;
+    }
+    if cut == lines.len() || !lines[cut..].iter().any(|l| l.trim_start().starts_with('>')) {
+        return text.trim_end().to_owned();
+    }
+    // Its attribution line, if there is one just above.
+    if cut > 0 {
+        let above = lines[cut - 1].trim();
+        if above.ends_with("wrote:") || above.ends_with("schrieb:") || above.ends_with("a écrit :")
+        {
+            cut -= 1;
+        }
+    }
+    let kept = lines[..cut].join("\n");
+    if kept.trim().is_empty() {
+        // Nothing but a quote: keep it, the customer sent it.
+        return text.trim_end().to_owned();
+    }
+    kept.trim_end().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_history_under_a_reply_is_left_out() {
+        let reply = "Thanks, that works.\n\nOn Tue, 1 Dec 2026 at 10:00, ACME <support@acme.example> wrote:\n> Your appointment is tomorrow.\n>\n> ACME";
+        assert_eq!(strip_quoted(reply), "Thanks, that works.");
+        // Interleaved answers are kept whole.
+        let inline = "> Which day?\nMonday\n> Which time?\n10:00";
+        assert_eq!(strip_quoted(inline), inline);
+        // Only a quote: kept.
+        assert_eq!(strip_quoted("> hello"), "> hello");
+        assert_eq!(strip_quoted("plain\n"), "plain");
+    }
+}

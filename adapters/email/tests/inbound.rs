@@ -1,0 +1,166 @@
+//! Customers' mail posted to the adapter as raw MIME: the sender, the
+//! business account it came to, threading, the text without its quoted
+//! history, HTML-only mail, other charsets, and what is not an email.
+//! (The adapter's connection pool lives on a Tokio runtime, hence the
+//! async tests.)
+
+use std::time::Duration;
+
+use omniroute_channel::content::Text;
+use omniroute_channel::{Adapter, Channel, Content, InboundMessage, WebhookEvent, WebhookRequest};
+use omniroute_email::{EmailAdapter, EmailConfig, RelayConfig, SIGNATURE_HEADER, Sender, TlsMode};
+
+fn adapter() -> EmailAdapter {
+    EmailAdapter::new(EmailConfig {
+        relay: RelayConfig {
+            host: "127.0.0.1".into(),
+            port: 25,
+            tls: TlsMode::None,
+            username: String::new(),
+            password: String::new(),
+            timeout: Duration::from_secs(5),
+            pool_size: 1,
+            hello_name: "omniroute.test".into(),
+        },
+        senders: vec![Sender {
+            tenant: "acme".into(),
+            line: "support@acme.example".into(),
+            from_address: "support@acme.example".into(),
+            from_name: "ACME Support".into(),
+            reply_domain: "reply.acme.example".into(),
+        }],
+        webhook_secret: "inbound-secret".into(),
+    })
+    .unwrap()
+}
+
+fn inbound(raw: &str) -> InboundMessage {
+    let events = adapter().parse_webhook(raw.as_bytes()).expect("parses");
+    match events.as_slice() {
+        [WebhookEvent::Inbound(m)] => m.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn text(m: &InboundMessage) -> &Text {
+    match &m.content {
+        Content::Text(t) => t,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_reply_to_our_mail_is_threaded_by_its_reply_address() {
+    let raw = "From: Anna Schmidt <Anna.Schmidt@example.com>\r\n\
+To: ACME Support <reply+01a232b11186710f972d02f288bc6632@reply.acme.example>\r\n\
+Subject: Re: Your order has shipped\r\n\
+Message-ID: <CAF=abc123@mail.example.com>\r\n\
+Date: Tue, 01 Dec 2026 10:00:00 +0000\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+\r\n\
+Thanks! When will it arrive?\r\n\
+\r\n\
+On Tue, 1 Dec 2026 at 09:00, ACME Support <support@acme.example> wrote:\r\n\
+> Your order has shipped.\r\n";
+    let m = inbound(raw);
+    assert_eq!(m.channel, Channel::Email);
+    assert_eq!(m.account, "support@acme.example", "the sender's line");
+    assert_eq!(m.from.key(), "anna.schmidt@example.com");
+    assert_eq!(m.profile_name.as_deref(), Some("Anna Schmidt"));
+    assert_eq!(m.provider_message_id, "CAF=abc123@mail.example.com");
+    assert_eq!(
+        m.reply_to.as_deref(),
+        Some("01a232b1-1186-710f-972d-02f288bc6632@reply.acme.example"),
+        "our Message-ID, from the reply token"
+    );
+    let t = text(&m);
+    assert_eq!(t.subject, "Re: Your order has shipped");
+    assert_eq!(
+        t.body, "Thanks! When will it arrive?",
+        "quoted history left out"
+    );
+}
+
+#[tokio::test]
+async fn without_the_token_in_reply_to_threads() {
+    let raw = "From: ben@example.com\r\nTo: support@acme.example\r\nSubject: Re: hi\r\n\
+Message-ID: <m2@example.com>\r\nIn-Reply-To: <01a232b1-1186-710f-972d-02f288bc6632@reply.acme.example>\r\n\
+\r\nYes please.\r\n";
+    let m = inbound(raw);
+    assert_eq!(m.account, "support@acme.example");
+    assert_eq!(
+        m.reply_to.as_deref(),
+        Some("01a232b1-1186-710f-972d-02f288bc6632@reply.acme.example")
+    );
+    assert_eq!(text(&m).body, "Yes please.");
+}
+
+#[tokio::test]
+async fn html_only_mail_and_other_charsets_are_read() {
+    let raw = "From: carla@example.com\r\nTo: support@acme.example\r\nSubject: =?ISO-8859-1?Q?R=FCckruf?=\r\n\
+Message-ID: <m3@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=ISO-8859-1\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\r\n<p>Bitte r=FCckrufen: <b>heute</b></p>\r\n";
+    let m = inbound(raw);
+    let t = text(&m);
+    assert_eq!(t.subject, "Rückruf");
+    assert!(t.body.contains("Bitte rückrufen"), "{t:?}");
+    assert!(
+        t.html_body.contains("<b>heute</b>"),
+        "the HTML is kept: {t:?}"
+    );
+}
+
+#[tokio::test]
+async fn what_is_not_an_email_is_refused_or_ignored_never_a_panic() {
+    let a = adapter();
+    assert!(
+        a.parse_webhook(b"").is_err(),
+        "an empty body is not an email"
+    );
+    for raw in [
+        &b"\xff\xfe\x00garbage"[..],
+        b"Subject: no sender\r\n\r\nhi",
+        b"From: not an address\r\nMessage-ID: <x@y>\r\n\r\nhi",
+        b"From: a@example.com\r\n\r\nno message id",
+        b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n--x",
+    ] {
+        match a.parse_webhook(raw) {
+            Ok(events) => assert!(
+                events.iter().all(|e| matches!(e, WebhookEvent::Ignored(_))),
+                "{raw:?}: {events:?}"
+            ),
+            Err(e) => assert_eq!(e.code(), "malformed_email", "{raw:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn posts_are_verified_over_the_raw_body() {
+    let a = adapter();
+    let body = b"From: a@example.com\r\n\r\nhi";
+    let good = format!(
+        "sha256={}",
+        omniroute_channel::signature::hmac_sha256_hex("inbound-secret", body)
+    );
+    let request = |value: &str| -> Result<(), _> {
+        let headers = vec![(SIGNATURE_HEADER.to_owned(), value.to_owned())];
+        a.verify_signature(&WebhookRequest {
+            query: &[],
+            headers: &headers,
+            body,
+        })
+    };
+    assert!(request(&good).is_ok());
+    assert!(request("sha256=00").is_err());
+    let other = format!(
+        "sha256={}",
+        omniroute_channel::signature::hmac_sha256_hex("other", body)
+    );
+    assert!(request(&other).is_err());
+    let none = a.verify_signature(&WebhookRequest {
+        query: &[],
+        headers: &[],
+        body,
+    });
+    assert_eq!(none.unwrap_err().code(), "missing_signature");
+}
