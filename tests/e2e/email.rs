@@ -16,6 +16,7 @@ crate::on_both_stores!(
     a_greylisting_relay_is_retried,
     a_rejected_address_falls_back_to_the_next_channel,
     a_customers_reply_by_http_lands_threaded_in_the_timeline,
+    a_bounce_fails_the_email_step_and_routing_falls_back,
 );
 
 const INBOUND_SECRET: &str = "inbound-secret";
@@ -235,4 +236,78 @@ On Tue, ACME Support wrote:\r\n\
         }
         other => panic!("{other:?}"),
     }
+}
+
+async fn a_bounce_fails_the_email_step_and_routing_falls_back(app: TestApp) {
+    let (mut app, _relay) = app_with_relay(app.backend()).await;
+    let erik = create(
+        &mut app,
+        "Erik",
+        vec![email("erik@example.com"), whatsapp("+49 151 55500022")],
+    )
+    .await;
+    app.preferences
+        .update_preferences(pb::UpdatePreferencesRequest {
+            preferences: Some(pb::Preferences {
+                name: format!("{}/preferences", erik.name),
+                channel_order: vec![pb::Channel::Email as i32, pb::Channel::Whatsapp as i32],
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["channel_order".into()],
+            }),
+        })
+        .await
+        .expect("preferences");
+    app.customer_writes("whatsapp", "+4915155500022", "hi")
+        .await;
+    let accepted = app
+        .messaging
+        .send_message(pb::SendMessageRequest {
+            recipient: Some(Recipient::Contact(erik.name.clone())),
+            message: Some(text_message("Your appointment is tomorrow at 10")),
+            idempotency_key: String::new(),
+        })
+        .await
+        .expect("accepted")
+        .into_inner()
+        .message
+        .unwrap();
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    // The relay took it; the recipient's server bounces it afterwards.
+    let id = accepted.name.trim_start_matches("messages/");
+    let bounce = omniroute_email::fake::dsn(id, "failed", "5.1.1", false);
+    assert_eq!(post_mail(&app, &bounce, None).await.status, 200);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let message = loop {
+        let m = app
+            .messaging
+            .get_message(pb::GetMessageRequest {
+                name: accepted.name.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .message
+            .unwrap();
+        let onwards = [
+            pb::MessageStatus::Sent as i32,
+            pb::MessageStatus::Delivered as i32,
+            pb::MessageStatus::Read as i32,
+        ];
+        if m.channel == pb::Channel::Whatsapp as i32 && onwards.contains(&m.status) {
+            break m;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no fallback: {m:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let bounced = message
+        .status_history
+        .iter()
+        .find(|h| h.status == pb::MessageStatus::Failed as i32)
+        .expect("the bounce is in the history");
+    assert!(bounced.reason.contains("dsn-5.1.1"), "{bounced:?}");
 }

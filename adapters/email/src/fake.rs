@@ -288,3 +288,45 @@ fn address_of(command: &str) -> String {
         .map(|(address, _)| address.to_owned())
         .unwrap_or_default()
 }
+
+/// A delivery status notification (RFC 3464) a receiving MTA sends back
+/// about our message `id` (sent with Message-ID `<id>@reply.acme.example`):
+/// `action` failed, delayed or delivered, with its `status` (5.1.1, 4.4.7);
+/// the original attached whole, or only its headers.
+pub fn dsn(id: &str, action: &str, status: &str, original_as_headers: bool) -> String {
+    let original = if original_as_headers {
+        format!(
+            "Content-Type: text/rfc822-headers\r\n\r\nFrom: support@acme.example\r\nMessage-ID: <{id}@reply.acme.example>\r\nSubject: Your order\r\n"
+        )
+    } else {
+        format!(
+            "Content-Type: message/rfc822\r\n\r\nFrom: support@acme.example\r\nTo: anna@example.com\r\nMessage-ID: <{id}@reply.acme.example>\r\nSubject: Your order\r\n\r\nYour order has shipped.\r\n"
+        )
+    };
+    format!(
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\n\
+To: support@acme.example\r\n\
+Subject: Undelivered Mail Returned to Sender\r\n\
+Message-ID: <dsn-{id}-{action}@mx.example.com>\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"b1\"\r\n\
+\r\n\
+--b1\r\n\
+Content-Type: text/plain\r\n\
+\r\n\
+Your message could not be delivered.\r\n\
+--b1\r\n\
+Content-Type: message/delivery-status\r\n\
+\r\n\
+Reporting-MTA: dns; mx.example.com\r\n\
+\r\n\
+Final-Recipient: rfc822; anna@example.com\r\n\
+Action: {action}\r\n\
+Status: {status}\r\n\
+Diagnostic-Code: smtp; 550 5.1.1 <anna@example.com>: Recipient address rejected\r\n\
+\r\n\
+--b1\r\n\
+{original}\
+--b1--\r\n"
+    )
+}

@@ -32,6 +32,9 @@ pub fn parse(config: &EmailConfig, raw: &[u8]) -> Result<Vec<WebhookEvent>, Adap
     let Some(mail) = MessageParser::default().parse(raw) else {
         return Err(malformed("not an email (RFC 5322)"));
     };
+    if crate::bounces::is_report(&mail) {
+        return Ok(vec![crate::bounces::parse(&mail)]);
+    }
     let Some(from) = mail
         .from()
         .and_then(|a| a.first())

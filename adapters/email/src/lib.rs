@@ -10,14 +10,15 @@
 //! the senders per tenant; `client.rs` the transport; `transformers.rs`
 //! neutral content → MIME (headers, Message-ID, threading, text with an HTML
 //! alternative); `inbound.rs` raw MIME → an inbound message, threaded;
+//! `bounces.rs` delivery status notifications → statuses of our messages;
 //! `error.rs` SMTP replies → error classes; `fake.rs`
 //! (feature `fake`) a local SMTP server that records what it receives and
 //! answers scripted replies.
 //!
 //! What is not here yet (issue 12): templates, attachments, the SMTP
-//! listener for inbound mail, bounces, auto-replies and one-click
-//! unsubscribe.
+//! listener for inbound mail, auto-replies and one-click unsubscribe.
 
+pub mod bounces;
 pub mod client;
 pub mod config;
 pub mod error;

@@ -164,3 +164,42 @@ async fn posts_are_verified_over_the_raw_body() {
     });
     assert_eq!(none.unwrap_err().code(), "missing_signature");
 }
+
+#[tokio::test]
+async fn a_bounce_fails_our_message_and_a_delay_keeps_it_pending() {
+    let a = adapter();
+    let id = "01a232b1-1186-710f-972d-02f288bc6632";
+    for as_headers in [false, true] {
+        let events = a
+            .parse_webhook(omniroute_email::fake::dsn(id, "failed", "5.1.1", as_headers).as_bytes())
+            .unwrap();
+        let [WebhookEvent::Status(update)] = events.as_slice() else {
+            panic!("{events:?}");
+        };
+        assert_eq!(update.channel, Channel::Email);
+        assert_eq!(
+            update.message_id.as_deref(),
+            Some(id),
+            "our id, from the Message-ID"
+        );
+        assert_eq!(
+            update.provider_message_id,
+            format!("{id}@reply.acme.example")
+        );
+        assert_eq!(update.status, omniroute_channel::DeliveryStatus::Failed);
+        let error = update.error.as_ref().unwrap();
+        assert_eq!(error.class(), omniroute_channel::ErrorClass::Permanent);
+        assert_eq!(error.code(), "dsn-5.1.1");
+        assert!(
+            error.message().contains("Recipient address rejected"),
+            "{error:?}"
+        );
+    }
+    let events = a
+        .parse_webhook(omniroute_email::fake::dsn(id, "delayed", "4.4.7", true).as_bytes())
+        .unwrap();
+    assert!(
+        matches!(events.as_slice(), [WebhookEvent::Ignored(why)] if why.contains("pending")),
+        "{events:?}"
+    );
+}

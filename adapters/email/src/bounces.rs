@@ -1,0 +1,203 @@
+//! Bounces: delivery status notifications (RFC 3464) for mail we sent,
+//! turned into statuses of the original message. A DSN is a
+//! `multipart/report; report-type=delivery-status` whose
+//! `message/delivery-status` part has a block per recipient (`Action`,
+//! `Status`, `Diagnostic-Code`); the original message (or its headers) is
+//! the third part, and its Message-ID names our message (`<id>@<reply
+//! domain>`, our provider message id). Action `failed` with a 5.x.x status
+//! is a permanent failure (routing falls back to the next channel); `delayed`
+//! (4.x.x) keeps the message pending; `delivered` and `relayed` confirm it.
+
+use mail_parser::{Message, MimeHeaders};
+use omniroute_channel::{
+    AdapterError, Channel, DeliveryStatus, ErrorClass, StatusUpdate, WebhookEvent,
+};
+
+/// Whether `mail` is a delivery status notification.
+pub fn is_report(mail: &Message<'_>) -> bool {
+    mail.content_type().is_some_and(|ct| {
+        ct.ctype().eq_ignore_ascii_case("multipart")
+            && ct
+                .subtype()
+                .is_some_and(|s| s.eq_ignore_ascii_case("report"))
+            && ct
+                .attribute("report-type")
+                .is_some_and(|r| r.eq_ignore_ascii_case("delivery-status"))
+    })
+}
+
+/// The per-recipient fields of a DSN that decide what it says.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Recipient {
+    action: String,
+    status: String,
+    diagnostic: String,
+    final_recipient: String,
+}
+
+/// Parses the fields of a `message/delivery-status` body: blocks separated
+/// by blank lines, the first per message, the rest per recipient; folded
+/// lines unfolded.
+fn recipients(text: &str) -> Vec<Recipient> {
+    let mut blocks: Vec<Vec<(String, String)>> = vec![Vec::new()];
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            if !blocks.last().is_some_and(Vec::is_empty) {
+                blocks.push(Vec::new());
+            }
+            continue;
+        }
+        let block = blocks.last_mut().expect("one block");
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, value)) = block.last_mut() {
+                value.push(' ');
+                value.push_str(line.trim());
+            }
+            continue;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            block.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+    }
+    blocks
+        .into_iter()
+        .filter_map(|fields| {
+            let get = |name: &str| {
+                fields
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            let action = get("action").to_ascii_lowercase();
+            (!action.is_empty()).then(|| Recipient {
+                action,
+                status: get("status"),
+                diagnostic: get("diagnostic-code"),
+                final_recipient: get("final-recipient"),
+            })
+        })
+        .collect()
+}
+
+/// The Message-ID of the original message: from the attached message or its
+/// headers (`text/rfc822-headers`).
+fn original_message_id(mail: &Message<'_>) -> Option<String> {
+    for part in &mail.parts {
+        if let Some(inner) = part.message()
+            && let Some(id) = inner.message_id()
+        {
+            return Some(id.to_owned());
+        }
+        let headers = part.content_type().is_some_and(|ct| {
+            ct.ctype().eq_ignore_ascii_case("text")
+                && ct
+                    .subtype()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("rfc822-headers"))
+        });
+        if headers
+            && let Some(text) = part.text_contents()
+            && let Some(id) = text.lines().find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.trim().eq_ignore_ascii_case("message-id").then(|| {
+                    value
+                        .trim()
+                        .trim_matches(|c| c == '<' || c == '>')
+                        .to_owned()
+                })
+            })
+        {
+            return Some(id);
+        }
+    }
+    None
+}
+
+/// What a DSN says about the message it reports on.
+pub fn parse(mail: &Message<'_>) -> WebhookEvent {
+    let Some(report) = mail.parts.iter().find(|p| {
+        p.content_type().is_some_and(|ct| {
+            ct.ctype().eq_ignore_ascii_case("message")
+                && ct
+                    .subtype()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("delivery-status"))
+        })
+    }) else {
+        return WebhookEvent::Ignored("a report without a delivery-status part".into());
+    };
+    let text = String::from_utf8_lossy(report.contents()).into_owned();
+    let Some(recipient) = recipients(&text).into_iter().next() else {
+        return WebhookEvent::Ignored("a delivery status without a recipient block".into());
+    };
+    let Some(original) = original_message_id(mail) else {
+        return WebhookEvent::Ignored("a bounce that does not name the original message".into());
+    };
+    let time = mail
+        .date()
+        .and_then(|d| u64::try_from(d.to_timestamp()).ok())
+        .and_then(omniroute_channel::provider_time)
+        .unwrap_or_else(std::time::SystemTime::now);
+    // Our Message-IDs are `<message id>@<reply domain>`.
+    let message_id = original
+        .split_once('@')
+        .and_then(|(local, _)| uuid::Uuid::try_parse(local).ok())
+        .map(|id| id.to_string());
+    let permanent = recipient.status.starts_with('5');
+    let (status, error) = match recipient.action.as_str() {
+        "failed" => {
+            let class = if permanent {
+                ErrorClass::Permanent
+            } else {
+                ErrorClass::Transient
+            };
+            let text = if recipient.diagnostic.is_empty() {
+                format!("bounced for {}", recipient.final_recipient)
+            } else {
+                recipient.diagnostic.clone()
+            };
+            (
+                DeliveryStatus::Failed,
+                Some(AdapterError::new(
+                    class,
+                    format!("dsn-{}", recipient.status),
+                    text,
+                )),
+            )
+        }
+        "delivered" | "relayed" | "expanded" => (DeliveryStatus::Delivered, None),
+        "delayed" => {
+            return WebhookEvent::Ignored(format!(
+                "delivery of {original} delayed ({}): still pending",
+                recipient.status
+            ));
+        }
+        other => return WebhookEvent::Ignored(format!("a delivery status action {other:?}")),
+    };
+    WebhookEvent::Status(StatusUpdate {
+        channel: Channel::Email,
+        message_id,
+        provider_message_id: original,
+        status,
+        time,
+        error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipient_blocks_are_read_with_folded_lines() {
+        let text = "Reporting-MTA: dns; mx.example.com\r\n\r\nFinal-Recipient: rfc822; anna@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 <anna@example.com>:\r\n  user unknown\r\n";
+        assert_eq!(
+            recipients(text),
+            vec![Recipient {
+                action: "failed".into(),
+                status: "5.1.1".into(),
+                diagnostic: "smtp; 550 5.1.1 <anna@example.com>: user unknown".into(),
+                final_recipient: "rfc822; anna@example.com".into(),
+            }]
+        );
+    }
+}
