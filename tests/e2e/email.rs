@@ -17,6 +17,7 @@ crate::on_both_stores!(
     a_rejected_address_falls_back_to_the_next_channel,
     a_customers_reply_by_http_lands_threaded_in_the_timeline,
     a_bounce_fails_the_email_step_and_routing_falls_back,
+    templates_render_per_tenant_and_missing_parameters_are_refused,
 );
 
 const INBOUND_SECRET: &str = "inbound-secret";
@@ -45,6 +46,13 @@ async fn post_mail(
 }
 
 async fn app_with_relay(backend: omniroute_e2e::Backend) -> (TestApp, FakeSmtp) {
+    app_with_relay_and(backend, |_| {}).await
+}
+
+async fn app_with_relay_and(
+    backend: omniroute_e2e::Backend,
+    more: impl FnOnce(&mut omniroute::Settings),
+) -> (TestApp, FakeSmtp) {
     let relay = FakeSmtp::start().await;
     let port = relay.port();
     let app = TestApp::spawn_with(backend, |s| {
@@ -63,6 +71,7 @@ async fn app_with_relay(backend: omniroute_e2e::Backend) -> (TestApp, FakeSmtp) 
         // The fallback test goes on to WhatsApp (the sandbox) without an
         // opt-in record; routing's own tests cover the strict default.
         s.routing.whatsapp_opt_in_required = false;
+        more(s);
     })
     .await;
     (app, relay)
@@ -310,4 +319,73 @@ async fn a_bounce_fails_the_email_step_and_routing_falls_back(app: TestApp) {
         .find(|h| h.status == pb::MessageStatus::Failed as i32)
         .expect("the bounce is in the history");
     assert!(bounced.reason.contains("dsn-5.1.1"), "{bounced:?}");
+}
+
+async fn templates_render_per_tenant_and_missing_parameters_are_refused(app: TestApp) {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = dir.path().join("default");
+    std::fs::create_dir(&tenant).unwrap();
+    std::fs::write(
+        tenant.join("appointment.en.subject"),
+        "Your appointment on {{ day }}",
+    )
+    .unwrap();
+    std::fs::write(
+        tenant.join("appointment.en.txt"),
+        "Hello {{ params[0] }}, see you on {{ day }}.",
+    )
+    .unwrap();
+    let folder = dir.path().to_owned();
+    let (mut app, relay) =
+        app_with_relay_and(app.backend(), |s| s.email.template_dir = folder).await;
+    let param = |name: &str, text: &str| pb::TemplateParameter {
+        parameter_name: name.into(),
+        value: Some(pb::template_parameter::Value::Text(text.into())),
+    };
+    let send = |parameters: Vec<pb::TemplateParameter>| pb::SendMessageRequest {
+        recipient: Some(Recipient::Address(email("fay@example.com"))),
+        message: Some(pb::Message {
+            category: pb::Category::Transactional as i32,
+            channel: pb::Channel::Email as i32,
+            content: Some(pb::Content {
+                kind: Some(pb::content::Kind::Template(pb::TemplateContent {
+                    name: "appointment".into(),
+                    language: "en".into(),
+                    components: vec![pb::TemplateComponent {
+                        r#type: pb::TemplateComponentType::Body as i32,
+                        parameters,
+                        ..Default::default()
+                    }],
+                })),
+            }),
+            ..Default::default()
+        }),
+        idempotency_key: String::new(),
+    };
+    let err = app
+        .messaging
+        .send_message(send(vec![param("", "Fay")]))
+        .await
+        .expect_err("day is missing");
+    assert_invalid(&err, "message.content.template.components");
+    assert!(relay.received().is_empty());
+
+    let accepted = app
+        .messaging
+        .send_message(send(vec![param("", "Fay"), param("day", "Monday")]))
+        .await
+        .expect("accepted")
+        .into_inner()
+        .message
+        .unwrap();
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    let mail = &relay.received()[0];
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some("Your appointment on Monday")
+    );
+    assert_eq!(
+        mail.part("text/plain").as_deref(),
+        Some("Hello Fay, see you on Monday.")
+    );
 }

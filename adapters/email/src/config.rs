@@ -91,6 +91,8 @@ pub struct EmailConfig {
     /// (`X-Omniroute-Signature: sha256=<HMAC-SHA256 of the body>`); empty
     /// refuses every post.
     pub webhook_secret: String,
+    /// The folder of email templates (see `templates.rs`); `None`: none.
+    pub template_dir: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for EmailConfig {
@@ -99,6 +101,7 @@ impl fmt::Debug for EmailConfig {
             .field("relay", &self.relay)
             .field("senders", &self.senders)
             .field("webhook_secret", &"***")
+            .field("template_dir", &self.template_dir)
             .finish()
     }
 }

@@ -25,6 +25,7 @@ pub mod error;
 #[cfg(feature = "fake")]
 pub mod fake;
 pub mod inbound;
+pub mod templates;
 pub mod transformers;
 
 use async_trait::async_trait;
@@ -39,10 +40,10 @@ pub use config::{EmailConfig, RelayConfig, Sender, TlsMode};
 /// The header that signs mail posted to `/webhooks/email`.
 pub const SIGNATURE_HEADER: &str = "x-omniroute-signature";
 
-/// What email carries: text (with an HTML alternative), no length cap;
-/// choices degrade to numbered text.
+/// What email carries: text (with an HTML alternative) and the tenant's
+/// email templates, no length cap; choices degrade to numbered text.
 const CAPABILITIES: Capabilities = Capabilities {
-    kinds: &[ContentKind::Text],
+    kinds: &[ContentKind::Text, ContentKind::Template],
     max_text_chars: None,
     interactive: false,
     service_window: None,
@@ -54,13 +55,20 @@ const CAPABILITIES: Capabilities = Capabilities {
 pub struct EmailAdapter {
     config: EmailConfig,
     transport: client::Transport,
+    templates: templates::Templates,
 }
 
 impl EmailAdapter {
     /// An adapter on `config` (no connection is opened until the first send).
     pub fn new(config: EmailConfig) -> Result<EmailAdapter, AdapterError> {
         let transport = client::transport(&config.relay)?;
-        Ok(EmailAdapter { config, transport })
+        let templates = templates::Templates::load(config.template_dir.as_deref())
+            .map_err(|e| AdapterError::new(ErrorClass::Configuration, "templates", e))?;
+        Ok(EmailAdapter {
+            config,
+            transport,
+            templates,
+        })
     }
 }
 
@@ -97,6 +105,25 @@ impl Adapter for EmailAdapter {
                 ),
             )
         })?;
+        // A template is rendered into a text first (checked at accept
+        // time by `check_content`; a template removed since is refused).
+        let rendered;
+        let message = match &message.content {
+            Content::Template(template) => {
+                let text = self
+                    .templates
+                    .render(&message.tenant, template)
+                    .map_err(|v| {
+                        AdapterError::new(ErrorClass::Permanent, "template", v.description)
+                    })?;
+                rendered = OutboundMessage {
+                    content: Content::Text(text),
+                    ..message.clone()
+                };
+                &rendered
+            }
+            _ => message,
+        };
         let email = transformers::build(message, sender)?;
         client::send(&self.transport, email).await?;
         tracing::debug!(to = %message.to, "email accepted by the relay");
@@ -111,8 +138,12 @@ impl Adapter for EmailAdapter {
         Err(AdapterError::unsupported(Channel::Email, "status queries"))
     }
 
-    fn check_content(&self, _tenant: &str, content: &Content) -> Vec<ContentViolation> {
+    fn check_content(&self, tenant: &str, content: &Content) -> Vec<ContentViolation> {
         match content {
+            Content::Template(template) => match self.templates.render(tenant, template) {
+                Ok(_) => Vec::new(),
+                Err(violation) => vec![violation],
+            },
             Content::Text(text) if text.body.trim().is_empty() && text.html_body.is_empty() => {
                 vec![ContentViolation {
                     field: "text.body".into(),

@@ -30,6 +30,7 @@ fn adapter() -> EmailAdapter {
             reply_domain: "reply.acme.example".into(),
         }],
         webhook_secret: "inbound-secret".into(),
+        template_dir: None,
     })
     .unwrap()
 }

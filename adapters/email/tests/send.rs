@@ -11,6 +11,10 @@ use omniroute_email::fake::{FakeSmtp, Stage};
 use omniroute_email::{EmailAdapter, EmailConfig, RelayConfig, Sender, TlsMode};
 
 fn adapter(port: u16) -> EmailAdapter {
+    adapter_with_templates(port, None)
+}
+
+fn adapter_with_templates(port: u16, template_dir: Option<std::path::PathBuf>) -> EmailAdapter {
     EmailAdapter::new(EmailConfig {
         relay: RelayConfig {
             host: "127.0.0.1".into(),
@@ -30,6 +34,7 @@ fn adapter(port: u16) -> EmailAdapter {
             reply_domain: "reply.acme.example".into(),
         }],
         webhook_secret: "inbound-secret".into(),
+        template_dir,
     })
     .expect("adapter")
 }
@@ -176,4 +181,104 @@ async fn an_unreachable_relay_is_transient() {
     };
     let e = adapter(port).send(&message("hi", "")).await.unwrap_err();
     assert_eq!(e.class(), ErrorClass::Transient, "{e:?}");
+}
+
+/// The tenant's email templates: `acme/order_shipped.de.*`.
+fn templates() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let acme = dir.path().join("acme");
+    std::fs::create_dir(&acme).unwrap();
+    std::fs::write(
+        acme.join("order_shipped.de.subject"),
+        "Bestellung {{ order_id }}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        acme.join("order_shipped.de.txt"),
+        "Hallo {{ params[0] }}, Ihre Bestellung {{ order_id }} ist unterwegs.",
+    )
+    .unwrap();
+    std::fs::write(
+        acme.join("order_shipped.de.html"),
+        "<p>Hallo <b>{{ params[0] }}</b>, Bestellung {{ order_id }}.</p>",
+    )
+    .unwrap();
+    dir
+}
+
+fn template(name: &str, language: &str, parameters: &[(&str, &str)]) -> Content {
+    use omniroute_channel::content::{
+        ComponentType, ParameterValue, Template, TemplateComponent, TemplateParameter,
+    };
+    Content::Template(Template {
+        name: name.into(),
+        language: language.into(),
+        components: vec![TemplateComponent {
+            kind: ComponentType::Body,
+            button_sub_type: String::new(),
+            index: 0,
+            parameters: parameters
+                .iter()
+                .map(|(name, text)| TemplateParameter {
+                    name: (*name).into(),
+                    value: ParameterValue::Text {
+                        text: (*text).into(),
+                    },
+                })
+                .collect(),
+        }],
+    })
+}
+
+#[tokio::test]
+async fn a_template_renders_the_tenants_email_template() {
+    let dir = templates();
+    let relay = FakeSmtp::start().await;
+    let adapter = adapter_with_templates(relay.port(), Some(dir.path().to_owned()));
+    let content = template(
+        "order_shipped",
+        "de",
+        &[("", "<Anna>"), ("order_id", "A-17")],
+    );
+    assert!(adapter.check_content("acme", &content).is_empty());
+    let mut message = message("", "");
+    message.content = content;
+    adapter.send(&message).await.expect("accepted");
+    let mail = &relay.received()[0];
+    assert_eq!(mail.header("Subject").as_deref(), Some("Bestellung A-17"));
+    assert_eq!(
+        mail.part("text/plain").as_deref(),
+        Some("Hallo <Anna>, Ihre Bestellung A-17 ist unterwegs.")
+    );
+    assert_eq!(
+        mail.part("text/html").as_deref(),
+        Some("<p>Hallo <b>&lt;Anna&gt;</b>, Bestellung A-17.</p>"),
+        "HTML escapes what it inserts"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_template_or_parameter_is_refused_before_sending() {
+    let dir = templates();
+    let adapter = adapter_with_templates(25, Some(dir.path().to_owned()));
+    let field = |content: Content| {
+        let found = adapter.check_content("acme", &content);
+        assert_eq!(found.len(), 1, "{found:?}");
+        found[0].field.clone()
+    };
+    assert_eq!(field(template("no_such", "de", &[])), "template.name");
+    assert_eq!(
+        field(template("order_shipped", "fr", &[("order_id", "A-17")])),
+        "template.language"
+    );
+    assert_eq!(
+        field(template("order_shipped", "de", &[("", "Anna")])),
+        "template.components",
+        "order_id is missing"
+    );
+    assert_eq!(
+        adapter.check_content("other-tenant", &template("order_shipped", "de", &[]))[0].field,
+        "template.name",
+        "templates are per tenant"
+    );
 }

@@ -35,6 +35,10 @@ pub struct EmailSettings {
     /// `/webhooks/email` (`X-Omniroute-Signature: sha256=<hex HMAC-SHA256
     /// of the body>`). Better: `OMNIROUTE__EMAIL__WEBHOOK_SECRET`.
     pub webhook_secret: Secret,
+    /// The folder of the tenants' email templates
+    /// (`<folder>/<tenant>/<name>.<language>.subject|.txt|.html`); empty for
+    /// none.
+    pub template_dir: std::path::PathBuf,
 }
 
 impl Default for EmailSettings {
@@ -51,6 +55,7 @@ impl Default for EmailSettings {
             hello_name: String::new(),
             senders: Vec::new(),
             webhook_secret: Secret::default(),
+            template_dir: std::path::PathBuf::new(),
         }
     }
 }
@@ -116,6 +121,7 @@ impl EmailSettings {
                 })
                 .collect(),
             webhook_secret: self.webhook_secret.expose().to_owned(),
+            template_dir: Some(self.template_dir.clone()).filter(|d| !d.as_os_str().is_empty()),
         }
     }
 
