@@ -18,6 +18,7 @@ crate::on_both_stores!(
     a_customers_reply_by_http_lands_threaded_in_the_timeline,
     a_bounce_fails_the_email_step_and_routing_falls_back,
     templates_render_per_tenant_and_missing_parameters_are_refused,
+    one_click_unsubscribe_records_the_opt_out_routing_reads,
 );
 
 const INBOUND_SECRET: &str = "inbound-secret";
@@ -388,4 +389,129 @@ async fn templates_render_per_tenant_and_missing_parameters_are_refused(app: Tes
         mail.part("text/plain").as_deref(),
         Some("Hello Fay, see you on Monday.")
     );
+}
+
+async fn one_click_unsubscribe_records_the_opt_out_routing_reads(app: TestApp) {
+    let (mut app, relay) = app_with_relay_and(app.backend(), |s| {
+        s.email.unsubscribe_base_url = "http://127.0.0.1".into();
+        s.email.unsubscribe_secret = omniroute::settings::Secret::new("unsubscribe-secret-0123");
+    })
+    .await;
+    let gina = create(&mut app, "Gina", vec![email("gina@example.com")]).await;
+    app.preferences
+        .create_consent_record(pb::CreateConsentRecordRequest {
+            parent: gina.name.clone(),
+            consent_record: Some(crate::preferences::grant(
+                pb::Channel::Email,
+                pb::Category::Marketing,
+            )),
+        })
+        .await
+        .expect("opt-in");
+    let send = |category: pb::Category| pb::SendMessageRequest {
+        recipient: Some(Recipient::Contact(gina.name.clone())),
+        message: Some(pb::Message {
+            category: category as i32,
+            ..text_message("Our spring sale starts today")
+        }),
+        idempotency_key: String::new(),
+    };
+    let offer = app
+        .messaging
+        .send_message(send(pb::Category::Marketing))
+        .await
+        .expect("marketing with an opt-in")
+        .into_inner()
+        .message
+        .unwrap();
+    wait_status(&mut app, &offer.name, pb::MessageStatus::Sent).await;
+    let receipt = app
+        .messaging
+        .send_message(send(pb::Category::Transactional))
+        .await
+        .unwrap()
+        .into_inner()
+        .message
+        .unwrap();
+    wait_status(&mut app, &receipt.name, pb::MessageStatus::Sent).await;
+    let mails = relay.received();
+    let marketing = mails
+        .iter()
+        .find(|m| m.header("List-Unsubscribe").is_some())
+        .expect("marketing carries List-Unsubscribe");
+    assert_eq!(
+        marketing.header("List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    assert_eq!(
+        mails
+            .iter()
+            .filter(|m| m.header("List-Unsubscribe").is_some())
+            .count(),
+        1,
+        "transactional mail carries none"
+    );
+    let link = marketing.header("List-Unsubscribe").unwrap();
+    let path = link
+        .trim_matches(|c| c == '<' || c == '>')
+        .trim_start_matches("http://127.0.0.1")
+        .to_owned();
+    assert!(path.starts_with("/unsubscribe/email/"), "{link}");
+    assert!(!path.contains("gina"), "the link names no address");
+
+    let consents = |app: &mut TestApp| {
+        let mut preferences = app.preferences.clone();
+        let parent = gina.name.clone();
+        async move {
+            preferences
+                .list_consent_records(pb::ListConsentRecordsRequest {
+                    parent,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .consent_records
+        }
+    };
+    // A GET (a scanner prefetching the link) changes nothing.
+    let page = omniroute_e2e::http(app.http_addr, "GET", &path, &[], b"").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Unsubscribe"), "{page:?}");
+    assert_eq!(consents(&mut app).await.len(), 1);
+    // A forged token: 404, nothing recorded.
+    let forged = format!("{}x", &path[..path.len() - 1]);
+    let addr = app.http_addr;
+    let post = |path: String| async move {
+        omniroute_e2e::http(
+            addr,
+            "POST",
+            &path,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            b"List-Unsubscribe=One-Click",
+        )
+        .await
+    };
+    assert_eq!(post(forged).await.status, 404);
+    assert_eq!(consents(&mut app).await.len(), 1);
+
+    // The one-click POST a mailbox provider sends.
+    assert_eq!(post(path.clone()).await.status, 200);
+    let ledger = consents(&mut app).await;
+    assert_eq!(ledger.len(), 2, "{ledger:#?}");
+    let revoked = ledger
+        .iter()
+        .find(|r| r.action == pb::ConsentAction::Revoke as i32)
+        .expect("a revocation");
+    assert_eq!(revoked.source, "list-unsubscribe");
+    assert_eq!(revoked.channel, pb::Channel::Email as i32);
+    assert_eq!(revoked.category, pb::Category::Marketing as i32);
+    assert!(revoked.evidence.contains(&offer.name), "{revoked:?}");
+    // Routing reads it on the next send.
+    let err = app
+        .messaging
+        .send_message(send(pb::Category::Marketing))
+        .await
+        .expect_err("no more marketing email");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
 }

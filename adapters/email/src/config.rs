@@ -93,6 +93,8 @@ pub struct EmailConfig {
     pub webhook_secret: String,
     /// The folder of email templates (see `templates.rs`); `None`: none.
     pub template_dir: Option<std::path::PathBuf>,
+    /// One-click unsubscribe for marketing email; `None`: no such headers.
+    pub unsubscribe: Option<crate::unsubscribe::Unsubscribe>,
 }
 
 impl fmt::Debug for EmailConfig {
@@ -102,6 +104,7 @@ impl fmt::Debug for EmailConfig {
             .field("senders", &self.senders)
             .field("webhook_secret", &"***")
             .field("template_dir", &self.template_dir)
+            .field("unsubscribe", &self.unsubscribe)
             .finish()
     }
 }

@@ -15,8 +15,10 @@
 //! (feature `fake`) a local SMTP server that records what it receives and
 //! answers scripted replies.
 //!
-//! What is not here yet (issue 12): templates, attachments, the SMTP
-//! listener for inbound mail, auto-replies and one-click unsubscribe.
+//! Marketing email carries a one-click unsubscribe (`unsubscribe.rs`).
+//!
+//! What is not here yet (issue 12): attachments, the SMTP listener for
+//! inbound mail, auto-replies, and unsubscribing by mail (`mailto:`).
 
 pub mod bounces;
 pub mod client;
@@ -27,6 +29,7 @@ pub mod fake;
 pub mod inbound;
 pub mod templates;
 pub mod transformers;
+pub mod unsubscribe;
 
 use async_trait::async_trait;
 use omniroute_channel::capabilities::{Capabilities, ContentKind};
@@ -36,6 +39,7 @@ use omniroute_channel::{
 };
 
 pub use config::{EmailConfig, RelayConfig, Sender, TlsMode};
+pub use unsubscribe::Unsubscribe;
 
 /// The header that signs mail posted to `/webhooks/email`.
 pub const SIGNATURE_HEADER: &str = "x-omniroute-signature";
@@ -124,7 +128,7 @@ impl Adapter for EmailAdapter {
             }
             _ => message,
         };
-        let email = transformers::build(message, sender)?;
+        let email = transformers::build(message, sender, self.config.unsubscribe.as_ref())?;
         client::send(&self.transport, email).await?;
         tracing::debug!(to = %message.to, "email accepted by the relay");
         Ok(SendReceipt {

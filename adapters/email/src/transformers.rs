@@ -6,7 +6,8 @@
 //! HTML, or the text escaped).
 
 use lettre::Message;
-use lettre::message::{Mailbox, MultiPart, header::ContentType};
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
 use omniroute_channel::content::Text;
 use omniroute_channel::{AdapterError, Channel, Content, ErrorClass, OutboundMessage};
 
@@ -58,8 +59,13 @@ fn invalid(what: String) -> AdapterError {
     AdapterError::new(ErrorClass::Permanent, "invalid-address", what)
 }
 
-/// Builds the email for `message` from `sender`.
-pub fn build(message: &OutboundMessage, sender: &Sender) -> Result<Message, AdapterError> {
+/// Builds the email for `message` from `sender`; marketing carries the
+/// one-click unsubscribe headers when `unsubscribe` is configured.
+pub fn build(
+    message: &OutboundMessage,
+    sender: &Sender,
+    unsubscribe: Option<&crate::unsubscribe::Unsubscribe>,
+) -> Result<Message, AdapterError> {
     let text = match &message.content {
         Content::Text(text) => text,
         other => return Err(AdapterError::unsupported(Channel::Email, other.kind())),
@@ -98,6 +104,20 @@ pub fn build(message: &OutboundMessage, sender: &Sender) -> Result<Message, Adap
     if let Some(original) = message.reply_to.as_deref().filter(|r| !r.is_empty()) {
         let original = format!("<{}>", original.trim_matches(|c| c == '<' || c == '>'));
         builder = builder.in_reply_to(original.clone()).references(original);
+    }
+    if let (Some(unsubscribe), omniroute_channel::Category::Marketing) =
+        (unsubscribe, message.category)
+    {
+        let url = unsubscribe.url(&message.tenant, &message.message_id);
+        builder = builder
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                format!("<{url}>"),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".to_owned(),
+            ));
     }
     builder
         .multipart(alternative(text))

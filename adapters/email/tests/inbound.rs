@@ -31,6 +31,7 @@ fn adapter() -> EmailAdapter {
         }],
         webhook_secret: "inbound-secret".into(),
         template_dir: None,
+        unsubscribe: None,
     })
     .unwrap()
 }

@@ -35,6 +35,7 @@ fn adapter_with_templates(port: u16, template_dir: Option<std::path::PathBuf>) -
         }],
         webhook_secret: "inbound-secret".into(),
         template_dir,
+        unsubscribe: None,
     })
     .expect("adapter")
 }

@@ -159,7 +159,15 @@ impl Application {
             Arc::new(accounts),
             sink.clone(),
         )
-        .router(self.settings.http.max_body_bytes);
+        .router(self.settings.http.max_body_bytes)
+        .merge(crate::unsubscribe::router(
+            Arc::clone(&self.store),
+            self.settings
+                .email
+                .enabled
+                .then(|| self.settings.email.unsubscribe())
+                .flatten(),
+        ));
         tracing::info!(addr = %self.http_addr, "webhook listener ready");
         let http = axum::serve(self.http_listener, webhooks)
             .with_graceful_shutdown(stopped(stopping.clone()));

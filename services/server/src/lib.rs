@@ -9,6 +9,7 @@ pub mod pipeline;
 pub mod routing;
 pub mod settings;
 pub mod telemetry;
+pub mod unsubscribe;
 pub mod webhooks;
 
 pub use app::Application;

@@ -39,6 +39,13 @@ pub struct EmailSettings {
     /// (`<folder>/<tenant>/<name>.<language>.subject|.txt|.html`); empty for
     /// none.
     pub template_dir: std::path::PathBuf,
+    /// The public base URL of the HTTP listener (`https://router.acme.example`):
+    /// marketing email then carries a one-click unsubscribe to
+    /// `<base>/unsubscribe/email/<token>` (RFC 8058). Empty: none.
+    pub unsubscribe_base_url: String,
+    /// The key that signs unsubscribe tokens. Better:
+    /// `OMNIROUTE__EMAIL__UNSUBSCRIBE_SECRET`.
+    pub unsubscribe_secret: Secret,
 }
 
 impl Default for EmailSettings {
@@ -56,6 +63,8 @@ impl Default for EmailSettings {
             senders: Vec::new(),
             webhook_secret: Secret::default(),
             template_dir: std::path::PathBuf::new(),
+            unsubscribe_base_url: String::new(),
+            unsubscribe_secret: Secret::default(),
         }
     }
 }
@@ -122,7 +131,16 @@ impl EmailSettings {
                 .collect(),
             webhook_secret: self.webhook_secret.expose().to_owned(),
             template_dir: Some(self.template_dir.clone()).filter(|d| !d.as_os_str().is_empty()),
+            unsubscribe: self.unsubscribe(),
         }
+    }
+
+    /// One-click unsubscribe, when configured.
+    pub fn unsubscribe(&self) -> Option<omniroute_email::Unsubscribe> {
+        (!self.unsubscribe_base_url.is_empty()).then(|| omniroute_email::Unsubscribe {
+            base_url: self.unsubscribe_base_url.clone(),
+            secret: self.unsubscribe_secret.expose().to_owned(),
+        })
     }
 
     /// Checks the section when email is enabled.
@@ -150,6 +168,23 @@ impl EmailSettings {
         }
         if self.senders.is_empty() {
             return invalid("email.senders", "at least one sender is needed");
+        }
+        if !self.unsubscribe_base_url.is_empty() {
+            let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                .iter()
+                .any(|l| self.unsubscribe_base_url.starts_with(l));
+            if !self.unsubscribe_base_url.starts_with("https://") && !local {
+                return invalid(
+                    "email.unsubscribe_base_url",
+                    "mailbox providers only follow https:// one-click links",
+                );
+            }
+            if self.unsubscribe_secret.expose().len() < 16 {
+                return invalid(
+                    "email.unsubscribe_secret",
+                    "at least 16 characters, to sign unsubscribe tokens",
+                );
+            }
         }
         for sender in &self.senders {
             if !sender.from_address.contains('@') {

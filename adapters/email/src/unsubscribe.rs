@@ -1,0 +1,112 @@
+//! One-click unsubscribe (RFC 8058): marketing email carries
+//! `List-Unsubscribe: <https://…/unsubscribe/email/TOKEN>` and
+//! `List-Unsubscribe-Post: List-Unsubscribe=One-Click`; the mailbox provider
+//! POSTs `List-Unsubscribe=One-Click` to the URL, and the server records a
+//! marketing opt-out for email in the consent ledger. The token names the
+//! tenant and the message, never an address, and is signed (HMAC-SHA256),
+//! so that nobody can unsubscribe someone else by guessing.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// Where one-click unsubscribes go, and the key that signs their tokens.
+#[derive(Clone)]
+pub struct Unsubscribe {
+    /// The public base URL of the router's HTTP listener, for example
+    /// `https://router.acme.example`.
+    pub base_url: String,
+    /// The signing key.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for Unsubscribe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unsubscribe")
+            .field("base_url", &self.base_url)
+            .field("secret", &"***")
+            .finish()
+    }
+}
+
+/// The path under the HTTP listener, before the token.
+pub const PATH: &str = "/unsubscribe/email/";
+
+fn mac(secret: &str, payload: &[u8]) -> String {
+    omniroute_channel::signature::hmac_sha256_hex(secret, payload)[..32].to_owned()
+}
+
+impl Unsubscribe {
+    /// The token for `message_id` of `tenant`.
+    pub fn token(&self, tenant: &str, message_id: &str) -> String {
+        let payload = format!("{tenant}\n{message_id}");
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(payload.as_bytes()),
+            mac(&self.secret, payload.as_bytes())
+        )
+    }
+
+    /// The one-click URL for `message_id` of `tenant`.
+    pub fn url(&self, tenant: &str, message_id: &str) -> String {
+        format!(
+            "{}{PATH}{}",
+            self.base_url.trim_end_matches('/'),
+            self.token(tenant, message_id)
+        )
+    }
+
+    /// The (tenant, message id) a token names, when its signature holds.
+    pub fn verify(&self, token: &str) -> Option<(String, String)> {
+        let (payload, signature) = token.split_once('.')?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
+        let expected = mac(&self.secret, &payload);
+        // Constant time: compare every byte.
+        let same = expected.len() == signature.len()
+            && expected
+                .bytes()
+                .zip(signature.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if !same || self.secret.is_empty() {
+            return None;
+        }
+        let payload = String::from_utf8(payload).ok()?;
+        let (tenant, message) = payload.split_once('\n')?;
+        Some((tenant.to_owned(), message.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_name_the_message_and_are_signed() {
+        let u = Unsubscribe {
+            base_url: "https://router.acme.example/".into(),
+            secret: "s3cret".into(),
+        };
+        let id = "01a232b1-1186-710f-972d-02f288bc6632";
+        let url = u.url("acme", id);
+        assert!(
+            url.starts_with("https://router.acme.example/unsubscribe/email/"),
+            "{url}"
+        );
+        let token = url.rsplit('/').next().unwrap();
+        assert_eq!(u.verify(token), Some(("acme".into(), id.into())));
+        assert!(!token.contains('@'), "no address in the token");
+        // Tampered, or signed with another key: refused.
+        let other = Unsubscribe {
+            secret: "other".into(),
+            ..u.clone()
+        };
+        assert_eq!(other.verify(token), None);
+        let forged = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode("acme\nsomeone-else"),
+            &token[token.len() - 32..]
+        );
+        assert_eq!(u.verify(&forged), None);
+        assert_eq!(u.verify("garbage"), None);
+    }
+}

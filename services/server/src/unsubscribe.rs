@@ -1,0 +1,114 @@
+//! One-click unsubscribe for marketing email (RFC 8058), on the HTTP
+//! listener: `POST /unsubscribe/email/{token}` with
+//! `List-Unsubscribe=One-Click` (what mailbox providers send) records a
+//! marketing opt-out for email in the consent ledger, with the evidence
+//! (source `list-unsubscribe`, the message, the time); routing reads it on
+//! the next send. A `GET` (a person following the link, or a scanner
+//! prefetching it) only shows a page with a button; it changes nothing. A
+//! token that does not verify is 404 and changes nothing.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use omniroute_channel::{Category, Channel};
+use omniroute_email::Unsubscribe;
+use omniroute_store::{ConsentAction, LegalBasis, NewConsent, Store};
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+struct Unsubscribes {
+    store: Arc<dyn Store>,
+    tokens: Unsubscribe,
+}
+
+/// The routes, when unsubscribe is configured.
+pub fn router(store: Arc<dyn Store>, tokens: Option<Unsubscribe>) -> Router {
+    let Some(tokens) = tokens else {
+        return Router::new();
+    };
+    Router::new()
+        .route("/unsubscribe/email/{token}", get(page).post(one_click))
+        .with_state(Unsubscribes { store, tokens })
+}
+
+async fn page(State(state): State<Unsubscribes>, Path(token): Path<String>) -> Response {
+    if state.tokens.verify(&token).is_none() {
+        return (StatusCode::NOT_FOUND, "unknown unsubscribe link").into_response();
+    }
+    Html(format!(
+        "<!doctype html><html><body><form method=\"post\" action=\"{}{token}\">\
+         <input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
+         <p>Stop marketing email from us?</p><button type=\"submit\">Unsubscribe</button>\
+         </form></body></html>",
+        omniroute_email::unsubscribe::PATH
+    ))
+    .into_response()
+}
+
+async fn one_click(
+    State(state): State<Unsubscribes>,
+    Path(token): Path<String>,
+    body: String,
+) -> Response {
+    let Some((tenant, message)) = state.tokens.verify(&token) else {
+        return (StatusCode::NOT_FOUND, "unknown unsubscribe link").into_response();
+    };
+    if !body
+        .split('&')
+        .any(|p| p.trim() == "List-Unsubscribe=One-Click")
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            "expected List-Unsubscribe=One-Click (RFC 8058)",
+        )
+            .into_response();
+    }
+    let Ok(message_id) = Uuid::parse_str(&message) else {
+        return (StatusCode::NOT_FOUND, "unknown unsubscribe link").into_response();
+    };
+    let message = match state.store.get_message(&tenant, message_id).await {
+        Ok(m) => m,
+        Err(omniroute_store::StoreError::NotFound { .. }) => {
+            return (StatusCode::NOT_FOUND, "unknown unsubscribe link").into_response();
+        }
+        Err(e) => return failed(&e),
+    };
+    let consent = NewConsent {
+        channel: Channel::Email,
+        category: Category::Marketing,
+        action: ConsentAction::Revoke,
+        source: "list-unsubscribe".to_owned(),
+        legal_basis: LegalBasis::Consent,
+        evidence: format!("one-click unsubscribe (RFC 8058) from messages/{message_id}"),
+        record_time: None,
+    };
+    match state
+        .store
+        .record_consent(&tenant, message.contact_id, consent)
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(contact = %message.contact_id, message_id = %message_id, "unsubscribed from marketing email");
+            (StatusCode::OK, "unsubscribed").into_response()
+        }
+        // An erased contact has nothing left to unsubscribe.
+        Err(omniroute_store::StoreError::Erased(_)) => {
+            (StatusCode::OK, "unsubscribed").into_response()
+        }
+        Err(e) => failed(&e),
+    }
+}
+
+fn failed(e: &omniroute_store::StoreError) -> Response {
+    tracing::error!(error = %omniroute_store::error_chain(e), "recording an unsubscribe failed");
+    let status = if e.is_transient() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    (status, "try again later").into_response()
+}
