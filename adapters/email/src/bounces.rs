@@ -13,16 +13,18 @@ use omniroute_channel::{
     AdapterError, Channel, DeliveryStatus, ErrorClass, StatusUpdate, WebhookEvent,
 };
 
-/// Whether `mail` is a delivery status notification.
-pub fn is_report(mail: &Message<'_>) -> bool {
-    mail.content_type().is_some_and(|ct| {
-        ct.ctype().eq_ignore_ascii_case("multipart")
-            && ct
-                .subtype()
-                .is_some_and(|s| s.eq_ignore_ascii_case("report"))
-            && ct
-                .attribute("report-type")
-                .is_some_and(|r| r.eq_ignore_ascii_case("delivery-status"))
+/// The `report-type` of a `multipart/report` (a delivery status, a read
+/// receipt, ...), lower-cased; `None` for any other mail.
+pub fn report_type(mail: &Message<'_>) -> Option<String> {
+    let ct = mail.content_type()?;
+    (ct.ctype().eq_ignore_ascii_case("multipart")
+        && ct
+            .subtype()
+            .is_some_and(|s| s.eq_ignore_ascii_case("report")))
+    .then(|| {
+        ct.attribute("report-type")
+            .unwrap_or("")
+            .to_ascii_lowercase()
     })
 }
 

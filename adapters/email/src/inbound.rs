@@ -29,11 +29,27 @@ pub fn parse(config: &EmailConfig, raw: &[u8]) -> Result<Vec<WebhookEvent>, Adap
     if raw.is_empty() {
         return Err(malformed("the body is empty, not an email"));
     }
-    let Some(mail) = MessageParser::default().parse(raw) else {
-        return Err(malformed("not an email (RFC 5322)"));
+    // Something with none of an email's header fields is not one.
+    let Some(mail) = MessageParser::default().parse(raw).filter(|m| {
+        m.from().is_some()
+            || m.to().is_some()
+            || m.subject().is_some()
+            || m.message_id().is_some()
+            || m.date().is_some()
+    }) else {
+        return Err(malformed("not an email (RFC 5322): no header fields"));
     };
-    if crate::bounces::is_report(&mail) {
-        return Ok(vec![crate::bounces::parse(&mail)]);
+    // Reports are the mail system's, not the customer's: delivery statuses
+    // say what became of our messages; read receipts and others are not
+    // acted on.
+    match crate::bounces::report_type(&mail).as_deref() {
+        Some("delivery-status") => return Ok(vec![crate::bounces::parse(&mail)]),
+        Some(other) => {
+            return Ok(vec![WebhookEvent::Ignored(format!(
+                "a report of type {other:?} is not acted on"
+            ))]);
+        }
+        None => {}
     }
     let Some(from) = mail
         .from()

@@ -1,0 +1,84 @@
+//! Fuzzes inbound mail: raw bytes posted to `/webhooks/email`, through
+//! `omniroute_email::inbound::parse` (the adapter's `parse_webhook`), with
+//! one configured sender.
+//!
+//! Asserts: it never panics, whatever the bytes; an error is
+//! `malformed_email`; parsing is a pure function of the bytes (times aside);
+//! an inbound message is on the email channel, from an email address, with
+//! a provider id; a status names a provider message id.
+
+#![no_main]
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use libfuzzer_sys::fuzz_target;
+use omniroute_channel::{Channel, WebhookEvent};
+use omniroute_email::{EmailConfig, RelayConfig, Sender, TlsMode};
+
+static CONFIG: LazyLock<EmailConfig> = LazyLock::new(|| EmailConfig {
+    relay: RelayConfig {
+        host: "127.0.0.1".to_owned(),
+        port: 25,
+        tls: TlsMode::None,
+        username: String::new(),
+        password: String::new(),
+        timeout: Duration::from_secs(5),
+        pool_size: 1,
+        hello_name: "fuzz.test".to_owned(),
+    },
+    senders: vec![Sender {
+        tenant: "acme".to_owned(),
+        line: "support@acme.example".to_owned(),
+        from_address: "support@acme.example".to_owned(),
+        from_name: "ACME".to_owned(),
+        reply_domain: "reply.acme.example".to_owned(),
+    }],
+    webhook_secret: "fuzz".to_owned(),
+    template_dir: None,
+    unsubscribe: None,
+});
+
+fn without_times(events: &[WebhookEvent]) -> Vec<WebhookEvent> {
+    events
+        .iter()
+        .cloned()
+        .map(|mut e| {
+            match &mut e {
+                WebhookEvent::Inbound(m) => m.time = std::time::SystemTime::UNIX_EPOCH,
+                WebhookEvent::Status(s) => s.time = std::time::SystemTime::UNIX_EPOCH,
+                WebhookEvent::Ignored(_) => {}
+            }
+            e
+        })
+        .collect()
+}
+
+fuzz_target!(|data: &[u8]| {
+    match omniroute_email::inbound::parse(&CONFIG, data) {
+        Err(e) => assert_eq!(e.code(), "malformed_email", "{e:?}"),
+        Ok(events) => {
+            let again =
+                omniroute_email::inbound::parse(&CONFIG, data).expect("the same bytes parse again");
+            assert_eq!(
+                without_times(&events),
+                without_times(&again),
+                "a pure function of the bytes"
+            );
+            for event in &events {
+                match event {
+                    WebhookEvent::Inbound(m) => {
+                        assert_eq!(m.channel, Channel::Email);
+                        assert_eq!(m.from.channel(), Channel::Email);
+                        assert!(!m.provider_message_id.is_empty());
+                    }
+                    WebhookEvent::Status(s) => {
+                        assert_eq!(s.channel, Channel::Email);
+                        assert!(!s.provider_message_id.is_empty());
+                    }
+                    WebhookEvent::Ignored(_) => {}
+                }
+            }
+        }
+    }
+});
