@@ -10,34 +10,12 @@
 #![no_main]
 
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use omniroute_channel::{Channel, WebhookEvent};
-use omniroute_email::{EmailConfig, RelayConfig, Sender, TlsMode};
+use omniroute_email::EmailConfig;
 
-static CONFIG: LazyLock<EmailConfig> = LazyLock::new(|| EmailConfig {
-    relay: RelayConfig {
-        host: "127.0.0.1".to_owned(),
-        port: 25,
-        tls: TlsMode::None,
-        username: String::new(),
-        password: String::new(),
-        timeout: Duration::from_secs(5),
-        pool_size: 1,
-        hello_name: "fuzz.test".to_owned(),
-    },
-    senders: vec![Sender {
-        tenant: "acme".to_owned(),
-        line: "support@acme.example".to_owned(),
-        from_address: "support@acme.example".to_owned(),
-        from_name: "ACME".to_owned(),
-        reply_domain: "reply.acme.example".to_owned(),
-    }],
-    webhook_secret: "fuzz".to_owned(),
-    template_dir: None,
-    unsubscribe: None,
-});
+static CONFIG: LazyLock<EmailConfig> = LazyLock::new(|| omniroute_email::fake::config(25));
 
 fn without_times(events: &[WebhookEvent]) -> Vec<WebhookEvent> {
     events

@@ -131,18 +131,22 @@ async fn a_greylisting_relay_is_retried(app: TestApp) {
     assert_eq!(relay.received().len(), 1, "delivered once, on the retry");
 }
 
-async fn a_rejected_address_falls_back_to_the_next_channel(app: TestApp) {
-    let (mut app, relay) = app_with_relay(app.backend()).await;
-    let carla = create(
-        &mut app,
-        "Carla",
-        vec![email("carla@example.com"), whatsapp("+49 151 55500011")],
+/// A contact with email first and WhatsApp behind it (open: they wrote on
+/// WhatsApp), and a transactional message to them accepted.
+async fn email_then_whatsapp(app: &mut TestApp, name: &str, digits: &str) -> pb::Message {
+    let contact = create(
+        app,
+        name,
+        vec![
+            email(&format!("{}@example.com", name.to_lowercase())),
+            whatsapp(&format!("+{digits}")),
+        ],
     )
     .await;
     app.preferences
         .update_preferences(pb::UpdatePreferencesRequest {
             preferences: Some(pb::Preferences {
-                name: format!("{}/preferences", carla.name),
+                name: format!("{}/preferences", contact.name),
                 channel_order: vec![pb::Channel::Email as i32, pb::Channel::Whatsapp as i32],
                 ..Default::default()
             }),
@@ -152,14 +156,11 @@ async fn a_rejected_address_falls_back_to_the_next_channel(app: TestApp) {
         })
         .await
         .expect("preferences");
-    // Carla wrote on WhatsApp, so it is open to her behind email.
-    app.customer_writes("whatsapp", "+4915155500011", "hi")
+    app.customer_writes("whatsapp", &format!("+{digits}"), "hi")
         .await;
-    relay.fail_next(1, Stage::Rcpt, "550 5.1.1 No such user here");
-    let accepted = app
-        .messaging
+    app.messaging
         .send_message(pb::SendMessageRequest {
-            recipient: Some(Recipient::Contact(carla.name.clone())),
+            recipient: Some(Recipient::Contact(contact.name.clone())),
             message: Some(text_message("Your appointment is tomorrow at 10")),
             idempotency_key: String::new(),
         })
@@ -167,7 +168,14 @@ async fn a_rejected_address_falls_back_to_the_next_channel(app: TestApp) {
         .expect("accepted")
         .into_inner()
         .message
-        .unwrap();
+        .unwrap()
+}
+
+async fn a_rejected_address_falls_back_to_the_next_channel(app: TestApp) {
+    let (mut app, relay) = app_with_relay(app.backend()).await;
+    relay.fail_next(1, Stage::Rcpt, "550 5.1.1 No such user here");
+    // Carla wrote on WhatsApp, so it is open to her behind email.
+    let accepted = email_then_whatsapp(&mut app, "Carla", "4915155500011").await;
     assert_eq!(
         accepted.route.as_ref().unwrap().plan,
         [pb::Channel::Email as i32, pb::Channel::Whatsapp as i32]
@@ -250,39 +258,7 @@ On Tue, ACME Support wrote:\r\n\
 
 async fn a_bounce_fails_the_email_step_and_routing_falls_back(app: TestApp) {
     let (mut app, _relay) = app_with_relay(app.backend()).await;
-    let erik = create(
-        &mut app,
-        "Erik",
-        vec![email("erik@example.com"), whatsapp("+49 151 55500022")],
-    )
-    .await;
-    app.preferences
-        .update_preferences(pb::UpdatePreferencesRequest {
-            preferences: Some(pb::Preferences {
-                name: format!("{}/preferences", erik.name),
-                channel_order: vec![pb::Channel::Email as i32, pb::Channel::Whatsapp as i32],
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["channel_order".into()],
-            }),
-        })
-        .await
-        .expect("preferences");
-    app.customer_writes("whatsapp", "+4915155500022", "hi")
-        .await;
-    let accepted = app
-        .messaging
-        .send_message(pb::SendMessageRequest {
-            recipient: Some(Recipient::Contact(erik.name.clone())),
-            message: Some(text_message("Your appointment is tomorrow at 10")),
-            idempotency_key: String::new(),
-        })
-        .await
-        .expect("accepted")
-        .into_inner()
-        .message
-        .unwrap();
+    let accepted = email_then_whatsapp(&mut app, "Erik", "4915155500022").await;
     wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
     // The relay took it; the recipient's server bounces it afterwards.
     let id = accepted.name.trim_start_matches("messages/");

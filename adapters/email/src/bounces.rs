@@ -134,11 +134,7 @@ pub fn parse(mail: &Message<'_>) -> WebhookEvent {
     let Some(original) = original_message_id(mail) else {
         return WebhookEvent::Ignored("a bounce that does not name the original message".into());
     };
-    let time = mail
-        .date()
-        .and_then(|d| u64::try_from(d.to_timestamp()).ok())
-        .and_then(omniroute_channel::provider_time)
-        .unwrap_or_else(std::time::SystemTime::now);
+    let time = crate::inbound::sent_time(mail);
     // Our Message-IDs are `<message id>@<reply domain>`.
     let message_id = original
         .split_once('@')

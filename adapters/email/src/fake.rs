@@ -105,6 +105,38 @@ fn quoted_printable(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The configuration tests run the adapter with: a relay on 127.0.0.1 at
+/// `port` without TLS, one sender (tenant `acme`, `support@acme.example`,
+/// reply domain `reply.acme.example`), the webhook secret
+/// [`WEBHOOK_SECRET`], no templates, no unsubscribe.
+pub fn config(port: u16) -> crate::EmailConfig {
+    crate::EmailConfig {
+        relay: crate::RelayConfig {
+            host: "127.0.0.1".into(),
+            port,
+            tls: crate::TlsMode::None,
+            username: String::new(),
+            password: String::new(),
+            timeout: std::time::Duration::from_secs(5),
+            pool_size: 2,
+            hello_name: "omniroute.test".into(),
+        },
+        senders: vec![crate::Sender {
+            tenant: "acme".into(),
+            line: "support@acme.example".into(),
+            from_address: "support@acme.example".into(),
+            from_name: "ACME Support".into(),
+            reply_domain: "reply.acme.example".into(),
+        }],
+        webhook_secret: WEBHOOK_SECRET.into(),
+        template_dir: None,
+        unsubscribe: None,
+    }
+}
+
+/// The webhook secret of [`config`].
+pub const WEBHOOK_SECRET: &str = "inbound-secret";
+
 /// When a scripted failure answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {

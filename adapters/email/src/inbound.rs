@@ -105,11 +105,7 @@ pub fn parse(config: &EmailConfig, raw: &[u8]) -> Result<Vec<WebhookEvent>, Adap
     let has_text =
         mail.text_body_count() > 0 && mail.text_bodies().any(|p| p.is_text() && !p.is_text_html());
     let body = if has_text { strip_quoted(&text) } else { text };
-    let time = mail
-        .date()
-        .and_then(|d| u64::try_from(d.to_timestamp()).ok())
-        .and_then(omniroute_channel::provider_time)
-        .unwrap_or_else(std::time::SystemTime::now);
+    let time = sent_time(&mail);
     let profile_name = mail
         .from()
         .and_then(|a| a.first())
@@ -132,6 +128,14 @@ pub fn parse(config: &EmailConfig, raw: &[u8]) -> Result<Vec<WebhookEvent>, Adap
         }),
         reply_to,
     })])
+}
+
+/// When a mail says it was sent (its Date), if believable; else now.
+pub(crate) fn sent_time(mail: &Message<'_>) -> std::time::SystemTime {
+    mail.date()
+        .and_then(|d| u64::try_from(d.to_timestamp()).ok())
+        .and_then(omniroute_channel::provider_time)
+        .unwrap_or_else(std::time::SystemTime::now)
 }
 
 /// The recipients of a mail (To, then Cc), lower-cased.

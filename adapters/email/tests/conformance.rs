@@ -1,14 +1,11 @@
 //! The shared adapter conformance suite, with the fake relay scripted for
 //! each outcome and mail posted as the HTTP webhook.
 
-use std::time::Duration;
-
 use omniroute_channel::conformance::{Harness, Outcome, run};
 use omniroute_channel::{Adapter, Address, Channel, PhoneRegion};
+use omniroute_email::fake::WEBHOOK_SECRET as SECRET;
 use omniroute_email::fake::{FakeSmtp, Stage};
-use omniroute_email::{EmailAdapter, EmailConfig, RelayConfig, SIGNATURE_HEADER, Sender, TlsMode};
-
-const SECRET: &str = "inbound-secret";
+use omniroute_email::{EmailAdapter, SIGNATURE_HEADER};
 
 struct Relay {
     fake: FakeSmtp,
@@ -72,28 +69,6 @@ impl Harness for Relay {
 #[tokio::test]
 async fn passes_the_adapter_conformance_suite() {
     let fake = FakeSmtp::start().await;
-    let adapter = EmailAdapter::new(EmailConfig {
-        relay: RelayConfig {
-            host: "127.0.0.1".into(),
-            port: fake.port(),
-            tls: TlsMode::None,
-            username: String::new(),
-            password: String::new(),
-            timeout: Duration::from_secs(5),
-            pool_size: 1,
-            hello_name: "omniroute.test".into(),
-        },
-        senders: vec![Sender {
-            tenant: "acme".into(),
-            line: "support@acme.example".into(),
-            from_address: "support@acme.example".into(),
-            from_name: "ACME".into(),
-            reply_domain: "reply.acme.example".into(),
-        }],
-        webhook_secret: SECRET.into(),
-        template_dir: None,
-        unsubscribe: None,
-    })
-    .unwrap();
+    let adapter = EmailAdapter::new(omniroute_email::fake::config(fake.port())).unwrap();
     run(&mut Relay { fake, adapter }).await;
 }

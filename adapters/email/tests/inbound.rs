@@ -4,36 +4,12 @@
 //! (The adapter's connection pool lives on a Tokio runtime, hence the
 //! async tests.)
 
-use std::time::Duration;
-
 use omniroute_channel::content::Text;
 use omniroute_channel::{Adapter, Channel, Content, InboundMessage, WebhookEvent, WebhookRequest};
-use omniroute_email::{EmailAdapter, EmailConfig, RelayConfig, SIGNATURE_HEADER, Sender, TlsMode};
+use omniroute_email::{EmailAdapter, SIGNATURE_HEADER};
 
 fn adapter() -> EmailAdapter {
-    EmailAdapter::new(EmailConfig {
-        relay: RelayConfig {
-            host: "127.0.0.1".into(),
-            port: 25,
-            tls: TlsMode::None,
-            username: String::new(),
-            password: String::new(),
-            timeout: Duration::from_secs(5),
-            pool_size: 1,
-            hello_name: "omniroute.test".into(),
-        },
-        senders: vec![Sender {
-            tenant: "acme".into(),
-            line: "support@acme.example".into(),
-            from_address: "support@acme.example".into(),
-            from_name: "ACME Support".into(),
-            reply_domain: "reply.acme.example".into(),
-        }],
-        webhook_secret: "inbound-secret".into(),
-        template_dir: None,
-        unsubscribe: None,
-    })
-    .unwrap()
+    EmailAdapter::new(omniroute_email::fake::config(25)).unwrap()
 }
 
 fn inbound(raw: &str) -> InboundMessage {

@@ -1,14 +1,12 @@
 //! The email adapter against a local SMTP relay (a real SMTP conversation
 //! over TCP): the bytes it receives, and the classification of its replies.
 
-use std::time::Duration;
-
 use omniroute_channel::content::Text;
 use omniroute_channel::{
     Adapter, Address, Category, Channel, Content, ErrorClass, OutboundMessage, PhoneRegion,
 };
 use omniroute_email::fake::{FakeSmtp, Stage};
-use omniroute_email::{EmailAdapter, EmailConfig, RelayConfig, Sender, TlsMode};
+use omniroute_email::{EmailAdapter, EmailConfig};
 
 fn adapter(port: u16) -> EmailAdapter {
     adapter_with_templates(port, None)
@@ -16,26 +14,8 @@ fn adapter(port: u16) -> EmailAdapter {
 
 fn adapter_with_templates(port: u16, template_dir: Option<std::path::PathBuf>) -> EmailAdapter {
     EmailAdapter::new(EmailConfig {
-        relay: RelayConfig {
-            host: "127.0.0.1".into(),
-            port,
-            tls: TlsMode::None,
-            username: String::new(),
-            password: String::new(),
-            timeout: Duration::from_secs(5),
-            pool_size: 2,
-            hello_name: "omniroute.test".into(),
-        },
-        senders: vec![Sender {
-            tenant: "acme".into(),
-            line: "support@acme.example".into(),
-            from_address: "support@acme.example".into(),
-            from_name: "ACME Support".into(),
-            reply_domain: "reply.acme.example".into(),
-        }],
-        webhook_secret: "inbound-secret".into(),
         template_dir,
-        unsubscribe: None,
+        ..omniroute_email::fake::config(port)
     })
     .expect("adapter")
 }
