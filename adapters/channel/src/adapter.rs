@@ -248,6 +248,10 @@ pub struct InboundMessage {
     pub content: Content,
     /// The provider id of the message this one replies to or reacts to.
     pub reply_to: Option<String>,
+    /// Sent by a machine on the customer's behalf (an out-of-office reply,
+    /// RFC 3834 `Auto-Submitted`): recorded, but it does not show the
+    /// customer is there.
+    pub automatic: bool,
 }
 
 /// What one webhook delivery contained, item by item.

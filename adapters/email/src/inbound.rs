@@ -10,7 +10,8 @@
 //! customer wrote to: a sender's from address, or any address at its reply
 //! domain. The quoted history under a reply is left out of the stored text
 //! when it can be told apart safely (an "On … wrote:" line followed only by
-//! quoted lines, or a block of quoted lines at the end).
+//! quoted lines, or a block of quoted lines at the end). An automatic reply
+//! (an out-of-office) is recorded but marked so, and cancels nothing.
 
 use mail_parser::{Message, MessageParser};
 use omniroute_channel::content::Text;
@@ -127,7 +128,23 @@ pub fn parse(config: &EmailConfig, raw: &[u8]) -> Result<Vec<WebhookEvent>, Adap
             preview_url: false,
         }),
         reply_to,
+        automatic: is_automatic(&mail),
     })])
+}
+
+/// Whether a mail was sent by a machine on the customer's behalf: RFC 3834
+/// `Auto-Submitted` other than `no`, or the headers vacation responders
+/// use (`X-Autoreply`, `X-Autorespond`, `Precedence: auto_reply`).
+fn is_automatic(mail: &Message<'_>) -> bool {
+    let header = |name: &str| {
+        mail.headers_raw()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_ascii_lowercase())
+    };
+    header("Auto-Submitted").is_some_and(|v| !v.starts_with("no"))
+        || header("X-Autoreply").is_some()
+        || header("X-Autorespond").is_some()
+        || header("Precedence").is_some_and(|v| v == "auto_reply")
 }
 
 /// When a mail says it was sent (its Date), if believable; else now.

@@ -18,7 +18,7 @@
 //! Marketing email carries a one-click unsubscribe (`unsubscribe.rs`).
 //!
 //! What is not here yet (issue 12): attachments, the SMTP listener for
-//! inbound mail, auto-replies, and unsubscribing by mail (`mailto:`).
+//! inbound mail, and unsubscribing by mail (`mailto:`).
 
 pub mod bounces;
 pub mod client;

@@ -181,3 +181,16 @@ async fn a_bounce_fails_our_message_and_a_delay_keeps_it_pending() {
         "{events:?}"
     );
 }
+
+#[tokio::test]
+async fn an_out_of_office_is_marked_automatic() {
+    let ooo = "From: anna@example.com\r\nTo: support@acme.example\r\nSubject: Out of office\r\n\
+Message-ID: <ooo@example.com>\r\nAuto-Submitted: auto-replied\r\n\r\nI am away until Monday.\r\n";
+    assert!(inbound(ooo).automatic);
+    let vacation = "From: anna@example.com\r\nTo: support@acme.example\r\nSubject: Away\r\n\
+Message-ID: <ooo2@example.com>\r\nX-Autoreply: yes\r\n\r\nAway.\r\n";
+    assert!(inbound(vacation).automatic);
+    let person = "From: anna@example.com\r\nTo: support@acme.example\r\nSubject: Re: hi\r\n\
+Message-ID: <p1@example.com>\r\nAuto-Submitted: no\r\n\r\nThanks.\r\n";
+    assert!(!inbound(person).automatic, "Auto-Submitted: no is a person");
+}

@@ -433,6 +433,7 @@ impl Adapter for SandboxAdapter {
                         ..Default::default()
                     }),
                     reply_to: None,
+                    automatic: false,
                 }))
             })
             .chain(ignored)

@@ -301,6 +301,7 @@ fn inbound(account: &str, contacts: &[ContactDto], raw: &Value) -> WebhookEvent 
         time: time_or_now(m.timestamp.as_ref(), "message"),
         content,
         reply_to,
+        automatic: false,
     })
 }
 

@@ -81,11 +81,13 @@ impl Ingress {
                     return Ok(());
                 };
                 // A message opens the channel's customer service window on
-                // the line it came to, if the channel has one.
+                // the line it came to, if the channel has one (an automatic
+                // reply does not: the customer did not write).
                 let opens_window = self
                     .adapters
                     .get(&channel)
-                    .and_then(|a| a.capabilities().service_window);
+                    .and_then(|a| a.capabilities().service_window)
+                    .filter(|_| !message.automatic);
                 let inbound = NewInbound {
                     channel,
                     line: message.account,
@@ -97,6 +99,7 @@ impl Ingress {
                     time: message.time,
                     content: message.content,
                     reply_to: message.reply_to,
+                    automatic: message.automatic,
                 };
                 match self.store.record_inbound(&tenant, inbound).await {
                     Ok(Received::New(m)) => {

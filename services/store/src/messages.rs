@@ -547,6 +547,10 @@ pub struct NewInbound {
     /// How long it keeps the channel's customer service window open, if
     /// the channel has one (WhatsApp: 24 hours).
     pub opens_window: Option<Duration>,
+    /// Sent by a machine on the customer's behalf (an out-of-office
+    /// reply): recorded, but it does not cancel the fallbacks waiting on
+    /// the customer (callers pass no window for it either).
+    pub automatic: bool,
 }
 
 /// The outcome of [`crate::Store::record_inbound`].

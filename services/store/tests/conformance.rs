@@ -145,6 +145,7 @@ conformance! {
         a_delivery_ends_the_watch,
         a_failure_report_of_a_watched_step_hands_over,
         a_customer_reply_cancels_the_fallback,
+        an_automatic_reply_cancels_nothing,
         the_last_step_is_not_watched,
         quiet_hours_log_a_deferral,
         closing_windows_are_announced_once,

@@ -414,8 +414,11 @@ impl PgStore {
         }
         // The customer is there: the fallbacks waiting on the delivery of
         // messages to them are canceled (the dispatcher notes it on each).
-        let replied = tx
-            .execute(
+        // An automatic reply says nothing of the customer.
+        let replied = if inbound.automatic {
+            0
+        } else {
+            tx.execute(
                 "UPDATE dispatch_jobs SET kind = 2, due_time = $3
                  WHERE message_id IN (
                      SELECT message_id FROM dispatch_jobs
@@ -424,7 +427,8 @@ impl PgStore {
                 &[&tenant, &contact_id, &now],
             )
             .await
-            .map_err(db)?;
+            .map_err(db)?
+        };
         let reply_to: Option<Uuid> = match &inbound.reply_to {
             Some(provider_id) => tx
                 .query_opt(

@@ -432,14 +432,17 @@ pub(super) fn record_inbound(
         .map_err(db)?;
     }
     // The customer is there: the fallbacks waiting on the delivery of
-    // messages to them are canceled (the dispatcher notes it on each).
-    tx.prepare_cached(
-        "UPDATE dispatch_jobs SET kind = 2, due_time = ?3
-         WHERE tenant = ?1 AND contact_id = ?2 AND kind = 1",
-    )
-    .map_err(db)?
-    .execute(params![tenant, contact_id.to_string(), to_micros(now)])
-    .map_err(db)?;
+    // messages to them are canceled (the dispatcher notes it on each). An
+    // automatic reply says nothing of the customer.
+    if !inbound.automatic {
+        tx.prepare_cached(
+            "UPDATE dispatch_jobs SET kind = 2, due_time = ?3
+             WHERE tenant = ?1 AND contact_id = ?2 AND kind = 1",
+        )
+        .map_err(db)?
+        .execute(params![tenant, contact_id.to_string(), to_micros(now)])
+        .map_err(db)?;
+    }
     let reply_to: Option<Uuid> = match &inbound.reply_to {
         Some(provider_id) => tx
             .prepare_cached(

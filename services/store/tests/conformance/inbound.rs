@@ -26,6 +26,7 @@ fn inbound(from: &str, provider_id: &str, time: SystemTime) -> NewInbound {
         reply_to: None,
         line: LINE.into(),
         opens_window: Some(WINDOW),
+        automatic: false,
     }
 }
 

@@ -480,6 +480,7 @@ pub async fn erasure_leaves_no_personal_bytes_in_the_store_files() {
                 reply_to: None,
                 line: "main".into(),
                 opens_window: None,
+                automatic: false,
             },
         )
         .await

@@ -45,6 +45,7 @@ fn customer_writes(from: &str, id: &str, window: Option<Duration>) -> NewInbound
         reply_to: None,
         line: "support@shop.example".into(),
         opens_window: window,
+        automatic: false,
     }
 }
 
@@ -185,6 +186,29 @@ pub async fn a_customer_reply_cancels_the_fallback(store: S) {
         .await
         .unwrap();
     assert!(claim(&store, LONG).await.is_empty(), "Ben did not reply");
+}
+
+pub async fn an_automatic_reply_cancels_nothing(store: S) {
+    let contact = recipient(&store).await;
+    let m = sent_with_deadline(&store, contact, Duration::from_secs(3600)).await;
+    let out_of_office = NewInbound {
+        automatic: true,
+        ..customer_writes(
+            "anna@example.com",
+            "ooo-1",
+            Some(Duration::from_secs(86_400)),
+        )
+    };
+    let received = store.record_inbound(T, out_of_office).await.unwrap();
+    assert!(
+        matches!(received, omniroute_store::Received::New(_)),
+        "recorded"
+    );
+    assert!(
+        claim(&store, LONG).await.is_empty(),
+        "the watch of {} still waits for its deadline",
+        m.id
+    );
 }
 
 pub async fn the_last_step_is_not_watched(store: S) {
