@@ -25,6 +25,7 @@ fn without_times(events: &[WebhookEvent]) -> Vec<WebhookEvent> {
             match &mut e {
                 WebhookEvent::Inbound(m) => m.time = std::time::SystemTime::UNIX_EPOCH,
                 WebhookEvent::Status(s) => s.time = std::time::SystemTime::UNIX_EPOCH,
+                WebhookEvent::OptOut(_) => {}
                 WebhookEvent::Ignored(_) => {}
             }
             e
@@ -54,6 +55,7 @@ fuzz_target!(|data: &[u8]| {
                         assert_eq!(s.channel, Channel::Email);
                         assert!(!s.provider_message_id.is_empty());
                     }
+                    WebhookEvent::OptOut(_) => {}
                     WebhookEvent::Ignored(_) => {}
                 }
             }

@@ -87,6 +87,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!m.provider_message_id.trim().is_empty());
                 assert!(matches!(m.content, Content::Text(_)), "{m:?}");
             }
+            WebhookEvent::OptOut(o) => panic!("this webhook carries no opt-outs: {o:?}"),
             WebhookEvent::Ignored(_) => ignored += 1,
             WebhookEvent::Status(s) => panic!("a sandbox webhook carries no statuses: {s:?}"),
         }

@@ -107,6 +107,7 @@ fuzz_target!(|body: &[u8]| {
                     "a status has an error exactly when it failed: {s:?}"
                 );
             }
+            WebhookEvent::OptOut(o) => panic!("this webhook carries no opt-outs: {o:?}"),
             WebhookEvent::Ignored(_) => {}
         }
     }

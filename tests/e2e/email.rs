@@ -19,6 +19,7 @@ crate::on_both_stores!(
     a_bounce_fails_the_email_step_and_routing_falls_back,
     templates_render_per_tenant_and_missing_parameters_are_refused,
     one_click_unsubscribe_records_the_opt_out_routing_reads,
+    unsubscribing_by_mail_records_the_opt_out,
 );
 
 const INBOUND_SECRET: &str = "inbound-secret";
@@ -428,8 +429,11 @@ async fn one_click_unsubscribe_records_the_opt_out_routing_reads(app: TestApp) {
         "transactional mail carries none"
     );
     let link = marketing.header("List-Unsubscribe").unwrap();
+    // `<https link>, <mailto link>`: the first.
     let path = link
-        .trim_matches(|c| c == '<' || c == '>')
+        .split(['<', '>'])
+        .find(|part| part.starts_with("http"))
+        .expect("an http link")
         .trim_start_matches("http://127.0.0.1")
         .to_owned();
     assert!(path.starts_with("/unsubscribe/email/"), "{link}");
@@ -490,4 +494,78 @@ async fn one_click_unsubscribe_records_the_opt_out_routing_reads(app: TestApp) {
         .await
         .expect_err("no more marketing email");
     assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+}
+
+async fn unsubscribing_by_mail_records_the_opt_out(app: TestApp) {
+    let (mut app, relay) = app_with_relay_and(app.backend(), |s| {
+        s.email.unsubscribe_base_url = "http://127.0.0.1".into();
+        s.email.unsubscribe_secret = omniroute::settings::Secret::new("unsubscribe-secret-0123");
+    })
+    .await;
+    let hugo = create(&mut app, "Hugo", vec![email("hugo@example.com")]).await;
+    app.preferences
+        .create_consent_record(pb::CreateConsentRecordRequest {
+            parent: hugo.name.clone(),
+            consent_record: Some(crate::preferences::grant(
+                pb::Channel::Email,
+                pb::Category::Marketing,
+            )),
+        })
+        .await
+        .expect("opt-in");
+    let offer = pb::SendMessageRequest {
+        recipient: Some(Recipient::Contact(hugo.name.clone())),
+        message: Some(pb::Message {
+            category: pb::Category::Marketing as i32,
+            ..text_message("Our spring sale starts today")
+        }),
+        idempotency_key: String::new(),
+    };
+    let sent = app
+        .messaging
+        .send_message(offer.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .message
+        .unwrap();
+    wait_status(&mut app, &sent.name, pb::MessageStatus::Sent).await;
+    let header = relay.received()[0].header("List-Unsubscribe").unwrap();
+    let mailbox = header
+        .split("<mailto:")
+        .nth(1)
+        .and_then(|rest| rest.split(['?', '>']).next())
+        .expect("a mailto unsubscribe")
+        .to_owned();
+    assert!(mailbox.ends_with("@reply.acme.example"), "{mailbox}");
+    assert!(!mailbox.contains("hugo"), "the address names no one");
+    // What a mail client sends for the mailto link.
+    let request = format!(
+        "From: hugo@example.com\r\nTo: {mailbox}\r\nSubject: unsubscribe\r\nMessage-ID: <u1@example.com>\r\n\r\nunsubscribe\r\n"
+    );
+    assert_eq!(post_mail(&app, &request, None).await.status, 200);
+    let ledger = app
+        .preferences
+        .list_consent_records(pb::ListConsentRecordsRequest {
+            parent: hugo.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .consent_records;
+    assert!(
+        ledger
+            .iter()
+            .any(|r| r.action == pb::ConsentAction::Revoke as i32
+                && r.source == "list-unsubscribe"
+                && r.evidence.contains("u1@example.com")),
+        "{ledger:#?}"
+    );
+    let err = app
+        .messaging
+        .send_message(offer)
+        .await
+        .expect_err("opted out");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
 }

@@ -261,9 +261,28 @@ pub enum WebhookEvent {
     Inbound(InboundMessage),
     /// A status of a message we sent.
     Status(StatusUpdate),
+    /// The customer asked, in reply to one of our messages, to receive no
+    /// more of its category on this channel (an unsubscribe mail): the
+    /// router records the revocation in the consent ledger.
+    OptOut(OptOut),
     /// Something we do not act on (an unknown event kind, an unknown
     /// account), with why; acknowledged, not stored.
     Ignored(String),
+}
+
+/// A customer's request to stop a category of messages on a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptOut {
+    /// The channel.
+    pub channel: Channel,
+    /// The business account it came to, which names the tenant.
+    pub account: String,
+    /// Our id of the message it answers (whose contact opts out).
+    pub message_id: String,
+    /// The category to stop.
+    pub category: Category,
+    /// How the customer asked, for the ledger's evidence.
+    pub evidence: String,
 }
 
 /// A problem with a message's content that this channel's rules reveal

@@ -21,7 +21,7 @@ pub mod signature;
 
 pub use adapter::{
     Adapter, AdapterError, ContentViolation, DeliveryStatus, ErrorClass, InboundMessage,
-    MediaDownload, OutboundMessage, SendReceipt, StatusSink, StatusUpdate, WebhookEvent,
+    MediaDownload, OptOut, OutboundMessage, SendReceipt, StatusSink, StatusUpdate, WebhookEvent,
     WebhookRequest, provider_time,
 };
 pub use address::{Address, AddressError, PhoneRegion, lookup_keys, mask};

@@ -70,6 +70,30 @@ pub fn parse(config: &EmailConfig, raw: &[u8]) -> Result<Vec<WebhookEvent>, Adap
         }
     };
     let recipients = recipients(&mail);
+    // A mail to the unsubscribe address a marketing mail carried.
+    if let Some(unsubscribe) = &config.unsubscribe {
+        for recipient in &recipients {
+            let Some((local, domain)) = recipient.rsplit_once('@') else {
+                continue;
+            };
+            let sender = config
+                .senders
+                .iter()
+                .find(|s| s.reply_domain.eq_ignore_ascii_case(domain));
+            if let (Some(sender), Some(message_id)) = (sender, unsubscribe.verify_mailbox(local)) {
+                return Ok(vec![WebhookEvent::OptOut(omniroute_channel::OptOut {
+                    channel: Channel::Email,
+                    account: sender.line.clone(),
+                    message_id,
+                    category: omniroute_channel::Category::Marketing,
+                    evidence: format!(
+                        "unsubscribe mail {} (List-Unsubscribe mailto)",
+                        mail.message_id().unwrap_or("without a Message-ID")
+                    ),
+                })]);
+            }
+        }
+    }
     let (account, token) = match recipients.iter().find_map(|r| addressed(config, r)) {
         Some((sender, token)) => (sender.line.clone(), token),
         None => (recipients.first().cloned().unwrap_or_default(), None),

@@ -17,8 +17,8 @@
 //!
 //! Marketing email carries a one-click unsubscribe (`unsubscribe.rs`).
 //!
-//! What is not here yet (issue 12): attachments, the SMTP listener for
-//! inbound mail, and unsubscribing by mail (`mailto:`).
+//! What is not here yet (issue 12): attachments and the SMTP listener for
+//! inbound mail.
 
 pub mod bounces;
 pub mod client;

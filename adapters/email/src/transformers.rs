@@ -109,10 +109,11 @@ pub fn build(
         (unsubscribe, message.category)
     {
         let url = unsubscribe.url(&message.tenant, &message.message_id);
+        let mailbox = unsubscribe.mailbox(&message.message_id, &sender.reply_domain);
         builder = builder
             .raw_header(HeaderValue::new(
                 HeaderName::new_from_ascii_str("List-Unsubscribe"),
-                format!("<{url}>"),
+                format!("<{url}>, <mailto:{mailbox}?subject=unsubscribe>"),
             ))
             .raw_header(HeaderValue::new(
                 HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),

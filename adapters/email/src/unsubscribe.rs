@@ -55,6 +55,39 @@ impl Unsubscribe {
         )
     }
 
+    /// The address of the `mailto:` unsubscribe for `message_id`:
+    /// `unsubscribe+<id><mac>@<reply domain>`, short enough for a mailbox
+    /// name (64 characters); the reply domain names the tenant.
+    pub fn mailbox(&self, message_id: &str, reply_domain: &str) -> String {
+        let id = message_id.replace('-', "");
+        format!(
+            "unsubscribe+{id}{}@{reply_domain}",
+            &mac(&self.secret, id.as_bytes())[..16]
+        )
+    }
+
+    /// The message id an unsubscribe mailbox's local part names
+    /// (`unsubscribe+…`), when its signature holds.
+    pub fn verify_mailbox(&self, local_part: &str) -> Option<String> {
+        let token = local_part.strip_prefix("unsubscribe+")?;
+        if token.len() != 48 || self.secret.is_empty() {
+            return None;
+        }
+        let (id, signature) = token.split_at(32);
+        let expected = &mac(&self.secret, id.as_bytes())[..16];
+        let same = expected
+            .bytes()
+            .zip(signature.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+        same.then(|| {
+            uuid::Uuid::try_parse(id)
+                .ok()
+                .map(|u| u.hyphenated().to_string())
+        })
+        .flatten()
+    }
+
     /// The (tenant, message id) a token names, when its signature holds.
     pub fn verify(&self, token: &str) -> Option<(String, String)> {
         let (payload, signature) = token.split_once('.')?;
@@ -108,5 +141,13 @@ mod tests {
         );
         assert_eq!(u.verify(&forged), None);
         assert_eq!(u.verify("garbage"), None);
+
+        let mailbox = u.mailbox(id, "reply.acme.example");
+        let (local, domain) = mailbox.split_once('@').unwrap();
+        assert!(local.len() <= 64, "{local}");
+        assert_eq!(domain, "reply.acme.example");
+        assert_eq!(u.verify_mailbox(local), Some(id.to_owned()));
+        assert_eq!(other.verify_mailbox(local), None);
+        assert_eq!(u.verify_mailbox("unsubscribe+0000"), None);
     }
 }

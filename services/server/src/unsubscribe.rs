@@ -70,36 +70,61 @@ async fn one_click(
     let Ok(message_id) = Uuid::parse_str(&message) else {
         return (StatusCode::NOT_FOUND, "unknown unsubscribe link").into_response();
     };
-    let message = match state.store.get_message(&tenant, message_id).await {
+    let evidence = format!("one-click unsubscribe (RFC 8058) from messages/{message_id}");
+    match opt_out(
+        state.store.as_ref(),
+        &tenant,
+        message_id,
+        Channel::Email,
+        Category::Marketing,
+        "list-unsubscribe",
+        evidence,
+    )
+    .await
+    {
+        Ok(true) => (StatusCode::OK, "unsubscribed").into_response(),
+        Ok(false) => (StatusCode::NOT_FOUND, "unknown unsubscribe link").into_response(),
+        Err(e) => failed(&e),
+    }
+}
+
+/// Records that the contact of our message `message_id` revokes
+/// `category` on `channel` (`source` and `evidence` for the ledger); false
+/// when there is no such message. An erased contact has nothing left to
+/// unsubscribe: that is done too.
+pub async fn opt_out(
+    store: &dyn Store,
+    tenant: &str,
+    message_id: Uuid,
+    channel: Channel,
+    category: Category,
+    source: &str,
+    evidence: String,
+) -> Result<bool, omniroute_store::StoreError> {
+    let message = match store.get_message(tenant, message_id).await {
         Ok(m) => m,
-        Err(omniroute_store::StoreError::NotFound { .. }) => {
-            return (StatusCode::NOT_FOUND, "unknown unsubscribe link").into_response();
-        }
-        Err(e) => return failed(&e),
+        Err(omniroute_store::StoreError::NotFound { .. }) => return Ok(false),
+        Err(e) => return Err(e),
     };
     let consent = NewConsent {
-        channel: Channel::Email,
-        category: Category::Marketing,
+        channel,
+        category,
         action: ConsentAction::Revoke,
-        source: "list-unsubscribe".to_owned(),
+        source: source.to_owned(),
         legal_basis: LegalBasis::Consent,
-        evidence: format!("one-click unsubscribe (RFC 8058) from messages/{message_id}"),
+        evidence,
         record_time: None,
     };
-    match state
-        .store
-        .record_consent(&tenant, message.contact_id, consent)
+    match store
+        .record_consent(tenant, message.contact_id, consent)
         .await
     {
         Ok(_) => {
-            tracing::info!(contact = %message.contact_id, message_id = %message_id, "unsubscribed from marketing email");
-            (StatusCode::OK, "unsubscribed").into_response()
+            tracing::info!(contact = %message.contact_id, %message_id, %channel, %category, "opted out");
+            Ok(true)
         }
-        // An erased contact has nothing left to unsubscribe.
-        Err(omniroute_store::StoreError::Erased(_)) => {
-            (StatusCode::OK, "unsubscribed").into_response()
-        }
-        Err(e) => failed(&e),
+        Err(omniroute_store::StoreError::Erased(_)) => Ok(true),
+        Err(e) => Err(e),
     }
 }
 

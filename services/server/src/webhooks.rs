@@ -111,6 +111,33 @@ impl Ingress {
                 }
             }
             WebhookEvent::Status(update) => self.apply(update).await,
+            WebhookEvent::OptOut(opt_out) => {
+                let Some(tenant) = self
+                    .accounts
+                    .get(&(channel, opt_out.account.clone()))
+                    .cloned()
+                else {
+                    tracing::warn!(%channel, account = %opt_out.account, "opt-out for an unknown account; acknowledged, not stored");
+                    return Ok(());
+                };
+                let Ok(message_id) = uuid::Uuid::parse_str(&opt_out.message_id) else {
+                    return Ok(());
+                };
+                match crate::unsubscribe::opt_out(
+                    self.store.as_ref(),
+                    &tenant,
+                    message_id,
+                    opt_out.channel,
+                    opt_out.category,
+                    "list-unsubscribe",
+                    opt_out.evidence,
+                )
+                .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(store_failed("recording an opt-out", &e)),
+                }
+            }
             WebhookEvent::Ignored(reason) => {
                 tracing::debug!(%channel, %reason, "webhook item ignored");
                 Ok(())
