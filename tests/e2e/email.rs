@@ -20,6 +20,7 @@ crate::on_both_stores!(
     templates_render_per_tenant_and_missing_parameters_are_refused,
     one_click_unsubscribe_records_the_opt_out_routing_reads,
     unsubscribing_by_mail_records_the_opt_out,
+    an_out_of_office_does_not_cancel_the_fallback,
 );
 
 const INBOUND_SECRET: &str = "inbound-secret";
@@ -568,4 +569,65 @@ async fn unsubscribing_by_mail_records_the_opt_out(app: TestApp) {
         .await
         .expect_err("opted out");
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+}
+
+async fn an_out_of_office_does_not_cancel_the_fallback(app: TestApp) {
+    let (mut app, _relay) = app_with_relay_and(app.backend(), |s| {
+        // Not delivered on email within a second: WhatsApp takes over.
+        s.routing
+            .deliver_within_secs
+            .insert(omniroute_channel::Category::Transactional, 1);
+    })
+    .await;
+    let accepted = email_then_whatsapp(&mut app, "Ida", "4915155500033").await;
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    let token = accepted
+        .name
+        .trim_start_matches("messages/")
+        .replace('-', "");
+    let out_of_office = format!(
+        "From: ida@example.com\r\nTo: reply+{token}@reply.acme.example\r\n\
+Subject: Out of office\r\nMessage-ID: <ooo-ida@example.com>\r\nAuto-Submitted: auto-replied\r\n\r\n\
+I am away until Monday.\r\n"
+    );
+    assert_eq!(post_mail(&app, &out_of_office, None).await.status, 200);
+    // Recorded on her timeline, threaded...
+    let timeline = app
+        .messaging
+        .list_messages(pb::ListMessagesRequest {
+            contact: accepted.contact.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .messages;
+    assert!(
+        timeline
+            .iter()
+            .any(|m| m.provider_message_id == "ooo-ida@example.com" && m.reply_to == accepted.name),
+        "{timeline:#?}"
+    );
+    // ...but the customer did not answer: the deadline still hands over.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let m = app
+            .messaging
+            .get_message(pb::GetMessageRequest {
+                name: accepted.name.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .message
+            .unwrap();
+        if m.channel == pb::Channel::Whatsapp as i32 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the auto-reply canceled the fallback: {m:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
