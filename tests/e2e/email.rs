@@ -369,16 +369,26 @@ async fn templates_render_per_tenant_and_missing_parameters_are_refused(app: Tes
     );
 }
 
-async fn one_click_unsubscribe_records_the_opt_out_routing_reads(app: TestApp) {
-    let (mut app, relay) = app_with_relay_and(app.backend(), |s| {
+/// A server whose marketing email carries unsubscribe links.
+async fn app_with_unsubscribe(backend: omniroute_e2e::Backend) -> (TestApp, FakeSmtp) {
+    app_with_relay_and(backend, |s| {
         s.email.unsubscribe_base_url = "http://127.0.0.1".into();
         s.email.unsubscribe_secret = omniroute::settings::Secret::new("unsubscribe-secret-0123");
     })
+    .await
+}
+
+/// A contact who opted in to marketing email.
+async fn opted_in(app: &mut TestApp, name: &str) -> pb::Contact {
+    let contact = create(
+        app,
+        name,
+        vec![email(&format!("{}@example.com", name.to_lowercase()))],
+    )
     .await;
-    let gina = create(&mut app, "Gina", vec![email("gina@example.com")]).await;
     app.preferences
         .create_consent_record(pb::CreateConsentRecordRequest {
-            parent: gina.name.clone(),
+            parent: contact.name.clone(),
             consent_record: Some(crate::preferences::grant(
                 pb::Channel::Email,
                 pb::Category::Marketing,
@@ -386,6 +396,12 @@ async fn one_click_unsubscribe_records_the_opt_out_routing_reads(app: TestApp) {
         })
         .await
         .expect("opt-in");
+    contact
+}
+
+async fn one_click_unsubscribe_records_the_opt_out_routing_reads(app: TestApp) {
+    let (mut app, relay) = app_with_unsubscribe(app.backend()).await;
+    let gina = opted_in(&mut app, "Gina").await;
     let send = |category: pb::Category| pb::SendMessageRequest {
         recipient: Some(Recipient::Contact(gina.name.clone())),
         message: Some(pb::Message {
@@ -498,22 +514,8 @@ async fn one_click_unsubscribe_records_the_opt_out_routing_reads(app: TestApp) {
 }
 
 async fn unsubscribing_by_mail_records_the_opt_out(app: TestApp) {
-    let (mut app, relay) = app_with_relay_and(app.backend(), |s| {
-        s.email.unsubscribe_base_url = "http://127.0.0.1".into();
-        s.email.unsubscribe_secret = omniroute::settings::Secret::new("unsubscribe-secret-0123");
-    })
-    .await;
-    let hugo = create(&mut app, "Hugo", vec![email("hugo@example.com")]).await;
-    app.preferences
-        .create_consent_record(pb::CreateConsentRecordRequest {
-            parent: hugo.name.clone(),
-            consent_record: Some(crate::preferences::grant(
-                pb::Channel::Email,
-                pb::Category::Marketing,
-            )),
-        })
-        .await
-        .expect("opt-in");
+    let (mut app, relay) = app_with_unsubscribe(app.backend()).await;
+    let hugo = opted_in(&mut app, "Hugo").await;
     let offer = pb::SendMessageRequest {
         recipient: Some(Recipient::Contact(hugo.name.clone())),
         message: Some(pb::Message {
