@@ -8,6 +8,7 @@ use omniroute_proto::v1 as pb;
 use pb::send_message_request::Recipient;
 
 use crate::messaging::text_message;
+use crate::reliability::timeline;
 use crate::support::*;
 use crate::whatsapp::wait_status;
 
@@ -214,22 +215,11 @@ On Tue, ACME Support wrote:\r\n\
     // A bad signature: refused, nothing stored.
     let refused = post_mail(&app, &reply, Some("sha256=00")).await;
     assert_eq!(refused.status, 401, "{refused:?}");
-    let timeline = |app: &mut TestApp| {
-        let mut messaging = app.messaging.clone();
-        let contact = accepted.contact.clone();
-        async move {
-            messaging
-                .list_messages(pb::ListMessagesRequest {
-                    contact,
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .messages
-        }
-    };
-    assert_eq!(timeline(&mut app).await.len(), 1, "nothing stored");
+    assert_eq!(
+        timeline(&mut app, &accepted.contact).await.len(),
+        1,
+        "nothing stored"
+    );
 
     assert_eq!(post_mail(&app, &reply, None).await.status, 200);
     assert_eq!(
@@ -237,7 +227,7 @@ On Tue, ACME Support wrote:\r\n\
         200,
         "a redelivery"
     );
-    let messages = timeline(&mut app).await;
+    let messages = timeline(&mut app, &accepted.contact).await;
     assert_eq!(
         messages.len(),
         2,
@@ -266,32 +256,7 @@ async fn a_bounce_fails_the_email_step_and_routing_falls_back(app: TestApp) {
     let id = accepted.name.trim_start_matches("messages/");
     let bounce = omniroute_email::fake::dsn(id, "failed", "5.1.1", false);
     assert_eq!(post_mail(&app, &bounce, None).await.status, 200);
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    let message = loop {
-        let m = app
-            .messaging
-            .get_message(pb::GetMessageRequest {
-                name: accepted.name.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .message
-            .unwrap();
-        let onwards = [
-            pb::MessageStatus::Sent as i32,
-            pb::MessageStatus::Delivered as i32,
-            pb::MessageStatus::Read as i32,
-        ];
-        if m.channel == pb::Channel::Whatsapp as i32 && onwards.contains(&m.status) {
-            break m;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no fallback: {m:#?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let message = handed_to_whatsapp(&mut app, &accepted.name, "no fallback").await;
     let bounced = message
         .status_history
         .iter()
@@ -367,6 +332,38 @@ async fn templates_render_per_tenant_and_missing_parameters_are_refused(app: Tes
         mail.part("text/plain").as_deref(),
         Some("Hello Fay, see you on Monday.")
     );
+}
+
+/// The contact's consent ledger.
+async fn consents(app: &mut TestApp, contact: &str) -> Vec<pb::ConsentRecord> {
+    app.preferences
+        .list_consent_records(pb::ListConsentRecordsRequest {
+            parent: contact.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .consent_records
+}
+
+/// Waits until routing handed the message on to WhatsApp (sent there, or
+/// further); panics with `why` otherwise.
+async fn handed_to_whatsapp(app: &mut TestApp, name: &str, why: &str) -> pb::Message {
+    let onwards = [
+        pb::MessageStatus::Sent as i32,
+        pb::MessageStatus::Delivered as i32,
+        pb::MessageStatus::Read as i32,
+    ];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let m = crate::messaging::get_message(app, name).await;
+        if m.channel == pb::Channel::Whatsapp as i32 && onwards.contains(&m.status) {
+            return m;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{why}: {m:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// A server whose marketing email carries unsubscribe links.
@@ -456,26 +453,11 @@ async fn one_click_unsubscribe_records_the_opt_out_routing_reads(app: TestApp) {
     assert!(path.starts_with("/unsubscribe/email/"), "{link}");
     assert!(!path.contains("gina"), "the link names no address");
 
-    let consents = |app: &mut TestApp| {
-        let mut preferences = app.preferences.clone();
-        let parent = gina.name.clone();
-        async move {
-            preferences
-                .list_consent_records(pb::ListConsentRecordsRequest {
-                    parent,
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .consent_records
-        }
-    };
     // A GET (a scanner prefetching the link) changes nothing.
     let page = omniroute_e2e::http(app.http_addr, "GET", &path, &[], b"").await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("Unsubscribe"), "{page:?}");
-    assert_eq!(consents(&mut app).await.len(), 1);
+    assert_eq!(consents(&mut app, &gina.name).await.len(), 1);
     // A forged token: 404, nothing recorded.
     let forged = format!("{}x", &path[..path.len() - 1]);
     let addr = app.http_addr;
@@ -490,11 +472,11 @@ async fn one_click_unsubscribe_records_the_opt_out_routing_reads(app: TestApp) {
         .await
     };
     assert_eq!(post(forged).await.status, 404);
-    assert_eq!(consents(&mut app).await.len(), 1);
+    assert_eq!(consents(&mut app, &gina.name).await.len(), 1);
 
     // The one-click POST a mailbox provider sends.
     assert_eq!(post(path.clone()).await.status, 200);
-    let ledger = consents(&mut app).await;
+    let ledger = consents(&mut app, &gina.name).await;
     assert_eq!(ledger.len(), 2, "{ledger:#?}");
     let revoked = ledger
         .iter()
@@ -547,16 +529,7 @@ async fn unsubscribing_by_mail_records_the_opt_out(app: TestApp) {
         "From: hugo@example.com\r\nTo: {mailbox}\r\nSubject: unsubscribe\r\nMessage-ID: <u1@example.com>\r\n\r\nunsubscribe\r\n"
     );
     assert_eq!(post_mail(&app, &request, None).await.status, 200);
-    let ledger = app
-        .preferences
-        .list_consent_records(pb::ListConsentRecordsRequest {
-            parent: hugo.name.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .consent_records;
+    let ledger = consents(&mut app, &hugo.name).await;
     assert!(
         ledger
             .iter()
@@ -594,16 +567,7 @@ I am away until Monday.\r\n"
     );
     assert_eq!(post_mail(&app, &out_of_office, None).await.status, 200);
     // Recorded on her timeline, threaded...
-    let timeline = app
-        .messaging
-        .list_messages(pb::ListMessagesRequest {
-            contact: accepted.contact.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .messages;
+    let timeline = timeline(&mut app, &accepted.contact).await;
     assert!(
         timeline
             .iter()
@@ -611,25 +575,10 @@ I am away until Monday.\r\n"
         "{timeline:#?}"
     );
     // ...but the customer did not answer: the deadline still hands over.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let m = app
-            .messaging
-            .get_message(pb::GetMessageRequest {
-                name: accepted.name.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .message
-            .unwrap();
-        if m.channel == pb::Channel::Whatsapp as i32 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the auto-reply canceled the fallback: {m:#?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    handed_to_whatsapp(
+        &mut app,
+        &accepted.name,
+        "the auto-reply canceled the fallback",
+    )
+    .await;
 }

@@ -129,7 +129,7 @@ async fn cursors_the_log_never_issued_are_refused(mut app: TestApp) {
     );
 }
 
-async fn timeline(app: &mut TestApp, contact: &str) -> Vec<pb::Message> {
+pub(crate) async fn timeline(app: &mut TestApp, contact: &str) -> Vec<pb::Message> {
     app.messaging
         .list_messages(pb::ListMessagesRequest {
             contact: contact.to_owned(),

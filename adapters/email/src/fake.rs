@@ -47,62 +47,26 @@ impl Received {
 }
 
 impl Received {
-    /// The decoded body of the first part whose Content-Type starts with
-    /// `mime` (`text/plain`, `text/html`), in a multipart message or the
-    /// message itself; quoted-printable and 7/8-bit transfer encodings.
+    /// The decoded body of the first part whose Content-Type is `mime`
+    /// (`text/plain`, `text/html`), as a mail client reads it (mail-parser
+    /// undoes the transfer encoding and the charset).
     pub fn part(&self, mime: &str) -> Option<String> {
-        let boundary = self.header("Content-Type").and_then(|t| {
-            t.split(';')
-                .filter_map(|p| p.trim().strip_prefix("boundary="))
-                .map(|b| b.trim_matches('"').to_owned())
-                .next()
-        });
-        let parts: Vec<&str> = match &boundary {
-            Some(b) => self.data.split(&format!("--{b}")).skip(1).collect(),
-            None => vec![self.data.as_str()],
-        };
-        for part in parts {
-            let part = part.trim_start_matches("\r\n");
-            let (head, body) = part.split_once("\r\n\r\n")?;
-            let header = |name: &str| {
-                head.split("\r\n").find_map(|l| {
-                    l.split_once(':')
-                        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-                        .map(|(_, v)| v.trim().to_ascii_lowercase())
+        use mail_parser::MimeHeaders;
+        let (ctype, subtype) = mime.split_once('/')?;
+        let mail = mail_parser::MessageParser::default().parse(self.data.as_bytes())?;
+        mail.parts
+            .iter()
+            .find(|p| {
+                p.content_type().is_some_and(|ct| {
+                    ct.ctype().eq_ignore_ascii_case(ctype)
+                        && ct
+                            .subtype()
+                            .is_some_and(|s| s.eq_ignore_ascii_case(subtype))
                 })
-            };
-            if !header("Content-Type").is_some_and(|t| t.starts_with(mime)) {
-                continue;
-            }
-            let body = body.trim_end_matches("\r\n");
-            return Some(match header("Content-Transfer-Encoding").as_deref() {
-                Some("quoted-printable") => quoted_printable(body),
-                _ => body.to_owned(),
-            });
-        }
-        None
+            })
+            .and_then(|p| p.text_contents())
+            .map(|t| t.trim_end_matches("\r\n").to_owned())
     }
-}
-
-/// Decodes quoted-printable text (soft line breaks, `=XX` bytes).
-fn quoted_printable(text: &str) -> String {
-    let bytes = text.replace("=\r\n", "").into_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'='
-            && i + 2 < bytes.len()
-            && let Ok(hex) = std::str::from_utf8(&bytes[i + 1..i + 3])
-            && let Ok(byte) = u8::from_str_radix(hex, 16)
-        {
-            out.push(byte);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The configuration tests run the adapter with: a relay on 127.0.0.1 at
