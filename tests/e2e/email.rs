@@ -24,7 +24,7 @@ crate::on_both_stores!(
     an_out_of_office_does_not_cancel_the_fallback,
 );
 
-const INBOUND_SECRET: &str = "inbound-secret";
+pub(crate) const INBOUND_SECRET: &str = "inbound-secret";
 
 /// Posts a raw email to `/webhooks/email`, signed (or with `signature`).
 async fn post_mail(
@@ -53,7 +53,7 @@ async fn app_with_relay(backend: omniroute_e2e::Backend) -> (TestApp, FakeSmtp) 
     app_with_relay_and(backend, |_| {}).await
 }
 
-async fn app_with_relay_and(
+pub(crate) async fn app_with_relay_and(
     backend: omniroute_e2e::Backend,
     more: impl FnOnce(&mut omniroute::Settings),
 ) -> (TestApp, FakeSmtp) {
@@ -81,7 +81,7 @@ async fn app_with_relay_and(
     (app, relay)
 }
 
-async fn send_email(app: &mut TestApp, to: &str, body: &str) -> pb::Message {
+pub(crate) async fn send_email(app: &mut TestApp, to: &str, body: &str) -> pb::Message {
     app.messaging
         .send_message(pb::SendMessageRequest {
             recipient: Some(Recipient::Address(email(to))),
@@ -136,7 +136,11 @@ async fn a_greylisting_relay_is_retried(app: TestApp) {
 
 /// A contact with email first and WhatsApp behind it (open: they wrote on
 /// WhatsApp), and a transactional message to them accepted.
-async fn email_then_whatsapp(app: &mut TestApp, name: &str, digits: &str) -> pb::Message {
+pub(crate) async fn email_then_whatsapp(
+    app: &mut TestApp,
+    name: &str,
+    digits: &str,
+) -> pb::Message {
     let contact = create(
         app,
         name,
@@ -349,7 +353,7 @@ async fn consents(app: &mut TestApp, contact: &str) -> Vec<pb::ConsentRecord> {
 
 /// Waits until routing handed the message on to WhatsApp (sent there, or
 /// further); panics with `why` otherwise.
-async fn handed_to_whatsapp(app: &mut TestApp, name: &str, why: &str) -> pb::Message {
+pub(crate) async fn handed_to_whatsapp(app: &mut TestApp, name: &str, why: &str) -> pb::Message {
     let onwards = [
         pb::MessageStatus::Sent as i32,
         pb::MessageStatus::Delivered as i32,

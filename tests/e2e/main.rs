@@ -5,6 +5,7 @@
 mod contacts;
 mod deadlines;
 mod email;
+mod email_smtp;
 mod events;
 mod invalid;
 mod messaging;

@@ -206,3 +206,54 @@ async fn a_database_outage_answers_unavailable_and_recovers_without_loss() {
         }
     }
 }
+
+#[tokio::test]
+async fn mail_by_smtp_during_an_outage_is_deferred_and_taken_when_redelivered() {
+    let relay = omniroute_email::fake::FakeSmtp::start().await;
+    let (proxy, url) = proxied_pg_url().await;
+    let mut app = TestApp::spawn_on_pg(url, |s| {
+        s.store.connect_timeout_secs = 1;
+        s.email.enabled = true;
+        s.email.relay_host = "127.0.0.1".into();
+        s.email.relay_port = relay.port();
+        s.email.tls = "none".into();
+        s.email.senders = vec![omniroute::settings::EmailSender {
+            tenant: "default".into(),
+            from_address: "support@acme.example".into(),
+            from_name: "ACME".into(),
+            reply_domain: "reply.acme.example".into(),
+        }];
+        s.email.smtp_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let smtp = app.smtp_addr.expect("listening");
+    let mail = "From: olga@example.com\r\nTo: support@acme.example\r\nSubject: Hello\r\n\
+Message-ID: <olga-1@example.com>\r\n\r\nIs anyone there?\r\n";
+    let to = ["support@acme.example"];
+
+    proxy.cut();
+    let deferred = omniroute_email::fake::deliver(smtp, "olga@example.com", &to, mail).await;
+    let (code, text) = deferred.data.expect("answered");
+    assert_eq!(code, 451, "the relay keeps it and delivers again: {text}");
+
+    proxy.restore();
+    wait_health(&app, "", ServingStatus::Serving).await;
+    let taken = omniroute_email::fake::deliver(smtp, "olga@example.com", &to, mail).await;
+    assert_eq!(taken.data.map(|d| d.0), Some(250));
+    let contact = lookup(
+        &mut app,
+        pb::lookup_contact_request::Key::Address("olga@example.com".into()),
+    )
+    .await
+    .expect("recorded once the store is back");
+    let page = app
+        .messaging
+        .list_messages(pb::ListMessagesRequest {
+            contact: contact.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("listed")
+        .into_inner();
+    assert_eq!(page.messages.len(), 1, "{page:#?}");
+}

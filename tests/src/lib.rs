@@ -35,6 +35,8 @@ pub struct TestApp {
     pub port: u16,
     /// The webhook listener's address.
     pub http_addr: std::net::SocketAddr,
+    /// The SMTP listener's address, when `email.smtp_listen` is set.
+    pub smtp_addr: Option<std::net::SocketAddr>,
     /// ContactService client.
     pub contacts: ContactServiceClient<Channel>,
     /// PreferenceService client.
@@ -152,6 +154,7 @@ impl TestApp {
         let app = Application::build(settings).await.expect("server builds");
         let port = app.port();
         let http_addr = app.http_addr();
+        let smtp_addr = app.smtp_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             app.run_until_stopped(async {
@@ -168,6 +171,7 @@ impl TestApp {
         TestApp {
             port,
             http_addr,
+            smtp_addr,
             contacts: ContactServiceClient::new(channel.clone()),
             preferences: PreferenceServiceClient::new(channel.clone()),
             messaging: MessagingServiceClient::new(channel.clone()),

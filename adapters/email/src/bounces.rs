@@ -4,7 +4,10 @@
 //! `message/delivery-status` part has a block per recipient (`Action`,
 //! `Status`, `Diagnostic-Code`); the original message (or its headers) is
 //! the third part, and its Message-ID names our message (`<id>@<reply
-//! domain>`, our provider message id). Action `failed` with a 5.x.x status
+//! domain>`, our provider message id); so does the address it came back
+//! to, the envelope sender of our mail (`bounces+<message id>@<reply
+//! domain>`, VERP), which works even when the report leaves the original
+//! out. Action `failed` with a 5.x.x status
 //! is a permanent failure (routing falls back to the next channel); `delayed`
 //! (4.x.x) keeps the message pending; `delivered` and `relayed` confirm it.
 
@@ -115,8 +118,10 @@ fn original_message_id(mail: &Message<'_>) -> Option<String> {
     None
 }
 
-/// What a DSN says about the message it reports on.
-pub fn parse(mail: &Message<'_>) -> WebhookEvent {
+/// What a DSN says about the message it reports on. `returned` is the
+/// provider message id the bounce address it came back to names (VERP),
+/// which wins over the original Message-ID the report quotes.
+pub fn parse(mail: &Message<'_>, returned: Option<String>) -> WebhookEvent {
     let Some(report) = mail.parts.iter().find(|p| {
         p.content_type().is_some_and(|ct| {
             ct.ctype().eq_ignore_ascii_case("message")
@@ -131,7 +136,7 @@ pub fn parse(mail: &Message<'_>) -> WebhookEvent {
     let Some(recipient) = recipients(&text).into_iter().next() else {
         return WebhookEvent::Ignored("a delivery status without a recipient block".into());
     };
-    let Some(original) = original_message_id(mail) else {
+    let Some(original) = returned.or_else(|| original_message_id(mail)) else {
         return WebhookEvent::Ignored("a bounce that does not name the original message".into());
     };
     let time = crate::inbound::sent_time(mail);

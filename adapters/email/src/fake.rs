@@ -299,6 +299,22 @@ pub fn dsn(id: &str, action: &str, status: &str, original_as_headers: bool) -> S
             "Content-Type: message/rfc822\r\n\r\nFrom: support@acme.example\r\nTo: anna@example.com\r\nMessage-ID: <{id}@reply.acme.example>\r\nSubject: Your order\r\n\r\nYour order has shipped.\r\n"
         )
     };
+    report(id, action, status, &original)
+}
+
+/// A delivery status notification that leaves the original message out
+/// (many MTAs send only the status): only the address it is sent to, our
+/// return path, names the message.
+pub fn dsn_without_original(id: &str, action: &str, status: &str) -> String {
+    report(id, action, status, "")
+}
+
+fn report(id: &str, action: &str, status: &str, original: &str) -> String {
+    let original = if original.is_empty() {
+        String::new()
+    } else {
+        format!("--b1\r\n{original}")
+    };
     format!(
         "From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\n\
 To: support@acme.example\r\n\
@@ -321,8 +337,89 @@ Action: {action}\r\n\
 Status: {status}\r\n\
 Diagnostic-Code: smtp; 550 5.1.1 <anna@example.com>: Recipient address rejected\r\n\
 \r\n\
---b1\r\n\
 {original}\
 --b1--\r\n"
     )
+}
+
+/// The replies to one SMTP transaction, as the relay that made it saw them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transaction {
+    /// The reply code to each RCPT TO.
+    pub rcpt: Vec<u16>,
+    /// The reply to the final dot (code and text), when DATA was reached.
+    pub data: Option<(u16, String)>,
+}
+
+/// Delivers `data` (a raw mail, CRLF line ends) to the SMTP server at
+/// `addr` as a relay forwarding mail does: EHLO, MAIL FROM, a RCPT TO per
+/// recipient, DATA with dot-stuffing (only when a recipient was taken),
+/// QUIT.
+///
+/// # Panics
+/// When the server cannot be reached or answers out of protocol.
+pub async fn deliver(
+    addr: std::net::SocketAddr,
+    from: &str,
+    to: &[&str],
+    data: &str,
+) -> Transaction {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("smtp connects");
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let mut reply = async || -> (u16, String) {
+        let mut text = String::new();
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .expect("reads")
+                .expect("the server answers");
+            let code = line.get(..3).and_then(|c| c.parse().ok()).expect("a code");
+            text.push_str(line.get(4..).unwrap_or(""));
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return (code, text);
+            }
+            text.push('\n');
+        }
+    };
+    assert_eq!(reply().await.0, 220, "greeting");
+    write.write_all(b"EHLO relay.test\r\n").await.unwrap();
+    assert_eq!(reply().await.0, 250, "EHLO");
+    write
+        .write_all(format!("MAIL FROM:<{from}>\r\n").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(reply().await.0, 250, "MAIL FROM");
+    let mut rcpt = Vec::new();
+    for recipient in to {
+        write
+            .write_all(format!("RCPT TO:<{recipient}>\r\n").as_bytes())
+            .await
+            .unwrap();
+        rcpt.push(reply().await.0);
+    }
+    let mut result = None;
+    if rcpt.contains(&250) {
+        write.write_all(b"DATA\r\n").await.unwrap();
+        assert_eq!(reply().await.0, 354, "DATA");
+        let mut body = String::with_capacity(data.len() + 8);
+        for line in data.split_inclusive("\r\n") {
+            if line.starts_with('.') {
+                body.push('.');
+            }
+            body.push_str(line);
+        }
+        if !body.ends_with("\r\n") {
+            body.push_str("\r\n");
+        }
+        body.push_str(".\r\n");
+        write.write_all(body.as_bytes()).await.unwrap();
+        result = Some(reply().await);
+    }
+    write.write_all(b"QUIT\r\n").await.unwrap();
+    let _ = reply().await;
+    Transaction { rcpt, data: result }
 }

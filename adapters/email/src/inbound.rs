@@ -43,8 +43,14 @@ pub fn parse(config: &EmailConfig, raw: &[u8]) -> Result<Vec<WebhookEvent>, Adap
     // Reports are the mail system's, not the customer's: delivery statuses
     // say what became of our messages; read receipts and others are not
     // acted on.
+    let recipients = recipients(&mail);
     match crate::bounces::report_type(&mail).as_deref() {
-        Some("delivery-status") => return Ok(vec![crate::bounces::parse(&mail)]),
+        Some("delivery-status") => {
+            // The bounce address (VERP) it came back to names our message
+            // even when the report leaves the original headers out.
+            let returned = recipients.iter().find_map(|r| bounced(config, r));
+            return Ok(vec![crate::bounces::parse(&mail, returned)]);
+        }
         Some(other) => {
             return Ok(vec![WebhookEvent::Ignored(format!(
                 "a report of type {other:?} is not acted on"
@@ -69,7 +75,6 @@ pub fn parse(config: &EmailConfig, raw: &[u8]) -> Result<Vec<WebhookEvent>, Adap
             ))]);
         }
     };
-    let recipients = recipients(&mail);
     // A mail to the unsubscribe address a marketing mail carried.
     if let Some(unsubscribe) = &config.unsubscribe {
         for recipient in &recipients {
@@ -179,14 +184,48 @@ pub(crate) fn sent_time(mail: &Message<'_>) -> std::time::SystemTime {
         .unwrap_or_else(std::time::SystemTime::now)
 }
 
-/// The recipients of a mail (To, then Cc), lower-cased.
+/// The recipients of a mail, lower-cased: the mailboxes it was delivered
+/// to (`Delivered-To`, which the SMTP listener and final delivery agents
+/// add from the envelope), then To, then Cc.
 fn recipients(mail: &Message<'_>) -> Vec<String> {
-    mail.all_to()
+    let delivered = mail
+        .headers_raw()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("Delivered-To"))
+        .map(|(_, value)| {
+            value
+                .trim()
+                .trim_matches(|c| c == '<' || c == '>')
+                .to_ascii_lowercase()
+        });
+    let headers = mail
+        .all_to()
         .chain(mail.all_cc())
         .flat_map(|a| a.iter())
         .filter_map(|a| a.address())
-        .map(str::to_ascii_lowercase)
-        .collect()
+        .map(str::to_ascii_lowercase);
+    delivered.chain(headers).collect()
+}
+
+/// Whether mail to `recipient` is ours to take: a sender's from address or
+/// any address at a reply domain (replies, bounces, unsubscribes).
+pub fn is_ours(config: &EmailConfig, recipient: &str) -> bool {
+    let recipient = recipient.trim().trim_matches(|c| c == '<' || c == '>');
+    addressed(config, recipient).is_some()
+}
+
+/// The provider message id a bounce address names
+/// (`bounces+<message id>@<reply domain>`, the envelope sender of our mail).
+fn bounced(config: &EmailConfig, recipient: &str) -> Option<String> {
+    let (local, domain) = recipient.rsplit_once('@')?;
+    let sender = config
+        .senders
+        .iter()
+        .find(|s| s.reply_domain.eq_ignore_ascii_case(domain))?;
+    let id = uuid::Uuid::try_parse(local.strip_prefix("bounces+")?).ok()?;
+    Some(crate::transformers::message_id(
+        &id.hyphenated().to_string(),
+        sender,
+    ))
 }
 
 /// The sender a recipient address belongs to, with the message id its
@@ -198,8 +237,11 @@ fn addressed<'c>(config: &'c EmailConfig, recipient: &str) -> Option<(&'c Sender
             return Some((sender, None));
         }
         if sender.reply_domain.eq_ignore_ascii_case(domain) {
+            // Replies go to the Reply-To address; automatic replies
+            // (RFC 3834) to the return path: both name the message.
             let token = local
                 .strip_prefix("reply+")
+                .or_else(|| local.strip_prefix("bounces+"))
                 .and_then(|t| uuid::Uuid::try_parse(t).ok())
                 .map(|id| format!("{}@{}", id.hyphenated(), sender.reply_domain));
             return Some((sender, token));

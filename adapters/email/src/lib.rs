@@ -2,23 +2,24 @@
 //! SMTP relay (lettre's async SMTP transport, pooled; implicit TLS,
 //! STARTTLS required, or plain for a local relay).
 //!
-//! Customers' mail comes back by HTTP: a relay (or a mail provider's
-//! inbound hook) posts the raw message to `/webhooks/email`, signed with
-//! `X-Omniroute-Signature: sha256=<HMAC-SHA256 of the body>`.
+//! Customers' mail comes back two ways: by SMTP, to the listener a relay
+//! forwards it to (`listener.rs`), or by HTTP, a relay (or a mail
+//! provider's inbound hook) posting the raw message to `/webhooks/email`,
+//! signed with `X-Omniroute-Signature: sha256=<HMAC-SHA256 of the body>`.
 //!
 //! Files, by role (as in `omniroute-whatsapp`): `config.rs` the relay and
 //! the senders per tenant; `client.rs` the transport; `transformers.rs`
 //! neutral content → MIME (headers, Message-ID, threading, text with an HTML
 //! alternative); `inbound.rs` raw MIME → an inbound message, threaded;
 //! `bounces.rs` delivery status notifications → statuses of our messages;
+//! `listener.rs` the SMTP listener for inbound mail;
 //! `error.rs` SMTP replies → error classes; `fake.rs`
 //! (feature `fake`) a local SMTP server that records what it receives and
 //! answers scripted replies.
 //!
 //! Marketing email carries a one-click unsubscribe (`unsubscribe.rs`).
 //!
-//! What is not here yet (issue 12): attachments and the SMTP listener for
-//! inbound mail.
+//! What is not here yet (issue 12): attachments.
 
 pub mod bounces;
 pub mod client;
@@ -27,6 +28,7 @@ pub mod error;
 #[cfg(feature = "fake")]
 pub mod fake;
 pub mod inbound;
+pub mod listener;
 pub mod templates;
 pub mod transformers;
 pub mod unsubscribe;

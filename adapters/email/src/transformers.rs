@@ -2,7 +2,8 @@
 //! To the one recipient, a Subject, our Message-ID, a Reply-To address that
 //! names the message (so that replies thread even when a client drops the
 //! threading headers), In-Reply-To and References when it answers a
-//! customer's mail, and the text with an HTML alternative (the caller's
+//! customer's mail, an envelope sender that names the message for bounces
+//! (VERP), and the text with an HTML alternative (the caller's
 //! HTML, or the text escaped).
 
 use lettre::Message;
@@ -23,6 +24,14 @@ pub fn message_id(message_id: &str, sender: &Sender) -> String {
 pub fn reply_address(message_id: &str, sender: &Sender) -> String {
     let token = message_id.replace('-', "");
     format!("reply+{token}@{}", sender.reply_domain)
+}
+
+/// The envelope sender (return path) of our message, where bounces go:
+/// `bounces+<id>@<reply domain>` (VERP), so that a bounce names the
+/// message by the address it comes back to.
+pub fn bounce_address(message_id: &str, sender: &Sender) -> String {
+    let token = message_id.replace('-', "");
+    format!("bounces+{token}@{}", sender.reply_domain)
 }
 
 /// The subject when the caller gave none: the first line of the text,
@@ -81,6 +90,13 @@ pub fn build(
         .value()
         .parse()
         .map_err(|e| invalid(format!("the recipient is not a mailbox: {e}")))?;
+    let return_path: lettre::Address = bounce_address(&message.message_id, sender)
+        .parse()
+        .map_err(|e| {
+            AdapterError::new(ErrorClass::Configuration, "reply-domain", format!("{e}"))
+        })?;
+    let envelope = lettre::address::Envelope::new(Some(return_path), vec![to.email.clone()])
+        .map_err(|e| invalid(format!("{e}")))?;
     let reply_to: Mailbox = reply_address(&message.message_id, sender)
         .parse()
         .map_err(|e| {
@@ -92,6 +108,7 @@ pub fn build(
         text.subject.clone()
     };
     let mut builder = Message::builder()
+        .envelope(envelope)
         .from(from)
         .to(to)
         .reply_to(reply_to)

@@ -61,7 +61,10 @@ async fn a_text_goes_out_as_a_well_formed_email() {
     let received = relay.received();
     assert_eq!(received.len(), 1);
     let mail = &received[0];
-    assert_eq!(mail.mail_from, "support@acme.example");
+    assert_eq!(
+        mail.mail_from, "bounces+01a232b11186710f972d02f288bc6632@reply.acme.example",
+        "the return path names the message (VERP)"
+    );
     assert_eq!(mail.rcpt_to, ["Anna.Schmidt@example.com"], "one recipient");
     assert_eq!(
         mail.header("Message-ID").as_deref(),

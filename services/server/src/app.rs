@@ -34,6 +34,7 @@ pub struct Application {
     local_addr: SocketAddr,
     http_listener: TcpListener,
     http_addr: SocketAddr,
+    smtp_listener: Option<TcpListener>,
     store: Arc<dyn Store>,
     settings: Settings,
 }
@@ -46,11 +47,16 @@ impl Application {
         let local_addr = listener.local_addr()?;
         let http_listener = listen(settings.http.listen, "http.listen")?;
         let http_addr = http_listener.local_addr()?;
+        let smtp_listener = match settings.email.smtp_listen {
+            Some(addr) if settings.email.enabled => Some(listen(addr, "email.smtp_listen")?),
+            _ => None,
+        };
         Ok(Application {
             listener,
             local_addr,
             http_listener,
             http_addr,
+            smtp_listener,
             store,
             settings,
         })
@@ -59,6 +65,13 @@ impl Application {
     /// The address of the webhook (HTTP) listener.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The address of the SMTP listener for inbound mail, if there is one.
+    pub fn smtp_addr(&self) -> Option<SocketAddr> {
+        self.smtp_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The port the gRPC listener is bound to.
@@ -153,21 +166,39 @@ impl Application {
                 tokio::time::sleep(grace).await;
             }
         };
-        let webhooks = webhooks::Ingress::new(
+        let ingress = webhooks::Ingress::new(
             Arc::clone(&self.store),
             Arc::clone(&adapters),
             Arc::new(accounts),
             sink.clone(),
-        )
-        .router(self.settings.http.max_body_bytes)
-        .merge(crate::unsubscribe::router(
-            Arc::clone(&self.store),
-            self.settings
-                .email
-                .enabled
-                .then(|| self.settings.email.unsubscribe())
-                .flatten(),
-        ));
+        );
+        let smtp = match (
+            self.smtp_listener,
+            crate::smtp::MailInbox::new(ingress.clone()),
+        ) {
+            (Some(listener), Some(inbox)) => {
+                tracing::info!(addr = ?listener.local_addr().ok(), "smtp listener for inbound mail ready");
+                Some(tokio::spawn(omniroute_email::listener::serve(
+                    listener,
+                    self.settings.email.listener(),
+                    self.settings.email.config(),
+                    Arc::new(inbox),
+                    stopped(stopping.clone()),
+                )))
+            }
+            _ => None,
+        };
+        let webhooks =
+            ingress
+                .router(self.settings.http.max_body_bytes)
+                .merge(crate::unsubscribe::router(
+                    Arc::clone(&self.store),
+                    self.settings
+                        .email
+                        .enabled
+                        .then(|| self.settings.email.unsubscribe())
+                        .flatten(),
+                ));
         tracing::info!(addr = %self.http_addr, "webhook listener ready");
         let http = axum::serve(self.http_listener, webhooks)
             .with_graceful_shutdown(stopped(stopping.clone()));
@@ -205,6 +236,9 @@ impl Application {
             );
         }
         health_task.abort();
+        if let Some(smtp) = smtp {
+            let _ = smtp.await;
+        }
         served?;
         tracing::info!("omniroute stopped");
         Ok(())

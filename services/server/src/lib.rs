@@ -8,6 +8,7 @@ pub mod health;
 pub mod pipeline;
 pub mod routing;
 pub mod settings;
+pub mod smtp;
 pub mod telemetry;
 pub mod unsubscribe;
 pub mod webhooks;

@@ -222,19 +222,49 @@ async fn deliver(
         tracing::warn!(%channel, error = %e, "webhook with a bad signature refused");
         return (StatusCode::UNAUTHORIZED, "bad signature");
     }
-    let events = match adapter.parse_webhook(&body) {
-        Ok(events) => events,
-        Err(e) => {
+    match ingress.ingest(channel, adapter, &body).await {
+        Ok(()) => (StatusCode::OK, "ok"),
+        Err(Rejected::Malformed(e)) => {
             tracing::warn!(%channel, error = %e, "malformed webhook refused");
-            return (StatusCode::BAD_REQUEST, "malformed body");
+            (StatusCode::BAD_REQUEST, "malformed body")
         }
-    };
-    for event in events {
-        if let Err(status) = ingress.record(channel, event).await {
-            return (status, "not recorded; deliver again");
-        }
+        Err(Rejected::NotRecorded(status)) => (status, "not recorded; deliver again"),
     }
-    (StatusCode::OK, "ok")
+}
+
+/// Why a verified delivery was not taken.
+#[derive(Debug)]
+pub enum Rejected {
+    /// The body is not what the provider sends (HTTP 400, SMTP 554).
+    Malformed(omniroute_channel::AdapterError),
+    /// Recording failed: deliver again (the HTTP status: 503 while the
+    /// store is unreachable, else 500).
+    NotRecorded(StatusCode),
+}
+
+impl Ingress {
+    /// Parses a verified delivery on `channel` and records every event
+    /// before answering: the one path of every way deliveries come in (an
+    /// HTTP webhook, a mail by SMTP).
+    pub async fn ingest(
+        &self,
+        channel: Channel,
+        adapter: &Arc<dyn Adapter>,
+        body: &[u8],
+    ) -> Result<(), Rejected> {
+        let events = adapter.parse_webhook(body).map_err(Rejected::Malformed)?;
+        for event in events {
+            self.record(channel, event)
+                .await
+                .map_err(Rejected::NotRecorded)?;
+        }
+        Ok(())
+    }
+
+    /// The adapter serving `channel`, if it is configured.
+    pub fn adapter_of(&self, channel: Channel) -> Option<Arc<dyn Adapter>> {
+        self.adapters.get(&channel).cloned()
+    }
 }
 
 /// A webhook the store could not take: 503 while the store is unreachable

@@ -46,6 +46,17 @@ pub struct EmailSettings {
     /// The key that signs unsubscribe tokens. Better:
     /// `OMNIROUTE__EMAIL__UNSUBSCRIBE_SECRET`.
     pub unsubscribe_secret: Secret,
+    /// Where the SMTP listener for inbound mail listens (for example
+    /// `127.0.0.1:2525`), for the relay that forwards customers' mail; unset:
+    /// no listener (mail comes by `/webhooks/email` only). Plain SMTP
+    /// without AUTH: listen on loopback or a private network only.
+    pub smtp_listen: Option<std::net::SocketAddr>,
+    /// The largest mail the SMTP listener takes, in bytes (larger: 552).
+    pub smtp_max_message_bytes: usize,
+    /// Seconds an SMTP client may stay silent before it is disconnected.
+    pub smtp_idle_timeout_secs: u64,
+    /// SMTP connections served at once.
+    pub smtp_max_connections: usize,
 }
 
 impl Default for EmailSettings {
@@ -65,6 +76,10 @@ impl Default for EmailSettings {
             template_dir: std::path::PathBuf::new(),
             unsubscribe_base_url: String::new(),
             unsubscribe_secret: Secret::default(),
+            smtp_listen: None,
+            smtp_max_message_bytes: 25 * 1024 * 1024,
+            smtp_idle_timeout_secs: 300,
+            smtp_max_connections: 64,
         }
     }
 }
@@ -143,6 +158,16 @@ impl EmailSettings {
         })
     }
 
+    /// The SMTP listener's behaviour.
+    pub fn listener(&self) -> omniroute_email::listener::ListenerConfig {
+        omniroute_email::listener::ListenerConfig {
+            hostname: self.config().relay.hello_name,
+            max_message_bytes: self.smtp_max_message_bytes,
+            idle_timeout: std::time::Duration::from_secs(self.smtp_idle_timeout_secs),
+            max_connections: self.smtp_max_connections,
+        }
+    }
+
     /// Checks the section when email is enabled.
     pub fn validate(&self) -> Result<(), SettingsError> {
         let invalid = |key: &'static str, reason: &str| {
@@ -152,7 +177,19 @@ impl EmailSettings {
             })
         };
         if !self.enabled {
+            if self.smtp_listen.is_some() {
+                return invalid("email.smtp_listen", "inbound SMTP needs email.enabled");
+            }
             return Ok(());
+        }
+        if self.smtp_max_message_bytes < 1024 {
+            return invalid("email.smtp_max_message_bytes", "at least 1024");
+        }
+        if self.smtp_idle_timeout_secs == 0 || self.smtp_max_connections == 0 {
+            return invalid(
+                "email.smtp_idle_timeout_secs",
+                "the idle timeout and smtp_max_connections must be at least 1",
+            );
         }
         if self.relay_host.trim().is_empty() {
             return invalid("email.relay_host", "the relay's host is needed");

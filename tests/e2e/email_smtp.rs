@@ -1,0 +1,260 @@
+//! Inbound mail by SMTP, end to end: a relay (the email crate's SMTP
+//! client, speaking to the server's listener on a local port) forwards
+//! customers' mail, bounces and auto-replies; the server answers each
+//! transaction by what it recorded.
+
+use omniroute_e2e::TestApp;
+use omniroute_email::fake::{self, FakeSmtp};
+use omniroute_proto::v1 as pb;
+
+use crate::email::{app_with_relay_and, email_then_whatsapp, handed_to_whatsapp, send_email};
+use crate::reliability::timeline;
+use crate::whatsapp::wait_status;
+
+crate::on_both_stores!(
+    a_reply_by_smtp_lands_threaded_once,
+    mail_to_a_mailbox_the_customer_did_not_name_is_placed_by_its_envelope,
+    mail_for_strangers_is_refused_at_rcpt,
+    a_bounce_that_names_only_its_return_path_fails_the_message,
+    a_delayed_bounce_and_an_out_of_office_keep_the_message_going,
+    html_only_and_latin1_mail_is_read,
+    malformed_and_oversized_mail_is_refused_and_the_session_goes_on,
+);
+
+/// A server with a relay out and the SMTP listener in (mail up to
+/// `max_bytes`).
+async fn app_with_listener(
+    backend: omniroute_e2e::Backend,
+    max_bytes: usize,
+) -> (TestApp, FakeSmtp) {
+    app_with_relay_and(backend, |s| {
+        s.email.smtp_listen = Some("127.0.0.1:0".parse().unwrap());
+        s.email.smtp_max_message_bytes = max_bytes;
+        s.routing
+            .deliver_within_secs
+            .insert(omniroute_channel::Category::Transactional, 2);
+    })
+    .await
+}
+
+fn listener(app: &TestApp) -> std::net::SocketAddr {
+    app.smtp_addr.expect("the smtp listener is on")
+}
+
+async fn by_address(app: &mut TestApp, address: &str) -> Result<pb::Contact, tonic::Status> {
+    crate::support::lookup(
+        app,
+        pb::lookup_contact_request::Key::Address(address.into()),
+    )
+    .await
+}
+
+fn token(message: &pb::Message) -> String {
+    message
+        .name
+        .trim_start_matches("messages/")
+        .replace('-', "")
+}
+
+async fn a_reply_by_smtp_lands_threaded_once(app: TestApp) {
+    let (mut app, _relay) = app_with_listener(app.backend(), 1 << 20).await;
+    let accepted = send_email(&mut app, "fiona@example.com", "Your order has shipped").await;
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    let to = format!("reply+{}@reply.acme.example", token(&accepted));
+    let reply = format!(
+        "From: Fiona <fiona@example.com>\r\nTo: {to}\r\nSubject: Re: Your order has shipped\r\n\
+Message-ID: <fiona-1@example.com>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+.Thanks! When does it arrive?\r\n\r\nOn Tue, ACME Support wrote:\r\n> Your order has shipped\r\n"
+    );
+    for attempt in ["first", "redelivered"] {
+        let t = fake::deliver(listener(&app), "fiona@example.com", &[&to], &reply).await;
+        assert_eq!(t.rcpt, [250], "{attempt}");
+        assert_eq!(t.data.as_ref().map(|d| d.0), Some(250), "{attempt}: {t:?}");
+    }
+    let messages = timeline(&mut app, &accepted.contact).await;
+    assert_eq!(messages.len(), 2, "the reply, once: {messages:#?}");
+    let inbound = messages
+        .iter()
+        .find(|m| m.direction == pb::Direction::Inbound as i32)
+        .expect("the reply");
+    assert_eq!(inbound.reply_to, accepted.name, "threaded");
+    assert_eq!(inbound.provider_message_id, "fiona-1@example.com");
+    match &inbound.content.as_ref().unwrap().kind {
+        // The leading dot came through dot-stuffing intact; the quote is cut.
+        Some(pb::content::Kind::Text(t)) => assert_eq!(t.body, ".Thanks! When does it arrive?"),
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn mail_to_a_mailbox_the_customer_did_not_name_is_placed_by_its_envelope(app: TestApp) {
+    let (mut app, _relay) = app_with_listener(app.backend(), 1 << 20).await;
+    // Gustav wrote to a colleague and put the support mailbox in Bcc: only
+    // the envelope names the mailbox.
+    let mail = "From: gustav@example.com\r\nTo: colleague@other.example\r\n\
+Subject: Broken parcel\r\nMessage-ID: <gustav-1@example.com>\r\n\r\nThe parcel arrived broken.\r\n";
+    let t = fake::deliver(
+        listener(&app),
+        "gustav@example.com",
+        &["support@acme.example"],
+        mail,
+    )
+    .await;
+    assert_eq!(t.data.map(|d| d.0), Some(250));
+    let found = by_address(&mut app, "gustav@example.com")
+        .await
+        .expect("the sender became a contact");
+    let messages = timeline(&mut app, &found.name).await;
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert_eq!(messages[0].provider_message_id, "gustav-1@example.com");
+}
+
+async fn mail_for_strangers_is_refused_at_rcpt(app: TestApp) {
+    let (mut app, _relay) = app_with_listener(app.backend(), 1 << 20).await;
+    let mail = "From: hanna@example.com\r\nTo: someone@elsewhere.example\r\n\
+Subject: Hello\r\nMessage-ID: <hanna-1@example.com>\r\n\r\nHello\r\n";
+    let t = fake::deliver(
+        listener(&app),
+        "hanna@example.com",
+        &["someone@elsewhere.example", "support@acme.example.evil"],
+        mail,
+    )
+    .await;
+    assert_eq!(t.rcpt, [550, 550], "no relaying, no strangers");
+    assert_eq!(t.data, None);
+    let none = by_address(&mut app, "hanna@example.com")
+        .await
+        .expect_err("nothing stored");
+    assert_eq!(none.code(), tonic::Code::NotFound);
+}
+
+async fn a_bounce_that_names_only_its_return_path_fails_the_message(app: TestApp) {
+    let (mut app, relay) = app_with_listener(app.backend(), 1 << 20).await;
+    let accepted = email_then_whatsapp(&mut app, "Jonas", "4915155500044").await;
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    // The relay's envelope sender is the bounce address of this message.
+    let return_path = relay.received()[0].mail_from.clone();
+    assert_eq!(
+        return_path,
+        format!("bounces+{}@reply.acme.example", token(&accepted))
+    );
+    let id = accepted.name.trim_start_matches("messages/");
+    let bounce = fake::dsn_without_original(id, "failed", "5.1.1");
+    let t = fake::deliver(listener(&app), "", &[&return_path], &bounce).await;
+    assert_eq!(t.data.map(|d| d.0), Some(250));
+    let message = handed_to_whatsapp(&mut app, &accepted.name, "no fallback").await;
+    let bounced = message
+        .status_history
+        .iter()
+        .find(|h| h.status == pb::MessageStatus::Failed as i32)
+        .expect("the bounce is in the history");
+    assert!(bounced.reason.contains("dsn-5.1.1"), "{bounced:?}");
+}
+
+async fn a_delayed_bounce_and_an_out_of_office_keep_the_message_going(app: TestApp) {
+    let (mut app, relay) = app_with_listener(app.backend(), 1 << 20).await;
+    let accepted = email_then_whatsapp(&mut app, "Karla", "4915155500055").await;
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    let return_path = relay.received()[0].mail_from.clone();
+    let id = accepted.name.trim_start_matches("messages/");
+    let delayed = fake::dsn_without_original(id, "delayed", "4.4.7");
+    let t = fake::deliver(listener(&app), "", &[&return_path], &delayed).await;
+    assert_eq!(t.data.map(|d| d.0), Some(250));
+    // An out-of-office goes to the return path too (RFC 3834).
+    let away = "From: karla@example.com\r\nTo: support@acme.example\r\nSubject: Away\r\n\
+Message-ID: <away-karla@example.com>\r\nAuto-Submitted: auto-replied\r\n\r\nBack on Monday.\r\n";
+    let t = fake::deliver(listener(&app), "", &[&return_path], away).await;
+    assert_eq!(t.data.map(|d| d.0), Some(250));
+    let message = crate::messaging::get_message(&mut app, &accepted.name).await;
+    assert_eq!(
+        message.status,
+        pb::MessageStatus::Sent as i32,
+        "still pending on email"
+    );
+    let messages = timeline(&mut app, &accepted.contact).await;
+    let auto = messages
+        .iter()
+        .find(|m| m.provider_message_id == "away-karla@example.com")
+        .expect("the out-of-office is recorded");
+    assert_eq!(auto.reply_to, accepted.name, "threaded by its return path");
+    // Neither the delay nor the auto-reply stops the deadline's hand-over.
+    handed_to_whatsapp(&mut app, &accepted.name, "the fallback was canceled").await;
+}
+
+async fn html_only_and_latin1_mail_is_read(app: TestApp) {
+    let (mut app, _relay) = app_with_listener(app.backend(), 1 << 20).await;
+    let html = "From: lena@example.com\r\nTo: support@acme.example\r\nSubject: Hi\r\n\
+Message-ID: <lena-1@example.com>\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+<p>My <b>order</b> is late</p>\r\n";
+    let latin1 = "From: lena@example.com\r\nTo: support@acme.example\r\nSubject: =?ISO-8859-1?Q?Gr=FC=DFe?=\r\n\
+Message-ID: <lena-2@example.com>\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\r\nSch=F6ne Gr=FC=DFe aus K=F6ln\r\n";
+    for mail in [html, latin1] {
+        let t = fake::deliver(
+            listener(&app),
+            "lena@example.com",
+            &["support@acme.example"],
+            mail,
+        )
+        .await;
+        assert_eq!(t.data.map(|d| d.0), Some(250));
+    }
+    let contact = by_address(&mut app, "lena@example.com").await.unwrap();
+    let messages = timeline(&mut app, &contact.name).await;
+    let text = |id: &str| match messages
+        .iter()
+        .find(|m| m.provider_message_id == id)
+        .and_then(|m| m.content.as_ref()?.kind.clone())
+    {
+        Some(pb::content::Kind::Text(t)) => t,
+        other => panic!("{id}: {other:?}"),
+    };
+    let html = text("lena-1@example.com");
+    assert!(html.html_body.contains("<b>order</b>"), "{html:?}");
+    assert!(
+        html.body.contains("order"),
+        "a text for agents too: {html:?}"
+    );
+    let latin1 = text("lena-2@example.com");
+    assert_eq!(latin1.body, "Schöne Grüße aus Köln");
+    assert_eq!(latin1.subject, "Grüße");
+}
+
+async fn malformed_and_oversized_mail_is_refused_and_the_session_goes_on(app: TestApp) {
+    let (mut app, _relay) = app_with_listener(app.backend(), 2048).await;
+    let garbage = "this is not an email at all\r\n";
+    let t = fake::deliver(
+        listener(&app),
+        "x@example.com",
+        &["support@acme.example"],
+        garbage,
+    )
+    .await;
+    let (code, text) = t.data.expect("answered");
+    assert_eq!(code, 554, "{text}");
+    let big = format!(
+        "From: max@example.com\r\nTo: support@acme.example\r\nSubject: Big\r\n\
+Message-ID: <max-1@example.com>\r\n\r\n{}\r\n",
+        vec!["x".repeat(76); 40].join("\r\n")
+    );
+    let t = fake::deliver(
+        listener(&app),
+        "max@example.com",
+        &["support@acme.example"],
+        &big,
+    )
+    .await;
+    assert_eq!(t.data.map(|d| d.0), Some(552));
+    // Nothing of either was stored; a normal mail still goes through.
+    let none = by_address(&mut app, "max@example.com").await;
+    assert_eq!(none.expect_err("not stored").code(), tonic::Code::NotFound);
+    let fine = "From: max@example.com\r\nTo: support@acme.example\r\nSubject: Small\r\n\
+Message-ID: <max-2@example.com>\r\n\r\nshort\r\n";
+    let t = fake::deliver(
+        listener(&app),
+        "max@example.com",
+        &["support@acme.example"],
+        fine,
+    )
+    .await;
+    assert_eq!(t.data.map(|d| d.0), Some(250));
+}
