@@ -19,6 +19,7 @@ crate::on_both_stores!(
     a_delayed_bounce_and_an_out_of_office_keep_the_message_going,
     html_only_and_latin1_mail_is_read,
     malformed_and_oversized_mail_is_refused_and_the_session_goes_on,
+    attachments_are_media_served_by_get_message_media_until_erasure,
 );
 
 /// A server with a relay out and the SMTP listener in (mail up to
@@ -257,4 +258,82 @@ Message-ID: <max-2@example.com>\r\n\r\nshort\r\n";
     )
     .await;
     assert_eq!(t.data.map(|d| d.0), Some(250));
+}
+
+async fn attachments_are_media_served_by_get_message_media_until_erasure(app: TestApp) {
+    let (mut app, _relay) = app_with_listener(app.backend(), 1 << 20).await;
+    let pdf: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    let encoded = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(&pdf)
+    };
+    let lines: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    let mail = format!(
+        "From: Paula <paula@example.com>\r\nTo: support@acme.example\r\nSubject: My invoice\r\n\
+Message-ID: <paula-1@example.com>\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe invoice is wrong, see attached.\r\n\
+--b1\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"invoice.pdf\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b1--\r\n",
+        lines.join("\r\n")
+    );
+    for _ in 0..2 {
+        let t = fake::deliver(
+            listener(&app),
+            "paula@example.com",
+            &["support@acme.example"],
+            &mail,
+        )
+        .await;
+        assert_eq!(t.data.map(|d| d.0), Some(250));
+    }
+    let contact = by_address(&mut app, "paula@example.com").await.unwrap();
+    let messages = timeline(&mut app, &contact.name).await;
+    assert_eq!(
+        messages.len(),
+        2,
+        "the text and the attachment, once: {messages:#?}"
+    );
+    let attachment = messages
+        .iter()
+        .find(|m| m.provider_message_id == "paula-1@example.com#1")
+        .expect("the attachment is a message of its own");
+    match &attachment.content.as_ref().unwrap().kind {
+        Some(pb::content::Kind::Media(m)) => {
+            assert_eq!(m.kind, pb::MediaKind::Document as i32);
+            assert_eq!(m.filename, "invoice.pdf");
+            assert_eq!(m.mime_type, "application/pdf");
+            assert_eq!(m.sha256, omniroute_channel::signature::sha256_hex(&pdf));
+        }
+        other => panic!("{other:?}"),
+    }
+    let (first, bytes) = crate::support::download_media(&mut app, &attachment.name).await;
+    assert_eq!(
+        first,
+        (
+            "application/pdf".to_owned(),
+            "invoice.pdf".to_owned(),
+            pdf.len() as i64
+        )
+    );
+    assert_eq!(bytes, pdf);
+
+    app.contacts
+        .delete_contact(pb::DeleteContactRequest {
+            name: contact.name.clone(),
+        })
+        .await
+        .expect("erased");
+    let gone = app
+        .messaging
+        .get_message_media(pb::GetMessageMediaRequest {
+            name: attachment.name.clone(),
+        })
+        .await
+        .expect_err("nothing left to serve");
+    assert_eq!(gone.code(), tonic::Code::FailedPrecondition, "{gone:?}");
 }

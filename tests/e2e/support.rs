@@ -141,3 +141,29 @@ pub async fn consent(
         .await
         .expect("consent recorded");
 }
+
+/// Downloads a message's media with GetMessageMedia: the first chunk's
+/// (MIME type, file name, size) and all the bytes.
+pub async fn download_media(app: &mut TestApp, name: &str) -> ((String, String, i64), Vec<u8>) {
+    let mut stream = app
+        .messaging
+        .get_message_media(pb::GetMessageMediaRequest {
+            name: name.to_owned(),
+        })
+        .await
+        .expect("media served")
+        .into_inner();
+    let mut bytes = Vec::new();
+    let mut first = None;
+    while let Some(chunk) = stream.message().await.expect("a chunk") {
+        if first.is_none() {
+            first = Some((
+                chunk.mime_type.clone(),
+                chunk.filename.clone(),
+                chunk.size_bytes,
+            ));
+        }
+        bytes.extend_from_slice(&chunk.data);
+    }
+    (first.expect("at least one chunk"), bytes)
+}

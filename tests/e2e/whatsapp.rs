@@ -592,33 +592,14 @@ async fn inbound_media_is_fetched_on_demand(app: TestApp) {
         }
         other => panic!("{other:?}"),
     }
-    let mut stream = app
-        .messaging
-        .get_message_media(pb::GetMessageMediaRequest {
-            name: message.name.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut bytes = Vec::new();
-    let mut first = None;
-    while let Some(chunk) = stream.message().await.unwrap() {
-        if first.is_none() {
-            first = Some((
-                chunk.mime_type.clone(),
-                chunk.filename.clone(),
-                chunk.size_bytes,
-            ));
-        }
-        bytes.extend_from_slice(&chunk.data);
-    }
+    let (first, bytes) = download_media(&mut app, &message.name).await;
     assert_eq!(
         first,
-        Some((
+        (
             "application/pdf".to_owned(),
             "invoice.pdf".to_owned(),
             invoice.len() as i64
-        ))
+        )
     );
     assert_eq!(bytes, invoice);
 

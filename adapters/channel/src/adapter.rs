@@ -252,6 +252,10 @@ pub struct InboundMessage {
     /// RFC 3834 `Auto-Submitted`): recorded, but it does not show the
     /// customer is there.
     pub automatic: bool,
+    /// The bytes of the content's media when the message carries them
+    /// itself and no provider holds them (an email attachment): the router
+    /// keeps them and GetMessageMedia serves them. `None` otherwise.
+    pub media_bytes: Option<Vec<u8>>,
 }
 
 /// What one webhook delivery contained, item by item.

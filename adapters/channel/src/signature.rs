@@ -20,6 +20,15 @@ pub fn hmac_sha256_hex(secret: &str, body: &[u8]) -> String {
         .collect()
 }
 
+/// `SHA-256(bytes)` as lower-case hex (the digest media is named by).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
     if !hex.len().is_multiple_of(2) {
         return None;

@@ -13,8 +13,8 @@
 //! quoted lines, or a block of quoted lines at the end). An automatic reply
 //! (an out-of-office) is recorded but marked so, and cancels nothing.
 
-use mail_parser::{Message, MessageParser};
-use omniroute_channel::content::Text;
+use mail_parser::{Message, MessageParser, MimeHeaders};
+use omniroute_channel::content::{Media, MediaKind, Text};
 use omniroute_channel::{
     AdapterError, Address, Channel, Content, ErrorClass, InboundMessage, PhoneRegion, WebhookEvent,
 };
@@ -142,7 +142,7 @@ pub fn parse(config: &EmailConfig, raw: &[u8]) -> Result<Vec<WebhookEvent>, Adap
         .and_then(|a| a.name())
         .map(str::to_owned)
         .filter(|n| !n.trim().is_empty());
-    Ok(vec![WebhookEvent::Inbound(InboundMessage {
+    let message = InboundMessage {
         channel: Channel::Email,
         account,
         provider_message_id,
@@ -158,7 +158,63 @@ pub fn parse(config: &EmailConfig, raw: &[u8]) -> Result<Vec<WebhookEvent>, Adap
         }),
         reply_to,
         automatic: is_automatic(&mail),
-    })])
+        media_bytes: None,
+    };
+    // The text, then each attachment as a media message of its own (as a
+    // customer's media arrives on WhatsApp), in the same thread, recorded
+    // once each by `<Message-ID>#<n>`, its bytes kept by the router.
+    let attachments = attachments(&mail, &message.provider_message_id);
+    let has_body = matches!(&message.content, Content::Text(t) if !t.body.trim().is_empty() || !t.html_body.trim().is_empty());
+    let mut events = Vec::with_capacity(1 + attachments.len());
+    for (media, bytes) in attachments.iter().cloned() {
+        events.push(WebhookEvent::Inbound(InboundMessage {
+            provider_message_id: media.media_id.clone(),
+            content: Content::Media(media),
+            media_bytes: Some(bytes),
+            ..message.clone()
+        }));
+    }
+    if has_body || attachments.is_empty() {
+        events.insert(0, WebhookEvent::Inbound(message));
+    }
+    Ok(events)
+}
+
+/// The attachments of a mail as media (kind by MIME type, file name, the
+/// SHA-256 of the bytes), each with its bytes; the media id is
+/// `<Message-ID>#<n>`, counting from 1.
+fn attachments(mail: &Message<'_>, message_id: &str) -> Vec<(Media, Vec<u8>)> {
+    mail.attachments()
+        .enumerate()
+        .map(|(i, part)| {
+            let mime_type = part
+                .content_type()
+                .map(|ct| match ct.subtype() {
+                    Some(sub) => format!("{}/{sub}", ct.ctype()),
+                    None => ct.ctype().to_owned(),
+                })
+                .unwrap_or_else(|| "application/octet-stream".to_owned())
+                .to_ascii_lowercase();
+            let kind = match mime_type.split('/').next() {
+                Some("image") => MediaKind::Image,
+                Some("audio") => MediaKind::Audio,
+                Some("video") => MediaKind::Video,
+                _ => MediaKind::Document,
+            };
+            let bytes = part.contents().to_vec();
+            let sha256 = omniroute_channel::signature::sha256_hex(&bytes);
+            let media = Media {
+                kind,
+                url: String::new(),
+                media_id: format!("{message_id}#{}", i + 1),
+                caption: String::new(),
+                filename: part.attachment_name().unwrap_or_default().to_owned(),
+                mime_type,
+                sha256,
+            };
+            (media, bytes)
+        })
+        .collect()
 }
 
 /// Whether a mail was sent by a machine on the customer's behalf: RFC 3834

@@ -194,3 +194,62 @@ Message-ID: <ooo2@example.com>\r\nX-Autoreply: yes\r\n\r\nAway.\r\n";
 Message-ID: <p1@example.com>\r\nAuto-Submitted: no\r\n\r\nThanks.\r\n";
     assert!(!inbound(person).automatic, "Auto-Submitted: no is a person");
 }
+
+#[tokio::test]
+async fn attachments_become_media_messages_in_the_same_thread() {
+    let raw = "From: anna@example.com\r\n\
+To: reply+01a232b11186710f972d02f288bc6632@reply.acme.example\r\n\
+Subject: Photos\r\nMessage-ID: <photos-1@example.com>\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+--b\r\nContent-Type: image/png; name=\"dent.png\"\r\nContent-Disposition: attachment; filename=\"dent.png\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n\
+--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"receipt.pdf\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjc=\r\n--b--\r\n";
+    let events = adapter().parse_webhook(raw.as_bytes()).expect("parses");
+    let messages: Vec<&InboundMessage> = events
+        .iter()
+        .map(|e| match e {
+            WebhookEvent::Inbound(m) => m,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // No text: only the two attachments, each its own message.
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    let expected = [
+        (
+            "photos-1@example.com#1",
+            "dent.png",
+            "image/png",
+            &b"\x89PNG\r\n\x1a\n"[..],
+        ),
+        (
+            "photos-1@example.com#2",
+            "receipt.pdf",
+            "application/pdf",
+            &b"%PDF-1.7"[..],
+        ),
+    ];
+    for (m, (id, filename, mime, bytes)) in messages.iter().zip(expected) {
+        assert_eq!(m.provider_message_id, id);
+        assert_eq!(
+            m.reply_to.as_deref(),
+            Some("01a232b1-1186-710f-972d-02f288bc6632@reply.acme.example"),
+            "threaded like the mail"
+        );
+        assert_eq!(m.media_bytes.as_deref(), Some(bytes));
+        match &m.content {
+            Content::Media(media) => {
+                assert_eq!(media.media_id, id);
+                assert_eq!(media.filename, filename);
+                assert_eq!(media.mime_type, mime);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    match &messages[0].content {
+        Content::Media(media) => {
+            assert_eq!(media.kind, omniroute_channel::content::MediaKind::Image)
+        }
+        other => panic!("{other:?}"),
+    }
+}

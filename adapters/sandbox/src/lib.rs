@@ -434,6 +434,7 @@ impl Adapter for SandboxAdapter {
                     }),
                     reply_to: None,
                     automatic: false,
+                    media_bytes: None,
                 }))
             })
             .chain(ignored)

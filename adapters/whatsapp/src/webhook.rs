@@ -302,6 +302,7 @@ fn inbound(account: &str, contacts: &[ContactDto], raw: &Value) -> WebhookEvent 
         content,
         reply_to,
         automatic: false,
+        media_bytes: None,
     })
 }
 

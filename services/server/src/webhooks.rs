@@ -100,6 +100,7 @@ impl Ingress {
                     content: message.content,
                     reply_to: message.reply_to,
                     automatic: message.automatic,
+                    media_bytes: message.media_bytes,
                 };
                 match self.store.record_inbound(&tenant, inbound).await {
                     Ok(Received::New(m)) => {

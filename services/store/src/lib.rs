@@ -394,6 +394,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// was recorded before.
     async fn record_inbound(&self, tenant: &str, inbound: NewInbound) -> Result<Received>;
 
+    /// The media bytes an inbound message of `tenant` carried itself
+    /// ([`NewInbound::media_bytes`]); `None` when it carried none (or its
+    /// contact was erased).
+    async fn get_inbound_media(&self, tenant: &str, message_id: Uuid) -> Result<Option<Vec<u8>>>;
+
     /// Events of a tenant after `after`, in log order, at most `limit`.
     async fn read_events(
         &self,

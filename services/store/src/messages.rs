@@ -551,6 +551,10 @@ pub struct NewInbound {
     /// reply): recorded, but it does not cancel the fallbacks waiting on
     /// the customer (callers pass no window for it either).
     pub automatic: bool,
+    /// The bytes of the content's media, kept by the store when the
+    /// message carried them itself (an email attachment); read back by
+    /// [`crate::Store::get_inbound_media`].
+    pub media_bytes: Option<Vec<u8>>,
 }
 
 /// The outcome of [`crate::Store::record_inbound`].

@@ -155,6 +155,7 @@ conformance! {
         a_known_sender_keeps_their_contact_and_name,
         the_window_only_grows_and_replies_link_to_our_message,
         merge_keeps_the_latest_window_and_erase_clears_it,
+        media_a_message_carried_is_kept_per_tenant_until_erasure,
         // the event log
         events_are_read_in_log_order_with_cursor_paging,
         events_filter_by_type_contact_and_tenant,

@@ -622,16 +622,34 @@ impl MessagingService for MessagingApi {
             ))
             .into());
         }
-        let Some(adapter) = self.ctx.adapters.get(&channel) else {
-            return Err(ApiError::Precondition(format!("{channel} is not configured")).into());
-        };
-        let download = adapter
-            .fetch_media(&tenant, &media.media_id)
+        // Media the message carried itself (an email attachment) is ours;
+        // anything else the provider holds.
+        let held = self
+            .ctx
+            .store
+            .get_inbound_media(&tenant, id)
             .await
-            .map_err(|error| ApiError::Provider {
-                what: "the provider did not serve the media",
-                error,
-            })?;
+            .map_err(ApiError::from)?;
+        let download = match held {
+            Some(bytes) => omniroute_channel::MediaDownload {
+                mime_type: media.mime_type.clone(),
+                bytes,
+            },
+            None => {
+                let Some(adapter) = self.ctx.adapters.get(&channel) else {
+                    return Err(
+                        ApiError::Precondition(format!("{channel} is not configured")).into(),
+                    );
+                };
+                adapter
+                    .fetch_media(&tenant, &media.media_id)
+                    .await
+                    .map_err(|error| ApiError::Provider {
+                        what: "the provider did not serve the media",
+                        error,
+                    })?
+            }
+        };
         let size = i64::try_from(download.bytes.len()).unwrap_or(i64::MAX);
         let mut chunks: Vec<pb::GetMessageMediaResponse> = download
             .bytes

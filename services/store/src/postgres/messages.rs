@@ -471,6 +471,14 @@ impl PgStore {
             // A concurrent delivery of the same message committed first.
             return Ok(Received::Duplicate);
         }
+        if let Some(bytes) = &inbound.media_bytes {
+            tx.execute(
+                "INSERT INTO inbound_media (message_id, tenant, bytes) VALUES ($1, $2, $3)",
+                &[&message.id, &tenant, bytes],
+            )
+            .await
+            .map_err(db)?;
+        }
         events.push(message_event(EventType::MessageReceived, &message));
         append_events(&tx, tenant, &events, now).await?;
         tx.commit().await.map_err(db)?;
@@ -480,6 +488,18 @@ impl PgStore {
             self.bump();
         }
         Ok(Received::New(message))
+    }
+
+    pub(super) async fn inbound_media(&self, tenant: &str, id: Uuid) -> Result<Option<Vec<u8>>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT bytes FROM inbound_media WHERE message_id = $1 AND tenant = $2",
+                &[&id, &tenant],
+            )
+            .await
+            .map_err(db)?;
+        Ok(row.map(|r| r.get(0)))
     }
 
     pub(super) async fn stale(
@@ -633,6 +653,13 @@ pub(super) async fn erase_messages(
         .await
         .map_err(db)?;
     }
+    tx.execute(
+        "DELETE FROM inbound_media WHERE message_id IN
+             (SELECT id FROM messages WHERE tenant = $1 AND contact_id = $2)",
+        &[&tenant, &contact_id],
+    )
+    .await
+    .map_err(db)?;
     let redacted = json(&Content::Text(omniroute_channel::content::Text::default()))?;
     let count = tx
         .execute(

@@ -68,6 +68,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         include_str!("../../migrations/postgres/0007_routing.sql"),
     ),
     (8, include_str!("../../migrations/postgres/0008_reads.sql")),
+    (
+        9,
+        include_str!("../../migrations/postgres/0009_inbound_media.sql"),
+    ),
 ];
 
 /// Serializes migrations of replicas that start together.
@@ -834,6 +838,10 @@ impl Store for PgStore {
 
     async fn record_inbound(&self, tenant: &str, inbound: NewInbound) -> Result<Received> {
         self.inbound(tenant, inbound).await
+    }
+
+    async fn get_inbound_media(&self, tenant: &str, id: Uuid) -> Result<Option<Vec<u8>>> {
+        self.inbound_media(tenant, id).await
     }
 
     async fn read_events(

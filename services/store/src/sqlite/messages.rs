@@ -346,6 +346,16 @@ pub(super) fn accept(tx: &Connection, tenant: &str, new: NewMessage) -> Result<A
     Ok(Accepted::New(message))
 }
 
+/// The media bytes inbound message `id` carried (see
+/// [`crate::Store::get_inbound_media`]).
+pub(super) fn inbound_media(tx: &Connection, tenant: &str, id: Uuid) -> Result<Option<Vec<u8>>> {
+    tx.prepare_cached("SELECT bytes FROM inbound_media WHERE message_id = ?1 AND tenant = ?2")
+        .map_err(db)?
+        .query_row(params![id.to_string(), tenant], |r| r.get(0))
+        .optional()
+        .map_err(db)
+}
+
 /// Records a customer's message (see [`crate::Store::record_inbound`]).
 pub(super) fn record_inbound(
     tx: &Connection,
@@ -480,6 +490,14 @@ pub(super) fn record_inbound(
         to_micros(now)
     ])
     .map_err(db)?;
+    if let Some(bytes) = &inbound.media_bytes {
+        tx.prepare_cached(
+            "INSERT INTO inbound_media (message_id, tenant, bytes) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(db)?
+        .execute(params![message.id.to_string(), tenant, bytes])
+        .map_err(db)?;
+    }
     events::append(
         tx,
         tenant,
@@ -830,6 +848,12 @@ pub(super) fn move_messages(tx: &Connection, tenant: &str, from: Uuid, to: Uuid)
 /// The status history is kept (it holds no personal data); everything the
 /// caller or the customer wrote, and every address, goes.
 pub(super) fn erase_messages(tx: &Connection, tenant: &str, contact_id: Uuid) -> Result<i32> {
+    tx.execute(
+        "DELETE FROM inbound_media WHERE message_id IN
+             (SELECT id FROM messages WHERE tenant = ?1 AND contact_id = ?2)",
+        params![tenant, contact_id.to_string()],
+    )
+    .map_err(db)?;
     let ids: Vec<String> = tx
         .prepare_cached("SELECT id FROM messages WHERE tenant = ?1 AND contact_id = ?2")
         .map_err(db)?

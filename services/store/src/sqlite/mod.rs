@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0004_contact_versions.sql"),
     include_str!("../../migrations/sqlite/0005_routing.sql"),
     include_str!("../../migrations/sqlite/0006_reconcile.sql"),
+    include_str!("../../migrations/sqlite/0007_inbound_media.sql"),
 ];
 
 /// The embedded SQLite store.
@@ -635,6 +636,12 @@ impl Store for SqliteStore {
             self.bump_jobs();
         }
         Ok(received)
+    }
+
+    async fn get_inbound_media(&self, tenant: &str, id: Uuid) -> Result<Option<Vec<u8>>> {
+        let tenant = tenant.to_owned();
+        self.read(move |tx| messages::inbound_media(tx, &tenant, id))
+            .await
     }
 
     async fn get_message(&self, tenant: &str, id: Uuid) -> Result<Message> {

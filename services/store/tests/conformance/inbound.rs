@@ -27,6 +27,7 @@ fn inbound(from: &str, provider_id: &str, time: SystemTime) -> NewInbound {
         line: LINE.into(),
         opens_window: Some(WINDOW),
         automatic: false,
+        media_bytes: None,
     }
 }
 
@@ -210,4 +211,58 @@ pub async fn merge_keeps_the_latest_window_and_erase_clears_it(store: S) {
     );
     let erased = store.erase_contact(T, a.contact_id).await.unwrap();
     assert_eq!(erased.windows, Vec::new());
+}
+
+pub async fn media_a_message_carried_is_kept_per_tenant_until_erasure(store: S) {
+    let now = micros(SystemTime::now());
+    let pdf = b"%PDF-1.7 invoice".to_vec();
+    let attachment = NewInbound {
+        channel: Channel::Email,
+        from: email("nina@example.com"),
+        provider_message_id: "nina-1@example.com#1".into(),
+        content: Content::Media(omniroute_channel::content::Media {
+            kind: omniroute_channel::content::MediaKind::Document,
+            url: String::new(),
+            media_id: "nina-1@example.com#1".into(),
+            caption: String::new(),
+            filename: "invoice.pdf".into(),
+            mime_type: "application/pdf".into(),
+            sha256: String::new(),
+        }),
+        line: "support@acme.example".into(),
+        opens_window: None,
+        media_bytes: Some(pdf.clone()),
+        ..inbound("4915100000000", "unused", now)
+    };
+    let message = received(store.record_inbound(T, attachment.clone()).await.unwrap());
+    assert_eq!(
+        store.get_inbound_media(T, message.id).await.unwrap(),
+        Some(pdf)
+    );
+    assert_eq!(
+        store.record_inbound(T, attachment).await.unwrap(),
+        Received::Duplicate,
+        "a redelivery keeps one copy"
+    );
+    assert_eq!(
+        store
+            .get_inbound_media("tenant-b", message.id)
+            .await
+            .unwrap(),
+        None,
+        "another tenant sees nothing"
+    );
+    let text = received(
+        store
+            .record_inbound(T, inbound("4915100000001", "wamid.text", now))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(store.get_inbound_media(T, text.id).await.unwrap(), None);
+    store.erase_contact(T, message.contact_id).await.unwrap();
+    assert_eq!(
+        store.get_inbound_media(T, message.id).await.unwrap(),
+        None,
+        "erasure deletes the bytes"
+    );
 }

@@ -448,6 +448,7 @@ pub async fn erasure_leaves_no_personal_bytes_in_the_store_files() {
         "4915177312345",
         "Quellenhof-evidence",
         "my locker code is 7731",
+        "passport-scan-bytes-7731",
     ];
     let zach = create(
         &store,
@@ -481,11 +482,36 @@ pub async fn erasure_leaves_no_personal_bytes_in_the_store_files() {
                 line: "main".into(),
                 opens_window: None,
                 automatic: false,
+                media_bytes: None,
             },
         )
         .await
         .unwrap();
     assert!(matches!(received, omniroute_store::Received::New(_)));
+    // An attachment whose bytes the store keeps.
+    let attachment = omniroute_store::NewInbound {
+        channel: Channel::Email,
+        from: email(marks[1]),
+        provider_message_id: "shred-2@example.com#1".into(),
+        content: omniroute_channel::Content::Media(omniroute_channel::content::Media {
+            kind: omniroute_channel::content::MediaKind::Document,
+            url: String::new(),
+            media_id: "shred-2@example.com#1".into(),
+            caption: String::new(),
+            filename: "passport.pdf".into(),
+            mime_type: "application/pdf".into(),
+            sha256: String::new(),
+        }),
+        media_bytes: Some(marks[5].as_bytes().to_vec()),
+        profile_name: None,
+        provider_user_id: None,
+        time: std::time::SystemTime::now(),
+        reply_to: None,
+        line: "support@acme.example".into(),
+        opens_window: None,
+        automatic: false,
+    };
+    store.record_inbound(T, attachment).await.unwrap();
     // Someone else's data stays.
     create(&store, named("Ben Keeps"), vec![email("ben@example.com")]).await;
 
@@ -505,10 +531,12 @@ pub async fn erasure_leaves_no_personal_bytes_in_the_store_files() {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect()
     };
-    assert!(
-        !contains(marks[0]).is_empty(),
-        "the name is in the files before the erasure (the check can fail)"
-    );
+    for mark in [marks[0], marks[5]] {
+        assert!(
+            !contains(mark).is_empty(),
+            "{mark:?} is in the files before the erasure (the check can fail)"
+        );
+    }
 
     store.erase_contact(T, zach.id).await.unwrap();
     for mark in marks {

@@ -46,6 +46,7 @@ fn customer_writes(from: &str, id: &str, window: Option<Duration>) -> NewInbound
         line: "support@shop.example".into(),
         opens_window: window,
         automatic: false,
+        media_bytes: None,
     }
 }
 

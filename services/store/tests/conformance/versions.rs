@@ -79,6 +79,7 @@ pub async fn every_change_to_a_contact_moves_its_version(store: S) {
         line: "106540352242922".into(),
         opens_window: Some(Duration::from_secs(24 * 3600)),
         automatic: false,
+        media_bytes: None,
     };
     store.record_inbound(T, inbound).await.unwrap();
     let v = moved(&store, anna.id, v, "a customer's message (the window)").await;
