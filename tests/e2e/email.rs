@@ -22,6 +22,7 @@ crate::on_both_stores!(
     one_click_unsubscribe_records_the_opt_out_routing_reads,
     unsubscribing_by_mail_records_the_opt_out,
     an_out_of_office_does_not_cancel_the_fallback,
+    a_document_goes_out_attached,
 );
 
 pub(crate) const INBOUND_SECRET: &str = "inbound-secret";
@@ -585,4 +586,49 @@ I am away until Monday.\r\n"
         "the auto-reply canceled the fallback",
     )
     .await;
+}
+
+async fn a_document_goes_out_attached(app: TestApp) {
+    let (mut app, relay) = app_with_relay(app.backend()).await;
+    let pdf = b"%PDF-1.7 delivery note".to_vec();
+    let files = omniroute_email::fake::FakeFiles::start(vec![(
+        "/notes/17.pdf",
+        "application/pdf",
+        pdf.clone(),
+    )])
+    .await;
+    let accepted = app
+        .messaging
+        .send_message(pb::SendMessageRequest {
+            recipient: Some(Recipient::Address(email("quentin@example.com"))),
+            message: Some(pb::Message {
+                category: pb::Category::Transactional as i32,
+                content: Some(pb::Content {
+                    kind: Some(pb::content::Kind::Media(pb::MediaContent {
+                        kind: pb::MediaKind::Document as i32,
+                        url: files.url("/notes/17.pdf"),
+                        caption: "Your delivery note".into(),
+                        filename: "delivery-note.pdf".into(),
+                        ..Default::default()
+                    })),
+                }),
+                ..Default::default()
+            }),
+            idempotency_key: String::new(),
+        })
+        .await
+        .expect("accepted")
+        .into_inner()
+        .message
+        .unwrap();
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    let mail = &relay.received()[0];
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some("Your delivery note")
+    );
+    assert_eq!(
+        mail.attachment("delivery-note.pdf"),
+        Some(("application/pdf".to_owned(), pdf))
+    );
 }

@@ -95,6 +95,9 @@ pub struct EmailConfig {
     pub template_dir: Option<std::path::PathBuf>,
     /// One-click unsubscribe for marketing email; `None`: no such headers.
     pub unsubscribe: Option<crate::unsubscribe::Unsubscribe>,
+    /// The largest media file attached, in bytes; larger ones (all, with 0)
+    /// go as links.
+    pub attachment_max_bytes: usize,
 }
 
 impl fmt::Debug for EmailConfig {
@@ -105,6 +108,7 @@ impl fmt::Debug for EmailConfig {
             .field("webhook_secret", &"***")
             .field("template_dir", &self.template_dir)
             .field("unsubscribe", &self.unsubscribe)
+            .field("attachment_max_bytes", &self.attachment_max_bytes)
             .finish()
     }
 }

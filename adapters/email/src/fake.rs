@@ -69,6 +69,98 @@ impl Received {
     }
 }
 
+impl Received {
+    /// The attachment named `filename`: its MIME type and decoded bytes.
+    pub fn attachment(&self, filename: &str) -> Option<(String, Vec<u8>)> {
+        use mail_parser::MimeHeaders;
+        let mail = mail_parser::MessageParser::default().parse(self.data.as_bytes())?;
+        mail.attachments()
+            .find(|p| p.attachment_name() == Some(filename))
+            .map(|p| {
+                let mime = p
+                    .content_type()
+                    .map(|ct| format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")))
+                    .unwrap_or_default();
+                (mime, p.contents().to_vec())
+            })
+    }
+}
+
+/// A file server for media URLs: HTTP/1.1 on 127.0.0.1, serving the files
+/// it was given by path (`Content-Type`, `Content-Length`), 404 for others.
+#[derive(Debug)]
+pub struct FakeFiles {
+    port: u16,
+    server: JoinHandle<()>,
+}
+
+impl Drop for FakeFiles {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl FakeFiles {
+    /// Serves `files` (path, MIME type, bytes).
+    ///
+    /// # Panics
+    /// When no local port can be bound.
+    pub async fn start(files: Vec<(&str, &str, Vec<u8>)>) -> FakeFiles {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let port = listener.local_addr().expect("bound").port();
+        let files: Arc<Vec<(String, String, Vec<u8>)>> = Arc::new(
+            files
+                .into_iter()
+                .map(|(p, m, b)| (p.to_owned(), m.to_owned(), b))
+                .collect(),
+        );
+        let server = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let files = Arc::clone(&files);
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    let Ok(Some(request)) = lines.next_line().await else {
+                        return;
+                    };
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        if line.is_empty() {
+                            break;
+                        }
+                    }
+                    let path = request.split(' ').nth(1).unwrap_or("");
+                    let head = |status: &str, mime: &str, len: usize| {
+                        format!(
+                            "HTTP/1.1 {status}\r\nContent-Type: {mime}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+                        )
+                    };
+                    match files.iter().find(|(p, _, _)| p == path) {
+                        Some((_, mime, bytes)) => {
+                            let _ = write
+                                .write_all(head("200 OK", mime, bytes.len()).as_bytes())
+                                .await;
+                            let _ = write.write_all(bytes).await;
+                        }
+                        None => {
+                            let _ = write
+                                .write_all(head("404 Not Found", "text/plain", 9).as_bytes())
+                                .await;
+                            let _ = write.write_all(b"not found").await;
+                        }
+                    }
+                    let _ = write.shutdown().await;
+                });
+            }
+        });
+        FakeFiles { port, server }
+    }
+
+    /// The URL of `path` on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
 /// The configuration tests run the adapter with: a relay on 127.0.0.1 at
 /// `port` without TLS, one sender (tenant `acme`, `support@acme.example`,
 /// reply domain `reply.acme.example`), the webhook secret
@@ -95,6 +187,7 @@ pub fn config(port: u16) -> crate::EmailConfig {
         webhook_secret: WEBHOOK_SECRET.into(),
         template_dir: None,
         unsubscribe: None,
+        attachment_max_bytes: 1 << 20,
     }
 }
 

@@ -19,8 +19,11 @@
 //!
 //! Marketing email carries a one-click unsubscribe (`unsubscribe.rs`).
 //!
-//! What is not here yet (issue 12): attachments.
+//! Media goes out as an attachment fetched from its URL, or as a link when
+//! it is large (`attachments.rs`); customers' attachments come in as media
+//! messages whose bytes the router keeps.
 
+pub mod attachments;
 pub mod bounces;
 pub mod client;
 pub mod config;
@@ -46,10 +49,11 @@ pub use unsubscribe::Unsubscribe;
 /// The header that signs mail posted to `/webhooks/email`.
 pub const SIGNATURE_HEADER: &str = "x-omniroute-signature";
 
-/// What email carries: text (with an HTML alternative) and the tenant's
-/// email templates, no length cap; choices degrade to numbered text.
+/// What email carries: text (with an HTML alternative), the tenant's email
+/// templates and media by URL (attached, or linked when large), no length
+/// cap; choices degrade to numbered text.
 const CAPABILITIES: Capabilities = Capabilities {
-    kinds: &[ContentKind::Text, ContentKind::Template],
+    kinds: &[ContentKind::Text, ContentKind::Template, ContentKind::Media],
     max_text_chars: None,
     interactive: false,
     service_window: None,
@@ -62,6 +66,7 @@ pub struct EmailAdapter {
     config: EmailConfig,
     transport: client::Transport,
     templates: templates::Templates,
+    fetcher: attachments::Fetcher,
 }
 
 impl EmailAdapter {
@@ -70,20 +75,14 @@ impl EmailAdapter {
         let transport = client::transport(&config.relay)?;
         let templates = templates::Templates::load(config.template_dir.as_deref())
             .map_err(|e| AdapterError::new(ErrorClass::Configuration, "templates", e))?;
+        let fetcher = attachments::Fetcher::new(config.attachment_max_bytes, config.relay.timeout)?;
         Ok(EmailAdapter {
             config,
             transport,
             templates,
+            fetcher,
         })
     }
-}
-
-fn not_here(what: &str) -> AdapterError {
-    AdapterError::new(
-        ErrorClass::Unsupported,
-        "unsupported",
-        format!("email does not {what} yet"),
-    )
 }
 
 #[async_trait]
@@ -112,9 +111,10 @@ impl Adapter for EmailAdapter {
             )
         })?;
         // A template is rendered into a text first (checked at accept
-        // time by `check_content`; a template removed since is refused).
-        let rendered;
-        let message = match &message.content {
+        // time by `check_content`; a template removed since is refused); a
+        // media message's file is fetched now and attached, or linked.
+        let (text, attachment) = match &message.content {
+            Content::Text(text) => (text.clone(), None),
             Content::Template(template) => {
                 let text = self
                     .templates
@@ -122,15 +122,21 @@ impl Adapter for EmailAdapter {
                     .map_err(|v| {
                         AdapterError::new(ErrorClass::Permanent, "template", v.description)
                     })?;
-                rendered = OutboundMessage {
-                    content: Content::Text(text),
-                    ..message.clone()
-                };
-                &rendered
+                (text, None)
             }
-            _ => message,
+            Content::Media(media) => {
+                let body = self.fetcher.body(media).await?;
+                (body.text, body.attachment)
+            }
+            other => return Err(AdapterError::unsupported(Channel::Email, other.kind())),
         };
-        let email = transformers::build(message, sender, self.config.unsubscribe.as_ref())?;
+        let email = transformers::build(
+            message,
+            &text,
+            attachment.as_ref(),
+            sender,
+            self.config.unsubscribe.as_ref(),
+        )?;
         client::send(&self.transport, email).await?;
         tracing::debug!(to = %message.to, "email accepted by the relay");
         Ok(SendReceipt {
@@ -156,6 +162,10 @@ impl Adapter for EmailAdapter {
                     description: "an email needs a text".into(),
                 }]
             }
+            Content::Media(media) if media.url.is_empty() => vec![ContentViolation {
+                field: "media.url".into(),
+                description: "email sends media by URL (attached or linked); a provider media id names nothing here".into(),
+            }],
             _ => Vec::new(),
         }
     }
@@ -189,7 +199,13 @@ impl Adapter for EmailAdapter {
     }
 
     async fn fetch_media(&self, _: &str, _: &str) -> Result<MediaDownload, AdapterError> {
-        Err(not_here("hold media"))
+        // A customer's attachments come with their mail; the router keeps
+        // them (GetMessageMedia reads them there), no provider does.
+        Err(AdapterError::new(
+            ErrorClass::Unsupported,
+            "unsupported",
+            "email attachments are kept by the router, not by a provider",
+        ))
     }
 
     async fn health(&self) -> Result<(), AdapterError> {

@@ -10,8 +10,9 @@ use lettre::Message;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use omniroute_channel::content::Text;
-use omniroute_channel::{AdapterError, Channel, Content, ErrorClass, OutboundMessage};
+use omniroute_channel::{AdapterError, ErrorClass, OutboundMessage};
 
+use crate::attachments::Attachment;
 use crate::config::Sender;
 
 /// The Message-ID of our message `message_id`, without angle brackets (as it
@@ -45,40 +46,45 @@ fn default_subject(body: &str) -> String {
     subject
 }
 
-/// Plain text as HTML: escaped, line breaks kept.
-pub fn text_to_html(body: &str) -> String {
-    let mut html = String::with_capacity(body.len() + 64);
-    html.push_str("<!doctype html><html><body><div style=\"white-space:pre-wrap\">");
-    for c in body.chars() {
+/// Text escaped for HTML (text and attribute values).
+pub fn escape(text: &str) -> String {
+    let mut html = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
         match c {
             '&' => html.push_str("&amp;"),
             '<' => html.push_str("&lt;"),
             '>' => html.push_str("&gt;"),
             '"' => html.push_str("&quot;"),
             '\'' => html.push_str("&#39;"),
-            '\n' => html.push_str("<br>\n"),
             c => html.push(c),
         }
     }
-    html.push_str("</div></body></html>");
     html
+}
+
+/// Plain text as HTML: escaped, line breaks kept.
+pub fn text_to_html(body: &str) -> String {
+    format!(
+        "<!doctype html><html><body><div style=\"white-space:pre-wrap\">{}</div></body></html>",
+        escape(body).replace('\n', "<br>\n")
+    )
 }
 
 fn invalid(what: String) -> AdapterError {
     AdapterError::new(ErrorClass::Permanent, "invalid-address", what)
 }
 
-/// Builds the email for `message` from `sender`; marketing carries the
-/// one-click unsubscribe headers when `unsubscribe` is configured.
+/// Builds the email for `message` from `sender`: `text` (the message's
+/// text, a rendered template, a media message's caption or link) and the
+/// `attachment`, if any; marketing carries the one-click unsubscribe
+/// headers when `unsubscribe` is configured.
 pub fn build(
     message: &OutboundMessage,
+    text: &Text,
+    attachment: Option<&Attachment>,
     sender: &Sender,
     unsubscribe: Option<&crate::unsubscribe::Unsubscribe>,
 ) -> Result<Message, AdapterError> {
-    let text = match &message.content {
-        Content::Text(text) => text,
-        other => return Err(AdapterError::unsupported(Channel::Email, other.kind())),
-    };
     let from = Mailbox::new(
         Some(sender.from_name.clone()).filter(|n| !n.is_empty()),
         sender.from_address.parse().map_err(|e| {
@@ -137,8 +143,19 @@ pub fn build(
                 "List-Unsubscribe=One-Click".to_owned(),
             ));
     }
+    let body = match attachment {
+        None => alternative(text),
+        Some(file) => {
+            let content_type = ContentType::parse(&file.mime_type)
+                .unwrap_or_else(|_| ContentType::parse("application/octet-stream").expect("valid"));
+            MultiPart::mixed().multipart(alternative(text)).singlepart(
+                lettre::message::Attachment::new(file.filename.clone())
+                    .body(file.bytes.clone(), content_type),
+            )
+        }
+    };
     builder
-        .multipart(alternative(text))
+        .multipart(body)
         .map_err(|e| AdapterError::new(ErrorClass::Permanent, "build", e.to_string()))
 }
 

@@ -266,3 +266,100 @@ async fn a_missing_template_or_parameter_is_refused_before_sending() {
         "templates are per tenant"
     );
 }
+
+fn media_message(url: &str, caption: &str) -> OutboundMessage {
+    OutboundMessage {
+        content: Content::Media(omniroute_channel::content::Media {
+            kind: omniroute_channel::content::MediaKind::Document,
+            url: url.into(),
+            media_id: String::new(),
+            caption: caption.into(),
+            filename: String::new(),
+            mime_type: String::new(),
+            sha256: String::new(),
+        }),
+        ..message("", "")
+    }
+}
+
+#[tokio::test]
+async fn media_is_attached_up_to_the_limit_and_linked_beyond_it() {
+    let relay = FakeSmtp::start().await;
+    let small: Vec<u8> = (0..4096u32).map(|i| (i % 256) as u8).collect();
+    let files = omniroute_email::fake::FakeFiles::start(vec![
+        ("/docs/invoice-17.pdf", "application/pdf", small.clone()),
+        (
+            "/docs/catalogue.pdf",
+            "application/pdf",
+            vec![b'x'; 2 << 20],
+        ),
+    ])
+    .await;
+    let adapter = adapter(relay.port());
+
+    let url = files.url("/docs/invoice-17.pdf");
+    adapter
+        .send(&media_message(&url, "Your invoice\nThank you!"))
+        .await
+        .expect("sent");
+    let mail = &relay.received()[0];
+    assert!(
+        mail.header("Content-Type")
+            .is_some_and(|ct| ct.starts_with("multipart/mixed")),
+        "{:?}",
+        mail.header("Content-Type")
+    );
+    assert_eq!(mail.header("Subject").as_deref(), Some("Your invoice"));
+    assert_eq!(
+        mail.part("text/plain").as_deref(),
+        Some("Your invoice\r\nThank you!")
+    );
+    assert_eq!(
+        mail.attachment("invoice-17.pdf"),
+        Some(("application/pdf".to_owned(), small)),
+        "named by the URL, typed by the server, bytes intact"
+    );
+
+    // Over the 1 MiB limit of the test configuration: a link instead.
+    let big = files.url("/docs/catalogue.pdf");
+    adapter
+        .send(&media_message(&big, "Our catalogue"))
+        .await
+        .expect("sent");
+    let mail = &relay.received()[1];
+    assert_eq!(mail.attachment("catalogue.pdf"), None, "not attached");
+    assert_eq!(
+        mail.part("text/plain").as_deref(),
+        Some(format!("Our catalogue\r\n\r\n{big}").as_str())
+    );
+    assert!(
+        mail.part("text/html")
+            .is_some_and(|h| h.contains(&format!("<a href=\"{big}\">catalogue.pdf</a>"))),
+        "{:?}",
+        mail.part("text/html")
+    );
+
+    // A URL that is not there fails the step for good; nothing is sent.
+    let missing = files.url("/docs/gone.pdf");
+    let error = adapter
+        .send(&media_message(&missing, ""))
+        .await
+        .expect_err("refused");
+    assert_eq!(error.class(), ErrorClass::Permanent);
+    assert_eq!(error.code(), "media-http-404");
+    assert_eq!(relay.received().len(), 2);
+
+    // A media id names nothing on email: refused before it is accepted.
+    let by_id = Content::Media(omniroute_channel::content::Media {
+        kind: omniroute_channel::content::MediaKind::Image,
+        url: String::new(),
+        media_id: "1200345678".into(),
+        caption: String::new(),
+        filename: String::new(),
+        mime_type: String::new(),
+        sha256: String::new(),
+    });
+    let violations = adapter.check_content("acme", &by_id);
+    assert_eq!(violations.len(), 1);
+    assert_eq!(violations[0].field, "media.url");
+}

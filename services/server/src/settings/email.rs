@@ -57,6 +57,10 @@ pub struct EmailSettings {
     pub smtp_idle_timeout_secs: u64,
     /// SMTP connections served at once.
     pub smtp_max_connections: usize,
+    /// The largest media file attached to an email, in bytes (fetched from
+    /// the media's URL when the message is sent); larger files, and every
+    /// file with 0, go as a link.
+    pub attachment_max_bytes: usize,
 }
 
 impl Default for EmailSettings {
@@ -80,6 +84,7 @@ impl Default for EmailSettings {
             smtp_max_message_bytes: 25 * 1024 * 1024,
             smtp_idle_timeout_secs: 300,
             smtp_max_connections: 64,
+            attachment_max_bytes: 10 * 1024 * 1024,
         }
     }
 }
@@ -147,6 +152,7 @@ impl EmailSettings {
             webhook_secret: self.webhook_secret.expose().to_owned(),
             template_dir: Some(self.template_dir.clone()).filter(|d| !d.as_os_str().is_empty()),
             unsubscribe: self.unsubscribe(),
+            attachment_max_bytes: self.attachment_max_bytes,
         }
     }
 
