@@ -23,6 +23,7 @@ crate::on_both_stores!(
     unsubscribing_by_mail_records_the_opt_out,
     an_out_of_office_does_not_cancel_the_fallback,
     a_document_goes_out_attached,
+    a_choice_link_records_the_answer_once_after_confirmation,
 );
 
 pub(crate) const INBOUND_SECRET: &str = "inbound-secret";
@@ -631,4 +632,84 @@ async fn a_document_goes_out_attached(app: TestApp) {
         mail.attachment("delivery-note.pdf"),
         Some(("application/pdf".to_owned(), pdf))
     );
+}
+
+async fn a_choice_link_records_the_answer_once_after_confirmation(app: TestApp) {
+    let (mut app, relay) = app_with_unsubscribe(app.backend()).await;
+    let choice = |id: &str, title: &str| pb::Choice {
+        id: id.into(),
+        title: title.into(),
+        description: String::new(),
+    };
+    let accepted = app
+        .messaging
+        .send_message(pb::SendMessageRequest {
+            recipient: Some(Recipient::Address(email("rita@example.com"))),
+            message: Some(pb::Message {
+                category: pb::Category::Transactional as i32,
+                content: Some(pb::Content {
+                    kind: Some(pb::content::Kind::Interactive(pb::InteractiveContent {
+                        header: "Delivery".into(),
+                        body: "When shall we come?".into(),
+                        choices: Some(pb::interactive_content::Choices::Buttons(
+                            pb::ReplyButtons {
+                                buttons: vec![choice("am", "Morning"), choice("pm", "Afternoon")],
+                            },
+                        )),
+                        ..Default::default()
+                    })),
+                }),
+                ..Default::default()
+            }),
+            idempotency_key: String::new(),
+        })
+        .await
+        .expect("accepted")
+        .into_inner()
+        .message
+        .unwrap();
+    let sent = wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    assert_eq!(sent.channel, pb::Channel::Email as i32);
+    let text = relay.received()[0].part("text/plain").expect("a text part");
+    let link = |n: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{n}. ")))
+            .and_then(|l| l.split_once(": http://127.0.0.1"))
+            .map(|(_, path)| path.to_owned())
+            .unwrap_or_else(|| panic!("choice {n} has a link: {text}"))
+    };
+    let afternoon = link("2");
+    assert!(afternoon.starts_with("/choices/email/"), "{afternoon}");
+    assert!(!afternoon.contains("rita"), "no address in the link");
+
+    // Following the link (or a scanner prefetching it) records nothing.
+    let page = omniroute_e2e::http(app.http_addr, "GET", &afternoon, &[], b"").await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains("Afternoon"), "{page:?}");
+    assert_eq!(timeline(&mut app, &accepted.contact).await.len(), 1);
+
+    // The confirming POST records the answer, once.
+    for _ in 0..2 {
+        let picked = omniroute_e2e::http(app.http_addr, "POST", &afternoon, &[], b"").await;
+        assert_eq!(picked.status, 200, "{picked:?}");
+    }
+    let messages = timeline(&mut app, &accepted.contact).await;
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    let answer = messages
+        .iter()
+        .find(|m| m.direction == pb::Direction::Inbound as i32)
+        .expect("the answer");
+    assert_eq!(answer.reply_to, accepted.name, "an answer to our message");
+    match &answer.content.as_ref().unwrap().kind {
+        Some(pb::content::Kind::ChoiceReply(c)) => {
+            assert_eq!((c.id.as_str(), c.title.as_str()), ("pm", "Afternoon"))
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // A tampered link is refused and records nothing.
+    let tampered = format!("{}x", &afternoon[..afternoon.len() - 1]);
+    let refused = omniroute_e2e::http(app.http_addr, "POST", &tampered, &[], b"").await;
+    assert_eq!(refused.status, 404);
+    assert_eq!(timeline(&mut app, &accepted.contact).await.len(), 2);
 }

@@ -25,6 +25,7 @@
 
 pub mod attachments;
 pub mod bounces;
+pub mod choices;
 pub mod client;
 pub mod config;
 pub mod error;
@@ -50,12 +51,18 @@ pub use unsubscribe::Unsubscribe;
 pub const SIGNATURE_HEADER: &str = "x-omniroute-signature";
 
 /// What email carries: text (with an HTML alternative), the tenant's email
-/// templates and media by URL (attached, or linked when large), no length
-/// cap; choices degrade to numbered text.
+/// templates, media by URL (attached, or linked when large), and choices
+/// (numbered, each a link that picks it when links are configured); no
+/// length cap.
 const CAPABILITIES: Capabilities = Capabilities {
-    kinds: &[ContentKind::Text, ContentKind::Template, ContentKind::Media],
+    kinds: &[
+        ContentKind::Text,
+        ContentKind::Template,
+        ContentKind::Media,
+        ContentKind::Interactive,
+    ],
     max_text_chars: None,
-    interactive: false,
+    interactive: true,
     service_window: None,
     rings: false,
 };
@@ -128,6 +135,15 @@ impl Adapter for EmailAdapter {
                 let body = self.fetcher.body(media).await?;
                 (body.text, body.attachment)
             }
+            Content::Interactive(interactive) => (
+                choices::render(
+                    interactive,
+                    self.config.unsubscribe.as_ref(),
+                    &message.tenant,
+                    &message.message_id,
+                ),
+                None,
+            ),
             other => return Err(AdapterError::unsupported(Channel::Email, other.kind())),
         };
         let email = transformers::build(

@@ -31,6 +31,10 @@ impl std::fmt::Debug for Unsubscribe {
 /// The path under the HTTP listener, before the token.
 pub const PATH: &str = "/unsubscribe/email/";
 
+/// The path of choice links (an interactive message's choices on email),
+/// before the token.
+pub const CHOICE_PATH: &str = "/choices/email/";
+
 fn mac(secret: &str, payload: &[u8]) -> String {
     omniroute_channel::signature::hmac_sha256_hex(secret, payload)[..32].to_owned()
 }
@@ -88,8 +92,38 @@ impl Unsubscribe {
         .flatten()
     }
 
+    /// The link that picks `choice_id` of our interactive message
+    /// `message_id` of `tenant`: the same signed tokens, naming the choice
+    /// too (a token for one kind never verifies as the other).
+    pub fn choice_url(&self, tenant: &str, message_id: &str, choice_id: &str) -> String {
+        let payload = format!("choice\n{tenant}\n{message_id}\n{choice_id}");
+        format!(
+            "{}{CHOICE_PATH}{}.{}",
+            self.base_url.trim_end_matches('/'),
+            URL_SAFE_NO_PAD.encode(payload.as_bytes()),
+            mac(&self.secret, payload.as_bytes())
+        )
+    }
+
+    /// The (tenant, message id, choice id) a choice link's token names,
+    /// when its signature holds.
+    pub fn verify_choice(&self, token: &str) -> Option<(String, String, String)> {
+        let payload = self.open(token)?;
+        let mut parts = payload.splitn(4, '\n');
+        let (kind, tenant, message, choice) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        (kind == "choice").then(|| (tenant.to_owned(), message.to_owned(), choice.to_owned()))
+    }
+
     /// The (tenant, message id) a token names, when its signature holds.
     pub fn verify(&self, token: &str) -> Option<(String, String)> {
+        let payload = self.open(token)?;
+        let (tenant, message) = payload.split_once('\n')?;
+        Some((tenant.to_owned(), message.to_owned()))
+    }
+
+    /// The payload of a signed token, when its signature holds.
+    fn open(&self, token: &str) -> Option<String> {
         let (payload, signature) = token.split_once('.')?;
         let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
         let expected = mac(&self.secret, &payload);
@@ -103,9 +137,7 @@ impl Unsubscribe {
         if !same || self.secret.is_empty() {
             return None;
         }
-        let payload = String::from_utf8(payload).ok()?;
-        let (tenant, message) = payload.split_once('\n')?;
-        Some((tenant.to_owned(), message.to_owned()))
+        String::from_utf8(payload).ok()
     }
 }
 
@@ -149,5 +181,33 @@ mod tests {
         assert_eq!(u.verify_mailbox(local), Some(id.to_owned()));
         assert_eq!(other.verify_mailbox(local), None);
         assert_eq!(u.verify_mailbox("unsubscribe+0000"), None);
+    }
+
+    #[test]
+    fn choice_links_name_the_choice_and_are_no_unsubscribe() {
+        let u = Unsubscribe {
+            base_url: "https://router.acme.example".into(),
+            secret: "s3cret".into(),
+        };
+        let id = "01a232b1-1186-710f-972d-02f288bc6632";
+        let url = u.choice_url("acme", id, "slot-am");
+        assert!(
+            url.starts_with("https://router.acme.example/choices/email/"),
+            "{url}"
+        );
+        let token = url.rsplit('/').next().unwrap();
+        assert_eq!(
+            u.verify_choice(token),
+            Some(("acme".into(), id.into(), "slot-am".into()))
+        );
+        assert!(
+            u.verify(token).is_none_or(|(_, m)| m != id),
+            "a choice link does not unsubscribe"
+        );
+        let unsubscribe = u.url("acme", id);
+        assert_eq!(
+            u.verify_choice(unsubscribe.rsplit('/').next().unwrap()),
+            None
+        );
     }
 }

@@ -188,17 +188,24 @@ impl Application {
             }
             _ => None,
         };
-        let webhooks =
-            ingress
-                .router(self.settings.http.max_body_bytes)
-                .merge(crate::unsubscribe::router(
-                    Arc::clone(&self.store),
-                    self.settings
-                        .email
-                        .enabled
-                        .then(|| self.settings.email.unsubscribe())
-                        .flatten(),
-                ));
+        // One-click unsubscribes and choice links, signed alike.
+        let links = self
+            .settings
+            .email
+            .enabled
+            .then(|| self.settings.email.unsubscribe())
+            .flatten();
+        let webhooks = ingress
+            .router(self.settings.http.max_body_bytes)
+            .merge(crate::unsubscribe::router(
+                Arc::clone(&self.store),
+                links.clone(),
+            ))
+            .merge(crate::choices::router(
+                Arc::clone(&self.store),
+                Arc::clone(&adapters),
+                links,
+            ));
         tracing::info!(addr = %self.http_addr, "webhook listener ready");
         let http = axum::serve(self.http_listener, webhooks)
             .with_graceful_shutdown(stopped(stopping.clone()));

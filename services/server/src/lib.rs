@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod app;
+pub mod choices;
 pub mod health;
 pub mod pipeline;
 pub mod routing;
