@@ -24,6 +24,7 @@ crate::on_both_stores!(
     an_out_of_office_does_not_cancel_the_fallback,
     a_document_goes_out_attached,
     a_choice_link_records_the_answer_once_after_confirmation,
+    marketing_goes_from_its_own_sender_and_its_replies_come_back,
 );
 
 pub(crate) const INBOUND_SECRET: &str = "inbound-secret";
@@ -73,6 +74,7 @@ pub(crate) async fn app_with_relay_and(
             from_address: "support@acme.example".into(),
             from_name: "ACME Support".into(),
             reply_domain: "reply.acme.example".into(),
+            categories: Vec::new(),
         }];
         // The fallback test goes on to WhatsApp (the sandbox) without an
         // opt-in record; routing's own tests cover the strict default.
@@ -712,4 +714,69 @@ async fn a_choice_link_records_the_answer_once_after_confirmation(app: TestApp) 
     let refused = omniroute_e2e::http(app.http_addr, "POST", &tampered, &[], b"").await;
     assert_eq!(refused.status, 404);
     assert_eq!(timeline(&mut app, &accepted.contact).await.len(), 2);
+}
+
+async fn marketing_goes_from_its_own_sender_and_its_replies_come_back(app: TestApp) {
+    let (mut app, relay) = app_with_relay_and(app.backend(), |s| {
+        s.email.senders.push(omniroute::settings::EmailSender {
+            tenant: "default".into(),
+            from_address: "news@acme.example".into(),
+            from_name: "ACME News".into(),
+            reply_domain: "news.acme.example".into(),
+            categories: vec![omniroute_channel::Category::Marketing],
+        });
+    })
+    .await;
+    let contact = opted_in(&mut app, "Sven").await;
+    let mut newsletter = text_message("Our spring sale starts today");
+    newsletter.category = pb::Category::Marketing as i32;
+    let marketing = app
+        .messaging
+        .send_message(pb::SendMessageRequest {
+            recipient: Some(Recipient::Contact(contact.name.clone())),
+            message: Some(newsletter),
+            idempotency_key: String::new(),
+        })
+        .await
+        .expect("accepted")
+        .into_inner()
+        .message
+        .unwrap();
+    let sent = wait_status(&mut app, &marketing.name, pb::MessageStatus::Sent).await;
+    let notice = send_email(&mut app, "sven@example.com", "Your order has shipped").await;
+    wait_status(&mut app, &notice.name, pb::MessageStatus::Sent).await;
+    let received = relay.received();
+    let from = |subject: &str| {
+        let mail = received
+            .iter()
+            .find(|m| m.header("Subject").as_deref() == Some(subject))
+            .expect("sent");
+        (mail.header("From").unwrap(), mail.mail_from.clone())
+    };
+    let id = marketing.name.trim_start_matches("messages/");
+    assert_eq!(
+        from("Our spring sale starts today"),
+        (
+            "\"ACME News\" <news@acme.example>".to_owned(),
+            format!("bounces+{}@news.acme.example", id.replace('-', ""))
+        )
+    );
+    assert_eq!(sent.provider_message_id, format!("{id}@news.acme.example"));
+    assert_eq!(
+        from("Your order has shipped").0,
+        "\"ACME Support\" <support@acme.example>"
+    );
+    // A reply to the newsletter comes back to its sender's line, threaded.
+    let reply = format!(
+        "From: sven@example.com\r\nTo: reply+{}@news.acme.example\r\n\
+Subject: Re: sale\r\nMessage-ID: <sven-1@example.com>\r\n\r\nDo you ship to Norway?\r\n",
+        id.replace('-', "")
+    );
+    assert_eq!(post_mail(&app, &reply, None).await.status, 200);
+    let messages = timeline(&mut app, &contact.name).await;
+    let answer = messages
+        .iter()
+        .find(|m| m.provider_message_id == "sven-1@example.com")
+        .expect("recorded");
+    assert_eq!(answer.reply_to, marketing.name);
 }

@@ -222,6 +222,7 @@ async fn mail_by_smtp_during_an_outage_is_deferred_and_taken_when_redelivered() 
             from_address: "support@acme.example".into(),
             from_name: "ACME".into(),
             reply_domain: "reply.acme.example".into(),
+            categories: Vec::new(),
         }];
         s.email.smtp_listen = Some("127.0.0.1:0".parse().unwrap());
     })

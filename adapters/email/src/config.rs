@@ -78,6 +78,10 @@ pub struct Sender {
     pub from_name: String,
     /// The domain of Message-IDs and reply addresses (`reply+token@domain`).
     pub reply_domain: String,
+    /// The categories this sender sends (marketing from a newsletter
+    /// address and domain, say, so that its reputation is its own); empty:
+    /// any category no other sender of the tenant names.
+    pub categories: Vec<omniroute_channel::Category>,
 }
 
 /// The whole adapter configuration.
@@ -85,7 +89,8 @@ pub struct Sender {
 pub struct EmailConfig {
     /// The relay.
     pub relay: RelayConfig,
-    /// One sender per tenant (the first listed for a tenant is used).
+    /// The senders: per tenant, one per business line (each receives its
+    /// mail); a message goes from the tenant's sender for its category.
     pub senders: Vec<Sender>,
     /// The shared secret of mail posted to `/webhooks/email`
     /// (`X-Omniroute-Signature: sha256=<HMAC-SHA256 of the body>`); empty
@@ -114,8 +119,25 @@ impl fmt::Debug for EmailConfig {
 }
 
 impl EmailConfig {
-    /// The sender of `tenant`.
+    /// The tenant's main sender: its first one for any category (else its
+    /// first).
     pub fn sender(&self, tenant: &str) -> Option<&Sender> {
-        self.senders.iter().find(|s| s.tenant == tenant)
+        let mut own = self.senders.iter().filter(|s| s.tenant == tenant);
+        own.clone()
+            .find(|s| s.categories.is_empty())
+            .or_else(|| own.next())
+    }
+
+    /// The sender a message of `category` goes from for `tenant`: the first
+    /// that names the category, else the main one.
+    pub fn sender_for(
+        &self,
+        tenant: &str,
+        category: omniroute_channel::Category,
+    ) -> Option<&Sender> {
+        self.senders
+            .iter()
+            .find(|s| s.tenant == tenant && s.categories.contains(&category))
+            .or_else(|| self.sender(tenant))
     }
 }

@@ -183,6 +183,7 @@ pub fn config(port: u16) -> crate::EmailConfig {
             from_address: "support@acme.example".into(),
             from_name: "ACME Support".into(),
             reply_domain: "reply.acme.example".into(),
+            categories: Vec::new(),
         }],
         webhook_secret: WEBHOOK_SECRET.into(),
         template_dir: None,

@@ -107,16 +107,19 @@ impl Adapter for EmailAdapter {
     }
 
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, AdapterError> {
-        let sender = self.config.sender(&message.tenant).ok_or_else(|| {
-            AdapterError::new(
-                ErrorClass::Configuration,
-                "no-sender",
-                format!(
-                    "no email sender is configured for tenant {}",
-                    message.tenant
-                ),
-            )
-        })?;
+        let sender = self
+            .config
+            .sender_for(&message.tenant, message.category)
+            .ok_or_else(|| {
+                AdapterError::new(
+                    ErrorClass::Configuration,
+                    "no-sender",
+                    format!(
+                        "no email sender is configured for tenant {}",
+                        message.tenant
+                    ),
+                )
+            })?;
         // A template is rendered into a text first (checked at accept
         // time by `check_content`; a template removed since is refused); a
         // media message's file is fetched now and attached, or linked.

@@ -102,6 +102,10 @@ pub struct EmailSender {
     /// The domain of Message-IDs and reply addresses
     /// (`reply+<token>@<reply_domain>`): its mail must reach omniroute.
     pub reply_domain: String,
+    /// The categories this sender sends (`marketing`, `transactional`,
+    /// `authentication`, `service`); empty: every category no other sender
+    /// of the tenant names.
+    pub categories: Vec<omniroute_channel::Category>,
 }
 
 impl Default for EmailSender {
@@ -111,6 +115,7 @@ impl Default for EmailSender {
             from_address: String::new(),
             from_name: String::new(),
             reply_domain: String::new(),
+            categories: Vec::new(),
         }
     }
 }
@@ -147,6 +152,7 @@ impl EmailSettings {
                     from_address: s.from_address.clone(),
                     from_name: s.from_name.clone(),
                     reply_domain: s.reply_domain.clone(),
+                    categories: s.categories.clone(),
                 })
                 .collect(),
             webhook_secret: self.webhook_secret.expose().to_owned(),
@@ -260,6 +266,7 @@ mod tests {
                 from_address: "support@acme.example".into(),
                 from_name: "ACME".into(),
                 reply_domain: "reply.acme.example".into(),
+                categories: Vec::new(),
             }],
             ..EmailSettings::default()
         }
