@@ -30,7 +30,7 @@ crate::on_both_stores!(
 pub(crate) const INBOUND_SECRET: &str = "inbound-secret";
 
 /// Posts a raw email to `/webhooks/email`, signed (or with `signature`).
-async fn post_mail(
+pub(crate) async fn post_mail(
     app: &TestApp,
     raw: &str,
     signature: Option<&str>,
@@ -85,11 +85,12 @@ pub(crate) async fn app_with_relay_and(
     (app, relay)
 }
 
-pub(crate) async fn send_email(app: &mut TestApp, to: &str, body: &str) -> pb::Message {
+/// Sends `message` to `recipient`; the accepted message.
+async fn send(app: &mut TestApp, recipient: Recipient, message: pb::Message) -> pb::Message {
     app.messaging
         .send_message(pb::SendMessageRequest {
-            recipient: Some(Recipient::Address(email(to))),
-            message: Some(text_message(body)),
+            recipient: Some(recipient),
+            message: Some(message),
             idempotency_key: String::new(),
         })
         .await
@@ -97,6 +98,22 @@ pub(crate) async fn send_email(app: &mut TestApp, to: &str, body: &str) -> pb::M
         .into_inner()
         .message
         .expect("message")
+}
+
+/// Waits until a bounce (`dsn-5.1.1`) failed the email step of `name` and
+/// routing went on to WhatsApp.
+pub(crate) async fn bounced_then_whatsapp(app: &mut TestApp, name: &str) {
+    let message = handed_to_whatsapp(app, name, "no fallback").await;
+    let bounced = message
+        .status_history
+        .iter()
+        .find(|h| h.status == pb::MessageStatus::Failed as i32)
+        .expect("the bounce is in the history");
+    assert!(bounced.reason.contains("dsn-5.1.1"), "{bounced:?}");
+}
+
+pub(crate) async fn send_email(app: &mut TestApp, to: &str, body: &str) -> pb::Message {
+    send(app, Recipient::Address(email(to)), text_message(body)).await
 }
 
 async fn email_goes_out_through_the_relay(app: TestApp) {
@@ -169,17 +186,12 @@ pub(crate) async fn email_then_whatsapp(
         .expect("preferences");
     app.customer_writes("whatsapp", &format!("+{digits}"), "hi")
         .await;
-    app.messaging
-        .send_message(pb::SendMessageRequest {
-            recipient: Some(Recipient::Contact(contact.name.clone())),
-            message: Some(text_message("Your appointment is tomorrow at 10")),
-            idempotency_key: String::new(),
-        })
-        .await
-        .expect("accepted")
-        .into_inner()
-        .message
-        .unwrap()
+    send(
+        app,
+        Recipient::Contact(contact.name.clone()),
+        text_message("Your appointment is tomorrow at 10"),
+    )
+    .await
 }
 
 async fn a_rejected_address_falls_back_to_the_next_channel(app: TestApp) {
@@ -264,13 +276,7 @@ async fn a_bounce_fails_the_email_step_and_routing_falls_back(app: TestApp) {
     let id = accepted.name.trim_start_matches("messages/");
     let bounce = omniroute_email::fake::dsn(id, "failed", "5.1.1", false);
     assert_eq!(post_mail(&app, &bounce, None).await.status, 200);
-    let message = handed_to_whatsapp(&mut app, &accepted.name, "no fallback").await;
-    let bounced = message
-        .status_history
-        .iter()
-        .find(|h| h.status == pb::MessageStatus::Failed as i32)
-        .expect("the bounce is in the history");
-    assert!(bounced.reason.contains("dsn-5.1.1"), "{bounced:?}");
+    bounced_then_whatsapp(&mut app, &accepted.name).await;
 }
 
 async fn templates_render_per_tenant_and_missing_parameters_are_refused(app: TestApp) {
@@ -600,30 +606,24 @@ async fn a_document_goes_out_attached(app: TestApp) {
         pdf.clone(),
     )])
     .await;
-    let accepted = app
-        .messaging
-        .send_message(pb::SendMessageRequest {
-            recipient: Some(Recipient::Address(email("quentin@example.com"))),
-            message: Some(pb::Message {
-                category: pb::Category::Transactional as i32,
-                content: Some(pb::Content {
-                    kind: Some(pb::content::Kind::Media(pb::MediaContent {
-                        kind: pb::MediaKind::Document as i32,
-                        url: files.url("/notes/17.pdf"),
-                        caption: "Your delivery note".into(),
-                        filename: "delivery-note.pdf".into(),
-                        ..Default::default()
-                    })),
-                }),
-                ..Default::default()
+    let accepted = send(
+        &mut app,
+        Recipient::Address(email("quentin@example.com")),
+        pb::Message {
+            category: pb::Category::Transactional as i32,
+            content: Some(pb::Content {
+                kind: Some(pb::content::Kind::Media(pb::MediaContent {
+                    kind: pb::MediaKind::Document as i32,
+                    url: files.url("/notes/17.pdf"),
+                    caption: "Your delivery note".into(),
+                    filename: "delivery-note.pdf".into(),
+                    ..Default::default()
+                })),
             }),
-            idempotency_key: String::new(),
-        })
-        .await
-        .expect("accepted")
-        .into_inner()
-        .message
-        .unwrap();
+            ..Default::default()
+        },
+    )
+    .await;
     wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
     let mail = &relay.received()[0];
     assert_eq!(
@@ -643,33 +643,27 @@ async fn a_choice_link_records_the_answer_once_after_confirmation(app: TestApp) 
         title: title.into(),
         description: String::new(),
     };
-    let accepted = app
-        .messaging
-        .send_message(pb::SendMessageRequest {
-            recipient: Some(Recipient::Address(email("rita@example.com"))),
-            message: Some(pb::Message {
-                category: pb::Category::Transactional as i32,
-                content: Some(pb::Content {
-                    kind: Some(pb::content::Kind::Interactive(pb::InteractiveContent {
-                        header: "Delivery".into(),
-                        body: "When shall we come?".into(),
-                        choices: Some(pb::interactive_content::Choices::Buttons(
-                            pb::ReplyButtons {
-                                buttons: vec![choice("am", "Morning"), choice("pm", "Afternoon")],
-                            },
-                        )),
-                        ..Default::default()
-                    })),
-                }),
-                ..Default::default()
+    let accepted = send(
+        &mut app,
+        Recipient::Address(email("rita@example.com")),
+        pb::Message {
+            category: pb::Category::Transactional as i32,
+            content: Some(pb::Content {
+                kind: Some(pb::content::Kind::Interactive(pb::InteractiveContent {
+                    header: "Delivery".into(),
+                    body: "When shall we come?".into(),
+                    choices: Some(pb::interactive_content::Choices::Buttons(
+                        pb::ReplyButtons {
+                            buttons: vec![choice("am", "Morning"), choice("pm", "Afternoon")],
+                        },
+                    )),
+                    ..Default::default()
+                })),
             }),
-            idempotency_key: String::new(),
-        })
-        .await
-        .expect("accepted")
-        .into_inner()
-        .message
-        .unwrap();
+            ..Default::default()
+        },
+    )
+    .await;
     let sent = wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
     assert_eq!(sent.channel, pb::Channel::Email as i32);
     let text = relay.received()[0].part("text/plain").expect("a text part");
@@ -730,18 +724,12 @@ async fn marketing_goes_from_its_own_sender_and_its_replies_come_back(app: TestA
     let contact = opted_in(&mut app, "Sven").await;
     let mut newsletter = text_message("Our spring sale starts today");
     newsletter.category = pb::Category::Marketing as i32;
-    let marketing = app
-        .messaging
-        .send_message(pb::SendMessageRequest {
-            recipient: Some(Recipient::Contact(contact.name.clone())),
-            message: Some(newsletter),
-            idempotency_key: String::new(),
-        })
-        .await
-        .expect("accepted")
-        .into_inner()
-        .message
-        .unwrap();
+    let marketing = send(
+        &mut app,
+        Recipient::Contact(contact.name.clone()),
+        newsletter,
+    )
+    .await;
     let sent = wait_status(&mut app, &marketing.name, pb::MessageStatus::Sent).await;
     let notice = send_email(&mut app, "sven@example.com", "Your order has shipped").await;
     wait_status(&mut app, &notice.name, pb::MessageStatus::Sent).await;

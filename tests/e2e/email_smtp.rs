@@ -1,7 +1,8 @@
-//! Inbound mail by SMTP, end to end: a relay (the email crate's SMTP
-//! client, speaking to the server's listener on a local port) forwards
-//! customers' mail, bounces and auto-replies; the server answers each
-//! transaction by what it recorded.
+//! Inbound mail, end to end: a relay (the email crate's SMTP client,
+//! speaking to the server's listener on a local port) forwards customers'
+//! mail, bounces and auto-replies, and the server answers each transaction
+//! by what it recorded; the kinds of mail a relay may also post to
+//! `/webhooks/email` are checked both ways.
 
 use omniroute_e2e::TestApp;
 use omniroute_email::fake::{self, FakeSmtp};
@@ -40,6 +41,43 @@ async fn app_with_listener(
 
 fn listener(app: &TestApp) -> std::net::SocketAddr {
     app.smtp_addr.expect("the smtp listener is on")
+}
+
+/// How a relay hands mail in.
+#[derive(Debug, Clone, Copy)]
+enum Way {
+    Smtp,
+    Http,
+}
+
+const WAYS: [Way; 2] = [Way::Smtp, Way::Http];
+
+impl Way {
+    fn tag(self) -> &'static str {
+        match self {
+            Way::Smtp => "smtp",
+            Way::Http => "http",
+        }
+    }
+
+    /// Hands `mail` in for support@acme.example; the answer (250 or 200
+    /// when taken).
+    async fn hand_in(self, app: &TestApp, from: &str, mail: &str) -> u16 {
+        match self {
+            Way::Smtp => fake::deliver(listener(app), from, &["support@acme.example"], mail)
+                .await
+                .data
+                .map_or(0, |d| d.0),
+            Way::Http => crate::email::post_mail(app, mail, None).await.status,
+        }
+    }
+
+    fn taken(self) -> u16 {
+        match self {
+            Way::Smtp => 250,
+            Way::Http => 200,
+        }
+    }
 }
 
 async fn by_address(app: &mut TestApp, address: &str) -> Result<pb::Contact, tonic::Status> {
@@ -142,13 +180,7 @@ async fn a_bounce_that_names_only_its_return_path_fails_the_message(app: TestApp
     let bounce = fake::dsn_without_original(id, "failed", "5.1.1");
     let t = fake::deliver(listener(&app), "", &[&return_path], &bounce).await;
     assert_eq!(t.data.map(|d| d.0), Some(250));
-    let message = handed_to_whatsapp(&mut app, &accepted.name, "no fallback").await;
-    let bounced = message
-        .status_history
-        .iter()
-        .find(|h| h.status == pb::MessageStatus::Failed as i32)
-        .expect("the bounce is in the history");
-    assert!(bounced.reason.contains("dsn-5.1.1"), "{bounced:?}");
+    crate::email::bounced_then_whatsapp(&mut app, &accepted.name).await;
 }
 
 async fn a_delayed_bounce_and_an_out_of_office_keep_the_message_going(app: TestApp) {
@@ -183,46 +215,50 @@ Message-ID: <away-karla@example.com>\r\nAuto-Submitted: auto-replied\r\n\r\nBack
 
 async fn html_only_and_latin1_mail_is_read(app: TestApp) {
     let (mut app, _relay) = app_with_listener(app.backend(), 1 << 20).await;
-    let html = "From: lena@example.com\r\nTo: support@acme.example\r\nSubject: Hi\r\n\
-Message-ID: <lena-1@example.com>\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
-<p>My <b>order</b> is late</p>\r\n";
-    let latin1 = "From: lena@example.com\r\nTo: support@acme.example\r\nSubject: =?ISO-8859-1?Q?Gr=FC=DFe?=\r\n\
-Message-ID: <lena-2@example.com>\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\
-Content-Transfer-Encoding: quoted-printable\r\n\r\nSch=F6ne Gr=FC=DFe aus K=F6ln\r\n";
-    for mail in [html, latin1] {
-        let t = fake::deliver(
-            listener(&app),
-            "lena@example.com",
-            &["support@acme.example"],
-            mail,
-        )
-        .await;
-        assert_eq!(t.data.map(|d| d.0), Some(250));
+    for way in WAYS {
+        let from = format!("lena-{}@example.com", way.tag());
+        let html = format!(
+            "From: {from}\r\nTo: support@acme.example\r\nSubject: Hi\r\n\
+Message-ID: <lena-1-{}@example.com>\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+<p>My <b>order</b> is late</p>\r\n",
+            way.tag()
+        );
+        let latin1 = format!(
+            "From: {from}\r\nTo: support@acme.example\r\nSubject: =?ISO-8859-1?Q?Gr=FC=DFe?=\r\n\
+Message-ID: <lena-2-{}@example.com>\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\r\nSch=F6ne Gr=FC=DFe aus K=F6ln\r\n",
+            way.tag()
+        );
+        for mail in [&html, &latin1] {
+            assert_eq!(way.hand_in(&app, &from, mail).await, way.taken(), "{way:?}");
+        }
+        let contact = by_address(&mut app, &from).await.unwrap();
+        let messages = timeline(&mut app, &contact.name).await;
+        let text = |id: &str| match messages
+            .iter()
+            .find(|m| m.provider_message_id == id)
+            .and_then(|m| m.content.as_ref()?.kind.clone())
+        {
+            Some(pb::content::Kind::Text(t)) => t,
+            other => panic!("{id}: {other:?}"),
+        };
+        let html = text(&format!("lena-1-{}@example.com", way.tag()));
+        assert!(html.html_body.contains("<b>order</b>"), "{html:?}");
+        assert!(
+            html.body.contains("order"),
+            "a text for agents too: {html:?}"
+        );
+        let latin1 = text(&format!("lena-2-{}@example.com", way.tag()));
+        assert_eq!(latin1.body, "Schöne Grüße aus Köln");
+        assert_eq!(latin1.subject, "Grüße");
     }
-    let contact = by_address(&mut app, "lena@example.com").await.unwrap();
-    let messages = timeline(&mut app, &contact.name).await;
-    let text = |id: &str| match messages
-        .iter()
-        .find(|m| m.provider_message_id == id)
-        .and_then(|m| m.content.as_ref()?.kind.clone())
-    {
-        Some(pb::content::Kind::Text(t)) => t,
-        other => panic!("{id}: {other:?}"),
-    };
-    let html = text("lena-1@example.com");
-    assert!(html.html_body.contains("<b>order</b>"), "{html:?}");
-    assert!(
-        html.body.contains("order"),
-        "a text for agents too: {html:?}"
-    );
-    let latin1 = text("lena-2@example.com");
-    assert_eq!(latin1.body, "Schöne Grüße aus Köln");
-    assert_eq!(latin1.subject, "Grüße");
 }
 
 async fn malformed_and_oversized_mail_is_refused_and_the_session_goes_on(app: TestApp) {
     let (mut app, _relay) = app_with_listener(app.backend(), 2048).await;
     let garbage = "this is not an email at all\r\n";
+    let refused = crate::email::post_mail(&app, garbage, None).await;
+    assert_eq!(refused.status, 400, "by HTTP: {refused:?}");
     let t = fake::deliver(
         listener(&app),
         "x@example.com",
@@ -272,68 +308,69 @@ async fn attachments_are_media_served_by_get_message_media_until_erasure(app: Te
         .chunks(76)
         .map(|c| std::str::from_utf8(c).unwrap())
         .collect();
-    let mail = format!(
-        "From: Paula <paula@example.com>\r\nTo: support@acme.example\r\nSubject: My invoice\r\n\
-Message-ID: <paula-1@example.com>\r\nMIME-Version: 1.0\r\n\
+    for way in WAYS {
+        let from = format!("paula-{}@example.com", way.tag());
+        let mail = format!(
+            "From: Paula <{from}>\r\nTo: support@acme.example\r\nSubject: My invoice\r\n\
+Message-ID: <paula-1-{tag}@example.com>\r\nMIME-Version: 1.0\r\n\
 Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
 --b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe invoice is wrong, see attached.\r\n\
 --b1\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"invoice.pdf\"\r\n\
 Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b1--\r\n",
-        lines.join("\r\n")
-    );
-    for _ in 0..2 {
-        let t = fake::deliver(
-            listener(&app),
-            "paula@example.com",
-            &["support@acme.example"],
-            &mail,
-        )
-        .await;
-        assert_eq!(t.data.map(|d| d.0), Some(250));
-    }
-    let contact = by_address(&mut app, "paula@example.com").await.unwrap();
-    let messages = timeline(&mut app, &contact.name).await;
-    assert_eq!(
-        messages.len(),
-        2,
-        "the text and the attachment, once: {messages:#?}"
-    );
-    let attachment = messages
-        .iter()
-        .find(|m| m.provider_message_id == "paula-1@example.com#1")
-        .expect("the attachment is a message of its own");
-    match &attachment.content.as_ref().unwrap().kind {
-        Some(pb::content::Kind::Media(m)) => {
-            assert_eq!(m.kind, pb::MediaKind::Document as i32);
-            assert_eq!(m.filename, "invoice.pdf");
-            assert_eq!(m.mime_type, "application/pdf");
-            assert_eq!(m.sha256, omniroute_channel::signature::sha256_hex(&pdf));
+            lines.join("\r\n"),
+            tag = way.tag()
+        );
+        for _ in 0..2 {
+            assert_eq!(
+                way.hand_in(&app, &from, &mail).await,
+                way.taken(),
+                "{way:?}"
+            );
         }
-        other => panic!("{other:?}"),
-    }
-    let (first, bytes) = crate::support::download_media(&mut app, &attachment.name).await;
-    assert_eq!(
-        first,
-        (
-            "application/pdf".to_owned(),
-            "invoice.pdf".to_owned(),
-            pdf.len() as i64
-        )
-    );
-    assert_eq!(bytes, pdf);
+        let contact = by_address(&mut app, &from).await.unwrap();
+        let messages = timeline(&mut app, &contact.name).await;
+        assert_eq!(
+            messages.len(),
+            2,
+            "the text and the attachment, once: {messages:#?}"
+        );
+        let attachment = messages
+            .iter()
+            .find(|m| m.provider_message_id == format!("paula-1-{}@example.com#1", way.tag()))
+            .expect("the attachment is a message of its own");
+        match &attachment.content.as_ref().unwrap().kind {
+            Some(pb::content::Kind::Media(m)) => {
+                assert_eq!(m.kind, pb::MediaKind::Document as i32);
+                assert_eq!(m.filename, "invoice.pdf");
+                assert_eq!(m.mime_type, "application/pdf");
+                assert_eq!(m.sha256, omniroute_channel::signature::sha256_hex(&pdf));
+            }
+            other => panic!("{other:?}"),
+        }
+        let (first, bytes) = crate::support::download_media(&mut app, &attachment.name).await;
+        assert_eq!(
+            first,
+            (
+                "application/pdf".to_owned(),
+                "invoice.pdf".to_owned(),
+                pdf.len() as i64
+            )
+        );
+        assert_eq!(bytes, pdf);
 
-    app.contacts
-        .delete_contact(pb::DeleteContactRequest {
-            name: contact.name.clone(),
-        })
-        .await
-        .expect("erased");
-    let gone = app
-        .messaging
-        .get_message_media(pb::GetMessageMediaRequest {
-            name: attachment.name.clone(),
-        })
-        .await
-        .expect_err("nothing left to serve");
-    assert_eq!(gone.code(), tonic::Code::FailedPrecondition, "{gone:?}");
+        app.contacts
+            .delete_contact(pb::DeleteContactRequest {
+                name: contact.name.clone(),
+            })
+            .await
+            .expect("erased");
+        let gone = app
+            .messaging
+            .get_message_media(pb::GetMessageMediaRequest {
+                name: attachment.name.clone(),
+            })
+            .await
+            .expect_err("nothing left to serve");
+        assert_eq!(gone.code(), tonic::Code::FailedPrecondition, "{gone:?}");
+    }
 }

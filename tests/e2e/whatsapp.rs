@@ -146,6 +146,9 @@ async fn catalogue_loaded(graph: &FakeGraph) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
+/// Waits until the message has reached `status`: it is there, or was on
+/// the way to where it is (statuses only move forward; a sandbox that
+/// delivers and reads within milliseconds may pass `sent` between polls).
 pub(crate) async fn wait_status(
     app: &mut TestApp,
     name: &str,
@@ -163,7 +166,12 @@ pub(crate) async fn wait_status(
             .into_inner()
             .message
             .unwrap();
-        if message.status == status as i32 {
+        if message.status == status as i32
+            || message
+                .status_history
+                .iter()
+                .any(|h| h.status == status as i32)
+        {
             return message;
         }
         assert!(

@@ -154,7 +154,7 @@ impl TestApp {
         let app = Application::build(settings).await.expect("server builds");
         let port = app.port();
         let http_addr = app.http_addr();
-        let smtp_addr = app.smtp_addr();
+        let smtp_addr = app.provider_addr(omniroute_channel::Channel::Email);
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             app.run_until_stopped(async {

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use crate::content::{Choices, Content, Interactive, Text};
+use crate::content::{Choice, Content, Interactive, Text};
 
 /// The kinds of outbound content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -123,16 +123,29 @@ impl Capabilities {
 /// header, the body, one numbered line per choice (with its description),
 /// and the footer, each separated by a blank line.
 pub fn numbered_text(interactive: &Interactive) -> Text {
-    let choices: Vec<_> = match &interactive.choices {
-        Choices::Buttons { buttons } => buttons.iter().collect(),
-        Choices::List { sections, .. } => sections.iter().flat_map(|s| &s.rows).collect(),
-    };
-    let lines = choices
-        .iter()
+    numbered_text_with(interactive, |_| None)
+}
+
+/// [`numbered_text`] with `suffix` of a choice after its line (`1. Morning:
+/// <suffix>`), for example a link that picks it.
+pub fn numbered_text_with(
+    interactive: &Interactive,
+    suffix: impl Fn(&Choice) -> Option<String>,
+) -> Text {
+    let lines = interactive
+        .choices
+        .all()
+        .into_iter()
         .enumerate()
-        .map(|(i, c)| match c.description.as_str() {
-            "" => format!("{}. {}", i + 1, c.title),
-            d => format!("{}. {} ({d})", i + 1, c.title),
+        .map(|(i, c)| {
+            let line = match c.description.as_str() {
+                "" => format!("{}. {}", i + 1, c.title),
+                d => format!("{}. {} ({d})", i + 1, c.title),
+            };
+            match suffix(c) {
+                Some(suffix) => format!("{line}: {suffix}"),
+                None => line,
+            }
         })
         .collect::<Vec<_>>()
         .join("\n");
@@ -155,7 +168,7 @@ pub fn numbered_text(interactive: &Interactive) -> Text {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::content::{Choice, ChoiceSection, Media, MediaKind};
+    use crate::content::{ChoiceSection, Choices, Media, MediaKind};
 
     fn text_only() -> Capabilities {
         Capabilities {

@@ -240,6 +240,16 @@ pub enum Choices {
     },
 }
 
+impl Choices {
+    /// Every choice, in order (a list's rows across its sections).
+    pub fn all(&self) -> Vec<&Choice> {
+        match self {
+            Choices::Buttons { buttons } => buttons.iter().collect(),
+            Choices::List { sections, .. } => sections.iter().flat_map(|s| &s.rows).collect(),
+        }
+    }
+}
+
 /// A message with choices.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Interactive {

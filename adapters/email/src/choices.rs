@@ -5,18 +5,10 @@
 //! choice as an inbound reply to the message, as a tapped WhatsApp button
 //! is. Without links the customer answers by number.
 
-use omniroute_channel::content::{Choice, Choices, Interactive, Text};
+use omniroute_channel::content::{Choice, Interactive, Text};
 
 use crate::transformers::escape;
 use crate::unsubscribe::Unsubscribe;
-
-/// The choices of an interactive message, in order.
-pub fn all(interactive: &Interactive) -> Vec<&Choice> {
-    match &interactive.choices {
-        Choices::Buttons { buttons } => buttons.iter().collect(),
-        Choices::List { sections, .. } => sections.iter().flat_map(|s| &s.rows).collect(),
-    }
-}
 
 /// The text and HTML of `interactive` sent as `message_id` of `tenant`.
 pub fn render(
@@ -25,31 +17,9 @@ pub fn render(
     tenant: &str,
     message_id: &str,
 ) -> Text {
-    let choices = all(interactive);
+    let choices = interactive.choices.all();
     let url = |c: &Choice| links.map(|l| l.choice_url(tenant, message_id, &c.id));
-    let label = |i: usize, c: &Choice| match c.description.as_str() {
-        "" => format!("{}. {}", i + 1, c.title),
-        d => format!("{}. {} ({d})", i + 1, c.title),
-    };
-    let lines = choices
-        .iter()
-        .enumerate()
-        .map(|(i, c)| match url(c) {
-            Some(url) => format!("{}: {url}", label(i, c)),
-            None => label(i, c),
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let body = [
-        interactive.header.as_str(),
-        interactive.body.as_str(),
-        &lines,
-        interactive.footer.as_str(),
-    ]
-    .into_iter()
-    .filter(|part| !part.is_empty())
-    .collect::<Vec<_>>()
-    .join("\n\n");
+    let body = omniroute_channel::capabilities::numbered_text_with(interactive, url).body;
     let mut html = String::from("<!doctype html><html><body>");
     if !interactive.header.is_empty() {
         html.push_str(&format!(
@@ -100,6 +70,7 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use omniroute_channel::content::Choices;
 
     fn interactive() -> Interactive {
         Interactive {

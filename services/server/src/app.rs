@@ -34,7 +34,7 @@ pub struct Application {
     local_addr: SocketAddr,
     http_listener: TcpListener,
     http_addr: SocketAddr,
-    smtp_listener: Option<TcpListener>,
+    provider_listeners: Vec<(omniroute_channel::Channel, TcpListener)>,
     store: Arc<dyn Store>,
     settings: Settings,
 }
@@ -47,16 +47,13 @@ impl Application {
         let local_addr = listener.local_addr()?;
         let http_listener = listen(settings.http.listen, "http.listen")?;
         let http_addr = http_listener.local_addr()?;
-        let smtp_listener = match settings.email.smtp_listen {
-            Some(addr) if settings.email.enabled => Some(listen(addr, "email.smtp_listen")?),
-            _ => None,
-        };
+        let provider_listeners = crate::providers::bind(&settings)?;
         Ok(Application {
             listener,
             local_addr,
             http_listener,
             http_addr,
-            smtp_listener,
+            provider_listeners,
             store,
             settings,
         })
@@ -67,11 +64,13 @@ impl Application {
         self.http_addr
     }
 
-    /// The address of the SMTP listener for inbound mail, if there is one.
-    pub fn smtp_addr(&self) -> Option<SocketAddr> {
-        self.smtp_listener
-            .as_ref()
-            .and_then(|l| l.local_addr().ok())
+    /// The address of the listener of `channel`'s provider (email's SMTP
+    /// listener for inbound mail), if it has one.
+    pub fn provider_addr(&self, channel: omniroute_channel::Channel) -> Option<SocketAddr> {
+        self.provider_listeners
+            .iter()
+            .find(|(c, _)| *c == channel)
+            .and_then(|(_, l)| l.local_addr().ok())
     }
 
     /// The port the gRPC listener is bound to.
@@ -172,40 +171,25 @@ impl Application {
             Arc::new(accounts),
             sink.clone(),
         );
-        let smtp = match (
-            self.smtp_listener,
-            crate::smtp::MailInbox::new(ingress.clone()),
-        ) {
-            (Some(listener), Some(inbox)) => {
-                tracing::info!(addr = ?listener.local_addr().ok(), "smtp listener for inbound mail ready");
-                Some(tokio::spawn(omniroute_email::listener::serve(
-                    listener,
-                    self.settings.email.listener(),
-                    self.settings.email.config(),
-                    Arc::new(inbox),
-                    stopped(stopping.clone()),
-                )))
-            }
-            _ => None,
+        let shared = crate::providers::Shared {
+            store: Arc::clone(&self.store),
+            adapters: Arc::clone(&adapters),
+            ingress: ingress.clone(),
         };
-        // One-click unsubscribes and choice links, signed alike.
-        let links = self
-            .settings
-            .email
-            .enabled
-            .then(|| self.settings.email.unsubscribe())
-            .flatten();
+        let mut provider_tasks = Vec::new();
+        for (channel, listener) in self.provider_listeners {
+            if let Some(provider) = crate::providers::of(&self.settings, channel) {
+                provider_tasks.push(tokio::spawn(provider.serve(
+                    &self.settings,
+                    listener,
+                    shared.clone(),
+                    Box::pin(stopped(stopping.clone())),
+                )));
+            }
+        }
         let webhooks = ingress
             .router(self.settings.http.max_body_bytes)
-            .merge(crate::unsubscribe::router(
-                Arc::clone(&self.store),
-                links.clone(),
-            ))
-            .merge(crate::choices::router(
-                Arc::clone(&self.store),
-                Arc::clone(&adapters),
-                links,
-            ));
+            .merge(crate::providers::routes(&self.settings, &shared));
         tracing::info!(addr = %self.http_addr, "webhook listener ready");
         let http = axum::serve(self.http_listener, webhooks)
             .with_graceful_shutdown(stopped(stopping.clone()));
@@ -243,8 +227,8 @@ impl Application {
             );
         }
         health_task.abort();
-        if let Some(smtp) = smtp {
-            let _ = smtp.await;
+        for task in provider_tasks {
+            let _ = task.await;
         }
         served?;
         tracing::info!("omniroute stopped");
@@ -259,7 +243,7 @@ impl Application {
 const LISTEN_BACKLOG: u32 = 4096;
 
 /// Binds a listener on `addr` (the setting `what`) with [`LISTEN_BACKLOG`].
-fn listen(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+pub(crate) fn listen(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     let bind = || -> std::io::Result<TcpListener> {
         let socket = if addr.is_ipv4() {
             tokio::net::TcpSocket::new_v4()?

@@ -4,14 +4,12 @@
 
 pub mod api;
 pub mod app;
-pub mod choices;
 pub mod health;
 pub mod pipeline;
+pub mod providers;
 pub mod routing;
 pub mod settings;
-pub mod smtp;
 pub mod telemetry;
-pub mod unsubscribe;
 pub mod webhooks;
 
 pub use app::Application;

@@ -529,21 +529,7 @@ impl Settings {
                 reason: "must be at least dispatch.backoff_base_ms".to_owned(),
             });
         }
-        if self.whatsapp.enabled {
-            if let Err(reason) = crate::pipeline::whatsapp_config(self).validate() {
-                return Err(SettingsError::Invalid {
-                    key: "whatsapp",
-                    reason,
-                });
-            }
-            if self.whatsapp.numbers.is_empty() {
-                return Err(SettingsError::Invalid {
-                    key: "whatsapp.numbers",
-                    reason: "at least one business number is needed".to_owned(),
-                });
-            }
-        }
-        self.email.validate()?;
+        crate::providers::validate(self)?;
         self.routing.policies()?;
         if let Err(e) = self.log.filter.parse::<tracing_subscriber::EnvFilter>() {
             return Err(SettingsError::Invalid {

@@ -19,8 +19,11 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
-use omniroute_channel::{Adapter, Channel, StatusSink, StatusUpdate, WebhookEvent, WebhookRequest};
-use omniroute_store::{NewInbound, Received, Store};
+use omniroute_channel::{
+    Adapter, Category, Channel, StatusSink, StatusUpdate, WebhookEvent, WebhookRequest,
+};
+use omniroute_store::{ConsentAction, LegalBasis, NewConsent, NewInbound, Received, Store};
+use uuid::Uuid;
 
 use crate::pipeline::dispatcher::Adapters;
 use crate::pipeline::statuses::{self, StatusChannel};
@@ -112,26 +115,26 @@ impl Ingress {
                 }
             }
             WebhookEvent::Status(update) => self.apply(update).await,
-            WebhookEvent::OptOut(opt_out) => {
+            WebhookEvent::OptOut(request) => {
                 let Some(tenant) = self
                     .accounts
-                    .get(&(channel, opt_out.account.clone()))
+                    .get(&(channel, request.account.clone()))
                     .cloned()
                 else {
-                    tracing::warn!(%channel, account = %opt_out.account, "opt-out for an unknown account; acknowledged, not stored");
+                    tracing::warn!(%channel, account = %request.account, "opt-out for an unknown account; acknowledged, not stored");
                     return Ok(());
                 };
-                let Ok(message_id) = uuid::Uuid::parse_str(&opt_out.message_id) else {
+                let Ok(message_id) = Uuid::parse_str(&request.message_id) else {
                     return Ok(());
                 };
-                match crate::unsubscribe::opt_out(
+                match opt_out(
                     self.store.as_ref(),
                     &tenant,
                     message_id,
-                    opt_out.channel,
-                    opt_out.category,
+                    request.channel,
+                    request.category,
                     "list-unsubscribe",
-                    opt_out.evidence,
+                    request.evidence,
                 )
                 .await
                 {
@@ -265,6 +268,46 @@ impl Ingress {
     /// The adapter serving `channel`, if it is configured.
     pub fn adapter_of(&self, channel: Channel) -> Option<Arc<dyn Adapter>> {
         self.adapters.get(&channel).cloned()
+    }
+}
+
+/// Records that the contact of our message `message_id` revokes
+/// `category` on `channel` (`source` and `evidence` for the ledger); false
+/// when there is no such message. An erased contact has nothing left to
+/// unsubscribe: that is done too.
+pub async fn opt_out(
+    store: &dyn Store,
+    tenant: &str,
+    message_id: Uuid,
+    channel: Channel,
+    category: Category,
+    source: &str,
+    evidence: String,
+) -> Result<bool, omniroute_store::StoreError> {
+    let message = match store.get_message(tenant, message_id).await {
+        Ok(m) => m,
+        Err(omniroute_store::StoreError::NotFound { .. }) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let consent = NewConsent {
+        channel,
+        category,
+        action: ConsentAction::Revoke,
+        source: source.to_owned(),
+        legal_basis: LegalBasis::Consent,
+        evidence,
+        record_time: None,
+    };
+    match store
+        .record_consent(tenant, message.contact_id, consent)
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(contact = %message.contact_id, %message_id, %channel, %category, "opted out");
+            Ok(true)
+        }
+        Err(omniroute_store::StoreError::Erased(_)) => Ok(true),
+        Err(e) => Err(e),
     }
 }
 

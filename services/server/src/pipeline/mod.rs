@@ -15,7 +15,6 @@ use std::time::{Duration, SystemTime};
 use omniroute_channel::{Adapter, Channel};
 use omniroute_sandbox::{SandboxAdapter, SandboxConfig};
 use omniroute_store::Store;
-use omniroute_whatsapp::{BusinessNumber, WhatsAppAdapter, WhatsAppConfig};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -29,8 +28,8 @@ pub struct Pipeline {
     tasks: JoinSet<()>,
 }
 
-/// Builds the adapters: each channel's provider when configured (WhatsApp
-/// Cloud API), else the sandbox (when enabled).
+/// Builds the adapters: each channel's provider when enabled (see
+/// `providers`), else the sandbox (when enabled).
 pub fn adapters(settings: &Settings, sink: &statuses::StatusChannel) -> anyhow::Result<Adapters> {
     let mut adapters: HashMap<Channel, Arc<dyn Adapter>> = HashMap::new();
     if settings.sandbox.enabled {
@@ -54,57 +53,12 @@ pub fn adapters(settings: &Settings, sink: &statuses::StatusChannel) -> anyhow::
             );
         }
     }
-    if settings.whatsapp.enabled {
-        let whatsapp = WhatsAppAdapter::new(whatsapp_config(settings))
-            .map_err(|e| anyhow::anyhow!("invalid setting: {}", e.message()))?;
-        // The approved template catalogue loads now and refreshes in the
-        // background; the task ends with the adapter.
-        whatsapp.spawn_refresh();
-        tracing::info!(
-            numbers = settings.whatsapp.numbers.len(),
-            "whatsapp cloud api enabled"
-        );
-        adapters.insert(Channel::Whatsapp, Arc::new(whatsapp));
-    }
-    if settings.email.enabled {
-        let email = omniroute_email::EmailAdapter::new(settings.email.config())
-            .map_err(|e| anyhow::anyhow!("invalid setting: {}", e.message()))?;
-        tracing::info!(
-            relay = %settings.email.relay_host,
-            senders = settings.email.senders.len(),
-            "email through an smtp relay enabled"
-        );
-        adapters.insert(Channel::Email, Arc::new(email));
-    }
+    let adapters = crate::providers::adapters(settings, sink, adapters)?;
     Ok(Arc::new(adapters))
 }
 
-/// The WhatsApp adapter's configuration from the settings.
-pub fn whatsapp_config(settings: &Settings) -> WhatsAppConfig {
-    let w = &settings.whatsapp;
-    WhatsAppConfig {
-        base_url: w.base_url.trim_end_matches('/').to_owned(),
-        api_version: w.api_version.clone(),
-        access_token: w.access_token.expose().to_owned(),
-        app_secret: w.app_secret.expose().to_owned(),
-        verify_token: w.verify_token.expose().to_owned(),
-        numbers: w
-            .numbers
-            .iter()
-            .map(|n| BusinessNumber {
-                phone_number_id: n.phone_number_id.clone(),
-                waba_id: n.waba_id.clone(),
-                tenant: n.tenant.clone(),
-                line: n.line.clone(),
-                throughput_per_second: n.throughput_per_second,
-            })
-            .collect(),
-        template_refresh: Duration::from_secs(w.template_refresh_secs),
-        request_timeout: Duration::from_secs(w.request_timeout_secs),
-    }
-}
-
-/// Which tenant each provider account (WhatsApp phone number id) serves.
+/// Which tenant each provider account (a WhatsApp phone number id, a
+/// mailbox) serves.
 pub fn accounts(settings: &Settings) -> HashMap<(Channel, String), String> {
     let mut accounts = HashMap::new();
     if settings.sandbox.enabled {
@@ -116,19 +70,7 @@ pub fn accounts(settings: &Settings) -> HashMap<(Channel, String), String> {
             );
         }
     }
-    if settings.email.enabled {
-        for sender in settings.email.config().senders {
-            accounts.insert((Channel::Email, sender.line), sender.tenant);
-        }
-    }
-    if settings.whatsapp.enabled {
-        for number in &settings.whatsapp.numbers {
-            accounts.insert(
-                (Channel::Whatsapp, number.phone_number_id.clone()),
-                number.tenant.clone(),
-            );
-        }
-    }
+    accounts.extend(crate::providers::accounts(settings));
     accounts
 }
 

@@ -22,6 +22,7 @@ use omniroute_email::Unsubscribe;
 use omniroute_store::{NewInbound, Received, Store, StoreError};
 use uuid::Uuid;
 
+use super::unsubscribe::failed;
 use crate::pipeline::dispatcher::Adapters;
 
 #[derive(Debug, Clone)]
@@ -74,7 +75,9 @@ async fn resolve(state: &Choices, token: &str) -> Result<Option<Picked>, StoreEr
     let Content::Interactive(interactive) = &message.content else {
         return Ok(None);
     };
-    let Some(choice) = omniroute_email::choices::all(interactive)
+    let Some(choice) = interactive
+        .choices
+        .all()
         .into_iter()
         .find(|c| c.id == choice)
         .cloned()
@@ -102,7 +105,7 @@ async fn page(State(state): State<Choices>, Path(token): Path<String>) -> Respon
     let picked = match resolve(&state, &token).await {
         Ok(Some(p)) => p,
         Ok(None) => return unknown(),
-        Err(e) => return failed(&e),
+        Err(e) => return failed("a choice", &e),
     };
     Html(format!(
         "<!doctype html><html><body><form method=\"post\" action=\"{}{token}\">\
@@ -118,7 +121,7 @@ async fn pick(State(state): State<Choices>, Path(token): Path<String>) -> Respon
     let picked = match resolve(&state, &token).await {
         Ok(Some(p)) => p,
         Ok(None) => return unknown(),
-        Err(e) => return failed(&e),
+        Err(e) => return failed("a choice", &e),
     };
     let Ok(from) = Address::parse(Channel::Email, &picked.address, PhoneRegion::default()) else {
         return unknown();
@@ -149,7 +152,7 @@ async fn pick(State(state): State<Choices>, Path(token): Path<String>) -> Respon
             thanks(&picked.choice)
         }
         Ok(Received::Duplicate) => thanks(&picked.choice),
-        Err(e) => failed(&e),
+        Err(e) => failed("a choice", &e),
     }
 }
 
@@ -159,14 +162,4 @@ fn thanks(choice: &Choice) -> Response {
         omniroute_email::transformers::escape(&choice.title)
     ))
     .into_response()
-}
-
-fn failed(e: &StoreError) -> Response {
-    tracing::error!(error = %omniroute_store::error_chain(e), "recording a choice failed");
-    let status = if e.is_transient() {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
-    };
-    (status, "try again later").into_response()
 }

@@ -16,7 +16,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use omniroute_channel::{Category, Channel};
 use omniroute_email::Unsubscribe;
-use omniroute_store::{ConsentAction, LegalBasis, NewConsent, Store};
+use omniroute_store::Store;
 use uuid::Uuid;
 
 #[derive(Debug, Clone)]
@@ -71,7 +71,7 @@ async fn one_click(
         return (StatusCode::NOT_FOUND, "unknown unsubscribe link").into_response();
     };
     let evidence = format!("one-click unsubscribe (RFC 8058) from messages/{message_id}");
-    match opt_out(
+    match crate::webhooks::opt_out(
         state.store.as_ref(),
         &tenant,
         message_id,
@@ -84,52 +84,14 @@ async fn one_click(
     {
         Ok(true) => (StatusCode::OK, "unsubscribed").into_response(),
         Ok(false) => (StatusCode::NOT_FOUND, "unknown unsubscribe link").into_response(),
-        Err(e) => failed(&e),
+        Err(e) => failed("an unsubscribe", &e),
     }
 }
 
-/// Records that the contact of our message `message_id` revokes
-/// `category` on `channel` (`source` and `evidence` for the ledger); false
-/// when there is no such message. An erased contact has nothing left to
-/// unsubscribe: that is done too.
-pub async fn opt_out(
-    store: &dyn Store,
-    tenant: &str,
-    message_id: Uuid,
-    channel: Channel,
-    category: Category,
-    source: &str,
-    evidence: String,
-) -> Result<bool, omniroute_store::StoreError> {
-    let message = match store.get_message(tenant, message_id).await {
-        Ok(m) => m,
-        Err(omniroute_store::StoreError::NotFound { .. }) => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    let consent = NewConsent {
-        channel,
-        category,
-        action: ConsentAction::Revoke,
-        source: source.to_owned(),
-        legal_basis: LegalBasis::Consent,
-        evidence,
-        record_time: None,
-    };
-    match store
-        .record_consent(tenant, message.contact_id, consent)
-        .await
-    {
-        Ok(_) => {
-            tracing::info!(contact = %message.contact_id, %message_id, %channel, %category, "opted out");
-            Ok(true)
-        }
-        Err(omniroute_store::StoreError::Erased(_)) => Ok(true),
-        Err(e) => Err(e),
-    }
-}
-
-fn failed(e: &omniroute_store::StoreError) -> Response {
-    tracing::error!(error = %omniroute_store::error_chain(e), "recording an unsubscribe failed");
+/// A store failure on a link: 503 while the store is unreachable (try
+/// again), else 500.
+pub(super) fn failed(what: &str, e: &omniroute_store::StoreError) -> Response {
+    tracing::error!(error = %omniroute_store::error_chain(e), "recording {what} failed");
     let status = if e.is_transient() {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
