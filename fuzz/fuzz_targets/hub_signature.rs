@@ -26,6 +26,7 @@ fn verify(secret: &str, header: Option<&str>, body: &[u8]) -> Result<(), String>
         .into_iter()
         .collect();
     let request = WebhookRequest {
+        uri: "/webhooks/test",
         query: &[],
         headers: &headers,
         body,

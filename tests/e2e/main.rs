@@ -16,6 +16,7 @@ mod provider_faults;
 mod reliability;
 mod routing;
 mod support;
+mod voice;
 mod whatsapp;
 
 /// Instantiates each scenario `async fn name(app: TestApp)` for both stores.

@@ -200,6 +200,9 @@ pub struct StatusUpdate {
 /// A request to a channel's webhook URL, exactly as received.
 #[derive(Debug, Clone, Copy)]
 pub struct WebhookRequest<'a> {
+    /// The path and query string as the client sent them (Twilio signs the
+    /// whole public URL).
+    pub uri: &'a str,
     /// Query parameters, percent-decoded.
     pub query: &'a [(String, String)],
     /// Headers, names in lower case.
@@ -365,6 +368,13 @@ pub trait Adapter: Send + Sync + fmt::Debug + 'static {
     /// Parses a verified webhook body into events; unknown kinds become
     /// [`WebhookEvent::Ignored`]. Errors (malformed bodies) are HTTP 400.
     fn parse_webhook(&self, body: &[u8]) -> Result<Vec<WebhookEvent>, AdapterError>;
+
+    /// The body (content type and text) a recorded webhook delivery is
+    /// answered with: `ok` for most providers; a telephony provider reads
+    /// the answer to a call-control request as what the call does next.
+    fn webhook_answer(&self) -> (&'static str, String) {
+        ("text/plain", "ok".to_owned())
+    }
 
     /// Tells the provider that a customer's message was read (WhatsApp's blue
     /// ticks). Channels without read receipts answer

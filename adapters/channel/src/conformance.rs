@@ -139,8 +139,12 @@ async fn sends(harness: &mut impl Harness) {
     );
 }
 
+/// The path and query of the webhook requests the suite makes.
+pub const WEBHOOK_URI: &str = "/webhooks/conformance";
+
 fn request<'a>(headers: &'a [(String, String)], body: &'a [u8]) -> WebhookRequest<'a> {
     WebhookRequest {
+        uri: WEBHOOK_URI,
         query: &[],
         headers,
         body,

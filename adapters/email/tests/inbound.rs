@@ -123,6 +123,7 @@ async fn posts_are_verified_over_the_raw_body() {
     let request = |value: &str| -> Result<(), _> {
         let headers = vec![(SIGNATURE_HEADER.to_owned(), value.to_owned())];
         a.verify_signature(&WebhookRequest {
+            uri: "/webhooks/test",
             query: &[],
             headers: &headers,
             body,
@@ -136,6 +137,7 @@ async fn posts_are_verified_over_the_raw_body() {
     );
     assert!(request(&other).is_err());
     let none = a.verify_signature(&WebhookRequest {
+        uri: "/webhooks/test",
         query: &[],
         headers: &[],
         body,

@@ -583,6 +583,7 @@ mod tests {
         )];
         let request = |headers: &[(String, String)]| {
             adapter.verify_signature(&WebhookRequest {
+                uri: "/webhooks/test",
                 query: &[],
                 headers,
                 body,

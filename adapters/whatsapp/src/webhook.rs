@@ -357,6 +357,7 @@ mod tests {
         body: &'a [u8],
     ) -> WebhookRequest<'a> {
         WebhookRequest {
+            uri: "/webhooks/test",
             query,
             headers,
             body,

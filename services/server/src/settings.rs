@@ -18,8 +18,10 @@ use serde::{Deserialize, Serialize};
 
 mod email;
 mod routing;
+mod voice;
 pub use email::{EmailSender, EmailSettings};
 pub use routing::{RoutingSettings, TenantRouting};
+pub use voice::{VoiceNumberSettings, VoiceSettings};
 
 /// A value that must never reach a log: Debug and Display print `***`.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +77,8 @@ pub struct Settings {
     pub whatsapp: WhatsAppSettings,
     /// Email through an SMTP relay.
     pub email: EmailSettings,
+    /// Voice through Twilio Programmable Voice.
+    pub voice: VoiceSettings,
     /// Routing defaults per tenant.
     pub routing: RoutingSettings,
 }

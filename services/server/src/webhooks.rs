@@ -17,7 +17,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::get;
 use omniroute_channel::{
     Adapter, Category, Channel, StatusSink, StatusUpdate, WebhookEvent, WebhookRequest,
@@ -183,6 +183,7 @@ async fn subscribe(
     State(ingress): State<Ingress>,
     Path(channel): Path<String>,
     Query(query): Query<Vec<(String, String)>>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> (StatusCode, String) {
     let Some((channel, adapter)) = ingress.adapter(&channel) else {
@@ -190,6 +191,7 @@ async fn subscribe(
     };
     let headers = header_pairs(&headers);
     let request = WebhookRequest {
+        uri: uri.path_and_query().map_or(uri.path(), |pq| pq.as_str()),
         query: &query,
         headers: &headers,
         body: &[],
@@ -210,29 +212,42 @@ async fn deliver(
     State(ingress): State<Ingress>,
     Path(channel): Path<String>,
     Query(query): Query<Vec<(String, String)>>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, &'static str) {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let Some((channel, adapter)) = ingress.adapter(&channel) else {
-        return (StatusCode::NOT_FOUND, "no such channel");
+        return (StatusCode::NOT_FOUND, "no such channel").into_response();
     };
     let headers = header_pairs(&headers);
     let request = WebhookRequest {
+        uri: uri.path_and_query().map_or(uri.path(), |pq| pq.as_str()),
         query: &query,
         headers: &headers,
         body: &body,
     };
     if let Err(e) = adapter.verify_signature(&request) {
         tracing::warn!(%channel, error = %e, "webhook with a bad signature refused");
-        return (StatusCode::UNAUTHORIZED, "bad signature");
+        return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
     }
     match ingress.ingest(channel, adapter, &body).await {
-        Ok(()) => (StatusCode::OK, "ok"),
+        Ok(()) => {
+            let (content_type, answer) = adapter.webhook_answer();
+            (
+                StatusCode::OK,
+                [(axum::http::header::CONTENT_TYPE, content_type)],
+                answer,
+            )
+                .into_response()
+        }
         Err(Rejected::Malformed(e)) => {
             tracing::warn!(%channel, error = %e, "malformed webhook refused");
-            (StatusCode::BAD_REQUEST, "malformed body")
+            (StatusCode::BAD_REQUEST, "malformed body").into_response()
         }
-        Err(Rejected::NotRecorded(status)) => (status, "not recorded; deliver again"),
+        Err(Rejected::NotRecorded(status)) => {
+            (status, "not recorded; deliver again").into_response()
+        }
     }
 }
 

@@ -26,6 +26,7 @@ fn at(seconds: u64) -> SystemTime {
 fn deliver(adapter: &WhatsAppAdapter, body: &[u8]) -> Vec<WebhookEvent> {
     let headers = signed_headers(APP_SECRET, body);
     let request = WebhookRequest {
+        uri: "/webhooks/test",
         query: &[],
         headers: &headers,
         body,
@@ -71,6 +72,7 @@ fn the_documented_signature_test_vector() {
         "sha256=0329a06b62cd16b33eb6792be8c60b158d89a2ee3a876fce9a881ebb488c0914".to_owned(),
     )];
     let request = WebhookRequest {
+        uri: "/webhooks/test",
         query: &[],
         headers: &headers,
         body: b"test",
@@ -84,6 +86,7 @@ fn bad_and_missing_signatures_are_rejected() {
     let body = fixture("inbound_text.json");
     let check = |headers: &[(String, String)], body: &[u8]| {
         adapter.verify_signature(&WebhookRequest {
+            uri: "/webhooks/test",
             query: &[],
             headers,
             body,
@@ -121,6 +124,7 @@ fn the_subscription_handshake() {
     };
     let handshake = |query: &[(String, String)]| {
         adapter.verify_subscription(&WebhookRequest {
+            uri: "/webhooks/test",
             query,
             headers: &[],
             body: b"",
@@ -153,6 +157,7 @@ fn an_unset_verify_token_matches_nothing() {
     assert!(
         adapter
             .verify_subscription(&WebhookRequest {
+                uri: "/webhooks/test",
                 query: &query,
                 headers: &[],
                 body: b"",

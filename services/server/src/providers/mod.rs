@@ -16,6 +16,7 @@
 //! enabled provider serves are the sandbox's.
 
 pub mod email;
+pub mod voice;
 pub mod whatsapp;
 
 use std::collections::HashMap;
@@ -100,7 +101,7 @@ pub trait Provider: Send + Sync + 'static {
 }
 
 /// Every provider the server knows, in one list.
-pub static PROVIDERS: &[&dyn Provider] = &[&whatsapp::WhatsApp, &email::Email];
+pub static PROVIDERS: &[&dyn Provider] = &[&whatsapp::WhatsApp, &email::Email, &voice::Voice];
 
 /// The providers the settings turn on.
 pub fn enabled(settings: &Settings) -> impl Iterator<Item = &'static dyn Provider> + '_ {

@@ -1,0 +1,400 @@
+//! A fake Twilio REST API on 127.0.0.1 speaking PROTOCOLS §2's formats:
+//!
+//! - `POST /2010-04-01/Accounts/{AccountSid}/Calls.json`: HTTP Basic auth
+//!   checked (401 with error 20003 otherwise), form-encoded; `To`, `From`
+//!   and one of `Url`/`Twiml` required (400 with 21201 or 21205); `To` must
+//!   be E.164 (400 with 21211); answers 201 with the call JSON (`sid` "CA" +
+//!   32 hex, `status: "queued"`, `direction: "outbound-api"`, …).
+//! - `GET …/Calls/{CallSid}.json`: the call's current state.
+//! - `GET /2010-04-01/Accounts/{AccountSid}.json`: the account.
+//!
+//! A test then plays the call: [`FakeTwilio::finish`] posts its progress
+//! (ringing, in-progress, then the end it is given) to the call's
+//! `StatusCallback`, signed with `X-Twilio-Signature` and numbered by
+//! `SequenceNumber`; [`FakeTwilio::press`] posts a pressed digit to the
+//! `<Gather>` action of its TwiML. [`FakeTwilio::fail_next`] scripts the
+//! next answers to call creation.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use serde_json::json;
+use tokio::task::JoinHandle;
+
+use crate::twilio::{callbacks, form_body, signature};
+
+/// A call the fake was asked to place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedCall {
+    /// Its sid.
+    pub sid: String,
+    /// The number called.
+    pub to: String,
+    /// The caller id.
+    pub from: String,
+    /// Its TwiML.
+    pub twiml: String,
+    /// Where its progress goes.
+    pub status_callback: String,
+    /// The events asked for (`StatusCallbackEvent`, repeated).
+    pub events: Vec<String>,
+    /// Its current status.
+    pub status: String,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    calls: Vec<PlacedCall>,
+    failures: VecDeque<(u16, u64, String)>,
+    next: u64,
+}
+
+/// The fake API.
+#[derive(Debug)]
+pub struct FakeTwilio {
+    base: String,
+    account_sid: String,
+    auth_token: String,
+    state: Arc<Mutex<Shared>>,
+    server: JoinHandle<()>,
+    http: reqwest::Client,
+    proxy: Mutex<Option<(String, String)>>,
+}
+
+impl Drop for FakeTwilio {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+#[derive(Clone)]
+struct App {
+    account_sid: String,
+    auth_token: String,
+    state: Arc<Mutex<Shared>>,
+}
+
+fn error(status: u16, code: u64, message: &str) -> Response {
+    let status_code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = (
+        status_code,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({
+            "code": code,
+            "message": message,
+            "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
+            "status": status,
+        })
+        .to_string(),
+    )
+        .into_response();
+    if status == 429 {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, "2".parse().expect("a header value"));
+    }
+    response
+}
+
+impl App {
+    fn authorized(&self, headers: &HeaderMap, account: &str) -> bool {
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", self.account_sid, self.auth_token))
+        );
+        account == self.account_sid
+            && headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                == Some(expected.as_str())
+    }
+}
+
+fn call_json(call: &PlacedCall, account: &str) -> String {
+    json!({
+        "sid": call.sid,
+        "account_sid": account,
+        "to": call.to,
+        "from": call.from,
+        "status": call.status,
+        "direction": "outbound-api",
+        "api_version": "2010-04-01",
+        "date_created": "Tue, 01 Dec 2026 10:00:00 +0000",
+        "queue_time": "0",
+    })
+    .to_string()
+}
+
+async fn create(
+    State(app): State<App>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let account = account.trim_end_matches(".json").to_owned();
+    if !app.authorized(&headers, &account) {
+        return error(401, 20003, "Authenticate");
+    }
+    let form = callbacks::form(&body);
+    let get = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let mut state = app.state.lock().expect("not poisoned");
+    if let Some((status, code, message)) = state.failures.pop_front() {
+        return error(status, code, &message);
+    }
+    let (Some(to), Some(from)) = (get("To"), get("From")) else {
+        return error(400, 21201, "No 'To' or 'From' number is specified");
+    };
+    let Some(twiml) = get("Twiml").or_else(|| get("Url")) else {
+        return error(400, 21205, "Url or Twiml is required");
+    };
+    let e164 = to.len() > 8 && to.starts_with('+') && to[1..].bytes().all(|b| b.is_ascii_digit());
+    if !e164 {
+        return error(
+            400,
+            21211,
+            &format!("The 'To' number {to} is not a valid phone number."),
+        );
+    }
+    state.next += 1;
+    let call = PlacedCall {
+        sid: format!("CA{:032x}", state.next),
+        to,
+        from,
+        twiml,
+        status_callback: get("StatusCallback").unwrap_or_default(),
+        events: form
+            .iter()
+            .filter(|(k, _)| k == "StatusCallbackEvent")
+            .map(|(_, v)| v.clone())
+            .collect(),
+        status: "queued".into(),
+    };
+    let answer = call_json(&call, &account);
+    state.calls.push(call);
+    (
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/json")],
+        answer,
+    )
+        .into_response()
+}
+
+async fn fetch(
+    State(app): State<App>,
+    Path((account, call)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !app.authorized(&headers, &account) {
+        return error(401, 20003, "Authenticate");
+    }
+    let sid = call.trim_end_matches(".json");
+    let state = app.state.lock().expect("not poisoned");
+    match state.calls.iter().find(|c| c.sid == sid) {
+        Some(c) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            call_json(c, &account),
+        )
+            .into_response(),
+        None => error(404, 20404, "The requested resource was not found"),
+    }
+}
+
+async fn account(
+    State(app): State<App>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let account = account.trim_end_matches(".json").to_owned();
+    if !app.authorized(&headers, &account) {
+        return error(401, 20003, "Authenticate");
+    }
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"sid": account, "status": "active"}).to_string(),
+    )
+        .into_response()
+}
+
+impl FakeTwilio {
+    /// Starts the fake for one account.
+    ///
+    /// # Panics
+    /// When no local port can be bound.
+    pub async fn start(account_sid: &str, auth_token: &str) -> FakeTwilio {
+        let state = Arc::new(Mutex::new(Shared::default()));
+        let app = App {
+            account_sid: account_sid.to_owned(),
+            auth_token: auth_token.to_owned(),
+            state: Arc::clone(&state),
+        };
+        let router = Router::new()
+            .route("/2010-04-01/Accounts/{account}/Calls.json", post(create))
+            .route("/2010-04-01/Accounts/{account}/Calls/{call}", get(fetch))
+            .route("/2010-04-01/Accounts/{account}", get(account))
+            .with_state(app);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let base = format!("http://{}", listener.local_addr().expect("bound"));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        FakeTwilio {
+            base,
+            account_sid: account_sid.to_owned(),
+            auth_token: auth_token.to_owned(),
+            state,
+            server,
+            http: crate::twilio::http_client(std::time::Duration::from_secs(10))
+                .expect("an http client"),
+            proxy: Mutex::new(None),
+        }
+    }
+
+    /// Callbacks to URLs under `public` (what the router's settings call its
+    /// public base URL) reach `actual` instead, as through a TLS-terminating
+    /// proxy: signed for the public URL, sent to the local listener.
+    pub fn behind_proxy(&self, public: &str, actual: &str) {
+        *self.proxy.lock().expect("not poisoned") = Some((
+            public.trim_end_matches('/').to_owned(),
+            actual.trim_end_matches('/').to_owned(),
+        ));
+    }
+
+    /// The API's base URL.
+    pub fn base_url(&self) -> String {
+        self.base.clone()
+    }
+
+    /// The calls placed so far.
+    pub fn calls(&self) -> Vec<PlacedCall> {
+        self.state.lock().expect("not poisoned").calls.clone()
+    }
+
+    /// The next `n` call creations answer HTTP `status` with Twilio error
+    /// `code`.
+    pub fn fail_next(&self, n: usize, status: u16, code: u64, message: &str) {
+        let mut state = self.state.lock().expect("not poisoned");
+        for _ in 0..n {
+            state.failures.push_back((status, code, message.to_owned()));
+        }
+    }
+
+    /// A signed form POST as Twilio makes it; the status of the answer and
+    /// its body.
+    pub async fn post_signed(&self, url: &str, params: &[(&str, String)]) -> (u16, String) {
+        let owned: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        let signature = signature::sign(&self.auth_token, url, &owned);
+        let target = match &*self.proxy.lock().expect("not poisoned") {
+            Some((public, actual)) if url.starts_with(public.as_str()) => {
+                format!("{actual}{}", &url[public.len()..])
+            }
+            _ => url.to_owned(),
+        };
+        let response = self
+            .http
+            .post(target)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("X-Twilio-Signature", signature)
+            .body(form_body(params))
+            .send()
+            .await
+            .expect("the router answers");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    fn call(&self, sid: &str) -> PlacedCall {
+        self.calls()
+            .into_iter()
+            .find(|c| c.sid == sid)
+            .expect("a call the fake placed")
+    }
+
+    fn set_status(&self, sid: &str, status: &str) {
+        let mut state = self.state.lock().expect("not poisoned");
+        if let Some(call) = state.calls.iter_mut().find(|c| c.sid == sid) {
+            call.status = status.to_owned();
+        }
+    }
+
+    /// The form of a progress callback of `call`.
+    pub fn status_params(
+        &self,
+        call: &PlacedCall,
+        status: &str,
+        sequence: u64,
+    ) -> Vec<(&'static str, String)> {
+        let mut params = vec![
+            ("AccountSid", self.account_sid.clone()),
+            ("ApiVersion", "2010-04-01".to_owned()),
+            ("CallSid", call.sid.clone()),
+            ("CallStatus", status.to_owned()),
+            ("CallbackSource", "call-progress-events".to_owned()),
+            ("Direction", "outbound-api".to_owned()),
+            ("From", call.from.clone()),
+            ("SequenceNumber", sequence.to_string()),
+            (
+                "Timestamp",
+                httpdate::fmt_http_date(std::time::SystemTime::now()).replace("GMT", "+0000"),
+            ),
+            ("To", call.to.clone()),
+        ];
+        if status == "completed" {
+            params.push(("CallDuration", "12".to_owned()));
+        }
+        params
+    }
+
+    /// Plays call `sid` to its `end` (`completed`, `busy`, `no-answer`,
+    /// `failed`, `canceled`): posts ringing, in-progress (when answered)
+    /// and the end to its status callback, in order; the answers' statuses.
+    pub async fn finish(&self, sid: &str, end: &str) -> Vec<u16> {
+        let call = self.call(sid);
+        let mut steps = vec!["ringing"];
+        if end == "completed" {
+            steps.push("in-progress");
+        }
+        steps.push(end);
+        let mut answers = Vec::new();
+        for (sequence, status) in steps.into_iter().enumerate() {
+            self.set_status(sid, status);
+            let params = self.status_params(&call, status, sequence as u64);
+            answers.push(self.post_signed(&call.status_callback, &params).await.0);
+        }
+        answers
+    }
+
+    /// The customer presses `digits` in call `sid`: posted to the
+    /// `<Gather>` action of its TwiML; the answer (status and TwiML).
+    pub async fn press(&self, sid: &str, digits: &str) -> (u16, String) {
+        let call = self.call(sid);
+        let action = call
+            .twiml
+            .split("action=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .map(|a| a.replace("&amp;", "&"))
+            .expect("the call gathers digits");
+        let params = [
+            ("AccountSid", self.account_sid.clone()),
+            ("CallSid", call.sid.clone()),
+            ("Digits", digits.to_owned()),
+            ("Direction", "outbound-api".to_owned()),
+            ("From", call.from.clone()),
+            ("To", call.to.clone()),
+        ];
+        self.post_signed(&action, &params).await
+    }
+}

@@ -1,0 +1,122 @@
+//! The voice-provider contract: what the voice adapter needs of a telephony
+//! API, in neutral words, so that a second provider (Vonage: JSON, JWT,
+//! NCCO) sits behind the same adapter without touching routing or the
+//! store.
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use omniroute_channel::{AdapterError, WebhookRequest};
+
+/// What a call says and asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Script {
+    /// Spoken when the call is answered.
+    pub say: String,
+    /// Its language (BCP 47, `de-DE`).
+    pub language: String,
+    /// Asks for one digit, posted to this URL.
+    pub gather_url: Option<String>,
+}
+
+/// A call to place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaceCall {
+    /// Our number, E.164.
+    pub from: String,
+    /// The customer's number, E.164.
+    pub to: String,
+    /// What the call plays.
+    pub script: Script,
+    /// Where the provider reports the call's progress.
+    pub status_url: String,
+    /// Seconds it rings.
+    pub ring_seconds: u64,
+}
+
+/// Where a call is, in neutral words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallState {
+    /// Waiting to be dialled.
+    Queued,
+    /// Ringing.
+    Ringing,
+    /// Answered, going on.
+    InProgress,
+    /// Answered and ended.
+    Completed,
+    /// The line was busy.
+    Busy,
+    /// Nobody answered.
+    NoAnswer,
+    /// It could not be placed.
+    Failed,
+    /// Canceled before it was answered.
+    Canceled,
+}
+
+/// Who answered a call, when the provider detects it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnsweredBy {
+    /// A person.
+    Human,
+    /// An answering machine or voicemail.
+    Machine,
+    /// Unknown (or a fax).
+    Unknown,
+}
+
+/// A callback the provider posted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Callback {
+    /// A call's progress.
+    Status {
+        /// The provider's call id.
+        call_id: String,
+        /// Where it is.
+        state: CallState,
+        /// The provider's own word for it, kept for the record.
+        raw: String,
+        /// Who answered, when known.
+        answered_by: Option<AnsweredBy>,
+        /// The provider's order of this callback among the call's.
+        sequence: u64,
+        /// When it happened.
+        time: SystemTime,
+        /// The provider's error code, on failures.
+        error_code: String,
+    },
+    /// Digits the customer pressed in a call.
+    Digits {
+        /// The provider's call id.
+        call_id: String,
+        /// Our number.
+        business: String,
+        /// The customer's number.
+        customer: String,
+        /// The digits.
+        digits: String,
+    },
+    /// Something not acted on, with why.
+    Other(String),
+}
+
+/// A telephony API.
+#[async_trait]
+pub trait VoiceProvider: Send + Sync + std::fmt::Debug + 'static {
+    /// Places a call; the provider's call id.
+    async fn place_call(&self, call: &PlaceCall) -> Result<String, AdapterError>;
+
+    /// The call's current state, for reconciliation.
+    async fn call_state(&self, call_id: &str) -> Result<(CallState, String), AdapterError>;
+
+    /// Verifies a callback's signature; `url` is the exact public URL it
+    /// was sent to.
+    fn verify(&self, url: &str, request: &WebhookRequest<'_>) -> Result<(), AdapterError>;
+
+    /// Parses a verified callback body.
+    fn parse(&self, body: &[u8]) -> Result<Callback, AdapterError>;
+
+    /// Whether the provider can reach its API.
+    async fn health(&self) -> Result<(), AdapterError>;
+}

@@ -1,0 +1,208 @@
+//! The voice adapter against the fake Twilio API: the call it places, how
+//! Twilio's errors are classed, and what its callbacks say.
+
+use omniroute_channel::content::Text;
+use omniroute_channel::{
+    Adapter, Address, Category, Channel, Content, DeliveryStatus, ErrorClass, OutboundMessage,
+    PhoneRegion, WebhookEvent, WebhookRequest,
+};
+use omniroute_voice::fake::FakeTwilio;
+use omniroute_voice::twilio::{callbacks, signature};
+
+mod support;
+
+fn message(body: &str) -> OutboundMessage {
+    OutboundMessage {
+        tenant: "acme".into(),
+        message_id: "01a232b1-1186-710f-972d-02f288bc6632".into(),
+        to: Address::parse(Channel::Voice, "+49 151 12345678", PhoneRegion::default()).unwrap(),
+        category: Category::Transactional,
+        content: Content::Text(Text {
+            body: body.into(),
+            ..Text::default()
+        }),
+        reply_to: None,
+        attempt: 1,
+        window_open_until: None,
+    }
+}
+
+#[tokio::test]
+async fn a_notification_call_speaks_the_text_and_gathers_a_digit() {
+    let fake = FakeTwilio::start(support::ACCOUNT, support::TOKEN).await;
+    let adapter = support::adapter(&fake);
+    let receipt = adapter
+        .send(&message("Your table for 2 is ready <now> & waiting"))
+        .await
+        .expect("placed");
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 1);
+    let call = &calls[0];
+    assert_eq!(receipt.provider_message_id, call.sid);
+    assert!(
+        call.sid.starts_with("CA") && call.sid.len() == 34,
+        "{}",
+        call.sid
+    );
+    assert_eq!(
+        (call.to.as_str(), call.from.as_str()),
+        ("+4915112345678", "+4930123456")
+    );
+    assert_eq!(
+        call.status_callback,
+        "https://router.acme.example/webhooks/voice"
+    );
+    assert_eq!(call.events, ["ringing", "answered", "completed"]);
+    assert!(
+        call.twiml.contains(
+            "<Say language=\"de-DE\">Your table for 2 is ready &lt;now&gt; &amp; waiting</Say>"
+        ),
+        "{}",
+        call.twiml
+    );
+    assert!(
+        call.twiml
+            .contains("<Gather input=\"dtmf\" numDigits=\"1\"")
+            && call
+                .twiml
+                .contains("action=\"https://router.acme.example/webhooks/voice\""),
+        "{}",
+        call.twiml
+    );
+    // The API answers its state.
+    assert_eq!(
+        adapter.fetch_status(&call.sid).await.unwrap(),
+        None,
+        "queued: nothing yet"
+    );
+}
+
+#[tokio::test]
+async fn twilio_errors_are_classed() {
+    let fake = FakeTwilio::start(support::ACCOUNT, support::TOKEN).await;
+    let adapter = support::adapter(&fake);
+    let cases = [
+        (400, 21211, ErrorClass::Permanent),
+        (401, 20003, ErrorClass::Configuration),
+        (400, 21210, ErrorClass::Configuration),
+        (429, 20429, ErrorClass::RateLimited),
+        (503, 20500, ErrorClass::Transient),
+    ];
+    for (status, code, class) in cases {
+        fake.fail_next(1, status, code, "scripted");
+        let error = adapter.send(&message("hello")).await.unwrap_err();
+        assert_eq!(error.class(), class, "{status} {code}: {error}");
+        assert_eq!(error.code(), code.to_string());
+    }
+    let limited = {
+        fake.fail_next(1, 429, 20429, "slow down");
+        adapter.send(&message("hello")).await.unwrap_err()
+    };
+    assert_eq!(
+        limited.retry_after(),
+        Some(std::time::Duration::from_secs(2))
+    );
+    // Wrong credentials are the fake's 401 too.
+    let wrong = omniroute_voice::VoiceAdapter::new(omniroute_voice::VoiceConfig {
+        auth_token: "wrong".into(),
+        ..support::config(&fake)
+    })
+    .unwrap();
+    let error = wrong.send(&message("hello")).await.unwrap_err();
+    assert_eq!(error.class(), ErrorClass::Configuration);
+    assert_eq!(fake.calls().len(), 0, "nothing was placed");
+}
+
+fn signed<'a>(uri: &'a str, headers: &'a [(String, String)], body: &'a [u8]) -> WebhookRequest<'a> {
+    WebhookRequest {
+        uri,
+        query: &[],
+        headers,
+        body,
+    }
+}
+
+#[tokio::test]
+async fn callbacks_say_what_became_of_the_call() {
+    let fake = FakeTwilio::start(support::ACCOUNT, support::TOKEN).await;
+    let adapter = support::adapter(&fake);
+    let sid = adapter
+        .send(&message("hello"))
+        .await
+        .unwrap()
+        .provider_message_id;
+    let call = fake.calls()[0].clone();
+    let status = |end: &str| {
+        let params = fake.status_params(&call, end, 2);
+        omniroute_voice::twilio::form_body(&params).into_bytes()
+    };
+    for (end, want, class) in [
+        ("completed", DeliveryStatus::Delivered, None),
+        ("busy", DeliveryStatus::Failed, Some(ErrorClass::Transient)),
+        (
+            "no-answer",
+            DeliveryStatus::Failed,
+            Some(ErrorClass::Transient),
+        ),
+        (
+            "failed",
+            DeliveryStatus::Failed,
+            Some(ErrorClass::Permanent),
+        ),
+        (
+            "canceled",
+            DeliveryStatus::Failed,
+            Some(ErrorClass::Permanent),
+        ),
+    ] {
+        let body = status(end);
+        let headers = vec![(
+            signature::HEADER.to_owned(),
+            signature::sign(
+                support::TOKEN,
+                "https://router.acme.example/webhooks/voice",
+                &callbacks::form(&body),
+            ),
+        )];
+        adapter
+            .verify_signature(&signed("/webhooks/voice", &headers, &body))
+            .expect("signed for the public URL");
+        assert!(
+            adapter
+                .verify_signature(&signed("/webhooks/voice?x=1", &headers, &body))
+                .is_err(),
+            "another URL"
+        );
+        match adapter.parse_webhook(&body).unwrap().as_slice() {
+            [WebhookEvent::Status(update)] => {
+                assert_eq!(update.provider_message_id, sid);
+                assert_eq!(update.status, want, "{end}");
+                assert_eq!(update.error.as_ref().map(|e| e.class()), class, "{end}");
+            }
+            other => panic!("{end}: {other:?}"),
+        }
+    }
+    // On the way: nothing to record.
+    assert!(matches!(
+        adapter
+            .parse_webhook(&status("ringing"))
+            .unwrap()
+            .as_slice(),
+        [WebhookEvent::Ignored(_)]
+    ));
+    // A pressed digit answers the message the call carried.
+    let digits = b"CallSid=CA00000000000000000000000000000001&Digits=1&Direction=outbound-api&From=%2B4930123456&To=%2B4915112345678";
+    match adapter.parse_webhook(digits).unwrap().as_slice() {
+        [WebhookEvent::Inbound(m)] => {
+            assert_eq!(m.account, "+4930123456");
+            assert_eq!(m.from.value(), "+4915112345678");
+            assert_eq!(
+                m.reply_to.as_deref(),
+                Some("CA00000000000000000000000000000001")
+            );
+            assert!(matches!(&m.content, Content::ChoiceReply(c) if c.id == "1"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(adapter.webhook_answer().0, "text/xml");
+}

@@ -1,0 +1,192 @@
+//! `[voice]`: calls through Twilio Programmable Voice, and the numbers each
+//! tenant calls from.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Secret, SettingsError};
+
+/// Voice through a telephony provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VoiceSettings {
+    /// Call through Twilio (otherwise the sandbox serves voice).
+    pub enabled: bool,
+    /// The REST API's base URL.
+    pub api_base: String,
+    /// The account id (`AC…`).
+    pub account_sid: String,
+    /// The auth token: API credentials and the key of `X-Twilio-Signature`.
+    /// Better: `OMNIROUTE__VOICE__AUTH_TOKEN`.
+    pub auth_token: Secret,
+    /// The public base URL of the HTTP listener as Twilio calls it
+    /// (`https://router.acme.example`): callbacks go to
+    /// `<base>/webhooks/voice`, and their signatures are checked over that
+    /// exact URL.
+    pub public_base_url: String,
+    /// The numbers calls go out from, per tenant.
+    pub numbers: Vec<VoiceNumberSettings>,
+    /// Seconds a call rings before it counts as not answered (5 to 600).
+    pub ring_timeout_secs: u64,
+    /// Seconds a request to the API may take.
+    pub request_timeout_secs: u64,
+    /// The language calls speak in (BCP 47, `en-US`, `de-DE`).
+    pub language: String,
+    /// Whether a notification call asks for one confirmation digit, which
+    /// comes back as the customer's reply to the message.
+    pub gather_digit: bool,
+}
+
+impl Default for VoiceSettings {
+    fn default() -> Self {
+        VoiceSettings {
+            enabled: false,
+            api_base: "https://api.twilio.com".to_owned(),
+            account_sid: String::new(),
+            auth_token: Secret::default(),
+            public_base_url: String::new(),
+            numbers: Vec::new(),
+            ring_timeout_secs: 30,
+            request_timeout_secs: 10,
+            language: "en-US".to_owned(),
+            gather_digit: false,
+        }
+    }
+}
+
+/// A number a tenant calls from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VoiceNumberSettings {
+    /// The tenant.
+    pub tenant: String,
+    /// The number, E.164 (`+4930123456`).
+    pub number: String,
+}
+
+impl VoiceSettings {
+    /// The adapter's configuration (checked by [`VoiceSettings::validate`]).
+    pub fn config(&self) -> omniroute_voice::VoiceConfig {
+        omniroute_voice::VoiceConfig {
+            api_base: self.api_base.clone(),
+            account_sid: self.account_sid.clone(),
+            auth_token: self.auth_token.expose().to_owned(),
+            public_base_url: self.public_base_url.clone(),
+            numbers: self
+                .numbers
+                .iter()
+                .map(|n| omniroute_voice::VoiceNumber {
+                    tenant: n.tenant.clone(),
+                    number: n.number.clone(),
+                })
+                .collect(),
+            ring_timeout: std::time::Duration::from_secs(self.ring_timeout_secs),
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
+            default_language: self.language.clone(),
+            gather_digit: self.gather_digit,
+        }
+    }
+
+    /// Checks the section when voice is enabled.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |key: &'static str, reason: &str| {
+            Err(SettingsError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if !self.enabled {
+            return Ok(());
+        }
+        if !self.account_sid.starts_with("AC") {
+            return invalid("voice.account_sid", "the account id, AC…");
+        }
+        if self.auth_token.expose().is_empty() {
+            return invalid("voice.auth_token", "needed to call and to check signatures");
+        }
+        let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+            .iter()
+            .any(|l| self.public_base_url.starts_with(l));
+        if !self.public_base_url.starts_with("https://") && !local {
+            return invalid(
+                "voice.public_base_url",
+                "the https:// address Twilio reaches the HTTP listener at",
+            );
+        }
+        if self.numbers.is_empty() {
+            return invalid("voice.numbers", "at least one number is needed");
+        }
+        for number in &self.numbers {
+            let digits = number.number.strip_prefix('+').unwrap_or("");
+            if digits.len() < 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return invalid("voice.numbers.number", "an E.164 number like +4930123456");
+            }
+        }
+        if !(5..=600).contains(&self.ring_timeout_secs) {
+            return invalid("voice.ring_timeout_secs", "5 to 600 seconds");
+        }
+        if self.request_timeout_secs == 0 {
+            return invalid("voice.request_timeout_secs", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enabled() -> VoiceSettings {
+        VoiceSettings {
+            enabled: true,
+            account_sid: "AC00000000000000000000000000000001".into(),
+            auth_token: Secret::new("token"),
+            public_base_url: "https://router.acme.example".into(),
+            numbers: vec![VoiceNumberSettings {
+                tenant: "default".into(),
+                number: "+4930123456".into(),
+            }],
+            ..VoiceSettings::default()
+        }
+    }
+
+    #[test]
+    fn an_enabled_account_needs_credentials_a_public_url_and_numbers() {
+        assert!(
+            VoiceSettings::default().validate().is_ok(),
+            "off needs nothing"
+        );
+        assert!(enabled().validate().is_ok());
+        let key = |s: VoiceSettings| match s.validate() {
+            Err(SettingsError::Invalid { key, .. }) => key,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            key(VoiceSettings {
+                account_sid: "x".into(),
+                ..enabled()
+            }),
+            "voice.account_sid"
+        );
+        assert_eq!(
+            key(VoiceSettings {
+                auth_token: Secret::default(),
+                ..enabled()
+            }),
+            "voice.auth_token"
+        );
+        assert_eq!(
+            key(VoiceSettings {
+                public_base_url: "http://router.example".into(),
+                ..enabled()
+            }),
+            "voice.public_base_url"
+        );
+        let mut bad = enabled();
+        bad.numbers[0].number = "030 123456".into();
+        assert_eq!(key(bad), "voice.numbers.number");
+        assert!(
+            !format!("{:?}", enabled().config()).contains("token\""),
+            "the token never prints"
+        );
+    }
+}

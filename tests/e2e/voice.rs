@@ -1,0 +1,136 @@
+//! Voice through Twilio, end to end: a message routed to voice becomes a
+//! call placed through the fake Twilio API (HTTP Basic auth checked, the
+//! documented formats), whose signed callbacks (through a proxy, signed for
+//! the public URL) move the message on, and whose pressed digit is the
+//! customer's reply.
+
+use omniroute_e2e::TestApp;
+use omniroute_proto::v1 as pb;
+use omniroute_voice::fake::FakeTwilio;
+use pb::send_message_request::Recipient;
+
+use crate::messaging::text_message;
+use crate::reliability::timeline;
+use crate::support::*;
+use crate::whatsapp::wait_status;
+
+crate::on_both_stores!(
+    a_notification_call_is_delivered_and_its_digit_answers_the_message,
+    busy_and_bad_signatures_are_handled,
+);
+
+const ACCOUNT: &str = "AC00000000000000000000000000000009";
+const TOKEN: &str = "voice-auth-token";
+const PUBLIC: &str = "https://router.acme.example";
+
+async fn app_with_twilio(backend: omniroute_e2e::Backend) -> (TestApp, FakeTwilio) {
+    let fake = FakeTwilio::start(ACCOUNT, TOKEN).await;
+    let api = fake.base_url();
+    let app = TestApp::spawn_with(backend, |s| {
+        s.voice.enabled = true;
+        s.voice.api_base = api;
+        s.voice.account_sid = ACCOUNT.into();
+        s.voice.auth_token = omniroute::settings::Secret::new(TOKEN);
+        s.voice.public_base_url = PUBLIC.into();
+        s.voice.language = "de-DE".into();
+        s.voice.gather_digit = true;
+        s.voice.numbers = vec![omniroute::settings::VoiceNumberSettings {
+            tenant: "default".into(),
+            number: "+4930123456".into(),
+        }];
+    })
+    .await;
+    fake.behind_proxy(PUBLIC, &format!("http://{}", app.http_addr));
+    (app, fake)
+}
+
+async fn call(app: &mut TestApp, name: &str, number: &str, body: &str) -> pb::Message {
+    let contact = create(app, name, vec![voice(number)]).await;
+    app.messaging
+        .send_message(pb::SendMessageRequest {
+            recipient: Some(Recipient::Contact(contact.name)),
+            message: Some(text_message(body)),
+            idempotency_key: String::new(),
+        })
+        .await
+        .expect("accepted")
+        .into_inner()
+        .message
+        .unwrap()
+}
+
+async fn a_notification_call_is_delivered_and_its_digit_answers_the_message(app: TestApp) {
+    let (mut app, fake) = app_with_twilio(app.backend()).await;
+    let accepted = call(
+        &mut app,
+        "Uwe",
+        "+49 151 55500066",
+        "Ihr Termin ist morgen um 10 Uhr",
+    )
+    .await;
+    let sent = wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    assert_eq!(sent.channel, pb::Channel::Voice as i32);
+    let placed = fake.calls();
+    assert_eq!(placed.len(), 1);
+    assert_eq!(sent.provider_message_id, placed[0].sid);
+    assert_eq!(placed[0].to, "+4915155500066");
+    assert!(
+        placed[0]
+            .twiml
+            .contains("<Say language=\"de-DE\">Ihr Termin ist morgen um 10 Uhr</Say>"),
+        "{}",
+        placed[0].twiml
+    );
+    // The customer presses 1: the answer to the message, and the call ends.
+    let (status, twiml) = fake.press(&placed[0].sid, "1").await;
+    assert_eq!(status, 200);
+    assert!(twiml.contains("<Hangup/>"), "{twiml}");
+    assert_eq!(
+        fake.finish(&placed[0].sid, "completed").await,
+        [200, 200, 200]
+    );
+    let delivered = wait_status(&mut app, &accepted.name, pb::MessageStatus::Delivered).await;
+    assert_eq!(delivered.channel, pb::Channel::Voice as i32);
+    let messages = timeline(&mut app, &accepted.contact).await;
+    let answer = messages
+        .iter()
+        .find(|m| m.direction == pb::Direction::Inbound as i32)
+        .expect("the pressed digit is recorded");
+    assert_eq!(answer.reply_to, accepted.name);
+    match &answer.content.as_ref().unwrap().kind {
+        Some(pb::content::Kind::ChoiceReply(c)) => assert_eq!(c.id, "1"),
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn busy_and_bad_signatures_are_handled(app: TestApp) {
+    let (mut app, fake) = app_with_twilio(app.backend()).await;
+    let accepted = call(
+        &mut app,
+        "Vera",
+        "+49 151 55500077",
+        "Ihr Paket kommt heute",
+    )
+    .await;
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    let sid = fake.calls()[0].sid.clone();
+    // A callback signed with another token: 401, nothing changes.
+    let forged = FakeTwilio::start(ACCOUNT, "someone-else").await;
+    forged.behind_proxy(PUBLIC, &format!("http://{}", app.http_addr));
+    let params = fake.status_params(&fake.calls()[0], "completed", 9);
+    let (status, _) = forged
+        .post_signed(&format!("{PUBLIC}/webhooks/voice"), &params)
+        .await;
+    assert_eq!(status, 401);
+    let message = crate::messaging::get_message(&mut app, &accepted.name).await;
+    assert_eq!(message.status, pb::MessageStatus::Sent as i32, "unchanged");
+    // Busy: the call failed, with the provider's word kept.
+    assert_eq!(fake.finish(&sid, "busy").await, [200, 200]);
+    let failed = wait_status(&mut app, &accepted.name, pb::MessageStatus::Failed).await;
+    let change = failed
+        .status_history
+        .iter()
+        .find(|h| h.status == pb::MessageStatus::Failed as i32)
+        .unwrap();
+    assert!(change.reason.contains("call-busy"), "{change:?}");
+}
