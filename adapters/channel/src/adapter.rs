@@ -354,12 +354,24 @@ pub trait Adapter: Send + Sync + fmt::Debug + 'static {
 
     /// The category the provider approved for a template (WhatsApp bills and
     /// enforces marketing, utility and authentication templates by it), or
-    /// `None` when the channel has no such catalogue or does not know it.
-    fn template_category(&self, tenant: &str, name: &str, language: &str) -> Option<Category>;
+    /// `None` when the channel has no such catalogue or does not know it
+    /// (the default).
+    fn template_category(&self, tenant: &str, name: &str, language: &str) -> Option<Category> {
+        let _ = (tenant, name, language);
+        None
+    }
 
     /// Answers a webhook subscription handshake (an HTTP GET); the returned
-    /// text is the response body. Errors are refusals (HTTP 403).
-    fn verify_subscription(&self, request: &WebhookRequest<'_>) -> Result<String, AdapterError>;
+    /// text is the response body. Errors are refusals (HTTP 403): the
+    /// default, for providers without a handshake.
+    fn verify_subscription(&self, request: &WebhookRequest<'_>) -> Result<String, AdapterError> {
+        let _ = request;
+        Err(AdapterError::new(
+            ErrorClass::Configuration,
+            "no_subscription",
+            format!("{} webhooks need no subscription handshake", self.channel()),
+        ))
+    }
 
     /// Verifies a webhook delivery's signature over the exact body bytes, in
     /// constant time, before anything is parsed. Errors are HTTP 401.

@@ -40,7 +40,7 @@ pub mod unsubscribe;
 use async_trait::async_trait;
 use omniroute_channel::capabilities::{Capabilities, ContentKind};
 use omniroute_channel::{
-    Adapter, AdapterError, Category, Channel, Content, ContentViolation, ErrorClass, MediaDownload,
+    Adapter, AdapterError, Channel, Content, ContentViolation, ErrorClass, MediaDownload,
     OutboundMessage, SendReceipt, StatusUpdate, WebhookEvent, WebhookRequest,
 };
 
@@ -187,18 +187,6 @@ impl Adapter for EmailAdapter {
             }],
             _ => Vec::new(),
         }
-    }
-
-    fn template_category(&self, _: &str, _: &str, _: &str) -> Option<Category> {
-        None
-    }
-
-    fn verify_subscription(&self, _: &WebhookRequest<'_>) -> Result<String, AdapterError> {
-        Err(AdapterError::new(
-            ErrorClass::Configuration,
-            "no_subscription",
-            "email webhooks need no subscription handshake",
-        ))
     }
 
     fn verify_signature(&self, request: &WebhookRequest<'_>) -> Result<(), AdapterError> {

@@ -30,9 +30,9 @@ use async_trait::async_trait;
 use omniroute_channel::capabilities::{Capabilities, ContentKind};
 use omniroute_channel::content::Choice;
 use omniroute_channel::{
-    Adapter, AdapterError, Address, Category, Channel, Content, ContentViolation, DeliveryStatus,
-    ErrorClass, InboundMessage, MediaDownload, OutboundMessage, PhoneRegion, SendReceipt,
-    StatusUpdate, WebhookEvent, WebhookRequest,
+    Adapter, AdapterError, Address, Channel, Content, ContentViolation, DeliveryStatus, ErrorClass,
+    InboundMessage, MediaDownload, OutboundMessage, PhoneRegion, SendReceipt, StatusUpdate,
+    WebhookEvent, WebhookRequest,
 };
 
 pub use config::{VoiceConfig, VoiceNumber};
@@ -173,18 +173,6 @@ impl Adapter for VoiceAdapter {
             }],
             _ => Vec::new(),
         }
-    }
-
-    fn template_category(&self, _: &str, _: &str, _: &str) -> Option<Category> {
-        None
-    }
-
-    fn verify_subscription(&self, _: &WebhookRequest<'_>) -> Result<String, AdapterError> {
-        Err(AdapterError::new(
-            ErrorClass::Configuration,
-            "no_subscription",
-            "voice callbacks need no subscription handshake",
-        ))
     }
 
     fn verify_signature(&self, request: &WebhookRequest<'_>) -> Result<(), AdapterError> {
