@@ -17,6 +17,7 @@ use crate::whatsapp::wait_status;
 crate::on_both_stores!(
     a_notification_call_is_delivered_and_its_digit_answers_the_message,
     busy_and_bad_signatures_are_handled,
+    out_of_order_and_repeated_callbacks_apply_once,
 );
 
 const ACCOUNT: &str = "AC00000000000000000000000000000009";
@@ -44,8 +45,28 @@ async fn app_with_twilio(backend: omniroute_e2e::Backend) -> (TestApp, FakeTwili
     (app, fake)
 }
 
-async fn call(app: &mut TestApp, name: &str, number: &str, body: &str) -> pb::Message {
-    let contact = create(app, name, vec![voice(number)]).await;
+async fn call(
+    app: &mut TestApp,
+    name: &str,
+    number: &str,
+    locale: &str,
+    body: &str,
+) -> pb::Message {
+    let contact = app
+        .contacts
+        .create_contact(pb::CreateContactRequest {
+            contact: Some(pb::Contact {
+                display_name: name.to_owned(),
+                locale: locale.to_owned(),
+                identities: vec![voice(number)],
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("created")
+        .into_inner()
+        .contact
+        .unwrap();
     app.messaging
         .send_message(pb::SendMessageRequest {
             recipient: Some(Recipient::Contact(contact.name)),
@@ -65,6 +86,7 @@ async fn a_notification_call_is_delivered_and_its_digit_answers_the_message(app:
         &mut app,
         "Uwe",
         "+49 151 55500066",
+        "",
         "Ihr Termin ist morgen um 10 Uhr",
     )
     .await;
@@ -105,15 +127,24 @@ async fn a_notification_call_is_delivered_and_its_digit_answers_the_message(app:
 
 async fn busy_and_bad_signatures_are_handled(app: TestApp) {
     let (mut app, fake) = app_with_twilio(app.backend()).await;
+    // Vera's locale decides the language the call speaks in.
     let accepted = call(
         &mut app,
         "Vera",
-        "+49 151 55500077",
-        "Ihr Paket kommt heute",
+        "+33 6 12 34 56 78",
+        "fr",
+        "Votre colis arrive aujourd'hui",
     )
     .await;
     wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
     let sid = fake.calls()[0].sid.clone();
+    assert!(
+        fake.calls()[0]
+            .twiml
+            .contains("<Say language=\"fr-FR\">Votre colis arrive aujourd&apos;hui</Say>"),
+        "{}",
+        fake.calls()[0].twiml
+    );
     // A callback signed with another token: 401, nothing changes.
     let forged = FakeTwilio::start(ACCOUNT, "someone-else").await;
     forged.behind_proxy(PUBLIC, &format!("http://{}", app.http_addr));
@@ -133,4 +164,34 @@ async fn busy_and_bad_signatures_are_handled(app: TestApp) {
         .find(|h| h.status == pb::MessageStatus::Failed as i32)
         .unwrap();
     assert!(change.reason.contains("call-busy"), "{change:?}");
+}
+
+async fn out_of_order_and_repeated_callbacks_apply_once(app: TestApp) {
+    let (mut app, fake) = app_with_twilio(app.backend()).await;
+    let accepted = call(&mut app, "Wim", "+49 151 55500088", "", "Ihr Termin").await;
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    let placed = fake.calls()[0].clone();
+    let url = format!("{PUBLIC}/webhooks/voice");
+    // The end arrives first, twice; the earlier steps after it.
+    for (status, sequence) in [
+        ("completed", 3),
+        ("completed", 3),
+        ("ringing", 1),
+        ("in-progress", 2),
+    ] {
+        let params = fake.status_params(&placed, status, sequence);
+        assert_eq!(fake.post_signed(&url, &params).await.0, 200, "{status}");
+    }
+    let message = wait_status(&mut app, &accepted.name, pb::MessageStatus::Delivered).await;
+    assert_eq!(
+        message.status,
+        pb::MessageStatus::Delivered as i32,
+        "nothing moved it back"
+    );
+    let delivered = message
+        .status_history
+        .iter()
+        .filter(|h| h.status == pb::MessageStatus::Delivered as i32)
+        .count();
+    assert_eq!(delivered, 1, "applied once: {:#?}", message.status_history);
 }

@@ -157,6 +157,9 @@ pub struct OutboundMessage {
     /// message). Providers enforce their own; the sandbox enforces this one,
     /// so that what works against the sandbox works in production.
     pub window_open_until: Option<SystemTime>,
+    /// The customer's locale (BCP 47, `de-DE`, `fr`) as routing saw it, when
+    /// the contact has one: voice speaks in it.
+    pub locale: Option<String>,
 }
 
 /// The provider accepted a message.

@@ -79,6 +79,7 @@ fn message(tenant: &str, to: Address, attempt: u32) -> OutboundMessage {
         window_open_until: Some(
             std::time::SystemTime::now() + std::time::Duration::from_secs(3600),
         ),
+        locale: None,
     }
 }
 

@@ -40,6 +40,7 @@ fn message(body: &str, html: &str) -> OutboundMessage {
         reply_to: None,
         attempt: 1,
         window_open_until: None,
+        locale: None,
     }
 }
 

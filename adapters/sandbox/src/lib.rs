@@ -512,6 +512,7 @@ mod tests {
             reply_to: None,
             attempt,
             window_open_until: Some(SystemTime::now() + Duration::from_secs(3600)),
+            locale: None,
         }
     }
 

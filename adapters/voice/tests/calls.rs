@@ -24,6 +24,7 @@ fn message(body: &str) -> OutboundMessage {
         reply_to: None,
         attempt: 1,
         window_open_until: None,
+        locale: None,
     }
 }
 

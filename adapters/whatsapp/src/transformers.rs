@@ -825,6 +825,7 @@ mod tests {
             reply_to: None,
             attempt: 1,
             window_open_until: None,
+            locale: None,
         }
     }
 

@@ -372,6 +372,10 @@ pub struct RouteInputs {
     /// Whether the message may ignore quiet hours (urgent or a code).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub urgent: bool,
+    /// The customer's locale (BCP 47), for channels that speak or write in
+    /// it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub locale: String,
     /// The channels the caller excluded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub excluded: Vec<Channel>,

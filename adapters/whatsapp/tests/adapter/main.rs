@@ -63,6 +63,7 @@ pub fn message_to(to: &str, content: Content) -> OutboundMessage {
         reply_to: None,
         attempt: 1,
         window_open_until: None,
+        locale: None,
     }
 }
 

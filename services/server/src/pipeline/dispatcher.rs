@@ -233,6 +233,11 @@ impl Dispatcher {
             reply_to,
             attempt: number,
             window_open_until,
+            locale: message
+                .route
+                .as_ref()
+                .map(|r| r.inputs.locale.clone())
+                .filter(|l| !l.is_empty()),
         };
         let timeout = Duration::from_secs(self.settings.send_timeout_secs);
         let result = match tokio::time::timeout(timeout, adapter.send(&outbound)).await {

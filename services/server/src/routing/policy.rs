@@ -224,6 +224,7 @@ pub fn decide(input: &Input<'_>) -> Result<RouteDecision, RouteError> {
         quiet_hours_end: quiet_end,
         windows: input.windows.to_vec(),
         excluded: input.request.excluded.to_vec(),
+        locale: input.contact.profile.locale.clone(),
         ..RouteInputs::default()
     };
     let mut plan = Vec::new();
