@@ -12,6 +12,8 @@ use tonic::transport::Channel;
 pub struct Server {
     child: Child,
     addr: String,
+    http_addr: String,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Starts `omniroute serve` in `dir` with a clean environment, except for a
@@ -39,28 +41,55 @@ pub fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
         .expect("omniroute starts");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = mpsc::channel();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = std::sync::Arc::clone(&log);
     std::thread::spawn(move || {
+        let addr_of = |line: &str| {
+            line.split("addr=")
+                .nth(1)
+                .and_then(|s| s.split_whitespace().next())
+                .map(str::to_owned)
+        };
+        let (mut grpc, mut http) = (None, None);
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if std::env::var_os("TEST_LOG").is_some() {
                 eprintln!("{line}");
             }
-            if line.contains("omniroute listening")
-                && let Some(addr) = line
-                    .split("addr=")
-                    .nth(1)
-                    .and_then(|s| s.split_whitespace().next())
-            {
-                let _ = tx.send(addr.to_owned());
+            if line.contains("omniroute listening") {
+                grpc = addr_of(&line);
+            }
+            if line.contains("webhook listener ready") {
+                http = addr_of(&line);
+            }
+            kept.lock().expect("not poisoned").push(line);
+            // Once, when both listeners are up.
+            if let (Some(g), Some(h)) = (grpc.take_if(|_| http.is_some()), &http) {
+                let _ = tx.send((g, h.clone()));
             }
         }
     });
-    let addr = rx
+    let (addr, http_addr) = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("omniroute logs its listening address");
-    Server { child, addr }
+    Server {
+        child,
+        addr,
+        http_addr,
+        log,
+    }
 }
 
 impl Server {
+    /// Every line it logged so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().expect("not poisoned").clone()
+    }
+
+    /// The address of its HTTP (webhook) listener.
+    pub fn http_addr(&self) -> &str {
+        &self.http_addr
+    }
+
     /// A client channel to it.
     pub async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.addr))
