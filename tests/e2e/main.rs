@@ -8,6 +8,7 @@ mod email;
 mod email_smtp;
 mod events;
 mod invalid;
+mod limits;
 mod messaging;
 mod outage;
 mod policy;

@@ -195,6 +195,9 @@ impl Application {
             .with_graceful_shutdown(stopped(stopping.clone()));
         let server = Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .layer(crate::api::OverloadLayer::new(
+                self.settings.grpc.max_concurrent_requests,
+            ))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

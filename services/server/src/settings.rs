@@ -279,6 +279,11 @@ pub struct GrpcSettings {
     pub listen: SocketAddr,
     /// Seconds calls in flight get to finish after SIGTERM or ctrl-c.
     pub shutdown_grace_secs: u64,
+    /// Calls answered at once (a streaming call counts until its stream
+    /// ends); one more is answered RESOURCE_EXHAUSTED with a retry delay
+    /// instead of waiting. Health checks and reflection are never refused.
+    /// 0: no limit.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for GrpcSettings {
@@ -286,6 +291,7 @@ impl Default for GrpcSettings {
         GrpcSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             shutdown_grace_secs: 10,
+            max_concurrent_requests: 1024,
         }
     }
 }

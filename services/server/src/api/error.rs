@@ -33,6 +33,10 @@ pub enum ApiError {
     /// A subscription asked to resume from a cursor this log never issued.
     #[error("the cursor is not a position of this event log")]
     Cursor(omniroute_store::CursorCheck),
+    /// The server is answering as many calls as it takes at once
+    /// (`grpc.max_concurrent_requests`); nothing was done.
+    #[error("the server is busy: {0} calls in progress; try again shortly")]
+    Overloaded(usize),
     /// The channel's provider refused or failed an operation (a read
     /// receipt, a media download).
     #[error("{what}: {}", .error.message())]
@@ -108,6 +112,11 @@ impl From<ApiError> for Status {
             ApiError::Route(e) => route_status(e),
             ApiError::Provider { what, error } => provider_status(what, &error),
             ApiError::Cursor(check) => cursor_status(check),
+            ApiError::Overloaded(limit) => retry_status(
+                Code::ResourceExhausted,
+                &format!("the server is busy: {limit} calls in progress; try again shortly"),
+                RETRY_OVERLOADED,
+            ),
         }
     }
 }
@@ -301,6 +310,7 @@ fn store_status(error: StoreError) -> Status {
 /// conflict.
 const RETRY_UNAVAILABLE: std::time::Duration = std::time::Duration::from_secs(1);
 const RETRY_CONFLICT: std::time::Duration = std::time::Duration::from_millis(50);
+const RETRY_OVERLOADED: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// A status with google.rpc.RetryInfo: the call changed nothing and may be
 /// retried after the delay.

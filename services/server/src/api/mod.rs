@@ -13,6 +13,8 @@ mod events;
 mod message_convert;
 mod message_validate;
 mod messaging;
+mod overload;
+pub use overload::OverloadLayer;
 mod page_token;
 mod pending;
 mod preferences;
