@@ -16,8 +16,9 @@ use crate::whatsapp::wait_status;
 
 crate::on_both_stores!(
     a_notification_call_is_delivered_and_its_digit_answers_the_message,
-    busy_and_bad_signatures_are_handled,
+    busy_then_answered_and_bad_signatures_are_handled,
     out_of_order_and_repeated_callbacks_apply_once,
+    unanswered_calls_are_tried_until_the_attempts_run_out,
 );
 
 const ACCOUNT: &str = "AC00000000000000000000000000000009";
@@ -125,7 +126,7 @@ async fn a_notification_call_is_delivered_and_its_digit_answers_the_message(app:
     }
 }
 
-async fn busy_and_bad_signatures_are_handled(app: TestApp) {
+async fn busy_then_answered_and_bad_signatures_are_handled(app: TestApp) {
     let (mut app, fake) = app_with_twilio(app.backend()).await;
     // Vera's locale decides the language the call speaks in.
     let accepted = call(
@@ -155,15 +156,69 @@ async fn busy_and_bad_signatures_are_handled(app: TestApp) {
     assert_eq!(status, 401);
     let message = crate::messaging::get_message(&mut app, &accepted.name).await;
     assert_eq!(message.status, pb::MessageStatus::Sent as i32, "unchanged");
-    // Busy: the call failed, with the provider's word kept.
+    // Busy: routing calls again; the second call is answered.
     assert_eq!(fake.finish(&sid, "busy").await, [200, 200]);
-    let failed = wait_status(&mut app, &accepted.name, pb::MessageStatus::Failed).await;
-    let change = failed
+    let second = wait_for_call(&fake, 2).await;
+    assert_ne!(second.sid, sid);
+    assert_eq!(second.to, fake.calls()[0].to, "the same customer");
+    assert_eq!(fake.finish(&second.sid, "completed").await, [200, 200, 200]);
+    let delivered = wait_status(&mut app, &accepted.name, pb::MessageStatus::Delivered).await;
+    assert_eq!(delivered.provider_message_id, second.sid);
+    let busy = delivered
         .status_history
         .iter()
         .find(|h| h.status == pb::MessageStatus::Failed as i32)
-        .unwrap();
-    assert!(change.reason.contains("call-busy"), "{change:?}");
+        .expect("the busy call is in the history");
+    assert!(busy.reason.contains("call-busy"), "{busy:?}");
+}
+
+/// Waits until the fake has placed `n` calls; the last.
+async fn wait_for_call(fake: &FakeTwilio, n: usize) -> omniroute_voice::fake::PlacedCall {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let calls = fake.calls();
+        if calls.len() >= n {
+            return calls[n - 1].clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} calls placed",
+            calls.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn unanswered_calls_are_tried_until_the_attempts_run_out(app: TestApp) {
+    let (mut app, fake) = app_with_twilio(app.backend()).await;
+    let accepted = call(&mut app, "Xaver", "+49 151 55500099", "", "Ihr Termin").await;
+    // The tests allow three attempts (dispatch.max_attempts).
+    for n in 1..=3 {
+        let placed = wait_for_call(&fake, n).await;
+        assert_eq!(fake.finish(&placed.sid, "no-answer").await, [200, 200]);
+    }
+    // (A reported failure is in the history before the message fails.)
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let failed = loop {
+        let m = crate::messaging::get_message(&mut app, &accepted.name).await;
+        if m.status == pb::MessageStatus::Failed as i32 {
+            break m;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never failed: {m:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let last = failed.status_history.last().unwrap();
+    assert_eq!(last.status, pb::MessageStatus::Failed as i32);
+    assert!(
+        last.reason.contains("retries exhausted after 3 attempts")
+            && last.reason.contains("call-no-answer"),
+        "{last:?}"
+    );
+    assert_eq!(fake.calls().len(), 3, "no fourth call");
+    assert_eq!(failed.attempts.len(), 3);
 }
 
 async fn out_of_order_and_repeated_callbacks_apply_once(app: TestApp) {

@@ -3,8 +3,9 @@
 //! telephony provider ([`provider::VoiceProvider`]; Twilio Programmable
 //! Voice in `twilio/`). The call's progress comes back as signed callbacks
 //! to `/webhooks/voice`: answered and completed is delivered; busy and no
-//! answer are failures worth another attempt; failed and canceled are final;
-//! a pressed digit is an inbound reply to the message.
+//! answer are transient failures (routing calls again while attempts
+//! remain); failed and canceled are permanent; a pressed digit is an inbound
+//! reply to the message.
 //!
 //! Files, by role (as in `omniroute-whatsapp`): `config.rs` the account,
 //! the public callback URL, the numbers per tenant; `provider.rs` the

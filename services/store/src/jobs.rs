@@ -70,6 +70,10 @@ impl JobKind {
 /// watched (for failure reports) before the watch simply ends.
 pub const WATCH_WITHOUT_DEADLINE: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// How long the last step of a plan is watched for a report when it
+/// watches its reports (a call's outcome comes within minutes).
+pub const WATCH_REPORTS: Duration = Duration::from_secs(3600);
+
 /// A dispatch job a worker holds under a lease.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedJob {
@@ -192,11 +196,17 @@ fn attempt_reason(attempt: &Attempt) -> String {
 }
 
 /// When the watch of plan step `index` of a message sent `now` is due, if
-/// the step has a next step behind it.
+/// the step has a next step behind it or watches its reports.
 fn watch_due(message: &Message, index: usize, now: SystemTime) -> Option<SystemTime> {
     let plan = &message.route.as_ref()?.plan;
-    plan.get(index + 1)?;
-    let within = plan[index].deliver_within.unwrap_or(WATCH_WITHOUT_DEADLINE);
+    let step = plan.get(index)?;
+    let within = if plan.get(index + 1).is_some() {
+        step.deliver_within.unwrap_or(WATCH_WITHOUT_DEADLINE)
+    } else if step.watch_reports {
+        step.deliver_within.unwrap_or(WATCH_REPORTS)
+    } else {
+        return None;
+    };
     Some(now + within)
 }
 
@@ -295,7 +305,21 @@ pub(crate) fn apply_completion(
             }
         }
         NextStep::Fail { reason } => {
-            let changed = apply_status(message, MessageStatus::Failed, channel, &reason, now);
+            // The decision fails the message even when a failure reported
+            // on the same channel is in its history already (a call tried
+            // again and again): that entry did not fail it.
+            let changed = if message.status.may_become(MessageStatus::Failed) {
+                message.history.push(StatusChange {
+                    status: MessageStatus::Failed,
+                    time: now,
+                    channel,
+                    reason,
+                });
+                message.status = MessageStatus::Failed;
+                true
+            } else {
+                apply_status(message, MessageStatus::Failed, channel, &reason, now)
+            };
             Applied {
                 job: JobChange::Delete,
                 event: logged(changed, message),
@@ -335,17 +359,35 @@ pub(crate) fn apply_report(
     }
     let channel = Some(report.channel);
     if watched && report.status == MessageStatus::Failed && message.status == MessageStatus::Sent {
-        if message
+        // Once per send: a channel tried again (a call nobody answered)
+        // may fail again.
+        let sent = message
             .history
+            .iter()
+            .rposition(|h| h.status == MessageStatus::Sent && h.channel == channel)
+            .unwrap_or(0);
+        if message.history[sent..]
             .iter()
             .any(|h| h.status == MessageStatus::Failed && h.channel == channel)
         {
             return false;
         }
-        let reason = if report.reason.is_empty() {
-            "failed; the next step takes over".to_owned()
+        // A channel is in a plan once: the step this report is about.
+        let has_next = message.route.as_ref().is_some_and(|r| {
+            r.plan
+                .iter()
+                .position(|p| Some(p.channel) == channel)
+                .is_some_and(|i| i + 1 < r.plan.len())
+        });
+        let follows = if has_next {
+            "the next step takes over"
         } else {
-            format!("{}; the next step takes over", report.reason)
+            "routing decides what follows"
+        };
+        let reason = if report.reason.is_empty() {
+            format!("failed; {follows}")
+        } else {
+            format!("{}; {follows}", report.reason)
         };
         message.history.push(StatusChange {
             status: MessageStatus::Failed,

@@ -310,6 +310,11 @@ pub struct PlannedChannel {
     /// Not sent before this time (the end of the customer's quiet hours).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<SystemTime>,
+    /// The step is watched after it is sent even when it is the last one,
+    /// so that a failure the provider reports later (a call nobody
+    /// answered) comes back to routing, which may try the channel again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub watch_reports: bool,
 }
 
 impl PlannedChannel {
@@ -323,6 +328,7 @@ impl PlannedChannel {
             variant: ContentVariant::Main,
             deliver_within: None,
             not_before: None,
+            watch_reports: false,
         }
     }
 }

@@ -764,6 +764,7 @@ mod tests {
                         variant: Default::default(),
                         deliver_within: None,
                         not_before: None,
+                        watch_reports: false,
                     },
                     PlannedChannel {
                         channel: Channel::Email,
@@ -773,6 +774,7 @@ mod tests {
                         variant: Default::default(),
                         deliver_within: None,
                         not_before: None,
+                        watch_reports: false,
                     },
                 ],
                 skipped: vec![SkippedChannel {

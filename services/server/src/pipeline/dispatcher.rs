@@ -310,7 +310,13 @@ impl Dispatcher {
 
     /// What to do when a sent step's watch comes due.
     fn after_watch(&self, job: &ClaimedJob) -> NextStep {
-        fallback::on_watch(job, self.next_rings(job), SystemTime::now())
+        fallback::on_watch(
+            &self.settings,
+            job,
+            self.next_rings(job),
+            SystemTime::now(),
+            fallback::random_fraction(),
+        )
     }
 
     /// What to do after a failed attempt.

@@ -11,8 +11,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use omniroute_channel::AdapterError;
-use omniroute_store::{ClaimedJob, JobKind, MessageStatus, NextStep, RouteDecision};
+use omniroute_channel::{AdapterError, ErrorClass};
+use omniroute_store::{ClaimedJob, JobKind, MessageStatus, NextStep, RouteDecision, StatusChange};
 
 use super::quiet;
 use crate::settings::DispatchSettings;
@@ -90,33 +90,97 @@ pub fn decide(
     NextStep::Fail { reason }
 }
 
+/// The error a provider's failure report carried, read back from the status
+/// history (`<class> failure <code>: <text>`, as status ingestion writes
+/// it); a report that says no more is a permanent failure.
+fn reported_error(change: &StatusChange) -> AdapterError {
+    let text = change
+        .reason
+        .split("; ")
+        .next()
+        .unwrap_or(change.reason.as_str());
+    let parsed = text.split_once(" failure ").and_then(|(class, rest)| {
+        let class = ErrorClass::parse(class)?;
+        let (code, message) = rest.split_once(": ").unwrap_or((rest, ""));
+        Some(AdapterError::new(class, code, message))
+    });
+    parsed.unwrap_or_else(|| AdapterError::new(ErrorClass::Permanent, "reported", text))
+}
+
 /// When a sent step's watch comes due: the next step takes over when the
 /// step failed (a provider's report) or missed its deadline; nothing
 /// follows when the customer replied meanwhile, the message arrived or
-/// failed, or the step was watched for failure reports only. `next_rings`:
-/// whether the next step's channel rings (it waits for quiet hours' end).
-pub fn on_watch(job: &ClaimedJob, next_rings: bool, now: SystemTime) -> NextStep {
+/// failed, or the last step's watch ends without a report. A step that
+/// watches its reports (a call) is decided like a failed attempt: a
+/// transient failure (busy, no answer) is tried again on the channel while
+/// attempts remain, then the next step takes over or the message fails.
+/// `next_rings`: whether the next step's channel rings (it waits for quiet
+/// hours' end).
+pub fn on_watch(
+    settings: &DispatchSettings,
+    job: &ClaimedJob,
+    next_rings: bool,
+    now: SystemTime,
+    random: f64,
+) -> NextStep {
     let end = |note: &str| NextStep::EndWatch {
         note: note.to_owned(),
     };
     let message = &job.message;
     let route = message.route.as_ref();
     let next = job.plan_index + 1;
-    let (Some(step), true) = (
-        route.and_then(|r| r.plan.get(job.plan_index)),
-        route.is_some_and(|r| r.plan.len() > next),
-    ) else {
+    let plan_len = route.map_or(0, |r| r.plan.len());
+    let Some(step) = route.and_then(|r| r.plan.get(job.plan_index)) else {
         return end("");
     };
     if message.status != MessageStatus::Sent {
         return end("");
     }
+    let has_next = plan_len > next;
     if job.kind == JobKind::Replied {
-        return end("the customer replied; fallback canceled");
+        return end(if has_next {
+            "the customer replied; fallback canceled"
+        } else {
+            ""
+        });
     }
     let channel = step.channel;
+    let failed = format!("{channel} reported a failure after accepting it");
+    if let Some(change) = omniroute_store::reported_failure(job)
+        && step.watch_reports
+    {
+        let error = reported_error(change);
+        let next_due = step_due(route, next, next_rings, now);
+        // The sends made on this step (a claim of its watch is none).
+        let sends = message
+            .attempts
+            .iter()
+            .filter(|a| a.channel == channel)
+            .count();
+        return match decide(
+            settings,
+            u32::try_from(sends).unwrap_or(u32::MAX),
+            job.plan_index,
+            plan_len,
+            Some(&error),
+            &change.reason,
+            now,
+            next_due,
+            random,
+        ) {
+            NextStep::NextChannel { index, due, .. } => NextStep::NextChannel {
+                index,
+                due,
+                reason: failed,
+            },
+            decided => decided,
+        };
+    }
+    if !has_next {
+        return end("");
+    }
     let reason = if omniroute_store::reported_failure(job).is_some() {
-        format!("{channel} reported a failure after accepting it")
+        failed
     } else if let Some(within) = step.deliver_within {
         format!("not delivered on {channel} within {}", span(within))
     } else {
@@ -301,6 +365,7 @@ mod tests {
             variant: Default::default(),
             deliver_within: None,
             not_before: None,
+            watch_reports: false,
         };
         let mut plan = vec![
             step(omniroute_channel::Channel::Whatsapp, "4915123456789"),
@@ -354,13 +419,14 @@ mod tests {
     #[test]
     fn a_watch_hands_over_on_a_missed_deadline_or_a_reported_failure() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_900);
-        let over = |job: &ClaimedJob| match on_watch(job, false, now) {
-            NextStep::NextChannel { index, due, reason } => {
-                assert_eq!((index, due), (1, now));
-                reason
-            }
-            other => panic!("{other:?}"),
-        };
+        let over =
+            |job: &ClaimedJob| match on_watch(&DispatchSettings::default(), job, false, now, 0.5) {
+                NextStep::NextChannel { index, due, reason } => {
+                    assert_eq!((index, due), (1, now));
+                    reason
+                }
+                other => panic!("{other:?}"),
+            };
         let job = watched(JobKind::Watch, Some(Duration::from_secs(900)));
         assert_eq!(over(&job), "not delivered on whatsapp within 15 min");
         let mut failed = watched(JobKind::Watch, None);
@@ -379,10 +445,11 @@ mod tests {
     #[test]
     fn a_watch_ends_quietly_or_with_the_reply_noted() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_900);
-        let ended = |job: &ClaimedJob| match on_watch(job, false, now) {
-            NextStep::EndWatch { note } => note,
-            other => panic!("{other:?}"),
-        };
+        let ended =
+            |job: &ClaimedJob| match on_watch(&DispatchSettings::default(), job, false, now, 0.5) {
+                NextStep::EndWatch { note } => note,
+                other => panic!("{other:?}"),
+            };
         let replied = watched(JobKind::Replied, Some(Duration::from_secs(900)));
         assert_eq!(ended(&replied), "the customer replied; fallback canceled");
         assert_eq!(
@@ -396,5 +463,75 @@ mod tests {
         let mut last = watched(JobKind::Watch, Some(Duration::from_secs(900)));
         last.message.route.as_mut().unwrap().plan.truncate(1);
         assert_eq!(ended(&last), "", "nothing behind the last step");
+    }
+
+    #[test]
+    fn a_call_reported_busy_is_tried_again_then_the_message_fails() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_900);
+        let settings = DispatchSettings {
+            max_attempts: 2,
+            ..DispatchSettings::default()
+        };
+        let mut call = watched(JobKind::Watch, None);
+        let plan = &mut call.message.route.as_mut().unwrap().plan;
+        plan.truncate(1);
+        plan[0].channel = omniroute_channel::Channel::Voice;
+        plan[0].watch_reports = true;
+        call.message.history.push(omniroute_store::StatusChange {
+            status: MessageStatus::Sent,
+            time: now,
+            channel: Some(omniroute_channel::Channel::Voice),
+            reason: String::new(),
+        });
+        call.message.history.push(omniroute_store::StatusChange {
+            status: MessageStatus::Failed,
+            time: now,
+            channel: Some(omniroute_channel::Channel::Voice),
+            reason: "transient failure call-busy: the line was busy; routing decides what follows"
+                .into(),
+        });
+        let placed = |number: u32| omniroute_store::Attempt {
+            number,
+            channel: omniroute_channel::Channel::Voice,
+            address: "+4915123456789".into(),
+            start_time: now,
+            end_time: now,
+            outcome: omniroute_store::AttemptOutcome::Accepted,
+            error_code: String::new(),
+            error_message: String::new(),
+            provider_message_id: format!("CA{number}"),
+        };
+        call.message.attempts.push(placed(1));
+        // A claim of the watch counts in the job, not as a send.
+        call.channel_attempt = 2;
+        match on_watch(&settings, &call, false, now, 0.5) {
+            NextStep::RetryAt(at) => assert!(at >= now, "{at:?}"),
+            other => panic!("busy with attempts left: {other:?}"),
+        }
+        call.message.attempts.push(placed(2));
+        match on_watch(&settings, &call, false, now, 0.5) {
+            NextStep::Fail { reason } => {
+                assert!(
+                    reason.contains("retries exhausted after 2 attempts"),
+                    "{reason}"
+                );
+                assert!(reason.contains("call-busy"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A permanent failure is not tried again.
+        call.message.attempts.pop();
+        call.message.history.last_mut().unwrap().reason =
+            "permanent failure call-failed: the call could not be placed; routing decides what follows".into();
+        assert!(matches!(
+            on_watch(&settings, &call, false, now, 0.5),
+            NextStep::Fail { .. }
+        ));
+        // Without a report, the last step's watch ends quietly.
+        call.message.history.pop();
+        assert!(matches!(
+            on_watch(&settings, &call, false, now, 0.5),
+            NextStep::EndWatch { .. }
+        ));
     }
 }

@@ -474,6 +474,9 @@ fn judge(
     let mut step = PlannedChannel::to(&identity.address);
     step.variant = variant;
     step.not_before = not_before;
+    // A call's outcome comes later (busy, no answer): routing hears of it
+    // and may call again.
+    step.watch_reports = caps.rings;
     Verdict::Planned(step)
 }
 

@@ -43,6 +43,7 @@ pub fn route() -> RouteDecision {
                 variant: Default::default(),
                 deliver_within: None,
                 not_before: None,
+                watch_reports: false,
             },
             PlannedChannel {
                 channel: Channel::Email,
@@ -52,6 +53,7 @@ pub fn route() -> RouteDecision {
                 variant: Default::default(),
                 deliver_within: None,
                 not_before: None,
+                watch_reports: false,
             },
         ],
         skipped: vec![SkippedChannel {
