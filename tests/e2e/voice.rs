@@ -197,19 +197,7 @@ async fn unanswered_calls_are_tried_until_the_attempts_run_out(app: TestApp) {
         let placed = wait_for_call(&fake, n).await;
         assert_eq!(fake.finish(&placed.sid, "no-answer").await, [200, 200]);
     }
-    // (A reported failure is in the history before the message fails.)
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    let failed = loop {
-        let m = crate::messaging::get_message(&mut app, &accepted.name).await;
-        if m.status == pb::MessageStatus::Failed as i32 {
-            break m;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never failed: {m:#?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let failed = wait_status(&mut app, &accepted.name, pb::MessageStatus::Failed).await;
     let last = failed.status_history.last().unwrap();
     assert_eq!(last.status, pb::MessageStatus::Failed as i32);
     assert!(

@@ -146,9 +146,12 @@ async fn catalogue_loaded(graph: &FakeGraph) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-/// Waits until the message has reached `status`: it is there, or was on
-/// the way to where it is (statuses only move forward; a sandbox that
-/// delivers and reads within milliseconds may pass `sent` between polls).
+/// Waits until the message has reached `status`: it is there, or, for the
+/// progress statuses (sent, delivered), was on the way to where it is
+/// (statuses only move forward; a sandbox that delivers and reads within
+/// milliseconds may pass `sent` between polls). A failure counts only as
+/// the message's status: a failure the provider reported may be in the
+/// history of a message routing goes on with.
 pub(crate) async fn wait_status(
     app: &mut TestApp,
     name: &str,
@@ -166,11 +169,16 @@ pub(crate) async fn wait_status(
             .into_inner()
             .message
             .unwrap();
+        let progress = matches!(
+            status,
+            pb::MessageStatus::Sent | pb::MessageStatus::Delivered
+        );
         if message.status == status as i32
-            || message
-                .status_history
-                .iter()
-                .any(|h| h.status == status as i32)
+            || (progress
+                && message
+                    .status_history
+                    .iter()
+                    .any(|h| h.status == status as i32))
         {
             return message;
         }
