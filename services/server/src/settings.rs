@@ -23,6 +23,24 @@ pub use email::{EmailSender, EmailSettings};
 pub use routing::{RoutingSettings, TenantRouting};
 pub use voice::{VoiceNumberSettings, VoiceSettings};
 
+/// Whether `url` is a public `https://` address, or a plain one on this
+/// host (for local runs and tests): what providers may be sent to call back.
+pub(crate) fn is_callback_url(url: &str) -> bool {
+    url.starts_with("https://")
+        || ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+            .iter()
+            .any(|l| url.starts_with(l))
+}
+
+/// The key a validation refused (tests of the sections).
+#[cfg(test)]
+pub(crate) fn refused_key(result: Result<(), SettingsError>) -> &'static str {
+    match result {
+        Err(SettingsError::Invalid { key, .. }) => key,
+        other => panic!("{other:?}"),
+    }
+}
+
 /// A value that must never reach a log: Debug and Display print `***`.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]

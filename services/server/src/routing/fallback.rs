@@ -146,7 +146,8 @@ pub fn on_watch(
     }
     let channel = step.channel;
     let failed = format!("{channel} reported a failure after accepting it");
-    if let Some(change) = omniroute_store::reported_failure(job)
+    let reported = omniroute_store::reported_failure(job);
+    if let Some(change) = reported
         && step.watch_reports
     {
         let error = reported_error(change);
@@ -179,7 +180,7 @@ pub fn on_watch(
     if !has_next {
         return end("");
     }
-    let reason = if omniroute_store::reported_failure(job).is_some() {
+    let reason = if reported.is_some() {
         failed
     } else if let Some(within) = step.deliver_within {
         format!("not delivered on {channel} within {}", span(within))

@@ -123,14 +123,7 @@ impl Default for EmailSender {
 impl EmailSettings {
     /// The adapter's configuration (checked by [`EmailSettings::validate`]).
     pub fn config(&self) -> omniroute_email::EmailConfig {
-        let hello_name = if self.hello_name.is_empty() {
-            self.senders
-                .first()
-                .map(|s| s.reply_domain.clone())
-                .unwrap_or_else(|| "localhost".to_owned())
-        } else {
-            self.hello_name.clone()
-        };
+        let hello_name = self.hello_name();
         omniroute_email::EmailConfig {
             relay: omniroute_email::RelayConfig {
                 host: self.relay_host.clone(),
@@ -170,10 +163,23 @@ impl EmailSettings {
         })
     }
 
+    /// The name we greet with (EHLO) and the SMTP listener greets with:
+    /// `hello_name`, else the first sender's reply domain.
+    fn hello_name(&self) -> String {
+        if self.hello_name.is_empty() {
+            self.senders
+                .first()
+                .map(|s| s.reply_domain.clone())
+                .unwrap_or_else(|| "localhost".to_owned())
+        } else {
+            self.hello_name.clone()
+        }
+    }
+
     /// The SMTP listener's behaviour.
     pub fn listener(&self) -> omniroute_email::listener::ListenerConfig {
         omniroute_email::listener::ListenerConfig {
-            hostname: self.config().relay.hello_name,
+            hostname: self.hello_name(),
             max_message_bytes: self.smtp_max_message_bytes,
             idle_timeout: std::time::Duration::from_secs(self.smtp_idle_timeout_secs),
             max_connections: self.smtp_max_connections,
@@ -219,10 +225,7 @@ impl EmailSettings {
             return invalid("email.senders", "at least one sender is needed");
         }
         if !self.unsubscribe_base_url.is_empty() {
-            let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-                .iter()
-                .any(|l| self.unsubscribe_base_url.starts_with(l));
-            if !self.unsubscribe_base_url.starts_with("https://") && !local {
+            if !super::is_callback_url(&self.unsubscribe_base_url) {
                 return invalid(
                     "email.unsubscribe_base_url",
                     "mailbox providers only follow https:// one-click links",
@@ -279,10 +282,7 @@ mod tests {
             "off needs nothing"
         );
         assert!(enabled().validate().is_ok());
-        let key = |s: EmailSettings| match s.validate() {
-            Err(SettingsError::Invalid { key, .. }) => key,
-            other => panic!("{other:?}"),
-        };
+        let key = |s: EmailSettings| crate::settings::refused_key(s.validate());
         assert_eq!(
             key(EmailSettings {
                 relay_host: String::new(),

@@ -103,10 +103,7 @@ impl VoiceSettings {
         if self.auth_token.expose().is_empty() {
             return invalid("voice.auth_token", "needed to call and to check signatures");
         }
-        let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-            .iter()
-            .any(|l| self.public_base_url.starts_with(l));
-        if !self.public_base_url.starts_with("https://") && !local {
+        if !super::is_callback_url(&self.public_base_url) {
             return invalid(
                 "voice.public_base_url",
                 "the https:// address Twilio reaches the HTTP listener at",
@@ -156,10 +153,7 @@ mod tests {
             "off needs nothing"
         );
         assert!(enabled().validate().is_ok());
-        let key = |s: VoiceSettings| match s.validate() {
-            Err(SettingsError::Invalid { key, .. }) => key,
-            other => panic!("{other:?}"),
-        };
+        let key = |s: VoiceSettings| crate::settings::refused_key(s.validate());
         assert_eq!(
             key(VoiceSettings {
                 account_sid: "x".into(),
