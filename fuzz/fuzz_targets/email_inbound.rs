@@ -25,7 +25,7 @@ fn without_times(events: &[WebhookEvent]) -> Vec<WebhookEvent> {
             match &mut e {
                 WebhookEvent::Inbound(m) => m.time = std::time::SystemTime::UNIX_EPOCH,
                 WebhookEvent::Status(s) => s.time = std::time::SystemTime::UNIX_EPOCH,
-                WebhookEvent::OptOut(_) => {}
+                WebhookEvent::OptOut(_) | WebhookEvent::CallProgress(_) => {}
                 WebhookEvent::Ignored(_) => {}
             }
             e
@@ -56,6 +56,7 @@ fuzz_target!(|data: &[u8]| {
                         assert!(!s.provider_message_id.is_empty());
                     }
                     WebhookEvent::OptOut(_) => {}
+                    WebhookEvent::CallProgress(p) => panic!("mail carries no calls: {p:?}"),
                     WebhookEvent::Ignored(_) => {}
                 }
             }

@@ -221,6 +221,7 @@ fn content(u: &mut Unstructured<'_>) -> Result<Content> {
             agent_address: "+4930555000111".into(),
             greeting: text(u)?,
             language: String::new(),
+            reason: String::new(),
         }),
         // Inbound-only kinds: the API refuses them first, routing must
         // not fall over them either.
@@ -370,6 +371,7 @@ fn case(u: &mut Unstructured<'_>) -> Result<Case> {
         whatsapp_opt_in_required: u.arbitrary()?,
         deliver_within,
         window_closing_lead: Some(Duration::from_secs(3600)),
+        ..TenantPolicy::default()
     };
 
     // As the API validates them (message_validate.rs): at most one override
@@ -436,6 +438,8 @@ fn run(case: &Case) {
             explicit: case.explicit,
             excluded: &case.excluded,
             deliver_within: case.deliver_within,
+            send_time: None,
+            expire_time: None,
         },
         contact: &case.contact,
         preferences: &case.preferences,

@@ -48,7 +48,9 @@ fuzz_target!(|data: &[u8]| {
             let again = callbacks::parse(data).expect("the same bytes parse again");
             assert_eq!(without_time(callback.clone()), without_time(again));
             match callback {
-                Callback::Status { call_id, .. } | Callback::Digits { call_id, .. } => {
+                Callback::Status { call_id, .. }
+                | Callback::Digits { call_id, .. }
+                | Callback::Dialed { call_id, .. } => {
                     assert!(!call_id.is_empty())
                 }
                 Callback::Other(_) => {}

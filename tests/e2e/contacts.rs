@@ -13,7 +13,6 @@ crate::on_both_stores!(
     link_conflict_names_the_owner,
     merge_moves_everything_and_old_name_resolves,
     erase_removes_personal_data_and_export_returns_everything,
-    pending_rpcs_answer_unimplemented,
 );
 
 async fn create_get_update_list(mut app: TestApp) {
@@ -475,14 +474,4 @@ async fn erase_removes_personal_data_and_export_returns_everything(mut app: Test
     // The freed address can belong to a new contact.
     let again = create(&mut app, "Anna again", vec![email("anna@example.com")]).await;
     assert_ne!(again.name, anna.name);
-}
-
-async fn pending_rpcs_answer_unimplemented(app: TestApp) {
-    let mut callbacks =
-        pb::callback_service_client::CallbackServiceClient::new(app.channel.clone());
-    let err = callbacks
-        .create_callback(pb::CreateCallbackRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
 }

@@ -19,13 +19,23 @@ crate::on_both_stores!(
     busy_then_answered_and_bad_signatures_are_handled,
     out_of_order_and_repeated_callbacks_apply_once,
     unanswered_calls_are_tried_until_the_attempts_run_out,
+    a_voice_step_of_a_plan_calls_when_the_email_before_it_fails,
 );
 
 const ACCOUNT: &str = "AC00000000000000000000000000000009";
 const TOKEN: &str = "voice-auth-token";
-const PUBLIC: &str = "https://router.acme.example";
+pub(crate) const PUBLIC: &str = "https://router.acme.example";
 
 async fn app_with_twilio(backend: omniroute_e2e::Backend) -> (TestApp, FakeTwilio) {
+    app_with_twilio_and(backend, |_| {}).await
+}
+
+/// A server calling through a fake Twilio (callbacks through a proxy,
+/// signed for the public URL), with `adjust`ed settings.
+pub(crate) async fn app_with_twilio_and(
+    backend: omniroute_e2e::Backend,
+    adjust: impl FnOnce(&mut omniroute::settings::Settings),
+) -> (TestApp, FakeTwilio) {
     let fake = FakeTwilio::start(ACCOUNT, TOKEN).await;
     let api = fake.base_url();
     let app = TestApp::spawn_with(backend, |s| {
@@ -40,6 +50,7 @@ async fn app_with_twilio(backend: omniroute_e2e::Backend) -> (TestApp, FakeTwili
             tenant: "default".into(),
             number: "+4930123456".into(),
         }];
+        adjust(s);
     })
     .await;
     fake.behind_proxy(PUBLIC, &format!("http://{}", app.http_addr));
@@ -173,7 +184,10 @@ async fn busy_then_answered_and_bad_signatures_are_handled(app: TestApp) {
 }
 
 /// Waits until the fake has placed `n` calls; the last.
-async fn wait_for_call(fake: &FakeTwilio, n: usize) -> omniroute_voice::fake::PlacedCall {
+pub(crate) async fn wait_for_call(
+    fake: &FakeTwilio,
+    n: usize,
+) -> omniroute_voice::fake::PlacedCall {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let calls = fake.calls();
@@ -237,4 +251,53 @@ async fn out_of_order_and_repeated_callbacks_apply_once(app: TestApp) {
         .filter(|h| h.status == pb::MessageStatus::Delivered as i32)
         .count();
     assert_eq!(delivered, 1, "applied once: {:#?}", message.status_history);
+}
+
+async fn a_voice_step_of_a_plan_calls_when_the_email_before_it_fails(app: TestApp) {
+    let (mut app, fake) = app_with_twilio(app.backend()).await;
+    // Email first (the default order), then voice; the sandbox refuses this
+    // mailbox for good.
+    let contact = create(
+        &mut app,
+        "Yusuf",
+        vec![
+            email("fail-permanent@example.com"),
+            voice("+49 151 55500077"),
+        ],
+    )
+    .await;
+    let accepted = app
+        .messaging
+        .send_message(pb::SendMessageRequest {
+            recipient: Some(Recipient::Contact(contact.name)),
+            message: Some(text_message("Ihre Bestellung ist da")),
+            idempotency_key: String::new(),
+        })
+        .await
+        .expect("accepted")
+        .into_inner()
+        .message
+        .unwrap();
+    assert_eq!(accepted.channel, pb::Channel::Email as i32, "email first");
+    let placed = wait_for_call(&fake, 1).await;
+    assert!(
+        placed.twiml.contains("Ihre Bestellung ist da"),
+        "{}",
+        placed.twiml
+    );
+    assert_eq!(fake.finish(&placed.sid, "completed").await, [200, 200, 200]);
+    let delivered = wait_status(&mut app, &accepted.name, pb::MessageStatus::Delivered).await;
+    assert_eq!(
+        delivered.channel,
+        pb::Channel::Voice as i32,
+        "delivered by the call"
+    );
+    assert_eq!(
+        delivered
+            .attempts
+            .iter()
+            .map(|a| a.channel)
+            .collect::<Vec<_>>(),
+        [pb::Channel::Email as i32, pb::Channel::Voice as i32]
+    );
 }

@@ -48,26 +48,44 @@ pub(crate) async fn app_with_whatsapp_and(
     graph.set_templates(WABA_ID, templates);
     let base_url = graph.base_url();
     let app = TestApp::spawn_with(backend, |s| {
-        s.whatsapp.enabled = true;
-        s.whatsapp.base_url = base_url;
-        s.whatsapp.access_token = omniroute::settings::Secret::new(TOKEN);
-        s.whatsapp.app_secret = omniroute::settings::Secret::new(SECRET);
-        s.whatsapp.verify_token = omniroute::settings::Secret::new(VERIFY);
-        s.whatsapp.numbers = vec![omniroute::settings::WhatsAppNumber {
-            phone_number_id: NUMBER_ID.into(),
-            waba_id: WABA_ID.into(),
-            tenant: "default".into(),
-            line: "service-de".into(),
-            throughput_per_second: 80,
-        }];
-        // These tests are about the Cloud API, not consent: templates go to
-        // customers without a WhatsApp opt-in record (routing's own tests
-        // cover the strict default).
-        s.routing.whatsapp_opt_in_required = false;
+        use_graph(s, base_url);
         more(s);
     })
     .await;
     (app, graph)
+}
+
+/// Settings for WhatsApp on the fake Graph API at `base_url`.
+pub(crate) fn use_graph(s: &mut omniroute::Settings, base_url: String) {
+    s.whatsapp.enabled = true;
+    s.whatsapp.base_url = base_url;
+    s.whatsapp.access_token = omniroute::settings::Secret::new(TOKEN);
+    s.whatsapp.app_secret = omniroute::settings::Secret::new(SECRET);
+    s.whatsapp.verify_token = omniroute::settings::Secret::new(VERIFY);
+    s.whatsapp.numbers = vec![omniroute::settings::WhatsAppNumber {
+        phone_number_id: NUMBER_ID.into(),
+        waba_id: WABA_ID.into(),
+        tenant: "default".into(),
+        line: "service-de".into(),
+        throughput_per_second: 80,
+    }];
+    // These tests are about the Cloud API, not consent: templates go to
+    // customers without a WhatsApp opt-in record (routing's own tests
+    // cover the strict default).
+    s.routing.whatsapp_opt_in_required = false;
+}
+
+/// A customer's tap on reply button `id`.
+pub(crate) fn inbound_button(wamid: &str, from: &str, id: &str, title: &str) -> Value {
+    envelope(json!({
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "4930123456", "phone_number_id": NUMBER_ID},
+        "contacts": [{"profile": {"name": "Customer"}, "wa_id": from}],
+        "messages": [{
+            "from": from, "id": wamid, "timestamp": now_secs(), "type": "interactive",
+            "interactive": {"type": "button_reply", "button_reply": {"id": id, "title": title}}
+        }]
+    }))
 }
 
 /// Posts a signed webhook delivery.

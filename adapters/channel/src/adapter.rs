@@ -180,6 +180,9 @@ pub enum DeliveryStatus {
     Read,
     /// Failed after acceptance.
     Failed,
+    /// The attempt is over (a call hung up): a failure unless it was
+    /// delivered first (a callback's bridge to the agent is its delivery).
+    Ended,
 }
 
 /// A status reported for a message the provider accepted earlier.
@@ -275,9 +278,26 @@ pub enum WebhookEvent {
     /// more of its category on this channel (an unsubscribe mail): the
     /// router records the revocation in the consent ledger.
     OptOut(OptOut),
+    /// How a call went (who answered, how long the bridge lasted): kept
+    /// with the callback the call belongs to.
+    CallProgress(CallProgress),
     /// Something we do not act on (an unknown event kind, an unknown
     /// account), with why; acknowledged, not stored.
     Ignored(String),
+}
+
+/// What a telephony provider told of a call beyond its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallProgress {
+    /// The channel.
+    pub channel: Channel,
+    /// The provider's call id (the message's provider id).
+    pub call_id: String,
+    /// Who answered, as the provider detected it (`human`,
+    /// `machine_start`, `unknown`); `None` when this report does not say.
+    pub answered_by: Option<String>,
+    /// How long the customer and the agent were connected.
+    pub bridged_seconds: Option<u32>,
 }
 
 /// A customer's request to stop a category of messages on a channel.
@@ -384,10 +404,20 @@ pub trait Adapter: Send + Sync + fmt::Debug + 'static {
     /// [`WebhookEvent::Ignored`]. Errors (malformed bodies) are HTTP 400.
     fn parse_webhook(&self, body: &[u8]) -> Result<Vec<WebhookEvent>, AdapterError>;
 
+    /// Parses a verified webhook request: [`Adapter::parse_webhook`] of its
+    /// body, unless the provider's request says more in its URL (a
+    /// telephony provider's call-control requests).
+    fn parse_request(
+        &self,
+        request: &WebhookRequest<'_>,
+    ) -> Result<Vec<WebhookEvent>, AdapterError> {
+        self.parse_webhook(request.body)
+    }
+
     /// The body (content type and text) a recorded webhook delivery is
     /// answered with: `ok` for most providers; a telephony provider reads
     /// the answer to a call-control request as what the call does next.
-    fn webhook_answer(&self) -> (&'static str, String) {
+    fn webhook_answer(&self, _request: &WebhookRequest<'_>) -> (&'static str, String) {
         ("text/plain", "ok".to_owned())
     }
 

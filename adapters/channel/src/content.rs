@@ -276,6 +276,9 @@ pub struct CallbackRequest {
     /// Language of the greeting.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub language: String,
+    /// Why the customer is called (for the agent and the record).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 /// An inbound reaction.

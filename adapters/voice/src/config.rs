@@ -15,6 +15,31 @@ pub struct VoiceNumber {
     pub number: String,
 }
 
+/// What a callback does about answering machines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MachineDetection {
+    /// Nothing is detected: whoever answers is bridged.
+    Off,
+    /// Detected and recorded; the call is bridged anyway.
+    Record,
+    /// Detected; a machine counts as not reached: the call hangs up and is
+    /// tried again as if nobody answered.
+    #[default]
+    NotReached,
+}
+
+impl MachineDetection {
+    /// Parses a settings value (`off`, `record`, `not_reached`).
+    pub fn parse(text: &str) -> Option<MachineDetection> {
+        Some(match text {
+            "off" => MachineDetection::Off,
+            "record" => MachineDetection::Record,
+            "not_reached" => MachineDetection::NotReached,
+            _ => return None,
+        })
+    }
+}
+
 /// The whole configuration.
 #[derive(Clone)]
 pub struct VoiceConfig {
@@ -40,6 +65,8 @@ pub struct VoiceConfig {
     pub default_language: String,
     /// Whether a notification call asks for one confirmation digit.
     pub gather_digit: bool,
+    /// What a callback does about answering machines.
+    pub machine_detection: MachineDetection,
 }
 
 impl fmt::Debug for VoiceConfig {
@@ -54,6 +81,7 @@ impl fmt::Debug for VoiceConfig {
             .field("request_timeout", &self.request_timeout)
             .field("default_language", &self.default_language)
             .field("gather_digit", &self.gather_digit)
+            .field("machine_detection", &self.machine_detection)
             .finish()
     }
 }

@@ -12,8 +12,12 @@
 //! (ringing, in-progress, then the end it is given) to the call's
 //! `StatusCallback`, signed with `X-Twilio-Signature` and numbered by
 //! `SequenceNumber`; [`FakeTwilio::press`] posts a pressed digit to the
-//! `<Gather>` action of its TwiML. [`FakeTwilio::fail_next`] scripts the
-//! next answers to call creation.
+//! `<Gather>` action of its TwiML. A call created with a `Url` asks it
+//! for TwiML when answered ([`FakeTwilio::answer`], with `AnsweredBy` when
+//! created with `MachineDetection`); [`FakeTwilio::dial`] plays that
+//! TwiML's `<Dial>` and posts its outcome to the dial's action;
+//! [`FakeTwilio::hang_up`] ends an answered call. [`FakeTwilio::fail_next`]
+//! scripts the next answers to call creation.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -39,8 +43,16 @@ pub struct PlacedCall {
     pub to: String,
     /// The caller id.
     pub from: String,
-    /// Its TwiML.
+    /// Its TwiML: given inline, or what its `Url` answered.
     pub twiml: String,
+    /// Where it asks for TwiML when answered (empty for inline TwiML).
+    pub url: String,
+    /// `MachineDetection`, when asked for.
+    pub machine_detection: Option<String>,
+    /// The numbers its `<Dial>`s called.
+    pub dialed: Vec<String>,
+    /// The last `SequenceNumber` of its progress callbacks.
+    pub sequence: u64,
     /// Where its progress goes.
     pub status_callback: String,
     /// The events asked for (`StatusCallbackEvent`, repeated).
@@ -152,9 +164,10 @@ async fn create(
     let (Some(to), Some(from)) = (get("To"), get("From")) else {
         return error(400, 21201, "No 'To' or 'From' number is specified");
     };
-    let Some(twiml) = get("Twiml").or_else(|| get("Url")) else {
+    let (twiml, url) = (get("Twiml"), get("Url"));
+    if twiml.is_none() && url.is_none() {
         return error(400, 21205, "Url or Twiml is required");
-    };
+    }
     let e164 = to.len() > 8 && to.starts_with('+') && to[1..].bytes().all(|b| b.is_ascii_digit());
     if !e164 {
         return error(
@@ -168,7 +181,11 @@ async fn create(
         sid: format!("CA{:032x}", state.next),
         to,
         from,
-        twiml,
+        twiml: twiml.unwrap_or_default(),
+        url: url.unwrap_or_default(),
+        machine_detection: get("MachineDetection"),
+        dialed: Vec::new(),
+        sequence: 0,
         status_callback: get("StatusCallback").unwrap_or_default(),
         events: form
             .iter()
@@ -322,13 +339,6 @@ impl FakeTwilio {
             .expect("a call the fake placed")
     }
 
-    fn set_status(&self, sid: &str, status: &str) {
-        let mut state = self.state.lock().expect("not poisoned");
-        if let Some(call) = state.calls.iter_mut().find(|c| c.sid == sid) {
-            call.status = status.to_owned();
-        }
-    }
-
     /// The form of a progress callback of `call`.
     pub fn status_params(
         &self,
@@ -357,23 +367,127 @@ impl FakeTwilio {
         params
     }
 
+    /// Moves call `sid` to `status` and posts it to its status callback
+    /// with the call's next `SequenceNumber` (and `extra` parameters); the
+    /// answer's status.
+    async fn progress(&self, sid: &str, status: &str, extra: &[(&'static str, String)]) -> u16 {
+        let call = {
+            let mut state = self.state.lock().expect("not poisoned");
+            let call = state
+                .calls
+                .iter_mut()
+                .find(|c| c.sid == sid)
+                .expect("a call the fake placed");
+            call.status = status.to_owned();
+            call.sequence += 1;
+            call.clone()
+        };
+        let mut params = self.status_params(&call, status, call.sequence);
+        params.extend(extra.iter().cloned());
+        self.post_signed(&call.status_callback, &params).await.0
+    }
+
     /// Plays call `sid` to its `end` (`completed`, `busy`, `no-answer`,
     /// `failed`, `canceled`): posts ringing, in-progress (when answered)
     /// and the end to its status callback, in order; the answers' statuses.
     pub async fn finish(&self, sid: &str, end: &str) -> Vec<u16> {
-        let call = self.call(sid);
         let mut steps = vec!["ringing"];
         if end == "completed" {
             steps.push("in-progress");
         }
         steps.push(end);
         let mut answers = Vec::new();
-        for (sequence, status) in steps.into_iter().enumerate() {
-            self.set_status(sid, status);
-            let params = self.status_params(&call, status, sequence as u64);
-            answers.push(self.post_signed(&call.status_callback, &params).await.0);
+        for status in steps {
+            answers.push(self.progress(sid, status, &[]).await);
         }
         answers
+    }
+
+    /// Call `sid` (created with a `Url`) is answered by `answered_by`
+    /// (`human`, `machine_start`, …; sent only when the call asked for
+    /// machine detection): posts ringing and in-progress to its status
+    /// callback, then asks its `Url` for TwiML, which it keeps; the answer
+    /// (status and TwiML).
+    pub async fn answer(&self, sid: &str, answered_by: &str) -> (u16, String) {
+        let call = self.call(sid);
+        let detected: Vec<(&'static str, String)> = match call.machine_detection {
+            Some(_) => vec![("AnsweredBy", answered_by.to_owned())],
+            None => Vec::new(),
+        };
+        self.progress(sid, "ringing", &[]).await;
+        self.progress(sid, "in-progress", &detected).await;
+        let mut params = vec![
+            ("AccountSid", self.account_sid.clone()),
+            ("ApiVersion", "2010-04-01".to_owned()),
+            ("CallSid", call.sid.clone()),
+            ("CallStatus", "in-progress".to_owned()),
+            ("Direction", "outbound-api".to_owned()),
+            ("From", call.from.clone()),
+            ("To", call.to.clone()),
+        ];
+        params.extend(detected);
+        let (status, twiml) = self.post_signed(&call.url, &params).await;
+        let mut state = self.state.lock().expect("not poisoned");
+        if let Some(c) = state.calls.iter_mut().find(|c| c.sid == sid) {
+            c.twiml = twiml.clone();
+        }
+        (status, twiml)
+    }
+
+    /// Plays the `<Dial>` of call `sid`'s TwiML: the `<Number>` it dials is
+    /// recorded and `outcome` (`completed`, `busy`, `no-answer`, `failed`,
+    /// `canceled`) posted to the dial's action, with `seconds` connected
+    /// when completed; the answer (status and TwiML).
+    ///
+    /// # Panics
+    /// When the call's TwiML has no `<Dial>` with an action.
+    pub async fn dial(&self, sid: &str, outcome: &str, seconds: u32) -> (u16, String) {
+        let call = self.call(sid);
+        let dial = call
+            .twiml
+            .split("<Dial")
+            .nth(1)
+            .expect("the call's TwiML dials");
+        let action = dial
+            .split("action=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .map(|a| a.replace("&amp;", "&"))
+            .expect("the dial has an action");
+        let number = dial
+            .split("<Number>")
+            .nth(1)
+            .and_then(|rest| rest.split("</Number>").next())
+            .expect("the dial names a number")
+            .to_owned();
+        {
+            let mut state = self.state.lock().expect("not poisoned");
+            if let Some(c) = state.calls.iter_mut().find(|c| c.sid == sid) {
+                c.dialed.push(number);
+            }
+        }
+        let mut params = vec![
+            ("AccountSid", self.account_sid.clone()),
+            ("CallSid", call.sid.clone()),
+            ("CallStatus", "in-progress".to_owned()),
+            (
+                "DialCallSid",
+                format!("CA{:032x}", u64::MAX - call.sequence),
+            ),
+            ("DialCallStatus", outcome.to_owned()),
+            ("Direction", "outbound-api".to_owned()),
+            ("From", call.from.clone()),
+            ("To", call.to.clone()),
+        ];
+        if outcome == "completed" {
+            params.push(("DialCallDuration", seconds.to_string()));
+        }
+        self.post_signed(&action, &params).await
+    }
+
+    /// Answered call `sid` ends (`completed`); the answer's status.
+    pub async fn hang_up(&self, sid: &str) -> u16 {
+        self.progress(sid, "completed", &[]).await
     }
 
     /// The customer presses `digits` in call `sid`: posted to the

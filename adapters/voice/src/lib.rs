@@ -17,9 +17,17 @@
 //! A call speaks in the customer's locale (as routing saw it), else in the
 //! configured language.
 //!
-//! What is not here yet (issue 13): scheduled callbacks (CallbackService),
-//! bridging to an agent with `<Dial>`, inbound calls and answering-machine
-//! handling.
+//! A callback (content `CallbackRequest`) is a call whose answer is asked
+//! of the router (`?leg=answer`, the greeting and agent line in the URL the
+//! provider signs): a person who answers hears the greeting and is bridged
+//! to the agent line (`<Dial>`); the dial's outcome (`?leg=dial`) decides:
+//! connected is delivered (with how long they talked), an agent line busy or
+//! unanswered is a transient failure (routing calls again later). With
+//! machine detection, a machine is recorded and, per setting, counts as not
+//! reached. The call's own end (`?leg=callback`) is a failure only if the
+//! bridge did not deliver it first.
+//!
+//! What is not here yet (issue 13): inbound calls.
 
 pub mod config;
 #[cfg(feature = "fake")]
@@ -34,20 +42,26 @@ use async_trait::async_trait;
 use omniroute_channel::capabilities::{Capabilities, ContentKind};
 use omniroute_channel::content::Choice;
 use omniroute_channel::{
-    Adapter, AdapterError, Address, Channel, Content, ContentViolation, DeliveryStatus, ErrorClass,
-    InboundMessage, MediaDownload, OutboundMessage, PhoneRegion, SendReceipt, StatusUpdate,
-    WebhookEvent, WebhookRequest,
+    Adapter, AdapterError, Address, CallProgress, Channel, Content, ContentViolation,
+    DeliveryStatus, ErrorClass, InboundMessage, MediaDownload, OutboundMessage, PhoneRegion,
+    SendReceipt, StatusUpdate, WebhookEvent, WebhookRequest,
 };
 
-pub use config::{VoiceConfig, VoiceNumber};
-use provider::{CallState, Callback, PlaceCall, Script, VoiceProvider};
+pub use config::{MachineDetection, VoiceConfig, VoiceNumber};
+use provider::{
+    Answer, AnsweredBy, Bridge, CallState, Callback, DialOutcome, Next, PlaceCall, Script,
+    VoiceProvider,
+};
+
+/// The longest greeting of a callback (it rides in the call-control URL).
+pub const MAX_GREETING_CHARS: usize = 500;
 
 /// The longest text a call speaks (a spoken minute is about 150 words).
 pub const MAX_SPOKEN_CHARS: usize = 1000;
 
 /// What voice carries: text, spoken; it rings, so never in quiet hours.
 const CAPABILITIES: Capabilities = Capabilities {
-    kinds: &[ContentKind::Text],
+    kinds: &[ContentKind::Text, ContentKind::CallbackRequest],
     max_text_chars: Some(MAX_SPOKEN_CHARS),
     interactive: false,
     service_window: None,
@@ -112,6 +126,50 @@ pub fn spoken_language(locale: &str) -> Option<String> {
     Some(format!("{language}-{region}"))
 }
 
+/// Which request of a call a webhook is, by the `leg` our URLs carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leg {
+    /// A notification call's progress or gathered digits.
+    Notification,
+    /// A callback's progress.
+    Callback,
+    /// A callback answered: what does it do?
+    Answer,
+    /// A callback's dial to the agent ended.
+    Dial,
+}
+
+impl Leg {
+    fn of(request: &WebhookRequest<'_>) -> Leg {
+        match request.query("leg") {
+            Some("callback") => Leg::Callback,
+            Some("answer") => Leg::Answer,
+            Some("dial") => Leg::Dial,
+            _ => Leg::Notification,
+        }
+    }
+}
+
+fn failure(call_id: &str, class: ErrorClass, code: &str, why: &str) -> StatusUpdate {
+    StatusUpdate {
+        channel: Channel::Voice,
+        message_id: None,
+        provider_message_id: call_id.to_owned(),
+        status: DeliveryStatus::Failed,
+        time: SystemTime::now(),
+        error: Some(AdapterError::new(class, code, why)),
+    }
+}
+
+fn progress(call_id: &str, answered_by: Option<String>, seconds: Option<u32>) -> WebhookEvent {
+    WebhookEvent::CallProgress(CallProgress {
+        channel: Channel::Voice,
+        call_id: call_id.to_owned(),
+        answered_by,
+        bridged_seconds: seconds,
+    })
+}
+
 /// What a call's state says of the message it carried; `None` for the
 /// states on the way (queued, ringing, answered).
 fn status_of(
@@ -167,12 +225,6 @@ impl Adapter for VoiceAdapter {
     }
 
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, AdapterError> {
-        let Content::Text(text) = &message.content else {
-            return Err(AdapterError::unsupported(
-                Channel::Voice,
-                message.content.kind(),
-            ));
-        };
         let from = self.config.number_for(&message.tenant).ok_or_else(|| {
             AdapterError::new(
                 ErrorClass::Configuration,
@@ -184,19 +236,44 @@ impl Adapter for VoiceAdapter {
             )
         })?;
         let webhook = self.config.webhook_url();
+        let language = |own: &str| {
+            spoken_language(own)
+                .or_else(|| message.locale.as_deref().and_then(spoken_language))
+                .unwrap_or_else(|| self.config.default_language.clone())
+        };
+        let (answer, status_url) = match &message.content {
+            Content::Text(text) => (
+                Answer::Script(Script {
+                    say: text.body.clone(),
+                    language: language(""),
+                    gather_url: self.config.gather_digit.then(|| webhook.clone()),
+                }),
+                webhook,
+            ),
+            Content::CallbackRequest(callback) => {
+                let query = twilio::form_body(&[
+                    ("leg", "answer".to_owned()),
+                    ("agent", callback.agent_address.clone()),
+                    ("lang", language(&callback.language)),
+                    ("say", callback.greeting.clone()),
+                ]);
+                (
+                    Answer::Fetch {
+                        url: format!("{webhook}?{query}"),
+                        detect_machine: self.config.machine_detection != MachineDetection::Off,
+                    },
+                    format!("{webhook}?leg=callback"),
+                )
+            }
+            other => {
+                return Err(AdapterError::unsupported(Channel::Voice, other.kind()));
+            }
+        };
         let call = PlaceCall {
             from: from.number.clone(),
             to: message.to.value().to_owned(),
-            script: Script {
-                say: text.body.clone(),
-                language: message
-                    .locale
-                    .as_deref()
-                    .and_then(spoken_language)
-                    .unwrap_or_else(|| self.config.default_language.clone()),
-                gather_url: self.config.gather_digit.then(|| webhook.clone()),
-            },
-            status_url: webhook,
+            answer,
+            status_url,
             ring_seconds: self.config.ring_timeout.as_secs(),
         };
         let call_id = self.provider.place_call(&call).await?;
@@ -217,6 +294,12 @@ impl Adapter for VoiceAdapter {
                 field: "text.body".into(),
                 description: "a call needs something to say".into(),
             }],
+            Content::CallbackRequest(c) if c.greeting.chars().count() > MAX_GREETING_CHARS => {
+                vec![ContentViolation {
+                    field: "callback_request.greeting".into(),
+                    description: format!("at most {MAX_GREETING_CHARS} characters"),
+                }]
+            }
             _ => Vec::new(),
         }
     }
@@ -228,6 +311,16 @@ impl Adapter for VoiceAdapter {
             request.uri
         );
         self.provider.verify(&url, request)
+    }
+
+    fn parse_request(
+        &self,
+        request: &WebhookRequest<'_>,
+    ) -> Result<Vec<WebhookEvent>, AdapterError> {
+        match Leg::of(request) {
+            Leg::Notification => self.parse_webhook(request.body),
+            leg => self.parse_callback(leg, request.body),
+        }
     }
 
     fn parse_webhook(&self, body: &[u8]) -> Result<Vec<WebhookEvent>, AdapterError> {
@@ -273,13 +366,44 @@ impl Adapter for VoiceAdapter {
                     media_bytes: None,
                 })
             }
+            Callback::Dialed { .. } => WebhookEvent::Ignored("a dial outside a callback".into()),
             Callback::Other(why) => WebhookEvent::Ignored(why),
         }])
     }
 
-    fn webhook_answer(&self) -> (&'static str, String) {
-        // A `<Gather>` action is answered with what the call does next.
-        ("text/xml", twilio::twiml::HANG_UP.to_owned())
+    fn webhook_answer(&self, request: &WebhookRequest<'_>) -> (&'static str, String) {
+        // A call-control request is answered with what the call does next:
+        // an answered callback is bridged (unless a machine took it and
+        // that counts as not reached); everything else hangs up.
+        let next = match (Leg::of(request), self.provider.parse(request.body)) {
+            (
+                Leg::Answer,
+                Ok(Callback::Status {
+                    answered_by,
+                    call_id,
+                    ..
+                }),
+            ) if !self.not_reached(answered_by.as_ref()) => {
+                let form = twilio::callbacks::form(request.body);
+                let ours = form
+                    .iter()
+                    .find(|(k, _)| k == "From")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                let language = request.query("lang").unwrap_or_default().to_owned();
+                tracing::debug!(call = %call_id, "callback answered; bridging to the agent");
+                Next::Bridge(Bridge {
+                    say: request.query("say").unwrap_or_default().to_owned(),
+                    language,
+                    agent: request.query("agent").unwrap_or_default().to_owned(),
+                    caller_id: ours,
+                    ring_seconds: self.config.ring_timeout.as_secs(),
+                    action_url: format!("{}?leg=dial", self.config.webhook_url()),
+                })
+            }
+            _ => Next::HangUp,
+        };
+        self.provider.render(&next)
     }
 
     async fn mark_read(&self, _: &str, _: &str) -> Result<(), AdapterError> {
@@ -292,6 +416,130 @@ impl Adapter for VoiceAdapter {
 
     async fn health(&self) -> Result<(), AdapterError> {
         self.provider.health().await
+    }
+}
+
+impl VoiceAdapter {
+    /// Whether who answered counts as not reached (a machine, when the
+    /// setting says so).
+    fn not_reached(&self, answered_by: Option<&(AnsweredBy, String)>) -> bool {
+        self.config.machine_detection == MachineDetection::NotReached
+            && answered_by.is_some_and(|(who, _)| *who == AnsweredBy::Machine)
+    }
+
+    /// The events of a callback's request on `leg`.
+    fn parse_callback(&self, leg: Leg, body: &[u8]) -> Result<Vec<WebhookEvent>, AdapterError> {
+        let callback = self.provider.parse(body)?;
+        Ok(match (leg, callback) {
+            (
+                Leg::Answer,
+                Callback::Status {
+                    call_id,
+                    answered_by,
+                    ..
+                },
+            ) => {
+                let said = answered_by.as_ref().map(|(_, raw)| raw.clone());
+                let mut events = vec![progress(
+                    &call_id,
+                    Some(said.unwrap_or_else(|| "unknown".to_owned())),
+                    None,
+                )];
+                if self.not_reached(answered_by.as_ref()) {
+                    events.push(WebhookEvent::Status(failure(
+                        &call_id,
+                        ErrorClass::Transient,
+                        "call-machine",
+                        "an answering machine answered",
+                    )));
+                }
+                events
+            }
+            (
+                Leg::Dial,
+                Callback::Dialed {
+                    call_id,
+                    outcome,
+                    raw,
+                    seconds,
+                },
+            ) => {
+                let why = match outcome {
+                    DialOutcome::Connected => {
+                        return Ok(vec![
+                            progress(&call_id, None, seconds.or(Some(0))),
+                            WebhookEvent::Status(StatusUpdate {
+                                channel: Channel::Voice,
+                                message_id: None,
+                                provider_message_id: call_id,
+                                status: DeliveryStatus::Delivered,
+                                time: SystemTime::now(),
+                                error: None,
+                            }),
+                        ]);
+                    }
+                    DialOutcome::Busy => "the agent line was busy",
+                    DialOutcome::NoAnswer => "nobody took the agent line",
+                    DialOutcome::Failed => "the agent could not be connected",
+                };
+                vec![WebhookEvent::Status(failure(
+                    &call_id,
+                    ErrorClass::Transient,
+                    &format!("agent-{raw}"),
+                    why,
+                ))]
+            }
+            (
+                Leg::Callback,
+                Callback::Status {
+                    call_id,
+                    state,
+                    raw,
+                    time,
+                    error_code,
+                    answered_by,
+                    ..
+                },
+            ) => {
+                let update = match state {
+                    // The bridge's outcome decided it, unless the call ended
+                    // before (the customer hung up during the greeting).
+                    CallState::Completed => Some(StatusUpdate {
+                        status: DeliveryStatus::Ended,
+                        ..failure(
+                            &call_id,
+                            ErrorClass::Transient,
+                            "call-ended",
+                            "the call ended before the agent was connected",
+                        )
+                    }),
+                    // A callback is tried again on any failure to reach.
+                    CallState::Failed => Some(failure(
+                        &call_id,
+                        ErrorClass::Transient,
+                        &format!("call-{raw}"),
+                        "the call could not be placed",
+                    )),
+                    _ => status_of(&call_id, state, &raw, &error_code, time),
+                };
+                let mut events: Vec<WebhookEvent> = answered_by
+                    .map(|(_, raw)| progress(&call_id, Some(raw), None))
+                    .into_iter()
+                    .collect();
+                match update {
+                    Some(update) => events.push(WebhookEvent::Status(update)),
+                    None if events.is_empty() => {
+                        events.push(WebhookEvent::Ignored(format!("call {raw}")));
+                    }
+                    None => {}
+                }
+                events
+            }
+            (_, Callback::Other(why)) => vec![WebhookEvent::Ignored(why)],
+            (leg, other) => vec![WebhookEvent::Ignored(format!(
+                "{other:?} on the {leg:?} leg"
+            ))],
+        })
     }
 }
 

@@ -19,6 +19,48 @@ pub struct Script {
     pub gather_url: Option<String>,
 }
 
+/// What an answered callback does: greets the customer, then connects
+/// them with the agent line; the dial's outcome is posted to `action_url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bridge {
+    /// Spoken first (nothing when empty).
+    pub say: String,
+    /// Its language (BCP 47).
+    pub language: String,
+    /// The agent line, E.164.
+    pub agent: String,
+    /// The caller id the agent sees: our number.
+    pub caller_id: String,
+    /// Seconds the agent line rings.
+    pub ring_seconds: u64,
+    /// Where the dial's outcome goes.
+    pub action_url: String,
+}
+
+/// What an answered call does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Plays a script, given with the call.
+    Script(Script),
+    /// Asks `url` once answered (who answered, detected when
+    /// `detect_machine`); the router answers with a [`Bridge`] or a hang-up.
+    Fetch {
+        /// The call-control URL.
+        url: String,
+        /// Whether the provider detects answering machines first.
+        detect_machine: bool,
+    },
+}
+
+/// What a call does next, answered to a call-control request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Connect the customer with an agent.
+    Bridge(Bridge),
+    /// End the call.
+    HangUp,
+}
+
 /// A call to place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlaceCall {
@@ -26,8 +68,8 @@ pub struct PlaceCall {
     pub from: String,
     /// The customer's number, E.164.
     pub to: String,
-    /// What the call plays.
-    pub script: Script,
+    /// What the call does when answered.
+    pub answer: Answer,
     /// Where the provider reports the call's progress.
     pub status_url: String,
     /// Seconds it rings.
@@ -77,8 +119,8 @@ pub enum Callback {
         state: CallState,
         /// The provider's own word for it, kept for the record.
         raw: String,
-        /// Who answered, when known.
-        answered_by: Option<AnsweredBy>,
+        /// Who answered, when known, with the provider's word for it.
+        answered_by: Option<(AnsweredBy, String)>,
         /// The provider's order of this callback among the call's.
         sequence: u64,
         /// When it happened.
@@ -97,8 +139,32 @@ pub enum Callback {
         /// The digits.
         digits: String,
     },
+    /// How a `<Dial>` to the agent line ended (posted to its action).
+    Dialed {
+        /// The provider's id of the customer's call.
+        call_id: String,
+        /// Whether the agent was connected, and if not why.
+        outcome: DialOutcome,
+        /// The provider's own word for it.
+        raw: String,
+        /// Seconds the two were connected.
+        seconds: Option<u32>,
+    },
     /// Something not acted on, with why.
     Other(String),
+}
+
+/// How a dial to the agent line ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialOutcome {
+    /// The agent answered: customer and agent were connected.
+    Connected,
+    /// The agent line was busy.
+    Busy,
+    /// Nobody took the agent line.
+    NoAnswer,
+    /// The dial failed, or the customer hung up while it rang.
+    Failed,
 }
 
 /// A telephony API.
@@ -116,6 +182,10 @@ pub trait VoiceProvider: Send + Sync + std::fmt::Debug + 'static {
 
     /// Parses a verified callback body.
     fn parse(&self, body: &[u8]) -> Result<Callback, AdapterError>;
+
+    /// The answer to a call-control request (content type and body): what
+    /// the call does next.
+    fn render(&self, next: &Next) -> (&'static str, String);
 
     /// Whether the provider can reach its API.
     async fn health(&self) -> Result<(), AdapterError>;

@@ -205,5 +205,163 @@ async fn callbacks_say_what_became_of_the_call() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(adapter.webhook_answer().0, "text/xml");
+    let answer = adapter.webhook_answer(&signed("/webhooks/voice", &[], digits));
+    assert_eq!(answer.0, "text/xml");
+    assert!(answer.1.contains("<Hangup/>"), "{}", answer.1);
+}
+
+/// A request to `url` (under the public base) with `body`, its query
+/// decoded as the router's listener decodes it.
+fn request_to<'a>(
+    url: &'a str,
+    query: &'a [(String, String)],
+    body: &'a [u8],
+) -> WebhookRequest<'a> {
+    WebhookRequest {
+        uri: url.strip_prefix(support::PUBLIC).unwrap_or(url),
+        query,
+        headers: &[],
+        body,
+    }
+}
+
+fn query_of(url: &str) -> Vec<(String, String)> {
+    callbacks::form(url.split_once('?').map_or("", |(_, q)| q).as_bytes())
+}
+
+#[tokio::test]
+async fn a_callback_asks_what_to_do_bridges_a_person_and_hangs_up_on_a_machine() {
+    use omniroute_channel::content::CallbackRequest;
+    let fake = FakeTwilio::start(support::ACCOUNT, support::TOKEN).await;
+    let adapter = support::adapter(&fake);
+    let mut outbound = message("");
+    outbound.content = Content::CallbackRequest(CallbackRequest {
+        agent_address: "+4930555000111".into(),
+        greeting: "Hello, this is Acme & Co calling back".into(),
+        language: "en-GB".into(),
+        reason: String::new(),
+    });
+    let receipt = adapter.send(&outbound).await.expect("placed");
+    let call = fake.calls().pop().expect("a call");
+    assert_eq!(call.sid, receipt.provider_message_id);
+    assert!(call.twiml.is_empty(), "asked of the router, not inline");
+    assert_eq!(call.machine_detection.as_deref(), Some("Enable"));
+    assert_eq!(
+        call.status_callback,
+        "https://router.acme.example/webhooks/voice?leg=callback"
+    );
+    let answer_query = query_of(&call.url);
+    assert!(
+        call.url
+            .starts_with("https://router.acme.example/webhooks/voice?leg=answer&")
+    );
+    let form = |extra: &str| {
+        format!(
+            "AccountSid={}&CallSid={}&CallStatus=in-progress&Direction=outbound-api&From=%2B4930123456&To=%2B4915112345678{extra}",
+            support::ACCOUNT,
+            call.sid
+        )
+        .into_bytes()
+    };
+
+    // A person answers: recorded, then greeted and bridged to the agent.
+    let human = form("&AnsweredBy=human");
+    let request = request_to(&call.url, &answer_query, &human);
+    match adapter.parse_request(&request).unwrap().as_slice() {
+        [WebhookEvent::CallProgress(p)] => {
+            assert_eq!(
+                (p.call_id.as_str(), p.answered_by.as_deref()),
+                (call.sid.as_str(), Some("human"))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let (kind, twiml) = adapter.webhook_answer(&request);
+    assert_eq!(kind, "text/xml");
+    assert!(
+        twiml.contains("<Say language=\"en-GB\">Hello, this is Acme &amp; Co calling back</Say>"),
+        "{twiml}"
+    );
+    assert!(twiml.contains("<Dial callerId=\"+4930123456\" timeout=\"30\" action=\"https://router.acme.example/webhooks/voice?leg=dial\" method=\"POST\"><Number>+4930555000111</Number></Dial>"), "{twiml}");
+
+    // A machine: recorded, not reached (tried again), hung up.
+    let machine = form("&AnsweredBy=machine_start");
+    let request = request_to(&call.url, &answer_query, &machine);
+    match adapter.parse_request(&request).unwrap().as_slice() {
+        [WebhookEvent::CallProgress(p), WebhookEvent::Status(s)] => {
+            assert_eq!(p.answered_by.as_deref(), Some("machine_start"));
+            assert_eq!(s.status, DeliveryStatus::Failed);
+            assert_eq!(
+                s.error.as_ref().map(|e| (e.class(), e.code())),
+                Some((ErrorClass::Transient, "call-machine"))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!adapter.webhook_answer(&request).1.contains("<Dial"));
+
+    // The dial's outcome: connected is delivered; a busy agent a transient failure.
+    let dial_query = vec![("leg".to_owned(), "dial".to_owned())];
+    let connected = form("&DialCallStatus=completed&DialCallDuration=95&DialCallSid=CA9");
+    match adapter
+        .parse_request(&request_to(
+            "/webhooks/voice?leg=dial",
+            &dial_query,
+            &connected,
+        ))
+        .unwrap()
+        .as_slice()
+    {
+        [WebhookEvent::CallProgress(p), WebhookEvent::Status(s)] => {
+            assert_eq!(p.bridged_seconds, Some(95));
+            assert_eq!(s.status, DeliveryStatus::Delivered);
+        }
+        other => panic!("{other:?}"),
+    }
+    let busy = form("&DialCallStatus=busy&DialCallSid=CA9");
+    match adapter
+        .parse_request(&request_to("/webhooks/voice?leg=dial", &dial_query, &busy))
+        .unwrap()
+        .as_slice()
+    {
+        [WebhookEvent::Status(s)] => {
+            assert_eq!(s.status, DeliveryStatus::Failed);
+            assert_eq!(
+                s.error.as_ref().map(|e| (e.class(), e.code())),
+                Some((ErrorClass::Transient, "agent-busy"))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // The call's end counts only when the bridge did not deliver it; a
+    // failed callback call is tried again.
+    let leg = vec![("leg".to_owned(), "callback".to_owned())];
+    for (end, want) in [
+        ("completed", DeliveryStatus::Ended),
+        ("failed", DeliveryStatus::Failed),
+        ("no-answer", DeliveryStatus::Failed),
+    ] {
+        let body = format!(
+            "AccountSid={}&CallSid={}&CallStatus={end}&Direction=outbound-api&SequenceNumber=4",
+            support::ACCOUNT,
+            call.sid
+        )
+        .into_bytes();
+        match adapter
+            .parse_request(&request_to("/webhooks/voice?leg=callback", &leg, &body))
+            .unwrap()
+            .as_slice()
+        {
+            [WebhookEvent::Status(s)] => {
+                assert_eq!(s.status, want, "{end}");
+                assert_eq!(
+                    s.error.as_ref().map(|e| e.class()),
+                    Some(ErrorClass::Transient),
+                    "{end}"
+                );
+            }
+            other => panic!("{end}: {other:?}"),
+        }
+    }
 }

@@ -170,7 +170,11 @@ impl Application {
             Arc::clone(&adapters),
             Arc::new(accounts),
             sink.clone(),
-        );
+        )
+        .with_call_me(crate::call_me::CallMe::new(
+            self.settings.routing.call_me.clone(),
+            CallbackApi::new(ctx.clone(), MessagingApi::new(ctx.clone())),
+        ));
         let shared = crate::providers::Shared {
             store: Arc::clone(&self.store),
             adapters: Arc::clone(&adapters),
@@ -206,7 +210,10 @@ impl Application {
                 ctx.clone(),
             )))
             .add_service(MessagingServiceServer::new(MessagingApi::new(ctx.clone())))
-            .add_service(CallbackServiceServer::new(CallbackApi))
+            .add_service(CallbackServiceServer::new(CallbackApi::new(
+                ctx.clone(),
+                MessagingApi::new(ctx.clone()),
+            )))
             .add_service(EventServiceServer::new(EventApi::new(ctx, event_poll)))
             .serve_with_incoming_shutdown(incoming, stopped(stopping));
         let both = async {

@@ -20,7 +20,8 @@ use tonic_health::server::HealthReporter;
 pub const EVERY: Duration = Duration::from_secs(1);
 
 /// The services whose health is the store's ("" is the whole server).
-fn store_backed() -> [&'static str; 5] {
+fn store_backed() -> [&'static str; 6] {
+    use pb::callback_service_server::CallbackServiceServer as Cb;
     use pb::contact_service_server::ContactServiceServer as C;
     use pb::event_service_server::EventServiceServer as E;
     use pb::messaging_service_server::MessagingServiceServer as M;
@@ -31,24 +32,18 @@ fn store_backed() -> [&'static str; 5] {
         <P<crate::api::PreferenceApi> as NamedService>::NAME,
         <M<crate::api::MessagingApi> as NamedService>::NAME,
         <E<crate::api::EventApi> as NamedService>::NAME,
+        <Cb<crate::api::CallbackApi> as NamedService>::NAME,
     ]
 }
 
 /// Sets the initial statuses (the store was open when the server was
 /// built).
 pub async fn init(health: &HealthReporter) {
-    use pb::callback_service_server::CallbackServiceServer as Cb;
     for name in store_backed() {
         health
             .set_service_status(name, ServingStatus::Serving)
             .await;
     }
-    health
-        .set_service_status(
-            <Cb<crate::api::CallbackApi> as NamedService>::NAME,
-            ServingStatus::NotServing,
-        )
-        .await;
 }
 
 /// Follows the store until `stop` turns true.

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod app;
+pub mod call_me;
 pub mod health;
 pub mod pipeline;
 pub mod providers;

@@ -39,6 +39,7 @@ pub struct Ingress {
     adapters: Adapters,
     accounts: Accounts,
     statuses: StatusChannel,
+    call_me: Option<crate::call_me::CallMe>,
 }
 
 impl Ingress {
@@ -54,7 +55,14 @@ impl Ingress {
             adapters,
             accounts,
             statuses,
+            call_me: None,
         }
+    }
+
+    /// Taps of "call me" buttons schedule callbacks.
+    pub fn with_call_me(mut self, call_me: crate::call_me::CallMe) -> Ingress {
+        self.call_me = Some(call_me);
+        self
     }
 
     /// The HTTP routes, with the body limit.
@@ -91,6 +99,20 @@ impl Ingress {
                     .get(&channel)
                     .and_then(|a| a.capabilities().service_window)
                     .filter(|_| !message.automatic);
+                let from_key = message.from.key().to_owned();
+                let tapped = self
+                    .call_me
+                    .as_ref()
+                    .filter(|_| {
+                        matches!(message.content, omniroute_channel::Content::ChoiceReply(_))
+                    })
+                    .map(|c| {
+                        (
+                            c,
+                            message.content.clone(),
+                            message.provider_message_id.clone(),
+                        )
+                    });
                 let inbound = NewInbound {
                     channel,
                     line: message.account,
@@ -105,13 +127,25 @@ impl Ingress {
                     automatic: message.automatic,
                     media_bytes: message.media_bytes,
                 };
-                match self.store.record_inbound(&tenant, inbound).await {
-                    Ok(Received::New(m)) => {
-                        tracing::info!(%channel, message_id = %m.id, contact = %m.contact_id, "inbound message");
-                        Ok(())
+                let received = match self.store.record_inbound(&tenant, inbound).await {
+                    Ok(received) => received,
+                    Err(e) => return Err(store_failed("recording an inbound message", &e)),
+                };
+                if let Received::New(m) = &received {
+                    tracing::info!(%channel, message_id = %m.id, contact = %m.contact_id, "inbound message");
+                }
+                match tapped {
+                    Some((call_me, content, provider_id)) => {
+                        let tap = crate::call_me::Tap {
+                            tenant: &tenant,
+                            channel,
+                            from_key: &from_key,
+                            provider_id: &provider_id,
+                            content: &content,
+                        };
+                        call_me.on_reply(self.store.as_ref(), &tap, &received).await
                     }
-                    Ok(Received::Duplicate) => Ok(()),
-                    Err(e) => Err(store_failed("recording an inbound message", &e)),
+                    None => Ok(()),
                 }
             }
             WebhookEvent::Status(update) => self.apply(update).await,
@@ -142,6 +176,23 @@ impl Ingress {
                     Err(e) => Err(store_failed("recording an opt-out", &e)),
                 }
             }
+            WebhookEvent::CallProgress(progress) => match self
+                .store
+                .record_call_progress(
+                    progress.channel,
+                    &progress.call_id,
+                    progress.answered_by.as_deref(),
+                    progress.bridged_seconds,
+                )
+                .await
+            {
+                Ok(true) => Ok(()),
+                Ok(false) => {
+                    tracing::debug!(%channel, call = %progress.call_id, "progress of a call we do not know; ignored");
+                    Ok(())
+                }
+                Err(e) => Err(store_failed("recording a call's progress", &e)),
+            },
             WebhookEvent::Ignored(reason) => {
                 tracing::debug!(%channel, %reason, "webhook item ignored");
                 Ok(())
@@ -231,9 +282,9 @@ async fn deliver(
         tracing::warn!(%channel, error = %e, "webhook with a bad signature refused");
         return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
     }
-    match ingress.ingest(channel, adapter, &body).await {
+    match ingress.ingest_request(channel, adapter, &request).await {
         Ok(()) => {
-            let (content_type, answer) = adapter.webhook_answer();
+            let (content_type, answer) = adapter.webhook_answer(&request);
             (
                 StatusCode::OK,
                 [(axum::http::header::CONTENT_TYPE, content_type)],
@@ -272,6 +323,28 @@ impl Ingress {
         body: &[u8],
     ) -> Result<(), Rejected> {
         let events = adapter.parse_webhook(body).map_err(Rejected::Malformed)?;
+        self.record_all(channel, events).await
+    }
+
+    /// [`Ingress::ingest`] of a webhook request (whose URL may say more
+    /// than its body).
+    async fn ingest_request(
+        &self,
+        channel: Channel,
+        adapter: &Arc<dyn Adapter>,
+        request: &WebhookRequest<'_>,
+    ) -> Result<(), Rejected> {
+        let events = adapter
+            .parse_request(request)
+            .map_err(Rejected::Malformed)?;
+        self.record_all(channel, events).await
+    }
+
+    async fn record_all(
+        &self,
+        channel: Channel,
+        events: Vec<WebhookEvent>,
+    ) -> Result<(), Rejected> {
         for event in events {
             self.record(channel, event)
                 .await

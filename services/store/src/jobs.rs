@@ -149,6 +149,9 @@ pub struct ProviderStatus {
     pub time: SystemTime,
     /// For failures: why.
     pub reason: String,
+    /// A failure only if the message was not delivered first (a call that
+    /// ended: a callback's bridge to the agent was its delivery).
+    pub unless_delivered: bool,
 }
 
 /// What a completion does to the message's dispatch job.
@@ -358,6 +361,14 @@ pub(crate) fn apply_report(
         message.provider_message_id = Some(report.provider_message_id.clone());
     }
     let channel = Some(report.channel);
+    if report.unless_delivered
+        && matches!(
+            message.status,
+            MessageStatus::Delivered | MessageStatus::Read
+        )
+    {
+        return false;
+    }
     if watched && report.status == MessageStatus::Failed && message.status == MessageStatus::Sent {
         // Once per send: a channel tried again (a call nobody answered)
         // may fail again.

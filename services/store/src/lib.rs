@@ -21,6 +21,7 @@
 //! - schema migrations are versioned and applied at start-up, once, even when
 //!   several replicas start together.
 
+mod callbacks;
 mod jobs;
 mod messages;
 mod model;
@@ -34,6 +35,7 @@ use async_trait::async_trait;
 use omniroute_channel::{Address, Channel};
 use uuid::Uuid;
 
+pub use callbacks::*;
 pub use jobs::*;
 pub use messages::*;
 pub use model::*;
@@ -398,6 +400,49 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// ([`NewInbound::media_bytes`]); `None` when it carried none (or its
     /// contact was erased).
     async fn get_inbound_media(&self, tenant: &str, message_id: Uuid) -> Result<Option<Vec<u8>>>;
+
+    // ---- callbacks ---------------------------------------------------------
+
+    /// Records what a telephony provider reported of a call, on the
+    /// callback (an outbound message, see [`is_callback`]) of any tenant
+    /// whose provider id on `channel` is `call_id` (provider call ids are
+    /// unique).
+    ///
+    /// The callback keeps one [`CallProgress`], for its current call. When
+    /// it has none yet, or one of another call (a new attempt placed a new
+    /// call), it becomes this call's: `answered_by` (empty when not said),
+    /// `bridged_seconds`. For the same call a value given overwrites and
+    /// one not given (`None`) keeps what an earlier report said. The
+    /// update time is now, either way.
+    ///
+    /// `false`, writing nothing, when no callback has this provider id
+    /// (also once its contact was erased: erasure redacts the content, so
+    /// a late report cannot bring progress back).
+    async fn record_call_progress(
+        &self,
+        channel: Channel,
+        call_id: &str,
+        answered_by: Option<&str>,
+        bridged_seconds: Option<u32>,
+    ) -> Result<bool>;
+
+    /// Reads a callback with the progress of its current call.
+    /// [`StoreError::NotFound`] (resource `callbacks`) when the tenant has
+    /// no such message or the message is not a callback ([`is_callback`]).
+    async fn get_callback(&self, tenant: &str, id: Uuid)
+    -> Result<(Message, Option<CallProgress>)>;
+
+    /// A tenant's callbacks that `filter` selects, each with the progress
+    /// of its current call, in the order they are due (by
+    /// [`callback_due`], then id), strictly after `after`, at most `limit`.
+    /// One statement, read by index whichever filters are given.
+    async fn list_callbacks(
+        &self,
+        tenant: &str,
+        filter: &CallbackFilter,
+        after: Option<CallbackMark>,
+        limit: usize,
+    ) -> Result<Vec<(Message, Option<CallProgress>)>>;
 
     /// Events of a tenant after `after`, in log order, at most `limit`.
     async fn read_events(

@@ -385,6 +385,46 @@ pub struct RouteInputs {
     /// The channels the caller excluded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub excluded: Vec<Channel>,
+    /// A callback's rules (the business's opening hours, its retry plan),
+    /// for its attempts decided later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<CallbackRule>,
+}
+
+/// What a callback's attempts keep to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackRule {
+    /// When the business takes calls; `None` for always.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<OpeningHours>,
+    /// Seconds to wait before each next attempt after one that did not
+    /// reach the customer (busy, no answer, a machine, a busy agent); one
+    /// attempt more than there are entries.
+    #[serde(default)]
+    pub retry_secs: Vec<u64>,
+}
+
+/// A business's weekly opening hours in its time zone, with holidays.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpeningHours {
+    /// IANA time zone of the hours.
+    pub time_zone: String,
+    /// The open spans of the week.
+    pub spans: Vec<OpenSpan>,
+    /// Closed days, `YYYY-MM-DD` in the time zone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holidays: Vec<String>,
+}
+
+/// One open span of a weekday.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenSpan {
+    /// 0 Monday … 6 Sunday.
+    pub weekday: u8,
+    /// Opens, minutes after local midnight.
+    pub start_minute: u16,
+    /// Closes, minutes after local midnight (up to 1440), after the start.
+    pub end_minute: u16,
 }
 
 /// A consent record routing relied on.

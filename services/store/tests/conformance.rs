@@ -10,6 +10,8 @@
 
 #[path = "conformance/batches.rs"]
 mod batches;
+#[path = "conformance/callbacks.rs"]
+mod callbacks;
 #[path = "conformance/contacts.rs"]
 mod contacts;
 #[path = "conformance/events.rs"]
@@ -32,6 +34,7 @@ mod support;
 mod versions;
 
 use batches::*;
+use callbacks::*;
 use contacts::*;
 use events::*;
 use identities::*;
@@ -156,6 +159,12 @@ conformance! {
         the_window_only_grows_and_replies_link_to_our_message,
         merge_keeps_the_latest_window_and_erase_clears_it,
         media_a_message_carried_is_kept_per_tenant_until_erasure,
+        // callbacks
+        callbacks_are_listed_by_due_time_then_id_in_pages,
+        callbacks_filter_by_contact_and_status,
+        get_callback_finds_only_the_tenants_callbacks,
+        call_progress_follows_the_current_call,
+        erasure_deletes_the_contacts_call_progress,
         // the event log
         events_are_read_in_log_order_with_cursor_paging,
         events_filter_by_type_contact_and_tenant,
@@ -181,5 +190,5 @@ conformance! {
         store_file_survives_reopen,
         erasure_leaves_no_personal_bytes_in_the_store_files,
     ],
-    postgres_only: [migrations_are_idempotent],
+    postgres_only: [migrations_are_idempotent, erasure_deletes_call_progress_rows],
 }

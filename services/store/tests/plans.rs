@@ -1,9 +1,10 @@
-//! The event log's reads on PostgreSQL touch only what they return, on
-//! large tables, with generic plans forced, and whether the tables were
-//! never analyzed, analyzed while empty (statistics years old), or
-//! analyzed now: each statement's plan is executed (EXPLAIN ANALYZE) and
-//! must read its page by index, with no sort or sequential scan of a big
-//! table, and no node handling more rows than a few pages.
+//! The hot statements on PostgreSQL (the event log's reads, the callbacks'
+//! listings and writes) touch only what they return, on large tables, with
+//! generic plans forced, and whether the tables were never analyzed,
+//! analyzed while empty (statistics years old), or analyzed now: each
+//! statement's plan is executed (EXPLAIN ANALYZE) and must read its page by
+//! index, with no sort or sequential scan of a big table, and no node
+//! handling more rows than a few pages.
 //!
 //! (The machine, like many customers', runs without autovacuum, and a
 //! prepared statement switches to a generic plan after five runs.)
@@ -15,10 +16,13 @@ use tokio_postgres::NoTls;
 
 /// Rows in each big table.
 const ROWS: i64 = 200_000;
-/// The contact that owns a tenth of the events.
+/// The contact that owns a tenth of the events (and of the callbacks).
 const CONTACT: &str = "00000000-0000-7000-8000-000000000000";
 /// The page the statements ask for.
 const PAGE: u64 = 500;
+
+/// Takes statistics of every table the statements read.
+const ANALYZE: &str = "ANALYZE contacts; ANALYZE messages; ANALYZE events; ANALYZE call_progress;";
 
 async fn connect(url: &str, options: &str) -> tokio_postgres::Client {
     let mut config: tokio_postgres::Config = url.parse().expect("url");
@@ -28,15 +32,35 @@ async fn connect(url: &str, options: &str) -> tokio_postgres::Client {
     client
 }
 
-/// Fills messages and events with `ROWS` rows each, as a busy tenant's.
+/// Fills contacts, messages and events with `ROWS` rows each, as a busy
+/// tenant's:
+/// half of the messages are callbacks (voice calls, each with its
+/// progress, due over two days around now), the other half email; one
+/// contact has a tenth of them.
 async fn fill(db: &tokio_postgres::Client) {
     db.batch_execute(&format!(
-        "INSERT INTO messages (tenant, id, contact_id, direction, category, channel, priority,
-                               status, content, create_time, update_time)
+        "INSERT INTO contacts (tenant, id, state, display_name, create_time, update_time)
+         SELECT 'default', CASE WHEN i = 1 THEN '{CONTACT}'::uuid ELSE gen_random_uuid() END,
+                1, '', now(), now()
+         FROM generate_series(1, {ROWS}) AS i;
+         INSERT INTO messages (tenant, id, contact_id, direction, category, channel, priority,
+                               status, content, send_time, provider_message_id, create_time,
+                               update_time)
          SELECT 'default', gen_random_uuid(),
                 CASE WHEN i % 10 = 0 THEN '{CONTACT}'::uuid ELSE gen_random_uuid() END,
-                1, 'transactional', 'email', 2, 5, '{{\"text\":{{\"body\":\"hi\"}}}}', now(), now()
+                1, 'transactional', CASE WHEN i % 2 = 0 THEN 'voice' ELSE 'email' END, 2,
+                2 + i % 4,
+                CASE WHEN i % 2 = 0
+                     THEN '{{\"type\":\"callback_request\",\"agent_address\":\"+4930123456\"}}'
+                     ELSE '{{\"text\":{{\"body\":\"hi\"}}}}' END::jsonb,
+                CASE WHEN i % 3 <> 0 THEN now() + (i - {ROWS} / 2) * interval '1 second' END,
+                CASE WHEN i % 2 = 0 THEN 'call-' || i END,
+                now(), now()
          FROM generate_series(1, {ROWS}) AS i;
+         INSERT INTO call_progress (tenant, message_id, call_id, answered_by, bridged_seconds,
+                                    update_time)
+         SELECT tenant, id, provider_message_id, 'human', 30, now() FROM messages
+         WHERE provider_message_id IS NOT NULL;
          INSERT INTO events (tenant, type, time, contact_id, message_id, payload)
          SELECT tenant, 2, now(), contact_id, id, '{{}}' FROM messages;"
     ))
@@ -94,27 +118,23 @@ async fn check_plans(url: &str, when: &str) {
 }
 
 #[tokio::test]
-async fn event_reads_touch_only_their_page_whatever_the_statistics() {
+async fn hot_statements_touch_only_their_page_whatever_the_statistics() {
     let url = fresh_pg_url().await;
     let store = PgStore::connect(&pg_config(url.clone()))
         .await
         .expect("store");
     let db = connect(&url, "").await;
     // Statistics taken while the tables were empty, then the tables grew.
-    db.batch_execute("ANALYZE messages; ANALYZE events;")
-        .await
-        .unwrap();
+    db.batch_execute(ANALYZE).await.unwrap();
     fill(&db).await;
     check_plans(&url, "statistics from when the tables were empty").await;
-    db.batch_execute("ANALYZE messages; ANALYZE events;")
-        .await
-        .unwrap();
+    db.batch_execute(ANALYZE).await.unwrap();
     check_plans(&url, "fresh statistics").await;
     drop(store);
 }
 
 #[tokio::test]
-async fn event_reads_touch_only_their_page_on_never_analyzed_tables() {
+async fn hot_statements_touch_only_their_page_on_never_analyzed_tables() {
     let url = fresh_pg_url().await;
     let store = PgStore::connect(&pg_config(url.clone()))
         .await

@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use crate::provider::{AnsweredBy, CallState, Callback};
+use crate::provider::{AnsweredBy, CallState, Callback, DialOutcome};
 
 fn hex(b: u8) -> Option<u8> {
     match b {
@@ -106,6 +106,20 @@ pub fn parse(body: &[u8]) -> Result<Callback, omniroute_channel::AdapterError> {
             digits: digits.to_owned(),
         });
     }
+    if let Some(raw) = get("DialCallStatus") {
+        let outcome = match raw {
+            "completed" | "answered" => DialOutcome::Connected,
+            "busy" => DialOutcome::Busy,
+            "no-answer" => DialOutcome::NoAnswer,
+            _ => DialOutcome::Failed,
+        };
+        return Ok(Callback::Dialed {
+            call_id: call_id.to_owned(),
+            outcome,
+            raw: raw.to_owned(),
+            seconds: get("DialCallDuration").and_then(|d| d.parse().ok()),
+        });
+    }
     let Some(raw) = get("CallStatus") else {
         return Ok(Callback::Other(
             "a callback without a status or digits".into(),
@@ -114,10 +128,13 @@ pub fn parse(body: &[u8]) -> Result<Callback, omniroute_channel::AdapterError> {
     let Some(state) = state(raw) else {
         return Ok(Callback::Other(format!("an unknown call status {raw:?}")));
     };
-    let answered_by = get("AnsweredBy").map(|a| match a {
-        "human" => AnsweredBy::Human,
-        a if a.starts_with("machine") => AnsweredBy::Machine,
-        _ => AnsweredBy::Unknown,
+    let answered_by = get("AnsweredBy").filter(|a| !a.is_empty()).map(|a| {
+        let who = match a {
+            "human" => AnsweredBy::Human,
+            a if a.starts_with("machine") => AnsweredBy::Machine,
+            _ => AnsweredBy::Unknown,
+        };
+        (who, a.to_owned())
     });
     Ok(Callback::Status {
         call_id: call_id.to_owned(),
@@ -184,6 +201,23 @@ mod tests {
             }
         );
         assert!(parse(b"CallStatus=completed").is_err());
+        assert_eq!(
+            parse(b"CallSid=CA1&CallStatus=in-progress&DialCallStatus=busy&DialCallSid=CA2")
+                .unwrap(),
+            Callback::Dialed {
+                call_id: "CA1".into(),
+                outcome: DialOutcome::Busy,
+                raw: "busy".into(),
+                seconds: None,
+            }
+        );
+        match parse(b"CallSid=CA1&CallStatus=in-progress&AnsweredBy=machine_end_beep").unwrap() {
+            Callback::Status { answered_by, .. } => assert_eq!(
+                answered_by,
+                Some((AnsweredBy::Machine, "machine_end_beep".to_owned()))
+            ),
+            other => panic!("{other:?}"),
+        }
         assert!(matches!(
             parse(b"CallSid=CA1&CallStatus=exploded"),
             Ok(Callback::Other(_))

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use omniroute_channel::{AdapterError, ErrorClass, WebhookRequest};
 
 use crate::config::VoiceConfig;
-use crate::provider::{CallState, Callback, PlaceCall, VoiceProvider};
+use crate::provider::{Answer, CallState, Callback, Next, PlaceCall, VoiceProvider};
 
 /// The Twilio REST API.
 #[derive(Debug)]
@@ -102,17 +102,28 @@ impl Twilio {
 #[async_trait]
 impl VoiceProvider for Twilio {
     async fn place_call(&self, call: &PlaceCall) -> Result<String, AdapterError> {
-        let form = [
-            ("To", call.to.clone()),
-            ("From", call.from.clone()),
-            ("Twiml", twiml::render(&call.script)),
+        let mut form = vec![("To", call.to.clone()), ("From", call.from.clone())];
+        match &call.answer {
+            Answer::Script(script) => form.push(("Twiml", twiml::render(script))),
+            Answer::Fetch {
+                url,
+                detect_machine,
+            } => {
+                form.push(("Url", url.clone()));
+                form.push(("Method", "POST".to_owned()));
+                if *detect_machine {
+                    form.push(("MachineDetection", "Enable".to_owned()));
+                }
+            }
+        }
+        form.extend([
             ("StatusCallback", call.status_url.clone()),
             ("StatusCallbackMethod", "POST".to_owned()),
             ("StatusCallbackEvent", "ringing".to_owned()),
             ("StatusCallbackEvent", "answered".to_owned()),
             ("StatusCallbackEvent", "completed".to_owned()),
             ("Timeout", call.ring_seconds.clamp(5, 600).to_string()),
-        ];
+        ]);
         let body = form_body(&form);
         let answer = self
             .call(
@@ -169,6 +180,14 @@ impl VoiceProvider for Twilio {
 
     fn parse(&self, body: &[u8]) -> Result<Callback, AdapterError> {
         callbacks::parse(body)
+    }
+
+    fn render(&self, next: &Next) -> (&'static str, String) {
+        let xml = match next {
+            Next::Bridge(bridge) => twiml::bridge(bridge),
+            Next::HangUp => twiml::HANG_UP.to_owned(),
+        };
+        ("text/xml", xml)
     }
 
     async fn health(&self) -> Result<(), AdapterError> {

@@ -1,6 +1,6 @@
 //! TwiML (`text/xml`): what a call does when it is answered.
 
-use crate::provider::Script;
+use crate::provider::{Bridge, Script};
 
 /// XML-escaped text (element content and attribute values).
 pub fn escape(text: &str) -> String {
@@ -41,6 +41,30 @@ pub fn render(script: &Script) -> String {
     }
 }
 
+/// The TwiML of an answered callback: the greeting, then `<Dial>` to the
+/// agent line with our number as caller id; its outcome goes to the action
+/// URL, whose answer says what follows (a hang-up).
+pub fn bridge(bridge: &Bridge) -> String {
+    let say = if bridge.say.trim().is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<Say language=\"{}\">{}</Say>",
+            escape(&bridge.language),
+            escape(&bridge.say)
+        )
+    };
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>{say}\
+         <Dial callerId=\"{}\" timeout=\"{}\" action=\"{}\" method=\"POST\"><Number>{}</Number></Dial>\
+         <Hangup/></Response>",
+        escape(&bridge.caller_id),
+        bridge.ring_seconds.clamp(5, 600),
+        escape(&bridge.action_url),
+        escape(&bridge.agent),
+    )
+}
+
 /// TwiML that ends the call (the answer to a `<Gather>` action).
 pub const HANG_UP: &str =
     "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Hangup/></Response>";
@@ -68,5 +92,30 @@ mod tests {
             ..script
         });
         assert!(!plain.contains("Gather"));
+    }
+
+    #[test]
+    fn a_bridge_greets_then_dials_the_agent() {
+        let xml = bridge(&Bridge {
+            say: "Connecting you to Anna & team".into(),
+            language: "en-GB".into(),
+            agent: "+4930555000111".into(),
+            caller_id: "+4930123456".into(),
+            ring_seconds: 1,
+            action_url: "https://r.example/webhooks/voice?leg=dial&lang=en-GB".into(),
+        });
+        assert!(
+            xml.contains("<Say language=\"en-GB\">Connecting you to Anna &amp; team</Say><Dial callerId=\"+4930123456\" timeout=\"5\" action=\"https://r.example/webhooks/voice?leg=dial&amp;lang=en-GB\" method=\"POST\"><Number>+4930555000111</Number></Dial><Hangup/>"),
+            "{xml}"
+        );
+        let silent = bridge(&Bridge {
+            say: " ".into(),
+            language: "en-GB".into(),
+            agent: "+4930555000111".into(),
+            caller_id: "+4930123456".into(),
+            ring_seconds: 30,
+            action_url: "https://r.example/a".into(),
+        });
+        assert!(!silent.contains("<Say"), "{silent}");
     }
 }

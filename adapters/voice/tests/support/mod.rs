@@ -26,6 +26,7 @@ pub fn config(fake: &FakeTwilio) -> VoiceConfig {
         request_timeout: Duration::from_secs(5),
         default_language: "de-DE".into(),
         gather_digit: true,
+        machine_detection: omniroute_voice::MachineDetection::NotReached,
     }
 }
 

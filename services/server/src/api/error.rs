@@ -187,6 +187,15 @@ fn route_status(error: RouteError) -> Status {
                 skip.detail,
             ),
         ),
+        RouteError::NoOpening => Status::with_error_details(
+            Code::FailedPrecondition,
+            message,
+            ErrorDetails::with_precondition_failure_violation(
+                "NO_OPENING",
+                "callback.latest_time",
+                "no time inside the business hours and outside the customer's quiet hours comes before it",
+            ),
+        ),
         RouteError::Unreachable(skipped) => {
             let violations: Vec<tonic_types::PreconditionViolation> = skipped
                 .into_iter()

@@ -285,6 +285,7 @@ pub fn content_to_pb(content: &Content) -> pb::Content {
             agent_address: c.agent_address.clone(),
             greeting: c.greeting.clone(),
             language: c.language.clone(),
+            reason: c.reason.clone(),
         }),
         Content::ChoiceReply(c) => Kind::ChoiceReply(choice_to_pb(c)),
         Content::Reaction(r) => Kind::Reaction(pb::ReactionContent {
@@ -619,6 +620,7 @@ mod tests {
                 agent_address: "+4930123456".into(),
                 greeting: "Hello, connecting you now.".into(),
                 language: "de-DE".into(),
+                reason: "order 1234 arrived damaged".into(),
             }),
         ]
     }

@@ -630,6 +630,9 @@ fn list(v: &mut Violations, f: &str, l: &pb::ChoiceList) -> Option<Choices> {
     })
 }
 
+/// The longest reason of a callback.
+pub const MAX_CALLBACK_REASON: usize = 500;
+
 fn callback_request(
     v: &mut Violations,
     f: &str,
@@ -644,6 +647,13 @@ fn callback_request(
         ok = false;
     }
     let language = v.check(format!("{f}.language"), convert::locale(&c.language));
+    if c.reason.chars().count() > MAX_CALLBACK_REASON || c.reason.chars().any(char::is_control) {
+        v.add(
+            format!("{f}.reason"),
+            format!("at most {MAX_CALLBACK_REASON} printable characters"),
+        );
+        ok = false;
+    }
     if !ok {
         return None;
     }
@@ -651,6 +661,7 @@ fn callback_request(
         agent_address: c.agent_address.clone(),
         greeting: c.greeting.clone(),
         language: language?,
+        reason: c.reason.clone(),
     })
 }
 
@@ -958,6 +969,7 @@ mod tests {
                 agent_address: agent.into(),
                 greeting: String::new(),
                 language: language.into(),
+                reason: String::new(),
             })
         };
         let f = "message.content.callback_request";
@@ -976,6 +988,12 @@ mod tests {
         };
         assert_eq!(c.agent_address, "030 123456", "kept as given");
         assert_eq!(c.language, "de-DE");
+        let long = Kind::CallbackRequest(pb::CallbackRequestContent {
+            agent_address: "+4930123456".into(),
+            reason: "x".repeat(MAX_CALLBACK_REASON + 1),
+            ..Default::default()
+        });
+        assert_eq!(faults(long), [format!("{f}.reason")]);
     }
 
     #[test]

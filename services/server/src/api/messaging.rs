@@ -116,6 +116,8 @@ impl Send {
             explicit: self.channel,
             excluded: &self.excluded,
             deliver_within: self.deliver_within,
+            send_time: self.send_time,
+            expire_time: self.expire_time,
         }
     }
 
@@ -373,7 +375,7 @@ impl MessagingApi {
     /// Accepts sends, each on its own: validation, recipients read
     /// together, routing, one store call for all (see the module
     /// documentation). Answers in request order.
-    async fn send_all(
+    pub(super) async fn send_all(
         &self,
         tenant: &Arc<str>,
         requests: &[pb::SendMessageRequest],

@@ -6,6 +6,7 @@
 //! the request body; until authentication lands every caller belongs to
 //! `api.default_tenant`.
 
+mod callbacks;
 mod contacts;
 mod convert;
 mod error;
@@ -16,7 +17,6 @@ mod messaging;
 mod overload;
 pub use overload::OverloadLayer;
 mod page_token;
-mod pending;
 mod preferences;
 
 use std::sync::Arc;
@@ -24,11 +24,11 @@ use std::sync::Arc;
 use omniroute_channel::PhoneRegion;
 use omniroute_store::Store;
 
+pub use callbacks::CallbackApi;
 pub use contacts::ContactApi;
 pub use error::ApiError;
 pub use events::EventApi;
 pub use messaging::{MAX_BATCH, MessagingApi};
-pub use pending::CallbackApi;
 pub use preferences::PreferenceApi;
 
 use crate::pipeline::dispatcher::Adapters;

@@ -57,8 +57,9 @@ pub fn provider_status(update: &StatusUpdate) -> ProviderStatus {
             DeliveryStatus::Sent => MessageStatus::Sent,
             DeliveryStatus::Delivered => MessageStatus::Delivered,
             DeliveryStatus::Read => MessageStatus::Read,
-            DeliveryStatus::Failed => MessageStatus::Failed,
+            DeliveryStatus::Failed | DeliveryStatus::Ended => MessageStatus::Failed,
         },
+        unless_delivered: update.status == DeliveryStatus::Ended,
         time: update.time,
         reason: update
             .error

@@ -158,6 +158,16 @@ pub fn on_watch(
             .iter()
             .filter(|a| a.channel == channel)
             .count();
+        if let Some(rule) = route.and_then(|r| r.inputs.callback.as_ref()) {
+            return callback_retry(
+                rule,
+                route.and_then(|r| r.inputs.quiet_hours.as_ref()),
+                sends,
+                message.expire_time,
+                &error,
+                now,
+            );
+        }
         return match decide(
             settings,
             u32::try_from(sends).unwrap_or(u32::MAX),
@@ -191,6 +201,36 @@ pub fn on_watch(
         index: next,
         due: step_due(route, next, next_rings, now),
         reason,
+    }
+}
+
+/// What follows a callback's attempt that did not reach the customer (or
+/// the agent): the next attempt of its retry plan, at the first time after
+/// the plan's wait that is inside the business hours and outside the
+/// customer's quiet hours; failed as expired when that comes after its
+/// latest time, or as exhausted when the plan is.
+pub fn callback_retry(
+    rule: &omniroute_store::CallbackRule,
+    quiet: Option<&omniroute_store::QuietRule>,
+    sends: usize,
+    latest: Option<SystemTime>,
+    error: &AdapterError,
+    now: SystemTime,
+) -> NextStep {
+    let last = format!("last error {}: {}", error.code(), error.message());
+    let Some(wait) = rule.retry_secs.get(sends.saturating_sub(1)) else {
+        return NextStep::Fail {
+            reason: format!("retries exhausted after {sends} attempts; {last}"),
+        };
+    };
+    let from = now + Duration::from_secs(*wait);
+    match super::hours::callback_slot(rule.hours.as_ref(), quiet, from, latest) {
+        Some(slot) => NextStep::RetryAt(slot),
+        None => NextStep::Fail {
+            reason: format!(
+                "expired: no time to call again before the latest time after {sends} attempts; {last}"
+            ),
+        },
     }
 }
 
@@ -534,5 +574,56 @@ mod tests {
             on_watch(&settings, &call, false, now, 0.5),
             NextStep::EndWatch { .. }
         ));
+    }
+
+    #[test]
+    fn a_callback_is_called_again_per_its_plan_inside_business_hours() {
+        use omniroute_store::{CallbackRule, OpeningHours};
+        let busy = AdapterError::new(ErrorClass::Transient, "call-busy", "the line was busy");
+        // Tuesday 2026-12-01 16:55 UTC; open 09:00-17:00 UTC on weekdays.
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_608_100);
+        let rule = CallbackRule {
+            hours: Some(OpeningHours {
+                time_zone: "UTC".into(),
+                spans: super::super::hours::parse_spans("mon-fri 09:00-17:00").unwrap(),
+                holidays: Vec::new(),
+            }),
+            retry_secs: vec![60, 600],
+        };
+        // After the first call: a minute later, still open.
+        assert_eq!(
+            callback_retry(&rule, None, 1, None, &busy, now),
+            NextStep::RetryAt(now + Duration::from_secs(60))
+        );
+        // After the second: ten minutes would be after closing; the next
+        // morning's opening.
+        let morning = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_666_000);
+        assert_eq!(
+            callback_retry(&rule, None, 2, None, &busy, now),
+            NextStep::RetryAt(morning)
+        );
+        // Unless that is after the latest time: expired.
+        match callback_retry(
+            &rule,
+            None,
+            2,
+            Some(morning - Duration::from_secs(1)),
+            &busy,
+            now,
+        ) {
+            NextStep::Fail { reason } => {
+                assert!(reason.starts_with("expired"), "{reason}");
+                assert!(reason.contains("call-busy"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // After the third: the plan ran out.
+        match callback_retry(&rule, None, 3, None, &busy, now) {
+            NextStep::Fail { reason } => assert!(
+                reason.starts_with("retries exhausted after 3 attempts; last error call-busy"),
+                "{reason}"
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 }

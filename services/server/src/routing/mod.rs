@@ -19,6 +19,7 @@
 
 pub mod breaker;
 pub mod fallback;
+pub mod hours;
 pub mod policy;
 pub mod quiet;
 pub mod windows;
@@ -28,7 +29,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use omniroute_channel::{Category, Channel, Content};
-use omniroute_store::{ChannelOverride, RouteDecision, RoutingContact, SkipReason, SkippedChannel};
+use omniroute_store::{
+    CallbackRule, ChannelOverride, RouteDecision, RoutingContact, SkipReason, SkippedChannel,
+};
 use uuid::Uuid;
 
 use crate::pipeline::dispatcher::Adapters;
@@ -54,6 +57,12 @@ pub enum RouteError {
     /// (field path, description).
     #[error("invalid content")]
     Invalid(Vec<(String, String)>),
+    /// A callback has no time it may ring before its latest time: the
+    /// business is closed or the customer's quiet hours last until then.
+    #[error(
+        "no time inside the business hours and outside the customer's quiet hours comes before the latest time"
+    )]
+    NoOpening,
 }
 
 fn describe(skipped: &[SkippedChannel]) -> String {
@@ -97,6 +106,10 @@ pub struct RouteRequest<'a> {
     pub excluded: &'a [Channel],
     /// The caller's delivery deadline per step.
     pub deliver_within: Option<Duration>,
+    /// Not before this (the caller's send time).
+    pub send_time: Option<SystemTime>,
+    /// Not after this (the caller's expiry).
+    pub expire_time: Option<SystemTime>,
 }
 
 /// A routing decision with the category it was made for.
@@ -212,7 +225,19 @@ impl Router {
             category = approved;
             route = decide(category)?;
         }
+        if matches!(request.content, Content::CallbackRequest(_)) {
+            schedule_callback(policy, request, &mut route, now)?;
+        }
         Ok(Routed { category, route })
+    }
+
+    /// The tenant's callback rules (for a callback routed elsewhere).
+    pub fn callback_rule(&self, tenant: &str) -> CallbackRule {
+        let policy = self.policy(tenant);
+        CallbackRule {
+            hours: policy.business_hours.clone(),
+            retry_secs: policy.callback_retry_secs.clone(),
+        }
     }
 
     /// The approved category of the template the first step would send,
@@ -239,4 +264,33 @@ impl Router {
             &template.language,
         )
     }
+}
+
+/// A callback rings inside the business's opening hours, outside the
+/// customer's quiet hours, from its send time and before its expiry: its
+/// steps wait for the first such instant, and its decision keeps the rules
+/// for its later attempts ([`fallback::on_watch`]).
+fn schedule_callback(
+    policy: &TenantPolicy,
+    request: &RouteRequest<'_>,
+    route: &mut RouteDecision,
+    now: SystemTime,
+) -> Result<(), RouteError> {
+    let from = request.send_time.map_or(now, |t| t.max(now));
+    let slot = hours::callback_slot(
+        policy.business_hours.as_ref(),
+        route.inputs.quiet_hours.as_ref(),
+        from,
+        request.expire_time,
+    )
+    .ok_or(RouteError::NoOpening)?;
+    for step in &mut route.plan {
+        step.not_before = (slot > now).then_some(slot);
+    }
+    route.hold_until = route.plan.first().and_then(|p| p.not_before);
+    route.inputs.callback = Some(CallbackRule {
+        hours: policy.business_hours.clone(),
+        retry_secs: policy.callback_retry_secs.clone(),
+    });
+    Ok(())
 }

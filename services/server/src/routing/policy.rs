@@ -79,6 +79,10 @@ pub struct TenantPolicy {
     /// How long before a customer service window closes a `window closing`
     /// event is logged; `None` for none.
     pub window_closing_lead: Option<Duration>,
+    /// When the business takes callbacks; `None` for always.
+    pub business_hours: Option<omniroute_store::OpeningHours>,
+    /// A callback's retry plan (seconds before each next attempt).
+    pub callback_retry_secs: Vec<u64>,
 }
 
 impl TenantPolicy {
@@ -100,6 +104,8 @@ impl Default for TenantPolicy {
             whatsapp_opt_in_required: true,
             deliver_within: Vec::new(),
             window_closing_lead: Some(Duration::from_secs(3600)),
+            business_hours: None,
+            callback_retry_secs: vec![300, 900, 3600],
         }
     }
 }
@@ -334,13 +340,7 @@ fn judge(
     quiet_end: Option<SystemTime>,
     inputs: &mut RouteInputs,
 ) -> Verdict {
-    let Some(identity) = input
-        .contact
-        .identities
-        .iter()
-        .filter(|i| i.address.channel() == channel)
-        .min_by_key(|i| i.create_time)
-    else {
+    let Some(address) = identity(input, channel) else {
         return Verdict::Skipped(
             SkipReason::NoIdentity,
             format!("the contact has no {channel} identity"),
@@ -471,13 +471,43 @@ fn judge(
             .join("; ");
         return Verdict::Skipped(SkipReason::UnsupportedContent, detail);
     }
-    let mut step = PlannedChannel::to(&identity.address);
+    let mut step = PlannedChannel::to(&address);
     step.variant = variant;
     step.not_before = not_before;
     // A call's outcome comes later (busy, no answer): routing hears of it
     // and may call again.
     step.watch_reports = caps.rings;
     Verdict::Planned(step)
+}
+
+/// The address a channel reaches the contact at: its oldest identity on
+/// the channel; for a callback without a voice identity, the number the
+/// customer writes from on WhatsApp (the customer asked to be called, often
+/// from there: WhatsApp and voice share one number space).
+fn identity(input: &Input<'_>, channel: Channel) -> Option<omniroute_channel::Address> {
+    let oldest = |channel: Channel| {
+        input
+            .contact
+            .identities
+            .iter()
+            .filter(|i| i.address.channel() == channel)
+            .min_by_key(|i| i.create_time)
+            .map(|i| i.address.clone())
+    };
+    oldest(channel).or_else(|| {
+        let callback = matches!(input.request.content, Content::CallbackRequest(_));
+        if channel != Channel::Voice || !callback {
+            return None;
+        }
+        let whatsapp = oldest(Channel::Whatsapp)?;
+        let key = whatsapp.key().to_owned();
+        Some(omniroute_channel::Address::from_stored(
+            Channel::Voice,
+            format!("+{key}"),
+            key,
+            None,
+        ))
+    })
 }
 
 /// The field path of a channel's override, for errors.

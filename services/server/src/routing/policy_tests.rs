@@ -143,6 +143,8 @@ impl Case {
                 explicit: self.explicit,
                 excluded: &self.excluded,
                 deliver_within: self.deliver_within,
+                send_time: None,
+                expire_time: None,
             },
             contact: &self.contact,
             preferences: &self.preferences,

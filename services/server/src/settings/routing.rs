@@ -1,6 +1,7 @@
 //! Routing settings: each tenant's defaults (channel order, time zone, quiet
 //! hours, the WhatsApp opt-in rule, delivery deadlines per category, the
-//! window-closing lead time) and the circuit breakers. A contact's own
+//! window-closing lead time, the business's opening hours and holidays for
+//! callbacks and their retry plan) and the circuit breakers. A contact's own
 //! preferences override the defaults.
 
 use std::collections::BTreeMap;
@@ -9,7 +10,10 @@ use std::time::Duration;
 use omniroute_channel::{Category, Channel};
 use serde::{Deserialize, Serialize};
 
+use omniroute_store::OpeningHours;
+
 use super::SettingsError;
+use crate::routing::hours;
 use crate::routing::policy::TenantPolicy;
 
 /// Routing defaults for every tenant, and per-tenant overrides.
@@ -43,8 +47,39 @@ pub struct RoutingSettings {
     pub breaker_failures: u32,
     /// Seconds an open breaker skips its channel before a probe may go.
     pub breaker_cool_down_secs: u64,
+    /// When the business takes callbacks, in `business_time_zone`:
+    /// spans like `"mon-fri 09:00-17:00"`, `"sat 10:00-14:00"`; empty for
+    /// always. A callback asked for outside them is placed at the next
+    /// opening.
+    pub business_hours: Vec<String>,
+    /// IANA time zone of the business hours; empty for `time_zone`.
+    pub business_time_zone: String,
+    /// Days the business is closed, `YYYY-MM-DD`.
+    pub holidays: Vec<String>,
+    /// A callback's retry plan: seconds to wait before each next attempt
+    /// after one that did not reach the customer (busy, no answer, an
+    /// answering machine, a busy agent line); one attempt more than there
+    /// are entries.
+    pub callback_retry_secs: Vec<u64>,
+    /// WhatsApp reply buttons that ask for a callback: a customer who taps
+    /// one is called back on the number they write from.
+    pub call_me: Vec<CallMeButton>,
     /// Per-tenant overrides of the defaults above.
     pub tenants: Vec<TenantRouting>,
+}
+
+/// A reply button whose tap asks for a callback.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallMeButton {
+    /// The tenant whose messages carry the button.
+    pub tenant: String,
+    /// The button's id, as the message's interactive content gives it.
+    pub button_id: String,
+    /// The agent line the callback bridges to, E.164.
+    pub agent_address: String,
+    /// Spoken to the customer before the bridge.
+    pub greeting: String,
 }
 
 impl Default for RoutingSettings {
@@ -60,6 +95,11 @@ impl Default for RoutingSettings {
             window_check_interval_ms: 10_000,
             breaker_failures: 5,
             breaker_cool_down_secs: 30,
+            business_hours: Vec::new(),
+            business_time_zone: String::new(),
+            holidays: Vec::new(),
+            callback_retry_secs: vec![300, 900, 3600],
+            call_me: Vec::new(),
             tenants: Vec::new(),
         }
     }
@@ -85,6 +125,74 @@ pub struct TenantRouting {
     pub deliver_within_secs: Option<BTreeMap<Category, u64>>,
     /// Its window-closing lead time.
     pub window_closing_lead_secs: Option<u64>,
+    /// Its business hours.
+    pub business_hours: Option<Vec<String>>,
+    /// Its business hours' time zone.
+    pub business_time_zone: Option<String>,
+    /// Its holidays.
+    pub holidays: Option<Vec<String>>,
+    /// Its callback retry plan.
+    pub callback_retry_secs: Option<Vec<u64>>,
+}
+
+/// A business's callback rules as written in the settings.
+struct Callbacks<'a> {
+    hours: &'a [String],
+    time_zone: &'a str,
+    holidays: &'a [String],
+    retry_secs: &'a [u64],
+}
+
+impl Callbacks<'_> {
+    /// The opening hours (`None` for always) and the retry plan, checked.
+    fn rules(
+        &self,
+        fallback_zone: &str,
+    ) -> Result<(Option<OpeningHours>, Vec<u64>), SettingsError> {
+        if self.retry_secs.len() > 20 {
+            return Err(invalid("routing.callback_retry_secs", "at most 20 retries"));
+        }
+        let mut holidays = Vec::with_capacity(self.holidays.len());
+        for day in self.holidays {
+            if hours::parse_holiday(day).is_none() {
+                return Err(invalid(
+                    "routing.holidays",
+                    format!("{day:?} is not a date like \"2026-12-25\""),
+                ));
+            }
+            holidays.push(day.clone());
+        }
+        if self.hours.is_empty() {
+            return Ok((None, self.retry_secs.to_vec()));
+        }
+        let time_zone = match self.time_zone {
+            "" => fallback_zone,
+            zone => zone,
+        };
+        if jiff::tz::TimeZone::get(time_zone).is_err() {
+            return Err(invalid(
+                "routing.business_time_zone",
+                "not an IANA time zone",
+            ));
+        }
+        let mut spans = Vec::new();
+        for text in self.hours {
+            spans.extend(hours::parse_spans(text).ok_or_else(|| {
+                invalid(
+                    "routing.business_hours",
+                    format!("{text:?} is not like \"mon-fri 09:00-17:00\""),
+                )
+            })?);
+        }
+        Ok((
+            Some(OpeningHours {
+                time_zone: time_zone.to_owned(),
+                spans,
+                holidays,
+            }),
+            self.retry_secs.to_vec(),
+        ))
+    }
 }
 
 /// Minutes after midnight of "HH:MM".
@@ -111,7 +219,9 @@ fn policy(
     opt_in: bool,
     deadlines: &BTreeMap<Category, u64>,
     lead: u64,
+    callbacks: &Callbacks<'_>,
 ) -> Result<TenantPolicy, SettingsError> {
+    let (business_hours, callback_retry_secs) = callbacks.rules(time_zone)?;
     if deadlines.values().any(|secs| *secs == 0) {
         return Err(invalid(
             "routing.deliver_within_secs",
@@ -162,6 +272,8 @@ fn policy(
             .map(|(c, secs)| (*c, Duration::from_secs(*secs)))
             .collect(),
         window_closing_lead: (lead > 0).then(|| Duration::from_secs(lead)),
+        business_hours,
+        callback_retry_secs,
     })
 }
 
@@ -184,6 +296,12 @@ impl RoutingSettings {
             self.whatsapp_opt_in_required,
             &self.deliver_within_secs,
             self.window_closing_lead_secs,
+            &Callbacks {
+                hours: &self.business_hours,
+                time_zone: &self.business_time_zone,
+                holidays: &self.holidays,
+                retry_secs: &self.callback_retry_secs,
+            },
         )?;
         let mut tenants = std::collections::HashMap::new();
         for t in &self.tenants {
@@ -206,9 +324,46 @@ impl RoutingSettings {
                     .unwrap_or(&self.deliver_within_secs),
                 t.window_closing_lead_secs
                     .unwrap_or(self.window_closing_lead_secs),
+                &Callbacks {
+                    hours: t.business_hours.as_deref().unwrap_or(&self.business_hours),
+                    time_zone: t
+                        .business_time_zone
+                        .as_deref()
+                        .unwrap_or(&self.business_time_zone),
+                    holidays: t.holidays.as_deref().unwrap_or(&self.holidays),
+                    retry_secs: t
+                        .callback_retry_secs
+                        .as_deref()
+                        .unwrap_or(&self.callback_retry_secs),
+                },
             )?;
             if tenants.insert(t.tenant.clone(), tenant_policy).is_some() {
                 return Err(invalid("routing.tenants.tenant", "names a tenant twice"));
+            }
+        }
+        for (i, button) in self.call_me.iter().enumerate() {
+            if button.tenant.trim().is_empty() || button.button_id.trim().is_empty() {
+                return Err(invalid(
+                    "routing.call_me",
+                    "each button needs a tenant and a button_id",
+                ));
+            }
+            let agent = omniroute_channel::Address::parse(
+                Channel::Voice,
+                &button.agent_address,
+                omniroute_channel::PhoneRegion::default(),
+            );
+            if agent.is_err() || !button.agent_address.starts_with('+') {
+                return Err(invalid(
+                    "routing.call_me.agent_address",
+                    "an E.164 number like +4930123456",
+                ));
+            }
+            if self.call_me[..i]
+                .iter()
+                .any(|b| b.tenant == button.tenant && b.button_id == button.button_id)
+            {
+                return Err(invalid("routing.call_me", "names a button twice"));
             }
         }
         if self.window_check_interval_ms == 0 {
@@ -309,5 +464,57 @@ mod tests {
                 .to_string()
                 .contains("routing.deliver_within_secs")
         );
+    }
+
+    #[test]
+    fn business_hours_holidays_and_call_me_buttons_are_checked() {
+        let ok = RoutingSettings {
+            business_hours: vec!["mon-fri 09:00-17:00".into(), "sat 10:00-14:00".into()],
+            business_time_zone: "Europe/Berlin".into(),
+            holidays: vec!["2026-12-25".into()],
+            call_me: vec![CallMeButton {
+                tenant: "default".into(),
+                button_id: "call_me".into(),
+                agent_address: "+4930555000111".into(),
+                greeting: String::new(),
+            }],
+            ..RoutingSettings::default()
+        };
+        let (default, _) = ok.policies().unwrap();
+        let hours = default.business_hours.expect("hours");
+        assert_eq!(hours.time_zone, "Europe/Berlin");
+        assert_eq!(hours.spans.len(), 6);
+        assert_eq!(default.callback_retry_secs, [300, 900, 3600]);
+        let key = |s: RoutingSettings| crate::settings::refused_key(s.policies().map(|_| ()));
+        assert_eq!(
+            key(RoutingSettings {
+                business_hours: vec!["weekdays 9-5".into()],
+                ..ok.clone()
+            }),
+            "routing.business_hours"
+        );
+        assert_eq!(
+            key(RoutingSettings {
+                holidays: vec!["25.12.2026".into()],
+                ..ok.clone()
+            }),
+            "routing.holidays"
+        );
+        assert_eq!(
+            key(RoutingSettings {
+                business_time_zone: "Mars/Olympus".into(),
+                ..ok.clone()
+            }),
+            "routing.business_time_zone"
+        );
+        let mut bad = ok.clone();
+        bad.call_me[0].agent_address = "the desk".into();
+        assert_eq!(key(bad), "routing.call_me.agent_address");
+        let mut twice = ok.clone();
+        twice.call_me.push(twice.call_me[0].clone());
+        assert_eq!(key(twice), "routing.call_me");
+        // No hours: always open.
+        let (always, _) = RoutingSettings::default().policies().unwrap();
+        assert_eq!(always.business_hours, None);
     }
 }

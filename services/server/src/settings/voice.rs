@@ -34,6 +34,11 @@ pub struct VoiceSettings {
     /// Whether a notification call asks for one confirmation digit, which
     /// comes back as the customer's reply to the message.
     pub gather_digit: bool,
+    /// What a callback does about answering machines: `off` (not
+    /// detected; whoever answers is bridged), `record` (detected and
+    /// recorded, bridged anyway) or `not_reached` (a machine counts as not
+    /// reached: the call hangs up and is tried again per the retry plan).
+    pub machine_detection: String,
 }
 
 impl Default for VoiceSettings {
@@ -49,6 +54,7 @@ impl Default for VoiceSettings {
             request_timeout_secs: 10,
             language: "en-US".to_owned(),
             gather_digit: false,
+            machine_detection: "not_reached".to_owned(),
         }
     }
 }
@@ -83,6 +89,8 @@ impl VoiceSettings {
             request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
             default_language: self.language.clone(),
             gather_digit: self.gather_digit,
+            machine_detection: omniroute_voice::MachineDetection::parse(&self.machine_detection)
+                .unwrap_or_default(),
         }
     }
 
@@ -107,6 +115,12 @@ impl VoiceSettings {
             return invalid(
                 "voice.public_base_url",
                 "the https:// address Twilio reaches the HTTP listener at",
+            );
+        }
+        if omniroute_voice::MachineDetection::parse(&self.machine_detection).is_none() {
+            return invalid(
+                "voice.machine_detection",
+                "one of \"off\", \"record\", \"not_reached\"",
             );
         }
         if self.numbers.is_empty() {
@@ -174,6 +188,13 @@ mod tests {
                 ..enabled()
             }),
             "voice.public_base_url"
+        );
+        assert_eq!(
+            key(VoiceSettings {
+                machine_detection: "maybe".into(),
+                ..enabled()
+            }),
+            "voice.machine_detection"
         );
         let mut bad = enabled();
         bad.numbers[0].number = "030 123456".into();

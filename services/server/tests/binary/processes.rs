@@ -330,3 +330,147 @@ async fn a_replica_killed_repeatedly_on_postgres_loses_nothing() {
     let url = omniroute_store::testing::fresh_pg_url().await;
     crash_run(Some(&url), 2, kills()).await;
 }
+
+/// Two processes on one PostgreSQL calling through one (fake) Twilio
+/// account: every callback is placed exactly once, and a callback placed
+/// by one is finished through the other's webhook listener.
+#[tokio::test]
+async fn two_processes_place_each_callback_exactly_once() {
+    use omniroute_voice::fake::FakeTwilio;
+    use pb::callback_service_client::CallbackServiceClient;
+    use pb::contact_service_client::ContactServiceClient;
+    const ACCOUNT: &str = "AC00000000000000000000000000000007";
+    const TOKEN: &str = "replica-auth-token";
+    const PUBLIC: &str = "https://router.replicas.example";
+    let fake = FakeTwilio::start(ACCOUNT, TOKEN).await;
+    let url = omniroute_store::testing::fresh_pg_url().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("omniroute.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[voice]\nenabled = true\napi_base = \"{}\"\naccount_sid = \"{ACCOUNT}\"\n\
+             public_base_url = \"{PUBLIC}\"\nnumbers = [{{ tenant = \"default\", number = \"+4930123456\" }}]\n\
+             [routing]\ncallback_retry_secs = [0]\n",
+            fake.base_url()
+        ),
+    )
+    .unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let env = [
+        ("OMNIROUTE_CONFIG", config.as_str()),
+        ("OMNIROUTE__VOICE__AUTH_TOKEN", TOKEN),
+        ("OMNIROUTE__STORE__URL", url.as_str()),
+        ("OMNIROUTE__DISPATCH__POLL_INTERVAL_MS", "20"),
+    ];
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a: Server = start(dir_a.path(), &env);
+    let b: Server = start(dir_b.path(), &env);
+    // Twilio calls back the public URL, which reaches replica B.
+    fake.behind_proxy(PUBLIC, &format!("http://{}", b.http_addr()));
+    let channels = [a.channel().await, b.channel().await];
+
+    const COUNT: usize = 40;
+    let mut names = Vec::new();
+    for i in 0..COUNT {
+        let channel = channels[i % 2].clone();
+        let contact = ContactServiceClient::new(channel.clone())
+            .create_contact(pb::CreateContactRequest {
+                contact: Some(pb::Contact {
+                    display_name: format!("Customer {i}"),
+                    identities: vec![pb::Identity {
+                        channel: pb::Channel::Voice as i32,
+                        address: format!("+49151555{i:05}"),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("created")
+            .into_inner()
+            .contact
+            .unwrap();
+        let callback = CallbackServiceClient::new(channel)
+            .create_callback(pb::CreateCallbackRequest {
+                callback: Some(pb::Callback {
+                    contact: contact.name,
+                    agent_address: "+4930555000111".into(),
+                    ..Default::default()
+                }),
+                idempotency_key: String::new(),
+            })
+            .await
+            .expect("scheduled")
+            .into_inner()
+            .callback
+            .unwrap();
+        names.push(callback.name);
+    }
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while fake.calls().len() < COUNT {
+        assert!(tokio::time::Instant::now() < deadline, "callbacks stalled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every callback dialling, each customer called once.
+    let mut client = CallbackServiceClient::new(channels[0].clone());
+    for name in &names {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let callback = client
+                .get_callback(pb::GetCallbackRequest { name: name.clone() })
+                .await
+                .unwrap()
+                .into_inner()
+                .callback
+                .unwrap();
+            if callback.state == pb::CallbackState::Dialing as i32 {
+                assert_eq!(callback.attempt_count, 1, "{name}");
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name}: {callback:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let calls = fake.calls();
+    let mut per_number: HashMap<String, usize> = HashMap::new();
+    for call in &calls {
+        *per_number.entry(call.to.clone()).or_default() += 1;
+    }
+    assert_eq!(per_number.len(), COUNT, "every customer called");
+    assert!(
+        per_number.values().all(|n| *n == 1),
+        "called more than once: {per_number:?}"
+    );
+    // One finished through the other replica's listener.
+    let first = &calls[0];
+    let (status, twiml) = fake.answer(&first.sid, "human").await;
+    assert_eq!(status, 200);
+    assert!(twiml.contains("<Dial"), "{twiml}");
+    assert_eq!(fake.dial(&first.sid, "completed", 12).await.0, 200);
+    assert_eq!(fake.hang_up(&first.sid).await, 200);
+    let done = loop {
+        let page = client
+            .list_callbacks(pb::ListCallbacksRequest {
+                state: pb::CallbackState::Completed as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if let Some(done) = page.callbacks.into_iter().next() {
+            break done;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never completed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done.duration_seconds, 12);
+    assert_eq!(fake.calls().len(), COUNT, "no call placed twice");
+    drop(channels);
+    drop(client);
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}

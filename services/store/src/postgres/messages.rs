@@ -584,9 +584,10 @@ pub(super) async fn replay(
 }
 
 /// Erases a contact's messages inside the erasure transaction: pending ones
-/// are canceled (their jobs deleted), then every message loses its content,
-/// metadata, references, route and attempts, and the contact's events lose
-/// their payloads. Returns how many messages were redacted.
+/// are canceled (their jobs deleted), the media and call progress kept with
+/// them are deleted, then every message loses its content, metadata,
+/// references, route and attempts, and the contact's events lose their
+/// payloads. Returns how many messages were redacted.
 pub(super) async fn erase_messages(
     tx: &deadpool_postgres::Transaction<'_>,
     tenant: &str,
@@ -655,6 +656,13 @@ pub(super) async fn erase_messages(
     }
     tx.execute(
         "DELETE FROM inbound_media WHERE message_id IN
+             (SELECT id FROM messages WHERE tenant = $1 AND contact_id = $2)",
+        &[&tenant, &contact_id],
+    )
+    .await
+    .map_err(db)?;
+    tx.execute(
+        "DELETE FROM call_progress WHERE tenant = $1 AND message_id IN
              (SELECT id FROM messages WHERE tenant = $1 AND contact_id = $2)",
         &[&tenant, &contact_id],
     )

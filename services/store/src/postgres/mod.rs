@@ -10,6 +10,7 @@
 //! the identities of a whole page in one query.
 
 mod accept;
+mod callbacks;
 mod contacts;
 mod dispatch;
 mod events;
@@ -17,7 +18,16 @@ mod json;
 mod messages;
 mod signals;
 
-pub use events::{HotStatement, hot_statements};
+pub use events::HotStatement;
+
+/// The statements on hot paths whose plans must stay good on large tables
+/// with generic plans (the event log's reads, the callbacks'), with sample
+/// arguments, for `tests/plans.rs`.
+pub fn hot_statements() -> Vec<HotStatement> {
+    let mut statements = events::hot_statements();
+    statements.extend(callbacks::hot_statements());
+    statements
+}
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,6 +40,7 @@ use tokio::sync::watch;
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
+use crate::callbacks::{CallProgress, CallbackFilter, CallbackMark};
 use crate::jobs::{ClaimedJob, Completion, ProviderStatus};
 use crate::messages::{
     Accepted, Cursor, CursorCheck, Event, EventFilter, EventType, Message, NewInbound, NewMessage,
@@ -71,6 +82,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (
         9,
         include_str!("../../migrations/postgres/0009_inbound_media.sql"),
+    ),
+    (
+        10,
+        include_str!("../../migrations/postgres/0010_callbacks.sql"),
     ),
 ];
 
@@ -842,6 +857,35 @@ impl Store for PgStore {
 
     async fn get_inbound_media(&self, tenant: &str, id: Uuid) -> Result<Option<Vec<u8>>> {
         self.inbound_media(tenant, id).await
+    }
+
+    async fn record_call_progress(
+        &self,
+        channel: Channel,
+        call_id: &str,
+        answered_by: Option<&str>,
+        bridged_seconds: Option<u32>,
+    ) -> Result<bool> {
+        self.record_progress(channel, call_id, answered_by, bridged_seconds)
+            .await
+    }
+
+    async fn get_callback(
+        &self,
+        tenant: &str,
+        id: Uuid,
+    ) -> Result<(Message, Option<CallProgress>)> {
+        self.callback(tenant, id).await
+    }
+
+    async fn list_callbacks(
+        &self,
+        tenant: &str,
+        filter: &CallbackFilter,
+        after: Option<CallbackMark>,
+        limit: usize,
+    ) -> Result<Vec<(Message, Option<CallProgress>)>> {
+        self.callbacks(tenant, filter, after, limit).await
     }
 
     async fn read_events(

@@ -28,6 +28,7 @@ macro_rules! message_columns {
          provider_message_id, create_time, update_time"
     };
 }
+pub(super) use message_columns;
 
 /// A stored value this build cannot read.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +53,8 @@ fn channel_at(r: &Row<'_>, index: usize) -> rusqlite::Result<Option<Channel>> {
         .transpose()
 }
 
-fn message_row(r: &Row<'_>) -> rusqlite::Result<Message> {
+/// Reads a message from the columns [`message_columns!`] names, in order.
+pub(super) fn message_row(r: &Row<'_>) -> rusqlite::Result<Message> {
     let category: String = r.get(3)?;
     Ok(Message {
         id: uuid_at(r, 0)?,
@@ -846,10 +848,17 @@ pub(super) fn move_messages(tx: &Connection, tenant: &str, from: Uuid, to: Uuid)
 /// returns how many messages were redacted.
 ///
 /// The status history is kept (it holds no personal data); everything the
-/// caller or the customer wrote, and every address, goes.
+/// caller or the customer wrote, every address, the media and the call
+/// progress kept with the messages go.
 pub(super) fn erase_messages(tx: &Connection, tenant: &str, contact_id: Uuid) -> Result<i32> {
     tx.execute(
         "DELETE FROM inbound_media WHERE message_id IN
+             (SELECT id FROM messages WHERE tenant = ?1 AND contact_id = ?2)",
+        params![tenant, contact_id.to_string()],
+    )
+    .map_err(db)?;
+    tx.execute(
+        "DELETE FROM call_progress WHERE tenant = ?1 AND message_id IN
              (SELECT id FROM messages WHERE tenant = ?1 AND contact_id = ?2)",
         params![tenant, contact_id.to_string()],
     )

@@ -12,6 +12,7 @@
 //! Contacts live here; messages and jobs in `messages.rs`, the event log in
 //! `events.rs`, both called inside the transactions opened here.
 
+mod callbacks;
 mod contacts;
 mod events;
 mod messages;
@@ -29,9 +30,9 @@ use uuid::Uuid;
 
 use crate::model::*;
 use crate::{
-    Accepted, ClaimedJob, Completion, Cursor, CursorCheck, Event, EventFilter, EventType, Message,
-    MessageStatus, NewInbound, NewMessage, ProviderStatus, Received, Result, SentMark, Store,
-    StoreError, contact_event, dedup_addresses,
+    Accepted, CallProgress, CallbackFilter, CallbackMark, ClaimedJob, Completion, Cursor,
+    CursorCheck, Event, EventFilter, EventType, Message, MessageStatus, NewInbound, NewMessage,
+    ProviderStatus, Received, Result, SentMark, Store, StoreError, contact_event, dedup_addresses,
 };
 use contacts::*;
 
@@ -43,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_routing.sql"),
     include_str!("../../migrations/sqlite/0006_reconcile.sql"),
     include_str!("../../migrations/sqlite/0007_inbound_media.sql"),
+    include_str!("../../migrations/sqlite/0008_callbacks.sql"),
 ];
 
 /// The embedded SQLite store.
@@ -641,6 +643,45 @@ impl Store for SqliteStore {
     async fn get_inbound_media(&self, tenant: &str, id: Uuid) -> Result<Option<Vec<u8>>> {
         let tenant = tenant.to_owned();
         self.read(move |tx| messages::inbound_media(tx, &tenant, id))
+            .await
+    }
+
+    async fn record_call_progress(
+        &self,
+        channel: Channel,
+        call_id: &str,
+        answered_by: Option<&str>,
+        bridged_seconds: Option<u32>,
+    ) -> Result<bool> {
+        let call_id = call_id.to_owned();
+        let answered_by = answered_by.map(str::to_owned);
+        // No event or job is written: nobody needs to look again.
+        self.tx(move |tx| {
+            let answered_by = answered_by.as_deref();
+            callbacks::record(tx, channel, &call_id, answered_by, bridged_seconds, now())
+        })
+        .await
+    }
+
+    async fn get_callback(
+        &self,
+        tenant: &str,
+        id: Uuid,
+    ) -> Result<(Message, Option<CallProgress>)> {
+        let tenant = tenant.to_owned();
+        self.read(move |tx| callbacks::get(tx, &tenant, id)).await
+    }
+
+    async fn list_callbacks(
+        &self,
+        tenant: &str,
+        filter: &CallbackFilter,
+        after: Option<CallbackMark>,
+        limit: usize,
+    ) -> Result<Vec<(Message, Option<CallProgress>)>> {
+        let tenant = tenant.to_owned();
+        let filter = filter.clone();
+        self.read(move |tx| callbacks::list(tx, &tenant, &filter, after, limit))
             .await
     }
 

@@ -435,9 +435,9 @@ pub async fn migrations_are_idempotent() {
 
 /// SQLite only: erasure reaches the bytes of the store's files. After
 /// DeleteContact, neither the database file nor its WAL holds the name,
-/// the addresses, the consent evidence or what the customer wrote
-/// (`secure_delete` zeroes deleted content; the WAL is emptied into the
-/// database file).
+/// the addresses, the consent evidence, what the customer wrote or what
+/// the provider reported of a call (`secure_delete` zeroes deleted
+/// content; the WAL is emptied into the database file).
 pub async fn erasure_leaves_no_personal_bytes_in_the_store_files() {
     let (store, dir) = fresh_sqlite_store().await;
     let path = store.path().to_owned();
@@ -449,6 +449,7 @@ pub async fn erasure_leaves_no_personal_bytes_in_the_store_files() {
         "Quellenhof-evidence",
         "my locker code is 7731",
         "passport-scan-bytes-7731",
+        "answered-by-zq7731",
     ];
     let zach = create(
         &store,
@@ -512,6 +513,15 @@ pub async fn erasure_leaves_no_personal_bytes_in_the_store_files() {
         automatic: false,
     };
     store.record_inbound(T, attachment).await.unwrap();
+    // A callback, with what the provider reported of its call.
+    let call = crate::callbacks::callback(zach.id, None);
+    crate::callbacks::send_callback(&store, call, "call-shred-1").await;
+    assert!(
+        store
+            .record_call_progress(Channel::Voice, "call-shred-1", Some(marks[6]), Some(30))
+            .await
+            .unwrap()
+    );
     // Someone else's data stays.
     create(&store, named("Ben Keeps"), vec![email("ben@example.com")]).await;
 
@@ -531,7 +541,7 @@ pub async fn erasure_leaves_no_personal_bytes_in_the_store_files() {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect()
     };
-    for mark in [marks[0], marks[5]] {
+    for mark in [marks[0], marks[5], marks[6]] {
         assert!(
             !contains(mark).is_empty(),
             "{mark:?} is in the files before the erasure (the check can fail)"

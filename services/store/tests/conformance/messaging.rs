@@ -883,6 +883,7 @@ pub fn report(
         status,
         time: now(),
         reason: String::new(),
+        unless_delivered: false,
     }
 }
 

@@ -1,0 +1,430 @@
+//! CallbackService: calls from an agent to a customer, placed by the router.
+//!
+//! A callback is a voice message whose content is a `CallbackRequest`:
+//! CreateCallback takes MessagingService's path (validation, the contact,
+//! routing, one commit with its dispatch job and event), so a callback is
+//! durable, leased and placed once across replicas like any message, and
+//! its every step is an event on the stream. Routing schedules it (inside
+//! the tenant's business hours, outside the customer's quiet hours, before
+//! its latest time) and decides its retries (`routing::fallback`); the
+//! voice adapter bridges an answered call to the agent line. A callback's
+//! state is read off its message and the call's reported progress.
+
+use std::sync::Arc;
+
+use omniroute_proto::v1 as pb;
+use omniroute_store::{
+    CallProgress, CallbackFilter, CallbackMark, Message, MessageStatus, callback_due,
+};
+use pb::callback_service_server::CallbackService;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::convert::{self, contact_name};
+use super::error::{ApiError, Violations};
+use super::message_convert::{message_name, parse_message_name};
+use super::{ApiContext, MessagingApi};
+
+/// The CallbackService implementation.
+#[derive(Debug, Clone)]
+pub struct CallbackApi {
+    ctx: ApiContext,
+    messaging: MessagingApi,
+}
+
+impl CallbackApi {
+    /// The service, sending through `messaging`.
+    pub fn new(ctx: ApiContext, messaging: MessagingApi) -> CallbackApi {
+        CallbackApi { ctx, messaging }
+    }
+}
+
+/// `callbacks/{id}` (the id of its message).
+pub fn callback_name(id: Uuid) -> String {
+    format!("callbacks/{id}")
+}
+
+fn callback_id(field: &str, name: &str) -> Result<Uuid, ApiError> {
+    let id = name
+        .strip_prefix("callbacks/")
+        .map(|rest| format!("messages/{rest}"))
+        .ok_or("expected a callback name like \"callbacks/0190f5c2-8a4e-7cc1-9c1e-2f8f4d1a2b3c\"")
+        .and_then(|m| parse_message_name(&m).map_err(|_| "not a callback id"));
+    id.map_err(|e| ApiError::invalid(field, e))
+}
+
+/// The send a CreateCallback request makes. MessagingService checks it
+/// (its errors are renamed to the callback's fields by [`renamed`]); the
+/// agent line's number, the greeting's limits (the voice adapter's), the
+/// times and references are checked there, once.
+fn to_send(req: &pb::CreateCallbackRequest) -> Result<pb::SendMessageRequest, ApiError> {
+    let Some(c) = req.callback.as_ref() else {
+        return Err(ApiError::invalid("callback", "a callback is required"));
+    };
+    let mut v = Violations::default();
+    v.check("callback.contact", convert::parse_contact_name(&c.contact));
+    if c.agent_address.trim().is_empty() {
+        v.add(
+            "callback.agent_address",
+            "the agent line to bridge to is required, for example \"+4930123456\"",
+        );
+    }
+    v.finish()?;
+    let key = req.idempotency_key.trim();
+    Ok(pb::SendMessageRequest {
+        recipient: Some(pb::send_message_request::Recipient::Contact(
+            c.contact.clone(),
+        )),
+        message: Some(pb::Message {
+            // The customer asked to be called: a service call, in their
+            // conversation with the business.
+            category: pb::Category::Service as i32,
+            content: Some(pb::Content {
+                kind: Some(pb::content::Kind::CallbackRequest(
+                    pb::CallbackRequestContent {
+                        agent_address: c.agent_address.clone(),
+                        greeting: c.greeting.clone(),
+                        language: String::new(),
+                        reason: c.reason.clone(),
+                    },
+                )),
+            }),
+            channel: pb::Channel::Voice as i32,
+            correlation_ref: c.correlation_ref.clone(),
+            send_time: c.schedule_time,
+            expire_time: c.latest_time,
+            ..pb::Message::default()
+        }),
+        // Apart from SendMessage's keys: the same key on both is two
+        // requests.
+        idempotency_key: match key {
+            "" => String::new(),
+            key => format!("callback:{key}"),
+        },
+    })
+}
+
+/// A send's field paths as the callback's.
+fn renamed(error: ApiError) -> ApiError {
+    const NAMES: [(&str, &str); 6] = [
+        ("message.content.callback_request.", "callback."),
+        ("message.send_time", "callback.schedule_time"),
+        ("message.expire_time", "callback.latest_time"),
+        ("message.correlation_ref", "callback.correlation_ref"),
+        ("message.", "callback."),
+        ("contact", "callback.contact"),
+    ];
+    let rename = |field: String| match NAMES.iter().find(|(from, _)| field.starts_with(from)) {
+        Some((from, to)) => format!("{to}{}", &field[from.len()..]),
+        None => field,
+    };
+    match error {
+        ApiError::Invalid(violations) => ApiError::Invalid(
+            violations
+                .into_iter()
+                .map(|mut v| {
+                    v.field = rename(std::mem::take(&mut v.field));
+                    v
+                })
+                .collect(),
+        ),
+        ApiError::Route(crate::routing::RouteError::Invalid(violations)) => {
+            ApiError::Route(crate::routing::RouteError::Invalid(
+                violations
+                    .into_iter()
+                    .map(|(field, why)| (rename(field), why))
+                    .collect(),
+            ))
+        }
+        other => other,
+    }
+}
+
+/// The failure codes a reason names (`… failure call-busy: …`,
+/// `last error agent-no-answer: …`).
+fn names(reason: &str, codes: &[&str]) -> bool {
+    codes
+        .iter()
+        .any(|c| reason.contains(&format!(" {c}: ")) || reason.contains(&format!("failure {c}:")))
+}
+
+/// Where a callback is, from its message and its call's progress.
+pub fn state_of(message: &Message, progress: Option<&CallProgress>) -> pb::CallbackState {
+    use pb::CallbackState as S;
+    let last_reason = message
+        .history
+        .last()
+        .map(|h| h.reason.as_str())
+        .unwrap_or_default();
+    match message.status {
+        MessageStatus::Canceled => S::Canceled,
+        MessageStatus::Accepted | MessageStatus::Queued | MessageStatus::Received => S::Scheduled,
+        MessageStatus::Sent => {
+            let answered = progress.is_some_and(|p| {
+                Some(p.call_id.as_str()) == message.provider_message_id.as_deref()
+                    && !p.answered_by.is_empty()
+                    && !p.answered_by.starts_with("machine")
+            });
+            if answered { S::InProgress } else { S::Dialing }
+        }
+        MessageStatus::Delivered | MessageStatus::Read => S::Completed,
+        MessageStatus::Failed => {
+            if last_reason.starts_with("expired") {
+                S::Expired
+            } else if names(last_reason, &["call-busy", "agent-busy"]) {
+                S::Busy
+            } else if names(
+                last_reason,
+                &["call-no-answer", "call-machine", "agent-no-answer"],
+            ) {
+                S::NoAnswer
+            } else {
+                S::Failed
+            }
+        }
+    }
+}
+
+/// The wire form of a callback.
+pub fn callback_to_pb(message: &Message, progress: Option<&CallProgress>) -> pb::Callback {
+    let omniroute_channel::Content::CallbackRequest(request) = &message.content else {
+        return pb::Callback::default();
+    };
+    let planned = message
+        .route
+        .as_ref()
+        .and_then(|r| r.hold_until)
+        .or(message.send_time)
+        .unwrap_or(message.create_time);
+    let current =
+        progress.filter(|p| Some(p.call_id.as_str()) == message.provider_message_id.as_deref());
+    let state = state_of(message, progress);
+    let status_reason = match state {
+        pb::CallbackState::Completed | pb::CallbackState::InProgress => String::new(),
+        _ => message
+            .history
+            .last()
+            .map(|h| h.reason.clone())
+            .unwrap_or_default(),
+    };
+    pb::Callback {
+        name: callback_name(message.id),
+        contact: contact_name(message.contact_id),
+        agent_address: request.agent_address.clone(),
+        greeting: request.greeting.clone(),
+        schedule_time: convert::timestamp(planned),
+        state: state as i32,
+        message: message_name(message.id),
+        duration_seconds: current
+            .and_then(|p| p.bridged_seconds)
+            .and_then(|s| i32::try_from(s).ok())
+            .unwrap_or(0),
+        answered_by: progress.map(|p| p.answered_by.clone()).unwrap_or_default(),
+        correlation_ref: message.correlation_ref.clone(),
+        create_time: convert::timestamp(message.create_time),
+        update_time: convert::timestamp(message.update_time),
+        reason: request.reason.clone(),
+        latest_time: message.expire_time.and_then(convert::timestamp),
+        attempt_count: i32::try_from(message.attempts.len()).unwrap_or(i32::MAX),
+        status_reason,
+    }
+}
+
+/// The message statuses a state filter reads (the state is then checked
+/// on each).
+fn statuses_of(state: pb::CallbackState) -> Vec<MessageStatus> {
+    use pb::CallbackState as S;
+    match state {
+        S::Unspecified => Vec::new(),
+        S::Scheduled => vec![MessageStatus::Accepted, MessageStatus::Queued],
+        S::Dialing | S::InProgress => vec![MessageStatus::Sent],
+        S::Completed => vec![MessageStatus::Delivered, MessageStatus::Read],
+        S::NoAnswer | S::Busy | S::Failed | S::Expired => vec![MessageStatus::Failed],
+        S::Canceled => vec![MessageStatus::Canceled],
+    }
+}
+
+impl CallbackApi {
+    /// Schedules a callback (CreateCallback's work, also done for a
+    /// customer who tapped a "call me" button).
+    pub async fn create(
+        &self,
+        tenant: &Arc<str>,
+        request: &pb::CreateCallbackRequest,
+    ) -> Result<Message, ApiError> {
+        let send = to_send(request)?;
+        let message = self
+            .messaging
+            .send_all(tenant, std::slice::from_ref(&send))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(ApiError::Precondition("the callback was not taken".into())))
+            .map_err(renamed)?;
+        tracing::info!(callback = %message.id, "callback scheduled");
+        Ok(message)
+    }
+
+    async fn get(&self, tenant: &str, id: Uuid) -> Result<pb::Callback, ApiError> {
+        let (message, progress) = self.ctx.store.get_callback(tenant, id).await?;
+        Ok(callback_to_pb(&message, progress.as_ref()))
+    }
+}
+
+#[tonic::async_trait]
+impl CallbackService for CallbackApi {
+    #[tracing::instrument(skip_all)]
+    async fn create_callback(
+        &self,
+        request: Request<pb::CreateCallbackRequest>,
+    ) -> Result<Response<pb::CreateCallbackResponse>, Status> {
+        let tenant: Arc<str> = self.ctx.tenant(&request);
+        let message = self.create(&tenant, request.get_ref()).await?;
+        Ok(Response::new(pb::CreateCallbackResponse {
+            callback: Some(callback_to_pb(&message, None)),
+        }))
+    }
+
+    async fn get_callback(
+        &self,
+        request: Request<pb::GetCallbackRequest>,
+    ) -> Result<Response<pb::GetCallbackResponse>, Status> {
+        let tenant = self.ctx.tenant(&request);
+        let id = callback_id("name", &request.get_ref().name)?;
+        Ok(Response::new(pb::GetCallbackResponse {
+            callback: Some(self.get(&tenant, id).await?),
+        }))
+    }
+
+    async fn list_callbacks(
+        &self,
+        request: Request<pb::ListCallbacksRequest>,
+    ) -> Result<Response<pb::ListCallbacksResponse>, Status> {
+        let tenant = self.ctx.tenant(&request);
+        let req = request.into_inner();
+        let contact_id = match req.contact.as_str() {
+            "" => None,
+            name => Some(convert::contact_id("contact", name)?),
+        };
+        let state = pb::CallbackState::try_from(req.state)
+            .map_err(|_| ApiError::invalid("state", "not a callback state"))?;
+        let limit = self.ctx.page_size(req.page_size)?;
+        let state_key = req.state.to_string();
+        let query_key = [
+            &*tenant,
+            "ListCallbacks",
+            req.contact.as_str(),
+            state_key.as_str(),
+        ];
+        let after = match self.ctx.tokens.check(&query_key, &req.page_token)? {
+            Some(id) => {
+                let (last, _) = self
+                    .ctx
+                    .store
+                    .get_callback(&tenant, id)
+                    .await
+                    .map_err(ApiError::from)?;
+                Some(CallbackMark {
+                    due: callback_due(&last),
+                    id,
+                })
+            }
+            None => None,
+        };
+        let filter = CallbackFilter {
+            contact_id,
+            statuses: statuses_of(state),
+        };
+        let mut page = self
+            .ctx
+            .store
+            .list_callbacks(&tenant, &filter, after, limit + 1)
+            .await
+            .map_err(ApiError::from)?;
+        let more = page.len() > limit;
+        page.truncate(limit);
+        // The page's last row, matching or not, is where the next starts.
+        let next_page_token = match (more, page.last()) {
+            (true, Some((last, _))) => self.ctx.tokens.issue(&query_key, last.id),
+            _ => String::new(),
+        };
+        let callbacks = page
+            .iter()
+            .filter(|(m, p)| {
+                state == pb::CallbackState::Unspecified || state_of(m, p.as_ref()) == state
+            })
+            .map(|(m, p)| callback_to_pb(m, p.as_ref()))
+            .collect();
+        Ok(Response::new(pb::ListCallbacksResponse {
+            callbacks,
+            next_page_token,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn cancel_callback(
+        &self,
+        request: Request<pb::CancelCallbackRequest>,
+    ) -> Result<Response<pb::CancelCallbackResponse>, Status> {
+        let tenant = self.ctx.tenant(&request);
+        let id = callback_id("name", &request.get_ref().name)?;
+        // Only a callback: not any message by its id.
+        self.get(&tenant, id).await?;
+        let message = self
+            .ctx
+            .store
+            .cancel_message(&tenant, id)
+            .await
+            .map_err(ApiError::from)?;
+        tracing::info!(callback = %id, "callback canceled");
+        let progress = self
+            .ctx
+            .store
+            .get_callback(&tenant, id)
+            .await
+            .map(|(_, p)| p)
+            .unwrap_or(None);
+        Ok(Response::new(pb::CancelCallbackResponse {
+            callback: Some(callback_to_pb(&message, progress.as_ref())),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_read_the_codes_of_failure_reasons() {
+        assert!(names(
+            "retries exhausted after 3 attempts; last error call-busy: the line was busy",
+            &["call-busy"]
+        ));
+        assert!(names(
+            "transient failure agent-no-answer: nobody took the agent line; routing decides",
+            &["agent-no-answer"]
+        ));
+        assert!(!names("permanent failure 21211: invalid", &["call-busy"]));
+    }
+
+    #[test]
+    fn send_errors_name_the_callback_fields() {
+        let error = renamed(ApiError::Invalid(vec![
+            tonic_types::FieldViolation::new("message.content.callback_request.greeting", "long"),
+            tonic_types::FieldViolation::new("message.expire_time", "past"),
+            tonic_types::FieldViolation::new("idempotency_key", "long"),
+        ]));
+        let ApiError::Invalid(violations) = error else {
+            panic!("{error:?}")
+        };
+        let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "callback.greeting",
+                "callback.latest_time",
+                "idempotency_key"
+            ]
+        );
+        assert!(to_send(&pb::CreateCallbackRequest::default()).is_err());
+    }
+}

@@ -1,0 +1,534 @@
+//! CallbackService end to end, through the fake Twilio API: a callback is
+//! scheduled (inside business hours, at the next opening when asked for
+//! while closed), placed, answered by a person and bridged to the agent
+//! line with `<Dial>`; a busy line, a busy agent or a machine is tried
+//! again per the retry plan until it runs out; a callback can be canceled
+//! before it is dialled; bad requests change nothing.
+
+use std::time::{Duration, SystemTime};
+
+use omniroute_e2e::TestApp;
+use omniroute_proto::v1 as pb;
+use omniroute_voice::fake::FakeTwilio;
+use pb::callback_service_client::CallbackServiceClient;
+use tonic::Code;
+use tonic::transport::Channel;
+
+use crate::support::*;
+use crate::voice::{app_with_twilio_and, wait_for_call};
+
+crate::on_both_stores!(
+    a_callback_is_answered_and_bridged_to_the_agent,
+    busy_lines_busy_agents_and_machines_are_called_again,
+    unanswered_until_the_retry_plan_runs_out,
+    asked_while_closed_it_is_placed_at_the_next_opening,
+    canceled_before_dialing_it_is_never_placed,
+    bad_requests_change_nothing,
+    a_call_me_tap_on_whatsapp_is_called_back_once,
+);
+
+const AGENT: &str = "+4930555000111";
+
+async fn app(
+    backend: omniroute_e2e::Backend,
+    adjust: impl FnOnce(&mut omniroute::Settings),
+) -> (TestApp, FakeTwilio, CallbackServiceClient<Channel>) {
+    let (app, fake) = app_with_twilio_and(backend, |s| {
+        // Retries at once: the plan's waits are routing's arithmetic,
+        // tested there.
+        s.routing.callback_retry_secs = vec![0, 0];
+        adjust(s);
+    })
+    .await;
+    let client = CallbackServiceClient::new(app.channel.clone());
+    (app, fake, client)
+}
+
+async fn schedule(
+    client: &mut CallbackServiceClient<Channel>,
+    contact: &pb::Contact,
+    schedule_time: Option<SystemTime>,
+) -> pb::Callback {
+    client
+        .create_callback(pb::CreateCallbackRequest {
+            callback: Some(pb::Callback {
+                contact: contact.name.clone(),
+                agent_address: AGENT.into(),
+                greeting: "Hallo, hier ist Acme. Wir verbinden Sie.".into(),
+                reason: "order 1234 arrived damaged".into(),
+                correlation_ref: "ticket-77".into(),
+                schedule_time: schedule_time.map(prost_types::Timestamp::from),
+                ..pb::Callback::default()
+            }),
+            idempotency_key: String::new(),
+        })
+        .await
+        .expect("scheduled")
+        .into_inner()
+        .callback
+        .expect("a callback")
+}
+
+async fn get(client: &mut CallbackServiceClient<Channel>, name: &str) -> pb::Callback {
+    client
+        .get_callback(pb::GetCallbackRequest { name: name.into() })
+        .await
+        .expect("found")
+        .into_inner()
+        .callback
+        .unwrap()
+}
+
+/// Waits until the callback is in `state`.
+async fn wait_state(
+    client: &mut CallbackServiceClient<Channel>,
+    name: &str,
+    state: pb::CallbackState,
+) -> pb::Callback {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let callback = get(client, name).await;
+        if callback.state == state as i32 {
+            return callback;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {:?}, not {state:?}: {callback:#?}",
+            pb::CallbackState::try_from(callback.state)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn customer(app: &mut TestApp, name: &str, number: &str) -> pb::Contact {
+    create(app, name, vec![voice(number)]).await
+}
+
+async fn a_callback_is_answered_and_bridged_to_the_agent(app_: TestApp) {
+    let (mut app, fake, mut callbacks) = app(app_.backend(), |_| {}).await;
+    let anna = customer(&mut app, "Anna", "+49 151 55500011").await;
+    let created = schedule(&mut callbacks, &anna, None).await;
+    assert!(created.name.starts_with("callbacks/"), "{}", created.name);
+    assert_eq!(created.contact, anna.name);
+    assert_eq!(created.agent_address, AGENT);
+    assert_eq!(created.reason, "order 1234 arrived damaged");
+    assert_eq!(created.correlation_ref, "ticket-77");
+    assert_eq!(created.state, pb::CallbackState::Scheduled as i32);
+
+    let call = wait_for_call(&fake, 1).await;
+    assert_eq!(call.to, "+4915155500011");
+    assert_eq!(call.from, "+4930123456");
+    assert_eq!(call.machine_detection.as_deref(), Some("Enable"));
+    let dialing = wait_state(&mut callbacks, &created.name, pb::CallbackState::Dialing).await;
+    assert_eq!(dialing.attempt_count, 1);
+
+    // Anna answers: greeted, then bridged to the agent line.
+    let (status, twiml) = fake.answer(&call.sid, "human").await;
+    assert_eq!(status, 200);
+    assert!(
+        twiml.contains("<Say language=\"de-DE\">Hallo, hier ist Acme. Wir verbinden Sie.</Say>"),
+        "{twiml}"
+    );
+    assert!(twiml.contains("<Dial callerId=\"+4930123456\""), "{twiml}");
+    let talking = wait_state(&mut callbacks, &created.name, pb::CallbackState::InProgress).await;
+    assert_eq!(talking.answered_by, "human");
+    // They talk for 95 s; then the call ends.
+    let (status, after) = fake.dial(&call.sid, "completed", 95).await;
+    assert_eq!(status, 200);
+    assert!(after.contains("<Hangup/>"), "{after}");
+    assert_eq!(fake.calls()[0].dialed, [AGENT]);
+    assert_eq!(fake.hang_up(&call.sid).await, 200);
+    let done = wait_state(&mut callbacks, &created.name, pb::CallbackState::Completed).await;
+    assert_eq!(done.duration_seconds, 95);
+    assert_eq!(done.answered_by, "human");
+    assert_eq!(done.status_reason, "");
+
+    // The call's end after the bridge is no failure: the message was
+    // delivered once and nothing failed.
+    let message = crate::messaging::get_message(&mut app, &done.message).await;
+    assert_eq!(message.status, pb::MessageStatus::Delivered as i32);
+    assert!(
+        message
+            .status_history
+            .iter()
+            .all(|h| h.status != pb::MessageStatus::Failed as i32),
+        "{:#?}",
+        message.status_history
+    );
+    assert_eq!(fake.calls().len(), 1, "placed once");
+
+    // Listed for its contact and by state.
+    let listed = callbacks
+        .list_callbacks(pb::ListCallbacksRequest {
+            contact: anna.name.clone(),
+            state: pb::CallbackState::Completed as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.callbacks.len(), 1);
+    assert_eq!(listed.callbacks[0].name, created.name);
+    let scheduled = callbacks
+        .list_callbacks(pb::ListCallbacksRequest {
+            state: pb::CallbackState::Scheduled as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(scheduled.callbacks.is_empty(), "{scheduled:#?}");
+}
+
+async fn busy_lines_busy_agents_and_machines_are_called_again(app_: TestApp) {
+    let (mut app, fake, mut callbacks) = app(app_.backend(), |s| {
+        s.routing.callback_retry_secs = vec![0, 0, 0];
+    })
+    .await;
+    let ben = customer(&mut app, "Ben", "+49 151 55500022").await;
+    let created = schedule(&mut callbacks, &ben, None).await;
+    // The line is busy.
+    let first = wait_for_call(&fake, 1).await;
+    assert_eq!(fake.finish(&first.sid, "busy").await, [200, 200]);
+    // A machine answers: not reached, hung up without a bridge.
+    let second = wait_for_call(&fake, 2).await;
+    let (_, twiml) = fake.answer(&second.sid, "machine_start").await;
+    assert!(!twiml.contains("<Dial"), "{twiml}");
+    assert_eq!(fake.hang_up(&second.sid).await, 200);
+    // Ben answers, but the agent line is busy: called again later.
+    let third = wait_for_call(&fake, 3).await;
+    let (_, twiml) = fake.answer(&third.sid, "human").await;
+    assert!(twiml.contains("<Dial"), "{twiml}");
+    assert_eq!(fake.dial(&third.sid, "busy", 0).await.0, 200);
+    assert_eq!(fake.hang_up(&third.sid).await, 200);
+    // Then it works.
+    let fourth = wait_for_call(&fake, 4).await;
+    fake.answer(&fourth.sid, "human").await;
+    fake.dial(&fourth.sid, "completed", 30).await;
+    fake.hang_up(&fourth.sid).await;
+    let done = wait_state(&mut callbacks, &created.name, pb::CallbackState::Completed).await;
+    assert_eq!(done.attempt_count, 4);
+    assert_eq!(done.duration_seconds, 30);
+    let message = crate::messaging::get_message(&mut app, &done.message).await;
+    let failures: Vec<&str> = message
+        .status_history
+        .iter()
+        .filter(|h| h.status == pb::MessageStatus::Failed as i32)
+        .map(|h| h.reason.as_str())
+        .collect();
+    assert_eq!(
+        failures.len(),
+        3,
+        "one per unsuccessful call: {failures:#?}"
+    );
+    for (failure, code) in failures
+        .iter()
+        .zip(["call-busy", "call-machine", "agent-busy"])
+    {
+        assert!(failure.contains(code), "{failure}");
+    }
+    assert_eq!(fake.calls().len(), 4);
+}
+
+async fn unanswered_until_the_retry_plan_runs_out(app_: TestApp) {
+    let (mut app, fake, mut callbacks) = app(app_.backend(), |_| {}).await;
+    let cleo = customer(&mut app, "Cleo", "+49 151 55500033").await;
+    let created = schedule(&mut callbacks, &cleo, None).await;
+    // The plan has two retries: three calls.
+    for n in 1..=3 {
+        let placed = wait_for_call(&fake, n).await;
+        assert_eq!(fake.finish(&placed.sid, "no-answer").await, [200, 200]);
+    }
+    let gave_up = wait_state(&mut callbacks, &created.name, pb::CallbackState::NoAnswer).await;
+    assert!(
+        gave_up
+            .status_reason
+            .contains("retries exhausted after 3 attempts"),
+        "{}",
+        gave_up.status_reason
+    );
+    assert_eq!(gave_up.attempt_count, 3);
+    assert_eq!(fake.calls().len(), 3, "no fourth call");
+}
+
+/// The weekday name of `time` in UTC, as the settings write it.
+fn weekday(time: jiff::Timestamp) -> &'static str {
+    ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][time
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .weekday()
+        .to_monday_zero_offset() as usize]
+}
+
+async fn asked_while_closed_it_is_placed_at_the_next_opening(app_: TestApp) {
+    // The business opens at the next whole minute (UTC) at least 3 s away,
+    // until midnight: now it is closed.
+    let now = jiff::Timestamp::now();
+    let opening = (now + jiff::SignedDuration::from_secs(63))
+        .round(
+            jiff::TimestampRound::new()
+                .smallest(jiff::Unit::Minute)
+                .mode(jiff::RoundMode::Trunc),
+        )
+        .unwrap();
+    let local = opening.to_zoned(jiff::tz::TimeZone::UTC);
+    let span = format!(
+        "{} {:02}:{:02}-24:00",
+        weekday(opening),
+        local.hour(),
+        local.minute()
+    );
+    let (mut app, fake, mut callbacks) = app(app_.backend(), move |s| {
+        s.routing.business_hours = vec![span];
+        s.routing.business_time_zone = "UTC".into();
+    })
+    .await;
+    let dora = customer(&mut app, "Dora", "+49 151 55500044").await;
+    // Asked for a latest time before the opening: no time to call.
+    let err = callbacks
+        .create_callback(pb::CreateCallbackRequest {
+            callback: Some(pb::Callback {
+                contact: dora.name.clone(),
+                agent_address: AGENT.into(),
+                latest_time: Some(prost_types::Timestamp::from(
+                    SystemTime::from(opening) - Duration::from_secs(1),
+                )),
+                ..pb::Callback::default()
+            }),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(
+        err.message().contains("business hours"),
+        "{}",
+        err.message()
+    );
+
+    let created = schedule(&mut callbacks, &dora, None).await;
+    assert_eq!(created.state, pb::CallbackState::Scheduled as i32);
+    assert_eq!(
+        created.schedule_time,
+        Some(prost_types::Timestamp::from(SystemTime::from(opening))),
+        "planned for the opening"
+    );
+    let listed = callbacks
+        .list_callbacks(pb::ListCallbacksRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.callbacks.len(), 1, "the refused one was not kept");
+    // Placed once the business opens, not before.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while fake.calls().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "never placed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let message = crate::messaging::get_message(&mut app, &created.message).await;
+    let placed = message.attempts[0].start_time.expect("a start time");
+    assert!(
+        SystemTime::try_from(placed).unwrap() >= SystemTime::from(opening),
+        "placed at {placed:?}, before the opening {opening}"
+    );
+}
+
+async fn canceled_before_dialing_it_is_never_placed(app_: TestApp) {
+    let (mut app, fake, mut callbacks) = app(app_.backend(), |_| {}).await;
+    let emil = customer(&mut app, "Emil", "+49 151 55500055").await;
+    let later = SystemTime::now() + Duration::from_secs(3600);
+    let created = schedule(&mut callbacks, &emil, Some(later)).await;
+    assert_eq!(created.state, pb::CallbackState::Scheduled as i32);
+    let canceled = callbacks
+        .cancel_callback(pb::CancelCallbackRequest {
+            name: created.name.clone(),
+        })
+        .await
+        .expect("canceled")
+        .into_inner()
+        .callback
+        .unwrap();
+    assert_eq!(canceled.state, pb::CallbackState::Canceled as i32);
+    assert_eq!(
+        get(&mut callbacks, &created.name).await.state,
+        pb::CallbackState::Canceled as i32
+    );
+    let again = callbacks
+        .cancel_callback(pb::CancelCallbackRequest {
+            name: created.name.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+    assert!(fake.calls().is_empty(), "never dialled");
+}
+
+async fn bad_requests_change_nothing(app_: TestApp) {
+    let (mut app, _fake, mut callbacks) = app(app_.backend(), |_| {}).await;
+    let fritz = customer(&mut app, "Fritz", "+49 151 55500066").await;
+    let field_names = |status: &tonic::Status| -> Vec<String> {
+        use tonic_types::StatusExt;
+        status
+            .get_details_bad_request()
+            .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+            .unwrap_or_default()
+    };
+    // An agent line that is not a number, a greeting too long to say, an
+    // expiry in the past.
+    let err = callbacks
+        .create_callback(pb::CreateCallbackRequest {
+            callback: Some(pb::Callback {
+                contact: fritz.name.clone(),
+                agent_address: "the front desk".into(),
+                greeting: "x".repeat(2000),
+                latest_time: Some(prost_types::Timestamp {
+                    seconds: 1,
+                    nanos: 0,
+                }),
+                ..pb::Callback::default()
+            }),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let fields = field_names(&err);
+    assert!(
+        fields.contains(&"callback.agent_address".to_owned())
+            && fields.contains(&"callback.latest_time".to_owned()),
+        "{fields:?}"
+    );
+    // The greeting is the voice adapter's rule, checked once routing has
+    // the call: alone it is refused too.
+    let err = callbacks
+        .create_callback(pb::CreateCallbackRequest {
+            callback: Some(pb::Callback {
+                contact: fritz.name.clone(),
+                agent_address: AGENT.into(),
+                greeting: "x".repeat(2000),
+                ..pb::Callback::default()
+            }),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(field_names(&err), ["callback.greeting"]);
+    // No contact; an unknown one; a contact without a phone number.
+    let err = callbacks
+        .create_callback(pb::CreateCallbackRequest {
+            callback: Some(pb::Callback {
+                agent_address: AGENT.into(),
+                ..pb::Callback::default()
+            }),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(field_names(&err), ["callback.contact"]);
+    let mail_only = create(&mut app, "Greta", vec![email("greta@example.com")]).await;
+    let err = callbacks
+        .create_callback(pb::CreateCallbackRequest {
+            callback: Some(pb::Callback {
+                contact: mail_only.name.clone(),
+                agent_address: AGENT.into(),
+                ..pb::Callback::default()
+            }),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    // A message's name is no callback's.
+    let text = app
+        .messaging
+        .send_message(pb::SendMessageRequest {
+            recipient: Some(pb::send_message_request::Recipient::Contact(
+                fritz.name.clone(),
+            )),
+            message: Some(crate::messaging::text_message("hello")),
+            idempotency_key: String::new(),
+        })
+        .await
+        .expect("accepted")
+        .into_inner()
+        .message
+        .unwrap();
+    let id = text.name.trim_start_matches("messages/");
+    let err = callbacks
+        .get_callback(pb::GetCallbackRequest {
+            name: format!("callbacks/{id}"),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let err = callbacks
+        .get_callback(pb::GetCallbackRequest {
+            name: "messages/x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let listed = callbacks
+        .list_callbacks(pb::ListCallbacksRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.callbacks.is_empty(), "{listed:#?}");
+}
+
+async fn a_call_me_tap_on_whatsapp_is_called_back_once(app_: TestApp) {
+    let graph = omniroute_whatsapp::fake::FakeGraph::start("EAAG-test-token").await;
+    let base = graph.base_url();
+    let (mut app, fake, mut callbacks) = app(app_.backend(), move |s| {
+        crate::whatsapp::use_graph(s, base);
+        s.routing.call_me = vec![omniroute::settings::CallMeButton {
+            tenant: "default".into(),
+            button_id: "call_me".into(),
+            agent_address: AGENT.into(),
+            greeting: "Sie wollten angerufen werden.".into(),
+        }];
+    })
+    .await;
+    // A tap on another button is only a reply.
+    let other = crate::whatsapp::inbound_button("wamid.OTHER", "4915155500088", "later", "Later");
+    assert_eq!(crate::whatsapp::webhook(&app, &other).await.status, 200);
+    // The tap, delivered twice (Meta redelivers).
+    let tap = crate::whatsapp::inbound_button("wamid.TAP", "4915155500088", "call_me", "Call me");
+    for _ in 0..2 {
+        assert_eq!(crate::whatsapp::webhook(&app, &tap).await.status, 200);
+    }
+    let call = wait_for_call(&fake, 1).await;
+    // The number they write from, called.
+    assert_eq!(call.to, "+4915155500088");
+    let listed = callbacks
+        .list_callbacks(pb::ListCallbacksRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .callbacks;
+    assert_eq!(listed.len(), 1, "one callback for the tap: {listed:#?}");
+    assert_eq!(listed[0].agent_address, AGENT);
+    assert_eq!(listed[0].correlation_ref, "call-me:call_me");
+    let (_, twiml) = fake.answer(&call.sid, "human").await;
+    assert!(twiml.contains("Sie wollten angerufen werden."), "{twiml}");
+    // The contact is the one who tapped, on WhatsApp.
+    let contact = app
+        .contacts
+        .get_contact(pb::GetContactRequest {
+            name: listed[0].contact.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .contact
+        .unwrap();
+    assert!(
+        contact
+            .identities
+            .iter()
+            .any(|i| i.channel == pb::Channel::Whatsapp as i32),
+        "{contact:#?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fake.calls().len(), 1, "called once");
+}
