@@ -25,7 +25,9 @@ fn without_times(events: &[WebhookEvent]) -> Vec<WebhookEvent> {
             match &mut e {
                 WebhookEvent::Inbound(m) => m.time = std::time::SystemTime::UNIX_EPOCH,
                 WebhookEvent::Status(s) => s.time = std::time::SystemTime::UNIX_EPOCH,
-                WebhookEvent::OptOut(_) | WebhookEvent::CallProgress(_) => {}
+                WebhookEvent::OptOut(_)
+                | WebhookEvent::CallProgress(_)
+                | WebhookEvent::MissedCall(_) => {}
                 WebhookEvent::Ignored(_) => {}
             }
             e
@@ -57,6 +59,7 @@ fuzz_target!(|data: &[u8]| {
                     }
                     WebhookEvent::OptOut(_) => {}
                     WebhookEvent::CallProgress(p) => panic!("mail carries no calls: {p:?}"),
+                    WebhookEvent::MissedCall(m) => panic!("mail carries no calls: {m:?}"),
                     WebhookEvent::Ignored(_) => {}
                 }
             }

@@ -22,7 +22,8 @@
 //! - a plan is not empty, names no channel twice, and every channel is
 //!   either planned or skipped with a reason, exactly once;
 //! - an explicit channel is the whole plan; an excluded one is never in it;
-//! - every step has the contact's oldest identity on its channel, a
+//! - every step has the contact's oldest identity on its channel (a
+//!   callback without a voice identity: the WhatsApp one's number), a
 //!   configured channel whose breaker is not open, no revoked consent, an
 //!   opt-in for marketing, and on a windowed channel (WhatsApp) free form
 //!   only inside the window at the step's send time, else a template, and
@@ -519,11 +520,24 @@ fn run(case: &Case) {
         let channel = step.channel;
         assert!(!case.excluded.contains(&channel), "{channel} was excluded");
 
+        // A callback without a voice identity calls the customer's WhatsApp
+        // number.
+        let callback = matches!(case.content, Content::CallbackRequest(_));
+        let own = case
+            .contact
+            .identities
+            .iter()
+            .any(|i| i.address.channel() == channel);
+        let on = if !own && callback && channel == Channel::Voice {
+            Channel::Whatsapp
+        } else {
+            channel
+        };
         let oldest = case
             .contact
             .identities
             .iter()
-            .filter(|i| i.address.channel() == channel)
+            .filter(|i| i.address.channel() == on)
             .map(|i| i.create_time)
             .min()
             .unwrap_or_else(|| panic!("{channel} planned without an identity"));
@@ -531,13 +545,16 @@ fn run(case: &Case) {
             case.contact
                 .identities
                 .iter()
-                .any(|i| i.address.channel() == channel
+                .any(|i| i.address.channel() == on
                     && i.create_time == oldest
                     && i.address.key() == step.key
-                    && i.address.value() == step.address),
+                    && (on != channel || i.address.value() == step.address)),
             "{channel} planned to {:?}, not the oldest identity",
             step.address
         );
+        if on != channel {
+            assert_eq!(step.address, format!("+{}", step.key), "an E.164 number");
+        }
 
         let state = case
             .channels

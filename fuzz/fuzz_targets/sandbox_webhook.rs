@@ -90,6 +90,7 @@ fuzz_target!(|data: &[u8]| {
             WebhookEvent::OptOut(o) => panic!("this webhook carries no opt-outs: {o:?}"),
             WebhookEvent::Ignored(_) => ignored += 1,
             WebhookEvent::CallProgress(p) => panic!("a sandbox webhook carries no calls: {p:?}"),
+            WebhookEvent::MissedCall(m) => panic!("a sandbox webhook carries no calls: {m:?}"),
             WebhookEvent::Status(s) => panic!("a sandbox webhook carries no statuses: {s:?}"),
         }
     }

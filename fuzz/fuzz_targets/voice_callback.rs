@@ -50,7 +50,8 @@ fuzz_target!(|data: &[u8]| {
             match callback {
                 Callback::Status { call_id, .. }
                 | Callback::Digits { call_id, .. }
-                | Callback::Dialed { call_id, .. } => {
+                | Callback::Dialed { call_id, .. }
+                | Callback::Incoming { call_id, .. } => {
                     assert!(!call_id.is_empty())
                 }
                 Callback::Other(_) => {}

@@ -109,6 +109,7 @@ fuzz_target!(|body: &[u8]| {
             }
             WebhookEvent::OptOut(o) => panic!("this webhook carries no opt-outs: {o:?}"),
             WebhookEvent::CallProgress(p) => panic!("this webhook carries no calls: {p:?}"),
+            WebhookEvent::MissedCall(m) => panic!("this webhook carries no calls: {m:?}"),
             WebhookEvent::Ignored(_) => {}
         }
     }

@@ -25,6 +25,7 @@ crate::on_both_stores!(
     canceled_before_dialing_it_is_never_placed,
     bad_requests_change_nothing,
     a_call_me_tap_on_whatsapp_is_called_back_once,
+    an_inbound_call_lands_on_the_contact_opens_whatsapp_and_a_missed_one_is_called_back,
 );
 
 const AGENT: &str = "+4930555000111";
@@ -324,7 +325,9 @@ async fn asked_while_closed_it_is_placed_at_the_next_opening(app_: TestApp) {
         assert!(tokio::time::Instant::now() < deadline, "never placed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let message = crate::messaging::get_message(&mut app, &created.message).await;
+    // Its outcome is recorded just after the provider took the call.
+    let message =
+        crate::whatsapp::wait_status(&mut app, &created.message, pb::MessageStatus::Sent).await;
     let placed = message.attempts[0].start_time.expect("a start time");
     assert!(
         SystemTime::try_from(placed).unwrap() >= SystemTime::from(opening),
@@ -531,4 +534,131 @@ async fn a_call_me_tap_on_whatsapp_is_called_back_once(app_: TestApp) {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(fake.calls().len(), 1, "called once");
+}
+
+async fn an_inbound_call_lands_on_the_contact_opens_whatsapp_and_a_missed_one_is_called_back(
+    app_: TestApp,
+) {
+    let graph = omniroute_whatsapp::fake::FakeGraph::start("EAAG-test-token").await;
+    let base = graph.base_url();
+    let (mut app, fake, mut callbacks) = app(app_.backend(), move |s| {
+        crate::whatsapp::use_graph(s, base);
+        s.voice.numbers[0].forward_to = "+4930555000222".into();
+        s.voice.numbers[0].greeting = "Willkommen bei Acme.".into();
+        s.routing.missed_calls = vec![omniroute::settings::MissedCallCallback {
+            tenant: "default".into(),
+            agent_address: AGENT.into(),
+            greeting: "Sie haben uns angerufen.".into(),
+        }];
+    })
+    .await;
+    // Hanna writes on WhatsApp from the number she calls from, but not for
+    // a long time: her window is closed, so free-form text cannot go.
+    let hanna = create(&mut app, "Hanna", vec![whatsapp("+49 151 55500123")]).await;
+    let free_form = |contact: &str| pb::SendMessageRequest {
+        recipient: Some(pb::send_message_request::Recipient::Contact(
+            contact.to_owned(),
+        )),
+        message: Some(pb::Message {
+            channel: pb::Channel::Whatsapp as i32,
+            ..crate::messaging::text_message("Wir haben Ihren Anruf gesehen")
+        }),
+        idempotency_key: String::new(),
+    };
+    let refused = app
+        .messaging
+        .send_message(free_form(&hanna.name))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+
+    // She calls: greeted, then put through to the agent line, showing her
+    // number.
+    let url = format!("{}/webhooks/voice", crate::voice::PUBLIC);
+    let (sid, status, twiml) = fake.ring_in(&url, "+4915155500123", "+4930123456").await;
+    assert_eq!(status, 200);
+    assert!(
+        twiml.contains("<Say language=\"de-DE\">Willkommen bei Acme.</Say>"),
+        "{twiml}"
+    );
+    assert!(
+        twiml.contains("<Dial callerId=\"+4915155500123\"")
+            && twiml.contains("<Number>+4930555000222</Number>"),
+        "{twiml}"
+    );
+    // The call is hers, on the same contact, with her voice number linked.
+    let messages = crate::reliability::timeline(&mut app, &hanna.name).await;
+    let call = messages
+        .iter()
+        .find(|m| m.direction == pb::Direction::Inbound as i32)
+        .expect("the call is recorded on her contact");
+    assert_eq!(call.channel, pb::Channel::Voice as i32);
+    match &call.content.as_ref().unwrap().kind {
+        Some(pb::content::Kind::InboundCall(c)) => assert_eq!(c.line, "+4930123456"),
+        other => panic!("{other:?}"),
+    }
+    let contact = app
+        .contacts
+        .get_contact(pb::GetContactRequest {
+            name: hanna.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .contact
+        .unwrap();
+    assert!(
+        contact
+            .identities
+            .iter()
+            .any(|i| i.channel == pb::Channel::Voice as i32 && i.address == "+4915155500123"),
+        "{contact:#?}"
+    );
+    // It opened her WhatsApp window: free-form text goes now.
+    let sent = app
+        .messaging
+        .send_message(free_form(&hanna.name))
+        .await
+        .expect("the window is open")
+        .into_inner()
+        .message
+        .unwrap();
+    assert_eq!(sent.channel, pb::Channel::Whatsapp as i32);
+
+    // Nobody takes the agent line: a missed call, called back once.
+    let (status, _) = fake.dial(&sid, "no-answer", 0).await;
+    assert_eq!(status, 200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while fake.placed().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "never called back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let back = fake.placed().remove(0);
+    assert_eq!(back.to, "+4915155500123");
+    let listed = callbacks
+        .list_callbacks(pb::ListCallbacksRequest {
+            contact: hanna.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .callbacks;
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    assert_eq!(listed[0].correlation_ref, "missed-call");
+    assert_eq!(listed[0].agent_address, AGENT);
+    // A stranger's call creates their contact.
+    let (_, status, _) = fake.ring_in(&url, "+4915155500999", "+4930123456").await;
+    assert_eq!(status, 200);
+    let found = app
+        .contacts
+        .lookup_contact(pb::LookupContactRequest {
+            key: Some(pb::lookup_contact_request::Key::Identity(voice(
+                "+4915155500999",
+            ))),
+        })
+        .await
+        .expect("the caller became a contact")
+        .into_inner();
+    assert!(found.contact.is_some());
 }

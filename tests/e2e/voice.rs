@@ -49,6 +49,7 @@ pub(crate) async fn app_with_twilio_and(
         s.voice.numbers = vec![omniroute::settings::VoiceNumberSettings {
             tenant: "default".into(),
             number: "+4930123456".into(),
+            ..Default::default()
         }];
         adjust(s);
     })

@@ -281,9 +281,25 @@ pub enum WebhookEvent {
     /// How a call went (who answered, how long the bridge lasted): kept
     /// with the callback the call belongs to.
     CallProgress(CallProgress),
+    /// A customer's call to the business that nobody took (the router may
+    /// call them back, per the tenant's settings).
+    MissedCall(MissedCall),
     /// Something we do not act on (an unknown event kind, an unknown
     /// account), with why; acknowledged, not stored.
     Ignored(String),
+}
+
+/// A customer's call nobody took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissedCall {
+    /// The channel.
+    pub channel: Channel,
+    /// The business number called, which names the tenant.
+    pub account: String,
+    /// The provider's call id.
+    pub call_id: String,
+    /// Who called.
+    pub from: Address,
 }
 
 /// What a telephony provider told of a call beyond its status.

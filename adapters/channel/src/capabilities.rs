@@ -39,7 +39,8 @@ impl ContentKind {
             Content::ChoiceReply(_)
             | Content::Reaction(_)
             | Content::Location(_)
-            | Content::Unsupported(_) => return None,
+            | Content::Unsupported(_)
+            | Content::InboundCall(_) => return None,
         })
     }
 

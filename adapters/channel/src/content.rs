@@ -30,6 +30,8 @@ pub enum Content {
     /// its API does not carry). Recorded so that an agent sees the customer
     /// wrote and can answer.
     Unsupported(Unsupported),
+    /// Inbound: the customer called the business.
+    InboundCall(InboundCall),
 }
 
 impl Content {
@@ -45,6 +47,7 @@ impl Content {
             Content::Reaction(_) => "reaction",
             Content::Location(_) => "location",
             Content::Unsupported(_) => "unsupported",
+            Content::InboundCall(_) => "inbound_call",
         }
     }
 
@@ -56,8 +59,17 @@ impl Content {
                 | Content::Reaction(_)
                 | Content::Location(_)
                 | Content::Unsupported(_)
+                | Content::InboundCall(_)
         )
     }
+}
+
+/// A call the customer made to the business.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundCall {
+    /// The business number they called, E.164.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub line: String,
 }
 
 /// Plain text.

@@ -21,8 +21,8 @@ pub mod signature;
 
 pub use adapter::{
     Adapter, AdapterError, CallProgress, ContentViolation, DeliveryStatus, ErrorClass,
-    InboundMessage, MediaDownload, OptOut, OutboundMessage, SendReceipt, StatusSink, StatusUpdate,
-    WebhookEvent, WebhookRequest, provider_time,
+    InboundMessage, MediaDownload, MissedCall, OptOut, OutboundMessage, SendReceipt, StatusSink,
+    StatusUpdate, WebhookEvent, WebhookRequest, provider_time,
 };
 pub use address::{Address, AddressError, PhoneRegion, lookup_keys, mask};
 pub use capabilities::{Capabilities, ContentKind, Fit};

@@ -13,6 +13,12 @@ pub struct VoiceNumber {
     /// The number, E.164 (`+4930123456`): the caller id, and the line
     /// inbound calls name.
     pub number: String,
+    /// Where a customer's call to the number is put through (an agent line
+    /// or queue, E.164); `None`: nobody takes it (a missed call).
+    pub forward_to: Option<String>,
+    /// Said to a customer who calls, before they are put through (or
+    /// before the call ends when nobody takes calls).
+    pub greeting: String,
 }
 
 /// What a callback does about answering machines.
@@ -90,6 +96,11 @@ impl VoiceConfig {
     /// The number `tenant` calls from.
     pub fn number_for(&self, tenant: &str) -> Option<&VoiceNumber> {
         self.numbers.iter().find(|n| n.tenant == tenant)
+    }
+
+    /// The configured number `number` (as a provider writes it, E.164).
+    pub fn number(&self, number: &str) -> Option<&VoiceNumber> {
+        self.numbers.iter().find(|n| n.number == number)
     }
 
     /// The public URL of the voice webhook.

@@ -53,6 +53,9 @@ pub struct PlacedCall {
     pub dialed: Vec<String>,
     /// The last `SequenceNumber` of its progress callbacks.
     pub sequence: u64,
+    /// `outbound-api` for the calls placed through the API, `inbound` for
+    /// a customer's call to one of the account's numbers.
+    pub direction: String,
     /// Where its progress goes.
     pub status_callback: String,
     /// The events asked for (`StatusCallbackEvent`, repeated).
@@ -186,6 +189,7 @@ async fn create(
         machine_detection: get("MachineDetection"),
         dialed: Vec::new(),
         sequence: 0,
+        direction: "outbound-api".into(),
         status_callback: get("StatusCallback").unwrap_or_default(),
         events: form
             .iter()
@@ -475,7 +479,7 @@ impl FakeTwilio {
                 format!("CA{:032x}", u64::MAX - call.sequence),
             ),
             ("DialCallStatus", outcome.to_owned()),
-            ("Direction", "outbound-api".to_owned()),
+            ("Direction", call.direction.clone()),
             ("From", call.from.clone()),
             ("To", call.to.clone()),
         ];
@@ -483,6 +487,59 @@ impl FakeTwilio {
             params.push(("DialCallDuration", seconds.to_string()));
         }
         self.post_signed(&action, &params).await
+    }
+
+    /// A customer at `from` calls our number `to`, whose voice URL is
+    /// `url`: Twilio asks it what to do (a ringing inbound call); the call's
+    /// sid, and the answer (status and TwiML), which the call keeps (a
+    /// `<Dial>` in it is played by [`FakeTwilio::dial`]).
+    pub async fn ring_in(&self, url: &str, from: &str, to: &str) -> (String, u16, String) {
+        let sid = {
+            let mut state = self.state.lock().expect("not poisoned");
+            state.next += 1;
+            let sid = format!("CA{:032x}", state.next);
+            state.calls.push(PlacedCall {
+                sid: sid.clone(),
+                to: to.to_owned(),
+                from: from.to_owned(),
+                twiml: String::new(),
+                url: url.to_owned(),
+                machine_detection: None,
+                dialed: Vec::new(),
+                sequence: 0,
+                direction: "inbound".into(),
+                status_callback: String::new(),
+                events: Vec::new(),
+                status: "ringing".into(),
+            });
+            sid
+        };
+        let params = [
+            ("AccountSid", self.account_sid.clone()),
+            ("ApiVersion", "2010-04-01".to_owned()),
+            ("CallSid", sid.clone()),
+            ("CallStatus", "ringing".to_owned()),
+            ("Called", to.to_owned()),
+            ("Caller", from.to_owned()),
+            ("Direction", "inbound".to_owned()),
+            ("From", from.to_owned()),
+            ("To", to.to_owned()),
+        ];
+        let (status, twiml) = self.post_signed(url, &params).await;
+        let mut state = self.state.lock().expect("not poisoned");
+        if let Some(c) = state.calls.iter_mut().find(|c| c.sid == sid) {
+            c.twiml = twiml.clone();
+        }
+        (sid, status, twiml)
+    }
+
+    /// The calls the fake placed through the API (not the customers'
+    /// calls in).
+    pub fn placed(&self) -> Vec<PlacedCall> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.direction != "inbound")
+            .collect()
     }
 
     /// Answered call `sid` ends (`completed`); the answer's status.

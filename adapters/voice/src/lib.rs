@@ -27,7 +27,11 @@
 //! reached. The call's own end (`?leg=callback`) is a failure only if the
 //! bridge did not deliver it first.
 //!
-//! What is not here yet (issue 13): inbound calls.
+//! A customer's call to one of our numbers (Twilio asks the number's voice
+//! URL, `/webhooks/voice`) is their inbound message (`InboundCall`); it is
+//! put through to the number's `forward_to` line (`?leg=incoming-dial` the
+//! outcome), and one nobody takes is a `MissedCall` (the router may call
+//! back).
 
 pub mod config;
 #[cfg(feature = "fake")]
@@ -40,11 +44,11 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use omniroute_channel::capabilities::{Capabilities, ContentKind};
-use omniroute_channel::content::Choice;
+use omniroute_channel::content::{Choice, InboundCall};
 use omniroute_channel::{
     Adapter, AdapterError, Address, CallProgress, Channel, Content, ContentViolation,
-    DeliveryStatus, ErrorClass, InboundMessage, MediaDownload, OutboundMessage, PhoneRegion,
-    SendReceipt, StatusUpdate, WebhookEvent, WebhookRequest,
+    DeliveryStatus, ErrorClass, InboundMessage, MediaDownload, MissedCall, OutboundMessage,
+    PhoneRegion, SendReceipt, StatusUpdate, WebhookEvent, WebhookRequest,
 };
 
 pub use config::{MachineDetection, VoiceConfig, VoiceNumber};
@@ -137,6 +141,8 @@ enum Leg {
     Answer,
     /// A callback's dial to the agent ended.
     Dial,
+    /// An inbound call's dial to the agent line ended.
+    IncomingDial,
 }
 
 impl Leg {
@@ -145,6 +151,7 @@ impl Leg {
             Some("callback") => Leg::Callback,
             Some("answer") => Leg::Answer,
             Some("dial") => Leg::Dial,
+            Some("incoming-dial") => Leg::IncomingDial,
             _ => Leg::Notification,
         }
     }
@@ -366,6 +373,11 @@ impl Adapter for VoiceAdapter {
                     media_bytes: None,
                 })
             }
+            Callback::Incoming {
+                call_id,
+                business,
+                customer,
+            } => return Ok(self.incoming(&call_id, &business, &customer)),
             Callback::Dialed { .. } => WebhookEvent::Ignored("a dial outside a callback".into()),
             Callback::Other(why) => WebhookEvent::Ignored(why),
         }])
@@ -401,6 +413,31 @@ impl Adapter for VoiceAdapter {
                     action_url: format!("{}?leg=dial", self.config.webhook_url()),
                 })
             }
+            (
+                _,
+                Ok(Callback::Incoming {
+                    business, customer, ..
+                }),
+            ) => match self.config.number(&business) {
+                Some(VoiceNumber {
+                    forward_to: Some(agent),
+                    greeting,
+                    ..
+                }) => Next::Bridge(Bridge {
+                    say: greeting.clone(),
+                    language: self.config.default_language.clone(),
+                    agent: agent.clone(),
+                    // The agent sees who calls.
+                    caller_id: customer,
+                    ring_seconds: self.config.ring_timeout.as_secs(),
+                    action_url: format!("{}?leg=incoming-dial", self.config.webhook_url()),
+                }),
+                Some(number) if !number.greeting.trim().is_empty() => Next::SayAndHangUp {
+                    say: number.greeting.clone(),
+                    language: self.config.default_language.clone(),
+                },
+                _ => Next::HangUp,
+            },
             _ => Next::HangUp,
         };
         self.provider.render(&next)
@@ -427,10 +464,83 @@ impl VoiceAdapter {
             && answered_by.is_some_and(|(who, _)| *who == AnsweredBy::Machine)
     }
 
+    /// A customer's call coming in to `business`: recorded as their
+    /// message (an inbound call); missed at once when nobody takes the
+    /// number's calls.
+    fn incoming(&self, call_id: &str, business: &str, customer: &str) -> Vec<WebhookEvent> {
+        let Ok(from) = Address::parse(Channel::Voice, customer, PhoneRegion::default()) else {
+            return vec![WebhookEvent::Ignored(
+                "a call from a number that is withheld or not a phone number".into(),
+            )];
+        };
+        let mut events = vec![WebhookEvent::Inbound(InboundMessage {
+            channel: Channel::Voice,
+            account: business.to_owned(),
+            provider_message_id: call_id.to_owned(),
+            from: from.clone(),
+            profile_name: None,
+            provider_user_id: None,
+            time: SystemTime::now(),
+            content: Content::InboundCall(InboundCall {
+                line: business.to_owned(),
+            }),
+            reply_to: None,
+            automatic: false,
+            media_bytes: None,
+        })];
+        let taken = self
+            .config
+            .number(business)
+            .is_some_and(|n| n.forward_to.is_some());
+        if !taken {
+            events.push(WebhookEvent::MissedCall(MissedCall {
+                channel: Channel::Voice,
+                account: business.to_owned(),
+                call_id: call_id.to_owned(),
+                from,
+            }));
+        }
+        events
+    }
+
     /// The events of a callback's request on `leg`.
     fn parse_callback(&self, leg: Leg, body: &[u8]) -> Result<Vec<WebhookEvent>, AdapterError> {
         let callback = self.provider.parse(body)?;
         Ok(match (leg, callback) {
+            (
+                _,
+                Callback::Incoming {
+                    call_id,
+                    business,
+                    customer,
+                },
+            ) => self.incoming(&call_id, &business, &customer),
+            (
+                Leg::IncomingDial,
+                Callback::Dialed {
+                    call_id,
+                    business,
+                    customer,
+                    outcome,
+                    ..
+                },
+            ) => match (
+                outcome,
+                Address::parse(Channel::Voice, &customer, PhoneRegion::default()),
+            ) {
+                (DialOutcome::Connected, _) => {
+                    vec![WebhookEvent::Ignored("an inbound call put through".into())]
+                }
+                (_, Ok(from)) => vec![WebhookEvent::MissedCall(MissedCall {
+                    channel: Channel::Voice,
+                    account: business,
+                    call_id,
+                    from,
+                })],
+                (_, Err(_)) => vec![WebhookEvent::Ignored(
+                    "a missed call from a number that is not a phone number".into(),
+                )],
+            },
             (
                 Leg::Answer,
                 Callback::Status {
@@ -462,6 +572,7 @@ impl VoiceAdapter {
                     outcome,
                     raw,
                     seconds,
+                    ..
                 },
             ) => {
                 let why = match outcome {

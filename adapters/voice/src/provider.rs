@@ -59,6 +59,13 @@ pub enum Next {
     Bridge(Bridge),
     /// End the call.
     HangUp,
+    /// Say something, then end the call.
+    SayAndHangUp {
+        /// What is said.
+        say: String,
+        /// Its language (BCP 47).
+        language: String,
+    },
 }
 
 /// A call to place.
@@ -139,10 +146,23 @@ pub enum Callback {
         /// The digits.
         digits: String,
     },
+    /// A customer calls one of our numbers: what does the call do?
+    Incoming {
+        /// The provider's call id.
+        call_id: String,
+        /// Our number.
+        business: String,
+        /// The customer's number.
+        customer: String,
+    },
     /// How a `<Dial>` to the agent line ended (posted to its action).
     Dialed {
         /// The provider's id of the customer's call.
         call_id: String,
+        /// Our number.
+        business: String,
+        /// The customer's number.
+        customer: String,
         /// Whether the agent was connected, and if not why.
         outcome: DialOutcome,
         /// The provider's own word for it.

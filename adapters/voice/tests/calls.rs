@@ -365,3 +365,78 @@ async fn a_callback_asks_what_to_do_bridges_a_person_and_hangs_up_on_a_machine()
         }
     }
 }
+
+#[tokio::test]
+async fn a_call_coming_in_is_the_customers_message_put_through_or_missed() {
+    let fake = FakeTwilio::start(support::ACCOUNT, support::TOKEN).await;
+    let incoming = format!(
+        "AccountSid={}&CallSid=CA00000000000000000000000000000042&CallStatus=ringing&Called=%2B4930123456&Caller=%2B4915112345678&Direction=inbound&From=%2B4915112345678&To=%2B4930123456",
+        support::ACCOUNT
+    )
+    .into_bytes();
+    let request = signed("/webhooks/voice", &[], &incoming);
+    // Nobody takes the number's calls: recorded, and missed at once.
+    let adapter = support::adapter(&fake);
+    match adapter.parse_request(&request).unwrap().as_slice() {
+        [WebhookEvent::Inbound(m), WebhookEvent::MissedCall(missed)] => {
+            assert_eq!(m.account, "+4930123456");
+            assert_eq!(m.from.value(), "+4915112345678");
+            assert_eq!(m.provider_message_id, "CA00000000000000000000000000000042");
+            assert!(
+                matches!(&m.content, Content::InboundCall(c) if c.line == "+4930123456"),
+                "{:?}",
+                m.content
+            );
+            assert_eq!(missed.account, "+4930123456");
+            assert_eq!(missed.from.value(), "+4915112345678");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        adapter
+            .webhook_answer(&request)
+            .1
+            .ends_with("<Response><Hangup/></Response>")
+    );
+    // With a line to put calls through to: greeted, dialled with the
+    // caller's number shown; only a dial nobody took is missed.
+    let mut config = support::config(&fake);
+    config.numbers[0].forward_to = Some("+4930555000222".into());
+    config.numbers[0].greeting = "Welcome to Acme".into();
+    let adapter = omniroute_voice::VoiceAdapter::new(config).unwrap();
+    assert!(matches!(
+        adapter.parse_request(&request).unwrap().as_slice(),
+        [WebhookEvent::Inbound(_)]
+    ));
+    let twiml = adapter.webhook_answer(&request).1;
+    assert!(
+        twiml.contains(
+            "<Say language=\"de-DE\">Welcome to Acme</Say><Dial callerId=\"+4915112345678\""
+        ),
+        "{twiml}"
+    );
+    assert!(
+        twiml.contains("action=\"https://router.acme.example/webhooks/voice?leg=incoming-dial\""),
+        "{twiml}"
+    );
+    let leg = vec![("leg".to_owned(), "incoming-dial".to_owned())];
+    for (outcome, missed) in [("completed", false), ("busy", true), ("no-answer", true)] {
+        let body = format!(
+            "AccountSid={}&CallSid=CA00000000000000000000000000000042&CallStatus=in-progress&DialCallStatus={outcome}&Direction=inbound&From=%2B4915112345678&To=%2B4930123456",
+            support::ACCOUNT
+        )
+        .into_bytes();
+        let events = adapter
+            .parse_request(&request_to(
+                "/webhooks/voice?leg=incoming-dial",
+                &leg,
+                &body,
+            ))
+            .unwrap();
+        assert_eq!(
+            matches!(events.as_slice(), [WebhookEvent::MissedCall(m)] if m.from.value() == "+4915112345678"),
+            missed,
+            "{outcome}: {events:?}"
+        );
+    }
+}

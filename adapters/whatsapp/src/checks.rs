@@ -180,7 +180,8 @@ pub fn check_limits(content: &Content) -> Vec<ContentViolation> {
         | Content::ChoiceReply(_)
         | Content::Reaction(_)
         | Content::Location(_)
-        | Content::Unsupported(_)) => {
+        | Content::Unsupported(_)
+        | Content::InboundCall(_)) => {
             push(
                 "kind".into(),
                 format!("whatsapp cannot send {}", other.kind()),

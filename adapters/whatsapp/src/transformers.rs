@@ -256,7 +256,8 @@ impl TryFrom<&OutboundMessage> for SendRequest {
             | Content::ChoiceReply(_)
             | Content::Reaction(_)
             | Content::Location(_)
-            | Content::Unsupported(_)) => {
+            | Content::Unsupported(_)
+            | Content::InboundCall(_)) => {
                 return Err(AdapterError::unsupported(Channel::Whatsapp, other.kind()));
             }
         };

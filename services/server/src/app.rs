@@ -171,8 +171,9 @@ impl Application {
             Arc::new(accounts),
             sink.clone(),
         )
-        .with_call_me(crate::call_me::CallMe::new(
+        .with_customer_callbacks(crate::customer_callbacks::CustomerCallbacks::new(
             self.settings.routing.call_me.clone(),
+            self.settings.routing.missed_calls.clone(),
             CallbackApi::new(ctx.clone(), MessagingApi::new(ctx.clone())),
         ));
         let shared = crate::providers::Shared {

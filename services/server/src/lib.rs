@@ -4,7 +4,7 @@
 
 pub mod api;
 pub mod app;
-pub mod call_me;
+pub mod customer_callbacks;
 pub mod health;
 pub mod pipeline;
 pub mod providers;

@@ -20,7 +20,7 @@ mod email;
 mod routing;
 mod voice;
 pub use email::{EmailSender, EmailSettings};
-pub use routing::{CallMeButton, RoutingSettings, TenantRouting};
+pub use routing::{CallMeButton, MissedCallCallback, RoutingSettings, TenantRouting};
 pub use voice::{VoiceNumberSettings, VoiceSettings};
 
 /// Whether `url` is a public `https://` address, or a plain one on this

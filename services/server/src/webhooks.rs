@@ -39,7 +39,7 @@ pub struct Ingress {
     adapters: Adapters,
     accounts: Accounts,
     statuses: StatusChannel,
-    call_me: Option<crate::call_me::CallMe>,
+    asked: Option<crate::customer_callbacks::CustomerCallbacks>,
 }
 
 impl Ingress {
@@ -55,13 +55,16 @@ impl Ingress {
             adapters,
             accounts,
             statuses,
-            call_me: None,
+            asked: None,
         }
     }
 
-    /// Taps of "call me" buttons schedule callbacks.
-    pub fn with_call_me(mut self, call_me: crate::call_me::CallMe) -> Ingress {
-        self.call_me = Some(call_me);
+    /// Taps of "call me" buttons and missed calls schedule callbacks.
+    pub fn with_customer_callbacks(
+        mut self,
+        asked: crate::customer_callbacks::CustomerCallbacks,
+    ) -> Ingress {
+        self.asked = Some(asked);
         self
     }
 
@@ -101,22 +104,22 @@ impl Ingress {
                     .filter(|_| !message.automatic);
                 let from_key = message.from.key().to_owned();
                 let tapped = self
-                    .call_me
+                    .asked
                     .as_ref()
-                    .filter(|_| {
-                        matches!(message.content, omniroute_channel::Content::ChoiceReply(_))
-                    })
-                    .map(|c| {
+                    .filter(|a| a.may_be_tap(&message.content))
+                    .map(|a| {
                         (
-                            c,
+                            a,
                             message.content.clone(),
                             message.provider_message_id.clone(),
                         )
                     });
+                let also_opens = self.opened_by_call(&tenant, &message);
                 let inbound = NewInbound {
                     channel,
                     line: message.account,
                     opens_window,
+                    also_opens,
                     from: message.from,
                     profile_name: message.profile_name,
                     provider_user_id: message.provider_user_id,
@@ -135,15 +138,15 @@ impl Ingress {
                     tracing::info!(%channel, message_id = %m.id, contact = %m.contact_id, "inbound message");
                 }
                 match tapped {
-                    Some((call_me, content, provider_id)) => {
-                        let tap = crate::call_me::Tap {
+                    Some((asked, content, provider_id)) => {
+                        let tap = crate::customer_callbacks::Tap {
                             tenant: &tenant,
                             channel,
                             from_key: &from_key,
                             provider_id: &provider_id,
                             content: &content,
                         };
-                        call_me.on_reply(self.store.as_ref(), &tap, &received).await
+                        asked.on_reply(self.store.as_ref(), &tap, &received).await
                     }
                     None => Ok(()),
                 }
@@ -193,11 +196,47 @@ impl Ingress {
                 }
                 Err(e) => Err(store_failed("recording a call's progress", &e)),
             },
+            WebhookEvent::MissedCall(missed) => {
+                let Some(tenant) = self
+                    .accounts
+                    .get(&(channel, missed.account.clone()))
+                    .cloned()
+                else {
+                    tracing::warn!(%channel, account = %missed.account, "missed call to an unknown number; acknowledged");
+                    return Ok(());
+                };
+                tracing::info!(%channel, caller = %missed.from, "missed call");
+                match &self.asked {
+                    Some(asked) => {
+                        asked
+                            .on_missed(self.store.as_ref(), &tenant, &missed.call_id, &missed.from)
+                            .await
+                    }
+                    None => Ok(()),
+                }
+            }
             WebhookEvent::Ignored(reason) => {
                 tracing::debug!(%channel, %reason, "webhook item ignored");
                 Ok(())
             }
         }
+    }
+
+    /// The WhatsApp service window a customer's call opens: the call came to
+    /// the number they also reach the business at on WhatsApp, so it opens
+    /// the window on the tenant's WhatsApp line as a message there would.
+    fn opened_by_call(
+        &self,
+        tenant: &str,
+        message: &omniroute_channel::InboundMessage,
+    ) -> Option<(Channel, String, std::time::Duration)> {
+        if !matches!(message.content, omniroute_channel::Content::InboundCall(_)) {
+            return None;
+        }
+        let whatsapp = self.adapters.get(&Channel::Whatsapp)?;
+        let window = whatsapp.capabilities().service_window?;
+        let line = whatsapp.sending_line(tenant);
+        (!line.is_empty()).then(|| (Channel::Whatsapp, line.to_owned(), window))
     }
 
     /// Applies a status now; one that matches no message yet (its send is

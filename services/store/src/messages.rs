@@ -597,6 +597,10 @@ pub struct NewInbound {
     /// How long it keeps the channel's customer service window open, if
     /// the channel has one (WhatsApp: 24 hours).
     pub opens_window: Option<Duration>,
+    /// Another channel's window it opens too (a call to the number the
+    /// customer also reaches on WhatsApp opens WhatsApp's window): the
+    /// channel, its line and how long.
+    pub also_opens: Option<(Channel, String, Duration)>,
     /// Sent by a machine on the customer's behalf (an out-of-office
     /// reply): recorded, but it does not cancel the fallbacks waiting on
     /// the customer (callers pass no window for it either).
@@ -605,6 +609,36 @@ pub struct NewInbound {
     /// message carried them itself (an email attachment); read back by
     /// [`crate::Store::get_inbound_media`].
     pub media_bytes: Option<Vec<u8>>,
+}
+
+impl NewInbound {
+    /// Where its sender may already be known, in order: their identity on
+    /// its channel, then on the channel that shares its number space (a
+    /// customer who writes on WhatsApp and calls from the same number is
+    /// one contact).
+    pub fn owner_keys(&self) -> Vec<(Channel, &str)> {
+        let key = self.from.key();
+        let mut keys = vec![(self.channel, key)];
+        match self.channel {
+            Channel::Voice => keys.push((Channel::Whatsapp, key)),
+            Channel::Whatsapp => keys.push((Channel::Voice, key)),
+            Channel::Email => {}
+        }
+        keys
+    }
+
+    /// The service windows it opens: its channel's on the line it came to,
+    /// and the other it opens too, each with how long.
+    pub fn windows(&self) -> impl Iterator<Item = (Channel, &str, Duration)> {
+        let own = self
+            .opens_window
+            .map(|w| (self.channel, self.line.as_str(), w));
+        let also = self
+            .also_opens
+            .as_ref()
+            .map(|(c, line, w)| (*c, line.as_str(), *w));
+        own.into_iter().chain(also)
+    }
 }
 
 /// The outcome of [`crate::Store::record_inbound`].

@@ -156,6 +156,7 @@ conformance! {
         a_new_sender_becomes_a_contact_with_an_open_window,
         redelivered_messages_are_recorded_once,
         a_known_sender_keeps_their_contact_and_name,
+        a_call_from_a_whatsapp_number_is_the_same_contact_and_opens_its_window,
         the_window_only_grows_and_replies_link_to_our_message,
         merge_keeps_the_latest_window_and_erase_clears_it,
         media_a_message_carried_is_kept_per_tenant_until_erasure,

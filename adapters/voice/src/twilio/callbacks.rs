@@ -115,9 +115,19 @@ pub fn parse(body: &[u8]) -> Result<Callback, omniroute_channel::AdapterError> {
         };
         return Ok(Callback::Dialed {
             call_id: call_id.to_owned(),
+            business: business.unwrap_or_default().to_owned(),
+            customer: customer.unwrap_or_default().to_owned(),
             outcome,
             raw: raw.to_owned(),
             seconds: get("DialCallDuration").and_then(|d| d.parse().ok()),
+        });
+    }
+    // Twilio asks a number's voice URL what to do with a call coming in.
+    if inbound && get("CallStatus") == Some("ringing") {
+        return Ok(Callback::Incoming {
+            call_id: call_id.to_owned(),
+            business: business.unwrap_or_default().to_owned(),
+            customer: customer.unwrap_or_default().to_owned(),
         });
     }
     let Some(raw) = get("CallStatus") else {
@@ -206,6 +216,8 @@ mod tests {
                 .unwrap(),
             Callback::Dialed {
                 call_id: "CA1".into(),
+                business: String::new(),
+                customer: String::new(),
                 outcome: DialOutcome::Busy,
                 raw: "busy".into(),
                 seconds: None,

@@ -186,6 +186,11 @@ impl VoiceProvider for Twilio {
         let xml = match next {
             Next::Bridge(bridge) => twiml::bridge(bridge),
             Next::HangUp => twiml::HANG_UP.to_owned(),
+            Next::SayAndHangUp { say, language } => twiml::render(&crate::provider::Script {
+                say: say.clone(),
+                language: language.clone(),
+                gather_url: None,
+            }),
         };
         ("text/xml", xml)
     }

@@ -21,6 +21,8 @@ pub fn config(fake: &FakeTwilio) -> VoiceConfig {
         numbers: vec![VoiceNumber {
             tenant: "acme".into(),
             number: "+4930123456".into(),
+            forward_to: None,
+            greeting: String::new(),
         }],
         ring_timeout: Duration::from_secs(30),
         request_timeout: Duration::from_secs(5),

@@ -303,6 +303,9 @@ pub fn content_to_pb(content: &Content) -> pb::Content {
             error_code: u.error_code.clone(),
             error_message: u.error_message.clone(),
         }),
+        Content::InboundCall(c) => Kind::InboundCall(pb::InboundCallContent {
+            line: c.line.clone(),
+        }),
     };
     pb::Content { kind: Some(kind) }
 }

@@ -66,6 +66,7 @@ pub fn content(v: &mut Violations, field: &str, content: Option<&pb::Content>) -
         Kind::Reaction(_) => inbound_only(v, format!("{field}.reaction")),
         Kind::Location(_) => inbound_only(v, format!("{field}.location")),
         Kind::Unsupported(_) => inbound_only(v, format!("{field}.unsupported")),
+        Kind::InboundCall(_) => inbound_only(v, format!("{field}.inbound_call")),
     }
 }
 

@@ -64,6 +64,9 @@ pub struct RoutingSettings {
     /// WhatsApp reply buttons that ask for a callback: a customer who taps
     /// one is called back on the number they write from.
     pub call_me: Vec<CallMeButton>,
+    /// Tenants whose missed inbound calls are called back: a customer who
+    /// called and whom nobody took gets a callback.
+    pub missed_calls: Vec<MissedCallCallback>,
     /// Per-tenant overrides of the defaults above.
     pub tenants: Vec<TenantRouting>,
 }
@@ -76,6 +79,18 @@ pub struct CallMeButton {
     pub tenant: String,
     /// The button's id, as the message's interactive content gives it.
     pub button_id: String,
+    /// The agent line the callback bridges to, E.164.
+    pub agent_address: String,
+    /// Spoken to the customer before the bridge.
+    pub greeting: String,
+}
+
+/// A tenant's callbacks for missed inbound calls.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MissedCallCallback {
+    /// The tenant.
+    pub tenant: String,
     /// The agent line the callback bridges to, E.164.
     pub agent_address: String,
     /// Spoken to the customer before the bridge.
@@ -100,6 +115,7 @@ impl Default for RoutingSettings {
             holidays: Vec::new(),
             callback_retry_secs: vec![300, 900, 3600],
             call_me: Vec::new(),
+            missed_calls: Vec::new(),
             tenants: Vec::new(),
         }
     }
@@ -341,6 +357,29 @@ impl RoutingSettings {
                 return Err(invalid("routing.tenants.tenant", "names a tenant twice"));
             }
         }
+        let agent_line = |address: &str, key: &'static str| {
+            let agent = omniroute_channel::Address::parse(
+                Channel::Voice,
+                address,
+                omniroute_channel::PhoneRegion::default(),
+            );
+            if agent.is_err() || !address.starts_with('+') {
+                return Err(invalid(key, "an E.164 number like +4930123456"));
+            }
+            Ok(())
+        };
+        for (i, rule) in self.missed_calls.iter().enumerate() {
+            if rule.tenant.trim().is_empty() {
+                return Err(invalid("routing.missed_calls.tenant", "must not be empty"));
+            }
+            agent_line(&rule.agent_address, "routing.missed_calls.agent_address")?;
+            if self.missed_calls[..i]
+                .iter()
+                .any(|r| r.tenant == rule.tenant)
+            {
+                return Err(invalid("routing.missed_calls", "names a tenant twice"));
+            }
+        }
         for (i, button) in self.call_me.iter().enumerate() {
             if button.tenant.trim().is_empty() || button.button_id.trim().is_empty() {
                 return Err(invalid(
@@ -348,17 +387,7 @@ impl RoutingSettings {
                     "each button needs a tenant and a button_id",
                 ));
             }
-            let agent = omniroute_channel::Address::parse(
-                Channel::Voice,
-                &button.agent_address,
-                omniroute_channel::PhoneRegion::default(),
-            );
-            if agent.is_err() || !button.agent_address.starts_with('+') {
-                return Err(invalid(
-                    "routing.call_me.agent_address",
-                    "an E.164 number like +4930123456",
-                ));
-            }
+            agent_line(&button.agent_address, "routing.call_me.agent_address")?;
             if self.call_me[..i]
                 .iter()
                 .any(|b| b.tenant == button.tenant && b.button_id == button.button_id)

@@ -67,6 +67,12 @@ pub struct VoiceNumberSettings {
     pub tenant: String,
     /// The number, E.164 (`+4930123456`).
     pub number: String,
+    /// Where customers' calls to the number are put through (an agent line
+    /// or queue, E.164); empty: nobody takes them (each is a missed call).
+    pub forward_to: String,
+    /// Said to a customer who calls, before they are put through (or before
+    /// the call ends when nobody takes calls).
+    pub greeting: String,
 }
 
 impl VoiceSettings {
@@ -83,6 +89,8 @@ impl VoiceSettings {
                 .map(|n| omniroute_voice::VoiceNumber {
                     tenant: n.tenant.clone(),
                     number: n.number.clone(),
+                    forward_to: Some(n.forward_to.clone()).filter(|f| !f.is_empty()),
+                    greeting: n.greeting.clone(),
                 })
                 .collect(),
             ring_timeout: std::time::Duration::from_secs(self.ring_timeout_secs),
@@ -126,10 +134,19 @@ impl VoiceSettings {
         if self.numbers.is_empty() {
             return invalid("voice.numbers", "at least one number is needed");
         }
+        let e164 = |n: &str| {
+            let digits = n.strip_prefix('+').unwrap_or("");
+            digits.len() >= 8 && digits.bytes().all(|b| b.is_ascii_digit())
+        };
         for number in &self.numbers {
-            let digits = number.number.strip_prefix('+').unwrap_or("");
-            if digits.len() < 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            if !e164(&number.number) {
                 return invalid("voice.numbers.number", "an E.164 number like +4930123456");
+            }
+            if !number.forward_to.is_empty() && !e164(&number.forward_to) {
+                return invalid(
+                    "voice.numbers.forward_to",
+                    "an E.164 number like +4930555000111, or empty",
+                );
             }
         }
         if !(5..=600).contains(&self.ring_timeout_secs) {
@@ -155,6 +172,7 @@ mod tests {
             numbers: vec![VoiceNumberSettings {
                 tenant: "default".into(),
                 number: "+4930123456".into(),
+                ..VoiceNumberSettings::default()
             }],
             ..VoiceSettings::default()
         }
@@ -196,6 +214,9 @@ mod tests {
             }),
             "voice.machine_detection"
         );
+        let mut forward = enabled();
+        forward.numbers[0].forward_to = "the desk".into();
+        assert_eq!(key(forward), "voice.numbers.forward_to");
         let mut bad = enabled();
         bad.numbers[0].number = "030 123456".into();
         assert_eq!(key(bad), "voice.numbers.number");

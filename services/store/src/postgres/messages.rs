@@ -355,14 +355,20 @@ impl PgStore {
         }
         let now = now();
         let mut events = Vec::new();
-        let owner: Option<Uuid> = tx
-            .query_opt(
-                "SELECT contact_id FROM identities WHERE tenant = $1 AND channel = $2 AND key = $3",
-                &[&tenant, &channel, &inbound.from.key()],
-            )
-            .await
-            .map_err(db)?
-            .map(|r| r.get(0));
+        let mut owner: Option<Uuid> = None;
+        for (known_on, key) in inbound.owner_keys() {
+            owner = tx
+                .query_opt(
+                    "SELECT contact_id FROM identities WHERE tenant = $1 AND channel = $2 AND key = $3",
+                    &[&tenant, &known_on.as_str(), &key],
+                )
+                .await
+                .map_err(db)?
+                .map(|r| r.get(0));
+            if owner.is_some() {
+                break;
+            }
+        }
         let name = inbound.profile_name.clone().unwrap_or_default();
         let contact_id = match owner {
             Some(id) => {
@@ -399,7 +405,7 @@ impl PgStore {
             .await
             .map_err(db)?;
         }
-        if let Some(window) = inbound.opens_window {
+        for (window_channel, line, window) in inbound.windows() {
             let until = inbound.time + window;
             tx.execute(
                 "INSERT INTO service_windows (tenant, contact_id, channel, line, open_until)
@@ -407,7 +413,13 @@ impl PgStore {
                  ON CONFLICT (tenant, contact_id, channel, line) DO UPDATE
                      SET open_until = EXCLUDED.open_until, notified_until = NULL
                      WHERE service_windows.open_until < EXCLUDED.open_until",
-                &[&tenant, &contact_id, &channel, &inbound.line, &until],
+                &[
+                    &tenant,
+                    &contact_id,
+                    &window_channel.as_str(),
+                    &line,
+                    &until,
+                ],
             )
             .await
             .map_err(db)?;

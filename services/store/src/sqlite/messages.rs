@@ -378,14 +378,20 @@ pub(super) fn record_inbound(
     }
     let now = now();
     let name = inbound.profile_name.clone().unwrap_or_default();
-    let owner: Option<String> = tx
-        .prepare_cached(
-            "SELECT contact_id FROM identities WHERE tenant = ?1 AND channel = ?2 AND key = ?3",
-        )
-        .map_err(db)?
-        .query_row(params![tenant, channel, inbound.from.key()], |r| r.get(0))
-        .optional()
-        .map_err(db)?;
+    let mut owner: Option<String> = None;
+    for (known_on, key) in inbound.owner_keys() {
+        owner = tx
+            .prepare_cached(
+                "SELECT contact_id FROM identities WHERE tenant = ?1 AND channel = ?2 AND key = ?3",
+            )
+            .map_err(db)?
+            .query_row(params![tenant, known_on.as_str(), key], |r| r.get(0))
+            .optional()
+            .map_err(db)?;
+        if owner.is_some() {
+            break;
+        }
+    }
     let contact_id = match owner {
         Some(id) => {
             let id = Uuid::parse_str(&id).map_err(StoreError::backend)?;
@@ -424,7 +430,7 @@ pub(super) fn record_inbound(
         )
         .map_err(db)?;
     }
-    if let Some(window) = inbound.opens_window {
+    for (window_channel, line, window) in inbound.windows() {
         let until = to_micros(inbound.time + window);
         tx.prepare_cached(
             "INSERT INTO service_windows (tenant, contact_id, channel, line, open_until)
@@ -437,8 +443,8 @@ pub(super) fn record_inbound(
         .execute(params![
             tenant,
             contact_id.to_string(),
-            channel,
-            inbound.line,
+            window_channel.as_str(),
+            line,
             until
         ])
         .map_err(db)?;

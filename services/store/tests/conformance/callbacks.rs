@@ -120,6 +120,7 @@ fn inbound_call(from: &str, provider_id: &str) -> NewInbound {
         reply_to: None,
         line: "+4930123456".into(),
         opens_window: None,
+        also_opens: None,
         automatic: false,
         media_bytes: None,
     }

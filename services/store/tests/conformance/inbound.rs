@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use omniroute_channel::content::Text;
+use omniroute_channel::content::{InboundCall, Text};
 use omniroute_channel::{Channel, Content};
 use omniroute_store::{Direction, EventType, MessageStatus, NewInbound, Received};
 
@@ -26,6 +26,7 @@ fn inbound(from: &str, provider_id: &str, time: SystemTime) -> NewInbound {
         reply_to: None,
         line: LINE.into(),
         opens_window: Some(WINDOW),
+        also_opens: None,
         automatic: false,
         media_bytes: None,
     }
@@ -231,6 +232,7 @@ pub async fn media_a_message_carried_is_kept_per_tenant_until_erasure(store: S) 
         }),
         line: "support@acme.example".into(),
         opens_window: None,
+        also_opens: None,
         media_bytes: Some(pdf.clone()),
         ..inbound("4915100000000", "unused", now)
     };
@@ -265,4 +267,74 @@ pub async fn media_a_message_carried_is_kept_per_tenant_until_erasure(store: S) 
         None,
         "erasure deletes the bytes"
     );
+}
+
+/// A customer who writes on WhatsApp and calls from the same number is one
+/// contact: the call finds the WhatsApp identity's contact, links the
+/// voice identity, and opens WhatsApp's window on the line it names.
+pub async fn a_call_from_a_whatsapp_number_is_the_same_contact_and_opens_its_window(store: S) {
+    let sent = micros(SystemTime::now() - Duration::from_secs(60));
+    let first = received(
+        store
+            .record_inbound(
+                T,
+                inbound("5511987654321", "wamid.before", sent - WINDOW * 2),
+            )
+            .await
+            .unwrap(),
+    );
+    let call = NewInbound {
+        channel: Channel::Voice,
+        from: voice("+55 11 98765-4321"),
+        profile_name: None,
+        provider_message_id: "CA0000000000000000000000000000c411".into(),
+        content: Content::InboundCall(InboundCall {
+            line: "+4930123456".into(),
+        }),
+        line: "+4930123456".into(),
+        opens_window: None,
+        also_opens: Some((Channel::Whatsapp, LINE.into(), WINDOW)),
+        time: sent,
+        ..inbound("5511987654321", "unused", sent)
+    };
+    let recorded = received(store.record_inbound(T, call).await.unwrap());
+    assert_eq!(recorded.contact_id, first.contact_id, "the same contact");
+    let contact = store.get_contact(T, first.contact_id).await.unwrap();
+    let mut channels: Vec<Channel> = contact
+        .identities
+        .iter()
+        .map(|i| i.address.channel())
+        .collect();
+    channels.sort();
+    assert_eq!(channels, [Channel::Whatsapp, Channel::Voice], "{contact:?}");
+    assert_eq!(
+        contact.window_until(Channel::Whatsapp, LINE),
+        Some(sent + WINDOW),
+        "the call reopened the WhatsApp window"
+    );
+    assert_eq!(contact.window_until(Channel::Voice, "+4930123456"), None);
+    // A WhatsApp message from a number known only by its voice identity
+    // finds that contact too.
+    let caller = received(
+        store
+            .record_inbound(
+                T,
+                NewInbound {
+                    channel: Channel::Voice,
+                    from: voice("+4915155500777"),
+                    provider_message_id: "CA0000000000000000000000000000c412".into(),
+                    opens_window: None,
+                    ..inbound("4915155500777", "unused", sent)
+                },
+            )
+            .await
+            .unwrap(),
+    );
+    let writes = received(
+        store
+            .record_inbound(T, inbound("4915155500777", "wamid.after-call", sent))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(writes.contact_id, caller.contact_id);
 }

@@ -482,6 +482,7 @@ pub async fn erasure_leaves_no_personal_bytes_in_the_store_files() {
                 reply_to: None,
                 line: "main".into(),
                 opens_window: None,
+                also_opens: None,
                 automatic: false,
                 media_bytes: None,
             },
@@ -510,6 +511,7 @@ pub async fn erasure_leaves_no_personal_bytes_in_the_store_files() {
         reply_to: None,
         line: "support@acme.example".into(),
         opens_window: None,
+        also_opens: None,
         automatic: false,
     };
     store.record_inbound(T, attachment).await.unwrap();

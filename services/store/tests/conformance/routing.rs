@@ -45,6 +45,7 @@ fn customer_writes(from: &str, id: &str, window: Option<Duration>) -> NewInbound
         reply_to: None,
         line: "support@shop.example".into(),
         opens_window: window,
+        also_opens: None,
         automatic: false,
         media_bytes: None,
     }

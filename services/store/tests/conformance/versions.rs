@@ -78,6 +78,7 @@ pub async fn every_change_to_a_contact_moves_its_version(store: S) {
         reply_to: None,
         line: "106540352242922".into(),
         opens_window: Some(Duration::from_secs(24 * 3600)),
+        also_opens: None,
         automatic: false,
         media_bytes: None,
     };

@@ -143,6 +143,7 @@ async fn pick(State(state): State<Choices>, Path(token): Path<String>) -> Respon
         reply_to: Some(picked.provider_message_id),
         line,
         opens_window: None,
+        also_opens: None,
         automatic: false,
         media_bytes: None,
     };
