@@ -228,6 +228,45 @@ async fn fetch(
     }
 }
 
+/// `POST …/Calls/{CallSid}.json` with `Status=canceled` (a call not yet
+/// answered) or `Status=completed` (one in progress); Twilio answers the
+/// call as it is now, and 400 with error 21220 for a call that cannot move
+/// so (already ended, or canceling an answered one).
+async fn update(
+    State(app): State<App>,
+    Path((account, call)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !app.authorized(&headers, &account) {
+        return error(401, 20003, "Authenticate");
+    }
+    let sid = call.trim_end_matches(".json");
+    let form = callbacks::form(&body);
+    let wanted = form
+        .iter()
+        .find(|(k, _)| k == "Status")
+        .map(|(_, v)| v.as_str());
+    let mut state = app.state.lock().expect("not poisoned");
+    let Some(c) = state.calls.iter_mut().find(|c| c.sid == sid) else {
+        return error(404, 20404, "The requested resource was not found");
+    };
+    let allowed = match wanted {
+        Some("canceled") => matches!(c.status.as_str(), "queued" | "ringing"),
+        Some("completed") => matches!(c.status.as_str(), "queued" | "ringing" | "in-progress"),
+        _ => return error(400, 21218, "Invalid call status"),
+    };
+    if !allowed {
+        return error(400, 21220, "Call is not in-progress. Cannot redirect.");
+    }
+    c.status = wanted.unwrap_or_default().to_owned();
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        call_json(c, &account),
+    )
+        .into_response()
+}
+
 async fn account(
     State(app): State<App>,
     Path(account): Path<String>,
@@ -258,7 +297,10 @@ impl FakeTwilio {
         };
         let router = Router::new()
             .route("/2010-04-01/Accounts/{account}/Calls.json", post(create))
-            .route("/2010-04-01/Accounts/{account}/Calls/{call}", get(fetch))
+            .route(
+                "/2010-04-01/Accounts/{account}/Calls/{call}",
+                get(fetch).post(update),
+            )
             .route("/2010-04-01/Accounts/{account}", get(account))
             .with_state(app);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

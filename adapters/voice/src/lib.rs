@@ -86,6 +86,12 @@ impl VoiceAdapter {
         Ok(VoiceAdapter { config, provider })
     }
 
+    /// Ends call `call_id` through the provider: cancels it while it
+    /// rings, or hangs it up once answered.
+    pub async fn end_call(&self, call_id: &str, how: provider::End) -> Result<(), AdapterError> {
+        self.provider.end_call(call_id, how).await
+    }
+
     /// An adapter calling through another provider.
     pub fn with_provider(config: VoiceConfig, provider: Arc<dyn VoiceProvider>) -> VoiceAdapter {
         VoiceAdapter { config, provider }

@@ -187,11 +187,23 @@ pub enum DialOutcome {
     Failed,
 }
 
+/// How to end a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Before it is answered: it stops ringing.
+    Cancel,
+    /// Once answered: hang up.
+    HangUp,
+}
+
 /// A telephony API.
 #[async_trait]
 pub trait VoiceProvider: Send + Sync + std::fmt::Debug + 'static {
     /// Places a call; the provider's call id.
     async fn place_call(&self, call: &PlaceCall) -> Result<String, AdapterError>;
+
+    /// Ends a call: cancels it while it rings, or hangs it up.
+    async fn end_call(&self, call_id: &str, how: End) -> Result<(), AdapterError>;
 
     /// The call's current state, for reconciliation.
     async fn call_state(&self, call_id: &str) -> Result<(CallState, String), AdapterError>;

@@ -440,3 +440,32 @@ async fn a_call_coming_in_is_the_customers_message_put_through_or_missed() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_call_is_canceled_while_it_rings_and_hung_up_once_answered() {
+    use omniroute_voice::provider::End;
+    let fake = FakeTwilio::start(support::ACCOUNT, support::TOKEN).await;
+    let adapter = support::adapter(&fake);
+    let ringing = adapter.send(&message("Ihr Termin")).await.unwrap();
+    adapter
+        .end_call(&ringing.provider_message_id, End::Cancel)
+        .await
+        .expect("canceled");
+    assert_eq!(fake.calls()[0].status, "canceled");
+    // A call that ended cannot end again: Twilio refuses (21220).
+    let again = adapter
+        .end_call(&ringing.provider_message_id, End::HangUp)
+        .await
+        .unwrap_err();
+    assert!(again.code().contains("21220"), "{again:?}");
+    // Hung up (Twilio takes `completed` for a call in progress or not yet
+    // answered).
+    let answered = adapter.send(&message("Ihr Termin")).await.unwrap();
+    adapter
+        .end_call(&answered.provider_message_id, End::HangUp)
+        .await
+        .expect("hung up");
+    assert_eq!(fake.calls()[1].status, "completed");
+    // An unknown call is Twilio's 404.
+    assert!(adapter.end_call("CA404", End::Cancel).await.is_err());
+}

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use omniroute_channel::{AdapterError, ErrorClass, WebhookRequest};
 
 use crate::config::VoiceConfig;
-use crate::provider::{Answer, CallState, Callback, Next, PlaceCall, VoiceProvider};
+use crate::provider::{Answer, CallState, Callback, End, Next, PlaceCall, VoiceProvider};
 
 /// The Twilio REST API.
 #[derive(Debug)]
@@ -147,6 +147,26 @@ impl VoiceProvider for Twilio {
                     "a call without a sid",
                 )
             })
+    }
+
+    async fn end_call(&self, call_id: &str, how: End) -> Result<(), AdapterError> {
+        // PROTOCOLS §2: POST …/Calls/{Sid}.json with Status=canceled
+        // (queued or ringing) or completed (in progress).
+        let status = match how {
+            End::Cancel => "canceled",
+            End::HangUp => "completed",
+        };
+        self.call(
+            self.http
+                .post(self.url(&format!("/Calls/{call_id}.json")))
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(form_body(&[("Status", status.to_owned())])),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn call_state(&self, call_id: &str) -> Result<(CallState, String), AdapterError> {
