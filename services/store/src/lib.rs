@@ -11,7 +11,9 @@
 //!   or power loss just as it does on PostgreSQL.
 //!
 //! Guarantees every implementation keeps:
-//! - every read and write is scoped to one tenant; nothing crosses tenants;
+//! - every read and write is scoped to one tenant; nothing crosses tenants
+//!   (but the tenants and their API keys themselves: authentication finds a
+//!   key by its prefix, unique across tenants, before it knows the tenant);
 //! - an identity (channel + normalized key) belongs to at most one contact per
 //!   tenant, enforced by a unique index, not by a read-then-write race;
 //! - an external reference belongs to at most one contact per tenant;
@@ -21,6 +23,7 @@
 //! - schema migrations are versioned and applied at start-up, once, even when
 //!   several replicas start together.
 
+mod auth;
 mod callbacks;
 mod jobs;
 mod messages;
@@ -35,6 +38,7 @@ use async_trait::async_trait;
 use omniroute_channel::{Address, Channel};
 use uuid::Uuid;
 
+pub use auth::*;
 pub use callbacks::*;
 pub use jobs::*;
 pub use messages::*;
@@ -119,6 +123,13 @@ pub enum StoreError {
         /// Its status.
         status: MessageStatus,
     },
+    /// A tenant with this id exists already.
+    #[error("tenants/{0} already exists")]
+    TenantExists(String),
+    /// Another API key has this prefix (prefixes are unique across all
+    /// tenants): nothing was stored; a key with another prefix may be.
+    #[error("an API key with the prefix {0:?} exists already")]
+    ApiKeyPrefixTaken(String),
     /// The database cannot be reached now (connection refused or lost, the
     /// server shutting down, no pooled connection within the wait timeout,
     /// the embedded file locked): nothing was changed, and the same call
@@ -507,6 +518,41 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// operator retries, released jobs), here and in other replicas: what
     /// dispatchers wait for. A hint too: dispatchers also poll.
     fn job_changes(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    // ---- tenants and API keys ----------------------------------------------
+
+    /// Creates a tenant, created now. [`StoreError::TenantExists`] when the
+    /// id is taken. The id is stored as given: callers refuse ids that are
+    /// not [`valid_tenant_id`].
+    async fn create_tenant(&self, id: &str, display_name: &str) -> Result<Tenant>;
+
+    /// Every tenant, ordered by id.
+    async fn list_tenants(&self) -> Result<Vec<Tenant>>;
+
+    /// Reads a tenant (by primary key); `None` when there is none.
+    async fn get_tenant(&self, id: &str) -> Result<Option<Tenant>>;
+
+    /// Stores an API key, created now and not revoked.
+    /// [`StoreError::NotFound`] (resource `tenants`) when its tenant does
+    /// not exist; [`StoreError::ApiKeyPrefixTaken`] when another key (of
+    /// any tenant) has its prefix.
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey>;
+
+    /// The key with this prefix, of any tenant, by one lookup of the
+    /// unique prefix index (authentication runs it on every call); `None`
+    /// when there is none. Revoked and expired keys are found too: see
+    /// [`ApiKey::is_usable`].
+    async fn find_api_key(&self, prefix: &str) -> Result<Option<ApiKey>>;
+
+    /// The keys of one tenant, or of all when `tenant` is `None`, ordered
+    /// by (create time, id).
+    async fn list_api_keys(&self, tenant: Option<&str>) -> Result<Vec<ApiKey>>;
+
+    /// Revokes a key: its revoke time becomes now, unless it was revoked
+    /// before (then it keeps the first time, and this succeeds).
+    /// [`StoreError::NotFound`] (resource `api_keys`) when there is no such
+    /// key, or `tenant` is given and the key is another tenant's.
+    async fn revoke_api_key(&self, tenant: Option<&str>, id: Uuid) -> Result<ApiKey>;
 }
 
 /// Deduplicates addresses by (channel, key), keeping the first.

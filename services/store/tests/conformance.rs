@@ -8,6 +8,8 @@
 //! A few checks that concern one backend only (durability of the file,
 //! migrations) are listed separately.
 
+#[path = "conformance/auth.rs"]
+mod auth;
 #[path = "conformance/batches.rs"]
 mod batches;
 #[path = "conformance/callbacks.rs"]
@@ -33,6 +35,7 @@ mod support;
 #[path = "conformance/versions.rs"]
 mod versions;
 
+use auth::*;
 use batches::*;
 use callbacks::*;
 use contacts::*;
@@ -166,6 +169,18 @@ conformance! {
         get_callback_finds_only_the_tenants_callbacks,
         call_progress_follows_the_current_call,
         erasure_deletes_the_contacts_call_progress,
+        // tenants and API keys
+        the_default_tenant_exists_after_migration,
+        tenants_are_created_once_and_listed_by_id,
+        concurrent_creates_of_one_tenant_have_one_winner,
+        a_key_for_an_unknown_tenant_is_not_found,
+        a_key_is_found_by_its_prefix_as_created,
+        keys_are_listed_by_creation_time_then_id,
+        revoking_a_key_keeps_the_first_time,
+        a_key_is_revoked_only_in_its_own_tenant,
+        an_expired_key_is_not_usable,
+        prefixes_are_unique_across_tenants,
+        debug_of_a_key_hides_its_hash,
         // the event log
         events_are_read_in_log_order_with_cursor_paging,
         events_filter_by_type_contact_and_tenant,

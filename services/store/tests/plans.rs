@@ -1,10 +1,10 @@
 //! The hot statements on PostgreSQL (the event log's reads, the callbacks'
-//! listings and writes) touch only what they return, on large tables, with
-//! generic plans forced, and whether the tables were never analyzed,
-//! analyzed while empty (statistics years old), or analyzed now: each
-//! statement's plan is executed (EXPLAIN ANALYZE) and must read its page by
-//! index, with no sort or sequential scan of a big table, and no node
-//! handling more rows than a few pages.
+//! listings and writes, the lookup of API keys) touch only what they
+//! return, on large tables, with generic plans forced, and whether the
+//! tables were never analyzed, analyzed while empty (statistics years
+//! old), or analyzed now: each statement's plan is executed (EXPLAIN
+//! ANALYZE) and must read its page by index, with no sort or sequential
+//! scan of a big table, and no node handling more rows than a few pages.
 //!
 //! (The machine, like many customers', runs without autovacuum, and a
 //! prepared statement switches to a generic plan after five runs.)
@@ -22,7 +22,8 @@ const CONTACT: &str = "00000000-0000-7000-8000-000000000000";
 const PAGE: u64 = 500;
 
 /// Takes statistics of every table the statements read.
-const ANALYZE: &str = "ANALYZE contacts; ANALYZE messages; ANALYZE events; ANALYZE call_progress;";
+const ANALYZE: &str = "ANALYZE contacts; ANALYZE messages; ANALYZE events; ANALYZE call_progress;
+                       ANALYZE api_keys;";
 
 async fn connect(url: &str, options: &str) -> tokio_postgres::Client {
     let mut config: tokio_postgres::Config = url.parse().expect("url");
@@ -36,7 +37,7 @@ async fn connect(url: &str, options: &str) -> tokio_postgres::Client {
 /// tenant's:
 /// half of the messages are callbacks (voice calls, each with its
 /// progress, due over two days around now), the other half email; one
-/// contact has a tenth of them.
+/// contact has a tenth of them. The tenant has `ROWS` API keys too.
 async fn fill(db: &tokio_postgres::Client) {
     db.batch_execute(&format!(
         "INSERT INTO contacts (tenant, id, state, display_name, create_time, update_time)
@@ -62,7 +63,11 @@ async fn fill(db: &tokio_postgres::Client) {
          SELECT tenant, id, provider_message_id, 'human', 30, now() FROM messages
          WHERE provider_message_id IS NOT NULL;
          INSERT INTO events (tenant, type, time, contact_id, message_id, payload)
-         SELECT tenant, 2, now(), contact_id, id, '{{}}' FROM messages;"
+         SELECT tenant, 2, now(), contact_id, id, '{{}}' FROM messages;
+         INSERT INTO api_keys (id, tenant, name, prefix, secret_hash, scopes, create_time)
+         SELECT gen_random_uuid(), 'default', '', 'key-' || i, sha256(('secret-' || i)::bytea),
+                '{{messages.send}}', now()
+         FROM generate_series(1, {ROWS}) AS i;"
     ))
     .await
     .expect("fill the tables");

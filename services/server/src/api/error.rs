@@ -284,6 +284,12 @@ fn store_status(error: StoreError) -> Status {
                 "an idempotency key names one request",
             ),
         ),
+        StoreError::TenantExists(id) => {
+            Status::already_exists(format!("tenants/{id} already exists"))
+        }
+        StoreError::ApiKeyPrefixTaken(_) => {
+            Status::already_exists("an API key with this prefix exists already")
+        }
         StoreError::ContactChanged(id) => Status::aborted(format!(
             "contacts/{id} kept changing while the message was routed; send it again"
         )),

@@ -10,6 +10,7 @@
 //! the identities of a whole page in one query.
 
 mod accept;
+mod auth;
 mod callbacks;
 mod contacts;
 mod dispatch;
@@ -21,11 +22,12 @@ mod signals;
 pub use events::HotStatement;
 
 /// The statements on hot paths whose plans must stay good on large tables
-/// with generic plans (the event log's reads, the callbacks'), with sample
-/// arguments, for `tests/plans.rs`.
+/// with generic plans (the event log's reads, the callbacks', the lookup
+/// of API keys), with sample arguments, for `tests/plans.rs`.
 pub fn hot_statements() -> Vec<HotStatement> {
     let mut statements = events::hot_statements();
     statements.extend(callbacks::hot_statements());
+    statements.extend(auth::hot_statements());
     statements
 }
 
@@ -40,6 +42,7 @@ use tokio::sync::watch;
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
+use crate::auth::{ApiKey, NewApiKey, Tenant};
 use crate::callbacks::{CallProgress, CallbackFilter, CallbackMark};
 use crate::jobs::{ClaimedJob, Completion, ProviderStatus};
 use crate::messages::{
@@ -87,6 +90,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         10,
         include_str!("../../migrations/postgres/0010_callbacks.sql"),
     ),
+    (11, include_str!("../../migrations/postgres/0011_auth.sql")),
 ];
 
 /// Serializes migrations of replicas that start together.
@@ -940,5 +944,33 @@ impl Store for PgStore {
 
     fn job_changes(&self) -> watch::Receiver<u64> {
         self.signals.jobs.subscribe()
+    }
+
+    async fn create_tenant(&self, id: &str, display_name: &str) -> Result<Tenant> {
+        self.new_tenant(id, display_name).await
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        self.tenants().await
+    }
+
+    async fn get_tenant(&self, id: &str) -> Result<Option<Tenant>> {
+        self.tenant(id).await
+    }
+
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
+        self.new_api_key(key).await
+    }
+
+    async fn find_api_key(&self, prefix: &str) -> Result<Option<ApiKey>> {
+        self.api_key(prefix).await
+    }
+
+    async fn list_api_keys(&self, tenant: Option<&str>) -> Result<Vec<ApiKey>> {
+        self.api_keys(tenant).await
+    }
+
+    async fn revoke_api_key(&self, tenant: Option<&str>, id: Uuid) -> Result<ApiKey> {
+        self.revoke_key(tenant, id).await
     }
 }

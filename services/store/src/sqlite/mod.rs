@@ -12,6 +12,7 @@
 //! Contacts live here; messages and jobs in `messages.rs`, the event log in
 //! `events.rs`, both called inside the transactions opened here.
 
+mod auth;
 mod callbacks;
 mod contacts;
 mod events;
@@ -30,9 +31,10 @@ use uuid::Uuid;
 
 use crate::model::*;
 use crate::{
-    Accepted, CallProgress, CallbackFilter, CallbackMark, ClaimedJob, Completion, Cursor,
-    CursorCheck, Event, EventFilter, EventType, Message, MessageStatus, NewInbound, NewMessage,
-    ProviderStatus, Received, Result, SentMark, Store, StoreError, contact_event, dedup_addresses,
+    Accepted, ApiKey, CallProgress, CallbackFilter, CallbackMark, ClaimedJob, Completion, Cursor,
+    CursorCheck, Event, EventFilter, EventType, Message, MessageStatus, NewApiKey, NewInbound,
+    NewMessage, ProviderStatus, Received, Result, SentMark, Store, StoreError, Tenant,
+    contact_event, dedup_addresses,
 };
 use contacts::*;
 
@@ -45,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0006_reconcile.sql"),
     include_str!("../../migrations/sqlite/0007_inbound_media.sql"),
     include_str!("../../migrations/sqlite/0008_callbacks.sql"),
+    include_str!("../../migrations/sqlite/0009_auth.sql"),
 ];
 
 /// The embedded SQLite store.
@@ -841,5 +844,43 @@ impl Store for SqliteStore {
 
     fn job_changes(&self) -> watch::Receiver<u64> {
         self.jobs.subscribe()
+    }
+
+    async fn create_tenant(&self, id: &str, display_name: &str) -> Result<Tenant> {
+        let id = id.to_owned();
+        let display_name = display_name.to_owned();
+        // No event or job is written: nobody needs to look again.
+        self.tx(move |tx| auth::create_tenant(tx, &id, &display_name, now()))
+            .await
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        self.read(auth::list_tenants).await
+    }
+
+    async fn get_tenant(&self, id: &str) -> Result<Option<Tenant>> {
+        let id = id.to_owned();
+        self.read(move |tx| auth::get_tenant(tx, &id)).await
+    }
+
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
+        self.tx(move |tx| auth::create_key(tx, key, now())).await
+    }
+
+    async fn find_api_key(&self, prefix: &str) -> Result<Option<ApiKey>> {
+        let prefix = prefix.to_owned();
+        self.read(move |tx| auth::find_key(tx, &prefix)).await
+    }
+
+    async fn list_api_keys(&self, tenant: Option<&str>) -> Result<Vec<ApiKey>> {
+        let tenant = tenant.map(str::to_owned);
+        self.read(move |tx| auth::list_keys(tx, tenant.as_deref()))
+            .await
+    }
+
+    async fn revoke_api_key(&self, tenant: Option<&str>, id: Uuid) -> Result<ApiKey> {
+        let tenant = tenant.map(str::to_owned);
+        self.tx(move |tx| auth::revoke_key(tx, tenant.as_deref(), id, now()))
+            .await
     }
 }
