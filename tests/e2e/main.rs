@@ -2,6 +2,7 @@
 //! clients of omniroute.v1. Every scenario runs twice, once on the embedded
 //! store and once on PostgreSQL (a fresh database per test).
 
+mod auth;
 mod callbacks;
 mod contacts;
 mod deadlines;

@@ -47,6 +47,9 @@ pub struct TestApp {
     pub events: EventServiceClient<Channel>,
     /// The raw channel, for other clients.
     pub channel: Channel,
+    /// The server's store (to make API keys, as `omniroute keys` does);
+    /// let go before a restart (the embedded file has one owner).
+    store: Option<std::sync::Arc<dyn omniroute_store::Store>>,
     backend: Backend,
     /// The PostgreSQL database, for replicas.
     store_url: Option<String>,
@@ -107,6 +110,7 @@ impl TestApp {
     /// (the same database, or the same embedded file) after `adjust`: a
     /// restart, as a deploy does.
     pub async fn restart_with(mut self, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        self.store = None;
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -155,6 +159,7 @@ impl TestApp {
         let port = app.port();
         let http_addr = app.http_addr();
         let smtp_addr = app.provider_addr(omniroute_channel::Channel::Email);
+        let store = app.store();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             app.run_until_stopped(async {
@@ -177,12 +182,22 @@ impl TestApp {
             messaging: MessagingServiceClient::new(channel.clone()),
             events: EventServiceClient::new(channel.clone()),
             channel,
+            store: Some(store),
             backend,
             store_url,
             shutdown: Some(tx),
             server: Some(server),
             _dir: dir,
         }
+    }
+
+    /// The server's store (to make API keys, as `omniroute keys` does).
+    ///
+    /// # Panics
+    ///
+    /// While a restart is under way (never between calls).
+    pub fn store(&self) -> std::sync::Arc<dyn omniroute_store::Store> {
+        std::sync::Arc::clone(self.store.as_ref().expect("the server's store"))
     }
 
     /// The store this server runs on.

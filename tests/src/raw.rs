@@ -53,15 +53,32 @@ pub async fn unary(
     path: &'static str,
     body: Vec<u8>,
 ) -> Result<Vec<u8>, Status> {
+    unary_as(channel, path, body, None).await
+}
+
+/// [`unary`] to any method path, with an `authorization` header when given.
+pub async fn unary_as(
+    channel: &Channel,
+    path: &str,
+    body: Vec<u8>,
+    authorization: Option<&str>,
+) -> Result<Vec<u8>, Status> {
     let mut grpc = tonic::client::Grpc::new(channel.clone());
     grpc.ready()
         .await
         .map_err(|e| Status::unavailable(e.to_string()))?;
-    grpc.unary(
-        tonic::Request::new(body),
-        tonic::codegen::http::uri::PathAndQuery::from_static(path),
-        RawCodec,
-    )
-    .await
-    .map(tonic::Response::into_inner)
+    let mut request = tonic::Request::new(body);
+    if let Some(value) = authorization {
+        request.metadata_mut().insert(
+            "authorization",
+            value
+                .parse()
+                .map_err(|_| Status::invalid_argument("not a header value"))?,
+        );
+    }
+    let path = tonic::codegen::http::uri::PathAndQuery::try_from(path)
+        .map_err(|_| Status::invalid_argument("not a method path"))?;
+    grpc.unary(request, path, RawCodec)
+        .await
+        .map(tonic::Response::into_inner)
 }

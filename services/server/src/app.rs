@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use omniroute_proto::v1::admin_service_server::AdminServiceServer;
 use omniroute_proto::v1::callback_service_server::CallbackServiceServer;
 use omniroute_proto::v1::contact_service_server::ContactServiceServer;
 use omniroute_proto::v1::event_service_server::EventServiceServer;
@@ -20,7 +21,9 @@ use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
-use crate::api::{ApiContext, CallbackApi, ContactApi, EventApi, MessagingApi, PreferenceApi};
+use crate::api::{
+    AdminApi, ApiContext, CallbackApi, ContactApi, EventApi, MessagingApi, PreferenceApi,
+};
 use crate::pipeline::{self, Pipeline, statuses};
 use crate::routing::Router;
 use crate::routing::breaker::Breakers;
@@ -139,6 +142,13 @@ impl Application {
 
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         tracing::info!(addr = %self.local_addr, store = store_kind(&self.settings), "omniroute listening");
+        if !self.settings.auth.enabled {
+            tracing::warn!(
+                addr = %self.local_addr,
+                tenant = %self.settings.api.default_tenant,
+                "authentication is off (auth.enabled = false): every caller on this host acts for the default tenant; serving loopback only"
+            );
+        }
         // On shutdown the listener closes and connections get GOAWAY; calls in
         // flight finish. A client that keeps an idle connection open must not
         // hold the process forever (hyper's graceful shutdown can wait on such
@@ -203,6 +213,15 @@ impl Application {
             .layer(crate::api::OverloadLayer::new(
                 self.settings.grpc.max_concurrent_requests,
             ))
+            .layer(crate::auth::AuthLayer::new(
+                self.settings.auth.enabled.then(|| {
+                    Arc::new(crate::auth::Authenticator::new(
+                        Arc::clone(&self.store),
+                        self.settings.auth.public_health,
+                        Duration::from_secs(self.settings.auth.cache_secs),
+                    ))
+                }),
+            ))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -215,6 +234,7 @@ impl Application {
                 ctx.clone(),
                 MessagingApi::new(ctx.clone()),
             )))
+            .add_service(AdminServiceServer::new(AdminApi::new(ctx.clone())))
             .add_service(EventServiceServer::new(EventApi::new(ctx, event_poll)))
             .serve_with_incoming_shutdown(incoming, stopped(stopping));
         let both = async {
@@ -276,7 +296,8 @@ fn store_kind(settings: &Settings) -> &'static str {
     }
 }
 
-async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens the store the settings name (the embedded file, or PostgreSQL).
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     if settings.store.url.is_empty() {
         let path = &settings.store.path;
         let store = SqliteStore::open(path).await.map_err(|e| {

@@ -20,7 +20,8 @@ use tonic_health::server::HealthReporter;
 pub const EVERY: Duration = Duration::from_secs(1);
 
 /// The services whose health is the store's ("" is the whole server).
-fn store_backed() -> [&'static str; 6] {
+fn store_backed() -> [&'static str; 7] {
+    use pb::admin_service_server::AdminServiceServer as A;
     use pb::callback_service_server::CallbackServiceServer as Cb;
     use pb::contact_service_server::ContactServiceServer as C;
     use pb::event_service_server::EventServiceServer as E;
@@ -33,6 +34,7 @@ fn store_backed() -> [&'static str; 6] {
         <M<crate::api::MessagingApi> as NamedService>::NAME,
         <E<crate::api::EventApi> as NamedService>::NAME,
         <Cb<crate::api::CallbackApi> as NamedService>::NAME,
+        <A<crate::api::AdminApi> as NamedService>::NAME,
     ]
 }
 

@@ -4,6 +4,8 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
+pub mod cli;
 pub mod customer_callbacks;
 pub mod health;
 pub mod pipeline;

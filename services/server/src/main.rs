@@ -3,6 +3,7 @@
 //! ```text
 //! omniroute serve [--config FILE]   run the router
 //! omniroute check [--config FILE]   validate the settings and exit
+//! omniroute tenants|keys …          manage tenants and API keys
 //! ```
 //!
 //! Settings come from built-in defaults, then the TOML file (from `--config`
@@ -11,12 +12,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use omniroute::{Application, Settings, telemetry};
+use omniroute::{Application, Settings, cli, telemetry};
 
-const USAGE: &str = "usage: omniroute <serve|check> [--config FILE]
+const USAGE: &str = "usage: omniroute <serve|check|tenants|keys> … [--config FILE]
 
   serve    run the gRPC server until SIGTERM or ctrl-c
   check    validate the settings and exit
+";
+
+const USAGE_END: &str = "
 
 Settings: built-in defaults, then FILE (or $OMNIROUTE_CONFIG), then
 OMNIROUTE__SECTION__KEY environment variables. See deploy/omniroute.toml.";
@@ -24,20 +28,18 @@ OMNIROUTE__SECTION__KEY environment variables. See deploy/omniroute.toml.";
 enum Command {
     Serve,
     Check,
+    Admin(cli::Admin),
+}
+
+fn usage() -> String {
+    format!("{USAGE}{}{USAGE_END}", cli::USAGE)
 }
 
 fn parse_args() -> Result<(Command, Option<PathBuf>), String> {
-    let mut args = std::env::args().skip(1);
-    let command = match args.next().as_deref() {
-        Some("serve") => Command::Serve,
-        Some("check") => Command::Check,
-        Some("-h" | "--help" | "help") | None => return Err(USAGE.to_owned()),
-        Some("-V" | "--version") => {
-            return Err(format!("omniroute {}", env!("CARGO_PKG_VERSION")));
-        }
-        Some(other) => return Err(format!("unknown command {other:?}\n\n{USAGE}")),
-    };
     let mut config = std::env::var_os("OMNIROUTE_CONFIG").map(PathBuf::from);
+    // `--config FILE` anywhere; the other words are the command's.
+    let mut words = Vec::new();
+    let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--config" | "-c" => {
@@ -45,8 +47,23 @@ fn parse_args() -> Result<(Command, Option<PathBuf>), String> {
                     args.next().ok_or("--config needs a file name")?,
                 ));
             }
-            other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
+            _ => words.push(arg),
         }
+    }
+    if let Some(admin) = cli::parse(&words) {
+        return Ok((Command::Admin(admin?), config));
+    }
+    let command = match words.first().map(String::as_str) {
+        Some("serve") => Command::Serve,
+        Some("check") => Command::Check,
+        Some("-h" | "--help" | "help") | None => return Err(usage()),
+        Some("-V" | "--version") => {
+            return Err(format!("omniroute {}", env!("CARGO_PKG_VERSION")));
+        }
+        Some(other) => return Err(format!("unknown command {other:?}\n\n{}", usage())),
+    };
+    if let Some(extra) = words.get(1) {
+        return Err(format!("unknown argument {extra:?}\n\n{}", usage()));
     }
     Ok((command, config))
 }
@@ -70,6 +87,35 @@ fn main() -> ExitCode {
         Command::Check => {
             eprintln!("omniroute: settings are valid");
             ExitCode::SUCCESS
+        }
+        Command::Admin(admin) => {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    eprintln!("omniroute: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(cli::run(&settings, admin)) {
+                Ok(output) => {
+                    if !output.is_empty() {
+                        // The command's answer (a new key) is its output.
+                        use std::io::Write as _;
+                        let mut stdout = std::io::stdout().lock();
+                        if writeln!(stdout, "{output}").is_err() {
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("omniroute: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Serve => {
             telemetry::init(&settings.log);

@@ -16,9 +16,11 @@ use figment::providers::{Format, Serialized, Toml};
 use omniroute_channel::PhoneRegion;
 use serde::{Deserialize, Serialize};
 
+mod auth;
 mod email;
 mod routing;
 mod voice;
+pub use auth::AuthSettings;
 pub use email::{EmailSender, EmailSettings};
 pub use routing::{CallMeButton, MissedCallCallback, RoutingSettings, TenantRouting};
 pub use voice::{VoiceNumberSettings, VoiceSettings};
@@ -99,6 +101,8 @@ pub struct Settings {
     pub voice: VoiceSettings,
     /// Routing defaults per tenant.
     pub routing: RoutingSettings,
+    /// Authentication of gRPC callers.
+    pub auth: AuthSettings,
 }
 
 /// WhatsApp Business through Meta's Cloud API. Off: the sandbox serves
@@ -470,6 +474,7 @@ impl Settings {
 
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), SettingsError> {
+        self.auth.validate(self.grpc.listen)?;
         if let Err(e) = self.contacts.default_region.parse::<PhoneRegion>() {
             return Err(SettingsError::Invalid {
                 key: "contacts.default_region",
@@ -690,7 +695,10 @@ mod tests {
         .unwrap();
         let s = Settings::load(
             Some(&path),
-            env(&[("OMNIROUTE__GRPC__LISTEN", "0.0.0.0:7000")]),
+            env(&[
+                ("OMNIROUTE__GRPC__LISTEN", "0.0.0.0:7000"),
+                ("OMNIROUTE__AUTH__ENABLED", "true"),
+            ]),
         )
         .unwrap();
         assert_eq!(s.grpc.listen.to_string(), "0.0.0.0:7000");

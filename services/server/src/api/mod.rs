@@ -2,10 +2,11 @@
 //!
 //! Each service validates its whole request before it touches the store, so a
 //! refused request changes nothing; errors become statuses in [`error`] only.
-//! The tenant of every call comes from the caller's credentials, never from
-//! the request body; until authentication lands every caller belongs to
-//! `api.default_tenant`.
+//! The tenant of every call comes from the caller's API key (`crate::auth`),
+//! never from the request body; with authentication off every caller
+//! belongs to `api.default_tenant`.
 
+mod admin;
 mod callbacks;
 mod contacts;
 mod convert;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use omniroute_channel::PhoneRegion;
 use omniroute_store::Store;
 
+pub use admin::AdminApi;
 pub use callbacks::CallbackApi;
 pub use contacts::ContactApi;
 pub use error::ApiError;
@@ -79,10 +81,14 @@ impl ApiContext {
         }
     }
 
-    /// The tenant of the caller. Taken from credentials once authentication
-    /// lands; until then the configured default tenant.
-    fn tenant<T>(&self, _request: &tonic::Request<T>) -> Arc<str> {
-        Arc::clone(&self.default_tenant)
+    /// The tenant of the caller: its API key's (put on the request by the
+    /// authentication layer), never the request body's; with
+    /// authentication off, the configured default tenant.
+    fn tenant<T>(&self, request: &tonic::Request<T>) -> Arc<str> {
+        match request.extensions().get::<crate::auth::Caller>() {
+            Some(caller) => Arc::clone(&caller.tenant),
+            None => Arc::clone(&self.default_tenant),
+        }
     }
 
     /// The page size to use for a requested one.

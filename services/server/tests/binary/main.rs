@@ -2,6 +2,7 @@
 //! settings, stock clients, restarts, several processes on one database, and
 //! a process killed mid-dispatch.
 
+mod auth;
 mod logs;
 mod outage;
 mod processes;

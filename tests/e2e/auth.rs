@@ -1,0 +1,684 @@
+//! Authentication and tenants end to end: with `auth.enabled`, every call
+//! of every service needs an API key (missing, malformed, wrong, revoked
+//! and expired keys are UNAUTHENTICATED), each method its scope
+//! (PERMISSION_DENIED without it), and a tenant's key sees nothing of
+//! another tenant's: not by name, not in lists, not on the event stream.
+//! Health checks need no key.
+
+use std::time::{Duration, SystemTime};
+
+use omniroute_e2e::TestApp;
+use omniroute_proto::v1 as pb;
+use prost::Message as _;
+use tonic::Code;
+
+use crate::support::*;
+
+crate::on_both_stores!(
+    every_call_needs_a_valid_key,
+    each_method_needs_its_scope,
+    a_tenant_sees_nothing_of_another,
+    admins_manage_tenants_and_keys,
+);
+
+async fn with_auth(app: TestApp) -> TestApp {
+    app.respawn_with(|s| {
+        s.auth.enabled = true;
+        // Revocations at once, for the tests.
+        s.auth.cache_secs = 0;
+    })
+    .await
+}
+
+async fn key(app: &TestApp, tenant: &str, scopes: &[&str]) -> String {
+    let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+    omniroute::auth::issue(app.store().as_ref(), tenant, "test", &scopes, None)
+        .await
+        .expect("a key")
+        .token
+}
+
+fn bearer(key: &str) -> String {
+    format!("Bearer {key}")
+}
+
+/// `message` with the key's authorization.
+fn authed<T>(message: T, key: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", bearer(key).parse().expect("a header"));
+    request
+}
+
+/// Every unary method of the v1 API, from the server's own descriptors
+/// (so a method added later is in this table too).
+fn unary_methods() -> Vec<String> {
+    let set = prost_types::FileDescriptorSet::decode(omniroute_proto::FILE_DESCRIPTOR_SET)
+        .expect("descriptors");
+    let mut paths = Vec::new();
+    for file in set.file {
+        if file.package() != "omniroute.v1" {
+            continue;
+        }
+        for service in &file.service {
+            for method in &service.method {
+                if method.server_streaming() || method.client_streaming() {
+                    continue;
+                }
+                paths.push(format!(
+                    "/omniroute.v1.{}/{}",
+                    service.name(),
+                    method.name()
+                ));
+            }
+        }
+    }
+    paths.sort();
+    paths
+}
+
+async fn every_call_needs_a_valid_key(app: TestApp) {
+    let app = with_auth(app).await;
+    let paths = unary_methods();
+    assert!(paths.len() > 30, "{paths:?}");
+    let good = key(&app, "default", &["*", "admin"]).await;
+    let (prefix, _) = good["omr_".len()..].split_once('_').unwrap();
+    let wrong_secret = format!("omr_{prefix}_{}", "0".repeat(64));
+    for path in &paths {
+        for (authorization, why) in [
+            (None, "no key"),
+            (Some("Basic dXNlcjpwYXNz".to_owned()), "not a bearer"),
+            (Some("Bearer nope".to_owned()), "not a key"),
+            (Some(bearer(&wrong_secret)), "a wrong secret"),
+        ] {
+            let err = omniroute_e2e::raw::unary_as(
+                &app.channel,
+                path,
+                Vec::new(),
+                authorization.as_deref(),
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(err.code(), Code::Unauthenticated, "{path}, {why}: {err:?}");
+        }
+        // The key itself: past authentication (whatever the empty request
+        // then gets).
+        let answer =
+            omniroute_e2e::raw::unary_as(&app.channel, path, Vec::new(), Some(&bearer(&good)))
+                .await;
+        if let Err(e) = answer {
+            assert!(
+                !matches!(e.code(), Code::Unauthenticated | Code::PermissionDenied),
+                "{path}: {e:?}"
+            );
+        }
+    }
+    // Revoked and expired keys.
+    let revoked = key(&app, "default", &["contacts.read"]).await;
+    let record = app
+        .store()
+        .find_api_key(&revoked["omr_".len()..revoked.len() - 65])
+        .await
+        .unwrap()
+        .expect("the key");
+    app.store().revoke_api_key(None, record.id).await.unwrap();
+    let expired = omniroute::auth::issue(
+        app.store().as_ref(),
+        "default",
+        "expired",
+        &["contacts.read".to_owned()],
+        Some(SystemTime::now() - Duration::from_secs(1)),
+    )
+    .await
+    .unwrap()
+    .token;
+    let mut contacts = app.contacts.clone();
+    for (key, why) in [(&revoked, "revoked"), (&expired, "expired")] {
+        let err = contacts
+            .list_contacts(authed(pb::ListContactsRequest::default(), key))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated, "{why}");
+        assert!(err.message().contains(why), "{why}: {}", err.message());
+    }
+    // Health answers without a key.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(app.channel.clone());
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "omniroute.v1.MessagingService".into(),
+        })
+        .await
+        .expect("health is public")
+        .into_inner()
+        .status;
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    // The event stream needs its key too.
+    let mut events = app.events.clone();
+    let err = events
+        .subscribe(pb::SubscribeRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+}
+
+/// The scope each method needs (the server's table, which this checks).
+fn scope_of(path: &str) -> &'static str {
+    let (service, method) = path
+        .trim_start_matches("/omniroute.v1.")
+        .split_once('/')
+        .unwrap();
+    let reads = matches!(
+        method,
+        "GetContact"
+            | "ListContacts"
+            | "LookupContact"
+            | "ExportContact"
+            | "GetPreferences"
+            | "ListConsentRecords"
+            | "GetMessage"
+            | "ListMessages"
+            | "GetMessageMedia"
+            | "PreviewRoute"
+            | "GetCallback"
+            | "ListCallbacks"
+    );
+    match (service, reads) {
+        ("ContactService", true) | ("PreferenceService", true) => "contacts.read",
+        ("ContactService", false) => "contacts.write",
+        ("PreferenceService", false) => "preferences.write",
+        ("MessagingService", true) => "messages.read",
+        ("MessagingService", false) => "messages.send",
+        ("CallbackService", true) => "callbacks.read",
+        ("CallbackService", false) => "callbacks.write",
+        ("EventService", _) => "events.subscribe",
+        _ => "admin",
+    }
+}
+
+const ALL_SCOPES: [&str; 9] = [
+    "messages.send",
+    "messages.read",
+    "contacts.read",
+    "contacts.write",
+    "preferences.write",
+    "callbacks.read",
+    "callbacks.write",
+    "events.subscribe",
+    "admin",
+];
+
+async fn each_method_needs_its_scope(app: TestApp) {
+    let app = with_auth(app).await;
+    // One key per scope: all the others, and only it.
+    let mut without = std::collections::HashMap::new();
+    let mut only = std::collections::HashMap::new();
+    for scope in ALL_SCOPES {
+        let others: Vec<&str> = ALL_SCOPES.iter().copied().filter(|s| *s != scope).collect();
+        without.insert(scope, key(&app, "default", &others).await);
+        only.insert(scope, key(&app, "default", &[scope]).await);
+    }
+    for path in unary_methods() {
+        let scope = scope_of(&path);
+        let err = omniroute_e2e::raw::unary_as(
+            &app.channel,
+            &path,
+            Vec::new(),
+            Some(&bearer(&without[scope])),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{path} without {scope}");
+        assert!(err.message().contains(scope), "{}", err.message());
+        if let Err(e) = omniroute_e2e::raw::unary_as(
+            &app.channel,
+            &path,
+            Vec::new(),
+            Some(&bearer(&only[scope])),
+        )
+        .await
+        {
+            assert!(
+                !matches!(e.code(), Code::Unauthenticated | Code::PermissionDenied),
+                "{path} with only {scope}: {e:?}"
+            );
+        }
+    }
+    // The stream: events.subscribe.
+    let mut events = app.events.clone();
+    let err = events
+        .subscribe(authed(
+            pb::SubscribeRequest::default(),
+            &without["events.subscribe"],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    events
+        .subscribe(authed(
+            pb::SubscribeRequest::default(),
+            &only["events.subscribe"],
+        ))
+        .await
+        .expect("subscribed");
+    // `*` is every scope but admin.
+    let star = key(&app, "default", &["*"]).await;
+    let err = omniroute_e2e::raw::unary_as(
+        &app.channel,
+        "/omniroute.v1.AdminService/ListTenants",
+        Vec::new(),
+        Some(&bearer(&star)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+}
+
+async fn a_tenant_sees_nothing_of_another(app: TestApp) {
+    let mut app = with_auth(app).await;
+    for tenant in ["acme", "globex"] {
+        app.store().create_tenant(tenant, tenant).await.unwrap();
+    }
+    let acme = key(&app, "acme", &["*"]).await;
+    let globex = key(&app, "globex", &["*"]).await;
+    // Globex follows its stream from the start.
+    let mut globex_events = app
+        .events
+        .subscribe(authed(
+            pb::SubscribeRequest {
+                from_beginning: true,
+                ..Default::default()
+            },
+            &globex,
+        ))
+        .await
+        .expect("subscribed")
+        .into_inner();
+
+    // Acme's contact, message and callback.
+    let anna = app
+        .contacts
+        .create_contact(authed(
+            pb::CreateContactRequest {
+                contact: Some(pb::Contact {
+                    display_name: "Anna".into(),
+                    identities: vec![email("anna@acme.example"), voice("+49 151 55500301")],
+                    ..Default::default()
+                }),
+            },
+            &acme,
+        ))
+        .await
+        .expect("created")
+        .into_inner()
+        .contact
+        .unwrap();
+    let message = app
+        .messaging
+        .send_message(authed(
+            pb::SendMessageRequest {
+                recipient: Some(pb::send_message_request::Recipient::Contact(
+                    anna.name.clone(),
+                )),
+                message: Some(crate::messaging::text_message("Hallo Anna")),
+                idempotency_key: String::new(),
+            },
+            &acme,
+        ))
+        .await
+        .expect("accepted")
+        .into_inner()
+        .message
+        .unwrap();
+    let mut callbacks =
+        pb::callback_service_client::CallbackServiceClient::new(app.channel.clone());
+    let callback = callbacks
+        .create_callback(authed(
+            pb::CreateCallbackRequest {
+                callback: Some(pb::Callback {
+                    contact: anna.name.clone(),
+                    agent_address: "+4930555000111".into(),
+                    schedule_time: Some(prost_types::Timestamp::from(
+                        SystemTime::now() + Duration::from_secs(3600),
+                    )),
+                    ..Default::default()
+                }),
+                idempotency_key: String::new(),
+            },
+            &acme,
+        ))
+        .await
+        .expect("scheduled")
+        .into_inner()
+        .callback
+        .unwrap();
+
+    // Globex cannot name any of it...
+    let not_found = |r: Result<(), tonic::Status>, what: &str| {
+        let e = r.expect_err(what);
+        assert_eq!(e.code(), Code::NotFound, "{what}: {e:?}");
+    };
+    let mut contacts = app.contacts.clone();
+    let mut preferences = app.preferences.clone();
+    let mut messaging = app.messaging.clone();
+    not_found(
+        contacts
+            .get_contact(authed(
+                pb::GetContactRequest {
+                    name: anna.name.clone(),
+                },
+                &globex,
+            ))
+            .await
+            .map(drop),
+        "GetContact",
+    );
+    not_found(
+        contacts
+            .update_contact(authed(
+                pb::UpdateContactRequest {
+                    contact: Some(pb::Contact {
+                        name: anna.name.clone(),
+                        display_name: "Mine".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["display_name".into()],
+                    }),
+                },
+                &globex,
+            ))
+            .await
+            .map(drop),
+        "UpdateContact",
+    );
+    not_found(
+        contacts
+            .delete_contact(authed(
+                pb::DeleteContactRequest {
+                    name: anna.name.clone(),
+                },
+                &globex,
+            ))
+            .await
+            .map(drop),
+        "DeleteContact",
+    );
+    not_found(
+        contacts
+            .export_contact(authed(
+                pb::ExportContactRequest {
+                    name: anna.name.clone(),
+                },
+                &globex,
+            ))
+            .await
+            .map(drop),
+        "ExportContact",
+    );
+    not_found(
+        contacts
+            .lookup_contact(authed(
+                pb::LookupContactRequest {
+                    key: Some(pb::lookup_contact_request::Key::Address(
+                        "anna@acme.example".into(),
+                    )),
+                },
+                &globex,
+            ))
+            .await
+            .map(drop),
+        "LookupContact",
+    );
+    not_found(
+        preferences
+            .get_preferences(authed(
+                pb::GetPreferencesRequest {
+                    name: format!("{}/preferences", anna.name),
+                },
+                &globex,
+            ))
+            .await
+            .map(drop),
+        "GetPreferences",
+    );
+    not_found(
+        messaging
+            .get_message(authed(
+                pb::GetMessageRequest {
+                    name: message.name.clone(),
+                },
+                &globex,
+            ))
+            .await
+            .map(drop),
+        "GetMessage",
+    );
+    not_found(
+        messaging
+            .cancel_message(authed(
+                pb::CancelMessageRequest {
+                    name: message.name.clone(),
+                },
+                &globex,
+            ))
+            .await
+            .map(drop),
+        "CancelMessage",
+    );
+    not_found(
+        messaging
+            .send_message(authed(
+                pb::SendMessageRequest {
+                    recipient: Some(pb::send_message_request::Recipient::Contact(
+                        anna.name.clone(),
+                    )),
+                    message: Some(crate::messaging::text_message("Not yours")),
+                    idempotency_key: String::new(),
+                },
+                &globex,
+            ))
+            .await
+            .map(drop),
+        "SendMessage",
+    );
+    not_found(
+        callbacks
+            .get_callback(authed(
+                pb::GetCallbackRequest {
+                    name: callback.name.clone(),
+                },
+                &globex,
+            ))
+            .await
+            .map(drop),
+        "GetCallback",
+    );
+    not_found(
+        callbacks
+            .cancel_callback(authed(
+                pb::CancelCallbackRequest {
+                    name: callback.name.clone(),
+                },
+                &globex,
+            ))
+            .await
+            .map(drop),
+        "CancelCallback",
+    );
+    // ... nor list it.
+    let listed = contacts
+        .list_contacts(authed(pb::ListContactsRequest::default(), &globex))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.contacts.is_empty(), "{listed:?}");
+    let listed = callbacks
+        .list_callbacks(authed(pb::ListCallbacksRequest::default(), &globex))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.callbacks.is_empty(), "{listed:?}");
+    // The same address is a new contact of Globex's own.
+    let own = contacts
+        .create_contact(authed(
+            pb::CreateContactRequest {
+                contact: Some(pb::Contact {
+                    display_name: "Anna at Globex".into(),
+                    identities: vec![email("anna@acme.example")],
+                    ..Default::default()
+                }),
+            },
+            &globex,
+        ))
+        .await
+        .expect("Globex's own contact")
+        .into_inner()
+        .contact
+        .unwrap();
+    assert_ne!(own.name, anna.name);
+    // Globex's stream: the first event is its own contact, none of Acme's.
+    let first = tokio::time::timeout(Duration::from_secs(20), globex_events.message())
+        .await
+        .expect("an event")
+        .expect("the stream")
+        .expect("not ended");
+    assert_eq!(first.event.expect("an event").contact, own.name);
+    // Acme still sees its own.
+    let mine = contacts
+        .get_contact(authed(
+            pb::GetContactRequest {
+                name: anna.name.clone(),
+            },
+            &acme,
+        ))
+        .await
+        .expect("Acme's")
+        .into_inner()
+        .contact
+        .unwrap();
+    assert_eq!(mine.display_name, "Anna");
+}
+
+async fn admins_manage_tenants_and_keys(app: TestApp) {
+    let app = with_auth(app).await;
+    let admin = key(&app, "default", &["admin"]).await;
+    let mut service = pb::admin_service_client::AdminServiceClient::new(app.channel.clone());
+    let tenant = service
+        .create_tenant(authed(
+            pb::CreateTenantRequest {
+                tenant: Some(pb::Tenant {
+                    id: "initech".into(),
+                    display_name: "Initech".into(),
+                    ..Default::default()
+                }),
+            },
+            &admin,
+        ))
+        .await
+        .expect("created")
+        .into_inner()
+        .tenant
+        .unwrap();
+    assert_eq!(tenant.id, "initech");
+    let again = service
+        .create_tenant(authed(
+            pb::CreateTenantRequest {
+                tenant: Some(pb::Tenant {
+                    id: "initech".into(),
+                    ..Default::default()
+                }),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::AlreadyExists);
+    let bad = service
+        .create_tenant(authed(
+            pb::CreateTenantRequest {
+                tenant: Some(pb::Tenant {
+                    id: "Not A Tenant".into(),
+                    ..Default::default()
+                }),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let created = service
+        .create_api_key(authed(
+            pb::CreateApiKeyRequest {
+                api_key: Some(pb::ApiKey {
+                    tenant: "initech".into(),
+                    display_name: "billing".into(),
+                    scopes: vec!["contacts.read".into()],
+                    ..Default::default()
+                }),
+            },
+            &admin,
+        ))
+        .await
+        .expect("a key")
+        .into_inner();
+    assert!(created.key.starts_with("omr_"), "{}", created.key);
+    let record = created.api_key.unwrap();
+    assert_eq!(record.tenant, "initech");
+    // The new key works, for its tenant and scope only.
+    let mut contacts = app.contacts.clone();
+    contacts
+        .list_contacts(authed(pb::ListContactsRequest::default(), &created.key))
+        .await
+        .expect("contacts.read");
+    let listed = service
+        .list_api_keys(authed(
+            pb::ListApiKeysRequest {
+                tenant: "initech".into(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .api_keys;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, record.name);
+    // Keys are never listed with their secret.
+    assert!(!format!("{listed:?}").contains(&created.key[21..]));
+    let unknown_scope = service
+        .create_api_key(authed(
+            pb::CreateApiKeyRequest {
+                api_key: Some(pb::ApiKey {
+                    tenant: "initech".into(),
+                    scopes: vec!["everything".into()],
+                    ..Default::default()
+                }),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown_scope.code(), Code::InvalidArgument);
+    let revoked = service
+        .revoke_api_key(authed(
+            pb::RevokeApiKeyRequest {
+                name: record.name.clone(),
+            },
+            &admin,
+        ))
+        .await
+        .expect("revoked")
+        .into_inner()
+        .api_key
+        .unwrap();
+    assert!(revoked.revoke_time.is_some());
+    let err = contacts
+        .list_contacts(authed(pb::ListContactsRequest::default(), &created.key))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+}
