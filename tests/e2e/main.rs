@@ -12,6 +12,7 @@ mod events;
 mod invalid;
 mod limits;
 mod messaging;
+mod metrics;
 mod outage;
 mod policy;
 mod preferences;

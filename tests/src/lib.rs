@@ -37,6 +37,8 @@ pub struct TestApp {
     pub http_addr: std::net::SocketAddr,
     /// The SMTP listener's address, when `email.smtp_listen` is set.
     pub smtp_addr: Option<std::net::SocketAddr>,
+    /// The metrics listener's address, when `metrics.listen` is set.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// ContactService client.
     pub contacts: ContactServiceClient<Channel>,
     /// PreferenceService client.
@@ -160,6 +162,7 @@ impl TestApp {
         let http_addr = app.http_addr();
         let smtp_addr = app.provider_addr(omniroute_channel::Channel::Email);
         let store = app.store();
+        let metrics_addr = app.metrics_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             app.run_until_stopped(async {
@@ -177,6 +180,7 @@ impl TestApp {
             port,
             http_addr,
             smtp_addr,
+            metrics_addr,
             contacts: ContactServiceClient::new(channel.clone()),
             preferences: PreferenceServiceClient::new(channel.clone()),
             messaging: MessagingServiceClient::new(channel.clone()),

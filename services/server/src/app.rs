@@ -37,6 +37,7 @@ pub struct Application {
     local_addr: SocketAddr,
     http_listener: TcpListener,
     http_addr: SocketAddr,
+    metrics_listener: Option<TcpListener>,
     provider_listeners: Vec<(omniroute_channel::Channel, TcpListener)>,
     store: Arc<dyn Store>,
     settings: Settings,
@@ -50,16 +51,28 @@ impl Application {
         let local_addr = listener.local_addr()?;
         let http_listener = listen(settings.http.listen, "http.listen")?;
         let http_addr = http_listener.local_addr()?;
+        let metrics_listener = match settings.metrics.address()? {
+            Some(address) => Some(listen(address, "metrics.listen")?),
+            None => None,
+        };
         let provider_listeners = crate::providers::bind(&settings)?;
         Ok(Application {
             listener,
             local_addr,
             http_listener,
             http_addr,
+            metrics_listener,
             provider_listeners,
             store,
             settings,
         })
+    }
+
+    /// The address of the metrics listener, when metrics are on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The address of the webhook (HTTP) listener.
@@ -122,7 +135,7 @@ impl Application {
             Arc::clone(&adapters),
             sink.clone(),
             reports,
-            breakers,
+            Arc::clone(&breakers),
         );
         let event_poll = Duration::from_millis(self.settings.events.poll_interval_ms);
 
@@ -208,8 +221,20 @@ impl Application {
         tracing::info!(addr = %self.http_addr, "webhook listener ready");
         let http = axum::serve(self.http_listener, webhooks)
             .with_graceful_shutdown(stopped(stopping.clone()));
+        let metrics_task = self.metrics_listener.map(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "metrics listener ready");
+            }
+            let routes = crate::metrics::router(Arc::clone(&self.store), breakers);
+            tokio::spawn(
+                axum::serve(listener, routes)
+                    .with_graceful_shutdown(stopped(stopping.clone()))
+                    .into_future(),
+            )
+        });
         let server = Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .layer(crate::metrics::GrpcMetricsLayer)
             .layer(crate::api::OverloadLayer::new(
                 self.settings.grpc.max_concurrent_requests,
             ))
@@ -258,6 +283,9 @@ impl Application {
             );
         }
         health_task.abort();
+        if let Some(task) = metrics_task {
+            let _ = task.await;
+        }
         for task in provider_tasks {
             let _ = task.await;
         }

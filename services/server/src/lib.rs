@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cli;
 pub mod customer_callbacks;
 pub mod health;
+pub mod metrics;
 pub mod pipeline;
 pub mod providers;
 pub mod routing;

@@ -18,10 +18,12 @@ use serde::{Deserialize, Serialize};
 
 mod auth;
 mod email;
+mod metrics;
 mod routing;
 mod voice;
 pub use auth::AuthSettings;
 pub use email::{EmailSender, EmailSettings};
+pub use metrics::MetricsSettings;
 pub use routing::{CallMeButton, MissedCallCallback, RoutingSettings, TenantRouting};
 pub use voice::{VoiceNumberSettings, VoiceSettings};
 
@@ -103,6 +105,8 @@ pub struct Settings {
     pub routing: RoutingSettings,
     /// Authentication of gRPC callers.
     pub auth: AuthSettings,
+    /// The Prometheus endpoint.
+    pub metrics: MetricsSettings,
 }
 
 /// WhatsApp Business through Meta's Cloud API. Off: the sandbox serves
@@ -475,6 +479,7 @@ impl Settings {
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.auth.validate(self.grpc.listen)?;
+        self.metrics.validate(self.http.listen)?;
         if let Err(e) = self.contacts.default_region.parse::<PhoneRegion>() {
             return Err(SettingsError::Invalid {
                 key: "contacts.default_region",

@@ -247,7 +247,10 @@ impl Ingress {
             .apply_provider_status(statuses::provider_status(&update))
             .await
         {
-            Ok(Some(_)) => Ok(()),
+            Ok(Some(_)) => {
+                statuses::counted(&update);
+                Ok(())
+            }
             Ok(None) => {
                 self.statuses.report(update);
                 Ok(())
@@ -307,7 +310,9 @@ async fn deliver(
     body: Bytes,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
+    let metrics = &crate::metrics::METRICS;
     let Some((channel, adapter)) = ingress.adapter(&channel) else {
+        metrics.webhook("none", "no_channel");
         return (StatusCode::NOT_FOUND, "no such channel").into_response();
     };
     let headers = header_pairs(&headers);
@@ -317,12 +322,15 @@ async fn deliver(
         headers: &headers,
         body: &body,
     };
+    let counted = |result: &str| metrics.webhook(channel.as_str(), result);
     if let Err(e) = adapter.verify_signature(&request) {
+        counted("unauthorized");
         tracing::warn!(%channel, error = %e, "webhook with a bad signature refused");
         return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
     }
     match ingress.ingest_request(channel, adapter, &request).await {
         Ok(()) => {
+            counted("ok");
             let (content_type, answer) = adapter.webhook_answer(&request);
             (
                 StatusCode::OK,
@@ -332,10 +340,12 @@ async fn deliver(
                 .into_response()
         }
         Err(Rejected::Malformed(e)) => {
+            counted("malformed");
             tracing::warn!(%channel, error = %e, "malformed webhook refused");
             (StatusCode::BAD_REQUEST, "malformed body").into_response()
         }
         Err(Rejected::NotRecorded(status)) => {
+            counted("not_recorded");
             (status, "not recorded; deliver again").into_response()
         }
     }

@@ -74,6 +74,22 @@ pub const WATCH_WITHOUT_DEADLINE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// watches its reports (a call's outcome comes within minutes).
 pub const WATCH_REPORTS: Duration = Duration::from_secs(3600);
 
+/// The dispatch queue at a glance (for metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Jobs in the queue: sends waiting or in flight, and watches.
+    pub jobs: u64,
+    /// The earliest due time of any job.
+    pub earliest_due: Option<SystemTime>,
+}
+
+/// The earliest due time: the least of each priority's, each read from the
+/// due index's start (`dispatch_jobs_due` is on (priority, due_time)).
+pub(crate) const EARLIEST_DUE: &str = "SELECT min(d) FROM (
+       SELECT (SELECT min(due_time) FROM dispatch_jobs WHERE priority = 1) AS d
+       UNION ALL SELECT (SELECT min(due_time) FROM dispatch_jobs WHERE priority = 2)
+       UNION ALL SELECT (SELECT min(due_time) FROM dispatch_jobs WHERE priority = 3)) AS p";
+
 /// A dispatch job a worker holds under a lease.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedJob {

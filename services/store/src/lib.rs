@@ -471,6 +471,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// connection), for health checks.
     async fn ping(&self) -> Result<()>;
 
+    /// The dispatch queue's size and earliest due time (every replica's),
+    /// for metrics.
+    async fn queue_stats(&self) -> Result<QueueStats>;
+
     /// Whether `cursor` is the position of an event of this tenant's log
     /// (a subscriber resuming from a cursor the log never issued would skip
     /// events silently).

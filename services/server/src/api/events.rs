@@ -80,6 +80,8 @@ impl EventService for EventApi {
         let poll = self.poll;
         let (tx, rx) = mpsc::channel(PAGE);
         tokio::spawn(async move {
+            // Counted open while this task serves the stream.
+            let _open = crate::metrics::Subscribed::open();
             let mut changes = store.changes();
             loop {
                 changes.borrow_and_update();

@@ -462,8 +462,13 @@ impl MessagingApi {
             for ((index, send, contact), result) in routed.into_iter().zip(accepted) {
                 match result {
                     Ok(accepted) => {
-                        if let omniroute_store::Accepted::Replayed(m) = &accepted {
-                            tracing::debug!(message_id = %m.id, "idempotent replay");
+                        match &accepted {
+                            omniroute_store::Accepted::Replayed(m) => {
+                                tracing::debug!(message_id = %m.id, "idempotent replay");
+                            }
+                            omniroute_store::Accepted::New(m) => {
+                                crate::metrics::METRICS.accepted(tenant, m.category.as_str());
+                            }
                         }
                         let message = match accepted {
                             omniroute_store::Accepted::New(m)

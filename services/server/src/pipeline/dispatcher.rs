@@ -255,6 +255,13 @@ impl Dispatcher {
             result.as_ref().err().map(AdapterError::class),
             end,
         );
+        crate::metrics::METRICS.attempt(
+            channel.as_str(),
+            result
+                .as_ref()
+                .map_or_else(|e| e.class().as_str(), |_| "sent"),
+            end.duration_since(now).unwrap_or_default(),
+        );
         let (attempt, next) = match result {
             Ok(receipt) => {
                 tracing::debug!(channel = %channel, to = %outbound.to, "sent");
@@ -352,6 +359,13 @@ impl Dispatcher {
         next: NextStep,
         permit: OwnedSemaphorePermit,
     ) {
+        crate::metrics::METRICS.decision(match &next {
+            NextStep::Sent { .. } => "sent",
+            NextStep::RetryAt(_) => "retry",
+            NextStep::NextChannel { .. } => "fallback",
+            NextStep::Fail { .. } => "failed",
+            NextStep::EndWatch { .. } => "watch_ended",
+        });
         let completion = Completion { job, attempt, next };
         let queued = self
             .finished

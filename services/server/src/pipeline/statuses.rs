@@ -143,6 +143,7 @@ pub async fn run(
 /// After a report was applied (`matched`) or matched no message yet.
 fn settle(sink: &StatusChannel, update: StatusUpdate, tries: u32, matched: bool) {
     if matched {
+        counted(&update);
         return;
     }
     if tries < RETRIES {
@@ -154,6 +155,18 @@ fn settle(sink: &StatusChannel, update: StatusUpdate, tries: u32, matched: bool)
             "status report matches no message; dropped"
         );
     }
+}
+
+/// Counts an applied report in the metrics.
+pub fn counted(update: &StatusUpdate) {
+    let status = match update.status {
+        DeliveryStatus::Sent => "sent",
+        DeliveryStatus::Delivered => "delivered",
+        DeliveryStatus::Read => "read",
+        DeliveryStatus::Failed => "failed",
+        DeliveryStatus::Ended => "ended",
+    };
+    crate::metrics::METRICS.report(update.channel.as_str(), status);
 }
 
 /// Queues a report again after a pause.

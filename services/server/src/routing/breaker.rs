@@ -60,6 +60,15 @@ impl Breakers {
         }
     }
 
+    /// How many breakers are open now (per channel and account).
+    pub fn open_count(&self, now: SystemTime) -> usize {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state
+            .values()
+            .filter(|b| b.open_until.is_some_and(|until| until > now))
+            .count()
+    }
+
     /// Records the outcome of an attempt: `None` for a success.
     pub fn record(
         &self,

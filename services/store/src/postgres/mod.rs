@@ -912,6 +912,24 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn queue_stats(&self) -> Result<crate::QueueStats> {
+        let client = self.client().await?;
+        let jobs: i64 = client
+            .query_one("SELECT count(*) FROM dispatch_jobs", &[])
+            .await
+            .map_err(db)?
+            .get(0);
+        let earliest_due: Option<SystemTime> = client
+            .query_one(crate::jobs::EARLIEST_DUE, &[])
+            .await
+            .map_err(db)?
+            .get(0);
+        Ok(crate::QueueStats {
+            jobs: u64::try_from(jobs).unwrap_or(0),
+            earliest_due,
+        })
+    }
+
     async fn check_cursor(&self, tenant: &str, cursor: Cursor) -> Result<CursorCheck> {
         self.cursor_check(tenant, cursor).await
     }

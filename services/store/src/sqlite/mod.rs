@@ -818,6 +818,22 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn queue_stats(&self) -> Result<crate::QueueStats> {
+        self.read(|tx| {
+            let jobs: i64 = tx
+                .query_row("SELECT count(*) FROM dispatch_jobs", [], |r| r.get(0))
+                .map_err(db)?;
+            let earliest: Option<i64> = tx
+                .query_row(crate::jobs::EARLIEST_DUE, [], |r| r.get(0))
+                .map_err(db)?;
+            Ok(crate::QueueStats {
+                jobs: u64::try_from(jobs).unwrap_or(0),
+                earliest_due: earliest.map(from_micros),
+            })
+        })
+        .await
+    }
+
     async fn check_cursor(&self, tenant: &str, cursor: Cursor) -> Result<CursorCheck> {
         let tenant = tenant.to_owned();
         self.read(move |tx| events::check_cursor(tx, &tenant, cursor))

@@ -1,0 +1,394 @@
+//! Prometheus metrics, in the text exposition format, on a listener of
+//! their own (`metrics.listen`; off by default, and never the public
+//! webhook listener).
+//!
+//! One registry per process (the pipeline, the API and the webhook
+//! listener count into it wherever they are); every replica serves its
+//! own, and Prometheus sums across replicas. Queue depth and the oldest due
+//! job's age are read from the store at each scrape, so they are the
+//! cluster's.
+//!
+//! - `omniroute_grpc_requests_total{method, code}`,
+//!   `omniroute_grpc_request_seconds{method}`: every gRPC call and its
+//!   status, and how long it took to answer (a stream: until its headers).
+//! - `omniroute_messages_accepted_total{tenant, category}`.
+//! - `omniroute_attempts_total{channel, outcome}` (sent, transient,
+//!   permanent, … per the error class), `omniroute_provider_send_seconds{channel}`.
+//! - `omniroute_dispatch_decisions_total{decision}`: what followed an
+//!   attempt or a watch (sent, retry, fallback, failed, watch_ended).
+//! - `omniroute_status_reports_total{channel, status}`: providers' reports
+//!   applied (delivered, read, failed…).
+//! - `omniroute_webhook_requests_total{channel, result}`: ok, unauthorized,
+//!   malformed, not_recorded, no_channel.
+//! - `omniroute_event_subscribers`: event streams open now.
+//! - `omniroute_breakers_open`: channels whose breaker is open now.
+//! - `omniroute_queue_jobs`, `omniroute_queue_oldest_due_seconds`: the
+//!   dispatch queue, read at scrape time.
+
+use std::sync::LazyLock;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
+
+fn latency() -> Histogram {
+    // 1 ms to about 65 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+/// The process's metrics.
+pub struct Metrics {
+    registry: Registry,
+    grpc_requests: Family<Labels, Counter>,
+    grpc_seconds: Histograms,
+    accepted: Family<Labels, Counter>,
+    attempts: Family<Labels, Counter>,
+    provider_seconds: Histograms,
+    decisions: Family<Labels, Counter>,
+    reports: Family<Labels, Counter>,
+    webhooks: Family<Labels, Counter>,
+    subscribers: Gauge,
+    breakers_open: Gauge,
+    queue_jobs: Gauge<f64, AtomicU64>,
+    queue_oldest: Gauge<f64, AtomicU64>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("omniroute");
+        let m = Metrics {
+            grpc_requests: Family::default(),
+            grpc_seconds: Histograms::new_with_constructor(latency),
+            accepted: Family::default(),
+            attempts: Family::default(),
+            provider_seconds: Histograms::new_with_constructor(latency),
+            decisions: Family::default(),
+            reports: Family::default(),
+            webhooks: Family::default(),
+            subscribers: Gauge::default(),
+            breakers_open: Gauge::default(),
+            queue_jobs: Gauge::default(),
+            queue_oldest: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "grpc_requests",
+            "gRPC calls answered, by method and status code",
+            m.grpc_requests.clone(),
+        );
+        registry.register(
+            "grpc_request_seconds",
+            "Time to answer a gRPC call, by method",
+            m.grpc_seconds.clone(),
+        );
+        registry.register(
+            "messages_accepted",
+            "Messages accepted for delivery, by tenant and category",
+            m.accepted.clone(),
+        );
+        registry.register(
+            "attempts",
+            "Attempts handed to providers, by channel and outcome",
+            m.attempts.clone(),
+        );
+        registry.register(
+            "provider_send_seconds",
+            "Time a provider took to take a send, by channel",
+            m.provider_seconds.clone(),
+        );
+        registry.register(
+            "dispatch_decisions",
+            "What followed an attempt or a watch: sent, retry, fallback, failed, watch_ended",
+            m.decisions.clone(),
+        );
+        registry.register(
+            "status_reports",
+            "Providers' status reports applied, by channel and status",
+            m.reports.clone(),
+        );
+        registry.register(
+            "webhook_requests",
+            "Webhook deliveries, by channel and result",
+            m.webhooks.clone(),
+        );
+        registry.register(
+            "event_subscribers",
+            "Event streams open on this replica",
+            m.subscribers.clone(),
+        );
+        registry.register(
+            "breakers_open",
+            "Channel breakers open on this replica (per channel and tenant)",
+            m.breakers_open.clone(),
+        );
+        registry.register(
+            "queue_jobs",
+            "Dispatch jobs in the store (every replica's)",
+            m.queue_jobs.clone(),
+        );
+        registry.register(
+            "queue_oldest_due_seconds",
+            "Age of the oldest due dispatch job (0 when none is due)",
+            m.queue_oldest.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// A gRPC call answered.
+    pub fn grpc(&self, method: &str, code: &str, took: Duration) {
+        self.grpc_requests
+            .get_or_create(&vec![
+                ("method", method.to_owned()),
+                ("code", code.to_owned()),
+            ])
+            .inc();
+        self.grpc_seconds
+            .get_or_create(&vec![("method", method.to_owned())])
+            .observe(took.as_secs_f64());
+    }
+
+    /// A message accepted.
+    pub fn accepted(&self, tenant: &str, category: &str) {
+        self.accepted
+            .get_or_create(&vec![
+                ("tenant", tenant.to_owned()),
+                ("category", category.to_owned()),
+            ])
+            .inc();
+    }
+
+    /// An attempt's outcome, and how long the provider took.
+    pub fn attempt(&self, channel: &str, outcome: &str, took: Duration) {
+        self.attempts
+            .get_or_create(&vec![
+                ("channel", channel.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ])
+            .inc();
+        self.provider_seconds
+            .get_or_create(&vec![("channel", channel.to_owned())])
+            .observe(took.as_secs_f64());
+    }
+
+    /// What the dispatcher decided.
+    pub fn decision(&self, decision: &str) {
+        self.decisions
+            .get_or_create(&vec![("decision", decision.to_owned())])
+            .inc();
+    }
+
+    /// A provider's report applied.
+    pub fn report(&self, channel: &str, status: &str) {
+        self.reports
+            .get_or_create(&vec![
+                ("channel", channel.to_owned()),
+                ("status", status.to_owned()),
+            ])
+            .inc();
+    }
+
+    /// A webhook delivery answered.
+    pub fn webhook(&self, channel: &str, result: &str) {
+        self.webhooks
+            .get_or_create(&vec![
+                ("channel", channel.to_owned()),
+                ("result", result.to_owned()),
+            ])
+            .inc();
+    }
+
+    /// An event stream opened (+1) or closed (-1).
+    pub fn subscribers(&self, delta: i64) {
+        self.subscribers.inc_by(delta);
+    }
+
+    /// How many breakers are open now.
+    pub fn set_breakers_open(&self, open: i64) {
+        self.breakers_open.set(open);
+    }
+
+    /// The dispatch queue as the store says now.
+    pub fn set_queue(&self, jobs: u64, oldest_due: Duration) {
+        self.queue_jobs.set(jobs as f64);
+        self.queue_oldest.set(oldest_due.as_secs_f64());
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// The process's metrics.
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// An event stream counted open until dropped.
+#[derive(Debug)]
+pub struct Subscribed(());
+
+impl Subscribed {
+    /// Counts a stream open.
+    pub fn open() -> Subscribed {
+        METRICS.subscribers(1);
+        Subscribed(())
+    }
+}
+
+impl Drop for Subscribed {
+    fn drop(&mut self) {
+        METRICS.subscribers(-1);
+    }
+}
+
+/// The name of a gRPC status code, as Prometheus labels write it.
+fn code_name(code: &str) -> &'static str {
+    match code {
+        "0" => "OK",
+        "1" => "CANCELLED",
+        "2" => "UNKNOWN",
+        "3" => "INVALID_ARGUMENT",
+        "4" => "DEADLINE_EXCEEDED",
+        "5" => "NOT_FOUND",
+        "6" => "ALREADY_EXISTS",
+        "7" => "PERMISSION_DENIED",
+        "8" => "RESOURCE_EXHAUSTED",
+        "9" => "FAILED_PRECONDITION",
+        "10" => "ABORTED",
+        "11" => "OUT_OF_RANGE",
+        "12" => "UNIMPLEMENTED",
+        "13" => "INTERNAL",
+        "14" => "UNAVAILABLE",
+        "15" => "DATA_LOSS",
+        "16" => "UNAUTHENTICATED",
+        _ => "UNKNOWN",
+    }
+}
+
+/// Counts and times every gRPC call (the outermost layer: a call refused
+/// by authentication or overload counts too). The code is the one in the
+/// response's headers: a refusal's; `OK` for an answer whose status follows
+/// its body (a successful call, a stream that started).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GrpcMetricsLayer;
+
+impl<S> tower::Layer<S> for GrpcMetricsLayer {
+    type Service = GrpcMetrics<S>;
+
+    fn layer(&self, inner: S) -> GrpcMetrics<S> {
+        GrpcMetrics { inner }
+    }
+}
+
+/// The service the layer wraps.
+#[derive(Debug, Clone)]
+pub struct GrpcMetrics<S> {
+    inner: S,
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl<S, B> tower::Service<http::Request<B>> for GrpcMetrics<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let method = request.uri().path().to_owned();
+        let start = std::time::Instant::now();
+        Box::pin(async move {
+            let response = inner.call(request).await?;
+            let code = response
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .map_or("OK", code_name);
+            // Method names are the server's own; an unknown path is one
+            // label, not one per path a client made up.
+            let known = method.starts_with("/omniroute.v1.")
+                || method.starts_with("/grpc.health.v1.")
+                || method.starts_with("/grpc.reflection.");
+            let label = if known && code != "UNIMPLEMENTED" {
+                method.as_str()
+            } else {
+                "other"
+            };
+            METRICS.grpc(label, code, start.elapsed());
+            Ok(response)
+        })
+    }
+}
+
+/// The metrics listener's routes: `GET /metrics`, with the queue read from
+/// `store` and the breakers' state at each scrape.
+pub fn router(
+    store: std::sync::Arc<dyn omniroute_store::Store>,
+    breakers: std::sync::Arc<crate::routing::breaker::Breakers>,
+) -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let store = std::sync::Arc::clone(&store);
+            let breakers = std::sync::Arc::clone(&breakers);
+            async move {
+                let now = std::time::SystemTime::now();
+                let stats = tokio::time::timeout(Duration::from_secs(5), store.queue_stats()).await;
+                match stats {
+                    Ok(Ok(stats)) => {
+                        let oldest = stats
+                            .earliest_due
+                            .and_then(|due| now.duration_since(due).ok())
+                            .unwrap_or_default();
+                        METRICS.set_queue(stats.jobs, oldest);
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "queue stats unavailable for this scrape");
+                    }
+                    Err(_) => tracing::debug!("queue stats timed out for this scrape"),
+                }
+                METRICS.set_breakers_open(i64::try_from(breakers.open_count(now)).unwrap_or(0));
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    METRICS.render(),
+                )
+            }
+        }),
+    )
+}
