@@ -63,3 +63,67 @@ async fn past_the_limit_a_call_is_refused_with_a_retry_delay_and_health_answers(
         }
     }
 }
+
+/// A request message over `grpc.max_message_bytes` is refused before it is
+/// decoded (OUT_OF_RANGE) and creates nothing.
+#[tokio::test]
+async fn a_request_over_the_message_limit_is_refused_and_changes_nothing() {
+    let mut app = TestApp::spawn_with(Backend::Embedded, |s| {
+        s.grpc.max_message_bytes = 16 * 1024;
+    })
+    .await;
+    let big = pb::CreateContactRequest {
+        contact: Some(pb::Contact {
+            display_name: "x".repeat(32 * 1024),
+            ..Default::default()
+        }),
+    };
+    let err = app.contacts.create_contact(big).await.unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    let listed = app
+        .contacts
+        .list_contacts(pb::ListContactsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.contacts.is_empty());
+    // Under the limit, the same call works.
+    app.contacts
+        .create_contact(pb::CreateContactRequest {
+            contact: Some(pb::Contact {
+                display_name: "Anna".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("a small request");
+}
+
+/// A webhook whose body arrives too slowly is answered 408 and not
+/// recorded (the provider delivers it again), instead of holding the
+/// listener's worker.
+#[tokio::test]
+async fn a_webhook_that_uploads_too_slowly_is_answered_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(Backend::Embedded, |s| {
+        s.http.request_timeout_secs = 1;
+    })
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(app.http_addr)
+        .await
+        .expect("connects");
+    // A body of 100 bytes announced, 10 sent, then nothing.
+    stream
+        .write_all(
+            b"POST /webhooks/whatsapp HTTP/1.1\r\nHost: router\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"object\":",
+        )
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut answer))
+        .await
+        .expect("the router answers")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}

@@ -215,9 +215,12 @@ impl Application {
                 )));
             }
         }
-        let webhooks = ingress
-            .router(self.settings.http.max_body_bytes)
-            .merge(crate::providers::routes(&self.settings, &shared));
+        let webhooks = webhooks::Ingress::bounded(
+            ingress
+                .router(self.settings.http.max_body_bytes)
+                .merge(crate::providers::routes(&self.settings, &shared)),
+            Duration::from_secs(self.settings.http.request_timeout_secs),
+        );
         tracing::info!(addr = %self.http_addr, "webhook listener ready");
         let http = axum::serve(self.http_listener, webhooks)
             .with_graceful_shutdown(stopped(stopping.clone()));
@@ -232,8 +235,10 @@ impl Application {
                     .into_future(),
             )
         });
+        let max_message = self.settings.grpc.max_message_bytes;
         let server = Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .timeout(Duration::from_secs(self.settings.grpc.request_timeout_secs))
             .layer(crate::metrics::GrpcMetricsLayer)
             .layer(crate::api::OverloadLayer::new(
                 self.settings.grpc.max_concurrent_requests,
@@ -250,17 +255,33 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(ContactServiceServer::new(ContactApi::new(ctx.clone())))
-            .add_service(PreferenceServiceServer::new(PreferenceApi::new(
-                ctx.clone(),
-            )))
-            .add_service(MessagingServiceServer::new(MessagingApi::new(ctx.clone())))
-            .add_service(CallbackServiceServer::new(CallbackApi::new(
-                ctx.clone(),
-                MessagingApi::new(ctx.clone()),
-            )))
-            .add_service(AdminServiceServer::new(AdminApi::new(ctx.clone())))
-            .add_service(EventServiceServer::new(EventApi::new(ctx, event_poll)))
+            .add_service(
+                ContactServiceServer::new(ContactApi::new(ctx.clone()))
+                    .max_decoding_message_size(max_message),
+            )
+            .add_service(
+                PreferenceServiceServer::new(PreferenceApi::new(ctx.clone()))
+                    .max_decoding_message_size(max_message),
+            )
+            .add_service(
+                MessagingServiceServer::new(MessagingApi::new(ctx.clone()))
+                    .max_decoding_message_size(max_message),
+            )
+            .add_service(
+                CallbackServiceServer::new(CallbackApi::new(
+                    ctx.clone(),
+                    MessagingApi::new(ctx.clone()),
+                ))
+                .max_decoding_message_size(max_message),
+            )
+            .add_service(
+                AdminServiceServer::new(AdminApi::new(ctx.clone()))
+                    .max_decoding_message_size(max_message),
+            )
+            .add_service(
+                EventServiceServer::new(EventApi::new(ctx, event_poll))
+                    .max_decoding_message_size(max_message),
+            )
             .serve_with_incoming_shutdown(incoming, stopped(stopping));
         let both = async {
             let (grpc, http) = tokio::join!(server, http);

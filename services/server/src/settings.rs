@@ -187,6 +187,9 @@ pub struct HttpSettings {
     pub listen: SocketAddr,
     /// Largest webhook body accepted, in bytes (larger ones get 413).
     pub max_body_bytes: usize,
+    /// Seconds a request may take, its body's upload included (a slower
+    /// one gets 408 and is not recorded: the provider delivers it again).
+    pub request_timeout_secs: u64,
 }
 
 impl Default for HttpSettings {
@@ -194,6 +197,7 @@ impl Default for HttpSettings {
         HttpSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
         }
     }
 }
@@ -310,6 +314,14 @@ pub struct GrpcSettings {
     /// instead of waiting. Health checks and reflection are never refused.
     /// 0: no limit.
     pub max_concurrent_requests: usize,
+    /// Seconds a unary call may take to be answered (a caller's shorter
+    /// `grpc-timeout` wins); a slower one is answered CANCELLED. A stream
+    /// is bounded by this until it starts, then runs until the caller
+    /// ends it.
+    pub request_timeout_secs: u64,
+    /// Largest request message accepted, in bytes (a larger one is
+    /// answered OUT_OF_RANGE before it is decoded).
+    pub max_message_bytes: usize,
 }
 
 impl Default for GrpcSettings {
@@ -318,6 +330,8 @@ impl Default for GrpcSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             shutdown_grace_secs: 10,
             max_concurrent_requests: 1024,
+            request_timeout_secs: 30,
+            max_message_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -546,6 +560,15 @@ impl Settings {
             ("events.poll_interval_ms", self.events.poll_interval_ms == 0),
             ("events.retention_hours", self.events.retention_hours == 0),
             ("http.max_body_bytes", self.http.max_body_bytes == 0),
+            (
+                "http.request_timeout_secs",
+                self.http.request_timeout_secs == 0,
+            ),
+            (
+                "grpc.request_timeout_secs",
+                self.grpc.request_timeout_secs == 0,
+            ),
+            ("grpc.max_message_bytes", self.grpc.max_message_bytes == 0),
         ] {
             if zero {
                 return Err(SettingsError::Invalid {

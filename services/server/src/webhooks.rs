@@ -77,6 +77,27 @@ impl Ingress {
             .with_state(self)
     }
 
+    /// `routes` with every request bounded by `timeout`, its body's upload
+    /// included: a slower one is answered 408 (nothing was recorded; the
+    /// provider delivers again), so a stalled client cannot hold a worker.
+    pub fn bounded(routes: Router, timeout: std::time::Duration) -> Router {
+        routes.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                use axum::response::IntoResponse;
+                match tokio::time::timeout(timeout, next.run(request)).await {
+                    Ok(response) => response,
+                    Err(_) => {
+                        tracing::warn!(
+                            timeout_secs = timeout.as_secs(),
+                            "webhook request timed out"
+                        );
+                        (StatusCode::REQUEST_TIMEOUT, "request timed out").into_response()
+                    }
+                }
+            },
+        ))
+    }
+
     fn adapter(&self, channel: &str) -> Option<(Channel, &Arc<dyn Adapter>)> {
         let channel = Channel::parse(channel)?;
         self.adapters.get(&channel).map(|a| (channel, a))
