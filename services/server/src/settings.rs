@@ -19,11 +19,13 @@ use serde::{Deserialize, Serialize};
 mod auth;
 mod email;
 mod metrics;
+mod quotas;
 mod routing;
 mod voice;
 pub use auth::AuthSettings;
 pub use email::{EmailSender, EmailSettings};
 pub use metrics::MetricsSettings;
+pub use quotas::{QuotaSettings, TenantQuota};
 pub use routing::{CallMeButton, MissedCallCallback, RoutingSettings, TenantRouting};
 pub use voice::{VoiceNumberSettings, VoiceSettings};
 
@@ -107,6 +109,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// The Prometheus endpoint.
     pub metrics: MetricsSettings,
+    /// Per-tenant send quotas.
+    pub quotas: QuotaSettings,
 }
 
 /// WhatsApp Business through Meta's Cloud API. Off: the sandbox serves
@@ -541,6 +545,7 @@ impl Settings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.auth.validate(self.grpc.listen)?;
         self.metrics.validate(self.http.listen)?;
+        self.quotas.validate()?;
         if let Err(e) = self.contacts.default_region.parse::<PhoneRegion>() {
             return Err(SettingsError::Invalid {
                 key: "contacts.default_region",

@@ -74,6 +74,12 @@ pub const WATCH_WITHOUT_DEADLINE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// watches its reports (a call's outcome comes within minutes).
 pub const WATCH_REPORTS: Duration = Duration::from_secs(3600);
 
+/// How much of a daily quota of `limit` a request for `wanted` gets when
+/// `used` is spent: as much as is left, up to what was asked.
+pub fn granted(used: u64, wanted: u64, limit: u64) -> u64 {
+    wanted.min(limit.saturating_sub(used))
+}
+
 /// The dispatch queue at a glance (for metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueStats {

@@ -475,6 +475,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// for metrics.
     async fn queue_stats(&self) -> Result<QueueStats>;
 
+    /// Takes up to `wanted` of `tenant`'s daily quota of `limit` messages on
+    /// `day` (`YYYY-MM-DD`, UTC), atomically across replicas; how many were
+    /// granted ([`granted`]).
+    async fn consume_quota(&self, tenant: &str, day: &str, wanted: u64, limit: u64) -> Result<u64>;
+
     /// Whether `cursor` is the position of an event of this tenant's log
     /// (a subscriber resuming from a cursor the log never issued would skip
     /// events silently).

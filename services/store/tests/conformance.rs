@@ -171,6 +171,7 @@ conformance! {
         erasure_deletes_the_contacts_call_progress,
         // tenants and API keys
         the_default_tenant_exists_after_migration,
+        daily_quotas_are_granted_up_to_their_limit,
         tenants_are_created_once_and_listed_by_id,
         concurrent_creates_of_one_tenant_have_one_winner,
         a_key_for_an_unknown_tenant_is_not_found,

@@ -37,6 +37,16 @@ pub enum ApiError {
     /// (`grpc.max_concurrent_requests`); nothing was done.
     #[error("the server is busy: {0} calls in progress; try again shortly")]
     Overloaded(usize),
+    /// The tenant's send quota is spent for now.
+    #[error("the tenant's {quota} send quota of {limit} is spent; try again in {} s", .retry_after.as_secs().max(1))]
+    QuotaExceeded {
+        /// Which quota: `per_second` or `per_day`.
+        quota: &'static str,
+        /// Its limit.
+        limit: u64,
+        /// When a send would fit again.
+        retry_after: std::time::Duration,
+    },
     /// The channel's provider refused or failed an operation (a read
     /// receipt, a media download).
     #[error("{what}: {}", .error.message())]
@@ -112,6 +122,26 @@ impl From<ApiError> for Status {
             ApiError::Route(e) => route_status(e),
             ApiError::Provider { what, error } => provider_status(what, &error),
             ApiError::Cursor(check) => cursor_status(check),
+            ApiError::QuotaExceeded {
+                quota,
+                limit,
+                retry_after,
+            } => {
+                let message = format!(
+                    "the tenant's {quota} send quota of {limit} is spent; try again in {} s",
+                    retry_after.as_secs().max(1)
+                );
+                let mut details = ErrorDetails::with_retry_info(Some(retry_after));
+                details.set_error_info(
+                    "QUOTA_EXCEEDED",
+                    "omniroute.v1",
+                    std::collections::HashMap::from([
+                        ("quota".to_owned(), quota.to_owned()),
+                        ("limit".to_owned(), limit.to_string()),
+                    ]),
+                );
+                Status::with_error_details(Code::ResourceExhausted, message, details)
+            }
             ApiError::Overloaded(limit) => retry_status(
                 Code::ResourceExhausted,
                 &format!("the server is busy: {limit} calls in progress; try again shortly"),

@@ -390,6 +390,25 @@ impl MessagingApi {
                 Err(e) => answers[index] = Some(Err(e)),
             }
         }
+        // The tenant's quotas: the first sends that fit go, the rest are
+        // refused with when they would fit.
+        match self.ctx.quotas.admit(store, tenant, pending.len()).await {
+            Ok(admitted) => {
+                for (index, _) in pending.drain(admitted..) {
+                    answers[index] = Some(Err(self.ctx.quotas.refusal(tenant)));
+                }
+            }
+            Err(ApiError::Store(e)) => {
+                for (index, _) in pending.drain(..) {
+                    answers[index] = Some(Err(failed("checking the send quota failed", &e)));
+                }
+            }
+            Err(_) => {
+                for (index, _) in pending.drain(..) {
+                    answers[index] = Some(Err(self.ctx.quotas.refusal(tenant)));
+                }
+            }
+        }
         // Round 0 may route on cached contacts; later rounds read afresh
         // what changed or was refused.
         for round in 0..ROUTING_ROUNDS {

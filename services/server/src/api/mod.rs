@@ -19,6 +19,7 @@ mod overload;
 pub use overload::OverloadLayer;
 mod page_token;
 mod preferences;
+mod quotas;
 
 use std::sync::Arc;
 
@@ -54,6 +55,8 @@ pub struct ApiContext {
     adapters: Adapters,
     /// Contacts for routing sends, cached.
     recipients: Arc<Recipients>,
+    /// Per-tenant send quotas.
+    quotas: Arc<quotas::Quotas>,
 }
 
 impl ApiContext {
@@ -69,6 +72,7 @@ impl ApiContext {
             std::time::Duration::from_secs(settings.contacts.cache_ttl_secs),
         );
         ApiContext {
+            quotas: Arc::new(quotas::Quotas::new(settings.quotas.clone())),
             recipients: Arc::new(recipients),
             router,
             adapters,

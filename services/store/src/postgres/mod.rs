@@ -91,6 +91,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         include_str!("../../migrations/postgres/0010_callbacks.sql"),
     ),
     (11, include_str!("../../migrations/postgres/0011_auth.sql")),
+    (
+        12,
+        include_str!("../../migrations/postgres/0012_quotas.sql"),
+    ),
 ];
 
 /// Serializes migrations of replicas that start together.
@@ -910,6 +914,37 @@ impl Store for PgStore {
         let client = self.client().await?;
         client.simple_query("SELECT 1").await.map_err(db)?;
         Ok(())
+    }
+
+    async fn consume_quota(&self, tenant: &str, day: &str, wanted: u64, limit: u64) -> Result<u64> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        tx.execute(
+            "INSERT INTO tenant_usage (tenant, day, sent) VALUES ($1, $2::text::date, 0)
+             ON CONFLICT (tenant, day) DO NOTHING",
+            &[&tenant, &day],
+        )
+        .await
+        .map_err(db)?;
+        let used: i64 = tx
+            .query_one(
+                "SELECT sent FROM tenant_usage WHERE tenant = $1 AND day = $2::text::date FOR UPDATE",
+                &[&tenant, &day],
+            )
+            .await
+            .map_err(db)?
+            .get(0);
+        let granted = crate::granted(u64::try_from(used).unwrap_or(0), wanted, limit);
+        if granted > 0 {
+            tx.execute(
+                "UPDATE tenant_usage SET sent = sent + $3 WHERE tenant = $1 AND day = $2::text::date",
+                &[&tenant, &day, &i64::try_from(granted).unwrap_or(i64::MAX)],
+            )
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(granted)
     }
 
     async fn queue_stats(&self) -> Result<crate::QueueStats> {

@@ -48,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0007_inbound_media.sql"),
     include_str!("../../migrations/sqlite/0008_callbacks.sql"),
     include_str!("../../migrations/sqlite/0009_auth.sql"),
+    include_str!("../../migrations/sqlite/0010_quotas.sql"),
 ];
 
 /// The embedded SQLite store.
@@ -814,6 +815,32 @@ impl Store for SqliteStore {
         self.read(|tx| {
             tx.query_row("SELECT 1", [], |_| Ok(())).map_err(db)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn consume_quota(&self, tenant: &str, day: &str, wanted: u64, limit: u64) -> Result<u64> {
+        let (tenant, day) = (tenant.to_owned(), day.to_owned());
+        self.tx(move |tx| {
+            let used: i64 = tx
+                .query_row(
+                    "SELECT sent FROM tenant_usage WHERE tenant = ?1 AND day = ?2",
+                    params![tenant, day],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db)?
+                .unwrap_or(0);
+            let granted = crate::granted(u64::try_from(used).unwrap_or(0), wanted, limit);
+            if granted > 0 {
+                tx.execute(
+                    "INSERT INTO tenant_usage (tenant, day, sent) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (tenant, day) DO UPDATE SET sent = sent + excluded.sent",
+                    params![tenant, day, i64::try_from(granted).unwrap_or(i64::MAX)],
+                )
+                .map_err(db)?;
+            }
+            Ok(granted)
         })
         .await
     }

@@ -375,3 +375,33 @@ pub async fn debug_of_a_key_hides_its_hash(store: S) {
         assert!(shown.contains("dbg1"), "the rest is shown: {shown}");
     }
 }
+
+/// A daily quota is handed out up to its limit, per tenant and day, and a
+/// request for more than is left gets what is left.
+pub async fn daily_quotas_are_granted_up_to_their_limit(store: S) {
+    let day = "2026-12-01";
+    assert_eq!(store.consume_quota(T, day, 3, 5).await.unwrap(), 3);
+    assert_eq!(
+        store.consume_quota(T, day, 3, 5).await.unwrap(),
+        2,
+        "what is left"
+    );
+    assert_eq!(store.consume_quota(T, day, 1, 5).await.unwrap(), 0, "spent");
+    // Another day, another tenant: their own.
+    assert_eq!(store.consume_quota(T, "2026-12-02", 4, 5).await.unwrap(), 4);
+    assert_eq!(store.consume_quota(OTHER, day, 5, 5).await.unwrap(), 5);
+    // A raised limit gives the difference.
+    assert_eq!(store.consume_quota(T, day, 10, 8).await.unwrap(), 3);
+    // Racing takers never get more than the limit between them.
+    let takers: Vec<_> = (0..8)
+        .map(|_| {
+            let store = std::sync::Arc::clone(&store);
+            tokio::spawn(async move { store.consume_quota(T, "2026-12-03", 2, 9).await })
+        })
+        .collect();
+    let mut total = 0;
+    for taker in takers {
+        total += taker.await.unwrap().unwrap();
+    }
+    assert_eq!(total, 9);
+}
