@@ -20,11 +20,13 @@ mod auth;
 mod email;
 mod metrics;
 mod routing;
+mod tls;
 mod voice;
 pub use auth::AuthSettings;
 pub use email::{EmailSender, EmailSettings};
 pub use metrics::MetricsSettings;
 pub use routing::{CallMeButton, MissedCallCallback, RoutingSettings, TenantRouting};
+pub use tls::TlsSettings;
 pub use voice::{VoiceNumberSettings, VoiceSettings};
 
 /// Whether `url` is a public `https://` address, or a plain one on this
@@ -107,6 +109,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// The Prometheus endpoint.
     pub metrics: MetricsSettings,
+    /// TLS on the gRPC and webhook listeners.
+    pub tls: TlsSettings,
 }
 
 /// WhatsApp Business through Meta's Cloud API. Off: the sandbox serves
@@ -480,6 +484,7 @@ impl Settings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.auth.validate(self.grpc.listen)?;
         self.metrics.validate(self.http.listen)?;
+        self.tls.validate()?;
         if let Err(e) = self.contacts.default_region.parse::<PhoneRegion>() {
             return Err(SettingsError::Invalid {
                 key: "contacts.default_region",
