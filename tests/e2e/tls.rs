@@ -70,6 +70,11 @@ async fn grpc_and_webhooks_serve_tls_and_a_reload_changes_the_certificate() {
     let first = ca.server();
     let app = TestApp::spawn_with(Backend::Embedded, |s| use_files(s, dir.path(), &first)).await;
     let trusting = tls::client_config(&ca.cert_pem, None, &[b"h2"]);
+    // Clients that connect and never start their handshake hold up no one.
+    let _silent_grpc = tokio::net::TcpStream::connect(grpc_addr(&app))
+        .await
+        .unwrap();
+    let _silent_http = tokio::net::TcpStream::connect(app.http_addr).await.unwrap();
 
     // A client that trusts the CA is answered, by every service.
     let channel = tls::channel(app.port, trusting.clone())
