@@ -253,3 +253,21 @@ async fn changed_files_are_picked_up_without_a_signal() {
     }
     app.stop().await.expect("a clean stop");
 }
+
+#[tokio::test]
+async fn webhooks_stay_plain_with_tls_http_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::new("omniroute test CA");
+    let server = ca.server();
+    let app = TestApp::spawn_with(Backend::Embedded, |s| {
+        use_files(s, dir.path(), &server);
+        s.tls.http = false;
+    })
+    .await;
+    // gRPC is TLS ...
+    assert!(answered(&app, tls::client_config(&ca.cert_pem, None, &[b"h2"])).await);
+    // ... and the webhook listener plain HTTP, for a proxy in front of it.
+    let healthz = omniroute_e2e::http(app.http_addr, "GET", "/healthz", &[], &[]).await;
+    assert_eq!(healthz.status, 200, "{healthz:?}");
+    app.stop().await.expect("a clean stop");
+}

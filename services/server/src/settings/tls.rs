@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::SettingsError;
 
+/// The longest `reload_secs`: a day.
+const MAX_RELOAD_SECS: u64 = 24 * 60 * 60;
+
 /// TLS for the listeners. Without `cert_file` and `key_file` both listen on
 /// plain TCP.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,6 +61,12 @@ impl TlsSettings {
     /// Checks the section: both files or neither, and files that exist,
     /// parse, and hold a key that belongs to the certificate.
     pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.reload_secs > MAX_RELOAD_SECS {
+            return Err(SettingsError::Invalid {
+                key: "tls.reload_secs",
+                reason: format!("at most {MAX_RELOAD_SECS} (a day); 0 reloads on SIGHUP only"),
+            });
+        }
         match (is_set(&self.cert_file), is_set(&self.key_file)) {
             (true, true) => {}
             (false, false) => {
@@ -136,6 +145,11 @@ mod tests {
             ..TlsSettings::default()
         };
         assert_eq!(refused_key(only_ca.validate()), "tls.client_ca_file");
+        let forever = TlsSettings {
+            reload_secs: u64::MAX,
+            ..tls
+        };
+        assert_eq!(refused_key(forever.validate()), "tls.reload_secs");
     }
 
     #[test]
