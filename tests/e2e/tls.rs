@@ -3,7 +3,8 @@
 //! with `tls.client_ca_file` only clients with a certificate signed by that
 //! CA get through; a reload (SIGHUP's work, or a changed file) serves the
 //! new certificate to new handshakes; the webhook listener answers HTTPS
-//! without asking for a client certificate.
+//! without asking for a client certificate, or stays plain with
+//! `tls.http = false`.
 //!
 //! TLS does not touch the store, so these run on the embedded store only.
 
