@@ -20,6 +20,7 @@ mod provider_faults;
 mod reliability;
 mod routing;
 mod support;
+mod tls;
 mod voice;
 mod whatsapp;
 

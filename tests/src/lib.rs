@@ -7,6 +7,7 @@
 
 pub mod faults;
 pub mod raw;
+pub mod tls;
 
 use std::sync::Once;
 
@@ -47,8 +48,11 @@ pub struct TestApp {
     pub messaging: MessagingServiceClient<Channel>,
     /// EventService client.
     pub events: EventServiceClient<Channel>,
-    /// The raw channel, for other clients.
+    /// The raw channel, for other clients. Plain text: with `[tls]` on it
+    /// connects lazily and its calls fail (use [`tls::channel`]).
     pub channel: Channel,
+    /// The server's TLS, when `[tls]` is set.
+    tls: Option<std::sync::Arc<omniroute::tls::Tls>>,
     /// The server's store (to make API keys, as `omniroute keys` does);
     /// let go before a restart (the embedded file has one owner).
     store: Option<std::sync::Arc<dyn omniroute_store::Store>>,
@@ -157,7 +161,9 @@ impl TestApp {
         }
         adjust(&mut settings);
         settings.validate().expect("test settings are valid");
+        let plain = !settings.tls.enabled();
         let app = Application::build(settings).await.expect("server builds");
+        let tls = app.tls();
         let port = app.port();
         let http_addr = app.http_addr();
         let smtp_addr = app.provider_addr(omniroute_channel::Channel::Email);
@@ -171,11 +177,12 @@ impl TestApp {
             .await
             .map_err(|e| format!("{e:#}"))
         });
-        let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("client connects");
+        let endpoint = Channel::from_shared(format!("http://127.0.0.1:{port}")).expect("uri");
+        let channel = if plain {
+            endpoint.connect().await.expect("client connects")
+        } else {
+            endpoint.connect_lazy()
+        };
         TestApp {
             port,
             http_addr,
@@ -186,6 +193,7 @@ impl TestApp {
             messaging: MessagingServiceClient::new(channel.clone()),
             events: EventServiceClient::new(channel.clone()),
             channel,
+            tls,
             store: Some(store),
             backend,
             store_url,
@@ -202,6 +210,15 @@ impl TestApp {
     /// While a restart is under way (never between calls).
     pub fn store(&self) -> std::sync::Arc<dyn omniroute_store::Store> {
         std::sync::Arc::clone(self.store.as_ref().expect("the server's store"))
+    }
+
+    /// Reads the `[tls]` files again, as SIGHUP makes the binary do.
+    ///
+    /// # Panics
+    ///
+    /// Without `[tls]`.
+    pub fn reload_tls(&self) -> Result<(), omniroute::settings::SettingsError> {
+        self.tls.as_ref().expect("TLS is on").reload()
     }
 
     /// The store this server runs on.

@@ -4,9 +4,14 @@
 //! [`Application::build`] binds before it returns, so a test can ask for port
 //! 0 and read the real port from [`Application::port`]. Shutdown is graceful:
 //! the listener closes at once and calls in flight finish.
+//!
+//! With `[tls]` the gRPC listener (and, with `tls.http`, the webhook
+//! listener) serves TLS (see [`crate::tls`]); without it both are plain TCP
+//! as they always were.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +33,7 @@ use crate::pipeline::{self, Pipeline, statuses};
 use crate::routing::Router;
 use crate::routing::breaker::Breakers;
 use crate::settings::Settings;
+use crate::tls::{Hangup, Listener, Tls};
 use crate::webhooks;
 
 /// A built, bound, not yet running server.
@@ -41,11 +47,24 @@ pub struct Application {
     provider_listeners: Vec<(omniroute_channel::Channel, TcpListener)>,
     store: Arc<dyn Store>,
     settings: Settings,
+    /// TLS, when `[tls]` names a certificate, and the SIGHUP that reloads it.
+    tls: Option<(Arc<Tls>, Hangup)>,
 }
 
 impl Application {
     /// Opens the store (applying migrations) and binds the gRPC listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let tls = match Tls::from_settings(&settings.tls)? {
+            Some(tls) => {
+                let hangup = Hangup::install().map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot install the SIGHUP handler that reloads tls.cert_file: {e}"
+                    )
+                })?;
+                Some((tls, hangup))
+            }
+            None => None,
+        };
         let store = open_store(&settings).await?;
         let listener = listen(settings.grpc.listen, "grpc.listen")?;
         let local_addr = listener.local_addr()?;
@@ -65,7 +84,14 @@ impl Application {
             provider_listeners,
             store,
             settings,
+            tls,
         })
+    }
+
+    /// The server's TLS, when `[tls]` is set: [`Tls::reload`] does what
+    /// SIGHUP does.
+    pub fn tls(&self) -> Option<Arc<Tls>> {
+        self.tls.as_ref().map(|(tls, _)| Arc::clone(tls))
     }
 
     /// The address of the metrics listener, when metrics are on.
@@ -153,8 +179,13 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        tracing::info!(addr = %self.local_addr, store = store_kind(&self.settings), "omniroute listening");
+        let (tls, hangup) = self.tls.unzip();
+        let tls_mode = match &tls {
+            None => "off",
+            Some(tls) if tls.mutual() => "mutual",
+            Some(_) => "on",
+        };
+        tracing::info!(addr = %self.local_addr, store = store_kind(&self.settings), tls = tls_mode, "omniroute listening");
         if !self.settings.auth.enabled {
             tracing::warn!(
                 addr = %self.local_addr,
@@ -221,9 +252,21 @@ impl Application {
                 .merge(crate::providers::routes(&self.settings, &shared)),
             Duration::from_secs(self.settings.http.request_timeout_secs),
         );
-        tracing::info!(addr = %self.http_addr, "webhook listener ready");
-        let http = axum::serve(self.http_listener, webhooks)
-            .with_graceful_shutdown(stopped(stopping.clone()));
+        let http_tls = tls.as_ref().filter(|tls| tls.serves_http()).map(Arc::clone);
+        tracing::info!(addr = %self.http_addr, tls = http_tls.is_some(), "webhook listener ready");
+        let http: Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match http_tls {
+            Some(tls) => {
+                Box::pin(tls.serve_http(self.http_listener, webhooks, stopped(stopping.clone())))
+            }
+            None => Box::pin(
+                axum::serve(self.http_listener, webhooks)
+                    .with_graceful_shutdown(stopped(stopping.clone()))
+                    .into_future(),
+            ),
+        };
+        let reload_task = tls.as_ref().zip(hangup).map(|(tls, hangup)| {
+            tokio::spawn(Arc::clone(tls).watch(hangup, stopped(stopping.clone())))
+        });
         let metrics_task = self.metrics_listener.map(|listener| {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!(%addr, "metrics listener ready");
@@ -236,7 +279,7 @@ impl Application {
             )
         });
         let max_message = self.settings.grpc.max_message_bytes;
-        let server = Server::builder()
+        let routes = Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .timeout(Duration::from_secs(self.settings.grpc.request_timeout_secs))
             .layer(crate::metrics::GrpcMetricsLayer)
@@ -281,8 +324,18 @@ impl Application {
             .add_service(
                 EventServiceServer::new(EventApi::new(ctx, event_poll))
                     .max_decoding_message_size(max_message),
-            )
-            .serve_with_incoming_shutdown(incoming, stopped(stopping));
+            );
+        let server: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
+            match &tls {
+                Some(tls) => Box::pin(routes.serve_with_incoming_shutdown(
+                    tls.incoming(self.listener, Listener::Grpc),
+                    stopped(stopping),
+                )),
+                None => Box::pin(routes.serve_with_incoming_shutdown(
+                    TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                    stopped(stopping),
+                )),
+            };
         let both = async {
             let (grpc, http) = tokio::join!(server, http);
             grpc.map_err(anyhow::Error::from)?;
@@ -304,6 +357,9 @@ impl Application {
             );
         }
         health_task.abort();
+        if let Some(task) = reload_task {
+            let _ = task.await;
+        }
         if let Some(task) = metrics_task {
             let _ = task.await;
         }

@@ -14,6 +14,7 @@ pub mod providers;
 pub mod routing;
 pub mod settings;
 pub mod telemetry;
+pub mod tls;
 pub mod webhooks;
 
 pub use app::Application;

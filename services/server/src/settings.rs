@@ -21,12 +21,14 @@ mod email;
 mod metrics;
 mod quotas;
 mod routing;
+mod tls;
 mod voice;
 pub use auth::AuthSettings;
 pub use email::{EmailSender, EmailSettings};
 pub use metrics::MetricsSettings;
 pub use quotas::{QuotaSettings, TenantQuota};
 pub use routing::{CallMeButton, MissedCallCallback, RoutingSettings, TenantRouting};
+pub use tls::TlsSettings;
 pub use voice::{VoiceNumberSettings, VoiceSettings};
 
 /// Whether `url` is a public `https://` address, or a plain one on this
@@ -111,6 +113,8 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// Per-tenant send quotas.
     pub quotas: QuotaSettings,
+    /// TLS on the gRPC and webhook listeners.
+    pub tls: TlsSettings,
 }
 
 /// WhatsApp Business through Meta's Cloud API. Off: the sandbox serves
@@ -546,6 +550,7 @@ impl Settings {
         self.auth.validate(self.grpc.listen)?;
         self.metrics.validate(self.http.listen)?;
         self.quotas.validate()?;
+        self.tls.validate()?;
         if let Err(e) = self.contacts.default_region.parse::<PhoneRegion>() {
             return Err(SettingsError::Invalid {
                 key: "contacts.default_region",

@@ -85,6 +85,11 @@ impl Server {
         self.log.lock().expect("not poisoned").clone()
     }
 
+    /// The address of its gRPC listener.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
     /// The address of its HTTP (webhook) listener.
     pub fn http_addr(&self) -> &str {
         &self.http_addr
@@ -97,6 +102,27 @@ impl Server {
             .connect()
             .await
             .expect("connects")
+    }
+
+    /// Sends SIGHUP (which reloads the TLS files); the process goes on.
+    pub fn hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP".to_owned(), self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits up to `timeout` for a log line containing `text`.
+    pub fn wait_for_log(&self, text: &str, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if self.log().iter().any(|line| line.contains(text)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 
     /// Sends SIGTERM and returns the exit status.
