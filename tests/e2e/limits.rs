@@ -127,3 +127,67 @@ async fn a_webhook_that_uploads_too_slowly_is_answered_408() {
     let answer = String::from_utf8_lossy(&answer[..n]);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
+
+/// A tenant's daily quota: the sends that fit go, the rest of a batch and
+/// every send after it are refused with RESOURCE_EXHAUSTED, a retry delay
+/// until the next UTC day and the quota named.
+#[tokio::test]
+async fn a_tenant_past_its_daily_quota_is_refused_with_a_retry_delay() {
+    let mut app = TestApp::spawn_with(Backend::Embedded, |s| {
+        s.quotas.tenants = vec![omniroute::settings::TenantQuota {
+            tenant: "default".into(),
+            per_day: Some(3),
+            ..Default::default()
+        }];
+    })
+    .await;
+    let send = |n: usize| pb::SendMessageRequest {
+        recipient: Some(pb::send_message_request::Recipient::Address(pb::Identity {
+            channel: pb::Channel::Email as i32,
+            address: format!("quota{n}@example.com"),
+            ..Default::default()
+        })),
+        message: Some(pb::Message {
+            category: pb::Category::Transactional as i32,
+            content: Some(pb::Content {
+                kind: Some(pb::content::Kind::Text(pb::TextContent {
+                    body: "Your order has shipped".into(),
+                    ..Default::default()
+                })),
+            }),
+            ..Default::default()
+        }),
+        idempotency_key: String::new(),
+    };
+    let batch = app
+        .messaging
+        .batch_send_messages(pb::BatchSendMessagesRequest {
+            requests: (0..5).map(send).collect(),
+        })
+        .await
+        .expect("a batch is answered item by item")
+        .into_inner();
+    let accepted = batch
+        .results
+        .iter()
+        .filter(|r| matches!(r.result, Some(pb::batch_send_result::Result::Message(_))))
+        .count();
+    assert_eq!(accepted, 3, "{batch:#?}");
+    let err = app.messaging.send_message(send(9)).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    let details = err.get_error_details();
+    let delay = details
+        .retry_info()
+        .and_then(|r| r.retry_delay)
+        .expect("a retry delay");
+    assert!(
+        delay > Duration::ZERO && delay <= Duration::from_secs(86_400),
+        "{delay:?}"
+    );
+    let info = details.error_info().expect("error info");
+    assert_eq!(info.reason, "QUOTA_EXCEEDED");
+    assert_eq!(
+        info.metadata.get("quota").map(String::as_str),
+        Some("per_day")
+    );
+}
