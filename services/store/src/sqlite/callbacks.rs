@@ -179,23 +179,8 @@ pub(super) fn list(
 
 #[cfg(test)]
 mod tests {
+    use super::super::plan;
     use super::*;
-
-    /// The plan SQLite picks for `sql` on a migrated store file.
-    async fn plan(sql: &str, args: usize) -> String {
-        let (store, _dir) = crate::testing::fresh_sqlite_store().await;
-        let conn = Connection::open(store.path()).expect("open the store file");
-        let mut stmt = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .expect("prepare");
-        let nulls = vec![rusqlite::types::Value::Null; args];
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
-            .expect("explain");
-        rows.map(|r| r.expect("a plan row"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
 
     #[tokio::test]
     async fn listings_scan_the_callback_indexes_in_order() {

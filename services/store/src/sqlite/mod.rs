@@ -927,3 +927,21 @@ impl Store for SqliteStore {
             .await
     }
 }
+
+/// The plan SQLite picks for `sql` (with `args` parameters, all NULL) on a
+/// freshly migrated store file: the statements' plan tests read it.
+#[cfg(test)]
+pub(crate) async fn plan(sql: &str, args: usize) -> String {
+    let (store, _dir) = crate::testing::fresh_sqlite_store().await;
+    let conn = Connection::open(store.path()).expect("open the store file");
+    let mut stmt = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .expect("prepare");
+    let nulls = vec![rusqlite::types::Value::Null; args];
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+        .expect("explain");
+    rows.map(|r| r.expect("a plan row"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
