@@ -36,6 +36,7 @@ async fn a_scrape_after_a_send_shows_the_counters_moving(app: TestApp) {
     let attempts = r#"omniroute_attempts_total{channel="email",outcome="sent"}"#;
     let delivered = r#"omniroute_status_reports_total{channel="email",status="delivered"}"#;
     let refused = r#"omniroute_webhook_requests_total{channel="whatsapp",result="unauthorized"}"#;
+    let lag = "omniroute_event_delivery_lag_seconds_count";
 
     let anna = create(&mut app, "Anna", vec![email("anna.metrics@example.com")]).await;
     let message = app
@@ -51,6 +52,17 @@ async fn a_scrape_after_a_send_shows_the_counters_moving(app: TestApp) {
         .message
         .unwrap();
     crate::whatsapp::wait_status(&mut app, &message.name, pb::MessageStatus::Delivered).await;
+    // A subscriber reads the log: its deliveries are timed.
+    let mut stream = app
+        .events
+        .subscribe(pb::SubscribeRequest {
+            from_beginning: true,
+            ..Default::default()
+        })
+        .await
+        .expect("subscribed")
+        .into_inner();
+    crate::events::next(&mut stream).await;
     let forged = omniroute_e2e::http(
         app.http_addr,
         "POST",
@@ -62,7 +74,7 @@ async fn a_scrape_after_a_send_shows_the_counters_moving(app: TestApp) {
     assert_eq!(forged.status, 401);
 
     let after = scrape(&app).await;
-    for name in [sent_calls, accepted, attempts, delivered, refused] {
+    for name in [sent_calls, accepted, attempts, delivered, refused, lag] {
         assert!(
             sample(&after, name) >= sample(&before, name) + 1.0,
             "{name} did not move:\n{after}"
@@ -79,4 +91,13 @@ async fn a_scrape_after_a_send_shows_the_counters_moving(app: TestApp) {
         "{after}"
     );
     assert!(after.contains("omniroute_event_subscribers "), "{after}");
+    if app.backend() == omniroute_e2e::Backend::Postgres {
+        assert!(
+            sample(
+                &after,
+                r#"omniroute_store_pool_connections_max{pool="main"}"#
+            ) >= 1.0,
+            "{after}"
+        );
+    }
 }

@@ -20,7 +20,11 @@
 //!   applied (delivered, read, failed…).
 //! - `omniroute_webhook_requests_total{channel, result}`: ok, unauthorized,
 //!   malformed, not_recorded, no_channel.
-//! - `omniroute_event_subscribers`: event streams open now.
+//! - `omniroute_event_subscribers`: event streams open now;
+//!   `omniroute_event_delivery_lag_seconds`: from an event's time to its
+//!   delivery to a subscriber.
+//! - `omniroute_store_pool_connections_in_use{pool}`, `…_max{pool}`:
+//!   PostgreSQL's connection pools.
 //! - `omniroute_breakers_open`: channels whose breaker is open now.
 //! - `omniroute_queue_jobs`, `omniroute_queue_oldest_due_seconds`: the
 //!   dispatch queue, read at scrape time.
@@ -57,6 +61,9 @@ pub struct Metrics {
     webhooks: Family<Labels, Counter>,
     subscribers: Gauge,
     breakers_open: Gauge,
+    event_lag: Histogram,
+    pool_in_use: Family<Labels, Gauge>,
+    pool_max: Family<Labels, Gauge>,
     queue_jobs: Gauge<f64, AtomicU64>,
     queue_oldest: Gauge<f64, AtomicU64>,
 }
@@ -81,6 +88,9 @@ impl Metrics {
             webhooks: Family::default(),
             subscribers: Gauge::default(),
             breakers_open: Gauge::default(),
+            event_lag: latency(),
+            pool_in_use: Family::default(),
+            pool_max: Family::default(),
             queue_jobs: Gauge::default(),
             queue_oldest: Gauge::default(),
             registry: Registry::default(),
@@ -134,6 +144,21 @@ impl Metrics {
             "breakers_open",
             "Channel breakers open on this replica (per channel and tenant)",
             m.breakers_open.clone(),
+        );
+        registry.register(
+            "event_delivery_lag_seconds",
+            "Time from an event's commit to its delivery to a subscriber",
+            m.event_lag.clone(),
+        );
+        registry.register(
+            "store_pool_connections_in_use",
+            "Database connections handed out now, by pool",
+            m.pool_in_use.clone(),
+        );
+        registry.register(
+            "store_pool_connections_max",
+            "The largest size of each database connection pool",
+            m.pool_max.clone(),
         );
         registry.register(
             "queue_jobs",
@@ -219,6 +244,24 @@ impl Metrics {
     /// How many breakers are open now.
     pub fn set_breakers_open(&self, open: i64) {
         self.breakers_open.set(open);
+    }
+
+    /// An event delivered to a subscriber `lag` after it happened.
+    pub fn event_delivered(&self, lag: Duration) {
+        self.event_lag.observe(lag.as_secs_f64());
+    }
+
+    /// The store's pools as they are now.
+    pub fn set_pools(&self, pools: &[omniroute_store::PoolUse]) {
+        for pool in pools {
+            let labels = vec![("pool", pool.name.to_owned())];
+            self.pool_in_use
+                .get_or_create(&labels)
+                .set(i64::try_from(pool.in_use).unwrap_or(i64::MAX));
+            self.pool_max
+                .get_or_create(&labels)
+                .set(i64::try_from(pool.max).unwrap_or(i64::MAX));
+        }
     }
 
     /// The dispatch queue as the store says now.
@@ -381,6 +424,7 @@ pub fn router(
                     Err(_) => tracing::debug!("queue stats timed out for this scrape"),
                 }
                 METRICS.set_breakers_open(i64::try_from(breakers.open_count(now)).unwrap_or(0));
+                METRICS.set_pools(&store.pool_use());
                 (
                     [(
                         axum::http::header::CONTENT_TYPE,

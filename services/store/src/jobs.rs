@@ -80,6 +80,17 @@ pub fn granted(used: u64, wanted: u64, limit: u64) -> u64 {
     wanted.min(limit.saturating_sub(used))
 }
 
+/// A connection pool's use now (for metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolUse {
+    /// The pool's name (`main`, `queue`, `events`).
+    pub name: &'static str,
+    /// Connections handed out now.
+    pub in_use: usize,
+    /// Its largest size.
+    pub max: usize,
+}
+
 /// The dispatch queue at a glance (for metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueStats {

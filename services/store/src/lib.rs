@@ -475,6 +475,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// for metrics.
     async fn queue_stats(&self) -> Result<QueueStats>;
 
+    /// The store's connection pools and their use now, for metrics (none
+    /// for a store without pools).
+    fn pool_use(&self) -> Vec<PoolUse> {
+        Vec::new()
+    }
+
     /// Takes up to `wanted` of `tenant`'s daily quota of `limit` messages on
     /// `day` (`YYYY-MM-DD`, UTC), atomically across replicas; how many were
     /// granted ([`granted`]).

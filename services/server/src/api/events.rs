@@ -100,6 +100,11 @@ impl EventService for EventApi {
                 let full = events.len() == PAGE;
                 for event in events {
                     cursor = event.cursor;
+                    crate::metrics::METRICS.event_delivered(
+                        std::time::SystemTime::now()
+                            .duration_since(event.time)
+                            .unwrap_or_default(),
+                    );
                     let response = pb::SubscribeResponse {
                         event: Some(message_convert::event_to_pb(&event)),
                     };

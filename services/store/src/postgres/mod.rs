@@ -916,6 +916,24 @@ impl Store for PgStore {
         Ok(())
     }
 
+    fn pool_use(&self) -> Vec<crate::PoolUse> {
+        [
+            ("main", &self.pool),
+            ("queue", &self.queue),
+            ("events", &self.readers),
+        ]
+        .into_iter()
+        .map(|(name, pool)| {
+            let status = pool.status();
+            crate::PoolUse {
+                name,
+                in_use: status.size.saturating_sub(status.available),
+                max: status.max_size,
+            }
+        })
+        .collect()
+    }
+
     async fn consume_quota(&self, tenant: &str, day: &str, wanted: u64, limit: u64) -> Result<u64> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
