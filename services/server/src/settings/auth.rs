@@ -15,7 +15,8 @@ pub struct AuthSettings {
     /// `api.default_tenant`, which is allowed on a loopback `grpc.listen`
     /// only.
     pub enabled: bool,
-    /// Health checks and server reflection answer without a key.
+    /// Health checks and server reflection answer without a key (false:
+    /// they need a key with the admin scope).
     pub public_health: bool,
     /// Seconds a key read from the store is trusted before it is read
     /// again: a revocation takes effect within this time (0: read on every
