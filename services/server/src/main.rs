@@ -129,14 +129,17 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(serve(settings)) {
+            let code = match runtime.block_on(serve(settings)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), "omniroute failed");
                     eprintln!("omniroute: {e:#}");
                     ExitCode::FAILURE
                 }
-            }
+            };
+            // The spans still queued for export go before the process does.
+            telemetry::shutdown();
+            code
         }
     }
 }

@@ -373,26 +373,39 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let method = request.uri().path().to_owned();
         let start = std::time::Instant::now();
-        Box::pin(async move {
-            let response = inner.call(request).await?;
-            let code = response
-                .headers()
-                .get("grpc-status")
-                .and_then(|v| v.to_str().ok())
-                .map_or("OK", code_name);
-            // Method names are the server's own; an unknown path is one
-            // label, not one per path a client made up.
-            let known = method.starts_with("/omniroute.v1.")
-                || method.starts_with("/grpc.health.v1.")
-                || method.starts_with("/grpc.reflection.");
-            let label = if known && code != "UNIMPLEMENTED" {
-                method.as_str()
-            } else {
-                "other"
-            };
-            METRICS.grpc(label, code, start.elapsed());
-            Ok(response)
-        })
+        // The call's span, in the caller's trace when its metadata names
+        // one (W3C `traceparent`).
+        let span = tracing::info_span!("grpc", rpc.method = %method);
+        if let Some(parent) = request
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+        {
+            crate::telemetry::context::follow(&span, parent);
+        }
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                let response = inner.call(request).await?;
+                let code = response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .map_or("OK", code_name);
+                // Method names are the server's own; an unknown path is one
+                // label, not one per path a client made up.
+                let known = method.starts_with("/omniroute.v1.")
+                    || method.starts_with("/grpc.health.v1.")
+                    || method.starts_with("/grpc.reflection.");
+                let label = if known && code != "UNIMPLEMENTED" {
+                    method.as_str()
+                } else {
+                    "other"
+                };
+                METRICS.grpc(label, code, start.elapsed());
+                Ok(response)
+            },
+            span,
+        ))
     }
 }
 

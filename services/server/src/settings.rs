@@ -440,6 +440,12 @@ pub struct LogSettings {
     pub filter: String,
     /// `text` or `json`.
     pub format: LogFormat,
+    /// Where traces go, over OTLP/HTTP with protobuf
+    /// (`http://collector:4318/v1/traces`); empty: nowhere. Needs a build
+    /// with the `otel` feature.
+    pub otlp_endpoint: String,
+    /// The service name traces carry.
+    pub service_name: String,
 }
 
 impl Default for LogSettings {
@@ -447,6 +453,8 @@ impl Default for LogSettings {
         LogSettings {
             filter: "info".to_owned(),
             format: LogFormat::Text,
+            otlp_endpoint: String::new(),
+            service_name: "omniroute".to_owned(),
         }
     }
 }
@@ -551,6 +559,12 @@ impl Settings {
         self.metrics.validate(self.http.listen)?;
         self.quotas.validate()?;
         self.tls.validate()?;
+        if !self.log.otlp_endpoint.is_empty() && !crate::telemetry::OTEL {
+            return Err(SettingsError::Invalid {
+                key: "log.otlp_endpoint",
+                reason: "this build exports no traces: build with `--features otel`".to_owned(),
+            });
+        }
         if let Err(e) = self.contacts.default_region.parse::<PhoneRegion>() {
             return Err(SettingsError::Invalid {
                 key: "contacts.default_region",
@@ -919,5 +933,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(other.contains("listen_file"), "{other}");
+    }
+
+    #[cfg(not(feature = "otel"))]
+    #[test]
+    fn a_build_without_otel_refuses_a_trace_endpoint() {
+        let e = Settings::load(
+            None,
+            env(&[(
+                "OMNIROUTE__LOG__OTLP_ENDPOINT",
+                "http://collector:4318/v1/traces",
+            )]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("log.otlp_endpoint"), "{e}");
     }
 }

@@ -7,23 +7,148 @@
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::settings::{LogFormat, LogSettings};
 
-/// Installs the global subscriber; a second call is a no-op.
+/// Whether this build exports traces (the `otel` feature).
+pub const OTEL: bool = cfg!(feature = "otel");
+
+type BoxedLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+
+/// Installs the global subscriber; a second call is a no-op. With
+/// `log.otlp_endpoint` (and the `otel` feature) spans are also exported
+/// over OTLP; [`shutdown`] flushes them.
 pub fn init(settings: &LogSettings) {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|f| f.parse::<EnvFilter>().ok())
         .unwrap_or_else(|| EnvFilter::new(&settings.filter));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    let _ = match settings.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let fmt: BoxedLayer = match settings.format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().boxed(),
     };
+    let layers: Vec<BoxedLayer> = vec![fmt];
+    #[cfg(feature = "otel")]
+    let layers = {
+        let mut layers = layers;
+        if let Some(layer) = otel::layer(settings) {
+            layers.push(layer);
+        }
+        layers
+    };
+    let _ = tracing_subscriber::registry()
+        .with(layers)
+        .with(filter)
+        .try_init();
+}
+
+/// Flushes exported spans (at exit).
+pub fn shutdown() {
+    #[cfg(feature = "otel")]
+    otel::shutdown();
+}
+
+/// W3C trace context: where a call's trace comes from and where it goes
+/// on. Without the `otel` feature these do nothing.
+pub mod context {
+    /// The trace context of `span` as a `traceparent` value (empty without
+    /// one).
+    pub fn traceparent(span: &tracing::Span) -> String {
+        #[cfg(feature = "otel")]
+        {
+            super::otel::traceparent(span)
+        }
+        #[cfg(not(feature = "otel"))]
+        {
+            let _ = span;
+            String::new()
+        }
+    }
+
+    /// Makes `span` a child of the trace `traceparent` names (from a
+    /// caller's metadata, or kept with a message).
+    pub fn follow(span: &tracing::Span, traceparent: &str) {
+        #[cfg(feature = "otel")]
+        super::otel::follow(span, traceparent);
+        #[cfg(not(feature = "otel"))]
+        let _ = (span, traceparent);
+    }
+}
+
+#[cfg(feature = "otel")]
+mod otel {
+    use std::collections::HashMap;
+    use std::sync::OnceLock;
+
+    use opentelemetry::propagation::TextMapPropagator as _;
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::WithExportConfig as _;
+    use opentelemetry_sdk::propagation::TraceContextPropagator;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+    use super::BoxedLayer;
+    use crate::settings::LogSettings;
+
+    static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+
+    pub(super) fn layer(settings: &LogSettings) -> Option<BoxedLayer> {
+        if settings.otlp_endpoint.is_empty() {
+            return None;
+        }
+        let exporter = match opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_endpoint(settings.otlp_endpoint.clone())
+            .build()
+        {
+            Ok(exporter) => exporter,
+            Err(e) => {
+                eprintln!("omniroute: traces are not exported: {e}");
+                return None;
+            }
+        };
+        let provider = SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(
+                opentelemetry_sdk::Resource::builder()
+                    .with_service_name(settings.service_name.clone())
+                    .build(),
+            )
+            .build();
+        let tracer = provider.tracer("omniroute");
+        let _ = PROVIDER.set(provider);
+        Some(Box::new(tracing_opentelemetry::layer().with_tracer(tracer)))
+    }
+
+    pub(super) fn shutdown() {
+        if let Some(provider) = PROVIDER.get() {
+            if let Err(e) = provider.force_flush() {
+                eprintln!("omniroute: exporting the last spans failed: {e}");
+            }
+            let _ = provider.shutdown();
+        }
+    }
+
+    pub(super) fn traceparent(span: &tracing::Span) -> String {
+        let mut carrier = HashMap::new();
+        TraceContextPropagator::new().inject_context(&span.context(), &mut carrier);
+        carrier.remove("traceparent").unwrap_or_default()
+    }
+
+    pub(super) fn follow(span: &tracing::Span, traceparent: &str) {
+        if traceparent.is_empty() {
+            return;
+        }
+        let carrier = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+        let parent = TraceContextPropagator::new().extract(&carrier);
+        let _ = span.set_parent(parent);
+    }
 }
 
 /// Lets one log line through per interval and counts the ones it holds back.

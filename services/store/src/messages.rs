@@ -389,6 +389,10 @@ pub struct RouteInputs {
     /// for its attempts decided later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback: Option<CallbackRule>,
+    /// The trace the message was accepted in (W3C `traceparent`), so that
+    /// its dispatch continues it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trace_parent: String,
 }
 
 /// What a callback's attempts keep to.

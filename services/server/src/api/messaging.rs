@@ -350,6 +350,9 @@ impl MessagingApi {
             omniroute_store::now(),
         )?;
         let category = routed.category;
+        let mut route = routed.route;
+        route.inputs.trace_parent =
+            crate::telemetry::context::traceparent(&tracing::Span::current());
         let request_hash = match send.idempotency_key {
             Some(_) => send.request_hash(category),
             None => String::new(),
@@ -360,7 +363,7 @@ impl MessagingApi {
             category,
             content: send.content.clone(),
             overrides: send.overrides.clone(),
-            route: routed.route,
+            route,
             priority: send.priority.unwrap_or(Priority::for_category(category)),
             correlation_ref: send.correlation_ref.clone(),
             metadata: send.metadata.clone(),

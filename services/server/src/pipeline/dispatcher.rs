@@ -119,7 +119,23 @@ impl Dispatcher {
                                 break;
                             };
                             let this = self.clone();
-                            tasks.spawn(async move { this.process(job, permit).await });
+                            // The attempt continues the trace the message
+                            // was accepted in.
+                            let span = tracing::info_span!(
+                                "dispatch",
+                                message_id = %job.message.id,
+                                attempt = job.channel_attempt
+                            );
+                            if let Some(route) = &job.message.route {
+                                crate::telemetry::context::follow(
+                                    &span,
+                                    &route.inputs.trace_parent,
+                                );
+                            }
+                            tasks.spawn(tracing::Instrument::instrument(
+                                async move { this.process(job, permit).await },
+                                span,
+                            ));
                         }
                         if full {
                             continue;
@@ -154,7 +170,6 @@ impl Dispatcher {
     }
 
     /// One attempt for one claimed job, and its outcome recorded.
-    #[tracing::instrument(skip_all, fields(message_id = %job.message.id, attempt = job.channel_attempt))]
     async fn process(&self, job: ClaimedJob, permit: OwnedSemaphorePermit) {
         if job.kind != JobKind::Send {
             let next = self.after_watch(&job);
@@ -240,7 +255,11 @@ impl Dispatcher {
                 .filter(|l| !l.is_empty()),
         };
         let timeout = Duration::from_secs(self.settings.send_timeout_secs);
-        let result = match tokio::time::timeout(timeout, adapter.send(&outbound)).await {
+        let sending = tracing::Instrument::instrument(
+            adapter.send(&outbound),
+            tracing::info_span!("provider.send", channel = %channel),
+        );
+        let result = match tokio::time::timeout(timeout, sending).await {
             Ok(result) => result,
             Err(_) => Err(AdapterError::new(
                 omniroute_channel::ErrorClass::Transient,

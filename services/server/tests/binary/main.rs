@@ -4,6 +4,8 @@
 
 mod auth;
 mod logs;
+#[cfg(feature = "otel")]
+mod otel;
 mod outage;
 mod processes;
 mod serve;
