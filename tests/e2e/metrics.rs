@@ -33,7 +33,8 @@ async fn a_scrape_after_a_send_shows_the_counters_moving(app: TestApp) {
     let sent_calls = r#"omniroute_grpc_requests_total{method="/omniroute.v1.MessagingService/SendMessage",code="OK"}"#;
     let accepted =
         r#"omniroute_messages_accepted_total{tenant="default",category="transactional"}"#;
-    let attempts = r#"omniroute_attempts_total{channel="email",outcome="sent"}"#;
+    let attempts = r#"omniroute_attempts_total{tenant="default",channel="email",outcome="sent"}"#;
+    let dispatched = r#"omniroute_dispatch_seconds_count{channel="email"}"#;
     let delivered = r#"omniroute_status_reports_total{channel="email",status="delivered"}"#;
     let refused = r#"omniroute_webhook_requests_total{channel="whatsapp",result="unauthorized"}"#;
     let lag = "omniroute_event_delivery_lag_seconds_count";
@@ -74,7 +75,7 @@ async fn a_scrape_after_a_send_shows_the_counters_moving(app: TestApp) {
     assert_eq!(forged.status, 401);
 
     let after = scrape(&app).await;
-    for name in [sent_calls, accepted, attempts, delivered, refused, lag] {
+    for name in [sent_calls, accepted, attempts, dispatched, delivered, refused, lag] {
         assert!(
             sample(&after, name) >= sample(&before, name) + 1.0,
             "{name} did not move:\n{after}"

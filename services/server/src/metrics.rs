@@ -12,8 +12,11 @@
 //!   `omniroute_grpc_request_seconds{method}`: every gRPC call and its
 //!   status, and how long it took to answer (a stream: until its headers).
 //! - `omniroute_messages_accepted_total{tenant, category}`.
-//! - `omniroute_attempts_total{channel, outcome}` (sent, transient,
-//!   permanent, … per the error class), `omniroute_provider_send_seconds{channel}`.
+//! - `omniroute_attempts_total{tenant, channel, outcome}` (sent,
+//!   transient, permanent, … per the error class),
+//!   `omniroute_provider_send_seconds{channel}`,
+//!   `omniroute_dispatch_seconds{channel}` (from when a message could first
+//!   go to its provider taking it).
 //! - `omniroute_dispatch_decisions_total{decision}`: what followed an
 //!   attempt or a watch (sent, retry, fallback, failed, watch_ended).
 //! - `omniroute_status_reports_total{channel, status}`: providers' reports
@@ -56,6 +59,7 @@ pub struct Metrics {
     accepted: Family<Labels, Counter>,
     attempts: Family<Labels, Counter>,
     provider_seconds: Histograms,
+    dispatch_seconds: Histograms,
     decisions: Family<Labels, Counter>,
     reports: Family<Labels, Counter>,
     webhooks: Family<Labels, Counter>,
@@ -83,6 +87,7 @@ impl Metrics {
             accepted: Family::default(),
             attempts: Family::default(),
             provider_seconds: Histograms::new_with_constructor(latency),
+            dispatch_seconds: Histograms::new_with_constructor(latency),
             decisions: Family::default(),
             reports: Family::default(),
             webhooks: Family::default(),
@@ -112,13 +117,18 @@ impl Metrics {
         );
         registry.register(
             "attempts",
-            "Attempts handed to providers, by channel and outcome",
+            "Attempts handed to providers, by tenant, channel and outcome",
             m.attempts.clone(),
         );
         registry.register(
             "provider_send_seconds",
             "Time a provider took to take a send, by channel",
             m.provider_seconds.clone(),
+        );
+        registry.register(
+            "dispatch_seconds",
+            "Time from when a message could first go to its provider taking it, by channel",
+            m.dispatch_seconds.clone(),
         );
         registry.register(
             "dispatch_decisions",
@@ -197,14 +207,23 @@ impl Metrics {
     }
 
     /// An attempt's outcome, and how long the provider took.
-    pub fn attempt(&self, channel: &str, outcome: &str, took: Duration) {
+    pub fn attempt(&self, tenant: &str, channel: &str, outcome: &str, took: Duration) {
         self.attempts
             .get_or_create(&vec![
+                ("tenant", tenant.to_owned()),
                 ("channel", channel.to_owned()),
                 ("outcome", outcome.to_owned()),
             ])
             .inc();
         self.provider_seconds
+            .get_or_create(&vec![("channel", channel.to_owned())])
+            .observe(took.as_secs_f64());
+    }
+
+    /// A message's first send taken by its provider, `took` after it could
+    /// first go.
+    pub fn dispatched(&self, channel: &str, took: Duration) {
+        self.dispatch_seconds
             .get_or_create(&vec![("channel", channel.to_owned())])
             .observe(took.as_secs_f64());
     }
