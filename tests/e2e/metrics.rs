@@ -75,7 +75,9 @@ async fn a_scrape_after_a_send_shows_the_counters_moving(app: TestApp) {
     assert_eq!(forged.status, 401);
 
     let after = scrape(&app).await;
-    for name in [sent_calls, accepted, attempts, dispatched, delivered, refused, lag] {
+    for name in [
+        sent_calls, accepted, attempts, dispatched, delivered, refused, lag,
+    ] {
         assert!(
             sample(&after, name) >= sample(&before, name) + 1.0,
             "{name} did not move:\n{after}"

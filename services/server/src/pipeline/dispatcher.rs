@@ -277,7 +277,9 @@ impl Dispatcher {
         crate::metrics::METRICS.attempt(
             &job.tenant,
             channel.as_str(),
-            result.as_ref().map_or_else(|e| e.class().as_str(), |_| "sent"),
+            result
+                .as_ref()
+                .map_or_else(|e| e.class().as_str(), |_| "sent"),
             end.duration_since(now).unwrap_or_default(),
         );
         if result.is_ok() && message.attempts.is_empty() {
@@ -286,7 +288,10 @@ impl Dispatcher {
             let ready = message
                 .send_time
                 .map_or(message.create_time, |t| t.max(message.create_time));
-            crate::metrics::METRICS.dispatched(channel.as_str(), end.duration_since(ready).unwrap_or_default());
+            crate::metrics::METRICS.dispatched(
+                channel.as_str(),
+                end.duration_since(ready).unwrap_or_default(),
+            );
         }
         let (attempt, next) = match result {
             Ok(receipt) => {
