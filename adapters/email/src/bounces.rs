@@ -90,7 +90,7 @@ fn recipients(text: &str) -> Vec<Recipient> {
 fn original_message_id(mail: &Message<'_>) -> Option<String> {
     for part in &mail.parts {
         if let Some(inner) = part.message()
-            && let Some(id) = inner.message_id()
+            && let Some(id) = inner.message_id().filter(|id| !id.trim().is_empty())
         {
             return Some(id.to_owned());
         }
@@ -104,12 +104,10 @@ fn original_message_id(mail: &Message<'_>) -> Option<String> {
             && let Some(text) = part.text_contents()
             && let Some(id) = text.lines().find_map(|l| {
                 let (name, value) = l.split_once(':')?;
-                name.trim().eq_ignore_ascii_case("message-id").then(|| {
-                    value
-                        .trim()
-                        .trim_matches(|c| c == '<' || c == '>')
-                        .to_owned()
-                })
+                let id = value.trim().trim_matches(|c| c == '<' || c == '>').trim();
+                // An empty Message-ID names nothing.
+                (name.trim().eq_ignore_ascii_case("message-id") && !id.is_empty())
+                    .then(|| id.to_owned())
             })
         {
             return Some(id);
@@ -136,7 +134,10 @@ pub fn parse(mail: &Message<'_>, returned: Option<String>) -> WebhookEvent {
     let Some(recipient) = recipients(&text).into_iter().next() else {
         return WebhookEvent::Ignored("a delivery status without a recipient block".into());
     };
-    let Some(original) = returned.or_else(|| original_message_id(mail)) else {
+    let Some(original) = returned
+        .filter(|r| !r.is_empty())
+        .or_else(|| original_message_id(mail))
+    else {
         return WebhookEvent::Ignored("a bounce that does not name the original message".into());
     };
     let time = crate::inbound::sent_time(mail);
@@ -202,5 +203,22 @@ mod tests {
                 final_recipient: "rfc822; anna@example.com".into(),
             }]
         );
+    }
+
+    #[test]
+    fn a_report_quoting_an_empty_message_id_names_nothing() {
+        let raw = b"From: MAILER-DAEMON@mx.example.com\r\nTo: support@acme.example\r\nMessage-ID: <d1@mx.example.com>\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nfailed\r\n--b1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\nFinal-Recipient: rfc822; anna@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--b1\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <>\r\n\r\n--b1--\r\n";
+        let mail = mail_parser::MessageParser::default()
+            .parse(&raw[..])
+            .expect("a mail");
+        assert!(
+            matches!(parse(&mail, None), WebhookEvent::Ignored(_)),
+            "{:?}",
+            parse(&mail, None)
+        );
+        assert!(matches!(
+            parse(&mail, Some(String::new())),
+            WebhookEvent::Ignored(_)
+        ));
     }
 }
