@@ -148,6 +148,19 @@ impl Address {
         &self.key
     }
 
+    /// The identity keys this address matches, its own channel's first: a
+    /// phone number is one key for voice and WhatsApp alike (see
+    /// [`lookup_keys`]), so a customer who writes on WhatsApp and calls from
+    /// the same number is one contact.
+    pub fn keys(&self) -> Vec<(Channel, String)> {
+        let own = (self.channel, self.key.clone());
+        match self.channel {
+            Channel::Email => vec![own],
+            Channel::Voice => vec![own, (Channel::Whatsapp, self.key.clone())],
+            Channel::Whatsapp => vec![own, (Channel::Voice, self.key.clone())],
+        }
+    }
+
     /// For WhatsApp, the wa_id in the form it was given or last reported.
     pub fn wa_id(&self) -> Option<&str> {
         self.wa_id.as_deref()

@@ -163,15 +163,31 @@ impl Leg {
     }
 }
 
-fn failure(call_id: &str, class: ErrorClass, code: &str, why: &str) -> StatusUpdate {
+/// A report on the call `call_id` (the message's provider id).
+fn update(
+    call_id: &str,
+    status: DeliveryStatus,
+    error: Option<AdapterError>,
+    time: SystemTime,
+) -> StatusUpdate {
     StatusUpdate {
         channel: Channel::Voice,
         message_id: None,
         provider_message_id: call_id.to_owned(),
-        status: DeliveryStatus::Failed,
-        time: SystemTime::now(),
-        error: Some(AdapterError::new(class, code, why)),
+        status,
+        time,
+        error,
     }
+}
+
+/// A failure of the call `call_id`, now.
+fn failure(call_id: &str, class: ErrorClass, code: &str, why: &str) -> StatusUpdate {
+    update(
+        call_id,
+        DeliveryStatus::Failed,
+        Some(AdapterError::new(class, code, why)),
+        SystemTime::now(),
+    )
 }
 
 fn progress(call_id: &str, answered_by: Option<String>, seconds: Option<u32>) -> WebhookEvent {
@@ -211,14 +227,7 @@ fn status_of(
         CallState::Failed => failed(ErrorClass::Permanent, "the call could not be placed"),
         CallState::Canceled => failed(ErrorClass::Permanent, "the call was canceled"),
     };
-    Some(StatusUpdate {
-        channel: Channel::Voice,
-        message_id: None,
-        provider_message_id: call_id.to_owned(),
-        status,
-        time,
-        error,
-    })
+    Some(update(call_id, status, error, time))
 }
 
 #[async_trait]
@@ -267,6 +276,8 @@ impl Adapter for VoiceAdapter {
                 let query = twilio::form_body(&[
                     ("leg", "answer".to_owned()),
                     ("agent", callback.agent_address.clone()),
+                    // The caller id the agent sees: our number.
+                    ("caller", from.number.clone()),
                     ("lang", language(&callback.language)),
                     ("say", callback.greeting.clone()),
                 ]);
@@ -402,19 +413,13 @@ impl Adapter for VoiceAdapter {
                     ..
                 }),
             ) if !self.not_reached(answered_by.as_ref()) => {
-                let form = twilio::callbacks::form(request.body);
-                let ours = form
-                    .iter()
-                    .find(|(k, _)| k == "From")
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default();
                 let language = request.query("lang").unwrap_or_default().to_owned();
                 tracing::debug!(call = %call_id, "callback answered; bridging to the agent");
                 Next::Bridge(Bridge {
                     say: request.query("say").unwrap_or_default().to_owned(),
                     language,
                     agent: request.query("agent").unwrap_or_default().to_owned(),
-                    caller_id: ours,
+                    caller_id: request.query("caller").unwrap_or_default().to_owned(),
                     ring_seconds: self.config.ring_timeout.as_secs(),
                     action_url: format!("{}?leg=dial", self.config.webhook_url()),
                 })
@@ -585,14 +590,12 @@ impl VoiceAdapter {
                     DialOutcome::Connected => {
                         return Ok(vec![
                             progress(&call_id, None, seconds.or(Some(0))),
-                            WebhookEvent::Status(StatusUpdate {
-                                channel: Channel::Voice,
-                                message_id: None,
-                                provider_message_id: call_id,
-                                status: DeliveryStatus::Delivered,
-                                time: SystemTime::now(),
-                                error: None,
-                            }),
+                            WebhookEvent::Status(update(
+                                &call_id,
+                                DeliveryStatus::Delivered,
+                                None,
+                                SystemTime::now(),
+                            )),
                         ]);
                     }
                     DialOutcome::Busy => "the agent line was busy",

@@ -92,6 +92,14 @@ pub fn grants(scopes: &[String], scope: &str) -> bool {
         .any(|s| s == scope || (s == "*" && scope != "admin"))
 }
 
+/// The scopes of `scopes` no method knows, with their positions.
+pub fn unknown_scopes(scopes: &[String]) -> impl Iterator<Item = (usize, &String)> {
+    scopes
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !SCOPES.contains(&s.as_str()))
+}
+
 /// Who is calling, for the API layer: put on the request by [`AuthLayer`].
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -151,7 +159,7 @@ pub async fn issue(
     if scopes.is_empty() {
         return Err(IssueError::NoScope);
     }
-    if let Some(unknown) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+    if let Some((_, unknown)) = unknown_scopes(scopes).next() {
         return Err(IssueError::UnknownScope(unknown.clone()));
     }
     let random = |n| random_hex(n).map_err(|e| IssueError::Random(e.to_string()));

@@ -129,11 +129,7 @@ impl CustomerCallbacks {
         };
         // The call was recorded as the caller's message: their contact has
         // the number (or a WhatsApp identity with it).
-        let keys = [
-            (Channel::Voice, from.key().to_owned()),
-            (Channel::Whatsapp, from.key().to_owned()),
-        ];
-        let Some(contact) = find(store, tenant, &keys).await? else {
+        let Some(contact) = find(store, tenant, &from.keys()).await? else {
             tracing::warn!(caller = %from, "a missed call from no known contact; not called back");
             return Ok(());
         };

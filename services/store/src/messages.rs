@@ -616,21 +616,6 @@ pub struct NewInbound {
 }
 
 impl NewInbound {
-    /// Where its sender may already be known, in order: their identity on
-    /// its channel, then on the channel that shares its number space (a
-    /// customer who writes on WhatsApp and calls from the same number is
-    /// one contact).
-    pub fn owner_keys(&self) -> Vec<(Channel, &str)> {
-        let key = self.from.key();
-        let mut keys = vec![(self.channel, key)];
-        match self.channel {
-            Channel::Voice => keys.push((Channel::Whatsapp, key)),
-            Channel::Whatsapp => keys.push((Channel::Voice, key)),
-            Channel::Email => {}
-        }
-        keys
-    }
-
     /// The service windows it opens: its channel's on the line it came to,
     /// and the other it opens too, each with how long.
     pub fn windows(&self) -> impl Iterator<Item = (Channel, &str, Duration)> {

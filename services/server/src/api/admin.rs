@@ -113,13 +113,11 @@ impl AdminService for AdminApi {
         if key.scopes.is_empty() {
             v.add("api_key.scopes", format!("at least one of {SCOPES:?}"));
         }
-        for (i, scope) in key.scopes.iter().enumerate() {
-            if !SCOPES.contains(&scope.as_str()) {
-                v.add(
-                    format!("api_key.scopes[{i}]"),
-                    format!("unknown scope; one of {SCOPES:?}"),
-                );
-            }
+        for (i, _) in crate::auth::unknown_scopes(&key.scopes) {
+            v.add(
+                format!("api_key.scopes[{i}]"),
+                format!("unknown scope; one of {SCOPES:?}"),
+            );
         }
         let expire_time = key
             .expire_time

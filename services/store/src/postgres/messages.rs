@@ -356,7 +356,9 @@ impl PgStore {
         let now = now();
         let mut events = Vec::new();
         let mut owner: Option<Uuid> = None;
-        for (known_on, key) in inbound.owner_keys() {
+        // Their identity on this channel, else one with the same number on
+        // the other phone channel (Address::keys).
+        for (known_on, key) in inbound.from.keys() {
             owner = tx
                 .query_opt(
                     "SELECT contact_id FROM identities WHERE tenant = $1 AND channel = $2 AND key = $3",

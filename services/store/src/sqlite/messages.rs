@@ -379,7 +379,9 @@ pub(super) fn record_inbound(
     let now = now();
     let name = inbound.profile_name.clone().unwrap_or_default();
     let mut owner: Option<String> = None;
-    for (known_on, key) in inbound.owner_keys() {
+    // Their identity on this channel, else one with the same number on
+    // the other phone channel (Address::keys).
+    for (known_on, key) in inbound.from.keys() {
         owner = tx
             .prepare_cached(
                 "SELECT contact_id FROM identities WHERE tenant = ?1 AND channel = ?2 AND key = ?3",
