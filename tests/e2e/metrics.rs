@@ -35,7 +35,8 @@ async fn a_scrape_after_a_send_shows_the_counters_moving(app: TestApp) {
         r#"omniroute_messages_accepted_total{tenant="default",category="transactional"}"#;
     let attempts = r#"omniroute_attempts_total{tenant="default",channel="email",outcome="sent"}"#;
     let dispatched = r#"omniroute_dispatch_seconds_count{channel="email"}"#;
-    let delivered = r#"omniroute_status_reports_total{channel="email",status="delivered"}"#;
+    let delivered =
+        r#"omniroute_status_reports_total{tenant="default",channel="email",status="delivered"}"#;
     let refused = r#"omniroute_webhook_requests_total{channel="whatsapp",result="unauthorized"}"#;
     let lag = "omniroute_event_delivery_lag_seconds_count";
 

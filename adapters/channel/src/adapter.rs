@@ -160,6 +160,11 @@ pub struct OutboundMessage {
     /// The customer's locale (BCP 47, `de-DE`, `fr`) as routing saw it, when
     /// the contact has one: voice speaks in it.
     pub locale: Option<String>,
+    /// The W3C trace context (`traceparent`) of this attempt's provider
+    /// call, empty when traces are off. Adapters that call their provider
+    /// over HTTP send it as the `traceparent` header, so that the
+    /// provider's side of the call joins the message's trace.
+    pub trace_parent: String,
 }
 
 /// The provider accepted a message.

@@ -80,6 +80,7 @@ fn message(tenant: &str, to: Address, attempt: u32) -> OutboundMessage {
             std::time::SystemTime::now() + std::time::Duration::from_secs(3600),
         ),
         locale: None,
+        trace_parent: String::new(),
     }
 }
 

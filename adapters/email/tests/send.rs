@@ -41,6 +41,7 @@ fn message(body: &str, html: &str) -> OutboundMessage {
         attempt: 1,
         window_open_until: None,
         locale: None,
+        trace_parent: String::new(),
     }
 }
 

@@ -513,6 +513,7 @@ mod tests {
             attempt,
             window_open_until: Some(SystemTime::now() + Duration::from_secs(3600)),
             locale: None,
+            trace_parent: String::new(),
         }
     }
 

@@ -62,6 +62,8 @@ pub struct PlacedCall {
     pub events: Vec<String>,
     /// Its current status.
     pub status: String,
+    /// The W3C `traceparent` header of the request that placed it, if any.
+    pub traceparent: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -197,6 +199,10 @@ async fn create(
             .map(|(_, v)| v.clone())
             .collect(),
         status: "queued".into(),
+        traceparent: headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     };
     let answer = call_json(&call, &account);
     state.calls.push(call);
@@ -553,6 +559,7 @@ impl FakeTwilio {
                 status_callback: String::new(),
                 events: Vec::new(),
                 status: "ringing".into(),
+                traceparent: None,
             });
             sid
         };

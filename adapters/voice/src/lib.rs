@@ -299,6 +299,7 @@ impl Adapter for VoiceAdapter {
             answer,
             status_url,
             ring_seconds: self.config.ring_timeout.as_secs(),
+            trace_parent: message.trace_parent.clone(),
         };
         let call_id = self.provider.place_call(&call).await?;
         tracing::debug!(to = %message.to, "call placed");

@@ -81,6 +81,8 @@ pub struct PlaceCall {
     pub status_url: String,
     /// Seconds it rings.
     pub ring_seconds: u64,
+    /// The W3C trace context to send with the request (empty: none).
+    pub trace_parent: String,
 }
 
 /// Where a call is, in neutral words.

@@ -25,7 +25,24 @@ fn message(body: &str) -> OutboundMessage {
         attempt: 1,
         window_open_until: None,
         locale: None,
+        trace_parent: String::new(),
     }
+}
+
+#[tokio::test]
+async fn placing_a_call_carries_the_trace_context_it_is_given() {
+    let fake = FakeTwilio::start(support::ACCOUNT, support::TOKEN).await;
+    let adapter = support::adapter(&fake);
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let traced = OutboundMessage {
+        trace_parent: traceparent.into(),
+        ..message("Your table is ready")
+    };
+    adapter.send(&traced).await.expect("placed");
+    adapter.send(&message("Untraced")).await.expect("placed");
+    let calls = fake.calls();
+    assert_eq!(calls[0].traceparent.as_deref(), Some(traceparent));
+    assert_eq!(calls[1].traceparent, None, "no trace, no traceparent header");
 }
 
 #[tokio::test]

@@ -89,13 +89,18 @@ impl GraphClient {
         url.starts_with(&self.host)
     }
 
-    /// POSTs `body` as JSON and decodes the answer.
+    /// POSTs `body` as JSON, in the trace `traceparent` names (W3C; none
+    /// when empty), and decodes the answer.
     pub async fn post<B: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
         url: &str,
         body: &B,
+        traceparent: &str,
     ) -> Result<R, AdapterError> {
-        let request = self.http.post(url).bearer_auth(&self.token).json(body);
+        let mut request = self.http.post(url).bearer_auth(&self.token).json(body);
+        if !traceparent.is_empty() {
+            request = request.header("traceparent", traceparent);
+        }
         self.execute(request).await
     }
 

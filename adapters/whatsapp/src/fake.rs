@@ -64,6 +64,8 @@ pub struct RecordedRequest {
     pub query: Option<String>,
     /// The `Authorization` header, if any.
     pub authorization: Option<String>,
+    /// The W3C `traceparent` header, if any.
+    pub traceparent: Option<String>,
     /// The JSON body, if it had one that parsed.
     pub body: Option<Value>,
     /// When it arrived, on Tokio's clock.
@@ -127,12 +129,17 @@ impl FakeState {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let traceparent = headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let mut shared = self.lock();
         shared.requests.push(RecordedRequest {
             method: method.to_string(),
             path: uri.path().to_owned(),
             query: uri.query().map(str::to_owned),
             authorization: authorization.clone(),
+            traceparent,
             body: serde_json::from_slice(body).ok(),
             at: Instant::now(),
         });

@@ -191,7 +191,7 @@ impl WhatsAppAdapter {
         let _: serde_json::Value = self
             .inner
             .client
-            .post(&url, &MarkReadRequest::new(wamid))
+            .post(&url, &MarkReadRequest::new(wamid), "")
             .await?;
         Ok(())
     }
@@ -302,7 +302,11 @@ impl Adapter for WhatsAppAdapter {
             .inner
             .client
             .url(&format!("{}/messages", number.phone_number_id));
-        let response: SendResponse = self.inner.client.post(&url, &request).await?;
+        let response: SendResponse = self
+            .inner
+            .client
+            .post(&url, &request, &message.trace_parent)
+            .await?;
         let wamid = response
             .messages
             .into_iter()

@@ -827,6 +827,7 @@ mod tests {
             attempt: 1,
             window_open_until: None,
             locale: None,
+            trace_parent: String::new(),
         }
     }
 

@@ -19,8 +19,9 @@
 //!   go to its provider taking it).
 //! - `omniroute_dispatch_decisions_total{decision}`: what followed an
 //!   attempt or a watch (sent, retry, fallback, failed, watch_ended).
-//! - `omniroute_status_reports_total{channel, status}`: providers' reports
-//!   applied (delivered, read, failed…).
+//! - `omniroute_status_reports_total{tenant, channel, status}`: providers'
+//!   reports applied (delivered, read, failed…), by the tenant of the
+//!   message each named.
 //! - `omniroute_webhook_requests_total{channel, result}`: ok, unauthorized,
 //!   malformed, not_recorded, no_channel.
 //! - `omniroute_event_subscribers`: event streams open now;
@@ -137,7 +138,7 @@ impl Metrics {
         );
         registry.register(
             "status_reports",
-            "Providers' status reports applied, by channel and status",
+            "Providers' status reports applied, by tenant, channel and status",
             m.reports.clone(),
         );
         registry.register(
@@ -235,10 +236,11 @@ impl Metrics {
             .inc();
     }
 
-    /// A provider's report applied.
-    pub fn report(&self, channel: &str, status: &str) {
+    /// A provider's report applied to a message of `tenant`.
+    pub fn report(&self, tenant: &str, channel: &str, status: &str) {
         self.reports
             .get_or_create(&vec![
+                ("tenant", tenant.to_owned()),
                 ("channel", channel.to_owned()),
                 ("status", status.to_owned()),
             ])

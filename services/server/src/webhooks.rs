@@ -268,8 +268,8 @@ impl Ingress {
             .apply_provider_status(statuses::provider_status(&update))
             .await
         {
-            Ok(Some(_)) => {
-                statuses::counted(&update);
+            Ok(Some(reported)) => {
+                statuses::counted(&update, &reported.tenant);
                 Ok(())
             }
             Ok(None) => {

@@ -187,6 +187,16 @@ pub struct ProviderStatus {
     pub unless_delivered: bool,
 }
 
+/// A provider's report matched to its message: the message as the report
+/// left it, and whose it is (reports name no tenant; the message does).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reported {
+    /// The message's tenant.
+    pub tenant: String,
+    /// The message after the report.
+    pub message: Message,
+}
+
 /// What a completion does to the message's dispatch job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum JobChange {

@@ -386,10 +386,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn apply_provider_statuses(
         &self,
         statuses: Vec<ProviderStatus>,
-    ) -> Result<Vec<Option<Message>>>;
+    ) -> Result<Vec<Option<Reported>>>;
 
     /// [`Store::apply_provider_statuses`] for one report.
-    async fn apply_provider_status(&self, status: ProviderStatus) -> Result<Option<Message>> {
+    async fn apply_provider_status(&self, status: ProviderStatus) -> Result<Option<Reported>> {
         Ok(self
             .apply_provider_statuses(vec![status])
             .await?

@@ -125,17 +125,18 @@ impl VoiceProvider for Twilio {
             ("Timeout", call.ring_seconds.clamp(5, 600).to_string()),
         ]);
         let body = form_body(&form);
-        let answer = self
-            .call(
-                self.http
-                    .post(self.url("/Calls.json"))
-                    .header(
-                        reqwest::header::CONTENT_TYPE,
-                        "application/x-www-form-urlencoded",
-                    )
-                    .body(body),
+        let mut request = self
+            .http
+            .post(self.url("/Calls.json"))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
             )
-            .await?;
+            .body(body);
+        if !call.trace_parent.is_empty() {
+            request = request.header("traceparent", &call.trace_parent);
+        }
+        let answer = self.call(request).await?;
         answer["sid"]
             .as_str()
             .filter(|sid| sid.starts_with("CA"))

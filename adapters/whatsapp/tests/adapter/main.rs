@@ -64,6 +64,7 @@ pub fn message_to(to: &str, content: Content) -> OutboundMessage {
         attempt: 1,
         window_open_until: None,
         locale: None,
+        trace_parent: String::new(),
     }
 }
 

@@ -83,6 +83,22 @@ async fn text_is_posted_with_token_context_and_our_id() {
 }
 
 #[tokio::test]
+async fn the_send_carries_the_trace_context_it_is_given() {
+    let (fake, adapter) = setup().await;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut traced = message(text("Your order has shipped"));
+    traced.trace_parent = traceparent.into();
+    adapter.send(&traced).await.unwrap();
+    adapter.send(&message(text("Untraced"))).await.unwrap();
+    let requests = fake.requests();
+    assert_eq!(requests[0].traceparent.as_deref(), Some(traceparent));
+    assert_eq!(
+        requests[1].traceparent, None,
+        "no trace, no traceparent header"
+    );
+}
+
+#[tokio::test]
 async fn replies_go_to_the_wa_id_as_last_seen() {
     // The Mexican 521 form is kept for the reply, though the key folds it.
     let (fake, adapter) = setup().await;

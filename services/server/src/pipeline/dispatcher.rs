@@ -234,6 +234,9 @@ impl Dispatcher {
             },
             None => None,
         };
+        // The provider call is a span of the message's trace, and the
+        // provider hears of it.
+        let span = tracing::info_span!("provider.send", channel = %channel);
         let outbound = OutboundMessage {
             tenant: job.tenant.clone(),
             message_id: message.id.to_string(),
@@ -253,12 +256,10 @@ impl Dispatcher {
                 .as_ref()
                 .map(|r| r.inputs.locale.clone())
                 .filter(|l| !l.is_empty()),
+            trace_parent: crate::telemetry::context::traceparent(&span),
         };
         let timeout = Duration::from_secs(self.settings.send_timeout_secs);
-        let sending = tracing::Instrument::instrument(
-            adapter.send(&outbound),
-            tracing::info_span!("provider.send", channel = %channel),
-        );
+        let sending = tracing::Instrument::instrument(adapter.send(&outbound), span);
         let result = match tokio::time::timeout(timeout, sending).await {
             Ok(result) => result,
             Err(_) => Err(AdapterError::new(

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use omniroute_channel::{DeliveryStatus, StatusSink, StatusUpdate};
-use omniroute_store::{MessageStatus, ProviderStatus, Store};
+use omniroute_store::{MessageStatus, ProviderStatus, Reported, Store};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
@@ -114,7 +114,7 @@ pub async fn run(
         match result {
             Ok(applied) => {
                 for ((update, tries), applied) in group.into_iter().zip(applied) {
-                    settle(&sink, update, tries, applied.is_some());
+                    settle(&sink, update, tries, applied.as_ref());
                 }
             }
             Err(e) if group.len() > 1 => {
@@ -122,10 +122,10 @@ pub async fn run(
                 tracing::warn!(error = %e, reports = group.len(), "applying status reports failed; applying them one by one");
                 for (update, tries) in group {
                     match store.apply_provider_status(provider_status(&update)).await {
-                        Ok(applied) => settle(&sink, update, tries, applied.is_some()),
+                        Ok(applied) => settle(&sink, update, tries, applied.as_ref()),
                         Err(e) => {
                             tracing::error!(error = %omniroute_store::error_chain(&e), "applying a status report failed");
-                            settle(&sink, update, tries, false);
+                            settle(&sink, update, tries, None);
                         }
                     }
                 }
@@ -133,17 +133,17 @@ pub async fn run(
             Err(e) => {
                 tracing::error!(error = %omniroute_store::error_chain(&e), "applying a status report failed");
                 for (update, tries) in group {
-                    settle(&sink, update, tries, false);
+                    settle(&sink, update, tries, None);
                 }
             }
         }
     }
 }
 
-/// After a report was applied (`matched`) or matched no message yet.
-fn settle(sink: &StatusChannel, update: StatusUpdate, tries: u32, matched: bool) {
-    if matched {
-        counted(&update);
+/// After a report was applied to a message (`matched`), or matched none yet.
+fn settle(sink: &StatusChannel, update: StatusUpdate, tries: u32, matched: Option<&Reported>) {
+    if let Some(reported) = matched {
+        counted(&update, &reported.tenant);
         return;
     }
     if tries < RETRIES {
@@ -157,8 +157,8 @@ fn settle(sink: &StatusChannel, update: StatusUpdate, tries: u32, matched: bool)
     }
 }
 
-/// Counts an applied report in the metrics.
-pub fn counted(update: &StatusUpdate) {
+/// Counts a report applied to a message of `tenant` in the metrics.
+pub fn counted(update: &StatusUpdate, tenant: &str) {
     let status = match update.status {
         DeliveryStatus::Sent => "sent",
         DeliveryStatus::Delivered => "delivered",
@@ -166,7 +166,7 @@ pub fn counted(update: &StatusUpdate) {
         DeliveryStatus::Failed => "failed",
         DeliveryStatus::Ended => "ended",
     };
-    crate::metrics::METRICS.report(update.channel.as_str(), status);
+    crate::metrics::METRICS.report(tenant, update.channel.as_str(), status);
 }
 
 /// Queues a report again after a pause.

@@ -2,7 +2,8 @@
 //! trace context is taken from its gRPC metadata, and the message it sends
 //! is followed in that one trace from SendMessage through dispatch to the
 //! provider call, exported to an OTLP/HTTP collector (here a local one that
-//! decodes what it receives).
+//! decodes what it receives); the provider's API hears of the trace in the
+//! `traceparent` header.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,11 +14,12 @@ use prost::Message as _;
 
 use crate::support::start;
 
-/// A span as the collector received it: its name, trace id and parent.
+/// A span as the collector received it: its name, ids and parent.
 #[derive(Debug, Clone)]
 struct Received {
     name: String,
     trace_id: Vec<u8>,
+    span_id: Vec<u8>,
     parent: Vec<u8>,
 }
 
@@ -41,6 +43,7 @@ async fn collector() -> (std::net::SocketAddr, Arc<Mutex<Vec<Received>>>) {
                             kept.push(Received {
                                 name: span.name,
                                 trace_id: span.trace_id,
+                                span_id: span.span_id,
                                 parent: span.parent_span_id,
                             });
                         }
@@ -66,12 +69,30 @@ fn hex(bytes: &[u8]) -> String {
 // process to exit (the wait blocks its thread).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_is_one_trace_from_send_through_dispatch_to_the_provider() {
+    use omniroute_voice::fake::FakeTwilio;
+    const ACCOUNT: &str = "AC00000000000000000000000000000009";
+    const TOKEN: &str = "traced-auth-token";
     let (addr, spans) = collector().await;
+    let twilio = FakeTwilio::start(ACCOUNT, TOKEN).await;
     let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("omniroute.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[voice]\nenabled = true\napi_base = \"{}\"\naccount_sid = \"{ACCOUNT}\"\n\
+             public_base_url = \"https://router.traced.example\"\n\
+             numbers = [{{ tenant = \"default\", number = \"+4930123456\" }}]\n",
+            twilio.base_url()
+        ),
+    )
+    .unwrap();
+    let config = config.to_string_lossy().into_owned();
     let endpoint = format!("http://{addr}/v1/traces");
     let server = start(
         dir.path(),
         &[
+            ("OMNIROUTE_CONFIG", config.as_str()),
+            ("OMNIROUTE__VOICE__AUTH_TOKEN", TOKEN),
             ("OMNIROUTE__LOG__OTLP_ENDPOINT", endpoint.as_str()),
             ("OMNIROUTE__SANDBOX__DELIVERY_DELAY_MS", "20"),
             ("OMNIROUTE__DISPATCH__POLL_INTERVAL_MS", "20"),
@@ -131,6 +152,34 @@ async fn a_message_is_one_trace_from_send_through_dispatch_to_the_provider() {
         assert!(tokio::time::Instant::now() < deadline, "{got:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // A call placed through the telephony provider, in the same trace.
+    let mut call = tonic::Request::new(pb::SendMessageRequest {
+        recipient: Some(pb::send_message_request::Recipient::Address(pb::Identity {
+            channel: pb::Channel::Voice as i32,
+            address: "+4915112345678".into(),
+            ..Default::default()
+        })),
+        message: Some(pb::Message {
+            category: pb::Category::Transactional as i32,
+            content: Some(pb::Content {
+                kind: Some(pb::content::Kind::Text(pb::TextContent {
+                    body: "Your table is ready".into(),
+                    ..Default::default()
+                })),
+            }),
+            ..Default::default()
+        }),
+        idempotency_key: String::new(),
+    });
+    call.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-{caller_span}-01").parse().unwrap(),
+    );
+    messaging.send_message(call).await.expect("accepted");
+    while twilio.calls().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no call placed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     drop(messaging);
     drop(channel);
     // Stopping flushes the spans still queued.
@@ -152,5 +201,19 @@ async fn a_message_is_one_trace_from_send_through_dispatch_to_the_provider() {
         ours.iter()
             .any(|s| s.name == "grpc" && hex(&s.parent) == caller_span),
         "{ours:#?}"
+    );
+    // The provider's API was called in the trace, as a child of the
+    // provider call's span.
+    let header = twilio.calls()[0]
+        .traceparent
+        .clone()
+        .expect("the call request carries a traceparent");
+    let parts: Vec<&str> = header.split('-').collect();
+    assert_eq!(parts.len(), 4, "{header}");
+    assert_eq!(parts[1], trace_id, "{header}");
+    assert!(
+        ours.iter()
+            .any(|s| s.name == "provider.send" && hex(&s.span_id) == parts[2]),
+        "{header} names no provider.send span: {ours:#?}"
     );
 }

@@ -245,7 +245,7 @@ impl PgStore {
     pub(super) async fn provider_statuses(
         &self,
         reports: Vec<ProviderStatus>,
-    ) -> Result<Vec<Option<Message>>> {
+    ) -> Result<Vec<Option<Reported>>> {
         if reports.is_empty() {
             return Ok(Vec::new());
         }
@@ -345,7 +345,10 @@ impl PgStore {
                     touched.push(message.id);
                 }
             }
-            answers.push(Some(message.clone()));
+            answers.push(Some(Reported {
+                tenant: tenant.clone(),
+                message: message.clone(),
+            }));
         }
         if touched.is_empty() {
             tx.commit().await.map_err(db)?;

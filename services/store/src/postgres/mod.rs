@@ -44,7 +44,7 @@ use uuid::Uuid;
 
 use crate::auth::{ApiKey, NewApiKey, Tenant};
 use crate::callbacks::{CallProgress, CallbackFilter, CallbackMark};
-use crate::jobs::{ClaimedJob, Completion, ProviderStatus};
+use crate::jobs::{ClaimedJob, Completion, ProviderStatus, Reported};
 use crate::messages::{
     Accepted, Cursor, CursorCheck, Event, EventFilter, EventType, Message, NewInbound, NewMessage,
     Received, SentMark, TenantScope, contact_event, erased_event,
@@ -855,7 +855,7 @@ impl Store for PgStore {
     async fn apply_provider_statuses(
         &self,
         statuses: Vec<ProviderStatus>,
-    ) -> Result<Vec<Option<Message>>> {
+    ) -> Result<Vec<Option<Reported>>> {
         self.provider_statuses(statuses).await
     }
 

@@ -728,7 +728,7 @@ pub(super) fn complete(
 pub(super) fn apply_provider_status(
     tx: &Connection,
     report: &ProviderStatus,
-) -> Result<Option<(Message, bool)>> {
+) -> Result<Option<(Reported, bool)>> {
     let found: Option<(String, String)> = match report.message_id {
         Some(id) => tx
             .prepare_cached("SELECT tenant, id FROM messages WHERE id = ?1")
@@ -785,7 +785,7 @@ pub(super) fn apply_provider_status(
             .map_err(db)?;
         }
     }
-    Ok(Some((m, changed)))
+    Ok(Some((Reported { tenant, message: m }, changed)))
 }
 
 /// [`crate::Store::announce_closing_windows`]: the due windows, soonest

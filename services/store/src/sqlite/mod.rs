@@ -33,7 +33,7 @@ use crate::model::*;
 use crate::{
     Accepted, ApiKey, CallProgress, CallbackFilter, CallbackMark, ClaimedJob, Completion, Cursor,
     CursorCheck, Event, EventFilter, EventType, Message, MessageStatus, NewApiKey, NewInbound,
-    NewMessage, ProviderStatus, Received, Result, SentMark, Store, StoreError, Tenant,
+    NewMessage, ProviderStatus, Received, Reported, Result, SentMark, Store, StoreError, Tenant,
     contact_event, dedup_addresses,
 };
 use contacts::*;
@@ -766,7 +766,7 @@ impl Store for SqliteStore {
     async fn apply_provider_statuses(
         &self,
         statuses: Vec<ProviderStatus>,
-    ) -> Result<Vec<Option<Message>>> {
+    ) -> Result<Vec<Option<Reported>>> {
         let applied = self
             .tx(move |tx| {
                 statuses
@@ -781,7 +781,7 @@ impl Store for SqliteStore {
         if applied
             .iter()
             .flatten()
-            .any(|(m, changed)| *changed && failed(m))
+            .any(|(r, changed)| *changed && failed(&r.message))
         {
             self.bump_jobs();
         } else if applied.iter().flatten().any(|(_, changed)| *changed) {
@@ -789,7 +789,7 @@ impl Store for SqliteStore {
         }
         Ok(applied
             .into_iter()
-            .map(|a| a.map(|(message, _)| message))
+            .map(|a| a.map(|(reported, _)| reported))
             .collect())
     }
 

@@ -421,7 +421,8 @@ pub async fn call_progress_follows_the_current_call(store: S) {
         })
         .await
         .unwrap()
-        .expect("the callback");
+        .expect("the callback")
+        .message;
     assert_eq!(failed.status, MessageStatus::Failed);
     store.retry_message(T, m.id).await.unwrap();
     let job = claim_one(&store, m.id, LONG).await;

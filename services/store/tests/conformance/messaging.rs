@@ -893,11 +893,13 @@ pub async fn provider_statuses_only_move_forward(store: S) {
     let apply = |status: ProviderStatus| {
         let store = store.clone();
         async move {
-            store
+            let reported = store
                 .apply_provider_status(status)
                 .await
                 .unwrap()
-                .expect("the message is found")
+                .expect("the message is found");
+            assert_eq!(reported.tenant, T);
+            reported.message
         }
     };
 
@@ -940,7 +942,14 @@ pub async fn a_failure_after_delivery_keeps_the_delivery(store: S) {
     complete(&store, &job, AttemptOutcome::Accepted, sent("wamid.2")).await;
     let apply = |status: ProviderStatus| {
         let store = store.clone();
-        async move { store.apply_provider_status(status).await.unwrap().unwrap() }
+        async move {
+            store
+                .apply_provider_status(status)
+                .await
+                .unwrap()
+                .unwrap()
+                .message
+        }
     };
     let delivered = apply(report(None, MessageStatus::Delivered, "wamid.1")).await;
     assert_eq!(delivered.status, MessageStatus::Delivered);

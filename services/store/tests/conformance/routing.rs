@@ -112,7 +112,8 @@ pub async fn a_delivery_ends_the_watch(store: S) {
         .apply_provider_status(report(Some(m.id), MessageStatus::Delivered, "wamid.w1"))
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .message;
     assert_eq!(delivered.status, MessageStatus::Delivered);
     assert!(
         claim(&store, LONG).await.is_empty(),
@@ -134,7 +135,8 @@ pub async fn a_failure_report_of_a_watched_step_hands_over(store: S) {
         })
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .message;
     assert_eq!(
         reported.status,
         MessageStatus::Sent,
