@@ -42,7 +42,10 @@ async fn placing_a_call_carries_the_trace_context_it_is_given() {
     adapter.send(&message("Untraced")).await.expect("placed");
     let calls = fake.calls();
     assert_eq!(calls[0].traceparent.as_deref(), Some(traceparent));
-    assert_eq!(calls[1].traceparent, None, "no trace, no traceparent header");
+    assert_eq!(
+        calls[1].traceparent, None,
+        "no trace, no traceparent header"
+    );
 }
 
 #[tokio::test]

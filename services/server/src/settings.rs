@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
-use figment::providers::{Format, Serialized, Toml};
+use figment::providers::Serialized;
 use omniroute_channel::PhoneRegion;
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +21,7 @@ mod email;
 mod metrics;
 mod quotas;
 mod routing;
+mod secrets;
 mod tls;
 mod voice;
 pub use auth::AuthSettings;
@@ -475,52 +476,6 @@ pub enum SettingsError {
     },
 }
 
-/// The secret settings, as environment variables name them: each may come
-/// from a file instead (`…_FILE=/run/secrets/…`, as container platforms
-/// mount secrets), which is read at start.
-const SECRET_VARS: [&str; 10] = [
-    "OMNIROUTE__STORE__URL",
-    "OMNIROUTE__API__PAGE_TOKEN_SECRET",
-    "OMNIROUTE__WHATSAPP__ACCESS_TOKEN",
-    "OMNIROUTE__WHATSAPP__APP_SECRET",
-    "OMNIROUTE__WHATSAPP__VERIFY_TOKEN",
-    "OMNIROUTE__EMAIL__PASSWORD",
-    "OMNIROUTE__EMAIL__WEBHOOK_SECRET",
-    "OMNIROUTE__EMAIL__UNSUBSCRIBE_SECRET",
-    "OMNIROUTE__VOICE__AUTH_TOKEN",
-    "OMNIROUTE__SANDBOX__WEBHOOK_SECRET",
-];
-
-/// Replaces each `<secret>_FILE` variable by `<secret>` with the file's
-/// contents (without a final line break). Setting both is an error, and so
-/// is a file that cannot be read; the error names the variable, never the
-/// contents.
-fn secret_files(vars: Vec<(String, String)>) -> Result<Vec<(String, String)>, SettingsError> {
-    let mut out = Vec::with_capacity(vars.len());
-    for (name, value) in &vars {
-        let Some(secret) = name
-            .strip_suffix("_FILE")
-            .filter(|s| SECRET_VARS.contains(s))
-        else {
-            out.push((name.clone(), value.clone()));
-            continue;
-        };
-        if vars.iter().any(|(other, _)| other == secret) {
-            return Err(SettingsError::Load(format!(
-                "both {secret} and {name} are set; set one"
-            )));
-        }
-        let contents = std::fs::read_to_string(value)
-            .map_err(|e| SettingsError::Load(format!("{name}: cannot read {value}: {e}")))?;
-        let contents = contents
-            .strip_suffix("\r\n")
-            .or_else(|| contents.strip_suffix('\n'))
-            .unwrap_or(&contents);
-        out.push((secret.to_owned(), contents.to_owned()));
-    }
-    Ok(out)
-}
-
 impl Settings {
     /// Loads defaults, then `file` (which must exist when given), then the
     /// `OMNIROUTE__…` variables of `env`, and validates the result.
@@ -536,7 +491,7 @@ impl Settings {
                     path.display()
                 )));
             }
-            figment = figment.merge(Toml::file_exact(path));
+            figment = figment.merge(secrets::FileWithSecrets::read(path)?);
         }
         // Only our own variables, passed in rather than read from the process,
         // so that tests never need to set process-wide environment.
@@ -544,7 +499,7 @@ impl Settings {
             .into_iter()
             .filter(|(k, _)| k.starts_with("OMNIROUTE__"))
             .collect();
-        let vars = secret_files(vars)?;
+        let vars = secrets::from_files(vars)?;
         let figment = figment.merge(EnvSnapshot { vars });
         let settings: Settings = figment
             .extract()
@@ -768,7 +723,7 @@ fn insert(dict: &mut figment::value::Dict, path: &[String], value: figment::valu
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pub(super) fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -883,56 +838,6 @@ mod tests {
             }
         }
         keys
-    }
-
-    #[test]
-    fn secrets_come_from_files_named_by_the_environment() {
-        let dir = tempfile::tempdir().unwrap();
-        let token = dir.path().join("voice_token");
-        std::fs::write(&token, "twilio-token-from-a-file\n").unwrap();
-        let db = dir.path().join("db_url");
-        std::fs::write(&db, "postgres://omniroute:pw@db:5432/omniroute").unwrap();
-        let token_path = token.to_string_lossy().into_owned();
-        let db_path = db.to_string_lossy().into_owned();
-        let s = Settings::load(
-            None,
-            env(&[
-                ("OMNIROUTE__VOICE__AUTH_TOKEN_FILE", &token_path),
-                ("OMNIROUTE__STORE__URL_FILE", &db_path),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(s.voice.auth_token.expose(), "twilio-token-from-a-file");
-        assert_eq!(
-            s.store.url.expose(),
-            "postgres://omniroute:pw@db:5432/omniroute"
-        );
-        // Both ways at once, or a file that is not there: refused, naming
-        // the variable and never the secret.
-        let both = Settings::load(
-            None,
-            env(&[
-                ("OMNIROUTE__VOICE__AUTH_TOKEN_FILE", &token_path),
-                ("OMNIROUTE__VOICE__AUTH_TOKEN", "inline"),
-            ]),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(both.contains("OMNIROUTE__VOICE__AUTH_TOKEN_FILE"), "{both}");
-        let missing = Settings::load(
-            None,
-            env(&[("OMNIROUTE__STORE__URL_FILE", "/nonexistent/db_url")]),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(missing.contains("OMNIROUTE__STORE__URL_FILE"), "{missing}");
-        assert!(!missing.contains("postgres://"), "{missing}");
-        // A key of another kind that ends in _FILE is left alone (and is
-        // then an unknown key).
-        let other = Settings::load(None, env(&[("OMNIROUTE__GRPC__LISTEN_FILE", "x")]))
-            .unwrap_err()
-            .to_string();
-        assert!(other.contains("listen_file"), "{other}");
     }
 
     #[cfg(not(feature = "otel"))]
