@@ -31,10 +31,11 @@ async fn a_scrape_after_a_send_shows_the_counters_moving(app: TestApp) {
         .await;
     let before = scrape(&app).await;
     let sent_calls = r#"omniroute_grpc_requests_total{method="/omniroute.v1.MessagingService/SendMessage",code="OK"}"#;
-    let accepted =
-        r#"omniroute_messages_accepted_total{tenant="default",category="transactional"}"#;
+    let accepted = r#"omniroute_messages_accepted_total{tenant="default",channel="email",category="transactional"}"#;
     let attempts = r#"omniroute_attempts_total{tenant="default",channel="email",outcome="sent"}"#;
     let dispatched = r#"omniroute_dispatch_seconds_count{channel="email"}"#;
+    let decided =
+        r#"omniroute_dispatch_decisions_total{tenant="default",channel="email",decision="sent"}"#;
     let delivered =
         r#"omniroute_status_reports_total{tenant="default",channel="email",status="delivered"}"#;
     let refused = r#"omniroute_webhook_requests_total{channel="whatsapp",result="unauthorized"}"#;
@@ -77,7 +78,7 @@ async fn a_scrape_after_a_send_shows_the_counters_moving(app: TestApp) {
 
     let after = scrape(&app).await;
     for name in [
-        sent_calls, accepted, attempts, dispatched, delivered, refused, lag,
+        sent_calls, accepted, attempts, dispatched, decided, delivered, refused, lag,
     ] {
         assert!(
             sample(&after, name) >= sample(&before, name) + 1.0,

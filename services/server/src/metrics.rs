@@ -11,14 +11,16 @@
 //! - `omniroute_grpc_requests_total{method, code}`,
 //!   `omniroute_grpc_request_seconds{method}`: every gRPC call and its
 //!   status, and how long it took to answer (a stream: until its headers).
-//! - `omniroute_messages_accepted_total{tenant, category}`.
+//! - `omniroute_messages_accepted_total{tenant, channel, category}` (the
+//!   channel routing chose first).
 //! - `omniroute_attempts_total{tenant, channel, outcome}` (sent,
 //!   transient, permanent, … per the error class),
 //!   `omniroute_provider_send_seconds{channel}`,
 //!   `omniroute_dispatch_seconds{channel}` (from when a message could first
 //!   go to its provider taking it).
-//! - `omniroute_dispatch_decisions_total{decision}`: what followed an
-//!   attempt or a watch (sent, retry, fallback, failed, watch_ended).
+//! - `omniroute_dispatch_decisions_total{tenant, channel, decision}`: what
+//!   followed an attempt or a watch on a channel (sent, retry, fallback,
+//!   failed: the message's last step failed, watch_ended).
 //! - `omniroute_status_reports_total{tenant, channel, status}`: providers'
 //!   reports applied (delivered, read, failed…), by the tenant of the
 //!   message each named.
@@ -113,7 +115,7 @@ impl Metrics {
         );
         registry.register(
             "messages_accepted",
-            "Messages accepted for delivery, by tenant and category",
+            "Messages accepted for delivery, by tenant, first channel and category",
             m.accepted.clone(),
         );
         registry.register(
@@ -133,7 +135,7 @@ impl Metrics {
         );
         registry.register(
             "dispatch_decisions",
-            "What followed an attempt or a watch: sent, retry, fallback, failed, watch_ended",
+            "What followed an attempt or a watch, by tenant and channel: sent, retry, fallback, failed, watch_ended",
             m.decisions.clone(),
         );
         registry.register(
@@ -197,11 +199,12 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// A message accepted.
-    pub fn accepted(&self, tenant: &str, category: &str) {
+    /// A message accepted, to go first on `channel`.
+    pub fn accepted(&self, tenant: &str, channel: &str, category: &str) {
         self.accepted
             .get_or_create(&vec![
                 ("tenant", tenant.to_owned()),
+                ("channel", channel.to_owned()),
                 ("category", category.to_owned()),
             ])
             .inc();
@@ -229,10 +232,15 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// What the dispatcher decided.
-    pub fn decision(&self, decision: &str) {
+    /// What the dispatcher decided after an attempt or a watch on
+    /// `channel` for `tenant`.
+    pub fn decision(&self, tenant: &str, channel: &str, decision: &str) {
         self.decisions
-            .get_or_create(&vec![("decision", decision.to_owned())])
+            .get_or_create(&vec![
+                ("tenant", tenant.to_owned()),
+                ("channel", channel.to_owned()),
+                ("decision", decision.to_owned()),
+            ])
             .inc();
     }
 

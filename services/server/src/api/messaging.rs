@@ -489,7 +489,11 @@ impl MessagingApi {
                                 tracing::debug!(message_id = %m.id, "idempotent replay");
                             }
                             omniroute_store::Accepted::New(m) => {
-                                crate::metrics::METRICS.accepted(tenant, m.category.as_str());
+                                crate::metrics::METRICS.accepted(
+                                    tenant,
+                                    m.channel.map_or("none", |c| c.as_str()),
+                                    m.category.as_str(),
+                                );
                             }
                         }
                         let message = match accepted {

@@ -391,13 +391,18 @@ impl Dispatcher {
         next: NextStep,
         permit: OwnedSemaphorePermit,
     ) {
-        crate::metrics::METRICS.decision(match &next {
-            NextStep::Sent { .. } => "sent",
-            NextStep::RetryAt(_) => "retry",
-            NextStep::NextChannel { .. } => "fallback",
-            NextStep::Fail { .. } => "failed",
-            NextStep::EndWatch { .. } => "watch_ended",
-        });
+        crate::metrics::METRICS.decision(
+            &job.tenant,
+            // The channel the attempt or watch was on.
+            job.message.channel.map_or("none", |c| c.as_str()),
+            match &next {
+                NextStep::Sent { .. } => "sent",
+                NextStep::RetryAt(_) => "retry",
+                NextStep::NextChannel { .. } => "fallback",
+                NextStep::Fail { .. } => "failed",
+                NextStep::EndWatch { .. } => "watch_ended",
+            },
+        );
         let completion = Completion { job, attempt, next };
         let queued = self
             .finished
