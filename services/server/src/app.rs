@@ -271,7 +271,12 @@ impl Application {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!(%addr, "metrics listener ready");
             }
-            let routes = crate::metrics::router(Arc::clone(&self.store), breakers);
+            // Bounded like the webhook listener: a scraper that stalls
+            // holds nothing open.
+            let routes = webhooks::Ingress::bounded(
+                crate::metrics::router(Arc::clone(&self.store), breakers),
+                Duration::from_secs(self.settings.http.request_timeout_secs),
+            );
             tokio::spawn(
                 axum::serve(listener, routes)
                     .with_graceful_shutdown(stopped(stopping.clone()))

@@ -87,10 +87,7 @@ impl Ingress {
                 match tokio::time::timeout(timeout, next.run(request)).await {
                     Ok(response) => response,
                     Err(_) => {
-                        tracing::warn!(
-                            timeout_secs = timeout.as_secs(),
-                            "webhook request timed out"
-                        );
+                        tracing::warn!(timeout_secs = timeout.as_secs(), "HTTP request timed out");
                         (StatusCode::REQUEST_TIMEOUT, "request timed out").into_response()
                     }
                 }
