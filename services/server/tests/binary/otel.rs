@@ -61,6 +61,37 @@ async fn collector() -> (std::net::SocketAddr, Arc<Mutex<Vec<Received>>>) {
     (addr, spans)
 }
 
+/// A text to `address` on `channel`, sent in the caller's trace.
+fn traced_send(
+    traceparent: &str,
+    channel: pb::Channel,
+    address: &str,
+    body: &str,
+) -> tonic::Request<pb::SendMessageRequest> {
+    let mut request = tonic::Request::new(pb::SendMessageRequest {
+        recipient: Some(pb::send_message_request::Recipient::Address(pb::Identity {
+            channel: channel as i32,
+            address: address.into(),
+            ..Default::default()
+        })),
+        message: Some(pb::Message {
+            category: pb::Category::Transactional as i32,
+            content: Some(pb::Content {
+                kind: Some(pb::content::Kind::Text(pb::TextContent {
+                    body: body.into(),
+                    ..Default::default()
+                })),
+            }),
+            ..Default::default()
+        }),
+        idempotency_key: String::new(),
+    });
+    request
+        .metadata_mut()
+        .insert("traceparent", traceparent.parse().unwrap());
+    request
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -102,27 +133,12 @@ async fn a_message_is_one_trace_from_send_through_dispatch_to_the_provider() {
     // The caller's trace.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let caller_span = "00f067aa0ba902b7";
-    let mut request = tonic::Request::new(pb::SendMessageRequest {
-        recipient: Some(pb::send_message_request::Recipient::Address(pb::Identity {
-            channel: pb::Channel::Email as i32,
-            address: "traced@example.com".into(),
-            ..Default::default()
-        })),
-        message: Some(pb::Message {
-            category: pb::Category::Transactional as i32,
-            content: Some(pb::Content {
-                kind: Some(pb::content::Kind::Text(pb::TextContent {
-                    body: "Your order has shipped".into(),
-                    ..Default::default()
-                })),
-            }),
-            ..Default::default()
-        }),
-        idempotency_key: String::new(),
-    });
-    request.metadata_mut().insert(
-        "traceparent",
-        format!("00-{trace_id}-{caller_span}-01").parse().unwrap(),
+    let traceparent = format!("00-{trace_id}-{caller_span}-01");
+    let request = traced_send(
+        &traceparent,
+        pb::Channel::Email,
+        "traced@example.com",
+        "Your order has shipped",
     );
     let mut messaging = pb::messaging_service_client::MessagingServiceClient::new(channel.clone());
     let message = messaging
@@ -153,27 +169,11 @@ async fn a_message_is_one_trace_from_send_through_dispatch_to_the_provider() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // A call placed through the telephony provider, in the same trace.
-    let mut call = tonic::Request::new(pb::SendMessageRequest {
-        recipient: Some(pb::send_message_request::Recipient::Address(pb::Identity {
-            channel: pb::Channel::Voice as i32,
-            address: "+4915112345678".into(),
-            ..Default::default()
-        })),
-        message: Some(pb::Message {
-            category: pb::Category::Transactional as i32,
-            content: Some(pb::Content {
-                kind: Some(pb::content::Kind::Text(pb::TextContent {
-                    body: "Your table is ready".into(),
-                    ..Default::default()
-                })),
-            }),
-            ..Default::default()
-        }),
-        idempotency_key: String::new(),
-    });
-    call.metadata_mut().insert(
-        "traceparent",
-        format!("00-{trace_id}-{caller_span}-01").parse().unwrap(),
+    let call = traced_send(
+        &traceparent,
+        pb::Channel::Voice,
+        "+4915112345678",
+        "Your table is ready",
     );
     messaging.send_message(call).await.expect("accepted");
     while twilio.calls().is_empty() {
