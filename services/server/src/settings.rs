@@ -514,6 +514,15 @@ impl Settings {
         self.metrics.validate(self.http.listen)?;
         self.quotas.validate()?;
         self.tls.validate()?;
+        if !self.log.otlp_endpoint.is_empty() && !self.log.otlp_endpoint.starts_with("http://") {
+            return Err(SettingsError::Invalid {
+                key: "log.otlp_endpoint",
+                reason: "an http:// address (traces go in plain HTTP to a collector beside the \
+                         router, such as an OpenTelemetry Collector sidecar, which forwards them \
+                         over TLS)"
+                    .to_owned(),
+            });
+        }
         if !self.log.otlp_endpoint.is_empty() && !crate::telemetry::OTEL {
             return Err(SettingsError::Invalid {
                 key: "log.otlp_endpoint",
@@ -853,5 +862,23 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("log.otlp_endpoint"), "{e}");
+    }
+
+    #[test]
+    fn traces_go_to_a_plain_http_collector() {
+        let load = |endpoint: &str| {
+            Settings::load(None, env(&[("OMNIROUTE__LOG__OTLP_ENDPOINT", endpoint)]))
+        };
+        assert_eq!(
+            load("http://collector:4318/v1/traces").is_ok(),
+            crate::telemetry::OTEL
+        );
+        let e = load("https://collector.example:4318/v1/traces")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("log.otlp_endpoint") && e.contains("http://"),
+            "{e}"
+        );
     }
 }
