@@ -128,6 +128,81 @@ async fn a_webhook_that_uploads_too_slowly_is_answered_408() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
 
+/// A text to `quota{n}@example.com`.
+fn quota_send(n: usize, category: pb::Category, idempotency_key: &str) -> pb::SendMessageRequest {
+    pb::SendMessageRequest {
+        recipient: Some(pb::send_message_request::Recipient::Address(pb::Identity {
+            channel: pb::Channel::Email as i32,
+            address: format!("quota{n}@example.com"),
+            ..Default::default()
+        })),
+        message: Some(pb::Message {
+            category: category as i32,
+            content: Some(pb::Content {
+                kind: Some(pb::content::Kind::Text(pb::TextContent {
+                    body: "Your order has shipped".into(),
+                    ..Default::default()
+                })),
+            }),
+            ..Default::default()
+        }),
+        idempotency_key: idempotency_key.into(),
+    }
+}
+
+/// Only messages accepted count against the daily quota: a retried send
+/// (its idempotency key's replay) and a send routing refuses do not.
+#[tokio::test]
+async fn replays_and_refused_sends_cost_no_quota() {
+    for backend in [Backend::Embedded, Backend::Postgres] {
+        let mut app = TestApp::spawn_with(backend, |s| {
+            s.quotas.per_day = 2;
+        })
+        .await;
+        let first = app
+            .messaging
+            .send_message(quota_send(1, pb::Category::Transactional, "order-17"))
+            .await
+            .expect("accepted")
+            .into_inner()
+            .message
+            .unwrap();
+        // The client retries: the same message, and no second count.
+        for _ in 0..3 {
+            let again = app
+                .messaging
+                .send_message(quota_send(1, pb::Category::Transactional, "order-17"))
+                .await
+                .expect("the replay is answered")
+                .into_inner()
+                .message
+                .unwrap();
+            assert_eq!(again.name, first.name);
+        }
+        // Marketing to an address that never opted in: refused by routing.
+        let refused = app
+            .messaging
+            .send_message(quota_send(2, pb::Category::Marketing, ""))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+        app.messaging
+            .send_message(quota_send(3, pb::Category::Transactional, ""))
+            .await
+            .expect("the second message of the day fits");
+        let past = app
+            .messaging
+            .send_message(quota_send(4, pb::Category::Transactional, ""))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            past.code(),
+            Code::ResourceExhausted,
+            "{backend:?}: {past:?}"
+        );
+    }
+}
+
 /// A tenant's daily quota: the sends that fit go, the rest of a batch and
 /// every send after it are refused with RESOURCE_EXHAUSTED, a retry delay
 /// until the next UTC day and the quota named.
@@ -141,24 +216,7 @@ async fn a_tenant_past_its_daily_quota_is_refused_with_a_retry_delay() {
         }];
     })
     .await;
-    let send = |n: usize| pb::SendMessageRequest {
-        recipient: Some(pb::send_message_request::Recipient::Address(pb::Identity {
-            channel: pb::Channel::Email as i32,
-            address: format!("quota{n}@example.com"),
-            ..Default::default()
-        })),
-        message: Some(pb::Message {
-            category: pb::Category::Transactional as i32,
-            content: Some(pb::Content {
-                kind: Some(pb::content::Kind::Text(pb::TextContent {
-                    body: "Your order has shipped".into(),
-                    ..Default::default()
-                })),
-            }),
-            ..Default::default()
-        }),
-        idempotency_key: String::new(),
-    };
+    let send = |n: usize| quota_send(n, pb::Category::Transactional, "");
     let batch = app
         .messaging
         .batch_send_messages(pb::BatchSendMessagesRequest {

@@ -486,6 +486,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// granted ([`granted`]).
     async fn consume_quota(&self, tenant: &str, day: &str, wanted: u64, limit: u64) -> Result<u64>;
 
+    /// Gives back `count` of what [`Store::consume_quota`] granted on `day`
+    /// and was not used (the sends were replays, or were not accepted).
+    async fn release_quota(&self, tenant: &str, day: &str, count: u64) -> Result<()>;
+
     /// Whether `cursor` is the position of an event of this tenant's log
     /// (a subscriber resuming from a cursor the log never issued would skip
     /// events silently).

@@ -393,25 +393,6 @@ impl MessagingApi {
                 Err(e) => answers[index] = Some(Err(e)),
             }
         }
-        // The tenant's quotas: the first sends that fit go, the rest are
-        // refused with when they would fit.
-        match self.ctx.quotas.admit(store, tenant, pending.len()).await {
-            Ok(admitted) => {
-                for (index, _) in pending.drain(admitted..) {
-                    answers[index] = Some(Err(self.ctx.quotas.refusal(tenant)));
-                }
-            }
-            Err(ApiError::Store(e)) => {
-                for (index, _) in pending.drain(..) {
-                    answers[index] = Some(Err(failed("checking the send quota failed", &e)));
-                }
-            }
-            Err(_) => {
-                for (index, _) in pending.drain(..) {
-                    answers[index] = Some(Err(self.ctx.quotas.refusal(tenant)));
-                }
-            }
-        }
         // Round 0 may route on cached contacts; later rounds read afresh
         // what changed or was refused.
         for round in 0..ROUTING_ROUNDS {
@@ -468,12 +449,32 @@ impl MessagingApi {
                     Err(e) => answers[index] = Some(Err(e)),
                 }
             }
+            // The tenant's quotas: the first sends that fit go, the rest are
+            // refused with when they would fit.
+            let admitted = match self.ctx.quotas.admit(tenant, messages.len()).await {
+                Ok(admitted) => admitted,
+                Err(e) => {
+                    for (index, _, _) in routed {
+                        answers[index] = Some(Err(failed("checking the send quota failed", &e)));
+                    }
+                    pending = again;
+                    continue;
+                }
+            };
+            for (index, _, _) in routed.drain(admitted.count..) {
+                answers[index] = Some(Err(self.ctx.quotas.refusal(tenant, &admitted)));
+            }
+            messages.truncate(admitted.count);
             let accepted = match store.accept_messages(tenant, messages).await {
                 Ok(accepted) => accepted,
                 Err(e) => {
                     if !e.is_transient() {
                         tracing::error!(error = %omniroute_store::error_chain(&e), "accepting messages failed");
                     }
+                    self.ctx
+                        .quotas
+                        .give_back(tenant, &admitted, admitted.count)
+                        .await;
                     for (index, _, _) in routed {
                         answers[index] = Some(Err(failed("accepting messages failed", &e)));
                     }
@@ -481,6 +482,12 @@ impl MessagingApi {
                     continue;
                 }
             };
+            // Only new messages count against the quotas.
+            let unused = accepted
+                .iter()
+                .filter(|a| !matches!(a, Ok(omniroute_store::Accepted::New(_))))
+                .count();
+            self.ctx.quotas.give_back(tenant, &admitted, unused).await;
             for ((index, send, contact), result) in routed.into_iter().zip(accepted) {
                 match result {
                     Ok(accepted) => {

@@ -72,7 +72,10 @@ impl ApiContext {
             std::time::Duration::from_secs(settings.contacts.cache_ttl_secs),
         );
         ApiContext {
-            quotas: Arc::new(quotas::Quotas::new(settings.quotas.clone())),
+            quotas: Arc::new(quotas::Quotas::new(
+                settings.quotas.clone(),
+                Arc::clone(&store),
+            )),
             recipients: Arc::new(recipients),
             router,
             adapters,

@@ -1,15 +1,24 @@
 //! Per-tenant send quotas (`[quotas]`): messages per second, kept by each
 //! replica in a token bucket (bursts of up to one second's worth), and per
-//! UTC day, counted in the store across replicas. A send past a quota is
-//! refused with RESOURCE_EXHAUSTED and the delay after which it would fit
-//! (google.rpc.RetryInfo); in a batch, the sends that fit go and the rest
-//! are refused one by one.
+//! UTC day, counted in the store across replicas. Only messages accepted
+//! count: the sends routing refuses are never admitted (admission comes
+//! after routing, just before the store accepts), and what was admitted
+//! but not accepted (idempotent replays, refusals by the store) is given
+//! back. A send past a quota is refused with RESOURCE_EXHAUSTED and the
+//! delay after which it would fit (google.rpc.RetryInfo); in a batch, the
+//! sends that fit go and the rest are refused one by one.
+//!
+//! The daily count is one row per tenant and day, which every send of the
+//! tenant would otherwise lock in turn: concurrent sends of a tenant are
+//! taken together, one store call for all that arrived while the previous
+//! call was in flight (the way accepting messages commits in groups).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use omniroute_store::Store;
+use omniroute_store::{Store, StoreError};
+use tokio::sync::oneshot;
 
 use super::ApiError;
 use crate::settings::QuotaSettings;
@@ -20,11 +29,42 @@ struct Bucket {
     at: Instant,
 }
 
+/// One send call's claim on a tenant's daily quota, waiting for the store.
+#[derive(Debug)]
+struct Take {
+    day: String,
+    wanted: u64,
+    reply: oneshot::Sender<Result<u64, StoreError>>,
+}
+
+/// A tenant's takes waiting, and whether a task is handing them to the
+/// store.
+#[derive(Debug, Default)]
+struct Takes {
+    running: bool,
+    waiting: Vec<Take>,
+}
+
+type Daily = Arc<Mutex<HashMap<String, Takes>>>;
+
 /// The quotas and each tenant's bucket on this replica.
 #[derive(Debug)]
 pub struct Quotas {
     settings: QuotaSettings,
+    store: Arc<dyn Store>,
     buckets: Mutex<HashMap<String, Bucket>>,
+    daily: Daily,
+}
+
+/// What [`Quotas::admit`] let through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    /// How many of the sends may go (the first ones).
+    pub count: usize,
+    /// The quota that held the others back.
+    limited_by: Option<&'static str>,
+    /// The day the daily quota was taken from, when one applies.
+    day: Option<String>,
 }
 
 /// How long until the next UTC day begins.
@@ -44,11 +84,13 @@ fn today(now: SystemTime) -> String {
 }
 
 impl Quotas {
-    /// The quotas of the settings.
-    pub fn new(settings: QuotaSettings) -> Quotas {
+    /// The quotas of the settings, counted per day in `store`.
+    pub fn new(settings: QuotaSettings, store: Arc<dyn Store>) -> Quotas {
         Quotas {
             settings,
+            store,
             buckets: Mutex::new(HashMap::new()),
+            daily: Arc::default(),
         }
     }
 
@@ -71,6 +113,14 @@ impl Quotas {
         taken
     }
 
+    /// Puts `count` unused tokens back in `tenant`'s bucket.
+    fn give_back_tokens(&self, tenant: &str, rate: u32, count: usize) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bucket) = buckets.get_mut(tenant) {
+            bucket.tokens = (bucket.tokens + count as f64).min(f64::from(rate));
+        }
+    }
+
     /// How long until one more token is in `tenant`'s bucket.
     fn refill_delay(&self, tenant: &str, rate: u32) -> Duration {
         let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
@@ -80,62 +130,194 @@ impl Quotas {
         Duration::from_secs_f64((missing / f64::from(rate.max(1))).max(0.001))
     }
 
-    /// Admits up to `wanted` sends of `tenant`: how many may go (the first
-    /// ones); when none may, the refusal to answer them with.
-    pub async fn admit(
+    /// Takes up to `wanted` of `tenant`'s quota of `limit` on `day`, with
+    /// the other sends of the tenant waiting now.
+    async fn take_daily(
         &self,
-        store: &dyn Store,
         tenant: &str,
-        wanted: usize,
-    ) -> Result<usize, ApiError> {
+        day: String,
+        wanted: u64,
+        limit: u64,
+    ) -> Result<u64, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let start = {
+            let mut daily = self.daily.lock().unwrap_or_else(|e| e.into_inner());
+            let takes = daily.entry(tenant.to_owned()).or_default();
+            takes.waiting.push(Take { day, wanted, reply });
+            !std::mem::replace(&mut takes.running, true)
+        };
+        if start {
+            // A task of its own: a caller that goes away (a cancelled call)
+            // must not strand the others.
+            tokio::spawn(hand_out(
+                Arc::clone(&self.store),
+                Arc::clone(&self.daily),
+                tenant.to_owned(),
+                limit,
+            ));
+        }
+        answer.await.unwrap_or_else(|_| {
+            // The task ends only after answering everyone; a task that
+            // panicked is a store that failed.
+            Err(StoreError::Unavailable(Box::new(std::io::Error::other(
+                "the quota task ended",
+            ))))
+        })
+    }
+
+    /// Admits up to `wanted` sends of `tenant`: how many may go (the first
+    /// ones). Give back what goes unused with [`Quotas::give_back`].
+    pub async fn admit(&self, tenant: &str, wanted: usize) -> Result<Admitted, StoreError> {
         let (rate, daily) = self.settings.of(tenant);
+        let mut admitted = Admitted {
+            count: wanted,
+            limited_by: None,
+            day: None,
+        };
         if wanted == 0 || (rate == 0 && daily == 0) {
-            return Ok(wanted);
+            return Ok(admitted);
         }
-        let mut granted = wanted;
         if rate > 0 {
-            granted = self.per_second(tenant, rate, granted);
-            if granted == 0 {
-                return Err(ApiError::QuotaExceeded {
-                    quota: "per_second",
-                    limit: u64::from(rate),
-                    retry_after: self.refill_delay(tenant, rate),
-                });
+            admitted.count = self.per_second(tenant, rate, wanted);
+            if admitted.count < wanted {
+                admitted.limited_by = Some("per_second");
             }
         }
-        if daily > 0 {
-            let now = SystemTime::now();
-            let day = today(now);
-            let got = store
-                .consume_quota(tenant, &day, granted as u64, daily)
-                .await?;
-            granted = usize::try_from(got).unwrap_or(0);
-            if granted == 0 {
-                return Err(ApiError::QuotaExceeded {
-                    quota: "per_day",
-                    limit: daily,
-                    retry_after: until_tomorrow(now),
-                });
+        if daily > 0 && admitted.count > 0 {
+            let day = today(SystemTime::now());
+            let taken = self
+                .take_daily(tenant, day.clone(), admitted.count as u64, daily)
+                .await;
+            let granted = match taken {
+                Ok(granted) => usize::try_from(granted).unwrap_or(0),
+                Err(e) => {
+                    if rate > 0 {
+                        self.give_back_tokens(tenant, rate, admitted.count);
+                    }
+                    return Err(e);
+                }
+            };
+            if granted < admitted.count {
+                if rate > 0 {
+                    self.give_back_tokens(tenant, rate, admitted.count - granted);
+                }
+                admitted.count = granted;
+                admitted.limited_by = Some("per_day");
             }
+            admitted.day = Some(day);
         }
-        Ok(granted)
+        Ok(admitted)
+    }
+
+    /// Gives back `unused` of what `admitted` let through: sends that were
+    /// not accepted, or were replays of sends accepted before.
+    pub async fn give_back(&self, tenant: &str, admitted: &Admitted, unused: usize) {
+        if unused == 0 {
+            return;
+        }
+        let (rate, _) = self.settings.of(tenant);
+        if rate > 0 {
+            self.give_back_tokens(tenant, rate, unused);
+        }
+        if let Some(day) = &admitted.day
+            && let Err(e) = self.store.release_quota(tenant, day, unused as u64).await
+        {
+            // The count stays higher than what was sent: the tenant may
+            // send fewer today, never more.
+            tracing::warn!(error = %e, unused, "giving back unused daily quota failed");
+        }
     }
 
     /// The refusal of the sends past what [`Quotas::admit`] let through.
-    pub fn refusal(&self, tenant: &str) -> ApiError {
+    pub fn refusal(&self, tenant: &str, admitted: &Admitted) -> ApiError {
         let (rate, daily) = self.settings.of(tenant);
-        let now = SystemTime::now();
-        if rate > 0 {
+        if admitted.limited_by == Some("per_day") {
+            ApiError::QuotaExceeded {
+                quota: "per_day",
+                limit: daily,
+                retry_after: until_tomorrow(SystemTime::now()),
+            }
+        } else {
             ApiError::QuotaExceeded {
                 quota: "per_second",
                 limit: u64::from(rate),
                 retry_after: self.refill_delay(tenant, rate),
             }
-        } else {
-            ApiError::QuotaExceeded {
-                quota: "per_day",
-                limit: daily,
-                retry_after: until_tomorrow(now),
+        }
+    }
+}
+
+/// Hands `tenant`'s waiting takes to the store, all that wait at once, until
+/// none wait; in the order they came.
+async fn hand_out(store: Arc<dyn Store>, daily: Daily, tenant: String, limit: u64) {
+    /// Should the task end otherwise than by running out of takes (a
+    /// panic), the tenant's takes are dropped (their callers hear of it)
+    /// and the next take starts a task again.
+    struct Ending<'a> {
+        daily: &'a Daily,
+        tenant: &'a str,
+        armed: bool,
+    }
+    impl Drop for Ending<'_> {
+        fn drop(&mut self) {
+            if self.armed {
+                let mut map = self.daily.lock().unwrap_or_else(|e| e.into_inner());
+                map.remove(self.tenant);
+            }
+        }
+    }
+    let mut ending = Ending {
+        daily: &daily,
+        tenant: &tenant,
+        armed: true,
+    };
+    loop {
+        let takes = {
+            let mut map = daily.lock().unwrap_or_else(|e| e.into_inner());
+            let waiting = map
+                .get_mut(&tenant)
+                .map(|entry| std::mem::take(&mut entry.waiting))
+                .unwrap_or_default();
+            if waiting.is_empty() {
+                map.remove(&tenant);
+                ending.armed = false;
+                return;
+            }
+            waiting
+        };
+        // Around midnight a group may span two days: each day's in turn.
+        let mut days: Vec<(String, Vec<Take>)> = Vec::new();
+        for take in takes {
+            match days.iter_mut().find(|(day, _)| *day == take.day) {
+                Some((_, group)) => group.push(take),
+                None => days.push((take.day.clone(), vec![take])),
+            }
+        }
+        for (day, group) in days {
+            let wanted = group.iter().map(|t| t.wanted).sum();
+            match store.consume_quota(&tenant, &day, wanted, limit).await {
+                Ok(mut left) => {
+                    let mut stranded = 0;
+                    for take in group {
+                        let granted = take.wanted.min(left);
+                        left -= granted;
+                        if take.reply.send(Ok(granted)).is_err() {
+                            stranded += granted;
+                        }
+                    }
+                    // A caller gone meanwhile sends nothing.
+                    if stranded > 0
+                        && let Err(e) = store.release_quota(&tenant, &day, stranded).await
+                    {
+                        tracing::warn!(error = %e, "giving back unused daily quota failed");
+                    }
+                }
+                Err(e) => {
+                    let text = omniroute_store::error_chain(&e);
+                    for take in group {
+                        let _ = take.reply.send(Err(e.like(text.clone())));
+                    }
+                }
             }
         }
     }
@@ -145,12 +327,18 @@ impl Quotas {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_bucket_holds_one_seconds_worth() {
-        let quotas = Quotas::new(QuotaSettings {
+    async fn quotas(settings: QuotaSettings) -> (Quotas, tempfile::TempDir) {
+        let (store, dir) = omniroute_store::testing::fresh_sqlite_store().await;
+        (Quotas::new(settings, Arc::new(store)), dir)
+    }
+
+    #[tokio::test]
+    async fn a_bucket_holds_one_seconds_worth() {
+        let (quotas, _dir) = quotas(QuotaSettings {
             per_second: 5,
             ..QuotaSettings::default()
-        });
+        })
+        .await;
         assert_eq!(quotas.per_second("acme", 5, 3), 3);
         assert_eq!(quotas.per_second("acme", 5, 3), 2, "the burst is spent");
         assert_eq!(quotas.per_second("acme", 5, 1), 0);
@@ -164,5 +352,67 @@ mod tests {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_633_600 - 60);
         assert_eq!(today(t), "2025-12-01");
         assert_eq!(until_tomorrow(t), Duration::from_secs(60));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_sends_share_the_daily_quota_and_give_back_what_goes_unused() {
+        let (quotas, _dir) = quotas(QuotaSettings {
+            per_day: 100,
+            ..QuotaSettings::default()
+        })
+        .await;
+        let quotas = Arc::new(quotas);
+        let calls: Vec<_> = (0..40)
+            .map(|_| {
+                let quotas = Arc::clone(&quotas);
+                tokio::spawn(async move { quotas.admit("acme", 3).await.unwrap() })
+            })
+            .collect();
+        let mut admitted = Vec::new();
+        for call in calls {
+            admitted.push(call.await.unwrap());
+        }
+        let total: usize = admitted.iter().map(|a| a.count).sum();
+        assert_eq!(total, 100, "the quota, and no more, is handed out");
+        let refused: Vec<&Admitted> = admitted.iter().filter(|a| a.count < 3).collect();
+        assert!(
+            refused
+                .iter()
+                .all(|a| a.limited_by == Some("per_day") && a.day.is_some())
+        );
+        // What goes unused comes back.
+        let some = admitted.iter().find(|a| a.count == 3).unwrap();
+        quotas.give_back("acme", some, 2).await;
+        assert_eq!(quotas.admit("acme", 5).await.unwrap().count, 2);
+        assert_eq!(quotas.admit("acme", 1).await.unwrap().count, 0);
+        assert_eq!(quotas.admit("globex", 4).await.unwrap().count, 4);
+    }
+
+    #[tokio::test]
+    async fn tokens_held_back_by_the_daily_quota_stay_in_the_bucket() {
+        let (quotas, _dir) = quotas(QuotaSettings {
+            per_second: 10,
+            per_day: 3,
+            ..QuotaSettings::default()
+        })
+        .await;
+        let first = quotas.admit("acme", 5).await.unwrap();
+        assert_eq!((first.count, first.limited_by), (3, Some("per_day")));
+        assert!(matches!(
+            quotas.refusal("acme", &first),
+            ApiError::QuotaExceeded {
+                quota: "per_day",
+                ..
+            }
+        ));
+        // Two replays among the three: back to the day and to the bucket.
+        quotas.give_back("acme", &first, 2).await;
+        let second = quotas.admit("acme", 9).await.unwrap();
+        assert_eq!(second.count, 2, "the day gave two back");
+        assert_eq!(
+            quotas.per_second("acme", 10, 10),
+            7,
+            "the bucket lost only the three sent"
+        );
     }
 }

@@ -937,25 +937,31 @@ impl Store for PgStore {
     async fn consume_quota(&self, tenant: &str, day: &str, wanted: u64, limit: u64) -> Result<u64> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
-        tx.execute(
-            "INSERT INTO tenant_usage (tenant, day, sent) VALUES ($1, $2::text::date, 0)
-             ON CONFLICT (tenant, day) DO NOTHING",
-            &[&tenant, &day],
-        )
-        .await
-        .map_err(db)?;
-        let used: i64 = tx
-            .query_one(
-                "SELECT sent FROM tenant_usage WHERE tenant = $1 AND day = $2::text::date FOR UPDATE",
-                &[&tenant, &day],
+        // The row, made if need be and locked, with what it has counted.
+        let lock = tx
+            .prepare_cached(
+                "INSERT INTO tenant_usage (tenant, day, sent) VALUES ($1, $2::text::date, 0)
+                 ON CONFLICT (tenant, day) DO UPDATE SET sent = tenant_usage.sent
+                 RETURNING sent",
             )
+            .await
+            .map_err(db)?;
+        let used: i64 = tx
+            .query_one(&lock, &[&tenant, &day])
             .await
             .map_err(db)?
             .get(0);
         let granted = crate::granted(u64::try_from(used).unwrap_or(0), wanted, limit);
         if granted > 0 {
+            let add = tx
+                .prepare_cached(
+                    "UPDATE tenant_usage SET sent = sent + $3
+                     WHERE tenant = $1 AND day = $2::text::date",
+                )
+                .await
+                .map_err(db)?;
             tx.execute(
-                "UPDATE tenant_usage SET sent = sent + $3 WHERE tenant = $1 AND day = $2::text::date",
+                &add,
                 &[&tenant, &day, &i64::try_from(granted).unwrap_or(i64::MAX)],
             )
             .await
@@ -963,6 +969,25 @@ impl Store for PgStore {
         }
         tx.commit().await.map_err(db)?;
         Ok(granted)
+    }
+
+    async fn release_quota(&self, tenant: &str, day: &str, count: u64) -> Result<()> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE tenant_usage SET sent = GREATEST(0, sent - $3)
+                 WHERE tenant = $1 AND day = $2::text::date",
+            )
+            .await
+            .map_err(db)?;
+        client
+            .execute(
+                &stmt,
+                &[&tenant, &day, &i64::try_from(count).unwrap_or(i64::MAX)],
+            )
+            .await
+            .map_err(db)?;
+        Ok(())
     }
 
     async fn queue_stats(&self) -> Result<crate::QueueStats> {

@@ -845,6 +845,24 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn release_quota(&self, tenant: &str, day: &str, count: u64) -> Result<()> {
+        let (tenant, day) = (tenant.to_owned(), day.to_owned());
+        self.tx(move |tx| {
+            tx.prepare_cached(
+                "UPDATE tenant_usage SET sent = max(0, sent - ?3) WHERE tenant = ?1 AND day = ?2",
+            )
+            .map_err(db)?
+            .execute(params![
+                tenant,
+                day,
+                i64::try_from(count).unwrap_or(i64::MAX)
+            ])
+            .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn queue_stats(&self) -> Result<crate::QueueStats> {
         self.read(|tx| {
             let jobs: i64 = tx

@@ -404,4 +404,19 @@ pub async fn daily_quotas_are_granted_up_to_their_limit(store: S) {
         total += taker.await.unwrap().unwrap();
     }
     assert_eq!(total, 9);
+    // What was granted and not used is given back, for that day only.
+    store.release_quota(T, "2026-12-03", 4).await.unwrap();
+    assert_eq!(store.consume_quota(T, "2026-12-03", 9, 9).await.unwrap(), 4);
+    assert_eq!(store.consume_quota(T, "2026-12-02", 9, 5).await.unwrap(), 1);
+    // Never below nothing, and a day with no count is left alone.
+    store.release_quota(OTHER, day, 50).await.unwrap();
+    assert_eq!(store.consume_quota(OTHER, day, 9, 5).await.unwrap(), 5);
+    store.release_quota(OTHER, "2026-11-30", 3).await.unwrap();
+    assert_eq!(
+        store
+            .consume_quota(OTHER, "2026-11-30", 9, 2)
+            .await
+            .unwrap(),
+        2
+    );
 }
