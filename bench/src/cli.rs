@@ -37,6 +37,8 @@ options (run):
   --delivery-delay-ms N       sandbox delay before `delivered` (default 200)
   --read-delay-ms N           sandbox delay before `read` (default 800)
   --pool-size N               server's PostgreSQL pool (default 16)
+  --quota-per-day N           the tenant's daily send quota (default 0: none;
+                              the cost of counting it)
   --server-threads N          server runtime workers (default: CPUs)
   --client-threads N          load generator runtime workers (default: CPUs)
   --skip LIST                 phases to leave out: grpc,unary,open,batch,
@@ -142,6 +144,8 @@ pub struct Options {
     pub read_delay_ms: u64,
     /// Server PostgreSQL pool size.
     pub pool_size: usize,
+    /// The tenant's daily send quota (0: none).
+    pub quota_per_day: u64,
     /// Server runtime workers.
     pub server_threads: usize,
     /// Load generator runtime workers.
@@ -186,6 +190,7 @@ impl Default for Options {
             delivery_delay_ms: 200,
             read_delay_ms: 800,
             pool_size: 16,
+            quota_per_day: 0,
             server_threads: cpus,
             client_threads: cpus,
             skip: Vec::new(),
@@ -275,6 +280,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, String> 
             "--delivery-delay-ms" => opts.delivery_delay_ms = number(&flag, &value()?)?,
             "--read-delay-ms" => opts.read_delay_ms = number(&flag, &value()?)?,
             "--pool-size" => opts.pool_size = number(&flag, &value()?)?,
+            "--quota-per-day" => opts.quota_per_day = number(&flag, &value()?)?,
             "--server-threads" => opts.server_threads = number(&flag, &value()?)?,
             "--client-threads" => opts.client_threads = number(&flag, &value()?)?,
             "--skip" => {

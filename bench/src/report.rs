@@ -260,11 +260,16 @@ impl Report {
             let _ = writeln!(
                 out,
                 "- Server settings: defaults, except sandbox delivery {} ms and read {} ms, no send \
-                 recording{}; dispatcher {} (concurrency {}, batch {}, poll {} ms).",
+                 recording{}{}; dispatcher {} (concurrency {}, batch {}, poll {} ms).",
                 s.sandbox.delivery_delay_ms,
                 s.sandbox.read_delay_ms,
                 if postgres {
                     format!(", PostgreSQL pool {}", s.store.pool_size)
+                } else {
+                    String::new()
+                },
+                if s.quotas.per_day > 0 {
+                    format!(", a daily send quota of {}", s.quotas.per_day)
                 } else {
                     String::new()
                 },

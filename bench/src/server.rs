@@ -73,6 +73,7 @@ pub fn settings(opts: &Options, location: &StoreLocation, dispatcher: bool) -> S
     settings.sandbox.record_path = PathBuf::new();
     settings.sandbox.send_delay_ms = 0;
     settings.dispatch.enabled = dispatcher;
+    settings.quotas.per_day = opts.quota_per_day;
     if let Some(url) = &location.pg_url {
         settings.store.url = Secret::new(url);
         settings.store.pool_size = opts.pool_size;

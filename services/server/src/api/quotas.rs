@@ -8,20 +8,19 @@
 //! delay after which it would fit (google.rpc.RetryInfo); in a batch, the
 //! sends that fit go and the rest are refused one by one.
 //!
-//! The daily count is one row per tenant and day, which every send of the
-//! tenant would otherwise lock in turn: concurrent sends of a tenant are
-//! taken together, one store call for all that arrived while the previous
-//! call was in flight (the way accepting messages commits in groups).
+//! The daily count is kept in the store by a task per tenant (`daily.rs`),
+//! which reserves ahead of the sends so that most need no store call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use omniroute_store::{Store, StoreError};
-use tokio::sync::oneshot;
 
 use super::ApiError;
 use crate::settings::QuotaSettings;
+
+mod daily;
 
 #[derive(Debug)]
 struct Bucket {
@@ -29,31 +28,13 @@ struct Bucket {
     at: Instant,
 }
 
-/// One send call's claim on a tenant's daily quota, waiting for the store.
-#[derive(Debug)]
-struct Take {
-    day: String,
-    wanted: u64,
-    reply: oneshot::Sender<Result<u64, StoreError>>,
-}
-
-/// A tenant's takes waiting, and whether a task is handing them to the
-/// store.
-#[derive(Debug, Default)]
-struct Takes {
-    running: bool,
-    waiting: Vec<Take>,
-}
-
-type Daily = Arc<Mutex<HashMap<String, Takes>>>;
-
 /// The quotas and each tenant's bucket on this replica.
 #[derive(Debug)]
 pub struct Quotas {
     settings: QuotaSettings,
     store: Arc<dyn Store>,
     buckets: Mutex<HashMap<String, Bucket>>,
-    daily: Daily,
+    daily: daily::DailyCounts,
 }
 
 /// What [`Quotas::admit`] let through.
@@ -88,9 +69,9 @@ impl Quotas {
     pub fn new(settings: QuotaSettings, store: Arc<dyn Store>) -> Quotas {
         Quotas {
             settings,
+            daily: daily::DailyCounts::new(Arc::clone(&store)),
             store,
             buckets: Mutex::new(HashMap::new()),
-            daily: Arc::default(),
         }
     }
 
@@ -130,41 +111,6 @@ impl Quotas {
         Duration::from_secs_f64((missing / f64::from(rate.max(1))).max(0.001))
     }
 
-    /// Takes up to `wanted` of `tenant`'s quota of `limit` on `day`, with
-    /// the other sends of the tenant waiting now.
-    async fn take_daily(
-        &self,
-        tenant: &str,
-        day: String,
-        wanted: u64,
-        limit: u64,
-    ) -> Result<u64, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        let start = {
-            let mut daily = self.daily.lock().unwrap_or_else(|e| e.into_inner());
-            let takes = daily.entry(tenant.to_owned()).or_default();
-            takes.waiting.push(Take { day, wanted, reply });
-            !std::mem::replace(&mut takes.running, true)
-        };
-        if start {
-            // A task of its own: a caller that goes away (a cancelled call)
-            // must not strand the others.
-            tokio::spawn(hand_out(
-                Arc::clone(&self.store),
-                Arc::clone(&self.daily),
-                tenant.to_owned(),
-                limit,
-            ));
-        }
-        answer.await.unwrap_or_else(|_| {
-            // The task ends only after answering everyone; a task that
-            // panicked is a store that failed.
-            Err(StoreError::Unavailable(Box::new(std::io::Error::other(
-                "the quota task ended",
-            ))))
-        })
-    }
-
     /// Admits up to `wanted` sends of `tenant`: how many may go (the first
     /// ones). Give back what goes unused with [`Quotas::give_back`].
     pub async fn admit(&self, tenant: &str, wanted: usize) -> Result<Admitted, StoreError> {
@@ -186,7 +132,8 @@ impl Quotas {
         if daily > 0 && admitted.count > 0 {
             let day = today(SystemTime::now());
             let taken = self
-                .take_daily(tenant, day.clone(), admitted.count as u64, daily)
+                .daily
+                .take(tenant, day.clone(), admitted.count as u64, daily)
                 .await;
             let granted = match taken {
                 Ok(granted) => usize::try_from(granted).unwrap_or(0),
@@ -242,82 +189,6 @@ impl Quotas {
                 quota: "per_second",
                 limit: u64::from(rate),
                 retry_after: self.refill_delay(tenant, rate),
-            }
-        }
-    }
-}
-
-/// Hands `tenant`'s waiting takes to the store, all that wait at once, until
-/// none wait; in the order they came.
-async fn hand_out(store: Arc<dyn Store>, daily: Daily, tenant: String, limit: u64) {
-    /// Should the task end otherwise than by running out of takes (a
-    /// panic), the tenant's takes are dropped (their callers hear of it)
-    /// and the next take starts a task again.
-    struct Ending<'a> {
-        daily: &'a Daily,
-        tenant: &'a str,
-        armed: bool,
-    }
-    impl Drop for Ending<'_> {
-        fn drop(&mut self) {
-            if self.armed {
-                let mut map = self.daily.lock().unwrap_or_else(|e| e.into_inner());
-                map.remove(self.tenant);
-            }
-        }
-    }
-    let mut ending = Ending {
-        daily: &daily,
-        tenant: &tenant,
-        armed: true,
-    };
-    loop {
-        let takes = {
-            let mut map = daily.lock().unwrap_or_else(|e| e.into_inner());
-            let waiting = map
-                .get_mut(&tenant)
-                .map(|entry| std::mem::take(&mut entry.waiting))
-                .unwrap_or_default();
-            if waiting.is_empty() {
-                map.remove(&tenant);
-                ending.armed = false;
-                return;
-            }
-            waiting
-        };
-        // Around midnight a group may span two days: each day's in turn.
-        let mut days: Vec<(String, Vec<Take>)> = Vec::new();
-        for take in takes {
-            match days.iter_mut().find(|(day, _)| *day == take.day) {
-                Some((_, group)) => group.push(take),
-                None => days.push((take.day.clone(), vec![take])),
-            }
-        }
-        for (day, group) in days {
-            let wanted = group.iter().map(|t| t.wanted).sum();
-            match store.consume_quota(&tenant, &day, wanted, limit).await {
-                Ok(mut left) => {
-                    let mut stranded = 0;
-                    for take in group {
-                        let granted = take.wanted.min(left);
-                        left -= granted;
-                        if take.reply.send(Ok(granted)).is_err() {
-                            stranded += granted;
-                        }
-                    }
-                    // A caller gone meanwhile sends nothing.
-                    if stranded > 0
-                        && let Err(e) = store.release_quota(&tenant, &day, stranded).await
-                    {
-                        tracing::warn!(error = %e, "giving back unused daily quota failed");
-                    }
-                }
-                Err(e) => {
-                    let text = omniroute_store::error_chain(&e);
-                    for take in group {
-                        let _ = take.reply.send(Err(e.like(text.clone())));
-                    }
-                }
             }
         }
     }
