@@ -151,7 +151,8 @@ fn quota_send(n: usize, category: pb::Category, idempotency_key: &str) -> pb::Se
 }
 
 /// Only messages accepted count against the daily quota: a retried send
-/// (its idempotency key's replay) and a send routing refuses do not.
+/// (its idempotency key's replay) and a send routing refuses do not; and a
+/// retry is answered with its message even once the quota is spent.
 #[tokio::test]
 async fn replays_and_refused_sends_cost_no_quota() {
     for backend in [Backend::Embedded, Backend::Postgres] {
@@ -199,6 +200,27 @@ async fn replays_and_refused_sends_cost_no_quota() {
             past.code(),
             Code::ResourceExhausted,
             "{backend:?}: {past:?}"
+        );
+        // The quota spent, a retry of a send accepted before is still
+        // answered with its message, and the key still guards its request.
+        let late_retry = app
+            .messaging
+            .send_message(quota_send(1, pb::Category::Transactional, "order-17"))
+            .await
+            .expect("a replay needs no quota")
+            .into_inner()
+            .message
+            .unwrap();
+        assert_eq!(late_retry.name, first.name);
+        let other_request = app
+            .messaging
+            .send_message(quota_send(5, pb::Category::Transactional, "order-17"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            other_request.code(),
+            Code::AlreadyExists,
+            "the key's conflict, not the quota: {other_request:?}"
         );
     }
 }

@@ -292,6 +292,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         messages: Vec<NewMessage>,
     ) -> Result<Vec<Result<Accepted>>>;
 
+    /// The message each idempotency key names in the tenant, with the hash
+    /// of the request it was accepted for ([`replay`] answers a send with
+    /// it); `None` for a key not used. In the order given.
+    async fn messages_by_idempotency_keys(
+        &self,
+        tenant: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<(Message, String)>>>;
+
     /// [`Store::accept_messages`] for one message.
     async fn accept_message(&self, tenant: &str, message: NewMessage) -> Result<Accepted> {
         self.accept_messages(tenant, vec![message])

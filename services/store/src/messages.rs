@@ -1399,3 +1399,17 @@ mod tests {
         assert_eq!(Cursor::decode("nope"), None);
     }
 }
+
+/// How a send under an idempotency key already used is answered, from the
+/// message the key names and the hash of the request it was accepted for:
+/// the same request is a replay of that message, another is a conflict.
+pub fn replay(found: (Message, String), request_hash: &str) -> crate::Result<Accepted> {
+    let (message, hash) = found;
+    if hash == request_hash {
+        Ok(Accepted::Replayed(message))
+    } else {
+        Err(crate::StoreError::IdempotencyConflict {
+            existing: message.id,
+        })
+    }
+}

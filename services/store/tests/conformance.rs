@@ -130,6 +130,7 @@ conformance! {
         scheduled_messages_wait_for_their_send_time,
         idempotent_replay_returns_the_stored_message,
         idempotency_key_reused_for_another_request_conflicts,
+        messages_are_found_by_their_idempotency_keys,
         list_messages_newest_first_in_pages_and_by_merged_id,
         claims_follow_priority_then_due_time,
         an_expired_lease_is_claimed_again_with_a_new_token,

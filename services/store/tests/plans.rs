@@ -45,8 +45,8 @@ async fn fill(db: &tokio_postgres::Client) {
                 1, '', now(), now()
          FROM generate_series(1, {ROWS}) AS i;
          INSERT INTO messages (tenant, id, contact_id, direction, category, channel, priority,
-                               status, content, send_time, provider_message_id, create_time,
-                               update_time)
+                               status, content, send_time, provider_message_id,
+                               idempotency_key, create_time, update_time)
          SELECT 'default', gen_random_uuid(),
                 CASE WHEN i % 10 = 0 THEN '{CONTACT}'::uuid ELSE gen_random_uuid() END,
                 1, 'transactional', CASE WHEN i % 2 = 0 THEN 'voice' ELSE 'email' END, 2,
@@ -56,8 +56,11 @@ async fn fill(db: &tokio_postgres::Client) {
                      ELSE '{{\"text\":{{\"body\":\"hi\"}}}}' END::jsonb,
                 CASE WHEN i % 3 <> 0 THEN now() + (i - {ROWS} / 2) * interval '1 second' END,
                 CASE WHEN i % 2 = 0 THEN 'call-' || i END,
+                CASE WHEN i % 2 = 1 THEN 'req-' || i END,
                 now(), now()
          FROM generate_series(1, {ROWS}) AS i;
+         INSERT INTO tenant_usage (tenant, day, sent)
+         SELECT 'tenant-' || i, current_date, i FROM generate_series(1, {ROWS}) AS i;
          INSERT INTO call_progress (tenant, message_id, call_id, answered_by, bridged_seconds,
                                     update_time)
          SELECT tenant, id, provider_message_id, 'human', 30, now() FROM messages

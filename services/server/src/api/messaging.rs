@@ -375,6 +375,57 @@ impl MessagingApi {
         })
     }
 
+    /// Answers the sends the quotas held back: refused, except a retry of
+    /// a send accepted before (its idempotency key names a message), which
+    /// is answered as a replay is, quota or not.
+    async fn answer_held_back(
+        &self,
+        tenant: &str,
+        admitted: &super::quotas::Admitted,
+        held: Vec<(usize, Send, Uuid)>,
+        messages: Vec<NewMessage>,
+        answers: &mut [Option<Result<omniroute_store::Message, ApiError>>],
+    ) {
+        let keyed: Vec<(usize, &NewMessage)> = held
+            .iter()
+            .zip(&messages)
+            .filter(|(_, m)| m.idempotency_key.is_some())
+            .map(|((index, _, _), m)| (*index, m))
+            .collect();
+        let keys: Vec<String> = keyed
+            .iter()
+            .filter_map(|(_, m)| m.idempotency_key.clone())
+            .collect();
+        let found = if keys.is_empty() {
+            Vec::new()
+        } else {
+            self.ctx
+                .store
+                .messages_by_idempotency_keys(tenant, &keys)
+                .await
+                .unwrap_or_else(|e| {
+                    // Refused as the others are; a later retry finds its
+                    // message.
+                    tracing::warn!(error = %e, "looking up the held-back sends' keys failed");
+                    Vec::new()
+                })
+        };
+        for ((index, message), found) in keyed.into_iter().zip(found) {
+            if let Some(found) = found {
+                answers[index] = Some(
+                    omniroute_store::replay(found, &message.request_hash)
+                        .map(|a| a.message().clone())
+                        .map_err(ApiError::from),
+                );
+            }
+        }
+        for (index, _, _) in held {
+            if answers[index].is_none() {
+                answers[index] = Some(Err(self.ctx.quotas.refusal(tenant, admitted)));
+            }
+        }
+    }
+
     /// Accepts sends, each on its own: validation, recipients read
     /// together, routing, one store call for all (see the module
     /// documentation). Answers in request order.
@@ -461,10 +512,10 @@ impl MessagingApi {
                     continue;
                 }
             };
-            for (index, _, _) in routed.drain(admitted.count..) {
-                answers[index] = Some(Err(self.ctx.quotas.refusal(tenant, &admitted)));
-            }
-            messages.truncate(admitted.count);
+            let held: Vec<(usize, Send, Uuid)> = routed.drain(admitted.count..).collect();
+            let held_messages = messages.split_off(admitted.count);
+            self.answer_held_back(tenant, &admitted, held, held_messages, &mut answers)
+                .await;
             let accepted = match store.accept_messages(tenant, messages).await {
                 Ok(accepted) => accepted,
                 Err(e) => {

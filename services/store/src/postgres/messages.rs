@@ -9,6 +9,7 @@
 //! signals the change afterwards (`signals.rs`: in-process wake-ups, and
 //! `NOTIFY omniroute_changes` to other replicas).
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use deadpool_postgres::GenericClient;
@@ -574,27 +575,52 @@ pub(super) async fn replay(
     key: &str,
     request_hash: &str,
 ) -> Result<Option<Accepted>> {
-    let row = c
-        .query_opt(
-            &format!(
-                "SELECT request_hash, {MESSAGE_COLUMNS} FROM messages
-                 WHERE tenant = $1 AND idempotency_key = $2"
-            ),
-            &[&tenant, &key],
-        )
-        .await
-        .map_err(db)?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let message = message_at(&row, 1)?;
-    if row.get::<_, &str>(0) == request_hash {
-        Ok(Some(Accepted::Replayed(message)))
-    } else {
-        Err(StoreError::IdempotencyConflict {
-            existing: message.id,
-        })
+    let mut found = by_idempotency_keys(c, tenant, &[key.to_owned()]).await?;
+    match found.pop().flatten() {
+        Some(found) => crate::replay(found, request_hash).map(Some),
+        None => Ok(None),
     }
+}
+
+/// The messages of idempotency keys. The partial unique index holds only
+/// rows with a key: the statement says so, so that every plan can use it.
+fn by_keys_sql() -> String {
+    format!(
+        "SELECT m.idempotency_key, m.request_hash, {MESSAGE_COLUMNS}
+         FROM unnest($2::text[]) AS k(key)
+         JOIN messages m ON m.tenant = $1 AND m.idempotency_key = k.key
+         WHERE m.idempotency_key IS NOT NULL"
+    )
+}
+
+/// The hot statements of this file, for the plan tests.
+pub(super) fn hot_statements() -> Vec<super::HotStatement> {
+    vec![super::HotStatement {
+        name: "messages by idempotency keys",
+        sql: by_keys_sql(),
+        types: "text, text[]",
+        args: "'default', '{req-1001,req-77,nope}'",
+        options: "",
+    }]
+}
+
+/// [`crate::Store::messages_by_idempotency_keys`].
+pub(super) async fn by_idempotency_keys(
+    c: &impl GenericClient,
+    tenant: &str,
+    keys: &[String],
+) -> Result<Vec<Option<(Message, String)>>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stmt = c.prepare_cached(&by_keys_sql()).await.map_err(db)?;
+    let rows = c.query(&stmt, &[&tenant, &keys]).await.map_err(db)?;
+    let mut found: HashMap<String, (Message, String)> = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let message = message_at(row, 2)?;
+        found.insert(row.get(0), (message, row.get(1)));
+    }
+    Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
 }
 
 /// Erases a contact's messages inside the erasure transaction: pending ones

@@ -28,7 +28,46 @@ pub fn hot_statements() -> Vec<HotStatement> {
     let mut statements = events::hot_statements();
     statements.extend(callbacks::hot_statements());
     statements.extend(auth::hot_statements());
+    statements.extend(messages::hot_statements());
+    statements.extend(quota_hot_statements());
     statements
+}
+
+/// A tenant's daily count, made if need be and locked (a no-op update),
+/// with what it has counted.
+const QUOTA_LOCK: &str =
+    "INSERT INTO tenant_usage (tenant, day, sent) VALUES ($1, $2::text::date, 0)
+     ON CONFLICT (tenant, day) DO UPDATE SET sent = tenant_usage.sent
+     RETURNING sent";
+
+/// Adds to a tenant's daily count. (Upserts, here and below: the unique
+/// index finds the row whatever the plan.)
+const QUOTA_ADD: &str =
+    "INSERT INTO tenant_usage (tenant, day, sent) VALUES ($1, $2::text::date, $3)
+     ON CONFLICT (tenant, day) DO UPDATE SET sent = tenant_usage.sent + excluded.sent";
+
+/// Takes back from a tenant's daily count, never below nothing.
+const QUOTA_RELEASE: &str =
+    "INSERT INTO tenant_usage (tenant, day, sent) VALUES ($1, $2::text::date, 0)
+     ON CONFLICT (tenant, day) DO UPDATE SET sent = GREATEST(0, tenant_usage.sent - $3)";
+
+fn quota_hot_statements() -> Vec<HotStatement> {
+    let statement = |name, sql: &str| HotStatement {
+        name,
+        sql: sql.to_owned(),
+        types: "text, text, bigint",
+        args: "'tenant-7', current_date::text, 1",
+        options: "",
+    };
+    vec![
+        statement("add to a daily count", QUOTA_ADD),
+        statement("take back from a daily count", QUOTA_RELEASE),
+        HotStatement {
+            types: "text, text",
+            args: "'tenant-7', current_date::text",
+            ..statement("lock a daily count", QUOTA_LOCK)
+        },
+    ]
 }
 
 use std::collections::HashMap;
@@ -813,6 +852,15 @@ impl Store for PgStore {
         self.accept_many(tenant, messages).await
     }
 
+    async fn messages_by_idempotency_keys(
+        &self,
+        tenant: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<(Message, String)>>> {
+        let client = self.client().await?;
+        messages::by_idempotency_keys(&client, tenant, keys).await
+    }
+
     async fn routing_contacts(
         &self,
         tenant: &str,
@@ -938,14 +986,7 @@ impl Store for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
         // The row, made if need be and locked, with what it has counted.
-        let lock = tx
-            .prepare_cached(
-                "INSERT INTO tenant_usage (tenant, day, sent) VALUES ($1, $2::text::date, 0)
-                 ON CONFLICT (tenant, day) DO UPDATE SET sent = tenant_usage.sent
-                 RETURNING sent",
-            )
-            .await
-            .map_err(db)?;
+        let lock = tx.prepare_cached(QUOTA_LOCK).await.map_err(db)?;
         let used: i64 = tx
             .query_one(&lock, &[&tenant, &day])
             .await
@@ -953,13 +994,7 @@ impl Store for PgStore {
             .get(0);
         let granted = crate::granted(u64::try_from(used).unwrap_or(0), wanted, limit);
         if granted > 0 {
-            let add = tx
-                .prepare_cached(
-                    "UPDATE tenant_usage SET sent = sent + $3
-                     WHERE tenant = $1 AND day = $2::text::date",
-                )
-                .await
-                .map_err(db)?;
+            let add = tx.prepare_cached(QUOTA_ADD).await.map_err(db)?;
             tx.execute(
                 &add,
                 &[&tenant, &day, &i64::try_from(granted).unwrap_or(i64::MAX)],
@@ -973,13 +1008,7 @@ impl Store for PgStore {
 
     async fn release_quota(&self, tenant: &str, day: &str, count: u64) -> Result<()> {
         let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "UPDATE tenant_usage SET sent = GREATEST(0, sent - $3)
-                 WHERE tenant = $1 AND day = $2::text::date",
-            )
-            .await
-            .map_err(db)?;
+        let stmt = client.prepare_cached(QUOTA_RELEASE).await.map_err(db)?;
         client
             .execute(
                 &stmt,

@@ -255,26 +255,36 @@ fn release_job(
     Ok(())
 }
 
+/// The message `key` names in the tenant, with the hash of the request it
+/// was accepted for.
+pub(super) fn by_idempotency_key(
+    tx: &Connection,
+    tenant: &str,
+    key: &str,
+) -> Result<Option<(Message, String)>> {
+    let used: Option<(String, String)> = tx
+        .prepare_cached(
+            "SELECT id, request_hash FROM messages
+             WHERE tenant = ?1 AND idempotency_key = ?2",
+        )
+        .map_err(db)?
+        .query_row(params![tenant, key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(db)?;
+    let Some((id, hash)) = used else {
+        return Ok(None);
+    };
+    let id = Uuid::parse_str(&id).map_err(StoreError::backend)?;
+    Ok(Some((get(tx, tenant, id)?, hash)))
+}
+
 /// Stores a new outbound message, its job and its `MessageAccepted` event,
 /// or answers from the idempotency key.
 pub(super) fn accept(tx: &Connection, tenant: &str, new: NewMessage) -> Result<Accepted> {
-    if let Some(key) = &new.idempotency_key {
-        let used: Option<(String, String)> = tx
-            .prepare_cached(
-                "SELECT id, request_hash FROM messages
-                 WHERE tenant = ?1 AND idempotency_key = ?2",
-            )
-            .map_err(db)?
-            .query_row(params![tenant, key], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()
-            .map_err(db)?;
-        if let Some((id, hash)) = used {
-            let id = Uuid::parse_str(&id).map_err(StoreError::backend)?;
-            if hash != new.request_hash {
-                return Err(StoreError::IdempotencyConflict { existing: id });
-            }
-            return get(tx, tenant, id).map(Accepted::Replayed);
-        }
+    if let Some(key) = &new.idempotency_key
+        && let Some(found) = by_idempotency_key(tx, tenant, key)?
+    {
+        return crate::replay(found, &new.request_hash);
     }
 
     if new.route.plan.is_empty() {

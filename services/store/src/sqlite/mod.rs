@@ -593,6 +593,20 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn messages_by_idempotency_keys(
+        &self,
+        tenant: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<(Message, String)>>> {
+        let (tenant, keys) = (tenant.to_owned(), keys.to_vec());
+        self.read(move |tx| {
+            keys.iter()
+                .map(|key| messages::by_idempotency_key(tx, &tenant, key))
+                .collect()
+        })
+        .await
+    }
+
     async fn accept_messages(
         &self,
         tenant: &str,

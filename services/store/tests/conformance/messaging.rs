@@ -431,6 +431,46 @@ pub async fn idempotent_replay_returns_the_stored_message(store: S) {
     assert_eq!(about(&events, first.id).len(), 1);
 }
 
+pub async fn messages_are_found_by_their_idempotency_keys(store: S) {
+    let contact = recipient(&store).await;
+    let new = NewMessage {
+        idempotency_key: Some("req-1".into()),
+        ..outbound(contact)
+    };
+    let first = accept(&store, new.clone()).await;
+    let keys = ["req-1", "unused", "req-1"].map(String::from);
+    let found = store.messages_by_idempotency_keys(T, &keys).await.unwrap();
+    assert_eq!(found.len(), 3, "one answer per key, in order");
+    let (message, hash) = found[0].clone().expect("the key names the message");
+    assert_eq!(message, first);
+    assert_eq!(found[1], None);
+    assert_eq!(found[2], found[0]);
+    // The same request is a replay; another is a conflict.
+    assert_eq!(
+        omniroute_store::replay((message.clone(), hash.clone()), &new.request_hash).unwrap(),
+        Accepted::Replayed(first.clone())
+    );
+    assert_err!(
+        omniroute_store::replay((message, hash), "another-hash"),
+        StoreError::IdempotencyConflict { existing } if existing == first.id
+    );
+    // Keys are per tenant.
+    assert_eq!(
+        store
+            .messages_by_idempotency_keys("tenant-b", &keys[..1])
+            .await
+            .unwrap(),
+        vec![None]
+    );
+    assert!(
+        store
+            .messages_by_idempotency_keys(T, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 pub async fn idempotency_key_reused_for_another_request_conflicts(store: S) {
     let contact = recipient(&store).await;
     let first = accept(
