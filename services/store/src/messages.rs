@@ -1299,6 +1299,20 @@ mod optional_micros {
     }
 }
 
+/// How a send under an idempotency key already used is answered, from the
+/// message the key names and the hash of the request it was accepted for:
+/// the same request is a replay of that message, another is a conflict.
+pub fn replay(found: (Message, String), request_hash: &str) -> crate::Result<Accepted> {
+    let (message, hash) = found;
+    if hash == request_hash {
+        Ok(Accepted::Replayed(message))
+    } else {
+        Err(crate::StoreError::IdempotencyConflict {
+            existing: message.id,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::MessageStatus::*;
@@ -1397,19 +1411,5 @@ mod tests {
         assert!(a < b && b < Cursor { xid: 8, seq: 1 });
         assert_eq!(Cursor::decode(&a.encode()), Some(a));
         assert_eq!(Cursor::decode("nope"), None);
-    }
-}
-
-/// How a send under an idempotency key already used is answered, from the
-/// message the key names and the hash of the request it was accepted for:
-/// the same request is a replay of that message, another is a conflict.
-pub fn replay(found: (Message, String), request_hash: &str) -> crate::Result<Accepted> {
-    let (message, hash) = found;
-    if hash == request_hash {
-        Ok(Accepted::Replayed(message))
-    } else {
-        Err(crate::StoreError::IdempotencyConflict {
-            existing: message.id,
-        })
     }
 }
