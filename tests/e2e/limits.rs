@@ -160,42 +160,27 @@ async fn replays_and_refused_sends_cost_no_quota() {
             s.quotas.per_day = 2;
         })
         .await;
-        let first = app
-            .messaging
-            .send_message(quota_send(1, pb::Category::Transactional, "order-17"))
-            .await
-            .expect("accepted")
-            .into_inner()
-            .message
-            .unwrap();
+        // Each send: to quota{n}@, with its category and key.
+        let mut send = async |n: usize, category: pb::Category, key: &str| {
+            app.messaging
+                .send_message(quota_send(n, category, key))
+                .await
+                .map(|r| r.into_inner().message.unwrap())
+        };
+        let transactional = pb::Category::Transactional;
+        let first = send(1, transactional, "order-17").await.expect("accepted");
         // The client retries: the same message, and no second count.
         for _ in 0..3 {
-            let again = app
-                .messaging
-                .send_message(quota_send(1, pb::Category::Transactional, "order-17"))
-                .await
-                .expect("the replay is answered")
-                .into_inner()
-                .message
-                .unwrap();
-            assert_eq!(again.name, first.name);
+            let again = send(1, transactional, "order-17").await;
+            assert_eq!(again.expect("the replay is answered").name, first.name);
         }
         // Marketing to an address that never opted in: refused by routing.
-        let refused = app
-            .messaging
-            .send_message(quota_send(2, pb::Category::Marketing, ""))
-            .await
-            .unwrap_err();
+        let refused = send(2, pb::Category::Marketing, "").await.unwrap_err();
         assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
-        app.messaging
-            .send_message(quota_send(3, pb::Category::Transactional, ""))
+        send(3, transactional, "")
             .await
             .expect("the second message of the day fits");
-        let past = app
-            .messaging
-            .send_message(quota_send(4, pb::Category::Transactional, ""))
-            .await
-            .unwrap_err();
+        let past = send(4, transactional, "").await.unwrap_err();
         assert_eq!(
             past.code(),
             Code::ResourceExhausted,
@@ -203,20 +188,12 @@ async fn replays_and_refused_sends_cost_no_quota() {
         );
         // The quota spent, a retry of a send accepted before is still
         // answered with its message, and the key still guards its request.
-        let late_retry = app
-            .messaging
-            .send_message(quota_send(1, pb::Category::Transactional, "order-17"))
-            .await
-            .expect("a replay needs no quota")
-            .into_inner()
-            .message
-            .unwrap();
-        assert_eq!(late_retry.name, first.name);
-        let other_request = app
-            .messaging
-            .send_message(quota_send(5, pb::Category::Transactional, "order-17"))
-            .await
-            .unwrap_err();
+        let late_retry = send(1, transactional, "order-17").await;
+        assert_eq!(
+            late_retry.expect("a replay needs no quota").name,
+            first.name
+        );
+        let other_request = send(5, transactional, "order-17").await.unwrap_err();
         assert_eq!(
             other_request.code(),
             Code::AlreadyExists,
