@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime};
 use omniroute_channel::Channel;
 use uuid::Uuid;
 
+use crate::events::*;
 use crate::messages::*;
 
 /// What a dispatch job is waiting for.

@@ -25,6 +25,7 @@
 
 mod auth;
 mod callbacks;
+mod events;
 mod jobs;
 mod messages;
 mod model;
@@ -40,6 +41,7 @@ use uuid::Uuid;
 
 pub use auth::*;
 pub use callbacks::*;
+pub use events::*;
 pub use jobs::*;
 pub use messages::*;
 pub use model::*;

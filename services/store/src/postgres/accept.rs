@@ -38,6 +38,7 @@ use uuid::Uuid;
 use super::json::RawJson;
 use super::signals::Signals;
 use super::{PgStore, db, messages};
+use crate::events::*;
 use crate::messages::*;
 use crate::model::{ContactState, now};
 use crate::{Result, StoreError};

@@ -38,6 +38,7 @@ use uuid::Uuid;
 use super::messages::{MESSAGE_COLUMNS, insert_events, message_at, write_messages};
 use super::{PgStore, db};
 use crate::Result;
+use crate::events::*;
 use crate::jobs::*;
 use crate::messages::*;
 use crate::model::now;

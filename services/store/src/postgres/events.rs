@@ -31,7 +31,7 @@ use super::messages::{MESSAGE_COLUMNS, message_from_row};
 use super::{PgStore, db};
 use crate::CursorCheck;
 use crate::Result;
-use crate::messages::*;
+use crate::events::*;
 
 /// The connection options of the event-log readers.
 pub(super) const READER_OPTIONS: &str = "-c enable_sort=off";
@@ -214,7 +214,7 @@ impl PgStore {
         }
         drop(client);
         let head = self.head(tenant).await?;
-        Ok(crate::messages::unissued(cursor, head))
+        Ok(crate::events::unissued(cursor, head))
     }
 
     pub(super) async fn head(&self, tenant: &str) -> Result<Cursor> {

@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::json::{RawJson, column, optional_column};
 use super::{PgStore, db};
+use crate::events::*;
 use crate::messages::*;
 use crate::model::now;
 use crate::{Result, ServiceWindow, StoreError};

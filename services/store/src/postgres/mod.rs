@@ -84,11 +84,11 @@ use uuid::Uuid;
 use crate::auth::{ApiKey, NewApiKey, Tenant};
 use crate::callbacks::{CallProgress, CallbackFilter, CallbackMark};
 use crate::jobs::{ClaimedJob, Completion, ProviderStatus, Reported};
-use crate::messages::{
+use crate::model::*;
+use crate::{
     Accepted, Cursor, CursorCheck, Event, EventFilter, EventType, Message, NewInbound, NewMessage,
     Received, SentMark, TenantScope, contact_event, erased_event,
 };
-use crate::model::*;
 use crate::{Result, Store, StoreError, dedup_addresses};
 use contacts::*;
 use signals::{AbortOnDrop, Signals, spawn_listener, spawn_notifier};

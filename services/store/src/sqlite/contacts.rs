@@ -386,7 +386,7 @@ pub(super) fn erase(tx: &Connection, tenant: &str, id: Uuid) -> Result<(Contact,
     events::append(
         tx,
         tenant,
-        &crate::messages::erased_event(id),
+        &crate::events::erased_event(id),
         from_micros(now),
     )?;
     Ok((load_contact(tx, tenant, id)?, true))

@@ -13,10 +13,10 @@ use uuid::Uuid;
 use std::collections::HashMap;
 
 use super::{db, json, messages};
-use crate::messages::{
+use crate::model::{from_micros, to_micros};
+use crate::{
     Cursor, CursorCheck, Event, EventFilter, EventPayload, EventType, NewEvent, StoredPayload,
 };
-use crate::model::{from_micros, to_micros};
 use crate::{Result, StoreError};
 
 /// Appends an event in the caller's transaction, so it commits (or not) with
@@ -156,7 +156,7 @@ pub(super) fn check_cursor(tx: &Connection, tenant: &str, cursor: Cursor) -> Res
     if issued {
         return Ok(CursorCheck::Issued);
     }
-    Ok(crate::messages::unissued(cursor, head(tx, tenant)?))
+    Ok(crate::events::unissued(cursor, head(tx, tenant)?))
 }
 
 /// Deletes every event older than `before`, in all tenants.

@@ -15,6 +15,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
 use super::{db, events, json, resolve};
+use crate::events::*;
 use crate::jobs::*;
 use crate::messages::*;
 use crate::model::{ContactState, from_micros, now, to_micros};
