@@ -32,7 +32,6 @@ struct Bucket {
 #[derive(Debug)]
 pub struct Quotas {
     settings: QuotaSettings,
-    store: Arc<dyn Store>,
     buckets: Mutex<HashMap<String, Bucket>>,
     daily: daily::DailyCounts,
 }
@@ -69,8 +68,7 @@ impl Quotas {
     pub fn new(settings: QuotaSettings, store: Arc<dyn Store>) -> Quotas {
         Quotas {
             settings,
-            daily: daily::DailyCounts::new(Arc::clone(&store)),
-            store,
+            daily: daily::DailyCounts::new(store),
             buckets: Mutex::new(HashMap::new()),
         }
     }
@@ -94,7 +92,8 @@ impl Quotas {
         taken
     }
 
-    /// Puts `count` unused tokens back in `tenant`'s bucket.
+    /// Puts `count` unused tokens back in `tenant`'s bucket (a tenant
+    /// without a per-second quota has none).
     fn give_back_tokens(&self, tenant: &str, rate: u32, count: usize) {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(bucket) = buckets.get_mut(tenant) {
@@ -138,16 +137,12 @@ impl Quotas {
             let granted = match taken {
                 Ok(granted) => usize::try_from(granted).unwrap_or(0),
                 Err(e) => {
-                    if rate > 0 {
-                        self.give_back_tokens(tenant, rate, admitted.count);
-                    }
+                    self.give_back_tokens(tenant, rate, admitted.count);
                     return Err(e);
                 }
             };
             if granted < admitted.count {
-                if rate > 0 {
-                    self.give_back_tokens(tenant, rate, admitted.count - granted);
-                }
+                self.give_back_tokens(tenant, rate, admitted.count - granted);
                 admitted.count = granted;
                 admitted.limited_by = Some("per_day");
             }
@@ -163,15 +158,9 @@ impl Quotas {
             return;
         }
         let (rate, _) = self.settings.of(tenant);
-        if rate > 0 {
-            self.give_back_tokens(tenant, rate, unused);
-        }
-        if let Some(day) = &admitted.day
-            && let Err(e) = self.store.release_quota(tenant, day, unused as u64).await
-        {
-            // The count stays higher than what was sent: the tenant may
-            // send fewer today, never more.
-            tracing::warn!(error = %e, unused, "giving back unused daily quota failed");
+        self.give_back_tokens(tenant, rate, unused);
+        if let Some(day) = &admitted.day {
+            self.daily.release(tenant, day, unused as u64).await;
         }
     }
 

@@ -35,10 +35,10 @@ struct Take {
     reply: oneshot::Sender<Result<u64, StoreError>>,
 }
 
-/// A tenant's claims waiting, and whether its task runs.
+/// A tenant's claims waiting for its task. The entry exists while the
+/// task runs: the task removes it as it ends.
 #[derive(Debug, Default)]
 struct Tenant {
-    running: bool,
     waiting: Vec<Take>,
     wake: Arc<Notify>,
 }
@@ -61,6 +61,11 @@ impl DailyCounts {
         }
     }
 
+    /// Gives back `count` of `tenant`'s quota on `day`, taken and not used.
+    pub(super) async fn release(&self, tenant: &str, day: &str, count: u64) {
+        release(self.store.as_ref(), tenant, day, count).await;
+    }
+
     /// Takes up to `wanted` of `tenant`'s quota of `limit` on `day`; how
     /// many it got.
     pub(super) async fn take(
@@ -73,10 +78,11 @@ impl DailyCounts {
         let (reply, answer) = oneshot::channel();
         let start = {
             let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+            let start = !tenants.contains_key(tenant);
             let entry = tenants.entry(tenant.to_owned()).or_default();
             entry.waiting.push(Take { day, wanted, reply });
             entry.wake.notify_one();
-            !std::mem::replace(&mut entry.running, true)
+            start
         };
         if start {
             // A task of its own: a caller that goes away (a cancelled call)
@@ -127,17 +133,22 @@ impl Credit {
     }
 }
 
-/// Gives back the credit of `credit.day`.
-async fn give_back(store: &dyn Store, tenant: &str, credit: &mut Credit) {
-    if credit.left == 0 {
+/// Gives back `count` of `tenant`'s count on `day`.
+async fn release(store: &dyn Store, tenant: &str, day: &str, count: u64) {
+    if count == 0 {
         return;
     }
-    let left = std::mem::take(&mut credit.left);
-    if let Err(e) = store.release_quota(tenant, &credit.day, left).await {
+    if let Err(e) = store.release_quota(tenant, day, count).await {
         // The count stays higher than what was sent: the tenant may send
         // fewer today, never more.
-        tracing::warn!(error = %e, unused = left, "giving back unused daily quota failed");
+        tracing::warn!(error = %e, unused = count, "giving back unused daily quota failed");
     }
+}
+
+/// Gives back the credit of `credit.day`.
+async fn give_back(store: &dyn Store, tenant: &str, credit: &mut Credit) {
+    let left = std::mem::take(&mut credit.left);
+    release(store, tenant, &credit.day, left).await;
 }
 
 /// `tenant`'s task: hands out its takes, in the order they came, until none
