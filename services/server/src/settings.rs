@@ -697,11 +697,7 @@ impl figment::Provider for EnvSnapshot {
     ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
         let mut dict = figment::value::Dict::new();
         for (name, value) in &self.vars {
-            let path: Vec<String> = name
-                .trim_start_matches("OMNIROUTE__")
-                .split("__")
-                .map(str::to_ascii_lowercase)
-                .collect();
+            let path = key_path(name);
             let parsed: figment::value::Value = value
                 .parse()
                 .unwrap_or_else(|_| figment::value::Value::from(value.clone()));
@@ -709,6 +705,15 @@ impl figment::Provider for EnvSnapshot {
         }
         Ok(figment::Profile::Default.collect(dict))
     }
+}
+
+/// The settings key an `OMNIROUTE__SECTION__KEY` variable names, as its
+/// path (`["section", "key"]`).
+fn key_path(var: &str) -> Vec<String> {
+    var.trim_start_matches("OMNIROUTE__")
+        .split("__")
+        .map(str::to_ascii_lowercase)
+        .collect()
 }
 
 fn insert(dict: &mut figment::value::Dict, path: &[String], value: figment::value::Value) {

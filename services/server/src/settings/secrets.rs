@@ -101,12 +101,7 @@ impl Provider for FileWithSecrets {
 /// Replaces the `<secret>_file` keys of one profile's settings.
 fn secrets_in(dict: &mut Dict) -> Result<(), SettingsError> {
     for var in SECRET_VARS {
-        let Some((section, name)) = var
-            .trim_start_matches("OMNIROUTE__")
-            .to_ascii_lowercase()
-            .split_once("__")
-            .map(|(s, n)| (s.to_owned(), n.to_owned()))
-        else {
+        let Ok([section, name]) = <[String; 2]>::try_from(super::key_path(var)) else {
             continue;
         };
         let Some(Value::Dict(_, table)) = dict.get_mut(&section) else {
