@@ -22,6 +22,33 @@ use crate::settings::QuotaSettings;
 
 mod daily;
 
+/// The buckets' clock: the monotonic one, or in tests one that stands
+/// still until the test moves it (a bucket refills with time, and a test's
+/// store calls take time).
+#[derive(Debug, Clone, Default)]
+struct Clock(Option<Arc<Mutex<Instant>>>);
+
+impl Clock {
+    fn now(&self) -> Instant {
+        match &self.0 {
+            Some(at) => *at.lock().unwrap_or_else(|e| e.into_inner()),
+            None => Instant::now(),
+        }
+    }
+
+    #[cfg(test)]
+    fn frozen() -> Clock {
+        Clock(Some(Arc::new(Mutex::new(Instant::now()))))
+    }
+
+    #[cfg(test)]
+    fn advance(&self, by: Duration) {
+        if let Some(at) = &self.0 {
+            *at.lock().unwrap_or_else(|e| e.into_inner()) += by;
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Bucket {
     tokens: f64,
@@ -33,6 +60,7 @@ struct Bucket {
 pub struct Quotas {
     settings: QuotaSettings,
     buckets: Mutex<HashMap<String, Bucket>>,
+    clock: Clock,
     daily: daily::DailyCounts,
 }
 
@@ -70,13 +98,14 @@ impl Quotas {
             settings,
             daily: daily::DailyCounts::new(store),
             buckets: Mutex::new(HashMap::new()),
+            clock: Clock::default(),
         }
     }
 
     /// Takes up to `wanted` tokens of `tenant`'s per-second bucket; how many.
     fn per_second(&self, tenant: &str, rate: u32, wanted: usize) -> usize {
         let rate = f64::from(rate);
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         let bucket = buckets.entry(tenant.to_owned()).or_insert(Bucket {
             tokens: rate,
@@ -187,9 +216,12 @@ impl Quotas {
 mod tests {
     use super::*;
 
+    /// Quotas whose buckets' clock stands still until the test moves it.
     async fn quotas(settings: QuotaSettings) -> (Quotas, tempfile::TempDir) {
         let (store, dir) = omniroute_store::testing::fresh_sqlite_store().await;
-        (Quotas::new(settings, Arc::new(store)), dir)
+        let mut quotas = Quotas::new(settings, Arc::new(store));
+        quotas.clock = Clock::frozen();
+        (quotas, dir)
     }
 
     #[tokio::test]
@@ -204,7 +236,15 @@ mod tests {
         assert_eq!(quotas.per_second("acme", 5, 1), 0);
         assert_eq!(quotas.per_second("globex", 5, 5), 5, "a bucket per tenant");
         let delay = quotas.refill_delay("acme", 5);
-        assert!(delay <= Duration::from_millis(200), "{delay:?}");
+        assert!(
+            delay > Duration::from_millis(199) && delay <= Duration::from_millis(200),
+            "{delay:?}"
+        );
+        // A token each fifth of a second, up to a second's worth.
+        quotas.clock.advance(delay);
+        assert_eq!(quotas.per_second("acme", 5, 5), 1);
+        quotas.clock.advance(Duration::from_secs(10));
+        assert_eq!(quotas.per_second("acme", 5, 9), 5);
     }
 
     #[test]

@@ -16,10 +16,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use omniroute_store::{Store, StoreError};
 use tokio::sync::{Notify, oneshot};
+// Tokio's clock, so that a test can run the rate and the idle time on a
+// paused one.
+use tokio::time::Instant;
 
 /// How far ahead of its sends a tenant's task reserves, in its recent rate.
 const AHEAD: f64 = 0.25;
@@ -258,7 +261,13 @@ mod tests {
     /// Two replicas on one store: one that sends steadily reserves ahead
     /// of its sends, holding that credit back from the other, and gives it
     /// back once it goes unused; the two never get more than the limit.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    ///
+    /// On a paused clock (the store's calls take no time on it), so that
+    /// what A has measured and reserved is the same on every run: one send
+    /// each 10 ms, 101 in A's first second (one at a time, no rate known
+    /// yet), then a rate of 101/s and so 26 reserved ahead at the next
+    /// send, of which the 20 sends up to 1.2 s leave 7.
+    #[tokio::test(start_paused = true)]
     async fn a_steady_sender_reserves_ahead_and_gives_back_what_it_does_not_use() {
         const LIMIT: u64 = 1_000;
         let (store, _dir) = omniroute_store::testing::fresh_sqlite_store().await;
@@ -275,15 +284,16 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         sent_by_a += a.take("acme", DAY.into(), 1, LIMIT).await.unwrap();
+        assert_eq!(sent_by_a, 121, "one each 10 ms for 1.2 s, and one more");
         // B asks for everything A did not send: A's credit is not in it.
         let mut got_by_b = b
             .take("acme", DAY.into(), LIMIT - sent_by_a, LIMIT)
             .await
             .unwrap();
-        assert!(
-            got_by_b < LIMIT - sent_by_a,
-            "A holds credit: B got {got_by_b} of the {} A left",
-            LIMIT - sent_by_a
+        assert_eq!(
+            got_by_b,
+            LIMIT - sent_by_a - 7,
+            "A holds its 7 of credit back from B"
         );
         // Unused, A's credit comes back, and B can have it all.
         let deadline = Instant::now() + Duration::from_secs(30);
