@@ -40,7 +40,9 @@ async fn provider_faults_end_each_message_with_a_precise_reason(app: TestApp) {
     let (mut app, graph) = app_with_whatsapp_and(app.backend(), |s| {
         s.dispatch.send_timeout_secs = 1;
         s.routing.breaker_failures = 3;
-        s.routing.breaker_cool_down_secs = 1;
+        // Long enough for the checks while it is open, however slow the
+        // machine.
+        s.routing.breaker_cool_down_secs = 3;
     })
     .await;
     use pb::AttemptOutcome::{RateLimited, Transient};
@@ -135,7 +137,7 @@ async fn provider_faults_end_each_message_with_a_precise_reason(app: TestApp) {
         "{route:#?}"
     );
     // After the cool-down a probe goes through and its success closes it.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
     let probe = send_text(&mut app, "+49 151 23456797").await;
     wait_status(&mut app, &probe.name, pb::MessageStatus::Sent).await;
     let route = preview(&mut app, &both.name).await;

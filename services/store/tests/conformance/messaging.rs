@@ -364,10 +364,13 @@ pub async fn scheduled_messages_wait_for_their_send_time(store: S) {
     .await;
     assert_eq!(later.status, MessageStatus::Queued);
     assert_eq!(later.history[0].reason, "scheduled");
+    // A second away: time enough for the claim below to come before it,
+    // however slow the machine.
+    let due = now() + Duration::from_secs(1);
     let soon = accept(
         &store,
         NewMessage {
-            send_time: Some(now() + Duration::from_millis(150)),
+            send_time: Some(due),
             ..outbound(contact)
         },
     )
@@ -375,7 +378,8 @@ pub async fn scheduled_messages_wait_for_their_send_time(store: S) {
     assert_eq!(soon.status, MessageStatus::Queued);
 
     assert!(claim(&store, LONG).await.is_empty(), "nothing is due yet");
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    let until_due = due.duration_since(now()).unwrap_or_default();
+    tokio::time::sleep(until_due + Duration::from_millis(50)).await;
     let job = claim_one(&store, soon.id, LONG).await;
     assert_eq!(job.message, soon, "claiming changes no status");
     assert_eq!((job.plan_index, job.channel_attempt), (0, 1));
