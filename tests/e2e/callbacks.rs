@@ -20,6 +20,7 @@ use crate::voice::{app_with_twilio_and, wait_for_call};
 crate::on_both_stores!(
     a_callback_is_answered_and_bridged_to_the_agent,
     busy_lines_busy_agents_and_machines_are_called_again,
+    callbacks_that_come_before_the_call_is_recorded_apply_in_order,
     unanswered_until_the_retry_plan_runs_out,
     asked_while_closed_it_is_placed_at_the_next_opening,
     canceled_before_dialing_it_is_never_placed,
@@ -229,6 +230,55 @@ async fn busy_lines_busy_agents_and_machines_are_called_again(app_: TestApp) {
         assert!(failure.contains(code), "{failure}");
     }
     assert_eq!(fake.calls().len(), 4);
+}
+
+/// A provider can play a call's callbacks before its answer to placing
+/// the call reaches the router, so before the attempt is recorded. Those
+/// reports wait, in their order, and apply once it is: the busy agent line
+/// counts as such (not the hang-up after it), and who answered and how long
+/// the agent talked are kept.
+async fn callbacks_that_come_before_the_call_is_recorded_apply_in_order(app_: TestApp) {
+    let (mut app, fake, mut callbacks) = app(app_.backend(), |_| {}).await;
+    let dora = customer(&mut app, "Dora", "+49 151 55500044").await;
+    fake.hold_answers();
+    let created = schedule(&mut callbacks, &dora, None).await;
+    // Answered and the agent line busy; then the router hears of the call,
+    // and the hang-up comes while the busy line's report waits to be tried
+    // again: the hang-up waits behind it.
+    let first = wait_for_call(&fake, 1).await;
+    let (_, twiml) = fake.answer(&first.sid, "human").await;
+    assert!(twiml.contains("<Dial"), "{twiml}");
+    assert_eq!(fake.dial(&first.sid, "busy", 0).await.0, 200);
+    fake.release_held();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while crate::messaging::get_message(&mut app, &created.message)
+        .await
+        .attempts
+        .is_empty()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never recorded");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(fake.hang_up(&first.sid).await, 200);
+    // Called again: 42 seconds with the agent, all before it is recorded.
+    let second = wait_for_call(&fake, 2).await;
+    fake.answer(&second.sid, "human").await;
+    assert_eq!(fake.dial(&second.sid, "completed", 42).await.0, 200);
+    assert_eq!(fake.hang_up(&second.sid).await, 200);
+    fake.release_held();
+    let done = wait_state(&mut callbacks, &created.name, pb::CallbackState::Completed).await;
+    assert_eq!(done.attempt_count, 2, "{done:#?}");
+    assert_eq!(done.answered_by, "human", "{done:#?}");
+    assert_eq!(done.duration_seconds, 42, "{done:#?}");
+    let message = crate::messaging::get_message(&mut app, &done.message).await;
+    let failures: Vec<&str> = message
+        .status_history
+        .iter()
+        .filter(|h| h.status == pb::MessageStatus::Failed as i32)
+        .map(|h| h.reason.as_str())
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:#?}");
+    assert!(failures[0].contains("agent-busy"), "{failures:#?}");
 }
 
 async fn unanswered_until_the_retry_plan_runs_out(app_: TestApp) {

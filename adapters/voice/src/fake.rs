@@ -17,7 +17,8 @@
 //! created with `MachineDetection`); [`FakeTwilio::dial`] plays that
 //! TwiML's `<Dial>` and posts its outcome to the dial's action;
 //! [`FakeTwilio::hang_up`] ends an answered call. [`FakeTwilio::fail_next`]
-//! scripts the next answers to call creation.
+//! scripts the next answers to call creation; [`FakeTwilio::hold_answers`]
+//! delays them.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -71,6 +72,8 @@ struct Shared {
     calls: Vec<PlacedCall>,
     failures: VecDeque<(u16, u64, String)>,
     next: u64,
+    /// Whether call creations hold their answers.
+    holding: bool,
 }
 
 /// The fake API.
@@ -80,6 +83,7 @@ pub struct FakeTwilio {
     account_sid: String,
     auth_token: String,
     state: Arc<Mutex<Shared>>,
+    released: Arc<tokio::sync::watch::Sender<u64>>,
     server: JoinHandle<()>,
     http: reqwest::Client,
     proxy: Mutex<Option<(String, String)>>,
@@ -96,6 +100,7 @@ struct App {
     account_sid: String,
     auth_token: String,
     state: Arc<Mutex<Shared>>,
+    released: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 fn error(status: u16, code: u64, message: &str) -> Response {
@@ -156,30 +161,56 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let account = account.trim_end_matches(".json").to_owned();
-    if !app.authorized(&headers, &account) {
-        return error(401, 20003, "Authenticate");
+    let (number, holding, answer) = match place(&app, &account, &headers, &body) {
+        Ok(placed) => placed,
+        Err((status, code, message)) => return error(status, code, &message),
+    };
+    if holding {
+        // The call is placed (its callbacks can be played) and the answer
+        // waits, as one that reaches the caller late.
+        let mut released = app.released.subscribe();
+        let _ = released.wait_for(|upto| *upto >= number).await;
     }
-    let form = callbacks::form(&body);
+    (
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/json")],
+        answer,
+    )
+        .into_response()
+}
+
+/// Places the call a creation asks for: its number, whether its answer is
+/// held, and the answer; or the refusal's status, error code and message.
+fn place(
+    app: &App,
+    account: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(u64, bool, String), (u16, u64, String)> {
+    let account = account.trim_end_matches(".json").to_owned();
+    if !app.authorized(headers, &account) {
+        return Err((401, 20003, "Authenticate".into()));
+    }
+    let form = callbacks::form(body);
     let get = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let mut state = app.state.lock().expect("not poisoned");
     if let Some((status, code, message)) = state.failures.pop_front() {
-        return error(status, code, &message);
+        return Err((status, code, message));
     }
     let (Some(to), Some(from)) = (get("To"), get("From")) else {
-        return error(400, 21201, "No 'To' or 'From' number is specified");
+        return Err((400, 21201, "No 'To' or 'From' number is specified".into()));
     };
     let (twiml, url) = (get("Twiml"), get("Url"));
     if twiml.is_none() && url.is_none() {
-        return error(400, 21205, "Url or Twiml is required");
+        return Err((400, 21205, "Url or Twiml is required".into()));
     }
     let e164 = to.len() > 8 && to.starts_with('+') && to[1..].bytes().all(|b| b.is_ascii_digit());
     if !e164 {
-        return error(
+        return Err((
             400,
             21211,
-            &format!("The 'To' number {to} is not a valid phone number."),
-        );
+            format!("The 'To' number {to} is not a valid phone number."),
+        ));
     }
     state.next += 1;
     let call = PlacedCall {
@@ -206,12 +237,8 @@ async fn create(
     };
     let answer = call_json(&call, &account);
     state.calls.push(call);
-    (
-        StatusCode::CREATED,
-        [(header::CONTENT_TYPE, "application/json")],
-        answer,
-    )
-        .into_response()
+    let holding = state.holding;
+    Ok((state.next, holding, answer))
 }
 
 async fn fetch(
@@ -296,10 +323,12 @@ impl FakeTwilio {
     /// When no local port can be bound.
     pub async fn start(account_sid: &str, auth_token: &str) -> FakeTwilio {
         let state = Arc::new(Mutex::new(Shared::default()));
+        let released = Arc::new(tokio::sync::watch::Sender::new(0));
         let app = App {
             account_sid: account_sid.to_owned(),
             auth_token: auth_token.to_owned(),
             state: Arc::clone(&state),
+            released: Arc::clone(&released),
         };
         let router = Router::new()
             .route("/2010-04-01/Accounts/{account}/Calls.json", post(create))
@@ -321,6 +350,7 @@ impl FakeTwilio {
             account_sid: account_sid.to_owned(),
             auth_token: auth_token.to_owned(),
             state,
+            released,
             server,
             http: crate::twilio::http_client(std::time::Duration::from_secs(10))
                 .expect("an http client"),
@@ -346,6 +376,19 @@ impl FakeTwilio {
     /// The calls placed so far.
     pub fn calls(&self) -> Vec<PlacedCall> {
         self.state.lock().expect("not poisoned").calls.clone()
+    }
+
+    /// From now on, a call creation places the call and holds its answer
+    /// until [`FakeTwilio::release_held`]: the call's callbacks can be
+    /// played before the router hears that it was placed.
+    pub fn hold_answers(&self) {
+        self.state.lock().expect("not poisoned").holding = true;
+    }
+
+    /// Sends the answers held so far; later creations are held still.
+    pub fn release_held(&self) {
+        let placed = self.state.lock().expect("not poisoned").next;
+        self.released.send_replace(placed);
     }
 
     /// The next `n` call creations answer HTTP `status` with Twilio error

@@ -19,14 +19,12 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::get;
-use omniroute_channel::{
-    Adapter, Category, Channel, StatusSink, StatusUpdate, WebhookEvent, WebhookRequest,
-};
+use omniroute_channel::{Adapter, Category, Channel, WebhookEvent, WebhookRequest};
 use omniroute_store::{ConsentAction, LegalBasis, NewConsent, NewInbound, Received, Store};
 use uuid::Uuid;
 
 use crate::pipeline::dispatcher::Adapters;
-use crate::pipeline::statuses::{self, StatusChannel};
+use crate::pipeline::statuses::{Report, StatusChannel};
 
 /// Which tenant a provider account (a WhatsApp phone number id, a mailbox)
 /// belongs to.
@@ -169,7 +167,10 @@ impl Ingress {
                     None => Ok(()),
                 }
             }
-            WebhookEvent::Status(update) => self.apply(update).await,
+            WebhookEvent::Status(update) => {
+                self.apply(Report::Status(update), "applying a webhook status")
+                    .await
+            }
             WebhookEvent::OptOut(request) => {
                 let Some(tenant) = self
                     .accounts
@@ -197,23 +198,10 @@ impl Ingress {
                     Err(e) => Err(store_failed("recording an opt-out", &e)),
                 }
             }
-            WebhookEvent::CallProgress(progress) => match self
-                .store
-                .record_call_progress(
-                    progress.channel,
-                    &progress.call_id,
-                    progress.answered_by.as_deref(),
-                    progress.bridged_seconds,
-                )
-                .await
-            {
-                Ok(true) => Ok(()),
-                Ok(false) => {
-                    tracing::debug!(%channel, call = %progress.call_id, "progress of a call we do not know; ignored");
-                    Ok(())
-                }
-                Err(e) => Err(store_failed("recording a call's progress", &e)),
-            },
+            WebhookEvent::CallProgress(progress) => {
+                self.apply(Report::Progress(progress), "recording a call's progress")
+                    .await
+            }
             WebhookEvent::MissedCall(missed) => {
                 let Some(tenant) = self
                     .accounts
@@ -257,24 +245,14 @@ impl Ingress {
         (!line.is_empty()).then(|| (Channel::Whatsapp, line.to_owned(), window))
     }
 
-    /// Applies a status now; one that matches no message yet (its send is
-    /// still being recorded) goes to the ingestion task, which retries.
-    async fn apply(&self, update: StatusUpdate) -> Result<(), StatusCode> {
-        match self
-            .store
-            .apply_provider_status(statuses::provider_status(&update))
+    /// Applies a status or a call's progress now; one that matches nothing
+    /// yet (its send is still being recorded), or comes behind one that
+    /// did not, goes to the ingestion task, which retries in order.
+    async fn apply(&self, report: Report, what: &str) -> Result<(), StatusCode> {
+        self.statuses
+            .apply_or_queue(self.store.as_ref(), report)
             .await
-        {
-            Ok(Some(reported)) => {
-                statuses::counted(&update, &reported.tenant);
-                Ok(())
-            }
-            Ok(None) => {
-                self.statuses.report(update);
-                Ok(())
-            }
-            Err(e) => Err(store_failed("applying a webhook status", &e)),
-        }
+            .map_err(|e| store_failed(what, &e))
     }
 }
 

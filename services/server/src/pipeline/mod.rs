@@ -81,7 +81,7 @@ impl Pipeline {
         settings: &Settings,
         adapters: Adapters,
         sink: statuses::StatusChannel,
-        reports: tokio::sync::mpsc::UnboundedReceiver<(omniroute_channel::StatusUpdate, u32)>,
+        reports: tokio::sync::mpsc::UnboundedReceiver<statuses::Report>,
         breakers: Arc<crate::routing::breaker::Breakers>,
     ) -> Pipeline {
         let (stop, stopped) = watch::channel(false);

@@ -1,20 +1,32 @@
 //! Status ingestion: the one path by which adapters' asynchronous reports
-//! (webhooks, the sandbox) reach the store.
+//! (webhooks, the sandbox, reconciliation) reach the store when they are
+//! not applied at once.
 //!
 //! Adapters report through [`StatusChannel`], which never blocks them. A task
 //! applies the reports with the store's monotonic status rules, as many per
 //! store call (one transaction) as have queued meanwhile. A report can
 //! arrive before the attempt that produced it is recorded (providers are
-//! fast); one that matches no message yet is retried for a while before it is
-//! dropped with a warning.
+//! fast: a call's first callbacks can come before the answer to placing
+//! it); one that matches no message yet, or a call's progress that matches
+//! no call yet, waits and is tried again every quarter second for ten
+//! seconds, then dropped with a warning.
+//!
+//! Reports of one provider message keep their order: one that comes while
+//! an earlier one waits queues behind it, in the task and in the webhook
+//! listener ([`StatusChannel::apply_or_queue`]). So a callback's "the agent
+//! line was busy" is not overtaken by its hang-up ("the call ended before
+//! the agent was connected"), whichever of them finds the call recorded.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use omniroute_channel::{DeliveryStatus, StatusSink, StatusUpdate};
-use omniroute_store::{MessageStatus, ProviderStatus, Reported, Store};
+use omniroute_channel::{CallProgress, Channel, DeliveryStatus, StatusSink, StatusUpdate};
+use omniroute_store::{MessageStatus, ProviderStatus, Store, StoreError};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
+
+use super::backoff::Backoff;
 
 /// How often and how long an unmatched report is retried.
 const RETRY_EVERY: Duration = Duration::from_millis(250);
@@ -26,22 +38,128 @@ const MAX_GROUP: usize = 500;
 /// How long ingestion waits for more reports to apply with the first.
 const LINGER: Duration = Duration::from_millis(5);
 
-/// The sink adapters report to.
+/// What an adapter reports of a message it sent.
 #[derive(Debug, Clone)]
-pub struct StatusChannel(mpsc::UnboundedSender<(StatusUpdate, u32)>);
+pub enum Report {
+    /// A delivery status.
+    Status(StatusUpdate),
+    /// A call's progress (who answered, how long it was bridged).
+    Progress(CallProgress),
+}
 
-impl StatusSink for StatusChannel {
-    fn report(&self, update: StatusUpdate) {
-        if self.0.send((update, 0)).is_err() {
-            tracing::warn!("status report after shutdown dropped");
+/// The provider message a report is of: its channel and the provider's id
+/// (ours, when the provider echoes only that).
+type Key = (Channel, String);
+
+impl Report {
+    fn key(&self) -> Key {
+        match self {
+            Report::Status(update) if update.provider_message_id.is_empty() => (
+                update.channel,
+                update.message_id.clone().unwrap_or_default(),
+            ),
+            Report::Status(update) => (update.channel, update.provider_message_id.clone()),
+            Report::Progress(progress) => (progress.channel, progress.call_id.clone()),
         }
     }
 }
 
+/// The sink adapters report to, and what of theirs waits in the task.
+#[derive(Debug, Clone)]
+pub struct StatusChannel {
+    reports: mpsc::UnboundedSender<Report>,
+    /// How many reports of each provider message are queued or waiting.
+    held: Arc<Mutex<HashMap<Key, usize>>>,
+}
+
+impl StatusSink for StatusChannel {
+    fn report(&self, update: StatusUpdate) {
+        self.queue(Report::Status(update));
+    }
+}
+
+impl StatusChannel {
+    /// Hands `report` to the task, behind the reports queued before it.
+    fn queue(&self, report: Report) {
+        let key = report.key();
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if self.reports.send(report).is_ok() {
+            *held.entry(key).or_default() += 1;
+        } else {
+            tracing::warn!("status report after shutdown dropped");
+        }
+    }
+
+    /// Whether a report of `key` is queued or waiting.
+    fn holds(&self, key: &Key) -> bool {
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.contains_key(key)
+    }
+
+    /// A report of `key` applied, or given up.
+    fn settled(&self, key: &Key) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = held.get_mut(key) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(key);
+            }
+        }
+    }
+
+    /// Applies `report` now, unless an earlier report of its message is
+    /// queued (then it queues behind that one); one that matches nothing
+    /// yet is queued to be tried again. An error is the store's.
+    pub async fn apply_or_queue(
+        &self,
+        store: &dyn Store,
+        report: Report,
+    ) -> Result<(), StoreError> {
+        if self.holds(&report.key()) {
+            self.queue(report);
+            return Ok(());
+        }
+        let matched = match &report {
+            Report::Status(update) => {
+                match store.apply_provider_status(provider_status(update)).await? {
+                    Some(reported) => {
+                        counted(update, &reported.tenant);
+                        true
+                    }
+                    None => false,
+                }
+            }
+            Report::Progress(progress) => record_progress(store, progress).await?,
+        };
+        if !matched {
+            self.queue(report);
+        }
+        Ok(())
+    }
+}
+
 /// Creates the sink and the receiving end for [`run`].
-pub fn channel() -> (StatusChannel, mpsc::UnboundedReceiver<(StatusUpdate, u32)>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    (StatusChannel(tx), rx)
+pub fn channel() -> (StatusChannel, mpsc::UnboundedReceiver<Report>) {
+    let (reports, rx) = mpsc::unbounded_channel();
+    (
+        StatusChannel {
+            reports,
+            held: Arc::default(),
+        },
+        rx,
+    )
+}
+
+/// Records a call's progress; whether the call is known.
+async fn record_progress(store: &dyn Store, progress: &CallProgress) -> Result<bool, StoreError> {
+    store
+        .record_call_progress(
+            progress.channel,
+            &progress.call_id,
+            progress.answered_by.as_deref(),
+            progress.bridged_seconds,
+        )
+        .await
 }
 
 /// An adapter's report in the store's terms.
@@ -76,89 +194,249 @@ pub fn provider_status(update: &StatusUpdate) -> ProviderStatus {
     }
 }
 
+/// Reports waiting to be tried again, in the order they came.
+#[derive(Debug, Default)]
+struct Waiting {
+    reports: VecDeque<(Report, u32)>,
+    keys: HashMap<Key, usize>,
+}
+
+impl Waiting {
+    fn push(&mut self, report: Report, tries: u32) {
+        *self.keys.entry(report.key()).or_default() += 1;
+        self.reports.push_back((report, tries));
+    }
+
+    fn holds(&self, key: &Key) -> bool {
+        self.keys.contains_key(key)
+    }
+
+    fn take_all(&mut self) -> Vec<(Report, u32)> {
+        self.keys.clear();
+        self.reports.drain(..).collect()
+    }
+}
+
 /// Applies reports until shutdown.
 pub async fn run(
     store: Arc<dyn Store>,
     sink: StatusChannel,
-    mut reports: mpsc::UnboundedReceiver<(StatusUpdate, u32)>,
+    mut reports: mpsc::UnboundedReceiver<Report>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut backoff = super::backoff::Backoff::new("applying status reports");
+    let mut ingest = Ingest {
+        store,
+        sink,
+        backoff: Backoff::new("applying status reports"),
+        waiting: Waiting::default(),
+    };
+    // When the waiting reports are tried again; `None` while none wait.
+    let mut retry_at: Option<tokio::time::Instant> = None;
     loop {
-        let first = tokio::select! {
+        let round = tokio::select! {
             received = reports.recv() => match received {
-                Some(report) => report,
+                Some(first) => {
+                    let group = super::gather(first, &mut reports, MAX_GROUP, LINGER).await;
+                    let mut now = Vec::new();
+                    for report in group {
+                        // Behind a waiting report of its message: waits too.
+                        if ingest.waiting.holds(&report.key()) {
+                            ingest.waiting.push(report, 0);
+                        } else {
+                            now.push((report, 0));
+                        }
+                    }
+                    now
+                }
                 None => return,
             },
+            () = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => {
+                retry_at = None;
+                ingest.waiting.take_all()
+            }
             _ = shutdown.changed() => return,
         };
-        let group = super::gather(first, &mut reports, MAX_GROUP, LINGER).await;
-        let statuses: Vec<ProviderStatus> = group.iter().map(|(u, _)| provider_status(u)).collect();
-        // While the store is unreachable the group waits here, with back-off
-        // (reports keep queuing behind it), instead of each report being
-        // retried and logged on its own.
-        let mut result = store.apply_provider_statuses(statuses.clone()).await;
+        if !ingest.round(round, &mut shutdown).await {
+            return;
+        }
+        if retry_at.is_none() && !ingest.waiting.reports.is_empty() {
+            retry_at = Some(tokio::time::Instant::now() + RETRY_EVERY);
+        }
+    }
+}
+
+/// The task's state.
+struct Ingest {
+    store: Arc<dyn Store>,
+    sink: StatusChannel,
+    backoff: Backoff,
+    waiting: Waiting,
+}
+
+impl Ingest {
+    /// Applies `reports` in their order, a group per store call; the ones
+    /// that match nothing yet, and the later ones of their messages, wait.
+    /// False on shutdown.
+    async fn round(
+        &mut self,
+        reports: Vec<(Report, u32)>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        // Messages with a report that matched nothing in this round: their
+        // later reports are not tried before it.
+        let mut behind: HashSet<Key> = HashSet::new();
+        let mut reports = reports.into_iter().peekable();
+        while reports.peek().is_some() {
+            let mut group = Vec::new();
+            while group.len() < MAX_GROUP {
+                let Some((report, tries)) = reports.next() else {
+                    break;
+                };
+                if behind.contains(&report.key()) {
+                    self.wait_or_drop(report, tries);
+                } else {
+                    group.push((report, tries));
+                }
+            }
+            let Some(matched) = self.apply(&group, shutdown).await else {
+                return false;
+            };
+            for ((report, tries), matched) in group.into_iter().zip(matched) {
+                if matched {
+                    self.sink.settled(&report.key());
+                } else {
+                    behind.insert(report.key());
+                    self.wait_or_drop(report, tries);
+                }
+            }
+        }
+        true
+    }
+
+    /// A report that matched nothing: tried again later, or after its
+    /// last try dropped.
+    fn wait_or_drop(&mut self, report: Report, tries: u32) {
+        if tries + 1 < RETRIES {
+            self.waiting.push(report, tries + 1);
+            return;
+        }
+        let (channel, provider_id) = report.key();
+        match report {
+            Report::Status(_) => tracing::warn!(
+                %channel,
+                provider_message_id = %provider_id,
+                "status report matches no message; dropped"
+            ),
+            Report::Progress(_) => tracing::warn!(
+                %channel,
+                call = %provider_id,
+                "call progress matches no call; dropped"
+            ),
+        }
+        self.sink.settled(&(channel, provider_id));
+    }
+
+    /// Applies `group` in its order: for each report, whether it matched.
+    /// Statuses that follow one another go in one store call; a call's
+    /// progress is recorded in its place between them (the bridge's length
+    /// before the delivery it came with). `None` on shutdown.
+    async fn apply(
+        &mut self,
+        group: &[(Report, u32)],
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<Vec<bool>> {
+        let mut matched = Vec::with_capacity(group.len());
+        let mut rest = group;
+        while let Some((first, _)) = rest.first() {
+            let statuses = rest
+                .iter()
+                .take_while(|(report, _)| matches!(report, Report::Status(_)))
+                .count();
+            let (now, later) = rest.split_at(statuses.max(1));
+            rest = later;
+            match first {
+                Report::Status(_) => matched.extend(self.apply_statuses(now, shutdown).await?),
+                Report::Progress(progress) => matched.push(
+                    record_progress(self.store.as_ref(), progress)
+                        .await
+                        .unwrap_or_else(|e| {
+                            tracing::warn!(error = %omniroute_store::error_chain(&e), "recording a call's progress failed");
+                            false
+                        }),
+                ),
+            }
+        }
+        Some(matched)
+    }
+
+    /// Applies `run`, statuses only, in one store call, waited out with
+    /// back-off while the store is unreachable (reports keep queuing behind
+    /// them) instead of each being retried and logged on its own. `None`
+    /// on shutdown.
+    async fn apply_statuses(
+        &mut self,
+        run: &[(Report, u32)],
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<Vec<bool>> {
+        let updates: Vec<&StatusUpdate> = run
+            .iter()
+            .filter_map(|(report, _)| match report {
+                Report::Status(update) => Some(update),
+                Report::Progress(_) => None,
+            })
+            .collect();
+        let statuses: Vec<ProviderStatus> = updates.iter().map(|u| provider_status(u)).collect();
+        let mut result = self.store.apply_provider_statuses(statuses.clone()).await;
         while let Err(e) = &result {
             if !e.is_transient() {
                 break;
             }
-            backoff.pause(e, &mut shutdown).await;
+            self.backoff.pause(e, shutdown).await;
             if *shutdown.borrow() {
-                return;
+                return None;
             }
-            result = store.apply_provider_statuses(statuses.clone()).await;
+            result = self.store.apply_provider_statuses(statuses.clone()).await;
         }
-        if result.is_ok() {
-            backoff.succeeded();
-        }
-        match result {
+        let applied = match result {
             Ok(applied) => {
-                for ((update, tries), applied) in group.into_iter().zip(applied) {
-                    settle(&sink, update, tries, applied.as_ref());
-                }
+                self.backoff.succeeded();
+                applied
             }
-            Err(e) if group.len() > 1 => {
+            Err(e) if statuses.len() > 1 => {
                 // One bad report must not hold back the others.
-                tracing::warn!(error = %e, reports = group.len(), "applying status reports failed; applying them one by one");
-                for (update, tries) in group {
-                    match store.apply_provider_status(provider_status(&update)).await {
-                        Ok(applied) => settle(&sink, update, tries, applied.as_ref()),
-                        Err(e) => {
-                            tracing::error!(error = %omniroute_store::error_chain(&e), "applying a status report failed");
-                            settle(&sink, update, tries, None);
-                        }
-                    }
+                tracing::warn!(error = %e, reports = statuses.len(), "applying status reports failed; applying them one by one");
+                let mut applied = Vec::with_capacity(statuses.len());
+                for status in statuses {
+                    applied.push(self.store.apply_provider_status(status).await.unwrap_or_else(|e| {
+                        tracing::error!(error = %omniroute_store::error_chain(&e), "applying a status report failed");
+                        None
+                    }));
                 }
+                applied
             }
             Err(e) => {
                 tracing::error!(error = %omniroute_store::error_chain(&e), "applying a status report failed");
-                for (update, tries) in group {
-                    settle(&sink, update, tries, None);
-                }
+                vec![None]
             }
-        }
-    }
-}
-
-/// After a report was applied to a message (`matched`), or matched none yet.
-fn settle(sink: &StatusChannel, update: StatusUpdate, tries: u32, matched: Option<&Reported>) {
-    if let Some(reported) = matched {
-        counted(&update, &reported.tenant);
-        return;
-    }
-    if tries < RETRIES {
-        later(sink, update, tries + 1);
-    } else {
-        tracing::warn!(
-            channel = %update.channel,
-            provider_message_id = %update.provider_message_id,
-            "status report matches no message; dropped"
-        );
+        };
+        Some(
+            updates
+                .into_iter()
+                .zip(applied)
+                .map(|(update, applied)| match applied {
+                    Some(reported) => {
+                        counted(update, &reported.tenant);
+                        true
+                    }
+                    None => false,
+                })
+                .collect(),
+        )
     }
 }
 
 /// Counts a report applied to a message of `tenant` in the metrics.
-pub fn counted(update: &StatusUpdate, tenant: &str) {
+fn counted(update: &StatusUpdate, tenant: &str) {
     let status = match update.status {
         DeliveryStatus::Sent => "sent",
         DeliveryStatus::Delivered => "delivered",
@@ -167,13 +445,4 @@ pub fn counted(update: &StatusUpdate, tenant: &str) {
         DeliveryStatus::Ended => "ended",
     };
     crate::metrics::METRICS.report(tenant, update.channel.as_str(), status);
-}
-
-/// Queues a report again after a pause.
-fn later(sink: &StatusChannel, update: StatusUpdate, tries: u32) {
-    let sink = sink.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(RETRY_EVERY).await;
-        let _ = sink.0.send((update, tries));
-    });
 }
