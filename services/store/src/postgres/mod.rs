@@ -14,9 +14,11 @@ mod auth;
 mod callbacks;
 mod contacts;
 mod dispatch;
+mod errors;
 mod events;
 mod json;
 mod messages;
+mod quotas;
 mod signals;
 
 pub use events::HotStatement;
@@ -29,45 +31,8 @@ pub fn hot_statements() -> Vec<HotStatement> {
     statements.extend(callbacks::hot_statements());
     statements.extend(auth::hot_statements());
     statements.extend(messages::hot_statements());
-    statements.extend(quota_hot_statements());
+    statements.extend(quotas::hot_statements());
     statements
-}
-
-/// A tenant's daily count, made if need be and locked (a no-op update),
-/// with what it has counted.
-const QUOTA_LOCK: &str =
-    "INSERT INTO tenant_usage (tenant, day, sent) VALUES ($1, $2::text::date, 0)
-     ON CONFLICT (tenant, day) DO UPDATE SET sent = tenant_usage.sent
-     RETURNING sent";
-
-/// Adds to a tenant's daily count. (Upserts, here and below: the unique
-/// index finds the row whatever the plan.)
-const QUOTA_ADD: &str =
-    "INSERT INTO tenant_usage (tenant, day, sent) VALUES ($1, $2::text::date, $3)
-     ON CONFLICT (tenant, day) DO UPDATE SET sent = tenant_usage.sent + excluded.sent";
-
-/// Takes back from a tenant's daily count, never below nothing.
-const QUOTA_RELEASE: &str =
-    "INSERT INTO tenant_usage (tenant, day, sent) VALUES ($1, $2::text::date, 0)
-     ON CONFLICT (tenant, day) DO UPDATE SET sent = GREATEST(0, tenant_usage.sent - $3)";
-
-fn quota_hot_statements() -> Vec<HotStatement> {
-    let statement = |name, sql: &str| HotStatement {
-        name,
-        sql: sql.to_owned(),
-        types: "text, text, bigint",
-        args: "'tenant-7', current_date::text, 1",
-        options: "",
-    };
-    vec![
-        statement("add to a daily count", QUOTA_ADD),
-        statement("take back from a daily count", QUOTA_RELEASE),
-        HotStatement {
-            types: "text, text",
-            args: "'tenant-7', current_date::text",
-            ..statement("lock a daily count", QUOTA_LOCK)
-        },
-    ]
 }
 
 use std::collections::HashMap;
@@ -91,6 +56,7 @@ use crate::{
 };
 use crate::{Result, Store, StoreError, dedup_addresses};
 use contacts::*;
+use errors::{db, pool_error};
 use signals::{AbortOnDrop, Signals, spawn_listener, spawn_notifier};
 
 /// Versioned migrations, applied in order; each runs once per database.
@@ -177,62 +143,6 @@ impl std::fmt::Debug for PgStore {
         f.debug_struct("PgStore")
             .field("pool_size", &self.pool.status().max_size)
             .finish()
-    }
-}
-
-/// A database error in the store's terms: connection trouble is
-/// [`StoreError::Unavailable`], serialization failures and deadlocks are
-/// [`StoreError::Conflict`], the rest is a backend failure.
-fn db(e: tokio_postgres::Error) -> StoreError {
-    use tokio_postgres::error::SqlState;
-    let unavailable = match e.code() {
-        // connection exceptions, insufficient resources (too many
-        // connections, out of disk), operator intervention (shutdown,
-        // crash recovery, cannot connect now), read-only standby
-        Some(code) => {
-            let code = code.code();
-            if code == SqlState::T_R_SERIALIZATION_FAILURE.code()
-                || code == SqlState::T_R_DEADLOCK_DETECTED.code()
-            {
-                return StoreError::Conflict(Box::new(e));
-            }
-            code.starts_with("08")
-                || code.starts_with("53")
-                || code.starts_with("57P")
-                || code == SqlState::READ_ONLY_SQL_TRANSACTION.code()
-        }
-        // No SQL state: the connection closed or failed underneath.
-        None => e.is_closed() || is_io(&e),
-    };
-    if unavailable {
-        StoreError::Unavailable(Box::new(e))
-    } else {
-        StoreError::backend(e)
-    }
-}
-
-fn is_io(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = e.source();
-    while let Some(cause) = source {
-        if cause.is::<std::io::Error>() {
-            return true;
-        }
-        source = cause.source();
-    }
-    false
-}
-
-/// A pool that gave no connection: timeouts and failed connects are
-/// [`StoreError::Unavailable`].
-fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
-    use deadpool_postgres::PoolError;
-    match e {
-        PoolError::Backend(e) => match db(e) {
-            StoreError::Backend(e) => StoreError::Unavailable(e),
-            other => other,
-        },
-        PoolError::Timeout(_) | PoolError::Closed => StoreError::Unavailable(Box::new(e)),
-        other => StoreError::backend(other),
     }
 }
 
@@ -983,40 +893,11 @@ impl Store for PgStore {
     }
 
     async fn consume_quota(&self, tenant: &str, day: &str, wanted: u64, limit: u64) -> Result<u64> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db)?;
-        // The row, made if need be and locked, with what it has counted.
-        let lock = tx.prepare_cached(QUOTA_LOCK).await.map_err(db)?;
-        let used: i64 = tx
-            .query_one(&lock, &[&tenant, &day])
-            .await
-            .map_err(db)?
-            .get(0);
-        let granted = crate::granted(u64::try_from(used).unwrap_or(0), wanted, limit);
-        if granted > 0 {
-            let add = tx.prepare_cached(QUOTA_ADD).await.map_err(db)?;
-            tx.execute(
-                &add,
-                &[&tenant, &day, &i64::try_from(granted).unwrap_or(i64::MAX)],
-            )
-            .await
-            .map_err(db)?;
-        }
-        tx.commit().await.map_err(db)?;
-        Ok(granted)
+        self.consume(tenant, day, wanted, limit).await
     }
 
     async fn release_quota(&self, tenant: &str, day: &str, count: u64) -> Result<()> {
-        let client = self.client().await?;
-        let stmt = client.prepare_cached(QUOTA_RELEASE).await.map_err(db)?;
-        client
-            .execute(
-                &stmt,
-                &[&tenant, &day, &i64::try_from(count).unwrap_or(i64::MAX)],
-            )
-            .await
-            .map_err(db)?;
-        Ok(())
+        self.release(tenant, day, count).await
     }
 
     async fn queue_stats(&self) -> Result<crate::QueueStats> {
