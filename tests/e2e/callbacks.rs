@@ -102,6 +102,17 @@ async fn wait_state(
     }
 }
 
+/// The reasons of the failures in a callback message's history, in order.
+async fn failure_reasons(app: &mut TestApp, message: &str) -> Vec<String> {
+    crate::messaging::get_message(app, message)
+        .await
+        .status_history
+        .into_iter()
+        .filter(|h| h.status == pb::MessageStatus::Failed as i32)
+        .map(|h| h.reason)
+        .collect()
+}
+
 async fn customer(app: &mut TestApp, name: &str, number: &str) -> pb::Contact {
     create(app, name, vec![voice(number)]).await
 }
@@ -211,13 +222,7 @@ async fn busy_lines_busy_agents_and_machines_are_called_again(app_: TestApp) {
     let done = wait_state(&mut callbacks, &created.name, pb::CallbackState::Completed).await;
     assert_eq!(done.attempt_count, 4);
     assert_eq!(done.duration_seconds, 30);
-    let message = crate::messaging::get_message(&mut app, &done.message).await;
-    let failures: Vec<&str> = message
-        .status_history
-        .iter()
-        .filter(|h| h.status == pb::MessageStatus::Failed as i32)
-        .map(|h| h.reason.as_str())
-        .collect();
+    let failures = failure_reasons(&mut app, &done.message).await;
     assert_eq!(
         failures.len(),
         3,
@@ -270,13 +275,7 @@ async fn callbacks_that_come_before_the_call_is_recorded_apply_in_order(app_: Te
     assert_eq!(done.attempt_count, 2, "{done:#?}");
     assert_eq!(done.answered_by, "human", "{done:#?}");
     assert_eq!(done.duration_seconds, 42, "{done:#?}");
-    let message = crate::messaging::get_message(&mut app, &done.message).await;
-    let failures: Vec<&str> = message
-        .status_history
-        .iter()
-        .filter(|h| h.status == pb::MessageStatus::Failed as i32)
-        .map(|h| h.reason.as_str())
-        .collect();
+    let failures = failure_reasons(&mut app, &done.message).await;
     assert_eq!(failures.len(), 1, "{failures:#?}");
     assert!(failures[0].contains("agent-busy"), "{failures:#?}");
 }
