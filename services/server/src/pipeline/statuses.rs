@@ -17,12 +17,12 @@
 //! line was busy" is not overtaken by its hang-up ("the call ended before
 //! the agent was connected"), whichever of them finds the call recorded.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use omniroute_channel::{CallProgress, Channel, DeliveryStatus, StatusSink, StatusUpdate};
-use omniroute_store::{MessageStatus, ProviderStatus, Store, StoreError};
+use omniroute_store::{MessageStatus, ProviderStatus, Reported, Store, StoreError};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
@@ -121,13 +121,8 @@ impl StatusChannel {
         }
         let matched = match &report {
             Report::Status(update) => {
-                match store.apply_provider_status(provider_status(update)).await? {
-                    Some(reported) => {
-                        counted(update, &reported.tenant);
-                        true
-                    }
-                    None => false,
-                }
+                let applied = store.apply_provider_status(provider_status(update)).await?;
+                matched(update, applied.as_ref())
             }
             Report::Progress(progress) => record_progress(store, progress).await?,
         };
@@ -235,19 +230,11 @@ pub async fn run(
     loop {
         let round = tokio::select! {
             received = reports.recv() => match received {
-                Some(first) => {
-                    let group = super::gather(first, &mut reports, MAX_GROUP, LINGER).await;
-                    let mut now = Vec::new();
-                    for report in group {
-                        // Behind a waiting report of its message: waits too.
-                        if ingest.waiting.holds(&report.key()) {
-                            ingest.waiting.push(report, 0);
-                        } else {
-                            now.push((report, 0));
-                        }
-                    }
-                    now
-                }
+                Some(first) => super::gather(first, &mut reports, MAX_GROUP, LINGER)
+                    .await
+                    .into_iter()
+                    .map(|report| (report, 0))
+                    .collect(),
                 None => return,
             },
             () = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => {
@@ -282,9 +269,6 @@ impl Ingest {
         reports: Vec<(Report, u32)>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> bool {
-        // Messages with a report that matched nothing in this round: their
-        // later reports are not tried before it.
-        let mut behind: HashSet<Key> = HashSet::new();
         let mut reports = reports.into_iter().peekable();
         while reports.peek().is_some() {
             let mut group = Vec::new();
@@ -292,8 +276,10 @@ impl Ingest {
                 let Some((report, tries)) = reports.next() else {
                     break;
                 };
-                if behind.contains(&report.key()) {
-                    self.wait_or_drop(report, tries);
+                if self.waiting.holds(&report.key()) {
+                    // Behind a waiting report of its message: not tried
+                    // before it, so no try spent.
+                    self.waiting.push(report, tries);
                 } else {
                     group.push((report, tries));
                 }
@@ -305,7 +291,6 @@ impl Ingest {
                 if matched {
                     self.sink.settled(&report.key());
                 } else {
-                    behind.insert(report.key());
                     self.wait_or_drop(report, tries);
                 }
             }
@@ -423,20 +408,18 @@ impl Ingest {
             updates
                 .into_iter()
                 .zip(applied)
-                .map(|(update, applied)| match applied {
-                    Some(reported) => {
-                        counted(update, &reported.tenant);
-                        true
-                    }
-                    None => false,
-                })
+                .map(|(update, applied)| matched(update, applied.as_ref()))
                 .collect(),
         )
     }
 }
 
-/// Counts a report applied to a message of `tenant` in the metrics.
-fn counted(update: &StatusUpdate, tenant: &str) {
+/// Whether a status report matched a message (`applied`); one that did is
+/// counted in the metrics, by its tenant.
+fn matched(update: &StatusUpdate, applied: Option<&Reported>) -> bool {
+    let Some(reported) = applied else {
+        return false;
+    };
     let status = match update.status {
         DeliveryStatus::Sent => "sent",
         DeliveryStatus::Delivered => "delivered",
@@ -444,5 +427,6 @@ fn counted(update: &StatusUpdate, tenant: &str) {
         DeliveryStatus::Failed => "failed",
         DeliveryStatus::Ended => "ended",
     };
-    crate::metrics::METRICS.report(tenant, update.channel.as_str(), status);
+    crate::metrics::METRICS.report(&reported.tenant, update.channel.as_str(), status);
+    true
 }
