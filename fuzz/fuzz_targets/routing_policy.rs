@@ -28,8 +28,9 @@
 //!   opt-in for marketing, and on a windowed channel (WhatsApp) free form
 //!   only inside the window at the step's send time, else a template, and
 //!   an opt-in on record where the tenant requires one;
-//! - no step is due inside quiet hours unless the message is urgent, and a
-//!   channel that rings never is;
+//! - no step is due inside quiet hours (at the time it goes: its send
+//!   time, or now) unless the message is urgent, and a channel that rings
+//!   never is;
 //! - a step's content fits its channel as it is and passes its checks;
 //! - every step but the last carries the delivery deadline, and the hold
 //!   is the first step's.
@@ -260,6 +261,7 @@ struct Case {
     channels: Vec<ChannelState>,
     tenant: TenantPolicy,
     now: SystemTime,
+    send_time: Option<SystemTime>,
 }
 
 fn case(u: &mut Unstructured<'_>) -> Result<Case> {
@@ -418,6 +420,15 @@ fn case(u: &mut Unstructured<'_>) -> Result<Case> {
         channels: states,
         tenant,
         now,
+        // From an hour ago to two days ahead (drawn last: older corpus
+        // entries keep their meaning).
+        send_time: if u.arbitrary()? {
+            Some(at(
+                (now_secs + u64::from(u.int_in_range(0..=2 * 86_400u32)?)).saturating_sub(3600)
+            ))
+        } else {
+            None
+        },
     })
 }
 
@@ -439,7 +450,7 @@ fn run(case: &Case) {
             explicit: case.explicit,
             excluded: &case.excluded,
             deliver_within: case.deliver_within,
-            send_time: None,
+            send_time: case.send_time,
             expire_time: None,
         },
         contact: &case.contact,
@@ -583,7 +594,8 @@ fn run(case: &Case) {
             );
         }
 
-        let due = step.not_before.unwrap_or(case.now);
+        let send_at = case.send_time.map_or(case.now, |t| t.max(case.now));
+        let due = step.not_before.unwrap_or(send_at);
         let content = step_content(&case.content, &case.overrides, channel, step.variant);
         if caps.service_window.is_some() {
             let open = case

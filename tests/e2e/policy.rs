@@ -19,6 +19,7 @@ crate::on_both_stores!(
     marketing_needs_an_opt_in_and_a_revocation_wins,
     a_permanent_failure_falls_back_to_email,
     quiet_hours_hold_messages_in_the_contacts_zone,
+    quiet_hours_are_decided_for_the_send_time,
     preview_agrees_with_the_stored_decision,
 );
 
@@ -260,9 +261,9 @@ async fn a_permanent_failure_falls_back_to_email(mut app: TestApp) {
     assert_eq!(delivered.channel, pb::Channel::Email as i32);
 }
 
-/// Quiet hours around now in Tokyo (UTC+9, no daylight saving): from an
-/// hour ago to two hours from now, local time.
-fn quiet_around_now_in_tokyo() -> pb::QuietHours {
+/// Quiet hours in Tokyo (UTC+9, no daylight saving) from `from` to `to`
+/// minutes after now, local time.
+fn quiet_in_tokyo(from: i64, to: i64) -> pb::QuietHours {
     let secs = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
@@ -273,20 +274,23 @@ fn quiet_around_now_in_tokyo() -> pb::QuietHours {
         format!("{:02}:{:02}", m / 60, m % 60)
     };
     pb::QuietHours {
-        start: hhmm(minute - 60),
-        end: hhmm(minute + 120),
+        start: hhmm(minute + from),
+        end: hhmm(minute + to),
     }
 }
 
-async fn quiet_hours_hold_messages_in_the_contacts_zone(mut app: TestApp) {
-    let anna = create(&mut app, "Anna", vec![email("anna@example.com")])
-        .await
-        .name;
+/// Quiet hours around now in Tokyo: from an hour ago to two hours from now.
+fn quiet_around_now_in_tokyo() -> pb::QuietHours {
+    quiet_in_tokyo(-60, 120)
+}
+
+/// Gives the contact quiet hours in Tokyo's zone.
+async fn set_quiet_hours(app: &mut TestApp, contact: &str, quiet: pb::QuietHours) {
     app.preferences
         .update_preferences(pb::UpdatePreferencesRequest {
             preferences: Some(pb::Preferences {
-                name: format!("{anna}/preferences"),
-                quiet_hours: Some(quiet_around_now_in_tokyo()),
+                name: format!("{contact}/preferences"),
+                quiet_hours: Some(quiet),
                 time_zone: "Asia/Tokyo".into(),
                 ..Default::default()
             }),
@@ -296,6 +300,20 @@ async fn quiet_hours_hold_messages_in_the_contacts_zone(mut app: TestApp) {
         })
         .await
         .expect("preferences");
+}
+
+/// A message's hold, in minutes from now (rounded down).
+fn held_minutes(message: &pb::Message) -> Option<u64> {
+    let until = message.route.as_ref()?.hold_until?;
+    let until = SystemTime::try_from(until).ok()?;
+    Some(until.duration_since(SystemTime::now()).ok()?.as_secs() / 60)
+}
+
+async fn quiet_hours_hold_messages_in_the_contacts_zone(mut app: TestApp) {
+    let anna = create(&mut app, "Anna", vec![email("anna@example.com")])
+        .await
+        .name;
+    set_quiet_hours(&mut app, &anna, quiet_around_now_in_tokyo()).await;
     let held = send(&mut app, to(&anna, text_message("Your statement is ready")))
         .await
         .expect("accepted");
@@ -323,6 +341,65 @@ async fn quiet_hours_hold_messages_in_the_contacts_zone(mut app: TestApp) {
     code.category = pb::Category::Authentication as i32;
     let code = send(&mut app, to(&anna, code)).await.expect("accepted");
     assert_eq!(code.status, pb::MessageStatus::Accepted as i32);
+}
+
+/// Quiet hours apply at the time a message goes: a send time inside them
+/// holds it until they end, one after them goes at its time, and an urgent
+/// call waits for them to end instead of being refused.
+async fn quiet_hours_are_decided_for_the_send_time(mut app: TestApp) {
+    let in_two_hours = |mut message: pb::Message| {
+        message.send_time = Some((SystemTime::now() + Duration::from_secs(7200)).into());
+        message
+    };
+    // Quiet from an hour to three hours from now: accepted outside them,
+    // due inside them.
+    let anna = create(&mut app, "Anna", vec![email("anna@example.com")])
+        .await
+        .name;
+    set_quiet_hours(&mut app, &anna, quiet_in_tokyo(60, 180)).await;
+    let held = send(
+        &mut app,
+        to(&anna, in_two_hours(text_message("Your statement is ready"))),
+    )
+    .await
+    .expect("accepted");
+    assert_eq!(held.status, pb::MessageStatus::Queued as i32, "{held:#?}");
+    assert_eq!(held.status_history[0].reason, "held for quiet hours");
+    let minutes = held_minutes(&held).expect("a hold");
+    assert!(
+        (178..=180).contains(&minutes),
+        "held until the quiet hours end, three hours from now: {minutes} min"
+    );
+
+    // Quiet now until an hour from now; sent in two hours, after them: it
+    // goes at its send time, with no hold that ends before it.
+    let ben = create(&mut app, "Ben", vec![email("ben@example.com")])
+        .await
+        .name;
+    set_quiet_hours(&mut app, &ben, quiet_in_tokyo(-60, 60)).await;
+    let later = send(
+        &mut app,
+        to(&ben, in_two_hours(text_message("Your statement is ready"))),
+    )
+    .await
+    .expect("accepted");
+    assert_eq!(later.status_history[0].reason, "scheduled", "{later:#?}");
+    assert_eq!(held_minutes(&later), None);
+    let inputs = later.route.as_ref().unwrap().inputs.as_ref().unwrap();
+    assert!(inputs.quiet_hours_end.is_none(), "{inputs:#?}");
+
+    // An urgent call in quiet hours waits for their end (it is not refused).
+    let carla = create(&mut app, "Carla", vec![voice("+4915123456789")])
+        .await
+        .name;
+    set_quiet_hours(&mut app, &carla, quiet_around_now_in_tokyo()).await;
+    let mut urgent = text_message("Your card was blocked");
+    urgent.urgent = true;
+    urgent.channel = pb::Channel::Voice as i32;
+    let call = send(&mut app, to(&carla, urgent)).await.expect("accepted");
+    assert_eq!(call.status_history[0].reason, "held for quiet hours");
+    let minutes = held_minutes(&call).expect("a hold");
+    assert!((118..=120).contains(&minutes), "{minutes} min");
 }
 
 async fn preview_agrees_with_the_stored_decision(mut app: TestApp) {

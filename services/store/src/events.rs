@@ -385,15 +385,19 @@ pub(crate) fn route_event(kind: EventType, message: &Message, change: RouteChang
 /// held for quiet hours, due at `due`.
 pub(crate) fn deferred_event(message: &Message, due: SystemTime) -> Option<NewEvent> {
     let held = message.history.first()?.reason == HELD_FOR_QUIET_HOURS;
-    held.then(|| {
-        let change = RouteChange {
-            from: None,
-            to: message.channel,
-            reason: "quiet hours".to_owned(),
-            until: Some(due),
-        };
-        route_event(EventType::MessageDeferred, message, change)
-    })
+    held.then(|| held_event(message, due))
+}
+
+/// The `MessageDeferred` event of a message whose step waits for the end of
+/// the customer's quiet hours at `due`.
+pub(crate) fn held_event(message: &Message, due: SystemTime) -> NewEvent {
+    let change = RouteChange {
+        from: None,
+        to: message.channel,
+        reason: "quiet hours".to_owned(),
+        until: Some(due),
+    };
+    route_event(EventType::MessageDeferred, message, change)
 }
 
 /// The history reason of a message held for the customer's quiet hours.

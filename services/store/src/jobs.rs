@@ -166,6 +166,13 @@ pub enum NextStep {
         /// Why.
         note: String,
     },
+    /// The step came due inside the customer's quiet hours: no attempt is
+    /// made, and the job waits, durably, until they end. The claim does
+    /// not count as an attempt on the channel.
+    Hold {
+        /// When the quiet hours end.
+        until: SystemTime,
+    },
 }
 
 /// A status reported by a provider (or the sandbox) for a sent message.
@@ -210,8 +217,9 @@ pub(crate) enum JobChange {
         due: SystemTime,
         /// The plan index it tries next.
         plan_index: usize,
-        /// Whether its channel attempts start again (a new channel).
-        restart_attempts: bool,
+        /// The attempts on that step's channel so far (0 on a new channel;
+        /// the claim's count taken back when no attempt was made).
+        channel_attempt: u32,
     },
     /// Keep it, unleased, as the watch of the step just sent.
     Watch {
@@ -263,11 +271,12 @@ fn watch_due(message: &Message, index: usize, now: SystemTime) -> Option<SystemT
 /// becomes of the job and which event to log.
 pub(crate) fn apply_completion(
     message: &mut Message,
-    plan_index: usize,
+    job: &ClaimedJob,
     attempt: Option<Attempt>,
     next: NextStep,
     now: SystemTime,
 ) -> Applied {
+    let plan_index = job.plan_index;
     let before = message.status;
     let reason = attempt.as_ref().map(attempt_reason).unwrap_or_default();
     let channel = attempt.as_ref().map(|a| a.channel).or(message.channel);
@@ -312,7 +321,7 @@ pub(crate) fn apply_completion(
                 job: JobChange::Release {
                     due,
                     plan_index,
-                    restart_attempts: false,
+                    channel_attempt: job.channel_attempt,
                 },
                 event: logged(changed, message),
             }
@@ -346,7 +355,7 @@ pub(crate) fn apply_completion(
                 job: JobChange::Release {
                     due,
                     plan_index: index,
-                    restart_attempts: true,
+                    channel_attempt: 0,
                 },
                 event: Some(route_event(EventType::MessageFallback, message, change)),
             }
@@ -385,6 +394,24 @@ pub(crate) fn apply_completion(
             Applied {
                 job: JobChange::Delete,
                 event: logged(changed, message),
+            }
+        }
+        NextStep::Hold { until } => {
+            apply_status(
+                message,
+                MessageStatus::Queued,
+                message.channel,
+                HELD_FOR_QUIET_HOURS,
+                now,
+            );
+            let until = until.max(now);
+            Applied {
+                job: JobChange::Release {
+                    due: until,
+                    plan_index,
+                    channel_attempt: job.channel_attempt.saturating_sub(1),
+                },
+                event: Some(held_event(message, until)),
             }
         }
     }

@@ -267,7 +267,9 @@ pub enum SkipReason {
     ChannelDisabled,
     /// Not among the customer's channels for the category.
     NotPreferred,
-    /// The channel rings (a call) and the customer is in quiet hours.
+    /// The channel rings (a call) and the customer was in quiet hours: no
+    /// longer decided (a call waits for their end), kept for decisions
+    /// stored before.
     QuietHours,
     /// The channel's circuit breaker is open after repeated failures.
     Unhealthy,

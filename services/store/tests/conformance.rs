@@ -155,6 +155,7 @@ conformance! {
         an_automatic_reply_cancels_nothing,
         the_last_step_is_not_watched,
         quiet_hours_log_a_deferral,
+        a_step_claimed_in_quiet_hours_is_held,
         closing_windows_are_announced_once,
         // inbound
         a_new_sender_becomes_a_contact_with_an_open_window,

@@ -20,8 +20,10 @@
 //! - **It carries out routing's plan**: the step's channel, address and
 //!   content variant; what happens after a failure (retry with back-off,
 //!   the plan's next step when quiet hours allow, dead letter) is routing's
-//!   decision (`routing::fallback`). Every outcome feeds the channel's
-//!   circuit breaker.
+//!   decision (`routing::fallback`), and so is a step that comes due inside
+//!   the customer's quiet hours: it is held until they end
+//!   (`fallback::quiet_hold`), no attempt made. Every outcome feeds the
+//!   channel's circuit breaker.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -205,6 +207,17 @@ impl Dispatcher {
             return;
         };
         let channel = planned.channel;
+        // Quiet hours are decided for the time the step goes: one that
+        // came due inside them (a send time in the night, a job that waited
+        // out an outage) waits for their end, durably.
+        if let Some(until) = message
+            .route
+            .as_ref()
+            .and_then(|r| fallback::quiet_hold(r, self.rings(job.plan_index, &job), now))
+        {
+            self.complete(job, None, NextStep::Hold { until }, permit);
+            return;
+        }
         let Some(adapter) = self.adapters.get(&channel) else {
             let next = self.after_failure(&job, None, &format!("{channel} is not configured"));
             self.complete(job, None, next, permit);
@@ -336,15 +349,26 @@ impl Dispatcher {
         self.complete(job, Some(attempt), next, permit);
     }
 
-    /// Whether the channel of the job's next plan step rings (a call: it
+    /// Whether the channel of the job's plan step `index` rings (a call: it
     /// waits for the end of quiet hours).
-    fn next_rings(&self, job: &ClaimedJob) -> bool {
+    fn rings(&self, index: usize, job: &ClaimedJob) -> bool {
         job.message
             .route
             .as_ref()
-            .and_then(|r| r.plan.get(job.plan_index + 1))
+            .and_then(|r| r.plan.get(index))
             .and_then(|p| self.adapters.get(&p.channel))
             .is_some_and(|a| a.capabilities().rings)
+    }
+
+    /// When the job's plan step `index` may go from `at`
+    /// ([`fallback::step_due`] with its channel's rules).
+    fn step_due(&self, job: &ClaimedJob, index: usize, at: SystemTime) -> SystemTime {
+        fallback::step_due(
+            job.message.route.as_ref(),
+            index,
+            self.rings(index, job),
+            at,
+        )
     }
 
     /// What to do when a sent step's watch comes due.
@@ -352,7 +376,7 @@ impl Dispatcher {
         fallback::on_watch(
             &self.settings,
             job,
-            self.next_rings(job),
+            &|index, at| self.step_due(job, index, at),
             SystemTime::now(),
             fallback::random_fraction(),
         )
@@ -365,11 +389,7 @@ impl Dispatcher {
         error: Option<&AdapterError>,
         text: &str,
     ) -> NextStep {
-        let route = job.message.route.as_ref();
-        let plan_len = route.map_or(0, |r| r.plan.len());
-        let now = SystemTime::now();
-        let next = job.plan_index + 1;
-        let rings = self.next_rings(job);
+        let plan_len = job.message.route.as_ref().map_or(0, |r| r.plan.len());
         fallback::decide(
             &self.settings,
             job.channel_attempt,
@@ -377,8 +397,8 @@ impl Dispatcher {
             plan_len,
             error,
             text,
-            now,
-            fallback::step_due(route, next, rings, now),
+            SystemTime::now(),
+            &|index, at| self.step_due(job, index, at),
             fallback::random_fraction(),
         )
     }
@@ -401,6 +421,7 @@ impl Dispatcher {
                 NextStep::NextChannel { .. } => "fallback",
                 NextStep::Fail { .. } => "failed",
                 NextStep::EndWatch { .. } => "watch_ended",
+                NextStep::Hold { .. } => "held",
             },
         );
         let completion = Completion { job, attempt, next };

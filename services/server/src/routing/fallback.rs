@@ -5,9 +5,14 @@
 //!
 //! Retries are capped exponential back-off with full jitter, never sooner
 //! than a provider's Retry-After. A permanent failure, a closed window, an
-//! opt-out on the provider's side, or retries run out move to the next step,
-//! due when the customer's quiet hours allow it (a step that rings always
-//! waits for their end; others unless the message is urgent).
+//! opt-out on the provider's side, or retries run out move to the next step.
+//!
+//! Quiet hours are decided for the time a step would go, not the time the
+//! message was accepted: a retry or a next step that would fall into them
+//! is due at their end ([`step_due`]), and a step that comes due inside
+//! them anyway (the customer's send time, a job that waited out an outage)
+//! is held until they end when it is claimed ([`quiet_hold`]). A step that
+//! rings always waits for their end; others unless the message is urgent.
 
 use std::time::{Duration, SystemTime};
 
@@ -17,35 +22,46 @@ use omniroute_store::{ClaimedJob, JobKind, MessageStatus, NextStep, RouteDecisio
 use super::quiet;
 use crate::settings::DispatchSettings;
 
-/// When plan step `index` of `route` may go, from `now`: its own not-before
+/// When plan step `index` of `route` may go, from `at`: its own not-before
 /// time, and no earlier than the end of quiet hours it would meet.
 pub fn step_due(
     route: Option<&RouteDecision>,
     index: usize,
     rings: bool,
-    now: SystemTime,
+    at: SystemTime,
 ) -> SystemTime {
     let Some(route) = route else {
-        return now;
+        return at;
     };
     let own = route
         .plan
         .get(index)
         .and_then(|p| p.not_before)
-        .unwrap_or(now)
-        .max(now);
-    let waits = rings || !route.inputs.urgent;
-    match route.inputs.quiet_hours.as_ref() {
-        Some(rule) if waits => quiet::quiet_end(rule, own).unwrap_or(own),
-        _ => own,
-    }
+        .unwrap_or(at)
+        .max(at);
+    quiet_hold(route, rings, own).unwrap_or(own)
 }
+
+/// When a step that would go at `at` must wait for the end of the
+/// customer's quiet hours: `Some(end)` when `at` is inside them and the
+/// step waits (it rings, or the message is not urgent).
+pub fn quiet_hold(route: &RouteDecision, rings: bool, at: SystemTime) -> Option<SystemTime> {
+    let waits = rings || !route.inputs.urgent;
+    let rule = route.inputs.quiet_hours.as_ref().filter(|_| waits)?;
+    quiet::quiet_end(rule, at).filter(|end| *end > at)
+}
+
+/// When plan step `index` may go at the earliest from a given time (for
+/// [`decide`] and [`on_watch`]: [`step_due`] with the step's channel's
+/// own rules).
+pub type StepDue<'a> = &'a dyn Fn(usize, SystemTime) -> SystemTime;
 
 /// The step after a failure: retry the channel with back-off while the error
 /// is retryable and attempts remain, else fall back to the plan's next
 /// channel, else fail with a dead-letter reason.
 ///
-/// `next_due` is when the next step may go ([`step_due`]).
+/// `due` says when a plan step may go ([`StepDue`]): a retry or the next
+/// step never falls into quiet hours.
 #[allow(clippy::too_many_arguments)]
 pub fn decide(
     settings: &DispatchSettings,
@@ -55,7 +71,7 @@ pub fn decide(
     error: Option<&AdapterError>,
     text: &str,
     now: SystemTime,
-    next_due: SystemTime,
+    due: StepDue<'_>,
     random: f64,
 ) -> NextStep {
     let retryable = error.is_some_and(AdapterError::is_retryable);
@@ -64,12 +80,12 @@ pub fn decide(
         let delay = error
             .and_then(AdapterError::retry_after)
             .map_or(delay, |after| delay.max(after));
-        return NextStep::RetryAt(now + delay);
+        return NextStep::RetryAt(due(plan_index, now + delay));
     }
     if plan_index + 1 < plan_len {
         return NextStep::NextChannel {
             index: plan_index + 1,
-            due: next_due,
+            due: due(plan_index + 1, now),
             reason: String::new(),
         };
     }
@@ -114,12 +130,11 @@ fn reported_error(change: &StatusChange) -> AdapterError {
 /// watches its reports (a call) is decided like a failed attempt: a
 /// transient failure (busy, no answer) is tried again on the channel while
 /// attempts remain, then the next step takes over or the message fails.
-/// `next_rings`: whether the next step's channel rings (it waits for quiet
-/// hours' end).
+/// `due` says when a plan step may go ([`StepDue`]).
 pub fn on_watch(
     settings: &DispatchSettings,
     job: &ClaimedJob,
-    next_rings: bool,
+    due: StepDue<'_>,
     now: SystemTime,
     random: f64,
 ) -> NextStep {
@@ -151,7 +166,6 @@ pub fn on_watch(
         && step.watch_reports
     {
         let error = reported_error(change);
-        let next_due = step_due(route, next, next_rings, now);
         // The sends made on this step (a claim of its watch is none).
         let sends = message
             .attempts
@@ -176,7 +190,7 @@ pub fn on_watch(
             Some(&error),
             &change.reason,
             now,
-            next_due,
+            due,
             random,
         ) {
             NextStep::NextChannel { index, due, .. } => NextStep::NextChannel {
@@ -199,7 +213,7 @@ pub fn on_watch(
     };
     NextStep::NextChannel {
         index: next,
-        due: step_due(route, next, next_rings, now),
+        due: due(next, now),
         reason,
     }
 }
@@ -266,6 +280,11 @@ mod tests {
 
     use super::*;
 
+    /// Every step may go when asked.
+    fn asap(_: usize, at: SystemTime) -> SystemTime {
+        at
+    }
+
     fn settings() -> DispatchSettings {
         DispatchSettings {
             max_attempts: 3,
@@ -291,10 +310,10 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH;
         let transient = AdapterError::new(ErrorClass::Transient, "503", "down");
         assert_eq!(
-            decide(&s, 1, 0, 1, Some(&transient), "", now, now, 1.0),
+            decide(&s, 1, 0, 1, Some(&transient), "", now, &asap, 1.0),
             NextStep::RetryAt(now + Duration::from_millis(100))
         );
-        match decide(&s, 3, 0, 1, Some(&transient), "", now, now, 1.0) {
+        match decide(&s, 3, 0, 1, Some(&transient), "", now, &asap, 1.0) {
             NextStep::Fail { reason } => {
                 assert!(reason.contains("retries exhausted after 3"), "{reason}")
             }
@@ -302,7 +321,7 @@ mod tests {
         }
         // With another channel in the plan, exhaustion falls back to it.
         assert_eq!(
-            decide(&s, 3, 0, 2, Some(&transient), "", now, now, 1.0),
+            decide(&s, 3, 0, 2, Some(&transient), "", now, &asap, 1.0),
             NextStep::NextChannel {
                 index: 1,
                 due: now,
@@ -317,7 +336,7 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH;
         let limited = AdapterError::rate_limited("130429", "slow", Some(Duration::from_secs(5)));
         assert_eq!(
-            decide(&s, 1, 0, 1, Some(&limited), "", now, now, 0.1),
+            decide(&s, 1, 0, 1, Some(&limited), "", now, &asap, 0.1),
             NextStep::RetryAt(now + Duration::from_secs(5))
         );
     }
@@ -334,7 +353,7 @@ mod tests {
             Some(&permanent),
             "",
             SystemTime::UNIX_EPOCH,
-            SystemTime::UNIX_EPOCH,
+            &asap,
             1.0,
         ) {
             NextStep::Fail { reason } => {
@@ -351,7 +370,7 @@ mod tests {
                 Some(&permanent),
                 "",
                 SystemTime::UNIX_EPOCH,
-                SystemTime::UNIX_EPOCH,
+                &asap,
                 1.0
             ),
             NextStep::NextChannel {
@@ -391,6 +410,74 @@ mod tests {
             "a call never rings in them"
         );
         assert_eq!(step_due(None, 1, true, now), now);
+    }
+
+    #[test]
+    fn a_retry_or_next_step_never_falls_into_quiet_hours() {
+        use omniroute_store::{QuietRule, RouteDecision, RouteInputs};
+        // 10:59:50 UTC, quiet 11:00–13:00 UTC: a retry 20 s later waits
+        // for 13:00, an urgent message's does not.
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_590_400 - 3610);
+        let end = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_590_400 + 3600);
+        let mut route = RouteDecision {
+            plan: Vec::new(),
+            skipped: Vec::new(),
+            hold_until: None,
+            decide_time: now,
+            inputs: RouteInputs {
+                quiet_hours: Some(QuietRule {
+                    time_zone: "UTC".into(),
+                    start_minute: 11 * 60,
+                    end_minute: 13 * 60,
+                }),
+                ..RouteInputs::default()
+            },
+        };
+        let s = DispatchSettings {
+            backoff_base_ms: 20_000,
+            backoff_cap_ms: 60_000,
+            ..settings()
+        };
+        let transient = AdapterError::new(ErrorClass::Transient, "503", "down");
+        let decided = |route: &RouteDecision, attempt: u32, plan_len: usize| {
+            let due = |index: usize, at: SystemTime| step_due(Some(route), index, false, at);
+            decide(
+                &s,
+                attempt,
+                0,
+                plan_len,
+                Some(&transient),
+                "",
+                now,
+                &due,
+                1.0,
+            )
+        };
+        assert_eq!(decided(&route, 1, 1), NextStep::RetryAt(end));
+        assert_eq!(
+            decided(&route, 3, 2),
+            NextStep::NextChannel {
+                index: 1,
+                due: now,
+                reason: String::new()
+            },
+            "the next step goes now: now is not quiet"
+        );
+        assert_eq!(quiet_hold(&route, false, now), None);
+        assert_eq!(
+            quiet_hold(&route, false, now + Duration::from_secs(20)),
+            Some(end)
+        );
+        route.inputs.urgent = true;
+        assert_eq!(
+            decided(&route, 1, 1),
+            NextStep::RetryAt(now + Duration::from_secs(20))
+        );
+        assert_eq!(
+            quiet_hold(&route, true, now + Duration::from_secs(20)),
+            Some(end),
+            "a call waits, urgent or not"
+        );
     }
 
     /// A message sent on WhatsApp, with email behind it; WhatsApp must be
@@ -461,7 +548,7 @@ mod tests {
     fn a_watch_hands_over_on_a_missed_deadline_or_a_reported_failure() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_900);
         let over =
-            |job: &ClaimedJob| match on_watch(&DispatchSettings::default(), job, false, now, 0.5) {
+            |job: &ClaimedJob| match on_watch(&DispatchSettings::default(), job, &asap, now, 0.5) {
                 NextStep::NextChannel { index, due, reason } => {
                     assert_eq!((index, due), (1, now));
                     reason
@@ -487,7 +574,7 @@ mod tests {
     fn a_watch_ends_quietly_or_with_the_reply_noted() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_900);
         let ended =
-            |job: &ClaimedJob| match on_watch(&DispatchSettings::default(), job, false, now, 0.5) {
+            |job: &ClaimedJob| match on_watch(&DispatchSettings::default(), job, &asap, now, 0.5) {
                 NextStep::EndWatch { note } => note,
                 other => panic!("{other:?}"),
             };
@@ -545,12 +632,12 @@ mod tests {
         call.message.attempts.push(placed(1));
         // A claim of the watch counts in the job, not as a send.
         call.channel_attempt = 2;
-        match on_watch(&settings, &call, false, now, 0.5) {
+        match on_watch(&settings, &call, &asap, now, 0.5) {
             NextStep::RetryAt(at) => assert!(at >= now, "{at:?}"),
             other => panic!("busy with attempts left: {other:?}"),
         }
         call.message.attempts.push(placed(2));
-        match on_watch(&settings, &call, false, now, 0.5) {
+        match on_watch(&settings, &call, &asap, now, 0.5) {
             NextStep::Fail { reason } => {
                 assert!(
                     reason.contains("retries exhausted after 2 attempts"),
@@ -565,13 +652,13 @@ mod tests {
         call.message.history.last_mut().unwrap().reason =
             "permanent failure call-failed: the call could not be placed; routing decides what follows".into();
         assert!(matches!(
-            on_watch(&settings, &call, false, now, 0.5),
+            on_watch(&settings, &call, &asap, now, 0.5),
             NextStep::Fail { .. }
         ));
         // Without a report, the last step's watch ends quietly.
         call.message.history.pop();
         assert!(matches!(
-            on_watch(&settings, &call, false, now, 0.5),
+            on_watch(&settings, &call, &asap, now, 0.5),
             NextStep::EndWatch { .. }
         ));
     }

@@ -164,6 +164,14 @@ pub fn quiet_rule(input: &Input<'_>) -> Option<QuietRule> {
     })
 }
 
+/// When the message would go: its send time, or now when that has passed.
+fn send_at(input: &Input<'_>) -> SystemTime {
+    input
+        .request
+        .send_time
+        .map_or(input.now, |t| t.max(input.now))
+}
+
 /// The content a plan step sends.
 pub fn step_content(
     content: &Content,
@@ -222,8 +230,10 @@ pub fn decide(input: &Input<'_>) -> Result<RouteDecision, RouteError> {
         (None, true) => input.tenant.channel_order.clone(),
     };
     let urgent = input.request.urgent || input.request.category == Category::Authentication;
+    // Decided for when the message would go: its send time, or now.
+    let send_at = send_at(input);
     let quiet = quiet_rule(input);
-    let quiet_end = quiet.as_ref().and_then(|q| quiet::quiet_end(q, input.now));
+    let quiet_end = quiet.as_ref().and_then(|q| quiet::quiet_end(q, send_at));
     let mut inputs = RouteInputs {
         urgent,
         quiet_hours: quiet.clone(),
@@ -313,6 +323,12 @@ pub fn decide(input: &Input<'_>) -> Result<RouteDecision, RouteError> {
         .request
         .deliver_within
         .or_else(|| input.tenant.deadline(input.request.category));
+    // An urgent message goes first on the channels that may deliver at
+    // once; a call it would make waits for the quiet hours' end behind
+    // them (a stable order otherwise: the customer's).
+    if urgent {
+        plan.sort_by_key(|step| step.not_before.is_some());
+    }
     let last = plan.len().saturating_sub(1);
     for step in &mut plan[..last] {
         step.deliver_within = deadline;
@@ -359,20 +375,10 @@ fn judge(
         );
     }
     let caps = &state.capabilities;
-    // When the step may go: calls never ring in quiet hours; others wait
-    // for their end unless urgent.
-    let not_before = match quiet_end {
-        None => None,
-        Some(_) if caps.rings && urgent => {
-            return Verdict::Skipped(
-                SkipReason::QuietHours,
-                "a call would ring in the customer's quiet hours".into(),
-            );
-        }
-        Some(_) if urgent => None,
-        Some(end) => Some(end),
-    };
-    let at = not_before.unwrap_or(input.now);
+    // When the step may go: calls never ring in quiet hours (urgent or
+    // not, they wait for the end); others wait for it unless urgent.
+    let not_before = quiet_end.filter(|_| caps.rings || !urgent);
+    let at = not_before.unwrap_or_else(|| send_at(input));
     let window_until = input
         .windows
         .iter()

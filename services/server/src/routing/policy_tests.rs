@@ -106,6 +106,7 @@ struct Case {
     channels: Vec<ChannelState>,
     tenant: TenantPolicy,
     now: SystemTime,
+    send_time: Option<SystemTime>,
 }
 
 impl Case {
@@ -126,6 +127,7 @@ impl Case {
             channels: states(Health::Closed),
             tenant: TenantPolicy::default(),
             now: at(T0),
+            send_time: None,
         }
     }
 
@@ -143,7 +145,7 @@ impl Case {
                 explicit: self.explicit,
                 excluded: &self.excluded,
                 deliver_within: self.deliver_within,
-                send_time: None,
+                send_time: self.send_time,
                 expire_time: None,
             },
             contact: &self.contact,
@@ -417,10 +419,25 @@ fn urgent_messages_and_codes_go_now_but_calls_never_ring_in_quiet_hours() {
     case.tenant.quiet_hours = Some((11 * 60, 13 * 60));
     case.urgent = true;
     let d = case.decide().unwrap();
-    assert_eq!(channels(&d), [Channel::Email]);
+    assert_eq!(channels(&d), [Channel::Email, Channel::Voice]);
     assert_eq!(d.plan[0].not_before, None);
-    assert_eq!(skip(&d, Channel::Voice), SkipReason::QuietHours);
+    assert_eq!(
+        d.plan[1].not_before,
+        Some(at(T0 + 3600)),
+        "a call waits for the end"
+    );
     assert!(d.inputs.urgent);
+    // Even when the customer prefers calls: what may go now goes first.
+    case.preferences.channel_order = vec![Channel::Voice, Channel::Email];
+    let d = case.decide().unwrap();
+    assert_eq!(channels(&d), [Channel::Email, Channel::Voice]);
+    // An urgent call alone waits too (it is not refused).
+    case.explicit = Some(Channel::Voice);
+    let d = case.decide().unwrap();
+    assert_eq!(d.plan[0].not_before, Some(at(T0 + 3600)));
+    assert_eq!(d.hold_until, Some(at(T0 + 3600)));
+    case.explicit = None;
+    case.preferences.channel_order = Vec::new();
     case.urgent = false;
     case.category = Category::Authentication;
     assert_eq!(case.decide().unwrap().plan[0].not_before, None);
@@ -429,6 +446,41 @@ fn urgent_messages_and_codes_go_now_but_calls_never_ring_in_quiet_hours() {
     case.explicit = Some(Channel::Voice);
     let d = case.decide().unwrap();
     assert_eq!(d.plan[0].not_before, Some(at(T0 + 3600)));
+}
+
+#[test]
+fn quiet_hours_are_decided_for_the_send_time() {
+    // Quiet 22:00-07:00 UTC; now is noon.
+    let mut case = Case::new(&[Channel::Email]);
+    case.tenant.quiet_hours = Some((22 * 60, 7 * 60));
+    assert_eq!(case.decide().unwrap().plan[0].not_before, None);
+    // Sent at 23:00 tonight: held until 07:00 tomorrow.
+    case.send_time = Some(at(T0 + 11 * 3600));
+    let d = case.decide().unwrap();
+    assert_eq!(d.plan[0].not_before, Some(at(T0 + 19 * 3600)));
+    assert_eq!(d.hold_until, Some(at(T0 + 19 * 3600)));
+    assert_eq!(d.inputs.quiet_hours_end, Some(at(T0 + 19 * 3600)));
+    // Sent at 08:00 tomorrow, after tonight's quiet hours: no hold at all
+    // (the send time alone decides).
+    case.send_time = Some(at(T0 + 20 * 3600));
+    let d = case.decide().unwrap();
+    assert_eq!(d.plan[0].not_before, None);
+    assert_eq!(d.inputs.quiet_hours_end, None);
+    // A send time in the past is now.
+    case.send_time = Some(at(T0 - 3600));
+    assert_eq!(case.decide().unwrap().plan[0].not_before, None);
+}
+
+#[test]
+fn the_window_is_judged_at_the_send_time() {
+    let mut case = Case::new(&[Channel::Whatsapp, Channel::Email]);
+    case.consents = vec![grant(Channel::Whatsapp, Category::Transactional, true)];
+    // Open for another hour; sent in two: closed by then.
+    case.windows = vec![(Channel::Whatsapp, case.now + Duration::from_secs(3600))];
+    assert_eq!(channels(&case.decide().unwrap())[0], Channel::Whatsapp);
+    case.send_time = Some(case.now + Duration::from_secs(7200));
+    let d = case.decide().unwrap();
+    assert_eq!(skip(&d, Channel::Whatsapp), SkipReason::WindowClosed);
 }
 
 #[test]
@@ -557,7 +609,9 @@ proptest! {
 
     /// Whatever the inputs: every step has an identity and any consent it
     /// needs, marketing only reaches channels with a marketing opt-in, no
-    /// step is due inside quiet hours (unless urgent, and never a call),
+    /// step is due inside quiet hours at the time it goes (its send time;
+    /// unless urgent, and never a call), no free form goes on WhatsApp
+    /// outside the window at that time,
     /// and every channel is planned or skipped with a reason.
     #[test]
     fn plans_keep_the_rules(
@@ -571,12 +625,15 @@ proptest! {
         explicit in proptest::option::of(proptest::sample::select(Channel::ALL.to_vec())),
         use_template in any::<bool>(),
         now_offset in 0u64..(7 * 86_400),
+        send_offset in proptest::option::of(-3600i64..(2 * 86_400)),
         zone in proptest::sample::select(vec!["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"]),
     ) {
         let mut case = Case::new(&identities);
         case.category = category;
         case.urgent = urgent;
         case.now = at(T0 + now_offset);
+        case.send_time = send_offset.map(|o| SystemTime::from(
+            jiff::Timestamp::try_from(case.now).unwrap() + jiff::SignedDuration::from_secs(o)));
         case.channels.retain(|c| configured.contains(&c.channel));
         let mut consents: Vec<ConsentState> = Vec::new();
         for (channel, category, granted) in granted {
@@ -608,7 +665,8 @@ proptest! {
             if category == Category::Marketing {
                 prop_assert!(consent.is_some_and(|c| c.granted), "marketing without opt-in on {:?}", step.channel);
             }
-            let due = step.not_before.unwrap_or(case.now);
+            let send_at = case.send_time.map_or(case.now, |t| t.max(case.now));
+            let due = step.not_before.unwrap_or(send_at);
             let rings = caps(step.channel).rings;
             if let Some(rule) = &rule && (rings || !d.inputs.urgent) {
                 prop_assert_eq!(quiet::quiet_end(rule, due), None, "due inside quiet hours");

@@ -162,7 +162,7 @@ impl PgStore {
             };
             let applied = apply_completion(
                 message,
-                completion.job.plan_index,
+                &completion.job,
                 completion.attempt.clone(),
                 completion.next.clone(),
                 now,
@@ -177,16 +177,16 @@ impl PgStore {
                 JobChange::Release {
                     due,
                     plan_index,
-                    restart_attempts,
+                    channel_attempt,
                 } => {
                     requeued = true;
-                    released.push(id, due, plan_index, restart_attempts, None)
+                    released.push(id, due, plan_index, channel_attempt, None)
                 }
                 JobChange::Watch { due } => released.push(
                     id,
                     due,
                     completion.job.plan_index,
-                    false,
+                    completion.job.channel_attempt,
                     Some(message.contact_id),
                 ),
             }
@@ -421,26 +421,28 @@ struct Released {
     ids: Vec<Uuid>,
     dues: Vec<SystemTime>,
     plan_indexes: Vec<i32>,
-    restarts: Vec<bool>,
+    attempts: Vec<i32>,
     kinds: Vec<i16>,
     contacts: Vec<Option<Uuid>>,
 }
 
 impl Released {
-    /// A job due at `due` on `plan_index`; a watch of `contact` if given.
+    /// A job due at `due` on `plan_index` with `channel_attempt` attempts
+    /// made on its channel; a watch of `contact` if given.
     fn push(
         &mut self,
         id: Uuid,
         due: SystemTime,
         plan_index: usize,
-        restart: bool,
+        channel_attempt: u32,
         watch_of: Option<Uuid>,
     ) {
         self.ids.push(id);
         self.dues.push(due);
         self.plan_indexes
             .push(i32::try_from(plan_index).unwrap_or(i32::MAX));
-        self.restarts.push(restart);
+        self.attempts
+            .push(i32::try_from(channel_attempt).unwrap_or(i32::MAX));
         self.kinds.push(JobKind::released(watch_of).code());
         self.contacts.push(watch_of);
     }
@@ -454,10 +456,10 @@ impl Released {
                 "UPDATE dispatch_jobs j
                  SET due_time = u.due, plan_index = u.plan_index, lease_until = NULL,
                      claim_token = NULL, kind = u.kind, contact_id = u.contact_id,
-                     channel_attempt = CASE WHEN u.restart THEN 0 ELSE j.channel_attempt END
-                 FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[], $4::boolean[],
+                     channel_attempt = u.attempt
+                 FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[], $4::integer[],
                              $5::smallint[], $6::uuid[])
-                      AS u(id, due, plan_index, restart, kind, contact_id)
+                      AS u(id, due, plan_index, attempt, kind, contact_id)
                  WHERE j.message_id = u.id",
             )
             .await
@@ -468,7 +470,7 @@ impl Released {
                 &self.ids,
                 &self.dues,
                 &self.plan_indexes,
-                &self.restarts,
+                &self.attempts,
                 &self.kinds,
                 &self.contacts,
             ],

@@ -226,21 +226,21 @@ fn delete_job(tx: &Connection, id: Uuid) -> Result<bool> {
     Ok(deleted > 0)
 }
 
-/// Puts a leased job back in line: due at `due`, on `plan_index`, with its
-/// channel attempts kept or restarted; a watch of `watch_of` if given.
+/// Puts a leased job back in line: due at `due`, on `plan_index`, with
+/// `channel_attempt` attempts made on its channel; a watch of `watch_of` if
+/// given.
 fn release_job(
     tx: &Connection,
     id: Uuid,
     due: SystemTime,
     plan_index: usize,
-    restart_attempts: bool,
+    channel_attempt: u32,
     watch_of: Option<Uuid>,
 ) -> Result<()> {
     tx.prepare_cached(
         "UPDATE dispatch_jobs
          SET due_time = ?2, plan_index = ?3, lease_until = NULL, claim_token = NULL,
-             channel_attempt = CASE WHEN ?4 THEN 0 ELSE channel_attempt END,
-             kind = ?5, contact_id = ?6
+             channel_attempt = ?4, kind = ?5, contact_id = ?6
          WHERE message_id = ?1",
     )
     .map_err(db)?
@@ -248,7 +248,7 @@ fn release_job(
         id.to_string(),
         to_micros(due),
         i64::try_from(plan_index).unwrap_or(i64::MAX),
-        restart_attempts,
+        channel_attempt,
         JobKind::released(watch_of).code(),
         watch_of.map(|c| c.to_string())
     ])
@@ -714,7 +714,7 @@ pub(super) fn complete(
     let tenant = job.tenant.as_str();
     let mut m = get(tx, tenant, id)?;
     let now = now();
-    let applied = apply_completion(&mut m, job.plan_index, attempt, next, now);
+    let applied = apply_completion(&mut m, job, attempt, next, now);
     match applied.job {
         JobChange::Delete => {
             delete_job(tx, id)?;
@@ -722,11 +722,16 @@ pub(super) fn complete(
         JobChange::Release {
             due,
             plan_index,
-            restart_attempts,
-        } => release_job(tx, id, due, plan_index, restart_attempts, None)?,
-        JobChange::Watch { due } => {
-            release_job(tx, id, due, job.plan_index, false, Some(m.contact_id))?
-        }
+            channel_attempt,
+        } => release_job(tx, id, due, plan_index, channel_attempt, None)?,
+        JobChange::Watch { due } => release_job(
+            tx,
+            id,
+            due,
+            job.plan_index,
+            job.channel_attempt,
+            Some(m.contact_id),
+        )?,
     }
     save_state(tx, tenant, &m)?;
     if let Some(event) = applied.event {

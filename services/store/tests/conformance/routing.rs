@@ -245,6 +245,46 @@ pub async fn quiet_hours_log_a_deferral(store: S) {
     assert!(claim(&store, LONG).await.is_empty(), "held until then");
 }
 
+/// A step claimed inside quiet hours is held: no attempt, queued until
+/// their end with a deferral event, and the claim not counted as an
+/// attempt on the channel.
+pub async fn a_step_claimed_in_quiet_hours_is_held(store: S) {
+    let contact = recipient(&store).await;
+    let m = accept(&store, outbound(contact)).await;
+    let hold = |job, until| {
+        let store = &store;
+        async move {
+            store
+                .complete_job(&job, None, NextStep::Hold { until })
+                .await
+                .unwrap()
+                .expect("the lease is held")
+        }
+    };
+    // Held until a time that has come: claimed again, and the claim that
+    // was held is not counted as an attempt.
+    let job = claim_one(&store, m.id, LONG).await;
+    assert_eq!(job.channel_attempt, 1);
+    hold(job, now()).await;
+    let job = claim_one(&store, m.id, LONG).await;
+    assert_eq!((job.plan_index, job.channel_attempt), (0, 1));
+    // Held for six hours: not due before then, with a deferral event.
+    let until = micros(SystemTime::now() + Duration::from_secs(6 * 3600));
+    let held = hold(job, until).await;
+    assert_eq!(held.status, MessageStatus::Queued);
+    assert!(held.attempts.is_empty());
+    assert_eq!(
+        held.history.last().unwrap().reason,
+        omniroute_store::HELD_FOR_QUIET_HOURS
+    );
+    let events = all_events(&store, 4).await;
+    let last = events.last().unwrap();
+    assert_eq!(last.kind, EventType::MessageDeferred);
+    assert_eq!(last.route.clone().expect("until when").until, Some(until));
+    assert_eq!(last.payload, payload(&held));
+    assert!(claim(&store, LONG).await.is_empty(), "held until then");
+}
+
 pub async fn closing_windows_are_announced_once(store: S) {
     let contact = recipient(&store).await;
     store
