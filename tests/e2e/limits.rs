@@ -199,6 +199,23 @@ async fn replays_and_refused_sends_cost_no_quota() {
             Code::AlreadyExists,
             "the key's conflict, not the quota: {other_request:?}"
         );
+        // Neither refusal kept the new address it was sent to.
+        for refused in [2, 4] {
+            let key = pb::lookup_contact_request::Key::Identity(pb::Identity {
+                channel: pb::Channel::Email as i32,
+                address: format!("quota{refused}@example.com"),
+                ..Default::default()
+            });
+            let found = app
+                .contacts
+                .lookup_contact(pb::LookupContactRequest { key: Some(key) })
+                .await;
+            assert_eq!(
+                found.map(|_| ()).unwrap_err().code(),
+                Code::NotFound,
+                "{backend:?}: quota{refused}@ has no contact"
+            );
+        }
     }
 }
 

@@ -21,6 +21,7 @@ crate::on_both_stores!(
     batch_items_succeed_or_fail_on_their_own,
     timeline_lists_newest_first,
     bad_sends_are_refused,
+    a_refused_send_to_a_new_address_leaves_nothing_behind,
 );
 
 const STATUS_WAIT: Duration = Duration::from_secs(20);
@@ -479,4 +480,62 @@ async fn bad_sends_are_refused(mut app: TestApp) {
         .await
         .unwrap_err();
     assert_invalid(&err, "name");
+}
+
+/// A send routing refuses keeps no personal data: a marketing message to
+/// an address nobody opted in creates no contact and no CONTACT_CREATED
+/// event, alone or in a batch beside a send that goes (whose contact is
+/// created).
+async fn a_refused_send_to_a_new_address_leaves_nothing_behind(mut app: TestApp) {
+    use crate::events::{next, subscribe};
+    let mut stream = subscribe(&mut app, pb::SubscribeRequest::default()).await;
+    let marketing = |address: &str| {
+        let mut request = to_address(email(address), "20% off this week");
+        request.message.as_mut().unwrap().category = pb::Category::Marketing as i32;
+        request
+    };
+    let refused = app
+        .messaging
+        .send_message(marketing("nobody@example.com"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    let batch = app
+        .messaging
+        .batch_send_messages(pb::BatchSendMessagesRequest {
+            requests: vec![
+                marketing("nobody@example.com"),
+                to_address(email("yes@example.com"), "Your order has shipped"),
+            ],
+        })
+        .await
+        .expect("answered item by item")
+        .into_inner()
+        .results;
+    let Some(pb::batch_send_result::Result::Error(error)) = &batch[0].result else {
+        panic!("the marketing item is refused: {batch:#?}");
+    };
+    assert_eq!(error.code, Code::FailedPrecondition as i32);
+    let Some(pb::batch_send_result::Result::Message(accepted)) = &batch[1].result else {
+        panic!("the transactional item goes: {batch:#?}");
+    };
+    let by_email = |address: &str| pb::lookup_contact_request::Key::Identity(email(address));
+    let nobody = lookup(&mut app, by_email("nobody@example.com")).await;
+    assert_eq!(nobody.unwrap_err().code(), Code::NotFound);
+    let yes = lookup(&mut app, by_email("yes@example.com"))
+        .await
+        .expect("the accepted send's contact exists");
+    assert_eq!(accepted.contact, yes.name);
+    // The stream up to the accepted message: one contact created, Yes's.
+    let mut created = Vec::new();
+    loop {
+        let event = next(&mut stream).await;
+        if event.r#type == pb::EventType::ContactCreated as i32 {
+            created.push(event.contact.clone());
+        }
+        if event.r#type == pb::EventType::MessageAccepted as i32 {
+            break;
+        }
+    }
+    assert_eq!(created, vec![yes.name]);
 }

@@ -1,9 +1,11 @@
 //! MessagingService: accepting messages for durable delivery and reading them.
 //!
-//! A send is validated whole, its recipient resolved (an unknown address
-//! creates the contact), its channel chosen by routing, and then the message,
-//! its dispatch job and its event are committed together before the call
-//! answers. From then on the dispatcher owns it.
+//! A send is validated whole, its recipient resolved, its channel chosen by
+//! routing, and then the message, its dispatch job and its event are
+//! committed together before the call answers. From then on the dispatcher
+//! owns it. A send to an unknown address is routed on the contact it would
+//! create, and creates it only once routed and admitted by the quotas: a
+//! refused send leaves no personal data behind.
 //!
 //! SendMessage and BatchSendMessages take the same path: the recipients of a
 //! call are read together (from the cache of `pipeline/recipients.rs`, the
@@ -298,41 +300,62 @@ impl MessagingApi {
         })
     }
 
-    /// Creates the contact of a send to an unknown address (a concurrent
-    /// send may have created it first) and reads it for routing.
-    async fn create_recipient(
+    /// Creates the contacts of admitted sends to unknown addresses (routed
+    /// on the contact the send would create, [`new_contact`]): only a send
+    /// that will be accepted leaves a contact behind. A created contact is
+    /// exactly what the send was routed on, so the route stands at its
+    /// version; an address another call took meanwhile is routed again on
+    /// what that contact is (`again`). Returns the sends that go on.
+    async fn create_recipients(
         &self,
         tenant: &Arc<str>,
-        address: &Address,
-    ) -> Result<Arc<RoutingContact>, ApiError> {
-        let store = &self.ctx.store;
-        let created = store
-            .create_contact(
-                tenant,
-                NewContact {
-                    identities: vec![address.clone()],
-                    ..NewContact::default()
-                },
-            )
-            .await;
-        match created {
-            Ok(contact) => {
-                tracing::info!(contact = %contact.id, identity = %address, "contact created by a send")
+        routed: Vec<(usize, Send, Uuid)>,
+        messages: Vec<NewMessage>,
+        again: &mut Vec<(usize, Send)>,
+        answers: &mut [Option<Result<omniroute_store::Message, ApiError>>],
+    ) -> (Vec<(usize, Send, Uuid)>, Vec<NewMessage>) {
+        let mut kept = (
+            Vec::with_capacity(routed.len()),
+            Vec::with_capacity(routed.len()),
+        );
+        for ((index, send, contact), mut message) in routed.into_iter().zip(messages) {
+            let address = match &send.recipient {
+                Recipient::Address(address) if contact.is_nil() => address.clone(),
+                _ => {
+                    kept.0.push((index, send, contact));
+                    kept.1.push(message);
+                    continue;
+                }
+            };
+            let created = self
+                .ctx
+                .store
+                .create_contact(
+                    tenant,
+                    NewContact {
+                        identities: vec![address.clone()],
+                        ..NewContact::default()
+                    },
+                )
+                .await;
+            match created {
+                Ok(created) => {
+                    tracing::info!(contact = %created.id, identity = %address, "contact created by a send");
+                    message.contact_id = created.id;
+                    message.contact_version = created.version;
+                    kept.0.push((index, send, created.id));
+                    kept.1.push(message);
+                }
+                Err(StoreError::IdentityTaken { .. }) => again.push((index, send)),
+                Err(e) => {
+                    if !e.is_transient() {
+                        tracing::error!(error = %omniroute_store::error_chain(&e), "creating a recipient failed");
+                    }
+                    answers[index] = Some(Err(e.into()));
+                }
             }
-            Err(StoreError::IdentityTaken { .. }) => {}
-            Err(e) => return Err(e.into()),
         }
-        let lookup = [ContactLookup::Identity(
-            address.channel(),
-            address.key().to_owned(),
-        )];
-        self.ctx
-            .recipients
-            .find(store.as_ref(), tenant, &lookup, true)
-            .await?
-            .pop()
-            .flatten()
-            .ok_or_else(|| ApiError::NotFound("contact vanished".into()))
+        kept
     }
 
     /// Routes a validated send to its contact and builds the message to
@@ -478,9 +501,9 @@ impl MessagingApi {
             for ((index, send), found) in pending.into_iter().zip(found) {
                 let recipient = match (found, &send.recipient) {
                     (Some(recipient), _) => Ok(recipient),
-                    (None, Recipient::Address(address)) => {
-                        self.create_recipient(tenant, address).await
-                    }
+                    // Routed on the contact it would create, created only
+                    // once admitted: a refused send leaves nothing behind.
+                    (None, Recipient::Address(address)) => Ok(Arc::new(new_contact(address))),
                     (None, Recipient::Contact(id)) => Err(StoreError::NotFound {
                         resource: "contacts",
                         id: id.to_string(),
@@ -502,7 +525,7 @@ impl MessagingApi {
             }
             // The tenant's quotas: the first sends that fit go, the rest are
             // refused with when they would fit.
-            let admitted = match self.ctx.quotas.admit(tenant, messages.len()).await {
+            let mut admitted = match self.ctx.quotas.admit(tenant, messages.len()).await {
                 Ok(admitted) => admitted,
                 Err(e) => {
                     for (index, _, _) in routed {
@@ -516,6 +539,15 @@ impl MessagingApi {
             let held_messages = messages.split_off(admitted.count);
             self.answer_held_back(tenant, &admitted, held, held_messages, &mut answers)
                 .await;
+            let going = routed.len();
+            let (routed, messages) = self
+                .create_recipients(tenant, routed, messages, &mut again, &mut answers)
+                .await;
+            self.ctx
+                .quotas
+                .give_back(tenant, &admitted, going - routed.len())
+                .await;
+            admitted.count = routed.len();
             let accepted = match store.accept_messages(tenant, messages).await {
                 Ok(accepted) => accepted,
                 Err(e) => {

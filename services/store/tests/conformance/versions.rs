@@ -28,6 +28,9 @@ async fn moved(store: &S, id: uuid::Uuid, before: i64, change: &str) -> i64 {
 pub async fn every_change_to_a_contact_moves_its_version(store: S) {
     let anna = create(&store, named("Anna"), vec![email("anna@example.com")]).await;
     let v = anna.version;
+    // A send to a new address is routed on the contact it creates, at the
+    // version the creation answered.
+    assert_eq!(get(&store, anna.id).await.version, v, "created at {v}");
 
     let patch = ProfilePatch {
         display_name: Some("Anna Meyer".into()),
