@@ -190,6 +190,7 @@ fn content(u: &mut Unstructured<'_>) -> Result<Content> {
             subject: text(u)?,
             html_body: String::new(),
             preview_url: u.arbitrary()?,
+            overflow: None,
         }),
         1 => Content::Template(template(u)?),
         2 | 3 => Content::Interactive(Interactive {

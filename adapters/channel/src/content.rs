@@ -86,6 +86,22 @@ pub struct Text {
     /// WhatsApp link preview.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub preview_url: bool,
+    /// Inbound: the customer's text was longer than the router keeps in a
+    /// message (see [`crate::bounds`]); the whole of it is the message's
+    /// media.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overflow: Option<Overflow>,
+}
+
+/// The whole of a customer's text that was cut to the router's bounds,
+/// kept as the message's media.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overflow {
+    /// `text/plain; charset=utf-8` (the body) or `text/html; charset=utf-8`
+    /// (the HTML alternative).
+    pub mime_type: String,
+    /// Its whole size in bytes.
+    pub size_bytes: u64,
 }
 
 /// A template and its parameters.

@@ -13,6 +13,7 @@
 
 mod adapter;
 mod address;
+pub mod bounds;
 pub mod capabilities;
 #[cfg(feature = "conformance")]
 pub mod conformance;

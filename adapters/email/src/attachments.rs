@@ -230,6 +230,7 @@ fn linked(media: &Media, filename: &str) -> Text {
         subject: subject(media, filename),
         html_body: html,
         preview_url: false,
+        overflow: None,
     }
 }
 

@@ -64,6 +64,7 @@ pub fn render(
         subject,
         html_body: html,
         preview_url: false,
+        overflow: None,
     }
 }
 

@@ -155,6 +155,7 @@ pub fn parse(config: &EmailConfig, raw: &[u8]) -> Result<Vec<WebhookEvent>, Adap
             subject: mail.subject().unwrap_or_default().to_owned(),
             html_body: if has_text { String::new() } else { html },
             preview_url: false,
+            overflow: None,
         }),
         reply_to,
         automatic: is_automatic(&mail),

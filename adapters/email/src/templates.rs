@@ -142,6 +142,7 @@ impl Templates {
                 None => String::new(),
             },
             preview_url: false,
+            overflow: None,
         })
     }
 }

@@ -35,7 +35,7 @@ fn message(body: &str, html: &str) -> OutboundMessage {
             body: body.into(),
             subject: String::new(),
             html_body: html.into(),
-            preview_url: false,
+            ..Text::default()
         }),
         reply_to: None,
         attempt: 1,

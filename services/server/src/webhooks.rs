@@ -101,7 +101,11 @@ impl Ingress {
     /// Records one event; errors mean "deliver again".
     async fn record(&self, channel: Channel, event: WebhookEvent) -> Result<(), StatusCode> {
         match event {
-            WebhookEvent::Inbound(message) => {
+            WebhookEvent::Inbound(mut message) => {
+                // Whatever the customer sent, the message stays within the
+                // bounds every answer and event keeps (a cut text is kept
+                // whole as the message's media).
+                message.bound();
                 let Some(tenant) = self
                     .accounts
                     .get(&(channel, message.account.clone()))
@@ -190,7 +194,14 @@ impl Ingress {
                     request.channel,
                     request.category,
                     "list-unsubscribe",
-                    request.evidence,
+                    {
+                        let mut evidence = request.evidence;
+                        omniroute_channel::bounds::shorten(
+                            &mut evidence,
+                            omniroute_channel::bounds::FIELD_BYTES,
+                        );
+                        evidence
+                    },
                 )
                 .await
                 {

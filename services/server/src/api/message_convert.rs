@@ -254,6 +254,10 @@ pub fn content_to_pb(content: &Content) -> pb::Content {
             subject: t.subject.clone(),
             html_body: t.html_body.clone(),
             preview_url: t.preview_url,
+            overflow: t.overflow.as_ref().map(|o| pb::TextOverflow {
+                mime_type: o.mime_type.clone(),
+                size_bytes: i64::try_from(o.size_bytes).unwrap_or(i64::MAX),
+            }),
         }),
         Content::Template(t) => Kind::Template(pb::TemplateContent {
             name: t.name.clone(),
@@ -386,7 +390,7 @@ pub fn message_to_pb(m: &Message) -> pb::Message {
         contact: contact_name(m.contact_id),
         direction: direction_to_pb(m.direction) as i32,
         category: category_to_pb(m.category) as i32,
-        content: Some(content_to_pb(&m.content)),
+        content: Some(content_to_pb(&shown_content(m))),
         overrides: overrides_to_pb(&m.overrides),
         channel: optional_channel(m.channel),
         priority: priority_to_pb(m.priority) as i32,
@@ -424,6 +428,22 @@ pub fn message_to_pb(m: &Message) -> pb::Message {
         provider_message_id: m.provider_message_id.clone().unwrap_or_default(),
         create_time: timestamp(m.create_time),
         update_time: timestamp(m.update_time),
+    }
+}
+
+/// The content a message is shown with: a customer's text stored whole
+/// before the router bounded what it keeps is cut to the bounds on the way
+/// out (its whole is served by GetMessageMedia), so that no answer and no
+/// event outgrows them.
+fn shown_content(m: &Message) -> std::borrow::Cow<'_, Content> {
+    use omniroute_channel::bounds;
+    match &m.content {
+        Content::Text(text) if m.direction == Direction::Inbound && !bounds::fits(text) => {
+            let mut cut = text.clone();
+            bounds::bound_text(&mut cut);
+            std::borrow::Cow::Owned(Content::Text(cut))
+        }
+        content => std::borrow::Cow::Borrowed(content),
     }
 }
 
@@ -532,6 +552,7 @@ mod tests {
                 subject: "Order A-17".into(),
                 html_body: "<p>Your order shipped.</p>".into(),
                 preview_url: true,
+                overflow: None,
             }),
             Content::Template(Template {
                 name: "order_shipped_2".into(),

@@ -245,6 +245,8 @@ fn text(v: &mut Violations, f: &str, t: &pb::TextContent) -> Option<Text> {
         subject: t.subject.clone(),
         html_body: t.html_body.clone(),
         preview_url: t.preview_url,
+        // Output only: a caller's is ignored.
+        overflow: None,
     })
 }
 

@@ -24,6 +24,7 @@ use omniroute_store::{
     ChannelOverride, ContactLookup, NewContact, NewMessage, Priority, RoutingContact, StoreError,
 };
 use pb::messaging_service_server::MessagingService;
+use prost::Message as _;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
@@ -449,6 +450,66 @@ impl MessagingApi {
         }
     }
 
+    /// The bytes of a media message: kept by the router when the message
+    /// carried them itself (an email attachment), else the provider's.
+    async fn media_of(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        channel: Channel,
+        media: &omniroute_channel::content::Media,
+    ) -> Result<omniroute_channel::MediaDownload, ApiError> {
+        if media.media_id.is_empty() {
+            return Err(ApiError::Precondition(format!(
+                "messages/{id} links its media by URL; fetch it there"
+            )));
+        }
+        if let Some(bytes) = self.ctx.store.get_inbound_media(tenant, id).await? {
+            return Ok(omniroute_channel::MediaDownload {
+                mime_type: media.mime_type.clone(),
+                bytes,
+            });
+        }
+        let Some(adapter) = self.ctx.adapters.get(&channel) else {
+            return Err(ApiError::Precondition(format!(
+                "{channel} is not configured"
+            )));
+        };
+        adapter
+            .fetch_media(tenant, &media.media_id)
+            .await
+            .map_err(|error| ApiError::Provider {
+                what: "the provider did not serve the media",
+                error,
+            })
+    }
+
+    /// The whole of a customer's text the router cut to its bounds
+    /// (`omniroute_channel::bounds`): kept as the message's media; a text
+    /// stored whole before the bounds applied is served from the message.
+    async fn whole_text(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        text: &omniroute_channel::content::Text,
+    ) -> Result<omniroute_channel::MediaDownload, ApiError> {
+        if let Some(overflow) = &text.overflow
+            && let Some(bytes) = self.ctx.store.get_inbound_media(tenant, id).await?
+        {
+            return Ok(omniroute_channel::MediaDownload {
+                mime_type: overflow.mime_type.clone(),
+                bytes,
+            });
+        }
+        let mut cut = text.clone();
+        match omniroute_channel::bounds::bound_text(&mut cut) {
+            Some((mime_type, bytes)) => Ok(omniroute_channel::MediaDownload { mime_type, bytes }),
+            None => Err(ApiError::Precondition(format!(
+                "messages/{id} carries no media: its text is whole in the message"
+            ))),
+        }
+    }
+
     /// Accepts sends, each on its own: validation, recipients read
     /// together, routing, one store call for all (see the module
     /// documentation). Answers in request order.
@@ -674,6 +735,10 @@ fn item_error(error: ApiError) -> pb::BatchItemError {
 /// Chunk size of media downloads.
 const MEDIA_CHUNK: usize = 64 * 1024;
 
+/// The most a page of ListMessages holds, encoded: under the bound every
+/// answer keeps, with room for the page token.
+const PAGE_BYTES: usize = omniroute_channel::bounds::MAX_ANSWER_BYTES - 4096;
+
 type MediaStream = std::pin::Pin<
     Box<
         dyn tokio_stream::Stream<Item = Result<pb::GetMessageMediaResponse, Status>>
@@ -736,41 +801,16 @@ impl MessagingService for MessagingApi {
             .get_message(&tenant, id)
             .await
             .map_err(ApiError::from)?;
-        let (Some(channel), Content::Media(media)) = (message.channel, &message.content) else {
-            return Err(ApiError::Precondition(format!("messages/{id} carries no media")).into());
-        };
-        if media.media_id.is_empty() {
-            return Err(ApiError::Precondition(format!(
-                "messages/{id} links its media by URL; fetch it there"
-            ))
-            .into());
-        }
-        // Media the message carried itself (an email attachment) is ours;
-        // anything else the provider holds.
-        let held = self
-            .ctx
-            .store
-            .get_inbound_media(&tenant, id)
-            .await
-            .map_err(ApiError::from)?;
-        let download = match held {
-            Some(bytes) => omniroute_channel::MediaDownload {
-                mime_type: media.mime_type.clone(),
-                bytes,
-            },
-            None => {
-                let Some(adapter) = self.ctx.adapters.get(&channel) else {
-                    return Err(
-                        ApiError::Precondition(format!("{channel} is not configured")).into(),
-                    );
-                };
-                adapter
-                    .fetch_media(&tenant, &media.media_id)
-                    .await
-                    .map_err(|error| ApiError::Provider {
-                        what: "the provider did not serve the media",
-                        error,
-                    })?
+        let (download, filename) = match (message.channel, &message.content) {
+            (_, Content::Text(text)) => (self.whole_text(&tenant, id, text).await?, ""),
+            (Some(channel), Content::Media(media)) => (
+                self.media_of(&tenant, id, channel, media).await?,
+                media.filename.as_str(),
+            ),
+            _ => {
+                return Err(
+                    ApiError::Precondition(format!("messages/{id} carries no media")).into(),
+                );
             }
         };
         let size = i64::try_from(download.bytes.len()).unwrap_or(i64::MAX);
@@ -786,7 +826,7 @@ impl MessagingService for MessagingApi {
             chunks.push(pb::GetMessageMediaResponse::default());
         }
         chunks[0].mime_type = download.mime_type;
-        chunks[0].filename = media.filename.clone();
+        chunks[0].filename = filename.to_owned();
         chunks[0].size_bytes = size;
         tracing::info!(message_id = %id, bytes = size, "media downloaded");
         Ok(Response::new(Box::pin(tokio_stream::iter(
@@ -937,9 +977,24 @@ impl MessagingService for MessagingApi {
             .list_messages(&tenant, contact, before, limit + 1)
             .await
             .map_err(ApiError::from)?;
-        let next_page_token = if messages.len() > limit {
-            messages.truncate(limit);
-            messages
+        let more = messages.len() > limit;
+        messages.truncate(limit);
+        // A page ends at `limit` messages or before it would pass the size
+        // every answer keeps under, whichever comes first (always at least
+        // one message: each fits on its own).
+        let mut page = Vec::with_capacity(messages.len());
+        let mut bytes = 0;
+        for message in &messages {
+            let shown = message_convert::message_to_pb(message);
+            let size = prost::length_delimiter_len(shown.encoded_len()) + 1 + shown.encoded_len();
+            if !page.is_empty() && bytes + size > PAGE_BYTES {
+                break;
+            }
+            bytes += size;
+            page.push(shown);
+        }
+        let next_page_token = if more || page.len() < messages.len() {
+            messages[..page.len()]
                 .last()
                 .map(|m| self.ctx.tokens.issue(&query_key, m.id))
                 .unwrap_or_default()
@@ -947,10 +1002,7 @@ impl MessagingService for MessagingApi {
             String::new()
         };
         Ok(Response::new(pb::ListMessagesResponse {
-            messages: messages
-                .iter()
-                .map(message_convert::message_to_pb)
-                .collect(),
+            messages: page,
             next_page_token,
         }))
     }

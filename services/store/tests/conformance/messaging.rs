@@ -288,7 +288,7 @@ pub async fn accept_and_get_round_trip_every_field(store: S) {
                 body: "Ihr Paket kommt heute.".into(),
                 subject: "Paket „4711“".into(),
                 html_body: "<p>Ihr Paket kommt heute.</p>".into(),
-                preview_url: false,
+                ..Text::default()
             }),
             outside_window: false,
         }],
