@@ -1,7 +1,6 @@
 //! gRPC health (`grpc.health.v1.Health`): every served service has a
-//! status. The services that keep their data in the store (all but
-//! CallbackService, which answers UNIMPLEMENTED until the voice adapter
-//! lands, and says NOT_SERVING) follow the store: a ping every
+//! status. Every service keeps its data in the store, so each follows
+//! the store: a ping every
 //! [`EVERY`] turns them NOT_SERVING while the database cannot be reached
 //! and SERVING again when it answers, so a load balancer or Kubernetes
 //! stops sending traffic to a replica that cannot serve it.

@@ -14,8 +14,12 @@
 //! - [`fallback`] decides what happens after a failed attempt; [`quiet`] the
 //!   quiet-hours arithmetic; [`breaker`] the per-channel circuit breakers.
 //!
-//! The API layer only validates, calls routing and maps its errors (in
-//! `api/error.rs`); the dispatcher only carries out the plan.
+//! Routing is called by the send path (`api/messaging.rs`, which resolves
+//! the recipient, calls [`Router::route`], takes the quotas and accepts the
+//! message; its refusals become statuses in `api/error.rs`), by
+//! PreviewRoute, and by the dispatcher, which carries out the plan and asks
+//! [`fallback`] what follows each attempt and whether a step that came due
+//! may go now (quiet hours).
 
 pub mod breaker;
 pub mod fallback;
