@@ -381,12 +381,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_next_step_waits_for_quiet_hours() {
-        use omniroute_store::{QuietRule, RouteDecision, RouteInputs};
-        // 12:00 UTC, quiet 11:00–13:00 UTC.
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_590_400);
-        let mut route = RouteDecision {
+    /// A decision made at `now` for a customer quiet 11:00–13:00 UTC.
+    fn quiet_eleven_to_one(now: SystemTime) -> RouteDecision {
+        use omniroute_store::{QuietRule, RouteInputs};
+        RouteDecision {
             plan: Vec::new(),
             skipped: Vec::new(),
             hold_until: None,
@@ -399,7 +397,14 @@ mod tests {
                 }),
                 ..RouteInputs::default()
             },
-        };
+        }
+    }
+
+    #[test]
+    fn the_next_step_waits_for_quiet_hours() {
+        // 12:00 UTC, quiet 11:00–13:00 UTC.
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_590_400);
+        let mut route = quiet_eleven_to_one(now);
         let end = now + Duration::from_secs(3600);
         assert_eq!(step_due(Some(&route), 1, false, now), end);
         route.inputs.urgent = true;
@@ -414,25 +419,11 @@ mod tests {
 
     #[test]
     fn a_retry_or_next_step_never_falls_into_quiet_hours() {
-        use omniroute_store::{QuietRule, RouteDecision, RouteInputs};
         // 10:59:50 UTC, quiet 11:00–13:00 UTC: a retry 20 s later waits
         // for 13:00, an urgent message's does not.
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_590_400 - 3610);
         let end = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_590_400 + 3600);
-        let mut route = RouteDecision {
-            plan: Vec::new(),
-            skipped: Vec::new(),
-            hold_until: None,
-            decide_time: now,
-            inputs: RouteInputs {
-                quiet_hours: Some(QuietRule {
-                    time_zone: "UTC".into(),
-                    start_minute: 11 * 60,
-                    end_minute: 13 * 60,
-                }),
-                ..RouteInputs::default()
-            },
-        };
+        let mut route = quiet_eleven_to_one(now);
         let s = DispatchSettings {
             backoff_base_ms: 20_000,
             backoff_cap_ms: 60_000,
