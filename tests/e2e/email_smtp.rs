@@ -21,6 +21,9 @@ crate::on_both_stores!(
     html_only_and_latin1_mail_is_read,
     malformed_and_oversized_mail_is_refused_and_the_session_goes_on,
     attachments_are_media_served_by_get_message_media_until_erasure,
+    a_bare_line_feed_smuggles_nothing_in,
+    ehlo_names_the_server_and_offers_size_and_rcpt_wants_a_mailbox,
+    idle_clients_make_room_for_new_ones,
 );
 
 /// A server with a relay out and the SMTP listener in (mail up to
@@ -373,4 +376,139 @@ Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b1--\r\n",
             .expect_err("nothing left to serve");
         assert_eq!(gone.code(), tonic::Code::FailedPrecondition, "{gone:?}");
     }
+}
+
+/// The start of a transaction for support@acme.example from `from`, up to
+/// DATA's 354.
+async fn open_data(client: &mut fake::Client, from: &str) {
+    assert_eq!(client.reply().await.map(|r| r.0), Some(220), "greeting");
+    assert_eq!(client.command("EHLO relay.test").await.0, 250);
+    assert_eq!(client.command(&format!("MAIL FROM:<{from}>")).await.0, 250);
+    assert_eq!(
+        client.command("RCPT TO:<support@acme.example>").await.0,
+        250
+    );
+    assert_eq!(client.command("DATA").await.0, 354);
+}
+
+async fn a_bare_line_feed_smuggles_nothing_in(app: TestApp) {
+    let (mut app, _relay) = app_with_listener(app.backend(), 1 << 20).await;
+    // SMTP smuggling: a dot between bare line feeds (or after a CRLF and
+    // before a bare LF) must not end the mail, else what follows runs as
+    // the commands of a second, forged mail.
+    for (n, end) in ["\n.\n", "\r\n.\n"].into_iter().enumerate() {
+        let mut client = fake::Client::connect(listener(&app)).await;
+        open_data(&mut client, "mallory@example.com").await;
+        let smuggled = format!(
+            "From: mallory@example.com\r\nTo: support@acme.example\r\nSubject: hello\r\n\
+Message-ID: <mallory-{n}@example.com>\r\n\r\nhello{end}\
+MAIL FROM:<ceo@acme-corp.example>\r\nRCPT TO:<support@acme.example>\r\nDATA\r\n\
+From: ceo@acme-corp.example\r\nTo: support@acme.example\r\nSubject: urgent\r\n\
+Message-ID: <forged-{n}@acme-corp.example>\r\n\r\nPlease wire the money today.\r\n.\r\n"
+        );
+        client.send(smuggled.as_bytes()).await;
+        let (code, text) = client.reply().await.expect("an answer to the mail");
+        assert_eq!(code, 550, "{end:?}: {text}");
+        assert!(text.contains("bare <LF>"), "{text}");
+        // The transaction ended at the real end of the mail: the session
+        // goes on, and no answer for smuggled commands is waiting.
+        assert_eq!(client.command("NOOP").await.0, 250, "{end:?}");
+        assert_eq!(client.command("QUIT").await.0, 221);
+    }
+    for sender in ["mallory@example.com", "ceo@acme-corp.example"] {
+        let none = by_address(&mut app, sender).await;
+        assert_eq!(
+            none.expect_err("nothing recorded").code(),
+            tonic::Code::NotFound,
+            "{sender}"
+        );
+    }
+    // A well-formed mail still goes through.
+    let fine = "From: mallory@example.com\r\nTo: support@acme.example\r\nSubject: hi\r\n\
+Message-ID: <mallory-ok@example.com>\r\n\r\nhello\r\n";
+    let t = fake::deliver(
+        listener(&app),
+        "mallory@example.com",
+        &["support@acme.example"],
+        fine,
+    )
+    .await;
+    assert_eq!(t.data.map(|d| d.0), Some(250));
+}
+
+async fn ehlo_names_the_server_and_offers_size_and_rcpt_wants_a_mailbox(app: TestApp) {
+    let (app, _relay) = app_with_listener(app.backend(), 1 << 20).await;
+    let mut client = fake::Client::connect(listener(&app)).await;
+    assert_eq!(client.reply().await.map(|r| r.0), Some(220));
+    let (code, text) = client.command("EHLO relay.test").await;
+    assert_eq!(code, 250);
+    let lines: Vec<&str> = text.lines().collect();
+    // RFC 5321 4.1.1.1: the first line is the server's name.
+    assert_eq!(lines[0], "reply.acme.example", "{text}");
+    assert!(lines.contains(&"SIZE 1048576"), "{text}");
+    // A mail declared larger than the limit is refused before it is sent.
+    let (code, text) = client
+        .command("MAIL FROM:<max@example.com> SIZE=28311552")
+        .await;
+    assert_eq!((code, text.starts_with("5.3.4")), (552, true), "{text}");
+    assert_eq!(
+        client
+            .command("MAIL FROM:<max@example.com> SIZE=2048 BODY=8BITMIME")
+            .await
+            .0,
+        250
+    );
+    // Two `@`: not a mailbox, even when it ends in our reply domain.
+    let (code, text) = client
+        .command("RCPT TO:<anna@evil.example@reply.acme.example>")
+        .await;
+    assert_eq!(code, 553, "{text}");
+    assert_eq!(
+        client.command("RCPT TO:<support@acme.example>").await.0,
+        250
+    );
+    assert_eq!(client.command("QUIT").await.0, 221);
+}
+
+async fn idle_clients_make_room_for_new_ones(app: TestApp) {
+    let (app, _relay) = app_with_relay_and(app.backend(), |s| {
+        s.email.smtp_listen = Some("127.0.0.1:0".parse().unwrap());
+        s.email.smtp_max_connections = 3;
+        // Long enough that only making room can let the fourth in.
+        s.email.smtp_idle_timeout_secs = 300;
+    })
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        let mut client = fake::Client::connect(listener(&app)).await;
+        assert_eq!(client.reply().await.map(|r| r.0), Some(220));
+        assert_eq!(client.command("EHLO idle.test").await.0, 250);
+        idle.push(client);
+    }
+    // Every session is taken and waits for a command: a new client is
+    // greeted anyway (not after the idle timeout) ...
+    let mut fourth = fake::Client::connect(listener(&app)).await;
+    let greeting = tokio::time::timeout(std::time::Duration::from_secs(10), fourth.reply())
+        .await
+        .expect("greeted while the others idle");
+    assert_eq!(greeting.map(|r| r.0), Some(220));
+    // ... because the one idle longest was closed with 421.
+    let (code, text) = idle[0].reply().await.expect("told why");
+    assert_eq!(code, 421, "{text}");
+    assert_eq!(idle[0].reply().await, None, "and disconnected");
+    // The newcomer is served in full.
+    assert_eq!(fourth.command("EHLO relay.test").await.0, 250);
+    assert_eq!(fourth.command("MAIL FROM:<nora@example.com>").await.0, 250);
+    assert_eq!(
+        fourth.command("RCPT TO:<support@acme.example>").await.0,
+        250
+    );
+    assert_eq!(fourth.command("DATA").await.0, 354);
+    fourth
+        .send(
+            b"From: nora@example.com\r\nTo: support@acme.example\r\nSubject: hi\r\n\
+Message-ID: <nora-1@example.com>\r\n\r\nhello\r\n.\r\n",
+        )
+        .await;
+    assert_eq!(fourth.reply().await.map(|r| r.0), Some(250));
 }

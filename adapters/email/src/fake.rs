@@ -436,6 +436,69 @@ Diagnostic-Code: smtp; 550 5.1.1 <anna@example.com>: Recipient address rejected\
     )
 }
 
+/// A raw SMTP client for tests that speak to a server line by line (and
+/// send what a well-behaved relay never would: bare line feeds, pipelined
+/// commands inside a mail).
+#[derive(Debug)]
+pub struct Client {
+    read: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    write: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Client {
+    /// Connects to `addr`; the greeting is left to read with
+    /// [`Client::reply`].
+    ///
+    /// # Panics
+    /// When the server cannot be reached.
+    pub async fn connect(addr: std::net::SocketAddr) -> Client {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("smtp connects");
+        let (read, write) = stream.into_split();
+        Client {
+            read: BufReader::new(read),
+            write,
+        }
+    }
+
+    /// Sends `bytes` as they are.
+    ///
+    /// # Panics
+    /// When the connection is gone.
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.write.write_all(bytes).await.expect("smtp write");
+    }
+
+    /// Reads one reply: its code and its lines' texts (joined by `\n`);
+    /// `None` when the server closed the connection first.
+    pub async fn reply(&mut self) -> Option<(u16, String)> {
+        let mut text = String::new();
+        loop {
+            let mut line = String::new();
+            if self.read.read_line(&mut line).await.ok()? == 0 {
+                return None;
+            }
+            let line = line.trim_end_matches(['\r', '\n']);
+            let code = line.get(..3).and_then(|c| c.parse().ok())?;
+            text.push_str(line.get(4..).unwrap_or(""));
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return Some((code, text));
+            }
+            text.push('\n');
+        }
+    }
+
+    /// Sends one command line (CRLF added) and reads its reply.
+    ///
+    /// # Panics
+    /// When the server closes the connection instead of answering.
+    pub async fn command(&mut self, line: &str) -> (u16, String) {
+        self.send(format!("{line}\r\n").as_bytes()).await;
+        self.reply().await.expect("the server answers")
+    }
+}
+
 /// The replies to one SMTP transaction, as the relay that made it saw them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transaction {

@@ -3,7 +3,7 @@
 //! STARTTLS required, or plain for a local relay).
 //!
 //! Customers' mail comes back two ways: by SMTP, to the listener a relay
-//! forwards it to (`listener.rs`), or by HTTP, a relay (or a mail
+//! forwards it to (`listener/`), or by HTTP, a relay (or a mail
 //! provider's inbound hook) posting the raw message to `/webhooks/email`,
 //! signed with `X-Omniroute-Signature: sha256=<HMAC-SHA256 of the body>`.
 //!
@@ -12,7 +12,7 @@
 //! neutral content → MIME (headers, Message-ID, threading, text with an HTML
 //! alternative); `inbound.rs` raw MIME → an inbound message, threaded;
 //! `bounces.rs` delivery status notifications → statuses of our messages;
-//! `listener.rs` the SMTP listener for inbound mail;
+//! `listener/` the SMTP listener for inbound mail;
 //! `error.rs` SMTP replies → error classes; `fake.rs`
 //! (feature `fake`) a local SMTP server that records what it receives and
 //! answers scripted replies.
