@@ -110,6 +110,15 @@ pub(crate) async fn bounced_then_whatsapp(app: &mut TestApp, name: &str) {
         .find(|h| h.status == pb::MessageStatus::Failed as i32)
         .expect("the bounce is in the history");
     assert!(bounced.reason.contains("dsn-5.1.1"), "{bounced:?}");
+    // The email attempt says what became of it: the bounce failed it.
+    let email = &message.attempts[0];
+    assert_eq!(email.channel, pb::Channel::Email as i32);
+    assert_eq!(
+        (email.outcome, email.error_code.as_str()),
+        (pb::AttemptOutcome::Permanent as i32, "dsn-5.1.1"),
+        "{email:?}"
+    );
+    assert!(!email.error_message.is_empty(), "{email:?}");
 }
 
 pub(crate) async fn send_email(app: &mut TestApp, to: &str, body: &str) -> pb::Message {

@@ -94,17 +94,13 @@ pub fn decide(
 /// history (`<class> failure <code>: <text>`, as status ingestion writes
 /// it); a report that says no more is a permanent failure.
 fn reported_error(change: &StatusChange) -> AdapterError {
-    let text = change
-        .reason
-        .split("; ")
-        .next()
-        .unwrap_or(change.reason.as_str());
-    let parsed = text.split_once(" failure ").and_then(|(class, rest)| {
-        let class = ErrorClass::parse(class)?;
-        let (code, message) = rest.split_once(": ").unwrap_or((rest, ""));
-        Some(AdapterError::new(class, code, message))
-    });
-    parsed.unwrap_or_else(|| AdapterError::new(ErrorClass::Permanent, "reported", text))
+    match omniroute_store::reported_error_parts(&change.reason) {
+        Some((class, code, message)) => AdapterError::new(class, code, message),
+        None => {
+            let text = change.reason.split("; ").next().unwrap_or_default();
+            AdapterError::new(ErrorClass::Permanent, "reported", text)
+        }
+    }
 }
 
 /// When a sent step's watch comes due: the next step takes over when the
