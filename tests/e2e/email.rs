@@ -17,6 +17,7 @@ crate::on_both_stores!(
     a_greylisting_relay_is_retried,
     a_rejected_address_falls_back_to_the_next_channel,
     a_customers_reply_by_http_lands_threaded_in_the_timeline,
+    a_strangers_mail_to_a_reply_token_names_no_message_of_another_contact,
     a_bounce_fails_the_email_step_and_routing_falls_back,
     templates_render_per_tenant_and_missing_parameters_are_refused,
     one_click_unsubscribe_records_the_opt_out_routing_reads,
@@ -275,6 +276,50 @@ On Tue, ACME Support wrote:\r\n\
         }
         other => panic!("{other:?}"),
     }
+}
+
+async fn a_strangers_mail_to_a_reply_token_names_no_message_of_another_contact(app: TestApp) {
+    let (mut app, _relay) = app_with_relay(app.backend()).await;
+    let accepted = send_email(&mut app, "olga@example.com", "Your invoice").await;
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    let id = accepted.name.trim_start_matches("messages/");
+    let token = id.replace('-', "");
+    // Someone who saw Olga's mail writes to its reply address, and quotes
+    // its Message-ID too.
+    let stranger = format!(
+        "From: eve@example.com\r\nTo: reply+{token}@reply.acme.example\r\n\
+Subject: Re: Your invoice\r\nMessage-ID: <eve-1@example.com>\r\n\
+In-Reply-To: <{id}@reply.acme.example>\r\n\r\nWhat is in it?\r\n"
+    );
+    assert_eq!(post_mail(&app, &stranger, None).await.status, 200);
+    let eve = lookup(
+        &mut app,
+        pb::lookup_contact_request::Key::Address("eve@example.com".into()),
+    )
+    .await
+    .expect("the stranger is a contact of their own");
+    let theirs = timeline(&mut app, &eve.name).await;
+    assert_eq!(theirs.len(), 1, "{theirs:#?}");
+    assert_eq!(
+        theirs[0].reply_to, "",
+        "no message of another contact is named"
+    );
+    assert_eq!(
+        timeline(&mut app, &accepted.contact).await.len(),
+        1,
+        "nothing on Olga's timeline"
+    );
+    // Olga's own answer to the same address is threaded.
+    let own = stranger
+        .replace("eve@example.com", "olga@example.com")
+        .replace("eve-1@", "olga-1@");
+    assert_eq!(post_mail(&app, &own, None).await.status, 200);
+    let hers = timeline(&mut app, &accepted.contact).await;
+    let answer = hers
+        .iter()
+        .find(|m| m.provider_message_id == "olga-1@example.com")
+        .expect("recorded");
+    assert_eq!(answer.reply_to, accepted.name);
 }
 
 async fn a_bounce_fails_the_email_step_and_routing_falls_back(app: TestApp) {

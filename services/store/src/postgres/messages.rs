@@ -445,12 +445,15 @@ impl PgStore {
             .await
             .map_err(db)?
         };
+        // Only a message of the sender's own contact: a reply token or a
+        // Message-ID someone else quotes names nothing of another contact's.
         let reply_to: Option<Uuid> = match &inbound.reply_to {
             Some(provider_id) => tx
                 .query_opt(
                     "SELECT id FROM messages WHERE tenant = $1 AND channel = $2 AND provider_message_id = $3
+                       AND contact_id = $4
                      ORDER BY create_time DESC LIMIT 1",
-                    &[&tenant, &channel, provider_id],
+                    &[&tenant, &channel, provider_id, &contact_id],
                 )
                 .await
                 .map_err(db)?

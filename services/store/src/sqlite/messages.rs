@@ -474,14 +474,20 @@ pub(super) fn record_inbound(
         .execute(params![tenant, contact_id.to_string(), to_micros(now)])
         .map_err(db)?;
     }
+    // Only a message of the sender's own contact: a reply token or a
+    // Message-ID someone else quotes names nothing of another contact's.
     let reply_to: Option<Uuid> = match &inbound.reply_to {
         Some(provider_id) => tx
             .prepare_cached(
                 "SELECT id FROM messages WHERE tenant = ?1 AND channel = ?2 AND provider_message_id = ?3
+                   AND contact_id = ?4
                  ORDER BY create_time DESC LIMIT 1",
             )
             .map_err(db)?
-            .query_row(params![tenant, channel, provider_id], |r| r.get::<_, String>(0))
+            .query_row(
+                params![tenant, channel, provider_id, contact_id.to_string()],
+                |r| r.get::<_, String>(0),
+            )
             .optional()
             .map_err(db)?
             .and_then(|id| Uuid::parse_str(&id).ok()),
