@@ -23,6 +23,7 @@ crate::on_both_stores!(
     one_click_unsubscribe_records_the_opt_out_routing_reads,
     unsubscribing_by_mail_records_the_opt_out,
     an_out_of_office_does_not_cancel_the_fallback,
+    an_out_of_office_is_marked_automatic_in_the_api_and_on_the_event,
     a_document_goes_out_attached,
     a_choice_link_records_the_answer_once_after_confirmation,
     marketing_goes_from_its_own_sender_and_its_replies_come_back,
@@ -651,6 +652,71 @@ I am away until Monday.\r\n"
         "the auto-reply canceled the fallback",
     )
     .await;
+}
+
+async fn an_out_of_office_is_marked_automatic_in_the_api_and_on_the_event(app: TestApp) {
+    let (mut app, _relay) = app_with_relay(app.backend()).await;
+    let accepted = send_email(&mut app, "jana@example.com", "Your order has shipped").await;
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    let mut received = crate::events::subscribe(
+        &mut app,
+        pb::SubscribeRequest {
+            types: vec![pb::EventType::MessageReceived as i32],
+            ..Default::default()
+        },
+    )
+    .await;
+    let token = accepted
+        .name
+        .trim_start_matches("messages/")
+        .replace('-', "");
+    let mail = |id: &str, extra: &str, text: &str| {
+        format!(
+            "From: jana@example.com\r\nTo: reply+{token}@reply.acme.example\r\n\
+Subject: Re: Your order\r\nMessage-ID: <{id}@example.com>\r\n{extra}\r\n{text}\r\n"
+        )
+    };
+    let away = mail(
+        "away-jana",
+        "Auto-Submitted: auto-replied\r\n",
+        "I am away until Monday.",
+    );
+    let reply = mail("reply-jana", "", "Thanks, when does it arrive?");
+    for raw in [&away, &reply] {
+        assert_eq!(post_mail(&app, raw, None).await.status, 200);
+    }
+    // On the event stream, in order: the out-of-office, then the reply.
+    for (id, automatic) in [
+        ("away-jana@example.com", true),
+        ("reply-jana@example.com", false),
+    ] {
+        let event = crate::events::next(&mut received).await;
+        let Some(pb::event::Payload::Message(m)) = event.payload else {
+            panic!("a message: {event:?}")
+        };
+        assert_eq!(m.provider_message_id, id);
+        assert_eq!(m.automatic, automatic, "{id} on the event");
+        assert_eq!(m.reply_to, accepted.name, "both are threaded");
+    }
+    // And by the API.
+    let messages = timeline(&mut app, &accepted.contact).await;
+    let automatic = |id: &str| {
+        messages
+            .iter()
+            .find(|m| m.provider_message_id == id)
+            .map(|m| m.automatic)
+            .expect("recorded")
+    };
+    assert!(automatic("away-jana@example.com"));
+    assert!(!automatic("reply-jana@example.com"));
+    assert!(
+        !messages
+            .iter()
+            .find(|m| m.name == accepted.name)
+            .expect("ours")
+            .automatic,
+        "our own message is not"
+    );
 }
 
 async fn a_document_goes_out_attached(app: TestApp) {

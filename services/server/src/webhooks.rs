@@ -469,7 +469,8 @@ async fn recorded_before(
         let page = match store.list_consents(tenant, contact, after, PAGE).await {
             Ok(page) => page,
             Err(
-                omniroute_store::StoreError::NotFound { .. } | omniroute_store::StoreError::Erased(_),
+                omniroute_store::StoreError::NotFound { .. }
+                | omniroute_store::StoreError::Erased(_),
             ) => return Ok(false),
             Err(e) => return Err(e),
         };

@@ -427,7 +427,8 @@ fn fail_attempt(message: &mut Message, report: &ProviderStatus) {
     let Some((class, code, text)) = reported_error_parts(&report.reason) else {
         return;
     };
-    let accepted = |a: &Attempt| a.channel == report.channel && a.outcome == AttemptOutcome::Accepted;
+    let accepted =
+        |a: &Attempt| a.channel == report.channel && a.outcome == AttemptOutcome::Accepted;
     let index = message
         .attempts
         .iter()

@@ -559,6 +559,10 @@ pub struct Message {
     pub create_time: SystemTime,
     /// When it last changed.
     pub update_time: SystemTime,
+    /// Inbound: sent by a machine on the customer's behalf (an
+    /// out-of-office, RFC 3834), not by the customer.
+    #[serde(default)]
+    pub automatic: bool,
 }
 
 /// The outcome of [`crate::Store::accept_message`].
@@ -691,6 +695,7 @@ pub(crate) fn outbound_message(new: NewMessage, now: SystemTime) -> (Message, Sy
         provider_message_id: None,
         create_time: now,
         update_time: now,
+        automatic: false,
     };
     (message, scheduled.unwrap_or(now))
 }
@@ -734,6 +739,7 @@ pub(crate) fn inbound_message(
         provider_message_id: Some(inbound.provider_message_id.clone()),
         create_time: now,
         update_time: now,
+        automatic: inbound.automatic,
     }
 }
 

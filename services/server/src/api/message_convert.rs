@@ -424,6 +424,7 @@ pub fn message_to_pb(m: &Message) -> pb::Message {
         provider_message_id: m.provider_message_id.clone().unwrap_or_default(),
         create_time: timestamp(m.create_time),
         update_time: timestamp(m.update_time),
+        automatic: m.automatic,
     }
 }
 
@@ -794,6 +795,7 @@ mod tests {
             provider_message_id: Some("<m1@example.com>".into()),
             create_time: at(0),
             update_time: at(5),
+            automatic: false,
         }
     }
 

@@ -445,6 +445,7 @@ mod tests {
                 provider_message_id: Some("wamid.1".into()),
                 create_time: t,
                 update_time: t,
+                automatic: false,
             },
             claim_token: uuid::Uuid::now_v7(),
             plan_index: 0,

@@ -26,10 +26,14 @@ macro_rules! message_columns {
     () => {
         "id, contact_id, direction, category, channel, priority, status, content, overrides,
          correlation_ref, metadata, send_time, expire_time, reply_to, history, attempts, route,
-         provider_message_id, create_time, update_time"
+         provider_message_id, create_time, update_time, automatic"
     };
 }
 pub(super) use message_columns;
+
+/// How many columns [`message_columns`] names (columns read after them
+/// start there).
+pub(super) const MESSAGE_WIDTH: usize = crate::column_count(message_columns!());
 
 /// A stored value this build cannot read.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +92,7 @@ pub(super) fn message_row(r: &Row<'_>) -> rusqlite::Result<Message> {
         provider_message_id: r.get(17)?,
         create_time: from_micros(r.get(18)?),
         update_time: from_micros(r.get(19)?),
+        automatic: r.get(20)?,
     })
 }
 
@@ -497,8 +502,8 @@ pub(super) fn record_inbound(
     tx.prepare_cached(
         "INSERT INTO messages (tenant, id, contact_id, direction, category, channel, priority,
                 status, content, correlation_ref, send_time, reply_to, history,
-                provider_message_id, create_time, update_time)
-         VALUES (?1, ?2, ?3, 2, ?4, ?5, ?6, ?7, ?8, '', ?9, ?10, ?11, ?12, ?13, ?13)",
+                provider_message_id, create_time, update_time, automatic)
+         VALUES (?1, ?2, ?3, 2, ?4, ?5, ?6, ?7, ?8, '', ?9, ?10, ?11, ?12, ?13, ?13, ?14)",
     )
     .map_err(db)?
     .execute(params![
@@ -514,7 +519,8 @@ pub(super) fn record_inbound(
         reply_to.map(|id| id.to_string()),
         json(&message.history),
         inbound.provider_message_id,
-        to_micros(now)
+        to_micros(now),
+        inbound.automatic
     ])
     .map_err(db)?;
     if let Some(bytes) = &inbound.media_bytes {
