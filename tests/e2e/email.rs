@@ -62,7 +62,33 @@ pub(crate) async fn app_with_relay_and(
     backend: omniroute_e2e::Backend,
     more: impl FnOnce(&mut omniroute::Settings),
 ) -> (TestApp, FakeSmtp) {
-    let relay = FakeSmtp::start().await;
+    app_with(FakeSmtp::start().await, backend, more).await
+}
+
+/// A server whose relay offers DSN (RFC 3461), as Postfix does.
+pub(crate) async fn app_with_dsn_relay_and(
+    backend: omniroute_e2e::Backend,
+    more: impl FnOnce(&mut omniroute::Settings),
+) -> (TestApp, FakeSmtp) {
+    let (app, relay) = app_with(FakeSmtp::start_with_dsn().await, backend, more).await;
+    // The server learns at start that the relay offers DSN (its EHLO), and
+    // checks the connection (NOOP) once it has: routing reads it.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while relay.noops() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the relay was never asked"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    (app, relay)
+}
+
+async fn app_with(
+    relay: FakeSmtp,
+    backend: omniroute_e2e::Backend,
+    more: impl FnOnce(&mut omniroute::Settings),
+) -> (TestApp, FakeSmtp) {
     let port = relay.port();
     let app = TestApp::spawn_with(backend, |s| {
         s.email.enabled = true;
@@ -618,7 +644,8 @@ async fn unsubscribing_by_mail_records_the_opt_out(app: TestApp) {
 }
 
 async fn an_out_of_office_does_not_cancel_the_fallback(app: TestApp) {
-    let (mut app, _relay) = app_with_relay_and(app.backend(), |s| {
+    // A relay that reports delivery: the deadline waits for the report.
+    let (mut app, _relay) = app_with_dsn_relay_and(app.backend(), |s| {
         // Not delivered on email within a second: WhatsApp takes over.
         s.routing
             .deliver_within_secs

@@ -8,7 +8,9 @@ use omniroute_e2e::TestApp;
 use omniroute_email::fake::{self, FakeSmtp};
 use omniroute_proto::v1 as pb;
 
-use crate::email::{app_with_relay_and, email_then_whatsapp, handed_to_whatsapp, send_email};
+use crate::email::{
+    app_with_dsn_relay_and, app_with_relay_and, email_then_whatsapp, handed_to_whatsapp, send_email,
+};
 use crate::reliability::timeline;
 use crate::whatsapp::wait_status;
 
@@ -24,15 +26,19 @@ crate::on_both_stores!(
     a_bare_line_feed_smuggles_nothing_in,
     ehlo_names_the_server_and_offers_size_and_rcpt_wants_a_mailbox,
     idle_clients_make_room_for_new_ones,
+    a_success_report_ends_the_deadline_where_the_relay_offers_dsn,
+    a_relayed_report_ends_the_deadline_without_claiming_delivery,
+    without_dsn_acceptance_ends_the_deadline_unless_the_tenant_keeps_it,
 );
 
-/// A server with a relay out and the SMTP listener in (mail up to
-/// `max_bytes`).
+/// A server with a relay out (offering DSN) and the SMTP listener in (mail
+/// up to `max_bytes`); transactional email is handed over after 2 s
+/// without a delivery report.
 async fn app_with_listener(
     backend: omniroute_e2e::Backend,
     max_bytes: usize,
 ) -> (TestApp, FakeSmtp) {
-    app_with_relay_and(backend, |s| {
+    app_with_dsn_relay_and(backend, |s| {
         s.email.smtp_listen = Some("127.0.0.1:0".parse().unwrap());
         s.email.smtp_max_message_bytes = max_bytes;
         s.routing
@@ -511,4 +517,133 @@ Message-ID: <nora-1@example.com>\r\n\r\nhello\r\n.\r\n",
         )
         .await;
     assert_eq!(fourth.reply().await.map(|r| r.0), Some(250));
+}
+
+/// What the route says the first step's deadline can see, and the deadline.
+fn first_step(message: &pb::Message) -> (i32, Option<i64>) {
+    let step = &message.route.as_ref().expect("a route").steps[0];
+    (
+        step.deadline_evidence,
+        step.deliver_within.as_ref().map(|d| d.seconds),
+    )
+}
+
+async fn a_success_report_ends_the_deadline_where_the_relay_offers_dsn(app: TestApp) {
+    let (mut app, relay) = app_with_listener(app.backend(), 1 << 20).await;
+    let accepted = email_then_whatsapp(&mut app, "Lotte", "4915155500066").await;
+    assert_eq!(
+        first_step(&accepted),
+        (pb::DeliveryEvidence::Report as i32, Some(2)),
+        "the deadline waits for a delivery report"
+    );
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    // The relay was asked for reports of delivery (RFC 3461).
+    let mail = relay.received()[0].clone();
+    let id = accepted.name.trim_start_matches("messages/");
+    assert_eq!(mail.mail_parameter("RET"), Some("HDRS"));
+    assert_eq!(mail.mail_parameter("ENVID"), Some(id));
+    assert_eq!(
+        mail.rcpt_parameters[0],
+        [
+            "NOTIFY=SUCCESS,FAILURE,DELAY".to_owned(),
+            "ORCPT=rfc822;lotte@example.com".to_owned()
+        ]
+    );
+    // The receiving MTA's success report comes back to our return path.
+    let report = mail.delivery_report("delivered").expect("asked for");
+    let t = fake::deliver(listener(&app), "", &[&mail.mail_from], &report).await;
+    assert_eq!(t.data.map(|d| d.0), Some(250));
+    let delivered = wait_status(&mut app, &accepted.name, pb::MessageStatus::Delivered).await;
+    // Delivered on email: the watch ended with the report, nothing falls
+    // back (a delivered report deletes the watch in its transaction).
+    assert_eq!(delivered.channel, pb::Channel::Email as i32);
+    assert_eq!(delivered.attempts.len(), 1, "{delivered:#?}");
+}
+
+async fn a_relayed_report_ends_the_deadline_without_claiming_delivery(app: TestApp) {
+    let (mut app, relay) = app_with_listener(app.backend(), 1 << 20).await;
+    let accepted = email_then_whatsapp(&mut app, "Mona", "4915155500077").await;
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    let mail = relay.received()[0].clone();
+    // Handed on to a server without DSN: no report of delivery will come.
+    let report = mail.delivery_report("relayed").expect("asked for");
+    let t = fake::deliver(listener(&app), "", &[&mail.mail_from], &report).await;
+    assert_eq!(t.data.map(|d| d.0), Some(250));
+    // The deadline (2 s) comes and ends without a fallback.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let ended = loop {
+        let m = crate::messaging::get_message(&mut app, &accepted.name).await;
+        if m.status_history
+            .iter()
+            .any(|h| h.reason.contains("the deadline ends"))
+        {
+            break m;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{m:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        ended.status,
+        pb::MessageStatus::Sent as i32,
+        "not delivered"
+    );
+    assert_eq!(ended.channel, pb::Channel::Email as i32);
+    assert_eq!(ended.attempts.len(), 1, "no fallback: {ended:#?}");
+}
+
+async fn without_dsn_acceptance_ends_the_deadline_unless_the_tenant_keeps_it(app: TestApp) {
+    let backend = app.backend();
+    drop(app);
+    let deadline = |s: &mut omniroute::Settings| {
+        s.email.smtp_listen = Some("127.0.0.1:0".parse().unwrap());
+        s.routing
+            .deliver_within_secs
+            .insert(omniroute_channel::Category::Transactional, 1);
+    };
+    // By default a relay's 250 is the last word: no deadline to miss on a
+    // relay that cannot report delivery; a bounce still hands over.
+    let (mut app, relay) = app_with_relay_and(backend, deadline).await;
+    let second = email_then_whatsapp(&mut app, "Nils", "4915155500088").await;
+    assert_eq!(
+        first_step(&second),
+        (pb::DeliveryEvidence::Acceptance as i32, None),
+        "the route says the relay's acceptance ends the deadline"
+    );
+    let id = second.name.trim_start_matches("messages/");
+    wait_status(&mut app, &second.name, pb::MessageStatus::Sent).await;
+    assert!(
+        relay.received()[0].mail_parameters.is_empty(),
+        "no DSN asked"
+    );
+    let bounce = fake::dsn(id, "failed", "5.1.1", false);
+    assert_eq!(
+        crate::email::post_mail(&app, &bounce, None).await.status,
+        200
+    );
+    crate::email::bounced_then_whatsapp(&mut app, &second.name).await;
+    drop(app);
+
+    // A tenant that keeps the deadline: it hands over, saying why.
+    let (mut app, _relay) = app_with_relay_and(backend, |s| {
+        deadline(s);
+        s.routing.deadline_without_delivery_reports = "keep".into();
+    })
+    .await;
+    let warmed = send_email(&mut app, "warm@example.com", "hello").await;
+    wait_status(&mut app, &warmed.name, pb::MessageStatus::Sent).await;
+    let kept = email_then_whatsapp(&mut app, "Olaf", "4915155500099").await;
+    assert_eq!(
+        first_step(&kept),
+        (pb::DeliveryEvidence::None as i32, Some(1)),
+        "the route says the deadline sees no delivery"
+    );
+    let handed = handed_to_whatsapp(&mut app, &kept.name, "the kept deadline").await;
+    assert!(
+        handed
+            .status_history
+            .iter()
+            .any(|h| h.reason.contains("(it reports no delivery)")),
+        "{:#?}",
+        handed.status_history
+    );
 }

@@ -441,12 +441,31 @@ fn fail_attempt(message: &mut Message, report: &ProviderStatus) {
     }
 }
 
+/// The history's note when a provider handed a sent message on to a
+/// system that reports no further (an email relayed past DSN): no delivery
+/// report will follow, so a deadline waiting for one ends
+/// (`routing::fallback::on_watch` reads it).
+pub const RELAYED: &str = "relayed where no delivery report follows";
+
 fn apply_reported_status(
     message: &mut Message,
     report: &ProviderStatus,
     watched: bool,
     now: SystemTime,
 ) -> bool {
+    if report.status == MessageStatus::Sent
+        && report.reason == RELAYED
+        && message.status == MessageStatus::Sent
+    {
+        message.history.push(StatusChange {
+            status: MessageStatus::Sent,
+            time: now,
+            channel: Some(report.channel),
+            reason: RELAYED.to_owned(),
+        });
+        message.update_time = now;
+        return true;
+    }
     // A report naming our id may be the first we hear of the provider's.
     if message.provider_message_id.is_none() && !report.provider_message_id.is_empty() {
         message.provider_message_id = Some(report.provider_message_id.clone());

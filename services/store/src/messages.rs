@@ -318,6 +318,34 @@ pub struct PlannedChannel {
     /// answered) comes back to routing, which may try the channel again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub watch_reports: bool,
+    /// What its delivery deadline can see: routing's reading of whether
+    /// the channel reports delivery, and the tenant's rule where it does not.
+    #[serde(default, skip_serializing_if = "DeliveryEvidence::is_report")]
+    pub evidence: DeliveryEvidence,
+}
+
+/// What a step's delivery deadline can see of its delivery.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryEvidence {
+    /// The channel reports delivery: a delivery report ends the deadline
+    /// (and so does word that none will follow: an email relayed past DSN).
+    #[default]
+    Report,
+    /// The channel reports no delivery (an email relay without DSN), and
+    /// its acceptance ends the deadline (the tenant's rule, by default):
+    /// failures reported later still hand over to the next step.
+    Acceptance,
+    /// The channel reports no delivery, and the tenant keeps the deadline:
+    /// the next step follows unless the customer replies, even after a
+    /// delivery nobody reported.
+    Nothing,
+}
+
+impl DeliveryEvidence {
+    fn is_report(&self) -> bool {
+        *self == DeliveryEvidence::Report
+    }
 }
 
 impl PlannedChannel {
@@ -332,6 +360,7 @@ impl PlannedChannel {
             deliver_within: None,
             not_before: None,
             watch_reports: false,
+            evidence: DeliveryEvidence::Report,
         }
     }
 }

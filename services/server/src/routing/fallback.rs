@@ -12,7 +12,9 @@
 use std::time::{Duration, SystemTime};
 
 use omniroute_channel::{AdapterError, ErrorClass};
-use omniroute_store::{ClaimedJob, JobKind, MessageStatus, NextStep, RouteDecision, StatusChange};
+use omniroute_store::{
+    ClaimedJob, DeliveryEvidence, JobKind, MessageStatus, NextStep, RouteDecision, StatusChange,
+};
 
 use super::quiet;
 use crate::settings::DispatchSettings;
@@ -189,7 +191,19 @@ pub fn on_watch(
     let reason = if reported.is_some() {
         failed
     } else if let Some(within) = step.deliver_within {
-        format!("not delivered on {channel} within {}", span(within))
+        if relayed(job, channel) {
+            // No delivery report can come any more: the deadline has
+            // nothing left to wait for.
+            return end(&format!(
+                "{channel} handed it on where no delivery report follows; the deadline ends"
+            ));
+        }
+        let unseen = if step.evidence == DeliveryEvidence::Nothing {
+            " (it reports no delivery)"
+        } else {
+            ""
+        };
+        format!("not delivered on {channel} within {}{unseen}", span(within))
     } else {
         return end("");
     };
@@ -198,6 +212,21 @@ pub fn on_watch(
         due: step_due(route, next, next_rings, now),
         reason,
     }
+}
+
+/// Whether the watched step's provider said, since the step was sent, that
+/// it handed the message on where no delivery report follows.
+fn relayed(job: &ClaimedJob, channel: omniroute_channel::Channel) -> bool {
+    let history = &job.message.history;
+    let sent = history
+        .iter()
+        .rposition(|h| {
+            h.status == MessageStatus::Sent && h.channel == Some(channel) && h.reason.is_empty()
+        })
+        .unwrap_or(0);
+    history[sent..]
+        .iter()
+        .any(|h| h.channel == Some(channel) && h.reason == omniroute_store::RELAYED)
 }
 
 /// What follows a callback's attempt that did not reach the customer (or
@@ -403,6 +432,7 @@ mod tests {
             deliver_within: None,
             not_before: None,
             watch_reports: false,
+            evidence: Default::default(),
         };
         let mut plan = vec![
             step(omniroute_channel::Channel::Whatsapp, "4915123456789"),

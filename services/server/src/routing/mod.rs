@@ -11,6 +11,8 @@
 //!   defaults), lets an approved template's category decide, and hands the
 //!   decision back to be stored with the message. SendMessage and
 //!   PreviewRoute both call [`Router::route`], so a preview is the decision.
+//! - [`deadline`] says what a delivery deadline can see on each step (a
+//!   delivery report, or where the channel gives none, the tenant's rule).
 //! - [`fallback`] decides what happens after a failed attempt; [`quiet`] the
 //!   quiet-hours arithmetic; [`breaker`] the per-channel circuit breakers.
 //!
@@ -18,6 +20,7 @@
 //! `api/error.rs`); the dispatcher only carries out the plan.
 
 pub mod breaker;
+pub mod deadline;
 pub mod fallback;
 pub mod hours;
 pub mod policy;
@@ -28,7 +31,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use omniroute_channel::{Category, Channel, Content};
+use omniroute_channel::{Category, Channel, Content, DeliveryReports};
 use omniroute_store::{
     CallbackRule, ChannelOverride, RouteDecision, RoutingContact, SkipReason, SkippedChannel,
 };
@@ -228,6 +231,11 @@ impl Router {
         if matches!(request.content, Content::CallbackRequest(_)) {
             schedule_callback(policy, request, &mut route, now)?;
         }
+        deadline::mark(&mut route.plan, policy.unreported_deadline, |channel| {
+            self.adapters
+                .get(&channel)
+                .map_or(DeliveryReports::Reported, |a| a.delivery_reports())
+        });
         Ok(Routed { category, route })
     }
 
