@@ -15,6 +15,7 @@ mod messaging;
 mod metrics;
 mod outage;
 mod policy;
+mod postfix;
 mod preferences;
 mod provider_faults;
 mod reliability;
