@@ -17,11 +17,13 @@ crate::on_both_stores!(
     a_greylisting_relay_is_retried,
     a_rejected_address_falls_back_to_the_next_channel,
     a_customers_reply_by_http_lands_threaded_in_the_timeline,
+    a_strangers_mail_to_a_reply_token_names_no_message_of_another_contact,
     a_bounce_fails_the_email_step_and_routing_falls_back,
     templates_render_per_tenant_and_missing_parameters_are_refused,
     one_click_unsubscribe_records_the_opt_out_routing_reads,
     unsubscribing_by_mail_records_the_opt_out,
     an_out_of_office_does_not_cancel_the_fallback,
+    an_out_of_office_is_marked_automatic_in_the_api_and_on_the_event,
     a_document_goes_out_attached,
     a_choice_link_records_the_answer_once_after_confirmation,
     marketing_goes_from_its_own_sender_and_its_replies_come_back,
@@ -60,7 +62,33 @@ pub(crate) async fn app_with_relay_and(
     backend: omniroute_e2e::Backend,
     more: impl FnOnce(&mut omniroute::Settings),
 ) -> (TestApp, FakeSmtp) {
-    let relay = FakeSmtp::start().await;
+    app_with(FakeSmtp::start().await, backend, more).await
+}
+
+/// A server whose relay offers DSN (RFC 3461), as Postfix does.
+pub(crate) async fn app_with_dsn_relay_and(
+    backend: omniroute_e2e::Backend,
+    more: impl FnOnce(&mut omniroute::Settings),
+) -> (TestApp, FakeSmtp) {
+    let (app, relay) = app_with(FakeSmtp::start_with_dsn().await, backend, more).await;
+    // The server learns at start that the relay offers DSN (its EHLO), and
+    // checks the connection (NOOP) once it has: routing reads it.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while relay.noops() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the relay was never asked"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    (app, relay)
+}
+
+async fn app_with(
+    relay: FakeSmtp,
+    backend: omniroute_e2e::Backend,
+    more: impl FnOnce(&mut omniroute::Settings),
+) -> (TestApp, FakeSmtp) {
     let port = relay.port();
     let app = TestApp::spawn_with(backend, |s| {
         s.email.enabled = true;
@@ -110,6 +138,15 @@ pub(crate) async fn bounced_then_whatsapp(app: &mut TestApp, name: &str) {
         .find(|h| h.status == pb::MessageStatus::Failed as i32)
         .expect("the bounce is in the history");
     assert!(bounced.reason.contains("dsn-5.1.1"), "{bounced:?}");
+    // The email attempt says what became of it: the bounce failed it.
+    let email = &message.attempts[0];
+    assert_eq!(email.channel, pb::Channel::Email as i32);
+    assert_eq!(
+        (email.outcome, email.error_code.as_str()),
+        (pb::AttemptOutcome::Permanent as i32, "dsn-5.1.1"),
+        "{email:?}"
+    );
+    assert!(!email.error_message.is_empty(), "{email:?}");
 }
 
 pub(crate) async fn send_email(app: &mut TestApp, to: &str, body: &str) -> pb::Message {
@@ -266,6 +303,50 @@ On Tue, ACME Support wrote:\r\n\
         }
         other => panic!("{other:?}"),
     }
+}
+
+async fn a_strangers_mail_to_a_reply_token_names_no_message_of_another_contact(app: TestApp) {
+    let (mut app, _relay) = app_with_relay(app.backend()).await;
+    let accepted = send_email(&mut app, "olga@example.com", "Your invoice").await;
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    let id = accepted.name.trim_start_matches("messages/");
+    let token = id.replace('-', "");
+    // Someone who saw Olga's mail writes to its reply address, and quotes
+    // its Message-ID too.
+    let stranger = format!(
+        "From: eve@example.com\r\nTo: reply+{token}@reply.acme.example\r\n\
+Subject: Re: Your invoice\r\nMessage-ID: <eve-1@example.com>\r\n\
+In-Reply-To: <{id}@reply.acme.example>\r\n\r\nWhat is in it?\r\n"
+    );
+    assert_eq!(post_mail(&app, &stranger, None).await.status, 200);
+    let eve = lookup(
+        &mut app,
+        pb::lookup_contact_request::Key::Address("eve@example.com".into()),
+    )
+    .await
+    .expect("the stranger is a contact of their own");
+    let theirs = timeline(&mut app, &eve.name).await;
+    assert_eq!(theirs.len(), 1, "{theirs:#?}");
+    assert_eq!(
+        theirs[0].reply_to, "",
+        "no message of another contact is named"
+    );
+    assert_eq!(
+        timeline(&mut app, &accepted.contact).await.len(),
+        1,
+        "nothing on Olga's timeline"
+    );
+    // Olga's own answer to the same address is threaded.
+    let own = stranger
+        .replace("eve@example.com", "olga@example.com")
+        .replace("eve-1@", "olga-1@");
+    assert_eq!(post_mail(&app, &own, None).await.status, 200);
+    let hers = timeline(&mut app, &accepted.contact).await;
+    let answer = hers
+        .iter()
+        .find(|m| m.provider_message_id == "olga-1@example.com")
+        .expect("recorded");
+    assert_eq!(answer.reply_to, accepted.name);
 }
 
 async fn a_bounce_fails_the_email_step_and_routing_falls_back(app: TestApp) {
@@ -488,10 +569,12 @@ async fn one_click_unsubscribe_records_the_opt_out_routing_reads(app: TestApp) {
     assert_eq!(post(forged).await.status, 404);
     assert_eq!(consents(&mut app, &gina.name).await.len(), 1);
 
-    // The one-click POST a mailbox provider sends.
+    // The one-click POST a mailbox provider sends, and again (providers
+    // repeat it): one revocation, both answered 200.
     assert_eq!(post(path.clone()).await.status, 200);
+    assert_eq!(post(path.clone()).await.status, 200, "a repeated POST");
     let ledger = consents(&mut app, &gina.name).await;
-    assert_eq!(ledger.len(), 2, "{ledger:#?}");
+    assert_eq!(ledger.len(), 2, "one revocation: {ledger:#?}");
     let revoked = ledger
         .iter()
         .find(|r| r.action == pb::ConsentAction::Revoke as i32)
@@ -561,7 +644,8 @@ async fn unsubscribing_by_mail_records_the_opt_out(app: TestApp) {
 }
 
 async fn an_out_of_office_does_not_cancel_the_fallback(app: TestApp) {
-    let (mut app, _relay) = app_with_relay_and(app.backend(), |s| {
+    // A relay that reports delivery: the deadline waits for the report.
+    let (mut app, _relay) = app_with_dsn_relay_and(app.backend(), |s| {
         // Not delivered on email within a second: WhatsApp takes over.
         s.routing
             .deliver_within_secs
@@ -595,6 +679,71 @@ I am away until Monday.\r\n"
         "the auto-reply canceled the fallback",
     )
     .await;
+}
+
+async fn an_out_of_office_is_marked_automatic_in_the_api_and_on_the_event(app: TestApp) {
+    let (mut app, _relay) = app_with_relay(app.backend()).await;
+    let accepted = send_email(&mut app, "jana@example.com", "Your order has shipped").await;
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    let mut received = crate::events::subscribe(
+        &mut app,
+        pb::SubscribeRequest {
+            types: vec![pb::EventType::MessageReceived as i32],
+            ..Default::default()
+        },
+    )
+    .await;
+    let token = accepted
+        .name
+        .trim_start_matches("messages/")
+        .replace('-', "");
+    let mail = |id: &str, extra: &str, text: &str| {
+        format!(
+            "From: jana@example.com\r\nTo: reply+{token}@reply.acme.example\r\n\
+Subject: Re: Your order\r\nMessage-ID: <{id}@example.com>\r\n{extra}\r\n{text}\r\n"
+        )
+    };
+    let away = mail(
+        "away-jana",
+        "Auto-Submitted: auto-replied\r\n",
+        "I am away until Monday.",
+    );
+    let reply = mail("reply-jana", "", "Thanks, when does it arrive?");
+    for raw in [&away, &reply] {
+        assert_eq!(post_mail(&app, raw, None).await.status, 200);
+    }
+    // On the event stream, in order: the out-of-office, then the reply.
+    for (id, automatic) in [
+        ("away-jana@example.com", true),
+        ("reply-jana@example.com", false),
+    ] {
+        let event = crate::events::next(&mut received).await;
+        let Some(pb::event::Payload::Message(m)) = event.payload else {
+            panic!("a message: {event:?}")
+        };
+        assert_eq!(m.provider_message_id, id);
+        assert_eq!(m.automatic, automatic, "{id} on the event");
+        assert_eq!(m.reply_to, accepted.name, "both are threaded");
+    }
+    // And by the API.
+    let messages = timeline(&mut app, &accepted.contact).await;
+    let automatic = |id: &str| {
+        messages
+            .iter()
+            .find(|m| m.provider_message_id == id)
+            .map(|m| m.automatic)
+            .expect("recorded")
+    };
+    assert!(automatic("away-jana@example.com"));
+    assert!(!automatic("reply-jana@example.com"));
+    assert!(
+        !messages
+            .iter()
+            .find(|m| m.name == accepted.name)
+            .expect("ours")
+            .automatic,
+        "our own message is not"
+    );
 }
 
 async fn a_document_goes_out_attached(app: TestApp) {

@@ -8,7 +8,9 @@ use omniroute_e2e::TestApp;
 use omniroute_email::fake::{self, FakeSmtp};
 use omniroute_proto::v1 as pb;
 
-use crate::email::{app_with_relay_and, email_then_whatsapp, handed_to_whatsapp, send_email};
+use crate::email::{
+    app_with_dsn_relay_and, app_with_relay_and, email_then_whatsapp, handed_to_whatsapp, send_email,
+};
 use crate::reliability::timeline;
 use crate::whatsapp::wait_status;
 
@@ -21,15 +23,22 @@ crate::on_both_stores!(
     html_only_and_latin1_mail_is_read,
     malformed_and_oversized_mail_is_refused_and_the_session_goes_on,
     attachments_are_media_served_by_get_message_media_until_erasure,
+    a_bare_line_feed_smuggles_nothing_in,
+    ehlo_names_the_server_and_offers_size_and_rcpt_wants_a_mailbox,
+    idle_clients_make_room_for_new_ones,
+    a_success_report_ends_the_deadline_where_the_relay_offers_dsn,
+    a_relayed_report_ends_the_deadline_without_claiming_delivery,
+    without_dsn_acceptance_ends_the_deadline_unless_the_tenant_keeps_it,
 );
 
-/// A server with a relay out and the SMTP listener in (mail up to
-/// `max_bytes`).
+/// A server with a relay out (offering DSN) and the SMTP listener in (mail
+/// up to `max_bytes`); transactional email is handed over after 2 s
+/// without a delivery report.
 async fn app_with_listener(
     backend: omniroute_e2e::Backend,
     max_bytes: usize,
 ) -> (TestApp, FakeSmtp) {
-    app_with_relay_and(backend, |s| {
+    app_with_dsn_relay_and(backend, |s| {
         s.email.smtp_listen = Some("127.0.0.1:0".parse().unwrap());
         s.email.smtp_max_message_bytes = max_bytes;
         s.routing
@@ -373,4 +382,268 @@ Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b1--\r\n",
             .expect_err("nothing left to serve");
         assert_eq!(gone.code(), tonic::Code::FailedPrecondition, "{gone:?}");
     }
+}
+
+/// The start of a transaction for support@acme.example from `from`, up to
+/// DATA's 354.
+async fn open_data(client: &mut fake::Client, from: &str) {
+    assert_eq!(client.reply().await.map(|r| r.0), Some(220), "greeting");
+    assert_eq!(client.command("EHLO relay.test").await.0, 250);
+    assert_eq!(client.command(&format!("MAIL FROM:<{from}>")).await.0, 250);
+    assert_eq!(
+        client.command("RCPT TO:<support@acme.example>").await.0,
+        250
+    );
+    assert_eq!(client.command("DATA").await.0, 354);
+}
+
+async fn a_bare_line_feed_smuggles_nothing_in(app: TestApp) {
+    let (mut app, _relay) = app_with_listener(app.backend(), 1 << 20).await;
+    // SMTP smuggling: a dot between bare line feeds (or after a CRLF and
+    // before a bare LF) must not end the mail, else what follows runs as
+    // the commands of a second, forged mail.
+    for (n, end) in ["\n.\n", "\r\n.\n"].into_iter().enumerate() {
+        let mut client = fake::Client::connect(listener(&app)).await;
+        open_data(&mut client, "mallory@example.com").await;
+        let smuggled = format!(
+            "From: mallory@example.com\r\nTo: support@acme.example\r\nSubject: hello\r\n\
+Message-ID: <mallory-{n}@example.com>\r\n\r\nhello{end}\
+MAIL FROM:<ceo@acme-corp.example>\r\nRCPT TO:<support@acme.example>\r\nDATA\r\n\
+From: ceo@acme-corp.example\r\nTo: support@acme.example\r\nSubject: urgent\r\n\
+Message-ID: <forged-{n}@acme-corp.example>\r\n\r\nPlease wire the money today.\r\n.\r\n"
+        );
+        client.send(smuggled.as_bytes()).await;
+        let (code, text) = client.reply().await.expect("an answer to the mail");
+        assert_eq!(code, 550, "{end:?}: {text}");
+        assert!(text.contains("bare <LF>"), "{text}");
+        // The transaction ended at the real end of the mail: the session
+        // goes on, and no answer for smuggled commands is waiting.
+        assert_eq!(client.command("NOOP").await.0, 250, "{end:?}");
+        assert_eq!(client.command("QUIT").await.0, 221);
+    }
+    for sender in ["mallory@example.com", "ceo@acme-corp.example"] {
+        let none = by_address(&mut app, sender).await;
+        assert_eq!(
+            none.expect_err("nothing recorded").code(),
+            tonic::Code::NotFound,
+            "{sender}"
+        );
+    }
+    // A well-formed mail still goes through.
+    let fine = "From: mallory@example.com\r\nTo: support@acme.example\r\nSubject: hi\r\n\
+Message-ID: <mallory-ok@example.com>\r\n\r\nhello\r\n";
+    let t = fake::deliver(
+        listener(&app),
+        "mallory@example.com",
+        &["support@acme.example"],
+        fine,
+    )
+    .await;
+    assert_eq!(t.data.map(|d| d.0), Some(250));
+}
+
+async fn ehlo_names_the_server_and_offers_size_and_rcpt_wants_a_mailbox(app: TestApp) {
+    let (app, _relay) = app_with_listener(app.backend(), 1 << 20).await;
+    let mut client = fake::Client::connect(listener(&app)).await;
+    assert_eq!(client.reply().await.map(|r| r.0), Some(220));
+    let (code, text) = client.command("EHLO relay.test").await;
+    assert_eq!(code, 250);
+    let lines: Vec<&str> = text.lines().collect();
+    // RFC 5321 4.1.1.1: the first line is the server's name.
+    assert_eq!(lines[0], "reply.acme.example", "{text}");
+    assert!(lines.contains(&"SIZE 1048576"), "{text}");
+    // A mail declared larger than the limit is refused before it is sent.
+    let (code, text) = client
+        .command("MAIL FROM:<max@example.com> SIZE=28311552")
+        .await;
+    assert_eq!((code, text.starts_with("5.3.4")), (552, true), "{text}");
+    assert_eq!(
+        client
+            .command("MAIL FROM:<max@example.com> SIZE=2048 BODY=8BITMIME")
+            .await
+            .0,
+        250
+    );
+    // Two `@`: not a mailbox, even when it ends in our reply domain.
+    let (code, text) = client
+        .command("RCPT TO:<anna@evil.example@reply.acme.example>")
+        .await;
+    assert_eq!(code, 553, "{text}");
+    assert_eq!(
+        client.command("RCPT TO:<support@acme.example>").await.0,
+        250
+    );
+    assert_eq!(client.command("QUIT").await.0, 221);
+}
+
+async fn idle_clients_make_room_for_new_ones(app: TestApp) {
+    let (app, _relay) = app_with_relay_and(app.backend(), |s| {
+        s.email.smtp_listen = Some("127.0.0.1:0".parse().unwrap());
+        s.email.smtp_max_connections = 3;
+        // Long enough that only making room can let the fourth in.
+        s.email.smtp_idle_timeout_secs = 300;
+    })
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        let mut client = fake::Client::connect(listener(&app)).await;
+        assert_eq!(client.reply().await.map(|r| r.0), Some(220));
+        assert_eq!(client.command("EHLO idle.test").await.0, 250);
+        idle.push(client);
+    }
+    // Every session is taken and waits for a command: a new client is
+    // greeted anyway (not after the idle timeout) ...
+    let mut fourth = fake::Client::connect(listener(&app)).await;
+    let greeting = tokio::time::timeout(std::time::Duration::from_secs(10), fourth.reply())
+        .await
+        .expect("greeted while the others idle");
+    assert_eq!(greeting.map(|r| r.0), Some(220));
+    // ... because the one idle longest was closed with 421.
+    let (code, text) = idle[0].reply().await.expect("told why");
+    assert_eq!(code, 421, "{text}");
+    assert_eq!(idle[0].reply().await, None, "and disconnected");
+    // The newcomer is served in full.
+    assert_eq!(fourth.command("EHLO relay.test").await.0, 250);
+    assert_eq!(fourth.command("MAIL FROM:<nora@example.com>").await.0, 250);
+    assert_eq!(
+        fourth.command("RCPT TO:<support@acme.example>").await.0,
+        250
+    );
+    assert_eq!(fourth.command("DATA").await.0, 354);
+    fourth
+        .send(
+            b"From: nora@example.com\r\nTo: support@acme.example\r\nSubject: hi\r\n\
+Message-ID: <nora-1@example.com>\r\n\r\nhello\r\n.\r\n",
+        )
+        .await;
+    assert_eq!(fourth.reply().await.map(|r| r.0), Some(250));
+}
+
+/// What the route says the first step's deadline can see, and the deadline.
+fn first_step(message: &pb::Message) -> (i32, Option<i64>) {
+    let step = &message.route.as_ref().expect("a route").steps[0];
+    (
+        step.deadline_evidence,
+        step.deliver_within.as_ref().map(|d| d.seconds),
+    )
+}
+
+async fn a_success_report_ends_the_deadline_where_the_relay_offers_dsn(app: TestApp) {
+    let (mut app, relay) = app_with_listener(app.backend(), 1 << 20).await;
+    let accepted = email_then_whatsapp(&mut app, "Lotte", "4915155500066").await;
+    assert_eq!(
+        first_step(&accepted),
+        (pb::DeliveryEvidence::Report as i32, Some(2)),
+        "the deadline waits for a delivery report"
+    );
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    // The relay was asked for reports of delivery (RFC 3461).
+    let mail = relay.received()[0].clone();
+    let id = accepted.name.trim_start_matches("messages/");
+    assert_eq!(mail.mail_parameter("RET"), Some("HDRS"));
+    assert_eq!(mail.mail_parameter("ENVID"), Some(id));
+    assert_eq!(
+        mail.rcpt_parameters[0],
+        [
+            "NOTIFY=SUCCESS,FAILURE,DELAY".to_owned(),
+            "ORCPT=rfc822;lotte@example.com".to_owned()
+        ]
+    );
+    // The receiving MTA's success report comes back to our return path.
+    let report = mail.delivery_report("delivered").expect("asked for");
+    let t = fake::deliver(listener(&app), "", &[&mail.mail_from], &report).await;
+    assert_eq!(t.data.map(|d| d.0), Some(250));
+    let delivered = wait_status(&mut app, &accepted.name, pb::MessageStatus::Delivered).await;
+    // Delivered on email: the watch ended with the report, nothing falls
+    // back (a delivered report deletes the watch in its transaction).
+    assert_eq!(delivered.channel, pb::Channel::Email as i32);
+    assert_eq!(delivered.attempts.len(), 1, "{delivered:#?}");
+}
+
+async fn a_relayed_report_ends_the_deadline_without_claiming_delivery(app: TestApp) {
+    let (mut app, relay) = app_with_listener(app.backend(), 1 << 20).await;
+    let accepted = email_then_whatsapp(&mut app, "Mona", "4915155500077").await;
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    let mail = relay.received()[0].clone();
+    // Handed on to a server without DSN: no report of delivery will come.
+    let report = mail.delivery_report("relayed").expect("asked for");
+    let t = fake::deliver(listener(&app), "", &[&mail.mail_from], &report).await;
+    assert_eq!(t.data.map(|d| d.0), Some(250));
+    // The deadline (2 s) comes and ends without a fallback.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let ended = loop {
+        let m = crate::messaging::get_message(&mut app, &accepted.name).await;
+        if m.status_history
+            .iter()
+            .any(|h| h.reason.contains("the deadline ends"))
+        {
+            break m;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{m:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        ended.status,
+        pb::MessageStatus::Sent as i32,
+        "not delivered"
+    );
+    assert_eq!(ended.channel, pb::Channel::Email as i32);
+    assert_eq!(ended.attempts.len(), 1, "no fallback: {ended:#?}");
+}
+
+async fn without_dsn_acceptance_ends_the_deadline_unless_the_tenant_keeps_it(app: TestApp) {
+    let backend = app.backend();
+    drop(app);
+    let deadline = |s: &mut omniroute::Settings| {
+        s.email.smtp_listen = Some("127.0.0.1:0".parse().unwrap());
+        s.routing
+            .deliver_within_secs
+            .insert(omniroute_channel::Category::Transactional, 1);
+    };
+    // By default a relay's 250 is the last word: no deadline to miss on a
+    // relay that cannot report delivery; a bounce still hands over.
+    let (mut app, relay) = app_with_relay_and(backend, deadline).await;
+    let second = email_then_whatsapp(&mut app, "Nils", "4915155500088").await;
+    assert_eq!(
+        first_step(&second),
+        (pb::DeliveryEvidence::Acceptance as i32, None),
+        "the route says the relay's acceptance ends the deadline"
+    );
+    let id = second.name.trim_start_matches("messages/");
+    wait_status(&mut app, &second.name, pb::MessageStatus::Sent).await;
+    assert!(
+        relay.received()[0].mail_parameters.is_empty(),
+        "no DSN asked"
+    );
+    let bounce = fake::dsn(id, "failed", "5.1.1", false);
+    assert_eq!(
+        crate::email::post_mail(&app, &bounce, None).await.status,
+        200
+    );
+    crate::email::bounced_then_whatsapp(&mut app, &second.name).await;
+    drop(app);
+
+    // A tenant that keeps the deadline: it hands over, saying why.
+    let (mut app, _relay) = app_with_relay_and(backend, |s| {
+        deadline(s);
+        s.routing.deadline_without_delivery_reports = "keep".into();
+    })
+    .await;
+    let warmed = send_email(&mut app, "warm@example.com", "hello").await;
+    wait_status(&mut app, &warmed.name, pb::MessageStatus::Sent).await;
+    let kept = email_then_whatsapp(&mut app, "Olaf", "4915155500099").await;
+    assert_eq!(
+        first_step(&kept),
+        (pb::DeliveryEvidence::None as i32, Some(1)),
+        "the route says the deadline sees no delivery"
+    );
+    let handed = handed_to_whatsapp(&mut app, &kept.name, "the kept deadline").await;
+    assert!(
+        handed
+            .status_history
+            .iter()
+            .any(|h| h.reason.contains("(it reports no delivery)")),
+        "{:#?}",
+        handed.status_history
+    );
 }

@@ -16,6 +16,7 @@ mod messaging;
 mod metrics;
 mod outage;
 mod policy;
+mod postfix;
 mod preferences;
 mod provider_faults;
 mod reliability;

@@ -251,12 +251,13 @@ async fn permanent_failure_fails_with_reason(mut app: TestApp) {
     );
     let reason = &failed.status_history.last().unwrap().reason;
     assert!(reason.contains("permanent"), "{reason}");
-    // A bounce after acceptance fails the message too.
+    // A bounce after acceptance fails the message too, and the attempt it
+    // is about.
     let bounced = send_ok(&mut app, to_address(email("bounce@example.com"), "Invoice")).await;
     let bounced = wait_for(&mut app, &bounced.name, pb::MessageStatus::Failed).await;
     assert_eq!(
         bounced.attempts[0].outcome,
-        pb::AttemptOutcome::Accepted as i32
+        pb::AttemptOutcome::Permanent as i32
     );
 }
 

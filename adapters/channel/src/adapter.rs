@@ -188,6 +188,23 @@ pub enum DeliveryStatus {
     /// The attempt is over (a call hung up): a failure unless it was
     /// delivered first (a callback's bridge to the agent is its delivery).
     Ended,
+    /// Handed on to a system that reports no further (an email relayed
+    /// to a server without delivery status notifications): no delivery
+    /// report will follow.
+    Relayed,
+}
+
+/// Whether a channel's provider reports that a message reached the
+/// customer, as its adapter declares it (routing decides what a delivery
+/// deadline waits for on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryReports {
+    /// Delivery is reported (WhatsApp's `delivered`, an answered call, an
+    /// email relay that sends success notifications).
+    Reported,
+    /// Only acceptance and failures are known (an email relay without
+    /// DSN: its `250` is the last thing it says of a delivered mail).
+    NotReported,
 }
 
 /// A status reported for a message the provider accepted earlier.
@@ -378,6 +395,12 @@ pub trait Adapter: Send + Sync + fmt::Debug + 'static {
     fn sending_line(&self, tenant: &str) -> &str {
         let _ = tenant;
         ""
+    }
+
+    /// Whether the provider reports delivery (most do; an email relay
+    /// may not).
+    fn delivery_reports(&self) -> DeliveryReports {
+        DeliveryReports::Reported
     }
 
     /// Sends one message. Ok means the provider accepted it; delivery is

@@ -9,7 +9,9 @@
 //! domain>`, VERP), which works even when the report leaves the original
 //! out. Action `failed` with a 5.x.x status
 //! is a permanent failure (routing falls back to the next channel); `delayed`
-//! (4.x.x) keeps the message pending; `delivered` and `relayed` confirm it.
+//! (4.x.x) keeps the message pending; `delivered` (a success report, RFC
+//! 3461, asked for where the relay offers DSN) confirms it; `relayed` (and
+//! `expanded`) says that no report of its delivery will follow.
 
 use mail_parser::{Message, MimeHeaders};
 use omniroute_channel::{
@@ -168,7 +170,12 @@ pub fn parse(mail: &Message<'_>, returned: Option<String>) -> WebhookEvent {
                 )),
             )
         }
-        "delivered" | "relayed" | "expanded" => (DeliveryStatus::Delivered, None),
+        // In the recipient's mailbox (a success report we asked for with
+        // NOTIFY=SUCCESS where the relay offers DSN).
+        "delivered" => (DeliveryStatus::Delivered, None),
+        // Handed to a server without DSN (or expanded into a list): no
+        // report of its delivery will follow.
+        "relayed" | "expanded" => (DeliveryStatus::Relayed, None),
         "delayed" => {
             return WebhookEvent::Ignored(format!(
                 "delivery of {original} delayed ({}): still pending",

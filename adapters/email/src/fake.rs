@@ -2,7 +2,10 @@
 //! local port (RFC 5321: greeting, EHLO/HELO, MAIL FROM, RCPT TO, DATA with
 //! dot-stuffing, RSET, NOOP, QUIT), recording every message it accepts, and
 //! answering scripted replies to the next transactions (451 greylisting,
-//! 550 no such user, ...).
+//! 550 no such user, ...). Optionally it offers DSN (RFC 3461): it then
+//! takes `RET`/`ENVID` and `NOTIFY`/`ORCPT` (refused with 555 otherwise, as
+//! a relay without the extension does) and writes the success report a
+//! receiving MTA sends for a mail delivered ([`Received::delivery_report`]).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -20,6 +23,87 @@ pub struct Received {
     pub rcpt_to: Vec<String>,
     /// The message as transmitted (dot-stuffing undone, CRLF line ends).
     pub data: String,
+    /// The MAIL FROM parameters (`RET=HDRS`, `ENVID=…`, `BODY=…`).
+    pub mail_parameters: Vec<String>,
+    /// The RCPT TO parameters, per recipient (`NOTIFY=…`, `ORCPT=…`).
+    pub rcpt_parameters: Vec<Vec<String>>,
+}
+
+impl Received {
+    /// The value of MAIL FROM parameter `keyword`.
+    pub fn mail_parameter(&self, keyword: &str) -> Option<&str> {
+        parameter(&self.mail_parameters, keyword)
+    }
+
+    /// The report a receiving MTA sends to the envelope sender when this
+    /// mail reached its first recipient (`action` `delivered`, or `relayed`
+    /// to a server without DSN), as RFC 3464 writes it: the envelope id,
+    /// the original recipient, the status, and the headers only (`RET=HDRS`)
+    /// or the whole mail. `None` unless the sender asked for it
+    /// (`NOTIFY=SUCCESS`).
+    pub fn delivery_report(&self, action: &str) -> Option<String> {
+        let rcpt = self.rcpt_parameters.first()?;
+        let notify = parameter(rcpt, "NOTIFY")?;
+        if !notify.split(',').any(|n| n.eq_ignore_ascii_case("SUCCESS")) {
+            return None;
+        }
+        let to = self.rcpt_to.first()?;
+        let original_recipient = parameter(rcpt, "ORCPT")
+            .map(|o| format!("Original-Recipient: {}\r\n", o.replacen(';', "; ", 1)))
+            .unwrap_or_default();
+        let envelope_id = self
+            .mail_parameter("ENVID")
+            .map(|id| format!("Original-Envelope-Id: {id}\r\n"))
+            .unwrap_or_default();
+        let headers_only = self
+            .mail_parameter("RET")
+            .is_some_and(|r| r.eq_ignore_ascii_case("HDRS"));
+        let original = if headers_only {
+            let head = self.data.split("\r\n\r\n").next().unwrap_or("");
+            format!("Content-Type: text/rfc822-headers\r\n\r\n{head}\r\n")
+        } else {
+            format!("Content-Type: message/rfc822\r\n\r\n{}", self.data)
+        };
+        Some(format!(
+            "From: Mail Delivery System <MAILER-DAEMON@fake.relay.test>\r\n\
+To: {from}\r\n\
+Subject: Successful Mail Delivery Report\r\n\
+Message-ID: <dsn-{action}-{id}@fake.relay.test>\r\n\
+Auto-Submitted: auto-replied\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"dsn1\"\r\n\
+\r\n\
+--dsn1\r\n\
+Content-Type: text/plain\r\n\
+\r\n\
+Your message was {action}.\r\n\
+--dsn1\r\n\
+Content-Type: message/delivery-status\r\n\
+\r\n\
+Reporting-MTA: dns; fake.relay.test\r\n\
+{envelope_id}\
+\r\n\
+Final-Recipient: rfc822; {to}\r\n\
+{original_recipient}\
+Action: {action}\r\n\
+Status: 2.0.0\r\n\
+Diagnostic-Code: smtp; 250 2.0.0 Ok: queued\r\n\
+\r\n\
+--dsn1\r\n\
+{original}\
+--dsn1--\r\n",
+            from = self.mail_from,
+            id = self.mail_parameter("ENVID").unwrap_or("none"),
+        ))
+    }
+}
+
+/// The value of `keyword` among `KEYWORD=value` parameters.
+fn parameter<'p>(parameters: &'p [String], keyword: &str) -> Option<&'p str> {
+    parameters.iter().find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.eq_ignore_ascii_case(keyword).then_some(v)
+    })
 }
 
 impl Received {
@@ -208,6 +292,10 @@ pub enum Stage {
 struct State {
     received: Vec<Received>,
     failures: VecDeque<(Stage, String)>,
+    /// Whether DSN is offered.
+    dsn: bool,
+    /// NOOPs answered.
+    noops: usize,
 }
 
 /// The fake relay.
@@ -230,11 +318,26 @@ impl FakeSmtp {
     /// # Panics
     /// When no local port can be bound.
     pub async fn start() -> FakeSmtp {
+        FakeSmtp::start_offering(false).await
+    }
+
+    /// Starts a relay that offers DSN (RFC 3461), as Postfix does.
+    ///
+    /// # Panics
+    /// When no local port can be bound.
+    pub async fn start_with_dsn() -> FakeSmtp {
+        FakeSmtp::start_offering(true).await
+    }
+
+    async fn start_offering(dsn: bool) -> FakeSmtp {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the fake relay");
         let port = listener.local_addr().expect("address").port();
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State {
+            dsn,
+            ..State::default()
+        }));
         let shared = Arc::clone(&state);
         let server = tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
@@ -254,6 +357,12 @@ impl FakeSmtp {
     /// Its port (on 127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// How many NOOPs it answered (a client checking a connection, or
+    /// done learning what the relay offers).
+    pub fn noops(&self) -> usize {
+        self.lock().noops
     }
 
     /// Every message accepted so far, in order.
@@ -281,8 +390,11 @@ async fn session(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std
     write
         .write_all(b"220 fake.relay.test ESMTP ready\r\n")
         .await?;
+    let dsn = state.lock().unwrap_or_else(|p| p.into_inner()).dsn;
     let mut mail_from: Option<String> = None;
     let mut rcpt_to: Vec<String> = Vec::new();
+    let mut mail_parameters: Vec<String> = Vec::new();
+    let mut rcpt_parameters: Vec<Vec<String>> = Vec::new();
     let mut failure: Option<(Stage, String)> = None;
     let mut line = String::new();
     loop {
@@ -297,11 +409,18 @@ async fn session(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std
             .unwrap_or("")
             .to_ascii_uppercase();
         let reply: String = match verb.as_str() {
+            "EHLO" if dsn => {
+                "250-fake.relay.test\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-DSN\r\n250 PIPELINING"
+                    .into()
+            }
             "EHLO" => {
                 "250-fake.relay.test\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 PIPELINING".into()
             }
             "HELO" => "250 fake.relay.test".into(),
-            "NOOP" => "250 2.0.0 OK".into(),
+            "NOOP" => {
+                state.lock().unwrap_or_else(|p| p.into_inner()).noops += 1;
+                "250 2.0.0 OK".into()
+            }
             "RSET" => {
                 mail_from = None;
                 rcpt_to.clear();
@@ -312,9 +431,14 @@ async fn session(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std
                 write.write_all(b"221 2.0.0 Bye\r\n").await?;
                 return Ok(());
             }
+            "MAIL" if !dsn && has_dsn_parameter(&command) => {
+                "555 5.5.4 Unsupported option: RET, ENVID".into()
+            }
             "MAIL" => {
                 mail_from = Some(address_of(&command));
+                mail_parameters = parameters_of(&command);
                 rcpt_to.clear();
+                rcpt_parameters.clear();
                 failure = {
                     let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
                     s.failures.pop_front()
@@ -322,10 +446,14 @@ async fn session(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std
                 "250 2.1.0 OK".into()
             }
             "RCPT" if mail_from.is_none() => "503 5.5.1 MAIL first".into(),
+            "RCPT" if !dsn && has_dsn_parameter(&command) => {
+                "555 5.5.4 Unsupported option: NOTIFY, ORCPT".into()
+            }
             "RCPT" => match &failure {
                 Some((Stage::Rcpt, reply)) => reply.clone(),
                 _ => {
                     rcpt_to.push(address_of(&command));
+                    rcpt_parameters.push(parameters_of(&command));
                     "250 2.1.5 OK".into()
                 }
             },
@@ -355,6 +483,8 @@ async fn session(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std
                             mail_from: mail_from.take().unwrap_or_default(),
                             rcpt_to: std::mem::take(&mut rcpt_to),
                             data,
+                            mail_parameters: std::mem::take(&mut mail_parameters),
+                            rcpt_parameters: std::mem::take(&mut rcpt_parameters),
                         });
                         "250 2.0.0 OK queued".into()
                     }
@@ -368,6 +498,24 @@ async fn session(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std
         write.write_all(reply.as_bytes()).await?;
         write.write_all(b"\r\n").await?;
     }
+}
+
+/// The parameters after the path in `MAIL FROM:<a@b> RET=HDRS …`.
+fn parameters_of(command: &str) -> Vec<String> {
+    command
+        .split_once('>')
+        .map(|(_, rest)| rest.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// Whether a command carries a DSN parameter (RFC 3461).
+fn has_dsn_parameter(command: &str) -> bool {
+    parameters_of(command).iter().any(|p| {
+        let keyword = p.split('=').next().unwrap_or("");
+        ["RET", "ENVID", "NOTIFY", "ORCPT"]
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(keyword))
+    })
 }
 
 /// The address in `MAIL FROM:<a@b> SIZE=…` or `RCPT TO:<a@b>`.
@@ -434,6 +582,69 @@ Diagnostic-Code: smtp; 550 5.1.1 <anna@example.com>: Recipient address rejected\
 {original}\
 --b1--\r\n"
     )
+}
+
+/// A raw SMTP client for tests that speak to a server line by line (and
+/// send what a well-behaved relay never would: bare line feeds, pipelined
+/// commands inside a mail).
+#[derive(Debug)]
+pub struct Client {
+    read: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    write: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Client {
+    /// Connects to `addr`; the greeting is left to read with
+    /// [`Client::reply`].
+    ///
+    /// # Panics
+    /// When the server cannot be reached.
+    pub async fn connect(addr: std::net::SocketAddr) -> Client {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("smtp connects");
+        let (read, write) = stream.into_split();
+        Client {
+            read: BufReader::new(read),
+            write,
+        }
+    }
+
+    /// Sends `bytes` as they are.
+    ///
+    /// # Panics
+    /// When the connection is gone.
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.write.write_all(bytes).await.expect("smtp write");
+    }
+
+    /// Reads one reply: its code and its lines' texts (joined by `\n`);
+    /// `None` when the server closed the connection first.
+    pub async fn reply(&mut self) -> Option<(u16, String)> {
+        let mut text = String::new();
+        loop {
+            let mut line = String::new();
+            if self.read.read_line(&mut line).await.ok()? == 0 {
+                return None;
+            }
+            let line = line.trim_end_matches(['\r', '\n']);
+            let code = line.get(..3).and_then(|c| c.parse().ok())?;
+            text.push_str(line.get(4..).unwrap_or(""));
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return Some((code, text));
+            }
+            text.push('\n');
+        }
+    }
+
+    /// Sends one command line (CRLF added) and reads its reply.
+    ///
+    /// # Panics
+    /// When the server closes the connection instead of answering.
+    pub async fn command(&mut self, line: &str) -> (u16, String) {
+        self.send(format!("{line}\r\n").as_bytes()).await;
+        self.reply().await.expect("the server answers")
+    }
 }
 
 /// The replies to one SMTP transaction, as the relay that made it saw them.

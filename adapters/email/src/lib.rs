@@ -3,7 +3,7 @@
 //! STARTTLS required, or plain for a local relay).
 //!
 //! Customers' mail comes back two ways: by SMTP, to the listener a relay
-//! forwards it to (`listener.rs`), or by HTTP, a relay (or a mail
+//! forwards it to (`listener/`), or by HTTP, a relay (or a mail
 //! provider's inbound hook) posting the raw message to `/webhooks/email`,
 //! signed with `X-Omniroute-Signature: sha256=<HMAC-SHA256 of the body>`.
 //!
@@ -12,7 +12,7 @@
 //! neutral content → MIME (headers, Message-ID, threading, text with an HTML
 //! alternative); `inbound.rs` raw MIME → an inbound message, threaded;
 //! `bounces.rs` delivery status notifications → statuses of our messages;
-//! `listener.rs` the SMTP listener for inbound mail;
+//! `listener/` the SMTP listener for inbound mail;
 //! `error.rs` SMTP replies → error classes; `fake.rs`
 //! (feature `fake`) a local SMTP server that records what it receives and
 //! answers scripted replies.
@@ -40,8 +40,8 @@ pub mod unsubscribe;
 use async_trait::async_trait;
 use omniroute_channel::capabilities::{Capabilities, ContentKind};
 use omniroute_channel::{
-    Adapter, AdapterError, Channel, Content, ContentViolation, ErrorClass, MediaDownload,
-    OutboundMessage, SendReceipt, StatusUpdate, WebhookEvent, WebhookRequest,
+    Adapter, AdapterError, Channel, Content, ContentViolation, DeliveryReports, ErrorClass,
+    MediaDownload, OutboundMessage, SendReceipt, StatusUpdate, WebhookEvent, WebhookRequest,
 };
 
 pub use config::{EmailConfig, RelayConfig, Sender, TlsMode};
@@ -90,6 +90,14 @@ impl EmailAdapter {
             fetcher,
         })
     }
+
+    /// Learns what the relay offers (DSN) by connecting once, for the
+    /// routing decisions made before the first mail; run it in the
+    /// background at start.
+    pub fn learn_relay(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let transport = self.transport.clone();
+        async move { transport.learn().await }
+    }
 }
 
 #[async_trait]
@@ -100,6 +108,12 @@ impl Adapter for EmailAdapter {
 
     fn capabilities(&self) -> Capabilities {
         CAPABILITIES
+    }
+
+    fn delivery_reports(&self) -> DeliveryReports {
+        // Where the relay offers DSN, each mail asks for a report of its
+        // delivery; without it, the relay's 250 is the last word.
+        self.transport.delivery_reports()
     }
 
     fn sending_line(&self, tenant: &str) -> &str {
@@ -156,8 +170,11 @@ impl Adapter for EmailAdapter {
             sender,
             self.config.unsubscribe.as_ref(),
         )?;
-        client::send(&self.transport, email).await?;
-        tracing::debug!(to = %message.to, "email accepted by the relay");
+        let sent = self
+            .transport
+            .send(email.envelope(), &email.formatted(), &message.message_id)
+            .await?;
+        tracing::debug!(to = %message.to, dsn = sent.dsn, "email accepted by the relay");
         Ok(SendReceipt {
             provider_message_id: transformers::message_id(&message.message_id, sender),
         })
@@ -216,14 +233,6 @@ impl Adapter for EmailAdapter {
     }
 
     async fn health(&self) -> Result<(), AdapterError> {
-        match self.transport.test_connection().await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(AdapterError::new(
-                ErrorClass::Transient,
-                "smtp-connection",
-                "the relay did not answer NOOP",
-            )),
-            Err(e) => Err(error::classify(&e)),
-        }
+        self.transport.health().await
     }
 }

@@ -433,6 +433,14 @@ pub async fn opt_out(
         Err(omniroute_store::StoreError::NotFound { .. }) => return Ok(false),
         Err(e) => return Err(e),
     };
+    // The same opt-out again (a mailbox provider repeating its one-click
+    // POST, an unsubscribe mail delivered twice) is the one recorded: the
+    // ledger keeps each act once, and a grant given since stays in force.
+    let contact = message.contact_id;
+    if recorded_before(store, tenant, contact, channel, category, source, &evidence).await? {
+        tracing::debug!(%contact, %message_id, "opt-out recorded before");
+        return Ok(true);
+    }
     let consent = NewConsent {
         channel,
         category,
@@ -452,6 +460,44 @@ pub async fn opt_out(
         }
         Err(omniroute_store::StoreError::Erased(_)) => Ok(true),
         Err(e) => Err(e),
+    }
+}
+
+/// Whether the contact's ledger holds this revocation already (same
+/// channel, category, source and evidence).
+async fn recorded_before(
+    store: &dyn Store,
+    tenant: &str,
+    contact: Uuid,
+    channel: Channel,
+    category: Category,
+    source: &str,
+    evidence: &str,
+) -> Result<bool, omniroute_store::StoreError> {
+    const PAGE: usize = 200;
+    let mut after = None;
+    loop {
+        let page = match store.list_consents(tenant, contact, after, PAGE).await {
+            Ok(page) => page,
+            Err(
+                omniroute_store::StoreError::NotFound { .. }
+                | omniroute_store::StoreError::Erased(_),
+            ) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if page.iter().any(|r| {
+            r.channel == channel
+                && r.category == category
+                && r.action == ConsentAction::Revoke
+                && r.source == source
+                && r.evidence == evidence
+        }) {
+            return Ok(true);
+        }
+        match page.last() {
+            Some(last) if page.len() == PAGE => after = Some(last.id),
+            _ => return Ok(false),
+        }
     }
 }
 

@@ -150,6 +150,7 @@ mod tests {
             provider_message_id: None,
             create_time: SystemTime::UNIX_EPOCH + Duration::from_secs(100),
             update_time: SystemTime::UNIX_EPOCH + Duration::from_secs(100),
+            automatic: false,
         }
     }
 

@@ -420,13 +420,79 @@ pub(crate) fn apply_completion(
 /// Applies a provider's report to a message: [`apply_status`], except that
 /// a failure of a watched step (one with a next step behind it, `watched`)
 /// is kept in the history without failing the message: the next step takes
-/// over. Returns whether anything changed.
+/// over. A failure also fails the attempt it is about ([`fail_attempt`]).
+/// Returns whether anything changed.
 pub(crate) fn apply_report(
     message: &mut Message,
     report: &ProviderStatus,
     watched: bool,
     now: SystemTime,
 ) -> bool {
+    let changed = apply_reported_status(message, report, watched, now);
+    if changed && report.status == MessageStatus::Failed {
+        fail_attempt(message, report);
+    }
+    changed
+}
+
+/// The parts of a reported failure's reason as status ingestion writes it
+/// (`<class> failure <code>: <text>`): class, code and text.
+pub fn reported_error_parts(reason: &str) -> Option<(omniroute_channel::ErrorClass, &str, &str)> {
+    let text = reason.split("; ").next().unwrap_or(reason);
+    let (class, rest) = text.split_once(" failure ")?;
+    let class = omniroute_channel::ErrorClass::parse(class)?;
+    let (code, message) = rest.split_once(": ").unwrap_or((rest, ""));
+    Some((class, code, message))
+}
+
+/// A failure a provider reports after accepting a send (an email's bounce,
+/// a WhatsApp `failed` status) fails the attempt that sent it, with the
+/// report's error, so that the attempt says what became of it: the
+/// attempt of the reported provider id (else the last one accepted on the
+/// channel), if it still says accepted.
+fn fail_attempt(message: &mut Message, report: &ProviderStatus) {
+    let Some((class, code, text)) = reported_error_parts(&report.reason) else {
+        return;
+    };
+    let accepted =
+        |a: &Attempt| a.channel == report.channel && a.outcome == AttemptOutcome::Accepted;
+    let index = message
+        .attempts
+        .iter()
+        .rposition(|a| accepted(a) && a.provider_message_id == report.provider_message_id)
+        .or_else(|| message.attempts.iter().rposition(accepted));
+    if let Some(attempt) = index.map(|i| &mut message.attempts[i]) {
+        attempt.outcome = AttemptOutcome::Failed(class);
+        attempt.error_code = code.to_owned();
+        attempt.error_message = text.to_owned();
+    }
+}
+
+/// The history's note when a provider handed a sent message on to a
+/// system that reports no further (an email relayed past DSN): no delivery
+/// report will follow, so a deadline waiting for one ends
+/// (`routing::fallback::on_watch` reads it).
+pub const RELAYED: &str = "relayed where no delivery report follows";
+
+fn apply_reported_status(
+    message: &mut Message,
+    report: &ProviderStatus,
+    watched: bool,
+    now: SystemTime,
+) -> bool {
+    if report.status == MessageStatus::Sent
+        && report.reason == RELAYED
+        && message.status == MessageStatus::Sent
+    {
+        message.history.push(StatusChange {
+            status: MessageStatus::Sent,
+            time: now,
+            channel: Some(report.channel),
+            reason: RELAYED.to_owned(),
+        });
+        message.update_time = now;
+        return true;
+    }
     // A report naming our id may be the first we hear of the provider's.
     if message.provider_message_id.is_none() && !report.provider_message_id.is_empty() {
         message.provider_message_id = Some(report.provider_message_id.clone());

@@ -593,3 +593,18 @@ pub(crate) fn dedup_addresses(addresses: Vec<Address>) -> Vec<Address> {
         .filter(|a| seen.insert((a.channel(), a.key().to_owned())))
         .collect()
 }
+
+/// How many columns a comma-separated SQL column list names, at compile
+/// time: where the columns a query reads after such a list start.
+pub(crate) const fn column_count(columns: &str) -> usize {
+    let bytes = columns.as_bytes();
+    let mut count = 1;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b',' {
+            count += 1;
+        }
+        i += 1;
+    }
+    count
+}

@@ -320,6 +320,34 @@ pub struct PlannedChannel {
     /// answered) comes back to routing, which may try the channel again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub watch_reports: bool,
+    /// What its delivery deadline can see: routing's reading of whether
+    /// the channel reports delivery, and the tenant's rule where it does not.
+    #[serde(default, skip_serializing_if = "DeliveryEvidence::is_report")]
+    pub evidence: DeliveryEvidence,
+}
+
+/// What a step's delivery deadline can see of its delivery.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryEvidence {
+    /// The channel reports delivery: a delivery report ends the deadline
+    /// (and so does word that none will follow: an email relayed past DSN).
+    #[default]
+    Report,
+    /// The channel reports no delivery (an email relay without DSN), and
+    /// its acceptance ends the deadline (the tenant's rule, by default):
+    /// failures reported later still hand over to the next step.
+    Acceptance,
+    /// The channel reports no delivery, and the tenant keeps the deadline:
+    /// the next step follows unless the customer replies, even after a
+    /// delivery nobody reported.
+    Nothing,
+}
+
+impl DeliveryEvidence {
+    fn is_report(&self) -> bool {
+        *self == DeliveryEvidence::Report
+    }
 }
 
 impl PlannedChannel {
@@ -334,6 +362,7 @@ impl PlannedChannel {
             deliver_within: None,
             not_before: None,
             watch_reports: false,
+            evidence: DeliveryEvidence::Report,
         }
     }
 }
@@ -561,6 +590,10 @@ pub struct Message {
     pub create_time: SystemTime,
     /// When it last changed.
     pub update_time: SystemTime,
+    /// Inbound: sent by a machine on the customer's behalf (an
+    /// out-of-office, RFC 3834), not by the customer.
+    #[serde(default)]
+    pub automatic: bool,
 }
 
 /// The outcome of [`crate::Store::accept_message`].
@@ -693,6 +726,7 @@ pub(crate) fn outbound_message(new: NewMessage, now: SystemTime) -> (Message, Sy
         provider_message_id: None,
         create_time: now,
         update_time: now,
+        automatic: false,
     };
     (message, scheduled.unwrap_or(now))
 }
@@ -736,6 +770,7 @@ pub(crate) fn inbound_message(
         provider_message_id: Some(inbound.provider_message_id.clone()),
         create_time: now,
         update_time: now,
+        automatic: inbound.automatic,
     }
 }
 

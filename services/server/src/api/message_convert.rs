@@ -377,9 +377,21 @@ pub fn route_to_pb(contact: Option<Uuid>, r: &RouteDecision) -> pb::RouteDecisio
                 content_variant: variant_to_pb(p.variant) as i32,
                 not_before: p.not_before.and_then(timestamp),
                 deliver_within: p.deliver_within.and_then(duration_to_pb),
+                deadline_evidence: evidence_to_pb(p) as i32,
             })
             .collect(),
         inputs: Some(inputs_to_pb(contact, &r.inputs)),
+    }
+}
+
+/// What a step's deadline can see; unspecified for a step without one.
+fn evidence_to_pb(step: &omniroute_store::PlannedChannel) -> pb::DeliveryEvidence {
+    use omniroute_store::DeliveryEvidence as E;
+    match step.evidence {
+        E::Report if step.deliver_within.is_none() => pb::DeliveryEvidence::Unspecified,
+        E::Report => pb::DeliveryEvidence::Report,
+        E::Acceptance => pb::DeliveryEvidence::Acceptance,
+        E::Nothing => pb::DeliveryEvidence::None,
     }
 }
 
@@ -428,6 +440,7 @@ pub fn message_to_pb(m: &Message) -> pb::Message {
         provider_message_id: m.provider_message_id.clone().unwrap_or_default(),
         create_time: timestamp(m.create_time),
         update_time: timestamp(m.update_time),
+        automatic: m.automatic,
     }
 }
 
@@ -791,6 +804,7 @@ mod tests {
                         deliver_within: None,
                         not_before: None,
                         watch_reports: false,
+                        evidence: Default::default(),
                     },
                     PlannedChannel {
                         channel: Channel::Email,
@@ -801,6 +815,7 @@ mod tests {
                         deliver_within: None,
                         not_before: None,
                         watch_reports: false,
+                        evidence: Default::default(),
                     },
                 ],
                 skipped: vec![SkippedChannel {
@@ -815,6 +830,7 @@ mod tests {
             provider_message_id: Some("<m1@example.com>".into()),
             create_time: at(0),
             update_time: at(5),
+            automatic: false,
         }
     }
 

@@ -167,25 +167,25 @@ pub fn provider_status(update: &StatusUpdate) -> ProviderStatus {
         channel: update.channel,
         provider_message_id: update.provider_message_id.clone(),
         status: match update.status {
-            DeliveryStatus::Sent => MessageStatus::Sent,
+            // Still sent as far as anyone can know; the history says why
+            // no report follows (`RELAYED`), which the deadline reads.
+            DeliveryStatus::Sent | DeliveryStatus::Relayed => MessageStatus::Sent,
             DeliveryStatus::Delivered => MessageStatus::Delivered,
             DeliveryStatus::Read => MessageStatus::Read,
             DeliveryStatus::Failed | DeliveryStatus::Ended => MessageStatus::Failed,
         },
         unless_delivered: update.status == DeliveryStatus::Ended,
         time: update.time,
-        reason: update
-            .error
-            .as_ref()
-            .map(|e| {
-                format!(
-                    "{} failure {}: {}",
-                    e.class().as_str(),
-                    e.code(),
-                    e.message()
-                )
-            })
-            .unwrap_or_default(),
+        reason: match (&update.error, update.status) {
+            (Some(e), _) => format!(
+                "{} failure {}: {}",
+                e.class().as_str(),
+                e.code(),
+                e.message()
+            ),
+            (None, DeliveryStatus::Relayed) => omniroute_store::RELAYED.to_owned(),
+            (None, _) => String::new(),
+        },
     }
 }
 
@@ -426,6 +426,7 @@ fn matched(update: &StatusUpdate, applied: Option<&Reported>) -> bool {
         DeliveryStatus::Read => "read",
         DeliveryStatus::Failed => "failed",
         DeliveryStatus::Ended => "ended",
+        DeliveryStatus::Relayed => "relayed",
     };
     crate::metrics::METRICS.report(&reported.tenant, update.channel.as_str(), status);
     true

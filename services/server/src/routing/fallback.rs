@@ -17,7 +17,9 @@
 use std::time::{Duration, SystemTime};
 
 use omniroute_channel::{AdapterError, ErrorClass};
-use omniroute_store::{ClaimedJob, JobKind, MessageStatus, NextStep, RouteDecision, StatusChange};
+use omniroute_store::{
+    ClaimedJob, DeliveryEvidence, JobKind, MessageStatus, NextStep, RouteDecision, StatusChange,
+};
 
 use super::quiet;
 use crate::settings::DispatchSettings;
@@ -110,17 +112,13 @@ pub fn decide(
 /// history (`<class> failure <code>: <text>`, as status ingestion writes
 /// it); a report that says no more is a permanent failure.
 fn reported_error(change: &StatusChange) -> AdapterError {
-    let text = change
-        .reason
-        .split("; ")
-        .next()
-        .unwrap_or(change.reason.as_str());
-    let parsed = text.split_once(" failure ").and_then(|(class, rest)| {
-        let class = ErrorClass::parse(class)?;
-        let (code, message) = rest.split_once(": ").unwrap_or((rest, ""));
-        Some(AdapterError::new(class, code, message))
-    });
-    parsed.unwrap_or_else(|| AdapterError::new(ErrorClass::Permanent, "reported", text))
+    match omniroute_store::reported_error_parts(&change.reason) {
+        Some((class, code, message)) => AdapterError::new(class, code, message),
+        None => {
+            let text = change.reason.split("; ").next().unwrap_or_default();
+            AdapterError::new(ErrorClass::Permanent, "reported", text)
+        }
+    }
 }
 
 /// When a sent step's watch comes due: the next step takes over when the
@@ -207,7 +205,19 @@ pub fn on_watch(
     let reason = if reported.is_some() {
         failed
     } else if let Some(within) = step.deliver_within {
-        format!("not delivered on {channel} within {}", span(within))
+        if relayed(job, channel) {
+            // No delivery report can come any more: the deadline has
+            // nothing left to wait for.
+            return end(&format!(
+                "{channel} handed it on where no delivery report follows; the deadline ends"
+            ));
+        }
+        let unseen = if step.evidence == DeliveryEvidence::Nothing {
+            " (it reports no delivery)"
+        } else {
+            ""
+        };
+        format!("not delivered on {channel} within {}{unseen}", span(within))
     } else {
         return end("");
     };
@@ -216,6 +226,21 @@ pub fn on_watch(
         due: due(next, now),
         reason,
     }
+}
+
+/// Whether the watched step's provider said, since the step was sent, that
+/// it handed the message on where no delivery report follows.
+fn relayed(job: &ClaimedJob, channel: omniroute_channel::Channel) -> bool {
+    let history = &job.message.history;
+    let sent = history
+        .iter()
+        .rposition(|h| {
+            h.status == MessageStatus::Sent && h.channel == Some(channel) && h.reason.is_empty()
+        })
+        .unwrap_or(0);
+    history[sent..]
+        .iter()
+        .any(|h| h.channel == Some(channel) && h.reason == omniroute_store::RELAYED)
 }
 
 /// What follows a callback's attempt that did not reach the customer (or
@@ -485,6 +510,7 @@ mod tests {
             deliver_within: None,
             not_before: None,
             watch_reports: false,
+            evidence: Default::default(),
         };
         let mut plan = vec![
             step(omniroute_channel::Channel::Whatsapp, "4915123456789"),
@@ -527,6 +553,7 @@ mod tests {
                 provider_message_id: Some("wamid.1".into()),
                 create_time: t,
                 update_time: t,
+                automatic: false,
             },
             claim_token: uuid::Uuid::now_v7(),
             plan_index: 0,

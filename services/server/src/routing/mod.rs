@@ -11,6 +11,8 @@
 //!   defaults), lets an approved template's category decide, and hands the
 //!   decision back to be stored with the message. SendMessage and
 //!   PreviewRoute both call [`Router::route`], so a preview is the decision.
+//! - [`deadline`] says what a delivery deadline can see on each step (a
+//!   delivery report, or where the channel gives none, the tenant's rule).
 //! - [`fallback`] decides what happens after a failed attempt; [`quiet`] the
 //!   quiet-hours arithmetic; [`breaker`] the per-channel circuit breakers.
 //!
@@ -22,6 +24,7 @@
 //! may go now (quiet hours).
 
 pub mod breaker;
+pub mod deadline;
 pub mod fallback;
 pub mod hours;
 pub mod policy;
@@ -32,7 +35,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use omniroute_channel::{Category, Channel, Content};
+use omniroute_channel::{Category, Channel, Content, DeliveryReports};
 use omniroute_store::{
     CallbackRule, ChannelOverride, RouteDecision, RoutingContact, SkipReason, SkippedChannel,
 };
@@ -232,6 +235,11 @@ impl Router {
         if matches!(request.content, Content::CallbackRequest(_)) {
             schedule_callback(policy, request, &mut route, now)?;
         }
+        deadline::mark(&mut route.plan, policy.unreported_deadline, |channel| {
+            self.adapters
+                .get(&channel)
+                .map_or(DeliveryReports::Reported, |a| a.delivery_reports())
+        });
         Ok(Routed { category, route })
     }
 

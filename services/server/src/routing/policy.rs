@@ -83,6 +83,8 @@ pub struct TenantPolicy {
     pub business_hours: Option<omniroute_store::OpeningHours>,
     /// A callback's retry plan (seconds before each next attempt).
     pub callback_retry_secs: Vec<u64>,
+    /// What a delivery deadline does where the channel reports no delivery.
+    pub unreported_deadline: super::deadline::UnreportedDeadline,
 }
 
 impl TenantPolicy {
@@ -106,6 +108,7 @@ impl Default for TenantPolicy {
             window_closing_lead: Some(Duration::from_secs(3600)),
             business_hours: None,
             callback_retry_secs: vec![300, 900, 3600],
+            unreported_deadline: Default::default(),
         }
     }
 }

@@ -51,11 +51,14 @@ pub struct EmailSettings {
     /// no listener (mail comes by `/webhooks/email` only). Plain SMTP
     /// without AUTH: listen on loopback or a private network only.
     pub smtp_listen: Option<std::net::SocketAddr>,
-    /// The largest mail the SMTP listener takes, in bytes (larger: 552).
+    /// The largest mail the SMTP listener takes, in bytes (offered as
+    /// `SIZE`; a `MAIL FROM` declaring more, or a larger mail: 552).
     pub smtp_max_message_bytes: usize,
-    /// Seconds an SMTP client may stay silent before it is disconnected.
+    /// Seconds an SMTP client may stay silent before it is disconnected
+    /// (421).
     pub smtp_idle_timeout_secs: u64,
-    /// SMTP connections served at once.
+    /// SMTP sessions served at once; when all are taken, the longest idle
+    /// one is closed (421) to make room for a new client.
     pub smtp_max_connections: usize,
     /// The largest media file attached to an email, in bytes (fetched from
     /// the media's URL when the message is sent); larger files, and every
@@ -82,7 +85,7 @@ impl Default for EmailSettings {
             unsubscribe_secret: Secret::default(),
             smtp_listen: None,
             smtp_max_message_bytes: 25 * 1024 * 1024,
-            smtp_idle_timeout_secs: 300,
+            smtp_idle_timeout_secs: 60,
             smtp_max_connections: 64,
             attachment_max_bytes: 10 * 1024 * 1024,
         }

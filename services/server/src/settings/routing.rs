@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use omniroute_store::OpeningHours;
 
 use super::SettingsError;
+use crate::routing::deadline::UnreportedDeadline;
 use crate::routing::hours;
 use crate::routing::policy::TenantPolicy;
 
@@ -38,6 +39,12 @@ pub struct RoutingSettings {
     /// category not named has no deadline (its fallback runs on failures
     /// only).
     pub deliver_within_secs: BTreeMap<Category, u64>,
+    /// What a delivery deadline does on a channel that reports no delivery
+    /// (an email relay without DSN, whose `250` is the last word of a mail
+    /// that arrived): `acceptance` (the relay's acceptance ends it; a
+    /// bounce still hands over) or `keep` (the next step follows unless the
+    /// customer replies, even after a delivery nobody reported).
+    pub deadline_without_delivery_reports: String,
     /// Seconds before a customer service window closes that a
     /// `window closing` event is logged; 0 for none.
     pub window_closing_lead_secs: u64,
@@ -106,6 +113,7 @@ impl Default for RoutingSettings {
             quiet_hours_end: String::new(),
             whatsapp_opt_in_required: true,
             deliver_within_secs: BTreeMap::new(),
+            deadline_without_delivery_reports: "acceptance".to_owned(),
             window_closing_lead_secs: 3600,
             window_check_interval_ms: 10_000,
             breaker_failures: 5,
@@ -139,6 +147,8 @@ pub struct TenantRouting {
     pub whatsapp_opt_in_required: Option<bool>,
     /// Its delivery deadlines per category (replacing the global table).
     pub deliver_within_secs: Option<BTreeMap<Category, u64>>,
+    /// Its rule for deadlines where delivery is not reported.
+    pub deadline_without_delivery_reports: Option<String>,
     /// Its window-closing lead time.
     pub window_closing_lead_secs: Option<u64>,
     /// Its business hours.
@@ -225,6 +235,16 @@ fn invalid(key: &'static str, reason: impl Into<String>) -> SettingsError {
     }
 }
 
+/// The rule for deadlines where delivery is not reported, checked.
+fn unreported_deadline(text: &str) -> Result<UnreportedDeadline, SettingsError> {
+    UnreportedDeadline::parse(text).ok_or_else(|| {
+        invalid(
+            "routing.deadline_without_delivery_reports",
+            "\"acceptance\" or \"keep\"",
+        )
+    })
+}
+
 /// Builds one policy, checking every value.
 #[allow(clippy::too_many_arguments)]
 fn policy(
@@ -290,6 +310,8 @@ fn policy(
         window_closing_lead: (lead > 0).then(|| Duration::from_secs(lead)),
         business_hours,
         callback_retry_secs,
+        // Set by `policies`, which reads the rule apart.
+        unreported_deadline: UnreportedDeadline::default(),
     })
 }
 
@@ -319,6 +341,8 @@ impl RoutingSettings {
                 retry_secs: &self.callback_retry_secs,
             },
         )?;
+        let mut default = default;
+        default.unreported_deadline = unreported_deadline(&self.deadline_without_delivery_reports)?;
         let mut tenants = std::collections::HashMap::new();
         for t in &self.tenants {
             if t.tenant.trim().is_empty() {
@@ -352,6 +376,12 @@ impl RoutingSettings {
                         .as_deref()
                         .unwrap_or(&self.callback_retry_secs),
                 },
+            )?;
+            let mut tenant_policy = tenant_policy;
+            tenant_policy.unreported_deadline = unreported_deadline(
+                t.deadline_without_delivery_reports
+                    .as_deref()
+                    .unwrap_or(&self.deadline_without_delivery_reports),
             )?;
             if tenants.insert(t.tenant.clone(), tenant_policy).is_some() {
                 return Err(invalid("routing.tenants.tenant", "names a tenant twice"));

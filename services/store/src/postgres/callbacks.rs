@@ -68,7 +68,7 @@ const RECORD: &str = "WITH found AS MATERIALIZED (
 const PROGRESS_COLUMNS: &str = "p.call_id, p.answered_by, p.bridged_seconds, p.progress_time";
 
 /// The first column of the progress columns.
-const PROGRESS_AT: usize = 20;
+const PROGRESS_AT: usize = super::messages::MESSAGE_WIDTH;
 
 /// Joins each message's progress by primary key (its update time renamed,
 /// so the message's columns keep their names).

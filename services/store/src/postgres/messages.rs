@@ -27,7 +27,11 @@ use crate::{Result, ServiceWindow, StoreError};
 /// The columns [`message_from_row`] reads, in order.
 pub(super) const MESSAGE_COLUMNS: &str = "id, contact_id, direction, category, channel, priority, \
      status, content, overrides, correlation_ref, metadata, send_time, expire_time, reply_to, \
-     history, attempts, route, provider_message_id, create_time, update_time";
+     history, attempts, route, provider_message_id, create_time, update_time, automatic";
+
+/// How many columns [`MESSAGE_COLUMNS`] names (columns read after them
+/// start there).
+pub(super) const MESSAGE_WIDTH: usize = crate::column_count(MESSAGE_COLUMNS);
 
 fn json<T: serde::Serialize>(value: &T) -> Result<RawJson> {
     RawJson::of(value)
@@ -66,6 +70,7 @@ pub(super) fn message_at(r: &Row, o: usize) -> Result<Message> {
         provider_message_id: r.get(o + 17),
         create_time: r.get(o + 18),
         update_time: r.get(o + 19),
+        automatic: r.get(o + 20),
     })
 }
 
@@ -445,12 +450,15 @@ impl PgStore {
             .await
             .map_err(db)?
         };
+        // Only a message of the sender's own contact: a reply token or a
+        // Message-ID someone else quotes names nothing of another contact's.
         let reply_to: Option<Uuid> = match &inbound.reply_to {
             Some(provider_id) => tx
                 .query_opt(
                     "SELECT id FROM messages WHERE tenant = $1 AND channel = $2 AND provider_message_id = $3
+                       AND contact_id = $4
                      ORDER BY create_time DESC LIMIT 1",
-                    &[&tenant, &channel, provider_id],
+                    &[&tenant, &channel, provider_id, &contact_id],
                 )
                 .await
                 .map_err(db)?
@@ -462,8 +470,8 @@ impl PgStore {
             .execute(
                 "INSERT INTO messages (tenant, id, contact_id, direction, category, channel, priority,
                         status, content, correlation_ref, send_time, reply_to, history,
-                        provider_message_id, create_time, update_time)
-                 VALUES ($1, $2, $3, 2, $4, $5, $6, $7, $8, '', $9, $10, $11, $12, $13, $13)
+                        provider_message_id, create_time, update_time, automatic)
+                 VALUES ($1, $2, $3, 2, $4, $5, $6, $7, $8, '', $9, $10, $11, $12, $13, $13, $14)
                  ON CONFLICT (channel, provider_message_id) WHERE direction = 2 DO NOTHING",
                 &[
                     &tenant,
@@ -479,6 +487,7 @@ impl PgStore {
                     &json(&message.history)?,
                     &inbound.provider_message_id,
                     &now,
+                    &inbound.automatic,
                 ],
             )
             .await

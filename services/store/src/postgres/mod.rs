@@ -100,6 +100,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         12,
         include_str!("../../migrations/postgres/0012_quotas.sql"),
     ),
+    (
+        13,
+        include_str!("../../migrations/postgres/0013_automatic.sql"),
+    ),
 ];
 
 /// Serializes migrations of replicas that start together.

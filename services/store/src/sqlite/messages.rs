@@ -26,10 +26,14 @@ macro_rules! message_columns {
     () => {
         "id, contact_id, direction, category, channel, priority, status, content, overrides,
          correlation_ref, metadata, send_time, expire_time, reply_to, history, attempts, route,
-         provider_message_id, create_time, update_time"
+         provider_message_id, create_time, update_time, automatic"
     };
 }
 pub(super) use message_columns;
+
+/// How many columns [`message_columns`] names (columns read after them
+/// start there).
+pub(super) const MESSAGE_WIDTH: usize = crate::column_count(message_columns!());
 
 /// A stored value this build cannot read.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +92,7 @@ pub(super) fn message_row(r: &Row<'_>) -> rusqlite::Result<Message> {
         provider_message_id: r.get(17)?,
         create_time: from_micros(r.get(18)?),
         update_time: from_micros(r.get(19)?),
+        automatic: r.get(20)?,
     })
 }
 
@@ -474,14 +479,20 @@ pub(super) fn record_inbound(
         .execute(params![tenant, contact_id.to_string(), to_micros(now)])
         .map_err(db)?;
     }
+    // Only a message of the sender's own contact: a reply token or a
+    // Message-ID someone else quotes names nothing of another contact's.
     let reply_to: Option<Uuid> = match &inbound.reply_to {
         Some(provider_id) => tx
             .prepare_cached(
                 "SELECT id FROM messages WHERE tenant = ?1 AND channel = ?2 AND provider_message_id = ?3
+                   AND contact_id = ?4
                  ORDER BY create_time DESC LIMIT 1",
             )
             .map_err(db)?
-            .query_row(params![tenant, channel, provider_id], |r| r.get::<_, String>(0))
+            .query_row(
+                params![tenant, channel, provider_id, contact_id.to_string()],
+                |r| r.get::<_, String>(0),
+            )
             .optional()
             .map_err(db)?
             .and_then(|id| Uuid::parse_str(&id).ok()),
@@ -491,8 +502,8 @@ pub(super) fn record_inbound(
     tx.prepare_cached(
         "INSERT INTO messages (tenant, id, contact_id, direction, category, channel, priority,
                 status, content, correlation_ref, send_time, reply_to, history,
-                provider_message_id, create_time, update_time)
-         VALUES (?1, ?2, ?3, 2, ?4, ?5, ?6, ?7, ?8, '', ?9, ?10, ?11, ?12, ?13, ?13)",
+                provider_message_id, create_time, update_time, automatic)
+         VALUES (?1, ?2, ?3, 2, ?4, ?5, ?6, ?7, ?8, '', ?9, ?10, ?11, ?12, ?13, ?13, ?14)",
     )
     .map_err(db)?
     .execute(params![
@@ -508,7 +519,8 @@ pub(super) fn record_inbound(
         reply_to.map(|id| id.to_string()),
         json(&message.history),
         inbound.provider_message_id,
-        to_micros(now)
+        to_micros(now),
+        inbound.automatic
     ])
     .map_err(db)?;
     if let Some(bytes) = &inbound.media_bytes {

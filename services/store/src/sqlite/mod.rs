@@ -49,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0008_callbacks.sql"),
     include_str!("../../migrations/sqlite/0009_auth.sql"),
     include_str!("../../migrations/sqlite/0010_quotas.sql"),
+    include_str!("../../migrations/sqlite/0011_automatic.sql"),
 ];
 
 /// The embedded SQLite store.

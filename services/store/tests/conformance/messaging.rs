@@ -44,6 +44,7 @@ pub fn route() -> RouteDecision {
                 deliver_within: None,
                 not_before: None,
                 watch_reports: false,
+                evidence: Default::default(),
             },
             PlannedChannel {
                 channel: Channel::Email,
@@ -54,6 +55,7 @@ pub fn route() -> RouteDecision {
                 deliver_within: None,
                 not_before: None,
                 watch_reports: false,
+                evidence: Default::default(),
             },
         ],
         skipped: vec![SkippedChannel {

@@ -41,6 +41,11 @@ impl Provider for Email {
     ) -> anyhow::Result<Arc<dyn Adapter>> {
         let email = omniroute_email::EmailAdapter::new(settings.email.config())
             .map_err(|e| anyhow::anyhow!("invalid setting: {}", e.message()))?;
+        // Whether the relay reports delivery (DSN) decides what delivery
+        // deadlines on email wait for: learned before the first mail.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(email.learn_relay());
+        }
         tracing::info!(
             relay = %settings.email.relay_host,
             senders = settings.email.senders.len(),
