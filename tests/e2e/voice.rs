@@ -20,6 +20,7 @@ crate::on_both_stores!(
     out_of_order_and_repeated_callbacks_apply_once,
     unanswered_calls_are_tried_until_the_attempts_run_out,
     a_voice_step_of_a_plan_calls_when_the_email_before_it_fails,
+    unanswered_calls_hand_over_to_the_next_step_saying_the_retries_ran_out,
 );
 
 const ACCOUNT: &str = "AC00000000000000000000000000000009";
@@ -300,5 +301,58 @@ async fn a_voice_step_of_a_plan_calls_when_the_email_before_it_fails(app: TestAp
             .map(|a| a.channel)
             .collect::<Vec<_>>(),
         [pb::Channel::Email as i32, pb::Channel::Voice as i32]
+    );
+}
+
+/// Voice first, email behind it: three calls nobody answers use up the
+/// attempts, and the hand-over to email says so, with the count and the
+/// last error (not that voice failed after accepting the call).
+async fn unanswered_calls_hand_over_to_the_next_step_saying_the_retries_ran_out(app: TestApp) {
+    let (mut app, fake) = app_with_twilio_and(app.backend(), |s| {
+        s.routing.channel_order = vec![
+            omniroute_channel::Channel::Voice,
+            omniroute_channel::Channel::Email,
+        ];
+    })
+    .await;
+    let contact = create(
+        &mut app,
+        "Zora",
+        vec![voice("+49 151 55500111"), email("zora@example.com")],
+    )
+    .await;
+    let accepted = app
+        .messaging
+        .send_message(pb::SendMessageRequest {
+            recipient: Some(Recipient::Contact(contact.name)),
+            message: Some(text_message("Ihr Paket ist da")),
+            idempotency_key: String::new(),
+        })
+        .await
+        .expect("accepted")
+        .into_inner()
+        .message
+        .unwrap();
+    assert_eq!(accepted.channel, pb::Channel::Voice as i32, "voice first");
+    for n in 1..=3 {
+        let placed = wait_for_call(&fake, n).await;
+        assert_eq!(fake.finish(&placed.sid, "no-answer").await, [200, 200]);
+    }
+    let delivered = wait_status(&mut app, &accepted.name, pb::MessageStatus::Delivered).await;
+    assert_eq!(
+        delivered.channel,
+        pb::Channel::Email as i32,
+        "{delivered:#?}"
+    );
+    assert_eq!(fake.calls().len(), 3, "no fourth call");
+    let handed_over = delivered
+        .status_history
+        .iter()
+        .find(|h| h.reason.starts_with("falling back to email"))
+        .unwrap_or_else(|| panic!("no hand-over: {:#?}", delivered.status_history));
+    assert_eq!(
+        handed_over.reason,
+        "falling back to email: retries exhausted after 3 attempts; \
+         last error call-no-answer: nobody answered",
     );
 }
