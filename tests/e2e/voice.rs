@@ -21,6 +21,7 @@ crate::on_both_stores!(
     unanswered_calls_are_tried_until_the_attempts_run_out,
     a_voice_step_of_a_plan_calls_when_the_email_before_it_fails,
     unanswered_calls_hand_over_to_the_next_step_saying_the_retries_ran_out,
+    a_call_speaks_the_language_twilio_has_for_the_customers_locale,
 );
 
 const ACCOUNT: &str = "AC00000000000000000000000000000009";
@@ -355,4 +356,30 @@ async fn unanswered_calls_hand_over_to_the_next_step_saying_the_retries_ran_out(
         "falling back to email: retries exhausted after 3 attempts; \
          last error call-no-answer: nobody answered",
     );
+}
+
+/// A customer's locale becomes the language Twilio speaks for it:
+/// Traditional Chinese in Taiwan is Taiwanese Mandarin (`zh-TW`), not the
+/// mainland's; a region Twilio has no voice for falls back to the
+/// language's own.
+async fn a_call_speaks_the_language_twilio_has_for_the_customers_locale(app: TestApp) {
+    let (mut app, fake) = app_with_twilio(app.backend()).await;
+    for (n, (name, number, locale, spoken)) in [
+        ("Mei", "+886 912 345 678", "zh-Hant-TW", "zh-TW"),
+        ("Ka Yan", "+852 5123 4567", "zh-Hant-HK", "zh-HK"),
+        ("Lukas", "+41 78 123 45 67", "de-LI", "de-DE"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        call(&mut app, name, number, locale, "Ihr Termin").await;
+        let placed = wait_for_call(&fake, n + 1).await;
+        assert!(
+            placed
+                .twiml
+                .contains(&format!("<Say language=\"{spoken}\">")),
+            "{locale}: {}",
+            placed.twiml
+        );
+    }
 }

@@ -14,8 +14,9 @@
 //! `fake`) a local Twilio REST API that records calls and posts signed
 //! callbacks back.
 //!
-//! A call speaks in the customer's locale (as routing saw it), else in the
-//! configured language.
+//! A call speaks in the customer's locale (as routing saw it, mapped to a
+//! language the provider speaks: `zh-Hant-TW` is Taiwanese Mandarin), else
+//! in the configured language.
 //!
 //! A callback (content `CallbackRequest`) is a call whose answer is asked
 //! of the router (`?leg=answer`, the greeting and agent line in the URL the
@@ -96,44 +97,6 @@ impl VoiceAdapter {
     pub fn with_provider(config: VoiceConfig, provider: Arc<dyn VoiceProvider>) -> VoiceAdapter {
         VoiceAdapter { config, provider }
     }
-}
-
-/// The language a call speaks for a customer's locale: a tag with a region
-/// as it is (`pt_BR` → `pt-BR`); a bare language with its most spoken
-/// region (`de` → `de-DE`); `None` for one calls do not speak.
-pub fn spoken_language(locale: &str) -> Option<String> {
-    let locale = locale.trim().replace('_', "-");
-    let (language, region) = match locale.split_once('-') {
-        Some((l, r)) => (l.to_ascii_lowercase(), Some(r.to_ascii_uppercase())),
-        None => (locale.to_ascii_lowercase(), None),
-    };
-    if language.len() != 2 || !language.bytes().all(|b| b.is_ascii_lowercase()) {
-        return None;
-    }
-    if let Some(region) = region.filter(|r| r.len() == 2) {
-        return Some(format!("{language}-{region}"));
-    }
-    let region = match language.as_str() {
-        "de" => "DE",
-        "en" => "US",
-        "fr" => "FR",
-        "es" => "ES",
-        "it" => "IT",
-        "pt" => "BR",
-        "nl" => "NL",
-        "pl" => "PL",
-        "sv" => "SE",
-        "da" => "DK",
-        "nb" | "no" => "NO",
-        "fi" => "FI",
-        "tr" => "TR",
-        "ja" => "JP",
-        "ko" => "KR",
-        "zh" => "CN",
-        "ru" => "RU",
-        _ => return None,
-    };
-    Some(format!("{language}-{region}"))
 }
 
 /// Which request of a call a webhook is, by the `leg` our URLs carry.
@@ -259,8 +222,14 @@ impl Adapter for VoiceAdapter {
         })?;
         let webhook = self.config.webhook_url();
         let language = |own: &str| {
-            spoken_language(own)
-                .or_else(|| message.locale.as_deref().and_then(spoken_language))
+            self.provider
+                .language(own)
+                .or_else(|| {
+                    message
+                        .locale
+                        .as_deref()
+                        .and_then(|l| self.provider.language(l))
+                })
                 .unwrap_or_else(|| self.config.default_language.clone())
         };
         let (answer, status_url) = match &message.content {
@@ -661,20 +630,5 @@ impl VoiceAdapter {
                 "{other:?} on the {leg:?} leg"
             ))],
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locales_become_spoken_languages() {
-        assert_eq!(spoken_language("de").as_deref(), Some("de-DE"));
-        assert_eq!(spoken_language("pt_br").as_deref(), Some("pt-BR"));
-        assert_eq!(spoken_language("en-GB").as_deref(), Some("en-GB"));
-        assert_eq!(spoken_language("xx"), None);
-        assert_eq!(spoken_language(""), None);
-        assert_eq!(spoken_language("deutsch"), None);
     }
 }

@@ -221,6 +221,11 @@ pub trait VoiceProvider: Send + Sync + std::fmt::Debug + 'static {
     /// the call does next.
     fn render(&self, next: &Next) -> (&'static str, String);
 
+    /// The language the provider's speech takes for a customer's locale
+    /// (BCP 47, `zh-Hant-TW`), in the provider's own words; `None` for one
+    /// it does not speak.
+    fn language(&self, locale: &str) -> Option<String>;
+
     /// Whether the provider can reach its API.
     async fn health(&self) -> Result<(), AdapterError>;
 }

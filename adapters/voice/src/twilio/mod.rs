@@ -5,6 +5,7 @@
 
 pub mod callbacks;
 pub mod error;
+pub mod languages;
 pub mod signature;
 pub mod twiml;
 
@@ -214,6 +215,10 @@ impl VoiceProvider for Twilio {
             }),
         };
         ("text/xml", xml)
+    }
+
+    fn language(&self, locale: &str) -> Option<String> {
+        languages::say_language(locale)
     }
 
     async fn health(&self) -> Result<(), AdapterError> {
