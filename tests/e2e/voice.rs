@@ -22,6 +22,7 @@ crate::on_both_stores!(
     a_voice_step_of_a_plan_calls_when_the_email_before_it_fails,
     unanswered_calls_hand_over_to_the_next_step_saying_the_retries_ran_out,
     a_call_speaks_the_language_twilio_has_for_the_customers_locale,
+    a_script_too_long_for_inline_twiml_is_fetched_when_the_call_is_answered,
 );
 
 const ACCOUNT: &str = "AC00000000000000000000000000000009";
@@ -114,7 +115,7 @@ async fn a_notification_call_is_delivered_and_its_digit_answers_the_message(app:
     assert!(
         placed[0]
             .twiml
-            .contains("<Say language=\"de-DE\">Ihr Termin ist morgen um 10 Uhr</Say>"),
+            .contains("<Say language=\"de-DE\" loop=\"2\">Ihr Termin ist morgen um 10 Uhr</Say>"),
         "{}",
         placed[0].twiml
     );
@@ -156,7 +157,7 @@ async fn busy_then_answered_and_bad_signatures_are_handled(app: TestApp) {
     assert!(
         fake.calls()[0]
             .twiml
-            .contains("<Say language=\"fr-FR\">Votre colis arrive aujourd&apos;hui</Say>"),
+            .contains("<Say language=\"fr-FR\" loop=\"2\">Votre colis arrive aujourd'hui</Say>"),
         "{}",
         fake.calls()[0].twiml
     );
@@ -377,9 +378,51 @@ async fn a_call_speaks_the_language_twilio_has_for_the_customers_locale(app: Tes
         assert!(
             placed
                 .twiml
-                .contains(&format!("<Say language=\"{spoken}\">")),
+                .contains(&format!("<Say language=\"{spoken}\"")),
             "{locale}: {}",
             placed.twiml
         );
     }
+}
+
+/// Twilio takes at most 4,000 characters of TwiML with a call (error
+/// 32018, which the fake answers too). A text whose escapes make it longer
+/// goes as a `Url` the router answers, when the call is answered, with the
+/// message's script; its digit and its end count as always.
+async fn a_script_too_long_for_inline_twiml_is_fetched_when_the_call_is_answered(app: TestApp) {
+    let (mut app, fake) = app_with_twilio(app.backend()).await;
+    let text = format!("Fragen & Antworten: {}", "&".repeat(970));
+    let accepted = call(&mut app, "Ada", "+49 151 55500133", "", &text).await;
+    let placed = wait_for_call(&fake, 1).await;
+    assert!(placed.twiml.is_empty(), "{}", placed.twiml);
+    assert!(
+        placed
+            .url
+            .starts_with(&format!("{PUBLIC}/webhooks/voice?leg=script&")),
+        "{}",
+        placed.url
+    );
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    let (status, twiml) = fake.answer(&placed.sid, "human").await;
+    assert_eq!(status, 200);
+    assert!(
+        twiml.contains(&format!(
+            "<Say language=\"de-DE\" loop=\"2\">Fragen &amp; Antworten: {}</Say>",
+            "&amp;".repeat(970)
+        )),
+        "{twiml}"
+    );
+    // The customer presses 1 (the script's gather), then hangs up.
+    let (status, _) = fake.press(&placed.sid, "1").await;
+    assert_eq!(status, 200);
+    fake.hang_up(&placed.sid).await;
+    let delivered = wait_status(&mut app, &accepted.name, pb::MessageStatus::Delivered).await;
+    assert_eq!(delivered.attempts.len(), 1, "placed once");
+    let messages = timeline(&mut app, &accepted.contact).await;
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.direction == pb::Direction::Inbound as i32 && m.reply_to == accepted.name),
+        "the digit answers the message: {messages:#?}"
+    );
 }

@@ -240,6 +240,17 @@ impl WebhookRequest<'_> {
     }
 }
 
+/// One of our messages, as the router has it, for the answer to a
+/// call-control request that asked about it ([`Adapter::answer_reads`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AskedMessage {
+    /// What it says on the adapter's channel (its step's content).
+    pub content: Content,
+    /// Whether it still waits for an outcome: not canceled, failed or
+    /// delivered (a call for a callback canceled meanwhile is not bridged).
+    pub pending: bool,
+}
+
 /// A message a customer sent, as an adapter parsed it from a webhook.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InboundMessage {
@@ -435,10 +446,29 @@ pub trait Adapter: Send + Sync + fmt::Debug + 'static {
         self.parse_webhook(request.body)
     }
 
+    /// The message of ours a call-control request asks about (the script
+    /// of a call fetched when it is answered, the callback a call was
+    /// placed for): the business account it came to, which names the
+    /// tenant, and our message id. The router reads it and hands it to
+    /// [`Adapter::webhook_answer`]. `None` (the default): the answer needs
+    /// no message.
+    fn answer_reads(&self, request: &WebhookRequest<'_>) -> Option<(String, String)> {
+        let _ = request;
+        None
+    }
+
     /// The body (content type and text) a recorded webhook delivery is
     /// answered with: `ok` for most providers; a telephony provider reads
     /// the answer to a call-control request as what the call does next.
-    fn webhook_answer(&self, _request: &WebhookRequest<'_>) -> (&'static str, String) {
+    /// `asked` is the message [`Adapter::answer_reads`] named, as the
+    /// router has it (`None` when it named none, or the router has no such
+    /// message).
+    fn webhook_answer(
+        &self,
+        request: &WebhookRequest<'_>,
+        asked: Option<&AskedMessage>,
+    ) -> (&'static str, String) {
+        let _ = (request, asked);
         ("text/plain", "ok".to_owned())
     }
 

@@ -20,9 +20,9 @@ pub mod content;
 pub mod signature;
 
 pub use adapter::{
-    Adapter, AdapterError, CallProgress, ContentViolation, DeliveryStatus, ErrorClass,
-    InboundMessage, MediaDownload, MissedCall, OptOut, OutboundMessage, SendReceipt, StatusSink,
-    StatusUpdate, WebhookEvent, WebhookRequest, provider_time,
+    Adapter, AdapterError, AskedMessage, CallProgress, ContentViolation, DeliveryStatus,
+    ErrorClass, InboundMessage, MediaDownload, MissedCall, OptOut, OutboundMessage, SendReceipt,
+    StatusSink, StatusUpdate, WebhookEvent, WebhookRequest, provider_time,
 };
 pub use address::{Address, AddressError, PhoneRegion, lookup_keys, mask};
 pub use capabilities::{Capabilities, ContentKind, Fit};

@@ -47,7 +47,7 @@ use async_trait::async_trait;
 use omniroute_channel::capabilities::{Capabilities, ContentKind};
 use omniroute_channel::content::{Choice, InboundCall};
 use omniroute_channel::{
-    Adapter, AdapterError, Address, CallProgress, Channel, Content, ContentViolation,
+    Adapter, AdapterError, Address, AskedMessage, CallProgress, Channel, Content, ContentViolation,
     DeliveryStatus, ErrorClass, InboundMessage, MediaDownload, MissedCall, OutboundMessage,
     PhoneRegion, SendReceipt, StatusUpdate, WebhookEvent, WebhookRequest,
 };
@@ -112,6 +112,8 @@ enum Leg {
     Dial,
     /// An inbound call's dial to the agent line ended.
     IncomingDial,
+    /// A notification call answered whose script did not go with it.
+    Script,
 }
 
 impl Leg {
@@ -121,6 +123,7 @@ impl Leg {
             Some("answer") => Leg::Answer,
             Some("dial") => Leg::Dial,
             Some("incoming-dial") => Leg::IncomingDial,
+            Some("script") => Leg::Script,
             _ => Leg::Notification,
         }
     }
@@ -233,14 +236,28 @@ impl Adapter for VoiceAdapter {
                 .unwrap_or_else(|| self.config.default_language.clone())
         };
         let (answer, status_url) = match &message.content {
-            Content::Text(text) => (
-                Answer::Script(Script {
-                    say: text.body.clone(),
-                    language: language(""),
-                    gather_url: self.config.gather_digit.then(|| webhook.clone()),
-                }),
-                webhook,
-            ),
+            Content::Text(text) => {
+                let language = language("");
+                // Where the router answers with the script when the
+                // provider cannot take it with the call: the message is
+                // read again then (the URL is signed with the rest).
+                let query = twilio::form_body(&[
+                    ("leg", "script".to_owned()),
+                    ("message", message.message_id.clone()),
+                    ("line", from.number.clone()),
+                    ("lang", language.clone()),
+                    ("gather", u8::from(self.config.gather_digit).to_string()),
+                ]);
+                (
+                    Answer::Script(Script {
+                        say: text.body.clone(),
+                        language,
+                        gather_url: self.config.gather_digit.then(|| webhook.clone()),
+                        url: format!("{webhook}?{query}"),
+                    }),
+                    webhook,
+                )
+            }
             Content::CallbackRequest(callback) => {
                 let query = twilio::form_body(&[
                     ("leg", "answer".to_owned()),
@@ -370,11 +387,36 @@ impl Adapter for VoiceAdapter {
         }])
     }
 
-    fn webhook_answer(&self, request: &WebhookRequest<'_>) -> (&'static str, String) {
+    fn answer_reads(&self, request: &WebhookRequest<'_>) -> Option<(String, String)> {
+        match Leg::of(request) {
+            Leg::Script => Some((
+                request.query("line")?.to_owned(),
+                request.query("message")?.to_owned(),
+            )),
+            _ => None,
+        }
+    }
+
+    fn webhook_answer(
+        &self,
+        request: &WebhookRequest<'_>,
+        asked: Option<&AskedMessage>,
+    ) -> (&'static str, String) {
         // A call-control request is answered with what the call does next:
         // an answered callback is bridged (unless a machine took it and
-        // that counts as not reached); everything else hangs up.
+        // that counts as not reached); a notification call whose script
+        // did not go with it plays it; everything else hangs up.
         let next = match (Leg::of(request), self.provider.parse(request.body)) {
+            (Leg::Script, Ok(Callback::Status { .. })) => match asked.map(|m| &m.content) {
+                Some(Content::Text(text)) => Next::Script(Script {
+                    say: text.body.clone(),
+                    language: request.query("lang").unwrap_or_default().to_owned(),
+                    gather_url: (request.query("gather") == Some("1"))
+                        .then(|| self.config.webhook_url()),
+                    url: String::new(),
+                }),
+                _ => Next::HangUp,
+            },
             (
                 Leg::Answer,
                 Ok(Callback::Status {

@@ -76,7 +76,7 @@ async fn a_notification_call_speaks_the_text_and_gathers_a_digit() {
     assert_eq!(call.events, ["ringing", "answered", "completed"]);
     assert!(
         call.twiml.contains(
-            "<Say language=\"de-DE\">Your table for 2 is ready &lt;now&gt; &amp; waiting</Say>"
+            "<Say language=\"de-DE\" loop=\"2\">Your table for 2 is ready &lt;now&gt; &amp; waiting</Say>"
         ),
         "{}",
         call.twiml
@@ -95,6 +95,59 @@ async fn a_notification_call_speaks_the_text_and_gathers_a_digit() {
         adapter.fetch_status(&call.sid).await.unwrap(),
         None,
         "queued: nothing yet"
+    );
+}
+
+#[tokio::test]
+async fn a_script_longer_than_twilio_takes_inline_is_fetched_when_answered() {
+    let fake = FakeTwilio::start(support::ACCOUNT, support::TOKEN).await;
+    let adapter = support::adapter(&fake);
+    // Escaped, 990 ampersands are 4,950 characters of TwiML.
+    let long = format!("Q&A: {}", "&".repeat(990));
+    adapter.send(&message(&long)).await.expect("placed");
+    adapter.send(&message("Short")).await.expect("placed");
+    let calls = fake.calls();
+    assert!(calls[0].twiml.is_empty(), "{}", calls[0].twiml);
+    assert_eq!(
+        calls[0].url,
+        "https://router.acme.example/webhooks/voice?leg=script\
+         &message=01a232b1-1186-710f-972d-02f288bc6632&line=%2B4930123456&lang=de-DE&gather=1"
+    );
+    assert!(calls[1].url.is_empty() && calls[1].twiml.contains("Short"));
+    // Asked when answered, the router plays the message it names.
+    let query = query_of(&calls[0].url);
+    let body = format!(
+        "AccountSid={}&CallSid={}&CallStatus=in-progress&Direction=outbound-api\
+         &From=%2B4930123456&To=%2B4915112345678",
+        support::ACCOUNT,
+        calls[0].sid
+    );
+    let request = request_to(&calls[0].url, &query, body.as_bytes());
+    assert_eq!(
+        adapter.answer_reads(&request),
+        Some((
+            "+4930123456".to_owned(),
+            "01a232b1-1186-710f-972d-02f288bc6632".to_owned()
+        ))
+    );
+    let asked = omniroute_channel::AskedMessage {
+        content: message(&long).content,
+        pending: true,
+    };
+    let (kind, twiml) = adapter.webhook_answer(&request, Some(&asked));
+    assert_eq!(kind, "text/xml");
+    assert!(
+        twiml.contains(&format!(
+            "<Say language=\"de-DE\" loop=\"2\">Q&amp;A: {}</Say>",
+            "&amp;".repeat(990)
+        )) && twiml.contains("action=\"https://router.acme.example/webhooks/voice\""),
+        "{twiml}"
+    );
+    // A message the router does not have: the call hangs up.
+    let (_, twiml) = adapter.webhook_answer(&request, None);
+    assert!(
+        twiml.contains("<Hangup/>") && !twiml.contains("<Say"),
+        "{twiml}"
     );
 }
 
@@ -225,7 +278,7 @@ async fn callbacks_say_what_became_of_the_call() {
         }
         other => panic!("{other:?}"),
     }
-    let answer = adapter.webhook_answer(&signed("/webhooks/voice", &[], digits));
+    let answer = adapter.webhook_answer(&signed("/webhooks/voice", &[], digits), None);
     assert_eq!(answer.0, "text/xml");
     assert!(answer.1.contains("<Hangup/>"), "{}", answer.1);
 }
@@ -296,7 +349,7 @@ async fn a_callback_asks_what_to_do_bridges_a_person_and_hangs_up_on_a_machine()
         }
         other => panic!("{other:?}"),
     }
-    let (kind, twiml) = adapter.webhook_answer(&request);
+    let (kind, twiml) = adapter.webhook_answer(&request, None);
     assert_eq!(kind, "text/xml");
     assert!(
         twiml.contains("<Say language=\"en-GB\">Hello, this is Acme &amp; Co calling back</Say>"),
@@ -318,7 +371,7 @@ async fn a_callback_asks_what_to_do_bridges_a_person_and_hangs_up_on_a_machine()
         }
         other => panic!("{other:?}"),
     }
-    assert!(!adapter.webhook_answer(&request).1.contains("<Dial"));
+    assert!(!adapter.webhook_answer(&request, None).1.contains("<Dial"));
 
     // The dial's outcome: connected is delivered; a busy agent a transient failure.
     let dial_query = vec![("leg".to_owned(), "dial".to_owned())];
@@ -414,7 +467,7 @@ async fn a_call_coming_in_is_the_customers_message_put_through_or_missed() {
     }
     assert!(
         adapter
-            .webhook_answer(&request)
+            .webhook_answer(&request, None)
             .1
             .ends_with("<Response><Hangup/></Response>")
     );
@@ -428,7 +481,7 @@ async fn a_call_coming_in_is_the_customers_message_put_through_or_missed() {
         adapter.parse_request(&request).unwrap().as_slice(),
         [WebhookEvent::Inbound(_)]
     ));
-    let twiml = adapter.webhook_answer(&request).1;
+    let twiml = adapter.webhook_answer(&request, None).1;
     assert!(
         twiml.contains(
             "<Say language=\"de-DE\">Welcome to Acme</Say><Dial callerId=\"+4915112345678\""

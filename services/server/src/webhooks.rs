@@ -19,8 +19,10 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::get;
-use omniroute_channel::{Adapter, Category, Channel, WebhookEvent, WebhookRequest};
-use omniroute_store::{ConsentAction, LegalBasis, NewConsent, NewInbound, Received, Store};
+use omniroute_channel::{Adapter, AskedMessage, Category, Channel, WebhookEvent, WebhookRequest};
+use omniroute_store::{
+    ConsentAction, LegalBasis, MessageStatus, NewConsent, NewInbound, Received, Store,
+};
 use uuid::Uuid;
 
 use crate::pipeline::dispatcher::Adapters;
@@ -326,8 +328,15 @@ async fn deliver(
     }
     match ingress.ingest_request(channel, adapter, &request).await {
         Ok(()) => {
+            let asked = match ingress.asked(channel, adapter, &request).await {
+                Ok(asked) => asked,
+                Err(status) => {
+                    counted("not_recorded");
+                    return (status, "not answered; ask again").into_response();
+                }
+            };
             counted("ok");
-            let (content_type, answer) = adapter.webhook_answer(&request);
+            let (content_type, answer) = adapter.webhook_answer(&request, asked.as_ref());
             (
                 StatusCode::OK,
                 [(axum::http::header::CONTENT_TYPE, content_type)],
@@ -396,6 +405,52 @@ impl Ingress {
                 .map_err(Rejected::NotRecorded)?;
         }
         Ok(())
+    }
+
+    /// The message of ours a call-control request asks about
+    /// ([`Adapter::answer_reads`]), as the adapter's answer needs it: its
+    /// content on the channel (its plan step's) and whether it still waits
+    /// for an outcome. `None` when the request names none, or no message
+    /// of the account's tenant; an error is the store's (as an HTTP status).
+    async fn asked(
+        &self,
+        channel: Channel,
+        adapter: &Arc<dyn Adapter>,
+        request: &WebhookRequest<'_>,
+    ) -> Result<Option<AskedMessage>, StatusCode> {
+        let Some((account, id)) = adapter.answer_reads(request) else {
+            return Ok(None);
+        };
+        let Some(tenant) = self.accounts.get(&(channel, account)) else {
+            return Ok(None);
+        };
+        let Ok(id) = Uuid::parse_str(&id) else {
+            return Ok(None);
+        };
+        let message = match self.store.get_message(tenant, id).await {
+            Ok(message) => message,
+            Err(omniroute_store::StoreError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(store_failed("reading the message a call asks for", &e)),
+        };
+        let Some(step) = message
+            .route
+            .as_ref()
+            .and_then(|r| r.plan.iter().find(|p| p.channel == channel))
+        else {
+            return Ok(None);
+        };
+        Ok(Some(AskedMessage {
+            content: crate::routing::policy::step_content(
+                &message.content,
+                &message.overrides,
+                channel,
+                step.variant,
+            ),
+            pending: matches!(
+                message.status,
+                MessageStatus::Accepted | MessageStatus::Queued | MessageStatus::Sent
+            ),
+        }))
     }
 
     /// The adapter serving `channel`, if it is configured.

@@ -17,6 +17,10 @@ use omniroute_channel::{AdapterError, ErrorClass, WebhookRequest};
 use crate::config::VoiceConfig;
 use crate::provider::{Answer, CallState, Callback, End, Next, PlaceCall, VoiceProvider};
 
+/// The most characters of TwiML a call takes inline (`Twiml`; PROTOCOLS
+/// §2, error 32018): longer is fetched from a `Url`.
+pub const MAX_INLINE_TWIML: usize = 4000;
+
 /// The Twilio REST API.
 #[derive(Debug)]
 pub struct Twilio {
@@ -105,7 +109,17 @@ impl VoiceProvider for Twilio {
     async fn place_call(&self, call: &PlaceCall) -> Result<String, AdapterError> {
         let mut form = vec![("To", call.to.clone()), ("From", call.from.clone())];
         match &call.answer {
-            Answer::Script(script) => form.push(("Twiml", twiml::render(script))),
+            Answer::Script(script) => {
+                // Twiml longer than Twilio takes with a call (error 32018)
+                // is asked of the router when the call is answered.
+                let twiml = twiml::render(script);
+                if twiml.chars().count() <= MAX_INLINE_TWIML || script.url.is_empty() {
+                    form.push(("Twiml", twiml));
+                } else {
+                    form.push(("Url", script.url.clone()));
+                    form.push(("Method", "POST".to_owned()));
+                }
+            }
             Answer::Fetch {
                 url,
                 detect_machine,
@@ -207,11 +221,13 @@ impl VoiceProvider for Twilio {
     fn render(&self, next: &Next) -> (&'static str, String) {
         let xml = match next {
             Next::Bridge(bridge) => twiml::bridge(bridge),
+            Next::Script(script) => twiml::render(script),
             Next::HangUp => twiml::HANG_UP.to_owned(),
             Next::SayAndHangUp { say, language } => twiml::render(&crate::provider::Script {
                 say: say.clone(),
                 language: language.clone(),
                 gather_url: None,
+                url: String::new(),
             }),
         };
         ("text/xml", xml)
