@@ -185,8 +185,10 @@ pub enum DeliveryStatus {
     Read,
     /// Failed after acceptance.
     Failed,
-    /// The attempt is over (a call hung up): a failure unless it was
-    /// delivered first (a callback's bridge to the agent is its delivery).
+    /// The attempt is over (a call hung up, or ended busy or unanswered):
+    /// a failure unless the message has its outcome already (delivered
+    /// first: a callback's bridge to the agent is its delivery; or failed
+    /// or canceled), when it changes nothing.
     Ended,
 }
 
@@ -249,6 +251,9 @@ pub struct AskedMessage {
     /// Whether it still waits for an outcome: not canceled, failed or
     /// delivered (a call for a callback canceled meanwhile is not bridged).
     pub pending: bool,
+    /// The provider's id of its latest send (the call placed for it), once
+    /// recorded.
+    pub provider_id: Option<String>,
 }
 
 /// A message a customer sent, as an adapter parsed it from a webhook.
@@ -438,11 +443,16 @@ pub trait Adapter: Send + Sync + fmt::Debug + 'static {
 
     /// Parses a verified webhook request: [`Adapter::parse_webhook`] of its
     /// body, unless the provider's request says more in its URL (a
-    /// telephony provider's call-control requests).
+    /// telephony provider's call-control requests). `asked` is the message
+    /// of ours the request names ([`Adapter::answer_reads`]), as the router
+    /// has it: what it carries may only count for that message (digits
+    /// pressed in our call).
     fn parse_request(
         &self,
         request: &WebhookRequest<'_>,
+        asked: Option<&AskedMessage>,
     ) -> Result<Vec<WebhookEvent>, AdapterError> {
+        let _ = asked;
         self.parse_webhook(request.body)
     }
 

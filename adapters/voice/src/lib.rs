@@ -114,6 +114,8 @@ enum Leg {
     IncomingDial,
     /// A notification call answered whose script did not go with it.
     Script,
+    /// A digit pressed in a notification call (its `<Gather>` action).
+    Gather,
 }
 
 impl Leg {
@@ -124,6 +126,7 @@ impl Leg {
             Some("dial") => Leg::Dial,
             Some("incoming-dial") => Leg::IncomingDial,
             Some("script") => Leg::Script,
+            Some("gather") => Leg::Gather,
             _ => Leg::Notification,
         }
     }
@@ -166,7 +169,10 @@ fn progress(call_id: &str, answered_by: Option<String>, seconds: Option<u32>) ->
 }
 
 /// What a call's state says of the message it carried; `None` for the
-/// states on the way (queued, ringing, answered).
+/// states on the way (queued, ringing, answered). A call ends once: its
+/// end without an answer is [`DeliveryStatus::Ended`], a failure only while
+/// the message was not delivered (a `busy` after `completed` changes
+/// nothing).
 fn status_of(
     call_id: &str,
     state: CallState,
@@ -181,7 +187,7 @@ fn status_of(
             format!("call-{raw}-{error_code}")
         };
         (
-            DeliveryStatus::Failed,
+            DeliveryStatus::Ended,
             Some(AdapterError::new(class, code, why)),
         )
     };
@@ -252,7 +258,10 @@ impl Adapter for VoiceAdapter {
                     Answer::Script(Script {
                         say: text.body.clone(),
                         language,
-                        gather_url: self.config.gather_digit.then(|| webhook.clone()),
+                        gather_url: self
+                            .config
+                            .gather_digit
+                            .then(|| self.gather_url(&message.message_id, &from.number)),
                         url: format!("{webhook}?{query}"),
                     }),
                     webhook,
@@ -327,9 +336,11 @@ impl Adapter for VoiceAdapter {
     fn parse_request(
         &self,
         request: &WebhookRequest<'_>,
+        asked: Option<&AskedMessage>,
     ) -> Result<Vec<WebhookEvent>, AdapterError> {
         match Leg::of(request) {
             Leg::Notification => self.parse_webhook(request.body),
+            Leg::Gather => self.gathered(request.body, asked),
             leg => self.parse_callback(leg, request.body),
         }
     }
@@ -347,35 +358,10 @@ impl Adapter for VoiceAdapter {
                 Some(update) => WebhookEvent::Status(update),
                 None => WebhookEvent::Ignored(format!("call {raw}")),
             },
-            Callback::Digits {
-                call_id,
-                business,
-                customer,
-                digits,
-            } => {
-                let Ok(from) = Address::parse(Channel::Voice, &customer, PhoneRegion::default())
-                else {
-                    return Ok(vec![WebhookEvent::Ignored(
-                        "digits from a caller without a number".into(),
-                    )]);
-                };
-                WebhookEvent::Inbound(InboundMessage {
-                    channel: Channel::Voice,
-                    account: business,
-                    provider_message_id: format!("{call_id}#digits"),
-                    from,
-                    profile_name: None,
-                    provider_user_id: None,
-                    time: SystemTime::now(),
-                    content: Content::ChoiceReply(Choice {
-                        id: digits.clone(),
-                        title: digits,
-                        description: String::new(),
-                    }),
-                    reply_to: Some(call_id),
-                    automatic: false,
-                    media_bytes: None,
-                })
+            // Digits count only as an answer to the message whose call
+            // gathered them (`?leg=gather`, see `parse_request`).
+            Callback::Digits { .. } => {
+                WebhookEvent::Ignored("digits outside a gather of ours".into())
             }
             Callback::Incoming {
                 call_id,
@@ -389,7 +375,7 @@ impl Adapter for VoiceAdapter {
 
     fn answer_reads(&self, request: &WebhookRequest<'_>) -> Option<(String, String)> {
         match Leg::of(request) {
-            Leg::Script => Some((
+            Leg::Script | Leg::Gather => Some((
                 request.query("line")?.to_owned(),
                 request.query("message")?.to_owned(),
             )),
@@ -411,8 +397,12 @@ impl Adapter for VoiceAdapter {
                 Some(Content::Text(text)) => Next::Script(Script {
                     say: text.body.clone(),
                     language: request.query("lang").unwrap_or_default().to_owned(),
-                    gather_url: (request.query("gather") == Some("1"))
-                        .then(|| self.config.webhook_url()),
+                    gather_url: (request.query("gather") == Some("1")).then(|| {
+                        self.gather_url(
+                            request.query("message").unwrap_or_default(),
+                            request.query("line").unwrap_or_default(),
+                        )
+                    }),
                     url: String::new(),
                 }),
                 _ => Next::HangUp,
@@ -450,8 +440,16 @@ impl Adapter for VoiceAdapter {
                     say: greeting.clone(),
                     language: self.config.default_language.clone(),
                     agent: agent.clone(),
-                    // The agent sees who calls.
-                    caller_id: customer,
+                    // The agent sees who calls; our number for a caller
+                    // whose number is withheld.
+                    caller_id: match Address::parse(
+                        Channel::Voice,
+                        &customer,
+                        PhoneRegion::default(),
+                    ) {
+                        Ok(_) => customer,
+                        Err(_) => business.clone(),
+                    },
                     ring_seconds: self.config.ring_timeout.as_secs(),
                     action_url: format!("{}?leg=incoming-dial", self.config.webhook_url()),
                 }),
@@ -480,6 +478,67 @@ impl Adapter for VoiceAdapter {
 }
 
 impl VoiceAdapter {
+    /// The `<Gather>` action of a call for our message `message_id` placed
+    /// from `line`: the digit pressed counts for that message only.
+    fn gather_url(&self, message_id: &str, line: &str) -> String {
+        let query = twilio::form_body(&[
+            ("leg", "gather".to_owned()),
+            ("message", message_id.to_owned()),
+            ("line", line.to_owned()),
+        ]);
+        format!("{}?{query}", self.config.webhook_url())
+    }
+
+    /// A digit pressed in our call: the customer's reply to the message the
+    /// gather was for (`asked`), when the call is that message's (or its
+    /// call is not recorded yet); anything else is none of ours and stores
+    /// nothing.
+    fn gathered(
+        &self,
+        body: &[u8],
+        asked: Option<&AskedMessage>,
+    ) -> Result<Vec<WebhookEvent>, AdapterError> {
+        let Callback::Digits {
+            call_id,
+            business,
+            customer,
+            digits,
+        } = self.provider.parse(body)?
+        else {
+            return Ok(vec![WebhookEvent::Ignored(
+                "a gather action without digits".into(),
+            )]);
+        };
+        let ours = asked.is_some_and(|m| m.provider_id.as_ref().is_none_or(|id| *id == call_id));
+        if !ours {
+            return Ok(vec![WebhookEvent::Ignored(
+                "digits for a call of no message of ours".into(),
+            )]);
+        }
+        let Ok(from) = Address::parse(Channel::Voice, &customer, PhoneRegion::default()) else {
+            return Ok(vec![WebhookEvent::Ignored(
+                "digits from a caller without a number".into(),
+            )]);
+        };
+        Ok(vec![WebhookEvent::Inbound(InboundMessage {
+            channel: Channel::Voice,
+            account: business,
+            provider_message_id: format!("{call_id}#digits"),
+            from,
+            profile_name: None,
+            provider_user_id: None,
+            time: SystemTime::now(),
+            content: Content::ChoiceReply(Choice {
+                id: digits.clone(),
+                title: digits,
+                description: String::new(),
+            }),
+            reply_to: Some(call_id),
+            automatic: false,
+            media_bytes: None,
+        })])
+    }
+
     /// Whether who answered counts as not reached (a machine, when the
     /// setting says so).
     fn not_reached(&self, answered_by: Option<&(AnsweredBy, String)>) -> bool {
@@ -646,12 +705,15 @@ impl VoiceAdapter {
                         )
                     }),
                     // A callback is tried again on any failure to reach.
-                    CallState::Failed => Some(failure(
-                        &call_id,
-                        ErrorClass::Transient,
-                        &format!("call-{raw}"),
-                        "the call could not be placed",
-                    )),
+                    CallState::Failed => Some(StatusUpdate {
+                        status: DeliveryStatus::Ended,
+                        ..failure(
+                            &call_id,
+                            ErrorClass::Transient,
+                            &format!("call-{raw}"),
+                            "the call could not be placed",
+                        )
+                    }),
                     _ => status_of(&call_id, state, &raw, &error_code, time),
                 };
                 let mut events: Vec<WebhookEvent> = answered_by

@@ -326,15 +326,20 @@ async fn deliver(
         tracing::warn!(%channel, error = %e, "webhook with a bad signature refused");
         return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
     }
-    match ingress.ingest_request(channel, adapter, &request).await {
+    // The message of ours the request is about, if it names one: what it
+    // carries may only count for that message, and the answer may need it.
+    let asked = match ingress.asked(channel, adapter, &request).await {
+        Ok(asked) => asked,
+        Err(status) => {
+            counted("not_recorded");
+            return (status, "not recorded; deliver again").into_response();
+        }
+    };
+    match ingress
+        .ingest_request(channel, adapter, &request, asked.as_ref())
+        .await
+    {
         Ok(()) => {
-            let asked = match ingress.asked(channel, adapter, &request).await {
-                Ok(asked) => asked,
-                Err(status) => {
-                    counted("not_recorded");
-                    return (status, "not answered; ask again").into_response();
-                }
-            };
             counted("ok");
             let (content_type, answer) = adapter.webhook_answer(&request, asked.as_ref());
             (
@@ -387,9 +392,10 @@ impl Ingress {
         channel: Channel,
         adapter: &Arc<dyn Adapter>,
         request: &WebhookRequest<'_>,
+        asked: Option<&AskedMessage>,
     ) -> Result<(), Rejected> {
         let events = adapter
-            .parse_request(request)
+            .parse_request(request, asked)
             .map_err(Rejected::Malformed)?;
         self.record_all(channel, events).await
     }
@@ -450,6 +456,7 @@ impl Ingress {
                 message.status,
                 MessageStatus::Accepted | MessageStatus::Queued | MessageStatus::Sent
             ),
+            provider_id: message.provider_message_id,
         }))
     }
 

@@ -207,11 +207,20 @@ impl VoiceProvider for Twilio {
             return Err(refused("no X-Twilio-Signature"));
         };
         let params = callbacks::form(request.body);
-        if signature::verify(&self.auth_token, url, &params, given) {
-            Ok(())
-        } else {
-            Err(refused("X-Twilio-Signature does not match"))
+        if !signature::verify(&self.auth_token, url, &params, given) {
+            return Err(refused("X-Twilio-Signature does not match"));
         }
+        // Twilio signs with the token of the account it names: a request
+        // naming another account (or none) is not one of ours, however it
+        // was signed.
+        let account = params
+            .iter()
+            .find(|(k, _)| k == "AccountSid")
+            .map(|(_, v)| v.as_str());
+        if account != Some(self.account_sid.as_str()) {
+            return Err(refused("a request for another Twilio account"));
+        }
+        Ok(())
     }
 
     fn parse(&self, body: &[u8]) -> Result<Callback, AdapterError> {
