@@ -3,6 +3,7 @@
 //! store and once on PostgreSQL (a fresh database per test).
 
 mod auth;
+mod callback_states;
 mod callbacks;
 mod contacts;
 mod deadlines;

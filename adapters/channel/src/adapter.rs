@@ -482,6 +482,14 @@ pub trait Adapter: Send + Sync + fmt::Debug + 'static {
         ("text/plain", "ok".to_owned())
     }
 
+    /// Ends a send the provider is still carrying out (a call that rings,
+    /// or is up), by the provider's id: its sender canceled it. Channels
+    /// whose sends cannot be ended answer [`ErrorClass::Unsupported`].
+    async fn end(&self, provider_message_id: &str) -> Result<(), AdapterError> {
+        let _ = provider_message_id;
+        Err(AdapterError::unsupported(self.channel(), "ending a send"))
+    }
+
     /// Tells the provider that a customer's message was read (WhatsApp's blue
     /// ticks). Channels without read receipts answer
     /// [`ErrorClass::Unsupported`].

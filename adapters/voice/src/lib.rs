@@ -132,6 +132,16 @@ impl Leg {
     }
 }
 
+/// Whether the callback a call was placed for still wants it bridged: not
+/// when the router has it canceled (or has it not at all). A call placed
+/// before its answer URL named the callback is bridged as before.
+fn still_wanted(request: &WebhookRequest<'_>, asked: Option<&AskedMessage>) -> bool {
+    match request.query("message") {
+        Some(_) => asked.is_some_and(|m| m.pending),
+        None => true,
+    }
+}
+
 /// A report on the call `call_id` (the message's provider id).
 fn update(
     call_id: &str,
@@ -270,6 +280,8 @@ impl Adapter for VoiceAdapter {
             Content::CallbackRequest(callback) => {
                 let query = twilio::form_body(&[
                     ("leg", "answer".to_owned()),
+                    // The callback: a canceled one is not bridged.
+                    ("message", message.message_id.clone()),
                     ("agent", callback.agent_address.clone()),
                     // The caller id the agent sees: our number.
                     ("caller", from.number.clone()),
@@ -379,6 +391,10 @@ impl Adapter for VoiceAdapter {
                 request.query("line")?.to_owned(),
                 request.query("message")?.to_owned(),
             )),
+            Leg::Answer => Some((
+                request.query("caller")?.to_owned(),
+                request.query("message")?.to_owned(),
+            )),
             _ => None,
         }
     }
@@ -414,7 +430,7 @@ impl Adapter for VoiceAdapter {
                     call_id,
                     ..
                 }),
-            ) if !self.not_reached(answered_by.as_ref()) => {
+            ) if !self.not_reached(answered_by.as_ref()) && still_wanted(request, asked) => {
                 let language = request.query("lang").unwrap_or_default().to_owned();
                 tracing::debug!(call = %call_id, "callback answered; bridging to the agent");
                 Next::Bridge(Bridge {
@@ -462,6 +478,18 @@ impl Adapter for VoiceAdapter {
             _ => Next::HangUp,
         };
         self.provider.render(&next)
+    }
+
+    async fn end(&self, call_id: &str) -> Result<(), AdapterError> {
+        // Cancel while it rings; once answered (the customer picked up
+        // meanwhile) only a hang-up ends it.
+        match self.provider.end_call(call_id, provider::End::Cancel).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::debug!(error = %e, "the call could not be canceled; hanging it up");
+                self.provider.end_call(call_id, provider::End::HangUp).await
+            }
+        }
     }
 
     async fn mark_read(&self, _: &str, _: &str) -> Result<(), AdapterError> {
