@@ -438,12 +438,38 @@ async fn a_callback_asks_what_to_do_bridges_a_person_and_hangs_up_on_a_machine()
         }
         other => panic!("{other:?}"),
     }
-    let (kind, twiml) = adapter.webhook_answer(&request, None);
+    // The answer URL names the callback: the router reads it, and
+    // bridges only while it still waits for its outcome.
+    assert_eq!(
+        adapter.answer_reads(&request),
+        Some((
+            "+4930123456".to_owned(),
+            "01a232b1-1186-710f-972d-02f288bc6632".to_owned()
+        ))
+    );
+    let waiting = omniroute_channel::AskedMessage {
+        content: outbound.content.clone(),
+        pending: true,
+        provider_id: Some(call.sid.clone()),
+    };
+    let (kind, twiml) = adapter.webhook_answer(&request, Some(&waiting));
     assert_eq!(kind, "text/xml");
     assert!(
         twiml.contains("<Say language=\"en-GB\">Hello, this is Acme &amp; Co calling back</Say>"),
         "{twiml}"
     );
+    // Canceled meanwhile, or not the router's: hung up, not bridged.
+    let canceled = omniroute_channel::AskedMessage {
+        pending: false,
+        ..waiting.clone()
+    };
+    for asked in [Some(&canceled), None] {
+        let twiml = adapter.webhook_answer(&request, asked).1;
+        assert!(
+            !twiml.contains("<Dial") && twiml.contains("<Hangup/>"),
+            "{twiml}"
+        );
+    }
     assert!(twiml.contains("<Dial callerId=\"+4930123456\" timeout=\"30\" action=\"https://router.acme.example/webhooks/voice?leg=dial\" method=\"POST\"><Number>+4930555000111</Number></Dial>"), "{twiml}");
 
     // A machine: recorded, not reached (tried again), hung up.
@@ -460,7 +486,12 @@ async fn a_callback_asks_what_to_do_bridges_a_person_and_hangs_up_on_a_machine()
         }
         other => panic!("{other:?}"),
     }
-    assert!(!adapter.webhook_answer(&request, None).1.contains("<Dial"));
+    assert!(
+        !adapter
+            .webhook_answer(&request, Some(&waiting))
+            .1
+            .contains("<Dial")
+    );
 
     // The dial's outcome: connected is delivered; a busy agent a transient failure.
     let dial_query = vec![("leg".to_owned(), "dial".to_owned())];
