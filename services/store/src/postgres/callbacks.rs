@@ -342,6 +342,10 @@ impl PgStore {
         tx.execute("DELETE FROM dispatch_jobs WHERE message_id = $1", &[&id])
             .await
             .map_err(db)?;
+        // A call placed for it waits for no report any more.
+        tx.execute("DELETE FROM awaiting_status WHERE message_id = $1", &[&id])
+            .await
+            .map_err(db)?;
         let was = callback.state();
         let status = callback.message.status;
         cancel(&mut callback.message, now);
