@@ -4,8 +4,12 @@
 //! Voice in `twilio/`). The call's progress comes back as signed callbacks
 //! to `/webhooks/voice`: answered and completed is delivered; busy and no
 //! answer are transient failures (routing calls again while attempts
-//! remain); failed and canceled are permanent; a pressed digit is an inbound
-//! reply to the message.
+//! remain); failed and canceled are permanent; each end counts only while
+//! the message has no outcome (a call ends once). A pressed digit, posted
+//! to the call's gather (`?leg=gather&message=…`), is an inbound reply to
+//! that message, when the call is that message's. TwiML too long to go
+//! with the call (Twilio takes 4,000 characters) is asked of the router
+//! when the call is answered (`?leg=script&message=…`).
 //!
 //! Files, by role (as in `omniroute-whatsapp`): `config.rs` the account,
 //! the public callback URL, the numbers per tenant; `provider.rs` the
@@ -19,9 +23,10 @@
 //! in the configured language.
 //!
 //! A callback (content `CallbackRequest`) is a call whose answer is asked
-//! of the router (`?leg=answer`, the greeting and agent line in the URL the
-//! provider signs): a person who answers hears the greeting and is bridged
-//! to the agent line (`<Dial>`); the dial's outcome (`?leg=dial`) decides:
+//! of the router (`?leg=answer`, the callback, greeting and agent line in
+//! the URL the provider signs): a person who answers hears the greeting and
+//! is bridged to the agent line (`<Dial>`) unless the callback was canceled
+//! meanwhile (its call is then ended through [`Adapter::end`]); the dial's outcome (`?leg=dial`) decides:
 //! connected is delivered (with how long they talked), an agent line busy or
 //! unanswered is a transient failure (routing calls again later). With
 //! machine detection, a machine is recorded and, per setting, counts as not

@@ -5,11 +5,14 @@
 //! - `GET` answers the provider's subscription handshake (403 when refused).
 //! - `POST` reads at most `http.max_body_bytes`, verifies the signature over
 //!   the exact bytes before anything is parsed (401, nothing stored, on a bad
-//!   or missing one), parses (400 on a malformed body), then records every
-//!   event before answering 200. A failure to record answers 500 so that the
-//!   provider delivers again: nothing acknowledged is lost, and redeliveries
-//!   are harmless (inbound messages are recorded once per provider id,
-//!   statuses only move forward).
+//!   or missing one), reads the message of ours a call-control request
+//!   names, if any (`Adapter::answer_reads`: what the request carries may
+//!   count only for it, and the answer may play it), parses (400 on a
+//!   malformed body), then records every event before answering 200. A
+//!   failure to record answers 500 so that the provider delivers again:
+//!   nothing acknowledged is lost, and redeliveries are harmless (inbound
+//!   messages are recorded once per provider id, statuses only move
+//!   forward).
 
 use std::collections::HashMap;
 use std::sync::Arc;
