@@ -3,7 +3,8 @@
 //!
 //! Asserts: neither panics, whatever the bytes; an error is
 //! `malformed_callback`; parsing is a pure function of the bytes (times
-//! aside); a parsed status or digits name a call; a signature made for the
+//! aside); a parsed status or digits name a call by a sid Twilio gives
+//! (`CA` and 32 hex digits); a signature made for the
 //! parsed form verifies, and one for other bytes does not.
 
 #![no_main]
@@ -52,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
                 | Callback::Digits { call_id, .. }
                 | Callback::Dialed { call_id, .. }
                 | Callback::Incoming { call_id, .. } => {
-                    assert!(!call_id.is_empty())
+                    assert!(callbacks::is_call_sid(&call_id), "{call_id:?}")
                 }
                 Callback::Other(_) => {}
             }

@@ -29,9 +29,9 @@ crate::on_both_stores!(
     an_inbound_call_lands_on_the_contact_opens_whatsapp_and_a_missed_one_is_called_back,
 );
 
-const AGENT: &str = "+4930555000111";
+pub(crate) const AGENT: &str = "+4930555000111";
 
-async fn app(
+pub(crate) async fn app(
     backend: omniroute_e2e::Backend,
     adjust: impl FnOnce(&mut omniroute::Settings),
 ) -> (TestApp, FakeTwilio, CallbackServiceClient<Channel>) {
@@ -46,7 +46,7 @@ async fn app(
     (app, fake, client)
 }
 
-async fn schedule(
+pub(crate) async fn schedule(
     client: &mut CallbackServiceClient<Channel>,
     contact: &pb::Contact,
     schedule_time: Option<SystemTime>,
@@ -71,7 +71,7 @@ async fn schedule(
         .expect("a callback")
 }
 
-async fn get(client: &mut CallbackServiceClient<Channel>, name: &str) -> pb::Callback {
+pub(crate) async fn get(client: &mut CallbackServiceClient<Channel>, name: &str) -> pb::Callback {
     client
         .get_callback(pb::GetCallbackRequest { name: name.into() })
         .await
@@ -82,7 +82,7 @@ async fn get(client: &mut CallbackServiceClient<Channel>, name: &str) -> pb::Cal
 }
 
 /// Waits until the callback is in `state`.
-async fn wait_state(
+pub(crate) async fn wait_state(
     client: &mut CallbackServiceClient<Channel>,
     name: &str,
     state: pb::CallbackState,
@@ -113,7 +113,7 @@ async fn failure_reasons(app: &mut TestApp, message: &str) -> Vec<String> {
         .collect()
 }
 
-async fn customer(app: &mut TestApp, name: &str, number: &str) -> pb::Contact {
+pub(crate) async fn customer(app: &mut TestApp, name: &str, number: &str) -> pb::Contact {
     create(app, name, vec![voice(number)]).await
 }
 

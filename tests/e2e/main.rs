@@ -4,6 +4,7 @@
 
 mod auth;
 mod bounds;
+mod callback_states;
 mod callbacks;
 mod contacts;
 mod deadlines;

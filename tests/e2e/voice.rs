@@ -20,6 +20,11 @@ crate::on_both_stores!(
     out_of_order_and_repeated_callbacks_apply_once,
     unanswered_calls_are_tried_until_the_attempts_run_out,
     a_voice_step_of_a_plan_calls_when_the_email_before_it_fails,
+    unanswered_calls_hand_over_to_the_next_step_saying_the_retries_ran_out,
+    a_call_speaks_the_language_twilio_has_for_the_customers_locale,
+    a_script_too_long_for_inline_twiml_is_fetched_when_the_call_is_answered,
+    a_call_ends_once_a_busy_after_completed_changes_nothing,
+    signed_requests_that_fit_no_call_of_ours_store_nothing,
 );
 
 const ACCOUNT: &str = "AC00000000000000000000000000000009";
@@ -112,7 +117,7 @@ async fn a_notification_call_is_delivered_and_its_digit_answers_the_message(app:
     assert!(
         placed[0]
             .twiml
-            .contains("<Say language=\"de-DE\">Ihr Termin ist morgen um 10 Uhr</Say>"),
+            .contains("<Say language=\"de-DE\" loop=\"2\">Ihr Termin ist morgen um 10 Uhr</Say>"),
         "{}",
         placed[0].twiml
     );
@@ -154,7 +159,7 @@ async fn busy_then_answered_and_bad_signatures_are_handled(app: TestApp) {
     assert!(
         fake.calls()[0]
             .twiml
-            .contains("<Say language=\"fr-FR\">Votre colis arrive aujourd&apos;hui</Say>"),
+            .contains("<Say language=\"fr-FR\" loop=\"2\">Votre colis arrive aujourd'hui</Say>"),
         "{}",
         fake.calls()[0].twiml
     );
@@ -301,4 +306,316 @@ async fn a_voice_step_of_a_plan_calls_when_the_email_before_it_fails(app: TestAp
             .collect::<Vec<_>>(),
         [pb::Channel::Email as i32, pb::Channel::Voice as i32]
     );
+}
+
+/// Voice first, email behind it: three calls nobody answers use up the
+/// attempts, and the hand-over to email says so, with the count and the
+/// last error (not that voice failed after accepting the call).
+async fn unanswered_calls_hand_over_to_the_next_step_saying_the_retries_ran_out(app: TestApp) {
+    let (mut app, fake) = app_with_twilio_and(app.backend(), |s| {
+        s.routing.channel_order = vec![
+            omniroute_channel::Channel::Voice,
+            omniroute_channel::Channel::Email,
+        ];
+    })
+    .await;
+    let contact = create(
+        &mut app,
+        "Zora",
+        vec![voice("+49 151 55500111"), email("zora@example.com")],
+    )
+    .await;
+    let accepted = app
+        .messaging
+        .send_message(pb::SendMessageRequest {
+            recipient: Some(Recipient::Contact(contact.name)),
+            message: Some(text_message("Ihr Paket ist da")),
+            idempotency_key: String::new(),
+        })
+        .await
+        .expect("accepted")
+        .into_inner()
+        .message
+        .unwrap();
+    assert_eq!(accepted.channel, pb::Channel::Voice as i32, "voice first");
+    for n in 1..=3 {
+        let placed = wait_for_call(&fake, n).await;
+        assert_eq!(fake.finish(&placed.sid, "no-answer").await, [200, 200]);
+    }
+    let delivered = wait_status(&mut app, &accepted.name, pb::MessageStatus::Delivered).await;
+    assert_eq!(
+        delivered.channel,
+        pb::Channel::Email as i32,
+        "{delivered:#?}"
+    );
+    assert_eq!(fake.calls().len(), 3, "no fourth call");
+    let handed_over = delivered
+        .status_history
+        .iter()
+        .find(|h| h.reason.starts_with("falling back to email"))
+        .unwrap_or_else(|| panic!("no hand-over: {:#?}", delivered.status_history));
+    assert_eq!(
+        handed_over.reason,
+        "falling back to email: retries exhausted after 3 attempts; \
+         last error call-no-answer: nobody answered",
+    );
+}
+
+/// A customer's locale becomes the language Twilio speaks for it:
+/// Traditional Chinese in Taiwan is Taiwanese Mandarin (`zh-TW`), not the
+/// mainland's; a region Twilio has no voice for falls back to the
+/// language's own.
+async fn a_call_speaks_the_language_twilio_has_for_the_customers_locale(app: TestApp) {
+    let (mut app, fake) = app_with_twilio(app.backend()).await;
+    for (n, (name, number, locale, spoken)) in [
+        ("Mei", "+886 912 345 678", "zh-Hant-TW", "zh-TW"),
+        ("Ka Yan", "+852 5123 4567", "zh-Hant-HK", "zh-HK"),
+        ("Lukas", "+41 78 123 45 67", "de-LI", "de-DE"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        call(&mut app, name, number, locale, "Ihr Termin").await;
+        let placed = wait_for_call(&fake, n + 1).await;
+        assert!(
+            placed
+                .twiml
+                .contains(&format!("<Say language=\"{spoken}\"")),
+            "{locale}: {}",
+            placed.twiml
+        );
+    }
+}
+
+/// Twilio takes at most 4,000 characters of TwiML with a call (error
+/// 32018, which the fake answers too). A text whose escapes make it longer
+/// goes as a `Url` the router answers, when the call is answered, with the
+/// message's script; its digit and its end count as always.
+async fn a_script_too_long_for_inline_twiml_is_fetched_when_the_call_is_answered(app: TestApp) {
+    let (mut app, fake) = app_with_twilio(app.backend()).await;
+    let text = format!("Fragen & Antworten: {}", "&".repeat(970));
+    let accepted = call(&mut app, "Ada", "+49 151 55500133", "", &text).await;
+    let placed = wait_for_call(&fake, 1).await;
+    assert!(placed.twiml.is_empty(), "{}", placed.twiml);
+    assert!(
+        placed
+            .url
+            .starts_with(&format!("{PUBLIC}/webhooks/voice?leg=script&")),
+        "{}",
+        placed.url
+    );
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    let (status, twiml) = fake.answer(&placed.sid, "human").await;
+    assert_eq!(status, 200);
+    assert!(
+        twiml.contains(&format!(
+            "<Say language=\"de-DE\" loop=\"2\">Fragen &amp; Antworten: {}</Say>",
+            "&amp;".repeat(970)
+        )),
+        "{twiml}"
+    );
+    // The customer presses 1 (the script's gather), then hangs up.
+    let (status, _) = fake.press(&placed.sid, "1").await;
+    assert_eq!(status, 200);
+    fake.hang_up(&placed.sid).await;
+    let delivered = wait_status(&mut app, &accepted.name, pb::MessageStatus::Delivered).await;
+    assert_eq!(delivered.attempts.len(), 1, "placed once");
+    let messages = timeline(&mut app, &accepted.contact).await;
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.direction == pb::Direction::Inbound as i32 && m.reply_to == accepted.name),
+        "the digit answers the message: {messages:#?}"
+    );
+}
+
+/// Twilio ends a call once. A `busy` for a call that completed (a stray or
+/// replayed report) neither adds a failure to the delivered message's
+/// history nor puts another status event on the stream.
+async fn a_call_ends_once_a_busy_after_completed_changes_nothing(app: TestApp) {
+    let (mut app, fake) = app_with_twilio(app.backend()).await;
+    let accepted = call(&mut app, "Uwe", "+49 151 55500066", "", "Ihr Termin").await;
+    let placed = wait_for_call(&fake, 1).await;
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    assert_eq!(fake.finish(&placed.sid, "completed").await, [200, 200, 200]);
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Delivered).await;
+    let url = format!("{PUBLIC}/webhooks/voice");
+    let busy = fake.status_params(&placed, "busy", 9);
+    assert_eq!(fake.post_signed(&url, &busy).await.0, 200, "acknowledged");
+    // A later send to the contact marks where the busy report's effect
+    // would have been logged.
+    let marker = app
+        .messaging
+        .send_message(pb::SendMessageRequest {
+            recipient: Some(Recipient::Contact(accepted.contact.clone())),
+            message: Some(text_message("Noch etwas")),
+            idempotency_key: String::new(),
+        })
+        .await
+        .expect("accepted")
+        .into_inner()
+        .message
+        .unwrap();
+    let message = crate::messaging::get_message(&mut app, &accepted.name).await;
+    assert_eq!(message.status, pb::MessageStatus::Delivered as i32);
+    assert!(
+        message
+            .status_history
+            .iter()
+            .all(|h| h.status != pb::MessageStatus::Failed as i32),
+        "{:#?}",
+        message.status_history
+    );
+    let mut events = crate::events::subscribe(
+        &mut app,
+        pb::SubscribeRequest {
+            from_beginning: true,
+            contact: accepted.contact.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut after_delivery = Vec::new();
+    let mut delivered = false;
+    loop {
+        let event = crate::events::next(&mut events).await;
+        let Some(pb::event::Payload::Message(m)) = &event.payload else {
+            continue;
+        };
+        if m.name == marker.name {
+            break;
+        }
+        if m.name != accepted.name {
+            continue;
+        }
+        if delivered {
+            after_delivery.push(event.clone());
+        }
+        delivered |= m.status == pb::MessageStatus::Delivered as i32;
+    }
+    assert!(delivered, "the delivery is on the stream");
+    assert!(after_delivery.is_empty(), "{after_delivery:#?}");
+}
+
+/// Signed requests (signed as Twilio signs them, with the account's token)
+/// that fit no call of ours are answered plainly and store nothing: digits
+/// outside a gather of ours, or for another call than the gather's message;
+/// another account's call; a CallSid Twilio never gives; a call coming in
+/// without a caller.
+async fn signed_requests_that_fit_no_call_of_ours_store_nothing(app: TestApp) {
+    let (mut app, fake) = app_with_twilio_and(app.backend(), |s| {
+        s.voice.numbers[0].forward_to = "+4930555000222".into();
+    })
+    .await;
+    let url = format!("{PUBLIC}/webhooks/voice");
+    let nobody = |app: &mut TestApp, number: &str| {
+        let key = pb::lookup_contact_request::Key::Identity(voice(number));
+        let mut contacts = app.contacts.clone();
+        async move {
+            let found = contacts
+                .lookup_contact(pb::LookupContactRequest { key: Some(key) })
+                .await;
+            assert_eq!(
+                found.map(|_| ()).unwrap_err().code(),
+                tonic::Code::NotFound,
+                "no contact was made"
+            );
+        }
+    };
+    let base = |sid: &str, from: &str, to: &str, direction: &str| {
+        vec![
+            ("AccountSid", ACCOUNT.to_owned()),
+            ("ApiVersion", "2010-04-01".to_owned()),
+            ("CallSid", sid.to_owned()),
+            ("Direction", direction.to_owned()),
+            ("From", from.to_owned()),
+            ("To", to.to_owned()),
+        ]
+    };
+    // Digits for a call we never placed, to the number's URL: hung up.
+    let mut digits = base(
+        "CA0000000000000000000000000000dead",
+        "+4930123456",
+        "+4915155500201",
+        "outbound-api",
+    );
+    digits.push(("Digits", "1".to_owned()));
+    let (status, twiml) = fake.post_signed(&url, &digits).await;
+    assert_eq!(status, 200);
+    assert!(twiml.contains("<Hangup/>"), "{twiml}");
+    nobody(&mut app, "+4915155500201").await;
+
+    // Digits posted to a real call's gather, but for another call.
+    let accepted = call(&mut app, "Uwe", "+49 151 55500202", "", "Ihr Termin").await;
+    let placed = wait_for_call(&fake, 1).await;
+    wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
+    let gather = placed
+        .twiml
+        .split("action=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(|a| a.replace("&amp;", "&"))
+        .expect("the call gathers");
+    let mut other = base(
+        "CA0000000000000000000000000000beef",
+        "+4930123456",
+        "+4915155500202",
+        "outbound-api",
+    );
+    other.push(("Digits", "1".to_owned()));
+    let (status, twiml) = fake.post_signed(&gather, &other).await;
+    assert_eq!(status, 200);
+    assert!(twiml.contains("<Hangup/>"), "{twiml}");
+    // The call's own digit still counts: the one reply on the contact.
+    assert_eq!(fake.press(&placed.sid, "2").await.0, 200);
+    let replies: Vec<pb::Message> = timeline(&mut app, &accepted.contact)
+        .await
+        .into_iter()
+        .filter(|m| m.direction == pb::Direction::Inbound as i32)
+        .collect();
+    assert_eq!(replies.len(), 1, "{replies:#?}");
+    match &replies[0].content.as_ref().unwrap().kind {
+        Some(pb::content::Kind::ChoiceReply(c)) => assert_eq!(c.id, "2"),
+        other => panic!("{other:?}"),
+    }
+
+    // Another account's call coming in, signed with our token: refused.
+    let foreign = FakeTwilio::start("AC00000000000000000000000000000077", TOKEN).await;
+    foreign.behind_proxy(PUBLIC, &format!("http://{}", app.http_addr));
+    let (_, status, twiml) = foreign.ring_in(&url, "+4915155500203", "+4930123456").await;
+    assert_eq!(status, 401, "{twiml}");
+    nobody(&mut app, "+4915155500203").await;
+
+    // A CallSid Twilio never gives (5,000 characters): refused.
+    let long = format!("CA{}", "0".repeat(4998));
+    let mut ringing = base(&long, "+4915155500204", "+4930123456", "inbound");
+    ringing.push(("CallStatus", "ringing".to_owned()));
+    let (status, twiml) = fake.post_signed(&url, &ringing).await;
+    assert_eq!(status, 400, "{twiml}");
+    nobody(&mut app, "+4915155500204").await;
+    let mut progress = fake.status_params(&placed, "completed", 7);
+    for (name, value) in &mut progress {
+        if *name == "CallSid" {
+            value.clone_from(&long);
+        }
+    }
+    assert_eq!(fake.post_signed(&url, &progress).await.0, 400);
+
+    // A call coming in without a caller: refused, not put through with an
+    // empty caller id.
+    let anonymous: Vec<(&str, String)> = base(
+        "CA0000000000000000000000000000f00d",
+        "",
+        "+4930123456",
+        "inbound",
+    )
+    .into_iter()
+    .filter(|(name, _)| *name != "From")
+    .chain([("CallStatus", "ringing".to_owned())])
+    .collect();
+    let (status, twiml) = fake.post_signed(&url, &anonymous).await;
+    assert_eq!(status, 400, "{twiml}");
+    assert!(!twiml.contains("<Dial"), "{twiml}");
+    let message = crate::messaging::get_message(&mut app, &accepted.name).await;
+    assert_eq!(message.status, pb::MessageStatus::Sent as i32, "unchanged");
 }

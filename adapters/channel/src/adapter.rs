@@ -185,8 +185,10 @@ pub enum DeliveryStatus {
     Read,
     /// Failed after acceptance.
     Failed,
-    /// The attempt is over (a call hung up): a failure unless it was
-    /// delivered first (a callback's bridge to the agent is its delivery).
+    /// The attempt is over (a call hung up, or ended busy or unanswered):
+    /// a failure unless the message has its outcome already (delivered
+    /// first: a callback's bridge to the agent is its delivery; or failed
+    /// or canceled), when it changes nothing.
     Ended,
     /// Handed on to a system that reports no further (an email relayed
     /// to a server without delivery status notifications): no delivery
@@ -255,6 +257,20 @@ impl WebhookRequest<'_> {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// One of our messages, as the router has it, for the answer to a
+/// call-control request that asked about it ([`Adapter::answer_reads`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AskedMessage {
+    /// What it says on the adapter's channel (its step's content).
+    pub content: Content,
+    /// Whether it still waits for an outcome: not canceled, failed or
+    /// delivered (a call for a callback canceled meanwhile is not bridged).
+    pub pending: bool,
+    /// The provider's id of its latest send (the call placed for it), once
+    /// recorded.
+    pub provider_id: Option<String>,
 }
 
 /// A message a customer sent, as an adapter parsed it from a webhook.
@@ -450,19 +466,51 @@ pub trait Adapter: Send + Sync + fmt::Debug + 'static {
 
     /// Parses a verified webhook request: [`Adapter::parse_webhook`] of its
     /// body, unless the provider's request says more in its URL (a
-    /// telephony provider's call-control requests).
+    /// telephony provider's call-control requests). `asked` is the message
+    /// of ours the request names ([`Adapter::answer_reads`]), as the router
+    /// has it: what it carries may only count for that message (digits
+    /// pressed in our call).
     fn parse_request(
         &self,
         request: &WebhookRequest<'_>,
+        asked: Option<&AskedMessage>,
     ) -> Result<Vec<WebhookEvent>, AdapterError> {
+        let _ = asked;
         self.parse_webhook(request.body)
+    }
+
+    /// The message of ours a call-control request asks about (the script
+    /// of a call fetched when it is answered, the callback a call was
+    /// placed for): the business account it came to, which names the
+    /// tenant, and our message id. The router reads it and hands it to
+    /// [`Adapter::webhook_answer`]. `None` (the default): the answer needs
+    /// no message.
+    fn answer_reads(&self, request: &WebhookRequest<'_>) -> Option<(String, String)> {
+        let _ = request;
+        None
     }
 
     /// The body (content type and text) a recorded webhook delivery is
     /// answered with: `ok` for most providers; a telephony provider reads
     /// the answer to a call-control request as what the call does next.
-    fn webhook_answer(&self, _request: &WebhookRequest<'_>) -> (&'static str, String) {
+    /// `asked` is the message [`Adapter::answer_reads`] named, as the
+    /// router has it (`None` when it named none, or the router has no such
+    /// message).
+    fn webhook_answer(
+        &self,
+        request: &WebhookRequest<'_>,
+        asked: Option<&AskedMessage>,
+    ) -> (&'static str, String) {
+        let _ = (request, asked);
         ("text/plain", "ok".to_owned())
+    }
+
+    /// Ends a send the provider is still carrying out (a call that rings,
+    /// or is up), by the provider's id: its sender canceled it. Channels
+    /// whose sends cannot be ended answer [`ErrorClass::Unsupported`].
+    async fn end(&self, provider_message_id: &str) -> Result<(), AdapterError> {
+        let _ = provider_message_id;
+        Err(AdapterError::unsupported(self.channel(), "ending a send"))
     }
 
     /// Tells the provider that a customer's message was read (WhatsApp's blue

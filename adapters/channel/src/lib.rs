@@ -21,9 +21,9 @@ pub mod content;
 pub mod signature;
 
 pub use adapter::{
-    Adapter, AdapterError, CallProgress, ContentViolation, DeliveryReports, DeliveryStatus,
-    ErrorClass, InboundMessage, MediaDownload, MissedCall, OptOut, OutboundMessage, SendReceipt,
-    StatusSink, StatusUpdate, WebhookEvent, WebhookRequest, provider_time,
+    Adapter, AdapterError, AskedMessage, CallProgress, ContentViolation, DeliveryReports,
+    DeliveryStatus, ErrorClass, InboundMessage, MediaDownload, MissedCall, OptOut, OutboundMessage,
+    SendReceipt, StatusSink, StatusUpdate, WebhookEvent, WebhookRequest, provider_time,
 };
 pub use address::{Address, AddressError, PhoneRegion, lookup_keys, mask};
 pub use capabilities::{Capabilities, ContentKind, Fit};

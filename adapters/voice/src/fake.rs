@@ -2,8 +2,9 @@
 //!
 //! - `POST /2010-04-01/Accounts/{AccountSid}/Calls.json`: HTTP Basic auth
 //!   checked (401 with error 20003 otherwise), form-encoded; `To`, `From`
-//!   and one of `Url`/`Twiml` required (400 with 21201 or 21205); `To` must
-//!   be E.164 (400 with 21211); answers 201 with the call JSON (`sid` "CA" +
+//!   and one of `Url`/`Twiml` required (400 with 21201 or 21205); `Twiml`
+//!   at most 4,000 characters (400 with 32018); `To` must be E.164 (400
+//!   with 21211); answers 201 with the call JSON (`sid` "CA" +
 //!   32 hex, `status: "queued"`, `direction: "outbound-api"`, …).
 //! - `GET …/Calls/{CallSid}.json`: the call's current state.
 //! - `GET /2010-04-01/Accounts/{AccountSid}.json`: the account.
@@ -203,6 +204,13 @@ fn place(
     let (twiml, url) = (get("Twiml"), get("Url"));
     if twiml.is_none() && url.is_none() {
         return Err((400, 21205, "Url or Twiml is required".into()));
+    }
+    if twiml.as_ref().is_some_and(|t| t.chars().count() > 4000) {
+        return Err((
+            400,
+            32018,
+            "Twiml size exceeded maximum allowed value of 4000 characters".into(),
+        ));
     }
     let e164 = to.len() > 8 && to.starts_with('+') && to[1..].bytes().all(|b| b.is_ascii_digit());
     if !e164 {

@@ -4,8 +4,12 @@
 //! Voice in `twilio/`). The call's progress comes back as signed callbacks
 //! to `/webhooks/voice`: answered and completed is delivered; busy and no
 //! answer are transient failures (routing calls again while attempts
-//! remain); failed and canceled are permanent; a pressed digit is an inbound
-//! reply to the message.
+//! remain); failed and canceled are permanent; each end counts only while
+//! the message has no outcome (a call ends once). A pressed digit, posted
+//! to the call's gather (`?leg=gather&message=…`), is an inbound reply to
+//! that message, when the call is that message's. TwiML too long to go
+//! with the call (Twilio takes 4,000 characters) is asked of the router
+//! when the call is answered (`?leg=script&message=…`).
 //!
 //! Files, by role (as in `omniroute-whatsapp`): `config.rs` the account,
 //! the public callback URL, the numbers per tenant; `provider.rs` the
@@ -14,13 +18,15 @@
 //! `fake`) a local Twilio REST API that records calls and posts signed
 //! callbacks back.
 //!
-//! A call speaks in the customer's locale (as routing saw it), else in the
-//! configured language.
+//! A call speaks in the customer's locale (as routing saw it, mapped to a
+//! language the provider speaks: `zh-Hant-TW` is Taiwanese Mandarin), else
+//! in the configured language.
 //!
 //! A callback (content `CallbackRequest`) is a call whose answer is asked
-//! of the router (`?leg=answer`, the greeting and agent line in the URL the
-//! provider signs): a person who answers hears the greeting and is bridged
-//! to the agent line (`<Dial>`); the dial's outcome (`?leg=dial`) decides:
+//! of the router (`?leg=answer`, the callback, greeting and agent line in
+//! the URL the provider signs): a person who answers hears the greeting and
+//! is bridged to the agent line (`<Dial>`) unless the callback was canceled
+//! meanwhile (its call is then ended through [`Adapter::end`]); the dial's outcome (`?leg=dial`) decides:
 //! connected is delivered (with how long they talked), an agent line busy or
 //! unanswered is a transient failure (routing calls again later). With
 //! machine detection, a machine is recorded and, per setting, counts as not
@@ -46,7 +52,7 @@ use async_trait::async_trait;
 use omniroute_channel::capabilities::{Capabilities, ContentKind};
 use omniroute_channel::content::{Choice, InboundCall};
 use omniroute_channel::{
-    Adapter, AdapterError, Address, CallProgress, Channel, Content, ContentViolation,
+    Adapter, AdapterError, Address, AskedMessage, CallProgress, Channel, Content, ContentViolation,
     DeliveryStatus, ErrorClass, InboundMessage, MediaDownload, MissedCall, OutboundMessage,
     PhoneRegion, SendReceipt, StatusUpdate, WebhookEvent, WebhookRequest,
 };
@@ -98,44 +104,6 @@ impl VoiceAdapter {
     }
 }
 
-/// The language a call speaks for a customer's locale: a tag with a region
-/// as it is (`pt_BR` → `pt-BR`); a bare language with its most spoken
-/// region (`de` → `de-DE`); `None` for one calls do not speak.
-pub fn spoken_language(locale: &str) -> Option<String> {
-    let locale = locale.trim().replace('_', "-");
-    let (language, region) = match locale.split_once('-') {
-        Some((l, r)) => (l.to_ascii_lowercase(), Some(r.to_ascii_uppercase())),
-        None => (locale.to_ascii_lowercase(), None),
-    };
-    if language.len() != 2 || !language.bytes().all(|b| b.is_ascii_lowercase()) {
-        return None;
-    }
-    if let Some(region) = region.filter(|r| r.len() == 2) {
-        return Some(format!("{language}-{region}"));
-    }
-    let region = match language.as_str() {
-        "de" => "DE",
-        "en" => "US",
-        "fr" => "FR",
-        "es" => "ES",
-        "it" => "IT",
-        "pt" => "BR",
-        "nl" => "NL",
-        "pl" => "PL",
-        "sv" => "SE",
-        "da" => "DK",
-        "nb" | "no" => "NO",
-        "fi" => "FI",
-        "tr" => "TR",
-        "ja" => "JP",
-        "ko" => "KR",
-        "zh" => "CN",
-        "ru" => "RU",
-        _ => return None,
-    };
-    Some(format!("{language}-{region}"))
-}
-
 /// Which request of a call a webhook is, by the `leg` our URLs carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Leg {
@@ -149,6 +117,10 @@ enum Leg {
     Dial,
     /// An inbound call's dial to the agent line ended.
     IncomingDial,
+    /// A notification call answered whose script did not go with it.
+    Script,
+    /// A digit pressed in a notification call (its `<Gather>` action).
+    Gather,
 }
 
 impl Leg {
@@ -158,8 +130,20 @@ impl Leg {
             Some("answer") => Leg::Answer,
             Some("dial") => Leg::Dial,
             Some("incoming-dial") => Leg::IncomingDial,
+            Some("script") => Leg::Script,
+            Some("gather") => Leg::Gather,
             _ => Leg::Notification,
         }
+    }
+}
+
+/// Whether the callback a call was placed for still wants it bridged: not
+/// when the router has it canceled (or has it not at all). A call placed
+/// before its answer URL named the callback is bridged as before.
+fn still_wanted(request: &WebhookRequest<'_>, asked: Option<&AskedMessage>) -> bool {
+    match request.query("message") {
+        Some(_) => asked.is_some_and(|m| m.pending),
+        None => true,
     }
 }
 
@@ -200,7 +184,10 @@ fn progress(call_id: &str, answered_by: Option<String>, seconds: Option<u32>) ->
 }
 
 /// What a call's state says of the message it carried; `None` for the
-/// states on the way (queued, ringing, answered).
+/// states on the way (queued, ringing, answered). A call ends once: its
+/// end without an answer is [`DeliveryStatus::Ended`], a failure only while
+/// the message was not delivered (a `busy` after `completed` changes
+/// nothing).
 fn status_of(
     call_id: &str,
     state: CallState,
@@ -215,7 +202,7 @@ fn status_of(
             format!("call-{raw}-{error_code}")
         };
         (
-            DeliveryStatus::Failed,
+            DeliveryStatus::Ended,
             Some(AdapterError::new(class, code, why)),
         )
     };
@@ -259,22 +246,47 @@ impl Adapter for VoiceAdapter {
         })?;
         let webhook = self.config.webhook_url();
         let language = |own: &str| {
-            spoken_language(own)
-                .or_else(|| message.locale.as_deref().and_then(spoken_language))
+            self.provider
+                .language(own)
+                .or_else(|| {
+                    message
+                        .locale
+                        .as_deref()
+                        .and_then(|l| self.provider.language(l))
+                })
                 .unwrap_or_else(|| self.config.default_language.clone())
         };
         let (answer, status_url) = match &message.content {
-            Content::Text(text) => (
-                Answer::Script(Script {
-                    say: text.body.clone(),
-                    language: language(""),
-                    gather_url: self.config.gather_digit.then(|| webhook.clone()),
-                }),
-                webhook,
-            ),
+            Content::Text(text) => {
+                let language = language("");
+                // Where the router answers with the script when the
+                // provider cannot take it with the call: the message is
+                // read again then (the URL is signed with the rest).
+                let query = twilio::form_body(&[
+                    ("leg", "script".to_owned()),
+                    ("message", message.message_id.clone()),
+                    ("line", from.number.clone()),
+                    ("lang", language.clone()),
+                    ("gather", u8::from(self.config.gather_digit).to_string()),
+                ]);
+                (
+                    Answer::Script(Script {
+                        say: text.body.clone(),
+                        language,
+                        gather_url: self
+                            .config
+                            .gather_digit
+                            .then(|| self.gather_url(&message.message_id, &from.number)),
+                        url: format!("{webhook}?{query}"),
+                    }),
+                    webhook,
+                )
+            }
             Content::CallbackRequest(callback) => {
                 let query = twilio::form_body(&[
                     ("leg", "answer".to_owned()),
+                    // The callback: a canceled one is not bridged.
+                    ("message", message.message_id.clone()),
                     ("agent", callback.agent_address.clone()),
                     // The caller id the agent sees: our number.
                     ("caller", from.number.clone()),
@@ -341,9 +353,11 @@ impl Adapter for VoiceAdapter {
     fn parse_request(
         &self,
         request: &WebhookRequest<'_>,
+        asked: Option<&AskedMessage>,
     ) -> Result<Vec<WebhookEvent>, AdapterError> {
         match Leg::of(request) {
             Leg::Notification => self.parse_webhook(request.body),
+            Leg::Gather => self.gathered(request.body, asked),
             leg => self.parse_callback(leg, request.body),
         }
     }
@@ -361,35 +375,10 @@ impl Adapter for VoiceAdapter {
                 Some(update) => WebhookEvent::Status(update),
                 None => WebhookEvent::Ignored(format!("call {raw}")),
             },
-            Callback::Digits {
-                call_id,
-                business,
-                customer,
-                digits,
-            } => {
-                let Ok(from) = Address::parse(Channel::Voice, &customer, PhoneRegion::default())
-                else {
-                    return Ok(vec![WebhookEvent::Ignored(
-                        "digits from a caller without a number".into(),
-                    )]);
-                };
-                WebhookEvent::Inbound(InboundMessage {
-                    channel: Channel::Voice,
-                    account: business,
-                    provider_message_id: format!("{call_id}#digits"),
-                    from,
-                    profile_name: None,
-                    provider_user_id: None,
-                    time: SystemTime::now(),
-                    content: Content::ChoiceReply(Choice {
-                        id: digits.clone(),
-                        title: digits,
-                        description: String::new(),
-                    }),
-                    reply_to: Some(call_id),
-                    automatic: false,
-                    media_bytes: None,
-                })
+            // Digits count only as an answer to the message whose call
+            // gathered them (`?leg=gather`, see `parse_request`).
+            Callback::Digits { .. } => {
+                WebhookEvent::Ignored("digits outside a gather of ours".into())
             }
             Callback::Incoming {
                 call_id,
@@ -401,11 +390,44 @@ impl Adapter for VoiceAdapter {
         }])
     }
 
-    fn webhook_answer(&self, request: &WebhookRequest<'_>) -> (&'static str, String) {
+    fn answer_reads(&self, request: &WebhookRequest<'_>) -> Option<(String, String)> {
+        match Leg::of(request) {
+            Leg::Script | Leg::Gather => Some((
+                request.query("line")?.to_owned(),
+                request.query("message")?.to_owned(),
+            )),
+            Leg::Answer => Some((
+                request.query("caller")?.to_owned(),
+                request.query("message")?.to_owned(),
+            )),
+            _ => None,
+        }
+    }
+
+    fn webhook_answer(
+        &self,
+        request: &WebhookRequest<'_>,
+        asked: Option<&AskedMessage>,
+    ) -> (&'static str, String) {
         // A call-control request is answered with what the call does next:
         // an answered callback is bridged (unless a machine took it and
-        // that counts as not reached); everything else hangs up.
+        // that counts as not reached); a notification call whose script
+        // did not go with it plays it; everything else hangs up.
         let next = match (Leg::of(request), self.provider.parse(request.body)) {
+            (Leg::Script, Ok(Callback::Status { .. })) => match asked.map(|m| &m.content) {
+                Some(Content::Text(text)) => Next::Script(Script {
+                    say: text.body.clone(),
+                    language: request.query("lang").unwrap_or_default().to_owned(),
+                    gather_url: (request.query("gather") == Some("1")).then(|| {
+                        self.gather_url(
+                            request.query("message").unwrap_or_default(),
+                            request.query("line").unwrap_or_default(),
+                        )
+                    }),
+                    url: String::new(),
+                }),
+                _ => Next::HangUp,
+            },
             (
                 Leg::Answer,
                 Ok(Callback::Status {
@@ -413,7 +435,7 @@ impl Adapter for VoiceAdapter {
                     call_id,
                     ..
                 }),
-            ) if !self.not_reached(answered_by.as_ref()) => {
+            ) if !self.not_reached(answered_by.as_ref()) && still_wanted(request, asked) => {
                 let language = request.query("lang").unwrap_or_default().to_owned();
                 tracing::debug!(call = %call_id, "callback answered; bridging to the agent");
                 Next::Bridge(Bridge {
@@ -439,8 +461,16 @@ impl Adapter for VoiceAdapter {
                     say: greeting.clone(),
                     language: self.config.default_language.clone(),
                     agent: agent.clone(),
-                    // The agent sees who calls.
-                    caller_id: customer,
+                    // The agent sees who calls; our number for a caller
+                    // whose number is withheld.
+                    caller_id: match Address::parse(
+                        Channel::Voice,
+                        &customer,
+                        PhoneRegion::default(),
+                    ) {
+                        Ok(_) => customer,
+                        Err(_) => business.clone(),
+                    },
                     ring_seconds: self.config.ring_timeout.as_secs(),
                     action_url: format!("{}?leg=incoming-dial", self.config.webhook_url()),
                 }),
@@ -453,6 +483,18 @@ impl Adapter for VoiceAdapter {
             _ => Next::HangUp,
         };
         self.provider.render(&next)
+    }
+
+    async fn end(&self, call_id: &str) -> Result<(), AdapterError> {
+        // Cancel while it rings; once answered (the customer picked up
+        // meanwhile) only a hang-up ends it.
+        match self.provider.end_call(call_id, provider::End::Cancel).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::debug!(error = %e, "the call could not be canceled; hanging it up");
+                self.provider.end_call(call_id, provider::End::HangUp).await
+            }
+        }
     }
 
     async fn mark_read(&self, _: &str, _: &str) -> Result<(), AdapterError> {
@@ -469,6 +511,67 @@ impl Adapter for VoiceAdapter {
 }
 
 impl VoiceAdapter {
+    /// The `<Gather>` action of a call for our message `message_id` placed
+    /// from `line`: the digit pressed counts for that message only.
+    fn gather_url(&self, message_id: &str, line: &str) -> String {
+        let query = twilio::form_body(&[
+            ("leg", "gather".to_owned()),
+            ("message", message_id.to_owned()),
+            ("line", line.to_owned()),
+        ]);
+        format!("{}?{query}", self.config.webhook_url())
+    }
+
+    /// A digit pressed in our call: the customer's reply to the message the
+    /// gather was for (`asked`), when the call is that message's (or its
+    /// call is not recorded yet); anything else is none of ours and stores
+    /// nothing.
+    fn gathered(
+        &self,
+        body: &[u8],
+        asked: Option<&AskedMessage>,
+    ) -> Result<Vec<WebhookEvent>, AdapterError> {
+        let Callback::Digits {
+            call_id,
+            business,
+            customer,
+            digits,
+        } = self.provider.parse(body)?
+        else {
+            return Ok(vec![WebhookEvent::Ignored(
+                "a gather action without digits".into(),
+            )]);
+        };
+        let ours = asked.is_some_and(|m| m.provider_id.as_ref().is_none_or(|id| *id == call_id));
+        if !ours {
+            return Ok(vec![WebhookEvent::Ignored(
+                "digits for a call of no message of ours".into(),
+            )]);
+        }
+        let Ok(from) = Address::parse(Channel::Voice, &customer, PhoneRegion::default()) else {
+            return Ok(vec![WebhookEvent::Ignored(
+                "digits from a caller without a number".into(),
+            )]);
+        };
+        Ok(vec![WebhookEvent::Inbound(InboundMessage {
+            channel: Channel::Voice,
+            account: business,
+            provider_message_id: format!("{call_id}#digits"),
+            from,
+            profile_name: None,
+            provider_user_id: None,
+            time: SystemTime::now(),
+            content: Content::ChoiceReply(Choice {
+                id: digits.clone(),
+                title: digits,
+                description: String::new(),
+            }),
+            reply_to: Some(call_id),
+            automatic: false,
+            media_bytes: None,
+        })])
+    }
+
     /// Whether who answered counts as not reached (a machine, when the
     /// setting says so).
     fn not_reached(&self, answered_by: Option<&(AnsweredBy, String)>) -> bool {
@@ -635,12 +738,15 @@ impl VoiceAdapter {
                         )
                     }),
                     // A callback is tried again on any failure to reach.
-                    CallState::Failed => Some(failure(
-                        &call_id,
-                        ErrorClass::Transient,
-                        &format!("call-{raw}"),
-                        "the call could not be placed",
-                    )),
+                    CallState::Failed => Some(StatusUpdate {
+                        status: DeliveryStatus::Ended,
+                        ..failure(
+                            &call_id,
+                            ErrorClass::Transient,
+                            &format!("call-{raw}"),
+                            "the call could not be placed",
+                        )
+                    }),
                     _ => status_of(&call_id, state, &raw, &error_code, time),
                 };
                 let mut events: Vec<WebhookEvent> = answered_by
@@ -661,20 +767,5 @@ impl VoiceAdapter {
                 "{other:?} on the {leg:?} leg"
             ))],
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locales_become_spoken_languages() {
-        assert_eq!(spoken_language("de").as_deref(), Some("de-DE"));
-        assert_eq!(spoken_language("pt_br").as_deref(), Some("pt-BR"));
-        assert_eq!(spoken_language("en-GB").as_deref(), Some("en-GB"));
-        assert_eq!(spoken_language("xx"), None);
-        assert_eq!(spoken_language(""), None);
-        assert_eq!(spoken_language("deutsch"), None);
     }
 }

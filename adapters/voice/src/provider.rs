@@ -17,6 +17,10 @@ pub struct Script {
     pub language: String,
     /// Asks for one digit, posted to this URL.
     pub gather_url: Option<String>,
+    /// Where the router answers with this script, for a call that cannot
+    /// carry it (Twilio takes at most 4,000 characters of TwiML with a
+    /// call): asked when the call is answered. Empty: nowhere.
+    pub url: String,
 }
 
 /// What an answered callback does: greets the customer, then connects
@@ -57,6 +61,8 @@ pub enum Answer {
 pub enum Next {
     /// Connect the customer with an agent.
     Bridge(Bridge),
+    /// Play a script (a call's, fetched when it is answered).
+    Script(Script),
     /// End the call.
     HangUp,
     /// Say something, then end the call.
@@ -220,6 +226,11 @@ pub trait VoiceProvider: Send + Sync + std::fmt::Debug + 'static {
     /// The answer to a call-control request (content type and body): what
     /// the call does next.
     fn render(&self, next: &Next) -> (&'static str, String);
+
+    /// The language the provider's speech takes for a customer's locale
+    /// (BCP 47, `zh-Hant-TW`), in the provider's own words; `None` for one
+    /// it does not speak.
+    fn language(&self, locale: &str) -> Option<String>;
 
     /// Whether the provider can reach its API.
     async fn health(&self) -> Result<(), AdapterError>;

@@ -76,7 +76,7 @@ async fn a_notification_call_speaks_the_text_and_gathers_a_digit() {
     assert_eq!(call.events, ["ringing", "answered", "completed"]);
     assert!(
         call.twiml.contains(
-            "<Say language=\"de-DE\">Your table for 2 is ready &lt;now&gt; &amp; waiting</Say>"
+            "<Say language=\"de-DE\" loop=\"2\">Your table for 2 is ready &lt;now&gt; &amp; waiting</Say>"
         ),
         "{}",
         call.twiml
@@ -84,9 +84,10 @@ async fn a_notification_call_speaks_the_text_and_gathers_a_digit() {
     assert!(
         call.twiml
             .contains("<Gather input=\"dtmf\" numDigits=\"1\"")
-            && call
-                .twiml
-                .contains("action=\"https://router.acme.example/webhooks/voice\""),
+            && call.twiml.contains(
+                "action=\"https://router.acme.example/webhooks/voice?leg=gather\
+                 &amp;message=01a232b1-1186-710f-972d-02f288bc6632&amp;line=%2B4930123456\""
+            ),
         "{}",
         call.twiml
     );
@@ -95,6 +96,63 @@ async fn a_notification_call_speaks_the_text_and_gathers_a_digit() {
         adapter.fetch_status(&call.sid).await.unwrap(),
         None,
         "queued: nothing yet"
+    );
+}
+
+#[tokio::test]
+async fn a_script_longer_than_twilio_takes_inline_is_fetched_when_answered() {
+    let fake = FakeTwilio::start(support::ACCOUNT, support::TOKEN).await;
+    let adapter = support::adapter(&fake);
+    // Escaped, 990 ampersands are 4,950 characters of TwiML.
+    let long = format!("Q&A: {}", "&".repeat(990));
+    adapter.send(&message(&long)).await.expect("placed");
+    adapter.send(&message("Short")).await.expect("placed");
+    let calls = fake.calls();
+    assert!(calls[0].twiml.is_empty(), "{}", calls[0].twiml);
+    assert_eq!(
+        calls[0].url,
+        "https://router.acme.example/webhooks/voice?leg=script\
+         &message=01a232b1-1186-710f-972d-02f288bc6632&line=%2B4930123456&lang=de-DE&gather=1"
+    );
+    assert!(calls[1].url.is_empty() && calls[1].twiml.contains("Short"));
+    // Asked when answered, the router plays the message it names.
+    let query = query_of(&calls[0].url);
+    let body = format!(
+        "AccountSid={}&CallSid={}&CallStatus=in-progress&Direction=outbound-api\
+         &From=%2B4930123456&To=%2B4915112345678",
+        support::ACCOUNT,
+        calls[0].sid
+    );
+    let request = request_to(&calls[0].url, &query, body.as_bytes());
+    assert_eq!(
+        adapter.answer_reads(&request),
+        Some((
+            "+4930123456".to_owned(),
+            "01a232b1-1186-710f-972d-02f288bc6632".to_owned()
+        ))
+    );
+    let asked = omniroute_channel::AskedMessage {
+        content: message(&long).content,
+        pending: true,
+        provider_id: Some(calls[0].sid.clone()),
+    };
+    let (kind, twiml) = adapter.webhook_answer(&request, Some(&asked));
+    assert_eq!(kind, "text/xml");
+    assert!(
+        twiml.contains(&format!(
+            "<Say language=\"de-DE\" loop=\"2\">Q&amp;A: {}</Say>",
+            "&amp;".repeat(990)
+        )) && twiml.contains(
+            "action=\"https://router.acme.example/webhooks/voice?leg=gather\
+             &amp;message=01a232b1-1186-710f-972d-02f288bc6632&amp;line=%2B4930123456\""
+        ),
+        "{twiml}"
+    );
+    // A message the router does not have: the call hangs up.
+    let (_, twiml) = adapter.webhook_answer(&request, None);
+    assert!(
+        twiml.contains("<Hangup/>") && !twiml.contains("<Say"),
+        "{twiml}"
     );
 }
 
@@ -157,22 +215,20 @@ async fn callbacks_say_what_became_of_the_call() {
         let params = fake.status_params(&call, end, 2);
         omniroute_voice::twilio::form_body(&params).into_bytes()
     };
+    // A call ends once: its end without an answer is a failure only while
+    // the message has no outcome (`Ended`).
     for (end, want, class) in [
         ("completed", DeliveryStatus::Delivered, None),
-        ("busy", DeliveryStatus::Failed, Some(ErrorClass::Transient)),
+        ("busy", DeliveryStatus::Ended, Some(ErrorClass::Transient)),
         (
             "no-answer",
-            DeliveryStatus::Failed,
+            DeliveryStatus::Ended,
             Some(ErrorClass::Transient),
         ),
-        (
-            "failed",
-            DeliveryStatus::Failed,
-            Some(ErrorClass::Permanent),
-        ),
+        ("failed", DeliveryStatus::Ended, Some(ErrorClass::Permanent)),
         (
             "canceled",
-            DeliveryStatus::Failed,
+            DeliveryStatus::Ended,
             Some(ErrorClass::Permanent),
         ),
     ] {
@@ -211,23 +267,109 @@ async fn callbacks_say_what_became_of_the_call() {
             .as_slice(),
         [WebhookEvent::Ignored(_)]
     ));
-    // A pressed digit answers the message the call carried.
-    let digits = b"CallSid=CA00000000000000000000000000000001&Digits=1&Direction=outbound-api&From=%2B4930123456&To=%2B4915112345678";
-    match adapter.parse_webhook(digits).unwrap().as_slice() {
-        [WebhookEvent::Inbound(m)] => {
-            assert_eq!(m.account, "+4930123456");
-            assert_eq!(m.from.value(), "+4915112345678");
-            assert_eq!(
-                m.reply_to.as_deref(),
-                Some("CA00000000000000000000000000000001")
-            );
-            assert!(matches!(&m.content, Content::ChoiceReply(c) if c.id == "1"));
+    // A pressed digit answers the message the call carried, posted to the
+    // call's gather action, which names the message.
+    let gather = call
+        .twiml
+        .split("action=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(|a| a.replace("&amp;", "&"))
+        .expect("the call gathers");
+    let query = query_of(&gather);
+    let digits = format!(
+        "AccountSid={}&CallSid={sid}&Digits=1&Direction=outbound-api&From=%2B4930123456&To=%2B4915112345678",
+        support::ACCOUNT
+    );
+    let request = request_to(&gather, &query, digits.as_bytes());
+    assert_eq!(
+        adapter.answer_reads(&request),
+        Some((
+            "+4930123456".to_owned(),
+            "01a232b1-1186-710f-972d-02f288bc6632".to_owned()
+        ))
+    );
+    let asked = |provider_id: Option<&str>| omniroute_channel::AskedMessage {
+        content: message("hello").content,
+        pending: true,
+        provider_id: provider_id.map(str::to_owned),
+    };
+    for ours in [asked(Some(&sid)), asked(None)] {
+        match adapter
+            .parse_request(&request, Some(&ours))
+            .unwrap()
+            .as_slice()
+        {
+            [WebhookEvent::Inbound(m)] => {
+                assert_eq!(m.account, "+4930123456");
+                assert_eq!(m.from.value(), "+4915112345678");
+                assert_eq!(m.reply_to.as_deref(), Some(sid.as_str()));
+                assert!(matches!(&m.content, Content::ChoiceReply(c) if c.id == "1"));
+            }
+            other => panic!("{other:?}"),
         }
-        other => panic!("{other:?}"),
     }
-    let answer = adapter.webhook_answer(&signed("/webhooks/voice", &[], digits));
+    // Digits of another call, for no message the router has, or outside a
+    // gather of ours are none of ours.
+    let elsewhere = asked(Some("CA00000000000000000000000000000099"));
+    for events in [
+        adapter.parse_request(&request, Some(&elsewhere)).unwrap(),
+        adapter.parse_request(&request, None).unwrap(),
+        adapter.parse_webhook(digits.as_bytes()).unwrap(),
+    ] {
+        assert!(
+            matches!(events.as_slice(), [WebhookEvent::Ignored(_)]),
+            "{events:?}"
+        );
+    }
+    let answer = adapter.webhook_answer(&request, None);
     assert_eq!(answer.0, "text/xml");
     assert!(answer.1.contains("<Hangup/>"), "{}", answer.1);
+}
+
+#[tokio::test]
+async fn requests_of_another_account_or_no_call_of_twilio_are_refused() {
+    let fake = FakeTwilio::start(support::ACCOUNT, support::TOKEN).await;
+    let adapter = support::adapter(&fake);
+    let signed_for = |body: &str| {
+        vec![(
+            signature::HEADER.to_owned(),
+            signature::sign(
+                support::TOKEN,
+                "https://router.acme.example/webhooks/voice",
+                &callbacks::form(body.as_bytes()),
+            ),
+        )]
+    };
+    // Signed with our token, but naming another account, or none.
+    for body in [
+        "AccountSid=AC00000000000000000000000000000002&CallSid=CA00000000000000000000000000000042&CallStatus=ringing&Direction=inbound&From=%2B4915112345678&To=%2B4930123456",
+        "CallSid=CA00000000000000000000000000000042&CallStatus=ringing&Direction=inbound&From=%2B4915112345678&To=%2B4930123456",
+    ] {
+        let headers = signed_for(body);
+        assert!(
+            adapter
+                .verify_signature(&signed("/webhooks/voice", &headers, body.as_bytes()))
+                .is_err(),
+            "{body}"
+        );
+    }
+    // A sid Twilio never gives; a call coming in from nobody.
+    let long = format!(
+        "AccountSid={}&CallSid=CA{}&CallStatus=completed&Direction=outbound-api",
+        support::ACCOUNT,
+        "0".repeat(4998)
+    );
+    let anonymous = format!(
+        "AccountSid={}&CallSid=CA00000000000000000000000000000042&CallStatus=ringing&Direction=inbound&To=%2B4930123456",
+        support::ACCOUNT
+    );
+    for body in [long, anonymous] {
+        let headers = signed_for(&body);
+        let request = signed("/webhooks/voice", &headers, body.as_bytes());
+        adapter.verify_signature(&request).expect("signed");
+        assert!(adapter.parse_request(&request, None).is_err(), "{body}");
+    }
 }
 
 /// A request to `url` (under the public base) with `body`, its query
@@ -287,7 +429,7 @@ async fn a_callback_asks_what_to_do_bridges_a_person_and_hangs_up_on_a_machine()
     // A person answers: recorded, then greeted and bridged to the agent.
     let human = form("&AnsweredBy=human");
     let request = request_to(&call.url, &answer_query, &human);
-    match adapter.parse_request(&request).unwrap().as_slice() {
+    match adapter.parse_request(&request, None).unwrap().as_slice() {
         [WebhookEvent::CallProgress(p)] => {
             assert_eq!(
                 (p.call_id.as_str(), p.answered_by.as_deref()),
@@ -296,18 +438,44 @@ async fn a_callback_asks_what_to_do_bridges_a_person_and_hangs_up_on_a_machine()
         }
         other => panic!("{other:?}"),
     }
-    let (kind, twiml) = adapter.webhook_answer(&request);
+    // The answer URL names the callback: the router reads it, and
+    // bridges only while it still waits for its outcome.
+    assert_eq!(
+        adapter.answer_reads(&request),
+        Some((
+            "+4930123456".to_owned(),
+            "01a232b1-1186-710f-972d-02f288bc6632".to_owned()
+        ))
+    );
+    let waiting = omniroute_channel::AskedMessage {
+        content: outbound.content.clone(),
+        pending: true,
+        provider_id: Some(call.sid.clone()),
+    };
+    let (kind, twiml) = adapter.webhook_answer(&request, Some(&waiting));
     assert_eq!(kind, "text/xml");
     assert!(
         twiml.contains("<Say language=\"en-GB\">Hello, this is Acme &amp; Co calling back</Say>"),
         "{twiml}"
     );
+    // Canceled meanwhile, or not the router's: hung up, not bridged.
+    let canceled = omniroute_channel::AskedMessage {
+        pending: false,
+        ..waiting.clone()
+    };
+    for asked in [Some(&canceled), None] {
+        let twiml = adapter.webhook_answer(&request, asked).1;
+        assert!(
+            !twiml.contains("<Dial") && twiml.contains("<Hangup/>"),
+            "{twiml}"
+        );
+    }
     assert!(twiml.contains("<Dial callerId=\"+4930123456\" timeout=\"30\" action=\"https://router.acme.example/webhooks/voice?leg=dial\" method=\"POST\"><Number>+4930555000111</Number></Dial>"), "{twiml}");
 
     // A machine: recorded, not reached (tried again), hung up.
     let machine = form("&AnsweredBy=machine_start");
     let request = request_to(&call.url, &answer_query, &machine);
-    match adapter.parse_request(&request).unwrap().as_slice() {
+    match adapter.parse_request(&request, None).unwrap().as_slice() {
         [WebhookEvent::CallProgress(p), WebhookEvent::Status(s)] => {
             assert_eq!(p.answered_by.as_deref(), Some("machine_start"));
             assert_eq!(s.status, DeliveryStatus::Failed);
@@ -318,17 +486,21 @@ async fn a_callback_asks_what_to_do_bridges_a_person_and_hangs_up_on_a_machine()
         }
         other => panic!("{other:?}"),
     }
-    assert!(!adapter.webhook_answer(&request).1.contains("<Dial"));
+    assert!(
+        !adapter
+            .webhook_answer(&request, Some(&waiting))
+            .1
+            .contains("<Dial")
+    );
 
     // The dial's outcome: connected is delivered; a busy agent a transient failure.
     let dial_query = vec![("leg".to_owned(), "dial".to_owned())];
     let connected = form("&DialCallStatus=completed&DialCallDuration=95&DialCallSid=CA9");
     match adapter
-        .parse_request(&request_to(
-            "/webhooks/voice?leg=dial",
-            &dial_query,
-            &connected,
-        ))
+        .parse_request(
+            &request_to("/webhooks/voice?leg=dial", &dial_query, &connected),
+            None,
+        )
         .unwrap()
         .as_slice()
     {
@@ -340,7 +512,10 @@ async fn a_callback_asks_what_to_do_bridges_a_person_and_hangs_up_on_a_machine()
     }
     let busy = form("&DialCallStatus=busy&DialCallSid=CA9");
     match adapter
-        .parse_request(&request_to("/webhooks/voice?leg=dial", &dial_query, &busy))
+        .parse_request(
+            &request_to("/webhooks/voice?leg=dial", &dial_query, &busy),
+            None,
+        )
         .unwrap()
         .as_slice()
     {
@@ -359,8 +534,8 @@ async fn a_callback_asks_what_to_do_bridges_a_person_and_hangs_up_on_a_machine()
     let leg = vec![("leg".to_owned(), "callback".to_owned())];
     for (end, want) in [
         ("completed", DeliveryStatus::Ended),
-        ("failed", DeliveryStatus::Failed),
-        ("no-answer", DeliveryStatus::Failed),
+        ("failed", DeliveryStatus::Ended),
+        ("no-answer", DeliveryStatus::Ended),
     ] {
         let body = format!(
             "AccountSid={}&CallSid={}&CallStatus={end}&Direction=outbound-api&SequenceNumber=4",
@@ -369,7 +544,10 @@ async fn a_callback_asks_what_to_do_bridges_a_person_and_hangs_up_on_a_machine()
         )
         .into_bytes();
         match adapter
-            .parse_request(&request_to("/webhooks/voice?leg=callback", &leg, &body))
+            .parse_request(
+                &request_to("/webhooks/voice?leg=callback", &leg, &body),
+                None,
+            )
             .unwrap()
             .as_slice()
         {
@@ -397,7 +575,7 @@ async fn a_call_coming_in_is_the_customers_message_put_through_or_missed() {
     let request = signed("/webhooks/voice", &[], &incoming);
     // Nobody takes the number's calls: recorded, and missed at once.
     let adapter = support::adapter(&fake);
-    match adapter.parse_request(&request).unwrap().as_slice() {
+    match adapter.parse_request(&request, None).unwrap().as_slice() {
         [WebhookEvent::Inbound(m), WebhookEvent::MissedCall(missed)] => {
             assert_eq!(m.account, "+4930123456");
             assert_eq!(m.from.value(), "+4915112345678");
@@ -414,7 +592,7 @@ async fn a_call_coming_in_is_the_customers_message_put_through_or_missed() {
     }
     assert!(
         adapter
-            .webhook_answer(&request)
+            .webhook_answer(&request, None)
             .1
             .ends_with("<Response><Hangup/></Response>")
     );
@@ -425,10 +603,10 @@ async fn a_call_coming_in_is_the_customers_message_put_through_or_missed() {
     config.numbers[0].greeting = "Welcome to Acme".into();
     let adapter = omniroute_voice::VoiceAdapter::new(config).unwrap();
     assert!(matches!(
-        adapter.parse_request(&request).unwrap().as_slice(),
+        adapter.parse_request(&request, None).unwrap().as_slice(),
         [WebhookEvent::Inbound(_)]
     ));
-    let twiml = adapter.webhook_answer(&request).1;
+    let twiml = adapter.webhook_answer(&request, None).1;
     assert!(
         twiml.contains(
             "<Say language=\"de-DE\">Welcome to Acme</Say><Dial callerId=\"+4915112345678\""
@@ -447,11 +625,10 @@ async fn a_call_coming_in_is_the_customers_message_put_through_or_missed() {
         )
         .into_bytes();
         let events = adapter
-            .parse_request(&request_to(
-                "/webhooks/voice?leg=incoming-dial",
-                &leg,
-                &body,
-            ))
+            .parse_request(
+                &request_to("/webhooks/voice?leg=incoming-dial", &leg, &body),
+                None,
+            )
             .unwrap();
         assert_eq!(
             matches!(events.as_slice(), [WebhookEvent::MissedCall(m)] if m.from.value() == "+4915112345678"),

@@ -5,11 +5,14 @@
 //! - `GET` answers the provider's subscription handshake (403 when refused).
 //! - `POST` reads at most `http.max_body_bytes`, verifies the signature over
 //!   the exact bytes before anything is parsed (401, nothing stored, on a bad
-//!   or missing one), parses (400 on a malformed body), then records every
-//!   event before answering 200. A failure to record answers 500 so that the
-//!   provider delivers again: nothing acknowledged is lost, and redeliveries
-//!   are harmless (inbound messages are recorded once per provider id,
-//!   statuses only move forward).
+//!   or missing one), reads the message of ours a call-control request
+//!   names, if any (`Adapter::answer_reads`: what the request carries may
+//!   count only for it, and the answer may play it), parses (400 on a
+//!   malformed body), then records every event before answering 200. A
+//!   failure to record answers 500 so that the provider delivers again:
+//!   nothing acknowledged is lost, and redeliveries are harmless (inbound
+//!   messages are recorded once per provider id, statuses only move
+//!   forward).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,8 +22,10 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::get;
-use omniroute_channel::{Adapter, Category, Channel, WebhookEvent, WebhookRequest};
-use omniroute_store::{ConsentAction, LegalBasis, NewConsent, NewInbound, Received, Store};
+use omniroute_channel::{Adapter, AskedMessage, Category, Channel, WebhookEvent, WebhookRequest};
+use omniroute_store::{
+    ConsentAction, LegalBasis, MessageStatus, NewConsent, NewInbound, Received, Store,
+};
 use uuid::Uuid;
 
 use crate::pipeline::dispatcher::Adapters;
@@ -335,10 +340,22 @@ async fn deliver(
         tracing::warn!(%channel, error = %e, "webhook with a bad signature refused");
         return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
     }
-    match ingress.ingest_request(channel, adapter, &request).await {
+    // The message of ours the request is about, if it names one: what it
+    // carries may only count for that message, and the answer may need it.
+    let asked = match ingress.asked(channel, adapter, &request).await {
+        Ok(asked) => asked,
+        Err(status) => {
+            counted("not_recorded");
+            return (status, "not recorded; deliver again").into_response();
+        }
+    };
+    match ingress
+        .ingest_request(channel, adapter, &request, asked.as_ref())
+        .await
+    {
         Ok(()) => {
             counted("ok");
-            let (content_type, answer) = adapter.webhook_answer(&request);
+            let (content_type, answer) = adapter.webhook_answer(&request, asked.as_ref());
             (
                 StatusCode::OK,
                 [(axum::http::header::CONTENT_TYPE, content_type)],
@@ -389,9 +406,10 @@ impl Ingress {
         channel: Channel,
         adapter: &Arc<dyn Adapter>,
         request: &WebhookRequest<'_>,
+        asked: Option<&AskedMessage>,
     ) -> Result<(), Rejected> {
         let events = adapter
-            .parse_request(request)
+            .parse_request(request, asked)
             .map_err(Rejected::Malformed)?;
         self.record_all(channel, events).await
     }
@@ -407,6 +425,53 @@ impl Ingress {
                 .map_err(Rejected::NotRecorded)?;
         }
         Ok(())
+    }
+
+    /// The message of ours a call-control request asks about
+    /// ([`Adapter::answer_reads`]), as the adapter's answer needs it: its
+    /// content on the channel (its plan step's) and whether it still waits
+    /// for an outcome. `None` when the request names none, or no message
+    /// of the account's tenant; an error is the store's (as an HTTP status).
+    async fn asked(
+        &self,
+        channel: Channel,
+        adapter: &Arc<dyn Adapter>,
+        request: &WebhookRequest<'_>,
+    ) -> Result<Option<AskedMessage>, StatusCode> {
+        let Some((account, id)) = adapter.answer_reads(request) else {
+            return Ok(None);
+        };
+        let Some(tenant) = self.accounts.get(&(channel, account)) else {
+            return Ok(None);
+        };
+        let Ok(id) = Uuid::parse_str(&id) else {
+            return Ok(None);
+        };
+        let message = match self.store.get_message(tenant, id).await {
+            Ok(message) => message,
+            Err(omniroute_store::StoreError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(store_failed("reading the message a call asks for", &e)),
+        };
+        let Some(step) = message
+            .route
+            .as_ref()
+            .and_then(|r| r.plan.iter().find(|p| p.channel == channel))
+        else {
+            return Ok(None);
+        };
+        Ok(Some(AskedMessage {
+            content: crate::routing::policy::step_content(
+                &message.content,
+                &message.overrides,
+                channel,
+                step.variant,
+            ),
+            pending: matches!(
+                message.status,
+                MessageStatus::Accepted | MessageStatus::Queued | MessageStatus::Sent
+            ),
+            provider_id: message.provider_message_id,
+        }))
     }
 
     /// The adapter serving `channel`, if it is configured.

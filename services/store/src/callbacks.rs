@@ -7,18 +7,31 @@
 //! then the id) from partial indexes that hold callbacks only
 //! (`migrations/*/…_callbacks.sql`). What the two stores share lives here:
 //! what a callback is, its list order, how a progress row reads back, and
-//! what a lookup that finds no callback answers.
+//! what a lookup that finds no callback answers; where a callback is
+//! ([`CallbackState`], derived from its message and its call's progress,
+//! never stored), what canceling it does, and the `CallbackChanged` event
+//! each store writes, in the transaction of the change, whenever that
+//! state moves.
+//!
+//! Between two calls a callback is *scheduled* again: its message stays
+//! `Sent` (statuses only move forward) with a retry decided after the call
+//! ended (a `Queued` entry last in its history), and its next call is the
+//! due time of its send job ([`Callback::next_call`]). It can be canceled
+//! then, and while its call rings (the store cancels the message; the
+//! caller ends the call), never once the customer answered.
 
 use std::time::SystemTime;
 
 use omniroute_channel::Content;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::StoreError;
-use crate::messages::{Direction, Message, MessageStatus};
+use crate::events::{EventType, MessageState, NewEvent, StoredPayload};
+use crate::messages::{Direction, Message, MessageStatus, StatusChange};
 
 /// What a telephony provider reported of the current call of a callback.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallProgress {
     /// The provider's id of the call (the message's provider id for the
     /// attempt that placed it).
@@ -31,6 +44,295 @@ pub struct CallProgress {
     pub bridged_seconds: Option<u32>,
     /// When the last report about the call was recorded.
     pub update_time: SystemTime,
+}
+
+/// Where a callback is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackState {
+    /// Waiting for its time: its first call, or the next one after a call
+    /// that did not reach the customer (or the agent).
+    Scheduled,
+    /// A call is placed and rings.
+    Dialing,
+    /// The customer answered (and is greeted, then bridged).
+    InProgress,
+    /// The customer talked to the agent.
+    Completed,
+    /// Nobody answered (or a machine did), to the end of the retry plan.
+    NoAnswer,
+    /// The line (or the agent's) was busy, to the end of the retry plan.
+    Busy,
+    /// The call could not be made.
+    Failed,
+    /// Canceled.
+    Canceled,
+    /// No call could be made before its latest time.
+    Expired,
+}
+
+/// A callback as the stores read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Callback {
+    /// Its message (a voice message with a callback request).
+    pub message: Message,
+    /// What the provider reported of the callback's latest call.
+    pub progress: Option<CallProgress>,
+    /// When its next call is due, while one waits (its send job's due
+    /// time).
+    pub next_call: Option<SystemTime>,
+}
+
+impl Callback {
+    /// Where it is.
+    pub fn state(&self) -> CallbackState {
+        callback_state(&self.message, self.progress.as_ref())
+    }
+
+    /// The progress of the call placed now (not an earlier call's).
+    pub fn current_progress(&self) -> Option<&CallProgress> {
+        self.progress
+            .as_ref()
+            .filter(|p| Some(p.call_id.as_str()) == self.message.provider_message_id.as_deref())
+    }
+
+    /// When it calls: while it waits for a call, when that call is due;
+    /// otherwise when its first call was planned (quiet hours or business
+    /// hours may have held it past its send time).
+    pub fn schedule_time(&self) -> SystemTime {
+        let planned = self
+            .message
+            .route
+            .as_ref()
+            .and_then(|r| r.hold_until)
+            .or(self.message.send_time)
+            .unwrap_or(self.message.create_time);
+        match (self.state(), self.next_call) {
+            (CallbackState::Scheduled, Some(next)) => next,
+            _ => planned,
+        }
+    }
+
+    /// Why it waits for another call or ended: the failure of the call
+    /// before (as the provider said it), the decision that ended it;
+    /// empty once it is under way or completed.
+    pub fn status_reason(&self) -> String {
+        let history = &self.message.history;
+        match self.state() {
+            CallbackState::Completed | CallbackState::InProgress | CallbackState::Dialing => {
+                String::new()
+            }
+            CallbackState::Scheduled if waits_for_next_call(&self.message) => history
+                .iter()
+                .rev()
+                .find(|h| h.status == MessageStatus::Failed)
+                .map(|h| {
+                    let reason = h.reason.as_str();
+                    reason
+                        .strip_suffix("; routing decides what follows")
+                        .unwrap_or(reason)
+                        .to_owned()
+                })
+                .unwrap_or_default(),
+            _ => history.last().map(|h| h.reason.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+/// Whether a sent callback waits for its next call: its latest call ended
+/// without reaching the customer and routing decided to call again (a
+/// `Queued` entry after the call's `Sent` one).
+fn waits_for_next_call(message: &Message) -> bool {
+    message.status == MessageStatus::Sent
+        && message
+            .history
+            .last()
+            .is_some_and(|h| h.status == MessageStatus::Queued)
+}
+
+/// The failure codes a reason names (`… failure call-busy: …`,
+/// `last error agent-no-answer: …`).
+fn names(reason: &str, codes: &[&str]) -> bool {
+    codes
+        .iter()
+        .any(|c| reason.contains(&format!(" {c}: ")) || reason.contains(&format!("failure {c}:")))
+}
+
+/// Where a callback is, from its message and its call's progress.
+pub fn callback_state(message: &Message, progress: Option<&CallProgress>) -> CallbackState {
+    use CallbackState as S;
+    let last_reason = message
+        .history
+        .last()
+        .map(|h| h.reason.as_str())
+        .unwrap_or_default();
+    match message.status {
+        MessageStatus::Canceled => S::Canceled,
+        MessageStatus::Accepted | MessageStatus::Queued | MessageStatus::Received => S::Scheduled,
+        MessageStatus::Sent if waits_for_next_call(message) => S::Scheduled,
+        MessageStatus::Sent => {
+            let answered = progress.is_some_and(|p| {
+                Some(p.call_id.as_str()) == message.provider_message_id.as_deref()
+                    && !p.answered_by.is_empty()
+                    && !p.answered_by.starts_with("machine")
+            });
+            if answered { S::InProgress } else { S::Dialing }
+        }
+        MessageStatus::Delivered | MessageStatus::Read => S::Completed,
+        MessageStatus::Failed => {
+            if last_reason.starts_with("expired") {
+                S::Expired
+            } else if names(last_reason, &["call-busy", "agent-busy"]) {
+                S::Busy
+            } else if names(
+                last_reason,
+                &["call-no-answer", "call-machine", "agent-no-answer"],
+            ) {
+                S::NoAnswer
+            } else {
+                S::Failed
+            }
+        }
+    }
+}
+
+/// The message statuses a callback in `state` can have (a listing reads
+/// these, then checks the state of each).
+pub fn statuses_in(state: CallbackState) -> Vec<MessageStatus> {
+    use CallbackState as S;
+    match state {
+        // Between two calls, a sent one.
+        S::Scheduled => vec![
+            MessageStatus::Accepted,
+            MessageStatus::Queued,
+            MessageStatus::Sent,
+        ],
+        S::Dialing | S::InProgress => vec![MessageStatus::Sent],
+        S::Completed => vec![MessageStatus::Delivered, MessageStatus::Read],
+        S::NoAnswer | S::Busy | S::Failed | S::Expired => vec![MessageStatus::Failed],
+        S::Canceled => vec![MessageStatus::Canceled],
+    }
+}
+
+/// The history reason of a callback canceled by its caller.
+pub const CANCELED_BY_CALLER: &str = "canceled by caller";
+
+/// What canceling a callback must do, decided on the callback as read
+/// under its message's lock: `Ok(Some(call))` while call `call` rings (the
+/// caller ends it), `Ok(None)` while it waits for a call;
+/// [`StoreError::NotCancelable`] once the customer answered or it ended.
+pub(crate) fn cancel_check(callback: &Callback) -> crate::Result<Option<String>> {
+    match callback.state() {
+        CallbackState::Scheduled => Ok(None),
+        CallbackState::Dialing => Ok(callback.message.provider_message_id.clone()),
+        _ => Err(StoreError::NotCancelable {
+            id: callback.message.id,
+            status: callback.message.status,
+        }),
+    }
+}
+
+/// Cancels a callback's message in memory (its job is the store's to
+/// delete): `Canceled`, with the caller's cancellation in the history. A
+/// callback is canceled from `Sent` too: between two calls, or while one
+/// rings; its message says so rather than keeping a send that no longer
+/// stands.
+pub(crate) fn cancel(message: &mut Message, now: SystemTime) {
+    message.history.push(StatusChange {
+        status: MessageStatus::Canceled,
+        time: now,
+        channel: message.channel,
+        reason: CANCELED_BY_CALLER.to_owned(),
+    });
+    message.status = MessageStatus::Canceled;
+    message.update_time = now;
+}
+
+/// A job's lease that a cancellation must wait for: a worker holds it until
+/// `until` (placing the call, or deciding what follows one).
+pub(crate) fn check_lease(
+    until: Option<SystemTime>,
+    now: SystemTime,
+    id: Uuid,
+) -> crate::Result<()> {
+    match until {
+        Some(until) if until > now => Err(StoreError::Sending(id)),
+        _ => Ok(()),
+    }
+}
+
+/// The `CallbackChanged` event of `callback`, when its state is not
+/// `before` (`None`: it is new). Both stores write it in the transaction
+/// that made the change.
+pub(crate) fn callback_event(
+    before: Option<CallbackState>,
+    callback: &Callback,
+) -> Option<NewEvent> {
+    if !is_callback(&callback.message) || before == Some(callback.state()) {
+        return None;
+    }
+    let message = &callback.message;
+    Some(NewEvent {
+        kind: EventType::CallbackChanged,
+        contact_id: Some(message.contact_id),
+        message_id: Some(message.id),
+        correlation_ref: message.correlation_ref.clone(),
+        metadata: message.metadata.clone(),
+        payload: StoredPayload::Callback(StoredCallback::of(callback)),
+    })
+}
+
+/// What a callback event stores: the message's state (the rest of the
+/// message is read back from the message, as for message events), the
+/// call's progress and the next call's time as they were.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoredCallback {
+    message: MessageState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    progress: Option<StoredProgress>,
+    /// Microseconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    next_call: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredProgress {
+    call_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    answered_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bridged_seconds: Option<u32>,
+    /// Microseconds since the epoch.
+    update_time: i64,
+}
+
+impl StoredCallback {
+    fn of(callback: &Callback) -> StoredCallback {
+        StoredCallback {
+            message: MessageState::of(&callback.message),
+            progress: callback.progress.as_ref().map(|p| StoredProgress {
+                call_id: p.call_id.clone(),
+                answered_by: p.answered_by.clone(),
+                bridged_seconds: p.bridged_seconds,
+                update_time: crate::model::to_micros(p.update_time),
+            }),
+            next_call: callback.next_call.map(crate::model::to_micros),
+        }
+    }
+
+    /// The callback as it was, from its message as stored now.
+    pub(crate) fn restore(&self, message: Message, contact_id: Option<Uuid>) -> Callback {
+        Callback {
+            message: self.message.restore(message, contact_id),
+            progress: self.progress.as_ref().map(|p| CallProgress {
+                call_id: p.call_id.clone(),
+                answered_by: p.answered_by.clone(),
+                bridged_seconds: p.bridged_seconds,
+                update_time: crate::model::from_micros(p.update_time),
+            }),
+            next_call: self.next_call.map(crate::model::from_micros),
+        }
+    }
 }
 
 /// Which callbacks [`crate::Store::list_callbacks`] lists.
@@ -87,13 +389,21 @@ pub(crate) fn callback_not_found(id: Uuid) -> StoreError {
 
 /// The answer of [`crate::Store::get_callback`] from what a lookup of
 /// message `id` found: the message only when it is a callback.
-pub(crate) fn found_callback(
-    found: Option<(Message, Option<CallProgress>)>,
-    id: Uuid,
-) -> crate::Result<(Message, Option<CallProgress>)> {
+pub(crate) fn found_callback(found: Option<Callback>, id: Uuid) -> crate::Result<Callback> {
     found
-        .filter(|(message, _)| is_callback(message))
+        .filter(|c| is_callback(&c.message))
         .ok_or_else(|| callback_not_found(id))
+}
+
+/// What [`crate::Store::cancel_callback`] did: the callback as canceled,
+/// and the call to end when one was ringing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanceledCallback {
+    /// The callback, canceled.
+    pub callback: Callback,
+    /// The provider's id of the call that rang when it was canceled: the
+    /// caller ends it.
+    pub ringing: Option<String>,
 }
 
 /// A progress row as a LEFT JOIN reads it: `None` when the callback has
@@ -212,7 +522,7 @@ mod tests {
         let text = message(Direction::Outbound, Content::Text(Text::default()));
         let id = text.id;
         assert!(matches!(
-            found_callback(Some((text, None)), id),
+            found_callback(Some(view(text)), id),
             Err(StoreError::NotFound {
                 resource: "callbacks",
                 ..
@@ -221,6 +531,116 @@ mod tests {
         assert!(found_callback(None, id).is_err());
         let call = message(Direction::Outbound, callback());
         let id = call.id;
-        assert!(found_callback(Some((call, None)), id).is_ok());
+        assert!(found_callback(Some(view(call)), id).is_ok());
+    }
+
+    fn view(message: Message) -> Callback {
+        Callback {
+            message,
+            progress: None,
+            next_call: None,
+        }
+    }
+
+    fn change(status: MessageStatus, reason: &str) -> StatusChange {
+        StatusChange {
+            status,
+            time: SystemTime::UNIX_EPOCH,
+            channel: Some(omniroute_channel::Channel::Voice),
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn between_two_calls_a_callback_is_scheduled_at_its_next_call() {
+        let mut call = view(message(Direction::Outbound, callback()));
+        let planned = call.message.create_time;
+        assert_eq!(call.state(), CallbackState::Scheduled);
+        call.message.status = MessageStatus::Sent;
+        call.message.provider_message_id = Some("CA1".into());
+        call.message.history.push(change(MessageStatus::Sent, ""));
+        assert_eq!(call.state(), CallbackState::Dialing);
+        call.progress = Some(CallProgress {
+            call_id: "CA1".into(),
+            answered_by: "human".into(),
+            bridged_seconds: None,
+            update_time: planned,
+        });
+        assert_eq!(call.state(), CallbackState::InProgress);
+        assert!(cancel_check(&call).is_err(), "answered: under way");
+        // The agent line was busy: routing calls again in ten minutes.
+        call.message.history.push(change(
+            MessageStatus::Failed,
+            "transient failure agent-busy: the agent line was busy; routing decides what follows",
+        ));
+        assert_eq!(call.state(), CallbackState::InProgress, "deciding");
+        call.message
+            .history
+            .push(change(MessageStatus::Queued, "retry"));
+        let next = planned + Duration::from_secs(600);
+        call.next_call = Some(next);
+        assert_eq!(call.state(), CallbackState::Scheduled);
+        assert_eq!(call.schedule_time(), next);
+        assert_eq!(
+            call.status_reason(),
+            "transient failure agent-busy: the agent line was busy"
+        );
+        assert_eq!(cancel_check(&call).unwrap(), None);
+        // Its next call rings: cancelable, and the call is to be ended.
+        call.message.provider_message_id = Some("CA2".into());
+        call.message.history.push(change(MessageStatus::Sent, ""));
+        assert_eq!(
+            call.state(),
+            CallbackState::Dialing,
+            "the progress was CA1's"
+        );
+        assert_eq!(call.schedule_time(), planned);
+        assert_eq!(cancel_check(&call).unwrap().as_deref(), Some("CA2"));
+        cancel(&mut call.message, planned);
+        assert_eq!(call.state(), CallbackState::Canceled);
+        assert!(cancel_check(&call).is_err());
+        assert_eq!(call.status_reason(), CANCELED_BY_CALLER);
+    }
+
+    #[test]
+    fn names_read_the_codes_of_failure_reasons() {
+        assert!(names(
+            "retries exhausted after 3 attempts; last error call-busy: the line was busy",
+            &["call-busy"]
+        ));
+        assert!(names(
+            "transient failure agent-no-answer: nobody took the agent line; routing decides",
+            &["agent-no-answer"]
+        ));
+        assert!(!names("permanent failure 21211: invalid", &["call-busy"]));
+    }
+
+    #[test]
+    fn a_callback_event_is_written_when_the_state_moves() {
+        let mut call = view(message(Direction::Outbound, callback()));
+        call.message.correlation_ref = "ticket-77".into();
+        let event = callback_event(None, &call).expect("a new callback");
+        assert_eq!(event.kind, EventType::CallbackChanged);
+        assert_eq!(event.correlation_ref, "ticket-77");
+        assert_eq!(callback_event(Some(CallbackState::Scheduled), &call), None);
+        assert!(callback_event(Some(CallbackState::Dialing), &call).is_some());
+        let text = view(message(Direction::Outbound, Content::Text(Text::default())));
+        assert_eq!(callback_event(None, &text), None, "not a callback");
+        // What it stores reads back as the callback was.
+        call.next_call = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(7));
+        call.progress = Some(CallProgress {
+            call_id: "CA1".into(),
+            answered_by: "machine_start".into(),
+            bridged_seconds: Some(3),
+            update_time: SystemTime::UNIX_EPOCH + Duration::from_secs(5),
+        });
+        let StoredPayload::Callback(stored) = callback_event(None, &call).unwrap().payload else {
+            panic!("a callback payload");
+        };
+        let json = serde_json::to_string(&stored).unwrap();
+        let stored: StoredCallback = serde_json::from_str(&json).unwrap();
+        let mut later = call.message.clone();
+        later.history.push(change(MessageStatus::Queued, "later"));
+        assert_eq!(stored.restore(later, None), call);
     }
 }

@@ -223,6 +223,8 @@ pub enum EventPayload {
     },
     /// A customer service window closing soon.
     Window(crate::ServiceWindow),
+    /// A callback after the change.
+    Callback(Box<crate::callbacks::Callback>),
     /// Nothing (erased).
     Empty,
 }
@@ -312,6 +314,9 @@ pub(crate) enum StoredPayload {
     },
     /// A customer service window closing soon.
     Window(crate::ServiceWindow),
+    /// A callback event: its message's state, its call's progress and its
+    /// next call as they were.
+    Callback(crate::callbacks::StoredCallback),
     /// Nothing (erased).
     Empty,
 }
@@ -336,6 +341,12 @@ impl StoredPayload {
                 EventPayload::Contact { contact_id, merged }
             }
             StoredPayload::Window(window) => EventPayload::Window(window),
+            StoredPayload::Callback(callback) => match message {
+                Some(message) => {
+                    EventPayload::Callback(Box::new(callback.restore(message, contact_id)))
+                }
+                None => EventPayload::Empty,
+            },
             StoredPayload::Empty => EventPayload::Empty,
         }
     }
@@ -350,7 +361,10 @@ impl StoredPayload {
 
     /// Whether reading it needs the message.
     pub(crate) fn needs_message(&self) -> bool {
-        matches!(self, StoredPayload::MessageState(_))
+        matches!(
+            self,
+            StoredPayload::MessageState(_) | StoredPayload::Callback(_)
+        )
     }
 }
 

@@ -190,8 +190,9 @@ pub struct ProviderStatus {
     pub time: SystemTime,
     /// For failures: why.
     pub reason: String,
-    /// A failure only if the message was not delivered first (a call that
-    /// ended: a callback's bridge to the agent was its delivery).
+    /// A failure only if the message has no outcome yet (a call that
+    /// ended: a callback's bridge to the agent was its delivery, and a call
+    /// ends once, so its end after the outcome changes nothing).
     pub unless_delivered: bool,
 }
 
@@ -498,10 +499,15 @@ fn apply_reported_status(
         message.provider_message_id = Some(report.provider_message_id.clone());
     }
     let channel = Some(report.channel);
+    // An attempt that ended (a call hung up, busy, unanswered) adds nothing
+    // once the message has its outcome: delivered, failed or canceled.
     if report.unless_delivered
         && matches!(
             message.status,
-            MessageStatus::Delivered | MessageStatus::Read
+            MessageStatus::Delivered
+                | MessageStatus::Read
+                | MessageStatus::Failed
+                | MessageStatus::Canceled
         )
     {
         return false;

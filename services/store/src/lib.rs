@@ -270,7 +270,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     // ---- messaging pipeline ------------------------------------------------
 
     /// Stores outbound messages, each with its dispatch job and a
-    /// `MessageAccepted` event, and answers each on its own: one refused
+    /// `MessageAccepted` event (a callback also its `CallbackChanged`
+    /// event, scheduled), and answers each on its own: one refused
     /// message changes nothing and refuses no other. Nothing is answered
     /// before it is durable.
     ///
@@ -366,7 +367,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// - `Fail`: deletes the job, status `Failed` with the reason.
     ///
     /// Each status change is applied with [`apply_status`] and written as an
-    /// event (`MessageFailed` for failures, else `MessageStatusChanged`).
+    /// event (`MessageFailed` for failures, else `MessageStatusChanged`); a
+    /// callback whose state moved gets its `CallbackChanged` event too.
     async fn complete_jobs(&self, completions: &[Completion]) -> Result<Vec<Option<Message>>>;
 
     /// [`Store::complete_jobs`] for one job.
@@ -392,7 +394,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// given, each to the message it names (by our id when given, else by
     /// channel and provider id, in any tenant) with [`apply_status`]; writes
     /// a `MessageStatusChanged` event for each that changed anything
-    /// (`MessageFailed` when it failed). `None` in the place of a report that
+    /// (`MessageFailed` when it failed), and a `CallbackChanged` event for a
+    /// callback whose state moved. `None` in the place of a report that
     /// matches no message. Several reports for one message apply in turn.
     async fn apply_provider_statuses(
         &self,
@@ -437,6 +440,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// one not given (`None`) keeps what an earlier report said. The
     /// update time is now, either way.
     ///
+    /// When the callback's state moves with it (the customer answered),
+    /// its `CallbackChanged` event is written in the same transaction.
+    ///
     /// `false`, writing nothing, when no callback has this provider id
     /// (also once its contact was erased: erasure redacts the content, so
     /// a late report cannot bring progress back).
@@ -448,14 +454,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         bridged_seconds: Option<u32>,
     ) -> Result<bool>;
 
-    /// Reads a callback with the progress of its current call.
+    /// Reads a callback with the progress of its current call and, while
+    /// it waits for a call, that call's due time.
     /// [`StoreError::NotFound`] (resource `callbacks`) when the tenant has
     /// no such message or the message is not a callback ([`is_callback`]).
-    async fn get_callback(&self, tenant: &str, id: Uuid)
-    -> Result<(Message, Option<CallProgress>)>;
+    async fn get_callback(&self, tenant: &str, id: Uuid) -> Result<Callback>;
 
-    /// A tenant's callbacks that `filter` selects, each with the progress
-    /// of its current call, in the order they are due (by
+    /// A tenant's callbacks that `filter` selects, each as
+    /// [`Store::get_callback`] reads it, in the order they are due (by
     /// [`callback_due`], then id), strictly after `after`, at most `limit`.
     /// One statement, read by index whichever filters are given.
     async fn list_callbacks(
@@ -464,7 +470,19 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         filter: &CallbackFilter,
         after: Option<CallbackMark>,
         limit: usize,
-    ) -> Result<Vec<(Message, Option<CallProgress>)>>;
+    ) -> Result<Vec<Callback>>;
+
+    /// Cancels a callback that waits for a call (its first, or the next
+    /// after one that did not reach the customer) or whose call rings, in
+    /// one transaction: its job (a send job or the call's watch) is
+    /// deleted, its message becomes `Canceled`, and the status and
+    /// `CallbackChanged` events are written. The call that rang is
+    /// answered for the caller to end ([`CanceledCallback::ringing`]).
+    /// [`StoreError::NotFound`] as [`Store::get_callback`];
+    /// [`StoreError::NotCancelable`] once the customer answered or it
+    /// ended; [`StoreError::Sending`] while a worker holds its job's lease
+    /// (placing the call, or deciding what follows one).
+    async fn cancel_callback(&self, tenant: &str, id: Uuid) -> Result<CanceledCallback>;
 
     /// Events of a tenant after `after`, in log order, at most `limit`.
     async fn read_events(

@@ -46,7 +46,8 @@ pub enum MessageStatus {
     Read,
     /// Failed for good (or expired).
     Failed,
-    /// Canceled before it was sent.
+    /// Canceled before it was sent (a callback: before the customer
+    /// answered, also between its calls).
     Canceled,
     /// An inbound message.
     Received,

@@ -171,6 +171,8 @@ conformance! {
         get_callback_finds_only_the_tenants_callbacks,
         call_progress_follows_the_current_call,
         erasure_deletes_the_contacts_call_progress,
+        a_callback_between_calls_is_scheduled_and_cancelable,
+        every_callback_state_change_is_an_event,
         // tenants and API keys
         the_default_tenant_exists_after_migration,
         daily_quotas_are_granted_up_to_their_limit,

@@ -48,6 +48,11 @@ pub fn form(body: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Whether `sid` is a Twilio call sid: `CA` and 32 hex digits.
+pub fn is_call_sid(sid: &str) -> bool {
+    sid.len() == 34 && sid.starts_with("CA") && sid[2..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// Twilio's call status as a neutral state.
 pub fn state(raw: &str) -> Option<CallState> {
     Some(match raw {
@@ -85,14 +90,27 @@ pub fn parse(body: &[u8]) -> Result<Callback, omniroute_channel::AdapterError> {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let Some(call_id) = get("CallSid").filter(|s| !s.is_empty()) else {
-        return Err(omniroute_channel::AdapterError::new(
+    let malformed = |why: &str| {
+        omniroute_channel::AdapterError::new(
             omniroute_channel::ErrorClass::Permanent,
             "malformed_callback",
-            "a callback without a CallSid",
-        ));
+            why,
+        )
     };
+    let Some(call_id) = get("CallSid").filter(|s| !s.is_empty()) else {
+        return Err(malformed("a callback without a CallSid"));
+    };
+    if !is_call_sid(call_id) {
+        return Err(malformed(
+            "a CallSid that is not Twilio's (CA and 32 hex digits)",
+        ));
+    }
     let inbound = get("Direction") == Some("inbound");
+    // Twilio names the caller of every call coming in (a withheld number
+    // as such): a request without one is none of Twilio's.
+    if inbound && get("From").is_none_or(|f| f.trim().is_empty()) {
+        return Err(malformed("a call coming in without From"));
+    }
     let (business, customer) = if inbound {
         (get("To"), get("From"))
     } else {
@@ -198,24 +216,32 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let digits = parse(
-            b"CallSid=CA1&Digits=1&Direction=outbound-api&From=%2B4930123456&To=%2B4915112345678",
+            b"CallSid=CA00000000000000000000000000000001&Digits=1&Direction=outbound-api&From=%2B4930123456&To=%2B4915112345678",
         )
         .unwrap();
         assert_eq!(
             digits,
             Callback::Digits {
-                call_id: "CA1".into(),
+                call_id: "CA00000000000000000000000000000001".into(),
                 business: "+4930123456".into(),
                 customer: "+4915112345678".into(),
                 digits: "1".into(),
             }
         );
         assert!(parse(b"CallStatus=completed").is_err());
+        // Not a sid Twilio gives; a call coming in from nobody.
+        let long = format!("CallSid=CA{}&CallStatus=completed", "0".repeat(4998));
+        assert!(parse(long.as_bytes()).is_err());
+        assert!(parse(b"CallSid=CA1&CallStatus=completed").is_err());
+        assert!(
+            parse(b"CallSid=CA00000000000000000000000000000001&CallStatus=ringing&Direction=inbound&To=%2B4930123456")
+                .is_err()
+        );
         assert_eq!(
-            parse(b"CallSid=CA1&CallStatus=in-progress&DialCallStatus=busy&DialCallSid=CA2")
+            parse(b"CallSid=CA00000000000000000000000000000001&CallStatus=in-progress&DialCallStatus=busy&DialCallSid=CA2")
                 .unwrap(),
             Callback::Dialed {
-                call_id: "CA1".into(),
+                call_id: "CA00000000000000000000000000000001".into(),
                 business: String::new(),
                 customer: String::new(),
                 outcome: DialOutcome::Busy,
@@ -223,7 +249,7 @@ mod tests {
                 seconds: None,
             }
         );
-        match parse(b"CallSid=CA1&CallStatus=in-progress&AnsweredBy=machine_end_beep").unwrap() {
+        match parse(b"CallSid=CA00000000000000000000000000000001&CallStatus=in-progress&AnsweredBy=machine_end_beep").unwrap() {
             Callback::Status { answered_by, .. } => assert_eq!(
                 answered_by,
                 Some((AnsweredBy::Machine, "machine_end_beep".to_owned()))
@@ -231,7 +257,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            parse(b"CallSid=CA1&CallStatus=exploded"),
+            parse(b"CallSid=CA00000000000000000000000000000001&CallStatus=exploded"),
             Ok(Callback::Other(_))
         ));
     }

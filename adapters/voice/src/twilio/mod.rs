@@ -5,6 +5,7 @@
 
 pub mod callbacks;
 pub mod error;
+pub mod languages;
 pub mod signature;
 pub mod twiml;
 
@@ -15,6 +16,10 @@ use omniroute_channel::{AdapterError, ErrorClass, WebhookRequest};
 
 use crate::config::VoiceConfig;
 use crate::provider::{Answer, CallState, Callback, End, Next, PlaceCall, VoiceProvider};
+
+/// The most characters of TwiML a call takes inline (`Twiml`; PROTOCOLS
+/// §2, error 32018): longer is fetched from a `Url`.
+pub const MAX_INLINE_TWIML: usize = 4000;
 
 /// The Twilio REST API.
 #[derive(Debug)]
@@ -104,7 +109,17 @@ impl VoiceProvider for Twilio {
     async fn place_call(&self, call: &PlaceCall) -> Result<String, AdapterError> {
         let mut form = vec![("To", call.to.clone()), ("From", call.from.clone())];
         match &call.answer {
-            Answer::Script(script) => form.push(("Twiml", twiml::render(script))),
+            Answer::Script(script) => {
+                // Twiml longer than Twilio takes with a call (error 32018)
+                // is asked of the router when the call is answered.
+                let twiml = twiml::render(script);
+                if twiml.chars().count() <= MAX_INLINE_TWIML || script.url.is_empty() {
+                    form.push(("Twiml", twiml));
+                } else {
+                    form.push(("Url", script.url.clone()));
+                    form.push(("Method", "POST".to_owned()));
+                }
+            }
             Answer::Fetch {
                 url,
                 detect_machine,
@@ -192,11 +207,20 @@ impl VoiceProvider for Twilio {
             return Err(refused("no X-Twilio-Signature"));
         };
         let params = callbacks::form(request.body);
-        if signature::verify(&self.auth_token, url, &params, given) {
-            Ok(())
-        } else {
-            Err(refused("X-Twilio-Signature does not match"))
+        if !signature::verify(&self.auth_token, url, &params, given) {
+            return Err(refused("X-Twilio-Signature does not match"));
         }
+        // Twilio signs with the token of the account it names: a request
+        // naming another account (or none) is not one of ours, however it
+        // was signed.
+        let account = params
+            .iter()
+            .find(|(k, _)| k == "AccountSid")
+            .map(|(_, v)| v.as_str());
+        if account != Some(self.account_sid.as_str()) {
+            return Err(refused("a request for another Twilio account"));
+        }
+        Ok(())
     }
 
     fn parse(&self, body: &[u8]) -> Result<Callback, AdapterError> {
@@ -206,14 +230,20 @@ impl VoiceProvider for Twilio {
     fn render(&self, next: &Next) -> (&'static str, String) {
         let xml = match next {
             Next::Bridge(bridge) => twiml::bridge(bridge),
+            Next::Script(script) => twiml::render(script),
             Next::HangUp => twiml::HANG_UP.to_owned(),
             Next::SayAndHangUp { say, language } => twiml::render(&crate::provider::Script {
                 say: say.clone(),
                 language: language.clone(),
                 gather_url: None,
+                url: String::new(),
             }),
         };
         ("text/xml", xml)
+    }
+
+    fn language(&self, locale: &str) -> Option<String> {
+        languages::say_language(locale)
     }
 
     async fn health(&self) -> Result<(), AdapterError> {

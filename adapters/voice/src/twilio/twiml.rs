@@ -2,16 +2,26 @@
 
 use crate::provider::{Bridge, Script};
 
-/// XML-escaped text (element content and attribute values).
+/// XML-escaped text for an attribute value in double quotes.
 pub fn escape(text: &str) -> String {
+    escaped(text, true)
+}
+
+/// XML-escaped text for element content: only `&`, `<` and `>` (quotes
+/// and apostrophes stand as they are, so text keeps its length).
+pub fn escape_text(text: &str) -> String {
+    escaped(text, false)
+}
+
+fn escaped(text: &str, attribute: bool) -> String {
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
+            '"' if attribute => out.push_str("&quot;"),
+            '\'' if attribute => out.push_str("&apos;"),
             c if c.is_control() && c != '\n' && c != '\t' => out.push(' '),
             c => out.push(c),
         }
@@ -19,24 +29,36 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// The TwiML of `script`: the text said in its language; with a gather,
-/// said inside `<Gather numDigits="1">` so that a key press interrupts it
-/// and is posted to the gather URL, then once more, then hang up.
+/// The `<Say>` of `text` in `language`, said `times` times.
+fn say(text: &str, language: &str, times: u32) -> String {
+    let repeat = if times > 1 {
+        format!(" loop=\"{times}\"")
+    } else {
+        String::new()
+    };
+    format!(
+        "<Say language=\"{}\"{repeat}>{}</Say>",
+        escape(language),
+        escape_text(text)
+    )
+}
+
+/// The TwiML of `script`: the text said in its language, then hang up;
+/// with a gather, said twice inside `<Gather numDigits="1">` (the text
+/// appears once: `loop="2"`), so that a key press interrupts it and is
+/// posted to the gather URL.
 pub fn render(script: &Script) -> String {
-    let say = format!(
-        "<Say language=\"{}\">{}</Say>",
-        escape(&script.language),
-        escape(&script.say)
-    );
     match &script.gather_url {
-        None => {
-            format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>{say}<Hangup/></Response>")
-        }
+        None => format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>{}<Hangup/></Response>",
+            say(&script.say, &script.language, 1)
+        ),
         Some(url) => format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>\
-             <Gather input=\"dtmf\" numDigits=\"1\" timeout=\"5\" action=\"{}\" method=\"POST\">{say}</Gather>\
-             {say}<Hangup/></Response>",
-            escape(url)
+             <Gather input=\"dtmf\" numDigits=\"1\" timeout=\"5\" action=\"{}\" method=\"POST\">{}</Gather>\
+             <Hangup/></Response>",
+            escape(url),
+            say(&script.say, &script.language, 2)
         ),
     }
 }
@@ -48,11 +70,7 @@ pub fn bridge(bridge: &Bridge) -> String {
     let say = if bridge.say.trim().is_empty() {
         String::new()
     } else {
-        format!(
-            "<Say language=\"{}\">{}</Say>",
-            escape(&bridge.language),
-            escape(&bridge.say)
-        )
+        say(&bridge.say, &bridge.language, 1)
     };
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>{say}\
@@ -76,12 +94,14 @@ mod tests {
     #[test]
     fn text_is_escaped_and_gathers_post_back() {
         let script = Script {
-            say: "Your table for 2 <today> & \"tomorrow\"".into(),
+            say: "Your table for 2 <today> & \"tomorrow\" isn't late".into(),
             language: "de-DE".into(),
             gather_url: Some("https://r.example/webhooks/voice?a=1&b=2".into()),
+            url: String::new(),
         };
         let xml = render(&script);
-        assert!(xml.contains("<Say language=\"de-DE\">Your table for 2 &lt;today&gt; &amp; &quot;tomorrow&quot;</Say>"), "{xml}");
+        assert!(xml.contains("<Gather input=\"dtmf\" numDigits=\"1\" timeout=\"5\" action=\"https://r.example/webhooks/voice?a=1&amp;b=2\" method=\"POST\"><Say language=\"de-DE\" loop=\"2\">Your table for 2 &lt;today&gt; &amp; \"tomorrow\" isn't late</Say></Gather><Hangup/>"), "{xml}");
+        assert_eq!(xml.matches("tomorrow").count(), 1, "the text once: {xml}");
         assert!(
             xml.contains("action=\"https://r.example/webhooks/voice?a=1&amp;b=2\""),
             "{xml}"

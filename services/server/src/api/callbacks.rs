@@ -8,13 +8,18 @@
 //! the tenant's business hours, outside the customer's quiet hours, before
 //! its latest time) and decides its retries (`routing::fallback`); the
 //! voice adapter bridges an answered call to the agent line. A callback's
-//! state is read off its message and the call's reported progress.
+//! state is the store's reading of its message and the call's reported
+//! progress (`omniroute_store::CallbackState`): between two calls it is
+//! scheduled again, at its next call's time. CancelCallback cancels it
+//! while it waits for a call or its call rings (the store cancels the
+//! message in one transaction, then the ringing call is ended through the
+//! voice adapter).
 
 use std::sync::Arc;
 
 use omniroute_proto::v1 as pb;
 use omniroute_store::{
-    CallProgress, CallbackFilter, CallbackMark, Message, MessageStatus, callback_due,
+    Callback, CallbackFilter, CallbackMark, CallbackState, Message, callback_due, statuses_in,
 };
 use pb::callback_service_server::CallbackService;
 use tonic::{Request, Response, Status};
@@ -140,107 +145,70 @@ fn renamed(error: ApiError) -> ApiError {
     }
 }
 
-/// The failure codes a reason names (`… failure call-busy: …`,
-/// `last error agent-no-answer: …`).
-fn names(reason: &str, codes: &[&str]) -> bool {
-    codes
-        .iter()
-        .any(|c| reason.contains(&format!(" {c}: ")) || reason.contains(&format!("failure {c}:")))
-}
-
-/// Where a callback is, from its message and its call's progress.
-pub fn state_of(message: &Message, progress: Option<&CallProgress>) -> pb::CallbackState {
-    use pb::CallbackState as S;
-    let last_reason = message
-        .history
-        .last()
-        .map(|h| h.reason.as_str())
-        .unwrap_or_default();
-    match message.status {
-        MessageStatus::Canceled => S::Canceled,
-        MessageStatus::Accepted | MessageStatus::Queued | MessageStatus::Received => S::Scheduled,
-        MessageStatus::Sent => {
-            let answered = progress.is_some_and(|p| {
-                Some(p.call_id.as_str()) == message.provider_message_id.as_deref()
-                    && !p.answered_by.is_empty()
-                    && !p.answered_by.starts_with("machine")
-            });
-            if answered { S::InProgress } else { S::Dialing }
-        }
-        MessageStatus::Delivered | MessageStatus::Read => S::Completed,
-        MessageStatus::Failed => {
-            if last_reason.starts_with("expired") {
-                S::Expired
-            } else if names(last_reason, &["call-busy", "agent-busy"]) {
-                S::Busy
-            } else if names(
-                last_reason,
-                &["call-no-answer", "call-machine", "agent-no-answer"],
-            ) {
-                S::NoAnswer
-            } else {
-                S::Failed
-            }
-        }
+/// A callback's state on the wire.
+fn state_to_pb(state: CallbackState) -> pb::CallbackState {
+    use pb::CallbackState as P;
+    match state {
+        CallbackState::Scheduled => P::Scheduled,
+        CallbackState::Dialing => P::Dialing,
+        CallbackState::InProgress => P::InProgress,
+        CallbackState::Completed => P::Completed,
+        CallbackState::NoAnswer => P::NoAnswer,
+        CallbackState::Busy => P::Busy,
+        CallbackState::Failed => P::Failed,
+        CallbackState::Canceled => P::Canceled,
+        CallbackState::Expired => P::Expired,
     }
 }
 
+/// A state filter from the wire (`None`: any).
+fn state_from_pb(state: pb::CallbackState) -> Option<CallbackState> {
+    use pb::CallbackState as P;
+    Some(match state {
+        P::Unspecified => return None,
+        P::Scheduled => CallbackState::Scheduled,
+        P::Dialing => CallbackState::Dialing,
+        P::InProgress => CallbackState::InProgress,
+        P::Completed => CallbackState::Completed,
+        P::NoAnswer => CallbackState::NoAnswer,
+        P::Busy => CallbackState::Busy,
+        P::Failed => CallbackState::Failed,
+        P::Canceled => CallbackState::Canceled,
+        P::Expired => CallbackState::Expired,
+    })
+}
+
 /// The wire form of a callback.
-pub fn callback_to_pb(message: &Message, progress: Option<&CallProgress>) -> pb::Callback {
+pub fn callback_to_pb(callback: &Callback) -> pb::Callback {
+    let message = &callback.message;
     let omniroute_channel::Content::CallbackRequest(request) = &message.content else {
         return pb::Callback::default();
-    };
-    let planned = message
-        .route
-        .as_ref()
-        .and_then(|r| r.hold_until)
-        .or(message.send_time)
-        .unwrap_or(message.create_time);
-    let current =
-        progress.filter(|p| Some(p.call_id.as_str()) == message.provider_message_id.as_deref());
-    let state = state_of(message, progress);
-    let status_reason = match state {
-        pb::CallbackState::Completed | pb::CallbackState::InProgress => String::new(),
-        _ => message
-            .history
-            .last()
-            .map(|h| h.reason.clone())
-            .unwrap_or_default(),
     };
     pb::Callback {
         name: callback_name(message.id),
         contact: contact_name(message.contact_id),
         agent_address: request.agent_address.clone(),
         greeting: request.greeting.clone(),
-        schedule_time: convert::timestamp(planned),
-        state: state as i32,
+        schedule_time: convert::timestamp(callback.schedule_time()),
+        state: state_to_pb(callback.state()) as i32,
         message: message_name(message.id),
-        duration_seconds: current
+        duration_seconds: callback
+            .current_progress()
             .and_then(|p| p.bridged_seconds)
             .and_then(|s| i32::try_from(s).ok())
             .unwrap_or(0),
-        answered_by: progress.map(|p| p.answered_by.clone()).unwrap_or_default(),
+        answered_by: callback
+            .progress
+            .as_ref()
+            .map(|p| p.answered_by.clone())
+            .unwrap_or_default(),
         correlation_ref: message.correlation_ref.clone(),
         create_time: convert::timestamp(message.create_time),
         update_time: convert::timestamp(message.update_time),
         reason: request.reason.clone(),
         latest_time: message.expire_time.and_then(convert::timestamp),
         attempt_count: i32::try_from(message.attempts.len()).unwrap_or(i32::MAX),
-        status_reason,
-    }
-}
-
-/// The message statuses a state filter reads (the state is then checked
-/// on each).
-fn statuses_of(state: pb::CallbackState) -> Vec<MessageStatus> {
-    use pb::CallbackState as S;
-    match state {
-        S::Unspecified => Vec::new(),
-        S::Scheduled => vec![MessageStatus::Accepted, MessageStatus::Queued],
-        S::Dialing | S::InProgress => vec![MessageStatus::Sent],
-        S::Completed => vec![MessageStatus::Delivered, MessageStatus::Read],
-        S::NoAnswer | S::Busy | S::Failed | S::Expired => vec![MessageStatus::Failed],
-        S::Canceled => vec![MessageStatus::Canceled],
+        status_reason: callback.status_reason(),
     }
 }
 
@@ -265,8 +233,35 @@ impl CallbackApi {
     }
 
     async fn get(&self, tenant: &str, id: Uuid) -> Result<pb::Callback, ApiError> {
-        let (message, progress) = self.ctx.store.get_callback(tenant, id).await?;
-        Ok(callback_to_pb(&message, progress.as_ref()))
+        let callback = self.ctx.store.get_callback(tenant, id).await?;
+        Ok(callback_to_pb(&callback))
+    }
+
+    /// Cancels a callback that waits for a call or whose call rings; the
+    /// ringing call is ended (the callback is canceled either way: a call
+    /// the provider could not end is not bridged when answered, as the
+    /// router answers it for a canceled callback with a hang-up).
+    async fn cancel(&self, tenant: &str, id: Uuid) -> Result<pb::Callback, ApiError> {
+        let canceled = self.ctx.store.cancel_callback(tenant, id).await?;
+        tracing::info!(callback = %id, ringing = canceled.ringing.is_some(), "callback canceled");
+        if let Some(call) = &canceled.ringing {
+            let channel = canceled
+                .callback
+                .message
+                .channel
+                .unwrap_or(omniroute_channel::Channel::Voice);
+            match self.ctx.adapters.get(&channel) {
+                Some(adapter) => {
+                    if let Err(e) = adapter.end(call).await {
+                        tracing::warn!(callback = %id, error = %e, "the canceled callback's call could not be ended");
+                    }
+                }
+                None => {
+                    tracing::warn!(callback = %id, %channel, "no adapter to end the canceled callback's call")
+                }
+            }
+        }
+        Ok(callback_to_pb(&canceled.callback))
     }
 }
 
@@ -279,8 +274,13 @@ impl CallbackService for CallbackApi {
     ) -> Result<Response<pb::CreateCallbackResponse>, Status> {
         let tenant: Arc<str> = self.ctx.tenant(&request);
         let message = self.create(&tenant, request.get_ref()).await?;
+        let callback = Callback {
+            message,
+            progress: None,
+            next_call: None,
+        };
         Ok(Response::new(pb::CreateCallbackResponse {
-            callback: Some(callback_to_pb(&message, None)),
+            callback: Some(callback_to_pb(&callback)),
         }))
     }
 
@@ -317,22 +317,23 @@ impl CallbackService for CallbackApi {
         ];
         let after = match self.ctx.tokens.check(&query_key, &req.page_token)? {
             Some(id) => {
-                let (last, _) = self
+                let last = self
                     .ctx
                     .store
                     .get_callback(&tenant, id)
                     .await
                     .map_err(ApiError::from)?;
                 Some(CallbackMark {
-                    due: callback_due(&last),
+                    due: callback_due(&last.message),
                     id,
                 })
             }
             None => None,
         };
+        let state = state_from_pb(state);
         let filter = CallbackFilter {
             contact_id,
-            statuses: statuses_of(state),
+            statuses: state.map(statuses_in).unwrap_or_default(),
         };
         let mut page = self
             .ctx
@@ -344,15 +345,13 @@ impl CallbackService for CallbackApi {
         page.truncate(limit);
         // The page's last row, matching or not, is where the next starts.
         let next_page_token = match (more, page.last()) {
-            (true, Some((last, _))) => self.ctx.tokens.issue(&query_key, last.id),
+            (true, Some(last)) => self.ctx.tokens.issue(&query_key, last.message.id),
             _ => String::new(),
         };
         let callbacks = page
             .iter()
-            .filter(|(m, p)| {
-                state == pb::CallbackState::Unspecified || state_of(m, p.as_ref()) == state
-            })
-            .map(|(m, p)| callback_to_pb(m, p.as_ref()))
+            .filter(|c| state.is_none_or(|state| c.state() == state))
+            .map(callback_to_pb)
             .collect();
         Ok(Response::new(pb::ListCallbacksResponse {
             callbacks,
@@ -367,24 +366,8 @@ impl CallbackService for CallbackApi {
     ) -> Result<Response<pb::CancelCallbackResponse>, Status> {
         let tenant = self.ctx.tenant(&request);
         let id = callback_id("name", &request.get_ref().name)?;
-        // Only a callback: not any message by its id.
-        self.get(&tenant, id).await?;
-        let message = self
-            .ctx
-            .store
-            .cancel_message(&tenant, id)
-            .await
-            .map_err(ApiError::from)?;
-        tracing::info!(callback = %id, "callback canceled");
-        let progress = self
-            .ctx
-            .store
-            .get_callback(&tenant, id)
-            .await
-            .map(|(_, p)| p)
-            .unwrap_or(None);
         Ok(Response::new(pb::CancelCallbackResponse {
-            callback: Some(callback_to_pb(&message, progress.as_ref())),
+            callback: Some(self.cancel(&tenant, id).await?),
         }))
     }
 }
@@ -394,16 +377,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_read_the_codes_of_failure_reasons() {
-        assert!(names(
-            "retries exhausted after 3 attempts; last error call-busy: the line was busy",
-            &["call-busy"]
-        ));
-        assert!(names(
-            "transient failure agent-no-answer: nobody took the agent line; routing decides",
-            &["agent-no-answer"]
-        ));
-        assert!(!names("permanent failure 21211: invalid", &["call-busy"]));
+    fn every_state_has_its_wire_value() {
+        for state in [
+            CallbackState::Scheduled,
+            CallbackState::Dialing,
+            CallbackState::InProgress,
+            CallbackState::Completed,
+            CallbackState::NoAnswer,
+            CallbackState::Busy,
+            CallbackState::Failed,
+            CallbackState::Canceled,
+            CallbackState::Expired,
+        ] {
+            assert_eq!(state_from_pb(state_to_pb(state)), Some(state));
+        }
+        assert_eq!(state_from_pb(pb::CallbackState::Unspecified), None);
     }
 
     #[test]

@@ -476,6 +476,9 @@ pub fn event_to_pb(e: &Event) -> pb::Event {
         EventPayload::Window(window) => {
             Some(Payload::Window(super::convert::service_window(window)))
         }
+        EventPayload::Callback(callback) => Some(Payload::Callback(
+            super::callbacks::callback_to_pb(callback),
+        )),
         EventPayload::Empty => None,
     };
     let route_change = e.route.as_ref().map(|r| pb::RouteChange {

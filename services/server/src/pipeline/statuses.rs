@@ -288,10 +288,12 @@ impl Ingest {
                 return false;
             };
             for ((report, tries), matched) in group.into_iter().zip(matched) {
-                if matched {
-                    self.sink.settled(&report.key());
-                } else {
-                    self.wait_or_drop(report, tries);
+                match matched {
+                    Some(true) => self.sink.settled(&report.key()),
+                    Some(false) => self.wait_or_drop(report, tries),
+                    // Behind one of its message's that matched nothing:
+                    // not tried, so no try spent.
+                    None => self.waiting.push(report, tries),
                 }
             }
         }
@@ -321,7 +323,10 @@ impl Ingest {
         self.sink.settled(&(channel, provider_id));
     }
 
-    /// Applies `group` in its order: for each report, whether it matched.
+    /// Applies `group` in its order: for each report, whether it matched,
+    /// or `None` when it was not tried because an earlier report of its
+    /// provider message matched nothing in this round (it must not
+    /// overtake that one: a call's length recorded before who answered).
     /// Statuses that follow one another go in one store call; a call's
     /// progress is recorded in its place between them (the bridge's length
     /// before the delivery it came with). `None` on shutdown.
@@ -329,8 +334,9 @@ impl Ingest {
         &mut self,
         group: &[(Report, u32)],
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Option<Vec<bool>> {
+    ) -> Option<Vec<Option<bool>>> {
         let mut matched = Vec::with_capacity(group.len());
+        let mut unmatched: std::collections::HashSet<Key> = std::collections::HashSet::new();
         let mut rest = group;
         while let Some((first, _)) = rest.first() {
             let statuses = rest
@@ -339,37 +345,65 @@ impl Ingest {
                 .count();
             let (now, later) = rest.split_at(statuses.max(1));
             rest = later;
-            match first {
-                Report::Status(_) => matched.extend(self.apply_statuses(now, shutdown).await?),
-                Report::Progress(progress) => matched.push(
+            let tries: Vec<bool> = now
+                .iter()
+                .map(|(report, _)| !unmatched.contains(&report.key()))
+                .collect();
+            let tried: Vec<&Report> = now
+                .iter()
+                .zip(&tries)
+                .filter(|(_, tried)| **tried)
+                .map(|((report, _), _)| report)
+                .collect();
+            let results = match first {
+                Report::Status(_) => {
+                    let updates: Vec<&StatusUpdate> = tried
+                        .iter()
+                        .filter_map(|report| match report {
+                            Report::Status(update) => Some(update),
+                            Report::Progress(_) => None,
+                        })
+                        .collect();
+                    if updates.is_empty() {
+                        Vec::new()
+                    } else {
+                        self.apply_statuses(&updates, shutdown).await?
+                    }
+                }
+                Report::Progress(progress) if !tried.is_empty() => vec![
                     record_progress(self.store.as_ref(), progress)
                         .await
                         .unwrap_or_else(|e| {
                             tracing::warn!(error = %omniroute_store::error_chain(&e), "recording a call's progress failed");
                             false
                         }),
-                ),
+                ],
+                Report::Progress(_) => Vec::new(),
+            };
+            let mut results = results.into_iter();
+            for ((report, _), tried) in now.iter().zip(tries) {
+                if !tried {
+                    matched.push(None);
+                    continue;
+                }
+                let hit = results.next().unwrap_or(false);
+                if !hit {
+                    unmatched.insert(report.key());
+                }
+                matched.push(Some(hit));
             }
         }
         Some(matched)
     }
 
-    /// Applies `run`, statuses only, in one store call, waited out with
-    /// back-off while the store is unreachable (reports keep queuing behind
-    /// them) instead of each being retried and logged on its own. `None`
-    /// on shutdown.
+    /// Applies `updates` in one store call, waited out with back-off while
+    /// the store is unreachable (reports keep queuing behind them) instead
+    /// of each being retried and logged on its own. `None` on shutdown.
     async fn apply_statuses(
         &mut self,
-        run: &[(Report, u32)],
+        updates: &[&StatusUpdate],
         shutdown: &mut watch::Receiver<bool>,
     ) -> Option<Vec<bool>> {
-        let updates: Vec<&StatusUpdate> = run
-            .iter()
-            .filter_map(|(report, _)| match report {
-                Report::Status(update) => Some(update),
-                Report::Progress(_) => None,
-            })
-            .collect();
         let statuses: Vec<ProviderStatus> = updates.iter().map(|u| provider_status(u)).collect();
         let mut result = self.store.apply_provider_statuses(statuses.clone()).await;
         while let Err(e) = &result {
@@ -406,7 +440,7 @@ impl Ingest {
         };
         Some(
             updates
-                .into_iter()
+                .iter()
                 .zip(applied)
                 .map(|(update, applied)| matched(update, applied.as_ref()))
                 .collect(),

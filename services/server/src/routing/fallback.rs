@@ -92,11 +92,7 @@ pub fn decide(
         };
     }
     let reason = match error {
-        Some(e) if retryable => format!(
-            "retries exhausted after {channel_attempt} attempts; last error {}: {}",
-            e.code(),
-            e.message()
-        ),
+        Some(e) if retryable => exhausted(channel_attempt, e),
         Some(e) => format!(
             "{} failure {}: {}",
             e.class().as_str(),
@@ -106,6 +102,16 @@ pub fn decide(
         None => text.to_owned(),
     };
     NextStep::Fail { reason }
+}
+
+/// Why a channel tried `attempts` times is given up: the retries ran out,
+/// with the last error.
+fn exhausted(attempts: impl std::fmt::Display, last: &AdapterError) -> String {
+    format!(
+        "retries exhausted after {attempts} attempts; last error {}: {}",
+        last.code(),
+        last.message()
+    )
 }
 
 /// The error a provider's failure report carried, read back from the status
@@ -191,10 +197,16 @@ pub fn on_watch(
             due,
             random,
         ) {
+            // A step tried again until its attempts ran out says so; one
+            // that failed for good says the provider reported it.
             NextStep::NextChannel { index, due, .. } => NextStep::NextChannel {
                 index,
                 due,
-                reason: failed,
+                reason: if error.is_retryable() {
+                    exhausted(sends, &error)
+                } else {
+                    failed
+                },
             },
             decided => decided,
         };

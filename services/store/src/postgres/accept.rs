@@ -70,6 +70,8 @@ struct Row {
     payload: RawJson,
     /// The `MessageDeferred` event's payload, when quiet hours hold it.
     deferred: Option<RawJson>,
+    /// The `CallbackChanged` event's payload, for a callback (scheduled).
+    callback: Option<RawJson>,
 }
 
 impl Row {
@@ -87,8 +89,19 @@ impl Row {
             Some(event) => Some(RawJson::of(&event.payload)?),
             None => None,
         };
+        let scheduled = crate::Callback {
+            message,
+            progress: None,
+            next_call: Some(due),
+        };
+        let callback = match crate::callback_event(None, &scheduled) {
+            Some(event) => Some(RawJson::of(&event.payload)?),
+            None => None,
+        };
+        let message = scheduled.message;
         Ok(Row {
             deferred,
+            callback,
             tenant: tenant.to_owned(),
             contact_version,
             due,
@@ -204,9 +217,9 @@ async fn writer(pool: Pool, queue: Arc<Mutex<mpsc::Receiver<Batch>>>, signals: A
     }
 }
 
-/// The statement (see the module documentation). Parameters `$1`–`$22` are
-/// arrays with one element per row, `$23`–`$24` the distinct contacts; the
-/// answer has one row per input row, in order.
+/// The statement (see the module documentation). Parameters `$1`–`$22`,
+/// `$25` and `$26` are arrays with one element per row, `$23`–`$24` the
+/// distinct contacts; the answer has one row per input row, in order.
 ///
 /// The contacts are locked from their own small arrays: a row lock over a
 /// join makes PostgreSQL carry whole copies of the other side's rows (for
@@ -224,11 +237,12 @@ input AS (
                          $6::text[], $7::smallint[], $8::smallint[], $9::jsonb[], $10::jsonb[],
                          $11::text[], $12::jsonb[], $13::timestamptz[], $14::timestamptz[],
                          $15::uuid[], $16::jsonb[], $17::jsonb[], $18::text[], $19::text[],
-                         $20::timestamptz[], $21::timestamptz[], $22::jsonb[], $25::jsonb[])
+                         $20::timestamptz[], $21::timestamptz[], $22::jsonb[], $25::jsonb[],
+                         $26::jsonb[])
         WITH ORDINALITY AS i(tenant, id, contact_id, version, category, channel, priority,
                              status, content, overrides, correlation_ref, metadata, send_time,
                              expire_time, reply_to, history, route, idempotency_key,
-                             request_hash, time, due, payload, deferred, n)
+                             request_hash, time, due, payload, deferred, callback, n)
 ),
 used AS (
     SELECT m.tenant, m.idempotency_key, m.id, m.request_hash FROM messages m
@@ -266,6 +280,10 @@ logged AS (
         SELECT i.tenant, 1 AS type, i.time, i.contact_id, i.id, i.correlation_ref, i.metadata,
                i.payload, i.n
         FROM input i JOIN inserted USING (tenant, id)
+        UNION ALL
+        SELECT i.tenant, 8, i.time, i.contact_id, i.id, i.correlation_ref, i.metadata,
+               i.callback, i.n
+        FROM input i JOIN inserted USING (tenant, id) WHERE i.callback IS NOT NULL
         UNION ALL
         SELECT i.tenant, 9, i.time, i.contact_id, i.id, i.correlation_ref, i.metadata,
                i.deferred, i.n
@@ -329,6 +347,7 @@ async fn write(pool: &Pool, rows: &[&Row]) -> Result<Vec<Outcome>> {
     let dues: Vec<SystemTime> = rows.iter().map(|r| r.due).collect();
     let payloads: Vec<&RawJson> = rows.iter().map(|r| &r.payload).collect();
     let deferred: Vec<Option<&RawJson>> = rows.iter().map(|r| r.deferred.as_ref()).collect();
+    let callbacks: Vec<Option<&RawJson>> = rows.iter().map(|r| r.callback.as_ref()).collect();
     let mut wanted: Vec<(&str, Uuid)> = rows
         .iter()
         .map(|r| (r.tenant.as_str(), r.message.contact_id))
@@ -336,7 +355,7 @@ async fn write(pool: &Pool, rows: &[&Row]) -> Result<Vec<Outcome>> {
     wanted.sort();
     wanted.dedup();
     let (contact_tenants, contact_ids): (Vec<&str>, Vec<Uuid>) = wanted.into_iter().unzip();
-    let params: [&(dyn ToSql + Sync); 25] = [
+    let params: [&(dyn ToSql + Sync); 26] = [
         &tenants,
         &ids,
         &contacts,
@@ -362,6 +381,7 @@ async fn write(pool: &Pool, rows: &[&Row]) -> Result<Vec<Outcome>> {
         &contact_tenants,
         &contact_ids,
         &deferred,
+        &callbacks,
     ];
     let client = pool.get().await.map_err(super::pool_error)?;
     let stmt = client.prepare_cached(ACCEPT).await.map_err(db)?;

@@ -1,5 +1,6 @@
-//! Callbacks on PostgreSQL: recording call progress, reading and listing
-//! callbacks.
+//! Callbacks on PostgreSQL: recording call progress, reading, listing and
+//! canceling callbacks, and the progress a change of callbacks' messages
+//! reads to write their `CallbackChanged` events ([`progress_of`]).
 //!
 //! A listing is one ordered range scan of a partial index that holds
 //! callbacks only (`messages_callbacks_due`, or
@@ -19,22 +20,26 @@
 //! - a status filter is applied to the rows the index scan yields;
 //! - each callback's progress is joined by primary key (a nested loop,
 //!   which keeps the index order, so no sort; the sub-select only renames
-//!   its update time, so the message's columns keep their names).
+//!   its update time, so the message's columns keep their names), and its
+//!   send job's due time (its next call) read by primary key per row.
 //!
 //! [`hot_statements`] lists them with sample arguments for
 //! `tests/plans.rs`.
 
+use std::collections::HashMap;
 use std::time::SystemTime;
 
+use deadpool_postgres::GenericClient;
 use omniroute_channel::Channel;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::events::HotStatement;
-use super::messages::{MESSAGE_COLUMNS, message_at};
+use super::messages::{MESSAGE_COLUMNS, append_events, message_at, write_messages};
 use super::{PgStore, db};
 use crate::Result;
 use crate::callbacks::*;
+use crate::events::status_event;
 use crate::messages::Message;
 use crate::model::now;
 
@@ -64,8 +69,13 @@ const RECORD: &str = "WITH found AS MATERIALIZED (
          update_time = EXCLUDED.update_time";
 
 /// The progress columns after [`MESSAGE_COLUMNS`], from the lateral
-/// sub-select [`PROGRESS_JOIN`] names `p`.
-const PROGRESS_COLUMNS: &str = "p.call_id, p.answered_by, p.bridged_seconds, p.progress_time";
+/// sub-select [`PROGRESS_JOIN`] names `p`, then the due time of the
+/// callback's send job (its next call), if it has one: a scalar sub-select
+/// by primary key, which the planner runs per row listed (a join there may
+/// become a scan of the whole queue).
+const PROGRESS_COLUMNS: &str = "p.call_id, p.answered_by, p.bridged_seconds, p.progress_time,
+     (SELECT due_time FROM dispatch_jobs
+      WHERE dispatch_jobs.message_id = messages.id AND dispatch_jobs.kind = 0) AS next_call";
 
 /// The first column of the progress columns.
 const PROGRESS_AT: usize = super::messages::MESSAGE_WIDTH;
@@ -77,6 +87,21 @@ const PROGRESS_JOIN: &str = "LEFT JOIN LATERAL (
          FROM call_progress
          WHERE call_progress.tenant = messages.tenant AND call_progress.message_id = messages.id
      ) p ON true";
+
+/// The progress of callbacks, by primary key ($1 tenants, $2 ids).
+const PROGRESS_OF: &str = "SELECT p.message_id, p.call_id, p.answered_by, p.bridged_seconds,
+            p.update_time
+     FROM call_progress p
+     JOIN unnest($1::text[], $2::uuid[]) AS k(tenant, id)
+       ON p.tenant = k.tenant AND p.message_id = k.id";
+
+/// The callback a provider's call id names ($1 channel, $2 call id),
+/// found through `messages_provider_id` as [`RECORD`] finds it.
+const BY_CALL: &str = "WITH found AS MATERIALIZED (
+         SELECT tenant, id, content FROM messages
+         WHERE channel = $1 AND provider_message_id = $2 AND direction = 1
+     )
+     SELECT tenant, id FROM found WHERE content->>'type' = 'callback_request'";
 
 /// One message of a tenant with its progress.
 fn get_sql() -> String {
@@ -153,6 +178,21 @@ pub(super) fn hot_statements() -> Vec<HotStatement> {
             options: "",
         },
         HotStatement {
+            name: "the progress of callbacks",
+            sql: PROGRESS_OF.to_owned(),
+            types: "text[], uuid[]",
+            args: "'{default,default}',
+                   '{00000000-0000-7000-8000-000000000000,00000000-0000-7000-8000-000000000001}'",
+            options: "",
+        },
+        HotStatement {
+            name: "the callback of a call",
+            sql: BY_CALL.to_owned(),
+            types: "text, text",
+            args: "'voice', 'call-2'",
+            options: "",
+        },
+        HotStatement {
             name: "record call progress",
             sql: RECORD.to_owned(),
             types: "text, text, text, bigint, timestamptz",
@@ -162,8 +202,8 @@ pub(super) fn hot_statements() -> Vec<HotStatement> {
     ]
 }
 
-/// Reads a message (from column 0) and its progress.
-fn callback_from_row(r: &Row) -> Result<(Message, Option<CallProgress>)> {
+/// Reads a message (from column 0), its progress and its next call.
+fn callback_from_row(r: &Row) -> Result<Callback> {
     let message = message_at(r, 0)?;
     let progress = progress_from_columns(
         r.get(PROGRESS_AT),
@@ -171,11 +211,47 @@ fn callback_from_row(r: &Row) -> Result<(Message, Option<CallProgress>)> {
         r.get(PROGRESS_AT + 2),
         r.get::<_, Option<SystemTime>>(PROGRESS_AT + 3),
     );
-    Ok((message, progress))
+    Ok(Callback {
+        message,
+        progress,
+        next_call: r.get(PROGRESS_AT + 4),
+    })
+}
+
+/// The progress of those of `messages` that are callbacks, by id, in one
+/// statement (none when none is a callback).
+pub(super) async fn progress_of(
+    c: &impl GenericClient,
+    messages: &[(&str, &Message)],
+) -> Result<HashMap<Uuid, CallProgress>> {
+    let (tenants, ids): (Vec<&str>, Vec<Uuid>) = messages
+        .iter()
+        .filter(|(_, m)| is_callback(m))
+        .map(|(t, m)| (*t, m.id))
+        .unzip();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let stmt = c.prepare_cached(PROGRESS_OF).await.map_err(db)?;
+    let rows = c.query(&stmt, &[&tenants, &ids]).await.map_err(db)?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let progress = progress_from_columns(
+                r.get(1),
+                r.get(2),
+                r.get(3),
+                r.get::<_, Option<SystemTime>>(4),
+            )?;
+            Some((r.get(0), progress))
+        })
+        .collect())
 }
 
 impl PgStore {
-    /// [`crate::Store::record_call_progress`]: one upsert.
+    /// [`crate::Store::record_call_progress`]: the callback is locked, its
+    /// progress upserted, and its event written when its state moved (the
+    /// customer answered), in one transaction.
     pub(super) async fn record_progress(
         &self,
         channel: Channel,
@@ -183,25 +259,47 @@ impl PgStore {
         answered_by: Option<&str>,
         bridged_seconds: Option<u32>,
     ) -> Result<bool> {
-        let client = self.client().await?;
-        let stmt = client.prepare_cached(RECORD).await.map_err(db)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let found = tx
+            .query_opt(BY_CALL, &[&channel.as_str(), &call_id])
+            .await
+            .map_err(db)?;
+        let Some(found) = found else {
+            return Ok(false);
+        };
+        let (tenant, id): (String, Uuid) = (found.get(0), found.get(1));
+        let message = super::messages::lock_message(&tx, &tenant, id).await?;
+        let before = progress_of(&tx, &[(&tenant, &message)]).await?.remove(&id);
+        let was = callback_state(&message, before.as_ref());
+        let stmt = tx.prepare_cached(RECORD).await.map_err(db)?;
         let bridged = bridged_seconds.map(i64::from);
-        let written = client
+        let now = now();
+        let written = tx
             .execute(
                 &stmt,
-                &[&channel.as_str(), &call_id, &answered_by, &bridged, &now()],
+                &[&channel.as_str(), &call_id, &answered_by, &bridged, &now],
             )
             .await
             .map_err(db)?;
+        let callback = Callback {
+            progress: progress_of(&tx, &[(&tenant, &message)]).await?.remove(&id),
+            message,
+            next_call: None,
+        };
+        let changed = callback_event(Some(was), &callback);
+        if let Some(event) = &changed {
+            append_events(&tx, &tenant, std::slice::from_ref(event), now).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        if changed.is_some() {
+            self.bump();
+        }
         Ok(written > 0)
     }
 
     /// [`crate::Store::get_callback`].
-    pub(super) async fn callback(
-        &self,
-        tenant: &str,
-        id: Uuid,
-    ) -> Result<(Message, Option<CallProgress>)> {
+    pub(super) async fn callback(&self, tenant: &str, id: Uuid) -> Result<Callback> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(&get_sql()).await.map_err(db)?;
         let found = client
@@ -213,6 +311,54 @@ impl PgStore {
         found_callback(found, id)
     }
 
+    /// [`crate::Store::cancel_callback`]: the callback locked, checked,
+    /// canceled with its job deleted and its events written, in one
+    /// transaction.
+    pub(super) async fn cancel_callback(&self, tenant: &str, id: Uuid) -> Result<CanceledCallback> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let stmt = tx
+            .prepare_cached(&format!("{} FOR UPDATE OF messages", get_sql()))
+            .await
+            .map_err(db)?;
+        let found = tx
+            .query_opt(&stmt, &[&tenant, &id])
+            .await
+            .map_err(db)?
+            .map(|r| callback_from_row(&r))
+            .transpose()?;
+        let mut callback = found_callback(found, id)?;
+        let ringing = cancel_check(&callback)?;
+        let now = now();
+        let lease: Option<Option<SystemTime>> = tx
+            .query_opt(
+                "SELECT lease_until FROM dispatch_jobs WHERE message_id = $1 FOR UPDATE",
+                &[&id],
+            )
+            .await
+            .map_err(db)?
+            .map(|r| r.get(0));
+        check_lease(lease.flatten(), now, id)?;
+        tx.execute("DELETE FROM dispatch_jobs WHERE message_id = $1", &[&id])
+            .await
+            .map_err(db)?;
+        // A call placed for it waits for no report any more.
+        tx.execute("DELETE FROM awaiting_status WHERE message_id = $1", &[&id])
+            .await
+            .map_err(db)?;
+        let was = callback.state();
+        let status = callback.message.status;
+        cancel(&mut callback.message, now);
+        callback.next_call = None;
+        let mut events = vec![status_event(status, &callback.message)];
+        events.extend(callback_event(Some(was), &callback));
+        write_messages(&tx, &[(tenant, &callback.message)]).await?;
+        append_events(&tx, tenant, &events, now).await?;
+        tx.commit().await.map_err(db)?;
+        self.bump();
+        Ok(CanceledCallback { callback, ringing })
+    }
+
     /// [`crate::Store::list_callbacks`]: one statement, by index.
     pub(super) async fn callbacks(
         &self,
@@ -220,7 +366,7 @@ impl PgStore {
         filter: &CallbackFilter,
         after: Option<CallbackMark>,
         limit: usize,
-    ) -> Result<Vec<(Message, Option<CallProgress>)>> {
+    ) -> Result<Vec<Callback>> {
         let client = self.client().await?;
         let due = after.map(|a| a.due);
         let after_id = after.map(|a| a.id);

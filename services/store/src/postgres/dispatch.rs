@@ -35,9 +35,11 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use super::callbacks::progress_of;
 use super::messages::{MESSAGE_COLUMNS, insert_events, message_at, write_messages};
 use super::{PgStore, db};
 use crate::Result;
+use crate::callbacks::{Callback, callback_event, callback_state, is_callback};
 use crate::events::*;
 use crate::jobs::*;
 use crate::messages::*;
@@ -143,6 +145,15 @@ impl PgStore {
         let tokens: HashMap<Uuid, Option<Uuid>> =
             job_rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         let mut messages = messages_by_id(&message_rows)?;
+        // Callbacks among them: their progress, for their states before
+        // and after (an outcome does not move the progress).
+        let progress = {
+            let locked: Vec<(&str, &Message)> = messages
+                .values()
+                .map(|(tenant, m)| (tenant.as_str(), m))
+                .collect();
+            progress_of(&tx, &locked).await?
+        };
         let now = now();
         let mut answers = Vec::with_capacity(completions.len());
         let mut events: Vec<(String, NewEvent)> = Vec::new();
@@ -160,6 +171,7 @@ impl PgStore {
                 answers.push(None);
                 continue;
             };
+            let was = is_callback(message).then(|| callback_state(message, progress.get(&id)));
             let applied = apply_completion(
                 message,
                 &completion.job,
@@ -192,6 +204,19 @@ impl PgStore {
             }
             if let Some(event) = applied.event {
                 events.push((tenant.clone(), event));
+            }
+            if let Some(was) = was {
+                let callback = Callback {
+                    message: message.clone(),
+                    progress: progress.get(&id).cloned(),
+                    next_call: match applied.job {
+                        JobChange::Release { due, .. } => Some(due),
+                        _ => None,
+                    },
+                };
+                if let Some(event) = callback_event(Some(was), &callback) {
+                    events.push((tenant.clone(), event));
+                }
             }
             written.push(id);
             answers.push(Some(message.clone()));
@@ -330,6 +355,15 @@ impl PgStore {
                 .map(|r| r.get(0))
                 .collect();
         }
+        // Callbacks among them: their progress, for their states before
+        // and after (a report does not move the progress).
+        let progress = {
+            let locked: Vec<(&str, &Message)> = messages
+                .values()
+                .map(|(tenant, m)| (tenant.as_str(), m))
+                .collect();
+            progress_of(&tx, &locked).await?
+        };
         let mut answers = Vec::with_capacity(reports.len());
         let mut events: Vec<(String, NewEvent)> = Vec::new();
         let mut touched: Vec<Uuid> = Vec::new();
@@ -339,9 +373,19 @@ impl PgStore {
                 continue;
             };
             let before = message.status;
+            let progress = progress.get(&message.id);
+            let was = is_callback(message).then(|| callback_state(message, progress));
             let changed = apply_report(message, report, watched.contains(&message.id), now);
             if changed {
                 events.push((tenant.clone(), status_event(before, message)));
+                let callback = Callback {
+                    message: message.clone(),
+                    progress: progress.cloned(),
+                    next_call: None,
+                };
+                if let Some(event) = was.and_then(|was| callback_event(Some(was), &callback)) {
+                    events.push((tenant.clone(), event));
+                }
                 if !touched.contains(&message.id) {
                     touched.push(message.id);
                 }

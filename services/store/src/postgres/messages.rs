@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::json::{RawJson, column, optional_column};
 use super::{PgStore, db};
+use crate::callbacks::{Callback, callback_event, callback_state, is_callback};
 use crate::events::*;
 use crate::messages::*;
 use crate::model::now;
@@ -291,15 +292,26 @@ impl PgStore {
             .map_err(db)?;
         let channel = message.channel;
         let before = message.status;
+        // A pending callback is scheduled (its progress does not matter).
+        let was = is_callback(&message).then(|| callback_state(&message, None));
         apply_status(
             &mut message,
             MessageStatus::Canceled,
             channel,
-            "canceled by caller",
+            crate::CANCELED_BY_CALLER,
             now,
         );
         write_message(&tx, tenant, &message).await?;
-        append_events(&tx, tenant, &[status_event(before, &message)], now).await?;
+        let mut events = vec![status_event(before, &message)];
+        events.extend(was.and_then(|was| {
+            let callback = Callback {
+                message: message.clone(),
+                progress: None,
+                next_call: None,
+            };
+            callback_event(Some(was), &callback)
+        }));
+        append_events(&tx, tenant, &events, now).await?;
         tx.commit().await.map_err(db)?;
         self.bump();
         Ok(message)
@@ -317,6 +329,8 @@ impl PgStore {
         }
         let now = now();
         let before = message.status;
+        // A failed callback's state does not depend on its progress.
+        let was = is_callback(&message).then(|| callback_state(&message, None));
         requeue_by_operator(&mut message, now);
         tx.execute(
             "INSERT INTO dispatch_jobs (message_id, tenant, priority, due_time) VALUES ($1, $2, $3, $4)",
@@ -325,7 +339,16 @@ impl PgStore {
         .await
         .map_err(db)?;
         write_message(&tx, tenant, &message).await?;
-        append_events(&tx, tenant, &[status_event(before, &message)], now).await?;
+        let mut events = vec![status_event(before, &message)];
+        events.extend(was.and_then(|was| {
+            let callback = Callback {
+                message: message.clone(),
+                progress: None,
+                next_call: Some(now),
+            };
+            callback_event(Some(was), &callback)
+        }));
+        append_events(&tx, tenant, &events, now).await?;
         tx.commit().await.map_err(db)?;
         self.bump_jobs();
         Ok(message)

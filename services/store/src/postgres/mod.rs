@@ -47,7 +47,7 @@ use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 use crate::auth::{ApiKey, NewApiKey, Tenant};
-use crate::callbacks::{CallProgress, CallbackFilter, CallbackMark};
+use crate::callbacks::{Callback, CallbackFilter, CallbackMark, CanceledCallback};
 use crate::jobs::{ClaimedJob, Completion, ProviderStatus, Reported};
 use crate::model::*;
 use crate::{
@@ -840,11 +840,7 @@ impl Store for PgStore {
             .await
     }
 
-    async fn get_callback(
-        &self,
-        tenant: &str,
-        id: Uuid,
-    ) -> Result<(Message, Option<CallProgress>)> {
+    async fn get_callback(&self, tenant: &str, id: Uuid) -> Result<Callback> {
         self.callback(tenant, id).await
     }
 
@@ -854,8 +850,12 @@ impl Store for PgStore {
         filter: &CallbackFilter,
         after: Option<CallbackMark>,
         limit: usize,
-    ) -> Result<Vec<(Message, Option<CallProgress>)>> {
+    ) -> Result<Vec<Callback>> {
         self.callbacks(tenant, filter, after, limit).await
+    }
+
+    async fn cancel_callback(&self, tenant: &str, id: Uuid) -> Result<CanceledCallback> {
+        PgStore::cancel_callback(self, tenant, id).await
     }
 
     async fn read_events(

@@ -1,6 +1,7 @@
-//! Callbacks on SQLite: recording call progress, reading and listing
-//! callbacks. Called inside the transactions of the `Store` methods in
-//! `mod.rs`.
+//! Callbacks on SQLite: recording call progress, reading, listing and
+//! canceling callbacks, and writing a callback's `CallbackChanged` event
+//! when a change moves its state ([`before`], [`after`]). Called inside the
+//! transactions of the `Store` methods in `mod.rs`.
 //!
 //! A listing is one ordered range scan of a partial index that holds
 //! callbacks only (`messages_callbacks_due`, or
@@ -21,10 +22,11 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
 use super::messages::{message_columns, message_row};
-use super::{db, json};
+use super::{db, events, json};
 use crate::Result;
 use crate::callbacks::*;
-use crate::messages::Message;
+use crate::events::status_event;
+use crate::messages::{Message, MessageStatus};
 use crate::model::{from_micros, to_micros};
 
 /// Upserts the progress of the callback with a provider id (see
@@ -47,19 +49,33 @@ const RECORD: &str = "INSERT INTO call_progress
          update_time = excluded.update_time";
 
 /// The progress columns after the message's, from the sub-select
-/// [`PROGRESS_JOIN`] names `p`.
-const PROGRESS_COLUMNS: &str = "p.call_id, p.answered_by, p.bridged_seconds, p.progress_time";
+/// [`PROGRESS_JOIN`] names `p`, then the due time of the callback's send
+/// job (its next call), if it has one.
+const PROGRESS_COLUMNS: &str = "p.call_id, p.answered_by, p.bridged_seconds, p.progress_time,
+     (SELECT due_time FROM dispatch_jobs
+      WHERE dispatch_jobs.message_id = messages.id AND dispatch_jobs.kind = 0) AS next_call";
 
 /// The first column of the progress columns.
 const PROGRESS_AT: usize = super::messages::MESSAGE_WIDTH;
 
 /// Joins each message's progress by primary key (its tenant and update
-/// time renamed, so the message's columns keep their names).
+/// time renamed, so the message's columns keep their names); its send
+/// job's due time is read by primary key per row ([`PROGRESS_COLUMNS`]).
 const PROGRESS_JOIN: &str = "LEFT JOIN (
          SELECT tenant AS progress_tenant, message_id, call_id, answered_by, bridged_seconds,
                 update_time AS progress_time
          FROM call_progress
      ) p ON p.progress_tenant = messages.tenant AND p.message_id = messages.id";
+
+/// The progress of a callback, by primary key.
+const PROGRESS: &str = "SELECT call_id, answered_by, bridged_seconds, update_time
+     FROM call_progress WHERE tenant = ?1 AND message_id = ?2";
+
+/// The callback a provider's call id names (as [`RECORD`] finds it).
+const BY_CALL: &str = "SELECT tenant, id FROM messages
+     WHERE channel = ?1 AND provider_message_id = ?2
+       AND direction = 1 AND json_extract(content, '$.type') = 'callback_request'
+     ORDER BY id DESC LIMIT 1";
 
 /// One message of a tenant with its progress.
 fn get_sql() -> String {
@@ -95,8 +111,8 @@ fn list_sql(contact: bool) -> String {
     )
 }
 
-/// Reads a message (from column 0) and its progress.
-fn callback_row(r: &Row<'_>) -> rusqlite::Result<(Message, Option<CallProgress>)> {
+/// Reads a message (from column 0), its progress and its next call.
+fn callback_row(r: &Row<'_>) -> rusqlite::Result<Callback> {
     let message = message_row(r)?;
     let progress = progress_from_columns(
         r.get(PROGRESS_AT)?,
@@ -104,10 +120,73 @@ fn callback_row(r: &Row<'_>) -> rusqlite::Result<(Message, Option<CallProgress>)
         r.get(PROGRESS_AT + 2)?,
         r.get::<_, Option<i64>>(PROGRESS_AT + 3)?.map(from_micros),
     );
-    Ok((message, progress))
+    let next_call = r.get::<_, Option<i64>>(PROGRESS_AT + 4)?.map(from_micros);
+    Ok(Callback {
+        message,
+        progress,
+        next_call,
+    })
 }
 
-/// [`crate::Store::record_call_progress`]: one upsert.
+/// The progress of callback `id`.
+fn progress(tx: &Connection, tenant: &str, id: Uuid) -> Result<Option<CallProgress>> {
+    let found = tx
+        .prepare_cached(PROGRESS)
+        .map_err(db)?
+        .query_row(params![tenant, id.to_string()], |r| {
+            Ok(progress_from_columns(
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get::<_, Option<i64>>(3)?.map(from_micros),
+            ))
+        })
+        .optional()
+        .map_err(db)?;
+    Ok(found.flatten())
+}
+
+/// A callback's state before a change of its message, with its progress
+/// (which the change does not move); `None` for a message that is no
+/// callback.
+pub(super) type Before = Option<(CallbackState, Option<CallProgress>)>;
+
+/// [`Before`] of message `m`.
+pub(super) fn before(tx: &Connection, tenant: &str, m: &Message) -> Result<Before> {
+    if !is_callback(m) {
+        return Ok(None);
+    }
+    let progress = progress(tx, tenant, m.id)?;
+    Ok(Some((callback_state(m, progress.as_ref()), progress)))
+}
+
+/// Writes the `CallbackChanged` event of `m` after a change, when its
+/// state moved from `before`; `next_call` is its send job's due time, if
+/// the change left one.
+pub(super) fn after(
+    tx: &Connection,
+    tenant: &str,
+    before: Before,
+    m: &Message,
+    next_call: Option<SystemTime>,
+    now: SystemTime,
+) -> Result<()> {
+    let Some((state, progress)) = before else {
+        return Ok(());
+    };
+    let callback = Callback {
+        message: m.clone(),
+        progress,
+        next_call,
+    };
+    match callback_event(Some(state), &callback) {
+        Some(event) => events::append(tx, tenant, &event, now),
+        None => Ok(()),
+    }
+}
+
+/// [`crate::Store::record_call_progress`]: one upsert, and the callback's
+/// event when its state moved (the customer answered).
 pub(super) fn record(
     tx: &Connection,
     channel: Channel,
@@ -116,6 +195,20 @@ pub(super) fn record(
     bridged_seconds: Option<u32>,
     now: SystemTime,
 ) -> Result<bool> {
+    let found: Option<(String, String)> = tx
+        .prepare_cached(BY_CALL)
+        .map_err(db)?
+        .query_row(params![channel.as_str(), call_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+        .map_err(db)?;
+    let Some((tenant, id)) = found else {
+        return Ok(false);
+    };
+    let id = Uuid::parse_str(&id).map_err(crate::StoreError::backend)?;
+    let message = super::messages::get(tx, &tenant, id)?;
+    let was = before(tx, &tenant, &message)?;
     let written = tx
         .prepare_cached(RECORD)
         .map_err(db)?
@@ -127,15 +220,66 @@ pub(super) fn record(
             to_micros(now)
         ])
         .map_err(db)?;
+    if let Some((state, _)) = was {
+        let callback = Callback {
+            progress: progress(tx, &tenant, id)?,
+            message,
+            next_call: None,
+        };
+        if let Some(event) = callback_event(Some(state), &callback) {
+            events::append(tx, &tenant, &event, now)?;
+        }
+    }
     Ok(written > 0)
 }
 
-/// [`crate::Store::get_callback`].
-pub(super) fn get(
+/// [`crate::Store::cancel_callback`], inside the writer's transaction.
+pub(super) fn cancel(
     tx: &Connection,
     tenant: &str,
     id: Uuid,
-) -> Result<(Message, Option<CallProgress>)> {
+    now: SystemTime,
+) -> Result<CanceledCallback> {
+    let mut callback = get(tx, tenant, id)?;
+    let ringing = cancel_check(&callback)?;
+    let lease: Option<Option<i64>> = tx
+        .prepare_cached("SELECT lease_until FROM dispatch_jobs WHERE message_id = ?1")
+        .map_err(db)?
+        .query_row(params![id.to_string()], |r| r.get(0))
+        .optional()
+        .map_err(db)?;
+    check_lease(lease.flatten().map(from_micros), now, id)?;
+    tx.prepare_cached("DELETE FROM dispatch_jobs WHERE message_id = ?1")
+        .map_err(db)?
+        .execute(params![id.to_string()])
+        .map_err(db)?;
+    let was = callback.state();
+    let status = callback.message.status;
+    crate::callbacks::cancel(&mut callback.message, now);
+    callback.next_call = None;
+    let m = &callback.message;
+    tx.prepare_cached(
+        "UPDATE messages SET status = ?3, history = ?4, update_time = ?5
+         WHERE tenant = ?1 AND id = ?2",
+    )
+    .map_err(db)?
+    .execute(params![
+        tenant,
+        id.to_string(),
+        MessageStatus::Canceled.code(),
+        json(&m.history),
+        to_micros(now)
+    ])
+    .map_err(db)?;
+    events::append(tx, tenant, &status_event(status, m), now)?;
+    if let Some(event) = callback_event(Some(was), &callback) {
+        events::append(tx, tenant, &event, now)?;
+    }
+    Ok(CanceledCallback { callback, ringing })
+}
+
+/// [`crate::Store::get_callback`].
+pub(super) fn get(tx: &Connection, tenant: &str, id: Uuid) -> Result<Callback> {
     let found = tx
         .prepare_cached(&get_sql())
         .map_err(db)?
@@ -152,7 +296,7 @@ pub(super) fn list(
     filter: &CallbackFilter,
     after: Option<CallbackMark>,
     limit: usize,
-) -> Result<Vec<(Message, Option<CallProgress>)>> {
+) -> Result<Vec<Callback>> {
     let (due, after_id) = match after {
         Some(mark) => (to_micros(mark.due), mark.id.to_string()),
         None => (i64::MIN, String::new()),

@@ -14,7 +14,7 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
-use super::{db, events, json, resolve};
+use super::{callbacks, db, events, json, resolve};
 use crate::events::*;
 use crate::jobs::*;
 use crate::messages::*;
@@ -358,6 +358,15 @@ pub(super) fn accept(tx: &Connection, tenant: &str, new: NewMessage) -> Result<A
         &message_event(EventType::MessageAccepted, &message),
         now,
     )?;
+    let scheduled = crate::Callback {
+        message,
+        progress: None,
+        next_call: Some(due),
+    };
+    if let Some(event) = crate::callback_event(None, &scheduled) {
+        events::append(tx, tenant, &event, now)?;
+    }
+    let message = scheduled.message;
     if let Some(deferred) = deferred_event(&message, due) {
         events::append(tx, tenant, &deferred, now)?;
     }
@@ -632,16 +641,18 @@ pub(super) fn cancel(tx: &Connection, tenant: &str, id: Uuid) -> Result<Message>
     }
     delete_job(tx, id)?;
     let before = m.status;
+    let was = callbacks::before(tx, tenant, &m)?;
     let channel = m.channel;
     if apply_status(
         &mut m,
         MessageStatus::Canceled,
         channel,
-        "canceled by caller",
+        crate::CANCELED_BY_CALLER,
         now,
     ) {
         save_state(tx, tenant, &m)?;
         record_change(tx, tenant, before, &m, now)?;
+        callbacks::after(tx, tenant, was, &m, None, now)?;
     }
     Ok(m)
 }
@@ -656,12 +667,14 @@ pub(super) fn retry(tx: &Connection, tenant: &str, id: Uuid) -> Result<Message> 
         });
     }
     let now = now();
+    let was = callbacks::before(tx, tenant, &m)?;
     // Failed is final for everything that reports statuses (`apply_status`
     // refuses to move it); an operator's retry is the one way out.
     requeue_by_operator(&mut m, now);
     put_job(tx, tenant, &m, now)?;
     save_state(tx, tenant, &m)?;
     record_change(tx, tenant, MessageStatus::Failed, &m, now)?;
+    callbacks::after(tx, tenant, was, &m, Some(now), now)?;
     Ok(m)
 }
 
@@ -726,7 +739,9 @@ pub(super) fn complete(
     let tenant = job.tenant.as_str();
     let mut m = get(tx, tenant, id)?;
     let now = now();
+    let was = callbacks::before(tx, tenant, &m)?;
     let applied = apply_completion(&mut m, job, attempt, next, now);
+    let mut next_call = None;
     match applied.job {
         JobChange::Delete => {
             delete_job(tx, id)?;
@@ -735,7 +750,10 @@ pub(super) fn complete(
             due,
             plan_index,
             channel_attempt,
-        } => release_job(tx, id, due, plan_index, channel_attempt, None)?,
+        } => {
+            next_call = Some(due);
+            release_job(tx, id, due, plan_index, channel_attempt, None)?
+        }
         JobChange::Watch { due } => release_job(
             tx,
             id,
@@ -749,6 +767,7 @@ pub(super) fn complete(
     if let Some(event) = applied.event {
         events::append(tx, tenant, &event, now)?;
     }
+    callbacks::after(tx, tenant, was, &m, next_call, now)?;
     Ok(Some(m))
 }
 
@@ -797,10 +816,12 @@ pub(super) fn apply_provider_status(
             .map_err(db)?
             > 0;
     let before = m.status;
+    let was = callbacks::before(tx, &tenant, &m)?;
     let changed = apply_report(&mut m, report, watched, now);
     if changed {
         save_state(tx, &tenant, &m)?;
         record_change(tx, &tenant, before, &m, now)?;
+        callbacks::after(tx, &tenant, was, &m, None, now)?;
         // Delivered or read: the message arrived, its pending steps end (a
         // watch, or a fallback step not yet claimed).
         if ends_pending_steps(m.status) {

@@ -31,10 +31,10 @@ use uuid::Uuid;
 
 use crate::model::*;
 use crate::{
-    Accepted, ApiKey, CallProgress, CallbackFilter, CallbackMark, ClaimedJob, Completion, Cursor,
-    CursorCheck, Event, EventFilter, EventType, Message, MessageStatus, NewApiKey, NewInbound,
-    NewMessage, ProviderStatus, Received, Reported, Result, SentMark, Store, StoreError, Tenant,
-    contact_event, dedup_addresses,
+    Accepted, ApiKey, Callback, CallbackFilter, CallbackMark, CanceledCallback, ClaimedJob,
+    Completion, Cursor, CursorCheck, Event, EventFilter, EventType, Message, MessageStatus,
+    NewApiKey, NewInbound, NewMessage, ProviderStatus, Received, Reported, Result, SentMark, Store,
+    StoreError, Tenant, contact_event, dedup_addresses,
 };
 use contacts::*;
 
@@ -674,19 +674,15 @@ impl Store for SqliteStore {
     ) -> Result<bool> {
         let call_id = call_id.to_owned();
         let answered_by = answered_by.map(str::to_owned);
-        // No event or job is written: nobody needs to look again.
-        self.tx(move |tx| {
+        // A callback's event may be written: subscribers look again.
+        self.write(move |tx| {
             let answered_by = answered_by.as_deref();
             callbacks::record(tx, channel, &call_id, answered_by, bridged_seconds, now())
         })
         .await
     }
 
-    async fn get_callback(
-        &self,
-        tenant: &str,
-        id: Uuid,
-    ) -> Result<(Message, Option<CallProgress>)> {
+    async fn get_callback(&self, tenant: &str, id: Uuid) -> Result<Callback> {
         let tenant = tenant.to_owned();
         self.read(move |tx| callbacks::get(tx, &tenant, id)).await
     }
@@ -697,10 +693,16 @@ impl Store for SqliteStore {
         filter: &CallbackFilter,
         after: Option<CallbackMark>,
         limit: usize,
-    ) -> Result<Vec<(Message, Option<CallProgress>)>> {
+    ) -> Result<Vec<Callback>> {
         let tenant = tenant.to_owned();
         let filter = filter.clone();
         self.read(move |tx| callbacks::list(tx, &tenant, &filter, after, limit))
+            .await
+    }
+
+    async fn cancel_callback(&self, tenant: &str, id: Uuid) -> Result<CanceledCallback> {
+        let tenant = tenant.to_owned();
+        self.write(move |tx| callbacks::cancel(tx, &tenant, id, now()))
             .await
     }
 

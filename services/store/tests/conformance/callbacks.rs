@@ -7,8 +7,9 @@ use std::time::{Duration, SystemTime};
 use omniroute_channel::content::CallbackRequest;
 use omniroute_channel::{Channel, Content};
 use omniroute_store::{
-    AttemptOutcome, CallProgress, CallbackFilter, CallbackMark, Message, MessageStatus, NewContact,
-    NewInbound, NewMessage, PlannedChannel, ProviderStatus, Received, StoreError, callback_due,
+    AttemptOutcome, Callback, CallbackFilter, CallbackMark, CallbackState, EventFilter,
+    EventPayload, EventType, Message, MessageStatus, NewContact, NewInbound, NewMessage, NextStep,
+    PlannedChannel, ProviderStatus, Received, StoreError, callback_due, statuses_in,
 };
 use uuid::Uuid;
 
@@ -58,12 +59,7 @@ fn ago(time: Duration) -> Option<SystemTime> {
 const HOUR: Duration = Duration::from_secs(3600);
 
 /// Every callback `filter` selects, read in pages of `limit`.
-async fn list_all(
-    store: &S,
-    tenant: &str,
-    filter: &CallbackFilter,
-    limit: usize,
-) -> Vec<(Message, Option<CallProgress>)> {
+async fn list_all(store: &S, tenant: &str, filter: &CallbackFilter, limit: usize) -> Vec<Callback> {
     let mut all = Vec::new();
     let mut after = None;
     loop {
@@ -72,17 +68,17 @@ async fn list_all(
             .await
             .expect("list_callbacks");
         assert!(page.len() <= limit, "a page holds at most the limit");
-        let Some((last, _)) = page.last() else {
+        let Some(last) = page.last() else {
             return all;
         };
-        after = Some(CallbackMark::of(last));
+        after = Some(CallbackMark::of(&last.message));
         all.extend(page);
     }
 }
 
 /// The ids of listed callbacks, in order.
-fn listed_ids(listed: &[(Message, Option<CallProgress>)]) -> Vec<Uuid> {
-    listed.iter().map(|(m, _)| m.id).collect()
+fn listed_ids(listed: &[Callback]) -> Vec<Uuid> {
+    listed.iter().map(|c| c.message.id).collect()
 }
 
 /// The ids of `messages` in list order: by when due, then id.
@@ -178,9 +174,14 @@ pub async fn callbacks_are_listed_by_due_time_then_id_in_pages(store: S) {
         .await
         .unwrap();
     assert_eq!(listed_ids(&listed), expected);
-    for (m, progress) in &listed {
-        assert_eq!(*m, message(&store, m.id).await, "listed as stored");
-        assert_eq!(*progress, None, "no call reported yet");
+    for c in &listed {
+        assert_eq!(
+            c.message,
+            message(&store, c.message.id).await,
+            "listed as stored"
+        );
+        assert_eq!(c.progress, None, "no call reported yet");
+        assert!(c.next_call.is_some(), "each waits for its first call");
     }
     for limit in [1, 2, 4] {
         let paged = list_all(&store, T, &everything, limit).await;
@@ -219,7 +220,7 @@ pub async fn callbacks_are_listed_by_due_time_then_id_in_pages(store: S) {
     );
     let other = list_all(&store, OTHER, &everything, 10).await;
     assert_eq!(other.len(), 1, "each tenant lists its own");
-    assert_eq!(other[0].0.contact_id, bert.id);
+    assert_eq!(other[0].message.contact_id, bert.id);
 }
 
 pub async fn callbacks_filter_by_contact_and_status(store: S) {
@@ -242,7 +243,7 @@ pub async fn callbacks_filter_by_contact_and_status(store: S) {
     let berts_text = accept(&store, outbound(bert)).await;
     assert_eq!(berts_text.status, MessageStatus::Accepted);
 
-    let ids = |listed: Vec<(Message, Option<CallProgress>)>| listed_ids(&listed);
+    let ids = |listed: Vec<Callback>| listed_ids(&listed);
     let annas = [called.id, waiting.id, canceled.id, scheduled.id];
     assert_eq!(ids(list_all(&store, T, &by_contact(anna), 2).await), annas);
     assert_eq!(
@@ -294,9 +295,9 @@ pub async fn callbacks_filter_by_contact_and_status(store: S) {
 pub async fn get_callback_finds_only_the_tenants_callbacks(store: S) {
     let anna = recipient(&store).await;
     let requested = accept(&store, callback(anna, None)).await;
-    let (found, progress) = store.get_callback(T, requested.id).await.unwrap();
-    assert_eq!(found, requested);
-    assert_eq!(progress, None);
+    let found = store.get_callback(T, requested.id).await.unwrap();
+    assert_eq!(found.message, requested);
+    assert_eq!(found.progress, None);
 
     let text = accept(&store, outbound(anna)).await;
     let Received::New(incoming) = store
@@ -328,7 +329,7 @@ pub async fn call_progress_follows_the_current_call(store: S) {
             .get_callback(T, id)
             .await
             .expect("get_callback")
-            .1
+            .progress
             .expect("progress")
     };
 
@@ -351,7 +352,7 @@ pub async fn call_progress_follows_the_current_call(store: S) {
             "{channel:?} {call_id}"
         );
     }
-    assert_eq!(store.get_callback(T, m.id).await.unwrap().1, None);
+    assert_eq!(store.get_callback(T, m.id).await.unwrap().progress, None);
 
     // The first report of the call.
     assert!(
@@ -410,7 +411,14 @@ pub async fn call_progress_follows_the_current_call(store: S) {
         .list_callbacks(T, &by_contact(anna), None, 10)
         .await
         .unwrap();
-    assert_eq!(listed, vec![(message(&store, m.id).await, Some(kept))]);
+    assert_eq!(
+        listed,
+        vec![Callback {
+            message: message(&store, m.id).await,
+            progress: Some(kept),
+            next_call: None,
+        }]
+    );
 
     // The call failed; the operator retries, and a new call is placed: its
     // first report replaces everything the old call's said.
@@ -530,4 +538,218 @@ pub async fn erasure_deletes_call_progress_rows() {
     assert_eq!(rows(annas.id).await, 1);
     store.erase_contact(T, anna).await.unwrap();
     assert_eq!(rows(annas.id).await, 0);
+}
+
+/// A callback whose call's reports are watched (routing sets this for
+/// channels that ring), as routing plans one.
+fn watched_callback(contact_id: Uuid) -> NewMessage {
+    let mut new = callback(contact_id, None);
+    new.route.plan[0].watch_reports = true;
+    new
+}
+
+/// The call `call_id` of a callback ended without reaching the customer.
+fn call_ended(call_id: &str) -> ProviderStatus {
+    ProviderStatus {
+        channel: Channel::Voice,
+        reason: "transient failure call-no-answer: nobody answered".into(),
+        unless_delivered: true,
+        ..report(None, MessageStatus::Failed, call_id)
+    }
+}
+
+pub async fn a_callback_between_calls_is_scheduled_and_cancelable(store: S) {
+    let anna = recipient(&store).await;
+    let m = send_callback(&store, watched_callback(anna), "call-1").await;
+    let state = |store: S, id: Uuid| async move {
+        store
+            .get_callback(T, id)
+            .await
+            .expect("get_callback")
+            .state()
+    };
+    assert_eq!(state(store.clone(), m.id).await, CallbackState::Dialing);
+    // Nobody answered; routing calls again in an hour.
+    store
+        .apply_provider_status(call_ended("call-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        state(store.clone(), m.id).await,
+        CallbackState::Dialing,
+        "routing has not decided yet"
+    );
+    let watch = claim_one(&store, m.id, LONG).await;
+    let next = micros(SystemTime::now() + HOUR);
+    store
+        .complete_job(&watch, None, NextStep::RetryAt(next))
+        .await
+        .unwrap()
+        .expect("the lease is held");
+    let waiting = store.get_callback(T, m.id).await.unwrap();
+    assert_eq!(waiting.state(), CallbackState::Scheduled);
+    assert_eq!(
+        waiting.message.status,
+        MessageStatus::Sent,
+        "statuses only move forward"
+    );
+    assert_eq!(waiting.next_call, Some(next));
+    assert_eq!(waiting.schedule_time(), next);
+    let scheduled = list_all(
+        &store,
+        T,
+        &in_statuses(&statuses_in(CallbackState::Scheduled)),
+        10,
+    )
+    .await;
+    assert_eq!(listed_ids(&scheduled), [m.id]);
+
+    // Canceled while it waits: no call is due any more.
+    let canceled = store.cancel_callback(T, m.id).await.unwrap();
+    assert_eq!(canceled.ringing, None);
+    assert_eq!(canceled.callback.state(), CallbackState::Canceled);
+    assert_eq!(canceled.callback.message, message(&store, m.id).await);
+    assert_eq!(store.queue_stats().await.unwrap().jobs, 0);
+    assert_err!(
+        store.cancel_callback(T, m.id).await,
+        StoreError::NotCancelable { .. }
+    );
+    // A late report of the call ends nothing more.
+    let reported = store
+        .apply_provider_status(call_ended("call-1"))
+        .await
+        .unwrap()
+        .expect("the callback");
+    assert_eq!(reported.message, canceled.callback.message, "unchanged");
+
+    // Canceled while its call rings: the call to end is named.
+    let ringing = send_callback(&store, watched_callback(anna), "call-2").await;
+    let canceled = store.cancel_callback(T, ringing.id).await.unwrap();
+    assert_eq!(canceled.ringing.as_deref(), Some("call-2"));
+    assert_eq!(canceled.callback.state(), CallbackState::Canceled);
+    // Answered: under way, not cancelable; another tenant's, not found.
+    let answered = send_callback(&store, watched_callback(anna), "call-3").await;
+    assert!(
+        store
+            .record_call_progress(Channel::Voice, "call-3", Some("human"), None)
+            .await
+            .unwrap()
+    );
+    assert_err!(
+        store.cancel_callback(T, answered.id).await,
+        StoreError::NotCancelable { .. }
+    );
+    assert_err!(
+        store.cancel_callback(OTHER, answered.id).await,
+        StoreError::NotFound { .. }
+    );
+    assert_eq!(
+        state(store.clone(), answered.id).await,
+        CallbackState::InProgress
+    );
+}
+
+pub async fn every_callback_state_change_is_an_event(store: S) {
+    let anna = recipient(&store).await;
+    let m = send_callback(&store, watched_callback(anna), "call-1").await;
+    store
+        .apply_provider_status(call_ended("call-1"))
+        .await
+        .unwrap();
+    let watch = claim_one(&store, m.id, LONG).await;
+    store
+        .complete_job(&watch, None, NextStep::RetryAt(micros(SystemTime::now())))
+        .await
+        .unwrap()
+        .expect("the lease is held");
+    let job = claim_one(&store, m.id, LONG).await;
+    complete(&store, &job, AttemptOutcome::Accepted, sent("call-2")).await;
+    for (answered_by, seconds) in [(Some("human"), None), (None, Some(64))] {
+        assert!(
+            store
+                .record_call_progress(Channel::Voice, "call-2", answered_by, seconds)
+                .await
+                .unwrap()
+        );
+    }
+    store
+        .apply_provider_status(ProviderStatus {
+            channel: Channel::Voice,
+            ..report(None, MessageStatus::Delivered, "call-2")
+        })
+        .await
+        .unwrap();
+    store
+        .apply_provider_status(call_ended("call-2"))
+        .await
+        .unwrap();
+
+    let changes = EventFilter {
+        types: vec![EventType::CallbackChanged],
+        ..EventFilter::default()
+    };
+    let events = crate::messaging::wait_events(&store, T, store.event_origin(), &changes, 6).await;
+    let callbacks: Vec<Callback> = events
+        .iter()
+        .map(|e| match &e.payload {
+            EventPayload::Callback(c) => (**c).clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let states: Vec<CallbackState> = callbacks.iter().map(Callback::state).collect();
+    assert_eq!(
+        states,
+        [
+            CallbackState::Scheduled,
+            CallbackState::Dialing,
+            CallbackState::Scheduled,
+            CallbackState::Dialing,
+            CallbackState::InProgress,
+            CallbackState::Completed,
+        ]
+    );
+    assert!(events.iter().all(|e| e.message_id == Some(m.id)));
+    assert_eq!(
+        callbacks[5]
+            .current_progress()
+            .and_then(|p| p.bridged_seconds),
+        Some(64)
+    );
+    assert_eq!(callbacks[5].message, message(&store, m.id).await);
+    // A canceled one, and an operator's retry of a failed one.
+    let canceled = accept(&store, callback(anna, None)).await;
+    store.cancel_message(T, canceled.id).await.unwrap();
+    let failing = send_callback(&store, callback(anna, None), "call-9").await;
+    store
+        .apply_provider_status(ProviderStatus {
+            channel: Channel::Voice,
+            ..report(None, MessageStatus::Failed, "call-9")
+        })
+        .await
+        .unwrap();
+    store.retry_message(T, failing.id).await.unwrap();
+    let events = crate::messaging::wait_events(&store, T, store.event_origin(), &changes, 12).await;
+    let of = |id: Uuid| -> Vec<CallbackState> {
+        events
+            .iter()
+            .filter(|e| e.message_id == Some(id))
+            .map(|e| match &e.payload {
+                EventPayload::Callback(c) => c.state(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    assert_eq!(
+        of(canceled.id),
+        [CallbackState::Scheduled, CallbackState::Canceled]
+    );
+    assert_eq!(
+        of(failing.id),
+        [
+            CallbackState::Scheduled,
+            CallbackState::Dialing,
+            CallbackState::Failed,
+            CallbackState::Scheduled
+        ]
+    );
 }
