@@ -590,6 +590,26 @@ async fn one_click_unsubscribe_records_the_opt_out_routing_reads(app: TestApp) {
         .await
         .expect_err("no more marketing email");
     assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+
+    // Gina opts in again, then clicks the old link once more: withdrawing
+    // is as easy as giving, so she is unsubscribed again.
+    consent(
+        &mut app,
+        &gina.name,
+        pb::Channel::Email,
+        pb::Category::Marketing,
+        true,
+    )
+    .await;
+    assert_eq!(post(path.clone()).await.status, 200);
+    let ledger = consents(&mut app, &gina.name).await;
+    assert_eq!(ledger.len(), 4, "{ledger:#?}");
+    let err = app
+        .messaging
+        .send_message(send(pb::Category::Marketing))
+        .await
+        .expect_err("unsubscribed again");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
 }
 
 async fn unsubscribing_by_mail_records_the_opt_out(app: TestApp) {

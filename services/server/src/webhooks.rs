@@ -499,11 +499,13 @@ pub async fn opt_out(
         Err(e) => return Err(e),
     };
     // The same opt-out again (a mailbox provider repeating its one-click
-    // POST, an unsubscribe mail delivered twice) is the one recorded: the
-    // ledger keeps each act once, and a grant given since stays in force.
+    // POST, an unsubscribe mail delivered twice) changes nothing and is not
+    // recorded twice: a contact whose consent is revoked now stays so. One
+    // who granted it again since is revoked again (withdrawing is always as
+    // easy as giving).
     let contact = message.contact_id;
-    if recorded_before(store, tenant, contact, channel, category, source, &evidence).await? {
-        tracing::debug!(%contact, %message_id, "opt-out recorded before");
+    if revoked_now(store, tenant, contact, channel, category).await? {
+        tracing::debug!(%contact, %message_id, "opted out already");
         return Ok(true);
     }
     let consent = NewConsent {
@@ -528,42 +530,28 @@ pub async fn opt_out(
     }
 }
 
-/// Whether the contact's ledger holds this revocation already (same
-/// channel, category, source and evidence).
-async fn recorded_before(
+/// Whether the contact's consent for `category` on `channel` is revoked
+/// now (the ledger's latest record for it is a revocation).
+async fn revoked_now(
     store: &dyn Store,
     tenant: &str,
     contact: Uuid,
     channel: Channel,
     category: Category,
-    source: &str,
-    evidence: &str,
 ) -> Result<bool, omniroute_store::StoreError> {
-    const PAGE: usize = 200;
-    let mut after = None;
-    loop {
-        let page = match store.list_consents(tenant, contact, after, PAGE).await {
-            Ok(page) => page,
-            Err(
-                omniroute_store::StoreError::NotFound { .. }
-                | omniroute_store::StoreError::Erased(_),
-            ) => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        if page.iter().any(|r| {
-            r.channel == channel
-                && r.category == category
-                && r.action == ConsentAction::Revoke
-                && r.source == source
-                && r.evidence == evidence
-        }) {
-            return Ok(true);
+    let preferences = match store.get_preferences(tenant, contact).await {
+        Ok(preferences) => preferences,
+        Err(
+            omniroute_store::StoreError::NotFound { .. } | omniroute_store::StoreError::Erased(_),
+        ) => {
+            return Ok(false);
         }
-        match page.last() {
-            Some(last) if page.len() == PAGE => after = Some(last.id),
-            _ => return Ok(false),
-        }
-    }
+        Err(e) => return Err(e),
+    };
+    Ok(preferences
+        .consents
+        .iter()
+        .any(|c| c.channel == channel && c.category == category && !c.granted))
 }
 
 /// A webhook the store could not take: 503 while the store is unreachable

@@ -1,18 +1,17 @@
-//! MessagingService: accepting messages for durable delivery and reading them.
-//!
-//! A send is validated whole, its recipient resolved, its channel chosen by
-//! routing, and then the message, its dispatch job and its event are
+//! The send path of SendMessage and BatchSendMessages: a send is validated
+//! whole, its recipient resolved, its channel chosen by routing, its quota
+//! taken, and then the message, its dispatch job and its event are
 //! committed together before the call answers. From then on the dispatcher
 //! owns it. A send to an unknown address is routed on the contact it would
 //! create, and creates it only once routed and admitted by the quotas: a
 //! refused send leaves no personal data behind.
 //!
-//! SendMessage and BatchSendMessages take the same path: the recipients of a
-//! call are read together (from the cache of `pipeline/recipients.rs`, the
-//! rest in one store call), and its messages are handed to the store in one
-//! call, which commits them with whatever else is being sent (group commit).
-//! A message routed on a contact that changed since it was read is routed
-//! again on fresh data; so is every refusal decided on cached data.
+//! Both calls take the same path: the recipients of a call are read
+//! together (from the cache of `pipeline/recipients.rs`, the rest in one
+//! store call), and its messages are handed to the store in one call, which
+//! commits them with whatever else is being sent (group commit). A message
+//! routed on a contact that changed since it was read is routed again on
+//! fresh data; so is every refusal decided on cached data.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,35 +22,25 @@ use omniroute_proto::v1 as pb;
 use omniroute_store::{
     ChannelOverride, ContactLookup, NewContact, NewMessage, Priority, RoutingContact, StoreError,
 };
-use pb::messaging_service_server::MessagingService;
-use prost::Message as _;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::convert::{self, parse_contact_name};
-use super::error::{ApiError, Violations};
-use super::message_convert::parse_message_name;
-use super::{ApiContext, message_convert, message_validate};
+use super::super::convert::{self, parse_contact_name};
+use super::super::error::{ApiError, Violations};
+use super::super::message_convert::parse_message_name;
+use super::super::message_validate;
+use super::MessagingApi;
 use crate::routing;
 
-/// Most sends in one BatchSendMessages call.
-pub const MAX_BATCH: usize = 500;
 /// How often a send is routed again because its contact changed meanwhile.
 const ROUTING_ROUNDS: usize = 3;
 const MAX_REF_LEN: usize = 256;
 const MAX_METADATA: usize = 32;
 
-/// The MessagingService implementation.
-#[derive(Debug, Clone)]
-pub struct MessagingApi {
-    ctx: ApiContext,
-}
-
 /// Who a send is for, as validated.
 #[derive(Debug, Clone)]
-enum Recipient {
+pub(super) enum Recipient {
     Contact(Uuid),
     ExternalRef(String),
     Address(Address),
@@ -59,8 +48,8 @@ enum Recipient {
 
 /// A validated send, before its recipient is resolved.
 #[derive(Debug, Clone)]
-struct Send {
-    recipient: Recipient,
+pub(super) struct Send {
+    pub(super) recipient: Recipient,
     category: Category,
     content: Content,
     overrides: Vec<ChannelOverride>,
@@ -99,7 +88,7 @@ struct Fingerprint<'a> {
 
 impl Recipient {
     /// How the store finds the contact.
-    fn lookup(&self) -> ContactLookup {
+    pub(super) fn lookup(&self) -> ContactLookup {
         match self {
             Recipient::Contact(id) => ContactLookup::Id(*id),
             Recipient::ExternalRef(r) => ContactLookup::ExternalRef(r.clone()),
@@ -110,7 +99,7 @@ impl Recipient {
 
 impl Send {
     /// What routing decides on.
-    fn route_request(&self) -> routing::RouteRequest<'_> {
+    pub(super) fn route_request(&self) -> routing::RouteRequest<'_> {
         routing::RouteRequest {
             category: self.category,
             urgent: self.urgent,
@@ -156,10 +145,6 @@ impl Send {
     }
 }
 
-fn message_id(field: &str, name: &str) -> Result<Uuid, ApiError> {
-    parse_message_name(name).map_err(|e| ApiError::invalid(field, e))
-}
-
 fn timestamp(
     v: &mut Violations,
     field: &str,
@@ -173,13 +158,8 @@ fn timestamp(
 }
 
 impl MessagingApi {
-    /// The service over a context.
-    pub fn new(ctx: ApiContext) -> MessagingApi {
-        MessagingApi { ctx }
-    }
-
     /// Validates a whole send request; reports every bad field at once.
-    fn validate(&self, req: &pb::SendMessageRequest) -> Result<Send, ApiError> {
+    pub(super) fn validate(&self, req: &pb::SendMessageRequest) -> Result<Send, ApiError> {
         use pb::send_message_request::Recipient as R;
         let mut v = Violations::default();
         let recipient = match &req.recipient {
@@ -405,7 +385,7 @@ impl MessagingApi {
     async fn answer_held_back(
         &self,
         tenant: &str,
-        admitted: &super::quotas::Admitted,
+        admitted: &super::super::quotas::Admitted,
         held: Vec<(usize, Send, Uuid)>,
         messages: Vec<NewMessage>,
         answers: &mut [Option<Result<omniroute_store::Message, ApiError>>],
@@ -450,70 +430,10 @@ impl MessagingApi {
         }
     }
 
-    /// The bytes of a media message: kept by the router when the message
-    /// carried them itself (an email attachment), else the provider's.
-    async fn media_of(
-        &self,
-        tenant: &str,
-        id: Uuid,
-        channel: Channel,
-        media: &omniroute_channel::content::Media,
-    ) -> Result<omniroute_channel::MediaDownload, ApiError> {
-        if media.media_id.is_empty() {
-            return Err(ApiError::Precondition(format!(
-                "messages/{id} links its media by URL; fetch it there"
-            )));
-        }
-        if let Some(bytes) = self.ctx.store.get_inbound_media(tenant, id).await? {
-            return Ok(omniroute_channel::MediaDownload {
-                mime_type: media.mime_type.clone(),
-                bytes,
-            });
-        }
-        let Some(adapter) = self.ctx.adapters.get(&channel) else {
-            return Err(ApiError::Precondition(format!(
-                "{channel} is not configured"
-            )));
-        };
-        adapter
-            .fetch_media(tenant, &media.media_id)
-            .await
-            .map_err(|error| ApiError::Provider {
-                what: "the provider did not serve the media",
-                error,
-            })
-    }
-
-    /// The whole of a customer's text the router cut to its bounds
-    /// (`omniroute_channel::bounds`): kept as the message's media; a text
-    /// stored whole before the bounds applied is served from the message.
-    async fn whole_text(
-        &self,
-        tenant: &str,
-        id: Uuid,
-        text: &omniroute_channel::content::Text,
-    ) -> Result<omniroute_channel::MediaDownload, ApiError> {
-        if let Some(overflow) = &text.overflow
-            && let Some(bytes) = self.ctx.store.get_inbound_media(tenant, id).await?
-        {
-            return Ok(omniroute_channel::MediaDownload {
-                mime_type: overflow.mime_type.clone(),
-                bytes,
-            });
-        }
-        let mut cut = text.clone();
-        match omniroute_channel::bounds::bound_text(&mut cut) {
-            Some((mime_type, bytes)) => Ok(omniroute_channel::MediaDownload { mime_type, bytes }),
-            None => Err(ApiError::Precondition(format!(
-                "messages/{id} carries no media: its text is whole in the message"
-            ))),
-        }
-    }
-
     /// Accepts sends, each on its own: validation, recipients read
     /// together, routing, one store call for all (see the module
     /// documentation). Answers in request order.
-    pub(super) async fn send_all(
+    pub(in crate::api) async fn send_all(
         &self,
         tenant: &Arc<str>,
         requests: &[pb::SendMessageRequest],
@@ -675,7 +595,7 @@ impl MessagingApi {
 }
 
 /// The contact a send to an unknown address would create, for previews.
-fn new_contact(address: &Address) -> RoutingContact {
+pub(super) fn new_contact(address: &Address) -> RoutingContact {
     let now = omniroute_store::now();
     RoutingContact {
         contact: omniroute_store::Contact {
@@ -710,338 +630,4 @@ fn new_contact(address: &Address) -> RoutingContact {
 /// logged once.
 fn failed(what: &str, e: &StoreError) -> ApiError {
     ApiError::Store(e.like(what))
-}
-
-/// A batch item's error, as a unary call would have answered it.
-fn item_error(error: ApiError) -> pb::BatchItemError {
-    let field_violations = match &error {
-        ApiError::Invalid(violations) => violations
-            .iter()
-            .map(|v| pb::FieldViolation {
-                field: v.field.clone(),
-                description: v.description.clone(),
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    let status = Status::from(error);
-    pb::BatchItemError {
-        code: status.code() as i32,
-        message: status.message().to_owned(),
-        field_violations,
-    }
-}
-
-/// Chunk size of media downloads.
-const MEDIA_CHUNK: usize = 64 * 1024;
-
-/// The most a page of ListMessages holds, encoded: under the bound every
-/// answer keeps, with room for the page token.
-const PAGE_BYTES: usize = omniroute_channel::bounds::MAX_ANSWER_BYTES - 4096;
-
-type MediaStream = std::pin::Pin<
-    Box<
-        dyn tokio_stream::Stream<Item = Result<pb::GetMessageMediaResponse, Status>>
-            + std::marker::Send,
-    >,
->;
-
-#[tonic::async_trait]
-impl MessagingService for MessagingApi {
-    type GetMessageMediaStream = MediaStream;
-
-    #[tracing::instrument(skip_all)]
-    async fn mark_message_read(
-        &self,
-        request: Request<pb::MarkMessageReadRequest>,
-    ) -> Result<Response<pb::MarkMessageReadResponse>, Status> {
-        let tenant = self.ctx.tenant(&request);
-        let id = message_id("name", &request.get_ref().name)?;
-        let message = self
-            .ctx
-            .store
-            .get_message(&tenant, id)
-            .await
-            .map_err(ApiError::from)?;
-        let (omniroute_store::Direction::Inbound, Some(channel), Some(provider_id)) = (
-            message.direction,
-            message.channel,
-            &message.provider_message_id,
-        ) else {
-            return Err(ApiError::Precondition(format!(
-                "messages/{id} is not a message from a customer"
-            ))
-            .into());
-        };
-        let Some(adapter) = self.ctx.adapters.get(&channel) else {
-            return Err(ApiError::Precondition(format!("{channel} is not configured")).into());
-        };
-        adapter
-            .mark_read(&tenant, provider_id)
-            .await
-            .map_err(|error| ApiError::Provider {
-                what: "the read receipt was not taken",
-                error,
-            })?;
-        Ok(Response::new(pb::MarkMessageReadResponse {
-            message: Some(message_convert::message_to_pb(&message)),
-        }))
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn get_message_media(
-        &self,
-        request: Request<pb::GetMessageMediaRequest>,
-    ) -> Result<Response<Self::GetMessageMediaStream>, Status> {
-        let tenant = self.ctx.tenant(&request);
-        let id = message_id("name", &request.get_ref().name)?;
-        let message = self
-            .ctx
-            .store
-            .get_message(&tenant, id)
-            .await
-            .map_err(ApiError::from)?;
-        let (download, filename) = match (message.channel, &message.content) {
-            (_, Content::Text(text)) => (self.whole_text(&tenant, id, text).await?, ""),
-            (Some(channel), Content::Media(media)) => (
-                self.media_of(&tenant, id, channel, media).await?,
-                media.filename.as_str(),
-            ),
-            _ => {
-                return Err(
-                    ApiError::Precondition(format!("messages/{id} carries no media")).into(),
-                );
-            }
-        };
-        let size = i64::try_from(download.bytes.len()).unwrap_or(i64::MAX);
-        let mut chunks: Vec<pb::GetMessageMediaResponse> = download
-            .bytes
-            .chunks(MEDIA_CHUNK)
-            .map(|chunk| pb::GetMessageMediaResponse {
-                data: chunk.to_vec(),
-                ..Default::default()
-            })
-            .collect();
-        if chunks.is_empty() {
-            chunks.push(pb::GetMessageMediaResponse::default());
-        }
-        chunks[0].mime_type = download.mime_type;
-        chunks[0].filename = filename.to_owned();
-        chunks[0].size_bytes = size;
-        tracing::info!(message_id = %id, bytes = size, "media downloaded");
-        Ok(Response::new(Box::pin(tokio_stream::iter(
-            chunks.into_iter().map(Ok),
-        ))))
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn preview_route(
-        &self,
-        request: Request<pb::PreviewRouteRequest>,
-    ) -> Result<Response<pb::PreviewRouteResponse>, Status> {
-        let tenant = self.ctx.tenant(&request);
-        let Some(send) = request.get_ref().send.as_ref() else {
-            return Err(ApiError::invalid("send", "the send to preview is required").into());
-        };
-        let send = self.validate(send).map_err(|e| match e {
-            ApiError::Invalid(violations) => ApiError::Invalid(
-                violations
-                    .into_iter()
-                    .map(|v| {
-                        tonic_types::FieldViolation::new(format!("send.{}", v.field), v.description)
-                    })
-                    .collect(),
-            ),
-            other => other,
-        })?;
-        let store = self.ctx.store.as_ref();
-        let found = self
-            .ctx
-            .recipients
-            .find(store, &tenant, &[send.recipient.lookup()], true)
-            .await
-            .map_err(ApiError::from)?
-            .pop()
-            .flatten();
-        let (recipient, contact) = match (found, &send.recipient) {
-            (Some(r), _) => {
-                let id = r.contact.id;
-                (r, Some(id))
-            }
-            // SendMessage would create the contact: decide on a new one.
-            (None, Recipient::Address(address)) => (Arc::new(new_contact(address)), None),
-            (None, Recipient::Contact(id)) => {
-                return Err(ApiError::from(StoreError::NotFound {
-                    resource: "contacts",
-                    id: id.to_string(),
-                })
-                .into());
-            }
-            (None, Recipient::ExternalRef(_)) => {
-                return Err(
-                    ApiError::NotFound("no contact has this external reference".into()).into(),
-                );
-            }
-        };
-        let routed = self
-            .ctx
-            .router
-            .route(
-                &tenant,
-                &send.route_request(),
-                &recipient,
-                omniroute_store::now(),
-            )
-            .map_err(ApiError::from)?;
-        Ok(Response::new(pb::PreviewRouteResponse {
-            route: Some(message_convert::route_to_pb(contact, &routed.route)),
-            category: convert::category_to_pb(routed.category) as i32,
-            contact: contact.map(convert::contact_name).unwrap_or_default(),
-        }))
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn send_message(
-        &self,
-        request: Request<pb::SendMessageRequest>,
-    ) -> Result<Response<pb::SendMessageResponse>, Status> {
-        let tenant = self.ctx.tenant(&request);
-        let message = self
-            .send_all(&tenant, std::slice::from_ref(request.get_ref()))
-            .await
-            .pop()
-            .unwrap_or_else(|| Err(ApiError::Precondition("not routed".into())))?;
-        Ok(Response::new(pb::SendMessageResponse {
-            message: Some(message_convert::message_to_pb(&message)),
-        }))
-    }
-
-    #[tracing::instrument(skip_all, fields(items = request.get_ref().requests.len()))]
-    async fn batch_send_messages(
-        &self,
-        request: Request<pb::BatchSendMessagesRequest>,
-    ) -> Result<Response<pb::BatchSendMessagesResponse>, Status> {
-        let tenant = self.ctx.tenant(&request);
-        let requests = &request.get_ref().requests;
-        if requests.is_empty() || requests.len() > MAX_BATCH {
-            return Err(
-                ApiError::invalid("requests", format!("1 to {MAX_BATCH} sends per call")).into(),
-            );
-        }
-        let results = self
-            .send_all(&tenant, requests)
-            .await
-            .into_iter()
-            .map(|result| pb::BatchSendResult {
-                result: Some(match result {
-                    Ok(message) => pb::batch_send_result::Result::Message(
-                        message_convert::message_to_pb(&message),
-                    ),
-                    Err(error) => pb::batch_send_result::Result::Error(item_error(error)),
-                }),
-            })
-            .collect();
-        Ok(Response::new(pb::BatchSendMessagesResponse { results }))
-    }
-
-    async fn get_message(
-        &self,
-        request: Request<pb::GetMessageRequest>,
-    ) -> Result<Response<pb::GetMessageResponse>, Status> {
-        let tenant = self.ctx.tenant(&request);
-        let id = message_id("name", &request.get_ref().name)?;
-        let message = self
-            .ctx
-            .store
-            .get_message(&tenant, id)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(pb::GetMessageResponse {
-            message: Some(message_convert::message_to_pb(&message)),
-        }))
-    }
-
-    async fn list_messages(
-        &self,
-        request: Request<pb::ListMessagesRequest>,
-    ) -> Result<Response<pb::ListMessagesResponse>, Status> {
-        let tenant = self.ctx.tenant(&request);
-        let req = request.into_inner();
-        let contact = convert::contact_id("contact", &req.contact)?;
-        let limit = self.ctx.page_size(req.page_size)?;
-        let query_key = [&*tenant, "ListMessages", req.contact.as_str()];
-        let before = self.ctx.tokens.check(&query_key, &req.page_token)?;
-        let mut messages = self
-            .ctx
-            .store
-            .list_messages(&tenant, contact, before, limit + 1)
-            .await
-            .map_err(ApiError::from)?;
-        let more = messages.len() > limit;
-        messages.truncate(limit);
-        // A page ends at `limit` messages or before it would pass the size
-        // every answer keeps under, whichever comes first (always at least
-        // one message: each fits on its own).
-        let mut page = Vec::with_capacity(messages.len());
-        let mut bytes = 0;
-        for message in &messages {
-            let shown = message_convert::message_to_pb(message);
-            let size = prost::length_delimiter_len(shown.encoded_len()) + 1 + shown.encoded_len();
-            if !page.is_empty() && bytes + size > PAGE_BYTES {
-                break;
-            }
-            bytes += size;
-            page.push(shown);
-        }
-        let next_page_token = if more || page.len() < messages.len() {
-            messages[..page.len()]
-                .last()
-                .map(|m| self.ctx.tokens.issue(&query_key, m.id))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok(Response::new(pb::ListMessagesResponse {
-            messages: page,
-            next_page_token,
-        }))
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn cancel_message(
-        &self,
-        request: Request<pb::CancelMessageRequest>,
-    ) -> Result<Response<pb::CancelMessageResponse>, Status> {
-        let tenant = self.ctx.tenant(&request);
-        let id = message_id("name", &request.get_ref().name)?;
-        let message = self
-            .ctx
-            .store
-            .cancel_message(&tenant, id)
-            .await
-            .map_err(ApiError::from)?;
-        tracing::info!(message_id = %id, "message canceled");
-        Ok(Response::new(pb::CancelMessageResponse {
-            message: Some(message_convert::message_to_pb(&message)),
-        }))
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn retry_message(
-        &self,
-        request: Request<pb::RetryMessageRequest>,
-    ) -> Result<Response<pb::RetryMessageResponse>, Status> {
-        let tenant = self.ctx.tenant(&request);
-        let id = message_id("name", &request.get_ref().name)?;
-        let message = self
-            .ctx
-            .store
-            .retry_message(&tenant, id)
-            .await
-            .map_err(ApiError::from)?;
-        tracing::info!(message_id = %id, "message requeued by operator");
-        Ok(Response::new(pb::RetryMessageResponse {
-            message: Some(message_convert::message_to_pb(&message)),
-        }))
-    }
 }
