@@ -208,19 +208,12 @@ pub(crate) async fn email_then_whatsapp(
         ],
     )
     .await;
-    app.preferences
-        .update_preferences(pb::UpdatePreferencesRequest {
-            preferences: Some(pb::Preferences {
-                name: format!("{}/preferences", contact.name),
-                channel_order: vec![pb::Channel::Email as i32, pb::Channel::Whatsapp as i32],
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["channel_order".into()],
-            }),
-        })
-        .await
-        .expect("preferences");
+    set_channel_order(
+        app,
+        &contact.name,
+        &[pb::Channel::Email, pb::Channel::Whatsapp],
+    )
+    .await;
     app.customer_writes("whatsapp", &format!("+{digits}"), "hi")
         .await;
     send(

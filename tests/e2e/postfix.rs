@@ -114,19 +114,12 @@ async fn through_postfix() {
         vec![email("ghost@mail.test"), whatsapp("+4915155501234")],
     )
     .await;
-    app.preferences
-        .update_preferences(pb::UpdatePreferencesRequest {
-            preferences: Some(pb::Preferences {
-                name: format!("{}/preferences", ghost.name),
-                channel_order: vec![pb::Channel::Email as i32, pb::Channel::Whatsapp as i32],
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["channel_order".into()],
-            }),
-        })
-        .await
-        .expect("preferences");
+    set_channel_order(
+        &mut app,
+        &ghost.name,
+        &[pb::Channel::Email, pb::Channel::Whatsapp],
+    )
+    .await;
     app.customer_writes("whatsapp", "+4915155501234", "hi")
         .await;
     let bounced = send(&mut app, &ghost.name, "Your appointment is tomorrow").await;

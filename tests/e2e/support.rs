@@ -167,3 +167,38 @@ pub async fn download_media(app: &mut TestApp, name: &str) -> ((String, String, 
     }
     (first.expect("at least one chunk"), bytes)
 }
+
+/// Sets a contact's channel order (its preferences' `channel_order`).
+pub async fn set_channel_order(app: &mut TestApp, contact: &str, order: &[pb::Channel]) {
+    app.preferences
+        .update_preferences(pb::UpdatePreferencesRequest {
+            preferences: Some(pb::Preferences {
+                name: format!("{contact}/preferences"),
+                channel_order: order.iter().map(|c| *c as i32).collect(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["channel_order".into()],
+            }),
+        })
+        .await
+        .expect("preferences");
+}
+
+/// Sends a transactional text to a contact ("contacts/…"); the accepted
+/// message.
+pub async fn send_text(app: &mut TestApp, contact: &str, body: &str) -> pb::Message {
+    app.messaging
+        .send_message(pb::SendMessageRequest {
+            recipient: Some(pb::send_message_request::Recipient::Contact(
+                contact.to_owned(),
+            )),
+            message: Some(crate::messaging::text_message(body)),
+            idempotency_key: String::new(),
+        })
+        .await
+        .expect("accepted")
+        .into_inner()
+        .message
+        .expect("a message")
+}

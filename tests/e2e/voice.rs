@@ -272,18 +272,7 @@ async fn a_voice_step_of_a_plan_calls_when_the_email_before_it_fails(app: TestAp
         ],
     )
     .await;
-    let accepted = app
-        .messaging
-        .send_message(pb::SendMessageRequest {
-            recipient: Some(Recipient::Contact(contact.name)),
-            message: Some(text_message("Ihre Bestellung ist da")),
-            idempotency_key: String::new(),
-        })
-        .await
-        .expect("accepted")
-        .into_inner()
-        .message
-        .unwrap();
+    let accepted = send_text(&mut app, &contact.name, "Ihre Bestellung ist da").await;
     assert_eq!(accepted.channel, pb::Channel::Email as i32, "email first");
     let placed = wait_for_call(&fake, 1).await;
     assert!(
@@ -325,18 +314,7 @@ async fn unanswered_calls_hand_over_to_the_next_step_saying_the_retries_ran_out(
         vec![voice("+49 151 55500111"), email("zora@example.com")],
     )
     .await;
-    let accepted = app
-        .messaging
-        .send_message(pb::SendMessageRequest {
-            recipient: Some(Recipient::Contact(contact.name)),
-            message: Some(text_message("Ihr Paket ist da")),
-            idempotency_key: String::new(),
-        })
-        .await
-        .expect("accepted")
-        .into_inner()
-        .message
-        .unwrap();
+    let accepted = send_text(&mut app, &contact.name, "Ihr Paket ist da").await;
     assert_eq!(accepted.channel, pb::Channel::Voice as i32, "voice first");
     for n in 1..=3 {
         let placed = wait_for_call(&fake, n).await;

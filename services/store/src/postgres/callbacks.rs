@@ -330,18 +330,7 @@ impl PgStore {
         let mut callback = found_callback(found, id)?;
         let ringing = cancel_check(&callback)?;
         let now = now();
-        let lease: Option<Option<SystemTime>> = tx
-            .query_opt(
-                "SELECT lease_until FROM dispatch_jobs WHERE message_id = $1 FOR UPDATE",
-                &[&id],
-            )
-            .await
-            .map_err(db)?
-            .map(|r| r.get(0));
-        check_lease(lease.flatten(), now, id)?;
-        tx.execute("DELETE FROM dispatch_jobs WHERE message_id = $1", &[&id])
-            .await
-            .map_err(db)?;
+        super::messages::take_job(&tx, id, now).await?;
         // A call placed for it waits for no report any more.
         tx.execute("DELETE FROM awaiting_status WHERE message_id = $1", &[&id])
             .await

@@ -276,20 +276,7 @@ impl PgStore {
             });
         }
         let now = now();
-        let lease: Option<Option<SystemTime>> = tx
-            .query_opt(
-                "SELECT lease_until FROM dispatch_jobs WHERE message_id = $1 FOR UPDATE",
-                &[&id],
-            )
-            .await
-            .map_err(db)?
-            .map(|r| r.get(0));
-        if lease.flatten().is_some_and(|until| until > now) {
-            return Err(StoreError::Sending(id));
-        }
-        tx.execute("DELETE FROM dispatch_jobs WHERE message_id = $1", &[&id])
-            .await
-            .map_err(db)?;
+        take_job(&tx, id, now).await?;
         let channel = message.channel;
         let before = message.status;
         // A pending callback is scheduled (its progress does not matter).
@@ -836,4 +823,23 @@ impl PgStore {
         self.bump();
         Ok(rows.len())
     }
+}
+
+/// Deletes the dispatch job of a message being canceled, in the
+/// canceling transaction; refused while a worker's lease on it holds (the
+/// send may be under way: [`StoreError::Sending`]).
+pub(super) async fn take_job(tx: &impl GenericClient, id: Uuid, now: SystemTime) -> Result<()> {
+    let lease: Option<Option<SystemTime>> = tx
+        .query_opt(
+            "SELECT lease_until FROM dispatch_jobs WHERE message_id = $1 FOR UPDATE",
+            &[&id],
+        )
+        .await
+        .map_err(db)?
+        .map(|r| r.get(0));
+    crate::callbacks::check_lease(lease.flatten(), now, id)?;
+    tx.execute("DELETE FROM dispatch_jobs WHERE message_id = $1", &[&id])
+        .await
+        .map_err(db)?;
+    Ok(())
 }
