@@ -51,10 +51,7 @@ use omniroute_channel::content::{
     MediaKind, ParameterValue, Reaction, Template, TemplateComponent, TemplateParameter, Text,
 };
 use omniroute_channel::{Address, Category, Channel, Content, ContentViolation, Fit, PhoneRegion};
-use omniroute_store::{
-    CategoryPreference, ChannelOverride, ChannelPreferences, ConsentState, Contact, ContactState,
-    ContentVariant, Identity, OptStatus, Profile, QuietHours, SkipReason,
-};
+use omniroute_domain::{CategoryPreference, ChannelOverride, ChannelPreferences, ConsentState, Contact, ContactState, ContentVariant, Identity, OptStatus, Profile, QuietHours, SkipReason};
 use uuid::Uuid;
 
 /// Zones with half-hour offsets and shifts, skipped days and southern

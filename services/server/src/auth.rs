@@ -24,7 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
-use omniroute_store::{ApiKey, NewApiKey, Store, StoreError};
+use omniroute_domain::{ApiKey, NewApiKey};
+use omniroute_store::{Store, StoreError};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::Status;

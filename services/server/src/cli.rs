@@ -4,7 +4,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use omniroute_store::{ApiKey, Store, valid_tenant_id};
+use omniroute_domain::{ApiKey, valid_tenant_id};
+use omniroute_store::Store;
 use uuid::Uuid;
 
 use crate::Settings;

@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use omniroute_channel::{Address, Channel, Content};
+use omniroute_domain::Received;
 use omniroute_proto::v1 as pb;
-use omniroute_store::{Received, Store};
+use omniroute_store::Store;
 use uuid::Uuid;
 
 use crate::api::{ApiError, CallbackApi};

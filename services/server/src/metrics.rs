@@ -281,7 +281,7 @@ impl Metrics {
     }
 
     /// The store's pools as they are now.
-    pub fn set_pools(&self, pools: &[omniroute_store::PoolUse]) {
+    pub fn set_pools(&self, pools: &[omniroute_domain::PoolUse]) {
         for pool in pools {
             let labels = vec![("pool", pool.name.to_owned())];
             self.pool_in_use

@@ -23,9 +23,10 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::get;
 use omniroute_channel::{Adapter, AskedMessage, Category, Channel, WebhookEvent, WebhookRequest};
-use omniroute_store::{
-    ConsentAction, LegalBasis, MessageStatus, NewConsent, NewInbound, Received, Store,
+use omniroute_domain::{
+    ConsentAction, LegalBasis, MessageStatus, NewConsent, NewInbound, Received,
 };
+use omniroute_store::Store;
 use uuid::Uuid;
 
 use crate::pipeline::dispatcher::Adapters;

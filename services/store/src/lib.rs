@@ -23,15 +23,16 @@
 //! - schema migrations are versioned and applied at start-up, once, even when
 //!   several replicas start together.
 
-mod auth;
-mod callbacks;
-mod events;
-mod jobs;
-mod messages;
-mod model;
 mod postgres;
+mod refusals;
 mod sqlite;
 pub mod testing;
+
+// The domain's modules under their names here too, so that both backends
+// read `crate::messages::…` as they did when the store defined them; the
+// records and rules are the domain crate's.
+use omniroute_domain::*;
+use omniroute_domain::{auth, callbacks, events, jobs, messages, model};
 
 use std::time::{Duration, SystemTime};
 
@@ -39,14 +40,16 @@ use async_trait::async_trait;
 use omniroute_channel::{Address, Channel};
 use uuid::Uuid;
 
-pub use auth::*;
-pub use callbacks::*;
-pub use events::*;
-pub use jobs::*;
-pub use messages::*;
-pub use model::*;
 pub use postgres::{PgStore, PgStoreConfig};
+pub use refusals::replay;
 pub use sqlite::SqliteStore;
+
+/// The earliest due time: the least of each priority's, each read from the
+/// due index's start (`dispatch_jobs_due` is on (priority, due_time)).
+pub(crate) const EARLIEST_DUE: &str = "SELECT min(d) FROM (
+       SELECT (SELECT min(due_time) FROM dispatch_jobs WHERE priority = 1) AS d
+       UNION ALL SELECT (SELECT min(due_time) FROM dispatch_jobs WHERE priority = 2)
+       UNION ALL SELECT (SELECT min(due_time) FROM dispatch_jobs WHERE priority = 3)) AS p";
 
 /// An error and its sources, "outer: inner: ...", for a log line or a
 /// panic message.

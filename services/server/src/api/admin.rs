@@ -4,8 +4,8 @@
 
 use std::time::SystemTime;
 
+use omniroute_domain::{ApiKey, Tenant, valid_tenant_id};
 use omniroute_proto::v1 as pb;
-use omniroute_store::{ApiKey, Tenant, valid_tenant_id};
 use pb::admin_service_server::AdminService;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;

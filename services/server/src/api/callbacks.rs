@@ -9,7 +9,7 @@
 //! its latest time) and decides its retries (`routing::fallback`); the
 //! voice adapter bridges an answered call to the agent line. A callback's
 //! state is the store's reading of its message and the call's reported
-//! progress (`omniroute_store::CallbackState`): between two calls it is
+//! progress (`omniroute_domain::CallbackState`): between two calls it is
 //! scheduled again, at its next call's time. CancelCallback cancels it
 //! while it waits for a call or its call rings (the store cancels the
 //! message in one transaction, then the ringing call is ended through the
@@ -17,10 +17,10 @@
 
 use std::sync::Arc;
 
-use omniroute_proto::v1 as pb;
-use omniroute_store::{
+use omniroute_domain::{
     Callback, CallbackFilter, CallbackMark, CallbackState, Message, callback_due, statuses_in,
 };
+use omniroute_proto::v1 as pb;
 use pb::callback_service_server::CallbackService;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;

@@ -2,8 +2,8 @@
 //! and export.
 
 use omniroute_channel::{Address, lookup_keys};
+use omniroute_domain::{ContactQuery, NewContact};
 use omniroute_proto::v1 as pb;
-use omniroute_store::{ContactQuery, NewContact};
 use pb::contact_service_server::ContactService;
 use tonic::{Request, Response, Status};
 
@@ -67,7 +67,7 @@ impl ContactService for ContactApi {
             })
             .collect();
         v.finish()?;
-        let mut profile = omniroute_store::Profile::default();
+        let mut profile = omniroute_domain::Profile::default();
         patch.apply(&mut profile);
         let created = self
             .ctx

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use omniroute_channel::{Address, Category, Channel, PhoneRegion};
+use omniroute_domain as domain;
 use omniroute_proto::v1 as pb;
-use omniroute_store as store;
 use prost_types::Timestamp;
 use uuid::Uuid;
 
@@ -253,8 +253,8 @@ pub fn profile_patch(
     prefix: &str,
     contact: &pb::Contact,
     fields: &[&str],
-) -> store::ProfilePatch {
-    let mut patch = store::ProfilePatch::default();
+) -> domain::ProfilePatch {
+    let mut patch = domain::ProfilePatch::default();
     for field in fields {
         let path = format!("{prefix}.{field}");
         match *field {
@@ -306,9 +306,9 @@ pub fn update_mask<'a>(
 }
 
 /// A contact on the wire.
-pub fn contact_to_pb(contact: &store::Contact) -> pb::Contact {
+pub fn contact_to_pb(contact: &domain::Contact) -> pb::Contact {
     let state = match contact.state {
-        store::ContactState::Erased => pb::ContactState::Erased,
+        domain::ContactState::Erased => pb::ContactState::Erased,
         _ => pb::ContactState::Active,
     };
     let p = &contact.profile;
@@ -403,8 +403,8 @@ pub fn preferences_patch(
     v: &mut Violations,
     prefs: &pb::Preferences,
     fields: &[&str],
-) -> store::PreferencesPatch {
-    let mut patch = store::PreferencesPatch::default();
+) -> domain::PreferencesPatch {
+    let mut patch = domain::PreferencesPatch::default();
     for field in fields {
         let path = format!("preferences.{field}");
         match *field {
@@ -412,14 +412,14 @@ pub fn preferences_patch(
                 patch.channel_order = Some(channel_list(v, &path, &prefs.channel_order))
             }
             "categories" => {
-                let mut out: Vec<store::CategoryPreference> = Vec::new();
+                let mut out: Vec<domain::CategoryPreference> = Vec::new();
                 for (i, c) in prefs.categories.iter().enumerate() {
                     let item = format!("{path}[{i}]");
                     let cat = v.check(format!("{item}.category"), category(c.category));
                     let status = match pb::OptStatus::try_from(c.status) {
                         Ok(pb::OptStatus::Unspecified) => None,
-                        Ok(pb::OptStatus::OptedIn) => Some(store::OptStatus::OptedIn),
-                        Ok(pb::OptStatus::OptedOut) => Some(store::OptStatus::OptedOut),
+                        Ok(pb::OptStatus::OptedIn) => Some(domain::OptStatus::OptedIn),
+                        Ok(pb::OptStatus::OptedOut) => Some(domain::OptStatus::OptedOut),
                         Err(_) => {
                             v.add(format!("{item}.status"), "unknown opt status");
                             None
@@ -430,7 +430,7 @@ pub fn preferences_patch(
                         if out.iter().any(|p| p.category == cat) {
                             v.add(format!("{item}.category"), format!("{cat} is listed twice"));
                         }
-                        out.push(store::CategoryPreference {
+                        out.push(domain::CategoryPreference {
                             category: cat,
                             status,
                             channels,
@@ -451,7 +451,7 @@ pub fn preferences_patch(
                                 v.add(format!("{path}.end"), "must differ from start");
                                 None
                             }
-                            (Some(start_minute), Some(end_minute)) => Some(store::QuietHours {
+                            (Some(start_minute), Some(end_minute)) => Some(domain::QuietHours {
                                 start_minute,
                                 end_minute,
                             }),
@@ -469,7 +469,7 @@ pub fn preferences_patch(
 }
 
 /// Preferences on the wire.
-pub fn preferences_to_pb(p: &store::Preferences) -> pb::Preferences {
+pub fn preferences_to_pb(p: &domain::Preferences) -> pb::Preferences {
     let contact = contact_name(p.contact_id);
     pb::Preferences {
         name: format!("{contact}/preferences"),
@@ -487,8 +487,8 @@ pub fn preferences_to_pb(p: &store::Preferences) -> pb::Preferences {
                 category: category_to_pb(c.category) as i32,
                 status: match c.status {
                     None => pb::OptStatus::Unspecified,
-                    Some(store::OptStatus::OptedIn) => pb::OptStatus::OptedIn,
-                    Some(store::OptStatus::OptedOut) => pb::OptStatus::OptedOut,
+                    Some(domain::OptStatus::OptedIn) => pb::OptStatus::OptedIn,
+                    Some(domain::OptStatus::OptedOut) => pb::OptStatus::OptedOut,
                 } as i32,
                 channels: c
                     .channels
@@ -522,7 +522,7 @@ pub fn preferences_to_pb(p: &store::Preferences) -> pb::Preferences {
 pub fn new_consent(
     v: &mut Violations,
     record: Option<&pb::ConsentRecord>,
-) -> Option<store::NewConsent> {
+) -> Option<domain::NewConsent> {
     let Some(r) = record else {
         v.add("consent_record", "a consent record is required");
         return None;
@@ -530,20 +530,20 @@ pub fn new_consent(
     let channel = v.check("consent_record.channel", channel(r.channel));
     let category = v.check("consent_record.category", category(r.category));
     let action = match pb::ConsentAction::try_from(r.action) {
-        Ok(pb::ConsentAction::Grant) => Some(store::ConsentAction::Grant),
-        Ok(pb::ConsentAction::Revoke) => Some(store::ConsentAction::Revoke),
+        Ok(pb::ConsentAction::Grant) => Some(domain::ConsentAction::Grant),
+        Ok(pb::ConsentAction::Revoke) => Some(domain::ConsentAction::Revoke),
         _ => {
             v.add("consent_record.action", "GRANT or REVOKE is required");
             None
         }
     };
     let legal_basis = match pb::LegalBasis::try_from(r.legal_basis) {
-        Ok(pb::LegalBasis::Consent) => Some(store::LegalBasis::Consent),
-        Ok(pb::LegalBasis::Contract) => Some(store::LegalBasis::Contract),
-        Ok(pb::LegalBasis::LegalObligation) => Some(store::LegalBasis::LegalObligation),
-        Ok(pb::LegalBasis::VitalInterests) => Some(store::LegalBasis::VitalInterests),
-        Ok(pb::LegalBasis::PublicTask) => Some(store::LegalBasis::PublicTask),
-        Ok(pb::LegalBasis::LegitimateInterests) => Some(store::LegalBasis::LegitimateInterests),
+        Ok(pb::LegalBasis::Consent) => Some(domain::LegalBasis::Consent),
+        Ok(pb::LegalBasis::Contract) => Some(domain::LegalBasis::Contract),
+        Ok(pb::LegalBasis::LegalObligation) => Some(domain::LegalBasis::LegalObligation),
+        Ok(pb::LegalBasis::VitalInterests) => Some(domain::LegalBasis::VitalInterests),
+        Ok(pb::LegalBasis::PublicTask) => Some(domain::LegalBasis::PublicTask),
+        Ok(pb::LegalBasis::LegitimateInterests) => Some(domain::LegalBasis::LegitimateInterests),
         _ => {
             v.add("consent_record.legal_basis", "a legal basis is required");
             None
@@ -577,7 +577,7 @@ pub fn new_consent(
             }
         },
     };
-    Some(store::NewConsent {
+    Some(domain::NewConsent {
         channel: channel?,
         category: category?,
         action: action?,
@@ -589,23 +589,23 @@ pub fn new_consent(
 }
 
 /// A consent record on the wire.
-pub fn consent_to_pb(r: &store::ConsentRecord) -> pb::ConsentRecord {
+pub fn consent_to_pb(r: &domain::ConsentRecord) -> pb::ConsentRecord {
     pb::ConsentRecord {
         name: format!("{}/consentRecords/{}", contact_name(r.contact_id), r.id),
         channel: channel_to_pb(r.channel) as i32,
         category: category_to_pb(r.category) as i32,
         action: match r.action {
-            store::ConsentAction::Grant => pb::ConsentAction::Grant,
-            store::ConsentAction::Revoke => pb::ConsentAction::Revoke,
+            domain::ConsentAction::Grant => pb::ConsentAction::Grant,
+            domain::ConsentAction::Revoke => pb::ConsentAction::Revoke,
         } as i32,
         source: r.source.clone(),
         legal_basis: match r.legal_basis {
-            store::LegalBasis::Consent => pb::LegalBasis::Consent,
-            store::LegalBasis::Contract => pb::LegalBasis::Contract,
-            store::LegalBasis::LegalObligation => pb::LegalBasis::LegalObligation,
-            store::LegalBasis::VitalInterests => pb::LegalBasis::VitalInterests,
-            store::LegalBasis::PublicTask => pb::LegalBasis::PublicTask,
-            store::LegalBasis::LegitimateInterests => pb::LegalBasis::LegitimateInterests,
+            domain::LegalBasis::Consent => pb::LegalBasis::Consent,
+            domain::LegalBasis::Contract => pb::LegalBasis::Contract,
+            domain::LegalBasis::LegalObligation => pb::LegalBasis::LegalObligation,
+            domain::LegalBasis::VitalInterests => pb::LegalBasis::VitalInterests,
+            domain::LegalBasis::PublicTask => pb::LegalBasis::PublicTask,
+            domain::LegalBasis::LegitimateInterests => pb::LegalBasis::LegitimateInterests,
         } as i32,
         evidence: r.evidence.clone(),
         record_time: timestamp(r.record_time),
@@ -614,7 +614,7 @@ pub fn consent_to_pb(r: &store::ConsentRecord) -> pb::ConsentRecord {
 }
 
 /// A customer service window on the wire.
-pub fn service_window(window: &omniroute_store::ServiceWindow) -> pb::ServiceWindow {
+pub fn service_window(window: &omniroute_domain::ServiceWindow) -> pb::ServiceWindow {
     pb::ServiceWindow {
         channel: channel_to_pb(window.channel).into(),
         open_until: timestamp(window.open_until),

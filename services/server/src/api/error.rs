@@ -32,7 +32,7 @@ pub enum ApiError {
     Route(#[from] RouteError),
     /// A subscription asked to resume from a cursor this log never issued.
     #[error("the cursor is not a position of this event log")]
-    Cursor(omniroute_store::CursorCheck),
+    Cursor(omniroute_domain::CursorCheck),
     /// The server is answering as many calls as it takes at once
     /// (`grpc.max_concurrent_requests`); nothing was done.
     #[error("the server is busy: {0} calls in progress; try again shortly")]
@@ -153,8 +153,8 @@ impl From<ApiError> for Status {
 
 /// A resume cursor this log never issued: resuming there would skip events
 /// silently, so the subscriber is told what happened and how to go on.
-fn cursor_status(check: omniroute_store::CursorCheck) -> Status {
-    use omniroute_store::CursorCheck;
+fn cursor_status(check: omniroute_domain::CursorCheck) -> Status {
+    use omniroute_domain::CursorCheck;
     let (message, reason, mut metadata) = match check {
         CursorCheck::PastHead { head } => (
             "after_cursor lies past the end of the event log (was the database restored or reset?); \

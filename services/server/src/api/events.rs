@@ -10,8 +10,8 @@
 use std::pin::Pin;
 use std::time::Duration;
 
+use omniroute_domain::{Cursor, EventFilter};
 use omniroute_proto::v1 as pb;
-use omniroute_store::{Cursor, EventFilter};
 use pb::event_service_server::EventService;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -69,7 +69,7 @@ impl EventService for EventApi {
         let store = std::sync::Arc::clone(&self.ctx.store);
         let mut cursor = match after {
             Some(cursor) => match store.check_cursor(&tenant, cursor).await {
-                Ok(omniroute_store::CursorCheck::Issued) => cursor,
+                Ok(omniroute_domain::CursorCheck::Issued) => cursor,
                 Ok(refused) => return Err(ApiError::Cursor(refused).into()),
                 Err(e) => return Err(ApiError::from(e).into()),
             },

@@ -9,12 +9,12 @@ use omniroute_channel::content::{
     Choice, Choices, ComponentType, Content, Media, MediaKind, ParameterValue, TemplateComponent,
 };
 use omniroute_channel::{Channel, ErrorClass};
-use omniroute_proto::v1 as pb;
-use omniroute_store::{
+use omniroute_domain::{
     Attempt, AttemptOutcome, ChannelOverride, ContentVariant, Direction, Event, EventPayload,
     EventType, Message, MessageStatus, Priority, RouteDecision, RouteInputs, SkipReason,
     StatusChange,
 };
+use omniroute_proto::v1 as pb;
 use uuid::Uuid;
 
 use super::convert::{category_to_pb, channel_to_pb, contact_name, parse_resource_name, timestamp};
@@ -385,8 +385,8 @@ pub fn route_to_pb(contact: Option<Uuid>, r: &RouteDecision) -> pb::RouteDecisio
 }
 
 /// What a step's deadline can see; unspecified for a step without one.
-fn evidence_to_pb(step: &omniroute_store::PlannedChannel) -> pb::DeliveryEvidence {
-    use omniroute_store::DeliveryEvidence as E;
+fn evidence_to_pb(step: &omniroute_domain::PlannedChannel) -> pb::DeliveryEvidence {
+    use omniroute_domain::DeliveryEvidence as E;
     match step.evidence {
         E::Report if step.deliver_within.is_none() => pb::DeliveryEvidence::Unspecified,
         E::Report => pb::DeliveryEvidence::Report,

@@ -16,8 +16,8 @@ use omniroute_channel::content::{
     CallbackRequest, Choice, ChoiceSection, Choices, ComponentType, Content, Interactive, Media,
     MediaKind, ParameterValue, Template, TemplateComponent, TemplateParameter, Text,
 };
+use omniroute_domain::{ChannelOverride, EventType, Priority};
 use omniroute_proto::v1 as pb;
-use omniroute_store::{ChannelOverride, EventType, Priority};
 
 use super::convert;
 use super::error::Violations;

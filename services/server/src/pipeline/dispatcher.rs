@@ -30,7 +30,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use omniroute_channel::{Adapter, AdapterError, Address, Channel, OutboundMessage};
-use omniroute_store::{Attempt, AttemptOutcome, ClaimedJob, Completion, JobKind, NextStep, Store};
+use omniroute_domain::{Attempt, AttemptOutcome, ClaimedJob, Completion, JobKind, NextStep};
+use omniroute_store::Store;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -493,7 +494,7 @@ async fn record(
     }
 }
 
-fn log_lost(recorded: &[Option<omniroute_store::Message>]) {
+fn log_lost(recorded: &[Option<omniroute_domain::Message>]) {
     let lost = recorded.iter().filter(|r| r.is_none()).count();
     if lost > 0 {
         tracing::warn!(

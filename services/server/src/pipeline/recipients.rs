@@ -19,7 +19,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use omniroute_store::{ContactLookup, RoutingContact, Store, StoreError};
+use omniroute_domain::{ContactLookup, RoutingContact};
+use omniroute_store::{Store, StoreError};
 
 /// A cache key: the tenant and how the contact was named.
 type Key = (Arc<str>, ContactLookup);
@@ -165,7 +166,7 @@ impl Recipients {
 mod tests {
     use std::time::SystemTime;
 
-    use omniroute_store::{
+    use omniroute_domain::{
         ChannelPreferences, Contact, ContactState, Preferences, Profile, RoutingContact,
     };
     use uuid::Uuid;

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use omniroute_channel::{ErrorClass, StatusSink};
-use omniroute_store::{SentMark, Store};
+use omniroute_domain::SentMark;
+use omniroute_store::Store;
 use tokio::sync::watch;
 
 use super::dispatcher::Adapters;

@@ -22,7 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use omniroute_channel::{CallProgress, Channel, DeliveryStatus, StatusSink, StatusUpdate};
-use omniroute_store::{MessageStatus, ProviderStatus, Reported, Store, StoreError};
+use omniroute_domain::{MessageStatus, ProviderStatus, Reported};
+use omniroute_store::{Store, StoreError};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
@@ -183,7 +184,7 @@ pub fn provider_status(update: &StatusUpdate) -> ProviderStatus {
                 e.code(),
                 e.message()
             ),
-            (None, DeliveryStatus::Relayed) => omniroute_store::RELAYED.to_owned(),
+            (None, DeliveryStatus::Relayed) => omniroute_domain::RELAYED.to_owned(),
             (None, _) => String::new(),
         },
     }

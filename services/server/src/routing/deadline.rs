@@ -9,7 +9,7 @@
 //! a caller can see what the deadline can and cannot see.
 
 use omniroute_channel::{Channel, DeliveryReports};
-use omniroute_store::{DeliveryEvidence, PlannedChannel};
+use omniroute_domain::{DeliveryEvidence, PlannedChannel};
 
 /// What a deadline does on a channel that reports no delivery.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

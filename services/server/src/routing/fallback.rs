@@ -17,7 +17,7 @@
 use std::time::{Duration, SystemTime};
 
 use omniroute_channel::{AdapterError, ErrorClass};
-use omniroute_store::{
+use omniroute_domain::{
     ClaimedJob, DeliveryEvidence, JobKind, MessageStatus, NextStep, RouteDecision, StatusChange,
 };
 
@@ -118,7 +118,7 @@ fn exhausted(attempts: impl std::fmt::Display, last: &AdapterError) -> String {
 /// history (`<class> failure <code>: <text>`, as status ingestion writes
 /// it); a report that says no more is a permanent failure.
 fn reported_error(change: &StatusChange) -> AdapterError {
-    match omniroute_store::reported_error_parts(&change.reason) {
+    match omniroute_domain::reported_error_parts(&change.reason) {
         Some((class, code, message)) => AdapterError::new(class, code, message),
         None => {
             let text = change.reason.split("; ").next().unwrap_or_default();
@@ -165,7 +165,7 @@ pub fn on_watch(
     }
     let channel = step.channel;
     let failed = format!("{channel} reported a failure after accepting it");
-    let reported = omniroute_store::reported_failure(job);
+    let reported = omniroute_domain::reported_failure(job);
     if let Some(change) = reported
         && step.watch_reports
     {
@@ -252,7 +252,7 @@ fn relayed(job: &ClaimedJob, channel: omniroute_channel::Channel) -> bool {
         .unwrap_or(0);
     history[sent..]
         .iter()
-        .any(|h| h.channel == Some(channel) && h.reason == omniroute_store::RELAYED)
+        .any(|h| h.channel == Some(channel) && h.reason == omniroute_domain::RELAYED)
 }
 
 /// What follows a callback's attempt that did not reach the customer (or
@@ -261,8 +261,8 @@ fn relayed(job: &ClaimedJob, channel: omniroute_channel::Channel) -> bool {
 /// customer's quiet hours; failed as expired when that comes after its
 /// latest time, or as exhausted when the plan is.
 pub fn callback_retry(
-    rule: &omniroute_store::CallbackRule,
-    quiet: Option<&omniroute_store::QuietRule>,
+    rule: &omniroute_domain::CallbackRule,
+    quiet: Option<&omniroute_domain::QuietRule>,
     sends: usize,
     latest: Option<SystemTime>,
     error: &AdapterError,
@@ -420,7 +420,7 @@ mod tests {
 
     /// A decision made at `now` for a customer quiet 11:00–13:00 UTC.
     fn quiet_eleven_to_one(now: SystemTime) -> RouteDecision {
-        use omniroute_store::{QuietRule, RouteInputs};
+        use omniroute_domain::{QuietRule, RouteInputs};
         RouteDecision {
             plan: Vec::new(),
             skipped: Vec::new(),
@@ -512,7 +512,7 @@ mod tests {
     /// delivered within `within`.
     fn watched(kind: JobKind, within: Option<Duration>) -> ClaimedJob {
         use omniroute_channel::content::Text;
-        use omniroute_store::{Direction, Message, PlannedChannel, Priority, StatusChange};
+        use omniroute_domain::{Direction, Message, PlannedChannel, Priority, StatusChange};
         let step = |channel, address: &str| PlannedChannel {
             channel,
             address: address.into(),
@@ -588,7 +588,7 @@ mod tests {
         let job = watched(JobKind::Watch, Some(Duration::from_secs(900)));
         assert_eq!(over(&job), "not delivered on whatsapp within 15 min");
         let mut failed = watched(JobKind::Watch, None);
-        failed.message.history.push(omniroute_store::StatusChange {
+        failed.message.history.push(omniroute_domain::StatusChange {
             status: MessageStatus::Failed,
             time: now,
             channel: Some(omniroute_channel::Channel::Whatsapp),
@@ -635,26 +635,26 @@ mod tests {
         plan.truncate(1);
         plan[0].channel = omniroute_channel::Channel::Voice;
         plan[0].watch_reports = true;
-        call.message.history.push(omniroute_store::StatusChange {
+        call.message.history.push(omniroute_domain::StatusChange {
             status: MessageStatus::Sent,
             time: now,
             channel: Some(omniroute_channel::Channel::Voice),
             reason: String::new(),
         });
-        call.message.history.push(omniroute_store::StatusChange {
+        call.message.history.push(omniroute_domain::StatusChange {
             status: MessageStatus::Failed,
             time: now,
             channel: Some(omniroute_channel::Channel::Voice),
             reason: "transient failure call-busy: the line was busy; routing decides what follows"
                 .into(),
         });
-        let placed = |number: u32| omniroute_store::Attempt {
+        let placed = |number: u32| omniroute_domain::Attempt {
             number,
             channel: omniroute_channel::Channel::Voice,
             address: "+4915123456789".into(),
             start_time: now,
             end_time: now,
-            outcome: omniroute_store::AttemptOutcome::Accepted,
+            outcome: omniroute_domain::AttemptOutcome::Accepted,
             error_code: String::new(),
             error_message: String::new(),
             provider_message_id: format!("CA{number}"),
@@ -695,7 +695,7 @@ mod tests {
 
     #[test]
     fn a_callback_is_called_again_per_its_plan_inside_business_hours() {
-        use omniroute_store::{CallbackRule, OpeningHours};
+        use omniroute_domain::{CallbackRule, OpeningHours};
         let busy = AdapterError::new(ErrorClass::Transient, "call-busy", "the line was busy");
         // Tuesday 2026-12-01 16:55 UTC; open 09:00-17:00 UTC on weekdays.
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_608_100);

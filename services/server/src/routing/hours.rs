@@ -11,7 +11,7 @@
 use std::time::SystemTime;
 
 use jiff::civil::Date;
-use omniroute_store::{OpenSpan, OpeningHours, QuietRule};
+use omniroute_domain::{OpenSpan, OpeningHours, QuietRule};
 
 use super::quiet;
 

@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use omniroute_channel::{Category, Channel, Content, DeliveryReports};
-use omniroute_store::{
+use omniroute_domain::{
     CallbackRule, ChannelOverride, RouteDecision, RoutingContact, SkipReason, SkippedChannel,
 };
 use uuid::Uuid;

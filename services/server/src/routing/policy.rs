@@ -19,7 +19,7 @@
 use std::time::{Duration, SystemTime};
 
 use omniroute_channel::{Capabilities, Category, Channel, Content, ContentViolation, Fit};
-use omniroute_store::{
+use omniroute_domain::{
     ChannelOverride, ChannelPreferences, ConsentState, ConsentUsed, Contact, ContactState,
     ContentVariant, OptStatus, PlannedChannel, QuietRule, RouteDecision, RouteInputs, SkipReason,
     SkippedChannel,
@@ -80,7 +80,7 @@ pub struct TenantPolicy {
     /// event is logged; `None` for none.
     pub window_closing_lead: Option<Duration>,
     /// When the business takes callbacks; `None` for always.
-    pub business_hours: Option<omniroute_store::OpeningHours>,
+    pub business_hours: Option<omniroute_domain::OpeningHours>,
     /// A callback's retry plan (seconds before each next attempt).
     pub callback_retry_secs: Vec<u64>,
     /// What a delivery deadline does where the channel reports no delivery.

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use omniroute_channel::content::{Choice, Choices, Interactive, Template, Text};
 use omniroute_channel::{Address, Capabilities, Category, Channel, Content, PhoneRegion};
-use omniroute_store::{
+use omniroute_domain::{
     CategoryPreference, ChannelOverride, ChannelPreferences, ConsentState, Contact, ContactState,
     ContentVariant, Identity, OptStatus, Profile, QuietHours, SkipReason,
 };

@@ -10,7 +10,7 @@
 use std::time::SystemTime;
 
 use jiff::tz::TimeZone;
-use omniroute_store::QuietRule;
+use omniroute_domain::QuietRule;
 
 /// Minutes in a day.
 const DAY: u16 = 24 * 60;

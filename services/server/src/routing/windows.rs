@@ -11,7 +11,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use omniroute_store::{Store, TenantScope};
+use omniroute_domain::TenantScope;
+use omniroute_store::Store;
 use tokio::sync::watch;
 
 use crate::settings::RoutingSettings;

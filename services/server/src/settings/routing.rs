@@ -10,7 +10,7 @@ use std::time::Duration;
 use omniroute_channel::{Category, Channel};
 use serde::{Deserialize, Serialize};
 
-use omniroute_store::OpeningHours;
+use omniroute_domain::OpeningHours;
 
 use super::SettingsError;
 use crate::routing::deadline::UnreportedDeadline;

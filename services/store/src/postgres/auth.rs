@@ -17,6 +17,7 @@ use crate::Result;
 use crate::StoreError;
 use crate::auth::*;
 use crate::model::now;
+use crate::refusals::*;
 
 /// The columns [`tenant_from_row`] reads.
 const TENANT_COLUMNS: &str = "id, display_name, create_time";

@@ -42,6 +42,7 @@ use crate::callbacks::*;
 use crate::events::status_event;
 use crate::messages::Message;
 use crate::model::now;
+use crate::refusals::{cancel_check, found_callback};
 
 /// Upserts the progress of the callback with a provider id (see
 /// [`crate::Store::record_call_progress`]). The message is found through

@@ -837,7 +837,7 @@ pub(super) async fn take_job(tx: &impl GenericClient, id: Uuid, now: SystemTime)
         .await
         .map_err(db)?
         .map(|r| r.get(0));
-    crate::callbacks::check_lease(lease.flatten(), now, id)?;
+    crate::refusals::check_lease(lease.flatten(), now, id)?;
     tx.execute("DELETE FROM dispatch_jobs WHERE message_id = $1", &[&id])
         .await
         .map_err(db)?;

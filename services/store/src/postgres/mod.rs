@@ -912,7 +912,7 @@ impl Store for PgStore {
             .map_err(db)?
             .get(0);
         let earliest_due: Option<SystemTime> = client
-            .query_one(crate::jobs::EARLIEST_DUE, &[])
+            .query_one(crate::EARLIEST_DUE, &[])
             .await
             .map_err(db)?
             .get(0);

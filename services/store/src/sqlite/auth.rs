@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::{db, from_json, json, uuid_col};
 use crate::auth::*;
 use crate::model::{from_micros, to_micros};
+use crate::refusals::*;
 use crate::{Result, StoreError};
 
 /// The columns [`tenant_row`] reads.

@@ -28,6 +28,7 @@ use crate::callbacks::*;
 use crate::events::status_event;
 use crate::messages::{Message, MessageStatus};
 use crate::model::{from_micros, to_micros};
+use crate::refusals::{cancel_check, check_lease, found_callback};
 
 /// Upserts the progress of the callback with a provider id (see
 /// [`crate::Store::record_call_progress`]); the message is found through

@@ -886,7 +886,7 @@ impl Store for SqliteStore {
                 .query_row("SELECT count(*) FROM dispatch_jobs", [], |r| r.get(0))
                 .map_err(db)?;
             let earliest: Option<i64> = tx
-                .query_row(crate::jobs::EARLIEST_DUE, [], |r| r.get(0))
+                .query_row(crate::EARLIEST_DUE, [], |r| r.get(0))
                 .map_err(db)?;
             Ok(crate::QueueStats {
                 jobs: u64::try_from(jobs).unwrap_or(0),

@@ -5,7 +5,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use omniroute_store::{ApiKey, DEFAULT_TENANT, NewApiKey, StoreError, Tenant};
+use omniroute_domain::{ApiKey, DEFAULT_TENANT, NewApiKey, Tenant};
+use omniroute_store::StoreError;
 use uuid::Uuid;
 
 use crate::messaging::micros;

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use omniroute_channel::Channel;
-use omniroute_store::{
+use omniroute_domain::{
     Accepted, AttemptOutcome, Completion, EventFilter, EventType, MessageStatus, NewMessage,
-    NextStep, StoreError,
+    NextStep,
 };
+use omniroute_store::StoreError;
 
 use crate::messaging::{
     LONG, accept, attempt, claim, current, message, outbound, recipient, report, sent, wait_events,
@@ -159,7 +160,7 @@ pub async fn outcomes_are_recorded_together_and_stale_ones_skipped(store: S) {
             )),
             next: NextStep::NextChannel {
                 index: 1,
-                due: omniroute_store::now(),
+                due: omniroute_domain::now(),
                 reason: String::new(),
             },
         },
@@ -232,7 +233,7 @@ pub async fn status_reports_are_applied_together_in_turn(store: S) {
         .iter()
         .filter(|e| e.message_id == Some(a.id))
         .filter_map(|e| match &e.payload {
-            omniroute_store::EventPayload::Message(m) => Some(m.status),
+            omniroute_domain::EventPayload::Message(m) => Some(m.status),
             _ => None,
         })
         .collect();
@@ -270,7 +271,7 @@ pub async fn dispatchers_are_woken_by_new_jobs_only(store: S) {
     );
     let retried = accept(&store, outbound(contact)).await;
     let job = crate::messaging::claim_one(&store, retried.id, LONG).await;
-    let due = omniroute_store::now();
+    let due = omniroute_domain::now();
     crate::messaging::complete(
         &store,
         &job,

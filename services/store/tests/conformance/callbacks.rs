@@ -6,11 +6,12 @@ use std::time::{Duration, SystemTime};
 
 use omniroute_channel::content::CallbackRequest;
 use omniroute_channel::{Channel, Content};
-use omniroute_store::{
+use omniroute_domain::{
     AttemptOutcome, Callback, CallbackFilter, CallbackMark, CallbackState, EventFilter,
     EventPayload, EventType, Message, MessageStatus, NewContact, NewInbound, NewMessage, NextStep,
-    PlannedChannel, ProviderStatus, Received, StoreError, callback_due, statuses_in,
+    PlannedChannel, ProviderStatus, Received, callback_due, statuses_in,
 };
+use omniroute_store::StoreError;
 use uuid::Uuid;
 
 use crate::messaging::{

@@ -4,10 +4,11 @@
 use std::time::SystemTime;
 
 use omniroute_channel::{Category, Channel};
-use omniroute_store::{
+use omniroute_domain::{
     ConsentAction, ContactQuery, ContactState, NewContact, PreferencesPatch, Profile, ProfilePatch,
-    StoreError, from_micros, now, to_micros,
+    from_micros, now, to_micros,
 };
+use omniroute_store::StoreError;
 use uuid::Uuid;
 
 use crate::support::*;

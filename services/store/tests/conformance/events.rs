@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use omniroute_channel::Content;
 use omniroute_channel::content::Text;
-use omniroute_store::{
+use omniroute_domain::{
     AttemptOutcome, Cursor, EventFilter, EventPayload, EventType, MessageStatus, NewMessage, now,
 };
 use uuid::Uuid;
@@ -162,7 +162,7 @@ pub async fn event_head_reads_from_now(store: S) {
 }
 
 pub async fn cursors_are_checked_against_the_tenants_log(store: S) {
-    use omniroute_store::CursorCheck;
+    use omniroute_domain::CursorCheck;
     let contact = recipient(&store).await;
     accept(&store, outbound(contact)).await;
     let seen = all_events(&store, 2).await;
@@ -293,7 +293,7 @@ pub async fn erase_redacts_messages_and_events(store: S) {
     let (_, summary) = tombstone.erasure.expect("erased");
     assert_eq!(summary.messages_redacted, 3);
 
-    let redacted = |m: &omniroute_store::Message| {
+    let redacted = |m: &omniroute_domain::Message| {
         assert_eq!(m.content, Content::Text(Text::default()), "{m:?}");
         assert!(m.overrides.is_empty());
         assert!(m.metadata.is_empty());

@@ -2,7 +2,8 @@
 //! forms, lookup by any spelling, unlinking.
 
 use omniroute_channel::{Address, Channel};
-use omniroute_store::{NewContact, Profile, StoreError};
+use omniroute_domain::{NewContact, Profile};
+use omniroute_store::StoreError;
 
 use crate::support::*;
 

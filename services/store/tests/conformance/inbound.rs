@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use omniroute_channel::content::{InboundCall, Text};
 use omniroute_channel::{Channel, Content};
-use omniroute_store::{Direction, EventType, MessageStatus, NewInbound, Received};
+use omniroute_domain::{Direction, EventType, MessageStatus, NewInbound, Received};
 
 use crate::messaging::{accept_and_send, all_events, micros};
 use crate::support::*;
@@ -37,7 +37,7 @@ const LINE: &str = "106540352242922";
 /// How long a message keeps the window open (WhatsApp's 24 hours).
 const WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
-fn received(outcome: Received) -> omniroute_store::Message {
+fn received(outcome: Received) -> omniroute_domain::Message {
     match outcome {
         Received::New(message) => message,
         Received::Duplicate => panic!("recorded as a duplicate"),
@@ -116,8 +116,8 @@ pub async fn a_known_sender_keeps_their_contact_and_name(store: S) {
     let mut contact = store
         .create_contact(
             T,
-            omniroute_store::NewContact {
-                profile: omniroute_store::Profile {
+            omniroute_domain::NewContact {
+                profile: omniroute_domain::Profile {
                     display_name: "Dona Maria".into(),
                     ..Default::default()
                 },
@@ -150,7 +150,7 @@ pub async fn the_window_only_grows_and_replies_link_to_our_message(store: S) {
     let contact = store
         .create_contact(
             T,
-            omniroute_store::NewContact {
+            omniroute_domain::NewContact {
                 identities: vec![whatsapp("4915123456789")],
                 ..Default::default()
             },

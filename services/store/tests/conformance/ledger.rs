@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use omniroute_channel::{Category, Channel};
-use omniroute_store::{
+use omniroute_domain::{
     CategoryPreference, ChannelPreferences, ConsentAction, ConsentRecord, ConsentState, LegalBasis,
     NewConsent, OptStatus, PreferencesPatch, Profile, ProfilePatch, QuietHours, from_micros, now,
     to_micros,

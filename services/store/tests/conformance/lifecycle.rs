@@ -2,11 +2,12 @@
 //! restart.
 
 use omniroute_channel::{Category, Channel};
-use omniroute_store::testing::{fresh_pg_url, fresh_sqlite_store, pg_config};
-use omniroute_store::{
-    ChannelPreferences, ConsentAction, ContactState, ErasureSummary, PgStore, Preferences,
-    PreferencesPatch, Profile, ProfilePatch, QuietHours, SqliteStore, Store, StoreError, now,
+use omniroute_domain::{
+    ChannelPreferences, ConsentAction, ContactState, ErasureSummary, Preferences, PreferencesPatch,
+    Profile, ProfilePatch, QuietHours, now,
 };
+use omniroute_store::testing::{fresh_pg_url, fresh_sqlite_store, pg_config};
+use omniroute_store::{PgStore, SqliteStore, Store, StoreError};
 use uuid::Uuid;
 
 use crate::support::*;
@@ -468,7 +469,7 @@ pub async fn erasure_leaves_no_personal_bytes_in_the_store_files() {
     let received = store
         .record_inbound(
             T,
-            omniroute_store::NewInbound {
+            omniroute_domain::NewInbound {
                 channel: Channel::Whatsapp,
                 from: whatsapp("+49 151 77312345"),
                 profile_name: Some(marks[0].into()),
@@ -489,9 +490,9 @@ pub async fn erasure_leaves_no_personal_bytes_in_the_store_files() {
         )
         .await
         .unwrap();
-    assert!(matches!(received, omniroute_store::Received::New(_)));
+    assert!(matches!(received, omniroute_domain::Received::New(_)));
     // An attachment whose bytes the store keeps.
-    let attachment = omniroute_store::NewInbound {
+    let attachment = omniroute_domain::NewInbound {
         channel: Channel::Email,
         from: email(marks[1]),
         provider_message_id: "shred-2@example.com#1".into(),

@@ -8,11 +8,12 @@ use omniroute_channel::content::{
     ComponentType, ParameterValue, Template, TemplateComponent, TemplateParameter, Text,
 };
 use omniroute_channel::{Category, Channel, Content, ErrorClass};
-use omniroute_store::{
+use omniroute_domain::{
     Accepted, Attempt, AttemptOutcome, ChannelOverride, ClaimedJob, Event, EventFilter,
     EventPayload, EventType, Message, MessageStatus, NewMessage, NextStep, PlannedChannel,
-    Priority, ProviderStatus, RouteDecision, SentMark, SkipReason, SkippedChannel, StoreError, now,
+    Priority, ProviderStatus, RouteDecision, SentMark, SkipReason, SkippedChannel, now,
 };
+use omniroute_store::StoreError;
 use uuid::Uuid;
 
 use crate::support::*;
@@ -208,7 +209,7 @@ pub async fn accept_and_send(store: &S, contact_id: Uuid, provider_message_id: &
 pub async fn wait_events(
     store: &S,
     tenant: &str,
-    after: omniroute_store::Cursor,
+    after: omniroute_domain::Cursor,
     filter: &EventFilter,
     expected: usize,
 ) -> Vec<Event> {
@@ -307,7 +308,7 @@ pub async fn accept_and_get_round_trip_every_field(store: S) {
     let accepted = accept(&store, new.clone()).await;
 
     assert_eq!(accepted.contact_id, contact);
-    assert_eq!(accepted.direction, omniroute_store::Direction::Outbound);
+    assert_eq!(accepted.direction, omniroute_domain::Direction::Outbound);
     assert_eq!(accepted.category, new.category);
     assert_eq!(accepted.content, new.content);
     assert_eq!(accepted.overrides, new.overrides);
@@ -406,7 +407,7 @@ pub async fn idempotent_replay_returns_the_stored_message(store: S) {
     let elsewhere = store
         .create_contact(
             "tenant-b",
-            omniroute_store::NewContact {
+            omniroute_domain::NewContact {
                 profile: named("Anna B"),
                 identities: vec![email("anna@example.com")],
             },
@@ -614,7 +615,7 @@ pub async fn a_stale_claim_token_changes_nothing(store: S) {
         NextStep::RetryAt(now()),
         NextStep::NextChannel {
             index: 1,
-            due: omniroute_store::now(),
+            due: omniroute_domain::now(),
             reason: String::new(),
         },
         NextStep::Fail {
@@ -729,7 +730,7 @@ pub async fn next_channel_moves_along_the_plan(store: S) {
         permanent,
         NextStep::NextChannel {
             index: 1,
-            due: omniroute_store::now(),
+            due: omniroute_domain::now(),
             reason: String::new(),
         },
     )
@@ -870,7 +871,7 @@ pub async fn retry_requeues_only_failed_messages(store: S) {
         failure,
         NextStep::NextChannel {
             index: 1,
-            due: omniroute_store::now(),
+            due: omniroute_domain::now(),
             reason: String::new(),
         },
     )

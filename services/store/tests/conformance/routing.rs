@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use omniroute_channel::content::Text;
 use omniroute_channel::{Channel, Content};
-use omniroute_store::{
+use omniroute_domain::{
     AttemptOutcome, EventFilter, EventPayload, EventType, JobKind, MessageStatus, NewInbound,
     NextStep, ProviderStatus, TenantScope, now,
 };
@@ -21,7 +21,7 @@ async fn sent_with_deadline(
     store: &S,
     contact: Uuid,
     within: Duration,
-) -> omniroute_store::Message {
+) -> omniroute_domain::Message {
     let mut new = outbound(contact);
     new.route.plan[0].deliver_within = Some(within);
     let m = accept(store, new).await;
@@ -148,7 +148,7 @@ pub async fn a_failure_report_of_a_watched_step_hands_over(store: S) {
     let watch = claim_one(&store, m.id, LONG).await;
     assert_eq!(watch.kind, JobKind::Watch, "the watch is due at once");
     assert_eq!(
-        omniroute_store::reported_failure(&watch).map(|h| h.status),
+        omniroute_domain::reported_failure(&watch).map(|h| h.status),
         Some(MessageStatus::Failed)
     );
 }
@@ -205,7 +205,7 @@ pub async fn an_automatic_reply_cancels_nothing(store: S) {
     };
     let received = store.record_inbound(T, out_of_office).await.unwrap();
     assert!(
-        matches!(received, omniroute_store::Received::New(_)),
+        matches!(received, omniroute_domain::Received::New(_)),
         "recorded"
     );
     assert!(
@@ -275,7 +275,7 @@ pub async fn a_step_claimed_in_quiet_hours_is_held(store: S) {
     assert!(held.attempts.is_empty());
     assert_eq!(
         held.history.last().unwrap().reason,
-        omniroute_store::HELD_FOR_QUIET_HOURS
+        omniroute_domain::HELD_FOR_QUIET_HOURS
     );
     let events = all_events(&store, 4).await;
     let last = events.last().unwrap();

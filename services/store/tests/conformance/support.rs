@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use omniroute_channel::{Address, Category, Channel, PhoneRegion, lookup_keys};
-use omniroute_store::{
-    ConsentAction, Contact, ContactQuery, LegalBasis, NewConsent, NewContact, Profile, Store,
+use omniroute_domain::{
+    ConsentAction, Contact, ContactQuery, LegalBasis, NewConsent, NewContact, Profile,
 };
+use omniroute_store::Store;
 use uuid::Uuid;
 
 /// The store under test.

@@ -6,10 +6,11 @@ use std::time::{Duration, SystemTime};
 
 use omniroute_channel::content::Text;
 use omniroute_channel::{Category, Channel, Content};
-use omniroute_store::{
+use omniroute_domain::{
     Accepted, ConsentAction, ContactLookup, EventFilter, NewInbound, NewMessage, PreferencesPatch,
-    ProfilePatch, StoreError,
+    ProfilePatch,
 };
+use omniroute_store::StoreError;
 
 use crate::messaging::{LONG, claim, current, outbound, wait_events};
 use crate::support::*;
@@ -124,7 +125,7 @@ pub async fn a_send_routed_on_an_old_version_writes_nothing(store: S) {
         T,
         store.event_origin(),
         &EventFilter {
-            types: vec![omniroute_store::EventType::MessageAccepted],
+            types: vec![omniroute_domain::EventType::MessageAccepted],
             contact_id: None,
         },
         0,
@@ -166,11 +167,11 @@ pub async fn routing_contacts_are_read_by_every_kind_of_lookup(store: S) {
     let anna = store
         .create_contact(
             T,
-            omniroute_store::NewContact {
-                profile: omniroute_store::Profile {
+            omniroute_domain::NewContact {
+                profile: omniroute_domain::Profile {
                     display_name: "Anna".into(),
                     external_ref: Some("crm-1".into()),
-                    ..omniroute_store::Profile::default()
+                    ..omniroute_domain::Profile::default()
                 },
                 identities: vec![email("anna@example.com"), whatsapp("4915123456789")],
             },

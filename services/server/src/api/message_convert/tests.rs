@@ -10,7 +10,7 @@ use omniroute_channel::content::{
     CallbackRequest, ChoiceSection, Interactive, Location, Reaction, Template, TemplateParameter,
     Text,
 };
-use omniroute_store::{Cursor, PlannedChannel, SkippedChannel};
+use omniroute_domain::{Cursor, PlannedChannel, SkippedChannel};
 use pb::content::Kind;
 
 use super::super::error::{ApiError, Violations};

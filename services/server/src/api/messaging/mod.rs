@@ -152,7 +152,7 @@ impl MessagingService for MessagingApi {
             .get_message(&tenant, id)
             .await
             .map_err(ApiError::from)?;
-        let (omniroute_store::Direction::Inbound, Some(channel), Some(provider_id)) = (
+        let (omniroute_domain::Direction::Inbound, Some(channel), Some(provider_id)) = (
             message.direction,
             message.channel,
             &message.provider_message_id,
@@ -279,7 +279,7 @@ impl MessagingService for MessagingApi {
                 &tenant,
                 &send.route_request(),
                 &recipient,
-                omniroute_store::now(),
+                omniroute_domain::now(),
             )
             .map_err(ApiError::from)?;
         Ok(Response::new(pb::PreviewRouteResponse {

@@ -18,10 +18,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use omniroute_channel::{Address, Category, Channel, Content};
-use omniroute_proto::v1 as pb;
-use omniroute_store::{
-    ChannelOverride, ContactLookup, NewContact, NewMessage, Priority, RoutingContact, StoreError,
+use omniroute_domain::{
+    ChannelOverride, ContactLookup, NewContact, NewMessage, Priority, RoutingContact,
 };
+use omniroute_proto::v1 as pb;
+use omniroute_store::StoreError;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -130,8 +131,8 @@ impl Send {
             priority: self.priority,
             correlation_ref: &self.correlation_ref,
             metadata: &self.metadata,
-            send_time: self.send_time.map(omniroute_store::to_micros),
-            expire_time: self.expire_time.map(omniroute_store::to_micros),
+            send_time: self.send_time.map(omniroute_domain::to_micros),
+            expire_time: self.expire_time.map(omniroute_domain::to_micros),
             reply_to: self.reply_to,
             urgent: self.urgent,
             excluded: &self.excluded,
@@ -293,7 +294,7 @@ impl MessagingApi {
         routed: Vec<(usize, Send, Uuid)>,
         messages: Vec<NewMessage>,
         again: &mut Vec<(usize, Send)>,
-        answers: &mut [Option<Result<omniroute_store::Message, ApiError>>],
+        answers: &mut [Option<Result<omniroute_domain::Message, ApiError>>],
     ) -> (Vec<(usize, Send, Uuid)>, Vec<NewMessage>) {
         let mut kept = (
             Vec::with_capacity(routed.len()),
@@ -351,7 +352,7 @@ impl MessagingApi {
             tenant,
             &send.route_request(),
             recipient,
-            omniroute_store::now(),
+            omniroute_domain::now(),
         )?;
         let category = routed.category;
         let mut route = routed.route;
@@ -388,7 +389,7 @@ impl MessagingApi {
         admitted: &super::super::quotas::Admitted,
         held: Vec<(usize, Send, Uuid)>,
         messages: Vec<NewMessage>,
-        answers: &mut [Option<Result<omniroute_store::Message, ApiError>>],
+        answers: &mut [Option<Result<omniroute_domain::Message, ApiError>>],
     ) {
         let keyed: Vec<(usize, &NewMessage)> = held
             .iter()
@@ -437,9 +438,9 @@ impl MessagingApi {
         &self,
         tenant: &Arc<str>,
         requests: &[pb::SendMessageRequest],
-    ) -> Vec<Result<omniroute_store::Message, ApiError>> {
+    ) -> Vec<Result<omniroute_domain::Message, ApiError>> {
         let store = self.ctx.store.as_ref();
-        let mut answers: Vec<Option<Result<omniroute_store::Message, ApiError>>> =
+        let mut answers: Vec<Option<Result<omniroute_domain::Message, ApiError>>> =
             (0..requests.len()).map(|_| None).collect();
         let mut pending: Vec<(usize, Send)> = Vec::with_capacity(requests.len());
         for (index, request) in requests.iter().enumerate() {
@@ -549,17 +550,17 @@ impl MessagingApi {
             // Only new messages count against the quotas.
             let unused = accepted
                 .iter()
-                .filter(|a| !matches!(a, Ok(omniroute_store::Accepted::New(_))))
+                .filter(|a| !matches!(a, Ok(omniroute_domain::Accepted::New(_))))
                 .count();
             self.ctx.quotas.give_back(tenant, &admitted, unused).await;
             for ((index, send, contact), result) in routed.into_iter().zip(accepted) {
                 match result {
                     Ok(accepted) => {
                         match &accepted {
-                            omniroute_store::Accepted::Replayed(m) => {
+                            omniroute_domain::Accepted::Replayed(m) => {
                                 tracing::debug!(message_id = %m.id, "idempotent replay");
                             }
-                            omniroute_store::Accepted::New(m) => {
+                            omniroute_domain::Accepted::New(m) => {
                                 crate::metrics::METRICS.accepted(
                                     tenant,
                                     m.channel.map_or("none", |c| c.as_str()),
@@ -568,8 +569,8 @@ impl MessagingApi {
                             }
                         }
                         let message = match accepted {
-                            omniroute_store::Accepted::New(m)
-                            | omniroute_store::Accepted::Replayed(m) => m,
+                            omniroute_domain::Accepted::New(m)
+                            | omniroute_domain::Accepted::Replayed(m) => m,
                         };
                         answers[index] = Some(Ok(message));
                     }
@@ -596,13 +597,13 @@ impl MessagingApi {
 
 /// The contact a send to an unknown address would create, for previews.
 pub(super) fn new_contact(address: &Address) -> RoutingContact {
-    let now = omniroute_store::now();
+    let now = omniroute_domain::now();
     RoutingContact {
-        contact: omniroute_store::Contact {
+        contact: omniroute_domain::Contact {
             id: Uuid::nil(),
-            state: omniroute_store::ContactState::Active,
+            state: omniroute_domain::ContactState::Active,
             profile: Default::default(),
-            identities: vec![omniroute_store::Identity {
+            identities: vec![omniroute_domain::Identity {
                 address: address.clone(),
                 create_time: now,
                 provider_user_id: None,
@@ -614,7 +615,7 @@ pub(super) fn new_contact(address: &Address) -> RoutingContact {
             windows: Vec::new(),
             version: 0,
         },
-        preferences: omniroute_store::Preferences {
+        preferences: omniroute_domain::Preferences {
             contact_id: Uuid::nil(),
             channels: Default::default(),
             time_zone: String::new(),

@@ -18,8 +18,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use omniroute_channel::content::Choice;
 use omniroute_channel::{Address, Channel, Content, PhoneRegion};
+use omniroute_domain::{NewInbound, Received};
 use omniroute_email::Unsubscribe;
-use omniroute_store::{NewInbound, Received, Store, StoreError};
+use omniroute_store::{Store, StoreError};
 use uuid::Uuid;
 
 use super::unsubscribe::failed;
@@ -50,7 +51,7 @@ pub fn router(store: Arc<dyn Store>, adapters: Adapters, tokens: Option<Unsubscr
 /// the email attempt that carried it (the address and its Message-ID).
 struct Picked {
     tenant: String,
-    message: omniroute_store::Message,
+    message: omniroute_domain::Message,
     choice: Choice,
     address: String,
     provider_message_id: String,

@@ -153,7 +153,7 @@ pub enum CursorCheck {
 }
 
 /// What a cursor no event sits at is, against the log's head.
-pub(crate) fn unissued(cursor: Cursor, head: Cursor) -> CursorCheck {
+pub fn unissued(cursor: Cursor, head: Cursor) -> CursorCheck {
     if cursor > head {
         CursorCheck::PastHead { head }
     } else {
@@ -250,7 +250,7 @@ pub struct EventFilter {
 /// ([`MessageState::restore`]), and an event costs a few dozen bytes instead
 /// of a copy of the message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct MessageState {
+pub struct MessageState {
     status: MessageStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     channel: Option<Channel>,
@@ -268,7 +268,7 @@ pub(crate) struct MessageState {
 }
 
 impl MessageState {
-    pub(crate) fn of(message: &Message) -> MessageState {
+    pub fn of(message: &Message) -> MessageState {
         MessageState {
             status: message.status,
             channel: message.channel,
@@ -282,7 +282,7 @@ impl MessageState {
 
     /// The message as it was in this state, from the message as stored now;
     /// `contact_id` is the contact the event was written for.
-    pub(crate) fn restore(&self, mut message: Message, contact_id: Option<Uuid>) -> Message {
+    pub fn restore(&self, mut message: Message, contact_id: Option<Uuid>) -> Message {
         message.status = self.status;
         message.channel = self.channel;
         message.history.truncate(self.history);
@@ -299,7 +299,7 @@ impl MessageState {
 /// An event payload as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub(crate) enum StoredPayload {
+pub enum StoredPayload {
     /// A message event: the message's state after the change.
     MessageState(MessageState),
     /// A whole message (events written before states were stored).
@@ -323,12 +323,8 @@ pub(crate) enum StoredPayload {
 
 impl StoredPayload {
     /// The payload a reader gets; `message` is the event's message as
-    /// stored now (needed for a [`StoredPayload::MessageState`]).
-    pub(crate) fn into_payload(
-        self,
-        message: Option<Message>,
-        contact_id: Option<Uuid>,
-    ) -> EventPayload {
+    /// stored now (needed for a [`StoredPayload::MessageState`).
+    pub fn into_payload(self, message: Option<Message>, contact_id: Option<Uuid>) -> EventPayload {
         match self {
             StoredPayload::MessageState(state) => match message {
                 Some(message) => {
@@ -352,7 +348,7 @@ impl StoredPayload {
     }
 
     /// What routing did, for deferral and fallback events.
-    pub(crate) fn route_change(&self) -> Option<RouteChange> {
+    pub fn route_change(&self) -> Option<RouteChange> {
         match self {
             StoredPayload::MessageState(state) => state.route.clone(),
             _ => None,
@@ -360,7 +356,7 @@ impl StoredPayload {
     }
 
     /// Whether reading it needs the message.
-    pub(crate) fn needs_message(&self) -> bool {
+    pub fn needs_message(&self) -> bool {
         matches!(
             self,
             StoredPayload::MessageState(_) | StoredPayload::Callback(_)
@@ -369,12 +365,12 @@ impl StoredPayload {
 }
 
 /// The stored payload of a message event about `message`, as JSON.
-pub(crate) fn message_state_json(message: &Message) -> serde_json::Result<String> {
+pub fn message_state_json(message: &Message) -> serde_json::Result<String> {
     serde_json::to_string(&StoredPayload::MessageState(MessageState::of(message)))
 }
 
 /// A new event to append in the same transaction as the change it records.
-pub(crate) fn message_event(kind: EventType, message: &Message) -> NewEvent {
+pub fn message_event(kind: EventType, message: &Message) -> NewEvent {
     NewEvent {
         kind,
         contact_id: Some(message.contact_id),
@@ -386,7 +382,7 @@ pub(crate) fn message_event(kind: EventType, message: &Message) -> NewEvent {
 }
 
 /// A deferral or fallback event about `message`.
-pub(crate) fn route_event(kind: EventType, message: &Message, change: RouteChange) -> NewEvent {
+pub fn route_event(kind: EventType, message: &Message, change: RouteChange) -> NewEvent {
     let mut state = MessageState::of(message);
     state.route = Some(change);
     NewEvent {
@@ -397,14 +393,14 @@ pub(crate) fn route_event(kind: EventType, message: &Message, change: RouteChang
 
 /// The `MessageDeferred` event of a message accepted with its first step
 /// held for quiet hours, due at `due`.
-pub(crate) fn deferred_event(message: &Message, due: SystemTime) -> Option<NewEvent> {
+pub fn deferred_event(message: &Message, due: SystemTime) -> Option<NewEvent> {
     let held = message.history.first()?.reason == HELD_FOR_QUIET_HOURS;
     held.then(|| held_event(message, due))
 }
 
 /// The `MessageDeferred` event of a message whose step waits for the end of
 /// the customer's quiet hours at `due`.
-pub(crate) fn held_event(message: &Message, due: SystemTime) -> NewEvent {
+pub fn held_event(message: &Message, due: SystemTime) -> NewEvent {
     let change = RouteChange {
         from: None,
         to: message.channel,
@@ -419,7 +415,7 @@ pub const HELD_FOR_QUIET_HOURS: &str = "held for quiet hours";
 
 /// The event for a status change of `message`: `MessageFailed` when this
 /// change failed it, else `MessageStatusChanged`.
-pub(crate) fn status_event(before: MessageStatus, message: &Message) -> NewEvent {
+pub fn status_event(before: MessageStatus, message: &Message) -> NewEvent {
     let kind = if before != MessageStatus::Failed && message.status == MessageStatus::Failed {
         EventType::MessageFailed
     } else {
@@ -429,7 +425,7 @@ pub(crate) fn status_event(before: MessageStatus, message: &Message) -> NewEvent
 }
 
 /// A contact event.
-pub(crate) fn contact_event(kind: EventType, contact_id: Uuid, merged: Vec<Uuid>) -> NewEvent {
+pub fn contact_event(kind: EventType, contact_id: Uuid, merged: Vec<Uuid>) -> NewEvent {
     NewEvent {
         kind,
         contact_id: Some(contact_id),
@@ -441,7 +437,7 @@ pub(crate) fn contact_event(kind: EventType, contact_id: Uuid, merged: Vec<Uuid>
 }
 
 /// The `WindowClosing` event of a contact's window.
-pub(crate) fn window_event(contact_id: Uuid, window: crate::ServiceWindow) -> NewEvent {
+pub fn window_event(contact_id: Uuid, window: crate::ServiceWindow) -> NewEvent {
     NewEvent {
         kind: EventType::WindowClosing,
         contact_id: Some(contact_id),
@@ -463,7 +459,7 @@ pub enum TenantScope {
 
 impl TenantScope {
     /// The one tenant, or the excluded ones.
-    pub(crate) fn parts(&self) -> (Option<&str>, Vec<&str>) {
+    pub fn parts(&self) -> (Option<&str>, Vec<&str>) {
         match self {
             TenantScope::Only(t) => (Some(t.as_str()), Vec::new()),
             TenantScope::AllBut(ts) => (None, ts.iter().map(String::as_str).collect()),
@@ -472,7 +468,7 @@ impl TenantScope {
 }
 
 /// The event of an erasure: it names the contact id and carries nothing else.
-pub(crate) fn erased_event(contact_id: Uuid) -> NewEvent {
+pub fn erased_event(contact_id: Uuid) -> NewEvent {
     NewEvent {
         payload: StoredPayload::Empty,
         ..contact_event(EventType::ContactErased, contact_id, Vec::new())
@@ -481,7 +477,7 @@ pub(crate) fn erased_event(contact_id: Uuid) -> NewEvent {
 
 /// An event before it has a position.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct NewEvent {
+pub struct NewEvent {
     pub kind: EventType,
     pub contact_id: Option<Uuid>,
     pub message_id: Option<Uuid>,

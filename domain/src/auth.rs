@@ -16,7 +16,6 @@ use std::time::SystemTime;
 
 use uuid::Uuid;
 
-use crate::StoreError;
 use crate::model::{from_micros, to_micros};
 
 /// The tenant the migration creates (display name "Default"): single-tenant
@@ -53,7 +52,7 @@ pub struct Tenant {
     pub create_time: SystemTime,
 }
 
-/// An API key to store ([`crate::Store::create_api_key`]).
+/// An API key to store (the store's `create_api_key`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct NewApiKey {
     /// Its id, chosen by the caller.
@@ -75,7 +74,7 @@ pub struct NewApiKey {
 impl NewApiKey {
     /// The key as stored when created at `now`: times to the microsecond,
     /// so it equals the key read back, never revoked.
-    pub(crate) fn into_key(self, now: SystemTime) -> ApiKey {
+    pub fn into_key(self, now: SystemTime) -> ApiKey {
         let micros = |time: SystemTime| from_micros(to_micros(time));
         ApiKey {
             id: self.id,
@@ -153,28 +152,6 @@ impl std::fmt::Debug for ApiKey {
             .field("revoke_time", &self.revoke_time)
             .finish()
     }
-}
-
-/// The error for a tenant that does not exist.
-pub(crate) fn tenant_not_found(id: &str) -> StoreError {
-    StoreError::NotFound {
-        resource: "tenants",
-        id: id.to_owned(),
-    }
-}
-
-/// The error for an API key that is not there (or is another tenant's).
-pub(crate) fn api_key_not_found(id: Uuid) -> StoreError {
-    StoreError::NotFound {
-        resource: "api_keys",
-        id: id.to_string(),
-    }
-}
-
-/// The answer of [`crate::Store::revoke_api_key`] from what the update
-/// found: the key, unless there is none (in the tenant, when given).
-pub(crate) fn revoked(found: Option<ApiKey>, id: Uuid) -> crate::Result<ApiKey> {
-    found.ok_or_else(|| api_key_not_found(id))
 }
 
 #[cfg(test)]
@@ -287,16 +264,5 @@ mod tests {
         let shown = format!("{new:?}");
         assert!(shown.contains("secret_hash: \"***\""), "{shown}");
         assert!(!shown.contains("222"), "{shown}");
-    }
-
-    #[test]
-    fn a_missing_key_is_not_found() {
-        let id = Uuid::now_v7();
-        assert!(matches!(
-            revoked(None, id),
-            Err(StoreError::NotFound { resource: "api_keys", id: shown }) if shown == id.to_string()
-        ));
-        let key = key();
-        assert_eq!(revoked(Some(key.clone()), key.id).ok(), Some(key));
     }
 }

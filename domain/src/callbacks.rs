@@ -16,7 +16,7 @@
 //! Between two calls a callback is *scheduled* again: its message stays
 //! `Sent` (statuses only move forward) with a retry decided after the call
 //! ended (a `Queued` entry last in its history), and its next call is the
-//! due time of its send job ([`Callback::next_call`]). It can be canceled
+//! due time of its send job ([`Callback::next_call`). It can be canceled
 //! then, and while its call rings (the store cancels the message; the
 //! caller ends the call), never once the customer answered.
 
@@ -26,7 +26,6 @@ use omniroute_channel::Content;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::StoreError;
 use crate::events::{EventType, MessageState, NewEvent, StoredPayload};
 use crate::messages::{Direction, Message, MessageStatus, StatusChange};
 
@@ -217,15 +216,25 @@ pub fn statuses_in(state: CallbackState) -> Vec<MessageStatus> {
 /// The history reason of a callback canceled by its caller.
 pub const CANCELED_BY_CALLER: &str = "canceled by caller";
 
+/// A callback that can no longer be canceled: the customer answered, or
+/// it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotCancelable {
+    /// The callback's message.
+    pub id: Uuid,
+    /// Its status.
+    pub status: MessageStatus,
+}
+
 /// What canceling a callback must do, decided on the callback as read
 /// under its message's lock: `Ok(Some(call))` while call `call` rings (the
-/// caller ends it), `Ok(None)` while it waits for a call;
-/// [`StoreError::NotCancelable`] once the customer answered or it ended.
-pub(crate) fn cancel_check(callback: &Callback) -> crate::Result<Option<String>> {
+/// caller ends it), `Ok(None)` while it waits for a call; [`NotCancelable`]
+/// once the customer answered or it ended.
+pub fn cancel_check(callback: &Callback) -> Result<Option<String>, NotCancelable> {
     match callback.state() {
         CallbackState::Scheduled => Ok(None),
         CallbackState::Dialing => Ok(callback.message.provider_message_id.clone()),
-        _ => Err(StoreError::NotCancelable {
+        _ => Err(NotCancelable {
             id: callback.message.id,
             status: callback.message.status,
         }),
@@ -237,7 +246,7 @@ pub(crate) fn cancel_check(callback: &Callback) -> crate::Result<Option<String>>
 /// callback is canceled from `Sent` too: between two calls, or while one
 /// rings; its message says so rather than keeping a send that no longer
 /// stands.
-pub(crate) fn cancel(message: &mut Message, now: SystemTime) {
+pub fn cancel(message: &mut Message, now: SystemTime) {
     message.history.push(StatusChange {
         status: MessageStatus::Canceled,
         time: now,
@@ -248,26 +257,10 @@ pub(crate) fn cancel(message: &mut Message, now: SystemTime) {
     message.update_time = now;
 }
 
-/// A job's lease that a cancellation must wait for: a worker holds it until
-/// `until` (placing the call, or deciding what follows one).
-pub(crate) fn check_lease(
-    until: Option<SystemTime>,
-    now: SystemTime,
-    id: Uuid,
-) -> crate::Result<()> {
-    match until {
-        Some(until) if until > now => Err(StoreError::Sending(id)),
-        _ => Ok(()),
-    }
-}
-
 /// The `CallbackChanged` event of `callback`, when its state is not
 /// `before` (`None`: it is new). Both stores write it in the transaction
 /// that made the change.
-pub(crate) fn callback_event(
-    before: Option<CallbackState>,
-    callback: &Callback,
-) -> Option<NewEvent> {
+pub fn callback_event(before: Option<CallbackState>, callback: &Callback) -> Option<NewEvent> {
     if !is_callback(&callback.message) || before == Some(callback.state()) {
         return None;
     }
@@ -286,7 +279,7 @@ pub(crate) fn callback_event(
 /// message is read back from the message, as for message events), the
 /// call's progress and the next call's time as they were.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct StoredCallback {
+pub struct StoredCallback {
     message: MessageState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     progress: Option<StoredProgress>,
@@ -321,7 +314,7 @@ impl StoredCallback {
     }
 
     /// The callback as it was, from its message as stored now.
-    pub(crate) fn restore(&self, message: Message, contact_id: Option<Uuid>) -> Callback {
+    pub fn restore(&self, message: Message, contact_id: Option<Uuid>) -> Callback {
         Callback {
             message: self.message.restore(message, contact_id),
             progress: self.progress.as_ref().map(|p| CallProgress {
@@ -335,7 +328,7 @@ impl StoredCallback {
     }
 }
 
-/// Which callbacks [`crate::Store::list_callbacks`] lists.
+/// Which callbacks the store's `list_callbacks` lists.
 #[derive(Debug, Clone, Default)]
 pub struct CallbackFilter {
     /// Only this contact's (a merged id stands for its survivor; an
@@ -348,7 +341,7 @@ pub struct CallbackFilter {
 /// A position in the list order of callbacks: when due, then the id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CallbackMark {
-    /// When the callback is due ([`callback_due`]).
+    /// When the callback is due ([`callback_due`).
     pub due: SystemTime,
     /// The message.
     pub id: Uuid,
@@ -378,24 +371,7 @@ pub fn is_callback(message: &Message) -> bool {
         && matches!(message.content, Content::CallbackRequest(_))
 }
 
-/// The error for a callback that is not there (no such message in the
-/// tenant, or not a callback).
-pub(crate) fn callback_not_found(id: Uuid) -> StoreError {
-    StoreError::NotFound {
-        resource: "callbacks",
-        id: id.to_string(),
-    }
-}
-
-/// The answer of [`crate::Store::get_callback`] from what a lookup of
-/// message `id` found: the message only when it is a callback.
-pub(crate) fn found_callback(found: Option<Callback>, id: Uuid) -> crate::Result<Callback> {
-    found
-        .filter(|c| is_callback(&c.message))
-        .ok_or_else(|| callback_not_found(id))
-}
-
-/// What [`crate::Store::cancel_callback`] did: the callback as canceled,
+/// What the store's `cancel_callback` did: the callback as canceled,
 /// and the call to end when one was ringing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CanceledCallback {
@@ -408,7 +384,7 @@ pub struct CanceledCallback {
 
 /// A progress row as a LEFT JOIN reads it: `None` when the callback has
 /// none (no call id).
-pub(crate) fn progress_from_columns(
+pub fn progress_from_columns(
     call_id: Option<String>,
     answered_by: Option<String>,
     bridged_seconds: Option<i64>,
@@ -423,7 +399,7 @@ pub(crate) fn progress_from_columns(
 }
 
 /// The storage codes of the statuses a filter asks for (empty: any).
-pub(crate) fn status_codes(filter: &CallbackFilter) -> Vec<i16> {
+pub fn status_codes(filter: &CallbackFilter) -> Vec<i16> {
     filter.statuses.iter().map(|s| s.code()).collect()
 }
 
@@ -515,23 +491,6 @@ mod tests {
                 update_time: time,
             })
         );
-    }
-
-    #[test]
-    fn a_message_that_is_no_callback_is_not_found() {
-        let text = message(Direction::Outbound, Content::Text(Text::default()));
-        let id = text.id;
-        assert!(matches!(
-            found_callback(Some(view(text)), id),
-            Err(StoreError::NotFound {
-                resource: "callbacks",
-                ..
-            })
-        ));
-        assert!(found_callback(None, id).is_err());
-        let call = message(Direction::Outbound, callback());
-        let id = call.id;
-        assert!(found_callback(Some(view(call)), id).is_ok());
     }
 
     fn view(message: Message) -> Callback {

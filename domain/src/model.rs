@@ -47,7 +47,7 @@ pub enum ContactState {
 }
 
 impl ContactState {
-    pub(crate) fn code(self) -> i16 {
+    pub fn code(self) -> i16 {
         match self {
             ContactState::Active => 1,
             ContactState::Erased => 2,
@@ -55,7 +55,7 @@ impl ContactState {
         }
     }
 
-    pub(crate) fn from_code(code: i16) -> ContactState {
+    pub fn from_code(code: i16) -> ContactState {
         match code {
             2 => ContactState::Erased,
             3 => ContactState::Merged,
@@ -169,7 +169,7 @@ pub struct Contact {
     /// Bumped by the database on every change to the contact, its identities,
     /// preferences or consent records. A send carries the version its route
     /// was decided on and is committed only while it still holds (see
-    /// [`crate::NewMessage::contact_version`]).
+    /// [`crate::NewMessage::contact_version`).
     pub version: i64,
 }
 
@@ -218,7 +218,7 @@ impl Contact {
 
 /// Windows as both stores' contact reads answer them: a JSON array of
 /// `[channel, line, open_until in microseconds]`, or nothing.
-pub(crate) fn windows_from_json(json: Option<&str>) -> Vec<ServiceWindow> {
+pub fn windows_from_json(json: Option<&str>) -> Vec<ServiceWindow> {
     let rows: Vec<(String, String, i64)> = json
         .and_then(|j| serde_json::from_str(j).ok())
         .unwrap_or_default();
@@ -264,7 +264,7 @@ pub struct NewContact {
     pub identities: Vec<Address>,
 }
 
-/// Which contacts [`crate::Store::list_contacts`] returns.
+/// Which contacts the store's `list_contacts` returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContactQuery {
     /// Only contacts created after this id (ids are time-ordered).
@@ -349,10 +349,7 @@ pub struct PreferencesPatch {
 impl PreferencesPatch {
     /// Applies the channel fields to `channels`; returns the time zone and
     /// locale changes, which are stored on the contact.
-    pub(crate) fn apply(
-        self,
-        channels: &mut ChannelPreferences,
-    ) -> (Option<String>, Option<String>) {
+    pub fn apply(self, channels: &mut ChannelPreferences) -> (Option<String>, Option<String>) {
         if let Some(v) = self.channel_order {
             channels.channel_order = v;
         }
@@ -411,7 +408,7 @@ pub enum LegalBasis {
 }
 
 impl LegalBasis {
-    pub(crate) fn code(self) -> i16 {
+    pub fn code(self) -> i16 {
         match self {
             LegalBasis::Consent => 1,
             LegalBasis::Contract => 2,
@@ -422,7 +419,7 @@ impl LegalBasis {
         }
     }
 
-    pub(crate) fn from_code(code: i16) -> LegalBasis {
+    pub fn from_code(code: i16) -> LegalBasis {
         match code {
             2 => LegalBasis::Contract,
             3 => LegalBasis::LegalObligation,
@@ -555,7 +552,7 @@ pub struct ContactExport {
 
 /// Merges the profile of a retired contact into the survivor's: the survivor's
 /// values win, empty fields are filled, labels and attributes are united.
-pub(crate) fn merge_profiles(survivor: &mut Profile, source: &Profile) {
+pub fn merge_profiles(survivor: &mut Profile, source: &Profile) {
     if survivor.display_name.is_empty() {
         survivor.display_name.clone_from(&source.display_name);
     }

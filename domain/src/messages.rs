@@ -597,7 +597,7 @@ pub struct Message {
     pub automatic: bool,
 }
 
-/// The outcome of [`crate::Store::accept_message`].
+/// The outcome of the store's `accept_message`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Accepted {
     /// A new message was stored with its dispatch job.
@@ -650,7 +650,7 @@ pub struct NewInbound {
     pub automatic: bool,
     /// The bytes of the content's media, kept by the store when the
     /// message carried them itself (an email attachment); read back by
-    /// [`crate::Store::get_inbound_media`].
+    /// the store's `get_inbound_media`.
     pub media_bytes: Option<Vec<u8>>,
 }
 
@@ -669,7 +669,7 @@ impl NewInbound {
     }
 }
 
-/// The outcome of [`crate::Store::record_inbound`].
+/// The outcome of the store's `record_inbound`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Received {
     /// Recorded (with the contact it resolved to or created).
@@ -682,7 +682,7 @@ pub enum Received {
 /// due: `Queued` until a future send time, else `Accepted` and due now. Times
 /// keep microseconds, as both stores do, so the message answered equals the
 /// one read back later.
-pub(crate) fn outbound_message(new: NewMessage, now: SystemTime) -> (Message, SystemTime) {
+pub fn outbound_message(new: NewMessage, now: SystemTime) -> (Message, SystemTime) {
     let micros = |t: SystemTime| crate::model::from_micros(crate::model::to_micros(t));
     let send_time = new.send_time.map(micros);
     let scheduled = send_time.filter(|t| *t > now);
@@ -733,7 +733,7 @@ pub(crate) fn outbound_message(new: NewMessage, now: SystemTime) -> (Message, Sy
 }
 
 /// The stored form of an inbound message (status `Received`).
-pub(crate) fn inbound_message(
+pub fn inbound_message(
     id: Uuid,
     contact_id: Uuid,
     inbound: &NewInbound,
@@ -862,7 +862,7 @@ mod optional_secs {
 }
 
 /// `Option<SystemTime>` as microseconds since the epoch.
-pub(crate) mod optional_micros {
+pub mod optional_micros {
     use std::time::SystemTime;
 
     use serde::{Deserialize, Deserializer, Serializer};
@@ -879,15 +879,25 @@ pub(crate) mod optional_micros {
     }
 }
 
+/// A send under an idempotency key already used for another request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdempotencyConflict {
+    /// The message the key names.
+    pub existing: Uuid,
+}
+
 /// How a send under an idempotency key already used is answered, from the
 /// message the key names and the hash of the request it was accepted for:
 /// the same request is a replay of that message, another is a conflict.
-pub fn replay(found: (Message, String), request_hash: &str) -> crate::Result<Accepted> {
+pub fn replay(
+    found: (Message, String),
+    request_hash: &str,
+) -> Result<Accepted, IdempotencyConflict> {
     let (message, hash) = found;
     if hash == request_hash {
         Ok(Accepted::Replayed(message))
     } else {
-        Err(crate::StoreError::IdempotencyConflict {
+        Err(IdempotencyConflict {
             existing: message.id,
         })
     }

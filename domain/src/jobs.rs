@@ -49,7 +49,7 @@ impl JobKind {
 
     /// The kind of a job put back in line: a watch when it watches for a
     /// contact, else a send job.
-    pub(crate) fn released(watch_of: Option<Uuid>) -> JobKind {
+    pub fn released(watch_of: Option<Uuid>) -> JobKind {
         if watch_of.is_some() {
             JobKind::Watch
         } else {
@@ -101,13 +101,6 @@ pub struct QueueStats {
     pub earliest_due: Option<SystemTime>,
 }
 
-/// The earliest due time: the least of each priority's, each read from the
-/// due index's start (`dispatch_jobs_due` is on (priority, due_time)).
-pub(crate) const EARLIEST_DUE: &str = "SELECT min(d) FROM (
-       SELECT (SELECT min(due_time) FROM dispatch_jobs WHERE priority = 1) AS d
-       UNION ALL SELECT (SELECT min(due_time) FROM dispatch_jobs WHERE priority = 2)
-       UNION ALL SELECT (SELECT min(due_time) FROM dispatch_jobs WHERE priority = 3)) AS p";
-
 /// A dispatch job a worker holds under a lease.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedJob {
@@ -125,7 +118,7 @@ pub struct ClaimedJob {
     pub kind: JobKind,
 }
 
-/// The outcome of one claimed job, for [`crate::Store::complete_jobs`].
+/// The outcome of one claimed job, for the store's `complete_jobs`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
     /// The job as claimed (its claim token proves the lease).
@@ -208,7 +201,7 @@ pub struct Reported {
 
 /// What a completion does to the message's dispatch job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum JobChange {
+pub enum JobChange {
     /// The job is done (sent with nothing behind it, failed, or a watch
     /// ended): delete it.
     Delete,
@@ -231,7 +224,7 @@ pub(crate) enum JobChange {
 
 /// What applying a completion did.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Applied {
+pub struct Applied {
     /// What becomes of the job.
     pub job: JobChange,
     /// The event to log, if the message changed.
@@ -270,7 +263,7 @@ fn watch_due(message: &Message, index: usize, now: SystemTime) -> Option<SystemT
 /// stores do inside the transaction that holds the message's lock: appends
 /// the attempt, moves the status with [`apply_status`], and says what
 /// becomes of the job and which event to log.
-pub(crate) fn apply_completion(
+pub fn apply_completion(
     message: &mut Message,
     job: &ClaimedJob,
     attempt: Option<Attempt>,
@@ -421,9 +414,9 @@ pub(crate) fn apply_completion(
 /// Applies a provider's report to a message: [`apply_status`], except that
 /// a failure of a watched step (one with a next step behind it, `watched`)
 /// is kept in the history without failing the message: the next step takes
-/// over. A failure also fails the attempt it is about ([`fail_attempt`]).
+/// over. A failure also fails the attempt it is about ([`fail_attempt`).
 /// Returns whether anything changed.
-pub(crate) fn apply_report(
+pub fn apply_report(
     message: &mut Message,
     report: &ProviderStatus,
     watched: bool,
@@ -556,7 +549,7 @@ fn apply_reported_status(
 }
 
 /// Whether a report ends the message's pending steps (it arrived).
-pub(crate) fn ends_pending_steps(status: MessageStatus) -> bool {
+pub fn ends_pending_steps(status: MessageStatus) -> bool {
     matches!(status, MessageStatus::Delivered | MessageStatus::Read)
 }
 
