@@ -169,7 +169,7 @@ fn key_line(key: &ApiKey) -> String {
 
 /// Carries out `admin` on the settings' store; what to print.
 pub async fn run(settings: &Settings, admin: Admin) -> anyhow::Result<String> {
-    let store = crate::app::open_store(settings).await?;
+    let store = crate::server::open_store(settings).await?;
     run_on(store.as_ref(), admin).await
 }
 

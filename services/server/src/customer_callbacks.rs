@@ -20,7 +20,8 @@ use omniroute_proto::v1 as pb;
 use omniroute_store::Store;
 use uuid::Uuid;
 
-use crate::api::{ApiError, CallbackApi};
+use crate::api::CallbackApi;
+use crate::app::AppError;
 use crate::settings::{CallMeButton, MissedCallCallback};
 
 /// The settings' rules and the service that schedules their callbacks.
@@ -166,7 +167,7 @@ impl CustomerCallbacks {
                 tracing::info!(callback = %callback.id, %contact, "the customer asked; callback scheduled");
                 Ok(())
             }
-            Err(ApiError::Store(e)) if e.is_transient() => Err(StatusCode::SERVICE_UNAVAILABLE),
+            Err(AppError::Store(e)) if e.is_transient() => Err(StatusCode::SERVICE_UNAVAILABLE),
             Err(e) => {
                 // Nothing a redelivery would change (the contact cannot be
                 // called): what the customer did stays recorded.

@@ -12,10 +12,11 @@ pub mod metrics;
 pub mod pipeline;
 pub mod providers;
 pub mod routing;
+pub mod server;
 pub mod settings;
 pub mod telemetry;
 pub mod tls;
 pub mod webhooks;
 
-pub use app::Application;
+pub use server::Application;
 pub use settings::Settings;

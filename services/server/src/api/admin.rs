@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::ApiContext;
 use super::convert;
-use super::error::{ApiError, Violations};
+use crate::app::{AppError, Violations};
 use crate::auth::{IssueError, SCOPES};
 
 /// The AdminService implementation.
@@ -49,11 +49,11 @@ fn key_to_pb(k: &ApiKey) -> pb::ApiKey {
     }
 }
 
-fn key_id(name: &str) -> Result<Uuid, ApiError> {
+fn key_id(name: &str) -> Result<Uuid, AppError> {
     name.strip_prefix("apiKeys/")
         .and_then(|id| Uuid::parse_str(id).ok())
         .ok_or_else(|| {
-            ApiError::invalid(
+            AppError::invalid(
                 "name",
                 "expected a key name like \"apiKeys/0190f5c2-8a4e-7cc1-9c1e-2f8f4d1a2b3c\"",
             )
@@ -68,7 +68,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::CreateTenantResponse>, Status> {
         let tenant = request.into_inner().tenant.unwrap_or_default();
         if !valid_tenant_id(&tenant.id) {
-            return Err(ApiError::invalid(
+            return Err(AppError::invalid(
                 "tenant.id",
                 "1 to 63 of a-z, 0-9 and -, starting with a letter or digit",
             )
@@ -79,7 +79,7 @@ impl AdminService for AdminApi {
             .store
             .create_tenant(&tenant.id, &tenant.display_name)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         tracing::info!(tenant = %created.id, "tenant created");
         Ok(Response::new(pb::CreateTenantResponse {
             tenant: Some(tenant_to_pb(&created)),
@@ -95,7 +95,7 @@ impl AdminService for AdminApi {
             .store
             .list_tenants()
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         Ok(Response::new(pb::ListTenantsResponse {
             tenants: tenants.iter().map(tenant_to_pb).collect(),
         }))
@@ -140,8 +140,8 @@ impl AdminService for AdminApi {
         )
         .await
         .map_err(|e| match e {
-            IssueError::Store(e) => ApiError::from(e),
-            other => ApiError::invalid("api_key", other.to_string()),
+            IssueError::Store(e) => AppError::from(e),
+            other => AppError::invalid("api_key", other.to_string()),
         })?;
         tracing::info!(key = %issued.record.id, tenant = %issued.record.tenant, "API key created");
         Ok(Response::new(pb::CreateApiKeyResponse {
@@ -160,7 +160,7 @@ impl AdminService for AdminApi {
             .store
             .list_api_keys(Some(tenant.as_str()).filter(|t| !t.is_empty()))
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         Ok(Response::new(pb::ListApiKeysResponse {
             api_keys: keys.iter().map(key_to_pb).collect(),
         }))
@@ -176,7 +176,7 @@ impl AdminService for AdminApi {
             .store
             .revoke_api_key(None, id)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         tracing::info!(key = %key.id, tenant = %key.tenant, "API key revoked");
         Ok(Response::new(pb::RevokeApiKeyResponse {
             api_key: Some(key_to_pb(&key)),

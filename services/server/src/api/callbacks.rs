@@ -26,9 +26,9 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::convert::{self, contact_name};
-use super::error::{ApiError, Violations};
 use super::message_convert::{message_name, parse_message_name};
 use super::{ApiContext, MessagingApi};
+use crate::app::{AppError, Violations};
 
 /// The CallbackService implementation.
 #[derive(Debug, Clone)]
@@ -49,22 +49,22 @@ pub fn callback_name(id: Uuid) -> String {
     format!("callbacks/{id}")
 }
 
-fn callback_id(field: &str, name: &str) -> Result<Uuid, ApiError> {
+fn callback_id(field: &str, name: &str) -> Result<Uuid, AppError> {
     let id = name
         .strip_prefix("callbacks/")
         .map(|rest| format!("messages/{rest}"))
         .ok_or("expected a callback name like \"callbacks/0190f5c2-8a4e-7cc1-9c1e-2f8f4d1a2b3c\"")
         .and_then(|m| parse_message_name(&m).map_err(|_| "not a callback id"));
-    id.map_err(|e| ApiError::invalid(field, e))
+    id.map_err(|e| AppError::invalid(field, e))
 }
 
 /// The send a CreateCallback request makes. MessagingService checks it
 /// (its errors are renamed to the callback's fields by [`renamed`]); the
 /// agent line's number, the greeting's limits (the voice adapter's), the
 /// times and references are checked there, once.
-fn to_send(req: &pb::CreateCallbackRequest) -> Result<pb::SendMessageRequest, ApiError> {
+fn to_send(req: &pb::CreateCallbackRequest) -> Result<pb::SendMessageRequest, AppError> {
     let Some(c) = req.callback.as_ref() else {
-        return Err(ApiError::invalid("callback", "a callback is required"));
+        return Err(AppError::invalid("callback", "a callback is required"));
     };
     let mut v = Violations::default();
     v.check("callback.contact", convert::parse_contact_name(&c.contact));
@@ -110,7 +110,7 @@ fn to_send(req: &pb::CreateCallbackRequest) -> Result<pb::SendMessageRequest, Ap
 }
 
 /// A send's field paths as the callback's.
-fn renamed(error: ApiError) -> ApiError {
+fn renamed(error: AppError) -> AppError {
     const NAMES: [(&str, &str); 6] = [
         ("message.content.callback_request.", "callback."),
         ("message.send_time", "callback.schedule_time"),
@@ -124,7 +124,7 @@ fn renamed(error: ApiError) -> ApiError {
         None => field,
     };
     match error {
-        ApiError::Invalid(violations) => ApiError::Invalid(
+        AppError::Invalid(violations) => AppError::Invalid(
             violations
                 .into_iter()
                 .map(|mut v| {
@@ -133,8 +133,8 @@ fn renamed(error: ApiError) -> ApiError {
                 })
                 .collect(),
         ),
-        ApiError::Route(crate::routing::RouteError::Invalid(violations)) => {
-            ApiError::Route(crate::routing::RouteError::Invalid(
+        AppError::Route(crate::routing::RouteError::Invalid(violations)) => {
+            AppError::Route(crate::routing::RouteError::Invalid(
                 violations
                     .into_iter()
                     .map(|(field, why)| (rename(field), why))
@@ -219,20 +219,20 @@ impl CallbackApi {
         &self,
         tenant: &Arc<str>,
         request: &pb::CreateCallbackRequest,
-    ) -> Result<Message, ApiError> {
+    ) -> Result<Message, AppError> {
         let send = to_send(request)?;
         let message = self
             .messaging
             .send_all(tenant, std::slice::from_ref(&send))
             .await
             .pop()
-            .unwrap_or_else(|| Err(ApiError::Precondition("the callback was not taken".into())))
+            .unwrap_or_else(|| Err(AppError::Precondition("the callback was not taken".into())))
             .map_err(renamed)?;
         tracing::info!(callback = %message.id, "callback scheduled");
         Ok(message)
     }
 
-    async fn get(&self, tenant: &str, id: Uuid) -> Result<pb::Callback, ApiError> {
+    async fn get(&self, tenant: &str, id: Uuid) -> Result<pb::Callback, AppError> {
         let callback = self.ctx.store.get_callback(tenant, id).await?;
         Ok(callback_to_pb(&callback))
     }
@@ -241,7 +241,7 @@ impl CallbackApi {
     /// ringing call is ended (the callback is canceled either way: a call
     /// the provider could not end is not bridged when answered, as the
     /// router answers it for a canceled callback with a hang-up).
-    async fn cancel(&self, tenant: &str, id: Uuid) -> Result<pb::Callback, ApiError> {
+    async fn cancel(&self, tenant: &str, id: Uuid) -> Result<pb::Callback, AppError> {
         let canceled = self.ctx.store.cancel_callback(tenant, id).await?;
         tracing::info!(callback = %id, ringing = canceled.ringing.is_some(), "callback canceled");
         if let Some(call) = &canceled.ringing {
@@ -306,7 +306,7 @@ impl CallbackService for CallbackApi {
             name => Some(convert::contact_id("contact", name)?),
         };
         let state = pb::CallbackState::try_from(req.state)
-            .map_err(|_| ApiError::invalid("state", "not a callback state"))?;
+            .map_err(|_| AppError::invalid("state", "not a callback state"))?;
         let limit = self.ctx.page_size(req.page_size)?;
         let state_key = req.state.to_string();
         let query_key = [
@@ -322,7 +322,7 @@ impl CallbackService for CallbackApi {
                     .store
                     .get_callback(&tenant, id)
                     .await
-                    .map_err(ApiError::from)?;
+                    .map_err(AppError::from)?;
                 Some(CallbackMark {
                     due: callback_due(&last.message),
                     id,
@@ -340,7 +340,7 @@ impl CallbackService for CallbackApi {
             .store
             .list_callbacks(&tenant, &filter, after, limit + 1)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         let more = page.len() > limit;
         page.truncate(limit);
         // The page's last row, matching or not, is where the next starts.
@@ -396,12 +396,12 @@ mod tests {
 
     #[test]
     fn send_errors_name_the_callback_fields() {
-        let error = renamed(ApiError::Invalid(vec![
-            tonic_types::FieldViolation::new("message.content.callback_request.greeting", "long"),
-            tonic_types::FieldViolation::new("message.expire_time", "past"),
-            tonic_types::FieldViolation::new("idempotency_key", "long"),
+        let error = renamed(AppError::Invalid(vec![
+            crate::app::Violation::new("message.content.callback_request.greeting", "long"),
+            crate::app::Violation::new("message.expire_time", "past"),
+            crate::app::Violation::new("idempotency_key", "long"),
         ]));
-        let ApiError::Invalid(violations) = error else {
+        let AppError::Invalid(violations) = error else {
             panic!("{error:?}")
         };
         let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();

@@ -11,7 +11,7 @@ use super::ApiContext;
 use super::convert::{
     self, CONTACT_FIELDS, contact_id, contact_name, contact_to_pb, parse_contact_name,
 };
-use super::error::{ApiError, Violations};
+use crate::app::{AppError, Violations};
 
 /// The ContactService implementation.
 #[derive(Debug, Clone)]
@@ -30,13 +30,13 @@ impl ContactApi {
         &self,
         contact: &str,
         identity: Option<&pb::Identity>,
-    ) -> Result<(uuid::Uuid, Address), ApiError> {
+    ) -> Result<(uuid::Uuid, Address), AppError> {
         let mut v = Violations::default();
         let id = v.check("contact", parse_contact_name(contact));
         let address = convert::address(&mut v, "identity", identity, self.ctx.region);
         v.finish()?;
         id.zip(address)
-            .ok_or_else(|| ApiError::invalid("identity", "required"))
+            .ok_or_else(|| AppError::invalid("identity", "required"))
     }
 }
 
@@ -49,7 +49,7 @@ impl ContactService for ContactApi {
     ) -> Result<Response<pb::CreateContactResponse>, Status> {
         let tenant = self.ctx.tenant(&request);
         let Some(contact) = request.into_inner().contact else {
-            return Err(ApiError::invalid("contact", "a contact is required").into());
+            return Err(AppError::invalid("contact", "a contact is required").into());
         };
         let mut v = Violations::default();
         let patch = convert::profile_patch(&mut v, "contact", &contact, &CONTACT_FIELDS);
@@ -80,7 +80,7 @@ impl ContactService for ContactApi {
                 },
             )
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         tracing::info!(contact = %created.id, "contact created");
         Ok(Response::new(pb::CreateContactResponse {
             contact: Some(contact_to_pb(&created)),
@@ -98,7 +98,7 @@ impl ContactService for ContactApi {
             .store
             .get_contact(&tenant, id)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         Ok(Response::new(pb::GetContactResponse {
             contact: Some(contact_to_pb(&contact)),
         }))
@@ -128,7 +128,7 @@ impl ContactService for ContactApi {
                 },
             )
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         let next_page_token = if contacts.len() > limit {
             contacts.truncate(limit);
             contacts
@@ -152,20 +152,20 @@ impl ContactService for ContactApi {
         let tenant = self.ctx.tenant(&request);
         let req = request.into_inner();
         let Some(contact) = req.contact else {
-            return Err(ApiError::invalid("contact", "a contact is required").into());
+            return Err(AppError::invalid("contact", "a contact is required").into());
         };
         let mut v = Violations::default();
         let id = v.check("contact.name", parse_contact_name(&contact.name));
         let fields = convert::update_mask(&mut v, req.update_mask.as_ref(), &CONTACT_FIELDS);
         let patch = convert::profile_patch(&mut v, "contact", &contact, &fields);
         v.finish()?;
-        let id = id.ok_or_else(|| ApiError::invalid("contact.name", "required"))?;
+        let id = id.ok_or_else(|| AppError::invalid("contact.name", "required"))?;
         let updated = self
             .ctx
             .store
             .update_contact(&tenant, id, patch)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         tracing::info!(contact = %updated.id, "contact updated");
         Ok(Response::new(pb::UpdateContactResponse {
             contact: Some(contact_to_pb(&updated)),
@@ -184,7 +184,7 @@ impl ContactService for ContactApi {
             .store
             .erase_contact(&tenant, id)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         tracing::info!(contact = %erased.id, "contact erased");
         Ok(Response::new(pb::DeleteContactResponse {
             contact: Some(contact_to_pb(&erased)),
@@ -205,7 +205,7 @@ impl ContactService for ContactApi {
             .store
             .link_identity(&tenant, id, address)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         Ok(Response::new(pb::LinkIdentityResponse {
             contact: Some(contact_to_pb(&contact)),
         }))
@@ -225,7 +225,7 @@ impl ContactService for ContactApi {
             .store
             .unlink_identity(&tenant, id, address)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         Ok(Response::new(pb::UnlinkIdentityResponse {
             contact: Some(contact_to_pb(&contact)),
         }))
@@ -240,7 +240,7 @@ impl ContactService for ContactApi {
         let store = &self.ctx.store;
         let found = match request.into_inner().key {
             None => {
-                return Err(ApiError::invalid(
+                return Err(AppError::invalid(
                     "key",
                     "one of identity, address or external_ref is required",
                 )
@@ -252,7 +252,7 @@ impl ContactService for ContactApi {
                     convert::address(&mut v, "identity", Some(&identity), self.ctx.region);
                 v.finish()?;
                 let Some(address) = address else {
-                    return Err(ApiError::invalid("identity", "required").into());
+                    return Err(AppError::invalid("identity", "required").into());
                 };
                 store
                     .find_by_keys(&tenant, &[(address.channel(), address.key().to_owned())])
@@ -260,20 +260,20 @@ impl ContactService for ContactApi {
             }
             Some(Key::Address(text)) => {
                 let keys = lookup_keys(&text, self.ctx.region)
-                    .map_err(|e| ApiError::invalid("address", e.to_string()))?;
+                    .map_err(|e| AppError::invalid("address", e.to_string()))?;
                 store.find_by_keys(&tenant, &keys).await
             }
             Some(Key::ExternalRef(external_ref)) => {
                 let external_ref = external_ref.trim();
                 if external_ref.is_empty() {
-                    return Err(ApiError::invalid("external_ref", "must not be empty").into());
+                    return Err(AppError::invalid("external_ref", "must not be empty").into());
                 }
                 store.find_by_external_ref(&tenant, external_ref).await
             }
         }
-        .map_err(ApiError::from)?;
+        .map_err(AppError::from)?;
         let contact = found
-            .ok_or_else(|| ApiError::NotFound("no contact has this address or reference".into()))?;
+            .ok_or_else(|| AppError::NotFound("no contact has this address or reference".into()))?;
         Ok(Response::new(pb::LookupContactResponse {
             contact: Some(contact_to_pb(&contact)),
         }))
@@ -308,14 +308,14 @@ impl ContactService for ContactApi {
             .collect();
         v.finish()?;
         let Some(survivor) = survivor else {
-            return Err(ApiError::invalid("contact", "required").into());
+            return Err(AppError::invalid("contact", "required").into());
         };
         let merged = self
             .ctx
             .store
             .merge_contacts(&tenant, survivor, &sources)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         tracing::info!(contact = %merged.id, merged = sources.len(), "contacts merged");
         Ok(Response::new(pb::MergeContactsResponse {
             contact: Some(contact_to_pb(&merged)),
@@ -334,7 +334,7 @@ impl ContactService for ContactApi {
             .store
             .export_contact(&tenant, id)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         tracing::info!(contact = %contact_name(export.contact.id), "contact exported");
         Ok(Response::new(pb::ExportContactResponse {
             export: Some(pb::ContactExport {

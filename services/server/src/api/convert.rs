@@ -14,7 +14,7 @@ use omniroute_proto::v1 as pb;
 use prost_types::Timestamp;
 use uuid::Uuid;
 
-use super::error::{ApiError, Violations};
+use crate::app::{AppError, Violations};
 
 const MAX_LABELS: usize = 64;
 const MAX_LABEL_LEN: usize = 64;
@@ -41,14 +41,14 @@ pub fn parse_contact_name(name: &str) -> Result<Uuid, &'static str> {
 }
 
 /// `contacts/{id}` → id, or INVALID_ARGUMENT on `field`.
-pub fn contact_id(field: &str, name: &str) -> Result<Uuid, ApiError> {
-    parse_contact_name(name).map_err(|e| ApiError::invalid(field, e))
+pub fn contact_id(field: &str, name: &str) -> Result<Uuid, AppError> {
+    parse_contact_name(name).map_err(|e| AppError::invalid(field, e))
 }
 
 /// `contacts/{id}/preferences` → id.
-pub fn preferences_contact_id(field: &str, name: &str) -> Result<Uuid, ApiError> {
+pub fn preferences_contact_id(field: &str, name: &str) -> Result<Uuid, AppError> {
     let contact = name.strip_suffix("/preferences").ok_or_else(|| {
-        ApiError::invalid(
+        AppError::invalid(
             field,
             "expected a name like \"contacts/{contact}/preferences\"",
         )

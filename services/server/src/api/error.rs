@@ -1,4 +1,5 @@
-//! The one place where errors become gRPC statuses.
+//! The one place where errors become gRPC statuses: the application's
+//! [`AppError`]s, whatever use case or check raised them.
 //!
 //! Bad input is INVALID_ARGUMENT with a google.rpc.BadRequest listing every
 //! field at fault; conflicts name the resource that holds what was asked for;
@@ -7,122 +8,38 @@
 
 use omniroute_store::StoreError;
 
+use crate::app::{AppError, Violation};
 use crate::routing::{RouteError, reason_code};
 use crate::telemetry::Throttle;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
-/// An error of the API layer.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// The request is malformed; nothing was changed.
-    #[error("invalid request")]
-    Invalid(Vec<FieldViolation>),
-    /// The store refused or failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Something that does not exist, found by lookup rather than by name.
-    #[error("{0}")]
-    NotFound(String),
-    /// The request is valid but the system is not in a state to carry it out.
-    #[error("{0}")]
-    Precondition(String),
-    /// Routing refused the message.
-    #[error(transparent)]
-    Route(#[from] RouteError),
-    /// A subscription asked to resume from a cursor this log never issued.
-    #[error("the cursor is not a position of this event log")]
-    Cursor(omniroute_domain::CursorCheck),
-    /// The server is answering as many calls as it takes at once
-    /// (`grpc.max_concurrent_requests`); nothing was done.
-    #[error("the server is busy: {0} calls in progress; try again shortly")]
-    Overloaded(usize),
-    /// The tenant's send quota is spent for now.
-    #[error("the tenant's {quota} send quota of {limit} is spent; try again in {} s", .retry_after.as_secs().max(1))]
-    QuotaExceeded {
-        /// Which quota: `per_second` or `per_day`.
-        quota: &'static str,
-        /// Its limit.
-        limit: u64,
-        /// When a send would fit again.
-        retry_after: std::time::Duration,
-    },
-    /// The channel's provider refused or failed an operation (a read
-    /// receipt, a media download).
-    #[error("{what}: {}", .error.message())]
-    Provider {
-        /// What was asked of it.
-        what: &'static str,
-        /// How it failed.
-        error: omniroute_channel::AdapterError,
-    },
-}
-
-impl ApiError {
-    /// One invalid field.
-    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> ApiError {
-        ApiError::Invalid(vec![FieldViolation::new(field, description)])
-    }
-}
-
-/// Collects field violations while a request is checked, so that a caller
-/// learns about every bad field at once.
-#[derive(Debug, Default)]
-pub struct Violations(Vec<FieldViolation>);
-
-impl Violations {
-    /// Records a violation.
-    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.0.push(FieldViolation::new(field, description));
-    }
-
-    /// Records the error of a check, if any, and passes its value on.
-    pub fn check<T, E: std::fmt::Display>(
-        &mut self,
-        field: impl Into<String>,
-        result: Result<T, E>,
-    ) -> Option<T> {
-        match result {
-            Ok(value) => Some(value),
-            Err(e) => {
-                self.add(field, e.to_string());
-                None
-            }
-        }
-    }
-
-    /// Ok when nothing was recorded.
-    pub fn finish(self) -> Result<(), ApiError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Invalid(self.0))
-        }
-    }
-}
-
-impl From<ApiError> for Status {
-    fn from(error: ApiError) -> Status {
+impl From<AppError> for Status {
+    fn from(error: AppError) -> Status {
         match error {
-            ApiError::Invalid(violations) => {
+            AppError::Invalid(violations) => {
                 let summary = violations
                     .iter()
                     .map(|v| format!("{}: {}", v.field, v.description))
                     .collect::<Vec<_>>()
                     .join("; ");
+                let violations: Vec<FieldViolation> = violations
+                    .into_iter()
+                    .map(|v| FieldViolation::new(v.field, v.description))
+                    .collect();
                 Status::with_error_details(
                     Code::InvalidArgument,
                     format!("invalid request: {summary}"),
                     ErrorDetails::with_bad_request(violations),
                 )
             }
-            ApiError::NotFound(message) => Status::not_found(message),
-            ApiError::Precondition(message) => Status::failed_precondition(message),
-            ApiError::Store(e) => store_status(e),
-            ApiError::Route(e) => route_status(e),
-            ApiError::Provider { what, error } => provider_status(what, &error),
-            ApiError::Cursor(check) => cursor_status(check),
-            ApiError::QuotaExceeded {
+            AppError::NotFound(message) => Status::not_found(message),
+            AppError::Precondition(message) => Status::failed_precondition(message),
+            AppError::Store(e) => store_status(e),
+            AppError::Route(e) => route_status(e),
+            AppError::Provider { what, error } => provider_status(what, &error),
+            AppError::Cursor(check) => cursor_status(check),
+            AppError::QuotaExceeded {
                 quota,
                 limit,
                 retry_after,
@@ -142,7 +59,7 @@ impl From<ApiError> for Status {
                 );
                 Status::with_error_details(Code::ResourceExhausted, message, details)
             }
-            ApiError::Overloaded(limit) => retry_status(
+            AppError::Overloaded(limit) => retry_status(
                 Code::ResourceExhausted,
                 &format!("the server is busy: {limit} calls in progress; try again shortly"),
                 RETRY_OVERLOADED,
@@ -183,10 +100,10 @@ fn cursor_status(check: omniroute_domain::CursorCheck) -> Status {
 fn route_status(error: RouteError) -> Status {
     let message = error.to_string();
     match error {
-        RouteError::Invalid(violations) => ApiError::Invalid(
+        RouteError::Invalid(violations) => AppError::Invalid(
             violations
                 .into_iter()
-                .map(|(field, description)| FieldViolation::new(field, description))
+                .map(|(field, description)| Violation::new(field, description))
                 .collect(),
         )
         .into(),
@@ -373,13 +290,13 @@ mod tests {
 
     #[test]
     fn an_unreachable_store_is_unavailable_with_retry_info() {
-        let status: Status = ApiError::Store(StoreError::Unavailable(Box::new(
+        let status: Status = AppError::Store(StoreError::Unavailable(Box::new(
             std::io::Error::other("connection refused"),
         )))
         .into();
         assert_eq!(status.code(), Code::Unavailable);
         assert!(status.get_details_retry_info().is_some());
-        let status: Status = ApiError::Store(StoreError::Conflict(Box::new(
+        let status: Status = AppError::Store(StoreError::Conflict(Box::new(
             std::io::Error::other("deadlock detected"),
         )))
         .into();

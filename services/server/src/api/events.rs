@@ -18,8 +18,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::convert::parse_contact_name;
-use super::error::{ApiError, Violations};
 use super::{ApiContext, message_convert, message_validate};
+use crate::app::{AppError, Violations};
 
 /// Events read per query.
 const PAGE: usize = 500;
@@ -70,11 +70,11 @@ impl EventService for EventApi {
         let mut cursor = match after {
             Some(cursor) => match store.check_cursor(&tenant, cursor).await {
                 Ok(omniroute_domain::CursorCheck::Issued) => cursor,
-                Ok(refused) => return Err(ApiError::Cursor(refused).into()),
-                Err(e) => return Err(ApiError::from(e).into()),
+                Ok(refused) => return Err(AppError::Cursor(refused).into()),
+                Err(e) => return Err(AppError::from(e).into()),
             },
             None if req.from_beginning => store.event_origin(),
-            None => store.event_head(&tenant).await.map_err(ApiError::from)?,
+            None => store.event_head(&tenant).await.map_err(AppError::from)?,
         };
         let filter = EventFilter { types, contact_id };
         let poll = self.poll;

@@ -20,7 +20,7 @@ use omniroute_domain::{ChannelOverride, EventType, Priority};
 use omniroute_proto::v1 as pb;
 
 use super::convert;
-use super::error::Violations;
+use crate::app::Violations;
 
 /// A sanity bound on a text body (a long email), not any channel's limit.
 const MAX_TEXT_BODY: usize = 100_000;

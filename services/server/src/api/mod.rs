@@ -29,11 +29,12 @@ use omniroute_store::Store;
 pub use admin::AdminApi;
 pub use callbacks::CallbackApi;
 pub use contacts::ContactApi;
-pub use error::ApiError;
+
 pub use events::EventApi;
 pub use messaging::{MAX_BATCH, MessagingApi};
 pub use preferences::PreferenceApi;
 
+use crate::app::AppError;
 use crate::pipeline::dispatcher::Adapters;
 use crate::pipeline::recipients::Recipients;
 use crate::routing::Router;
@@ -99,9 +100,9 @@ impl ApiContext {
     }
 
     /// The page size to use for a requested one.
-    fn page_size(&self, requested: i32) -> Result<usize, ApiError> {
+    fn page_size(&self, requested: i32) -> Result<usize, AppError> {
         match requested {
-            n if n < 0 => Err(ApiError::invalid("page_size", "must not be negative")),
+            n if n < 0 => Err(AppError::invalid("page_size", "must not be negative")),
             0 => Ok(self.default_page_size as usize),
             n => Ok((n as u32).min(self.max_page_size) as usize),
         }

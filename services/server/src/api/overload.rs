@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::ApiError;
+use crate::app::AppError;
 
 /// The layer; `limit` 0 sheds nothing.
 #[derive(Debug, Clone)]
@@ -82,7 +82,7 @@ where
                 match Arc::clone(permits).try_acquire_owned() {
                     Ok(permit) => Some(permit),
                     Err(_) => {
-                        let status = tonic::Status::from(ApiError::Overloaded(self.limit));
+                        let status = tonic::Status::from(AppError::Overloaded(self.limit));
                         return Box::pin(async move { Ok(status.into_http()) });
                     }
                 }

@@ -13,7 +13,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::error::ApiError;
+use crate::app::AppError;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -72,12 +72,12 @@ impl PageTokens {
     }
 
     /// The position a token stands for; `None` for an empty token (first page).
-    pub fn check(&self, query: &[&str], token: &str) -> Result<Option<Uuid>, ApiError> {
+    pub fn check(&self, query: &[&str], token: &str) -> Result<Option<Uuid>, AppError> {
         if token.is_empty() {
             return Ok(None);
         }
         let invalid = || {
-            ApiError::invalid(
+            AppError::invalid(
                 "page_token",
                 "not a page token issued for this query; start again without one",
             )

@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::ApiContext;
 use super::convert::{self, PREFERENCE_FIELDS, contact_id, parse_contact_name};
-use super::error::{ApiError, Violations};
+use crate::app::{AppError, Violations};
 
 /// The PreferenceService implementation.
 #[derive(Debug, Clone)]
@@ -34,7 +34,7 @@ impl PreferenceService for PreferenceApi {
             .store
             .get_preferences(&tenant, id)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         Ok(Response::new(pb::GetPreferencesResponse {
             preferences: Some(convert::preferences_to_pb(&prefs)),
         }))
@@ -48,7 +48,7 @@ impl PreferenceService for PreferenceApi {
         let tenant = self.ctx.tenant(&request);
         let req = request.into_inner();
         let Some(prefs) = req.preferences else {
-            return Err(ApiError::invalid("preferences", "preferences are required").into());
+            return Err(AppError::invalid("preferences", "preferences are required").into());
         };
         let mut v = Violations::default();
         let id = v.check(
@@ -62,13 +62,13 @@ impl PreferenceService for PreferenceApi {
         let fields = convert::update_mask(&mut v, req.update_mask.as_ref(), &PREFERENCE_FIELDS);
         let patch = convert::preferences_patch(&mut v, &prefs, &fields);
         v.finish()?;
-        let id = id.ok_or_else(|| ApiError::invalid("preferences.name", "required"))?;
+        let id = id.ok_or_else(|| AppError::invalid("preferences.name", "required"))?;
         let updated = self
             .ctx
             .store
             .update_preferences(&tenant, id, patch)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         tracing::info!(contact = %updated.contact_id, "preferences updated");
         Ok(Response::new(pb::UpdatePreferencesResponse {
             preferences: Some(convert::preferences_to_pb(&updated)),
@@ -87,14 +87,14 @@ impl PreferenceService for PreferenceApi {
         let consent = convert::new_consent(&mut v, req.consent_record.as_ref());
         v.finish()?;
         let (Some(id), Some(consent)) = (id, consent) else {
-            return Err(ApiError::invalid("consent_record", "required").into());
+            return Err(AppError::invalid("consent_record", "required").into());
         };
         let record = self
             .ctx
             .store
             .record_consent(&tenant, id, consent)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         tracing::info!(
             contact = %record.contact_id,
             channel = %record.channel,
@@ -122,7 +122,7 @@ impl PreferenceService for PreferenceApi {
             .store
             .list_consents(&tenant, id, after, limit + 1)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         let next_page_token = if records.len() > limit {
             records.truncate(limit);
             records

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use omniroute_store::{Store, StoreError};
 
-use super::ApiError;
+use crate::app::AppError;
 use crate::settings::QuotaSettings;
 
 mod daily;
@@ -194,16 +194,16 @@ impl Quotas {
     }
 
     /// The refusal of the sends past what [`Quotas::admit`] let through.
-    pub fn refusal(&self, tenant: &str, admitted: &Admitted) -> ApiError {
+    pub fn refusal(&self, tenant: &str, admitted: &Admitted) -> AppError {
         let (rate, daily) = self.settings.of(tenant);
         if admitted.limited_by == Some("per_day") {
-            ApiError::QuotaExceeded {
+            AppError::QuotaExceeded {
                 quota: "per_day",
                 limit: daily,
                 retry_after: until_tomorrow(SystemTime::now()),
             }
         } else {
-            ApiError::QuotaExceeded {
+            AppError::QuotaExceeded {
                 quota: "per_second",
                 limit: u64::from(rate),
                 retry_after: self.refill_delay(tenant, rate),
@@ -300,7 +300,7 @@ mod tests {
         assert_eq!((first.count, first.limited_by), (3, Some("per_day")));
         assert!(matches!(
             quotas.refusal("acme", &first),
-            ApiError::QuotaExceeded {
+            AppError::QuotaExceeded {
                 quota: "per_day",
                 ..
             }

@@ -13,9 +13,9 @@ use omniroute_channel::content::{
 use omniroute_domain::{Cursor, PlannedChannel, SkippedChannel};
 use pb::content::Kind;
 
-use super::super::error::{ApiError, Violations};
 use super::super::message_validate::content;
 use super::*;
+use crate::app::{AppError, Violations};
 
 /// Validates wire content as `message.content`: the result and the
 /// violated fields with their descriptions.
@@ -24,7 +24,7 @@ fn validate(pb: &pb::Content) -> (Option<Content>, Vec<(String, String)>) {
     let out = content(&mut v, "message.content", Some(pb));
     let found = match v.finish() {
         Ok(()) => Vec::new(),
-        Err(ApiError::Invalid(list)) => {
+        Err(AppError::Invalid(list)) => {
             list.into_iter().map(|f| (f.field, f.description)).collect()
         }
         Err(e) => panic!("unexpected error {e:?}"),

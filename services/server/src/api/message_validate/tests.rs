@@ -4,8 +4,8 @@ use omniroute_channel::Channel;
 use pb::content::Kind;
 use pb::interactive_content::Choices as PbChoices;
 
-use super::super::error::ApiError;
 use super::*;
+use crate::app::AppError;
 
 /// Runs a check and returns the violated fields with their descriptions.
 fn violations(check: impl FnOnce(&mut Violations)) -> Vec<(String, String)> {
@@ -13,7 +13,7 @@ fn violations(check: impl FnOnce(&mut Violations)) -> Vec<(String, String)> {
     check(&mut v);
     match v.finish() {
         Ok(()) => Vec::new(),
-        Err(ApiError::Invalid(list)) => {
+        Err(AppError::Invalid(list)) => {
             list.into_iter().map(|f| (f.field, f.description)).collect()
         }
         Err(e) => panic!("unexpected error {e:?}"),

@@ -13,9 +13,9 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::convert;
-use super::error::ApiError;
 use super::message_convert::parse_message_name;
 use super::{ApiContext, message_convert};
+use crate::app::AppError;
 
 mod send;
 
@@ -30,8 +30,8 @@ pub struct MessagingApi {
     ctx: ApiContext,
 }
 
-fn message_id(field: &str, name: &str) -> Result<Uuid, ApiError> {
-    parse_message_name(name).map_err(|e| ApiError::invalid(field, e))
+fn message_id(field: &str, name: &str) -> Result<Uuid, AppError> {
+    parse_message_name(name).map_err(|e| AppError::invalid(field, e))
 }
 
 impl MessagingApi {
@@ -48,9 +48,9 @@ impl MessagingApi {
         id: Uuid,
         channel: Channel,
         media: &omniroute_channel::content::Media,
-    ) -> Result<omniroute_channel::MediaDownload, ApiError> {
+    ) -> Result<omniroute_channel::MediaDownload, AppError> {
         if media.media_id.is_empty() {
-            return Err(ApiError::Precondition(format!(
+            return Err(AppError::Precondition(format!(
                 "messages/{id} links its media by URL; fetch it there"
             )));
         }
@@ -61,14 +61,14 @@ impl MessagingApi {
             });
         }
         let Some(adapter) = self.ctx.adapters.get(&channel) else {
-            return Err(ApiError::Precondition(format!(
+            return Err(AppError::Precondition(format!(
                 "{channel} is not configured"
             )));
         };
         adapter
             .fetch_media(tenant, &media.media_id)
             .await
-            .map_err(|error| ApiError::Provider {
+            .map_err(|error| AppError::Provider {
                 what: "the provider did not serve the media",
                 error,
             })
@@ -82,7 +82,7 @@ impl MessagingApi {
         tenant: &str,
         id: Uuid,
         text: &omniroute_channel::content::Text,
-    ) -> Result<omniroute_channel::MediaDownload, ApiError> {
+    ) -> Result<omniroute_channel::MediaDownload, AppError> {
         if let Some(overflow) = &text.overflow
             && let Some(bytes) = self.ctx.store.get_inbound_media(tenant, id).await?
         {
@@ -94,7 +94,7 @@ impl MessagingApi {
         let mut cut = text.clone();
         match omniroute_channel::bounds::bound_text(&mut cut) {
             Some((mime_type, bytes)) => Ok(omniroute_channel::MediaDownload { mime_type, bytes }),
-            None => Err(ApiError::Precondition(format!(
+            None => Err(AppError::Precondition(format!(
                 "messages/{id} carries no media: its text is whole in the message"
             ))),
         }
@@ -102,9 +102,9 @@ impl MessagingApi {
 }
 
 /// A batch item's error, as a unary call would have answered it.
-fn item_error(error: ApiError) -> pb::BatchItemError {
+fn item_error(error: AppError) -> pb::BatchItemError {
     let field_violations = match &error {
-        ApiError::Invalid(violations) => violations
+        AppError::Invalid(violations) => violations
             .iter()
             .map(|v| pb::FieldViolation {
                 field: v.field.clone(),
@@ -151,24 +151,24 @@ impl MessagingService for MessagingApi {
             .store
             .get_message(&tenant, id)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         let (omniroute_domain::Direction::Inbound, Some(channel), Some(provider_id)) = (
             message.direction,
             message.channel,
             &message.provider_message_id,
         ) else {
-            return Err(ApiError::Precondition(format!(
+            return Err(AppError::Precondition(format!(
                 "messages/{id} is not a message from a customer"
             ))
             .into());
         };
         let Some(adapter) = self.ctx.adapters.get(&channel) else {
-            return Err(ApiError::Precondition(format!("{channel} is not configured")).into());
+            return Err(AppError::Precondition(format!("{channel} is not configured")).into());
         };
         adapter
             .mark_read(&tenant, provider_id)
             .await
-            .map_err(|error| ApiError::Provider {
+            .map_err(|error| AppError::Provider {
                 what: "the read receipt was not taken",
                 error,
             })?;
@@ -189,7 +189,7 @@ impl MessagingService for MessagingApi {
             .store
             .get_message(&tenant, id)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         let (download, filename) = match (message.channel, &message.content) {
             (_, Content::Text(text)) => (self.whole_text(&tenant, id, text).await?, ""),
             (Some(channel), Content::Media(media)) => (
@@ -198,7 +198,7 @@ impl MessagingService for MessagingApi {
             ),
             _ => {
                 return Err(
-                    ApiError::Precondition(format!("messages/{id} carries no media")).into(),
+                    AppError::Precondition(format!("messages/{id} carries no media")).into(),
                 );
             }
         };
@@ -230,15 +230,13 @@ impl MessagingService for MessagingApi {
     ) -> Result<Response<pb::PreviewRouteResponse>, Status> {
         let tenant = self.ctx.tenant(&request);
         let Some(send) = request.get_ref().send.as_ref() else {
-            return Err(ApiError::invalid("send", "the send to preview is required").into());
+            return Err(AppError::invalid("send", "the send to preview is required").into());
         };
         let send = self.validate(send).map_err(|e| match e {
-            ApiError::Invalid(violations) => ApiError::Invalid(
+            AppError::Invalid(violations) => AppError::Invalid(
                 violations
                     .into_iter()
-                    .map(|v| {
-                        tonic_types::FieldViolation::new(format!("send.{}", v.field), v.description)
-                    })
+                    .map(|v| crate::app::Violation::new(format!("send.{}", v.field), v.description))
                     .collect(),
             ),
             other => other,
@@ -249,7 +247,7 @@ impl MessagingService for MessagingApi {
             .recipients
             .find(store, &tenant, &[send.recipient.lookup()], true)
             .await
-            .map_err(ApiError::from)?
+            .map_err(AppError::from)?
             .pop()
             .flatten();
         let (recipient, contact) = match (found, &send.recipient) {
@@ -260,7 +258,7 @@ impl MessagingService for MessagingApi {
             // SendMessage would create the contact: decide on a new one.
             (None, Recipient::Address(address)) => (Arc::new(new_contact(address)), None),
             (None, Recipient::Contact(id)) => {
-                return Err(ApiError::from(StoreError::NotFound {
+                return Err(AppError::from(StoreError::NotFound {
                     resource: "contacts",
                     id: id.to_string(),
                 })
@@ -268,7 +266,7 @@ impl MessagingService for MessagingApi {
             }
             (None, Recipient::ExternalRef(_)) => {
                 return Err(
-                    ApiError::NotFound("no contact has this external reference".into()).into(),
+                    AppError::NotFound("no contact has this external reference".into()).into(),
                 );
             }
         };
@@ -281,7 +279,7 @@ impl MessagingService for MessagingApi {
                 &recipient,
                 omniroute_domain::now(),
             )
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         Ok(Response::new(pb::PreviewRouteResponse {
             route: Some(message_convert::route_to_pb(contact, &routed.route)),
             category: convert::category_to_pb(routed.category) as i32,
@@ -299,7 +297,7 @@ impl MessagingService for MessagingApi {
             .send_all(&tenant, std::slice::from_ref(request.get_ref()))
             .await
             .pop()
-            .unwrap_or_else(|| Err(ApiError::Precondition("not routed".into())))?;
+            .unwrap_or_else(|| Err(AppError::Precondition("not routed".into())))?;
         Ok(Response::new(pb::SendMessageResponse {
             message: Some(message_convert::message_to_pb(&message)),
         }))
@@ -314,7 +312,7 @@ impl MessagingService for MessagingApi {
         let requests = &request.get_ref().requests;
         if requests.is_empty() || requests.len() > MAX_BATCH {
             return Err(
-                ApiError::invalid("requests", format!("1 to {MAX_BATCH} sends per call")).into(),
+                AppError::invalid("requests", format!("1 to {MAX_BATCH} sends per call")).into(),
             );
         }
         let results = self
@@ -344,7 +342,7 @@ impl MessagingService for MessagingApi {
             .store
             .get_message(&tenant, id)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         Ok(Response::new(pb::GetMessageResponse {
             message: Some(message_convert::message_to_pb(&message)),
         }))
@@ -365,7 +363,7 @@ impl MessagingService for MessagingApi {
             .store
             .list_messages(&tenant, contact, before, limit + 1)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         let more = messages.len() > limit;
         messages.truncate(limit);
         // A page ends at `limit` messages or before it would pass the size
@@ -408,7 +406,7 @@ impl MessagingService for MessagingApi {
             .store
             .cancel_message(&tenant, id)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         tracing::info!(message_id = %id, "message canceled");
         Ok(Response::new(pb::CancelMessageResponse {
             message: Some(message_convert::message_to_pb(&message)),
@@ -427,7 +425,7 @@ impl MessagingService for MessagingApi {
             .store
             .retry_message(&tenant, id)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         tracing::info!(message_id = %id, "message requeued by operator");
         Ok(Response::new(pb::RetryMessageResponse {
             message: Some(message_convert::message_to_pb(&message)),

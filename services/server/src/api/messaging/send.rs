@@ -28,10 +28,10 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::super::convert::{self, parse_contact_name};
-use super::super::error::{ApiError, Violations};
 use super::super::message_convert::parse_message_name;
 use super::super::message_validate;
 use super::MessagingApi;
+use crate::app::{AppError, Violations};
 use crate::routing;
 
 /// How often a send is routed again because its contact changed meanwhile.
@@ -160,7 +160,7 @@ fn timestamp(
 
 impl MessagingApi {
     /// Validates a whole send request; reports every bad field at once.
-    pub(super) fn validate(&self, req: &pb::SendMessageRequest) -> Result<Send, ApiError> {
+    pub(super) fn validate(&self, req: &pb::SendMessageRequest) -> Result<Send, AppError> {
         use pb::send_message_request::Recipient as R;
         let mut v = Violations::default();
         let recipient = match &req.recipient {
@@ -261,7 +261,7 @@ impl MessagingApi {
         v.finish()?;
         let (Some(recipient), Some(category), Some(content)) = (recipient, category, content)
         else {
-            return Err(ApiError::invalid("message", "incomplete"));
+            return Err(AppError::invalid("message", "incomplete"));
         };
         Ok(Send {
             recipient,
@@ -294,7 +294,7 @@ impl MessagingApi {
         routed: Vec<(usize, Send, Uuid)>,
         messages: Vec<NewMessage>,
         again: &mut Vec<(usize, Send)>,
-        answers: &mut [Option<Result<omniroute_domain::Message, ApiError>>],
+        answers: &mut [Option<Result<omniroute_domain::Message, AppError>>],
     ) -> (Vec<(usize, Send, Uuid)>, Vec<NewMessage>) {
         let mut kept = (
             Vec::with_capacity(routed.len()),
@@ -347,7 +347,7 @@ impl MessagingApi {
         tenant: &str,
         send: &Send,
         recipient: &RoutingContact,
-    ) -> Result<NewMessage, ApiError> {
+    ) -> Result<NewMessage, AppError> {
         let routed = self.ctx.router.route(
             tenant,
             &send.route_request(),
@@ -389,7 +389,7 @@ impl MessagingApi {
         admitted: &super::super::quotas::Admitted,
         held: Vec<(usize, Send, Uuid)>,
         messages: Vec<NewMessage>,
-        answers: &mut [Option<Result<omniroute_domain::Message, ApiError>>],
+        answers: &mut [Option<Result<omniroute_domain::Message, AppError>>],
     ) {
         let keyed: Vec<(usize, &NewMessage)> = held
             .iter()
@@ -420,7 +420,7 @@ impl MessagingApi {
                 answers[index] = Some(
                     omniroute_store::replay(found, &message.request_hash)
                         .map(|a| a.message().clone())
-                        .map_err(ApiError::from),
+                        .map_err(AppError::from),
                 );
             }
         }
@@ -438,9 +438,9 @@ impl MessagingApi {
         &self,
         tenant: &Arc<str>,
         requests: &[pb::SendMessageRequest],
-    ) -> Vec<Result<omniroute_domain::Message, ApiError>> {
+    ) -> Vec<Result<omniroute_domain::Message, AppError>> {
         let store = self.ctx.store.as_ref();
-        let mut answers: Vec<Option<Result<omniroute_domain::Message, ApiError>>> =
+        let mut answers: Vec<Option<Result<omniroute_domain::Message, AppError>>> =
             (0..requests.len()).map(|_| None).collect();
         let mut pending: Vec<(usize, Send)> = Vec::with_capacity(requests.len());
         for (index, request) in requests.iter().enumerate() {
@@ -491,7 +491,7 @@ impl MessagingApi {
                         id: id.to_string(),
                     }
                     .into()),
-                    (None, Recipient::ExternalRef(_)) => Err(ApiError::NotFound(
+                    (None, Recipient::ExternalRef(_)) => Err(AppError::NotFound(
                         "no contact has this external reference".into(),
                     )),
                 };
@@ -590,7 +590,7 @@ impl MessagingApi {
         }
         answers
             .into_iter()
-            .map(|a| a.unwrap_or_else(|| Err(ApiError::Precondition("not routed".into()))))
+            .map(|a| a.unwrap_or_else(|| Err(AppError::Precondition("not routed".into()))))
             .collect()
     }
 }
@@ -629,6 +629,6 @@ pub(super) fn new_contact(address: &Address) -> RoutingContact {
 /// A store failure shared by several sends, each answered with its own
 /// error of the same kind (UNAVAILABLE stays UNAVAILABLE); the cause was
 /// logged once.
-fn failed(what: &str, e: &StoreError) -> ApiError {
-    ApiError::Store(e.like(what))
+fn failed(what: &str, e: &StoreError) -> AppError {
+    AppError::Store(e.like(what))
 }

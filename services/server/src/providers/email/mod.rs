@@ -78,7 +78,7 @@ impl Provider for Email {
         settings
             .email
             .smtp_listen
-            .map(|addr| crate::app::listen(addr, "email.smtp_listen"))
+            .map(|addr| crate::server::listen(addr, "email.smtp_listen"))
             .transpose()
     }
 
