@@ -29,6 +29,9 @@ use tonic::transport::server::TcpIncoming;
 use crate::api::{
     AdminApi, ApiContext, CallbackApi, ContactApi, EventApi, MessagingApi, PreferenceApi,
 };
+use crate::app::App;
+use crate::app::callbacks::CustomerCallbacks;
+use crate::app::inbound::Ingress;
 use crate::pipeline::{self, Pipeline, statuses};
 use crate::routing::Router;
 use crate::routing::breaker::Breakers;
@@ -149,12 +152,13 @@ impl Application {
             tenant_policies,
             Arc::clone(&breakers),
         );
-        let ctx = ApiContext::new(
+        let app = App::new(
             Arc::clone(&self.store),
             &self.settings,
             Arc::clone(&adapters),
             router,
         );
+        let ctx = ApiContext::new(app.clone(), &self.settings);
         let pipeline = Pipeline::start(
             Arc::clone(&self.store),
             &self.settings,
@@ -219,20 +223,14 @@ impl Application {
                 tokio::time::sleep(grace).await;
             }
         };
-        let ingress = webhooks::Ingress::new(
-            Arc::clone(&self.store),
-            Arc::clone(&adapters),
-            Arc::new(accounts),
-            sink.clone(),
-        )
-        .with_customer_callbacks(crate::customer_callbacks::CustomerCallbacks::new(
-            self.settings.routing.call_me.clone(),
-            self.settings.routing.missed_calls.clone(),
-            CallbackApi::new(ctx.clone(), MessagingApi::new(ctx.clone())),
-        ));
+        let ingress = Ingress::new(app.clone(), Arc::new(accounts), sink.clone())
+            .with_customer_callbacks(CustomerCallbacks::new(
+                self.settings.routing.call_me.clone(),
+                self.settings.routing.missed_calls.clone(),
+                app.clone(),
+            ));
         let shared = crate::providers::Shared {
-            store: Arc::clone(&self.store),
-            adapters: Arc::clone(&adapters),
+            app: app.clone(),
             ingress: ingress.clone(),
         };
         let mut provider_tasks = Vec::new();
@@ -246,9 +244,8 @@ impl Application {
                 )));
             }
         }
-        let webhooks = webhooks::Ingress::bounded(
-            ingress
-                .router(self.settings.http.max_body_bytes)
+        let webhooks = crate::http::bounded(
+            webhooks::router(ingress, self.settings.http.max_body_bytes)
                 .merge(crate::providers::routes(&self.settings, &shared)),
             Duration::from_secs(self.settings.http.request_timeout_secs),
         );
@@ -273,7 +270,7 @@ impl Application {
             }
             // Bounded like the webhook listener: a scraper that stalls
             // holds nothing open.
-            let routes = webhooks::Ingress::bounded(
+            let routes = crate::http::bounded(
                 crate::metrics::router(Arc::clone(&self.store), breakers),
                 Duration::from_secs(self.settings.http.request_timeout_secs),
             );
@@ -316,11 +313,8 @@ impl Application {
                     .max_decoding_message_size(max_message),
             )
             .add_service(
-                CallbackServiceServer::new(CallbackApi::new(
-                    ctx.clone(),
-                    MessagingApi::new(ctx.clone()),
-                ))
-                .max_decoding_message_size(max_message),
+                CallbackServiceServer::new(CallbackApi::new(ctx.clone()))
+                    .max_decoding_message_size(max_message),
             )
             .add_service(
                 AdminServiceServer::new(AdminApi::new(ctx.clone()))

@@ -17,30 +17,32 @@
 
 use std::sync::Arc;
 
+use omniroute_channel::Content;
 use omniroute_domain::{
-    Callback, CallbackFilter, CallbackMark, CallbackState, Message, callback_due, statuses_in,
+    Callback, CallbackFilter, CallbackMark, CallbackState, callback_due, statuses_in,
 };
 use omniroute_proto::v1 as pb;
 use pb::callback_service_server::CallbackService;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use super::ApiContext;
 use super::convert::{self, contact_name};
 use super::message_convert::{message_name, parse_message_name};
-use super::{ApiContext, MessagingApi};
+use crate::app::callbacks::CallbackOrder;
+use crate::app::send::Recipient;
 use crate::app::{AppError, Violations};
 
 /// The CallbackService implementation.
 #[derive(Debug, Clone)]
 pub struct CallbackApi {
     ctx: ApiContext,
-    messaging: MessagingApi,
 }
 
 impl CallbackApi {
-    /// The service, sending through `messaging`.
-    pub fn new(ctx: ApiContext, messaging: MessagingApi) -> CallbackApi {
-        CallbackApi { ctx, messaging }
+    /// The service over the application core.
+    pub fn new(ctx: ApiContext) -> CallbackApi {
+        CallbackApi { ctx }
     }
 }
 
@@ -58,10 +60,10 @@ fn callback_id(field: &str, name: &str) -> Result<Uuid, AppError> {
     id.map_err(|e| AppError::invalid(field, e))
 }
 
-/// The send a CreateCallback request makes. MessagingService checks it
-/// (its errors are renamed to the callback's fields by [`renamed`]); the
-/// agent line's number, the greeting's limits (the voice adapter's), the
-/// times and references are checked there, once.
+/// The send a CreateCallback request is, to be checked as SendMessage's
+/// (its errors renamed to the callback's fields by [`renamed`]): the agent
+/// line's number, the greeting, the times and references are checked
+/// there, once; the idempotency key as the application will keep it.
 fn to_send(req: &pb::CreateCallbackRequest) -> Result<pb::SendMessageRequest, AppError> {
     let Some(c) = req.callback.as_ref() else {
         return Err(AppError::invalid("callback", "a callback is required"));
@@ -213,55 +215,26 @@ pub fn callback_to_pb(callback: &Callback) -> pb::Callback {
 }
 
 impl CallbackApi {
-    /// Schedules a callback (CreateCallback's work, also done for a
-    /// customer who tapped a "call me" button).
-    pub async fn create(
-        &self,
-        tenant: &Arc<str>,
-        request: &pb::CreateCallbackRequest,
-    ) -> Result<Message, AppError> {
-        let send = to_send(request)?;
-        let message = self
-            .messaging
-            .send_all(tenant, std::slice::from_ref(&send))
-            .await
-            .pop()
-            .unwrap_or_else(|| Err(AppError::Precondition("the callback was not taken".into())))
-            .map_err(renamed)?;
-        tracing::info!(callback = %message.id, "callback scheduled");
-        Ok(message)
-    }
-
-    async fn get(&self, tenant: &str, id: Uuid) -> Result<pb::Callback, AppError> {
-        let callback = self.ctx.store.get_callback(tenant, id).await?;
-        Ok(callback_to_pb(&callback))
-    }
-
-    /// Cancels a callback that waits for a call or whose call rings; the
-    /// ringing call is ended (the callback is canceled either way: a call
-    /// the provider could not end is not bridged when answered, as the
-    /// router answers it for a canceled callback with a hang-up).
-    async fn cancel(&self, tenant: &str, id: Uuid) -> Result<pb::Callback, AppError> {
-        let canceled = self.ctx.store.cancel_callback(tenant, id).await?;
-        tracing::info!(callback = %id, ringing = canceled.ringing.is_some(), "callback canceled");
-        if let Some(call) = &canceled.ringing {
-            let channel = canceled
-                .callback
-                .message
-                .channel
-                .unwrap_or(omniroute_channel::Channel::Voice);
-            match self.ctx.adapters.get(&channel) {
-                Some(adapter) => {
-                    if let Err(e) = adapter.end(call).await {
-                        tracing::warn!(callback = %id, error = %e, "the canceled callback's call could not be ended");
-                    }
-                }
-                None => {
-                    tracing::warn!(callback = %id, %channel, "no adapter to end the canceled callback's call")
-                }
-            }
-        }
-        Ok(callback_to_pb(&canceled.callback))
+    /// CreateCallback's request as the order the application schedules:
+    /// checked as the send it is (its errors renamed to the callback's
+    /// fields by [`renamed`]).
+    fn order(&self, request: &pb::CreateCallbackRequest) -> Result<CallbackOrder, AppError> {
+        let send =
+            super::messaging::send_request(self.ctx.region, &to_send(request)?).map_err(renamed)?;
+        let (Recipient::Contact(contact), Content::CallbackRequest(callback)) =
+            (send.recipient, send.content)
+        else {
+            return Err(AppError::invalid("callback", "incomplete"));
+        };
+        Ok(CallbackOrder {
+            contact,
+            request: callback,
+            schedule_time: send.send_time,
+            latest_time: send.expire_time,
+            correlation_ref: send.correlation_ref,
+            idempotency_key: Some(request.idempotency_key.trim().to_owned())
+                .filter(|key| !key.is_empty()),
+        })
     }
 }
 
@@ -273,7 +246,13 @@ impl CallbackService for CallbackApi {
         request: Request<pb::CreateCallbackRequest>,
     ) -> Result<Response<pb::CreateCallbackResponse>, Status> {
         let tenant: Arc<str> = self.ctx.tenant(&request);
-        let message = self.create(&tenant, request.get_ref()).await?;
+        let order = self.order(request.get_ref())?;
+        let message = self
+            .ctx
+            .app
+            .schedule_callback(&tenant, order)
+            .await
+            .map_err(renamed)?;
         let callback = Callback {
             message,
             progress: None,
@@ -291,7 +270,14 @@ impl CallbackService for CallbackApi {
         let tenant = self.ctx.tenant(&request);
         let id = callback_id("name", &request.get_ref().name)?;
         Ok(Response::new(pb::GetCallbackResponse {
-            callback: Some(self.get(&tenant, id).await?),
+            callback: Some(callback_to_pb(
+                &self
+                    .ctx
+                    .store
+                    .get_callback(&tenant, id)
+                    .await
+                    .map_err(AppError::from)?,
+            )),
         }))
     }
 
@@ -367,7 +353,9 @@ impl CallbackService for CallbackApi {
         let tenant = self.ctx.tenant(&request);
         let id = callback_id("name", &request.get_ref().name)?;
         Ok(Response::new(pb::CancelCallbackResponse {
-            callback: Some(self.cancel(&tenant, id).await?),
+            callback: Some(callback_to_pb(
+                &self.ctx.app.cancel_callback(&tenant, id).await?,
+            )),
         }))
     }
 }

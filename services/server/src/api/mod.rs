@@ -19,7 +19,6 @@ mod overload;
 pub use overload::OverloadLayer;
 mod page_token;
 mod preferences;
-mod quotas;
 
 use std::sync::Arc;
 
@@ -34,53 +33,30 @@ pub use events::EventApi;
 pub use messaging::{MAX_BATCH, MessagingApi};
 pub use preferences::PreferenceApi;
 
-use crate::app::AppError;
-use crate::pipeline::dispatcher::Adapters;
-use crate::pipeline::recipients::Recipients;
-use crate::routing::Router;
+use crate::app::{App, AppError};
 use crate::settings::Settings;
 use page_token::PageTokens;
 
-/// What every service needs: the store and the API settings.
+/// What every service needs: the application core, the store for plain
+/// reads, and the API settings.
 #[derive(Debug, Clone)]
 pub struct ApiContext {
+    /// The use cases.
+    app: App,
     store: Arc<dyn Store>,
     region: PhoneRegion,
     tokens: PageTokens,
     default_page_size: u32,
     max_page_size: u32,
     default_tenant: Arc<str>,
-    /// Routing: every decision about channels, times and fallbacks.
-    router: Router,
-    /// The adapters (read receipts, media downloads).
-    adapters: Adapters,
-    /// Contacts for routing sends, cached.
-    recipients: Arc<Recipients>,
-    /// Per-tenant send quotas.
-    quotas: Arc<quotas::Quotas>,
 }
 
 impl ApiContext {
-    /// Builds the context from validated settings.
-    pub fn new(
-        store: Arc<dyn Store>,
-        settings: &Settings,
-        adapters: Adapters,
-        router: Router,
-    ) -> ApiContext {
-        let recipients = Recipients::new(
-            settings.contacts.cache_size,
-            std::time::Duration::from_secs(settings.contacts.cache_ttl_secs),
-        );
+    /// The API over the application core, from validated settings.
+    pub fn new(app: App, settings: &Settings) -> ApiContext {
         ApiContext {
-            quotas: Arc::new(quotas::Quotas::new(
-                settings.quotas.clone(),
-                Arc::clone(&store),
-            )),
-            recipients: Arc::new(recipients),
-            router,
-            adapters,
-            store,
+            store: Arc::clone(app.store()),
+            app,
             region: settings.phone_region(),
             tokens: PageTokens::new(settings.api.page_token_secret.expose()),
             default_page_size: settings.api.default_page_size,

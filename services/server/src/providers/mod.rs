@@ -25,13 +25,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use omniroute_channel::{Adapter, Channel};
-use omniroute_store::Store;
 use tokio::net::TcpListener;
 
-use crate::pipeline::dispatcher::Adapters;
+use crate::app::App;
+use crate::app::inbound::Ingress;
 use crate::pipeline::statuses::StatusChannel;
 use crate::settings::{Settings, SettingsError};
-use crate::webhooks::Ingress;
 
 /// A future a provider's listener runs as.
 pub type Serving = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -39,10 +38,8 @@ pub type Serving = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// What a provider's routes and listeners may use.
 #[derive(Debug, Clone)]
 pub struct Shared {
-    /// The store.
-    pub store: Arc<dyn Store>,
-    /// Every channel's adapter.
-    pub adapters: Adapters,
+    /// The use cases.
+    pub app: App,
     /// The ingestion every delivery goes through.
     pub ingress: Ingress,
 }

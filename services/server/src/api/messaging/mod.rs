@@ -2,11 +2,7 @@
 //! path is [`send`]) and reading them: messages, timelines paged by count
 //! and size, a customer's media, previews of a route.
 
-use std::sync::Arc;
-
-use omniroute_channel::{Channel, Content};
 use omniroute_proto::v1 as pb;
-use omniroute_store::StoreError;
 use pb::messaging_service_server::MessagingService;
 use prost::Message as _;
 use tonic::{Request, Response, Status};
@@ -17,9 +13,9 @@ use super::message_convert::parse_message_name;
 use super::{ApiContext, message_convert};
 use crate::app::AppError;
 
-mod send;
+mod validate;
 
-use send::{Recipient, new_contact};
+pub(super) use validate::send_request;
 
 /// Most sends in one BatchSendMessages call.
 pub const MAX_BATCH: usize = 500;
@@ -38,66 +34,6 @@ impl MessagingApi {
     /// The service over a context.
     pub fn new(ctx: ApiContext) -> MessagingApi {
         MessagingApi { ctx }
-    }
-
-    /// The bytes of a media message: kept by the router when the message
-    /// carried them itself (an email attachment), else the provider's.
-    async fn media_of(
-        &self,
-        tenant: &str,
-        id: Uuid,
-        channel: Channel,
-        media: &omniroute_channel::content::Media,
-    ) -> Result<omniroute_channel::MediaDownload, AppError> {
-        if media.media_id.is_empty() {
-            return Err(AppError::Precondition(format!(
-                "messages/{id} links its media by URL; fetch it there"
-            )));
-        }
-        if let Some(bytes) = self.ctx.store.get_inbound_media(tenant, id).await? {
-            return Ok(omniroute_channel::MediaDownload {
-                mime_type: media.mime_type.clone(),
-                bytes,
-            });
-        }
-        let Some(adapter) = self.ctx.adapters.get(&channel) else {
-            return Err(AppError::Precondition(format!(
-                "{channel} is not configured"
-            )));
-        };
-        adapter
-            .fetch_media(tenant, &media.media_id)
-            .await
-            .map_err(|error| AppError::Provider {
-                what: "the provider did not serve the media",
-                error,
-            })
-    }
-
-    /// The whole of a customer's text the router cut to its bounds
-    /// (`omniroute_channel::bounds`): kept as the message's media; a text
-    /// stored whole before the bounds applied is served from the message.
-    async fn whole_text(
-        &self,
-        tenant: &str,
-        id: Uuid,
-        text: &omniroute_channel::content::Text,
-    ) -> Result<omniroute_channel::MediaDownload, AppError> {
-        if let Some(overflow) = &text.overflow
-            && let Some(bytes) = self.ctx.store.get_inbound_media(tenant, id).await?
-        {
-            return Ok(omniroute_channel::MediaDownload {
-                mime_type: overflow.mime_type.clone(),
-                bytes,
-            });
-        }
-        let mut cut = text.clone();
-        match omniroute_channel::bounds::bound_text(&mut cut) {
-            Some((mime_type, bytes)) => Ok(omniroute_channel::MediaDownload { mime_type, bytes }),
-            None => Err(AppError::Precondition(format!(
-                "messages/{id} carries no media: its text is whole in the message"
-            ))),
-        }
     }
 }
 
@@ -146,32 +82,7 @@ impl MessagingService for MessagingApi {
     ) -> Result<Response<pb::MarkMessageReadResponse>, Status> {
         let tenant = self.ctx.tenant(&request);
         let id = message_id("name", &request.get_ref().name)?;
-        let message = self
-            .ctx
-            .store
-            .get_message(&tenant, id)
-            .await
-            .map_err(AppError::from)?;
-        let (omniroute_domain::Direction::Inbound, Some(channel), Some(provider_id)) = (
-            message.direction,
-            message.channel,
-            &message.provider_message_id,
-        ) else {
-            return Err(AppError::Precondition(format!(
-                "messages/{id} is not a message from a customer"
-            ))
-            .into());
-        };
-        let Some(adapter) = self.ctx.adapters.get(&channel) else {
-            return Err(AppError::Precondition(format!("{channel} is not configured")).into());
-        };
-        adapter
-            .mark_read(&tenant, provider_id)
-            .await
-            .map_err(|error| AppError::Provider {
-                what: "the read receipt was not taken",
-                error,
-            })?;
+        let message = self.ctx.app.mark_read(&tenant, id).await?;
         Ok(Response::new(pb::MarkMessageReadResponse {
             message: Some(message_convert::message_to_pb(&message)),
         }))
@@ -184,24 +95,7 @@ impl MessagingService for MessagingApi {
     ) -> Result<Response<Self::GetMessageMediaStream>, Status> {
         let tenant = self.ctx.tenant(&request);
         let id = message_id("name", &request.get_ref().name)?;
-        let message = self
-            .ctx
-            .store
-            .get_message(&tenant, id)
-            .await
-            .map_err(AppError::from)?;
-        let (download, filename) = match (message.channel, &message.content) {
-            (_, Content::Text(text)) => (self.whole_text(&tenant, id, text).await?, ""),
-            (Some(channel), Content::Media(media)) => (
-                self.media_of(&tenant, id, channel, media).await?,
-                media.filename.as_str(),
-            ),
-            _ => {
-                return Err(
-                    AppError::Precondition(format!("messages/{id} carries no media")).into(),
-                );
-            }
-        };
+        let (download, filename) = self.ctx.app.media(&tenant, id).await?;
         let size = i64::try_from(download.bytes.len()).unwrap_or(i64::MAX);
         let mut chunks: Vec<pb::GetMessageMediaResponse> = download
             .bytes
@@ -215,7 +109,7 @@ impl MessagingService for MessagingApi {
             chunks.push(pb::GetMessageMediaResponse::default());
         }
         chunks[0].mime_type = download.mime_type;
-        chunks[0].filename = filename.to_owned();
+        chunks[0].filename = filename;
         chunks[0].size_bytes = size;
         tracing::info!(message_id = %id, bytes = size, "media downloaded");
         Ok(Response::new(Box::pin(tokio_stream::iter(
@@ -232,7 +126,7 @@ impl MessagingService for MessagingApi {
         let Some(send) = request.get_ref().send.as_ref() else {
             return Err(AppError::invalid("send", "the send to preview is required").into());
         };
-        let send = self.validate(send).map_err(|e| match e {
+        let send = send_request(self.ctx.region, send).map_err(|e| match e {
             AppError::Invalid(violations) => AppError::Invalid(
                 violations
                     .into_iter()
@@ -241,45 +135,8 @@ impl MessagingService for MessagingApi {
             ),
             other => other,
         })?;
-        let store = self.ctx.store.as_ref();
-        let found = self
-            .ctx
-            .recipients
-            .find(store, &tenant, &[send.recipient.lookup()], true)
-            .await
-            .map_err(AppError::from)?
-            .pop()
-            .flatten();
-        let (recipient, contact) = match (found, &send.recipient) {
-            (Some(r), _) => {
-                let id = r.contact.id;
-                (r, Some(id))
-            }
-            // SendMessage would create the contact: decide on a new one.
-            (None, Recipient::Address(address)) => (Arc::new(new_contact(address)), None),
-            (None, Recipient::Contact(id)) => {
-                return Err(AppError::from(StoreError::NotFound {
-                    resource: "contacts",
-                    id: id.to_string(),
-                })
-                .into());
-            }
-            (None, Recipient::ExternalRef(_)) => {
-                return Err(
-                    AppError::NotFound("no contact has this external reference".into()).into(),
-                );
-            }
-        };
-        let routed = self
-            .ctx
-            .router
-            .route(
-                &tenant,
-                &send.route_request(),
-                &recipient,
-                omniroute_domain::now(),
-            )
-            .map_err(AppError::from)?;
+        let crate::app::send::Preview { routed, contact } =
+            self.ctx.app.preview(&tenant, &send).await?;
         Ok(Response::new(pb::PreviewRouteResponse {
             route: Some(message_convert::route_to_pb(contact, &routed.route)),
             category: convert::category_to_pb(routed.category) as i32,
@@ -294,7 +151,12 @@ impl MessagingService for MessagingApi {
     ) -> Result<Response<pb::SendMessageResponse>, Status> {
         let tenant = self.ctx.tenant(&request);
         let message = self
-            .send_all(&tenant, std::slice::from_ref(request.get_ref()))
+            .ctx
+            .app
+            .send(
+                &tenant,
+                vec![send_request(self.ctx.region, request.get_ref())],
+            )
             .await
             .pop()
             .unwrap_or_else(|| Err(AppError::Precondition("not routed".into())))?;
@@ -315,8 +177,14 @@ impl MessagingService for MessagingApi {
                 AppError::invalid("requests", format!("1 to {MAX_BATCH} sends per call")).into(),
             );
         }
+        let sends = requests
+            .iter()
+            .map(|r| send_request(self.ctx.region, r))
+            .collect();
         let results = self
-            .send_all(&tenant, requests)
+            .ctx
+            .app
+            .send(&tenant, sends)
             .await
             .into_iter()
             .map(|result| pb::BatchSendResult {

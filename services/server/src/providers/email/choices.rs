@@ -8,105 +8,54 @@
 //! names a message that is not an interactive one sent by email (an erased
 //! contact's, say), is 404 and changes nothing.
 
-use std::sync::Arc;
-use std::time::SystemTime;
-
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use omniroute_channel::content::Choice;
-use omniroute_channel::{Address, Channel, Content, PhoneRegion};
-use omniroute_domain::{NewInbound, Received};
 use omniroute_email::Unsubscribe;
-use omniroute_store::{Store, StoreError};
-use uuid::Uuid;
 
-use super::unsubscribe::failed;
-use crate::pipeline::dispatcher::Adapters;
+use crate::app::App;
+use crate::app::choices::Picked;
 
 #[derive(Debug, Clone)]
 struct Choices {
-    store: Arc<dyn Store>,
-    adapters: Adapters,
+    app: App,
     tokens: Unsubscribe,
 }
 
 /// The routes, when links are configured.
-pub fn router(store: Arc<dyn Store>, adapters: Adapters, tokens: Option<Unsubscribe>) -> Router {
+pub fn router(app: App, tokens: Option<Unsubscribe>) -> Router {
     let Some(tokens) = tokens else {
         return Router::new();
     };
     Router::new()
         .route("/choices/email/{token}", get(page).post(pick))
-        .with_state(Choices {
-            store,
-            adapters,
-            tokens,
-        })
-}
-
-/// What a verified link names: the tenant, our message, the choice, and
-/// the email attempt that carried it (the address and its Message-ID).
-struct Picked {
-    tenant: String,
-    message: omniroute_domain::Message,
-    choice: Choice,
-    address: String,
-    provider_message_id: String,
+        .with_state(Choices { app, tokens })
 }
 
 fn unknown() -> Response {
     (StatusCode::NOT_FOUND, "unknown choice link").into_response()
 }
 
-async fn resolve(state: &Choices, token: &str) -> Result<Option<Picked>, StoreError> {
+/// What a link names, when it verifies and names a choice of ours.
+async fn resolve(state: &Choices, token: &str) -> Result<Option<Picked>, Response> {
     let Some((tenant, message, choice)) = state.tokens.verify_choice(token) else {
         return Ok(None);
     };
-    let Ok(id) = Uuid::parse_str(&message) else {
-        return Ok(None);
-    };
-    let message = match state.store.get_message(&tenant, id).await {
-        Ok(m) => m,
-        Err(StoreError::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let Content::Interactive(interactive) = &message.content else {
-        return Ok(None);
-    };
-    let Some(choice) = interactive
-        .choices
-        .all()
-        .into_iter()
-        .find(|c| c.id == choice)
-        .cloned()
-    else {
-        return Ok(None);
-    };
-    let Some(attempt) = message
-        .attempts
-        .iter()
-        .rev()
-        .find(|a| a.channel == Channel::Email && !a.provider_message_id.is_empty())
-    else {
-        return Ok(None);
-    };
-    Ok(Some(Picked {
-        address: attempt.address.clone(),
-        provider_message_id: attempt.provider_message_id.clone(),
-        tenant,
-        message,
-        choice,
-    }))
+    state
+        .app
+        .choice_of(tenant, &message, &choice)
+        .await
+        .map_err(|e| crate::http::response("a choice", &e))
 }
 
 async fn page(State(state): State<Choices>, Path(token): Path<String>) -> Response {
     let picked = match resolve(&state, &token).await {
         Ok(Some(p)) => p,
         Ok(None) => return unknown(),
-        Err(e) => return failed("a choice", &e),
+        Err(response) => return response,
     };
     Html(format!(
         "<!doctype html><html><body><form method=\"post\" action=\"{}{token}\">\
@@ -122,39 +71,12 @@ async fn pick(State(state): State<Choices>, Path(token): Path<String>) -> Respon
     let picked = match resolve(&state, &token).await {
         Ok(Some(p)) => p,
         Ok(None) => return unknown(),
-        Err(e) => return failed("a choice", &e),
+        Err(response) => return response,
     };
-    let Ok(from) = Address::parse(Channel::Email, &picked.address, PhoneRegion::default()) else {
-        return unknown();
-    };
-    let line = state
-        .adapters
-        .get(&Channel::Email)
-        .map(|a| a.sending_line(&picked.tenant).to_owned())
-        .unwrap_or_default();
-    let inbound = NewInbound {
-        channel: Channel::Email,
-        from,
-        profile_name: None,
-        provider_user_id: None,
-        // One answer per choice of a message: a second click is the same.
-        provider_message_id: format!("choice:{}:{}", picked.message.id, picked.choice.id),
-        time: SystemTime::now(),
-        content: Content::ChoiceReply(picked.choice.clone()),
-        reply_to: Some(picked.provider_message_id),
-        line,
-        opens_window: None,
-        also_opens: None,
-        automatic: false,
-        media_bytes: None,
-    };
-    match state.store.record_inbound(&picked.tenant, inbound).await {
-        Ok(Received::New(m)) => {
-            tracing::info!(message_id = %picked.message.id, reply = %m.id, "choice picked by email link");
-            thanks(&picked.choice)
-        }
-        Ok(Received::Duplicate) => thanks(&picked.choice),
-        Err(e) => failed("a choice", &e),
+    match state.app.pick(&picked).await {
+        Ok(true) => thanks(&picked.choice),
+        Ok(false) => unknown(),
+        Err(e) => crate::http::response("a choice", &e),
     }
 }
 

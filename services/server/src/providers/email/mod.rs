@@ -67,11 +67,8 @@ impl Provider for Email {
     fn routes(&self, settings: &Settings, shared: &Shared) -> axum::Router {
         // One-click unsubscribes and choice links, signed alike.
         let links = settings.email.unsubscribe();
-        unsubscribe::router(Arc::clone(&shared.store), links.clone()).merge(choices::router(
-            Arc::clone(&shared.store),
-            Arc::clone(&shared.adapters),
-            links,
-        ))
+        unsubscribe::router(shared.app.clone(), links.clone())
+            .merge(choices::router(shared.app.clone(), links))
     }
 
     fn bind(&self, settings: &Settings) -> anyhow::Result<Option<TcpListener>> {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use omniroute_channel::{Adapter, Channel};
 use omniroute_email::listener::{Inbox, Refusal};
 
-use crate::webhooks::{Ingress, Rejected};
+use crate::app::inbound::{Ingress, Rejected};
 
 /// Hands mail from the SMTP listener to the ingestion.
 #[derive(Debug)]

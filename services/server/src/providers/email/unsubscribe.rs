@@ -7,8 +7,6 @@
 //! prefetching it) only shows a page with a button; it changes nothing. A
 //! token that does not verify is 404 and changes nothing.
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -16,23 +14,24 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use omniroute_channel::{Category, Channel};
 use omniroute_email::Unsubscribe;
-use omniroute_store::Store;
 use uuid::Uuid;
+
+use crate::app::App;
 
 #[derive(Debug, Clone)]
 struct Unsubscribes {
-    store: Arc<dyn Store>,
+    app: App,
     tokens: Unsubscribe,
 }
 
 /// The routes, when unsubscribe is configured.
-pub fn router(store: Arc<dyn Store>, tokens: Option<Unsubscribe>) -> Router {
+pub fn router(app: App, tokens: Option<Unsubscribe>) -> Router {
     let Some(tokens) = tokens else {
         return Router::new();
     };
     Router::new()
         .route("/unsubscribe/email/{token}", get(page).post(one_click))
-        .with_state(Unsubscribes { store, tokens })
+        .with_state(Unsubscribes { app, tokens })
 }
 
 async fn page(State(state): State<Unsubscribes>, Path(token): Path<String>) -> Response {
@@ -71,31 +70,20 @@ async fn one_click(
         return (StatusCode::NOT_FOUND, "unknown unsubscribe link").into_response();
     };
     let evidence = format!("one-click unsubscribe (RFC 8058) from messages/{message_id}");
-    match crate::webhooks::opt_out(
-        state.store.as_ref(),
-        &tenant,
-        message_id,
-        Channel::Email,
-        Category::Marketing,
-        "list-unsubscribe",
-        evidence,
-    )
-    .await
+    match state
+        .app
+        .opt_out(
+            &tenant,
+            message_id,
+            Channel::Email,
+            Category::Marketing,
+            "list-unsubscribe",
+            evidence,
+        )
+        .await
     {
         Ok(true) => (StatusCode::OK, "unsubscribed").into_response(),
         Ok(false) => (StatusCode::NOT_FOUND, "unknown unsubscribe link").into_response(),
-        Err(e) => failed("an unsubscribe", &e),
+        Err(e) => crate::http::response("an unsubscribe", &e),
     }
-}
-
-/// A store failure on a link: 503 while the store is unreachable (try
-/// again), else 500.
-pub(super) fn failed(what: &str, e: &omniroute_store::StoreError) -> Response {
-    tracing::error!(error = %omniroute_store::error_chain(e), "recording {what} failed");
-    let status = if e.is_transient() {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
-    };
-    (status, "try again later").into_response()
 }

@@ -1,14 +1,15 @@
-//! The send path of SendMessage and BatchSendMessages: a send is validated
-//! whole, its recipient resolved, its channel chosen by routing, its quota
+//! Sending: the use case behind SendMessage, BatchSendMessages and every
+//! callback (scheduled by an agent, asked for by a customer). A send is
+//! resolved to its recipient, its channel chosen by routing, its quota
 //! taken, and then the message, its dispatch job and its event are
-//! committed together before the call answers. From then on the dispatcher
-//! owns it. A send to an unknown address is routed on the contact it would
-//! create, and creates it only once routed and admitted by the quotas: a
-//! refused send leaves no personal data behind.
+//! committed together before the caller is answered. From then on the
+//! dispatcher owns it. A send to an unknown address is routed on the
+//! contact it would create, and creates it only once routed and admitted
+//! by the quotas: a refused send leaves no personal data behind.
 //!
-//! Both calls take the same path: the recipients of a call are read
-//! together (from the cache of `pipeline/recipients.rs`, the rest in one
-//! store call), and its messages are handed to the store in one call, which
+//! The sends of one call take one path: their recipients are read together
+//! (from the cache of `pipeline/recipients.rs`, the rest in one store
+//! call), and their messages are handed to the store in one call, which
 //! commits them with whatever else is being sent (group commit). A message
 //! routed on a contact that changed since it was read is routed again on
 //! fresh data; so is every refusal decided on cached data.
@@ -21,50 +22,47 @@ use omniroute_channel::{Address, Category, Channel, Content};
 use omniroute_domain::{
     ChannelOverride, ContactLookup, NewContact, NewMessage, Priority, RoutingContact,
 };
-use omniroute_proto::v1 as pb;
 use omniroute_store::StoreError;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::super::convert::{self, parse_contact_name};
-use super::super::message_convert::parse_message_name;
-use super::super::message_validate;
-use super::MessagingApi;
-use crate::app::{AppError, Violations};
+use super::{App, AppError};
 use crate::routing;
 
 /// How often a send is routed again because its contact changed meanwhile.
 const ROUTING_ROUNDS: usize = 3;
-const MAX_REF_LEN: usize = 256;
-const MAX_METADATA: usize = 32;
 
 /// Who a send is for, as validated.
 #[derive(Debug, Clone)]
-pub(super) enum Recipient {
+pub enum Recipient {
+    /// A contact by id.
     Contact(Uuid),
+    /// A contact by the company's reference.
     ExternalRef(String),
+    /// An address; an unknown one is a new contact, created once the send
+    /// is accepted.
     Address(Address),
 }
 
-/// A validated send, before its recipient is resolved.
+/// A send as a face validated it, before its recipient is resolved.
 #[derive(Debug, Clone)]
-pub(super) struct Send {
-    pub(super) recipient: Recipient,
-    category: Category,
-    content: Content,
-    overrides: Vec<ChannelOverride>,
-    channel: Option<Channel>,
-    priority: Option<Priority>,
-    correlation_ref: String,
-    metadata: BTreeMap<String, String>,
-    send_time: Option<SystemTime>,
-    expire_time: Option<SystemTime>,
-    reply_to: Option<Uuid>,
-    idempotency_key: Option<String>,
-    urgent: bool,
-    excluded: Vec<Channel>,
-    deliver_within: Option<Duration>,
+pub struct SendRequest {
+    pub recipient: Recipient,
+    pub category: Category,
+    pub content: Content,
+    pub overrides: Vec<ChannelOverride>,
+    pub channel: Option<Channel>,
+    pub priority: Option<Priority>,
+    pub correlation_ref: String,
+    pub metadata: BTreeMap<String, String>,
+    pub send_time: Option<SystemTime>,
+    pub expire_time: Option<SystemTime>,
+    pub reply_to: Option<Uuid>,
+    pub idempotency_key: Option<String>,
+    pub urgent: bool,
+    pub excluded: Vec<Channel>,
+    pub deliver_within: Option<Duration>,
 }
 
 /// What makes two sends the same request, for idempotency.
@@ -89,7 +87,7 @@ struct Fingerprint<'a> {
 
 impl Recipient {
     /// How the store finds the contact.
-    pub(super) fn lookup(&self) -> ContactLookup {
+    pub fn lookup(&self) -> ContactLookup {
         match self {
             Recipient::Contact(id) => ContactLookup::Id(*id),
             Recipient::ExternalRef(r) => ContactLookup::ExternalRef(r.clone()),
@@ -98,9 +96,9 @@ impl Recipient {
     }
 }
 
-impl Send {
+impl SendRequest {
     /// What routing decides on.
-    pub(super) fn route_request(&self) -> routing::RouteRequest<'_> {
+    pub fn route_request(&self) -> routing::RouteRequest<'_> {
         routing::RouteRequest {
             category: self.category,
             urgent: self.urgent,
@@ -146,142 +144,7 @@ impl Send {
     }
 }
 
-fn timestamp(
-    v: &mut Violations,
-    field: &str,
-    value: Option<&prost_types::Timestamp>,
-) -> Option<SystemTime> {
-    let t = value?;
-    v.check(
-        field,
-        SystemTime::try_from(*t).map_err(|_| "not a valid timestamp"),
-    )
-}
-
-impl MessagingApi {
-    /// Validates a whole send request; reports every bad field at once.
-    pub(super) fn validate(&self, req: &pb::SendMessageRequest) -> Result<Send, AppError> {
-        use pb::send_message_request::Recipient as R;
-        let mut v = Violations::default();
-        let recipient = match &req.recipient {
-            None => {
-                v.add(
-                    "recipient",
-                    "one of contact, external_ref or address is required",
-                );
-                None
-            }
-            Some(R::Contact(name)) => v
-                .check("contact", parse_contact_name(name))
-                .map(Recipient::Contact),
-            Some(R::ExternalRef(r)) if r.trim().is_empty() => {
-                v.add("external_ref", "must not be empty");
-                None
-            }
-            Some(R::ExternalRef(r)) => Some(Recipient::ExternalRef(r.trim().to_owned())),
-            Some(R::Address(identity)) => {
-                convert::address(&mut v, "address", Some(identity), self.ctx.region)
-                    .map(Recipient::Address)
-            }
-        };
-        let Some(m) = req.message.as_ref() else {
-            v.add("message", "a message is required");
-            return Err(v.finish().unwrap_err());
-        };
-        let category = v.check("message.category", convert::category(m.category));
-        let content = message_validate::content(&mut v, "message.content", m.content.as_ref());
-        let overrides = message_validate::overrides(&mut v, "message.overrides", &m.overrides);
-        let channel = match m.channel {
-            0 => None,
-            value => v.check("message.channel", convert::channel(value)),
-        };
-        let excluded = message_validate::excluded_channels(
-            &mut v,
-            "message.excluded_channels",
-            &m.excluded_channels,
-        );
-        if let Some(c) = channel
-            && excluded.contains(&c)
-        {
-            v.add(
-                "message.excluded_channels",
-                format!("excludes {c}, the channel asked for"),
-            );
-        }
-        let priority = v
-            .check("message.priority", message_validate::priority(m.priority))
-            .flatten();
-        if m.correlation_ref.chars().count() > MAX_REF_LEN {
-            v.add(
-                "message.correlation_ref",
-                format!("longer than {MAX_REF_LEN} characters"),
-            );
-        }
-        let metadata = convert::string_map(&mut v, "message.metadata", &m.metadata, MAX_METADATA);
-        let now = SystemTime::now();
-        let send_time = timestamp(&mut v, "message.send_time", m.send_time.as_ref());
-        let expire_time = timestamp(&mut v, "message.expire_time", m.expire_time.as_ref());
-        if let Some(expire) = expire_time {
-            if expire <= now {
-                v.add("message.expire_time", "lies in the past");
-            } else if send_time.is_some_and(|s| s >= expire) {
-                v.add("message.expire_time", "must be later than send_time");
-            }
-        }
-        let deliver_within = message_validate::deliver_within(
-            &mut v,
-            "message.deliver_within",
-            m.deliver_within.as_ref(),
-        );
-        let reply_to = match m.reply_to.as_str() {
-            "" => None,
-            name => v.check("message.reply_to", parse_message_name(name)),
-        };
-        let key = req.idempotency_key.trim();
-        if key.chars().count() > MAX_REF_LEN || key.chars().any(char::is_control) {
-            v.add(
-                "idempotency_key",
-                format!("at most {MAX_REF_LEN} printable characters"),
-            );
-        }
-        // The agent line is dialled: it must be a real phone number.
-        let content = match content {
-            Some(Content::CallbackRequest(mut callback)) => {
-                let agent = v.check(
-                    "message.content.callback_request.agent_address",
-                    Address::parse(Channel::Voice, &callback.agent_address, self.ctx.region),
-                );
-                if let Some(agent) = agent {
-                    callback.agent_address = agent.value().to_owned();
-                }
-                Some(Content::CallbackRequest(callback))
-            }
-            other => other,
-        };
-        v.finish()?;
-        let (Some(recipient), Some(category), Some(content)) = (recipient, category, content)
-        else {
-            return Err(AppError::invalid("message", "incomplete"));
-        };
-        Ok(Send {
-            recipient,
-            category,
-            content,
-            overrides,
-            channel,
-            priority,
-            correlation_ref: m.correlation_ref.clone(),
-            metadata,
-            send_time,
-            expire_time,
-            reply_to,
-            idempotency_key: Some(key.to_owned()).filter(|k| !k.is_empty()),
-            urgent: m.urgent,
-            excluded,
-            deliver_within,
-        })
-    }
-
+impl App {
     /// Creates the contacts of admitted sends to unknown addresses (routed
     /// on the contact the send would create, [`new_contact`]): only a send
     /// that will be accepted leaves a contact behind. A created contact is
@@ -291,11 +154,11 @@ impl MessagingApi {
     async fn create_recipients(
         &self,
         tenant: &Arc<str>,
-        routed: Vec<(usize, Send, Uuid)>,
+        routed: Vec<(usize, SendRequest, Uuid)>,
         messages: Vec<NewMessage>,
-        again: &mut Vec<(usize, Send)>,
+        again: &mut Vec<(usize, SendRequest)>,
         answers: &mut [Option<Result<omniroute_domain::Message, AppError>>],
-    ) -> (Vec<(usize, Send, Uuid)>, Vec<NewMessage>) {
+    ) -> (Vec<(usize, SendRequest, Uuid)>, Vec<NewMessage>) {
         let mut kept = (
             Vec::with_capacity(routed.len()),
             Vec::with_capacity(routed.len()),
@@ -310,7 +173,6 @@ impl MessagingApi {
                 }
             };
             let created = self
-                .ctx
                 .store
                 .create_contact(
                     tenant,
@@ -345,10 +207,10 @@ impl MessagingApi {
     fn route(
         &self,
         tenant: &str,
-        send: &Send,
+        send: &SendRequest,
         recipient: &RoutingContact,
     ) -> Result<NewMessage, AppError> {
-        let routed = self.ctx.router.route(
+        let routed = self.router.route(
             tenant,
             &send.route_request(),
             recipient,
@@ -386,8 +248,8 @@ impl MessagingApi {
     async fn answer_held_back(
         &self,
         tenant: &str,
-        admitted: &super::super::quotas::Admitted,
-        held: Vec<(usize, Send, Uuid)>,
+        admitted: &super::quotas::Admitted,
+        held: Vec<(usize, SendRequest, Uuid)>,
         messages: Vec<NewMessage>,
         answers: &mut [Option<Result<omniroute_domain::Message, AppError>>],
     ) {
@@ -404,8 +266,7 @@ impl MessagingApi {
         let found = if keys.is_empty() {
             Vec::new()
         } else {
-            self.ctx
-                .store
+            self.store
                 .messages_by_idempotency_keys(tenant, &keys)
                 .await
                 .unwrap_or_else(|e| {
@@ -426,25 +287,26 @@ impl MessagingApi {
         }
         for (index, _, _) in held {
             if answers[index].is_none() {
-                answers[index] = Some(Err(self.ctx.quotas.refusal(tenant, admitted)));
+                answers[index] = Some(Err(self.quotas.refusal(tenant, admitted)));
             }
         }
     }
 
-    /// Accepts sends, each on its own: validation, recipients read
-    /// together, routing, one store call for all (see the module
-    /// documentation). Answers in request order.
-    pub(in crate::api) async fn send_all(
+    /// Sends messages: each send on its own (a face's refusal of one,
+    /// `Err`, is answered as it is), the recipients read together, routed,
+    /// admitted by the tenant's quotas and accepted in one store call (see
+    /// the module documentation). Answers in order.
+    pub async fn send(
         &self,
         tenant: &Arc<str>,
-        requests: &[pb::SendMessageRequest],
+        sends: Vec<Result<SendRequest, AppError>>,
     ) -> Vec<Result<omniroute_domain::Message, AppError>> {
-        let store = self.ctx.store.as_ref();
+        let store = self.store.as_ref();
         let mut answers: Vec<Option<Result<omniroute_domain::Message, AppError>>> =
-            (0..requests.len()).map(|_| None).collect();
-        let mut pending: Vec<(usize, Send)> = Vec::with_capacity(requests.len());
-        for (index, request) in requests.iter().enumerate() {
-            match self.validate(request) {
+            (0..sends.len()).map(|_| None).collect();
+        let mut pending: Vec<(usize, SendRequest)> = Vec::with_capacity(sends.len());
+        for (index, send) in sends.into_iter().enumerate() {
+            match send {
                 Ok(send) => pending.push((index, send)),
                 Err(e) => answers[index] = Some(Err(e)),
             }
@@ -459,12 +321,7 @@ impl MessagingApi {
             let last = round + 1 == ROUTING_ROUNDS;
             let lookups: Vec<ContactLookup> =
                 pending.iter().map(|(_, s)| s.recipient.lookup()).collect();
-            let found = match self
-                .ctx
-                .recipients
-                .find(store, tenant, &lookups, fresh)
-                .await
-            {
+            let found = match self.recipients.find(store, tenant, &lookups, fresh).await {
                 Ok(found) => found,
                 Err(e) => {
                     if !e.is_transient() {
@@ -478,7 +335,7 @@ impl MessagingApi {
             };
             let mut again = Vec::new();
             // The sends routed, with their contacts, and their messages.
-            let mut routed: Vec<(usize, Send, Uuid)> = Vec::with_capacity(pending.len());
+            let mut routed: Vec<(usize, SendRequest, Uuid)> = Vec::with_capacity(pending.len());
             let mut messages: Vec<NewMessage> = Vec::with_capacity(pending.len());
             for ((index, send), found) in pending.into_iter().zip(found) {
                 let recipient = match (found, &send.recipient) {
@@ -507,7 +364,7 @@ impl MessagingApi {
             }
             // The tenant's quotas: the first sends that fit go, the rest are
             // refused with when they would fit.
-            let mut admitted = match self.ctx.quotas.admit(tenant, messages.len()).await {
+            let mut admitted = match self.quotas.admit(tenant, messages.len()).await {
                 Ok(admitted) => admitted,
                 Err(e) => {
                     for (index, _, _) in routed {
@@ -517,7 +374,7 @@ impl MessagingApi {
                     continue;
                 }
             };
-            let held: Vec<(usize, Send, Uuid)> = routed.drain(admitted.count..).collect();
+            let held: Vec<(usize, SendRequest, Uuid)> = routed.drain(admitted.count..).collect();
             let held_messages = messages.split_off(admitted.count);
             self.answer_held_back(tenant, &admitted, held, held_messages, &mut answers)
                 .await;
@@ -525,8 +382,7 @@ impl MessagingApi {
             let (routed, messages) = self
                 .create_recipients(tenant, routed, messages, &mut again, &mut answers)
                 .await;
-            self.ctx
-                .quotas
+            self.quotas
                 .give_back(tenant, &admitted, going - routed.len())
                 .await;
             admitted.count = routed.len();
@@ -536,8 +392,7 @@ impl MessagingApi {
                     if !e.is_transient() {
                         tracing::error!(error = %omniroute_store::error_chain(&e), "accepting messages failed");
                     }
-                    self.ctx
-                        .quotas
+                    self.quotas
                         .give_back(tenant, &admitted, admitted.count)
                         .await;
                     for (index, _, _) in routed {
@@ -552,7 +407,7 @@ impl MessagingApi {
                 .iter()
                 .filter(|a| !matches!(a, Ok(omniroute_domain::Accepted::New(_))))
                 .count();
-            self.ctx.quotas.give_back(tenant, &admitted, unused).await;
+            self.quotas.give_back(tenant, &admitted, unused).await;
             for ((index, send, contact), result) in routed.into_iter().zip(accepted) {
                 match result {
                     Ok(accepted) => {
@@ -575,9 +430,7 @@ impl MessagingApi {
                         answers[index] = Some(Ok(message));
                     }
                     Err(StoreError::ContactChanged(id)) if !last => {
-                        self.ctx
-                            .recipients
-                            .forget(tenant, &send.recipient.lookup(), id);
+                        self.recipients.forget(tenant, &send.recipient.lookup(), id);
                         again.push((index, send));
                     }
                     Err(e) => {
@@ -596,7 +449,7 @@ impl MessagingApi {
 }
 
 /// The contact a send to an unknown address would create, for previews.
-pub(super) fn new_contact(address: &Address) -> RoutingContact {
+fn new_contact(address: &Address) -> RoutingContact {
     let now = omniroute_domain::now();
     RoutingContact {
         contact: omniroute_domain::Contact {
@@ -631,4 +484,62 @@ pub(super) fn new_contact(address: &Address) -> RoutingContact {
 /// logged once.
 fn failed(what: &str, e: &StoreError) -> AppError {
     AppError::Store(e.like(what))
+}
+
+/// What routing would decide now for a send (PreviewRoute): the decision,
+/// and the contact it was made for (`None`: the send would create it).
+#[derive(Debug, Clone)]
+pub struct Preview {
+    /// The decision and its category.
+    pub routed: routing::Routed,
+    /// The contact, when it exists.
+    pub contact: Option<Uuid>,
+}
+
+impl App {
+    /// What routing decides now for `send`, through the same path as a
+    /// send, writing nothing (not even a new contact).
+    pub async fn preview(
+        &self,
+        tenant: &Arc<str>,
+        send: &SendRequest,
+    ) -> Result<Preview, AppError> {
+        let found = self
+            .recipients
+            .find(
+                self.store.as_ref(),
+                tenant,
+                &[send.recipient.lookup()],
+                true,
+            )
+            .await?
+            .pop()
+            .flatten();
+        let (recipient, contact) = match (found, &send.recipient) {
+            (Some(r), _) => {
+                let id = r.contact.id;
+                (r, Some(id))
+            }
+            // A send would create the contact: decide on a new one.
+            (None, Recipient::Address(address)) => (Arc::new(new_contact(address)), None),
+            (None, Recipient::Contact(id)) => {
+                return Err(AppError::from(StoreError::NotFound {
+                    resource: "contacts",
+                    id: id.to_string(),
+                }));
+            }
+            (None, Recipient::ExternalRef(_)) => {
+                return Err(AppError::NotFound(
+                    "no contact has this external reference".into(),
+                ));
+            }
+        };
+        let routed = self.router.route(
+            tenant,
+            &send.route_request(),
+            &recipient,
+            omniroute_domain::now(),
+        )?;
+        Ok(Preview { routed, contact })
+    }
 }
