@@ -232,19 +232,19 @@ impl Authenticator {
         Ok(key)
     }
 
-    /// Who a call to `path` with `authorization` comes from, or the status
-    /// it is refused with. `None`: a public method.
+    /// Who a call to `path` with `authorization` comes from, or why it is
+    /// refused. `None`: a public method.
     pub async fn check(
         &self,
         path: &str,
         authorization: Option<&str>,
-    ) -> Result<Option<Caller>, Status> {
+    ) -> Result<Option<Caller>, AuthError> {
         let scope = match need(path) {
             Need::Public if self.public_health => return Ok(None),
             Need::Public => "admin",
             Need::Scope(scope) => scope,
         };
-        let unauthenticated = |why: &str| Status::unauthenticated(why.to_owned());
+        let unauthenticated = |why: &str| AuthError::Unauthenticated(why.to_owned());
         let Some(header) = authorization else {
             return Err(unauthenticated(
                 "no API key: send the metadata \"authorization: Bearer omr_…\"",
@@ -264,9 +264,7 @@ impl Authenticator {
             Ok(key) => key,
             Err(e) => {
                 tracing::warn!(error = %omniroute_store::error_chain(&e), "reading an API key failed");
-                return Err(Status::unavailable(
-                    "the key cannot be checked now; try again shortly",
-                ));
+                return Err(AuthError::Unavailable);
             }
         };
         // The same answer for an unknown key and a wrong secret.
@@ -281,7 +279,7 @@ impl Authenticator {
             return Err(unauthenticated("the API key has expired"));
         }
         if !grants(&key.scopes, scope) {
-            return Err(Status::permission_denied(format!(
+            return Err(AuthError::PermissionDenied(format!(
                 "the API key lacks the scope {scope} that {path} needs"
             )));
         }
@@ -291,6 +289,23 @@ impl Authenticator {
             scopes: key.scopes.into(),
         }))
     }
+}
+
+/// Why a call is refused before it reaches a service; `api/error.rs` makes
+/// it a status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No key, a malformed one, or one that is unknown, revoked or expired
+    /// (UNAUTHENTICATED), with what the caller should know.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The key cannot be checked now: the store is unreachable
+    /// (UNAVAILABLE).
+    #[error("the key cannot be checked now; try again shortly")]
+    Unavailable,
+    /// The key lacks the method's scope (PERMISSION_DENIED).
+    #[error("{0}")]
+    PermissionDenied(String),
 }
 
 /// The tower layer around the gRPC services; `None` lets every call
@@ -362,7 +377,7 @@ where
                         request.extensions_mut().insert(caller);
                     }
                     Ok(None) => {}
-                    Err(status) => return Ok(status.into_http()),
+                    Err(refused) => return Ok(Status::from(refused).into_http()),
                 }
             }
             inner.call(request).await

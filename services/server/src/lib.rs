@@ -5,10 +5,11 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod channels;
 pub mod cli;
-pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod net;
 pub mod pipeline;
 pub mod providers;
 pub mod routing;

@@ -32,7 +32,7 @@ use crate::api::{
 use crate::app::App;
 use crate::app::callbacks::CustomerCallbacks;
 use crate::app::inbound::Ingress;
-use crate::pipeline::{self, Pipeline, statuses};
+use crate::pipeline::{Pipeline, statuses};
 use crate::routing::Router;
 use crate::routing::breaker::Breakers;
 use crate::settings::Settings;
@@ -69,12 +69,12 @@ impl Application {
             None => None,
         };
         let store = open_store(&settings).await?;
-        let listener = listen(settings.grpc.listen, "grpc.listen")?;
+        let listener = crate::net::listen(settings.grpc.listen, "grpc.listen")?;
         let local_addr = listener.local_addr()?;
-        let http_listener = listen(settings.http.listen, "http.listen")?;
+        let http_listener = crate::net::listen(settings.http.listen, "http.listen")?;
         let http_addr = http_listener.local_addr()?;
         let metrics_listener = match settings.metrics.address()? {
-            Some(address) => Some(listen(address, "metrics.listen")?),
+            Some(address) => Some(crate::net::listen(address, "metrics.listen")?),
             None => None,
         };
         let provider_listeners = crate::providers::bind(&settings)?;
@@ -139,8 +139,8 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (sink, reports) = statuses::channel();
-        let adapters = pipeline::adapters(&self.settings, &sink)?;
-        let accounts = pipeline::accounts(&self.settings);
+        let adapters = crate::providers::adapters(&self.settings, &sink)?;
+        let accounts = crate::providers::accounts(&self.settings);
         let (default_policy, tenant_policies) = self.settings.routing.policies()?;
         let breakers = Arc::new(Breakers::new(
             self.settings.routing.breaker_failures,
@@ -172,7 +172,7 @@ impl Application {
         let (health, health_service) = tonic_health::server::health_reporter();
         // SERVING once the store is open, which it is by the time `build`
         // returned; then following the store.
-        crate::health::init(&health).await;
+        crate::api::health::init(&health).await;
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(omniroute_proto::FILE_DESCRIPTOR_SET)
@@ -211,7 +211,7 @@ impl Application {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let health_task = tokio::spawn(crate::health::follow_store(
+        let health_task = tokio::spawn(crate::api::health::follow_store(
             Arc::clone(&self.store),
             health,
             stopping.clone(),
@@ -223,12 +223,13 @@ impl Application {
                 tokio::time::sleep(grace).await;
             }
         };
-        let ingress = Ingress::new(app.clone(), Arc::new(accounts), sink.clone())
-            .with_customer_callbacks(CustomerCallbacks::new(
+        let ingress = Ingress::new(app.clone(), accounts, sink.clone()).with_customer_callbacks(
+            CustomerCallbacks::new(
                 self.settings.routing.call_me.clone(),
                 self.settings.routing.missed_calls.clone(),
                 app.clone(),
-            ));
+            ),
+        );
         let shared = crate::providers::Shared {
             app: app.clone(),
             ingress: ingress.clone(),
@@ -369,27 +370,6 @@ impl Application {
         tracing::info!("omniroute stopped");
         Ok(())
     }
-}
-
-/// Connections a listener queues before the server accepts them (the
-/// kernel caps it at `net.core.somaxconn`). The standard library's 128
-/// overflows when a provider opens a few hundred webhook connections at
-/// once, and an overflowed connection is reset, not delayed.
-const LISTEN_BACKLOG: u32 = 4096;
-
-/// Binds a listener on `addr` (the setting `what`) with [`LISTEN_BACKLOG`].
-pub(crate) fn listen(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    let bind = || -> std::io::Result<TcpListener> {
-        let socket = if addr.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()?
-        } else {
-            tokio::net::TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        socket.bind(addr)?;
-        socket.listen(LISTEN_BACKLOG)
-    };
-    bind().map_err(|e| anyhow::anyhow!("cannot listen on {what} {addr}: {e}"))
 }
 
 fn store_kind(settings: &Settings) -> &'static str {

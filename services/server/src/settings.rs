@@ -24,6 +24,7 @@ mod routing;
 mod secrets;
 mod tls;
 mod voice;
+mod whatsapp;
 pub use auth::AuthSettings;
 pub use email::{EmailSender, EmailSettings};
 pub use metrics::MetricsSettings;
@@ -31,6 +32,7 @@ pub use quotas::{QuotaSettings, TenantQuota};
 pub use routing::{CallMeButton, MissedCallCallback, RoutingSettings, TenantRouting};
 pub use tls::TlsSettings;
 pub use voice::{VoiceNumberSettings, VoiceSettings};
+pub use whatsapp::{WhatsAppNumber, WhatsAppSettings};
 
 /// Whether `url` is a public `https://` address, or a plain one on this
 /// host (for local runs and tests): what providers may be sent to call back.
@@ -116,76 +118,6 @@ pub struct Settings {
     pub quotas: QuotaSettings,
     /// TLS on the gRPC and webhook listeners.
     pub tls: TlsSettings,
-}
-
-/// WhatsApp Business through Meta's Cloud API. Off: the sandbox serves
-/// WhatsApp.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WhatsAppSettings {
-    /// Send and receive through the Cloud API.
-    pub enabled: bool,
-    /// The Graph API host.
-    pub base_url: String,
-    /// The Graph API version.
-    pub api_version: String,
-    /// A system user access token with whatsapp_business_messaging and
-    /// whatsapp_business_management permissions.
-    pub access_token: Secret,
-    /// The Meta app's secret: webhook signatures are checked with it.
-    pub app_secret: Secret,
-    /// The verify token entered in the app's webhook settings.
-    pub verify_token: Secret,
-    /// Seconds between refreshes of the approved template catalogue.
-    pub template_refresh_secs: u64,
-    /// Seconds one Graph API request may take.
-    pub request_timeout_secs: u64,
-    /// The business numbers, each serving one tenant.
-    pub numbers: Vec<WhatsAppNumber>,
-}
-
-impl Default for WhatsAppSettings {
-    fn default() -> Self {
-        WhatsAppSettings {
-            enabled: false,
-            base_url: "https://graph.facebook.com".to_owned(),
-            api_version: "v24.0".to_owned(),
-            access_token: Secret::default(),
-            app_secret: Secret::default(),
-            verify_token: Secret::default(),
-            template_refresh_secs: 600,
-            request_timeout_secs: 10,
-            numbers: Vec::new(),
-        }
-    }
-}
-
-/// One WhatsApp business number.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WhatsAppNumber {
-    /// The number's Graph id (WhatsApp Manager → API setup), not the number.
-    pub phone_number_id: String,
-    /// The WhatsApp Business Account id, whose templates apply.
-    pub waba_id: String,
-    /// The tenant sending from it and receiving its messages.
-    pub tenant: String,
-    /// A label for operators, for example "service-de".
-    pub line: String,
-    /// Messages per second Meta allows the number (80 unless raised).
-    pub throughput_per_second: u32,
-}
-
-impl Default for WhatsAppNumber {
-    fn default() -> Self {
-        WhatsAppNumber {
-            phone_number_id: String::new(),
-            waba_id: String::new(),
-            tenant: "default".to_owned(),
-            line: String::new(),
-            throughput_per_second: 80,
-        }
-    }
 }
 
 /// The HTTP listener for provider webhooks.
@@ -625,7 +557,9 @@ impl Settings {
                 reason: "must be at least dispatch.backoff_base_ms".to_owned(),
             });
         }
-        crate::providers::validate(self)?;
+        self.whatsapp.validate()?;
+        self.email.validate()?;
+        self.voice.validate()?;
         self.routing.policies()?;
         if let Err(e) = self.log.filter.parse::<tracing_subscriber::EnvFilter>() {
             return Err(SettingsError::Invalid {

@@ -59,11 +59,25 @@ impl From<AppError> for Status {
                 );
                 Status::with_error_details(Code::ResourceExhausted, message, details)
             }
+            AppError::StreamBroken => {
+                Status::unavailable("the event log is unavailable; resume from your last cursor")
+            }
             AppError::Overloaded(limit) => retry_status(
                 Code::ResourceExhausted,
                 &format!("the server is busy: {limit} calls in progress; try again shortly"),
                 RETRY_OVERLOADED,
             ),
+        }
+    }
+}
+
+impl From<crate::auth::AuthError> for Status {
+    fn from(refused: crate::auth::AuthError) -> Status {
+        use crate::auth::AuthError;
+        match refused {
+            AuthError::Unauthenticated(why) => Status::unauthenticated(why),
+            AuthError::Unavailable => Status::unavailable(refused.to_string()),
+            AuthError::PermissionDenied(why) => Status::permission_denied(why),
         }
     }
 }

@@ -89,11 +89,7 @@ impl EventService for EventApi {
                     Ok(events) => events,
                     Err(e) => {
                         tracing::error!(error = %e, "reading events failed");
-                        let _ = tx
-                            .send(Err(Status::unavailable(
-                                "the event log is unavailable; resume from your last cursor",
-                            )))
-                            .await;
+                        let _ = tx.send(Err(Status::from(AppError::StreamBroken))).await;
                         return;
                     }
                 };

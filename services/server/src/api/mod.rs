@@ -12,6 +12,7 @@ mod contacts;
 mod convert;
 mod error;
 mod events;
+pub mod health;
 mod message_convert;
 mod message_validate;
 mod messaging;

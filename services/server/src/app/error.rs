@@ -48,6 +48,10 @@ pub enum AppError {
     /// A subscription asked to resume from a cursor this log never issued.
     #[error("the cursor is not a position of this event log")]
     Cursor(omniroute_domain::CursorCheck),
+    /// A stream broke off (the event log could not be read): resume from
+    /// the last position received.
+    #[error("the event log is unavailable; resume from your last cursor")]
+    StreamBroken,
     /// The server is answering as many calls as it takes at once
     /// (`grpc.max_concurrent_requests`); nothing was done.
     #[error("the server is busy: {0} calls in progress; try again shortly")]

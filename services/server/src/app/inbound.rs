@@ -11,7 +11,6 @@
 //! The faces map the outcome: `webhooks.rs` to HTTP (through `http.rs`),
 //! the email provider's SMTP listener to SMTP replies.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use omniroute_channel::{Adapter, AskedMessage, Channel, WebhookEvent, WebhookRequest};
@@ -20,11 +19,8 @@ use uuid::Uuid;
 
 use super::callbacks::{CustomerCallbacks, Tap};
 use super::{App, AppError};
+use crate::channels::Accounts;
 use crate::pipeline::statuses::{Report, StatusChannel};
-
-/// Which tenant a provider account (a WhatsApp phone number id, a mailbox)
-/// belongs to.
-pub type Accounts = Arc<HashMap<(Channel, String), String>>;
 
 /// The inbound use case: every delivery a provider makes (a webhook, a mail
 /// by SMTP), parsed by its adapter and recorded.

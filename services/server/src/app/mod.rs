@@ -26,7 +26,7 @@ use omniroute_store::Store;
 
 pub use error::{AppError, Violation, Violations};
 
-use crate::pipeline::dispatcher::Adapters;
+use crate::channels::Adapters;
 use crate::pipeline::recipients::Recipients;
 use crate::routing::Router;
 use crate::settings::Settings;

@@ -25,22 +25,19 @@
 //!   (`fallback::quiet_hold`), no attempt made. Every outcome feeds the
 //!   channel's circuit breaker.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use omniroute_channel::{Adapter, AdapterError, Address, Channel, OutboundMessage};
+use omniroute_channel::{AdapterError, Address, OutboundMessage};
 use omniroute_domain::{Attempt, AttemptOutcome, ClaimedJob, Completion, JobKind, NextStep};
 use omniroute_store::Store;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::channels::Adapters;
 use crate::routing::breaker::Breakers;
 use crate::routing::{fallback, policy};
 use crate::settings::DispatchSettings;
-
-/// The adapters by channel.
-pub type Adapters = Arc<HashMap<Channel, Arc<dyn Adapter>>>;
 
 /// Most outcomes recorded in one store call.
 const MAX_COMPLETIONS: usize = 500;

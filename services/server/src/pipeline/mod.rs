@@ -8,70 +8,22 @@ pub mod recipients;
 pub mod reconcile;
 pub mod statuses;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use omniroute_channel::{Adapter, Channel};
-use omniroute_sandbox::{SandboxAdapter, SandboxConfig};
 use omniroute_store::Store;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::channels::Adapters;
 use crate::settings::Settings;
-use dispatcher::{Adapters, Dispatcher};
+use dispatcher::Dispatcher;
 
 /// The running background tasks.
 #[derive(Debug)]
 pub struct Pipeline {
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
-}
-
-/// Builds the adapters: each channel's provider when enabled (see
-/// `providers`), else the sandbox (when enabled).
-pub fn adapters(settings: &Settings, sink: &statuses::StatusChannel) -> anyhow::Result<Adapters> {
-    let mut adapters: HashMap<Channel, Arc<dyn Adapter>> = HashMap::new();
-    if settings.sandbox.enabled {
-        let config = SandboxConfig {
-            delivery_delay: Duration::from_millis(settings.sandbox.delivery_delay_ms),
-            read_delay: Duration::from_millis(settings.sandbox.read_delay_ms),
-            record_path: Some(settings.sandbox.record_path.clone())
-                .filter(|p| !p.as_os_str().is_empty()),
-            send_delay: Duration::from_millis(settings.sandbox.send_delay_ms),
-            webhook_secret: settings.sandbox.webhook_secret.expose().to_owned(),
-            region: settings.phone_region(),
-        };
-        for channel in Channel::ALL {
-            adapters.insert(
-                channel,
-                Arc::new(SandboxAdapter::new(
-                    channel,
-                    config.clone(),
-                    Arc::new(sink.clone()),
-                )),
-            );
-        }
-    }
-    let adapters = crate::providers::adapters(settings, sink, adapters)?;
-    Ok(Arc::new(adapters))
-}
-
-/// Which tenant each provider account (a WhatsApp phone number id, a
-/// mailbox) serves.
-pub fn accounts(settings: &Settings) -> HashMap<(Channel, String), String> {
-    let mut accounts = HashMap::new();
-    if settings.sandbox.enabled {
-        // Simulated customers write to the default tenant.
-        for channel in Channel::ALL {
-            accounts.insert(
-                (channel, omniroute_sandbox::ACCOUNT.to_owned()),
-                settings.api.default_tenant.clone(),
-            );
-        }
-    }
-    accounts.extend(crate::providers::accounts(settings));
-    accounts
 }
 
 impl Pipeline {

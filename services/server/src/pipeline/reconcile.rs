@@ -14,8 +14,8 @@ use omniroute_domain::SentMark;
 use omniroute_store::Store;
 use tokio::sync::watch;
 
-use super::dispatcher::Adapters;
 use super::statuses::StatusChannel;
+use crate::channels::Adapters;
 
 /// Messages looked at per round.
 const BATCH: usize = 500;

@@ -23,14 +23,18 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use omniroute_channel::{Adapter, Channel};
+use omniroute_sandbox::{SandboxAdapter, SandboxConfig};
 use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::app::inbound::Ingress;
+
+use crate::channels::{Accounts, Adapters};
 use crate::pipeline::statuses::StatusChannel;
-use crate::settings::{Settings, SettingsError};
+use crate::settings::Settings;
 
 /// A future a provider's listener runs as.
 pub type Serving = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -55,8 +59,6 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Checks its settings section (on or off: an off section may still be
     /// inconsistent).
-    fn validate(&self, settings: &Settings) -> Result<(), SettingsError>;
-
     /// Builds its adapter; called when enabled.
     fn adapter(
         &self,
@@ -108,32 +110,56 @@ pub fn enabled(settings: &Settings) -> impl Iterator<Item = &'static dyn Provide
         .filter(move |p| p.enabled(settings))
 }
 
-/// Checks every provider's settings section.
-pub fn validate(settings: &Settings) -> Result<(), SettingsError> {
-    PROVIDERS.iter().try_for_each(|p| p.validate(settings))
-}
-
-/// The enabled providers' adapters, over `base` (the sandbox's).
-pub fn adapters(
-    settings: &Settings,
-    sink: &StatusChannel,
-    mut base: HashMap<Channel, Arc<dyn Adapter>>,
-) -> anyhow::Result<HashMap<Channel, Arc<dyn Adapter>>> {
-    for provider in enabled(settings) {
-        base.insert(provider.channel(), provider.adapter(settings, sink)?);
+/// Builds the adapters: each channel's provider when enabled, else the
+/// sandbox (when enabled).
+pub fn adapters(settings: &Settings, sink: &StatusChannel) -> anyhow::Result<Adapters> {
+    let mut adapters: HashMap<Channel, Arc<dyn Adapter>> = HashMap::new();
+    if settings.sandbox.enabled {
+        let config = SandboxConfig {
+            delivery_delay: Duration::from_millis(settings.sandbox.delivery_delay_ms),
+            read_delay: Duration::from_millis(settings.sandbox.read_delay_ms),
+            record_path: Some(settings.sandbox.record_path.clone())
+                .filter(|p| !p.as_os_str().is_empty()),
+            send_delay: Duration::from_millis(settings.sandbox.send_delay_ms),
+            webhook_secret: settings.sandbox.webhook_secret.expose().to_owned(),
+            region: settings.phone_region(),
+        };
+        for channel in Channel::ALL {
+            adapters.insert(
+                channel,
+                Arc::new(SandboxAdapter::new(
+                    channel,
+                    config.clone(),
+                    Arc::new(sink.clone()),
+                )),
+            );
+        }
     }
-    Ok(base)
+    for provider in enabled(settings) {
+        adapters.insert(provider.channel(), provider.adapter(settings, sink)?);
+    }
+    Ok(Arc::new(adapters))
 }
 
-/// The enabled providers' accounts and their tenants.
-pub fn accounts(settings: &Settings) -> Vec<((Channel, String), String)> {
-    enabled(settings)
-        .flat_map(|p| {
-            p.accounts(settings)
-                .into_iter()
-                .map(move |(account, tenant)| ((p.channel(), account), tenant))
-        })
-        .collect()
+/// Which tenant each provider account (a WhatsApp phone number id, a
+/// mailbox) serves.
+pub fn accounts(settings: &Settings) -> Accounts {
+    let mut accounts = HashMap::new();
+    if settings.sandbox.enabled {
+        // Simulated customers write to the default tenant.
+        for channel in Channel::ALL {
+            accounts.insert(
+                (channel, omniroute_sandbox::ACCOUNT.to_owned()),
+                settings.api.default_tenant.clone(),
+            );
+        }
+    }
+    accounts.extend(enabled(settings).flat_map(|p| {
+        p.accounts(settings)
+            .into_iter()
+            .map(move |(account, tenant)| ((p.channel(), account), tenant))
+    }));
+    Arc::new(accounts)
 }
 
 /// The enabled providers' own routes, merged.
@@ -175,8 +201,6 @@ mod tests {
             0,
             "the sandbox serves by default"
         );
-        assert!(validate(&defaults).is_ok());
-        assert!(accounts(&defaults).is_empty());
         assert!(bind(&defaults).unwrap().is_empty());
     }
 }

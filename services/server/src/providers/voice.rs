@@ -8,7 +8,7 @@ use omniroute_channel::{Adapter, Channel};
 
 use super::Provider;
 use crate::pipeline::statuses::StatusChannel;
-use crate::settings::{Settings, SettingsError};
+use crate::settings::Settings;
 
 /// The Twilio voice provider.
 #[derive(Debug)]
@@ -21,10 +21,6 @@ impl Provider for Voice {
 
     fn enabled(&self, settings: &Settings) -> bool {
         settings.voice.enabled
-    }
-
-    fn validate(&self, settings: &Settings) -> Result<(), SettingsError> {
-        settings.voice.validate()
     }
 
     fn adapter(

@@ -41,7 +41,7 @@ use omniroute_domain::{
 };
 use uuid::Uuid;
 
-use crate::pipeline::dispatcher::Adapters;
+use crate::channels::Adapters;
 use breaker::Breakers;
 use policy::{ChannelState, Input, TenantPolicy};
 

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 
 use super::{Provider, Serving, Shared};
 use crate::pipeline::statuses::StatusChannel;
-use crate::settings::{Settings, SettingsError};
+use crate::settings::Settings;
 
 /// The email provider.
 #[derive(Debug)]
@@ -28,10 +28,6 @@ impl Provider for Email {
 
     fn enabled(&self, settings: &Settings) -> bool {
         settings.email.enabled
-    }
-
-    fn validate(&self, settings: &Settings) -> Result<(), SettingsError> {
-        settings.email.validate()
     }
 
     fn adapter(
@@ -75,7 +71,7 @@ impl Provider for Email {
         settings
             .email
             .smtp_listen
-            .map(|addr| crate::server::listen(addr, "email.smtp_listen"))
+            .map(|addr| crate::net::listen(addr, "email.smtp_listen"))
             .transpose()
     }
 
