@@ -12,6 +12,7 @@
 //!   [`apply_report`).
 //! - [`callbacks`]: a callback (a voice message asking an agent to call the
 //!   customer back), its state derived from its message and its call.
+//! - [`policy`]: a tenant's routing rules (the settings' defaults).
 //! - [`auth`]: tenants and API keys.
 //!
 //! The store (`omniroute-store`) persists these records and applies these
@@ -24,6 +25,7 @@ pub mod events;
 pub mod jobs;
 pub mod messages;
 pub mod model;
+pub mod policy;
 
 pub use auth::*;
 pub use callbacks::*;
@@ -31,3 +33,4 @@ pub use events::*;
 pub use jobs::*;
 pub use messages::*;
 pub use model::*;
+pub use policy::*;

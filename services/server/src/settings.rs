@@ -30,7 +30,9 @@ pub use email::{EmailSender, EmailSettings};
 pub use metrics::MetricsSettings;
 pub use quotas::{QuotaSettings, TenantQuota};
 pub use routing::{CallMeButton, MissedCallCallback, RoutingSettings, TenantRouting};
-pub use tls::TlsSettings;
+#[cfg(test)]
+pub(crate) use tls::testing as tls_testing;
+pub use tls::{Material, TlsSettings, provider as tls_provider};
 pub use voice::{VoiceNumberSettings, VoiceSettings};
 pub use whatsapp::{WhatsAppNumber, WhatsAppSettings};
 
@@ -455,7 +457,7 @@ impl Settings {
                     .to_owned(),
             });
         }
-        if !self.log.otlp_endpoint.is_empty() && !crate::telemetry::OTEL {
+        if !self.log.otlp_endpoint.is_empty() && !cfg!(feature = "otel") {
             return Err(SettingsError::Invalid {
                 key: "log.otlp_endpoint",
                 reason: "this build exports no traces: build with `--features otel`".to_owned(),
@@ -810,7 +812,7 @@ mod tests {
         };
         assert_eq!(
             load("http://collector:4318/v1/traces").is_ok(),
-            crate::telemetry::OTEL
+            cfg!(feature = "otel")
         );
         let e = load("https://collector.example:4318/v1/traces")
             .unwrap_err()

@@ -11,30 +11,7 @@
 use omniroute_channel::{Channel, DeliveryReports};
 use omniroute_domain::{DeliveryEvidence, PlannedChannel};
 
-/// What a deadline does on a channel that reports no delivery.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum UnreportedDeadline {
-    /// The provider's acceptance ends it: no fallback for a message that
-    /// may well be in the mailbox (failures reported later, bounces, still
-    /// hand over). The default: a customer never gets a message twice
-    /// because a relay cannot say it arrived.
-    #[default]
-    Acceptance,
-    /// The deadline stays: the next step follows unless the customer
-    /// replies, even when the first step did arrive.
-    Keep,
-}
-
-impl UnreportedDeadline {
-    /// Parses the settings' spelling: `acceptance` or `keep`.
-    pub fn parse(text: &str) -> Option<UnreportedDeadline> {
-        match text {
-            "acceptance" => Some(UnreportedDeadline::Acceptance),
-            "keep" => Some(UnreportedDeadline::Keep),
-            _ => None,
-        }
-    }
-}
+pub use omniroute_domain::UnreportedDeadline;
 
 /// Marks each step with a deadline by what the deadline can see: a
 /// delivery report where the channel gives one (`reports`), else the

@@ -19,47 +19,7 @@ use super::quiet;
 /// closures may make whole months closed).
 const HORIZON_DAYS: i32 = 400;
 
-/// Weekday numbers (0 Monday … 6 Sunday) of a settings name.
-pub fn weekday(name: &str) -> Option<u8> {
-    Some(match name {
-        "mon" => 0,
-        "tue" => 1,
-        "wed" => 2,
-        "thu" => 3,
-        "fri" => 4,
-        "sat" => 5,
-        "sun" => 6,
-        _ => return None,
-    })
-}
-
-/// Parses `"mon-fri 09:00-17:00"` or `"sat 10:00-14:00"` (the end may be
-/// `24:00`) into spans; `None` when malformed or empty.
-pub fn parse_spans(text: &str) -> Option<Vec<OpenSpan>> {
-    let (days, times) = text.trim().split_once(' ')?;
-    let (first, last) = days.split_once('-').unwrap_or((days, days));
-    let (first, last) = (weekday(first)?, weekday(last)?);
-    let (start, end) = times.trim().split_once('-')?;
-    let minute = |t: &str| -> Option<u16> {
-        let (h, m) = t.split_once(':')?;
-        let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
-        let ok = t.len() == 5 && m < 60 && (h < 24 || (h == 24 && m == 0));
-        ok.then_some(h * 60 + m)
-    };
-    let (start, end) = (minute(start)?, minute(end)?);
-    if start >= end || first > last {
-        return None;
-    }
-    Some(
-        (first..=last)
-            .map(|weekday| OpenSpan {
-                weekday,
-                start_minute: start,
-                end_minute: end,
-            })
-            .collect(),
-    )
-}
+pub use omniroute_domain::{parse_spans, weekday};
 
 /// Parses a holiday, `YYYY-MM-DD`.
 pub fn parse_holiday(text: &str) -> Option<Date> {

@@ -16,7 +16,7 @@
 //! - every channel is either planned or skipped with a reason;
 //! - an explicit channel never bypasses any of this.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use omniroute_channel::{Capabilities, Category, Channel, Content, ContentViolation, Fit};
 use omniroute_domain::{
@@ -61,57 +61,7 @@ pub struct ChannelState {
     pub health: Health,
 }
 
-/// A tenant's routing defaults (contacts' preferences override them).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TenantPolicy {
-    /// The channel order when the customer stated none.
-    pub channel_order: Vec<Channel>,
-    /// The time zone of contacts without one.
-    pub time_zone: String,
-    /// Quiet hours of contacts without their own (minutes after midnight).
-    pub quiet_hours: Option<(u16, u16)>,
-    /// Whether business-initiated transactional, authentication and
-    /// service messages on WhatsApp need an opt-in on record (strict).
-    pub whatsapp_opt_in_required: bool,
-    /// Per category: how long a sent step may go undelivered before the
-    /// next step takes over.
-    pub deliver_within: Vec<(Category, Duration)>,
-    /// How long before a customer service window closes a `window closing`
-    /// event is logged; `None` for none.
-    pub window_closing_lead: Option<Duration>,
-    /// When the business takes callbacks; `None` for always.
-    pub business_hours: Option<omniroute_domain::OpeningHours>,
-    /// A callback's retry plan (seconds before each next attempt).
-    pub callback_retry_secs: Vec<u64>,
-    /// What a delivery deadline does where the channel reports no delivery.
-    pub unreported_deadline: super::deadline::UnreportedDeadline,
-}
-
-impl TenantPolicy {
-    /// The delivery deadline of a category.
-    pub fn deadline(&self, category: Category) -> Option<Duration> {
-        self.deliver_within
-            .iter()
-            .find(|(c, _)| *c == category)
-            .map(|(_, d)| *d)
-    }
-}
-
-impl Default for TenantPolicy {
-    fn default() -> Self {
-        TenantPolicy {
-            channel_order: Channel::ALL.to_vec(),
-            time_zone: "UTC".to_owned(),
-            quiet_hours: None,
-            whatsapp_opt_in_required: true,
-            deliver_within: Vec::new(),
-            window_closing_lead: Some(Duration::from_secs(3600)),
-            business_hours: None,
-            callback_retry_secs: vec![300, 900, 3600],
-            unreported_deadline: Default::default(),
-        }
-    }
-}
+pub use omniroute_domain::TenantPolicy;
 
 /// Everything a decision depends on.
 #[derive(Clone, Copy)]

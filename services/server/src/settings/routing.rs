@@ -10,12 +10,9 @@ use std::time::Duration;
 use omniroute_channel::{Category, Channel};
 use serde::{Deserialize, Serialize};
 
-use omniroute_domain::OpeningHours;
+use omniroute_domain::{OpeningHours, TenantPolicy, UnreportedDeadline, parse_spans};
 
 use super::SettingsError;
-use crate::routing::deadline::UnreportedDeadline;
-use crate::routing::hours;
-use crate::routing::policy::TenantPolicy;
 
 /// Routing defaults for every tenant, and per-tenant overrides.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,7 +177,7 @@ impl Callbacks<'_> {
         }
         let mut holidays = Vec::with_capacity(self.holidays.len());
         for day in self.holidays {
-            if hours::parse_holiday(day).is_none() {
+            if day.parse::<jiff::civil::Date>().is_err() {
                 return Err(invalid(
                     "routing.holidays",
                     format!("{day:?} is not a date like \"2026-12-25\""),
@@ -203,7 +200,7 @@ impl Callbacks<'_> {
         }
         let mut spans = Vec::new();
         for text in self.hours {
-            spans.extend(hours::parse_spans(text).ok_or_else(|| {
+            spans.extend(parse_spans(text).ok_or_else(|| {
                 invalid(
                     "routing.business_hours",
                     format!("{text:?} is not like \"mon-fri 09:00-17:00\""),

@@ -1,8 +1,18 @@
 //! `[tls]`: TLS on the gRPC listener and the webhook listener, and client
-//! certificates (mTLS) on gRPC (see `crate::tls`).
+//! certificates (mTLS) on gRPC (served by `crate::tls`): the section, and
+//! the [`Material`] its files hold, read and checked (at load, so that
+//! `omniroute check` and a start with bad files fail naming the key).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
+use rustls::sign::CertifiedKey;
+use rustls::{InconsistentKeys, RootCertStore};
 use serde::{Deserialize, Serialize};
 
 use super::SettingsError;
@@ -92,7 +102,7 @@ impl TlsSettings {
                 });
             }
         }
-        crate::tls::Material::load(self).map(|_| ())
+        Material::load(self).map(|_| ())
     }
 }
 
@@ -100,11 +110,218 @@ fn is_set(path: &Path) -> bool {
     !path.as_os_str().is_empty()
 }
 
+/// The crypto provider of every TLS configuration here: *ring*.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// What the `[tls]` files hold, read and checked: the certified key and,
+/// with `client_ca_file`, the verifier of clients' certificates.
+#[derive(Debug)]
+pub struct Material {
+    /// The certificate chain and its signing key.
+    pub(crate) key: Arc<CertifiedKey>,
+    /// With `client_ca_file`: the verifier of clients' certificates.
+    pub(crate) clients: Option<Arc<dyn ClientCertVerifier>>,
+}
+
+impl Material {
+    /// Reads the files `settings` name (TLS must be on): errors name the
+    /// setting and the file, never the contents of the key.
+    pub fn load(settings: &TlsSettings) -> Result<Material, SettingsError> {
+        Material::load_with(settings, &provider())
+    }
+
+    /// [`Material::load`] with a provider of the caller's.
+    pub(crate) fn load_with(
+        settings: &TlsSettings,
+        provider: &Arc<CryptoProvider>,
+    ) -> Result<Material, SettingsError> {
+        let chain = read_certificates(&settings.cert_file, "tls.cert_file")?;
+        let key = read_key(&settings.key_file)?;
+        let signing = provider.key_provider.load_private_key(key).map_err(|e| {
+            invalid(
+                "tls.key_file",
+                format!(
+                    "{} is not a private key rustls can use: {e}",
+                    settings.key_file.display()
+                ),
+            )
+        })?;
+        let key = CertifiedKey::new(chain, signing);
+        match key.keys_match() {
+            Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => {}
+            Err(rustls::Error::InconsistentKeys(_)) => {
+                return Err(invalid(
+                    "tls.key_file",
+                    format!(
+                        "the key in {} does not match the certificate in tls.cert_file {}",
+                        settings.key_file.display(),
+                        settings.cert_file.display()
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(invalid(
+                    "tls.cert_file",
+                    format!(
+                        "{} does not start with a valid certificate: {e}",
+                        settings.cert_file.display()
+                    ),
+                ));
+            }
+        }
+        let clients = if settings.mutual() {
+            Some(client_verifier(&settings.client_ca_file, provider)?)
+        } else {
+            None
+        };
+        Ok(Material {
+            key: Arc::new(key),
+            clients,
+        })
+    }
+}
+
+pub(crate) fn invalid(key: &'static str, reason: String) -> SettingsError {
+    SettingsError::Invalid { key, reason }
+}
+
+/// What went wrong reading PEM from `path`, without echoing what is in it.
+fn pem_error(key: &'static str, path: &Path, error: pem::Error) -> SettingsError {
+    let reason = match error {
+        pem::Error::Io(e) => format!("cannot read {}: {e}", path.display()),
+        pem::Error::NoItemsFound => format!("no PEM item of the right kind in {}", path.display()),
+        _ => format!("{} is not valid PEM", path.display()),
+    };
+    invalid(key, reason)
+}
+
+fn read_certificates(
+    path: &Path,
+    key: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, SettingsError> {
+    let certificates = CertificateDer::pem_file_iter(path)
+        .map_err(|e| pem_error(key, path, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_error(key, path, e))?;
+    if certificates.is_empty() {
+        return Err(invalid(
+            key,
+            format!(
+                "no certificate (\"-----BEGIN CERTIFICATE-----\") in {}",
+                path.display()
+            ),
+        ));
+    }
+    Ok(certificates)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, SettingsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| match e {
+        pem::Error::NoItemsFound => invalid(
+            "tls.key_file",
+            format!(
+                "no private key (\"-----BEGIN PRIVATE KEY-----\", RSA or EC) in {}",
+                path.display()
+            ),
+        ),
+        other => pem_error("tls.key_file", path, other),
+    })
+}
+
+fn client_verifier(
+    path: &Path,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, SettingsError> {
+    let mut roots = RootCertStore::empty();
+    for certificate in read_certificates(path, "tls.client_ca_file")? {
+        roots.add(certificate).map_err(|e| {
+            invalid(
+                "tls.client_ca_file",
+                format!("{} holds a certificate that is no CA: {e}", path.display()),
+            )
+        })?;
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider))
+        .build()
+        .map_err(|e| {
+            invalid(
+                "tls.client_ca_file",
+                format!("cannot verify clients with {}: {e}", path.display()),
+            )
+        })
+}
+
+/// Certificates for tests: a CA and leaves it signs.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::{Path, PathBuf};
+
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+
+    /// A certificate and its key, in PEM.
+    pub(crate) struct Leaf {
+        pub(crate) cert_pem: String,
+        pub(crate) key_pem: String,
+        pub(crate) der: Vec<u8>,
+    }
+
+    /// A CA that signs leaves.
+    pub(crate) struct Authority {
+        pub(crate) cert_pem: String,
+        issuer: Issuer<'static, KeyPair>,
+    }
+
+    impl Authority {
+        pub(crate) fn new(name: &str) -> Authority {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.distinguished_name.push(DnType::CommonName, name);
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+            let key = KeyPair::generate().unwrap();
+            let cert = params.self_signed(&key).unwrap();
+            Authority {
+                cert_pem: cert.pem(),
+                issuer: Issuer::new(params, key),
+            }
+        }
+
+        /// A server certificate for `name`.
+        pub(crate) fn server(&self, name: &str) -> Leaf {
+            self.leaf(name, ExtendedKeyUsagePurpose::ServerAuth)
+        }
+
+        fn leaf(&self, name: &str, usage: ExtendedKeyUsagePurpose) -> Leaf {
+            let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
+            params.distinguished_name.push(DnType::CommonName, name);
+            params.extended_key_usages = vec![usage];
+            let key = KeyPair::generate().unwrap();
+            let cert = params.signed_by(&key, &self.issuer).unwrap();
+            Leaf {
+                cert_pem: cert.pem(),
+                key_pem: key.serialize_pem(),
+                der: cert.der().to_vec(),
+            }
+        }
+    }
+
+    /// Writes `text` to `dir/name`.
+    pub(crate) fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::testing::{Authority, write};
     use super::*;
     use crate::settings::refused_key;
-    use crate::tls::testing::{Authority, write};
 
     fn files(dir: &Path, authority: &Authority) -> TlsSettings {
         let leaf = authority.server("localhost");
