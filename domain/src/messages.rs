@@ -67,17 +67,6 @@ impl MessageStatus {
         }
     }
 
-    /// Whether nothing can change the status any more.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            MessageStatus::Failed
-                | MessageStatus::Canceled
-                | MessageStatus::Read
-                | MessageStatus::Received
-        )
-    }
-
     /// Whether the message has not reached the provider yet (it can be
     /// canceled).
     pub fn is_pending(self) -> bool {

@@ -243,15 +243,6 @@ impl Router {
         Ok(Routed { category, route })
     }
 
-    /// The tenant's callback rules (for a callback routed elsewhere).
-    pub fn callback_rule(&self, tenant: &str) -> CallbackRule {
-        let policy = self.policy(tenant);
-        CallbackRule {
-            hours: policy.business_hours.clone(),
-            retry_secs: policy.callback_retry_secs.clone(),
-        }
-    }
-
     /// The approved category of the template the first step would send,
     /// when its provider keeps a catalogue.
     fn template_category(
