@@ -34,7 +34,6 @@ pub struct CustomerCallbacks {
 /// A customer's recorded tap, as the ingress saw it.
 #[derive(Debug)]
 pub struct Tap<'a> {
-    /// The tenant.
     pub tenant: &'a str,
     /// The channel it came on.
     pub channel: Channel,
@@ -42,7 +41,6 @@ pub struct Tap<'a> {
     pub from_key: &'a str,
     /// The provider's id of the tap.
     pub provider_id: &'a str,
-    /// Its content.
     pub content: &'a Content,
 }
 

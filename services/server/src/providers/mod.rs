@@ -39,7 +39,6 @@ pub type Serving = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// What a provider's routes and listeners may use.
 #[derive(Debug, Clone)]
 pub struct Shared {
-    /// The store.
     pub store: Arc<dyn Store>,
     /// Every channel's adapter.
     pub adapters: Adapters,

@@ -103,7 +103,6 @@ pub struct RouteRequest<'a> {
     pub category: Category,
     /// Deliver now even in quiet hours.
     pub urgent: bool,
-    /// The content.
     pub content: &'a Content,
     /// Per-channel contents.
     pub overrides: &'a [ChannelOverride],
