@@ -109,7 +109,6 @@ impl std::fmt::Debug for NewApiKey {
 /// A stored API key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey {
-    /// Its id.
     pub id: Uuid,
     /// The tenant it authenticates as.
     pub tenant: String,

@@ -64,7 +64,7 @@ pub enum CallbackState {
     Busy,
     /// The call could not be made.
     Failed,
-    /// Canceled.
+    /// Canceled before the customer answered.
     Canceled,
     /// No call could be made before its latest time.
     Expired,
@@ -222,7 +222,7 @@ pub const CANCELED_BY_CALLER: &str = "canceled by caller";
 pub struct NotCancelable {
     /// The callback's message.
     pub id: Uuid,
-    /// Its status.
+    /// Why not: the status it reached.
     pub status: MessageStatus,
 }
 

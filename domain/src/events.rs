@@ -29,7 +29,7 @@ pub enum EventType {
     ContactMerged,
     /// A contact was erased.
     ContactErased,
-    /// A callback changed.
+    /// A callback's state changed: every change is one event.
     CallbackChanged,
     /// A message's step was deferred (quiet hours): [`Event::route`] says
     /// until when.
@@ -168,7 +168,6 @@ pub struct Event {
     pub cursor: Cursor,
     /// What happened.
     pub kind: EventType,
-    /// When.
     pub time: SystemTime,
     /// The contact concerned.
     pub contact_id: Option<Uuid>,
@@ -215,7 +214,6 @@ pub enum EventPayload {
     Message(Box<Message>),
     /// A contact event: the contact and, for merges, the retired ids.
     Contact {
-        /// The contact.
         contact_id: Uuid,
         /// Ids merged into it.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -306,7 +304,6 @@ pub enum StoredPayload {
     Message(Box<Message>),
     /// A contact event.
     Contact {
-        /// The contact.
         contact_id: Uuid,
         /// Ids merged into it.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -424,7 +421,8 @@ pub fn status_event(before: MessageStatus, message: &Message) -> NewEvent {
     message_event(kind, message)
 }
 
-/// A contact event.
+/// The event of a contact created, merged (with the ids it retired) or
+/// erased.
 pub fn contact_event(kind: EventType, contact_id: Uuid, merged: Vec<Uuid>) -> NewEvent {
     NewEvent {
         kind,

@@ -133,17 +133,13 @@ pub struct Completion {
 #[derive(Debug, Clone, PartialEq)]
 pub enum NextStep {
     /// The provider accepted the message: it is sent.
-    Sent {
-        /// The provider's id.
-        provider_message_id: String,
-    },
+    Sent { provider_message_id: String },
     /// Try the same channel again at this time.
     RetryAt(SystemTime),
     /// Go on with this plan index, due at this time.
     NextChannel {
         /// The plan index.
         index: usize,
-        /// When it is due.
         due: SystemTime,
         /// Why; empty: the attempt's error.
         reason: String,
@@ -173,9 +169,9 @@ pub enum NextStep {
 pub struct ProviderStatus {
     /// Our message id, when the provider echoed it back.
     pub message_id: Option<Uuid>,
-    /// The channel.
     pub channel: Channel,
-    /// The provider's message id.
+    /// With the channel, what finds the message when our id was not echoed
+    /// back (the attempt that sent it recorded the provider's id).
     pub provider_message_id: String,
     /// Sent, delivered, read or failed.
     pub status: MessageStatus,
@@ -207,7 +203,6 @@ pub enum JobChange {
     Delete,
     /// Put it back in line, unleased, as a send job.
     Release {
-        /// When it is due.
         due: SystemTime,
         /// The plan index it tries next.
         plan_index: usize,

@@ -67,17 +67,6 @@ impl MessageStatus {
         }
     }
 
-    /// Whether nothing can change the status any more.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            MessageStatus::Failed
-                | MessageStatus::Canceled
-                | MessageStatus::Read
-                | MessageStatus::Received
-        )
-    }
-
     /// Whether the message has not reached the provider yet (it can be
     /// canceled).
     pub fn is_pending(self) -> bool {
@@ -175,9 +164,7 @@ impl Priority {
 /// Content to use on one channel instead of the main content.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChannelOverride {
-    /// The channel.
     pub channel: Channel,
-    /// Its content.
     pub content: Content,
     /// Only while the channel's customer service window is closed (a
     /// template alternative to free-form content on WhatsApp).
@@ -245,7 +232,7 @@ pub struct Attempt {
     /// The provider's error text.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub error_message: String,
-    /// The provider's id of the message.
+    /// What the provider calls the message: its status reports name it so.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub provider_message_id: String,
 }
@@ -256,7 +243,8 @@ pub struct Attempt {
 pub enum SkipReason {
     /// No identity on the channel.
     NoIdentity,
-    /// No consent.
+    /// No opt-in on record where one is needed: marketing, or a
+    /// business-initiated message on a windowed channel that requires one.
     NoConsent,
     /// Opted out of the category.
     OptedOut,
@@ -281,11 +269,11 @@ pub enum SkipReason {
 /// A channel left out of the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkippedChannel {
-    /// The channel.
     pub channel: Channel,
     /// Why.
     pub reason: SkipReason,
-    /// Details.
+    /// The reason in words (which consent, which rule), for whoever asks
+    /// why the channel was left out.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
 }
@@ -293,7 +281,6 @@ pub struct SkippedChannel {
 /// A channel of the plan with the address to use on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedChannel {
-    /// The channel.
     pub channel: Channel,
     /// The normalized address.
     pub address: String,
@@ -469,7 +456,6 @@ pub struct OpenSpan {
 /// A consent record routing relied on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsentUsed {
-    /// The channel.
     pub channel: Channel,
     /// The category of the record.
     pub category: Category,
@@ -516,9 +502,7 @@ pub struct NewMessage {
     /// The contact's version the route was decided on: the message is
     /// committed only while the contact is still at it.
     pub contact_version: i64,
-    /// The category.
     pub category: Category,
-    /// The content.
     pub content: Content,
     /// Per-channel content.
     pub overrides: Vec<ChannelOverride>,
@@ -546,15 +530,11 @@ pub struct NewMessage {
 /// A stored message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
-    /// Its id.
     pub id: Uuid,
-    /// The contact.
     pub contact_id: Uuid,
     /// Outbound or inbound.
     pub direction: Direction,
-    /// The category.
     pub category: Category,
-    /// The content.
     pub content: Content,
     /// Per-channel content.
     #[serde(default)]

@@ -136,11 +136,8 @@ pub struct Identity {
 /// What erasure removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErasureSummary {
-    /// Identities removed.
     pub identities_removed: i32,
-    /// Consent records removed.
     pub consent_records_removed: i32,
-    /// Messages redacted.
     pub messages_redacted: i32,
 }
 
@@ -178,7 +175,6 @@ pub struct Contact {
 /// after the customer's last message to that business number).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceWindow {
-    /// The channel.
     pub channel: Channel,
     /// The business line the customer wrote to or called (the WhatsApp
     /// phone number id, the mailbox, the phone line); empty when unknown
@@ -258,7 +254,6 @@ pub struct RoutingContact {
 /// A contact to create.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NewContact {
-    /// Its profile.
     pub profile: Profile,
     /// Its first identities.
     pub identities: Vec<Address>,
@@ -290,7 +285,6 @@ pub enum OptStatus {
 /// The wish for one category.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CategoryPreference {
-    /// The category.
     pub category: Category,
     /// Opted in or out; `None` when no wish is stated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -319,7 +313,8 @@ pub struct ChannelPreferences {
     /// Per-category wishes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub categories: Vec<CategoryPreference>,
-    /// Quiet hours.
+    /// When not to reach the customer: no step is due inside them unless
+    /// urgent; `None`: any time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quiet_hours: Option<QuietHours>,
 }
@@ -434,15 +429,12 @@ impl LegalBasis {
 /// A ledger entry to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewConsent {
-    /// The channel.
     pub channel: Channel,
-    /// The category.
     pub category: Category,
     /// Grant or revoke.
     pub action: ConsentAction,
     /// Where it was given.
     pub source: String,
-    /// The legal basis.
     pub legal_basis: LegalBasis,
     /// Free-form evidence.
     pub evidence: String,
@@ -479,15 +471,12 @@ pub struct ConsentRecord {
     pub id: Uuid,
     /// The contact it belongs to.
     pub contact_id: Uuid,
-    /// The channel.
     pub channel: Channel,
-    /// The category.
     pub category: Category,
     /// Grant or revoke.
     pub action: ConsentAction,
     /// Where it was given.
     pub source: String,
-    /// The legal basis.
     pub legal_basis: LegalBasis,
     /// Free-form evidence.
     pub evidence: String,
@@ -500,15 +489,12 @@ pub struct ConsentRecord {
 /// The current consent for one channel and category.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentState {
-    /// The channel.
     pub channel: Channel,
-    /// The category.
     pub category: Category,
     /// Whether the deciding record is a grant.
     pub granted: bool,
     /// The deciding record.
     pub record_id: Uuid,
-    /// Its record time.
     pub record_time: SystemTime,
 }
 
@@ -542,9 +528,7 @@ pub fn derive_consents(records: &[ConsentRecord]) -> Vec<ConsentState> {
 /// Everything held about a contact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactExport {
-    /// The contact.
     pub contact: Contact,
-    /// Its preferences.
     pub preferences: Preferences,
     /// Its consent ledger, oldest first.
     pub consent_records: Vec<ConsentRecord>,

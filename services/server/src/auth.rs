@@ -106,9 +106,7 @@ pub fn unknown_scopes(scopes: &[String]) -> impl Iterator<Item = (usize, &String
 pub struct Caller {
     /// The key's tenant.
     pub tenant: Arc<str>,
-    /// The key.
     pub key_id: Uuid,
-    /// Its scopes.
     pub scopes: Arc<[String]>,
 }
 

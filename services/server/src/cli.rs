@@ -26,32 +26,24 @@ or * for every scope but admin.";
 pub enum Admin {
     /// Make a tenant.
     CreateTenant {
-        /// Its id.
         id: String,
-        /// Its name.
         name: String,
     },
-    /// List the tenants.
     ListTenants,
     /// Make a key.
     CreateKey {
-        /// Its tenant.
         tenant: String,
-        /// Its scopes.
         scopes: Vec<String>,
         /// What it is for.
         name: String,
         /// Days it is valid; none: until revoked.
         expires_in_days: Option<u64>,
     },
-    /// List keys.
     ListKeys {
-        /// One tenant's.
+        /// Only this tenant's; none: every tenant's.
         tenant: Option<String>,
     },
-    /// Revoke a key.
     RevokeKey {
-        /// Its id.
         id: Uuid,
     },
 }

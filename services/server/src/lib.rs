@@ -13,6 +13,7 @@ pub mod net;
 pub mod pipeline;
 pub mod providers;
 pub mod routing;
+pub mod scrape;
 pub mod server;
 pub mod settings;
 pub mod telemetry;

@@ -272,7 +272,7 @@ impl Application {
             // Bounded like the webhook listener: a scraper that stalls
             // holds nothing open.
             let routes = crate::http::bounded(
-                crate::metrics::router(Arc::clone(&self.store), breakers),
+                crate::scrape::router(Arc::clone(&self.store), breakers),
                 Duration::from_secs(self.settings.http.request_timeout_secs),
             );
             tokio::spawn(

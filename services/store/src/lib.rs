@@ -72,7 +72,6 @@ pub enum StoreError {
     NotFound {
         /// The kind of resource.
         resource: &'static str,
-        /// Its id.
         id: String,
     },
     /// The identity already belongs to another contact.
@@ -110,7 +109,7 @@ pub enum StoreError {
     NotCancelable {
         /// The message.
         id: Uuid,
-        /// Its status.
+        /// Why not: the status it reached.
         status: MessageStatus,
     },
     /// The message is being handed to the provider right now.
@@ -125,7 +124,7 @@ pub enum StoreError {
     NotRetryable {
         /// The message.
         id: Uuid,
-        /// Its status.
+        /// Why not: the status it has.
         status: MessageStatus,
     },
     /// A tenant with this id exists already.
@@ -210,7 +209,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// its last-seen WhatsApp form.
     async fn link_identity(&self, tenant: &str, id: Uuid, address: Address) -> Result<Contact>;
 
-    /// Unlinks an identity.
+    /// Unlinks an identity; one the contact does not have is
+    /// [`StoreError::IdentityNotLinked`].
     async fn unlink_identity(&self, tenant: &str, id: Uuid, address: Address) -> Result<Contact>;
 
     /// Finds the contact owning any of these (channel, key) pairs, in order.

@@ -61,7 +61,6 @@ pub enum AppError {
     QuotaExceeded {
         /// Which quota: `per_second` or `per_day`.
         quota: &'static str,
-        /// Its limit.
         limit: u64,
         /// When a send would fit again.
         retry_after: std::time::Duration,

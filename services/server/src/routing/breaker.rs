@@ -17,7 +17,8 @@ use omniroute_channel::{Channel, ErrorClass};
 
 use super::policy::Health;
 
-/// One breaker.
+/// The breaker of one channel and account; none in the map: closed, with
+/// no failures.
 #[derive(Debug, Clone, Copy, Default)]
 struct Breaker {
     /// Transient failures in a row.

@@ -103,7 +103,6 @@ pub struct RouteRequest<'a> {
     pub category: Category,
     /// Deliver now even in quiet hours.
     pub urgent: bool,
-    /// The content.
     pub content: &'a Content,
     /// Per-channel contents.
     pub overrides: &'a [ChannelOverride],
@@ -241,15 +240,6 @@ impl Router {
                 .map_or(DeliveryReports::Reported, |a| a.delivery_reports())
         });
         Ok(Routed { category, route })
-    }
-
-    /// The tenant's callback rules (for a callback routed elsewhere).
-    pub fn callback_rule(&self, tenant: &str) -> CallbackRule {
-        let policy = self.policy(tenant);
-        CallbackRule {
-            hours: policy.business_hours.clone(),
-            retry_secs: policy.callback_retry_secs.clone(),
-        }
     }
 
     /// The approved category of the template the first step would send,

@@ -53,7 +53,6 @@ impl Health {
 /// A channel that can be used: it has a provider (or the sandbox).
 #[derive(Debug, Clone)]
 pub struct ChannelState {
-    /// The channel.
     pub channel: Channel,
     /// What it carries.
     pub capabilities: Capabilities,
@@ -69,7 +68,6 @@ pub struct Input<'a> {
     /// What the caller asked for (category, urgency, contents, channel
     /// restrictions).
     pub request: RouteRequest<'a>,
-    /// The contact.
     pub contact: &'a Contact,
     /// Its stated preferences.
     pub preferences: &'a ChannelPreferences,
@@ -85,7 +83,7 @@ pub struct Input<'a> {
     pub tenant: &'a TenantPolicy,
     /// The adapters' own content checks.
     pub check: &'a dyn Fn(Channel, &Content) -> Vec<ContentViolation>,
-    /// Now.
+    /// The decision's time: a send time already past counts as this.
     pub now: SystemTime,
 }
 

@@ -96,7 +96,6 @@ impl Default for EmailSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmailSender {
-    /// The tenant.
     pub tenant: String,
     /// The From address, for example `support@acme.example`.
     pub from_address: String,

@@ -22,7 +22,6 @@ pub struct QuotaSettings {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TenantQuota {
-    /// The tenant.
     pub tenant: String,
     /// Its messages per second (0: none).
     pub per_second: Option<u32>,

@@ -93,7 +93,6 @@ pub struct CallMeButton {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MissedCallCallback {
-    /// The tenant.
     pub tenant: String,
     /// The agent line the callback bridges to, E.164.
     pub agent_address: String,
@@ -126,35 +125,27 @@ impl Default for RoutingSettings {
     }
 }
 
-/// One tenant's routing defaults; unset keys take the global ones.
+/// One tenant's routing defaults: each key means what the same key of
+/// [`RoutingSettings`] does, for this tenant; unset keys take the global
+/// ones.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TenantRouting {
-    /// The tenant.
     pub tenant: String,
-    /// Its channel order.
     pub channel_order: Option<Vec<Channel>>,
-    /// Its contacts' default time zone.
     pub time_zone: Option<String>,
     /// Its default quiet hours' start, "HH:MM" ("" for none).
     pub quiet_hours_start: Option<String>,
     /// Its default quiet hours' end, "HH:MM" ("" for none).
     pub quiet_hours_end: Option<String>,
-    /// Its WhatsApp opt-in rule.
     pub whatsapp_opt_in_required: Option<bool>,
     /// Its delivery deadlines per category (replacing the global table).
     pub deliver_within_secs: Option<BTreeMap<Category, u64>>,
-    /// Its rule for deadlines where delivery is not reported.
     pub deadline_without_delivery_reports: Option<String>,
-    /// Its window-closing lead time.
     pub window_closing_lead_secs: Option<u64>,
-    /// Its business hours.
     pub business_hours: Option<Vec<String>>,
-    /// Its business hours' time zone.
     pub business_time_zone: Option<String>,
-    /// Its holidays.
     pub holidays: Option<Vec<String>>,
-    /// Its callback retry plan.
     pub callback_retry_secs: Option<Vec<u64>>,
 }
 

@@ -63,7 +63,6 @@ impl Default for VoiceSettings {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct VoiceNumberSettings {
-    /// The tenant.
     pub tenant: String,
     /// The number, E.164 (`+4930123456`).
     pub number: String,
