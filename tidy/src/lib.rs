@@ -74,13 +74,18 @@ impl fmt::Display for Violation {
     }
 }
 
-/// Every break in `tree` that is not a known exception, and every known
-/// exception that no longer happens.
+/// Every break in `tree` that is not a known exception ([`rules::KNOWN`]),
+/// and every known exception that no longer happens.
 pub fn check(tree: &Tree) -> Vec<Violation> {
+    check_with(tree, rules::KNOWN)
+}
+
+/// [`check`] with the known exceptions `known`.
+pub fn check_with(tree: &Tree, known: &[rules::Known]) -> Vec<Violation> {
     let mut found = checks::all(tree);
-    let mut used = vec![false; rules::KNOWN.len()];
+    let mut used = vec![false; known.len()];
     found.retain(|v| {
-        let known = rules::KNOWN.iter().position(|k| {
+        let known = known.iter().position(|k| {
             k.rule == v.rule && k.file == v.file && (k.what.is_empty() || within(&v.what, k.what))
         });
         if let Some(k) = known {
@@ -88,7 +93,7 @@ pub fn check(tree: &Tree) -> Vec<Violation> {
         }
         known.is_none()
     });
-    for (known, used) in rules::KNOWN.iter().zip(used) {
+    for (known, used) in known.iter().zip(used) {
         if !used {
             found.push(Violation {
                 rule: Rule::Stale,

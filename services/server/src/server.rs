@@ -1,5 +1,6 @@
-//! The application: builds the store and the gRPC server from settings, binds
-//! its listener, and runs until a shutdown signal.
+//! The composition root: builds the store, the application core, the
+//! pipeline and every face from the settings, binds the listeners, and runs
+//! until a shutdown signal.
 //!
 //! [`Application::build`] binds before it returns, so a test can ask for port
 //! 0 and read the real port from [`Application::port`]. Shutdown is graceful:
@@ -15,20 +16,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use omniroute_proto::v1::admin_service_server::AdminServiceServer;
-use omniroute_proto::v1::callback_service_server::CallbackServiceServer;
-use omniroute_proto::v1::contact_service_server::ContactServiceServer;
-use omniroute_proto::v1::event_service_server::EventServiceServer;
-use omniroute_proto::v1::messaging_service_server::MessagingServiceServer;
-use omniroute_proto::v1::preference_service_server::PreferenceServiceServer;
 use omniroute_store::{PgStore, PgStoreConfig, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
-use crate::api::{
-    AdminApi, ApiContext, CallbackApi, ContactApi, EventApi, MessagingApi, PreferenceApi,
-};
+use crate::api::ApiContext;
 use crate::app::App;
 use crate::app::callbacks::CustomerCallbacks;
 use crate::app::inbound::Ingress;
@@ -138,208 +131,96 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (sink, reports) = statuses::channel();
-        let adapters = crate::providers::adapters(&self.settings, &sink)?;
-        let accounts = crate::providers::accounts(&self.settings);
-        let (default_policy, tenant_policies) = self.settings.routing.policies()?;
-        let breakers = Arc::new(Breakers::new(
-            self.settings.routing.breaker_failures,
-            Duration::from_secs(self.settings.routing.breaker_cool_down_secs),
-        ));
-        let router = Router::new(
-            Arc::clone(&adapters),
-            default_policy,
-            tenant_policies,
-            Arc::clone(&breakers),
-        );
-        let app = App::new(
-            Arc::clone(&self.store),
-            &self.settings,
-            Arc::clone(&adapters),
-            router,
-        );
-        let ctx = ApiContext::new(app.clone(), &self.settings);
+        let Application {
+            listener,
+            local_addr,
+            http_listener,
+            http_addr,
+            metrics_listener,
+            provider_listeners,
+            store,
+            settings,
+            tls,
+        } = self;
+        let core = Core::assemble(&store, &settings)?;
         let pipeline = Pipeline::start(
-            Arc::clone(&self.store),
-            &self.settings,
-            Arc::clone(&adapters),
-            sink.clone(),
-            reports,
-            Arc::clone(&breakers),
+            Arc::clone(&store),
+            &settings,
+            Arc::clone(&core.adapters),
+            core.sink.clone(),
+            core.reports,
+            Arc::clone(&core.breakers),
         );
-        let event_poll = Duration::from_millis(self.settings.events.poll_interval_ms);
-
         let (health, health_service) = tonic_health::server::health_reporter();
         // SERVING once the store is open, which it is by the time `build`
         // returned; then following the store.
         crate::api::health::init(&health).await;
-
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(omniroute_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(omniroute_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
-
-        let (tls, hangup) = self.tls.unzip();
-        let tls_mode = match &tls {
-            None => "off",
-            Some(tls) if tls.mutual() => "mutual",
-            Some(_) => "on",
-        };
-        tracing::info!(addr = %self.local_addr, store = store_kind(&self.settings), tls = tls_mode, "omniroute listening");
-        if !self.settings.auth.enabled {
-            tracing::warn!(
-                addr = %self.local_addr,
-                tenant = %self.settings.api.default_tenant,
-                "authentication is off (auth.enabled = false): every caller on this host acts for the default tenant; serving loopback only"
-            );
-        }
-        // On shutdown the listener closes and connections get GOAWAY; calls in
-        // flight finish. A client that keeps an idle connection open must not
-        // hold the process forever (hyper's graceful shutdown can wait on such
-        // a connection indefinitely, hyperium/hyper#4170): after the grace
-        // period the server future is dropped, closing what is left.
-        let grace = Duration::from_secs(self.settings.grpc.shutdown_grace_secs);
-        let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
-        let signal = async move {
-            shutdown.await;
-            let _ = stopping_tx.send(true);
-        };
-        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
+        let (tls, hangup) = tls.unzip();
+        announce(&settings, local_addr, tls.as_deref());
+        // On shutdown the listeners close and connections get GOAWAY; calls
+        // in flight finish. A client that keeps an idle connection open must
+        // not hold the process forever (hyper's graceful shutdown can wait
+        // on such a connection indefinitely, hyperium/hyper#4170): after the
+        // grace period the server futures are dropped, closing what is left.
+        let grace = Duration::from_secs(settings.grpc.shutdown_grace_secs);
+        let (stop, signal) = Stop::on(shutdown);
         let health_task = tokio::spawn(crate::api::health::follow_store(
-            Arc::clone(&self.store),
+            Arc::clone(&store),
             health,
-            stopping.clone(),
+            stop.receiver(),
         ));
+        let ingress = Ingress::new(core.app.clone(), core.accounts, core.sink.clone())
+            .with_customer_callbacks(CustomerCallbacks::new(
+                settings.routing.call_me.clone(),
+                settings.routing.missed_calls.clone(),
+                core.app.clone(),
+            ));
+        let shared = crate::providers::Shared {
+            app: core.app.clone(),
+            ingress: ingress.clone(),
+        };
+        let mut tasks = serve_providers(&settings, provider_listeners, &shared, &stop);
+        let http = serve_http(
+            &settings,
+            http_listener,
+            http_addr,
+            ingress,
+            &shared,
+            tls.as_ref(),
+            &stop,
+        );
+        tasks.extend(
+            tls.as_ref()
+                .zip(hangup)
+                .map(|(tls, hangup)| tokio::spawn(Arc::clone(tls).watch(hangup, stop.stopped()))),
+        );
+        tasks.extend(metrics_listener.map(|listener| {
+            serve_metrics(
+                &settings,
+                listener,
+                Arc::clone(&store),
+                core.breakers,
+                &stop,
+            )
+        }));
+        let routes = crate::api::routes(
+            ApiContext::new(core.app, &settings),
+            Duration::from_millis(settings.events.poll_interval_ms),
+            settings.grpc.max_message_bytes,
+            health_service,
+        )?;
+        let grpc = serve_grpc(&settings, &store, routes, listener, tls.as_ref(), &stop);
+        let both = async {
+            let (grpc, http) = tokio::join!(grpc, http);
+            grpc.map_err(anyhow::Error::from)?;
+            http.map_err(anyhow::Error::from)
+        };
         let deadline = {
-            let stopped = stopped(stopping.clone());
+            let stopped = stop.stopped();
             async move {
                 stopped.await;
                 tokio::time::sleep(grace).await;
             }
-        };
-        let ingress = Ingress::new(app.clone(), accounts, sink.clone()).with_customer_callbacks(
-            CustomerCallbacks::new(
-                self.settings.routing.call_me.clone(),
-                self.settings.routing.missed_calls.clone(),
-                app.clone(),
-            ),
-        );
-        let shared = crate::providers::Shared {
-            app: app.clone(),
-            ingress: ingress.clone(),
-        };
-        let mut provider_tasks = Vec::new();
-        for (channel, listener) in self.provider_listeners {
-            if let Some(provider) = crate::providers::of(&self.settings, channel) {
-                provider_tasks.push(tokio::spawn(provider.serve(
-                    &self.settings,
-                    listener,
-                    shared.clone(),
-                    Box::pin(stopped(stopping.clone())),
-                )));
-            }
-        }
-        let webhooks = crate::http::bounded(
-            webhooks::router(ingress, self.settings.http.max_body_bytes)
-                .merge(crate::providers::routes(&self.settings, &shared)),
-            Duration::from_secs(self.settings.http.request_timeout_secs),
-        );
-        let http_tls = tls.as_ref().filter(|tls| tls.serves_http()).map(Arc::clone);
-        tracing::info!(addr = %self.http_addr, tls = http_tls.is_some(), "webhook listener ready");
-        let http: Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match http_tls {
-            Some(tls) => {
-                Box::pin(tls.serve_http(self.http_listener, webhooks, stopped(stopping.clone())))
-            }
-            None => Box::pin(
-                axum::serve(self.http_listener, webhooks)
-                    .with_graceful_shutdown(stopped(stopping.clone()))
-                    .into_future(),
-            ),
-        };
-        let reload_task = tls.as_ref().zip(hangup).map(|(tls, hangup)| {
-            tokio::spawn(Arc::clone(tls).watch(hangup, stopped(stopping.clone())))
-        });
-        let metrics_task = self.metrics_listener.map(|listener| {
-            if let Ok(addr) = listener.local_addr() {
-                tracing::info!(%addr, "metrics listener ready");
-            }
-            // Bounded like the webhook listener: a scraper that stalls
-            // holds nothing open.
-            let routes = crate::http::bounded(
-                crate::scrape::router(Arc::clone(&self.store), breakers),
-                Duration::from_secs(self.settings.http.request_timeout_secs),
-            );
-            tokio::spawn(
-                axum::serve(listener, routes)
-                    .with_graceful_shutdown(stopped(stopping.clone()))
-                    .into_future(),
-            )
-        });
-        let max_message = self.settings.grpc.max_message_bytes;
-        let routes = Server::builder()
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .timeout(Duration::from_secs(self.settings.grpc.request_timeout_secs))
-            .layer(crate::metrics::GrpcMetricsLayer)
-            .layer(crate::api::OverloadLayer::new(
-                self.settings.grpc.max_concurrent_requests,
-            ))
-            .layer(crate::auth::AuthLayer::new(
-                self.settings.auth.enabled.then(|| {
-                    Arc::new(crate::auth::Authenticator::new(
-                        Arc::clone(&self.store),
-                        self.settings.auth.public_health,
-                        Duration::from_secs(self.settings.auth.cache_secs),
-                    ))
-                }),
-            ))
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(
-                ContactServiceServer::new(ContactApi::new(ctx.clone()))
-                    .max_decoding_message_size(max_message),
-            )
-            .add_service(
-                PreferenceServiceServer::new(PreferenceApi::new(ctx.clone()))
-                    .max_decoding_message_size(max_message),
-            )
-            .add_service(
-                MessagingServiceServer::new(MessagingApi::new(ctx.clone()))
-                    .max_decoding_message_size(max_message),
-            )
-            .add_service(
-                CallbackServiceServer::new(CallbackApi::new(ctx.clone()))
-                    .max_decoding_message_size(max_message),
-            )
-            .add_service(
-                AdminServiceServer::new(AdminApi::new(ctx.clone()))
-                    .max_decoding_message_size(max_message),
-            )
-            .add_service(
-                EventServiceServer::new(EventApi::new(ctx, event_poll))
-                    .max_decoding_message_size(max_message),
-            );
-        let server: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
-            match &tls {
-                Some(tls) => Box::pin(routes.serve_with_incoming_shutdown(
-                    tls.incoming(self.listener, Listener::Grpc),
-                    stopped(stopping),
-                )),
-                None => Box::pin(routes.serve_with_incoming_shutdown(
-                    TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                    stopped(stopping),
-                )),
-            };
-        let both = async {
-            let (grpc, http) = tokio::join!(server, http);
-            grpc.map_err(anyhow::Error::from)?;
-            http.map_err(anyhow::Error::from)
         };
         tokio::pin!(signal);
         let served = tokio::select! {
@@ -357,18 +238,215 @@ impl Application {
             );
         }
         health_task.abort();
-        if let Some(task) = reload_task {
-            let _ = task.await;
-        }
-        if let Some(task) = metrics_task {
-            let _ = task.await;
-        }
-        for task in provider_tasks {
+        for task in tasks {
             let _ = task.await;
         }
         served?;
         tracing::info!("omniroute stopped");
         Ok(())
+    }
+}
+
+/// What the use cases, the pipeline and the faces share, assembled from
+/// the settings: the channels' adapters (reporting into `sink`, read by
+/// status ingestion from `reports`), the provider accounts' tenants, the
+/// breakers, and the application core over routing.
+struct Core {
+    app: App,
+    adapters: crate::channels::Adapters,
+    accounts: crate::channels::Accounts,
+    breakers: Arc<Breakers>,
+    sink: statuses::StatusChannel,
+    reports: tokio::sync::mpsc::UnboundedReceiver<statuses::Report>,
+}
+
+impl Core {
+    fn assemble(store: &Arc<dyn Store>, settings: &Settings) -> anyhow::Result<Core> {
+        let (sink, reports) = statuses::channel();
+        let adapters = crate::providers::adapters(settings, &sink)?;
+        let (default_policy, tenant_policies) = settings.routing.policies()?;
+        let breakers = Arc::new(Breakers::new(
+            settings.routing.breaker_failures,
+            Duration::from_secs(settings.routing.breaker_cool_down_secs),
+        ));
+        let router = Router::new(
+            Arc::clone(&adapters),
+            default_policy,
+            tenant_policies,
+            Arc::clone(&breakers),
+        );
+        Ok(Core {
+            app: App::new(Arc::clone(store), settings, Arc::clone(&adapters), router),
+            accounts: crate::providers::accounts(settings),
+            adapters,
+            breakers,
+            sink,
+            reports,
+        })
+    }
+}
+
+/// The stop signal every listener and task follows: set once `shutdown`
+/// completes.
+#[derive(Clone)]
+struct Stop(tokio::sync::watch::Receiver<bool>);
+
+impl Stop {
+    /// The stop, and the future that sets it when `shutdown` completes.
+    fn on(
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> (Stop, impl Future<Output = ()> + Send + 'static) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let signal = async move {
+            shutdown.await;
+            let _ = tx.send(true);
+        };
+        (Stop(rx), signal)
+    }
+
+    /// Completes once stopping.
+    fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    }
+
+    fn receiver(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.0.clone()
+    }
+}
+
+/// Logs what serves where, and warns when anyone on the host acts for the
+/// default tenant.
+fn announce(settings: &Settings, addr: SocketAddr, tls: Option<&Tls>) {
+    let tls_mode = match tls {
+        None => "off",
+        Some(tls) if tls.mutual() => "mutual",
+        Some(_) => "on",
+    };
+    tracing::info!(%addr, store = store_kind(settings), tls = tls_mode, "omniroute listening");
+    if !settings.auth.enabled {
+        tracing::warn!(
+            %addr,
+            tenant = %settings.api.default_tenant,
+            "authentication is off (auth.enabled = false): every caller on this host acts for the default tenant; serving loopback only"
+        );
+    }
+}
+
+/// Runs each enabled provider's own listener (email's SMTP listener).
+fn serve_providers(
+    settings: &Settings,
+    listeners: Vec<(omniroute_channel::Channel, TcpListener)>,
+    shared: &crate::providers::Shared,
+    stop: &Stop,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    listeners
+        .into_iter()
+        .filter_map(|(channel, listener)| {
+            let provider = crate::providers::of(settings, channel)?;
+            Some(tokio::spawn(provider.serve(
+                settings,
+                listener,
+                shared.clone(),
+                Box::pin(stop.stopped()),
+            )))
+        })
+        .collect()
+}
+
+/// The webhook listener: provider webhooks and the providers' own routes
+/// (links in mail), every request bounded by `http.request_timeout_secs`.
+fn serve_http(
+    settings: &Settings,
+    listener: TcpListener,
+    addr: SocketAddr,
+    ingress: Ingress,
+    shared: &crate::providers::Shared,
+    tls: Option<&Arc<Tls>>,
+    stop: &Stop,
+) -> Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> {
+    let routes = crate::http::bounded(
+        webhooks::router(ingress, settings.http.max_body_bytes)
+            .merge(crate::providers::routes(settings, shared)),
+        Duration::from_secs(settings.http.request_timeout_secs),
+    );
+    let tls = tls.filter(|tls| tls.serves_http()).map(Arc::clone);
+    tracing::info!(%addr, tls = tls.is_some(), "webhook listener ready");
+    match tls {
+        Some(tls) => Box::pin(tls.serve_http(listener, routes, stop.stopped())),
+        None => Box::pin(
+            axum::serve(listener, routes)
+                .with_graceful_shutdown(stop.stopped())
+                .into_future(),
+        ),
+    }
+}
+
+/// The metrics listener, bounded like the webhook listener: a scraper that
+/// stalls holds nothing open.
+fn serve_metrics(
+    settings: &Settings,
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    breakers: Arc<Breakers>,
+    stop: &Stop,
+) -> tokio::task::JoinHandle<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "metrics listener ready");
+    }
+    let routes = crate::http::bounded(
+        crate::scrape::router(store, breakers),
+        Duration::from_secs(settings.http.request_timeout_secs),
+    );
+    let served = axum::serve(listener, routes)
+        .with_graceful_shutdown(stop.stopped())
+        .into_future();
+    tokio::spawn(async move {
+        if let Err(e) = served.await {
+            tracing::warn!(error = %e, "the metrics listener stopped");
+        }
+    })
+}
+
+/// The gRPC listener: the API's routes behind the metrics, overload and
+/// authentication layers, on TLS when `[tls]` is set.
+fn serve_grpc(
+    settings: &Settings,
+    store: &Arc<dyn Store>,
+    routes: tonic::service::Routes,
+    listener: TcpListener,
+    tls: Option<&Arc<Tls>>,
+    stop: &Stop,
+) -> Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> {
+    let authenticator = settings.auth.enabled.then(|| {
+        Arc::new(crate::auth::Authenticator::new(
+            Arc::clone(store),
+            settings.auth.public_health,
+            Duration::from_secs(settings.auth.cache_secs),
+        ))
+    });
+    let server = Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .timeout(Duration::from_secs(settings.grpc.request_timeout_secs))
+        .layer(crate::metrics::GrpcMetricsLayer)
+        .layer(crate::api::OverloadLayer::new(
+            settings.grpc.max_concurrent_requests,
+        ))
+        .layer(crate::auth::AuthLayer::new(authenticator))
+        .add_routes(routes);
+    match tls {
+        Some(tls) => {
+            Box::pin(server.serve_with_incoming_shutdown(
+                tls.incoming(listener, Listener::Grpc),
+                stop.stopped(),
+            ))
+        }
+        None => Box::pin(server.serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            stop.stopped(),
+        )),
     }
 }
 

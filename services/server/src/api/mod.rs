@@ -22,8 +22,10 @@ mod page_token;
 mod preferences;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use omniroute_channel::PhoneRegion;
+use omniroute_proto::v1 as pb;
 use omniroute_store::Store;
 
 pub use admin::AdminApi;
@@ -84,4 +86,58 @@ impl ApiContext {
             n => Ok((n as u32).min(self.max_page_size) as usize),
         }
     }
+}
+
+/// Every gRPC service the server answers: omniroute.v1's, each taking
+/// requests up to `max_message` bytes, gRPC health (`health`, whose
+/// statuses `health::init` and `health::follow_store` set) and server
+/// reflection (v1 and v1alpha). The layers around them (metrics, overload,
+/// authentication) are the server's.
+pub fn routes(
+    ctx: ApiContext,
+    event_poll: Duration,
+    max_message: usize,
+    health: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+) -> anyhow::Result<tonic::service::Routes> {
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(omniroute_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(omniroute_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    Ok(tonic::service::Routes::new(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(
+            pb::contact_service_server::ContactServiceServer::new(ContactApi::new(ctx.clone()))
+                .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            pb::preference_service_server::PreferenceServiceServer::new(PreferenceApi::new(
+                ctx.clone(),
+            ))
+            .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            pb::messaging_service_server::MessagingServiceServer::new(MessagingApi::new(
+                ctx.clone(),
+            ))
+            .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            pb::callback_service_server::CallbackServiceServer::new(CallbackApi::new(ctx.clone()))
+                .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            pb::admin_service_server::AdminServiceServer::new(AdminApi::new(ctx.clone()))
+                .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            pb::event_service_server::EventServiceServer::new(EventApi::new(ctx, event_poll))
+                .max_decoding_message_size(max_message),
+        ))
 }
