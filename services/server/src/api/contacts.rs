@@ -179,13 +179,7 @@ impl ContactService for ContactApi {
     ) -> Result<Response<pb::DeleteContactResponse>, Status> {
         let tenant = self.ctx.tenant(&request);
         let id = contact_id("name", &request.get_ref().name)?;
-        let erased = self
-            .ctx
-            .store
-            .erase_contact(&tenant, id)
-            .await
-            .map_err(AppError::from)?;
-        tracing::info!(contact = %erased.id, "contact erased");
+        let erased = self.ctx.app.erase_contact(&tenant, id).await?;
         Ok(Response::new(pb::DeleteContactResponse {
             contact: Some(contact_to_pb(&erased)),
         }))
@@ -312,11 +306,9 @@ impl ContactService for ContactApi {
         };
         let merged = self
             .ctx
-            .store
+            .app
             .merge_contacts(&tenant, survivor, &sources)
-            .await
-            .map_err(AppError::from)?;
-        tracing::info!(contact = %merged.id, merged = sources.len(), "contacts merged");
+            .await?;
         Ok(Response::new(pb::MergeContactsResponse {
             contact: Some(contact_to_pb(&merged)),
         }))

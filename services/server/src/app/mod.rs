@@ -12,6 +12,7 @@
 pub mod callbacks;
 pub mod choices;
 mod consents;
+mod contacts;
 mod error;
 pub mod inbound;
 mod messages;

@@ -124,6 +124,18 @@ impl Recipients {
         }
     }
 
+    /// Forgets every entry of contact `contact_id` (however it was named):
+    /// it was erased or merged away, and its data must not outlive that
+    /// here.
+    pub fn forget_contact(&self, tenant: &str, contact_id: uuid::Uuid) {
+        let mut entries = self.lock();
+        let other = |key: &Key, entry: &mut Entry| {
+            &*key.0 != tenant || entry.contact.contact.id != contact_id
+        };
+        entries.current.retain(other);
+        entries.previous.retain(other);
+    }
+
     /// The contacts `lookups` name, in order (`None` where none matches):
     /// from the cache unless `fresh`, the rest read from the store in one
     /// call, and remembered.
@@ -217,6 +229,23 @@ mod tests {
         cache.forget(&tenant, &by_ref, id);
         assert!(cache.cached(&key(&by_ref), now).is_none());
         assert!(cache.cached(&key(&ContactLookup::Id(id)), now).is_none());
+    }
+
+    #[test]
+    fn a_contact_is_forgotten_however_it_was_named() {
+        let cache = Recipients::new(10, Duration::from_secs(60));
+        let tenant: Arc<str> = Arc::from("t");
+        let id = Uuid::now_v7();
+        let by_ref = ContactLookup::ExternalRef("crm-1".into());
+        cache.remember(&tenant, &by_ref, &routing(id));
+        let other = Uuid::now_v7();
+        cache.remember(&tenant, &ContactLookup::Id(other), &routing(other));
+        cache.forget_contact("t", id);
+        let now = Instant::now();
+        let key = |l: &ContactLookup| (Arc::clone(&tenant), l.clone());
+        assert!(cache.cached(&key(&by_ref), now).is_none());
+        assert!(cache.cached(&key(&ContactLookup::Id(id)), now).is_none());
+        assert!(cache.cached(&key(&ContactLookup::Id(other)), now).is_some());
     }
 
     #[test]
