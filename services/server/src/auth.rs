@@ -5,7 +5,7 @@
 //!   in the store, the secret (64 hex digits, 256 random bits) proves it.
 //!   The store keeps only the secret's SHA-256 (a random secret needs no
 //!   slow hash); the whole key is shown once, when it is made.
-//! - [`AuthLayer`] checks every call in one place, before any service sees
+//! - [`Auth`] checks every call in one place, before any service sees
 //!   it: no or a malformed key, an unknown key, a wrong secret (compared in
 //!   constant time), a revoked or expired key are UNAUTHENTICATED; a key
 //!   without the scope the method needs is PERMISSION_DENIED. The caller's
@@ -19,9 +19,7 @@
 //! the settings refuse that mode on an address other hosts can reach.
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use omniroute_domain::{ApiKey, NewApiKey};
@@ -30,6 +28,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::Status;
 use uuid::Uuid;
+
+use crate::api::layer::{Around, Body, BoxFuture};
 
 /// Every scope a key may hold.
 pub const SCOPES: [&str; 10] = [
@@ -101,7 +101,7 @@ pub fn unknown_scopes(scopes: &[String]) -> impl Iterator<Item = (usize, &String
         .filter(|(_, s)| !SCOPES.contains(&s.as_str()))
 }
 
-/// Who is calling, for the API layer: put on the request by [`AuthLayer`].
+/// Who is calling, for the API layer: put on the request by [`Auth`].
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// The key's tenant.
@@ -306,62 +306,32 @@ pub enum AuthError {
     PermissionDenied(String),
 }
 
-/// The tower layer around the gRPC services; `None` lets every call
-/// through (authentication off).
+/// Checks every call's API key before any service sees it; `None` lets
+/// every call through (authentication off).
 #[derive(Debug, Clone)]
-pub struct AuthLayer {
+pub struct Auth {
     auth: Option<Arc<Authenticator>>,
 }
 
-impl AuthLayer {
+impl Auth {
     /// Checks calls with `auth`, or none.
-    pub fn new(auth: Option<Arc<Authenticator>>) -> AuthLayer {
-        AuthLayer { auth }
+    pub fn new(auth: Option<Arc<Authenticator>>) -> Auth {
+        Auth { auth }
     }
 }
 
-impl<S> tower::Layer<S> for AuthLayer {
-    type Service = Auth<S>;
-
-    fn layer(&self, inner: S) -> Auth<S> {
-        Auth {
-            inner,
-            auth: self.auth.clone(),
-        }
-    }
-}
-
-/// The service the layer wraps.
-#[derive(Debug, Clone)]
-pub struct Auth<S> {
-    inner: S,
-    auth: Option<Arc<Authenticator>>,
-}
-
-type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
-
-impl<S, B> tower::Service<http::Request<B>> for Auth<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    B: Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        // The clone that was made ready serves this call (tower's rule).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+impl Around for Auth {
+    fn around<S, B>(
+        &self,
+        mut request: http::Request<B>,
+        mut next: S,
+    ) -> BoxFuture<Result<http::Response<Body>, S::Error>>
+    where
+        S: tower::Service<http::Request<B>, Response = http::Response<Body>> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static,
+        B: Send + 'static,
+    {
         let auth = self.auth.clone();
         Box::pin(async move {
             if let Some(auth) = auth {
@@ -378,7 +348,7 @@ where
                     Err(refused) => return Ok(Status::from(refused).into_http()),
                 }
             }
-            inner.call(request).await
+            next.call(request).await
         })
     }
 }

@@ -22,6 +22,7 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 use crate::api::ApiContext;
+use crate::api::layer::AroundLayer;
 use crate::app::App;
 use crate::app::callbacks::CustomerCallbacks;
 use crate::app::inbound::Ingress;
@@ -430,11 +431,11 @@ fn serve_grpc(
     let server = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .timeout(Duration::from_secs(settings.grpc.request_timeout_secs))
-        .layer(crate::metrics::GrpcMetricsLayer)
-        .layer(crate::api::OverloadLayer::new(
+        .layer(AroundLayer(crate::api::Observe))
+        .layer(AroundLayer(crate::api::Overload::new(
             settings.grpc.max_concurrent_requests,
-        ))
-        .layer(crate::auth::AuthLayer::new(authenticator))
+        )))
+        .layer(AroundLayer(crate::auth::Auth::new(authenticator)))
         .add_routes(routes);
     match tls {
         Some(tls) => {

@@ -13,11 +13,14 @@ mod convert;
 mod error;
 mod events;
 pub mod health;
+pub mod layer;
+mod observe;
+pub use observe::Observe;
 mod message_convert;
 mod message_validate;
 mod messaging;
 mod overload;
-pub use overload::OverloadLayer;
+pub use overload::Overload;
 mod page_token;
 mod preferences;
 

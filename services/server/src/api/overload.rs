@@ -12,43 +12,24 @@ use std::task::{Context, Poll};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::layer::{Around, Body, BoxFuture};
 use crate::app::AppError;
 
-/// The layer; `limit` 0 sheds nothing.
+/// Sheds calls past a limit; `limit` 0 sheds nothing.
 #[derive(Debug, Clone)]
-pub struct OverloadLayer {
+pub struct Overload {
     permits: Option<Arc<Semaphore>>,
     limit: usize,
 }
 
-impl OverloadLayer {
+impl Overload {
     /// At most `limit` calls at once (0: no limit).
-    pub fn new(limit: usize) -> OverloadLayer {
-        OverloadLayer {
+    pub fn new(limit: usize) -> Overload {
+        Overload {
             permits: (limit > 0).then(|| Arc::new(Semaphore::new(limit))),
             limit,
         }
     }
-}
-
-impl<S> tower::Layer<S> for OverloadLayer {
-    type Service = Overload<S>;
-
-    fn layer(&self, inner: S) -> Overload<S> {
-        Overload {
-            inner,
-            permits: self.permits.clone(),
-            limit: self.limit,
-        }
-    }
-}
-
-/// The service the layer wraps around the gRPC services.
-#[derive(Debug, Clone)]
-pub struct Overload<S> {
-    inner: S,
-    permits: Option<Arc<Semaphore>>,
-    limit: usize,
 }
 
 /// Paths never shed.
@@ -56,27 +37,18 @@ fn exempt(path: &str) -> bool {
     path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.")
 }
 
-type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
-
-impl<S, B> tower::Service<http::Request<B>> for Overload<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    B: Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+impl Around for Overload {
+    fn around<S, B>(
+        &self,
+        request: http::Request<B>,
+        mut next: S,
+    ) -> BoxFuture<Result<http::Response<Body>, S::Error>>
+    where
+        S: tower::Service<http::Request<B>, Response = http::Response<Body>> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static,
+        B: Send + 'static,
+    {
         let permit = match &self.permits {
             Some(permits) if !exempt(request.uri().path()) => {
                 match Arc::clone(permits).try_acquire_owned() {
@@ -89,15 +61,12 @@ where
             }
             _ => None,
         };
-        // The clone that was made ready serves this call (tower's rule).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            let response = inner.call(request).await?;
+            let response = next.call(request).await?;
             Ok(match permit {
                 None => response,
                 Some(permit) => response.map(|body| {
-                    tonic::body::Body::new(Held {
+                    Body::new(Held {
                         body,
                         _permit: permit,
                     })
@@ -110,7 +79,7 @@ where
 /// A response body that holds its call's permit until it ends (a stream's
 /// last message, or the client going away).
 struct Held {
-    body: tonic::body::Body,
+    body: Body,
     _permit: OwnedSemaphorePermit,
 }
 
