@@ -97,11 +97,6 @@ impl VoiceAdapter {
     pub async fn end_call(&self, call_id: &str, how: provider::End) -> Result<(), AdapterError> {
         self.provider.end_call(call_id, how).await
     }
-
-    /// An adapter calling through another provider.
-    pub fn with_provider(config: VoiceConfig, provider: Arc<dyn VoiceProvider>) -> VoiceAdapter {
-        VoiceAdapter { config, provider }
-    }
 }
 
 /// Which request of a call a webhook is, by the `leg` our URLs carry.
