@@ -66,6 +66,7 @@ pub fn capabilities() -> Capabilities {
         interactive: true,
         service_window: None,
         rings: false,
+        choice_limits: None,
     }
 }
 

@@ -79,6 +79,7 @@ pub fn capabilities() -> Capabilities {
         interactive: false,
         service_window: None,
         rings: true,
+        choice_limits: None,
     }
 }
 
