@@ -466,8 +466,10 @@ impl Adapter for SandboxAdapter {
     }
 }
 
-/// What the sandbox of `channel` carries: what the real channel's adapter
-/// declares.
+/// What `channel` carries, as its real adapter declares it: the declaration
+/// of its sandbox, and every channel's in one place for those who need it
+/// whichever adapter serves the channel (the API's validation, routing's
+/// tests).
 pub fn capabilities(channel: Channel) -> Capabilities {
     match channel {
         Channel::Whatsapp => omniroute_whatsapp::capabilities(),
