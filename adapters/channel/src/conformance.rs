@@ -261,33 +261,35 @@ fn declarations(harness: &impl Harness) {
         change(&mut content);
         check(what, content, false);
     };
-    let longer = |text: &mut String| text.push('x');
-    past("a longer body", buttons.clone(), &|i| longer(&mut i.body));
-    let buttons_of = |i: &mut Interactive| -> Vec<Choice> {
-        match &i.choices {
-            Choices::Buttons { buttons } => buttons.clone(),
-            Choices::List { .. } => unreachable!(),
+    past("a longer body", buttons.clone(), &|i| i.body.push('x'));
+    let in_buttons = |change: fn(&mut Vec<Choice>)| {
+        move |i: &mut Interactive| {
+            if let Choices::Buttons { buttons } = &mut i.choices {
+                change(buttons);
+            }
         }
     };
-    past("one button more", buttons.clone(), &|i| {
-        let mut more = buttons_of(i);
-        more.push(Choice {
-            id: "more".into(),
-            title: "More".into(),
-            description: String::new(),
-        });
-        i.choices = Choices::Buttons { buttons: more };
-    });
-    past("a longer button title", buttons.clone(), &|i| {
-        let mut b = buttons_of(i);
-        longer(&mut b[0].title);
-        i.choices = Choices::Buttons { buttons: b };
-    });
-    past("a longer button id", buttons, &|i| {
-        let mut b = buttons_of(i);
-        longer(&mut b[0].id);
-        i.choices = Choices::Buttons { buttons: b };
-    });
+    past(
+        "one button more",
+        buttons.clone(),
+        &in_buttons(|buttons| {
+            buttons.push(Choice {
+                id: "more".into(),
+                title: "More".into(),
+                description: String::new(),
+            })
+        }),
+    );
+    past(
+        "a longer button title",
+        buttons.clone(),
+        &in_buttons(|buttons| buttons[0].title.push('x')),
+    );
+    past(
+        "a longer button id",
+        buttons,
+        &in_buttons(|buttons| buttons[0].id.push('x')),
+    );
     let in_list = |change: fn(&mut String, &mut Vec<ChoiceSection>)| {
         move |i: &mut Interactive| {
             if let Choices::List { button, sections } = &mut i.choices {
