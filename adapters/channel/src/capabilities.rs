@@ -6,7 +6,9 @@
 //! and whether it rings (a call reaches the customer at once, so it never goes
 //! in quiet hours). Nobody outside an adapter knows a provider's rules: an
 //! adapter's detailed checks stay behind [`crate::Adapter::check_content`],
-//! and everything routing needs beyond them is declared here.
+//! and everything routing (or the API, for the limits of native choices)
+//! needs beyond them is declared here. The conformance suite holds each
+//! adapter's checks to what it declares.
 
 use std::time::Duration;
 
@@ -74,6 +76,40 @@ pub struct Capabilities {
     pub service_window: Option<Duration>,
     /// Whether a send rings the customer (a call): never in quiet hours.
     pub rings: bool,
+    /// How much native choices hold, where the channel limits them beyond
+    /// the neutral model (WhatsApp's buttons and lists); `None` where
+    /// choices are not native, or hold whatever the model allows (email's
+    /// links). The adapter's `check_content` refuses choices beyond them.
+    pub choice_limits: Option<ChoiceLimits>,
+}
+
+/// The limits of a channel's native choices (reply buttons and lists),
+/// lengths in characters. Routing needs none of them (the adapter's
+/// `check_content` enforces them per step); the API reads the ones the
+/// neutral model leaves open (a section's title), so that choices no such
+/// channel could show are refused before anything is routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChoiceLimits {
+    /// The text above the choices.
+    pub body: usize,
+    /// Reply buttons in one message.
+    pub buttons: usize,
+    /// A reply button's title.
+    pub button_title: usize,
+    /// A reply button's id.
+    pub button_id: usize,
+    /// The text of the button that opens a list.
+    pub list_button: usize,
+    /// Sections in one list.
+    pub sections: usize,
+    /// A section's title.
+    pub section_title: usize,
+    /// Rows in one list, all sections together.
+    pub rows: usize,
+    /// A row's title.
+    pub row_title: usize,
+    /// A row's description.
+    pub row_description: usize,
 }
 
 /// How a content fits a channel.
@@ -178,6 +214,7 @@ mod tests {
             interactive: false,
             service_window: None,
             rings: true,
+            choice_limits: None,
         }
     }
 

@@ -12,12 +12,18 @@
 //!   refused, the same delivery parsed twice gives the same events (the
 //!   router deduplicates), an unknown event kind is ignored, not an error;
 //! - where the channel has no webhooks, every webhook method answers a typed
-//!   `Unsupported` error, never an empty success.
+//!   `Unsupported` error, never an empty success;
+//! - what it declares, its checks hold to: native choices are a kind it
+//!   carries, and where it declares [`ChoiceLimits`], choices at every limit
+//!   pass [`Adapter::check_content`] and choices one past any limit do not
+//!   (the API reads the declaration; routing relies on the check).
 
 use std::time::Duration;
 
+use crate::content::{Choice, ChoiceSection, Choices, Interactive};
 use crate::{
-    Adapter, Address, Category, Content, ErrorClass, OutboundMessage, WebhookEvent, WebhookRequest,
+    Adapter, Address, Category, ChoiceLimits, Content, ContentKind, ErrorClass, OutboundMessage,
+    WebhookEvent, WebhookRequest,
 };
 
 /// What the next send should meet at the provider.
@@ -86,6 +92,7 @@ fn message(tenant: &str, to: Address, attempt: u32) -> OutboundMessage {
 
 /// Runs the whole suite; panics with a description of the first violation.
 pub async fn run(harness: &mut impl Harness) {
+    declarations(harness);
     sends(harness).await;
     if harness.has_webhooks() {
         webhooks(harness);
@@ -222,4 +229,154 @@ fn no_webhooks(harness: &mut impl Harness) {
     unsupported(adapter.verify_subscription(&empty).map(|_| ()));
     unsupported(adapter.verify_signature(&empty));
     unsupported(adapter.parse_webhook(b"{}").map(|_| ()));
+}
+
+fn declarations(harness: &impl Harness) {
+    let adapter = harness.adapter();
+    let declared = adapter.capabilities();
+    assert_eq!(
+        declared.interactive,
+        declared.carries(ContentKind::Interactive),
+        "native choices are a kind the channel carries, and only they are"
+    );
+    let Some(limits) = declared.choice_limits else {
+        return;
+    };
+    assert!(
+        declared.interactive,
+        "choice limits on a channel without native choices"
+    );
+    let check = |what: &str, content: Interactive, fits: bool| {
+        let violations = adapter.check_content(harness.tenant(), &Content::Interactive(content));
+        assert_eq!(
+            violations.is_empty(),
+            fits,
+            "{what}: {violations:?} against the declared {limits:?}"
+        );
+    };
+    let (buttons, list) = at_limits(&limits);
+    check("reply buttons at every limit", buttons.clone(), true);
+    check("a list at every limit", list.clone(), true);
+    let past = |what: &str, mut content: Interactive, change: &dyn Fn(&mut Interactive)| {
+        change(&mut content);
+        check(what, content, false);
+    };
+    past("a longer body", buttons.clone(), &|i| i.body.push('x'));
+    let in_buttons = |change: fn(&mut Vec<Choice>)| {
+        move |i: &mut Interactive| {
+            if let Choices::Buttons { buttons } = &mut i.choices {
+                change(buttons);
+            }
+        }
+    };
+    past(
+        "one button more",
+        buttons.clone(),
+        &in_buttons(|buttons| {
+            buttons.push(Choice {
+                id: "more".into(),
+                title: "More".into(),
+                description: String::new(),
+            })
+        }),
+    );
+    past(
+        "a longer button title",
+        buttons.clone(),
+        &in_buttons(|buttons| buttons[0].title.push('x')),
+    );
+    past(
+        "a longer button id",
+        buttons,
+        &in_buttons(|buttons| buttons[0].id.push('x')),
+    );
+    let in_list = |change: fn(&mut String, &mut Vec<ChoiceSection>)| {
+        move |i: &mut Interactive| {
+            if let Choices::List { button, sections } = &mut i.choices {
+                change(button, sections);
+            }
+        }
+    };
+    past(
+        "a longer list button",
+        list.clone(),
+        &in_list(|button, _| button.push('x')),
+    );
+    past(
+        "one section more",
+        list.clone(),
+        &in_list(|_, sections| sections.push(sections[0].clone())),
+    );
+    past(
+        "a longer section title",
+        list.clone(),
+        &in_list(|_, sections| sections[0].title.push('x')),
+    );
+    past(
+        "one row more",
+        list.clone(),
+        &in_list(|_, sections| {
+            let mut row = sections[0].rows[0].clone();
+            row.id.push_str("-more");
+            sections[0].rows.push(row);
+        }),
+    );
+    past(
+        "a longer row title",
+        list.clone(),
+        &in_list(|_, sections| sections[0].rows[0].title.push('x')),
+    );
+    past(
+        "a longer row description",
+        list,
+        &in_list(|_, sections| sections[0].rows[0].description.push('x')),
+    );
+}
+
+/// Reply buttons and a list each at every limit of `limits`: as many
+/// buttons, sections and rows as allowed, every text as long as allowed,
+/// titles and ids distinct.
+fn at_limits(limits: &ChoiceLimits) -> (Interactive, Interactive) {
+    // `i` padded to exactly `width` characters.
+    let padded = |i: usize, width: usize| format!("{i:x>width$}");
+    let buttons = (0..limits.buttons)
+        .map(|i| Choice {
+            id: padded(i, limits.button_id),
+            title: padded(i, limits.button_title),
+            description: String::new(),
+        })
+        .collect();
+    let sections = limits.sections.min(limits.rows);
+    let mut rows = (0..limits.rows).map(|i| Choice {
+        id: padded(i, 8),
+        title: padded(i, limits.row_title),
+        description: padded(i, limits.row_description),
+    });
+    // The first section takes the rows the others leave.
+    let sections = (0..sections)
+        .map(|s| ChoiceSection {
+            title: padded(s, limits.section_title),
+            rows: rows
+                .by_ref()
+                .take(if s == 0 {
+                    limits.rows - (sections - 1)
+                } else {
+                    1
+                })
+                .collect(),
+        })
+        .collect();
+    let interactive = |choices| Interactive {
+        header: String::new(),
+        body: "x".repeat(limits.body),
+        footer: String::new(),
+        choices,
+    };
+    (
+        interactive(Choices::Buttons { buttons }),
+        interactive(Choices::List {
+            button: "x".repeat(limits.list_button),
+            sections,
+        }),
+    )
 }

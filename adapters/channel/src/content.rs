@@ -50,18 +50,6 @@ impl Content {
             Content::InboundCall(_) => "inbound_call",
         }
     }
-
-    /// Whether this content can only arrive from a customer.
-    pub fn is_inbound_only(&self) -> bool {
-        matches!(
-            self,
-            Content::ChoiceReply(_)
-                | Content::Reaction(_)
-                | Content::Location(_)
-                | Content::Unsupported(_)
-                | Content::InboundCall(_)
-        )
-    }
 }
 
 /// A call the customer made to the business.

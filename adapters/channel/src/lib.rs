@@ -26,7 +26,7 @@ pub use adapter::{
     SendReceipt, StatusSink, StatusUpdate, WebhookEvent, WebhookRequest, provider_time,
 };
 pub use address::{Address, AddressError, PhoneRegion, lookup_keys, mask};
-pub use capabilities::{Capabilities, ContentKind, Fit};
+pub use capabilities::{Capabilities, ChoiceLimits, ContentKind, Fit};
 pub use content::Content;
 
 use serde::{Deserialize, Serialize};

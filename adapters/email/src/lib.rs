@@ -53,19 +53,42 @@ pub const SIGNATURE_HEADER: &str = "x-omniroute-signature";
 /// What email carries: text (with an HTML alternative), the tenant's email
 /// templates, media by URL (attached, or linked when large), and choices
 /// (numbered, each a link that picks it when links are configured); no
-/// length cap.
-const CAPABILITIES: Capabilities = Capabilities {
-    kinds: &[
-        ContentKind::Text,
-        ContentKind::Template,
-        ContentKind::Media,
-        ContentKind::Interactive,
-    ],
-    max_text_chars: None,
-    interactive: true,
-    service_window: None,
-    rings: false,
-};
+/// length cap. The email sandbox declares the same.
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        kinds: &[
+            ContentKind::Text,
+            ContentKind::Template,
+            ContentKind::Media,
+            ContentKind::Interactive,
+        ],
+        max_text_chars: None,
+        interactive: true,
+        service_window: None,
+        rings: false,
+        choice_limits: None,
+    }
+}
+
+/// Email's rules for `content` that need no templates: a mail needs a text,
+/// and media goes by URL (a provider's media id names nothing here). The
+/// adapter's [`Adapter::check_content`] adds the tenant's templates; the
+/// email sandbox checks these alone.
+pub fn check_limits(content: &Content) -> Vec<ContentViolation> {
+    match content {
+        Content::Text(text) if text.body.trim().is_empty() && text.html_body.is_empty() => {
+            vec![ContentViolation {
+                field: "text.body".into(),
+                description: "an email needs a text".into(),
+            }]
+        }
+        Content::Media(media) if media.url.is_empty() => vec![ContentViolation {
+            field: "media.url".into(),
+            description: "email sends media by URL (attached or linked); a provider media id names nothing here".into(),
+        }],
+        _ => Vec::new(),
+    }
+}
 
 /// The email adapter.
 #[derive(Debug)]
@@ -107,7 +130,7 @@ impl Adapter for EmailAdapter {
     }
 
     fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
+        capabilities()
     }
 
     fn delivery_reports(&self) -> DeliveryReports {
@@ -192,17 +215,7 @@ impl Adapter for EmailAdapter {
                 Ok(_) => Vec::new(),
                 Err(violation) => vec![violation],
             },
-            Content::Text(text) if text.body.trim().is_empty() && text.html_body.is_empty() => {
-                vec![ContentViolation {
-                    field: "text.body".into(),
-                    description: "an email needs a text".into(),
-                }]
-            }
-            Content::Media(media) if media.url.is_empty() => vec![ContentViolation {
-                field: "media.url".into(),
-                description: "email sends media by URL (attached or linked); a provider media id names nothing here".into(),
-            }],
-            _ => Vec::new(),
+            other => check_limits(other),
         }
     }
 

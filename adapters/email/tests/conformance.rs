@@ -70,5 +70,7 @@ impl Harness for Relay {
 async fn passes_the_adapter_conformance_suite() {
     let fake = FakeSmtp::start().await;
     let adapter = EmailAdapter::new(omniroute_email::fake::config(fake.port())).unwrap();
+    // Others (the sandbox) read the crate's declaration: it is the adapter's.
+    assert_eq!(adapter.capabilities(), omniroute_email::capabilities());
     run(&mut Relay { fake, adapter }).await;
 }

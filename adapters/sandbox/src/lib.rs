@@ -24,11 +24,15 @@
 //! Every send can be recorded as a line in a file (for tests that count
 //! provider calls across processes): `channel<TAB>message id<TAB>attempt`.
 //!
-//! The sandbox keeps the rules of the channel it stands in for: its
-//! [`Adapter::capabilities`] are the real channel's, sandbox WhatsApp checks
-//! content with the Cloud API's limits and refuses free-form content outside
-//! the customer service window (error `131047`, class `window_closed`), as
-//! Meta does. A customer's message is simulated with a signed webhook,
+//! The sandbox keeps the rules of the channel it stands in for, read from
+//! the real adapter's crate rather than restated: its
+//! [`Adapter::capabilities`] are what the real adapter declares
+//! (`omniroute_whatsapp::capabilities`, `omniroute_email::capabilities`,
+//! `omniroute_voice::capabilities`; a test holds them equal), its
+//! [`Adapter::check_content`] runs the real adapter's rules that need no
+//! template catalogue (each crate's `check_limits`), and sandbox WhatsApp
+//! refuses free-form content outside the customer service window (error
+//! `131047`, class `window_closed`), as Meta does. A customer's message is simulated with a signed webhook,
 //! `POST /webhooks/{channel}` with `X-Hub-Signature-256: sha256=<hex>` (an
 //! HMAC-SHA256 of the body under `sandbox.webhook_secret`, Meta's scheme) and
 //! a body like
@@ -43,7 +47,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use omniroute_channel::{
-    Adapter, AdapterError, Address, Capabilities, Channel, Content, ContentKind, ContentViolation,
+    Adapter, AdapterError, Address, Capabilities, Channel, Content, ContentViolation,
     DeliveryStatus, ErrorClass, InboundMessage, MediaDownload, OutboundMessage, PhoneRegion,
     SendReceipt, StatusSink, StatusUpdate, WebhookEvent, WebhookRequest,
 };
@@ -376,10 +380,12 @@ impl Adapter for SandboxAdapter {
     }
 
     fn check_content(&self, _tenant: &str, content: &Content) -> Vec<ContentViolation> {
+        // The real channel's rules; the sandbox has no template catalogue
+        // (WhatsApp's approved templates, the tenant's email templates).
         match self.channel {
-            // The Cloud API's limits; the sandbox has no template catalogue.
             Channel::Whatsapp => omniroute_whatsapp::check_limits(content),
-            Channel::Email | Channel::Voice => Vec::new(),
+            Channel::Email => omniroute_email::check_limits(content),
+            Channel::Voice => omniroute_voice::check_limits(content),
         }
     }
 
@@ -460,28 +466,15 @@ impl Adapter for SandboxAdapter {
     }
 }
 
-/// What the sandbox of `channel` carries: what the real channel does.
+/// What `channel` carries, as its real adapter declares it: the declaration
+/// of its sandbox, and every channel's in one place for those who need it
+/// whichever adapter serves the channel (the API's validation, routing's
+/// tests).
 pub fn capabilities(channel: Channel) -> Capabilities {
     match channel {
         Channel::Whatsapp => omniroute_whatsapp::capabilities(),
-        // Text (with HTML and a subject), templates rendered by name, media
-        // as attachments; choices as numbered text.
-        Channel::Email => Capabilities {
-            kinds: &[ContentKind::Text, ContentKind::Template, ContentKind::Media],
-            max_text_chars: None,
-            interactive: false,
-            service_window: None,
-            rings: false,
-        },
-        // A call speaks text (choices read out as numbers) or bridges a
-        // callback request to an agent; it rings.
-        Channel::Voice => Capabilities {
-            kinds: &[ContentKind::Text, ContentKind::CallbackRequest],
-            max_text_chars: Some(4_000),
-            interactive: false,
-            service_window: None,
-            rings: true,
-        },
+        Channel::Email => omniroute_email::capabilities(),
+        Channel::Voice => omniroute_voice::capabilities(),
     }
 }
 
@@ -568,6 +561,101 @@ mod tests {
         let email = SandboxAdapter::new(Channel::Email, config(), Arc::new(Collect::default()));
         assert!(email.check_content("default", &long).is_empty());
         assert_eq!(adapter.capabilities(), omniroute_whatsapp::capabilities());
+    }
+
+    /// Every sandbox declares what its real channel's adapter declares and
+    /// checks content with that adapter's rules.
+    #[test]
+    fn each_channel_keeps_its_real_adapters_rules() {
+        use omniroute_channel::content::{CallbackRequest, Choice, Choices, Interactive, Media};
+        type Check = fn(&Content) -> Vec<ContentViolation>;
+        let real: [(Channel, Capabilities, Check); 3] = [
+            (
+                Channel::Whatsapp,
+                omniroute_whatsapp::capabilities(),
+                omniroute_whatsapp::check_limits,
+            ),
+            (
+                Channel::Email,
+                omniroute_email::capabilities(),
+                omniroute_email::check_limits,
+            ),
+            (
+                Channel::Voice,
+                omniroute_voice::capabilities(),
+                omniroute_voice::check_limits,
+            ),
+        ];
+        let text = |body: String| {
+            Content::Text(omniroute_channel::content::Text {
+                body,
+                ..Default::default()
+            })
+        };
+        let button = |i: usize| Choice {
+            id: format!("b{i}"),
+            title: format!("Button {i}"),
+            description: String::new(),
+        };
+        let samples = [
+            text("Your order has shipped".into()),
+            text(" ".into()),
+            text("a".repeat(4097)),
+            Content::Media(Media {
+                kind: omniroute_channel::content::MediaKind::Document,
+                url: String::new(),
+                media_id: "1200345678".into(),
+                caption: String::new(),
+                filename: "invoice.pdf".into(),
+                mime_type: String::new(),
+                sha256: String::new(),
+            }),
+            Content::Interactive(Interactive {
+                header: String::new(),
+                body: "Pick one".into(),
+                footer: String::new(),
+                choices: Choices::Buttons {
+                    buttons: (0..4).map(button).collect(),
+                },
+            }),
+            Content::CallbackRequest(CallbackRequest {
+                agent_address: "+4930123456".into(),
+                greeting: "x".repeat(501),
+                ..CallbackRequest::default()
+            }),
+        ];
+        for (channel, declared, check) in real {
+            let sandbox = SandboxAdapter::new(channel, config(), Arc::new(Collect::default()));
+            assert_eq!(sandbox.capabilities(), declared, "{channel}");
+            assert_eq!(capabilities(channel), declared, "{channel}");
+            for content in &samples {
+                assert_eq!(
+                    sandbox.check_content("default", content),
+                    check(content),
+                    "{channel}: {content:?}"
+                );
+            }
+        }
+        // What the real channels say, so the comparison above says something:
+        // email carries choices natively (as links), a call speaks at most
+        // 1,000 characters, and each channel refuses a sample of its own.
+        let refused = |channel: Channel, sample: usize| {
+            !SandboxAdapter::new(channel, config(), Arc::new(Collect::default()))
+                .check_content("default", &samples[sample])
+                .is_empty()
+        };
+        assert_eq!(
+            capabilities(Channel::Email).fit(&samples[4]),
+            omniroute_channel::Fit::AsIs
+        );
+        assert!(matches!(
+            capabilities(Channel::Voice).fit(&text("a".repeat(1001))),
+            omniroute_channel::Fit::No(_)
+        ));
+        assert!(refused(Channel::Whatsapp, 4), "four buttons");
+        assert!(refused(Channel::Email, 3), "media by a provider's id");
+        assert!(refused(Channel::Voice, 5), "a greeting too long");
+        assert!(!refused(Channel::Email, 0) && !refused(Channel::Voice, 0));
     }
 
     #[test]

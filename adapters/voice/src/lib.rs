@@ -69,14 +69,38 @@ pub const MAX_GREETING_CHARS: usize = 500;
 /// The longest text a call speaks (a spoken minute is about 150 words).
 pub const MAX_SPOKEN_CHARS: usize = 1000;
 
-/// What voice carries: text, spoken; it rings, so never in quiet hours.
-const CAPABILITIES: Capabilities = Capabilities {
-    kinds: &[ContentKind::Text, ContentKind::CallbackRequest],
-    max_text_chars: Some(MAX_SPOKEN_CHARS),
-    interactive: false,
-    service_window: None,
-    rings: true,
-};
+/// What voice carries: text, spoken (choices read out as numbered text),
+/// and callback requests bridged to an agent; it rings, so never in quiet
+/// hours. The voice sandbox declares the same.
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        kinds: &[ContentKind::Text, ContentKind::CallbackRequest],
+        max_text_chars: Some(MAX_SPOKEN_CHARS),
+        interactive: false,
+        service_window: None,
+        rings: true,
+        choice_limits: None,
+    }
+}
+
+/// A call's rules for `content`, whichever provider places it: something
+/// to say, and a greeting that fits in the call-control URL. The voice
+/// sandbox checks the same.
+pub fn check_limits(content: &Content) -> Vec<ContentViolation> {
+    match content {
+        Content::Text(text) if text.body.trim().is_empty() => vec![ContentViolation {
+            field: "text.body".into(),
+            description: "a call needs something to say".into(),
+        }],
+        Content::CallbackRequest(c) if c.greeting.chars().count() > MAX_GREETING_CHARS => {
+            vec![ContentViolation {
+                field: "callback_request.greeting".into(),
+                description: format!("at most {MAX_GREETING_CHARS} characters"),
+            }]
+        }
+        _ => Vec::new(),
+    }
+}
 
 /// The voice adapter.
 #[derive(Debug)]
@@ -96,11 +120,6 @@ impl VoiceAdapter {
     /// rings, or hangs it up once answered.
     pub async fn end_call(&self, call_id: &str, how: provider::End) -> Result<(), AdapterError> {
         self.provider.end_call(call_id, how).await
-    }
-
-    /// An adapter calling through another provider.
-    pub fn with_provider(config: VoiceConfig, provider: Arc<dyn VoiceProvider>) -> VoiceAdapter {
-        VoiceAdapter { config, provider }
     }
 }
 
@@ -224,7 +243,7 @@ impl Adapter for VoiceAdapter {
     }
 
     fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
+        capabilities()
     }
 
     fn sending_line(&self, tenant: &str) -> &str {
@@ -326,19 +345,7 @@ impl Adapter for VoiceAdapter {
     }
 
     fn check_content(&self, _tenant: &str, content: &Content) -> Vec<ContentViolation> {
-        match content {
-            Content::Text(text) if text.body.trim().is_empty() => vec![ContentViolation {
-                field: "text.body".into(),
-                description: "a call needs something to say".into(),
-            }],
-            Content::CallbackRequest(c) if c.greeting.chars().count() > MAX_GREETING_CHARS => {
-                vec![ContentViolation {
-                    field: "callback_request.greeting".into(),
-                    description: format!("at most {MAX_GREETING_CHARS} characters"),
-                }]
-            }
-            _ => Vec::new(),
-        }
+        check_limits(content)
     }
 
     fn verify_signature(&self, request: &WebhookRequest<'_>) -> Result<(), AdapterError> {

@@ -60,5 +60,7 @@ impl Harness for Telephony {
 async fn the_voice_adapter_conforms() {
     let fake = FakeTwilio::start(support::ACCOUNT, support::TOKEN).await;
     let adapter = support::adapter(&fake);
+    // Others (the sandbox) read the crate's declaration: it is the adapter's.
+    assert_eq!(adapter.capabilities(), omniroute_voice::capabilities());
     run(&mut Telephony { fake, adapter }).await;
 }

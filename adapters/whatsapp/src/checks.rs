@@ -7,7 +7,7 @@
 //! so that a caller sees all problems at once.
 
 use omniroute_channel::content::{Choices, MediaKind, ParameterValue};
-use omniroute_channel::{Content, ContentViolation};
+use omniroute_channel::{ChoiceLimits, Content, ContentViolation};
 
 /// Text body limit (PROTOCOLS §1).
 pub const MAX_TEXT: usize = 4096;
@@ -31,6 +31,23 @@ pub const MAX_ROWS: usize = 10;
 pub const MAX_ROW_TITLE: usize = 24;
 /// List row description limit.
 pub const MAX_ROW_DESCRIPTION: usize = 72;
+/// List section title limit.
+pub const MAX_SECTION_TITLE: usize = 24;
+
+/// What reply buttons and lists hold, as the adapter declares it in its
+/// capabilities (the API reads it; [`check_limits`] enforces it).
+pub const CHOICE_LIMITS: ChoiceLimits = ChoiceLimits {
+    body: MAX_INTERACTIVE_BODY,
+    buttons: MAX_BUTTONS,
+    button_title: MAX_BUTTON_TITLE,
+    button_id: MAX_BUTTON_ID,
+    list_button: MAX_LIST_BUTTON,
+    sections: MAX_SECTIONS,
+    section_title: MAX_SECTION_TITLE,
+    rows: MAX_ROWS,
+    row_title: MAX_ROW_TITLE,
+    row_description: MAX_ROW_DESCRIPTION,
+};
 
 /// The Cloud API's size and shape rules for `content` (PROTOCOLS §1,
 /// "Sending"), lengths counted in characters. Needs no catalogue.
@@ -154,6 +171,12 @@ pub fn check_limits(content: &Content) -> Vec<ContentViolation> {
                         );
                     }
                     for (s, section) in sections.iter().enumerate() {
+                        if len(&section.title) > MAX_SECTION_TITLE {
+                            push(
+                                format!("interactive.choices.sections[{s}].title"),
+                                format!("at most {MAX_SECTION_TITLE} characters"),
+                            );
+                        }
                         for (r, row) in section.rows.iter().enumerate() {
                             let field = format!("interactive.choices.sections[{s}].rows[{r}]");
                             if row.title.trim().is_empty() || len(&row.title) > MAX_ROW_TITLE {

@@ -245,11 +245,6 @@ impl FakeGraph {
             .collect()
     }
 
-    /// Forgets the requests received so far.
-    pub fn clear_requests(&self) {
-        self.state.lock().requests.clear();
-    }
-
     /// Answers the next `n` authorized requests (any route) with HTTP
     /// `http_status` and a Graph error of `code` (a number, or a string as
     /// some intermediaries send it), with a `Retry-After` header when given

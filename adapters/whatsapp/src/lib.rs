@@ -67,9 +67,10 @@ pub use webhook::{SIGNATURE_HEADER, signature_hex, verify_signature as verify_hu
 pub const SERVICE_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// What the Cloud API carries (PROTOCOLS §1, "Sending"): text of at most
-/// 4096 characters, templates, media, native reply buttons and lists; free
-/// form only inside the 24-hour customer service window. No callback
-/// requests: a call is the voice channel's.
+/// 4096 characters, templates, media, native reply buttons and lists
+/// (within `checks::CHOICE_LIMITS`); free form only inside the 24-hour
+/// customer service window. No callback requests: a call is the voice
+/// channel's.
 pub fn capabilities() -> omniroute_channel::Capabilities {
     use omniroute_channel::ContentKind;
     omniroute_channel::Capabilities {
@@ -83,6 +84,7 @@ pub fn capabilities() -> omniroute_channel::Capabilities {
         interactive: true,
         service_window: Some(SERVICE_WINDOW),
         rings: false,
+        choice_limits: Some(checks::CHOICE_LIMITS),
     }
 }
 

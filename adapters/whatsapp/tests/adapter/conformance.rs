@@ -54,6 +54,8 @@ impl Harness for Cloud {
 #[tokio::test]
 async fn passes_the_adapter_conformance_suite() {
     let (fake, adapter) = setup().await;
+    // Others (the sandbox) read the crate's declaration: it is the adapter's.
+    assert_eq!(adapter.capabilities(), omniroute_whatsapp::capabilities());
     run(&mut Cloud { fake, adapter }).await;
 }
 

@@ -476,6 +476,25 @@ async fn without_a_catalogue_only_sizes_are_checked() {
             "interactive.choices.sections[11].rows[0].description"
         ]
     );
+    let titled = |title: &str| {
+        Content::Interactive(Interactive {
+            header: String::new(),
+            body: "Wann?".into(),
+            footer: String::new(),
+            choices: Choices::List {
+                button: "Termine".into(),
+                sections: vec![ChoiceSection {
+                    title: title.into(),
+                    rows: vec![row("ok", "")],
+                }],
+            },
+        })
+    };
+    assert_eq!(adapter.check_content(TENANT, &titled(&"s".repeat(24))), []);
+    assert_eq!(
+        fields(&adapter.check_content(TENANT, &titled(&"s".repeat(25)))),
+        ["interactive.choices.sections[0].title"]
+    );
 
     let callback = Content::CallbackRequest(Default::default());
     assert_eq!(fields(&adapter.check_content(TENANT, &callback)), ["kind"]);

@@ -4,14 +4,19 @@
 //!
 //! Every problem is reported, each on the field path as the caller wrote it
 //! (for example `message.content.interactive.buttons.buttons[1].title`).
-//! The rules here are the neutral model's (required fields, the shapes the
-//! proto documents, sanity bounds); what one channel can carry is its
-//! adapter's to say, and routing checks it per step (a text too long for
-//! WhatsApp goes by email). The conversion back to the wire lives in
+//! The rules here are the neutral model's (required fields, the shapes and
+//! limits the proto documents for every channel, sanity bounds); what one
+//! channel can carry is its adapter's to say, and routing checks it per
+//! step (a text too long for WhatsApp goes by email). The one exception is
+//! a list section's title, which the proto leaves open: it is held to the
+//! shortest title the channels with native lists declare
+//! (`Capabilities::choice_limits`), read from their declarations, never
+//! written here. The conversion back to the wire lives in
 //! [`super::message_convert`].
 
 use std::collections::HashMap;
 
+use omniroute_channel::Channel;
 use omniroute_channel::content::{
     CallbackRequest, Choice, ChoiceSection, Choices, ComponentType, Content, Interactive, Media,
     MediaKind, ParameterValue, Template, TemplateComponent, TemplateParameter, Text,
@@ -26,18 +31,47 @@ use crate::app::Violations;
 const MAX_TEXT_BODY: usize = 100_000;
 const MAX_SUBJECT: usize = 998;
 const MAX_TEMPLATE_NAME: usize = 512;
-const MAX_INTERACTIVE_BODY: usize = 1024;
-const MAX_BUTTONS: usize = 3;
-const MAX_BUTTON_TITLE: usize = 20;
-const MAX_CHOICE_ID: usize = 256;
-const MAX_LIST_BUTTON: usize = 20;
-const MAX_SECTIONS: usize = 10;
-const MAX_ROWS: usize = 10;
-const MAX_ROW_TITLE: usize = 24;
-const MAX_ROW_DESCRIPTION: usize = 72;
-const MAX_SECTION_TITLE: usize = 24;
 const BUTTON_SUB_TYPES: [&str; 3] = ["quick_reply", "url", "copy_code"];
 const INBOUND_ONLY: &str = "inbound only: a customer sends this kind, the router never does";
+
+/// The neutral model's limits on choices, as message.proto documents them
+/// for every channel (`InteractiveContent`, `Choice`, `ReplyButtons`,
+/// `ChoiceList`), whichever channel a message goes by.
+mod model {
+    /// `InteractiveContent.body`: "at most 1024 characters".
+    pub const INTERACTIVE_BODY: usize = 1024;
+    /// `ReplyButtons`: "one to three".
+    pub const BUTTONS: usize = 3;
+    /// `Choice.title`: "at most 20 characters for buttons".
+    pub const BUTTON_TITLE: usize = 20;
+    /// `Choice.title`: "24 for list rows".
+    pub const ROW_TITLE: usize = 24;
+    /// `Choice.id`: "at most 256 characters".
+    pub const CHOICE_ID: usize = 256;
+    /// `Choice.description`: "for list rows: at most 72 characters" (a
+    /// button's is held to it too: email shows it).
+    pub const DESCRIPTION: usize = 72;
+    /// `ChoiceList.button`: "at most 20 characters".
+    pub const LIST_BUTTON: usize = 20;
+    /// `ChoiceList`: "at most 10 sections".
+    pub const SECTIONS: usize = 10;
+    /// `ChoiceList`: "and 10 rows in all".
+    pub const ROWS: usize = 10;
+}
+
+/// The longest list section title every channel with native lists takes,
+/// as its adapter declares it (`None`: none limits it). The proto sets no
+/// limit, and choices are written once for every channel a message may go
+/// by, so the API holds them to each such channel, as it always has. Every
+/// channel counts, whichever adapter serves it here: its sandbox declares
+/// what its real adapter does (a sandbox test holds them equal).
+fn max_section_title() -> Option<usize> {
+    Channel::ALL
+        .into_iter()
+        .filter_map(|channel| omniroute_sandbox::capabilities(channel).choice_limits)
+        .map(|limits| limits.section_title)
+        .min()
+}
 
 /// Validates and converts the content of an outbound message (or of an
 /// override). `None` when anything is wrong; every problem is in `v`.
@@ -461,7 +495,7 @@ fn interactive(v: &mut Violations, f: &str, i: &pb::InteractiveContent) -> Optio
         v,
         format!("{f}.body"),
         &i.body,
-        MAX_INTERACTIVE_BODY,
+        model::INTERACTIVE_BODY,
         Some("a body"),
     );
     let choices = match &i.choices {
@@ -485,7 +519,7 @@ fn interactive(v: &mut Violations, f: &str, i: &pb::InteractiveContent) -> Optio
 
 /// Checks one choice's id, title and (for list rows) description.
 fn choice(v: &mut Violations, f: &str, c: &pb::Choice, max_title: usize) -> Option<Choice> {
-    let mut ok = bounded(v, format!("{f}.id"), &c.id, MAX_CHOICE_ID, Some("an id"));
+    let mut ok = bounded(v, format!("{f}.id"), &c.id, model::CHOICE_ID, Some("an id"));
     ok &= bounded(
         v,
         format!("{f}.title"),
@@ -497,7 +531,7 @@ fn choice(v: &mut Violations, f: &str, c: &pb::Choice, max_title: usize) -> Opti
         v,
         format!("{f}.description"),
         &c.description,
-        MAX_ROW_DESCRIPTION,
+        model::DESCRIPTION,
         None,
     );
     ok.then(|| Choice {
@@ -533,11 +567,12 @@ fn unique<'a>(
 
 fn buttons(v: &mut Violations, f: &str, buttons: &[pb::Choice]) -> Option<Choices> {
     let mut ok = true;
-    if buttons.is_empty() || buttons.len() > MAX_BUTTONS {
+    if buttons.is_empty() || buttons.len() > model::BUTTONS {
         v.add(
             f,
             format!(
-                "one to {MAX_BUTTONS} buttons are required ({})",
+                "one to {} buttons are required ({})",
+                model::BUTTONS,
                 buttons.len()
             ),
         );
@@ -551,7 +586,7 @@ fn buttons(v: &mut Violations, f: &str, buttons: &[pb::Choice]) -> Option<Choice
         let (id, title) = (format!("{path}.id"), format!("{path}.title"));
         ok &= unique(v, &mut ids, &b.id, id, label.clone(), "a button id");
         ok &= unique(v, &mut titles, &b.title, title, label, "a button title");
-        match choice(v, &path, b, MAX_BUTTON_TITLE) {
+        match choice(v, &path, b, model::BUTTON_TITLE) {
             Some(c) => out.push(c),
             None => ok = false,
         }
@@ -564,24 +599,32 @@ fn list(v: &mut Violations, f: &str, l: &pb::ChoiceList) -> Option<Choices> {
         v,
         format!("{f}.button"),
         &l.button,
-        MAX_LIST_BUTTON,
+        model::LIST_BUTTON,
         Some("the text of the button that opens the list"),
     );
-    if l.sections.len() > MAX_SECTIONS {
+    if l.sections.len() > model::SECTIONS {
         v.add(
             format!("{f}.sections"),
-            format!("at most {MAX_SECTIONS} sections ({})", l.sections.len()),
+            format!(
+                "at most {} sections ({})",
+                model::SECTIONS,
+                l.sections.len()
+            ),
         );
         ok = false;
     }
     let rows: usize = l.sections.iter().map(|s| s.rows.len()).sum();
-    if rows == 0 || rows > MAX_ROWS {
+    if rows == 0 || rows > model::ROWS {
         v.add(
             format!("{f}.sections"),
-            format!("one to {MAX_ROWS} rows are required in all sections together ({rows})"),
+            format!(
+                "one to {} rows are required in all sections together ({rows})",
+                model::ROWS
+            ),
         );
         ok = false;
     }
+    let max_title = max_section_title();
     let mut ids = HashMap::new();
     let mut sections = Vec::new();
     for (s, section) in l.sections.iter().enumerate() {
@@ -592,14 +635,8 @@ fn list(v: &mut Violations, f: &str, l: &pb::ChoiceList) -> Option<Choices> {
                 "a section title is required when there are several sections",
             );
             ok = false;
-        } else {
-            ok &= bounded(
-                v,
-                format!("{sf}.title"),
-                &section.title,
-                MAX_SECTION_TITLE,
-                None,
-            );
+        } else if let Some(max) = max_title {
+            ok &= bounded(v, format!("{sf}.title"), &section.title, max, None);
         }
         if section.rows.is_empty() {
             v.add(format!("{sf}.rows"), "a section needs at least one row");
@@ -617,7 +654,7 @@ fn list(v: &mut Violations, f: &str, l: &pb::ChoiceList) -> Option<Choices> {
                 label,
                 "a row id",
             );
-            match choice(v, &path, row, MAX_ROW_TITLE) {
+            match choice(v, &path, row, model::ROW_TITLE) {
                 Some(c) => out.push(c),
                 None => ok = false,
             }

@@ -493,7 +493,8 @@ fn content_must_fit_the_channel() {
     assert_eq!(channels(&d), [Channel::Email]);
     assert_eq!(skip(&d, Channel::Whatsapp), SkipReason::UnsupportedContent);
     assert_eq!(skip(&d, Channel::Voice), SkipReason::UnsupportedContent);
-    // Choices are native on WhatsApp, numbered text elsewhere.
+    // Choices are native on WhatsApp and on email (links that pick them, as
+    // the email adapter declares), numbered text on voice.
     case.content = Content::Interactive(Interactive {
         header: String::new(),
         body: "Pick a slot".into(),
@@ -512,7 +513,7 @@ fn content_must_fit_the_channel() {
         variants,
         [
             ContentVariant::Main,
-            ContentVariant::Degraded,
+            ContentVariant::Main,
             ContentVariant::Degraded
         ]
     );

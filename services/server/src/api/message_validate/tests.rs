@@ -296,6 +296,19 @@ fn list_rules() {
 }
 
 #[test]
+fn a_section_title_fits_every_channel_that_shows_lists() {
+    let l = "message.content.interactive.list";
+    let titled = |title: &str| list("Open", vec![section(title, vec![choice("a", "Morning")])]);
+    // The proto sets no limit; WhatsApp's lists take 24 characters.
+    assert_eq!(max_section_title(), Some(24));
+    assert!(faults(titled(&"ä".repeat(24))).is_empty());
+    assert_eq!(
+        faults(titled(&"t".repeat(25))),
+        [format!("{l}.sections[0].title")]
+    );
+}
+
+#[test]
 fn callback_request_rules() {
     let cb = |agent: &str, language: &str| {
         Kind::CallbackRequest(pb::CallbackRequestContent {
