@@ -90,19 +90,26 @@ impl NewApiKey {
     }
 }
 
+/// The `Debug` of a key, new or stored: what both have, the hash hidden
+/// (it is as good as the secret to whoever can test guesses: never print
+/// it), then the `times` it has.
+macro_rules! debug_key {
+    ($f:expr, $kind:literal, $key:expr, [$($time:ident),*]) => {
+        $f.debug_struct($kind)
+            .field("id", &$key.id)
+            .field("tenant", &$key.tenant)
+            .field("name", &$key.name)
+            .field("prefix", &$key.prefix)
+            .field("secret_hash", &"***")
+            .field("scopes", &$key.scopes)
+            $(.field(stringify!($time), &$key.$time))*
+            .finish()
+    };
+}
+
 impl std::fmt::Debug for NewApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The hash is as good as the secret to whoever can test guesses:
-        // never print it.
-        f.debug_struct("NewApiKey")
-            .field("id", &self.id)
-            .field("tenant", &self.tenant)
-            .field("name", &self.name)
-            .field("prefix", &self.prefix)
-            .field("secret_hash", &"***")
-            .field("scopes", &self.scopes)
-            .field("expire_time", &self.expire_time)
-            .finish()
+        debug_key!(f, "NewApiKey", self, [expire_time])
     }
 }
 
@@ -138,18 +145,7 @@ impl ApiKey {
 
 impl std::fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // See NewApiKey: never print the hash.
-        f.debug_struct("ApiKey")
-            .field("id", &self.id)
-            .field("tenant", &self.tenant)
-            .field("name", &self.name)
-            .field("prefix", &self.prefix)
-            .field("secret_hash", &"***")
-            .field("scopes", &self.scopes)
-            .field("create_time", &self.create_time)
-            .field("expire_time", &self.expire_time)
-            .field("revoke_time", &self.revoke_time)
-            .finish()
+        debug_key!(f, "ApiKey", self, [create_time, expire_time, revoke_time])
     }
 }
 

@@ -60,6 +60,14 @@ const ADAPTER_MAY: &[&str] = &[
     "omniroute-sandbox",
 ];
 
+/// The modules named, then the server's base (below every layer, written
+/// once here).
+macro_rules! over_base {
+    [$($module:literal),* $(,)?] => {
+        &[$($module,)* "channels", "net", "settings", "telemetry", "tls", "metrics"]
+    };
+}
+
 /// The server's sources, whose modules the layer table covers.
 pub const SERVER_SRC: &str = "services/server/src";
 
@@ -98,32 +106,9 @@ pub const LAYERS: &[(&str, &[&str])] = &[
     ("scrape", FACE_MAY),
     ("http", FACE_MAY),
     // Application.
-    (
-        "app",
-        &[
-            "pipeline",
-            "routing",
-            "channels",
-            "net",
-            "settings",
-            "telemetry",
-            "tls",
-            "metrics",
-        ],
-    ),
+    ("app", over_base!["pipeline", "routing"]),
     // The pipeline.
-    (
-        "pipeline",
-        &[
-            "routing",
-            "channels",
-            "net",
-            "settings",
-            "telemetry",
-            "tls",
-            "metrics",
-        ],
-    ),
+    ("pipeline", over_base!["routing"]),
     // Routing.
     ("routing", BASE),
     // The server's base.
@@ -135,7 +120,7 @@ pub const LAYERS: &[(&str, &[&str])] = &[
     ("metrics", BASE),
 ];
 
-const FACE_MAY: &[&str] = &[
+const FACE_MAY: &[&str] = over_base![
     "api",
     "auth",
     "providers",
@@ -145,15 +130,9 @@ const FACE_MAY: &[&str] = &[
     "app",
     "pipeline",
     "routing",
-    "channels",
-    "net",
-    "settings",
-    "telemetry",
-    "tls",
-    "metrics",
 ];
 
-const BASE: &[&str] = &["channels", "net", "settings", "telemetry", "tls", "metrics"];
+const BASE: &[&str] = over_base![];
 
 /// The clients of the server: they speak proto and may make any status.
 pub const CLIENTS: &[&str] = &["tests", "bench", "fuzz", "services/server/tests"];

@@ -28,9 +28,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -118,13 +121,8 @@ impl FakeState {
 
     /// Records the request, then answers it early if it is unauthorized or a
     /// failure is queued.
-    fn begin(
-        &self,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-        body: &Bytes,
-    ) -> Option<Response> {
+    fn begin(&self, parts: &Parts, body: &Bytes) -> Option<Response> {
+        let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
         let authorization = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -185,6 +183,19 @@ fn bad_parameter(text: &str) -> Response {
     graph_error(400, json!(100), text, None)
 }
 
+/// Every route's first step: records the request and answers it early
+/// ([`FakeState::begin`]), or passes it on.
+async fn admit(State(state): State<Arc<FakeState>>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+        return bad_parameter("unreadable body");
+    };
+    if let Some(early) = state.begin(&parts, &body) {
+        return early;
+    }
+    next.run(Request::from_parts(parts, Body::from(body))).await
+}
+
 /// The fake Graph API server.
 #[derive(Debug)]
 pub struct FakeGraph {
@@ -219,6 +230,7 @@ impl FakeGraph {
             .route("/download/{id}", get(download))
             .route("/{version}/{id}", get(node))
             .fallback(fallback)
+            .layer(middleware::from_fn_with_state(state.clone(), admit))
             .with_state(state.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
@@ -322,14 +334,8 @@ impl FakeGraph {
 async fn send(
     State(state): State<Arc<FakeState>>,
     Path((_version, _id)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(early) = state.begin(&method, &uri, &headers, &body) {
-        return early;
-    }
     let fault = state.lock().faults.pop_front();
     match fault {
         Some(Fault::Garbage) => {
@@ -395,13 +401,7 @@ async fn templates(
     State(state): State<Arc<FakeState>>,
     Path((version, waba_id)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
 ) -> Response {
-    if let Some(early) = state.begin(&method, &uri, &headers, &Bytes::new()) {
-        return early;
-    }
     let shared = state.lock();
     let all = shared.templates.get(&waba_id).cloned().unwrap_or_default();
     let limit = query
@@ -433,16 +433,7 @@ async fn templates(
     axum::Json(json!({"data": page, "paging": paging})).into_response()
 }
 
-async fn download(
-    State(state): State<Arc<FakeState>>,
-    Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(early) = state.begin(&method, &uri, &headers, &Bytes::new()) {
-        return early;
-    }
+async fn download(State(state): State<Arc<FakeState>>, Path(id): Path<String>) -> Response {
     let shared = state.lock();
     let mime = shared
         .media
@@ -458,27 +449,12 @@ async fn download(
 async fn node(
     State(state): State<Arc<FakeState>>,
     Path((_version, id)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
 ) -> Response {
-    if let Some(early) = state.begin(&method, &uri, &headers, &Bytes::new()) {
-        return early;
-    }
     let media = state.lock().media.get(&id).cloned();
     axum::Json(media.unwrap_or_else(|| json!({"id": id}))).into_response()
 }
 
-async fn fallback(
-    State(state): State<Arc<FakeState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(early) = state.begin(&method, &uri, &headers, &body) {
-        return early;
-    }
+async fn fallback() -> Response {
     graph_error(
         400,
         json!(100),

@@ -29,7 +29,7 @@ use subtle::ConstantTimeEq;
 use tonic::Status;
 use uuid::Uuid;
 
-use crate::api::layer::{Around, Body, BoxFuture};
+use crate::api::layer::{Around, Next, Reply, Request, Sendable};
 
 /// Every scope a key may hold.
 pub const SCOPES: [&str; 10] = [
@@ -321,19 +321,10 @@ impl Auth {
 }
 
 impl Around for Auth {
-    fn around<S, B>(
-        &self,
-        mut request: http::Request<B>,
-        mut next: S,
-    ) -> BoxFuture<Result<http::Response<Body>, S::Error>>
-    where
-        S: tower::Service<http::Request<B>, Response = http::Response<Body>> + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Send + 'static,
-        B: Send + 'static,
-    {
+    fn around<S: Next<B>, B: Sendable>(&self, request: Request<B>, next: S) -> Reply<S::Error> {
         let auth = self.auth.clone();
         Box::pin(async move {
+            let mut request = request;
             if let Some(auth) = auth {
                 let header = request
                     .headers()
@@ -348,7 +339,7 @@ impl Around for Auth {
                     Err(refused) => return Ok(Status::from(refused).into_http()),
                 }
             }
-            next.call(request).await
+            next.pass(request).await
         })
     }
 }

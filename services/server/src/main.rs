@@ -89,15 +89,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Admin(admin) => {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    eprintln!("omniroute: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
+            let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
+                return ExitCode::FAILURE;
             };
             match runtime.block_on(cli::run(&settings, admin)) {
                 Ok(output) => {
@@ -119,15 +112,8 @@ fn main() -> ExitCode {
         }
         Command::Serve => {
             telemetry::init(&settings.log);
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    eprintln!("omniroute: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
+            let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
+                return ExitCode::FAILURE;
             };
             let code = match runtime.block_on(serve(settings)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -142,6 +128,16 @@ fn main() -> ExitCode {
             code
         }
     }
+}
+
+/// The runtime `builder` makes, with every driver on; `None` (said on
+/// stderr) when it cannot start.
+fn runtime(mut builder: tokio::runtime::Builder) -> Option<tokio::runtime::Runtime> {
+    builder
+        .enable_all()
+        .build()
+        .map_err(|e| eprintln!("omniroute: cannot start the runtime: {e}"))
+        .ok()
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

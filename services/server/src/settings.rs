@@ -54,6 +54,28 @@ pub(crate) fn refused_key(result: Result<(), SettingsError>) -> &'static str {
     }
 }
 
+/// A change that breaks a section (tests of the sections).
+#[cfg(test)]
+type Break<S> = fn(&mut S);
+
+/// Checks a section's validation (tests of the sections): off (the
+/// default) it needs nothing, `enabled` passes, and each change in
+/// `broken`, made to `enabled`, is refused at its key.
+#[cfg(test)]
+pub(crate) fn check_refusals<S: Default>(
+    validate: fn(&S) -> Result<(), SettingsError>,
+    enabled: fn() -> S,
+    broken: &[(&str, Break<S>)],
+) {
+    assert!(validate(&S::default()).is_ok(), "off needs nothing");
+    assert!(validate(&enabled()).is_ok());
+    for (key, change) in broken {
+        let mut section = enabled();
+        change(&mut section);
+        assert_eq!(refused_key(validate(&section)), *key);
+    }
+}
+
 /// A value that must never reach a log: Debug and Display print `***`.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]

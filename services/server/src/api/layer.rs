@@ -17,17 +17,39 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 pub trait Around: Clone + Send + Sync + 'static {
     /// Handles `request`, calling `next` (the services it wraps) to go on,
     /// or answering itself.
-    fn around<S, B>(
-        &self,
-        request: http::Request<B>,
-        next: S,
-    ) -> BoxFuture<Result<http::Response<Body>, S::Error>>
-    where
-        S: tower::Service<http::Request<B>, Response = http::Response<Body>> + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Send + 'static,
-        B: Send + 'static;
+    fn around<S: Next<B>, B: Sendable>(&self, request: Request<B>, next: S) -> Reply<S::Error>;
 }
+
+/// A call to the services.
+pub type Request<B> = http::Request<B>;
+
+/// What may travel with a call to another task: a call's body, the
+/// services, their futures and errors.
+pub trait Sendable: Send + 'static {}
+
+impl<T: Send + 'static> Sendable for T {}
+
+/// What a layer answers: the response, or the services' error.
+pub type Reply<E> = BoxFuture<Result<http::Response<Body>, E>>;
+
+/// The services a layer wraps, as [`Around::around`] sees them: one name
+/// for the bounds every layer needs.
+pub trait Next<B>: Inner<B, Future: Sendable, Error: Sendable> + Sendable {
+    /// Passes `request` on to the services (made ready by [`Wrapped`]).
+    fn pass(mut self, request: Request<B>) -> Self::Future
+    where
+        Self: Sized,
+    {
+        self.call(request)
+    }
+}
+
+impl<S: Inner<B, Future: Sendable, Error: Sendable> + Sendable, B> Next<B> for S {}
+
+/// The gRPC services' shape: a call in, a response out.
+pub trait Inner<B>: tower::Service<Request<B>, Response = http::Response<Body>> {}
+
+impl<S: tower::Service<Request<B>, Response = http::Response<Body>>, B> Inner<B> for S {}
 
 /// The tower layer of an [`Around`].
 #[derive(Debug, Clone)]
@@ -53,15 +75,13 @@ pub struct Wrapped<S, A> {
 
 impl<S, B, A> tower::Service<http::Request<B>> for Wrapped<S, A>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    B: Send + 'static,
+    S: Next<B> + Clone,
+    B: Sendable,
     A: Around,
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+    type Future = Reply<S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)

@@ -1,7 +1,7 @@
 //! Every gRPC call counted, timed and traced (the outermost layer around
 //! the services: a call refused by authentication or overload counts too).
 
-use super::layer::{Around, Body, BoxFuture};
+use super::layer::{Around, Next, Reply, Request, Sendable};
 
 /// The name of a gRPC status code, as Prometheus labels write it.
 fn code_name(code: &str) -> &'static str {
@@ -35,17 +35,7 @@ fn code_name(code: &str) -> &'static str {
 pub struct Observe;
 
 impl Around for Observe {
-    fn around<S, B>(
-        &self,
-        request: http::Request<B>,
-        mut next: S,
-    ) -> BoxFuture<Result<http::Response<Body>, S::Error>>
-    where
-        S: tower::Service<http::Request<B>, Response = http::Response<Body>> + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Send + 'static,
-        B: Send + 'static,
-    {
+    fn around<S: Next<B>, B: Sendable>(&self, request: Request<B>, next: S) -> Reply<S::Error> {
         let method = request.uri().path().to_owned();
         let start = std::time::Instant::now();
         // The call's span, in the caller's trace when its metadata names
@@ -60,7 +50,7 @@ impl Around for Observe {
         }
         Box::pin(tracing::Instrument::instrument(
             async move {
-                let response = next.call(request).await?;
+                let response = next.pass(request).await?;
                 let code = response
                     .headers()
                     .get("grpc-status")

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::layer::{Around, Body, BoxFuture};
+use super::layer::{Around, Body, Next, Reply, Request, Sendable};
 use crate::app::AppError;
 
 /// Sheds calls past a limit; `limit` 0 sheds nothing.
@@ -38,17 +38,7 @@ fn exempt(path: &str) -> bool {
 }
 
 impl Around for Overload {
-    fn around<S, B>(
-        &self,
-        request: http::Request<B>,
-        mut next: S,
-    ) -> BoxFuture<Result<http::Response<Body>, S::Error>>
-    where
-        S: tower::Service<http::Request<B>, Response = http::Response<Body>> + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Send + 'static,
-        B: Send + 'static,
-    {
+    fn around<S: Next<B>, B: Sendable>(&self, request: Request<B>, next: S) -> Reply<S::Error> {
         let permit = match &self.permits {
             Some(permits) if !exempt(request.uri().path()) => {
                 match Arc::clone(permits).try_acquire_owned() {
@@ -62,7 +52,7 @@ impl Around for Overload {
             _ => None,
         };
         Box::pin(async move {
-            let response = next.call(request).await?;
+            let response = next.pass(request).await?;
             Ok(match permit {
                 None => response,
                 Some(permit) => response.map(|body| {

@@ -305,20 +305,25 @@ impl Dispatcher {
                 end.duration_since(ready).unwrap_or_default(),
             );
         }
+        // The attempt as made; what came of it is set below.
+        let attempt = Attempt {
+            number,
+            channel,
+            address: planned.address.clone(),
+            start_time: now,
+            end_time: end,
+            outcome: AttemptOutcome::Accepted,
+            error_code: String::new(),
+            error_message: String::new(),
+            provider_message_id: String::new(),
+        };
         let (attempt, next) = match result {
             Ok(receipt) => {
                 tracing::debug!(channel = %channel, to = %outbound.to, "sent");
                 (
                     Attempt {
-                        number,
-                        channel,
-                        address: planned.address.clone(),
-                        start_time: now,
-                        end_time: end,
-                        outcome: AttemptOutcome::Accepted,
-                        error_code: String::new(),
-                        error_message: String::new(),
                         provider_message_id: receipt.provider_message_id.clone(),
+                        ..attempt
                     },
                     NextStep::Sent {
                         provider_message_id: receipt.provider_message_id,
@@ -330,15 +335,10 @@ impl Dispatcher {
                 let next = self.after_failure(&job, Some(&error), error.message());
                 (
                     Attempt {
-                        number,
-                        channel,
-                        address: planned.address.clone(),
-                        start_time: now,
-                        end_time: end,
                         outcome: AttemptOutcome::Failed(error.class()),
                         error_code: error.code().to_owned(),
                         error_message: error.message().to_owned(),
-                        provider_message_id: String::new(),
+                        ..attempt
                     },
                     next,
                 )

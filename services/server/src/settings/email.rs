@@ -279,43 +279,19 @@ mod tests {
 
     #[test]
     fn an_enabled_relay_needs_a_host_a_mode_and_senders() {
-        assert!(
-            EmailSettings::default().validate().is_ok(),
-            "off needs nothing"
+        crate::settings::check_refusals(
+            EmailSettings::validate,
+            enabled,
+            &[
+                ("email.relay_host", |s| s.relay_host = String::new()),
+                ("email.tls", |s| s.tls = "maybe".into()),
+                ("email.senders", |s| s.senders = vec![]),
+                ("email.password", |s| s.username = "u".into()),
+                ("email.senders.reply_domain", |s| {
+                    s.senders[0].reply_domain = "x@y".into();
+                }),
+            ],
         );
-        assert!(enabled().validate().is_ok());
-        let key = |s: EmailSettings| crate::settings::refused_key(s.validate());
-        assert_eq!(
-            key(EmailSettings {
-                relay_host: String::new(),
-                ..enabled()
-            }),
-            "email.relay_host"
-        );
-        assert_eq!(
-            key(EmailSettings {
-                tls: "maybe".into(),
-                ..enabled()
-            }),
-            "email.tls"
-        );
-        assert_eq!(
-            key(EmailSettings {
-                senders: vec![],
-                ..enabled()
-            }),
-            "email.senders"
-        );
-        assert_eq!(
-            key(EmailSettings {
-                username: "u".into(),
-                ..enabled()
-            }),
-            "email.password"
-        );
-        let mut bad = enabled();
-        bad.senders[0].reply_domain = "x@y".into();
-        assert_eq!(key(bad), "email.senders.reply_domain");
     }
 
     #[test]

@@ -179,46 +179,26 @@ mod tests {
 
     #[test]
     fn an_enabled_account_needs_credentials_a_public_url_and_numbers() {
-        assert!(
-            VoiceSettings::default().validate().is_ok(),
-            "off needs nothing"
+        crate::settings::check_refusals(
+            VoiceSettings::validate,
+            enabled,
+            &[
+                ("voice.account_sid", |s| s.account_sid = "x".into()),
+                ("voice.auth_token", |s| s.auth_token = Secret::default()),
+                ("voice.public_base_url", |s| {
+                    s.public_base_url = "http://router.example".into();
+                }),
+                ("voice.machine_detection", |s| {
+                    s.machine_detection = "maybe".into();
+                }),
+                ("voice.numbers.forward_to", |s| {
+                    s.numbers[0].forward_to = "the desk".into();
+                }),
+                ("voice.numbers.number", |s| {
+                    s.numbers[0].number = "030 123456".into();
+                }),
+            ],
         );
-        assert!(enabled().validate().is_ok());
-        let key = |s: VoiceSettings| crate::settings::refused_key(s.validate());
-        assert_eq!(
-            key(VoiceSettings {
-                account_sid: "x".into(),
-                ..enabled()
-            }),
-            "voice.account_sid"
-        );
-        assert_eq!(
-            key(VoiceSettings {
-                auth_token: Secret::default(),
-                ..enabled()
-            }),
-            "voice.auth_token"
-        );
-        assert_eq!(
-            key(VoiceSettings {
-                public_base_url: "http://router.example".into(),
-                ..enabled()
-            }),
-            "voice.public_base_url"
-        );
-        assert_eq!(
-            key(VoiceSettings {
-                machine_detection: "maybe".into(),
-                ..enabled()
-            }),
-            "voice.machine_detection"
-        );
-        let mut forward = enabled();
-        forward.numbers[0].forward_to = "the desk".into();
-        assert_eq!(key(forward), "voice.numbers.forward_to");
-        let mut bad = enabled();
-        bad.numbers[0].number = "030 123456".into();
-        assert_eq!(key(bad), "voice.numbers.number");
         assert!(
             !format!("{:?}", enabled().config()).contains("token\""),
             "the token never prints"

@@ -14,47 +14,35 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use omniroute_channel::content::Choice;
-use omniroute_email::Unsubscribe;
 
-use crate::app::App;
+use super::Links;
 use crate::app::choices::Picked;
 
-#[derive(Debug, Clone)]
-struct Choices {
-    app: App,
-    tokens: Unsubscribe,
-}
-
-/// The routes, when links are configured.
-pub fn router(app: App, tokens: Option<Unsubscribe>) -> Router {
-    let Some(tokens) = tokens else {
-        return Router::new();
-    };
-    Router::new()
-        .route("/choices/email/{token}", get(page).post(pick))
-        .with_state(Choices { app, tokens })
+/// The routes.
+pub(super) fn routes() -> Router<Links> {
+    Router::new().route("/choices/email/{token}", get(page).post(pick))
 }
 
 fn unknown() -> Response {
     (StatusCode::NOT_FOUND, "unknown choice link").into_response()
 }
 
-/// What a link names, when it verifies and names a choice of ours.
-async fn resolve(state: &Choices, token: &str) -> Result<Option<Picked>, Response> {
+/// What a link names, when it verifies and names a choice of ours; the
+/// answer otherwise.
+async fn resolve(state: &Links, token: &str) -> Result<Picked, Response> {
     let Some((tenant, message, choice)) = state.tokens.verify_choice(token) else {
-        return Ok(None);
+        return Err(unknown());
     };
-    state
-        .app
-        .choice_of(tenant, &message, &choice)
-        .await
-        .map_err(|e| crate::http::response("a choice", &e))
+    match state.app.choice_of(tenant, &message, &choice).await {
+        Ok(Some(picked)) => Ok(picked),
+        Ok(None) => Err(unknown()),
+        Err(e) => Err(crate::http::response("a choice", &e)),
+    }
 }
 
-async fn page(State(state): State<Choices>, Path(token): Path<String>) -> Response {
+async fn page(State(state): State<Links>, Path(token): Path<String>) -> Response {
     let picked = match resolve(&state, &token).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return unknown(),
+        Ok(picked) => picked,
         Err(response) => return response,
     };
     Html(format!(
@@ -67,10 +55,9 @@ async fn page(State(state): State<Choices>, Path(token): Path<String>) -> Respon
     .into_response()
 }
 
-async fn pick(State(state): State<Choices>, Path(token): Path<String>) -> Response {
+async fn pick(State(state): State<Links>, Path(token): Path<String>) -> Response {
     let picked = match resolve(&state, &token).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return unknown(),
+        Ok(picked) => picked,
         Err(response) => return response,
     };
     match state.app.pick(&picked).await {

@@ -17,6 +17,14 @@ use super::{Provider, Serving, Shared};
 use crate::pipeline::statuses::StatusChannel;
 use crate::settings::Settings;
 
+/// What the pages behind the links in mail need: the application, and
+/// the tokens that sign the links.
+#[derive(Debug, Clone)]
+struct Links {
+    app: crate::app::App,
+    tokens: omniroute_email::Unsubscribe,
+}
+
 /// The email provider.
 #[derive(Debug)]
 pub struct Email;
@@ -61,10 +69,17 @@ impl Provider for Email {
     }
 
     fn routes(&self, settings: &Settings, shared: &Shared) -> axum::Router {
-        // One-click unsubscribes and choice links, signed alike.
-        let links = settings.email.unsubscribe();
-        unsubscribe::router(shared.app.clone(), links.clone())
-            .merge(choices::router(shared.app.clone(), links))
+        // One-click unsubscribes and choice links, signed alike: none when
+        // links are not configured.
+        let Some(tokens) = settings.email.unsubscribe() else {
+            return axum::Router::new();
+        };
+        unsubscribe::routes()
+            .merge(choices::routes())
+            .with_state(Links {
+                app: shared.app.clone(),
+                tokens,
+            })
     }
 
     fn bind(&self, settings: &Settings) -> anyhow::Result<Option<TcpListener>> {

@@ -13,28 +13,16 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use omniroute_channel::{Category, Channel};
-use omniroute_email::Unsubscribe;
 use uuid::Uuid;
 
-use crate::app::App;
+use super::Links;
 
-#[derive(Debug, Clone)]
-struct Unsubscribes {
-    app: App,
-    tokens: Unsubscribe,
+/// The routes.
+pub(super) fn routes() -> Router<Links> {
+    Router::new().route("/unsubscribe/email/{token}", get(page).post(one_click))
 }
 
-/// The routes, when unsubscribe is configured.
-pub fn router(app: App, tokens: Option<Unsubscribe>) -> Router {
-    let Some(tokens) = tokens else {
-        return Router::new();
-    };
-    Router::new()
-        .route("/unsubscribe/email/{token}", get(page).post(one_click))
-        .with_state(Unsubscribes { app, tokens })
-}
-
-async fn page(State(state): State<Unsubscribes>, Path(token): Path<String>) -> Response {
+async fn page(State(state): State<Links>, Path(token): Path<String>) -> Response {
     if state.tokens.verify(&token).is_none() {
         return (StatusCode::NOT_FOUND, "unknown unsubscribe link").into_response();
     }
@@ -49,7 +37,7 @@ async fn page(State(state): State<Unsubscribes>, Path(token): Path<String>) -> R
 }
 
 async fn one_click(
-    State(state): State<Unsubscribes>,
+    State(state): State<Links>,
     Path(token): Path<String>,
     body: String,
 ) -> Response {
