@@ -310,20 +310,22 @@ pub async fn export_holds_contact_preferences_and_ledger(store: S) {
     )
     .await;
     let other = create(&store, named("other"), vec![email("other@example.com")]).await;
-    let grant = consent(
+    let first = append_consent(
+        &store,
+        anna.id,
         Channel::Email,
         Category::Marketing,
         ConsentAction::Grant,
-        None,
-    );
-    let first = store.record_consent(T, anna.id, grant).await.unwrap();
-    let revoke = consent(
+    )
+    .await;
+    let second = append_consent(
+        &store,
+        other.id,
         Channel::Whatsapp,
         Category::Marketing,
         ConsentAction::Revoke,
-        None,
-    );
-    let second = store.record_consent(T, other.id, revoke).await.unwrap();
+    )
+    .await;
     let patch = PreferencesPatch {
         channel_order: Some(vec![Channel::Whatsapp]),
         ..PreferencesPatch::default()

@@ -59,13 +59,14 @@ pub async fn every_change_to_a_contact_moves_its_version(store: S) {
     store.update_preferences(T, anna.id, prefs).await.unwrap();
     let v = moved(&store, anna.id, v, "a preference change").await;
 
-    let revoke = consent(
+    append_consent(
+        &store,
+        anna.id,
         Channel::Whatsapp,
         Category::Marketing,
         ConsentAction::Revoke,
-        None,
-    );
-    store.record_consent(T, anna.id, revoke).await.unwrap();
+    )
+    .await;
     let v = moved(&store, anna.id, v, "a consent record").await;
 
     let inbound = NewInbound {
@@ -185,13 +186,14 @@ pub async fn routing_contacts_are_read_by_every_kind_of_lookup(store: S) {
         ..PreferencesPatch::default()
     };
     store.update_preferences(T, anna.id, prefs).await.unwrap();
-    let grant = consent(
+    append_consent(
+        &store,
+        anna.id,
         Channel::Email,
         Category::Marketing,
         ConsentAction::Grant,
-        None,
-    );
-    store.record_consent(T, anna.id, grant).await.unwrap();
+    )
+    .await;
     let now = get(&store, anna.id).await;
 
     let lookups = [
