@@ -76,6 +76,35 @@ fn authed<T>(message: T, key: &str) -> tonic::Request<T> {
     request
 }
 
+/// Creates a contact with `key`; the created contact.
+async fn create_as(app: &TestApp, key: &str, request: pb::CreateContactRequest) -> pb::Contact {
+    app.contacts
+        .clone()
+        .create_contact(authed(request, key))
+        .await
+        .expect("created")
+        .into_inner()
+        .contact
+        .expect("contact in response")
+}
+
+/// A contact, read with `key`.
+async fn get_contact_as(app: &TestApp, key: &str, name: &str) -> pb::Contact {
+    app.contacts
+        .clone()
+        .get_contact(authed(
+            pb::GetContactRequest {
+                name: name.to_owned(),
+            },
+            key,
+        ))
+        .await
+        .expect("found")
+        .into_inner()
+        .contact
+        .expect("contact in response")
+}
+
 /// Every unary method of the v1 API, from the server's own descriptors
 /// (so a method added later is in this table too).
 fn unary_methods() -> Vec<String> {
@@ -318,20 +347,15 @@ async fn a_tenant_sees_nothing_of_another(app: TestApp) {
         .into_inner();
 
     // Acme's contact, message and callback (which Globex must not list).
-    let anna = app
-        .contacts
-        .create_contact(authed(
-            new_contact(
-                "Anna",
-                vec![email("anna@acme.example"), voice("+49 151 55500301")],
-            ),
-            &acme,
-        ))
-        .await
-        .expect("created")
-        .into_inner()
-        .contact
-        .unwrap();
+    let anna = create_as(
+        &app,
+        &acme,
+        new_contact(
+            "Anna",
+            vec![email("anna@acme.example"), voice("+49 151 55500301")],
+        ),
+    )
+    .await;
     let _message = app
         .messaging
         .send_message(authed(text_to(&anna.name, "Hallo Anna"), &acme))
@@ -374,16 +398,12 @@ async fn a_tenant_sees_nothing_of_another(app: TestApp) {
         .into_inner();
     assert!(listed.callbacks.is_empty(), "{listed:?}");
     // The same address is a new contact of Globex's own.
-    let own = contacts
-        .create_contact(authed(
-            new_contact("Anna at Globex", vec![email("anna@acme.example")]),
-            &globex,
-        ))
-        .await
-        .expect("Globex's own contact")
-        .into_inner()
-        .contact
-        .unwrap();
+    let own = create_as(
+        &app,
+        &globex,
+        new_contact("Anna at Globex", vec![email("anna@acme.example")]),
+    )
+    .await;
     assert_ne!(own.name, anna.name);
     // Globex's stream: the first event is its own contact, none of Acme's.
     let first = tokio::time::timeout(Duration::from_secs(20), globex_events.message())
@@ -393,18 +413,7 @@ async fn a_tenant_sees_nothing_of_another(app: TestApp) {
         .expect("not ended");
     assert_eq!(first.event.expect("an event").contact, own.name);
     // Acme still sees its own.
-    let mine = contacts
-        .get_contact(authed(
-            pb::GetContactRequest {
-                name: anna.name.clone(),
-            },
-            &acme,
-        ))
-        .await
-        .expect("Acme's")
-        .into_inner()
-        .contact
-        .unwrap();
+    let mine = get_contact_as(&app, &acme, &anna.name).await;
     assert_eq!(mine.display_name, "Anna");
 }
 
@@ -499,31 +508,21 @@ async fn every_method_refuses_another_tenants_resources(app: TestApp) {
     }
     let acme = key(&app, "acme", &["*"]).await;
     let globex = key(&app, "globex", &["*", "admin"]).await;
-    let anna = app
-        .contacts
-        .create_contact(authed(
-            new_contact(
-                "Acme-Anna-7f3",
-                vec![email("anna@acme.example"), voice("+49 151 55500401")],
-            ),
-            &acme,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .contact
-        .unwrap();
-    let bert = app
-        .contacts
-        .create_contact(authed(
-            new_contact("Bert", vec![email("bert@acme.example")]),
-            &acme,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .contact
-        .unwrap();
+    let anna = create_as(
+        &app,
+        &acme,
+        new_contact(
+            "Acme-Anna-7f3",
+            vec![email("anna@acme.example"), voice("+49 151 55500401")],
+        ),
+    )
+    .await;
+    let bert = create_as(
+        &app,
+        &acme,
+        new_contact("Bert", vec![email("bert@acme.example")]),
+    )
+    .await;
     let later = Some(prost_types::Timestamp::from(
         SystemTime::now() + Duration::from_secs(3600),
     ));
@@ -728,18 +727,7 @@ async fn every_method_refuses_another_tenants_resources(app: TestApp) {
     }
     // Acme's data is as it was.
     let mut contacts = app.contacts.clone();
-    let anna_now = contacts
-        .get_contact(authed(
-            pb::GetContactRequest {
-                name: anna.name.clone(),
-            },
-            &acme,
-        ))
-        .await
-        .expect("still there")
-        .into_inner()
-        .contact
-        .unwrap();
+    let anna_now = get_contact_as(&app, &acme, &anna.name).await;
     assert_eq!(anna_now.display_name, "Acme-Anna-7f3");
     assert_eq!(anna_now.identities.len(), 2);
     let still = app

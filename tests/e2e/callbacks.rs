@@ -153,16 +153,7 @@ async fn a_callback_is_answered_and_bridged_to_the_agent(app_: TestApp) {
 
     // The call's end after the bridge is no failure: the message was
     // delivered once and nothing failed.
-    let message = crate::messaging::get_message(&mut app, &done.message).await;
-    assert_eq!(message.status, pb::MessageStatus::Delivered as i32);
-    assert!(
-        message
-            .status_history
-            .iter()
-            .all(|h| h.status != pb::MessageStatus::Failed as i32),
-        "{:#?}",
-        message.status_history
-    );
+    assert_delivered_without_a_failure(&mut app, &done.message).await;
     assert_eq!(fake.calls().len(), 1, "placed once");
 
     // Listed for its contact and by state.

@@ -569,13 +569,9 @@ async fn one_click_unsubscribe_records_the_opt_out_routing_reads(app: TestApp) {
 
     // Gina opts in again, then clicks the old link once more: withdrawing
     // is as easy as giving, so she is unsubscribed again.
-    opt_in(
-        &mut app,
-        &gina.name,
-        pb::Channel::Email,
-        pb::Category::Marketing,
-    )
-    .await;
+    Consent(pb::Channel::Email, pb::Category::Marketing)
+        .grant(&mut app, &gina.name)
+        .await;
     assert_eq!(post(path.clone()).await.status, 200);
     let ledger = consents(&mut app, &gina.name).await;
     assert_eq!(ledger.len(), 4, "{ledger:#?}");

@@ -63,39 +63,42 @@ async fn bad_addresses_are_refused_and_change_nothing(mut app: TestApp) {
 
 async fn unknown_update_mask_field_changes_nothing(mut app: TestApp) {
     let anna = create(&mut app, "Anna", vec![]).await;
-    let err = app
-        .contacts
-        .update_contact(pb::UpdateContactRequest {
-            contact: Some(pb::Contact {
-                name: anna.name.clone(),
-                display_name: "Changed".into(),
-                ..Default::default()
-            }),
-            update_mask: mask(&["display_name", "shoe_size"]),
-        })
-        .await
-        .unwrap_err();
-    assert_invalid(&err, "update_mask.paths[1]");
-    assert_eq!(get(&mut app, &anna.name).await, anna);
-
-    // Bad values are reported together, each on its field.
-    let err = app
-        .contacts
-        .update_contact(pb::UpdateContactRequest {
-            contact: Some(pb::Contact {
-                name: anna.name.clone(),
-                display_name: "Changed".into(),
-                time_zone: "Mars/Olympus".into(),
-                locale: "??".into(),
-                ..Default::default()
-            }),
-            update_mask: None,
-        })
-        .await
-        .unwrap_err();
-    assert_invalid(&err, "contact.time_zone");
-    assert_invalid(&err, "contact.locale");
-    assert_eq!(get(&mut app, &anna.name).await, anna);
+    let renamed = pb::Contact {
+        name: anna.name.clone(),
+        display_name: "Changed".into(),
+        ..Default::default()
+    };
+    let bad_values = pb::Contact {
+        time_zone: "Mars/Olympus".into(),
+        locale: "??".into(),
+        ..renamed.clone()
+    };
+    for (contact, update_mask, fields) in [
+        (
+            renamed,
+            mask(&["display_name", "shoe_size"]),
+            &["update_mask.paths[1]"][..],
+        ),
+        // Bad values are reported together, each on its field.
+        (
+            bad_values,
+            None,
+            &["contact.time_zone", "contact.locale"][..],
+        ),
+    ] {
+        let err = app
+            .contacts
+            .update_contact(pb::UpdateContactRequest {
+                contact: Some(contact),
+                update_mask,
+            })
+            .await
+            .unwrap_err();
+        for field in fields {
+            assert_invalid(&err, field);
+        }
+        assert_eq!(get(&mut app, &anna.name).await, anna);
+    }
 
     let err = app
         .preferences

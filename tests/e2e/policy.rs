@@ -22,6 +22,9 @@ crate::on_both_stores!(
     preview_agrees_with_the_stored_decision,
 );
 
+const WHATSAPP_TRANSACTIONAL: Consent = Consent(pb::Channel::Whatsapp, pb::Category::Transactional);
+const WHATSAPP_MARKETING: Consent = Consent(pb::Channel::Whatsapp, pb::Category::Marketing);
+
 fn template_override() -> pb::ChannelOverride {
     pb::ChannelOverride {
         channel: pb::Channel::Whatsapp as i32,
@@ -58,13 +61,7 @@ async fn the_window_decides_free_form_or_template(mut app: TestApp) {
     )
     .await
     .name;
-    opt_in(
-        &mut app,
-        &anna,
-        pb::Channel::Whatsapp,
-        pb::Category::Transactional,
-    )
-    .await;
+    WHATSAPP_TRANSACTIONAL.grant(&mut app, &anna).await;
 
     // Anna never wrote: free form cannot go on WhatsApp; email carries it.
     let outside = try_send(&mut app, text_to(&anna, "Your order has shipped"))
@@ -121,13 +118,7 @@ async fn the_window_decides_free_form_or_template(mut app: TestApp) {
     let ben = create(&mut app, "Ben", vec![whatsapp("+4915123450077")])
         .await
         .name;
-    opt_in(
-        &mut app,
-        &ben,
-        pb::Channel::Whatsapp,
-        pb::Category::Transactional,
-    )
-    .await;
+    WHATSAPP_TRANSACTIONAL.grant(&mut app, &ben).await;
     let mut explicit = text_message("Hello");
     explicit.channel = pb::Channel::Whatsapp as i32;
     let refused = try_send(&mut app, send_to(&ben, explicit))
@@ -161,13 +152,7 @@ async fn marketing_needs_an_opt_in_and_a_revocation_wins(mut app: TestApp) {
         "{refused:?}"
     );
 
-    opt_in(
-        &mut app,
-        &anna,
-        pb::Channel::Whatsapp,
-        pb::Category::Marketing,
-    )
-    .await;
+    WHATSAPP_MARKETING.grant(&mut app, &anna).await;
     let sent = try_send(&mut app, send_to(&anna, explicit.clone()))
         .await
         .expect("opted in");
@@ -187,13 +172,7 @@ async fn marketing_needs_an_opt_in_and_a_revocation_wins(mut app: TestApp) {
         "the deciding record is shown: {consents:?}"
     );
 
-    opt_out(
-        &mut app,
-        &anna,
-        pb::Channel::Whatsapp,
-        pb::Category::Marketing,
-    )
-    .await;
+    WHATSAPP_MARKETING.revoke(&mut app, &anna).await;
     let refused = try_send(&mut app, send_to(&anna, promo))
         .await
         .expect_err("revoked");

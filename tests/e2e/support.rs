@@ -189,49 +189,37 @@ pub fn record_consent(contact: &str, record: pb::ConsentRecord) -> pb::CreateCon
     }
 }
 
-/// A consent record of `action` from the checkout form.
-fn checkout_consent(
-    channel: pb::Channel,
-    category: pb::Category,
-    action: pb::ConsentAction,
-) -> pb::ConsentRecord {
-    pb::ConsentRecord {
-        channel: channel as i32,
-        category: category as i32,
-        action: action as i32,
-        source: "checkout-form".into(),
-        legal_basis: pb::LegalBasis::Consent as i32,
-        ..Default::default()
+/// Consent to a category of messages on a channel, given (or revoked) on
+/// the checkout form.
+#[derive(Clone, Copy)]
+pub struct Consent(pub pb::Channel, pub pb::Category);
+
+impl Consent {
+    /// Appends a grant to the contact's consent ledger.
+    pub async fn grant(self, app: &mut TestApp, contact: &str) {
+        self.record(app, contact, pb::ConsentAction::Grant).await;
     }
-}
 
-/// Grants consent for a channel and category (appends to the contact's
-/// consent ledger).
-pub async fn opt_in(
-    app: &mut TestApp,
-    contact: &str,
-    channel: pb::Channel,
-    category: pb::Category,
-) {
-    let record = checkout_consent(channel, category, pb::ConsentAction::Grant);
-    app.preferences
-        .create_consent_record(record_consent(contact, record))
-        .await
-        .expect("consent recorded");
-}
+    /// Appends a revocation to the contact's consent ledger.
+    pub async fn revoke(self, app: &mut TestApp, contact: &str) {
+        self.record(app, contact, pb::ConsentAction::Revoke).await;
+    }
 
-/// Revokes consent for a channel and category.
-pub async fn opt_out(
-    app: &mut TestApp,
-    contact: &str,
-    channel: pb::Channel,
-    category: pb::Category,
-) {
-    let record = checkout_consent(channel, category, pb::ConsentAction::Revoke);
-    app.preferences
-        .create_consent_record(record_consent(contact, record))
-        .await
-        .expect("consent recorded");
+    async fn record(self, app: &mut TestApp, contact: &str, action: pb::ConsentAction) {
+        let Consent(channel, category) = self;
+        let record = pb::ConsentRecord {
+            channel: channel as i32,
+            category: category as i32,
+            action: action as i32,
+            source: "checkout-form".into(),
+            legal_basis: pb::LegalBasis::Consent as i32,
+            ..Default::default()
+        };
+        app.preferences
+            .create_consent_record(record_consent(contact, record))
+            .await
+            .expect("consent recorded");
+    }
 }
 
 /// A contact's preferences.
@@ -377,4 +365,19 @@ pub fn after_cursor(cursor: &str) -> pb::SubscribeRequest {
         after_cursor: cursor.to_owned(),
         ..Default::default()
     }
+}
+
+/// Asserts that the message is DELIVERED and no failure is in its status
+/// history.
+pub async fn assert_delivered_without_a_failure(app: &mut TestApp, name: &str) {
+    let message = crate::messaging::get_message(app, name).await;
+    assert_eq!(message.status, pb::MessageStatus::Delivered as i32);
+    assert!(
+        message
+            .status_history
+            .iter()
+            .all(|h| h.status != pb::MessageStatus::Failed as i32),
+        "{:#?}",
+        message.status_history
+    );
 }

@@ -401,16 +401,7 @@ async fn a_call_ends_once_a_busy_after_completed_changes_nothing(app: TestApp) {
     // A later send to the contact marks where the busy report's effect
     // would have been logged.
     let marker = send_text(&mut app, &accepted.contact, "Noch etwas").await;
-    let message = crate::messaging::get_message(&mut app, &accepted.name).await;
-    assert_eq!(message.status, pb::MessageStatus::Delivered as i32);
-    assert!(
-        message
-            .status_history
-            .iter()
-            .all(|h| h.status != pb::MessageStatus::Failed as i32),
-        "{:#?}",
-        message.status_history
-    );
+    assert_delivered_without_a_failure(&mut app, &accepted.name).await;
     let mut events = crate::events::subscribe(
         &mut app,
         pb::SubscribeRequest {

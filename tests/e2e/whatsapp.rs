@@ -491,13 +491,9 @@ async fn templates_are_checked_against_the_catalogue(app: TestApp) {
         Ok(contact) => contact,
         Err(_) => create(&mut app, "Anna", vec![whatsapp("+49 151 23456789")]).await,
     };
-    opt_in(
-        &mut app,
-        &anna.name,
-        pb::Channel::Whatsapp,
-        pb::Category::Marketing,
-    )
-    .await;
+    Consent(pb::Channel::Whatsapp, pb::Category::Marketing)
+        .grant(&mut app, &anna.name)
+        .await;
     let accepted = send_ok(
         &mut app,
         send_to_address(whatsapp("+49 151 23456789"), sale.clone()),
