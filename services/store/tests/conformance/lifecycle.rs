@@ -57,22 +57,8 @@ pub async fn merge_moves_identities_consents_and_profile(store: S) {
         vec![whatsapp("4915123456789")],
     )
     .await;
-    let kept = append_consent(
-        &store,
-        survivor.id,
-        Channel::Email,
-        Category::Marketing,
-        ConsentAction::Grant,
-    )
-    .await;
-    let moved = append_consent(
-        &store,
-        source.id,
-        Channel::Whatsapp,
-        Category::Service,
-        ConsentAction::Grant,
-    )
-    .await;
+    let kept = append_grant(&store, survivor.id, Channel::Email, Category::Marketing).await;
+    let moved = append_grant(&store, source.id, Channel::Whatsapp, Category::Service).await;
     let source_prefs = channel_preferences(&[Channel::Whatsapp, Channel::Email]);
     set_preferences(&store, source.id, &source_prefs).await;
 
@@ -376,14 +362,7 @@ pub async fn store_file_survives_reopen() {
     let path = store.path().to_owned();
     let store: S = std::sync::Arc::new(store);
     let anna = create(&store, named("Anna"), vec![email("anna@example.com")]).await;
-    append_consent(
-        &store,
-        anna.id,
-        Channel::Email,
-        Category::Marketing,
-        ConsentAction::Grant,
-    )
-    .await;
+    append_grant(&store, anna.id, Channel::Email, Category::Marketing).await;
     set_preferences(&store, anna.id, &channel_preferences(&[Channel::Email])).await;
     let before = store.export_contact(T, anna.id).await.unwrap();
     drop(store);

@@ -198,17 +198,32 @@ where
     winner
 }
 
-/// Appends a consent record (recorded now) to a contact's ledger,
+/// Appends a grant (recorded now) to a contact's consent ledger,
 /// panicking on failure; the stored record.
-pub async fn append_consent(
+pub async fn append_grant(
     store: &S,
     contact: Uuid,
     channel: Channel,
     category: Category,
-    action: ConsentAction,
 ) -> omniroute_domain::ConsentRecord {
+    let grant = consent(channel, category, ConsentAction::Grant, None);
     store
-        .record_consent(T, contact, consent(channel, category, action, None))
+        .record_consent(T, contact, grant)
+        .await
+        .expect("record_consent")
+}
+
+/// Appends a revocation (recorded now) to a contact's consent ledger,
+/// panicking on failure; the stored record.
+pub async fn append_revocation(
+    store: &S,
+    contact: Uuid,
+    channel: Channel,
+    category: Category,
+) -> omniroute_domain::ConsentRecord {
+    let revoke = consent(channel, category, ConsentAction::Revoke, None);
+    store
+        .record_consent(T, contact, revoke)
         .await
         .expect("record_consent")
 }

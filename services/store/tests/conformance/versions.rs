@@ -59,14 +59,13 @@ pub async fn every_change_to_a_contact_moves_its_version(store: S) {
     store.update_preferences(T, anna.id, prefs).await.unwrap();
     let v = moved(&store, anna.id, v, "a preference change").await;
 
-    append_consent(
-        &store,
-        anna.id,
+    let revoke = consent(
         Channel::Whatsapp,
         Category::Marketing,
         ConsentAction::Revoke,
-    )
-    .await;
+        None,
+    );
+    store.record_consent(T, anna.id, revoke).await.unwrap();
     let v = moved(&store, anna.id, v, "a consent record").await;
 
     let inbound = NewInbound {
@@ -186,14 +185,13 @@ pub async fn routing_contacts_are_read_by_every_kind_of_lookup(store: S) {
         ..PreferencesPatch::default()
     };
     store.update_preferences(T, anna.id, prefs).await.unwrap();
-    append_consent(
-        &store,
-        anna.id,
+    let grant = consent(
         Channel::Email,
         Category::Marketing,
         ConsentAction::Grant,
-    )
-    .await;
+        None,
+    );
+    store.record_consent(T, anna.id, grant).await.unwrap();
     let now = get(&store, anna.id).await;
 
     let lookups = [
