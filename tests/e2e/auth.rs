@@ -40,6 +40,18 @@ async fn key(app: &TestApp, tenant: &str, scopes: &[&str]) -> String {
         .token
 }
 
+/// Creates the tenants Acme and Globex; their keys: Acme's with every
+/// scope but admin, Globex's with `globex_scopes`.
+async fn acme_and_globex(app: &TestApp, globex_scopes: &[&str]) -> (String, String) {
+    for tenant in ["acme", "globex"] {
+        app.store().create_tenant(tenant, tenant).await.unwrap();
+    }
+    (
+        key(app, "acme", &["*"]).await,
+        key(app, "globex", globex_scopes).await,
+    )
+}
+
 fn bearer(key: &str) -> String {
     format!("Bearer {key}")
 }
@@ -333,11 +345,7 @@ async fn each_method_needs_its_scope(app: TestApp) {
 
 async fn a_tenant_sees_nothing_of_another(app: TestApp) {
     let mut app = with_auth(app).await;
-    for tenant in ["acme", "globex"] {
-        app.store().create_tenant(tenant, tenant).await.unwrap();
-    }
-    let acme = key(&app, "acme", &["*"]).await;
-    let globex = key(&app, "globex", &["*"]).await;
+    let (acme, globex) = acme_and_globex(&app, &["*"]).await;
     // Globex follows its stream from the start.
     let mut globex_events = app
         .events
@@ -503,11 +511,7 @@ async fn admins_manage_tenants_and_keys(app: TestApp) {
 async fn every_method_refuses_another_tenants_resources(app: TestApp) {
     use prost::Message as _;
     let mut app = with_auth(app).await;
-    for tenant in ["acme", "globex"] {
-        app.store().create_tenant(tenant, tenant).await.unwrap();
-    }
-    let acme = key(&app, "acme", &["*"]).await;
-    let globex = key(&app, "globex", &["*", "admin"]).await;
+    let (acme, globex) = acme_and_globex(&app, &["*", "admin"]).await;
     let anna = create_as(
         &app,
         &acme,

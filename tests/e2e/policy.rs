@@ -25,6 +25,17 @@ crate::on_both_stores!(
 const WHATSAPP_TRANSACTIONAL: Consent = Consent(pb::Channel::Whatsapp, pb::Category::Transactional);
 const WHATSAPP_MARKETING: Consent = Consent(pb::Channel::Whatsapp, pb::Category::Marketing);
 
+/// Creates Anna, on WhatsApp at `number` and by email; her name.
+async fn anna_on_whatsapp_and_email(app: &mut TestApp, number: &str) -> String {
+    create(
+        app,
+        "Anna",
+        vec![whatsapp(number), email("anna@example.com")],
+    )
+    .await
+    .name
+}
+
 fn template_override() -> pb::ChannelOverride {
     pb::ChannelOverride {
         channel: pb::Channel::Whatsapp as i32,
@@ -54,13 +65,7 @@ fn skip_reason(message: &pb::Message, channel: pb::Channel) -> Option<i32> {
 }
 
 async fn the_window_decides_free_form_or_template(mut app: TestApp) {
-    let anna = create(
-        &mut app,
-        "Anna",
-        vec![whatsapp("+4915123456789"), email("anna@example.com")],
-    )
-    .await
-    .name;
+    let anna = anna_on_whatsapp_and_email(&mut app, "+4915123456789").await;
     WHATSAPP_TRANSACTIONAL.grant(&mut app, &anna).await;
 
     // Anna never wrote: free form cannot go on WhatsApp; email carries it.
@@ -182,13 +187,7 @@ async fn marketing_needs_an_opt_in_and_a_revocation_wins(mut app: TestApp) {
 
 async fn a_permanent_failure_falls_back_to_email(mut app: TestApp) {
     // The sandbox fails WhatsApp numbers ending in 0001 permanently.
-    let anna = create(
-        &mut app,
-        "Anna",
-        vec![whatsapp("+4915123450001"), email("anna@example.com")],
-    )
-    .await
-    .name;
+    let anna = anna_on_whatsapp_and_email(&mut app, "+4915123450001").await;
     app.customer_writes("whatsapp", "+4915123450001", "Hi")
         .await;
     let message = try_send(&mut app, text_to(&anna, "Your invoice"))
@@ -367,13 +366,7 @@ async fn quiet_hours_are_decided_for_the_send_time(mut app: TestApp) {
 }
 
 async fn preview_agrees_with_the_stored_decision(mut app: TestApp) {
-    let anna = create(
-        &mut app,
-        "Anna",
-        vec![whatsapp("+4915123456789"), email("anna@example.com")],
-    )
-    .await
-    .name;
+    let anna = anna_on_whatsapp_and_email(&mut app, "+4915123456789").await;
     let mut message = text_message("Your order has shipped");
     message.overrides = vec![template_override()];
     let request = send_to(&anna, message);
