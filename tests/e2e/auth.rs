@@ -12,6 +12,7 @@ use omniroute_proto::v1 as pb;
 use prost::Message as _;
 use tonic::Code;
 
+use crate::callbacks::AGENT;
 use crate::support::*;
 
 crate::on_both_stores!(
@@ -39,8 +40,43 @@ async fn key(app: &TestApp, tenant: &str, scopes: &[&str]) -> String {
         .token
 }
 
+/// Creates the tenants Acme and Globex; their keys: Acme's with every
+/// scope but admin, Globex's with `globex_scopes`.
+async fn acme_and_globex(app: &TestApp, globex_scopes: &[&str]) -> (String, String) {
+    for tenant in ["acme", "globex"] {
+        app.store().create_tenant(tenant, tenant).await.unwrap();
+    }
+    (
+        key(app, "acme", &["*"]).await,
+        key(app, "globex", globex_scopes).await,
+    )
+}
+
 fn bearer(key: &str) -> String {
     format!("Bearer {key}")
+}
+
+/// A CreateTenant request.
+fn new_tenant(id: &str, display_name: &str) -> pb::CreateTenantRequest {
+    pb::CreateTenantRequest {
+        tenant: Some(pb::Tenant {
+            id: id.to_owned(),
+            display_name: display_name.to_owned(),
+            ..Default::default()
+        }),
+    }
+}
+
+/// A CreateApiKey request.
+fn new_api_key(tenant: &str, display_name: &str, scopes: &[&str]) -> pb::CreateApiKeyRequest {
+    pb::CreateApiKeyRequest {
+        api_key: Some(pb::ApiKey {
+            tenant: tenant.to_owned(),
+            display_name: display_name.to_owned(),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            ..Default::default()
+        }),
+    }
 }
 
 /// `message` with the key's authorization.
@@ -50,6 +86,35 @@ fn authed<T>(message: T, key: &str) -> tonic::Request<T> {
         .metadata_mut()
         .insert("authorization", bearer(key).parse().expect("a header"));
     request
+}
+
+/// Creates a contact with `key`; the created contact.
+async fn create_as(app: &TestApp, key: &str, request: pb::CreateContactRequest) -> pb::Contact {
+    app.contacts
+        .clone()
+        .create_contact(authed(request, key))
+        .await
+        .expect("created")
+        .into_inner()
+        .contact
+        .expect("contact in response")
+}
+
+/// A contact, read with `key`.
+async fn get_contact_as(app: &TestApp, key: &str, name: &str) -> pb::Contact {
+    app.contacts
+        .clone()
+        .get_contact(authed(
+            pb::GetContactRequest {
+                name: name.to_owned(),
+            },
+            key,
+        ))
+        .await
+        .expect("found")
+        .into_inner()
+        .contact
+        .expect("contact in response")
 }
 
 /// Every unary method of the v1 API, from the server's own descriptors
@@ -280,55 +345,28 @@ async fn each_method_needs_its_scope(app: TestApp) {
 
 async fn a_tenant_sees_nothing_of_another(app: TestApp) {
     let mut app = with_auth(app).await;
-    for tenant in ["acme", "globex"] {
-        app.store().create_tenant(tenant, tenant).await.unwrap();
-    }
-    let acme = key(&app, "acme", &["*"]).await;
-    let globex = key(&app, "globex", &["*"]).await;
+    let (acme, globex) = acme_and_globex(&app, &["*"]).await;
     // Globex follows its stream from the start.
     let mut globex_events = app
         .events
-        .subscribe(authed(
-            pb::SubscribeRequest {
-                from_beginning: true,
-                ..Default::default()
-            },
-            &globex,
-        ))
+        .subscribe(authed(from_the_beginning(), &globex))
         .await
         .expect("subscribed")
         .into_inner();
 
     // Acme's contact, message and callback (which Globex must not list).
-    let anna = app
-        .contacts
-        .create_contact(authed(
-            pb::CreateContactRequest {
-                contact: Some(pb::Contact {
-                    display_name: "Anna".into(),
-                    identities: vec![email("anna@acme.example"), voice("+49 151 55500301")],
-                    ..Default::default()
-                }),
-            },
-            &acme,
-        ))
-        .await
-        .expect("created")
-        .into_inner()
-        .contact
-        .unwrap();
+    let anna = create_as(
+        &app,
+        &acme,
+        new_contact(
+            "Anna",
+            vec![email("anna@acme.example"), voice("+49 151 55500301")],
+        ),
+    )
+    .await;
     let _message = app
         .messaging
-        .send_message(authed(
-            pb::SendMessageRequest {
-                recipient: Some(pb::send_message_request::Recipient::Contact(
-                    anna.name.clone(),
-                )),
-                message: Some(crate::messaging::text_message("Hallo Anna")),
-                idempotency_key: String::new(),
-            },
-            &acme,
-        ))
+        .send_message(authed(text_to(&anna.name, "Hallo Anna"), &acme))
         .await
         .expect("accepted")
         .into_inner()
@@ -338,17 +376,12 @@ async fn a_tenant_sees_nothing_of_another(app: TestApp) {
         pb::callback_service_client::CallbackServiceClient::new(app.channel.clone());
     let _callback = callbacks
         .create_callback(authed(
-            pb::CreateCallbackRequest {
-                callback: Some(pb::Callback {
-                    contact: anna.name.clone(),
-                    agent_address: "+4930555000111".into(),
-                    schedule_time: Some(prost_types::Timestamp::from(
-                        SystemTime::now() + Duration::from_secs(3600),
-                    )),
-                    ..Default::default()
-                }),
-                idempotency_key: String::new(),
-            },
+            callback_request(pb::Callback {
+                schedule_time: Some(prost_types::Timestamp::from(
+                    SystemTime::now() + Duration::from_secs(3600),
+                )),
+                ..callback_for(&anna.name, AGENT)
+            }),
             &acme,
         ))
         .await
@@ -373,22 +406,12 @@ async fn a_tenant_sees_nothing_of_another(app: TestApp) {
         .into_inner();
     assert!(listed.callbacks.is_empty(), "{listed:?}");
     // The same address is a new contact of Globex's own.
-    let own = contacts
-        .create_contact(authed(
-            pb::CreateContactRequest {
-                contact: Some(pb::Contact {
-                    display_name: "Anna at Globex".into(),
-                    identities: vec![email("anna@acme.example")],
-                    ..Default::default()
-                }),
-            },
-            &globex,
-        ))
-        .await
-        .expect("Globex's own contact")
-        .into_inner()
-        .contact
-        .unwrap();
+    let own = create_as(
+        &app,
+        &globex,
+        new_contact("Anna at Globex", vec![email("anna@acme.example")]),
+    )
+    .await;
     assert_ne!(own.name, anna.name);
     // Globex's stream: the first event is its own contact, none of Acme's.
     let first = tokio::time::timeout(Duration::from_secs(20), globex_events.message())
@@ -398,18 +421,7 @@ async fn a_tenant_sees_nothing_of_another(app: TestApp) {
         .expect("not ended");
     assert_eq!(first.event.expect("an event").contact, own.name);
     // Acme still sees its own.
-    let mine = contacts
-        .get_contact(authed(
-            pb::GetContactRequest {
-                name: anna.name.clone(),
-            },
-            &acme,
-        ))
-        .await
-        .expect("Acme's")
-        .into_inner()
-        .contact
-        .unwrap();
+    let mine = get_contact_as(&app, &acme, &anna.name).await;
     assert_eq!(mine.display_name, "Anna");
 }
 
@@ -418,16 +430,7 @@ async fn admins_manage_tenants_and_keys(app: TestApp) {
     let admin = key(&app, "default", &["admin"]).await;
     let mut service = pb::admin_service_client::AdminServiceClient::new(app.channel.clone());
     let tenant = service
-        .create_tenant(authed(
-            pb::CreateTenantRequest {
-                tenant: Some(pb::Tenant {
-                    id: "initech".into(),
-                    display_name: "Initech".into(),
-                    ..Default::default()
-                }),
-            },
-            &admin,
-        ))
+        .create_tenant(authed(new_tenant("initech", "Initech"), &admin))
         .await
         .expect("created")
         .into_inner()
@@ -435,41 +438,18 @@ async fn admins_manage_tenants_and_keys(app: TestApp) {
         .unwrap();
     assert_eq!(tenant.id, "initech");
     let again = service
-        .create_tenant(authed(
-            pb::CreateTenantRequest {
-                tenant: Some(pb::Tenant {
-                    id: "initech".into(),
-                    ..Default::default()
-                }),
-            },
-            &admin,
-        ))
+        .create_tenant(authed(new_tenant("initech", ""), &admin))
         .await
         .unwrap_err();
     assert_eq!(again.code(), Code::AlreadyExists);
     let bad = service
-        .create_tenant(authed(
-            pb::CreateTenantRequest {
-                tenant: Some(pb::Tenant {
-                    id: "Not A Tenant".into(),
-                    ..Default::default()
-                }),
-            },
-            &admin,
-        ))
+        .create_tenant(authed(new_tenant("Not A Tenant", ""), &admin))
         .await
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
     let created = service
         .create_api_key(authed(
-            pb::CreateApiKeyRequest {
-                api_key: Some(pb::ApiKey {
-                    tenant: "initech".into(),
-                    display_name: "billing".into(),
-                    scopes: vec!["contacts.read".into()],
-                    ..Default::default()
-                }),
-            },
+            new_api_key("initech", "billing", &["contacts.read"]),
             &admin,
         ))
         .await
@@ -500,16 +480,7 @@ async fn admins_manage_tenants_and_keys(app: TestApp) {
     // Keys are never listed with their secret.
     assert!(!format!("{listed:?}").contains(&created.key[21..]));
     let unknown_scope = service
-        .create_api_key(authed(
-            pb::CreateApiKeyRequest {
-                api_key: Some(pb::ApiKey {
-                    tenant: "initech".into(),
-                    scopes: vec!["everything".into()],
-                    ..Default::default()
-                }),
-            },
-            &admin,
-        ))
+        .create_api_key(authed(new_api_key("initech", "", &["everything"]), &admin))
         .await
         .unwrap_err();
     assert_eq!(unknown_scope.code(), Code::InvalidArgument);
@@ -540,59 +511,35 @@ async fn admins_manage_tenants_and_keys(app: TestApp) {
 async fn every_method_refuses_another_tenants_resources(app: TestApp) {
     use prost::Message as _;
     let mut app = with_auth(app).await;
-    for tenant in ["acme", "globex"] {
-        app.store().create_tenant(tenant, tenant).await.unwrap();
-    }
-    let acme = key(&app, "acme", &["*"]).await;
-    let globex = key(&app, "globex", &["*", "admin"]).await;
-    let anna = app
-        .contacts
-        .create_contact(authed(
-            pb::CreateContactRequest {
-                contact: Some(pb::Contact {
-                    display_name: "Acme-Anna-7f3".into(),
-                    identities: vec![email("anna@acme.example"), voice("+49 151 55500401")],
-                    ..Default::default()
-                }),
-            },
-            &acme,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .contact
-        .unwrap();
-    let bert = app
-        .contacts
-        .create_contact(authed(
-            pb::CreateContactRequest {
-                contact: Some(pb::Contact {
-                    display_name: "Bert".into(),
-                    identities: vec![email("bert@acme.example")],
-                    ..Default::default()
-                }),
-            },
-            &acme,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .contact
-        .unwrap();
+    let (acme, globex) = acme_and_globex(&app, &["*", "admin"]).await;
+    let anna = create_as(
+        &app,
+        &acme,
+        new_contact(
+            "Acme-Anna-7f3",
+            vec![email("anna@acme.example"), voice("+49 151 55500401")],
+        ),
+    )
+    .await;
+    let bert = create_as(
+        &app,
+        &acme,
+        new_contact("Bert", vec![email("bert@acme.example")]),
+    )
+    .await;
     let later = Some(prost_types::Timestamp::from(
         SystemTime::now() + Duration::from_secs(3600),
     ));
-    let send_to = |contact: &str| pb::SendMessageRequest {
-        recipient: Some(pb::send_message_request::Recipient::Contact(
-            contact.to_owned(),
-        )),
-        message: Some(pb::Message {
-            send_time: later,
-            ..crate::messaging::text_message("Hallo Anna")
-        }),
-        idempotency_key: String::new(),
+    let later_to = |contact: &str| {
+        send_to(
+            contact,
+            pb::Message {
+                send_time: later,
+                ..crate::messaging::text_message("Hallo Anna")
+            },
+        )
     };
-    let mut own = send_to(&anna.name);
+    let mut own = later_to(&anna.name);
     if let Some(m) = own.message.as_mut() {
         m.content = crate::messaging::text_message("acme-private-text").content;
     }
@@ -608,15 +555,10 @@ async fn every_method_refuses_another_tenants_resources(app: TestApp) {
         pb::callback_service_client::CallbackServiceClient::new(app.channel.clone());
     let callback = callbacks
         .create_callback(authed(
-            pb::CreateCallbackRequest {
-                callback: Some(pb::Callback {
-                    contact: anna.name.clone(),
-                    agent_address: "+4930555000111".into(),
-                    schedule_time: later,
-                    ..Default::default()
-                }),
-                idempotency_key: String::new(),
-            },
+            callback_request(pb::Callback {
+                schedule_time: later,
+                ..callback_for(&anna.name, AGENT)
+            }),
             &acme,
         ))
         .await
@@ -646,20 +588,14 @@ async fn every_method_refuses_another_tenants_resources(app: TestApp) {
                     display_name: "Taken".into(),
                     ..Default::default()
                 }),
-                update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["display_name".into()],
-                }),
+                update_mask: mask(&["display_name"]),
             }
             .encode_to_vec(),
             "DeleteContact" => pb::DeleteContactRequest {
                 name: anna.name.clone(),
             }
             .encode_to_vec(),
-            "LinkIdentity" => pb::LinkIdentityRequest {
-                contact: anna.name.clone(),
-                identity: Some(email("mine@globex.example")),
-            }
-            .encode_to_vec(),
+            "LinkIdentity" => link(&anna.name, email("mine@globex.example")).encode_to_vec(),
             "UnlinkIdentity" => pb::UnlinkIdentityRequest {
                 contact: anna.name.clone(),
                 identity: Some(email("anna@acme.example")),
@@ -671,11 +607,7 @@ async fn every_method_refuses_another_tenants_resources(app: TestApp) {
                 )),
             }
             .encode_to_vec(),
-            "MergeContacts" => pb::MergeContactsRequest {
-                contact: anna.name.clone(),
-                source_contacts: vec![bert.name.clone()],
-            }
-            .encode_to_vec(),
+            "MergeContacts" => merge(&anna.name, &[&bert.name]).encode_to_vec(),
             "ExportContact" => pb::ExportContactRequest {
                 name: anna.name.clone(),
             }
@@ -690,35 +622,33 @@ async fn every_method_refuses_another_tenants_resources(app: TestApp) {
                     locale: "fr".into(),
                     ..Default::default()
                 }),
-                update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["locale".into()],
-                }),
+                update_mask: mask(&["locale"]),
             }
             .encode_to_vec(),
-            "CreateConsentRecord" => pb::CreateConsentRecordRequest {
-                parent: anna.name.clone(),
-                consent_record: Some(pb::ConsentRecord {
+            "CreateConsentRecord" => record_consent(
+                &anna.name,
+                pb::ConsentRecord {
                     channel: pb::Channel::Email as i32,
                     category: pb::Category::Marketing as i32,
                     action: pb::ConsentAction::Grant as i32,
                     source: "test".into(),
                     legal_basis: pb::LegalBasis::Consent as i32,
                     ..Default::default()
-                }),
-            }
+                },
+            )
             .encode_to_vec(),
             "ListConsentRecords" => pb::ListConsentRecordsRequest {
                 parent: anna.name.clone(),
                 ..Default::default()
             }
             .encode_to_vec(),
-            "SendMessage" => send_to(&anna.name).encode_to_vec(),
+            "SendMessage" => later_to(&anna.name).encode_to_vec(),
             "BatchSendMessages" => pb::BatchSendMessagesRequest {
-                requests: vec![send_to(&anna.name)],
+                requests: vec![later_to(&anna.name)],
             }
             .encode_to_vec(),
             "PreviewRoute" => pb::PreviewRouteRequest {
-                send: Some(send_to(&anna.name)),
+                send: Some(later_to(&anna.name)),
             }
             .encode_to_vec(),
             "GetMessage" => pb::GetMessageRequest {
@@ -746,15 +676,7 @@ async fn every_method_refuses_another_tenants_resources(app: TestApp) {
                 name: message.name.clone(),
             }
             .encode_to_vec(),
-            "CreateCallback" => pb::CreateCallbackRequest {
-                callback: Some(pb::Callback {
-                    contact: anna.name.clone(),
-                    agent_address: "+4930555000111".into(),
-                    ..Default::default()
-                }),
-                idempotency_key: String::new(),
-            }
-            .encode_to_vec(),
+            "CreateCallback" => callback_request(callback_for(&anna.name, AGENT)).encode_to_vec(),
             "GetCallback" => pb::GetCallbackRequest {
                 name: callback.name.clone(),
             }
@@ -809,18 +731,7 @@ async fn every_method_refuses_another_tenants_resources(app: TestApp) {
     }
     // Acme's data is as it was.
     let mut contacts = app.contacts.clone();
-    let anna_now = contacts
-        .get_contact(authed(
-            pb::GetContactRequest {
-                name: anna.name.clone(),
-            },
-            &acme,
-        ))
-        .await
-        .expect("still there")
-        .into_inner()
-        .contact
-        .unwrap();
+    let anna_now = get_contact_as(&app, &acme, &anna.name).await;
     assert_eq!(anna_now.display_name, "Acme-Anna-7f3");
     assert_eq!(anna_now.identities.len(), 2);
     let still = app

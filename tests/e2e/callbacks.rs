@@ -52,18 +52,13 @@ pub(crate) async fn schedule(
     schedule_time: Option<SystemTime>,
 ) -> pb::Callback {
     client
-        .create_callback(pb::CreateCallbackRequest {
-            callback: Some(pb::Callback {
-                contact: contact.name.clone(),
-                agent_address: AGENT.into(),
-                greeting: "Hallo, hier ist Acme. Wir verbinden Sie.".into(),
-                reason: "order 1234 arrived damaged".into(),
-                correlation_ref: "ticket-77".into(),
-                schedule_time: schedule_time.map(prost_types::Timestamp::from),
-                ..pb::Callback::default()
-            }),
-            idempotency_key: String::new(),
-        })
+        .create_callback(callback_request(pb::Callback {
+            greeting: "Hallo, hier ist Acme. Wir verbinden Sie.".into(),
+            reason: "order 1234 arrived damaged".into(),
+            correlation_ref: "ticket-77".into(),
+            schedule_time: schedule_time.map(prost_types::Timestamp::from),
+            ..callback_for(&contact.name, AGENT)
+        }))
         .await
         .expect("scheduled")
         .into_inner()
@@ -158,16 +153,7 @@ async fn a_callback_is_answered_and_bridged_to_the_agent(app_: TestApp) {
 
     // The call's end after the bridge is no failure: the message was
     // delivered once and nothing failed.
-    let message = crate::messaging::get_message(&mut app, &done.message).await;
-    assert_eq!(message.status, pb::MessageStatus::Delivered as i32);
-    assert!(
-        message
-            .status_history
-            .iter()
-            .all(|h| h.status != pb::MessageStatus::Failed as i32),
-        "{:#?}",
-        message.status_history
-    );
+    assert_delivered_without_a_failure(&mut app, &done.message).await;
     assert_eq!(fake.calls().len(), 1, "placed once");
 
     // Listed for its contact and by state.
@@ -335,17 +321,12 @@ async fn asked_while_closed_it_is_placed_at_the_next_opening(app_: TestApp) {
     let dora = customer(&mut app, "Dora", "+49 151 55500044").await;
     // Asked for a latest time before the opening: no time to call.
     let err = callbacks
-        .create_callback(pb::CreateCallbackRequest {
-            callback: Some(pb::Callback {
-                contact: dora.name.clone(),
-                agent_address: AGENT.into(),
-                latest_time: Some(prost_types::Timestamp::from(
-                    SystemTime::from(opening) - Duration::from_secs(1),
-                )),
-                ..pb::Callback::default()
-            }),
-            idempotency_key: String::new(),
-        })
+        .create_callback(callback_request(pb::Callback {
+            latest_time: Some(prost_types::Timestamp::from(
+                SystemTime::from(opening) - Duration::from_secs(1),
+            )),
+            ..callback_for(&dora.name, AGENT)
+        }))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
@@ -427,19 +408,14 @@ async fn bad_requests_change_nothing(app_: TestApp) {
     // An agent line that is not a number, a greeting too long to say, an
     // expiry in the past.
     let err = callbacks
-        .create_callback(pb::CreateCallbackRequest {
-            callback: Some(pb::Callback {
-                contact: fritz.name.clone(),
-                agent_address: "the front desk".into(),
-                greeting: "x".repeat(2000),
-                latest_time: Some(prost_types::Timestamp {
-                    seconds: 1,
-                    nanos: 0,
-                }),
-                ..pb::Callback::default()
+        .create_callback(callback_request(pb::Callback {
+            greeting: "x".repeat(2000),
+            latest_time: Some(prost_types::Timestamp {
+                seconds: 1,
+                nanos: 0,
             }),
-            idempotency_key: String::new(),
-        })
+            ..callback_for(&fritz.name, "the front desk")
+        }))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
@@ -452,59 +428,28 @@ async fn bad_requests_change_nothing(app_: TestApp) {
     // The greeting is the voice adapter's rule, checked once routing has
     // the call: alone it is refused too.
     let err = callbacks
-        .create_callback(pb::CreateCallbackRequest {
-            callback: Some(pb::Callback {
-                contact: fritz.name.clone(),
-                agent_address: AGENT.into(),
-                greeting: "x".repeat(2000),
-                ..pb::Callback::default()
-            }),
-            idempotency_key: String::new(),
-        })
+        .create_callback(callback_request(pb::Callback {
+            greeting: "x".repeat(2000),
+            ..callback_for(&fritz.name, AGENT)
+        }))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     assert_eq!(field_names(&err), ["callback.greeting"]);
     // No contact; an unknown one; a contact without a phone number.
     let err = callbacks
-        .create_callback(pb::CreateCallbackRequest {
-            callback: Some(pb::Callback {
-                agent_address: AGENT.into(),
-                ..pb::Callback::default()
-            }),
-            idempotency_key: String::new(),
-        })
+        .create_callback(callback_request(callback_for("", AGENT)))
         .await
         .unwrap_err();
     assert_eq!(field_names(&err), ["callback.contact"]);
     let mail_only = create(&mut app, "Greta", vec![email("greta@example.com")]).await;
     let err = callbacks
-        .create_callback(pb::CreateCallbackRequest {
-            callback: Some(pb::Callback {
-                contact: mail_only.name.clone(),
-                agent_address: AGENT.into(),
-                ..pb::Callback::default()
-            }),
-            idempotency_key: String::new(),
-        })
+        .create_callback(callback_request(callback_for(&mail_only.name, AGENT)))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     // A message's name is no callback's.
-    let text = app
-        .messaging
-        .send_message(pb::SendMessageRequest {
-            recipient: Some(pb::send_message_request::Recipient::Contact(
-                fritz.name.clone(),
-            )),
-            message: Some(crate::messaging::text_message("hello")),
-            idempotency_key: String::new(),
-        })
-        .await
-        .expect("accepted")
-        .into_inner()
-        .message
-        .unwrap();
+    let text = send_text(&mut app, &fritz.name, "hello").await;
     let id = text.name.trim_start_matches("messages/");
     let err = callbacks
         .get_callback(pb::GetCallbackRequest {
@@ -564,16 +509,7 @@ async fn a_call_me_tap_on_whatsapp_is_called_back_once(app_: TestApp) {
     let (_, twiml) = fake.answer(&call.sid, "human").await;
     assert!(twiml.contains("Sie wollten angerufen werden."), "{twiml}");
     // The contact is the one who tapped, on WhatsApp.
-    let contact = app
-        .contacts
-        .get_contact(pb::GetContactRequest {
-            name: listed[0].contact.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .contact
-        .unwrap();
+    let contact = crate::support::get(&mut app, &listed[0].contact).await;
     assert!(
         contact
             .identities
@@ -604,15 +540,14 @@ async fn an_inbound_call_lands_on_the_contact_opens_whatsapp_and_a_missed_one_is
     // Hanna writes on WhatsApp from the number she calls from, but not for
     // a long time: her window is closed, so free-form text cannot go.
     let hanna = create(&mut app, "Hanna", vec![whatsapp("+49 151 55500123")]).await;
-    let free_form = |contact: &str| pb::SendMessageRequest {
-        recipient: Some(pb::send_message_request::Recipient::Contact(
-            contact.to_owned(),
-        )),
-        message: Some(pb::Message {
-            channel: pb::Channel::Whatsapp as i32,
-            ..crate::messaging::text_message("Wir haben Ihren Anruf gesehen")
-        }),
-        idempotency_key: String::new(),
+    let free_form = |contact: &str| {
+        send_to(
+            contact,
+            pb::Message {
+                channel: pb::Channel::Whatsapp as i32,
+                ..crate::messaging::text_message("Wir haben Ihren Anruf gesehen")
+            },
+        )
     };
     let refused = app
         .messaging
@@ -646,16 +581,7 @@ async fn an_inbound_call_lands_on_the_contact_opens_whatsapp_and_a_missed_one_is
         Some(pb::content::Kind::InboundCall(c)) => assert_eq!(c.line, "+4930123456"),
         other => panic!("{other:?}"),
     }
-    let contact = app
-        .contacts
-        .get_contact(pb::GetContactRequest {
-            name: hanna.name.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .contact
-        .unwrap();
+    let contact = crate::support::get(&mut app, &hanna.name).await;
     assert!(
         contact
             .identities
@@ -664,14 +590,7 @@ async fn an_inbound_call_lands_on_the_contact_opens_whatsapp_and_a_missed_one_is
         "{contact:#?}"
     );
     // It opened her WhatsApp window: free-form text goes now.
-    let sent = app
-        .messaging
-        .send_message(free_form(&hanna.name))
-        .await
-        .expect("the window is open")
-        .into_inner()
-        .message
-        .unwrap();
+    let sent = send_ok(&mut app, free_form(&hanna.name)).await;
     assert_eq!(sent.channel, pb::Channel::Whatsapp as i32);
 
     // Nobody takes the agent line: a missed call, called back once.

@@ -16,25 +16,20 @@ crate::on_both_stores!(
 );
 
 async fn create_get_update_list(mut app: TestApp) {
-    let created = app
-        .contacts
-        .create_contact(pb::CreateContactRequest {
-            contact: Some(pb::Contact {
-                display_name: "Anna Schmidt".into(),
-                locale: "de-de".into(),
-                time_zone: "Europe/Berlin".into(),
-                external_ref: "crm-4711".into(),
-                labels: vec!["vip".into(), "b2c".into()],
-                attributes: [("tier".to_owned(), "gold".to_owned())].into(),
-                identities: vec![voice("+49 151 23456789"), email("Anna.Schmidt@Example.COM")],
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .contact
-        .unwrap();
+    let created = create_contact(
+        &mut app,
+        pb::Contact {
+            display_name: "Anna Schmidt".into(),
+            locale: "de-de".into(),
+            time_zone: "Europe/Berlin".into(),
+            external_ref: "crm-4711".into(),
+            labels: vec!["vip".into(), "b2c".into()],
+            attributes: [("tier".to_owned(), "gold".to_owned())].into(),
+            identities: vec![voice("+49 151 23456789"), email("Anna.Schmidt@Example.COM")],
+            ..Default::default()
+        },
+    )
+    .await;
     assert!(created.name.starts_with("contacts/"));
     assert_eq!(created.locale, "de-DE", "locale is canonicalized");
     assert_eq!(created.state, pb::ContactState::Active as i32);
@@ -59,9 +54,7 @@ async fn create_get_update_list(mut app: TestApp) {
                 locale: "fr-FR".into(),
                 ..Default::default()
             }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["display_name".into()],
-            }),
+            update_mask: mask(&["display_name"]),
         })
         .await
         .unwrap()
@@ -170,10 +163,7 @@ async fn lookup_by_every_address_form(mut app: TestApp) {
     // the wa_id replies go to, it adds no identity.
     let relinked = app
         .contacts
-        .link_identity(pb::LinkIdentityRequest {
-            contact: joao.name.clone(),
-            identity: Some(whatsapp("551187654321")),
-        })
+        .link_identity(link(&joao.name, whatsapp("551187654321")))
         .await
         .unwrap()
         .into_inner()
@@ -191,16 +181,7 @@ async fn lookup_by_every_address_form(mut app: TestApp) {
 
     // By external reference; and a miss is NOT_FOUND.
     app.contacts
-        .update_contact(pb::UpdateContactRequest {
-            contact: Some(pb::Contact {
-                name: maria.name.clone(),
-                external_ref: "crm-9".into(),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["external_ref".into()],
-            }),
-        })
+        .update_contact(set_external_ref(&maria.name, "crm-9"))
         .await
         .unwrap();
     let found = lookup(&mut app, Key::ExternalRef("crm-9".into()))
@@ -218,10 +199,7 @@ async fn link_conflict_names_the_owner(mut app: TestApp) {
     let bert = create(&mut app, "Bert", vec![email("bert@example.com")]).await;
     let err = app
         .contacts
-        .link_identity(pb::LinkIdentityRequest {
-            contact: bert.name.clone(),
-            identity: Some(voice("0151 23456789")),
-        })
+        .link_identity(link(&bert.name, voice("0151 23456789")))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
@@ -233,17 +211,14 @@ async fn link_conflict_names_the_owner(mut app: TestApp) {
     let before = list_all(&mut app).await;
     let err = app
         .contacts
-        .create_contact(pb::CreateContactRequest {
-            contact: Some(pb::Contact {
-                display_name: "Dup".into(),
-                identities: vec![
-                    email("new@example.com"),
-                    whatsapp("4915123456789"),
-                    voice("+49 151 23456789"),
-                ],
-                ..Default::default()
-            }),
-        })
+        .create_contact(new_contact(
+            "Dup",
+            vec![
+                email("new@example.com"),
+                whatsapp("4915123456789"),
+                voice("+49 151 23456789"),
+            ],
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
@@ -258,30 +233,12 @@ async fn link_conflict_names_the_owner(mut app: TestApp) {
 
     // The external reference is unique too.
     app.contacts
-        .update_contact(pb::UpdateContactRequest {
-            contact: Some(pb::Contact {
-                name: anna.name.clone(),
-                external_ref: "crm-1".into(),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["external_ref".into()],
-            }),
-        })
+        .update_contact(set_external_ref(&anna.name, "crm-1"))
         .await
         .unwrap();
     let err = app
         .contacts
-        .update_contact(pb::UpdateContactRequest {
-            contact: Some(pb::Contact {
-                name: bert.name.clone(),
-                external_ref: "crm-1".into(),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["external_ref".into()],
-            }),
-        })
+        .update_contact(set_external_ref(&bert.name, "crm-1"))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists);
@@ -297,22 +254,16 @@ async fn merge_moves_everything_and_old_name_resolves(mut app: TestApp) {
     )
     .await;
     app.preferences
-        .create_consent_record(pb::CreateConsentRecordRequest {
-            parent: dup.name.clone(),
-            consent_record: Some(crate::preferences::grant(
-                pb::Channel::Email,
-                pb::Category::Marketing,
-            )),
-        })
+        .create_consent_record(record_consent(
+            &dup.name,
+            crate::preferences::grant(pb::Channel::Email, pb::Category::Marketing),
+        ))
         .await
         .unwrap();
 
     let merged = app
         .contacts
-        .merge_contacts(pb::MergeContactsRequest {
-            contact: anna.name.clone(),
-            source_contacts: vec![dup.name.clone()],
-        })
+        .merge_contacts(merge(&anna.name, &[&dup.name]))
         .await
         .unwrap()
         .into_inner()
@@ -359,54 +310,34 @@ async fn merge_moves_everything_and_old_name_resolves(mut app: TestApp) {
     // Merging a contact into itself is refused.
     let err = app
         .contacts
-        .merge_contacts(pb::MergeContactsRequest {
-            contact: anna.name.clone(),
-            source_contacts: vec![anna.name.clone()],
-        })
+        .merge_contacts(merge(&anna.name, &[&anna.name]))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
 }
 
 async fn erase_removes_personal_data_and_export_returns_everything(mut app: TestApp) {
-    let anna = app
-        .contacts
-        .create_contact(pb::CreateContactRequest {
-            contact: Some(pb::Contact {
-                display_name: "Anna Schmidt".into(),
-                external_ref: "crm-4711".into(),
-                labels: vec!["vip".into()],
-                identities: vec![voice("+4915123456789"), email("anna@example.com")],
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .contact
-        .unwrap();
+    let anna = create_contact(
+        &mut app,
+        pb::Contact {
+            display_name: "Anna Schmidt".into(),
+            external_ref: "crm-4711".into(),
+            labels: vec!["vip".into()],
+            identities: vec![voice("+4915123456789"), email("anna@example.com")],
+            ..Default::default()
+        },
+    )
+    .await;
     for action in [pb::ConsentAction::Grant, pb::ConsentAction::Revoke] {
         let mut record = crate::preferences::grant(pb::Channel::Email, pb::Category::Marketing);
         record.action = action as i32;
         app.preferences
-            .create_consent_record(pb::CreateConsentRecordRequest {
-                parent: anna.name.clone(),
-                consent_record: Some(record),
-            })
+            .create_consent_record(record_consent(&anna.name, record))
             .await
             .unwrap();
     }
 
-    let export = app
-        .contacts
-        .export_contact(pb::ExportContactRequest {
-            name: anna.name.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .export
-        .unwrap();
+    let export = export_contact(&mut app, &anna.name).await;
     assert_eq!(export.contact.as_ref().unwrap(), &anna);
     assert_eq!(export.consent_records.len(), 2);
     let prefs = export.preferences.unwrap();
@@ -448,25 +379,13 @@ async fn erase_removes_personal_data_and_export_returns_everything(mut app: Test
             Code::NotFound
         );
     }
-    let export = app
-        .contacts
-        .export_contact(pb::ExportContactRequest {
-            name: anna.name.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .export
-        .unwrap();
+    let export = export_contact(&mut app, &anna.name).await;
     assert!(export.consent_records.is_empty());
     assert!(export.contact.unwrap().identities.is_empty());
     // An erased contact cannot change, and is not listed.
     let err = app
         .contacts
-        .link_identity(pb::LinkIdentityRequest {
-            contact: anna.name.clone(),
-            identity: Some(email("anna@example.com")),
-        })
+        .link_identity(link(&anna.name, email("anna@example.com")))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use omniroute_e2e::TestApp;
 use omniroute_proto::v1 as pb;
-use pb::send_message_request::Recipient;
 
 use crate::events::{next, subscribe};
 use crate::messaging::{get_message, text_message, wait_for};
@@ -43,11 +42,7 @@ fn within(anna: &str, body: &str, secs: i64) -> pb::SendMessageRequest {
         seconds: secs,
         nanos: 0,
     });
-    pb::SendMessageRequest {
-        recipient: Some(Recipient::Contact(anna.to_owned())),
-        message: Some(message),
-        idempotency_key: String::new(),
-    }
+    send_to(anna, message)
 }
 
 async fn send(app: &mut TestApp, request: pb::SendMessageRequest) -> pb::Message {

@@ -5,7 +5,6 @@
 use omniroute_e2e::TestApp;
 use omniroute_email::fake::{FakeSmtp, Stage};
 use omniroute_proto::v1 as pb;
-use pb::send_message_request::Recipient;
 
 use crate::messaging::text_message;
 use crate::reliability::timeline;
@@ -58,6 +57,17 @@ async fn app_with_relay(backend: omniroute_e2e::Backend) -> (TestApp, FakeSmtp) 
     app_with_relay_and(backend, |_| {}).await
 }
 
+/// The support address mail goes out from (every category).
+pub(crate) fn support_sender() -> omniroute::settings::EmailSender {
+    omniroute::settings::EmailSender {
+        tenant: "default".into(),
+        from_address: "support@acme.example".into(),
+        from_name: "ACME Support".into(),
+        reply_domain: "reply.acme.example".into(),
+        categories: Vec::new(),
+    }
+}
+
 pub(crate) async fn app_with_relay_and(
     backend: omniroute_e2e::Backend,
     more: impl FnOnce(&mut omniroute::Settings),
@@ -97,13 +107,7 @@ async fn app_with(
         s.email.tls = "none".into();
         s.email.timeout_secs = 5;
         s.email.webhook_secret = omniroute::settings::Secret::new(INBOUND_SECRET);
-        s.email.senders = vec![omniroute::settings::EmailSender {
-            tenant: "default".into(),
-            from_address: "support@acme.example".into(),
-            from_name: "ACME Support".into(),
-            reply_domain: "reply.acme.example".into(),
-            categories: Vec::new(),
-        }];
+        s.email.senders = vec![support_sender()];
         // The fallback test goes on to WhatsApp (the sandbox) without an
         // opt-in record; routing's own tests cover the strict default.
         s.routing.whatsapp_opt_in_required = false;
@@ -111,21 +115,6 @@ async fn app_with(
     })
     .await;
     (app, relay)
-}
-
-/// Sends `message` to `recipient`; the accepted message.
-async fn send(app: &mut TestApp, recipient: Recipient, message: pb::Message) -> pb::Message {
-    app.messaging
-        .send_message(pb::SendMessageRequest {
-            recipient: Some(recipient),
-            message: Some(message),
-            idempotency_key: String::new(),
-        })
-        .await
-        .expect("accepted")
-        .into_inner()
-        .message
-        .expect("message")
 }
 
 /// Waits until a bounce (`dsn-5.1.1`) failed the email step of `name` and
@@ -150,7 +139,7 @@ pub(crate) async fn bounced_then_whatsapp(app: &mut TestApp, name: &str) {
 }
 
 pub(crate) async fn send_email(app: &mut TestApp, to: &str, body: &str) -> pb::Message {
-    send(app, Recipient::Address(email(to)), text_message(body)).await
+    send_ok(app, text_to_address(email(to), body)).await
 }
 
 async fn email_goes_out_through_the_relay(app: TestApp) {
@@ -216,12 +205,7 @@ pub(crate) async fn email_then_whatsapp(
     .await;
     app.customer_writes("whatsapp", &format!("+{digits}"), "hi")
         .await;
-    send(
-        app,
-        Recipient::Contact(contact.name.clone()),
-        text_message("Your appointment is tomorrow at 10"),
-    )
-    .await
+    send_text(app, &contact.name, "Your appointment is tomorrow at 10").await
 }
 
 async fn a_rejected_address_falls_back_to_the_next_channel(app: TestApp) {
@@ -374,25 +358,26 @@ async fn templates_render_per_tenant_and_missing_parameters_are_refused(app: Tes
         parameter_name: name.into(),
         value: Some(pb::template_parameter::Value::Text(text.into())),
     };
-    let send = |parameters: Vec<pb::TemplateParameter>| pb::SendMessageRequest {
-        recipient: Some(Recipient::Address(email("fay@example.com"))),
-        message: Some(pb::Message {
-            category: pb::Category::Transactional as i32,
-            channel: pb::Channel::Email as i32,
-            content: Some(pb::Content {
-                kind: Some(pb::content::Kind::Template(pb::TemplateContent {
-                    name: "appointment".into(),
-                    language: "en".into(),
-                    components: vec![pb::TemplateComponent {
-                        r#type: pb::TemplateComponentType::Body as i32,
-                        parameters,
-                        ..Default::default()
-                    }],
-                })),
-            }),
-            ..Default::default()
-        }),
-        idempotency_key: String::new(),
+    let send = |parameters: Vec<pb::TemplateParameter>| {
+        send_to_address(
+            email("fay@example.com"),
+            pb::Message {
+                category: pb::Category::Transactional as i32,
+                channel: pb::Channel::Email as i32,
+                content: Some(pb::Content {
+                    kind: Some(pb::content::Kind::Template(pb::TemplateContent {
+                        name: "appointment".into(),
+                        language: "en".into(),
+                        components: vec![pb::TemplateComponent {
+                            r#type: pb::TemplateComponentType::Body as i32,
+                            parameters,
+                            ..Default::default()
+                        }],
+                    })),
+                }),
+                ..Default::default()
+            },
+        )
     };
     let err = app
         .messaging
@@ -472,13 +457,10 @@ async fn opted_in(app: &mut TestApp, name: &str) -> pb::Contact {
     )
     .await;
     app.preferences
-        .create_consent_record(pb::CreateConsentRecordRequest {
-            parent: contact.name.clone(),
-            consent_record: Some(crate::preferences::grant(
-                pb::Channel::Email,
-                pb::Category::Marketing,
-            )),
-        })
+        .create_consent_record(record_consent(
+            &contact.name,
+            crate::preferences::grant(pb::Channel::Email, pb::Category::Marketing),
+        ))
         .await
         .expect("opt-in");
     contact
@@ -487,13 +469,14 @@ async fn opted_in(app: &mut TestApp, name: &str) -> pb::Contact {
 async fn one_click_unsubscribe_records_the_opt_out_routing_reads(app: TestApp) {
     let (mut app, relay) = app_with_unsubscribe(app.backend()).await;
     let gina = opted_in(&mut app, "Gina").await;
-    let send = |category: pb::Category| pb::SendMessageRequest {
-        recipient: Some(Recipient::Contact(gina.name.clone())),
-        message: Some(pb::Message {
-            category: category as i32,
-            ..text_message("Our spring sale starts today")
-        }),
-        idempotency_key: String::new(),
+    let send = |category: pb::Category| {
+        send_to(
+            &gina.name,
+            pb::Message {
+                category: category as i32,
+                ..text_message("Our spring sale starts today")
+            },
+        )
     };
     let offer = app
         .messaging
@@ -586,14 +569,9 @@ async fn one_click_unsubscribe_records_the_opt_out_routing_reads(app: TestApp) {
 
     // Gina opts in again, then clicks the old link once more: withdrawing
     // is as easy as giving, so she is unsubscribed again.
-    consent(
-        &mut app,
-        &gina.name,
-        pb::Channel::Email,
-        pb::Category::Marketing,
-        true,
-    )
-    .await;
+    Consent(pb::Channel::Email, pb::Category::Marketing)
+        .grant(&mut app, &gina.name)
+        .await;
     assert_eq!(post(path.clone()).await.status, 200);
     let ledger = consents(&mut app, &gina.name).await;
     assert_eq!(ledger.len(), 4, "{ledger:#?}");
@@ -608,14 +586,13 @@ async fn one_click_unsubscribe_records_the_opt_out_routing_reads(app: TestApp) {
 async fn unsubscribing_by_mail_records_the_opt_out(app: TestApp) {
     let (mut app, relay) = app_with_unsubscribe(app.backend()).await;
     let hugo = opted_in(&mut app, "Hugo").await;
-    let offer = pb::SendMessageRequest {
-        recipient: Some(Recipient::Contact(hugo.name.clone())),
-        message: Some(pb::Message {
+    let offer = send_to(
+        &hugo.name,
+        pb::Message {
             category: pb::Category::Marketing as i32,
             ..text_message("Our spring sale starts today")
-        }),
-        idempotency_key: String::new(),
-    };
+        },
+    );
     let sent = app
         .messaging
         .send_message(offer.clone())
@@ -768,22 +745,24 @@ async fn a_document_goes_out_attached(app: TestApp) {
         pdf.clone(),
     )])
     .await;
-    let accepted = send(
+    let accepted = send_ok(
         &mut app,
-        Recipient::Address(email("quentin@example.com")),
-        pb::Message {
-            category: pb::Category::Transactional as i32,
-            content: Some(pb::Content {
-                kind: Some(pb::content::Kind::Media(pb::MediaContent {
-                    kind: pb::MediaKind::Document as i32,
-                    url: files.url("/notes/17.pdf"),
-                    caption: "Your delivery note".into(),
-                    filename: "delivery-note.pdf".into(),
-                    ..Default::default()
-                })),
-            }),
-            ..Default::default()
-        },
+        send_to_address(
+            email("quentin@example.com"),
+            pb::Message {
+                category: pb::Category::Transactional as i32,
+                content: Some(pb::Content {
+                    kind: Some(pb::content::Kind::Media(pb::MediaContent {
+                        kind: pb::MediaKind::Document as i32,
+                        url: files.url("/notes/17.pdf"),
+                        caption: "Your delivery note".into(),
+                        filename: "delivery-note.pdf".into(),
+                        ..Default::default()
+                    })),
+                }),
+                ..Default::default()
+            },
+        ),
     )
     .await;
     wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
@@ -805,25 +784,27 @@ async fn a_choice_link_records_the_answer_once_after_confirmation(app: TestApp) 
         title: title.into(),
         description: String::new(),
     };
-    let accepted = send(
+    let accepted = send_ok(
         &mut app,
-        Recipient::Address(email("rita@example.com")),
-        pb::Message {
-            category: pb::Category::Transactional as i32,
-            content: Some(pb::Content {
-                kind: Some(pb::content::Kind::Interactive(pb::InteractiveContent {
-                    header: "Delivery".into(),
-                    body: "When shall we come?".into(),
-                    choices: Some(pb::interactive_content::Choices::Buttons(
-                        pb::ReplyButtons {
-                            buttons: vec![choice("am", "Morning"), choice("pm", "Afternoon")],
-                        },
-                    )),
-                    ..Default::default()
-                })),
-            }),
-            ..Default::default()
-        },
+        send_to_address(
+            email("rita@example.com"),
+            pb::Message {
+                category: pb::Category::Transactional as i32,
+                content: Some(pb::Content {
+                    kind: Some(pb::content::Kind::Interactive(pb::InteractiveContent {
+                        header: "Delivery".into(),
+                        body: "When shall we come?".into(),
+                        choices: Some(pb::interactive_content::Choices::Buttons(
+                            pb::ReplyButtons {
+                                buttons: vec![choice("am", "Morning"), choice("pm", "Afternoon")],
+                            },
+                        )),
+                        ..Default::default()
+                    })),
+                }),
+                ..Default::default()
+            },
+        ),
     )
     .await;
     let sent = wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
@@ -886,12 +867,7 @@ async fn marketing_goes_from_its_own_sender_and_its_replies_come_back(app: TestA
     let contact = opted_in(&mut app, "Sven").await;
     let mut newsletter = text_message("Our spring sale starts today");
     newsletter.category = pb::Category::Marketing as i32;
-    let marketing = send(
-        &mut app,
-        Recipient::Contact(contact.name.clone()),
-        newsletter,
-    )
-    .await;
+    let marketing = send_ok(&mut app, send_to(&contact.name, newsletter)).await;
     let sent = wait_status(&mut app, &marketing.name, pb::MessageStatus::Sent).await;
     let notice = send_email(&mut app, "sven@example.com", "Your order has shipped").await;
     wait_status(&mut app, &notice.name, pb::MessageStatus::Sent).await;

@@ -4,10 +4,8 @@ use std::time::Duration;
 
 use omniroute_e2e::TestApp;
 use omniroute_proto::v1 as pb;
-use pb::send_message_request::Recipient;
 use tonic::Code;
 
-use crate::messaging::text_message;
 use crate::support::*;
 
 crate::on_both_stores!(
@@ -58,11 +56,7 @@ async fn subscriber_sees_every_event_in_order_and_resumes_without_loss(mut app: 
         .await;
     // From now: the contact's creation is in the past and not replayed.
     let mut live = subscribe(&mut app, pb::SubscribeRequest::default()).await;
-    let mut request = pb::SendMessageRequest {
-        recipient: Some(Recipient::Contact(anna.name.clone())),
-        message: Some(text_message("Your order has shipped")),
-        idempotency_key: String::new(),
-    };
+    let mut request = text_to(&anna.name, "Your order has shipped");
     request.message.as_mut().unwrap().correlation_ref = "order-A-17".into();
     app.messaging.send_message(request).await.unwrap();
 
@@ -88,14 +82,7 @@ async fn subscriber_sees_every_event_in_order_and_resumes_without_loss(mut app: 
     drop(live);
 
     // Resume after the second: the rest arrives, nothing twice, nothing lost.
-    let mut resumed = subscribe(
-        &mut app,
-        pb::SubscribeRequest {
-            after_cursor: second.cursor.clone(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let mut resumed = subscribe(&mut app, after_cursor(&second.cursor)).await;
     let third = next(&mut resumed).await;
     let fourth = next(&mut resumed).await;
     assert_eq!(status(&third), Some(pb::MessageStatus::Delivered));
@@ -103,14 +90,7 @@ async fn subscriber_sees_every_event_in_order_and_resumes_without_loss(mut app: 
     assert!(third.cursor > second.cursor && fourth.cursor > third.cursor);
 
     // From the beginning: the whole log in order, including the contact.
-    let mut all = subscribe(
-        &mut app,
-        pb::SubscribeRequest {
-            from_beginning: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let mut all = subscribe(&mut app, from_the_beginning()).await;
     let mut kinds = Vec::new();
     let mut cursors = Vec::new();
     for _ in 0..6 {
@@ -161,26 +141,15 @@ async fn filters_and_bad_cursors(mut app: TestApp) {
     for (contact, address) in [(&anna, "anna"), (&bert, "bert")] {
         let _ = address;
         app.messaging
-            .send_message(pb::SendMessageRequest {
-                recipient: Some(Recipient::Contact(contact.name.clone())),
-                message: Some(text_message("hello")),
-                idempotency_key: String::new(),
-            })
+            .send_message(text_to(&contact.name, "hello"))
             .await
             .unwrap();
     }
-    let failing = app
-        .messaging
-        .send_message(pb::SendMessageRequest {
-            recipient: Some(Recipient::Address(email("fail-permanent@example.com"))),
-            message: Some(text_message("hello")),
-            idempotency_key: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .message
-        .unwrap();
+    let failing = send_ok(
+        &mut app,
+        text_to_address(email("fail-permanent@example.com"), "hello"),
+    )
+    .await;
     let failed = next(&mut failures).await;
     assert_eq!(kind(&failed), pb::EventType::MessageFailed);
     match failed.payload {

@@ -19,13 +19,10 @@ crate::on_both_stores!(
 async fn bad_addresses_are_refused_and_change_nothing(mut app: TestApp) {
     let err = app
         .contacts
-        .create_contact(pb::CreateContactRequest {
-            contact: Some(pb::Contact {
-                display_name: "Nobody".into(),
-                identities: vec![email("ok@example.com"), voice("call me maybe")],
-                ..Default::default()
-            }),
-        })
+        .create_contact(new_contact(
+            "Nobody",
+            vec![email("ok@example.com"), voice("call me maybe")],
+        ))
         .await
         .unwrap_err();
     assert_invalid(&err, "contact.identities[1].address");
@@ -51,10 +48,7 @@ async fn bad_addresses_are_refused_and_change_nothing(mut app: TestApp) {
     ] {
         let err = app
             .contacts
-            .link_identity(pb::LinkIdentityRequest {
-                contact: anna.name.clone(),
-                identity: Some(identity),
-            })
+            .link_identity(link(&anna.name, identity))
             .await
             .unwrap_err();
         assert_invalid(&err, field);
@@ -69,41 +63,42 @@ async fn bad_addresses_are_refused_and_change_nothing(mut app: TestApp) {
 
 async fn unknown_update_mask_field_changes_nothing(mut app: TestApp) {
     let anna = create(&mut app, "Anna", vec![]).await;
-    let err = app
-        .contacts
-        .update_contact(pb::UpdateContactRequest {
-            contact: Some(pb::Contact {
-                name: anna.name.clone(),
-                display_name: "Changed".into(),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["display_name".into(), "shoe_size".into()],
-            }),
-        })
-        .await
-        .unwrap_err();
-    assert_invalid(&err, "update_mask.paths[1]");
-    assert_eq!(get(&mut app, &anna.name).await, anna);
-
-    // Bad values are reported together, each on its field.
-    let err = app
-        .contacts
-        .update_contact(pb::UpdateContactRequest {
-            contact: Some(pb::Contact {
-                name: anna.name.clone(),
-                display_name: "Changed".into(),
-                time_zone: "Mars/Olympus".into(),
-                locale: "??".into(),
-                ..Default::default()
-            }),
-            update_mask: None,
-        })
-        .await
-        .unwrap_err();
-    assert_invalid(&err, "contact.time_zone");
-    assert_invalid(&err, "contact.locale");
-    assert_eq!(get(&mut app, &anna.name).await, anna);
+    let renamed = pb::Contact {
+        name: anna.name.clone(),
+        display_name: "Changed".into(),
+        ..Default::default()
+    };
+    let bad_values = pb::Contact {
+        time_zone: "Mars/Olympus".into(),
+        locale: "??".into(),
+        ..renamed.clone()
+    };
+    for (contact, update_mask, fields) in [
+        (
+            renamed,
+            mask(&["display_name", "shoe_size"]),
+            &["update_mask.paths[1]"][..],
+        ),
+        // Bad values are reported together, each on its field.
+        (
+            bad_values,
+            None,
+            &["contact.time_zone", "contact.locale"][..],
+        ),
+    ] {
+        let err = app
+            .contacts
+            .update_contact(pb::UpdateContactRequest {
+                contact: Some(contact),
+                update_mask,
+            })
+            .await
+            .unwrap_err();
+        for field in fields {
+            assert_invalid(&err, field);
+        }
+        assert_eq!(get(&mut app, &anna.name).await, anna);
+    }
 
     let err = app
         .preferences
@@ -117,29 +112,14 @@ async fn unknown_update_mask_field_changes_nothing(mut app: TestApp) {
                 }),
                 ..Default::default()
             }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec![
-                    "channel_order".into(),
-                    "quiet_hours".into(),
-                    "consents".into(),
-                ],
-            }),
+            update_mask: mask(&["channel_order", "quiet_hours", "consents"]),
         })
         .await
         .unwrap_err();
     assert_invalid(&err, "preferences.channel_order[1]");
     assert_invalid(&err, "preferences.quiet_hours.start");
     assert_invalid(&err, "update_mask.paths[2]");
-    let prefs = app
-        .preferences
-        .get_preferences(pb::GetPreferencesRequest {
-            name: format!("{}/preferences", anna.name),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .preferences
-        .unwrap();
+    let prefs = get_preferences(&mut app, &anna.name).await;
     assert!(prefs.channel_order.is_empty() && prefs.quiet_hours.is_none());
 }
 
@@ -147,12 +127,16 @@ async fn tampered_page_tokens_are_refused(mut app: TestApp) {
     for i in 0..3 {
         create(&mut app, &format!("C{i}"), vec![]).await;
     }
+    // Pages of one contact, from `token`, of the contacts with `label`.
+    let page_of_one = |token: &str, label: &str| pb::ListContactsRequest {
+        page_size: 1,
+        page_token: token.to_owned(),
+        label: label.to_owned(),
+        ..Default::default()
+    };
     let page = app
         .contacts
-        .list_contacts(pb::ListContactsRequest {
-            page_size: 1,
-            ..Default::default()
-        })
+        .list_contacts(page_of_one("", ""))
         .await
         .unwrap()
         .into_inner();
@@ -162,38 +146,24 @@ async fn tampered_page_tokens_are_refused(mut app: TestApp) {
     let mut tampered: Vec<char> = token.chars().collect();
     tampered[3] = if tampered[3] == 'A' { 'B' } else { 'A' };
     let tampered: String = tampered.into_iter().collect();
-    for bad in [tampered, "not a token".to_owned(), format!("{token}x")] {
+    for (bad, label) in [
+        (tampered, ""),
+        ("not a token".to_owned(), ""),
+        (format!("{token}x"), ""),
+        // A token is bound to its query: another filter cannot reuse it.
+        (token.clone(), "vip"),
+    ] {
         let err = app
             .contacts
-            .list_contacts(pb::ListContactsRequest {
-                page_size: 1,
-                page_token: bad,
-                ..Default::default()
-            })
+            .list_contacts(page_of_one(&bad, label))
             .await
             .unwrap_err();
         assert_invalid(&err, "page_token");
     }
-    // A token is bound to its query: another filter cannot reuse it.
-    let err = app
-        .contacts
-        .list_contacts(pb::ListContactsRequest {
-            page_size: 1,
-            page_token: token.clone(),
-            label: "vip".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_invalid(&err, "page_token");
     // The genuine token still works.
     let next = app
         .contacts
-        .list_contacts(pb::ListContactsRequest {
-            page_size: 1,
-            page_token: token,
-            ..Default::default()
-        })
+        .list_contacts(page_of_one(&token, ""))
         .await
         .unwrap()
         .into_inner();
@@ -242,13 +212,13 @@ async fn malformed_names_and_values(mut app: TestApp) {
     let anna = create(&mut app, "Anna", vec![]).await;
     let err = app
         .preferences
-        .create_consent_record(pb::CreateConsentRecordRequest {
-            parent: anna.name.clone(),
-            consent_record: Some(pb::ConsentRecord {
+        .create_consent_record(record_consent(
+            &anna.name,
+            pb::ConsentRecord {
                 channel: pb::Channel::Email as i32,
                 ..Default::default()
-            }),
-        })
+            },
+        ))
         .await
         .unwrap_err();
     for field in [
@@ -266,7 +236,6 @@ async fn malformed_names_and_values(mut app: TestApp) {
 /// with a clear status (never INTERNAL), and nothing changes.
 async fn hostile_requests_get_clear_statuses_and_change_nothing(mut app: TestApp) {
     use omniroute_e2e::raw;
-    use pb::send_message_request::Recipient;
     use prost::Message as _;
     let before = list_all(&mut app).await.len();
     let big = "x".repeat(300_000);
@@ -274,25 +243,13 @@ async fn hostile_requests_get_clear_statuses_and_change_nothing(mut app: TestApp
         (
             "a display name of 300,000 characters",
             "/omniroute.v1.ContactService/CreateContact",
-            pb::CreateContactRequest {
-                contact: Some(pb::Contact {
-                    display_name: big.clone(),
-                    identities: vec![email("big@example.com")],
-                    ..Default::default()
-                }),
-            }
-            .encode_to_vec(),
+            new_contact(&big, vec![email("big@example.com")]).encode_to_vec(),
             &[Code::InvalidArgument],
         ),
         (
             "a message body past the 4 MiB request limit",
             "/omniroute.v1.MessagingService/SendMessage",
-            pb::SendMessageRequest {
-                recipient: Some(Recipient::Address(email("big@example.com"))),
-                message: Some(crate::messaging::text_message(&"y".repeat(5 << 20))),
-                idempotency_key: String::new(),
-            }
-            .encode_to_vec(),
+            text_to_address(email("big@example.com"), &"y".repeat(5 << 20)).encode_to_vec(),
             &[Code::ResourceExhausted, Code::OutOfRange],
         ),
         (
@@ -300,11 +257,7 @@ async fn hostile_requests_get_clear_statuses_and_change_nothing(mut app: TestApp
             "/omniroute.v1.MessagingService/BatchSendMessages",
             pb::BatchSendMessagesRequest {
                 requests: (0..501)
-                    .map(|i| pb::SendMessageRequest {
-                        recipient: Some(Recipient::Address(email(&format!("b{i}@example.com")))),
-                        message: Some(crate::messaging::text_message("hi")),
-                        idempotency_key: String::new(),
-                    })
+                    .map(|i| text_to_address(email(&format!("b{i}@example.com")), "hi"))
                     .collect(),
             }
             .encode_to_vec(),
@@ -313,14 +266,13 @@ async fn hostile_requests_get_clear_statuses_and_change_nothing(mut app: TestApp
         (
             "a category outside the enum",
             "/omniroute.v1.MessagingService/SendMessage",
-            pb::SendMessageRequest {
-                recipient: Some(Recipient::Address(email("enum@example.com"))),
-                message: Some(pb::Message {
+            send_to_address(
+                email("enum@example.com"),
+                pb::Message {
                     category: 99,
                     ..crate::messaging::text_message("hi")
-                }),
-                idempotency_key: String::new(),
-            }
+                },
+            )
             .encode_to_vec(),
             &[Code::InvalidArgument],
         ),
@@ -334,14 +286,8 @@ async fn hostile_requests_get_clear_statuses_and_change_nothing(mut app: TestApp
             "a truncated message",
             "/omniroute.v1.ContactService/CreateContact",
             {
-                let mut bytes = pb::CreateContactRequest {
-                    contact: Some(pb::Contact {
-                        display_name: "Trunc".into(),
-                        identities: vec![email("trunc@example.com")],
-                        ..Default::default()
-                    }),
-                }
-                .encode_to_vec();
+                let mut bytes =
+                    new_contact("Trunc", vec![email("trunc@example.com")]).encode_to_vec();
                 bytes.truncate(bytes.len() - 3);
                 bytes
             },

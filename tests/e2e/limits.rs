@@ -72,12 +72,7 @@ async fn a_request_over_the_message_limit_is_refused_and_changes_nothing() {
         s.grpc.max_message_bytes = 16 * 1024;
     })
     .await;
-    let big = pb::CreateContactRequest {
-        contact: Some(pb::Contact {
-            display_name: "x".repeat(32 * 1024),
-            ..Default::default()
-        }),
-    };
+    let big = crate::support::new_contact(&"x".repeat(32 * 1024), vec![]);
     let err = app.contacts.create_contact(big).await.unwrap_err();
     assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
     let listed = app
@@ -89,12 +84,7 @@ async fn a_request_over_the_message_limit_is_refused_and_changes_nothing() {
     assert!(listed.contacts.is_empty());
     // Under the limit, the same call works.
     app.contacts
-        .create_contact(pb::CreateContactRequest {
-            contact: Some(pb::Contact {
-                display_name: "Anna".into(),
-                ..Default::default()
-            }),
-        })
+        .create_contact(crate::support::new_contact("Anna", vec![]))
         .await
         .expect("a small request");
 }

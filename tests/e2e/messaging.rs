@@ -26,16 +26,6 @@ crate::on_both_stores!(
 
 const STATUS_WAIT: Duration = Duration::from_secs(20);
 
-async fn send_ok(app: &mut TestApp, request: pb::SendMessageRequest) -> pb::Message {
-    app.messaging
-        .send_message(request)
-        .await
-        .expect("send accepted")
-        .into_inner()
-        .message
-        .expect("message in response")
-}
-
 pub async fn get_message(app: &mut TestApp, name: &str) -> pb::Message {
     app.messaging
         .get_message(pb::GetMessageRequest {
@@ -72,9 +62,11 @@ fn history(message: &pb::Message) -> Vec<pb::MessageStatus> {
         .collect()
 }
 
-fn to_address(identity: pb::Identity, body: &str) -> pb::SendMessageRequest {
+/// A send of a transactional text to the contact with a company
+/// reference.
+fn text_to_ref(external_ref: &str, body: &str) -> pb::SendMessageRequest {
     pb::SendMessageRequest {
-        recipient: Some(Recipient::Address(identity)),
+        recipient: Some(Recipient::ExternalRef(external_ref.to_owned())),
         message: Some(text_message(body)),
         idempotency_key: String::new(),
     }
@@ -97,7 +89,7 @@ async fn send_is_delivered_then_read(mut app: TestApp) {
     // The customer wrote on WhatsApp: free form may go inside the window.
     app.customer_writes("whatsapp", "+49 151 23456789", "Where is my order?")
         .await;
-    let mut request = to_address(whatsapp("+49 151 23456789"), "Your order A-17 has shipped");
+    let mut request = text_to_address(whatsapp("+49 151 23456789"), "Your order A-17 has shipped");
     let message = request.message.as_mut().unwrap();
     message.correlation_ref = "order-A-17".into();
     message.metadata = [("order".to_owned(), "A-17".to_owned())].into();
@@ -132,7 +124,7 @@ async fn send_is_delivered_then_read(mut app: TestApp) {
 }
 
 async fn idempotent_and_conflicting_resends(mut app: TestApp) {
-    let mut request = to_address(email("anna@example.com"), "Your code is 123456");
+    let mut request = text_to_address(email("anna@example.com"), "Your code is 123456");
     request.idempotency_key = "otp-4711".into();
     let first = send_ok(&mut app, request.clone()).await;
     let again = send_ok(&mut app, request.clone()).await;
@@ -162,7 +154,7 @@ async fn idempotent_and_conflicting_resends(mut app: TestApp) {
 
 async fn scheduled_send_fires_and_cancel_stops_it(mut app: TestApp) {
     let send_time = SystemTime::now() + Duration::from_millis(400);
-    let mut request = to_address(email("anna@example.com"), "Reminder: your appointment");
+    let mut request = text_to_address(email("anna@example.com"), "Reminder: your appointment");
     request.message.as_mut().unwrap().send_time = Some(send_time.into());
     let scheduled = send_ok(&mut app, request).await;
     assert_eq!(scheduled.status, pb::MessageStatus::Queued as i32);
@@ -171,7 +163,7 @@ async fn scheduled_send_fires_and_cancel_stops_it(mut app: TestApp) {
     assert!(started >= send_time, "sent before its time");
 
     // A send far in the future is canceled before it goes out.
-    let mut request = to_address(email("anna@example.com"), "Next year's reminder");
+    let mut request = text_to_address(email("anna@example.com"), "Next year's reminder");
     request.message.as_mut().unwrap().send_time =
         Some((SystemTime::now() + Duration::from_secs(3600)).into());
     let later = send_ok(&mut app, request).await;
@@ -213,7 +205,7 @@ async fn scheduled_send_fires_and_cancel_stops_it(mut app: TestApp) {
 async fn transient_failures_are_retried_then_delivered(mut app: TestApp) {
     let accepted = send_ok(
         &mut app,
-        to_address(email("fail-twice@example.com"), "Invoice"),
+        text_to_address(email("fail-twice@example.com"), "Invoice"),
     )
     .await;
     let delivered = wait_for(&mut app, &accepted.name, pb::MessageStatus::Delivered).await;
@@ -240,7 +232,7 @@ async fn transient_failures_are_retried_then_delivered(mut app: TestApp) {
 async fn permanent_failure_fails_with_reason(mut app: TestApp) {
     let accepted = send_ok(
         &mut app,
-        to_address(email("fail-permanent@example.com"), "Invoice"),
+        text_to_address(email("fail-permanent@example.com"), "Invoice"),
     )
     .await;
     let failed = wait_for(&mut app, &accepted.name, pb::MessageStatus::Failed).await;
@@ -253,7 +245,11 @@ async fn permanent_failure_fails_with_reason(mut app: TestApp) {
     assert!(reason.contains("permanent"), "{reason}");
     // A bounce after acceptance fails the message too, and the attempt it
     // is about.
-    let bounced = send_ok(&mut app, to_address(email("bounce@example.com"), "Invoice")).await;
+    let bounced = send_ok(
+        &mut app,
+        text_to_address(email("bounce@example.com"), "Invoice"),
+    )
+    .await;
     let bounced = wait_for(&mut app, &bounced.name, pb::MessageStatus::Failed).await;
     assert_eq!(
         bounced.attempts[0].outcome,
@@ -267,7 +263,7 @@ async fn exhausted_retries_dead_letter_until_operator_retry(app: TestApp) {
     let mut app = app.respawn_with(|s| s.dispatch.max_attempts = 2).await;
     let accepted = send_ok(
         &mut app,
-        to_address(voice("+49 151 23450002"), "Your callback"),
+        text_to_address(voice("+49 151 23450002"), "Your callback"),
     )
     .await;
     let failed = wait_for(&mut app, &accepted.name, pb::MessageStatus::Failed).await;
@@ -310,7 +306,7 @@ async fn expired_messages_fail(app: TestApp) {
             s.dispatch.backoff_cap_ms = 20;
         })
         .await;
-    let mut request = to_address(email("fail-always@example.com"), "Your code is 123456");
+    let mut request = text_to_address(email("fail-always@example.com"), "Your code is 123456");
     request.message.as_mut().unwrap().category = pb::Category::Authentication as i32;
     request.message.as_mut().unwrap().expire_time =
         Some((SystemTime::now() + Duration::from_millis(500)).into());
@@ -327,9 +323,9 @@ async fn expired_messages_fail(app: TestApp) {
 
 async fn batch_items_succeed_or_fail_on_their_own(mut app: TestApp) {
     let requests = vec![
-        to_address(email("a@example.com"), "one"),
-        to_address(email("not an address"), "two"),
-        to_address(email("c@example.com"), "three"),
+        text_to_address(email("a@example.com"), "one"),
+        text_to_address(email("not an address"), "two"),
+        text_to_address(email("c@example.com"), "three"),
     ];
     let results = app
         .messaging
@@ -365,46 +361,21 @@ async fn batch_items_succeed_or_fail_on_their_own(mut app: TestApp) {
 async fn timeline_lists_newest_first(mut app: TestApp) {
     let anna = create(&mut app, "Anna", vec![email("anna@example.com")]).await;
     app.contacts
-        .update_contact(pb::UpdateContactRequest {
-            contact: Some(pb::Contact {
-                name: anna.name.clone(),
-                external_ref: "crm-4711".into(),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["external_ref".into()],
-            }),
-        })
+        .update_contact(set_external_ref(&anna.name, "crm-4711"))
         .await
         .unwrap();
     // By the company's reference, too.
-    let by_ref = send_ok(
-        &mut app,
-        pb::SendMessageRequest {
-            recipient: Some(Recipient::ExternalRef("crm-4711".into())),
-            message: Some(text_message("by reference")),
-            idempotency_key: String::new(),
-        },
-    )
-    .await;
+    let by_ref = send_ok(&mut app, text_to_ref("crm-4711", "by reference")).await;
     assert_eq!(by_ref.contact, anna.name);
     let unknown = app
         .messaging
-        .send_message(pb::SendMessageRequest {
-            recipient: Some(Recipient::ExternalRef("crm-0000".into())),
-            message: Some(text_message("nobody")),
-            idempotency_key: String::new(),
-        })
+        .send_message(text_to_ref("crm-0000", "nobody"))
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
     let mut names = Vec::new();
     for i in 0..5 {
-        let request = pb::SendMessageRequest {
-            recipient: Some(Recipient::Contact(anna.name.clone())),
-            message: Some(text_message(&format!("message {i}"))),
-            idempotency_key: String::new(),
-        };
+        let request = text_to(&anna.name, &format!("message {i}"));
         names.push(send_ok(&mut app, request).await.name);
     }
     names.push(by_ref.name);
@@ -451,11 +422,7 @@ async fn bad_sends_are_refused(mut app: TestApp) {
     let nobody = create(&mut app, "Nobody", vec![]).await;
     let err = app
         .messaging
-        .send_message(pb::SendMessageRequest {
-            recipient: Some(Recipient::Contact(nobody.name.clone())),
-            message: Some(text_message("hello")),
-            idempotency_key: String::new(),
-        })
+        .send_message(text_to(&nobody.name, "hello"))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
@@ -465,11 +432,7 @@ async fn bad_sends_are_refused(mut app: TestApp) {
     message.channel = pb::Channel::Voice as i32;
     let err = app
         .messaging
-        .send_message(pb::SendMessageRequest {
-            recipient: Some(Recipient::Contact(anna.name.clone())),
-            message: Some(message),
-            idempotency_key: String::new(),
-        })
+        .send_message(send_to(&anna.name, message))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
@@ -491,7 +454,7 @@ async fn a_refused_send_to_a_new_address_leaves_nothing_behind(mut app: TestApp)
     use crate::events::{next, subscribe};
     let mut stream = subscribe(&mut app, pb::SubscribeRequest::default()).await;
     let marketing = |address: &str| {
-        let mut request = to_address(email(address), "20% off this week");
+        let mut request = text_to_address(email(address), "20% off this week");
         request.message.as_mut().unwrap().category = pb::Category::Marketing as i32;
         request
     };
@@ -506,7 +469,7 @@ async fn a_refused_send_to_a_new_address_leaves_nothing_behind(mut app: TestApp)
         .batch_send_messages(pb::BatchSendMessagesRequest {
             requests: vec![
                 marketing("nobody@example.com"),
-                to_address(email("yes@example.com"), "Your order has shipped"),
+                text_to_address(email("yes@example.com"), "Your order has shipped"),
             ],
         })
         .await

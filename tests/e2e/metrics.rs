@@ -42,26 +42,12 @@ async fn a_scrape_after_a_send_shows_the_counters_moving(app: TestApp) {
     let lag = "omniroute_event_delivery_lag_seconds_count";
 
     let anna = create(&mut app, "Anna", vec![email("anna.metrics@example.com")]).await;
-    let message = app
-        .messaging
-        .send_message(pb::SendMessageRequest {
-            recipient: Some(pb::send_message_request::Recipient::Contact(anna.name)),
-            message: Some(crate::messaging::text_message("Your order has shipped")),
-            idempotency_key: String::new(),
-        })
-        .await
-        .expect("accepted")
-        .into_inner()
-        .message
-        .unwrap();
+    let message = send_text(&mut app, &anna.name, "Your order has shipped").await;
     crate::whatsapp::wait_status(&mut app, &message.name, pb::MessageStatus::Delivered).await;
     // A subscriber reads the log: its deliveries are timed.
     let mut stream = app
         .events
-        .subscribe(pb::SubscribeRequest {
-            from_beginning: true,
-            ..Default::default()
-        })
+        .subscribe(from_the_beginning())
         .await
         .expect("subscribed")
         .into_inner();

@@ -10,26 +10,17 @@ use std::time::Duration;
 use omniroute_e2e::faults::proxied_pg_url;
 use omniroute_e2e::{SANDBOX_SECRET, TestApp, http};
 use omniroute_proto::v1 as pb;
-use pb::send_message_request::Recipient;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use tonic_types::StatusExt;
 
-use crate::messaging::text_message;
 use crate::support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn send(app: &mut TestApp, to: &str, body: &str) -> Result<pb::Message, tonic::Status> {
-    app.messaging
-        .send_message(pb::SendMessageRequest {
-            recipient: Some(Recipient::Address(email(to))),
-            message: Some(text_message(body)),
-            idempotency_key: String::new(),
-        })
-        .await
-        .map(|r| r.into_inner().message.expect("message"))
+    try_send(app, text_to_address(email(to), body)).await
 }
 
 async fn health(app: &TestApp, service: &str) -> ServingStatus {
@@ -160,13 +151,9 @@ async fn a_database_outage_answers_unavailable_and_recovers_without_loss() {
     let after = until_available(|| {
         let mut app = app.messaging.clone();
         async move {
-            app.send_message(pb::SendMessageRequest {
-                recipient: Some(Recipient::Address(email("after@example.com"))),
-                message: Some(text_message("after")),
-                idempotency_key: String::new(),
-            })
-            .await
-            .map(|r| r.into_inner().message.expect("message"))
+            app.send_message(text_to_address(email("after@example.com"), "after"))
+                .await
+                .map(|r| r.into_inner().message.expect("message"))
         }
     })
     .await;

@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime};
 
 use omniroute_e2e::TestApp;
 use omniroute_proto::v1 as pb;
-use pb::send_message_request::Recipient;
 use tonic::Code;
 
 use crate::messaging::{text_message, wait_for};
@@ -23,22 +22,18 @@ crate::on_both_stores!(
     preview_agrees_with_the_stored_decision,
 );
 
-fn to(contact: &str, message: pb::Message) -> pb::SendMessageRequest {
-    pb::SendMessageRequest {
-        recipient: Some(Recipient::Contact(contact.to_owned())),
-        message: Some(message),
-        idempotency_key: String::new(),
-    }
-}
+const WHATSAPP_TRANSACTIONAL: Consent = Consent(pb::Channel::Whatsapp, pb::Category::Transactional);
+const WHATSAPP_MARKETING: Consent = Consent(pb::Channel::Whatsapp, pb::Category::Marketing);
 
-async fn send(
-    app: &mut TestApp,
-    request: pb::SendMessageRequest,
-) -> Result<pb::Message, tonic::Status> {
-    app.messaging
-        .send_message(request)
-        .await
-        .map(|r| r.into_inner().message.expect("a message"))
+/// Creates Anna, on WhatsApp at `number` and by email; her name.
+async fn anna_on_whatsapp_and_email(app: &mut TestApp, number: &str) -> String {
+    create(
+        app,
+        "Anna",
+        vec![whatsapp(number), email("anna@example.com")],
+    )
+    .await
+    .name
 }
 
 fn template_override() -> pb::ChannelOverride {
@@ -70,24 +65,11 @@ fn skip_reason(message: &pb::Message, channel: pb::Channel) -> Option<i32> {
 }
 
 async fn the_window_decides_free_form_or_template(mut app: TestApp) {
-    let anna = create(
-        &mut app,
-        "Anna",
-        vec![whatsapp("+4915123456789"), email("anna@example.com")],
-    )
-    .await
-    .name;
-    consent(
-        &mut app,
-        &anna,
-        pb::Channel::Whatsapp,
-        pb::Category::Transactional,
-        true,
-    )
-    .await;
+    let anna = anna_on_whatsapp_and_email(&mut app, "+4915123456789").await;
+    WHATSAPP_TRANSACTIONAL.grant(&mut app, &anna).await;
 
     // Anna never wrote: free form cannot go on WhatsApp; email carries it.
-    let outside = send(&mut app, to(&anna, text_message("Your order has shipped")))
+    let outside = try_send(&mut app, text_to(&anna, "Your order has shipped"))
         .await
         .expect("accepted");
     assert_eq!(plan(&outside), [pb::Channel::Email as i32]);
@@ -99,7 +81,9 @@ async fn the_window_decides_free_form_or_template(mut app: TestApp) {
     // With a template alternative it goes on WhatsApp as that template.
     let mut message = text_message("Your order has shipped");
     message.overrides = vec![template_override()];
-    let templated = send(&mut app, to(&anna, message)).await.expect("accepted");
+    let templated = try_send(&mut app, send_to(&anna, message))
+        .await
+        .expect("accepted");
     assert_eq!(
         plan(&templated),
         [pb::Channel::Whatsapp as i32, pb::Channel::Email as i32]
@@ -119,7 +103,7 @@ async fn the_window_decides_free_form_or_template(mut app: TestApp) {
     // Inside the window (Anna wrote) the free-form text goes on WhatsApp.
     app.customer_writes("whatsapp", "+4915123456789", "Where is it?")
         .await;
-    let inside = send(&mut app, to(&anna, text_message("It left today")))
+    let inside = try_send(&mut app, text_to(&anna, "It left today"))
         .await
         .expect("accepted");
     assert_eq!(plan(&inside)[0], pb::Channel::Whatsapp as i32);
@@ -139,17 +123,10 @@ async fn the_window_decides_free_form_or_template(mut app: TestApp) {
     let ben = create(&mut app, "Ben", vec![whatsapp("+4915123450077")])
         .await
         .name;
-    consent(
-        &mut app,
-        &ben,
-        pb::Channel::Whatsapp,
-        pb::Category::Transactional,
-        true,
-    )
-    .await;
+    WHATSAPP_TRANSACTIONAL.grant(&mut app, &ben).await;
     let mut explicit = text_message("Hello");
     explicit.channel = pb::Channel::Whatsapp as i32;
-    let refused = send(&mut app, to(&ben, explicit))
+    let refused = try_send(&mut app, send_to(&ben, explicit))
         .await
         .expect_err("window closed");
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
@@ -165,13 +142,13 @@ async fn marketing_needs_an_opt_in_and_a_revocation_wins(mut app: TestApp) {
         .await;
     let mut promo = text_message("20% off this weekend");
     promo.category = pb::Category::Marketing as i32;
-    let refused = send(&mut app, to(&anna, promo.clone()))
+    let refused = try_send(&mut app, send_to(&anna, promo.clone()))
         .await
         .expect_err("no opt-in");
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
     let mut explicit = promo.clone();
     explicit.channel = pb::Channel::Whatsapp as i32;
-    let refused = send(&mut app, to(&anna, explicit.clone()))
+    let refused = try_send(&mut app, send_to(&anna, explicit.clone()))
         .await
         .expect_err("no opt-in");
     assert_eq!(refused.code(), Code::FailedPrecondition);
@@ -180,15 +157,8 @@ async fn marketing_needs_an_opt_in_and_a_revocation_wins(mut app: TestApp) {
         "{refused:?}"
     );
 
-    consent(
-        &mut app,
-        &anna,
-        pb::Channel::Whatsapp,
-        pb::Category::Marketing,
-        true,
-    )
-    .await;
-    let sent = send(&mut app, to(&anna, explicit.clone()))
+    WHATSAPP_MARKETING.grant(&mut app, &anna).await;
+    let sent = try_send(&mut app, send_to(&anna, explicit.clone()))
         .await
         .expect("opted in");
     assert_eq!(plan(&sent), [pb::Channel::Whatsapp as i32]);
@@ -207,31 +177,20 @@ async fn marketing_needs_an_opt_in_and_a_revocation_wins(mut app: TestApp) {
         "the deciding record is shown: {consents:?}"
     );
 
-    consent(
-        &mut app,
-        &anna,
-        pb::Channel::Whatsapp,
-        pb::Category::Marketing,
-        false,
-    )
-    .await;
-    let refused = send(&mut app, to(&anna, promo)).await.expect_err("revoked");
+    WHATSAPP_MARKETING.revoke(&mut app, &anna).await;
+    let refused = try_send(&mut app, send_to(&anna, promo))
+        .await
+        .expect_err("revoked");
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
     assert!(refused.message().contains("revoked"), "{refused:?}");
 }
 
 async fn a_permanent_failure_falls_back_to_email(mut app: TestApp) {
     // The sandbox fails WhatsApp numbers ending in 0001 permanently.
-    let anna = create(
-        &mut app,
-        "Anna",
-        vec![whatsapp("+4915123450001"), email("anna@example.com")],
-    )
-    .await
-    .name;
+    let anna = anna_on_whatsapp_and_email(&mut app, "+4915123450001").await;
     app.customer_writes("whatsapp", "+4915123450001", "Hi")
         .await;
-    let message = send(&mut app, to(&anna, text_message("Your invoice")))
+    let message = try_send(&mut app, text_to(&anna, "Your invoice"))
         .await
         .expect("accepted");
     assert_eq!(
@@ -294,9 +253,7 @@ async fn set_quiet_hours(app: &mut TestApp, contact: &str, quiet: pb::QuietHours
                 time_zone: "Asia/Tokyo".into(),
                 ..Default::default()
             }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["quiet_hours".into(), "time_zone".into()],
-            }),
+            update_mask: mask(&["quiet_hours", "time_zone"]),
         })
         .await
         .expect("preferences");
@@ -314,7 +271,7 @@ async fn quiet_hours_hold_messages_in_the_contacts_zone(mut app: TestApp) {
         .await
         .name;
     set_quiet_hours(&mut app, &anna, quiet_around_now_in_tokyo()).await;
-    let held = send(&mut app, to(&anna, text_message("Your statement is ready")))
+    let held = try_send(&mut app, text_to(&anna, "Your statement is ready"))
         .await
         .expect("accepted");
     assert_eq!(held.status, pb::MessageStatus::Queued as i32, "{held:#?}");
@@ -333,13 +290,17 @@ async fn quiet_hours_hold_messages_in_the_contacts_zone(mut app: TestApp) {
     // An urgent message and an authentication code go now.
     let mut urgent = text_message("Your card was blocked");
     urgent.urgent = true;
-    let now_sent = send(&mut app, to(&anna, urgent)).await.expect("accepted");
+    let now_sent = try_send(&mut app, send_to(&anna, urgent))
+        .await
+        .expect("accepted");
     assert_eq!(now_sent.status, pb::MessageStatus::Accepted as i32);
     assert!(now_sent.urgent);
     wait_for(&mut app, &now_sent.name, pb::MessageStatus::Delivered).await;
     let mut code = text_message("Your code is 123456");
     code.category = pb::Category::Authentication as i32;
-    let code = send(&mut app, to(&anna, code)).await.expect("accepted");
+    let code = try_send(&mut app, send_to(&anna, code))
+        .await
+        .expect("accepted");
     assert_eq!(code.status, pb::MessageStatus::Accepted as i32);
 }
 
@@ -357,9 +318,9 @@ async fn quiet_hours_are_decided_for_the_send_time(mut app: TestApp) {
         .await
         .name;
     set_quiet_hours(&mut app, &anna, quiet_in_tokyo(60, 180)).await;
-    let held = send(
+    let held = try_send(
         &mut app,
-        to(&anna, in_two_hours(text_message("Your statement is ready"))),
+        send_to(&anna, in_two_hours(text_message("Your statement is ready"))),
     )
     .await
     .expect("accepted");
@@ -377,9 +338,9 @@ async fn quiet_hours_are_decided_for_the_send_time(mut app: TestApp) {
         .await
         .name;
     set_quiet_hours(&mut app, &ben, quiet_in_tokyo(-60, 60)).await;
-    let later = send(
+    let later = try_send(
         &mut app,
-        to(&ben, in_two_hours(text_message("Your statement is ready"))),
+        send_to(&ben, in_two_hours(text_message("Your statement is ready"))),
     )
     .await
     .expect("accepted");
@@ -396,23 +357,19 @@ async fn quiet_hours_are_decided_for_the_send_time(mut app: TestApp) {
     let mut urgent = text_message("Your card was blocked");
     urgent.urgent = true;
     urgent.channel = pb::Channel::Voice as i32;
-    let call = send(&mut app, to(&carla, urgent)).await.expect("accepted");
+    let call = try_send(&mut app, send_to(&carla, urgent))
+        .await
+        .expect("accepted");
     assert_eq!(call.status_history[0].reason, "held for quiet hours");
     let minutes = held_minutes(&call).expect("a hold");
     assert!((118..=120).contains(&minutes), "{minutes} min");
 }
 
 async fn preview_agrees_with_the_stored_decision(mut app: TestApp) {
-    let anna = create(
-        &mut app,
-        "Anna",
-        vec![whatsapp("+4915123456789"), email("anna@example.com")],
-    )
-    .await
-    .name;
+    let anna = anna_on_whatsapp_and_email(&mut app, "+4915123456789").await;
     let mut message = text_message("Your order has shipped");
     message.overrides = vec![template_override()];
-    let request = to(&anna, message);
+    let request = send_to(&anna, message);
     let preview = app
         .messaging
         .preview_route(pb::PreviewRouteRequest {
@@ -440,18 +397,14 @@ async fn preview_agrees_with_the_stored_decision(mut app: TestApp) {
         }
     };
     assert_eq!(timeline(&mut app).await, 0, "a preview writes nothing");
-    let sent = send(&mut app, request).await.expect("accepted");
+    let sent = try_send(&mut app, request).await.expect("accepted");
     let (p, s) = (preview.route.unwrap(), sent.route.unwrap());
     assert_eq!(p.plan, s.plan);
     assert_eq!(p.skipped, s.skipped);
     assert_eq!(p.steps, s.steps);
 
     // A preview for an unknown address creates no contact.
-    let unknown = pb::SendMessageRequest {
-        recipient: Some(Recipient::Address(email("new@example.com"))),
-        message: Some(text_message("Welcome")),
-        idempotency_key: String::new(),
-    };
+    let unknown = text_to_address(email("new@example.com"), "Welcome");
     let preview = app
         .messaging
         .preview_route(pb::PreviewRouteRequest {

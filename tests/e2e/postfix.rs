@@ -18,9 +18,7 @@ use std::time::Duration;
 use omniroute_e2e::{Backend, TestApp};
 use omniroute_email::fake;
 use omniroute_proto::v1 as pb;
-use pb::send_message_request::Recipient;
 
-use crate::messaging::text_message;
 use crate::support::*;
 
 fn port(name: &str, default: u16) -> u16 {
@@ -76,13 +74,7 @@ async fn through_postfix() {
         s.email.tls = "none".into();
         s.email.timeout_secs = 10;
         s.email.smtp_listen = Some(listen);
-        s.email.senders = vec![omniroute::settings::EmailSender {
-            tenant: "default".into(),
-            from_address: "support@acme.example".into(),
-            from_name: "ACME Support".into(),
-            reply_domain: "reply.acme.example".into(),
-            categories: Vec::new(),
-        }];
+        s.email.senders = vec![crate::email::support_sender()];
         s.routing.whatsapp_opt_in_required = false;
         s.routing
             .deliver_within_secs
@@ -93,7 +85,7 @@ async fn through_postfix() {
     // 1. Delivered to a local mailbox; Postfix offers DSN, so its success
     //    report comes back through the listener and marks it DELIVERED.
     let anna = create(&mut app, "Anna", vec![email("anna@mail.test")]).await;
-    let sent = send(&mut app, &anna.name, "Your order has shipped").await;
+    let sent = send_text(&mut app, &anna.name, "Your order has shipped").await;
     let delivered = until("anna's mail delivered (success DSN)", 60, async || {
         let m = message(&mut app, &sent.name).await;
         (m.status == pb::MessageStatus::Delivered as i32).then_some(m)
@@ -122,7 +114,7 @@ async fn through_postfix() {
     .await;
     app.customer_writes("whatsapp", "+4915155501234", "hi")
         .await;
-    let bounced = send(&mut app, &ghost.name, "Your appointment is tomorrow").await;
+    let bounced = send_text(&mut app, &ghost.name, "Your appointment is tomorrow").await;
     let fell_back = until("the bounce hands over to WhatsApp", 60, async || {
         let m = message(&mut app, &bounced.name).await;
         (m.channel == pb::Channel::Whatsapp as i32 && m.status != pb::MessageStatus::Queued as i32)
@@ -216,18 +208,4 @@ Message-ID: <smuggle-2@acme-corp.test>\r\n\r\nwire the money\r\n.\r\n",
             "{sender}"
         );
     }
-}
-
-async fn send(app: &mut TestApp, contact: &str, body: &str) -> pb::Message {
-    app.messaging
-        .send_message(pb::SendMessageRequest {
-            recipient: Some(Recipient::Contact(contact.to_owned())),
-            message: Some(text_message(body)),
-            idempotency_key: String::new(),
-        })
-        .await
-        .expect("accepted")
-        .into_inner()
-        .message
-        .expect("a message")
 }

@@ -91,9 +91,7 @@ async fn preferences_round_trip(mut app: TestApp) {
                 name: name.clone(),
                 ..Default::default()
             }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["quiet_hours".into()],
-            }),
+            update_mask: mask(&["quiet_hours"]),
         })
         .await
         .unwrap()
@@ -124,10 +122,7 @@ async fn consent_ledger_history_and_state(mut app: TestApp) {
         record.action = action as i32;
         record.record_time = Some(when.into());
         app.preferences
-            .create_consent_record(pb::CreateConsentRecordRequest {
-                parent: anna.name.clone(),
-                consent_record: Some(record),
-            })
+            .create_consent_record(record_consent(&anna.name, record))
             .await
             .unwrap()
             .into_inner()
@@ -161,16 +156,7 @@ async fn consent_ledger_history_and_state(mut app: TestApp) {
     .await;
     let transactional = append(pb::ConsentAction::Grant, pb::Category::Transactional, now).await;
 
-    let prefs = app
-        .preferences
-        .get_preferences(pb::GetPreferencesRequest {
-            name: format!("{}/preferences", anna.name),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .preferences
-        .unwrap();
+    let prefs = get_preferences(&mut app, &anna.name).await;
     let marketing = prefs
         .consents
         .iter()
@@ -214,10 +200,10 @@ async fn consent_ledger_history_and_state(mut app: TestApp) {
     // A record for an unknown contact is NOT_FOUND.
     let err = app
         .preferences
-        .create_consent_record(pb::CreateConsentRecordRequest {
-            parent: "contacts/0190f5c2-8a4e-7cc1-9c1e-2f8f4d1a2b3c".into(),
-            consent_record: Some(grant(pb::Channel::Email, pb::Category::Marketing)),
-        })
+        .create_consent_record(record_consent(
+            "contacts/0190f5c2-8a4e-7cc1-9c1e-2f8f4d1a2b3c",
+            grant(pb::Channel::Email, pb::Category::Marketing),
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);

@@ -9,9 +9,7 @@ use std::time::Duration;
 use omniroute_e2e::TestApp;
 use omniroute_proto::v1 as pb;
 use omniroute_whatsapp::fake::Fault;
-use pb::send_message_request::Recipient;
 
-use crate::messaging::text_message;
 use crate::support::*;
 use crate::whatsapp::{app_with_whatsapp_and, inbound_text, send_text, wait_status, webhook};
 
@@ -23,11 +21,7 @@ type Inject<'a> = Box<dyn Fn() + 'a>;
 async fn preview(app: &mut TestApp, contact: &str) -> pb::RouteDecision {
     app.messaging
         .preview_route(pb::PreviewRouteRequest {
-            send: Some(pb::SendMessageRequest {
-                recipient: Some(Recipient::Contact(contact.to_owned())),
-                message: Some(text_message("ping")),
-                idempotency_key: String::new(),
-            }),
+            send: Some(text_to(contact, "ping")),
         })
         .await
         .expect("preview")

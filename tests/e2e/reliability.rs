@@ -62,26 +62,12 @@ async fn concurrent_messages_from_new_senders_land_on_one_contact_each(app: Test
 /// events silently; it is refused with OUT_OF_RANGE and told how to resume.
 async fn cursors_the_log_never_issued_are_refused(mut app: TestApp) {
     create(&mut app, "Ada", vec![email("ada@example.com")]).await;
-    let mut all = subscribe(
-        &mut app,
-        pb::SubscribeRequest {
-            from_beginning: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let mut all = subscribe(&mut app, from_the_beginning()).await;
     let first = next(&mut all).await;
     drop(all);
 
     // The cursor the log issued resumes.
-    let mut resumed = subscribe(
-        &mut app,
-        pb::SubscribeRequest {
-            after_cursor: first.cursor.clone(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let mut resumed = subscribe(&mut app, after_cursor(&first.cursor)).await;
     create(&mut app, "Ben", vec![email("ben@example.com")]).await;
     let after = next(&mut resumed).await;
     assert!(after.cursor > first.cursor);
@@ -97,10 +83,7 @@ async fn cursors_the_log_never_issued_are_refused(mut app: TestApp) {
     for cursor in [far, step] {
         let err = app
             .events
-            .subscribe(pb::SubscribeRequest {
-                after_cursor: cursor.clone(),
-                ..Default::default()
-            })
+            .subscribe(after_cursor(&cursor))
             .await
             .expect_err("a cursor past the head is refused");
         assert_eq!(err.code(), Code::OutOfRange, "{cursor}: {err:?}");
@@ -116,10 +99,7 @@ async fn cursors_the_log_never_issued_are_refused(mut app: TestApp) {
     let foreign = format!("{xid}{:016x}", i64::from_str_radix(seq, 16).unwrap() - 1);
     let err = app
         .events
-        .subscribe(pb::SubscribeRequest {
-            after_cursor: foreign,
-            ..Default::default()
-        })
+        .subscribe(after_cursor(&foreign))
         .await
         .expect_err("a cursor of no event is refused");
     assert_eq!(err.code(), Code::OutOfRange);

@@ -5,10 +5,8 @@
 
 use omniroute_e2e::{Backend, TestApp};
 use omniroute_proto::v1 as pb;
-use pb::send_message_request::Recipient;
 use tonic::Code;
 
-use crate::messaging::text_message;
 use crate::support::*;
 
 crate::on_both_stores!(a_change_to_a_contact_reaches_the_next_send);
@@ -61,11 +59,7 @@ type Contacts = pb::contact_service_client::ContactServiceClient<tonic::transpor
 
 async fn send(messaging: &mut Messaging, name: &str) -> Result<pb::Message, tonic::Status> {
     messaging
-        .send_message(pb::SendMessageRequest {
-            recipient: Some(Recipient::Contact(name.to_owned())),
-            message: Some(text_message("Your order has shipped")),
-            idempotency_key: String::new(),
-        })
+        .send_message(text_to(name, "Your order has shipped"))
         .await
         .map(|r| r.into_inner().message.expect("a message"))
 }
@@ -88,9 +82,7 @@ async fn prefer(preferences: &mut Preferences, name: &str, order: &[pb::Channel]
                 categories,
                 ..Default::default()
             }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["channel_order".into(), "categories".into()],
-            }),
+            update_mask: mask(&["channel_order", "categories"]),
         })
         .await
         .expect("preferences updated");

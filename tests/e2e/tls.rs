@@ -10,12 +10,15 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use omniroute::Settings;
 use omniroute_e2e::tls::{self, Authority, Leaf};
 use omniroute_e2e::{Backend, TestApp};
 use omniroute_proto::v1 as pb;
+use rustls::ClientConfig;
+use rustls::pki_types::CertificateDer;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -64,13 +67,39 @@ fn grpc_addr(app: &TestApp) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], app.port))
 }
 
-#[tokio::test]
-async fn grpc_and_webhooks_serve_tls_and_a_reload_changes_the_certificate() {
+/// The certificate the gRPC listener presents to a new handshake.
+async fn grpc_certificate(app: &TestApp, config: &Arc<ClientConfig>) -> CertificateDer<'static> {
+    tls::peer_certificate(grpc_addr(app), config.clone())
+        .await
+        .expect("a handshake")
+}
+
+/// A gRPC client's configuration: trusts `ca`, has no certificate.
+fn grpc_client_trusting(ca: &Authority) -> Arc<ClientConfig> {
+    tls::client_config(&ca.cert_pem, None, &[b"h2"])
+}
+
+/// A new test CA's server certificate in a new folder, served by a new app
+/// with `more` settings (given the folder): the folder, the CA, the
+/// certificate and the app.
+async fn serving(
+    more: impl FnOnce(&mut Settings, &Path),
+) -> (tempfile::TempDir, Authority, Leaf, TestApp) {
     let dir = tempfile::tempdir().unwrap();
     let ca = Authority::new("omniroute test CA");
-    let first = ca.server();
-    let app = TestApp::spawn_with(Backend::Embedded, |s| use_files(s, dir.path(), &first)).await;
-    let trusting = tls::client_config(&ca.cert_pem, None, &[b"h2"]);
+    let server = ca.server();
+    let app = TestApp::spawn_with(Backend::Embedded, |s| {
+        use_files(s, dir.path(), &server);
+        more(s, dir.path());
+    })
+    .await;
+    (dir, ca, server, app)
+}
+
+#[tokio::test]
+async fn grpc_and_webhooks_serve_tls_and_a_reload_changes_the_certificate() {
+    let (dir, ca, first, app) = serving(|_, _| {}).await;
+    let trusting = grpc_client_trusting(&ca);
     // Clients that connect and never start their handshake hold up no one.
     let _silent_grpc = tokio::net::TcpStream::connect(grpc_addr(&app))
         .await
@@ -87,12 +116,7 @@ async fn grpc_and_webhooks_serve_tls_and_a_reload_changes_the_certificate() {
     );
     let mut contacts = pb::contact_service_client::ContactServiceClient::new(channel.clone());
     let created = contacts
-        .create_contact(pb::CreateContactRequest {
-            contact: Some(pb::Contact {
-                display_name: "Tess".into(),
-                ..Default::default()
-            }),
-        })
+        .create_contact(crate::support::new_contact("Tess", vec![]))
         .await
         .expect("a call over TLS")
         .into_inner();
@@ -109,7 +133,7 @@ async fn grpc_and_webhooks_serve_tls_and_a_reload_changes_the_certificate() {
     assert!(health(app.channel.clone()).await.is_err(), "plain text");
     let stranger = Authority::new("another CA");
     assert!(
-        !answered(&app, tls::client_config(&stranger.cert_pem, None, &[b"h2"])).await,
+        !answered(&app, grpc_client_trusting(&stranger)).await,
         "a client that trusts another CA"
     );
 
@@ -133,21 +157,11 @@ async fn grpc_and_webhooks_serve_tls_and_a_reload_changes_the_certificate() {
     // A new certificate (same name, new key and serial), then a reload:
     // new handshakes get it on both listeners; the connection already open
     // goes on.
-    assert_eq!(
-        tls::peer_certificate(grpc_addr(&app), trusting.clone())
-            .await
-            .unwrap(),
-        first.der
-    );
+    assert_eq!(grpc_certificate(&app, &trusting).await, first.der);
     let second = ca.server();
     second.write(dir.path(), "server");
     app.reload_tls().expect("the reload succeeds");
-    assert_eq!(
-        tls::peer_certificate(grpc_addr(&app), trusting.clone())
-            .await
-            .unwrap(),
-        second.der
-    );
+    assert_eq!(grpc_certificate(&app, &trusting).await, second.der);
     assert_eq!(
         tls::peer_certificate(app.http_addr, https).await.unwrap(),
         second.der
@@ -161,31 +175,22 @@ async fn grpc_and_webhooks_serve_tls_and_a_reload_changes_the_certificate() {
     std::fs::write(dir.path().join("server.key"), "not a key\n").unwrap();
     let error = app.reload_tls().unwrap_err().to_string();
     assert!(error.contains("tls.key_file"), "{error}");
-    assert_eq!(
-        tls::peer_certificate(grpc_addr(&app), trusting.clone())
-            .await
-            .unwrap(),
-        second.der
-    );
+    assert_eq!(grpc_certificate(&app, &trusting).await, second.der);
     assert!(answered(&app, trusting).await);
     app.stop().await.expect("a clean stop");
 }
 
 #[tokio::test]
 async fn mutual_tls_lets_in_only_clients_with_a_certificate_from_the_ca() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Authority::new("omniroute test CA");
     let clients_ca = Authority::new("omniroute clients CA");
-    let server = ca.server();
-    let app = TestApp::spawn_with(Backend::Embedded, |s| {
-        use_files(s, dir.path(), &server);
-        s.tls.client_ca_file = clients_ca.write(dir.path(), "clients-ca");
+    let (_dir, ca, _server, app) = serving(|s, dir| {
+        s.tls.client_ca_file = clients_ca.write(dir, "clients-ca");
     })
     .await;
 
     // No certificate: the handshake is refused.
     assert!(
-        !answered(&app, tls::client_config(&ca.cert_pem, None, &[b"h2"])).await,
+        !answered(&app, grpc_client_trusting(&ca)).await,
         "a client without a certificate"
     );
     // A certificate from another CA (here the server's): refused too.
@@ -221,29 +226,14 @@ async fn mutual_tls_lets_in_only_clients_with_a_certificate_from_the_ca() {
 
 #[tokio::test]
 async fn changed_files_are_picked_up_without_a_signal() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Authority::new("omniroute test CA");
-    let first = ca.server();
-    let app = TestApp::spawn_with(Backend::Embedded, |s| {
-        use_files(s, dir.path(), &first);
-        s.tls.reload_secs = 1;
-    })
-    .await;
-    let trusting = tls::client_config(&ca.cert_pem, None, &[b"h2"]);
-    assert_eq!(
-        tls::peer_certificate(grpc_addr(&app), trusting.clone())
-            .await
-            .unwrap(),
-        first.der
-    );
+    let (dir, ca, first, app) = serving(|s, _| s.tls.reload_secs = 1).await;
+    let trusting = grpc_client_trusting(&ca);
+    assert_eq!(grpc_certificate(&app, &trusting).await, first.der);
     let second = ca.server();
     second.write(dir.path(), "server");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let served = tls::peer_certificate(grpc_addr(&app), trusting.clone())
-            .await
-            .unwrap();
-        if served == second.der {
+        if grpc_certificate(&app, &trusting).await == second.der {
             break;
         }
         assert!(
@@ -257,16 +247,9 @@ async fn changed_files_are_picked_up_without_a_signal() {
 
 #[tokio::test]
 async fn webhooks_stay_plain_with_tls_http_off() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Authority::new("omniroute test CA");
-    let server = ca.server();
-    let app = TestApp::spawn_with(Backend::Embedded, |s| {
-        use_files(s, dir.path(), &server);
-        s.tls.http = false;
-    })
-    .await;
+    let (_dir, ca, _server, app) = serving(|s, _| s.tls.http = false).await;
     // gRPC is TLS ...
-    assert!(answered(&app, tls::client_config(&ca.cert_pem, None, &[b"h2"])).await);
+    assert!(answered(&app, grpc_client_trusting(&ca)).await);
     // ... and the webhook listener plain HTTP, for a proxy in front of it.
     let healthz = omniroute_e2e::http(app.http_addr, "GET", "/healthz", &[], &[]).await;
     assert_eq!(healthz.status, 200, "{healthz:?}");

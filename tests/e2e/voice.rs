@@ -7,9 +7,7 @@
 use omniroute_e2e::TestApp;
 use omniroute_proto::v1 as pb;
 use omniroute_voice::fake::FakeTwilio;
-use pb::send_message_request::Recipient;
 
-use crate::messaging::text_message;
 use crate::reliability::timeline;
 use crate::support::*;
 use crate::whatsapp::wait_status;
@@ -70,32 +68,12 @@ async fn call(
     locale: &str,
     body: &str,
 ) -> pb::Message {
-    let contact = app
-        .contacts
-        .create_contact(pb::CreateContactRequest {
-            contact: Some(pb::Contact {
-                display_name: name.to_owned(),
-                locale: locale.to_owned(),
-                identities: vec![voice(number)],
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("created")
-        .into_inner()
-        .contact
-        .unwrap();
-    app.messaging
-        .send_message(pb::SendMessageRequest {
-            recipient: Some(Recipient::Contact(contact.name)),
-            message: Some(text_message(body)),
-            idempotency_key: String::new(),
-        })
-        .await
-        .expect("accepted")
-        .into_inner()
-        .message
-        .unwrap()
+    let contact = pb::Contact {
+        locale: locale.to_owned(),
+        ..named_contact(name, vec![voice(number)])
+    };
+    let contact = create_contact(app, contact).await;
+    send_text(app, &contact.name, body).await
 }
 
 async fn a_notification_call_is_delivered_and_its_digit_answers_the_message(app: TestApp) {
@@ -422,28 +400,8 @@ async fn a_call_ends_once_a_busy_after_completed_changes_nothing(app: TestApp) {
     assert_eq!(fake.post_signed(&url, &busy).await.0, 200, "acknowledged");
     // A later send to the contact marks where the busy report's effect
     // would have been logged.
-    let marker = app
-        .messaging
-        .send_message(pb::SendMessageRequest {
-            recipient: Some(Recipient::Contact(accepted.contact.clone())),
-            message: Some(text_message("Noch etwas")),
-            idempotency_key: String::new(),
-        })
-        .await
-        .expect("accepted")
-        .into_inner()
-        .message
-        .unwrap();
-    let message = crate::messaging::get_message(&mut app, &accepted.name).await;
-    assert_eq!(message.status, pb::MessageStatus::Delivered as i32);
-    assert!(
-        message
-            .status_history
-            .iter()
-            .all(|h| h.status != pb::MessageStatus::Failed as i32),
-        "{:#?}",
-        message.status_history
-    );
+    let marker = send_text(&mut app, &accepted.contact, "Noch etwas").await;
+    assert_delivered_without_a_failure(&mut app, &accepted.name).await;
     let mut events = crate::events::subscribe(
         &mut app,
         pb::SubscribeRequest {

@@ -7,7 +7,6 @@ use std::time::Duration;
 use omniroute_e2e::{Backend, HttpResponse, TestApp, http};
 use omniroute_proto::v1 as pb;
 use omniroute_whatsapp::fake::{FakeGraph, sign};
-use pb::send_message_request::Recipient;
 use serde_json::{Value, json};
 use tonic::Code;
 
@@ -214,17 +213,11 @@ pub(crate) async fn send_text(app: &mut TestApp, to: &str) -> pb::Message {
     let digits: String = to.chars().filter(char::is_ascii_digit).collect();
     let hello = inbound_text(&format!("wamid.hello.{digits}"), &digits, "Anna", "Hello");
     assert_eq!(webhook(app, &hello).await.status, 200);
-    app.messaging
-        .send_message(pb::SendMessageRequest {
-            recipient: Some(Recipient::Address(whatsapp(to))),
-            message: Some(text_message("Your order A-17 has shipped")),
-            idempotency_key: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .message
-        .unwrap()
+    crate::support::send_ok(
+        app,
+        text_to_address(whatsapp(to), "Your order A-17 has shipped"),
+    )
+    .await
 }
 
 async fn sends_through_the_cloud_api_and_follows_webhook_statuses(app: TestApp) {
@@ -308,16 +301,7 @@ async fn inbound_messages_create_contacts_and_open_the_window(app: TestApp) {
         contact.whatsapp_window_end_time.is_some(),
         "the service window is open"
     );
-    let timeline = app
-        .messaging
-        .list_messages(pb::ListMessagesRequest {
-            contact: contact.name.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .messages;
+    let timeline = crate::reliability::timeline(&mut app, &contact.name).await;
     assert_eq!(timeline.len(), 1, "recorded once");
     let message = &timeline[0];
     assert_eq!(message.direction, pb::Direction::Inbound as i32);
@@ -342,18 +326,7 @@ async fn inbound_messages_create_contacts_and_open_the_window(app: TestApp) {
     // A reply quotes the customer's message on WhatsApp.
     let mut reply = text_message("It left our warehouse today.");
     reply.reply_to = message.name.clone();
-    let reply = app
-        .messaging
-        .send_message(pb::SendMessageRequest {
-            recipient: Some(Recipient::Contact(contact.name.clone())),
-            message: Some(reply),
-            idempotency_key: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .message
-        .unwrap();
+    let reply = send_ok(&mut app, send_to(&contact.name, reply)).await;
     wait_status(&mut app, &reply.name, pb::MessageStatus::Sent).await;
     let sent = graph.sent();
     assert_eq!(sent.last().unwrap()["context"]["message_id"], "wamid.in.1");
@@ -482,11 +455,10 @@ async fn templates_are_checked_against_the_catalogue(app: TestApp) {
     ] {
         let err = app
             .messaging
-            .send_message(pb::SendMessageRequest {
-                recipient: Some(Recipient::Address(whatsapp("+49 151 23456789"))),
-                message: Some(template(name, language)),
-                idempotency_key: String::new(),
-            })
+            .send_message(send_to_address(
+                whatsapp("+49 151 23456789"),
+                template(name, language),
+            ))
             .await
             .unwrap_err();
         assert_invalid(&err, field);
@@ -519,26 +491,14 @@ async fn templates_are_checked_against_the_catalogue(app: TestApp) {
         Ok(contact) => contact,
         Err(_) => create(&mut app, "Anna", vec![whatsapp("+49 151 23456789")]).await,
     };
-    consent(
+    Consent(pb::Channel::Whatsapp, pb::Category::Marketing)
+        .grant(&mut app, &anna.name)
+        .await;
+    let accepted = send_ok(
         &mut app,
-        &anna.name,
-        pb::Channel::Whatsapp,
-        pb::Category::Marketing,
-        true,
+        send_to_address(whatsapp("+49 151 23456789"), sale.clone()),
     )
     .await;
-    let accepted = app
-        .messaging
-        .send_message(pb::SendMessageRequest {
-            recipient: Some(Recipient::Address(whatsapp("+49 151 23456789"))),
-            message: Some(sale.clone()),
-            idempotency_key: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .message
-        .unwrap();
     assert_eq!(accepted.category, pb::Category::Marketing as i32);
     assert_eq!(accepted.priority, pb::Priority::Low as i32);
     let contact = accepted.contact.clone();
@@ -553,19 +513,13 @@ async fn templates_are_checked_against_the_catalogue(app: TestApp) {
                 }],
                 ..Default::default()
             }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["categories".into()],
-            }),
+            update_mask: mask(&["categories"]),
         })
         .await
         .unwrap();
     let err = app
         .messaging
-        .send_message(pb::SendMessageRequest {
-            recipient: Some(Recipient::Contact(contact)),
-            message: Some(sale),
-            idempotency_key: String::new(),
-        })
+        .send_message(send_to(&contact, sale))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
@@ -607,16 +561,8 @@ async fn inbound_media_is_fetched_on_demand(app: TestApp) {
     )
     .await
     .unwrap();
-    let message = app
-        .messaging
-        .list_messages(pb::ListMessagesRequest {
-            contact: contact.name.clone(),
-            ..Default::default()
-        })
+    let message = crate::reliability::timeline(&mut app, &contact.name)
         .await
-        .unwrap()
-        .into_inner()
-        .messages
         .remove(0);
     match &message.content.as_ref().unwrap().kind {
         Some(pb::content::Kind::Media(media)) => {

@@ -72,12 +72,16 @@ fn url_button(parameters: usize) -> TemplateComponent {
     }
 }
 
-fn order_shipped(language: &str, components: Vec<TemplateComponent>) -> Content {
+fn template(name: &str, language: &str, components: Vec<TemplateComponent>) -> Content {
     Content::Template(Template {
-        name: "order_shipped".into(),
+        name: name.into(),
         language: language.into(),
         components,
     })
+}
+
+fn order_shipped(language: &str, components: Vec<TemplateComponent>) -> Content {
+    template("order_shipped", language, components)
 }
 
 fn fields(violations: &[ContentViolation]) -> Vec<&str> {
@@ -223,11 +227,7 @@ async fn a_matching_template_passes() {
 #[tokio::test]
 async fn unknown_names_and_languages_are_refused() {
     let (_fake, adapter) = loaded().await;
-    let unknown = Content::Template(Template {
-        name: "order_shiped".into(),
-        language: "de".into(),
-        components: Vec::new(),
-    });
+    let unknown = template("order_shiped", "de", Vec::new());
     assert_eq!(
         fields(&adapter.check_content(TENANT, &unknown)),
         ["template.name"]
@@ -309,10 +309,10 @@ async fn parameter_counts_are_checked_per_component() {
 async fn named_parameters_are_checked_by_name() {
     let (_fake, adapter) = loaded().await;
     let named = |names: &[&str]| {
-        Content::Template(Template {
-            name: "spring_sale".into(),
-            language: "de".into(),
-            components: vec![component(
+        template(
+            "spring_sale",
+            "de",
+            vec![component(
                 ComponentType::Body,
                 names
                     .iter()
@@ -322,7 +322,7 @@ async fn named_parameters_are_checked_by_name() {
                     })
                     .collect(),
             )],
-        })
+        )
     };
     assert_eq!(
         adapter.check_content(TENANT, &named(&["first_name", "discount"])),
@@ -339,11 +339,7 @@ async fn a_failed_refresh_keeps_the_catalogue() {
     let e = adapter.refresh_templates().await.unwrap_err();
     assert_eq!(e.class(), ErrorClass::Transient);
     assert_eq!(adapter.templates(TENANT).len(), 4);
-    let unknown = Content::Template(Template {
-        name: "nope".into(),
-        language: "de".into(),
-        components: Vec::new(),
-    });
+    let unknown = template("nope", "de", Vec::new());
     assert_eq!(adapter.check_content(TENANT, &unknown).len(), 1);
 }
 
@@ -378,11 +374,7 @@ async fn the_background_refresh_follows_the_catalogue() {
 #[tokio::test]
 async fn without_a_catalogue_only_sizes_are_checked() {
     let (_fake, adapter) = setup().await;
-    let anything = Content::Template(Template {
-        name: "never_loaded".into(),
-        language: "xx".into(),
-        components: Vec::new(),
-    });
+    let anything = template("never_loaded", "xx", Vec::new());
     assert_eq!(adapter.check_content(TENANT, &anything), []);
 
     let long = text(&"a".repeat(4097));

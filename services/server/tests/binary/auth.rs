@@ -9,7 +9,7 @@ use omniroute_proto::v1 as pb;
 use pb::contact_service_client::ContactServiceClient;
 use tonic::Code;
 
-use crate::support::start;
+use crate::support::{new_contact, start};
 
 /// Runs `omniroute ARGS` in `dir` with a clean environment plus `env`; its
 /// exit success, stdout and stderr.
@@ -128,12 +128,7 @@ async fn keys_made_on_the_command_line_authenticate_calls_until_revoked() {
         ],
     );
     let mut contacts = ContactServiceClient::new(server.channel().await);
-    let request = || pb::CreateContactRequest {
-        contact: Some(pb::Contact {
-            display_name: "Anna".into(),
-            ..Default::default()
-        }),
-    };
+    let request = || new_contact("Anna", vec![]);
     let err = contacts.create_contact(request()).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
     let authed = with_key(&key);

@@ -8,7 +8,7 @@ use pb::contact_service_client::ContactServiceClient;
 use pb::messaging_service_client::MessagingServiceClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::start;
+use crate::support::{identity, new_contact, start, text};
 
 const SECRET: &str = "sandbox-secret-8d1f0c";
 const EMAIL: &str = "zora.leakcheck@example.com";
@@ -50,22 +50,14 @@ async fn logs_mask_addresses_and_never_hold_secrets() {
     let channel = server.channel().await;
     let mut contacts = ContactServiceClient::new(channel.clone());
     let mut messaging = MessagingServiceClient::new(channel);
-    let identity = |channel: pb::Channel, address: &str| pb::Identity {
-        channel: channel as i32,
-        address: address.to_owned(),
-        ..Default::default()
-    };
     let contact = contacts
-        .create_contact(pb::CreateContactRequest {
-            contact: Some(pb::Contact {
-                display_name: "Zora".into(),
-                identities: vec![
-                    identity(pb::Channel::Email, EMAIL),
-                    identity(pb::Channel::Whatsapp, "+49 151 77770123"),
-                ],
-                ..Default::default()
-            }),
-        })
+        .create_contact(new_contact(
+            "Zora",
+            vec![
+                identity(pb::Channel::Email, EMAIL),
+                identity(pb::Channel::Whatsapp, "+49 151 77770123"),
+            ],
+        ))
         .await
         .expect("created")
         .into_inner()
@@ -96,16 +88,7 @@ async fn logs_mask_addresses_and_never_hold_secrets() {
         messaging
             .send_message(pb::SendMessageRequest {
                 recipient: Some(recipient),
-                message: Some(pb::Message {
-                    category: pb::Category::Transactional as i32,
-                    content: Some(pb::Content {
-                        kind: Some(pb::content::Kind::Text(pb::TextContent {
-                            body: "Your order shipped".into(),
-                            ..Default::default()
-                        })),
-                    }),
-                    ..Default::default()
-                }),
+                message: Some(text("Your order shipped")),
                 idempotency_key: String::new(),
             })
             .await
@@ -113,12 +96,7 @@ async fn logs_mask_addresses_and_never_hold_secrets() {
     }
     // A refused request names the address it refused.
     let refused = contacts
-        .create_contact(pb::CreateContactRequest {
-            contact: Some(pb::Contact {
-                identities: vec![identity(pb::Channel::Email, EMAIL)],
-                ..Default::default()
-            }),
-        })
+        .create_contact(new_contact("", vec![identity(pb::Channel::Email, EMAIL)]))
         .await
         .expect_err("the address is taken");
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);

@@ -12,7 +12,7 @@ use omniroute_proto::v1 as pb;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
 
-use crate::support::start;
+use crate::support::{get_message, identity, start, text_to_address};
 
 /// A span as the collector received it: its name, ids and parent.
 #[derive(Debug, Clone)]
@@ -68,24 +68,7 @@ fn traced_send(
     address: &str,
     body: &str,
 ) -> tonic::Request<pb::SendMessageRequest> {
-    let mut request = tonic::Request::new(pb::SendMessageRequest {
-        recipient: Some(pb::send_message_request::Recipient::Address(pb::Identity {
-            channel: channel as i32,
-            address: address.into(),
-            ..Default::default()
-        })),
-        message: Some(pb::Message {
-            category: pb::Category::Transactional as i32,
-            content: Some(pb::Content {
-                kind: Some(pb::content::Kind::Text(pb::TextContent {
-                    body: body.into(),
-                    ..Default::default()
-                })),
-            }),
-            ..Default::default()
-        }),
-        idempotency_key: String::new(),
-    });
+    let mut request = tonic::Request::new(text_to_address(identity(channel, address), body));
     request
         .metadata_mut()
         .insert("traceparent", traceparent.parse().unwrap());
@@ -151,15 +134,7 @@ async fn a_message_is_one_trace_from_send_through_dispatch_to_the_provider() {
     // Sent and delivered.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let got = messaging
-            .get_message(pb::GetMessageRequest {
-                name: message.name.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .message
-            .unwrap();
+        let got = get_message(&channel, &message.name).await;
         if got.status == pb::MessageStatus::Delivered as i32
             || got.status == pb::MessageStatus::Read as i32
         {

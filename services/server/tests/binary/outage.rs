@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use omniroute_proto::v1 as pb;
 use pb::messaging_service_client::MessagingServiceClient;
-use pb::send_message_request::Recipient;
 use tonic::Code;
 
-use crate::support::start;
+use crate::support::{get_message, identity, start, text_to_address};
 
 /// A throwaway PostgreSQL cluster.
 struct Cluster {
@@ -144,23 +143,10 @@ fn is_root() -> bool {
 }
 
 fn send(i: usize) -> pb::SendMessageRequest {
+    let to = identity(pb::Channel::Email, &format!("o{}@example.com", i % 20));
     pb::SendMessageRequest {
-        recipient: Some(Recipient::Address(pb::Identity {
-            channel: pb::Channel::Email as i32,
-            address: format!("o{}@example.com", i % 20),
-            ..Default::default()
-        })),
-        message: Some(pb::Message {
-            category: pb::Category::Transactional as i32,
-            content: Some(pb::Content {
-                kind: Some(pb::content::Kind::Text(pb::TextContent {
-                    body: format!("Update {i}"),
-                    ..Default::default()
-                })),
-            }),
-            ..Default::default()
-        }),
         idempotency_key: format!("outage-{i}"),
+        ..text_to_address(to, &format!("Update {i}"))
     }
 }
 
@@ -240,7 +226,7 @@ async fn postgres_stopped_under_load_answers_unavailable_and_recovers_without_lo
     for response in &acknowledged {
         let name = response.message.as_ref().unwrap().name.clone();
         loop {
-            let message = call_get(&channel, &name).await;
+            let message = get_message(&channel, &name).await;
             if message.status == pb::MessageStatus::Delivered as i32 {
                 break;
             }
@@ -254,16 +240,4 @@ async fn postgres_stopped_under_load_answers_unavailable_and_recovers_without_lo
     drop(client);
     drop(channel);
     assert!(server.terminate().success());
-}
-
-async fn call_get(channel: &tonic::transport::Channel, name: &str) -> pb::Message {
-    MessagingServiceClient::new(channel.clone())
-        .get_message(pb::GetMessageRequest {
-            name: name.to_owned(),
-        })
-        .await
-        .expect("get message")
-        .into_inner()
-        .message
-        .unwrap()
 }

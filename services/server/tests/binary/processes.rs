@@ -7,20 +7,26 @@ use std::time::Duration;
 
 use omniroute_proto::v1 as pb;
 use pb::messaging_service_client::MessagingServiceClient;
-use pb::send_message_request::Recipient;
 use tonic::transport::Channel;
 
-use crate::support::{Server, start};
+use crate::support::{Server, identity, new_contact, start, text_to_address};
 
 /// How long a scenario may take before it counts as stuck.
 const PATIENCE: Duration = Duration::from_secs(180);
 
 fn email(address: &str) -> pb::Identity {
-    pb::Identity {
-        channel: pb::Channel::Email as i32,
-        address: address.to_owned(),
-        ..Default::default()
+    identity(pb::Channel::Email, address)
+}
+
+/// How many times each message ("messages/…") reached the provider, from
+/// the sandbox's record of sends.
+fn sends_per_message(lines: &[String]) -> HashMap<String, usize> {
+    let mut calls: HashMap<String, usize> = HashMap::new();
+    for line in lines {
+        let id = line.split('\t').nth(1).expect("message id column");
+        *calls.entry(format!("messages/{id}")).or_default() += 1;
     }
+    calls
 }
 
 /// Accepts `count` messages for each of `contacts` addresses, in batches of
@@ -34,20 +40,7 @@ async fn send_batches(channels: &[Channel], contacts: &[&str], count: usize) -> 
             let n = left.min(500);
             left -= n;
             let requests = (0..n)
-                .map(|i| pb::SendMessageRequest {
-                    recipient: Some(Recipient::Address(email(contact))),
-                    message: Some(pb::Message {
-                        category: pb::Category::Transactional as i32,
-                        content: Some(pb::Content {
-                            kind: Some(pb::content::Kind::Text(pb::TextContent {
-                                body: format!("Order update {i}"),
-                                ..Default::default()
-                            })),
-                        }),
-                        ..Default::default()
-                    }),
-                    idempotency_key: String::new(),
-                })
+                .map(|i| text_to_address(email(contact), &format!("Order update {i}")))
                 .collect();
             let mut client = MessagingServiceClient::new(channels[turn % channels.len()].clone());
             turn += 1;
@@ -187,11 +180,7 @@ async fn two_processes_on_one_postgres_send_each_message_exactly_once() {
 
     // Every accepted message reached the provider exactly once.
     let lines = recorded(&record);
-    let mut calls: HashMap<String, usize> = HashMap::new();
-    for line in &lines {
-        let id = line.split('\t').nth(1).expect("message id column");
-        *calls.entry(format!("messages/{id}")).or_default() += 1;
-    }
+    let calls = sends_per_message(&lines);
     let twice: Vec<_> = calls.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "sent more than once: {twice:?}");
     for name in &names {
@@ -277,11 +266,7 @@ async fn crash_run(url: Option<&str>, replicas: usize, kills: usize) {
     )
     .await;
     let lines = recorded(&record);
-    let mut calls: HashMap<String, usize> = HashMap::new();
-    for line in &lines {
-        let id = line.split('\t').nth(1).expect("message id column");
-        *calls.entry(format!("messages/{id}")).or_default() += 1;
-    }
+    let calls = sends_per_message(&lines);
     for name in &names {
         assert!(
             calls.contains_key(name),
@@ -375,17 +360,10 @@ async fn two_processes_place_each_callback_exactly_once() {
     for i in 0..COUNT {
         let channel = channels[i % 2].clone();
         let contact = ContactServiceClient::new(channel.clone())
-            .create_contact(pb::CreateContactRequest {
-                contact: Some(pb::Contact {
-                    display_name: format!("Customer {i}"),
-                    identities: vec![pb::Identity {
-                        channel: pb::Channel::Voice as i32,
-                        address: format!("+49151555{i:05}"),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }),
-            })
+            .create_contact(new_contact(
+                &format!("Customer {i}"),
+                vec![identity(pb::Channel::Voice, &format!("+49151555{i:05}"))],
+            ))
             .await
             .expect("created")
             .into_inner()

@@ -15,7 +15,7 @@ use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
-use crate::support::start;
+use crate::support::{identity, new_contact, start};
 
 async fn list_services(channel: Channel) -> Vec<String> {
     let mut client = ServerReflectionClient::new(channel);
@@ -98,17 +98,10 @@ async fn serve_with_no_settings_uses_the_embedded_store_and_answers_stock_client
     // across a restart.
     let mut contacts = ContactServiceClient::new(channel);
     let created = contacts
-        .create_contact(pb::CreateContactRequest {
-            contact: Some(pb::Contact {
-                display_name: "Anna".into(),
-                identities: vec![pb::Identity {
-                    channel: pb::Channel::Email as i32,
-                    address: "anna@example.com".into(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-        })
+        .create_contact(new_contact(
+            "Anna",
+            vec![identity(pb::Channel::Email, "anna@example.com")],
+        ))
         .await
         .unwrap()
         .into_inner()

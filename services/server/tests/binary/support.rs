@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use omniroute_proto::v1 as pb;
 use tonic::transport::Channel;
 
 /// A running `omniroute serve` process.
@@ -151,4 +152,61 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// An address on a channel.
+pub fn identity(channel: pb::Channel, address: &str) -> pb::Identity {
+    pb::Identity {
+        channel: channel as i32,
+        address: address.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// A CreateContact request for a contact with a display name and
+/// identities.
+pub fn new_contact(name: &str, identities: Vec<pb::Identity>) -> pb::CreateContactRequest {
+    pb::CreateContactRequest {
+        contact: Some(pb::Contact {
+            display_name: name.to_owned(),
+            identities,
+            ..Default::default()
+        }),
+    }
+}
+
+/// A transactional text.
+pub fn text(body: &str) -> pb::Message {
+    pb::Message {
+        category: pb::Category::Transactional as i32,
+        content: Some(pb::Content {
+            kind: Some(pb::content::Kind::Text(pb::TextContent {
+                body: body.to_owned(),
+                ..Default::default()
+            })),
+        }),
+        ..Default::default()
+    }
+}
+
+/// A send of a transactional text to an address.
+pub fn text_to_address(to: pb::Identity, body: &str) -> pb::SendMessageRequest {
+    pb::SendMessageRequest {
+        recipient: Some(pb::send_message_request::Recipient::Address(to)),
+        message: Some(text(body)),
+        idempotency_key: String::new(),
+    }
+}
+
+/// A message, by name.
+pub async fn get_message(channel: &Channel, name: &str) -> pb::Message {
+    pb::messaging_service_client::MessagingServiceClient::new(channel.clone())
+        .get_message(pb::GetMessageRequest {
+            name: name.to_owned(),
+        })
+        .await
+        .expect("get message")
+        .into_inner()
+        .message
+        .expect("a message")
 }

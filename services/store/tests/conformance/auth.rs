@@ -127,27 +127,12 @@ pub async fn concurrent_creates_of_one_tenant_have_one_winner(store: S) {
             tokio::spawn(async move { store.create_tenant("racer", &format!("racer {i}")).await })
         })
         .collect();
-    let mut results = Vec::new();
-    for task in tasks {
-        results.push(task.await.unwrap());
-    }
-    let winners: Vec<Tenant> = results
-        .iter()
-        .filter_map(|r| r.as_ref().ok())
-        .cloned()
-        .collect();
-    assert_eq!(winners.len(), 1, "exactly one create wins: {results:?}");
-    for result in &results {
-        match result {
-            Ok(_) => {}
-            Err(StoreError::TenantExists(id)) => assert_eq!(id, "racer"),
-            Err(e) => panic!("a losing create must say the tenant exists, got {e:?}"),
-        }
-    }
-    assert_eq!(
-        store.get_tenant("racer").await.unwrap(),
-        Some(winners[0].clone())
-    );
+    let winner: Tenant = the_one_winner(tasks, |_, error| match error {
+        StoreError::TenantExists(id) => assert_eq!(id, "racer"),
+        e => panic!("a losing create must say the tenant exists, got {e:?}"),
+    })
+    .await;
+    assert_eq!(store.get_tenant("racer").await.unwrap(), Some(winner));
 }
 
 pub async fn a_key_for_an_unknown_tenant_is_not_found(store: S) {
@@ -338,27 +323,12 @@ pub async fn prefixes_are_unique_across_tenants(store: S) {
             tokio::spawn(async move { store.create_api_key(new_key(tenant, "race")).await })
         })
         .collect();
-    let mut results = Vec::new();
-    for task in tasks {
-        results.push(task.await.unwrap());
-    }
-    let winners: Vec<ApiKey> = results
-        .iter()
-        .filter_map(|r| r.as_ref().ok())
-        .cloned()
-        .collect();
-    assert_eq!(winners.len(), 1, "exactly one create wins: {results:?}");
-    for result in &results {
-        match result {
-            Ok(_) => {}
-            Err(StoreError::ApiKeyPrefixTaken(prefix)) => assert_eq!(prefix, "race"),
-            Err(e) => panic!("a losing create must say the prefix is taken, got {e:?}"),
-        }
-    }
-    assert_eq!(
-        store.find_api_key("race").await.unwrap(),
-        Some(winners[0].clone())
-    );
+    let winner: ApiKey = the_one_winner(tasks, |_, error| match error {
+        StoreError::ApiKeyPrefixTaken(prefix) => assert_eq!(prefix, "race"),
+        e => panic!("a losing create must say the prefix is taken, got {e:?}"),
+    })
+    .await;
+    assert_eq!(store.find_api_key("race").await.unwrap(), Some(winner));
 }
 
 pub async fn debug_of_a_key_hides_its_hash(store: S) {

@@ -320,14 +320,7 @@ pub async fn list_hides_erased_unless_asked_and_never_lists_merged(store: S) {
 }
 
 pub async fn update_changes_only_the_given_fields(store: S) {
-    let profile = Profile {
-        display_name: "Anna".into(),
-        locale: "de-DE".into(),
-        time_zone: "Europe/Berlin".into(),
-        external_ref: Some("crm-1".into()),
-        labels: strings(&["vip"]),
-        attributes: attributes(&[("tier", "gold")]),
-    };
+    let profile = full_profile();
     let created = create(&store, profile.clone(), vec![email("anna@example.com")]).await;
 
     let renamed = store

@@ -123,22 +123,14 @@ pub async fn concurrent_creates_with_one_identity_have_one_owner(store: S) {
             })
         })
         .collect();
-    let mut results = Vec::new();
-    for task in tasks {
-        results.push(task.await.unwrap());
-    }
-    let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
-    assert_eq!(winners.len(), 1, "exactly one create wins: {results:?}");
-    let winner = winners[0].id;
-    for result in &results {
-        match result {
-            Ok(contact) => assert_eq!(contact.id, winner),
-            Err(StoreError::IdentityTaken { owner, channel }) => {
-                assert_eq!((*owner, *channel), (winner, Channel::Email));
-            }
-            Err(e) => panic!("a losing create must report the owner, got {e:?}"),
+    let winner = the_one_winner(tasks, |winner, error| match error {
+        StoreError::IdentityTaken { owner, channel } => {
+            assert_eq!((*owner, *channel), (winner.id, Channel::Email));
         }
-    }
+        e => panic!("a losing create must report the owner, got {e:?}"),
+    })
+    .await
+    .id;
     assert_eq!(ids(&list_all(&store).await), vec![winner]);
     assert_eq!(owner_of(&store, &key_of(&shared)).await, Some(winner));
     assert_eq!(get(&store, winner).await.identities.len(), 2);
@@ -160,20 +152,12 @@ pub async fn concurrent_creates_with_one_external_ref_have_one_owner(store: S) {
             })
         })
         .collect();
-    let mut results = Vec::new();
-    for task in tasks {
-        results.push(task.await.unwrap());
-    }
-    let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
-    assert_eq!(winners.len(), 1, "exactly one create wins: {results:?}");
-    let winner = winners[0].id;
-    for result in &results {
-        match result {
-            Ok(contact) => assert_eq!(contact.id, winner),
-            Err(StoreError::ExternalRefTaken { owner }) => assert_eq!(*owner, winner),
-            Err(e) => panic!("a losing create must report the owner, got {e:?}"),
-        }
-    }
+    let winner = the_one_winner(tasks, |winner, error| match error {
+        StoreError::ExternalRefTaken { owner } => assert_eq!(*owner, winner.id),
+        e => panic!("a losing create must report the owner, got {e:?}"),
+    })
+    .await
+    .id;
     assert_eq!(ids(&list_all(&store).await), vec![winner]);
     let found = store.find_by_external_ref(T, "crm-race").await.unwrap();
     assert_eq!(found.map(|c| c.id), Some(winner));

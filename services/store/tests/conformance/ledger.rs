@@ -270,13 +270,7 @@ pub async fn list_consents_oldest_first_in_pages(store: S) {
         let noise = consent(Channel::Email, category, action, None);
         store.record_consent(T, ben.id, noise).await.unwrap();
     }
-    let extra = consent(
-        Channel::Email,
-        Category::Service,
-        ConsentAction::Grant,
-        None,
-    );
-    recorded.push(store.record_consent(T, anna.id, extra).await.unwrap());
+    recorded.push(append_grant(&store, anna.id, Channel::Email, Category::Service).await);
     assert_eq!(recorded.len(), 5);
 
     let all = store.list_consents(T, anna.id, None, 100).await.unwrap();
@@ -310,20 +304,8 @@ pub async fn export_holds_contact_preferences_and_ledger(store: S) {
     )
     .await;
     let other = create(&store, named("other"), vec![email("other@example.com")]).await;
-    let grant = consent(
-        Channel::Email,
-        Category::Marketing,
-        ConsentAction::Grant,
-        None,
-    );
-    let first = store.record_consent(T, anna.id, grant).await.unwrap();
-    let revoke = consent(
-        Channel::Whatsapp,
-        Category::Marketing,
-        ConsentAction::Revoke,
-        None,
-    );
-    let second = store.record_consent(T, other.id, revoke).await.unwrap();
+    let first = append_grant(&store, anna.id, Channel::Email, Category::Marketing).await;
+    let second = append_revocation(&store, other.id, Channel::Whatsapp, Category::Marketing).await;
     let patch = PreferencesPatch {
         channel_order: Some(vec![Channel::Whatsapp]),
         ..PreferencesPatch::default()

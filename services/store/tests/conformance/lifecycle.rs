@@ -57,20 +57,8 @@ pub async fn merge_moves_identities_consents_and_profile(store: S) {
         vec![whatsapp("4915123456789")],
     )
     .await;
-    let grant = consent(
-        Channel::Email,
-        Category::Marketing,
-        ConsentAction::Grant,
-        None,
-    );
-    let kept = store.record_consent(T, survivor.id, grant).await.unwrap();
-    let grant = consent(
-        Channel::Whatsapp,
-        Category::Service,
-        ConsentAction::Grant,
-        None,
-    );
-    let moved = store.record_consent(T, source.id, grant).await.unwrap();
+    let kept = append_grant(&store, survivor.id, Channel::Email, Category::Marketing).await;
+    let moved = append_grant(&store, source.id, Channel::Whatsapp, Category::Service).await;
     let source_prefs = channel_preferences(&[Channel::Whatsapp, Channel::Email]);
     set_preferences(&store, source.id, &source_prefs).await;
 
@@ -247,14 +235,7 @@ pub async fn merge_moves_the_external_ref_when_the_survivor_has_none(store: S) {
 }
 
 pub async fn erase_removes_personal_data(store: S) {
-    let profile = Profile {
-        display_name: "Anna".into(),
-        locale: "de-DE".into(),
-        time_zone: "Europe/Berlin".into(),
-        external_ref: Some("crm-1".into()),
-        labels: strings(&["vip"]),
-        attributes: attributes(&[("tier", "gold")]),
-    };
+    let profile = full_profile();
     let identities = vec![email("anna@example.com"), whatsapp("4915123456789")];
     let anna = create(&store, profile.clone(), identities.clone()).await;
     for action in [
@@ -381,13 +362,7 @@ pub async fn store_file_survives_reopen() {
     let path = store.path().to_owned();
     let store: S = std::sync::Arc::new(store);
     let anna = create(&store, named("Anna"), vec![email("anna@example.com")]).await;
-    let grant = consent(
-        Channel::Email,
-        Category::Marketing,
-        ConsentAction::Grant,
-        None,
-    );
-    store.record_consent(T, anna.id, grant).await.unwrap();
+    append_grant(&store, anna.id, Channel::Email, Category::Marketing).await;
     set_preferences(&store, anna.id, &channel_preferences(&[Channel::Email])).await;
     let before = store.export_contact(T, anna.id).await.unwrap();
     drop(store);

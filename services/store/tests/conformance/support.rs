@@ -174,3 +174,69 @@ pub async fn owner_of(store: &S, keys: &[(Channel, String)]) -> Option<Uuid> {
 pub fn key_of(address: &Address) -> Vec<(Channel, String)> {
     vec![(address.channel(), address.key().to_owned())]
 }
+
+/// Awaits racing creates: exactly one wins, and `lost` checks each other
+/// one's error (given the winner); the winner.
+pub async fn the_one_winner<W, E>(
+    tasks: Vec<tokio::task::JoinHandle<Result<W, E>>>,
+    lost: impl Fn(&W, &E),
+) -> W
+where
+    W: Clone + std::fmt::Debug,
+    E: std::fmt::Debug,
+{
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("the task ran"));
+    }
+    let winners: Vec<&W> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "exactly one create wins: {results:?}");
+    let winner = winners[0].clone();
+    for error in results.iter().filter_map(|r| r.as_ref().err()) {
+        lost(&winner, error);
+    }
+    winner
+}
+
+/// Appends a grant (recorded now) to a contact's consent ledger,
+/// panicking on failure; the stored record.
+pub async fn append_grant(
+    store: &S,
+    contact: Uuid,
+    channel: Channel,
+    category: Category,
+) -> omniroute_domain::ConsentRecord {
+    let grant = consent(channel, category, ConsentAction::Grant, None);
+    store
+        .record_consent(T, contact, grant)
+        .await
+        .expect("record_consent")
+}
+
+/// Appends a revocation (recorded now) to a contact's consent ledger,
+/// panicking on failure; the stored record.
+pub async fn append_revocation(
+    store: &S,
+    contact: Uuid,
+    channel: Channel,
+    category: Category,
+) -> omniroute_domain::ConsentRecord {
+    let revoke = consent(channel, category, ConsentAction::Revoke, None);
+    store
+        .record_consent(T, contact, revoke)
+        .await
+        .expect("record_consent")
+}
+
+/// Anna's profile with every field set: locale, zone, external reference
+/// `crm-1`, the label `vip` and the attribute `tier = gold`.
+pub fn full_profile() -> Profile {
+    Profile {
+        display_name: "Anna".into(),
+        locale: "de-DE".into(),
+        time_zone: "Europe/Berlin".into(),
+        external_ref: Some("crm-1".into()),
+        labels: strings(&["vip"]),
+        attributes: attributes(&[("tier", "gold")]),
+    }
+}
