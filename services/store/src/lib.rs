@@ -23,6 +23,7 @@
 //! - schema migrations are versioned and applied at start-up, once, even when
 //!   several replicas start together.
 
+pub mod plans;
 mod postgres;
 mod refusals;
 mod sqlite;

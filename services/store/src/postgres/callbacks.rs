@@ -117,11 +117,14 @@ fn get_sql() -> String {
 /// only the callbacks of the contact $6 resolves to.
 fn list_sql(contact: bool) -> String {
     let contact = if contact {
-        "AND messages.contact_id = (
-             SELECT CASE WHEN c.state = 3 THEN c.merged_into ELSE c.id END
-             FROM contacts c WHERE c.tenant = $1 AND c.id = $6)"
+        format!(
+            "AND messages.contact_id = (
+             SELECT CASE WHEN c.state = {merged} THEN c.merged_into ELSE c.id END
+             FROM contacts c WHERE c.tenant = $1 AND c.id = $6)",
+            merged = crate::model::ContactState::Merged.code()
+        )
     } else {
-        ""
+        String::new()
     };
     format!(
         "SELECT {MESSAGE_COLUMNS}, {PROGRESS_COLUMNS} FROM messages {PROGRESS_JOIN}

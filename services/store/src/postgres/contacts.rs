@@ -25,13 +25,13 @@ pub(super) async fn resolve(
         .prepare_cached(
             "SELECT COALESCE(t.id, c.id), COALESCE(t.state, c.state)
              FROM contacts c
-             LEFT JOIN contacts t ON c.state = 3 AND t.tenant = c.tenant AND t.id = c.merged_into
+             LEFT JOIN contacts t ON c.state = $3 AND t.tenant = c.tenant AND t.id = c.merged_into
              WHERE c.tenant = $1 AND c.id = $2",
         )
         .await
         .map_err(db)?;
     let row = c
-        .query_opt(&stmt, &[&tenant, &id])
+        .query_opt(&stmt, &[&tenant, &id, &ContactState::Merged.code()])
         .await
         .map_err(db)?
         .ok_or_else(|| StoreError::contact_not_found(id))?;
@@ -443,7 +443,8 @@ pub(super) async fn read_preferences(
 }
 
 /// The routing read (see [`routing_contacts`]): `$2`–`$6` are one element
-/// per lookup (kind 1 by id, 2 by external reference, 3 by identity).
+/// per lookup (kind 1 by id, 2 by external reference, 3 by identity), `$7`
+/// the state of merged contacts.
 const ROUTING: &str = concat!(
     "
 WITH wanted AS (
@@ -453,7 +454,7 @@ WITH wanted AS (
 found AS (
     SELECT w.n, COALESCE(t.id, c.id) AS id FROM wanted w
     JOIN contacts c ON c.tenant = $1 AND c.id = w.id
-    LEFT JOIN contacts t ON c.state = 3 AND t.tenant = c.tenant AND t.id = c.merged_into
+    LEFT JOIN contacts t ON c.state = $7 AND t.tenant = c.tenant AND t.id = c.merged_into
     WHERE w.kind = 1
     UNION ALL
     SELECT w.n, c.id FROM wanted w
@@ -532,7 +533,18 @@ pub(super) async fn routing_contacts(
     }
     let stmt = c.prepare_cached(ROUTING).await.map_err(db)?;
     let rows = c
-        .query(&stmt, &[&tenant, &kinds, &ids, &refs, &channels, &keys])
+        .query(
+            &stmt,
+            &[
+                &tenant,
+                &kinds,
+                &ids,
+                &refs,
+                &channels,
+                &keys,
+                &ContactState::Merged.code(),
+            ],
+        )
         .await
         .map_err(db)?;
     let mut found: Vec<Option<RoutingContact>> = vec![None; lookups.len()];

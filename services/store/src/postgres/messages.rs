@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use deadpool_postgres::GenericClient;
-use omniroute_channel::{Category, Channel, Content};
+use omniroute_channel::{Category, Channel};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -23,6 +23,7 @@ use crate::callbacks::{Callback, callback_event, callback_state, is_callback};
 use crate::events::*;
 use crate::messages::*;
 use crate::model::now;
+use crate::plans;
 use crate::{Result, ServiceWindow, StoreError};
 
 /// The columns [`message_from_row`] reads, in order.
@@ -370,159 +371,47 @@ impl PgStore {
         if seen.is_some() {
             return Ok(Received::Duplicate);
         }
-        let now = now();
-        let mut events = Vec::new();
-        let mut owner: Option<Uuid> = None;
-        // Their identity on this channel, else one with the same number on
-        // the other phone channel (Address::keys).
-        for (known_on, key) in inbound.from.keys() {
-            owner = tx
-                .query_opt(
-                    "SELECT contact_id FROM identities WHERE tenant = $1 AND channel = $2 AND key = $3",
-                    &[&tenant, &known_on.as_str(), &key],
-                )
-                .await
-                .map_err(db)?
-                .map(|r| r.get(0));
-            if owner.is_some() {
-                break;
-            }
-        }
-        let name = inbound.profile_name.clone().unwrap_or_default();
-        let contact_id = match owner {
-            Some(id) => {
-                // The WhatsApp form the customer was last seen with is the one
-                // replies go to; a profile name fills an empty display name.
-                super::link(&tx, tenant, id, std::slice::from_ref(&inbound.from), now).await?;
-                tx.execute(
-                    "UPDATE contacts SET display_name = $3 WHERE tenant = $1 AND id = $2 AND display_name = ''",
-                    &[&tenant, &id, &name],
-                )
-                .await
-                .map_err(db)?;
-                id
-            }
-            None => {
-                let id = Uuid::now_v7();
-                tx.execute(
-                    "INSERT INTO contacts (tenant, id, state, display_name, create_time, update_time)
-                     VALUES ($1, $2, 1, $3, $4, $4)",
-                    &[&tenant, &id, &name, &now],
-                )
-                .await
-                .map_err(db)?;
-                super::link(&tx, tenant, id, std::slice::from_ref(&inbound.from), now).await?;
-                events.push(contact_event(EventType::ContactCreated, id, Vec::new()));
-                id
-            }
-        };
-        if let Some(user_id) = &inbound.provider_user_id {
-            tx.execute(
-                "UPDATE identities SET provider_user_id = $4 WHERE tenant = $1 AND channel = $2 AND key = $3",
-                &[&tenant, &channel, &inbound.from.key(), user_id],
-            )
-            .await
-            .map_err(db)?;
-        }
-        for (window_channel, line, window) in inbound.windows() {
-            let until = inbound.time + window;
-            tx.execute(
-                "INSERT INTO service_windows (tenant, contact_id, channel, line, open_until)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (tenant, contact_id, channel, line) DO UPDATE
-                     SET open_until = EXCLUDED.open_until, notified_until = NULL
-                     WHERE service_windows.open_until < EXCLUDED.open_until",
-                &[
-                    &tenant,
-                    &contact_id,
-                    &window_channel.as_str(),
-                    &line,
-                    &until,
-                ],
-            )
-            .await
-            .map_err(db)?;
-        }
-        // The customer is there: the fallbacks waiting on the delivery of
-        // messages to them are canceled (the dispatcher notes it on each).
-        // An automatic reply says nothing of the customer.
-        let replied = if inbound.automatic {
-            0
-        } else {
-            tx.execute(
-                "UPDATE dispatch_jobs SET kind = 2, due_time = $3
-                 WHERE message_id IN (
-                     SELECT message_id FROM dispatch_jobs
-                     WHERE tenant = $1 AND contact_id = $2 AND kind = 1
-                     ORDER BY message_id FOR UPDATE)",
-                &[&tenant, &contact_id, &now],
+        let keys = plans::inbound::sender_keys(inbound);
+        let key_channels: Vec<&str> = keys.iter().map(|(c, _)| c.as_str()).collect();
+        let key_values: Vec<&str> = keys.iter().map(|(_, k)| k.as_str()).collect();
+        let owner: Option<Uuid> = tx
+            .query_opt(
+                "SELECT i.contact_id FROM identities i
+                 JOIN unnest($2::text[], $3::text[]) WITH ORDINALITY AS k(channel, key, n)
+                   ON i.channel = k.channel AND i.key = k.key
+                 WHERE i.tenant = $1
+                 ORDER BY k.n LIMIT 1",
+                &[&tenant, &key_channels, &key_values],
             )
             .await
             .map_err(db)?
-        };
-        // Only a message of the sender's own contact: a reply token or a
-        // Message-ID someone else quotes names nothing of another contact's.
-        let reply_to: Option<Uuid> = match &inbound.reply_to {
-            Some(provider_id) => tx
+            .map(|r| r.get(0));
+        let reply_to: Option<Uuid> = match (owner, &inbound.reply_to) {
+            (Some(owner), Some(provider_id)) => tx
                 .query_opt(
                     "SELECT id FROM messages WHERE tenant = $1 AND channel = $2 AND provider_message_id = $3
                        AND contact_id = $4
                      ORDER BY create_time DESC LIMIT 1",
-                    &[&tenant, &channel, provider_id, &contact_id],
+                    &[&tenant, &channel, provider_id, &owner],
                 )
                 .await
                 .map_err(db)?
                 .map(|r| r.get(0)),
-            None => None,
+            _ => None,
         };
-        let message = inbound_message(Uuid::now_v7(), contact_id, inbound, reply_to, now);
-        let inserted = tx
-            .execute(
-                "INSERT INTO messages (tenant, id, contact_id, direction, category, channel, priority,
-                        status, content, correlation_ref, send_time, reply_to, history,
-                        provider_message_id, create_time, update_time, automatic)
-                 VALUES ($1, $2, $3, 2, $4, $5, $6, $7, $8, '', $9, $10, $11, $12, $13, $13, $14)
-                 ON CONFLICT (channel, provider_message_id) WHERE direction = 2 DO NOTHING",
-                &[
-                    &tenant,
-                    &message.id,
-                    &contact_id,
-                    &message.category.as_str(),
-                    &channel,
-                    &message.priority.code(),
-                    &message.status.code(),
-                    &json(&message.content)?,
-                    &message.send_time,
-                    &reply_to,
-                    &json(&message.history)?,
-                    &inbound.provider_message_id,
-                    &now,
-                    &inbound.automatic,
-                ],
-            )
-            .await
-            .map_err(db)?;
-        if inserted == 0 {
+        let plan = plans::inbound::plan(inbound, owner, reply_to, now());
+        let replied = match write_inbound(&tx, tenant, &plan).await? {
+            Some(replied) => replied,
             // A concurrent delivery of the same message committed first.
-            return Ok(Received::Duplicate);
-        }
-        if let Some(bytes) = &inbound.media_bytes {
-            tx.execute(
-                "INSERT INTO inbound_media (message_id, tenant, bytes) VALUES ($1, $2, $3)",
-                &[&message.id, &tenant, bytes],
-            )
-            .await
-            .map_err(db)?;
-        }
-        events.push(message_event(EventType::MessageReceived, &message));
-        append_events(&tx, tenant, &events, now).await?;
+            None => return Ok(Received::Duplicate),
+        };
         tx.commit().await.map_err(db)?;
         if replied > 0 {
             self.bump_jobs();
         } else {
             self.bump();
         }
-        Ok(Received::New(message))
+        Ok(Received::New(plan.message))
     }
 
     pub(super) async fn inbound_media(&self, tenant: &str, id: Uuid) -> Result<Option<Vec<u8>>> {
@@ -587,6 +476,121 @@ impl PgStore {
     }
 }
 
+/// Writes what [`plans::inbound::plan`] decided; `None` when the message
+/// turned out a duplicate (nothing is left written: the caller drops the
+/// transaction), else how many watches it woke.
+async fn write_inbound(
+    tx: &impl GenericClient,
+    tenant: &str,
+    plan: &plans::inbound::InboundPlan<'_>,
+) -> Result<Option<u64>> {
+    let now = plan.now;
+    let contact_id = plan.sender.id();
+    match &plan.sender {
+        plans::inbound::Sender::Known { id, fill_name } => {
+            super::link(tx, tenant, *id, std::slice::from_ref(plan.link), now).await?;
+            tx.execute(
+                "UPDATE contacts SET display_name = $3 WHERE tenant = $1 AND id = $2 AND display_name = ''",
+                &[&tenant, id, fill_name],
+            )
+            .await
+            .map_err(db)?;
+        }
+        plans::inbound::Sender::New {
+            id,
+            state,
+            display_name,
+        } => {
+            tx.execute(
+                "INSERT INTO contacts (tenant, id, state, display_name, create_time, update_time)
+                 VALUES ($1, $2, $3, $4, $5, $5)",
+                &[&tenant, id, &state.code(), display_name, &now],
+            )
+            .await
+            .map_err(db)?;
+            super::link(tx, tenant, *id, std::slice::from_ref(plan.link), now).await?;
+        }
+    }
+    if let Some(user) = &plan.user_id {
+        tx.execute(
+            "UPDATE identities SET provider_user_id = $4 WHERE tenant = $1 AND channel = $2 AND key = $3",
+            &[&tenant, &user.channel.as_str(), &user.key, &user.user_id],
+        )
+        .await
+        .map_err(db)?;
+    }
+    if !plan.windows.is_empty() {
+        let channels: Vec<&str> = plan.windows.iter().map(|w| w.channel.as_str()).collect();
+        let lines: Vec<&str> = plan.windows.iter().map(|w| w.line.as_str()).collect();
+        let until: Vec<SystemTime> = plan.windows.iter().map(|w| w.open_until).collect();
+        tx.execute(
+            "INSERT INTO service_windows (tenant, contact_id, channel, line, open_until)
+             SELECT $1, $2, channel, line, open_until
+             FROM unnest($3::text[], $4::text[], $5::timestamptz[]) AS w(channel, line, open_until)
+             ON CONFLICT (tenant, contact_id, channel, line) DO UPDATE
+                 SET open_until = EXCLUDED.open_until, notified_until = NULL
+                 WHERE service_windows.open_until < EXCLUDED.open_until",
+            &[&tenant, &contact_id, &channels, &lines, &until],
+        )
+        .await
+        .map_err(db)?;
+    }
+    let replied = if plan.wake_watches {
+        tx.execute(
+            "UPDATE dispatch_jobs SET kind = 2, due_time = $3
+             WHERE message_id IN (
+                 SELECT message_id FROM dispatch_jobs
+                 WHERE tenant = $1 AND contact_id = $2 AND kind = 1
+                 ORDER BY message_id FOR UPDATE)",
+            &[&tenant, &contact_id, &now],
+        )
+        .await
+        .map_err(db)?
+    } else {
+        0
+    };
+    let message = &plan.message;
+    let inserted = tx
+        .execute(
+            "INSERT INTO messages (tenant, id, contact_id, direction, category, channel, priority,
+                    status, content, correlation_ref, send_time, reply_to, history,
+                    provider_message_id, create_time, update_time, automatic)
+             VALUES ($1, $2, $3, 2, $4, $5, $6, $7, $8, '', $9, $10, $11, $12, $13, $13, $14)
+             ON CONFLICT (channel, provider_message_id) WHERE direction = 2 DO NOTHING",
+            &[
+                &tenant,
+                &message.id,
+                &contact_id,
+                &message.category.as_str(),
+                &message.channel.map(Channel::as_str),
+                &message.priority.code(),
+                &message.status.code(),
+                &json(&message.content)?,
+                &message.send_time,
+                &message.reply_to,
+                &json(&message.history)?,
+                &message.provider_message_id,
+                &now,
+                &message.automatic,
+            ],
+        )
+        .await
+        .map_err(db)?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    if let Some(bytes) = plan.media {
+        tx.execute(
+            "INSERT INTO inbound_media (message_id, tenant, bytes) VALUES ($1, $2, $3)",
+            &[&message.id, &tenant, &bytes],
+        )
+        .await
+        .map_err(db)?;
+    }
+    append_events(tx, tenant, &plan.events, now).await?;
+    Ok(Some(replied))
+}
+
 /// Looks up an idempotency key: the stored message when the request is the
 /// same, a conflict when it differs, `None` when the key is new.
 pub(super) async fn replay(
@@ -641,115 +645,6 @@ pub(super) async fn by_idempotency_keys(
         found.insert(row.get(0), (message, row.get(1)));
     }
     Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
-}
-
-/// Erases a contact's messages inside the erasure transaction: pending ones
-/// are canceled (their jobs deleted), the media and call progress kept with
-/// them are deleted, then every message loses its content, metadata,
-/// references, route and attempts, and the contact's events lose their
-/// payloads. Returns how many messages were redacted.
-pub(super) async fn erase_messages(
-    tx: &deadpool_postgres::Transaction<'_>,
-    tenant: &str,
-    contact_id: Uuid,
-    now: SystemTime,
-) -> Result<u64> {
-    let pending = tx
-        .query(
-            &format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages
-                 WHERE tenant = $1 AND contact_id = $2 AND id IN (SELECT message_id FROM dispatch_jobs)
-                 FOR UPDATE"
-            ),
-            &[&tenant, &contact_id],
-        )
-        .await
-        .map_err(db)?;
-    // Every job goes (a watch too); the messages still waiting for a send
-    // are canceled.
-    let mut jobs = Vec::with_capacity(pending.len());
-    let mut canceled = Vec::with_capacity(pending.len());
-    for row in &pending {
-        let mut message = message_from_row(row)?;
-        jobs.push(message.id);
-        if !message.status.may_become(MessageStatus::Canceled) {
-            continue;
-        }
-        let channel = message.channel;
-        apply_status(
-            &mut message,
-            MessageStatus::Canceled,
-            channel,
-            "contact erased",
-            now,
-        );
-        canceled.push(message);
-    }
-    if !jobs.is_empty() {
-        tx.execute(
-            "DELETE FROM dispatch_jobs WHERE message_id = ANY($1)",
-            &[&jobs],
-        )
-        .await
-        .map_err(db)?;
-    }
-    if !canceled.is_empty() {
-        // Logged like any cancellation; the payloads are emptied below.
-        let events: Vec<NewEvent> = canceled
-            .iter()
-            .map(|m| status_event(MessageStatus::Accepted, m))
-            .collect();
-        append_events(tx, tenant, &events, now).await?;
-        let ids: Vec<Uuid> = canceled.iter().map(|m| m.id).collect();
-        let histories = canceled
-            .iter()
-            .map(|m| json(&m.history))
-            .collect::<Result<Vec<_>>>()?;
-        tx.execute(
-            "UPDATE messages m SET status = $2, history = h.history, update_time = $3
-             FROM unnest($1::uuid[], $4::jsonb[]) AS h(id, history)
-             WHERE m.id = h.id",
-            &[&ids, &MessageStatus::Canceled.code(), &now, &histories],
-        )
-        .await
-        .map_err(db)?;
-    }
-    tx.execute(
-        "DELETE FROM inbound_media WHERE message_id IN
-             (SELECT id FROM messages WHERE tenant = $1 AND contact_id = $2)",
-        &[&tenant, &contact_id],
-    )
-    .await
-    .map_err(db)?;
-    tx.execute(
-        "DELETE FROM call_progress WHERE tenant = $1 AND message_id IN
-             (SELECT id FROM messages WHERE tenant = $1 AND contact_id = $2)",
-        &[&tenant, &contact_id],
-    )
-    .await
-    .map_err(db)?;
-    let redacted = json(&Content::Text(omniroute_channel::content::Text::default()))?;
-    let count = tx
-        .execute(
-            "UPDATE messages SET content = $3, overrides = '[]', metadata = '{}', correlation_ref = '',
-                    route = NULL, attempts = '[]', update_time = $4
-             WHERE tenant = $1 AND contact_id = $2",
-            &[&tenant, &contact_id, &redacted, &now],
-        )
-        .await
-        .map_err(db)?;
-    let empty = json(&EventPayload::Empty)?;
-    // Events name the contact they were written for, which may be a contact
-    // merged into this one since.
-    tx.execute(
-        "UPDATE events SET payload = $3, metadata = '{}', correlation_ref = ''
-         WHERE tenant = $1 AND (contact_id = $2 OR contact_id IN
-               (SELECT id FROM contacts WHERE tenant = $1 AND merged_into = $2))",
-        &[&tenant, &contact_id, &empty],
-    )
-    .await
-    .map_err(db)?;
-    Ok(count)
 }
 
 impl PgStore {

@@ -17,6 +17,7 @@ mod dispatch;
 mod errors;
 mod events;
 mod json;
+mod lifecycle;
 mod messages;
 mod quotas;
 mod signals;
@@ -35,7 +36,6 @@ pub fn hot_statements() -> Vec<HotStatement> {
     statements
 }
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -52,11 +52,12 @@ use crate::jobs::{ClaimedJob, Completion, ProviderStatus, Reported};
 use crate::model::*;
 use crate::{
     Accepted, Cursor, CursorCheck, Event, EventFilter, EventType, Message, NewInbound, NewMessage,
-    Received, SentMark, TenantScope, contact_event, erased_event,
+    Received, SentMark, TenantScope, contact_event,
 };
 use crate::{Result, Store, StoreError, dedup_addresses};
 use contacts::*;
 use errors::{db, pool_error};
+use lifecycle::{erase, merge};
 use signals::{AbortOnDrop, Signals, spawn_listener, spawn_notifier};
 
 /// Versioned migrations, applied in order; each runs once per database.
@@ -289,7 +290,7 @@ impl Store for PgStore {
             .prepare_cached(
                 "INSERT INTO contacts (tenant, id, state, display_name, locale, time_zone, external_ref,
                         labels, attributes, create_time, update_time)
-                 VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $9)",
+                 VALUES ($1, $2, $10, $3, $4, $5, $6, $7, $8, $9, $9)",
             )
             .await
             .map_err(db)?;
@@ -305,6 +306,7 @@ impl Store for PgStore {
                 &p.labels,
                 &attributes,
                 &now,
+                &ContactState::Active.code(),
             ],
         )
         .await
@@ -335,7 +337,7 @@ impl Store for PgStore {
             .prepare_cached(
                 "SELECT id FROM contacts
                  WHERE tenant = $1 AND ($2::uuid IS NULL OR id > $2)
-                   AND (state = 1 OR ($3 AND state = 2))
+                   AND (state = $6 OR ($3 AND state = $7))
                    AND ($4::text IS NULL OR labels @> ARRAY[$4::text])
                  ORDER BY id LIMIT $5",
             )
@@ -351,6 +353,8 @@ impl Store for PgStore {
                     &query.show_erased,
                     &query.label,
                     &limit,
+                    &ContactState::Active.code(),
+                    &ContactState::Erased.code(),
                 ],
             )
             .await
@@ -466,122 +470,7 @@ impl Store for PgStore {
     ) -> Result<Contact> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
-        // Lock every row involved in id order, so that concurrent merges of
-        // overlapping sets wait for each other instead of deadlocking.
-        let mut all: Vec<Uuid> = sources.to_vec();
-        all.push(survivor);
-        all.sort();
-        all.dedup();
-        let mut resolved = HashMap::new();
-        for id in &all {
-            resolved.insert(*id, lock(&tx, tenant, *id).await?);
-        }
-        let (survivor_id, state) = resolved[&survivor];
-        if state != ContactState::Active {
-            return Err(StoreError::Erased(survivor_id));
-        }
-        let mut retired = Vec::new();
-        for source in sources {
-            let (id, state) = resolved[source];
-            if id == survivor_id {
-                if *source == survivor {
-                    return Err(StoreError::InvalidMerge(format!(
-                        "contacts/{survivor} cannot be merged into itself"
-                    )));
-                }
-                continue;
-            }
-            if state != ContactState::Active {
-                return Err(StoreError::InvalidMerge(format!("contacts/{id} is erased")));
-            }
-            if !retired.contains(&id) {
-                retired.push(id);
-            }
-        }
-        let now = now();
-        let mut loaded =
-            load_contacts(&tx, tenant, &[&[survivor_id][..], &retired].concat()).await?;
-        let mut profile = loaded.remove(0).profile;
-        let mut prefs = read_preferences(&tx, tenant, survivor_id).await?.channels;
-        for src in &loaded {
-            merge_profiles(&mut profile, &src.profile);
-            if prefs.is_empty() {
-                prefs = read_preferences(&tx, tenant, src.id).await?.channels;
-            }
-        }
-        tx.execute(
-            "UPDATE identities SET contact_id = $2 WHERE tenant = $1 AND contact_id = ANY($3)",
-            &[&tenant, &survivor_id, &retired],
-        )
-        .await
-        .map_err(db)?;
-        tx.execute(
-            "UPDATE consent_records SET contact_id = $2 WHERE tenant = $1 AND contact_id = ANY($3)",
-            &[&tenant, &survivor_id, &retired],
-        )
-        .await
-        .map_err(db)?;
-        tx.execute(
-            "UPDATE messages SET contact_id = $2 WHERE tenant = $1 AND contact_id = ANY($3)",
-            &[&tenant, &survivor_id, &retired],
-        )
-        .await
-        .map_err(db)?;
-        // Earlier merges into a source now point at the survivor, so every
-        // retired id resolves in one step.
-        tx.execute(
-            "UPDATE contacts SET merged_into = $2 WHERE tenant = $1 AND merged_into = ANY($3)",
-            &[&tenant, &survivor_id, &retired],
-        )
-        .await
-        .map_err(db)?;
-        // The survivor's windows are the latest of all, per channel and
-        // line; watches of the retired contacts follow it (a reply to the
-        // survivor cancels their fallbacks).
-        tx.execute(
-            "WITH moved AS (
-                 DELETE FROM service_windows WHERE tenant = $1 AND contact_id = ANY($3)
-                 RETURNING channel, line, open_until
-             )
-             INSERT INTO service_windows (tenant, contact_id, channel, line, open_until)
-             SELECT $1, $2, channel, line, max(open_until) FROM moved GROUP BY channel, line
-             ON CONFLICT (tenant, contact_id, channel, line) DO UPDATE
-                 SET open_until = GREATEST(service_windows.open_until, EXCLUDED.open_until),
-                     notified_until = NULL",
-            &[&tenant, &survivor_id, &retired],
-        )
-        .await
-        .map_err(db)?;
-        tx.execute(
-            "UPDATE dispatch_jobs SET contact_id = $2
-             WHERE tenant = $1 AND contact_id = ANY($3) AND kind = 1",
-            &[&tenant, &survivor_id, &retired],
-        )
-        .await
-        .map_err(db)?;
-        // Retired rows keep no personal data: it all moved to the survivor.
-        tx.execute(
-            "UPDATE contacts SET state = 3, merged_into = $2, display_name = '', locale = '',
-                    time_zone = '', external_ref = NULL, labels = '{}', attributes = '{}',
-                    preferences = '{}', update_time = $4
-             WHERE tenant = $1 AND id = ANY($3)",
-            &[&tenant, &survivor_id, &retired, &now],
-        )
-        .await
-        .map_err(db)?;
-        write_profile(&tx, tenant, survivor_id, &profile, now).await?;
-        let prefs = serde_json::to_value(&prefs).map_err(StoreError::backend)?;
-        tx.execute(
-            "UPDATE contacts SET preferences = $3 WHERE tenant = $1 AND id = $2",
-            &[&tenant, &survivor_id, &prefs],
-        )
-        .await
-        .map_err(db)?;
-        let contact = load_contact(&tx, tenant, survivor_id).await?;
-        if !retired.is_empty() {
-            let merged = contact_event(EventType::ContactMerged, survivor_id, retired);
-            messages::append_events(&tx, tenant, &[merged], now).await?;
-        }
+        let contact = merge(&tx, tenant, survivor, sources).await?;
         tx.commit().await.map_err(db)?;
         self.bump();
         Ok(contact)
@@ -590,48 +479,7 @@ impl Store for PgStore {
     async fn erase_contact(&self, tenant: &str, id: Uuid) -> Result<Contact> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
-        let (id, state) = lock(&tx, tenant, id).await?;
-        if state != ContactState::Erased {
-            let identities = tx
-                .execute(
-                    "DELETE FROM identities WHERE tenant = $1 AND contact_id = $2",
-                    &[&tenant, &id],
-                )
-                .await
-                .map_err(db)?;
-            let consents = tx
-                .execute(
-                    "DELETE FROM consent_records WHERE tenant = $1 AND contact_id = $2",
-                    &[&tenant, &id],
-                )
-                .await
-                .map_err(db)?;
-            tx.execute(
-                "DELETE FROM service_windows WHERE tenant = $1 AND contact_id = $2",
-                &[&tenant, &id],
-            )
-            .await
-            .map_err(db)?;
-            let now = now();
-            let messages_redacted = messages::erase_messages(&tx, tenant, id, now).await?;
-            let summary = ErasureSummary {
-                identities_removed: i32::try_from(identities).unwrap_or(i32::MAX),
-                consent_records_removed: i32::try_from(consents).unwrap_or(i32::MAX),
-                messages_redacted: i32::try_from(messages_redacted).unwrap_or(i32::MAX),
-            };
-            let summary = serde_json::to_value(summary).map_err(StoreError::backend)?;
-            tx.execute(
-                "UPDATE contacts SET state = 2, display_name = '', locale = '', time_zone = '',
-                        external_ref = NULL, labels = '{}', attributes = '{}', preferences = '{}',
-                        preferences_update_time = NULL, update_time = $3, erase_time = $3, erasure = $4
-                 WHERE tenant = $1 AND id = $2",
-                &[&tenant, &id, &now, &summary],
-            )
-            .await
-            .map_err(db)?;
-            messages::append_events(&tx, tenant, &[erased_event(id)], now).await?;
-        }
-        let contact = load_contact(&tx, tenant, id).await?;
+        let contact = erase(&tx, tenant, id).await?;
         tx.commit().await.map_err(db)?;
         self.bump();
         Ok(contact)

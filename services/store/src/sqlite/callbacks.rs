@@ -92,11 +92,14 @@ fn get_sql() -> String {
 /// only the callbacks of the contact ?6 resolves to.
 fn list_sql(contact: bool) -> String {
     let contact = if contact {
-        "AND messages.contact_id = (
-             SELECT CASE WHEN state = 3 THEN merged_into ELSE id END
-             FROM contacts WHERE tenant = ?1 AND id = ?6)"
+        format!(
+            "AND messages.contact_id = (
+             SELECT CASE WHEN state = {merged} THEN merged_into ELSE id END
+             FROM contacts WHERE tenant = ?1 AND id = ?6)",
+            merged = crate::model::ContactState::Merged.code()
+        )
     } else {
-        ""
+        String::new()
     };
     format!(
         "SELECT {}, {PROGRESS_COLUMNS} FROM messages {PROGRESS_JOIN}

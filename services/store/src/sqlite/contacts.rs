@@ -1,13 +1,13 @@
 //! Contacts on SQLite: resolution of merged ids, loading a contact with its
 //! identities and merges, identity links, profile writes, preference and
-//! consent reads, and erasure. Called inside the transactions of the `Store`
+//! consent reads. Called inside the transactions of the `Store`
 //! methods in `mod.rs`.
 
 use omniroute_channel::{Address, Category, Channel};
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
-use super::{db, events, from_json, json, messages, uuid_col};
+use super::{db, from_json, json, uuid_col};
 use crate::model::*;
 use crate::{Result, StoreError};
 
@@ -340,56 +340,18 @@ pub(super) fn read_consents(
     Ok(records)
 }
 
-/// Erases a contact inside a transaction; returns the tombstone and whether
-/// anything was written (erasing twice writes nothing).
-pub(super) fn erase(tx: &Connection, tenant: &str, id: Uuid) -> Result<(Contact, bool)> {
-    let (id, state) = resolve(tx, tenant, id)?;
-    if state == ContactState::Erased {
-        return Ok((load_contact(tx, tenant, id)?, false));
-    }
-    let s = id.to_string();
-    let identities = tx
-        .execute(
-            "DELETE FROM identities WHERE tenant = ?1 AND contact_id = ?2",
-            params![tenant, s],
-        )
+/// The stored channel preferences of a contact (a resolved id).
+pub(super) fn read_channel_preferences(
+    tx: &Connection,
+    tenant: &str,
+    id: Uuid,
+) -> Result<ChannelPreferences> {
+    let stored: String = tx
+        .prepare_cached("SELECT preferences FROM contacts WHERE tenant = ?1 AND id = ?2")
+        .map_err(db)?
+        .query_row(params![tenant, id.to_string()], |r| r.get(0))
         .map_err(db)?;
-    let consents = tx
-        .execute(
-            "DELETE FROM consent_records WHERE tenant = ?1 AND contact_id = ?2",
-            params![tenant, s],
-        )
-        .map_err(db)?;
-    tx.execute(
-        "DELETE FROM service_windows WHERE tenant = ?1 AND contact_id = ?2",
-        params![tenant, s],
-    )
-    .map_err(db)?;
-    let messages_redacted = messages::erase_messages(tx, tenant, id)?;
-    let summary = ErasureSummary {
-        identities_removed: i32::try_from(identities).unwrap_or(i32::MAX),
-        consent_records_removed: i32::try_from(consents).unwrap_or(i32::MAX),
-        messages_redacted,
-    };
-    let now = to_micros(now());
-    tx.execute(
-        "UPDATE contacts SET state = ?3, display_name = '', locale = '', time_zone = '',
-                external_ref = NULL, labels = '[]', attributes = '{}', preferences = '{}',
-                preferences_update_time = NULL, update_time = ?4, erase_time = ?4, erasure = ?5
-         WHERE tenant = ?1 AND id = ?2",
-        params![tenant, s, ContactState::Erased.code(), now, json(&summary)],
-    )
-    .map_err(db)?;
-    // The log keeps that these events happened (readers resume by position)
-    // but no longer what they said about the contact.
-    events::redact_contact(tx, tenant, id)?;
-    events::append(
-        tx,
-        tenant,
-        &crate::events::erased_event(id),
-        from_micros(now),
-    )?;
-    Ok((load_contact(tx, tenant, id)?, true))
+    Ok(from_json(&stored))
 }
 
 /// One lookup of [`crate::Store::routing_contacts`], inside the caller's

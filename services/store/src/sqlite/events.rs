@@ -172,7 +172,12 @@ pub(super) fn prune(tx: &Connection, before: SystemTime) -> Result<u64> {
 /// Empties the events about an erased contact, including those written under
 /// ids merged into it before (they name the retired id, and their message
 /// payloads hold the same personal data).
-pub(super) fn redact_contact(tx: &Connection, tenant: &str, contact_id: Uuid) -> Result<()> {
+pub(super) fn redact_contact(
+    tx: &Connection,
+    tenant: &str,
+    contact_id: Uuid,
+    payload: &EventPayload,
+) -> Result<()> {
     tx.prepare_cached(
         "UPDATE events SET payload = ?3, metadata = '{}', correlation_ref = ''
          WHERE tenant = ?1
@@ -180,11 +185,7 @@ pub(super) fn redact_contact(tx: &Connection, tenant: &str, contact_id: Uuid) ->
                 OR contact_id IN (SELECT id FROM contacts WHERE tenant = ?1 AND merged_into = ?2))",
     )
     .map_err(db)?
-    .execute(params![
-        tenant,
-        contact_id.to_string(),
-        json(&EventPayload::Empty)
-    ])
+    .execute(params![tenant, contact_id.to_string(), json(payload)])
     .map_err(db)?;
     Ok(())
 }

@@ -8,8 +8,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use omniroute_channel::content::Text;
-use omniroute_channel::{Category, Channel, Content};
+use omniroute_channel::{Category, Channel};
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
@@ -19,6 +18,7 @@ use crate::events::*;
 use crate::jobs::*;
 use crate::messages::*;
 use crate::model::{ContactState, from_micros, now, to_micros};
+use crate::plans;
 use crate::{Result, StoreError};
 
 /// The columns [`message_row`] reads, in its order.
@@ -117,39 +117,9 @@ pub(super) fn get(tx: &Connection, tenant: &str, id: Uuid) -> Result<Message> {
     .ok_or_else(|| message_not_found(id))
 }
 
-/// Writes back everything about a message that can change after it was
-/// stored.
-fn save(tx: &Connection, tenant: &str, m: &Message) -> Result<()> {
-    tx.prepare_cached(
-        "UPDATE messages SET contact_id = ?3, channel = ?4, status = ?5, content = ?6,
-                overrides = ?7, correlation_ref = ?8, metadata = ?9, history = ?10,
-                attempts = ?11, route = ?12, provider_message_id = ?13, update_time = ?14
-         WHERE tenant = ?1 AND id = ?2",
-    )
-    .map_err(db)?
-    .execute(params![
-        tenant,
-        m.id.to_string(),
-        m.contact_id.to_string(),
-        m.channel.map(Channel::as_str),
-        m.status.code(),
-        json(&m.content),
-        json(&m.overrides),
-        m.correlation_ref,
-        json(&m.metadata),
-        json(&m.history),
-        json(&m.attempts),
-        m.route.as_ref().map(json),
-        m.provider_message_id,
-        to_micros(m.update_time)
-    ])
-    .map_err(db)?;
-    Ok(())
-}
-
 /// Writes back what a status change, an attempt or a requeue changes: the
 /// status, channel, history, attempts and provider id (the rest of a message
-/// is fixed once stored; erasure uses [`save`]).
+/// is fixed once stored but for erasure's redaction, see `lifecycle.rs`).
 fn save_state(tx: &Connection, tenant: &str, m: &Message) -> Result<()> {
     tx.prepare_cached(
         "UPDATE messages SET channel = ?3, status = ?4, history = ?5, attempts = ?6,
@@ -401,64 +371,90 @@ pub(super) fn record_inbound(
     if seen.is_some() {
         return Ok(Received::Duplicate);
     }
-    let now = now();
-    let name = inbound.profile_name.clone().unwrap_or_default();
-    let mut owner: Option<String> = None;
-    // Their identity on this channel, else one with the same number on
-    // the other phone channel (Address::keys).
-    for (known_on, key) in inbound.from.keys() {
+    let mut owner: Option<Uuid> = None;
+    for (known_on, key) in plans::inbound::sender_keys(&inbound) {
         owner = tx
             .prepare_cached(
                 "SELECT contact_id FROM identities WHERE tenant = ?1 AND channel = ?2 AND key = ?3",
             )
             .map_err(db)?
-            .query_row(params![tenant, known_on.as_str(), key], |r| r.get(0))
+            .query_row(params![tenant, known_on.as_str(), key], |r| uuid_at(r, 0))
             .optional()
             .map_err(db)?;
         if owner.is_some() {
             break;
         }
     }
-    let contact_id = match owner {
-        Some(id) => {
-            let id = Uuid::parse_str(&id).map_err(StoreError::backend)?;
-            // The WhatsApp form the customer was last seen with is the one
-            // replies go to; a profile name fills an empty display name.
-            super::link(tx, tenant, id, &inbound.from, to_micros(now))?;
-            tx.execute(
-                "UPDATE contacts SET display_name = ?3 WHERE tenant = ?1 AND id = ?2 AND display_name = ''",
-                params![tenant, id.to_string(), name],
+    let reply_to: Option<Uuid> = match (owner, &inbound.reply_to) {
+        (Some(owner), Some(provider_id)) => tx
+            .prepare_cached(
+                "SELECT id FROM messages WHERE tenant = ?1 AND channel = ?2 AND provider_message_id = ?3
+                   AND contact_id = ?4
+                 ORDER BY create_time DESC LIMIT 1",
             )
-            .map_err(db)?;
-            id
-        }
-        None => {
-            let id = Uuid::now_v7();
-            tx.execute(
-                "INSERT INTO contacts (tenant, id, state, display_name, create_time, update_time)
-                 VALUES (?1, ?2, 1, ?3, ?4, ?4)",
-                params![tenant, id.to_string(), name, to_micros(now)],
+            .map_err(db)?
+            .query_row(
+                params![tenant, channel, provider_id, owner.to_string()],
+                |r| r.get::<_, String>(0),
             )
-            .map_err(db)?;
-            super::link(tx, tenant, id, &inbound.from, to_micros(now))?;
-            events::append(
-                tx,
-                tenant,
-                &contact_event(EventType::ContactCreated, id, Vec::new()),
-                now,
-            )?;
-            id
-        }
+            .optional()
+            .map_err(db)?
+            .and_then(|id| Uuid::parse_str(&id).ok()),
+        _ => None,
     };
-    if let Some(user_id) = &inbound.provider_user_id {
-        tx.execute(
+    let plan = plans::inbound::plan(&inbound, owner, reply_to, now());
+    write_inbound(tx, tenant, &plan)?;
+    Ok(Received::New(plan.message))
+}
+
+/// Writes what [`plans::inbound::plan`] decided.
+fn write_inbound(
+    tx: &Connection,
+    tenant: &str,
+    plan: &plans::inbound::InboundPlan<'_>,
+) -> Result<()> {
+    let now = to_micros(plan.now);
+    let contact_id = plan.sender.id();
+    match &plan.sender {
+        plans::inbound::Sender::Known { id, fill_name } => {
+            super::link(tx, tenant, *id, plan.link, now)?;
+            tx.prepare_cached(
+                "UPDATE contacts SET display_name = ?3 WHERE tenant = ?1 AND id = ?2 AND display_name = ''",
+            )
+            .map_err(db)?
+            .execute(params![tenant, id.to_string(), fill_name])
+            .map_err(db)?;
+        }
+        plans::inbound::Sender::New {
+            id,
+            state,
+            display_name,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO contacts (tenant, id, state, display_name, create_time, update_time)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            )
+            .map_err(db)?
+            .execute(params![
+                tenant,
+                id.to_string(),
+                state.code(),
+                display_name,
+                now
+            ])
+            .map_err(db)?;
+            super::link(tx, tenant, *id, plan.link, now)?;
+        }
+    }
+    if let Some(user) = &plan.user_id {
+        tx.prepare_cached(
             "UPDATE identities SET provider_user_id = ?4 WHERE tenant = ?1 AND channel = ?2 AND key = ?3",
-            params![tenant, channel, inbound.from.key(), user_id],
         )
+        .map_err(db)?
+        .execute(params![tenant, user.channel.as_str(), user.key, user.user_id])
         .map_err(db)?;
     }
-    for (window_channel, line, window) in inbound.windows() {
-        let until = to_micros(inbound.time + window);
+    for window in &plan.windows {
         tx.prepare_cached(
             "INSERT INTO service_windows (tenant, contact_id, channel, line, open_until)
              VALUES (?1, ?2, ?3, ?4, ?5)
@@ -470,44 +466,22 @@ pub(super) fn record_inbound(
         .execute(params![
             tenant,
             contact_id.to_string(),
-            window_channel.as_str(),
-            line,
-            until
+            window.channel.as_str(),
+            window.line,
+            to_micros(window.open_until)
         ])
         .map_err(db)?;
     }
-    // The customer is there: the fallbacks waiting on the delivery of
-    // messages to them are canceled (the dispatcher notes it on each). An
-    // automatic reply says nothing of the customer.
-    if !inbound.automatic {
+    if plan.wake_watches {
         tx.prepare_cached(
             "UPDATE dispatch_jobs SET kind = 2, due_time = ?3
              WHERE tenant = ?1 AND contact_id = ?2 AND kind = 1",
         )
         .map_err(db)?
-        .execute(params![tenant, contact_id.to_string(), to_micros(now)])
+        .execute(params![tenant, contact_id.to_string(), now])
         .map_err(db)?;
     }
-    // Only a message of the sender's own contact: a reply token or a
-    // Message-ID someone else quotes names nothing of another contact's.
-    let reply_to: Option<Uuid> = match &inbound.reply_to {
-        Some(provider_id) => tx
-            .prepare_cached(
-                "SELECT id FROM messages WHERE tenant = ?1 AND channel = ?2 AND provider_message_id = ?3
-                   AND contact_id = ?4
-                 ORDER BY create_time DESC LIMIT 1",
-            )
-            .map_err(db)?
-            .query_row(
-                params![tenant, channel, provider_id, contact_id.to_string()],
-                |r| r.get::<_, String>(0),
-            )
-            .optional()
-            .map_err(db)?
-            .and_then(|id| Uuid::parse_str(&id).ok()),
-        None => None,
-    };
-    let message = inbound_message(Uuid::now_v7(), contact_id, &inbound, reply_to, now);
+    let message = &plan.message;
     tx.prepare_cached(
         "INSERT INTO messages (tenant, id, contact_id, direction, category, channel, priority,
                 status, content, correlation_ref, send_time, reply_to, history,
@@ -520,19 +494,19 @@ pub(super) fn record_inbound(
         message.id.to_string(),
         contact_id.to_string(),
         message.category.as_str(),
-        channel,
+        message.channel.map(Channel::as_str),
         message.priority.code(),
         message.status.code(),
         json(&message.content),
         message.send_time.map(to_micros),
-        reply_to.map(|id| id.to_string()),
+        message.reply_to.map(|id| id.to_string()),
         json(&message.history),
-        inbound.provider_message_id,
-        to_micros(now),
-        inbound.automatic
+        message.provider_message_id,
+        now,
+        message.automatic
     ])
     .map_err(db)?;
-    if let Some(bytes) = &inbound.media_bytes {
+    if let Some(bytes) = plan.media {
         tx.prepare_cached(
             "INSERT INTO inbound_media (message_id, tenant, bytes) VALUES (?1, ?2, ?3)",
         )
@@ -540,13 +514,10 @@ pub(super) fn record_inbound(
         .execute(params![message.id.to_string(), tenant, bytes])
         .map_err(db)?;
     }
-    events::append(
-        tx,
-        tenant,
-        &message_event(EventType::MessageReceived, &message),
-        now,
-    )?;
-    Ok(Received::New(message))
+    for event in &plan.events {
+        events::append(tx, tenant, event, plan.now)?;
+    }
+    Ok(())
 }
 
 /// A contact's messages, newest first, strictly older than `before`.
@@ -890,71 +861,4 @@ pub(super) fn closing_windows(
         announced += 1;
     }
     Ok(announced)
-}
-
-/// Moves a retired contact's messages to the survivor of a merge.
-pub(super) fn move_messages(tx: &Connection, tenant: &str, from: Uuid, to: Uuid) -> Result<()> {
-    tx.prepare_cached("UPDATE messages SET contact_id = ?3 WHERE tenant = ?1 AND contact_id = ?2")
-        .map_err(db)?
-        .execute(params![tenant, from.to_string(), to.to_string()])
-        .map_err(db)?;
-    Ok(())
-}
-
-/// Redacts an erased contact's messages and cancels the pending ones;
-/// returns how many messages were redacted.
-///
-/// The status history is kept (it holds no personal data); everything the
-/// caller or the customer wrote, every address, the media and the call
-/// progress kept with the messages go.
-pub(super) fn erase_messages(tx: &Connection, tenant: &str, contact_id: Uuid) -> Result<i32> {
-    tx.execute(
-        "DELETE FROM inbound_media WHERE message_id IN
-             (SELECT id FROM messages WHERE tenant = ?1 AND contact_id = ?2)",
-        params![tenant, contact_id.to_string()],
-    )
-    .map_err(db)?;
-    tx.execute(
-        "DELETE FROM call_progress WHERE tenant = ?1 AND message_id IN
-             (SELECT id FROM messages WHERE tenant = ?1 AND contact_id = ?2)",
-        params![tenant, contact_id.to_string()],
-    )
-    .map_err(db)?;
-    let ids: Vec<String> = tx
-        .prepare_cached("SELECT id FROM messages WHERE tenant = ?1 AND contact_id = ?2")
-        .map_err(db)?
-        .query_map(params![tenant, contact_id.to_string()], |r| r.get(0))
-        .map_err(db)?
-        .collect::<Result<_, _>>()
-        .map_err(db)?;
-    let now = now();
-    for id in &ids {
-        let id = Uuid::parse_str(id).map_err(StoreError::backend)?;
-        let mut m = get(tx, tenant, id)?;
-        m.content = Content::Text(Text::default());
-        m.overrides.clear();
-        m.metadata.clear();
-        m.correlation_ref.clear();
-        m.route = None;
-        m.attempts.clear();
-        m.update_time = now;
-        let before = m.status;
-        let channel = m.channel;
-        // A message still waiting for dispatch must not go out to an erased
-        // contact.
-        let canceled = delete_job(tx, id)?
-            && m.status.may_become(MessageStatus::Canceled)
-            && apply_status(
-                &mut m,
-                MessageStatus::Canceled,
-                channel,
-                "contact erased",
-                now,
-            );
-        save(tx, tenant, &m)?;
-        if canceled {
-            record_change(tx, tenant, before, &m, now)?;
-        }
-    }
-    Ok(i32::try_from(ids.len()).unwrap_or(i32::MAX))
 }

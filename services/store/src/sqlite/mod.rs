@@ -16,6 +16,7 @@ mod auth;
 mod callbacks;
 mod contacts;
 mod events;
+mod lifecycle;
 mod messages;
 mod writer;
 
@@ -249,7 +250,7 @@ impl Store for SqliteStore {
                 .prepare_cached(
                     "SELECT id FROM contacts
                      WHERE tenant = ?1 AND id > ?2
-                       AND (state = 1 OR (?3 AND state = 2))
+                       AND (state = ?6 OR (?3 AND state = ?7))
                        AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(contacts.labels) WHERE value = ?4))
                      ORDER BY id LIMIT ?5",
                 )
@@ -258,7 +259,15 @@ impl Store for SqliteStore {
             let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
             let ids: Vec<String> = stmt
                 .query_map(
-                    params![tenant, after, query.show_erased, query.label, limit],
+                    params![
+                        tenant,
+                        after,
+                        query.show_erased,
+                        query.label,
+                        limit,
+                        ContactState::Active.code(),
+                        ContactState::Erased.code()
+                    ],
                     |r| r.get(0),
                 )
                 .map_err(db)?
@@ -377,106 +386,13 @@ impl Store for SqliteStore {
     ) -> Result<Contact> {
         let tenant = tenant.to_owned();
         let sources = sources.to_vec();
-        self.write(move |tx| {
-            let survivor = resolve_active(tx, &tenant, survivor)?;
-            let mut retired = Vec::new();
-            for source in sources {
-                let (id, state) = resolve(tx, &tenant, source)?;
-                if id == survivor {
-                    if source == survivor {
-                        return Err(StoreError::InvalidMerge(format!(
-                            "contacts/{survivor} cannot be merged into itself"
-                        )));
-                    }
-                    continue; // merged before: nothing left to move
-                }
-                if state != ContactState::Active {
-                    return Err(StoreError::InvalidMerge(format!("contacts/{id} is erased")));
-                }
-                if !retired.contains(&id) {
-                    retired.push(id);
-                }
-            }
-            let now = to_micros(now());
-            let mut profile = load_contact(tx, &tenant, survivor)?.profile;
-            let mut prefs = read_preferences(tx, &tenant, survivor)?.channels;
-            for &source in &retired {
-                let src = load_contact(tx, &tenant, source)?;
-                merge_profiles(&mut profile, &src.profile);
-                if prefs.is_empty() {
-                    prefs = read_preferences(tx, &tenant, source)?.channels;
-                }
-                let s = source.to_string();
-                let t = survivor.to_string();
-                tx.execute(
-                    "UPDATE identities SET contact_id = ?3 WHERE tenant = ?1 AND contact_id = ?2",
-                    params![tenant, s, t],
-                )
-                .map_err(db)?;
-                tx.execute(
-                    "UPDATE consent_records SET contact_id = ?3 WHERE tenant = ?1 AND contact_id = ?2",
-                    params![tenant, s, t],
-                )
-                .map_err(db)?;
-                messages::move_messages(tx, &tenant, source, survivor)?;
-                // Earlier merges into the source now point at the survivor, so
-                // every retired id resolves in one step.
-                tx.execute(
-                    "UPDATE contacts SET merged_into = ?3 WHERE tenant = ?1 AND merged_into = ?2",
-                    params![tenant, s, t],
-                )
-                .map_err(db)?;
-                // The survivor's windows are the later of the two, per
-                // channel and line; the source's watches follow it.
-                tx.execute(
-                    "INSERT INTO service_windows (tenant, contact_id, channel, line, open_until)
-                     SELECT tenant, ?3, channel, line, open_until FROM service_windows
-                     WHERE tenant = ?1 AND contact_id = ?2
-                     ON CONFLICT (tenant, contact_id, channel, line) DO UPDATE
-                         SET open_until = max(open_until, excluded.open_until),
-                             notified_until = NULL",
-                    params![tenant, s, t],
-                )
-                .map_err(db)?;
-                tx.execute(
-                    "DELETE FROM service_windows WHERE tenant = ?1 AND contact_id = ?2",
-                    params![tenant, s],
-                )
-                .map_err(db)?;
-                tx.execute(
-                    "UPDATE dispatch_jobs SET contact_id = ?3
-                     WHERE tenant = ?1 AND contact_id = ?2 AND kind = 1",
-                    params![tenant, s, t],
-                )
-                .map_err(db)?;
-                // The retired row keeps no personal data: it all moved.
-                tx.execute(
-                    "UPDATE contacts SET state = ?3, merged_into = ?4, display_name = '', locale = '',
-                            time_zone = '', external_ref = NULL, labels = '[]', attributes = '{}',
-                            preferences = '{}', update_time = ?5
-                     WHERE tenant = ?1 AND id = ?2",
-                    params![tenant, s, ContactState::Merged.code(), t, now],
-                )
-                .map_err(db)?;
-            }
-            write_profile(tx, &tenant, survivor, &profile, now)?;
-            tx.execute(
-                "UPDATE contacts SET preferences = ?3 WHERE tenant = ?1 AND id = ?2",
-                params![tenant, survivor.to_string(), json(&prefs)],
-            )
-            .map_err(db)?;
-            if !retired.is_empty() {
-                let event = contact_event(EventType::ContactMerged, survivor, retired);
-                events::append(tx, &tenant, &event, from_micros(now))?;
-            }
-            load_contact(tx, &tenant, survivor)
-        })
-        .await
+        self.write(move |tx| lifecycle::merge(tx, &tenant, survivor, &sources))
+            .await
     }
 
     async fn erase_contact(&self, tenant: &str, id: Uuid) -> Result<Contact> {
         let tenant = tenant.to_owned();
-        let (contact, erased) = self.tx(move |tx| erase(tx, &tenant, id)).await?;
+        let (contact, erased) = self.tx(move |tx| lifecycle::erase(tx, &tenant, id)).await?;
         if erased {
             self.bump();
             // The WAL's older frames still hold what was erased: empty it
