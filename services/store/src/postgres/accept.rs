@@ -41,6 +41,7 @@ use super::{PgStore, db, messages};
 use crate::events::*;
 use crate::messages::*;
 use crate::model::{ContactState, now};
+use crate::parts::MessageStore;
 use crate::{Result, StoreError};
 
 /// Most rows one statement writes.
@@ -471,7 +472,7 @@ impl PgStore {
                 let answer = match outcome {
                     Outcome::Inserted => Ok(Accepted::New(row.message.clone())),
                     Outcome::KeyUsed { id, hash } if hash == row.hash => {
-                        self.message(tenant, id).await.map(Accepted::Replayed)
+                        self.get_message(tenant, id).await.map(Accepted::Replayed)
                     }
                     Outcome::KeyUsed { id, .. } => {
                         Err(StoreError::IdempotencyConflict { existing: id })

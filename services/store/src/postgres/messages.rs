@@ -10,7 +10,7 @@
 //! `NOTIFY omniroute_changes` to other replicas).
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use deadpool_postgres::GenericClient;
 use omniroute_channel::{Category, Channel};
@@ -23,8 +23,10 @@ use crate::callbacks::{Callback, callback_event, callback_state, is_callback};
 use crate::events::*;
 use crate::messages::*;
 use crate::model::now;
+use crate::parts::MessageStore;
 use crate::plans;
-use crate::{Result, ServiceWindow, StoreError};
+use crate::{Result, StoreError};
+use async_trait::async_trait;
 
 /// The columns [`message_from_row`] reads, in order.
 pub(super) const MESSAGE_COLUMNS: &str = "id, contact_id, direction, category, channel, priority, \
@@ -226,137 +228,6 @@ pub(super) async fn insert_events(
 }
 
 impl PgStore {
-    pub(super) async fn message(&self, tenant: &str, id: Uuid) -> Result<Message> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant = $1 AND id = $2"),
-                &[&tenant, &id],
-            )
-            .await
-            .map_err(db)?
-            .ok_or_else(|| message_not_found(id))?;
-        message_from_row(&row)
-    }
-
-    pub(super) async fn messages_of(
-        &self,
-        tenant: &str,
-        contact_id: Uuid,
-        before: Option<Uuid>,
-        limit: usize,
-    ) -> Result<Vec<Message>> {
-        let client = self.client().await?;
-        let (contact_id, _) = super::resolve(&client, tenant, contact_id).await?;
-        let stmt = client
-            .prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages
-                 WHERE tenant = $1 AND contact_id = $2 AND ($3::uuid IS NULL OR id < $3)
-                 ORDER BY id DESC LIMIT $4"
-            ))
-            .await
-            .map_err(db)?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        client
-            .query(&stmt, &[&tenant, &contact_id, &before, &limit])
-            .await
-            .map_err(db)?
-            .iter()
-            .map(message_from_row)
-            .collect()
-    }
-
-    pub(super) async fn cancel(&self, tenant: &str, id: Uuid) -> Result<Message> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db)?;
-        let mut message = lock_message(&tx, tenant, id).await?;
-        if !message.status.is_pending() {
-            return Err(StoreError::NotCancelable {
-                id,
-                status: message.status,
-            });
-        }
-        let now = now();
-        take_job(&tx, id, now).await?;
-        let channel = message.channel;
-        let before = message.status;
-        // A pending callback is scheduled (its progress does not matter).
-        let was = is_callback(&message).then(|| callback_state(&message, None));
-        apply_status(
-            &mut message,
-            MessageStatus::Canceled,
-            channel,
-            crate::CANCELED_BY_CALLER,
-            now,
-        );
-        write_message(&tx, tenant, &message).await?;
-        let mut events = vec![status_event(before, &message)];
-        events.extend(was.and_then(|was| {
-            let callback = Callback {
-                message: message.clone(),
-                progress: None,
-                next_call: None,
-            };
-            callback_event(Some(was), &callback)
-        }));
-        append_events(&tx, tenant, &events, now).await?;
-        tx.commit().await.map_err(db)?;
-        self.bump();
-        Ok(message)
-    }
-
-    pub(super) async fn retry(&self, tenant: &str, id: Uuid) -> Result<Message> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db)?;
-        let mut message = lock_message(&tx, tenant, id).await?;
-        if message.status != MessageStatus::Failed {
-            return Err(StoreError::NotRetryable {
-                id,
-                status: message.status,
-            });
-        }
-        let now = now();
-        let before = message.status;
-        // A failed callback's state does not depend on its progress.
-        let was = is_callback(&message).then(|| callback_state(&message, None));
-        requeue_by_operator(&mut message, now);
-        tx.execute(
-            "INSERT INTO dispatch_jobs (message_id, tenant, priority, due_time) VALUES ($1, $2, $3, $4)",
-            &[&id, &tenant, &message.priority.code(), &now],
-        )
-        .await
-        .map_err(db)?;
-        write_message(&tx, tenant, &message).await?;
-        let mut events = vec![status_event(before, &message)];
-        events.extend(was.and_then(|was| {
-            let callback = Callback {
-                message: message.clone(),
-                progress: None,
-                next_call: Some(now),
-            };
-            callback_event(Some(was), &callback)
-        }));
-        append_events(&tx, tenant, &events, now).await?;
-        tx.commit().await.map_err(db)?;
-        self.bump_jobs();
-        Ok(message)
-    }
-
-    /// Records a customer's message. Messages from a new sender that arrive
-    /// at once (a customer who writes three lines in a row, on any replica)
-    /// race to create the sender's contact: the losers' identity insert
-    /// waits for the winner's commit and finds the identity taken, and the
-    /// whole transaction runs again, finding the winner's contact.
-    pub(super) async fn inbound(&self, tenant: &str, inbound: NewInbound) -> Result<Received> {
-        let mut attempt = 0;
-        loop {
-            match self.inbound_once(tenant, &inbound).await {
-                Err(StoreError::IdentityTaken { .. }) if attempt < 3 => attempt += 1,
-                done => return done,
-            }
-        }
-    }
-
     async fn inbound_once(&self, tenant: &str, inbound: &NewInbound) -> Result<Received> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
@@ -412,67 +283,6 @@ impl PgStore {
             self.bump();
         }
         Ok(Received::New(plan.message))
-    }
-
-    pub(super) async fn inbound_media(&self, tenant: &str, id: Uuid) -> Result<Option<Vec<u8>>> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT bytes FROM inbound_media WHERE message_id = $1 AND tenant = $2",
-                &[&id, &tenant],
-            )
-            .await
-            .map_err(db)?;
-        Ok(row.map(|r| r.get(0)))
-    }
-
-    pub(super) async fn stale(
-        &self,
-        after: SentMark,
-        sent_before: SystemTime,
-        limit: usize,
-    ) -> Result<Vec<(SentMark, Message)>> {
-        let client = self.queue_client().await?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        // Sent messages wait in `awaiting_status` until their first report;
-        // a page is a range of its (sent_time, message_id) index, each
-        // message read by its id.
-        let stmt = client
-            .prepare_cached(&format!(
-                "SELECT a.sent_time, {MESSAGE_COLUMNS}
-                 FROM (SELECT message_id, sent_time FROM awaiting_status
-                       WHERE (sent_time, message_id) > ($1, $2) AND sent_time < $3
-                       ORDER BY sent_time, message_id LIMIT $4) a
-                 JOIN messages ON messages.id = a.message_id
-                 WHERE messages.status = 3
-                 ORDER BY a.sent_time, a.message_id"
-            ))
-            .await
-            .map_err(db)?;
-        client
-            .query(&stmt, &[&after.time, &after.id, &sent_before, &limit])
-            .await
-            .map_err(db)?
-            .iter()
-            .map(|r| {
-                let message = message_at(r, 1)?;
-                Ok((
-                    SentMark {
-                        time: r.get(0),
-                        id: message.id,
-                    },
-                    message,
-                ))
-            })
-            .collect()
-    }
-
-    pub(super) async fn prune(&self, before: SystemTime) -> Result<u64> {
-        let client = self.client().await?;
-        client
-            .execute("DELETE FROM events WHERE time < $1", &[&before])
-            .await
-            .map_err(db)
     }
 }
 
@@ -628,7 +438,7 @@ pub(super) fn hot_statements() -> Vec<super::HotStatement> {
     }]
 }
 
-/// [`crate::Store::messages_by_idempotency_keys`].
+/// [`crate::MessageStore::messages_by_idempotency_keys`].
 pub(super) async fn by_idempotency_keys(
     c: &impl GenericClient,
     tenant: &str,
@@ -645,79 +455,6 @@ pub(super) async fn by_idempotency_keys(
         found.insert(row.get(0), (message, row.get(1)));
     }
     Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
-}
-
-impl PgStore {
-    /// [`crate::Store::announce_closing_windows`]: the due windows are
-    /// locked soonest first (skipping those another replica holds), marked
-    /// by primary key and announced, in one transaction.
-    pub(super) async fn closing_windows(
-        &self,
-        scope: &TenantScope,
-        lead: Duration,
-        limit: usize,
-    ) -> Result<usize> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db)?;
-        let now = now();
-        let horizon = now + lead;
-        let (only, except) = scope.parts();
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let due_stmt = tx
-            .prepare_cached(
-                "SELECT tenant, contact_id, channel, line, open_until FROM service_windows
-                 WHERE open_until > $1 AND open_until <= $2 AND notified_until IS NULL
-                   AND ($3::text IS NULL OR tenant = $3) AND tenant <> ALL($4)
-                 ORDER BY open_until LIMIT $5
-                 FOR UPDATE SKIP LOCKED",
-            )
-            .await
-            .map_err(db)?;
-        let rows = tx
-            .query(&due_stmt, &[&now, &horizon, &only, &except, &limit])
-            .await
-            .map_err(db)?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let tenants: Vec<&str> = rows.iter().map(|r| r.get(0)).collect();
-        let contacts: Vec<Uuid> = rows.iter().map(|r| r.get(1)).collect();
-        let channels: Vec<&str> = rows.iter().map(|r| r.get(2)).collect();
-        let lines: Vec<&str> = rows.iter().map(|r| r.get(3)).collect();
-        let mark_stmt = tx
-            .prepare_cached(
-                "UPDATE service_windows w SET notified_until = w.open_until
-                 FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[])
-                      AS k(tenant, contact_id, channel, line)
-                 WHERE w.tenant = k.tenant AND w.contact_id = k.contact_id
-                   AND w.channel = k.channel AND w.line = k.line",
-            )
-            .await
-            .map_err(db)?;
-        let events: Vec<(&str, NewEvent)> = rows
-            .iter()
-            .filter_map(|r| {
-                let window = ServiceWindow {
-                    channel: Channel::parse(r.get(2))?,
-                    line: r.get(3),
-                    open_until: r.get(4),
-                };
-                Some((r.get(0), window_event(r.get(1), window)))
-            })
-            .collect();
-        let events: Vec<(&str, &NewEvent)> = events.iter().map(|(t, e)| (*t, e)).collect();
-        tokio::try_join!(
-            async {
-                tx.execute(&mark_stmt, &[&tenants, &contacts, &channels, &lines])
-                    .await
-                    .map_err(db)
-            },
-            insert_events(&tx, &events, now),
-        )?;
-        tx.commit().await.map_err(db)?;
-        self.bump();
-        Ok(rows.len())
-    }
 }
 
 /// Deletes the dispatch job of a message being canceled, in the
@@ -737,4 +474,168 @@ pub(super) async fn take_job(tx: &impl GenericClient, id: Uuid, now: SystemTime)
         .await
         .map_err(db)?;
     Ok(())
+}
+
+#[async_trait]
+impl MessageStore for PgStore {
+    async fn accept_messages(
+        &self,
+        tenant: &str,
+        news: Vec<NewMessage>,
+    ) -> Result<Vec<Result<Accepted>>> {
+        // Group commit (see `accept.rs`).
+        self.accept_many(tenant, news).await
+    }
+
+    async fn messages_by_idempotency_keys(
+        &self,
+        tenant: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<(Message, String)>>> {
+        let client = self.client().await?;
+        by_idempotency_keys(&client, tenant, keys).await
+    }
+
+    async fn get_message(&self, tenant: &str, id: Uuid) -> Result<Message> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant = $1 AND id = $2"),
+                &[&tenant, &id],
+            )
+            .await
+            .map_err(db)?
+            .ok_or_else(|| message_not_found(id))?;
+        message_from_row(&row)
+    }
+
+    async fn list_messages(
+        &self,
+        tenant: &str,
+        contact_id: Uuid,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        let client = self.client().await?;
+        let (contact_id, _) = super::resolve(&client, tenant, contact_id).await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages
+                 WHERE tenant = $1 AND contact_id = $2 AND ($3::uuid IS NULL OR id < $3)
+                 ORDER BY id DESC LIMIT $4"
+            ))
+            .await
+            .map_err(db)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        client
+            .query(&stmt, &[&tenant, &contact_id, &before, &limit])
+            .await
+            .map_err(db)?
+            .iter()
+            .map(message_from_row)
+            .collect()
+    }
+
+    async fn cancel_message(&self, tenant: &str, id: Uuid) -> Result<Message> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let mut message = lock_message(&tx, tenant, id).await?;
+        if !message.status.is_pending() {
+            return Err(StoreError::NotCancelable {
+                id,
+                status: message.status,
+            });
+        }
+        let now = now();
+        take_job(&tx, id, now).await?;
+        let channel = message.channel;
+        let before = message.status;
+        // A pending callback is scheduled (its progress does not matter).
+        let was = is_callback(&message).then(|| callback_state(&message, None));
+        apply_status(
+            &mut message,
+            MessageStatus::Canceled,
+            channel,
+            crate::CANCELED_BY_CALLER,
+            now,
+        );
+        write_message(&tx, tenant, &message).await?;
+        let mut events = vec![status_event(before, &message)];
+        events.extend(was.and_then(|was| {
+            let callback = Callback {
+                message: message.clone(),
+                progress: None,
+                next_call: None,
+            };
+            callback_event(Some(was), &callback)
+        }));
+        append_events(&tx, tenant, &events, now).await?;
+        tx.commit().await.map_err(db)?;
+        self.bump();
+        Ok(message)
+    }
+
+    async fn retry_message(&self, tenant: &str, id: Uuid) -> Result<Message> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let mut message = lock_message(&tx, tenant, id).await?;
+        if message.status != MessageStatus::Failed {
+            return Err(StoreError::NotRetryable {
+                id,
+                status: message.status,
+            });
+        }
+        let now = now();
+        let before = message.status;
+        // A failed callback's state does not depend on its progress.
+        let was = is_callback(&message).then(|| callback_state(&message, None));
+        requeue_by_operator(&mut message, now);
+        tx.execute(
+            "INSERT INTO dispatch_jobs (message_id, tenant, priority, due_time) VALUES ($1, $2, $3, $4)",
+            &[&id, &tenant, &message.priority.code(), &now],
+        )
+        .await
+        .map_err(db)?;
+        write_message(&tx, tenant, &message).await?;
+        let mut events = vec![status_event(before, &message)];
+        events.extend(was.and_then(|was| {
+            let callback = Callback {
+                message: message.clone(),
+                progress: None,
+                next_call: Some(now),
+            };
+            callback_event(Some(was), &callback)
+        }));
+        append_events(&tx, tenant, &events, now).await?;
+        tx.commit().await.map_err(db)?;
+        self.bump_jobs();
+        Ok(message)
+    }
+
+    /// Records a customer's message. Messages from a new sender that arrive
+    /// at once (a customer who writes three lines in a row, on any replica)
+    /// race to create the sender's contact: the losers' identity insert
+    /// waits for the winner's commit and finds the identity taken, and the
+    /// whole transaction runs again, finding the winner's contact.
+    async fn record_inbound(&self, tenant: &str, inbound: NewInbound) -> Result<Received> {
+        let mut attempt = 0;
+        loop {
+            match self.inbound_once(tenant, &inbound).await {
+                Err(StoreError::IdentityTaken { .. }) if attempt < 3 => attempt += 1,
+                done => return done,
+            }
+        }
+    }
+
+    async fn get_inbound_media(&self, tenant: &str, id: Uuid) -> Result<Option<Vec<u8>>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT bytes FROM inbound_media WHERE message_id = $1 AND tenant = $2",
+                &[&id, &tenant],
+            )
+            .await
+            .map_err(db)?;
+        Ok(row.map(|r| r.get(0)))
+    }
 }

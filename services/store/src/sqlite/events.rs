@@ -12,12 +12,16 @@ use uuid::Uuid;
 
 use std::collections::HashMap;
 
+use super::SqliteStore;
 use super::{db, json, messages};
 use crate::model::{from_micros, to_micros};
+use crate::parts::EventStore;
 use crate::{
     Cursor, CursorCheck, Event, EventFilter, EventPayload, EventType, NewEvent, StoredPayload,
 };
 use crate::{Result, StoreError};
+use async_trait::async_trait;
+use tokio::sync::watch;
 
 /// Appends an event in the caller's transaction, so it commits (or not) with
 /// the change it records.
@@ -192,4 +196,38 @@ pub(super) fn redact_contact(
 
 fn parse_uuid(text: &str) -> Result<Uuid> {
     Uuid::parse_str(text).map_err(StoreError::backend)
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn read_events(
+        &self,
+        tenant: &str,
+        after: Cursor,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        let tenant = tenant.to_owned();
+        let filter = filter.clone();
+        self.read(move |tx| read(tx, &tenant, after, &filter, limit))
+            .await
+    }
+
+    async fn event_head(&self, tenant: &str) -> Result<Cursor> {
+        let tenant = tenant.to_owned();
+        self.read(move |tx| head(tx, &tenant)).await
+    }
+
+    async fn check_cursor(&self, tenant: &str, cursor: Cursor) -> Result<CursorCheck> {
+        let tenant = tenant.to_owned();
+        self.read(move |tx| check_cursor(tx, &tenant, cursor)).await
+    }
+
+    async fn prune_events(&self, before: SystemTime) -> Result<u64> {
+        self.tx(move |tx| prune(tx, before)).await
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
 }

@@ -1,25 +1,27 @@
-//! Messages and dispatch jobs on SQLite.
+//! Messages on SQLite, and the row helpers of messages and dispatch jobs
+//! (claiming and completing jobs live in `dispatch.rs`).
 //!
 //! Every function here runs inside the caller's transaction (see
 //! `SqliteStore::tx`); status changes go through [`apply_status`] and are
-//! logged with an event in that same transaction. SQLite has a single writer,
-//! so a job claimed by an `UPDATE` inside the transaction cannot be claimed
-//! twice: no row locks or `SKIP LOCKED` are needed.
+//! logged with an event in that same transaction.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use omniroute_channel::{Category, Channel};
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
+use super::{SqliteStore, writer};
 use super::{callbacks, db, events, json, resolve};
 use crate::events::*;
 use crate::jobs::*;
 use crate::messages::*;
 use crate::model::{ContactState, from_micros, now, to_micros};
+use crate::parts::MessageStore;
 use crate::plans;
 use crate::{Result, StoreError};
+use async_trait::async_trait;
 
 /// The columns [`message_row`] reads, in its order.
 macro_rules! message_columns {
@@ -96,7 +98,7 @@ pub(super) fn message_row(r: &Row<'_>) -> rusqlite::Result<Message> {
     })
 }
 
-fn message_not_found(id: Uuid) -> StoreError {
+pub(super) fn message_not_found(id: Uuid) -> StoreError {
     StoreError::NotFound {
         resource: "messages",
         id: id.to_string(),
@@ -120,7 +122,7 @@ pub(super) fn get(tx: &Connection, tenant: &str, id: Uuid) -> Result<Message> {
 /// Writes back what a status change, an attempt or a requeue changes: the
 /// status, channel, history, attempts and provider id (the rest of a message
 /// is fixed once stored but for erasure's redaction, see `lifecycle.rs`).
-fn save_state(tx: &Connection, tenant: &str, m: &Message) -> Result<()> {
+pub(super) fn save_state(tx: &Connection, tenant: &str, m: &Message) -> Result<()> {
     tx.prepare_cached(
         "UPDATE messages SET channel = ?3, status = ?4, history = ?5, attempts = ?6,
                 provider_message_id = ?7, update_time = ?8
@@ -143,7 +145,7 @@ fn save_state(tx: &Connection, tenant: &str, m: &Message) -> Result<()> {
 
 /// Logs a status change: `MessageFailed` when this change failed the
 /// message, else `MessageStatusChanged`.
-fn record_change(
+pub(super) fn record_change(
     tx: &Connection,
     tenant: &str,
     before: MessageStatus,
@@ -154,12 +156,12 @@ fn record_change(
 }
 
 /// A message's dispatch job as stored.
-struct Job {
-    lease_until: Option<i64>,
-    claim_token: Option<String>,
+pub(super) struct Job {
+    pub(super) lease_until: Option<i64>,
+    pub(super) claim_token: Option<String>,
 }
 
-fn load_job(tx: &Connection, id: Uuid) -> Result<Option<Job>> {
+pub(super) fn load_job(tx: &Connection, id: Uuid) -> Result<Option<Job>> {
     tx.prepare_cached("SELECT lease_until, claim_token FROM dispatch_jobs WHERE message_id = ?1")
         .map_err(db)?
         .query_row(params![id.to_string()], |r| {
@@ -173,7 +175,7 @@ fn load_job(tx: &Connection, id: Uuid) -> Result<Option<Job>> {
 }
 
 /// Creates (or replaces) the message's job, unleased, on a plan index.
-fn put_job(tx: &Connection, tenant: &str, m: &Message, due: SystemTime) -> Result<()> {
+pub(super) fn put_job(tx: &Connection, tenant: &str, m: &Message, due: SystemTime) -> Result<()> {
     tx.prepare_cached(
         "INSERT OR REPLACE INTO dispatch_jobs
                 (message_id, tenant, priority, due_time, plan_index, channel_attempt,
@@ -192,7 +194,7 @@ fn put_job(tx: &Connection, tenant: &str, m: &Message, due: SystemTime) -> Resul
 }
 
 /// Deletes the message's job; returns whether there was one.
-fn delete_job(tx: &Connection, id: Uuid) -> Result<bool> {
+pub(super) fn delete_job(tx: &Connection, id: Uuid) -> Result<bool> {
     let deleted = tx
         .prepare_cached("DELETE FROM dispatch_jobs WHERE message_id = ?1")
         .map_err(db)?
@@ -204,7 +206,7 @@ fn delete_job(tx: &Connection, id: Uuid) -> Result<bool> {
 /// Puts a leased job back in line: due at `due`, on `plan_index`, with
 /// `channel_attempt` attempts made on its channel; a watch of `watch_of` if
 /// given.
-fn release_job(
+pub(super) fn release_job(
     tx: &Connection,
     id: Uuid,
     due: SystemTime,
@@ -344,7 +346,7 @@ pub(super) fn accept(tx: &Connection, tenant: &str, new: NewMessage) -> Result<A
 }
 
 /// The media bytes inbound message `id` carried (see
-/// [`crate::Store::get_inbound_media`]).
+/// [`crate::MessageStore::get_inbound_media`]).
 pub(super) fn inbound_media(tx: &Connection, tenant: &str, id: Uuid) -> Result<Option<Vec<u8>>> {
     tx.prepare_cached("SELECT bytes FROM inbound_media WHERE message_id = ?1 AND tenant = ?2")
         .map_err(db)?
@@ -353,7 +355,7 @@ pub(super) fn inbound_media(tx: &Connection, tenant: &str, id: Uuid) -> Result<O
         .map_err(db)
 }
 
-/// Records a customer's message (see [`crate::Store::record_inbound`]).
+/// Records a customer's message (see [`crate::MessageStore::record_inbound`]).
 pub(super) fn record_inbound(
     tx: &Connection,
     tenant: &str,
@@ -552,49 +554,6 @@ pub(super) fn list(
     rows.collect::<Result<_, _>>().map_err(db)
 }
 
-/// Sent messages that heard nothing since `sent_before`, oldest first.
-/// Sent messages that heard nothing, by (update_time, id) after `after`: a
-/// sent message's update time is when it was sent.
-pub(super) fn stale_sent(
-    tx: &Connection,
-    after: SentMark,
-    sent_before: SystemTime,
-    limit: usize,
-) -> Result<Vec<(SentMark, Message)>> {
-    let mut stmt = tx
-        .prepare_cached(concat!(
-            "SELECT ",
-            message_columns!(),
-            " FROM messages WHERE status = 3 AND (update_time, id) > (?1, ?2) AND update_time < ?3
-              ORDER BY update_time, id LIMIT ?4"
-        ))
-        .map_err(db)?;
-    let rows = stmt
-        .query_map(
-            params![
-                to_micros(after.time),
-                after.id.to_string(),
-                to_micros(sent_before),
-                i64::try_from(limit).unwrap_or(i64::MAX)
-            ],
-            message_row,
-        )
-        .map_err(db)?;
-    rows.map(|m| {
-        m.map(|m| {
-            (
-                SentMark {
-                    time: m.update_time,
-                    id: m.id,
-                },
-                m,
-            )
-        })
-    })
-    .collect::<Result<_, _>>()
-    .map_err(db)
-}
-
 /// Cancels a pending message that no worker is sending right now.
 pub(super) fn cancel(tx: &Connection, tenant: &str, id: Uuid) -> Result<Message> {
     let mut m = get(tx, tenant, id)?;
@@ -649,216 +608,86 @@ pub(super) fn retry(tx: &Connection, tenant: &str, id: Uuid) -> Result<Message> 
     Ok(m)
 }
 
-/// Leases up to `limit` due jobs of any tenant, in (priority, due time) order.
-pub(super) fn claim(tx: &Connection, limit: usize, lease: Duration) -> Result<Vec<ClaimedJob>> {
-    let now = to_micros(now());
-    let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
-    let due: Vec<(String, String, i64, i64, i64)> = tx
-        .prepare_cached(
-            "SELECT tenant, message_id, plan_index, channel_attempt, kind FROM dispatch_jobs
-             WHERE due_time <= ?1 AND (lease_until IS NULL OR lease_until < ?1)
-             ORDER BY priority, due_time, message_id LIMIT ?2",
-        )
-        .map_err(db)?
-        .query_map(
-            params![now, i64::try_from(limit).unwrap_or(i64::MAX)],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
-        .map_err(db)?
-        .collect::<Result<_, _>>()
-        .map_err(db)?;
-    let mut claimed = Vec::with_capacity(due.len());
-    for (tenant, id, plan_index, channel_attempt, kind) in due {
-        let claim_token = Uuid::now_v7();
-        tx.prepare_cached(
-            "UPDATE dispatch_jobs
-             SET lease_until = ?2, claim_token = ?3, channel_attempt = channel_attempt + 1
-             WHERE message_id = ?1",
-        )
-        .map_err(db)?
-        .execute(params![id, until, claim_token.to_string()])
-        .map_err(db)?;
-        let id = Uuid::parse_str(&id).map_err(StoreError::backend)?;
-        let message = get(tx, &tenant, id)?;
-        claimed.push(ClaimedJob {
-            tenant,
-            message,
-            claim_token,
-            plan_index: usize::try_from(plan_index).unwrap_or_default(),
-            channel_attempt: u32::try_from(channel_attempt + 1).unwrap_or(u32::MAX),
-            kind: JobKind::from_code(kind),
-        });
-    }
-    Ok(claimed)
-}
-
-/// Records a claimed job's outcome, unless its lease was lost.
-pub(super) fn complete(
-    tx: &Connection,
-    job: &ClaimedJob,
-    attempt: Option<Attempt>,
-    next: NextStep,
-) -> Result<Option<Message>> {
-    let id = job.message.id;
-    let token = job.claim_token.to_string();
-    match load_job(tx, id)? {
-        Some(current) if current.claim_token.as_deref() == Some(token.as_str()) => {}
-        // The lease expired and another worker claimed the job, or it was
-        // canceled: this outcome is stale and must change nothing.
-        _ => return Ok(None),
-    }
-    let tenant = job.tenant.as_str();
-    let mut m = get(tx, tenant, id)?;
-    let now = now();
-    let was = callbacks::before(tx, tenant, &m)?;
-    let applied = apply_completion(&mut m, job, attempt, next, now);
-    let mut next_call = None;
-    match applied.job {
-        JobChange::Delete => {
-            delete_job(tx, id)?;
+#[async_trait]
+impl MessageStore for SqliteStore {
+    async fn accept_messages(
+        &self,
+        tenant: &str,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<Result<Accepted>>> {
+        let tenant = tenant.to_owned();
+        let accepted = self
+            .tx(move |tx| {
+                Ok(messages
+                    .into_iter()
+                    .map(|message| writer::in_savepoint(tx, || accept(tx, &tenant, message)))
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        // A replay wrote nothing: no one needs to look again.
+        if accepted.iter().any(|a| matches!(a, Ok(Accepted::New(_)))) {
+            self.bump_jobs();
         }
-        JobChange::Release {
-            due,
-            plan_index,
-            channel_attempt,
-        } => {
-            next_call = Some(due);
-            release_job(tx, id, due, plan_index, channel_attempt, None)?
-        }
-        JobChange::Watch { due } => release_job(
-            tx,
-            id,
-            due,
-            job.plan_index,
-            job.channel_attempt,
-            Some(m.contact_id),
-        )?,
+        Ok(accepted)
     }
-    save_state(tx, tenant, &m)?;
-    if let Some(event) = applied.event {
-        events::append(tx, tenant, &event, now)?;
-    }
-    callbacks::after(tx, tenant, was, &m, next_call, now)?;
-    Ok(Some(m))
-}
 
-/// Applies a provider's report; returns the message and whether it changed.
-pub(super) fn apply_provider_status(
-    tx: &Connection,
-    report: &ProviderStatus,
-) -> Result<Option<(Reported, bool)>> {
-    let found: Option<(String, String)> = match report.message_id {
-        Some(id) => tx
-            .prepare_cached("SELECT tenant, id FROM messages WHERE id = ?1")
-            .map_err(db)?
-            .query_row(params![id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()
-            .map_err(db)?,
-        None if report.provider_message_id.is_empty() => None,
-        None => tx
-            .prepare_cached(
-                "SELECT tenant, id FROM messages
-                 WHERE channel = ?1 AND provider_message_id = ?2
-                 ORDER BY id DESC LIMIT 1",
-            )
-            .map_err(db)?
-            .query_row(
-                params![report.channel.as_str(), report.provider_message_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(db)?,
-    };
-    let Some((tenant, id)) = found else {
-        return Ok(None);
-    };
-    let id = Uuid::parse_str(&id).map_err(StoreError::backend)?;
-    let mut m = get(tx, &tenant, id)?;
-    let now = now();
-    // A failure of a watched step makes its watch due now: the next step
-    // takes over instead of the message failing.
-    let watched = report.status == MessageStatus::Failed
-        && tx
-            .prepare_cached(
-                "UPDATE dispatch_jobs SET due_time = ?2 WHERE message_id = ?1 AND kind = 1",
-            )
-            .map_err(db)?
-            .execute(params![id.to_string(), to_micros(now)])
-            .map_err(db)?
-            > 0;
-    let before = m.status;
-    let was = callbacks::before(tx, &tenant, &m)?;
-    let changed = apply_report(&mut m, report, watched, now);
-    if changed {
-        save_state(tx, &tenant, &m)?;
-        record_change(tx, &tenant, before, &m, now)?;
-        callbacks::after(tx, &tenant, was, &m, None, now)?;
-        // Delivered or read: the message arrived, its pending steps end (a
-        // watch, or a fallback step not yet claimed).
-        if ends_pending_steps(m.status) {
-            tx.prepare_cached(
-                "DELETE FROM dispatch_jobs
-                 WHERE message_id = ?1 AND (kind <> 0 OR lease_until IS NULL)",
-            )
-            .map_err(db)?
-            .execute(params![id.to_string()])
-            .map_err(db)?;
-        }
-    }
-    Ok(Some((Reported { tenant, message: m }, changed)))
-}
-
-/// [`crate::Store::announce_closing_windows`]: the due windows, soonest
-/// first, are marked and announced (the writer is the only one, so nobody
-/// announces them twice).
-pub(super) fn closing_windows(
-    tx: &Connection,
-    scope: &TenantScope,
-    lead: Duration,
-    limit: usize,
-) -> Result<usize> {
-    let now = now();
-    let (only, except) = scope.parts();
-    let due: Vec<(String, String, String, String, i64)> = tx
-        .prepare_cached(
-            "SELECT tenant, contact_id, channel, line, open_until FROM service_windows
-             WHERE open_until > ?1 AND open_until <= ?2 AND notified_until IS NULL
-             ORDER BY open_until",
-        )
-        .map_err(db)?
-        .query_map(params![to_micros(now), to_micros(now + lead)], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    async fn messages_by_idempotency_keys(
+        &self,
+        tenant: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<(Message, String)>>> {
+        let (tenant, keys) = (tenant.to_owned(), keys.to_vec());
+        self.read(move |tx| {
+            keys.iter()
+                .map(|key| by_idempotency_key(tx, &tenant, key))
+                .collect()
         })
-        .map_err(db)?
-        .collect::<Result<_, _>>()
-        .map_err(db)?;
-    let mut announced = 0;
-    for (tenant, contact, channel, line, until) in due {
-        let selected = only.is_none_or(|t| t == tenant) && !except.contains(&tenant.as_str());
-        if !selected {
-            continue;
-        }
-        if announced == limit {
-            break;
-        }
-        tx.prepare_cached(
-            "UPDATE service_windows SET notified_until = open_until
-             WHERE tenant = ?1 AND contact_id = ?2 AND channel = ?3 AND line = ?4",
-        )
-        .map_err(db)?
-        .execute(params![tenant, contact, channel, line])
-        .map_err(db)?;
-        let Some(channel) = Channel::parse(&channel) else {
-            continue;
-        };
-        let contact_id = Uuid::parse_str(&contact).map_err(StoreError::backend)?;
-        let window = crate::ServiceWindow {
-            channel,
-            line,
-            open_until: from_micros(until),
-        };
-        events::append(tx, &tenant, &window_event(contact_id, window), now)?;
-        announced += 1;
+        .await
     }
-    Ok(announced)
+
+    async fn get_message(&self, tenant: &str, id: Uuid) -> Result<Message> {
+        let tenant = tenant.to_owned();
+        self.read(move |tx| get(tx, &tenant, id)).await
+    }
+
+    async fn list_messages(
+        &self,
+        tenant: &str,
+        contact_id: Uuid,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        let tenant = tenant.to_owned();
+        self.read(move |tx| list(tx, &tenant, contact_id, before, limit))
+            .await
+    }
+
+    async fn cancel_message(&self, tenant: &str, id: Uuid) -> Result<Message> {
+        let tenant = tenant.to_owned();
+        self.write(move |tx| cancel(tx, &tenant, id)).await
+    }
+
+    async fn retry_message(&self, tenant: &str, id: Uuid) -> Result<Message> {
+        let tenant = tenant.to_owned();
+        let retried = self.tx(move |tx| retry(tx, &tenant, id)).await?;
+        self.bump_jobs();
+        Ok(retried)
+    }
+
+    async fn record_inbound(&self, tenant: &str, inbound: NewInbound) -> Result<Received> {
+        let tenant = tenant.to_owned();
+        let received = self
+            .tx(move |tx| record_inbound(tx, &tenant, inbound))
+            .await?;
+        // A message from the customer may end watches (due at once).
+        if matches!(received, Received::New(_)) {
+            self.bump_jobs();
+        }
+        Ok(received)
+    }
+
+    async fn get_inbound_media(&self, tenant: &str, id: Uuid) -> Result<Option<Vec<u8>>> {
+        let tenant = tenant.to_owned();
+        self.read(move |tx| inbound_media(tx, &tenant, id)).await
+    }
 }
