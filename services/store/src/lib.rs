@@ -1,7 +1,8 @@
 //! Storage for omniroute.
 //!
 //! [`Store`] is the one interface the server uses to keep contacts, identities,
-//! preferences and the consent ledger. It has two implementations that pass one
+//! preferences and the consent ledger, messages, the dispatch queue, the event
+//! log, tenants and quotas. It has two implementations that pass one
 //! conformance suite (`tests/conformance.rs`):
 //!
 //! - [`PgStore`], PostgreSQL through deadpool-postgres, for production: many
@@ -9,6 +10,27 @@
 //! - [`SqliteStore`], the embedded default for one machine: a single SQLite file
 //!   in WAL mode with `synchronous=FULL`, so a committed write survives a crash
 //!   or power loss just as it does on PostgreSQL.
+//!
+//! The code map:
+//! - `parts.rs`: the interface, split by concern into [`ContactStore`],
+//!   [`PreferenceStore`], [`MessageStore`], [`DispatchStore`],
+//!   [`CallbackStore`], [`EventStore`], [`TenantStore`], [`QuotaStore`] and
+//!   [`HealthStore`]. [`Store`] is all of them together, implemented for every
+//!   type that implements each; callers of a `dyn Store` bring the parts into
+//!   scope with `use omniroute_store::prelude::*;`.
+//! - [`plans`]: the multi-statement operations (merge, erasure, recording an
+//!   inbound message), decided once for both backends by pure functions over
+//!   the domain's records: a backend reads, asks the plan, and executes its
+//!   writes.
+//! - `postgres/` and `sqlite/`: each implements each part in the file that
+//!   holds its statements (`contacts.rs`, `preferences.rs`, `messages.rs`,
+//!   `dispatch.rs`, `callbacks.rs`, `events.rs`, `auth.rs`, `quotas.rs`; merge
+//!   and erasure in `lifecycle.rs`); `mod.rs` opens the store and answers
+//!   [`HealthStore`]. The records and rules (statuses, events, consent) are
+//!   the domain crate's; a contact's state is stored as its
+//!   `ContactState::code()`, bound or formatted into the statements.
+//! - `refusals.rs`: the refusals both backends answer alike (replays,
+//!   leases).
 //!
 //! Guarantees every implementation keeps:
 //! - every read and write is scoped to one tenant; nothing crosses tenants

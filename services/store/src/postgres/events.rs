@@ -19,7 +19,7 @@
 //!   would mean the output column `xid::text` and sort transaction ids as
 //!   text.
 //!
-//! [`HOT_STATEMENTS`] lists these statements with sample arguments, so a
+//! [`hot_statements`] lists these statements with sample arguments, so a
 //! test can check their generic plans on large tables.
 
 use std::collections::HashMap;

@@ -47,7 +47,7 @@ pub(super) fn hot_statements() -> Vec<HotStatement> {
 
 #[async_trait]
 impl QuotaStore for PgStore {
-    /// [`QuotaStore::consume_quota`](crate::QuotaStore::consume_quota).
+    /// [`QuotaStore::consume_quota`].
     async fn consume_quota(&self, tenant: &str, day: &str, wanted: u64, limit: u64) -> Result<u64> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
@@ -72,7 +72,7 @@ impl QuotaStore for PgStore {
         Ok(granted)
     }
 
-    /// [`QuotaStore::release_quota`](crate::QuotaStore::release_quota).
+    /// [`QuotaStore::release_quota`].
     async fn release_quota(&self, tenant: &str, day: &str, count: u64) -> Result<()> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(QUOTA_RELEASE).await.map_err(db)?;

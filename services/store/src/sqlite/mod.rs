@@ -65,10 +65,10 @@ pub struct SqliteStore {
     readers: writer::Readers,
     path: PathBuf,
     /// Bumped after every commit that wrote events or jobs (see
-    /// [`EventStore::changes`]); one process holds the file, so no cross-process
+    /// [`crate::EventStore::changes`]); one process holds the file, so no cross-process
     /// signal is needed.
     changes: Arc<watch::Sender<u64>>,
-    /// Bumped after commits that made jobs due (see [`DispatchStore::job_changes`]).
+    /// Bumped after commits that made jobs due (see [`crate::DispatchStore::job_changes`]).
     jobs: Arc<watch::Sender<u64>>,
 }
 
