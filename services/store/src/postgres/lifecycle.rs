@@ -90,10 +90,15 @@ async fn write_merge(c: &impl GenericClient, tenant: &str, plan: &merge::MergePl
         c.execute(
             "WITH gone AS (
                  DELETE FROM service_windows WHERE tenant = $1 AND contact_id = ANY($3)
+                 RETURNING channel, line, open_until
              )
              INSERT INTO service_windows (tenant, contact_id, channel, line, open_until)
-             SELECT $1, $2, channel, line, open_until
-             FROM unnest($4::text[], $5::text[], $6::timestamptz[]) AS w(channel, line, open_until)
+             SELECT $1, $2, channel, line, max(open_until)
+             FROM (SELECT channel, line, open_until FROM gone
+                   UNION ALL
+                   SELECT * FROM unnest($4::text[], $5::text[], $6::timestamptz[])
+                  ) AS w(channel, line, open_until)
+             GROUP BY channel, line
              ON CONFLICT (tenant, contact_id, channel, line) DO UPDATE
                  SET open_until = GREATEST(service_windows.open_until, EXCLUDED.open_until),
                      notified_until = NULL",
