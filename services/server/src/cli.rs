@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use omniroute_domain::{ApiKey, valid_tenant_id};
-use omniroute_store::Store;
+use omniroute_store::prelude::*;
 use uuid::Uuid;
 
 use crate::Settings;

@@ -16,7 +16,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use omniroute_store::{PgStore, PgStoreConfig, SqliteStore, Store};
+use omniroute_store::prelude::*;
+use omniroute_store::{PgStore, PgStoreConfig, SqliteStore};
 use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;

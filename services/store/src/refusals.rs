@@ -24,7 +24,7 @@ pub(crate) fn api_key_not_found(id: Uuid) -> StoreError {
     }
 }
 
-/// The answer of [`crate::Store::revoke_api_key`] from what the update
+/// The answer of [`crate::TenantStore::revoke_api_key`] from what the update
 /// found: the key, unless there is none (in the tenant, when given).
 pub(crate) fn revoked(found: Option<ApiKey>, id: Uuid) -> crate::Result<ApiKey> {
     found.ok_or_else(|| api_key_not_found(id))
@@ -61,7 +61,7 @@ pub(crate) fn callback_not_found(id: Uuid) -> StoreError {
     }
 }
 
-/// The answer of [`crate::Store::get_callback`] from what a lookup of
+/// The answer of [`crate::CallbackStore::get_callback`] from what a lookup of
 /// message `id` found: the message only when it is a callback.
 pub(crate) fn found_callback(found: Option<Callback>, id: Uuid) -> crate::Result<Callback> {
     found

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use omniroute_proto::v1 as pb;
-use omniroute_store::Store;
+use omniroute_store::prelude::*;
 use tokio::sync::watch;
 use tonic::server::NamedService;
 use tonic_health::ServingStatus;

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use omniroute_channel::PhoneRegion;
 use omniroute_proto::v1 as pb;
-use omniroute_store::Store;
+use omniroute_store::prelude::*;
 
 pub use admin::AdminApi;
 pub use callbacks::CallbackApi;

@@ -5,7 +5,8 @@
 
 use omniroute_channel::{Category, Channel};
 use omniroute_domain::{ConsentAction, LegalBasis, NewConsent};
-use omniroute_store::{Store, StoreError};
+use omniroute_store::StoreError;
+use omniroute_store::prelude::*;
 use uuid::Uuid;
 
 use super::{App, AppError};

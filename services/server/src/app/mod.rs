@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use omniroute_channel::PhoneRegion;
-use omniroute_store::Store;
+use omniroute_store::prelude::*;
 
 pub use error::{AppError, Violation, Violations};
 

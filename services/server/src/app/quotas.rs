@@ -15,7 +15,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use omniroute_store::{Store, StoreError};
+use omniroute_store::StoreError;
+use omniroute_store::prelude::*;
 
 use crate::app::AppError;
 use crate::settings::QuotaSettings;

@@ -30,7 +30,7 @@ use std::time::{Duration, SystemTime};
 
 use omniroute_channel::{AdapterError, Address, OutboundMessage};
 use omniroute_domain::{Attempt, AttemptOutcome, ClaimedJob, Completion, JobKind, NextStep};
-use omniroute_store::Store;
+use omniroute_store::prelude::*;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 

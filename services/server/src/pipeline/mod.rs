@@ -11,7 +11,7 @@ pub mod statuses;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use omniroute_store::Store;
+use omniroute_store::prelude::*;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 

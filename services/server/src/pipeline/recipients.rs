@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use omniroute_domain::{ContactLookup, RoutingContact};
-use omniroute_store::{Store, StoreError};
+use omniroute_store::StoreError;
+use omniroute_store::prelude::*;
 
 /// A cache key: the tenant and how the contact was named.
 type Key = (Arc<str>, ContactLookup);

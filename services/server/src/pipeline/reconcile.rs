@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use omniroute_channel::{ErrorClass, StatusSink};
 use omniroute_domain::SentMark;
-use omniroute_store::Store;
+use omniroute_store::prelude::*;
 use tokio::sync::watch;
 
 use super::statuses::StatusChannel;

@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use omniroute_channel::{CallProgress, Channel, DeliveryStatus, StatusSink, StatusUpdate};
 use omniroute_domain::{MessageStatus, ProviderStatus, Reported};
-use omniroute_store::{Store, StoreError};
+use omniroute_store::StoreError;
+use omniroute_store::prelude::*;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use omniroute_domain::TenantScope;
-use omniroute_store::Store;
+use omniroute_store::prelude::*;
 use tokio::sync::watch;
 
 use crate::settings::RoutingSettings;

@@ -27,7 +27,7 @@
 //! fails alone.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::SystemTime;
 
 use deadpool_postgres::Pool;
@@ -41,6 +41,7 @@ use super::{PgStore, db, messages};
 use crate::events::*;
 use crate::messages::*;
 use crate::model::{ContactState, now};
+use crate::parts::MessageStore;
 use crate::{Result, StoreError};
 
 /// Most rows one statement writes.
@@ -225,7 +226,9 @@ async fn writer(pool: Pool, queue: Arc<Mutex<mpsc::Receiver<Batch>>>, signals: A
 /// join makes PostgreSQL carry whole copies of the other side's rows (for
 /// rechecks), which for the message rows would mean copying and comparing
 /// every payload.
-const ACCEPT: &str = "
+static ACCEPT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "
 WITH contact AS (
     SELECT c.tenant, c.id, c.version, c.state FROM contacts c
     WHERE (c.tenant, c.id) IN (SELECT * FROM unnest($23::text[], $24::uuid[]))
@@ -252,7 +255,7 @@ used AS (
 fit AS (
     SELECT i.n FROM input i
     JOIN contact c ON c.tenant = i.tenant AND c.id = i.contact_id
-                  AND c.version = i.version AND c.state = 1
+                  AND c.version = i.version AND c.state = {active}
     WHERE NOT EXISTS (SELECT 1 FROM used u
                       WHERE u.tenant = i.tenant AND u.idempotency_key = i.idempotency_key)
 ),
@@ -295,7 +298,10 @@ FROM input i
 LEFT JOIN contact c ON c.tenant = i.tenant AND c.id = i.contact_id
 LEFT JOIN used u ON u.tenant = i.tenant AND u.idempotency_key = i.idempotency_key
 LEFT JOIN inserted ins ON ins.tenant = i.tenant AND ins.id = i.id
-ORDER BY i.n";
+ORDER BY i.n",
+        active = ContactState::Active.code()
+    )
+});
 
 /// Writes rows with one statement; one outcome per row, in order.
 async fn write(pool: &Pool, rows: &[&Row]) -> Result<Vec<Outcome>> {
@@ -384,7 +390,7 @@ async fn write(pool: &Pool, rows: &[&Row]) -> Result<Vec<Outcome>> {
         &callbacks,
     ];
     let client = pool.get().await.map_err(super::pool_error)?;
-    let stmt = client.prepare_cached(ACCEPT).await.map_err(db)?;
+    let stmt = client.prepare_cached(&ACCEPT).await.map_err(db)?;
     let answers = client.query(&stmt, &params).await.map_err(db)?;
     if answers.len() != rows.len() {
         return Err(StoreError::backend(std::io::Error::other(
@@ -466,7 +472,7 @@ impl PgStore {
                 let answer = match outcome {
                     Outcome::Inserted => Ok(Accepted::New(row.message.clone())),
                     Outcome::KeyUsed { id, hash } if hash == row.hash => {
-                        self.message(tenant, id).await.map(Accepted::Replayed)
+                        self.get_message(tenant, id).await.map(Accepted::Replayed)
                     }
                     Outcome::KeyUsed { id, .. } => {
                         Err(StoreError::IdempotencyConflict { existing: id })

@@ -17,7 +17,9 @@ use crate::Result;
 use crate::StoreError;
 use crate::auth::*;
 use crate::model::now;
+use crate::parts::TenantStore;
 use crate::refusals::*;
+use async_trait::async_trait;
 
 /// The columns [`tenant_from_row`] reads.
 const TENANT_COLUMNS: &str = "id, display_name, create_time";
@@ -119,9 +121,10 @@ fn key_conflict(e: tokio_postgres::Error, key: &ApiKey) -> StoreError {
     db(e)
 }
 
-impl PgStore {
-    /// [`crate::Store::create_tenant`]: one insert.
-    pub(super) async fn new_tenant(&self, id: &str, display_name: &str) -> Result<Tenant> {
+#[async_trait]
+impl TenantStore for PgStore {
+    /// [`crate::TenantStore::create_tenant`]: one insert.
+    async fn create_tenant(&self, id: &str, display_name: &str) -> Result<Tenant> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(CREATE_TENANT).await.map_err(db)?;
         let tenant = Tenant {
@@ -139,8 +142,8 @@ impl PgStore {
         Ok(tenant)
     }
 
-    /// [`crate::Store::list_tenants`].
-    pub(super) async fn tenants(&self) -> Result<Vec<Tenant>> {
+    /// [`crate::TenantStore::list_tenants`].
+    async fn list_tenants(&self) -> Result<Vec<Tenant>> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(&list_tenants_sql())
@@ -150,17 +153,17 @@ impl PgStore {
         Ok(rows.iter().map(tenant_from_row).collect())
     }
 
-    /// [`crate::Store::get_tenant`].
-    pub(super) async fn tenant(&self, id: &str) -> Result<Option<Tenant>> {
+    /// [`crate::TenantStore::get_tenant`].
+    async fn get_tenant(&self, id: &str) -> Result<Option<Tenant>> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(&get_tenant_sql()).await.map_err(db)?;
         let row = client.query_opt(&stmt, &[&id]).await.map_err(db)?;
         Ok(row.as_ref().map(tenant_from_row))
     }
 
-    /// [`crate::Store::create_api_key`]: one insert, of nothing when the
+    /// [`crate::TenantStore::create_api_key`]: one insert, of nothing when the
     /// tenant does not exist.
-    pub(super) async fn new_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(CREATE_KEY).await.map_err(db)?;
         let key = key.into_key(now());
@@ -186,16 +189,16 @@ impl PgStore {
         Ok(key)
     }
 
-    /// [`crate::Store::find_api_key`]: by the unique prefix index.
-    pub(super) async fn api_key(&self, prefix: &str) -> Result<Option<ApiKey>> {
+    /// [`crate::TenantStore::find_api_key`]: by the unique prefix index.
+    async fn find_api_key(&self, prefix: &str) -> Result<Option<ApiKey>> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(&find_key_sql()).await.map_err(db)?;
         let row = client.query_opt(&stmt, &[&prefix]).await.map_err(db)?;
         Ok(row.as_ref().map(key_from_row))
     }
 
-    /// [`crate::Store::list_api_keys`].
-    pub(super) async fn api_keys(&self, tenant: Option<&str>) -> Result<Vec<ApiKey>> {
+    /// [`crate::TenantStore::list_api_keys`].
+    async fn list_api_keys(&self, tenant: Option<&str>) -> Result<Vec<ApiKey>> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(&list_keys_sql(tenant.is_some()))
@@ -209,8 +212,8 @@ impl PgStore {
         Ok(rows.iter().map(key_from_row).collect())
     }
 
-    /// [`crate::Store::revoke_api_key`]: one update by primary key.
-    pub(super) async fn revoke_key(&self, tenant: Option<&str>, id: Uuid) -> Result<ApiKey> {
+    /// [`crate::TenantStore::revoke_api_key`]: one update by primary key.
+    async fn revoke_api_key(&self, tenant: Option<&str>, id: Uuid) -> Result<ApiKey> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(&revoke_sql()).await.map_err(db)?;
         let row = client

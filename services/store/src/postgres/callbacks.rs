@@ -42,10 +42,12 @@ use crate::callbacks::*;
 use crate::events::status_event;
 use crate::messages::Message;
 use crate::model::now;
+use crate::parts::CallbackStore;
 use crate::refusals::{cancel_check, found_callback};
+use async_trait::async_trait;
 
 /// Upserts the progress of the callback with a provider id (see
-/// [`crate::Store::record_call_progress`]). The message is found through
+/// [`crate::CallbackStore::record_call_progress`]). The message is found through
 /// `messages_provider_id` first, and kept only if it is a callback: with
 /// the callback test in the same WHERE clause, the planner may also scan a
 /// whole callbacks index (its predicate is that test) and AND the bitmaps,
@@ -117,11 +119,14 @@ fn get_sql() -> String {
 /// only the callbacks of the contact $6 resolves to.
 fn list_sql(contact: bool) -> String {
     let contact = if contact {
-        "AND messages.contact_id = (
-             SELECT CASE WHEN c.state = 3 THEN c.merged_into ELSE c.id END
-             FROM contacts c WHERE c.tenant = $1 AND c.id = $6)"
+        format!(
+            "AND messages.contact_id = (
+             SELECT CASE WHEN c.state = {merged} THEN c.merged_into ELSE c.id END
+             FROM contacts c WHERE c.tenant = $1 AND c.id = $6)",
+            merged = crate::model::ContactState::Merged.code()
+        )
     } else {
-        ""
+        String::new()
     };
     format!(
         "SELECT {MESSAGE_COLUMNS}, {PROGRESS_COLUMNS} FROM messages {PROGRESS_JOIN}
@@ -249,11 +254,12 @@ pub(super) async fn progress_of(
         .collect())
 }
 
-impl PgStore {
-    /// [`crate::Store::record_call_progress`]: the callback is locked, its
+#[async_trait]
+impl CallbackStore for PgStore {
+    /// [`crate::CallbackStore::record_call_progress`]: the callback is locked, its
     /// progress upserted, and its event written when its state moved (the
     /// customer answered), in one transaction.
-    pub(super) async fn record_progress(
+    async fn record_call_progress(
         &self,
         channel: Channel,
         call_id: &str,
@@ -299,8 +305,8 @@ impl PgStore {
         Ok(written > 0)
     }
 
-    /// [`crate::Store::get_callback`].
-    pub(super) async fn callback(&self, tenant: &str, id: Uuid) -> Result<Callback> {
+    /// [`crate::CallbackStore::get_callback`].
+    async fn get_callback(&self, tenant: &str, id: Uuid) -> Result<Callback> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(&get_sql()).await.map_err(db)?;
         let found = client
@@ -312,10 +318,44 @@ impl PgStore {
         found_callback(found, id)
     }
 
-    /// [`crate::Store::cancel_callback`]: the callback locked, checked,
+    /// [`crate::CallbackStore::list_callbacks`]: one statement, by index.
+    async fn list_callbacks(
+        &self,
+        tenant: &str,
+        filter: &CallbackFilter,
+        after: Option<CallbackMark>,
+        limit: usize,
+    ) -> Result<Vec<Callback>> {
+        let client = self.client().await?;
+        let due = after.map(|a| a.due);
+        let after_id = after.map(|a| a.id);
+        let statuses = status_codes(filter);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = match &filter.contact_id {
+            None => {
+                let stmt = client.prepare_cached(&list_sql(false)).await.map_err(db)?;
+                client
+                    .query(&stmt, &[&tenant, &due, &after_id, &statuses, &limit])
+                    .await
+            }
+            Some(contact) => {
+                let stmt = client.prepare_cached(&list_sql(true)).await.map_err(db)?;
+                client
+                    .query(
+                        &stmt,
+                        &[&tenant, &due, &after_id, &statuses, &limit, contact],
+                    )
+                    .await
+            }
+        }
+        .map_err(db)?;
+        rows.iter().map(callback_from_row).collect()
+    }
+
+    /// [`crate::CallbackStore::cancel_callback`]: the callback locked, checked,
     /// canceled with its job deleted and its events written, in one
     /// transaction.
-    pub(super) async fn cancel_callback(&self, tenant: &str, id: Uuid) -> Result<CanceledCallback> {
+    async fn cancel_callback(&self, tenant: &str, id: Uuid) -> Result<CanceledCallback> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
         let stmt = tx
@@ -347,39 +387,5 @@ impl PgStore {
         tx.commit().await.map_err(db)?;
         self.bump();
         Ok(CanceledCallback { callback, ringing })
-    }
-
-    /// [`crate::Store::list_callbacks`]: one statement, by index.
-    pub(super) async fn callbacks(
-        &self,
-        tenant: &str,
-        filter: &CallbackFilter,
-        after: Option<CallbackMark>,
-        limit: usize,
-    ) -> Result<Vec<Callback>> {
-        let client = self.client().await?;
-        let due = after.map(|a| a.due);
-        let after_id = after.map(|a| a.id);
-        let statuses = status_codes(filter);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = match &filter.contact_id {
-            None => {
-                let stmt = client.prepare_cached(&list_sql(false)).await.map_err(db)?;
-                client
-                    .query(&stmt, &[&tenant, &due, &after_id, &statuses, &limit])
-                    .await
-            }
-            Some(contact) => {
-                let stmt = client.prepare_cached(&list_sql(true)).await.map_err(db)?;
-                client
-                    .query(
-                        &stmt,
-                        &[&tenant, &due, &after_id, &statuses, &limit, contact],
-                    )
-                    .await
-            }
-        }
-        .map_err(db)?;
-        rows.iter().map(callback_from_row).collect()
     }
 }

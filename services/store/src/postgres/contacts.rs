@@ -1,7 +1,7 @@
 //! Contacts on PostgreSQL: resolution of merged ids, row locks, loading
 //! contacts with their identities in pipelined queries, identity links in one
-//! statement, and the preference and consent reads. Called inside the
-//! transactions of the `Store` methods in `mod.rs`.
+//! statement, and the preference and consent reads; and [`ContactStore`] for
+//! [`PgStore`] (merge and erasure execute their plans in `lifecycle.rs`).
 
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -12,8 +12,14 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use super::db;
+use super::lifecycle::{erase, merge};
+use super::{PgStore, messages};
+use crate::dedup_addresses;
+use crate::events::{EventType, contact_event};
 use crate::model::*;
+use crate::parts::ContactStore;
 use crate::{Result, StoreError};
+use async_trait::async_trait;
 
 /// Resolves a possibly merged id without locking.
 pub(super) async fn resolve(
@@ -25,13 +31,13 @@ pub(super) async fn resolve(
         .prepare_cached(
             "SELECT COALESCE(t.id, c.id), COALESCE(t.state, c.state)
              FROM contacts c
-             LEFT JOIN contacts t ON c.state = 3 AND t.tenant = c.tenant AND t.id = c.merged_into
+             LEFT JOIN contacts t ON c.state = $3 AND t.tenant = c.tenant AND t.id = c.merged_into
              WHERE c.tenant = $1 AND c.id = $2",
         )
         .await
         .map_err(db)?;
     let row = c
-        .query_opt(&stmt, &[&tenant, &id])
+        .query_opt(&stmt, &[&tenant, &id, &ContactState::Merged.code()])
         .await
         .map_err(db)?
         .ok_or_else(|| StoreError::contact_not_found(id))?;
@@ -443,7 +449,8 @@ pub(super) async fn read_preferences(
 }
 
 /// The routing read (see [`routing_contacts`]): `$2`–`$6` are one element
-/// per lookup (kind 1 by id, 2 by external reference, 3 by identity).
+/// per lookup (kind 1 by id, 2 by external reference, 3 by identity), `$7`
+/// the state of merged contacts.
 const ROUTING: &str = concat!(
     "
 WITH wanted AS (
@@ -453,7 +460,7 @@ WITH wanted AS (
 found AS (
     SELECT w.n, COALESCE(t.id, c.id) AS id FROM wanted w
     JOIN contacts c ON c.tenant = $1 AND c.id = w.id
-    LEFT JOIN contacts t ON c.state = 3 AND t.tenant = c.tenant AND t.id = c.merged_into
+    LEFT JOIN contacts t ON c.state = $7 AND t.tenant = c.tenant AND t.id = c.merged_into
     WHERE w.kind = 1
     UNION ALL
     SELECT w.n, c.id FROM wanted w
@@ -499,7 +506,7 @@ LEFT JOIN LATERAL (
 ) r ON true"
 );
 
-/// See [`crate::Store::routing_contacts`]: every lookup resolved and every
+/// See [`crate::ContactStore::routing_contacts`]: every lookup resolved and every
 /// contact found read with its identities, merged ids, preferences and
 /// consent records by one statement, so in one snapshot: what is read is the
 /// contact at the version read.
@@ -532,7 +539,18 @@ pub(super) async fn routing_contacts(
     }
     let stmt = c.prepare_cached(ROUTING).await.map_err(db)?;
     let rows = c
-        .query(&stmt, &[&tenant, &kinds, &ids, &refs, &channels, &keys])
+        .query(
+            &stmt,
+            &[
+                &tenant,
+                &kinds,
+                &ids,
+                &refs,
+                &channels,
+                &keys,
+                &ContactState::Merged.code(),
+            ],
+        )
         .await
         .map_err(db)?;
     let mut found: Vec<Option<RoutingContact>> = vec![None; lookups.len()];
@@ -617,4 +635,247 @@ fn consents_from_arrays(r: &tokio_postgres::Row, o: usize, contact_id: Uuid) -> 
             })
         })
         .collect()
+}
+
+#[async_trait]
+impl ContactStore for PgStore {
+    async fn create_contact(&self, tenant: &str, contact: NewContact) -> Result<Contact> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let id = Uuid::now_v7();
+        let now = now();
+        let p = &contact.profile;
+        external_ref_owner(&tx, tenant, p.external_ref.as_deref(), id).await?;
+        let attributes = serde_json::to_value(&p.attributes).map_err(StoreError::backend)?;
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO contacts (tenant, id, state, display_name, locale, time_zone, external_ref,
+                        labels, attributes, create_time, update_time)
+                 VALUES ($1, $2, $10, $3, $4, $5, $6, $7, $8, $9, $9)",
+            )
+            .await
+            .map_err(db)?;
+        tx.execute(
+            &stmt,
+            &[
+                &tenant,
+                &id,
+                &p.display_name,
+                &p.locale,
+                &p.time_zone,
+                &p.external_ref,
+                &p.labels,
+                &attributes,
+                &now,
+                &ContactState::Active.code(),
+            ],
+        )
+        .await
+        .map_err(conflict)?;
+        link(&tx, tenant, id, &dedup_addresses(contact.identities), now).await?;
+        let contact = load_contact(&tx, tenant, id).await?;
+        messages::append_events(
+            &tx,
+            tenant,
+            &[contact_event(EventType::ContactCreated, id, Vec::new())],
+            now,
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        self.bump();
+        Ok(contact)
+    }
+
+    async fn get_contact(&self, tenant: &str, id: Uuid) -> Result<Contact> {
+        let client = self.client().await?;
+        let (id, _) = resolve(&client, tenant, id).await?;
+        load_contact(&client, tenant, id).await
+    }
+
+    async fn list_contacts(&self, tenant: &str, query: ContactQuery) -> Result<Vec<Contact>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT id FROM contacts
+                 WHERE tenant = $1 AND ($2::uuid IS NULL OR id > $2)
+                   AND (state = $6 OR ($3 AND state = $7))
+                   AND ($4::text IS NULL OR labels @> ARRAY[$4::text])
+                 ORDER BY id LIMIT $5",
+            )
+            .await
+            .map_err(db)?;
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let ids: Vec<Uuid> = client
+            .query(
+                &stmt,
+                &[
+                    &tenant,
+                    &query.after,
+                    &query.show_erased,
+                    &query.label,
+                    &limit,
+                    &ContactState::Active.code(),
+                    &ContactState::Erased.code(),
+                ],
+            )
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        load_contacts(&client, tenant, &ids).await
+    }
+
+    async fn update_contact(&self, tenant: &str, id: Uuid, patch: ProfilePatch) -> Result<Contact> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let id = lock_active(&tx, tenant, id).await?;
+        let mut profile = load_contact(&tx, tenant, id).await?.profile;
+        patch.apply(&mut profile);
+        external_ref_owner(&tx, tenant, profile.external_ref.as_deref(), id).await?;
+        write_profile(&tx, tenant, id, &profile, now()).await?;
+        let contact = load_contact(&tx, tenant, id).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(contact)
+    }
+
+    async fn link_identity(&self, tenant: &str, id: Uuid, address: Address) -> Result<Contact> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let id = lock_active(&tx, tenant, id).await?;
+        let now = now();
+        link(&tx, tenant, id, std::slice::from_ref(&address), now).await?;
+        touch(&tx, tenant, id, now).await?;
+        let contact = load_contact(&tx, tenant, id).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(contact)
+    }
+
+    async fn unlink_identity(&self, tenant: &str, id: Uuid, address: Address) -> Result<Contact> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let id = lock_active(&tx, tenant, id).await?;
+        let removed = tx
+            .execute(
+                "DELETE FROM identities
+                 WHERE tenant = $1 AND channel = $2 AND key = $3 AND contact_id = $4",
+                &[&tenant, &address.channel().as_str(), &address.key(), &id],
+            )
+            .await
+            .map_err(db)?;
+        if removed == 0 {
+            return Err(StoreError::IdentityNotLinked(id));
+        }
+        touch(&tx, tenant, id, now()).await?;
+        let contact = load_contact(&tx, tenant, id).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(contact)
+    }
+
+    async fn find_by_keys(
+        &self,
+        tenant: &str,
+        keys: &[(Channel, String)],
+    ) -> Result<Option<Contact>> {
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let client = self.client().await?;
+        let channels: Vec<&str> = keys.iter().map(|(c, _)| c.as_str()).collect();
+        let key_values: Vec<&str> = keys.iter().map(|(_, k)| k.as_str()).collect();
+        let stmt = client
+            .prepare_cached(
+                "SELECT i.contact_id FROM identities i
+                 JOIN unnest($2::text[], $3::text[]) WITH ORDINALITY AS k(channel, key, n)
+                   ON i.channel = k.channel AND i.key = k.key
+                 WHERE i.tenant = $1
+                 ORDER BY k.n LIMIT 1",
+            )
+            .await
+            .map_err(db)?;
+        match client
+            .query_opt(&stmt, &[&tenant, &channels, &key_values])
+            .await
+            .map_err(db)?
+        {
+            Some(row) => load_contact(&client, tenant, row.get(0)).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn find_by_external_ref(
+        &self,
+        tenant: &str,
+        external_ref: &str,
+    ) -> Result<Option<Contact>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT id FROM contacts WHERE tenant = $1 AND external_ref = $2")
+            .await
+            .map_err(db)?;
+        match client
+            .query_opt(&stmt, &[&tenant, &external_ref])
+            .await
+            .map_err(db)?
+        {
+            Some(row) => load_contact(&client, tenant, row.get(0)).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn merge_contacts(
+        &self,
+        tenant: &str,
+        survivor: Uuid,
+        sources: &[Uuid],
+    ) -> Result<Contact> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let contact = merge(&tx, tenant, survivor, sources).await?;
+        tx.commit().await.map_err(db)?;
+        self.bump();
+        Ok(contact)
+    }
+
+    async fn erase_contact(&self, tenant: &str, id: Uuid) -> Result<Contact> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let contact = erase(&tx, tenant, id).await?;
+        tx.commit().await.map_err(db)?;
+        self.bump();
+        Ok(contact)
+    }
+
+    async fn export_contact(&self, tenant: &str, id: Uuid) -> Result<ContactExport> {
+        let mut client = self.client().await?;
+        // One snapshot for the whole document.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(db)?;
+        let (id, _) = resolve(&tx, tenant, id).await?;
+        let (contact, preferences, consent_records) = tokio::try_join!(
+            load_contact(&tx, tenant, id),
+            read_preferences(&tx, tenant, id),
+            read_consents(&tx, tenant, id, None, usize::MAX),
+        )?;
+        tx.commit().await.map_err(db)?;
+        Ok(ContactExport {
+            contact,
+            preferences,
+            consent_records,
+        })
+    }
+
+    async fn routing_contacts(
+        &self,
+        tenant: &str,
+        lookups: &[ContactLookup],
+    ) -> Result<Vec<Option<RoutingContact>>> {
+        let client = self.client().await?;
+        routing_contacts(&client, tenant, lookups).await
+    }
 }

@@ -1,6 +1,7 @@
 //! The dispatcher's side of the PostgreSQL store: claiming due jobs,
 //! recording their outcomes, and applying providers' status reports, each
-//! for many messages per transaction.
+//! for many messages per transaction; the sent messages that heard nothing
+//! (reconciliation) and the windows about to close.
 //!
 //! - A claim leases due jobs with `FOR UPDATE SKIP LOCKED` and returns them
 //!   with their messages, in one statement; no transaction stays open while
@@ -39,11 +40,16 @@ use super::callbacks::progress_of;
 use super::messages::{MESSAGE_COLUMNS, insert_events, message_at, write_messages};
 use super::{PgStore, db};
 use crate::Result;
+use crate::ServiceWindow;
 use crate::callbacks::{Callback, callback_event, callback_state, is_callback};
 use crate::events::*;
 use crate::jobs::*;
 use crate::messages::*;
 use crate::model::now;
+use crate::parts::DispatchStore;
+use async_trait::async_trait;
+use omniroute_channel::Channel;
+use tokio::sync::watch;
 
 /// The statement that locks messages by id (`$1`), in id order, answering
 /// the tenant and then the message columns.
@@ -66,12 +72,80 @@ fn messages_by_id(rows: &[Row]) -> Result<HashMap<Uuid, (String, Message)>> {
         .collect()
 }
 
-impl PgStore {
-    /// Leases due jobs (see [`crate::Store::claim_jobs`]) in one statement:
+/// Jobs put back in line by a completion (as send jobs, or as watches with
+/// their contact), written with one statement.
+#[derive(Debug, Default)]
+struct Released {
+    ids: Vec<Uuid>,
+    dues: Vec<SystemTime>,
+    plan_indexes: Vec<i32>,
+    attempts: Vec<i32>,
+    kinds: Vec<i16>,
+    contacts: Vec<Option<Uuid>>,
+}
+
+impl Released {
+    /// A job due at `due` on `plan_index` with `channel_attempt` attempts
+    /// made on its channel; a watch of `contact` if given.
+    fn push(
+        &mut self,
+        id: Uuid,
+        due: SystemTime,
+        plan_index: usize,
+        channel_attempt: u32,
+        watch_of: Option<Uuid>,
+    ) {
+        self.ids.push(id);
+        self.dues.push(due);
+        self.plan_indexes
+            .push(i32::try_from(plan_index).unwrap_or(i32::MAX));
+        self.attempts
+            .push(i32::try_from(channel_attempt).unwrap_or(i32::MAX));
+        self.kinds.push(JobKind::released(watch_of).code());
+        self.contacts.push(watch_of);
+    }
+
+    async fn write(&self, c: &impl GenericClient) -> Result<()> {
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        let stmt = c
+            .prepare_cached(
+                "UPDATE dispatch_jobs j
+                 SET due_time = u.due, plan_index = u.plan_index, lease_until = NULL,
+                     claim_token = NULL, kind = u.kind, contact_id = u.contact_id,
+                     channel_attempt = u.attempt
+                 FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[], $4::integer[],
+                             $5::smallint[], $6::uuid[])
+                      AS u(id, due, plan_index, attempt, kind, contact_id)
+                 WHERE j.message_id = u.id",
+            )
+            .await
+            .map_err(db)?;
+        c.execute(
+            &stmt,
+            &[
+                &self.ids,
+                &self.dues,
+                &self.plan_indexes,
+                &self.attempts,
+                &self.kinds,
+                &self.contacts,
+            ],
+        )
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DispatchStore for PgStore {
+    /// Leases due jobs (see [`crate::DispatchStore::claim_jobs`]) in one statement:
     /// the due rows are locked in dispatch order, then updated by their
     /// physical address (the rows are locked, so it cannot move), and
     /// returned with their messages.
-    pub(super) async fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<ClaimedJob>> {
+    async fn claim_jobs(&self, limit: usize, lease: Duration) -> Result<Vec<ClaimedJob>> {
         let client = self.queue_client().await?;
         let now = now();
         let until = now + lease;
@@ -118,10 +192,7 @@ impl PgStore {
             .collect()
     }
 
-    pub(super) async fn complete(
-        &self,
-        completions: &[Completion],
-    ) -> Result<Vec<Option<Message>>> {
+    async fn complete_jobs(&self, completions: &[Completion]) -> Result<Vec<Option<Message>>> {
         if completions.is_empty() {
             return Ok(Vec::new());
         }
@@ -268,7 +339,7 @@ impl PgStore {
         Ok(answers)
     }
 
-    pub(super) async fn provider_statuses(
+    async fn apply_provider_statuses(
         &self,
         reports: Vec<ProviderStatus>,
     ) -> Result<Vec<Option<Reported>>> {
@@ -456,71 +527,120 @@ impl PgStore {
         }
         Ok(answers)
     }
-}
 
-/// Jobs put back in line by a completion (as send jobs, or as watches with
-/// their contact), written with one statement.
-#[derive(Debug, Default)]
-struct Released {
-    ids: Vec<Uuid>,
-    dues: Vec<SystemTime>,
-    plan_indexes: Vec<i32>,
-    attempts: Vec<i32>,
-    kinds: Vec<i16>,
-    contacts: Vec<Option<Uuid>>,
-}
-
-impl Released {
-    /// A job due at `due` on `plan_index` with `channel_attempt` attempts
-    /// made on its channel; a watch of `contact` if given.
-    fn push(
-        &mut self,
-        id: Uuid,
-        due: SystemTime,
-        plan_index: usize,
-        channel_attempt: u32,
-        watch_of: Option<Uuid>,
-    ) {
-        self.ids.push(id);
-        self.dues.push(due);
-        self.plan_indexes
-            .push(i32::try_from(plan_index).unwrap_or(i32::MAX));
-        self.attempts
-            .push(i32::try_from(channel_attempt).unwrap_or(i32::MAX));
-        self.kinds.push(JobKind::released(watch_of).code());
-        self.contacts.push(watch_of);
+    async fn stale_sent(
+        &self,
+        after: SentMark,
+        sent_before: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<(SentMark, Message)>> {
+        let client = self.queue_client().await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Sent messages wait in `awaiting_status` until their first report;
+        // a page is a range of its (sent_time, message_id) index, each
+        // message read by its id.
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT a.sent_time, {MESSAGE_COLUMNS}
+                 FROM (SELECT message_id, sent_time FROM awaiting_status
+                       WHERE (sent_time, message_id) > ($1, $2) AND sent_time < $3
+                       ORDER BY sent_time, message_id LIMIT $4) a
+                 JOIN messages ON messages.id = a.message_id
+                 WHERE messages.status = 3
+                 ORDER BY a.sent_time, a.message_id"
+            ))
+            .await
+            .map_err(db)?;
+        client
+            .query(&stmt, &[&after.time, &after.id, &sent_before, &limit])
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|r| {
+                let message = message_at(r, 1)?;
+                Ok((
+                    SentMark {
+                        time: r.get(0),
+                        id: message.id,
+                    },
+                    message,
+                ))
+            })
+            .collect()
     }
 
-    async fn write(&self, c: &impl GenericClient) -> Result<()> {
-        if self.ids.is_empty() {
-            return Ok(());
-        }
-        let stmt = c
+    /// [`crate::DispatchStore::announce_closing_windows`]: the due windows are
+    /// locked soonest first (skipping those another replica holds), marked
+    /// by primary key and announced, in one transaction.
+    async fn announce_closing_windows(
+        &self,
+        scope: &TenantScope,
+        lead: Duration,
+        limit: usize,
+    ) -> Result<usize> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let now = now();
+        let horizon = now + lead;
+        let (only, except) = scope.parts();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let due_stmt = tx
             .prepare_cached(
-                "UPDATE dispatch_jobs j
-                 SET due_time = u.due, plan_index = u.plan_index, lease_until = NULL,
-                     claim_token = NULL, kind = u.kind, contact_id = u.contact_id,
-                     channel_attempt = u.attempt
-                 FROM unnest($1::uuid[], $2::timestamptz[], $3::integer[], $4::integer[],
-                             $5::smallint[], $6::uuid[])
-                      AS u(id, due, plan_index, attempt, kind, contact_id)
-                 WHERE j.message_id = u.id",
+                "SELECT tenant, contact_id, channel, line, open_until FROM service_windows
+                 WHERE open_until > $1 AND open_until <= $2 AND notified_until IS NULL
+                   AND ($3::text IS NULL OR tenant = $3) AND tenant <> ALL($4)
+                 ORDER BY open_until LIMIT $5
+                 FOR UPDATE SKIP LOCKED",
             )
             .await
             .map_err(db)?;
-        c.execute(
-            &stmt,
-            &[
-                &self.ids,
-                &self.dues,
-                &self.plan_indexes,
-                &self.attempts,
-                &self.kinds,
-                &self.contacts,
-            ],
-        )
-        .await
-        .map_err(db)?;
-        Ok(())
+        let rows = tx
+            .query(&due_stmt, &[&now, &horizon, &only, &except, &limit])
+            .await
+            .map_err(db)?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let tenants: Vec<&str> = rows.iter().map(|r| r.get(0)).collect();
+        let contacts: Vec<Uuid> = rows.iter().map(|r| r.get(1)).collect();
+        let channels: Vec<&str> = rows.iter().map(|r| r.get(2)).collect();
+        let lines: Vec<&str> = rows.iter().map(|r| r.get(3)).collect();
+        let mark_stmt = tx
+            .prepare_cached(
+                "UPDATE service_windows w SET notified_until = w.open_until
+                 FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[])
+                      AS k(tenant, contact_id, channel, line)
+                 WHERE w.tenant = k.tenant AND w.contact_id = k.contact_id
+                   AND w.channel = k.channel AND w.line = k.line",
+            )
+            .await
+            .map_err(db)?;
+        let events: Vec<(&str, NewEvent)> = rows
+            .iter()
+            .filter_map(|r| {
+                let window = ServiceWindow {
+                    channel: Channel::parse(r.get(2))?,
+                    line: r.get(3),
+                    open_until: r.get(4),
+                };
+                Some((r.get(0), window_event(r.get(1), window)))
+            })
+            .collect();
+        let events: Vec<(&str, &NewEvent)> = events.iter().map(|(t, e)| (*t, e)).collect();
+        tokio::try_join!(
+            async {
+                tx.execute(&mark_stmt, &[&tenants, &contacts, &channels, &lines])
+                    .await
+                    .map_err(db)
+            },
+            insert_events(&tx, &events, now),
+        )?;
+        tx.commit().await.map_err(db)?;
+        self.bump();
+        Ok(rows.len())
+    }
+
+    fn job_changes(&self) -> watch::Receiver<u64> {
+        self.signals.jobs.subscribe()
     }
 }

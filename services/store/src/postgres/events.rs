@@ -19,7 +19,7 @@
 //!   would mean the output column `xid::text` and sort transaction ids as
 //!   text.
 //!
-//! [`HOT_STATEMENTS`] lists these statements with sample arguments, so a
+//! [`hot_statements`] lists these statements with sample arguments, so a
 //! test can check their generic plans on large tables.
 
 use std::collections::HashMap;
@@ -32,6 +32,10 @@ use super::{PgStore, db};
 use crate::CursorCheck;
 use crate::Result;
 use crate::events::*;
+use crate::parts::EventStore;
+use async_trait::async_trait;
+use std::time::SystemTime;
+use tokio::sync::watch;
 
 /// The connection options of the event-log readers.
 pub(super) const READER_OPTIONS: &str = "-c enable_sort=off";
@@ -124,8 +128,11 @@ impl PgStore {
     async fn reader(&self) -> Result<deadpool_postgres::Object> {
         self.readers.get().await.map_err(super::pool_error)
     }
+}
 
-    pub(super) async fn events(
+#[async_trait]
+impl EventStore for PgStore {
+    async fn read_events(
         &self,
         tenant: &str,
         after: Cursor,
@@ -201,7 +208,19 @@ impl PgStore {
             .collect()
     }
 
-    pub(super) async fn cursor_check(&self, tenant: &str, cursor: Cursor) -> Result<CursorCheck> {
+    async fn event_head(&self, tenant: &str) -> Result<Cursor> {
+        let client = self.reader().await?;
+        let stmt = client.prepare_cached(HEAD).await.map_err(db)?;
+        let row = client.query_opt(&stmt, &[&tenant]).await.map_err(db)?;
+        Ok(row
+            .map(|r| Cursor {
+                xid: r.get::<_, &str>(0).parse().unwrap_or_default(),
+                seq: r.get(1),
+            })
+            .unwrap_or_default())
+    }
+
+    async fn check_cursor(&self, tenant: &str, cursor: Cursor) -> Result<CursorCheck> {
         let client = self.reader().await?;
         let stmt = client.prepare_cached(AT).await.map_err(db)?;
         let issued = client
@@ -213,19 +232,19 @@ impl PgStore {
             return Ok(CursorCheck::Issued);
         }
         drop(client);
-        let head = self.head(tenant).await?;
+        let head = self.event_head(tenant).await?;
         Ok(crate::events::unissued(cursor, head))
     }
 
-    pub(super) async fn head(&self, tenant: &str) -> Result<Cursor> {
-        let client = self.reader().await?;
-        let stmt = client.prepare_cached(HEAD).await.map_err(db)?;
-        let row = client.query_opt(&stmt, &[&tenant]).await.map_err(db)?;
-        Ok(row
-            .map(|r| Cursor {
-                xid: r.get::<_, &str>(0).parse().unwrap_or_default(),
-                seq: r.get(1),
-            })
-            .unwrap_or_default())
+    async fn prune_events(&self, before: SystemTime) -> Result<u64> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM events WHERE time < $1", &[&before])
+            .await
+            .map_err(db)
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.signals.changes.subscribe()
     }
 }

@@ -10,10 +10,10 @@
 //! `NOTIFY omniroute_changes` to other replicas).
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use deadpool_postgres::GenericClient;
-use omniroute_channel::{Category, Channel, Content};
+use omniroute_channel::{Category, Channel};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -23,7 +23,10 @@ use crate::callbacks::{Callback, callback_event, callback_state, is_callback};
 use crate::events::*;
 use crate::messages::*;
 use crate::model::now;
-use crate::{Result, ServiceWindow, StoreError};
+use crate::parts::MessageStore;
+use crate::plans;
+use crate::{Result, StoreError};
+use async_trait::async_trait;
 
 /// The columns [`message_from_row`] reads, in order.
 pub(super) const MESSAGE_COLUMNS: &str = "id, contact_id, direction, category, channel, priority, \
@@ -225,7 +228,275 @@ pub(super) async fn insert_events(
 }
 
 impl PgStore {
-    pub(super) async fn message(&self, tenant: &str, id: Uuid) -> Result<Message> {
+    async fn inbound_once(&self, tenant: &str, inbound: &NewInbound) -> Result<Received> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let channel = inbound.channel.as_str();
+        let seen = tx
+            .query_opt(
+                "SELECT 1 FROM messages WHERE channel = $1 AND provider_message_id = $2 AND direction = 2",
+                &[&channel, &inbound.provider_message_id],
+            )
+            .await
+            .map_err(db)?;
+        if seen.is_some() {
+            return Ok(Received::Duplicate);
+        }
+        let keys = plans::inbound::sender_keys(inbound);
+        let key_channels: Vec<&str> = keys.iter().map(|(c, _)| c.as_str()).collect();
+        let key_values: Vec<&str> = keys.iter().map(|(_, k)| k.as_str()).collect();
+        let owner: Option<Uuid> = tx
+            .query_opt(
+                "SELECT i.contact_id FROM identities i
+                 JOIN unnest($2::text[], $3::text[]) WITH ORDINALITY AS k(channel, key, n)
+                   ON i.channel = k.channel AND i.key = k.key
+                 WHERE i.tenant = $1
+                 ORDER BY k.n LIMIT 1",
+                &[&tenant, &key_channels, &key_values],
+            )
+            .await
+            .map_err(db)?
+            .map(|r| r.get(0));
+        let reply_to: Option<Uuid> = match (owner, &inbound.reply_to) {
+            (Some(owner), Some(provider_id)) => tx
+                .query_opt(
+                    "SELECT id FROM messages WHERE tenant = $1 AND channel = $2 AND provider_message_id = $3
+                       AND contact_id = $4
+                     ORDER BY create_time DESC LIMIT 1",
+                    &[&tenant, &channel, provider_id, &owner],
+                )
+                .await
+                .map_err(db)?
+                .map(|r| r.get(0)),
+            _ => None,
+        };
+        let plan = plans::inbound::plan(inbound, owner, reply_to, now());
+        let replied = match write_inbound(&tx, tenant, &plan).await? {
+            Some(replied) => replied,
+            // A concurrent delivery of the same message committed first.
+            None => return Ok(Received::Duplicate),
+        };
+        tx.commit().await.map_err(db)?;
+        if replied > 0 {
+            self.bump_jobs();
+        } else {
+            self.bump();
+        }
+        Ok(Received::New(plan.message))
+    }
+}
+
+/// Writes what [`plans::inbound::plan`] decided; `None` when the message
+/// turned out a duplicate (nothing is left written: the caller drops the
+/// transaction), else how many watches it woke.
+async fn write_inbound(
+    tx: &impl GenericClient,
+    tenant: &str,
+    plan: &plans::inbound::InboundPlan<'_>,
+) -> Result<Option<u64>> {
+    let now = plan.now;
+    let contact_id = plan.sender.id();
+    match &plan.sender {
+        plans::inbound::Sender::Known { id, fill_name } => {
+            super::link(tx, tenant, *id, std::slice::from_ref(plan.link), now).await?;
+            tx.execute(
+                "UPDATE contacts SET display_name = $3 WHERE tenant = $1 AND id = $2 AND display_name = ''",
+                &[&tenant, id, fill_name],
+            )
+            .await
+            .map_err(db)?;
+        }
+        plans::inbound::Sender::New {
+            id,
+            state,
+            display_name,
+        } => {
+            tx.execute(
+                "INSERT INTO contacts (tenant, id, state, display_name, create_time, update_time)
+                 VALUES ($1, $2, $3, $4, $5, $5)",
+                &[&tenant, id, &state.code(), display_name, &now],
+            )
+            .await
+            .map_err(db)?;
+            super::link(tx, tenant, *id, std::slice::from_ref(plan.link), now).await?;
+        }
+    }
+    if let Some(user) = &plan.user_id {
+        tx.execute(
+            "UPDATE identities SET provider_user_id = $4 WHERE tenant = $1 AND channel = $2 AND key = $3",
+            &[&tenant, &user.channel.as_str(), &user.key, &user.user_id],
+        )
+        .await
+        .map_err(db)?;
+    }
+    if !plan.windows.is_empty() {
+        let channels: Vec<&str> = plan.windows.iter().map(|w| w.channel.as_str()).collect();
+        let lines: Vec<&str> = plan.windows.iter().map(|w| w.line.as_str()).collect();
+        let until: Vec<SystemTime> = plan.windows.iter().map(|w| w.open_until).collect();
+        tx.execute(
+            "INSERT INTO service_windows (tenant, contact_id, channel, line, open_until)
+             SELECT $1, $2, channel, line, open_until
+             FROM unnest($3::text[], $4::text[], $5::timestamptz[]) AS w(channel, line, open_until)
+             ON CONFLICT (tenant, contact_id, channel, line) DO UPDATE
+                 SET open_until = EXCLUDED.open_until, notified_until = NULL
+                 WHERE service_windows.open_until < EXCLUDED.open_until",
+            &[&tenant, &contact_id, &channels, &lines, &until],
+        )
+        .await
+        .map_err(db)?;
+    }
+    let replied = if plan.wake_watches {
+        tx.execute(
+            "UPDATE dispatch_jobs SET kind = 2, due_time = $3
+             WHERE message_id IN (
+                 SELECT message_id FROM dispatch_jobs
+                 WHERE tenant = $1 AND contact_id = $2 AND kind = 1
+                 ORDER BY message_id FOR UPDATE)",
+            &[&tenant, &contact_id, &now],
+        )
+        .await
+        .map_err(db)?
+    } else {
+        0
+    };
+    let message = &plan.message;
+    let inserted = tx
+        .execute(
+            "INSERT INTO messages (tenant, id, contact_id, direction, category, channel, priority,
+                    status, content, correlation_ref, send_time, reply_to, history,
+                    provider_message_id, create_time, update_time, automatic)
+             VALUES ($1, $2, $3, 2, $4, $5, $6, $7, $8, '', $9, $10, $11, $12, $13, $13, $14)
+             ON CONFLICT (channel, provider_message_id) WHERE direction = 2 DO NOTHING",
+            &[
+                &tenant,
+                &message.id,
+                &contact_id,
+                &message.category.as_str(),
+                &message.channel.map(Channel::as_str),
+                &message.priority.code(),
+                &message.status.code(),
+                &json(&message.content)?,
+                &message.send_time,
+                &message.reply_to,
+                &json(&message.history)?,
+                &message.provider_message_id,
+                &now,
+                &message.automatic,
+            ],
+        )
+        .await
+        .map_err(db)?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    if let Some(bytes) = plan.media {
+        tx.execute(
+            "INSERT INTO inbound_media (message_id, tenant, bytes) VALUES ($1, $2, $3)",
+            &[&message.id, &tenant, &bytes],
+        )
+        .await
+        .map_err(db)?;
+    }
+    append_events(tx, tenant, &plan.events, now).await?;
+    Ok(Some(replied))
+}
+
+/// Looks up an idempotency key: the stored message when the request is the
+/// same, a conflict when it differs, `None` when the key is new.
+pub(super) async fn replay(
+    c: &impl GenericClient,
+    tenant: &str,
+    key: &str,
+    request_hash: &str,
+) -> Result<Option<Accepted>> {
+    let mut found = by_idempotency_keys(c, tenant, &[key.to_owned()]).await?;
+    match found.pop().flatten() {
+        Some(found) => crate::replay(found, request_hash).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The messages of idempotency keys. The partial unique index holds only
+/// rows with a key: the statement says so, so that every plan can use it.
+fn by_keys_sql() -> String {
+    format!(
+        "SELECT m.idempotency_key, m.request_hash, {MESSAGE_COLUMNS}
+         FROM unnest($2::text[]) AS k(key)
+         JOIN messages m ON m.tenant = $1 AND m.idempotency_key = k.key
+         WHERE m.idempotency_key IS NOT NULL"
+    )
+}
+
+/// The hot statements of this file, for the plan tests.
+pub(super) fn hot_statements() -> Vec<super::HotStatement> {
+    vec![super::HotStatement {
+        name: "messages by idempotency keys",
+        sql: by_keys_sql(),
+        types: "text, text[]",
+        args: "'default', '{req-1001,req-77,nope}'",
+        options: "",
+    }]
+}
+
+/// [`crate::MessageStore::messages_by_idempotency_keys`].
+pub(super) async fn by_idempotency_keys(
+    c: &impl GenericClient,
+    tenant: &str,
+    keys: &[String],
+) -> Result<Vec<Option<(Message, String)>>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stmt = c.prepare_cached(&by_keys_sql()).await.map_err(db)?;
+    let rows = c.query(&stmt, &[&tenant, &keys]).await.map_err(db)?;
+    let mut found: HashMap<String, (Message, String)> = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let message = message_at(row, 2)?;
+        found.insert(row.get(0), (message, row.get(1)));
+    }
+    Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
+}
+
+/// Deletes the dispatch job of a message being canceled, in the
+/// canceling transaction; refused while a worker's lease on it holds (the
+/// send may be under way: [`StoreError::Sending`]).
+pub(super) async fn take_job(tx: &impl GenericClient, id: Uuid, now: SystemTime) -> Result<()> {
+    let lease: Option<Option<SystemTime>> = tx
+        .query_opt(
+            "SELECT lease_until FROM dispatch_jobs WHERE message_id = $1 FOR UPDATE",
+            &[&id],
+        )
+        .await
+        .map_err(db)?
+        .map(|r| r.get(0));
+    crate::refusals::check_lease(lease.flatten(), now, id)?;
+    tx.execute("DELETE FROM dispatch_jobs WHERE message_id = $1", &[&id])
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+#[async_trait]
+impl MessageStore for PgStore {
+    async fn accept_messages(
+        &self,
+        tenant: &str,
+        news: Vec<NewMessage>,
+    ) -> Result<Vec<Result<Accepted>>> {
+        // Group commit (see `accept.rs`).
+        self.accept_many(tenant, news).await
+    }
+
+    async fn messages_by_idempotency_keys(
+        &self,
+        tenant: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<(Message, String)>>> {
+        let client = self.client().await?;
+        by_idempotency_keys(&client, tenant, keys).await
+    }
+
+    async fn get_message(&self, tenant: &str, id: Uuid) -> Result<Message> {
         let client = self.client().await?;
         let row = client
             .query_opt(
@@ -238,7 +509,7 @@ impl PgStore {
         message_from_row(&row)
     }
 
-    pub(super) async fn messages_of(
+    async fn list_messages(
         &self,
         tenant: &str,
         contact_id: Uuid,
@@ -265,7 +536,7 @@ impl PgStore {
             .collect()
     }
 
-    pub(super) async fn cancel(&self, tenant: &str, id: Uuid) -> Result<Message> {
+    async fn cancel_message(&self, tenant: &str, id: Uuid) -> Result<Message> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
         let mut message = lock_message(&tx, tenant, id).await?;
@@ -304,7 +575,7 @@ impl PgStore {
         Ok(message)
     }
 
-    pub(super) async fn retry(&self, tenant: &str, id: Uuid) -> Result<Message> {
+    async fn retry_message(&self, tenant: &str, id: Uuid) -> Result<Message> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
         let mut message = lock_message(&tx, tenant, id).await?;
@@ -346,7 +617,7 @@ impl PgStore {
     /// race to create the sender's contact: the losers' identity insert
     /// waits for the winner's commit and finds the identity taken, and the
     /// whole transaction runs again, finding the winner's contact.
-    pub(super) async fn inbound(&self, tenant: &str, inbound: NewInbound) -> Result<Received> {
+    async fn record_inbound(&self, tenant: &str, inbound: NewInbound) -> Result<Received> {
         let mut attempt = 0;
         loop {
             match self.inbound_once(tenant, &inbound).await {
@@ -356,176 +627,7 @@ impl PgStore {
         }
     }
 
-    async fn inbound_once(&self, tenant: &str, inbound: &NewInbound) -> Result<Received> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db)?;
-        let channel = inbound.channel.as_str();
-        let seen = tx
-            .query_opt(
-                "SELECT 1 FROM messages WHERE channel = $1 AND provider_message_id = $2 AND direction = 2",
-                &[&channel, &inbound.provider_message_id],
-            )
-            .await
-            .map_err(db)?;
-        if seen.is_some() {
-            return Ok(Received::Duplicate);
-        }
-        let now = now();
-        let mut events = Vec::new();
-        let mut owner: Option<Uuid> = None;
-        // Their identity on this channel, else one with the same number on
-        // the other phone channel (Address::keys).
-        for (known_on, key) in inbound.from.keys() {
-            owner = tx
-                .query_opt(
-                    "SELECT contact_id FROM identities WHERE tenant = $1 AND channel = $2 AND key = $3",
-                    &[&tenant, &known_on.as_str(), &key],
-                )
-                .await
-                .map_err(db)?
-                .map(|r| r.get(0));
-            if owner.is_some() {
-                break;
-            }
-        }
-        let name = inbound.profile_name.clone().unwrap_or_default();
-        let contact_id = match owner {
-            Some(id) => {
-                // The WhatsApp form the customer was last seen with is the one
-                // replies go to; a profile name fills an empty display name.
-                super::link(&tx, tenant, id, std::slice::from_ref(&inbound.from), now).await?;
-                tx.execute(
-                    "UPDATE contacts SET display_name = $3 WHERE tenant = $1 AND id = $2 AND display_name = ''",
-                    &[&tenant, &id, &name],
-                )
-                .await
-                .map_err(db)?;
-                id
-            }
-            None => {
-                let id = Uuid::now_v7();
-                tx.execute(
-                    "INSERT INTO contacts (tenant, id, state, display_name, create_time, update_time)
-                     VALUES ($1, $2, 1, $3, $4, $4)",
-                    &[&tenant, &id, &name, &now],
-                )
-                .await
-                .map_err(db)?;
-                super::link(&tx, tenant, id, std::slice::from_ref(&inbound.from), now).await?;
-                events.push(contact_event(EventType::ContactCreated, id, Vec::new()));
-                id
-            }
-        };
-        if let Some(user_id) = &inbound.provider_user_id {
-            tx.execute(
-                "UPDATE identities SET provider_user_id = $4 WHERE tenant = $1 AND channel = $2 AND key = $3",
-                &[&tenant, &channel, &inbound.from.key(), user_id],
-            )
-            .await
-            .map_err(db)?;
-        }
-        for (window_channel, line, window) in inbound.windows() {
-            let until = inbound.time + window;
-            tx.execute(
-                "INSERT INTO service_windows (tenant, contact_id, channel, line, open_until)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (tenant, contact_id, channel, line) DO UPDATE
-                     SET open_until = EXCLUDED.open_until, notified_until = NULL
-                     WHERE service_windows.open_until < EXCLUDED.open_until",
-                &[
-                    &tenant,
-                    &contact_id,
-                    &window_channel.as_str(),
-                    &line,
-                    &until,
-                ],
-            )
-            .await
-            .map_err(db)?;
-        }
-        // The customer is there: the fallbacks waiting on the delivery of
-        // messages to them are canceled (the dispatcher notes it on each).
-        // An automatic reply says nothing of the customer.
-        let replied = if inbound.automatic {
-            0
-        } else {
-            tx.execute(
-                "UPDATE dispatch_jobs SET kind = 2, due_time = $3
-                 WHERE message_id IN (
-                     SELECT message_id FROM dispatch_jobs
-                     WHERE tenant = $1 AND contact_id = $2 AND kind = 1
-                     ORDER BY message_id FOR UPDATE)",
-                &[&tenant, &contact_id, &now],
-            )
-            .await
-            .map_err(db)?
-        };
-        // Only a message of the sender's own contact: a reply token or a
-        // Message-ID someone else quotes names nothing of another contact's.
-        let reply_to: Option<Uuid> = match &inbound.reply_to {
-            Some(provider_id) => tx
-                .query_opt(
-                    "SELECT id FROM messages WHERE tenant = $1 AND channel = $2 AND provider_message_id = $3
-                       AND contact_id = $4
-                     ORDER BY create_time DESC LIMIT 1",
-                    &[&tenant, &channel, provider_id, &contact_id],
-                )
-                .await
-                .map_err(db)?
-                .map(|r| r.get(0)),
-            None => None,
-        };
-        let message = inbound_message(Uuid::now_v7(), contact_id, inbound, reply_to, now);
-        let inserted = tx
-            .execute(
-                "INSERT INTO messages (tenant, id, contact_id, direction, category, channel, priority,
-                        status, content, correlation_ref, send_time, reply_to, history,
-                        provider_message_id, create_time, update_time, automatic)
-                 VALUES ($1, $2, $3, 2, $4, $5, $6, $7, $8, '', $9, $10, $11, $12, $13, $13, $14)
-                 ON CONFLICT (channel, provider_message_id) WHERE direction = 2 DO NOTHING",
-                &[
-                    &tenant,
-                    &message.id,
-                    &contact_id,
-                    &message.category.as_str(),
-                    &channel,
-                    &message.priority.code(),
-                    &message.status.code(),
-                    &json(&message.content)?,
-                    &message.send_time,
-                    &reply_to,
-                    &json(&message.history)?,
-                    &inbound.provider_message_id,
-                    &now,
-                    &inbound.automatic,
-                ],
-            )
-            .await
-            .map_err(db)?;
-        if inserted == 0 {
-            // A concurrent delivery of the same message committed first.
-            return Ok(Received::Duplicate);
-        }
-        if let Some(bytes) = &inbound.media_bytes {
-            tx.execute(
-                "INSERT INTO inbound_media (message_id, tenant, bytes) VALUES ($1, $2, $3)",
-                &[&message.id, &tenant, bytes],
-            )
-            .await
-            .map_err(db)?;
-        }
-        events.push(message_event(EventType::MessageReceived, &message));
-        append_events(&tx, tenant, &events, now).await?;
-        tx.commit().await.map_err(db)?;
-        if replied > 0 {
-            self.bump_jobs();
-        } else {
-            self.bump();
-        }
-        Ok(Received::New(message))
-    }
-
-    pub(super) async fn inbound_media(&self, tenant: &str, id: Uuid) -> Result<Option<Vec<u8>>> {
+    async fn get_inbound_media(&self, tenant: &str, id: Uuid) -> Result<Option<Vec<u8>>> {
         let client = self.client().await?;
         let row = client
             .query_opt(
@@ -536,310 +638,4 @@ impl PgStore {
             .map_err(db)?;
         Ok(row.map(|r| r.get(0)))
     }
-
-    pub(super) async fn stale(
-        &self,
-        after: SentMark,
-        sent_before: SystemTime,
-        limit: usize,
-    ) -> Result<Vec<(SentMark, Message)>> {
-        let client = self.queue_client().await?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        // Sent messages wait in `awaiting_status` until their first report;
-        // a page is a range of its (sent_time, message_id) index, each
-        // message read by its id.
-        let stmt = client
-            .prepare_cached(&format!(
-                "SELECT a.sent_time, {MESSAGE_COLUMNS}
-                 FROM (SELECT message_id, sent_time FROM awaiting_status
-                       WHERE (sent_time, message_id) > ($1, $2) AND sent_time < $3
-                       ORDER BY sent_time, message_id LIMIT $4) a
-                 JOIN messages ON messages.id = a.message_id
-                 WHERE messages.status = 3
-                 ORDER BY a.sent_time, a.message_id"
-            ))
-            .await
-            .map_err(db)?;
-        client
-            .query(&stmt, &[&after.time, &after.id, &sent_before, &limit])
-            .await
-            .map_err(db)?
-            .iter()
-            .map(|r| {
-                let message = message_at(r, 1)?;
-                Ok((
-                    SentMark {
-                        time: r.get(0),
-                        id: message.id,
-                    },
-                    message,
-                ))
-            })
-            .collect()
-    }
-
-    pub(super) async fn prune(&self, before: SystemTime) -> Result<u64> {
-        let client = self.client().await?;
-        client
-            .execute("DELETE FROM events WHERE time < $1", &[&before])
-            .await
-            .map_err(db)
-    }
-}
-
-/// Looks up an idempotency key: the stored message when the request is the
-/// same, a conflict when it differs, `None` when the key is new.
-pub(super) async fn replay(
-    c: &impl GenericClient,
-    tenant: &str,
-    key: &str,
-    request_hash: &str,
-) -> Result<Option<Accepted>> {
-    let mut found = by_idempotency_keys(c, tenant, &[key.to_owned()]).await?;
-    match found.pop().flatten() {
-        Some(found) => crate::replay(found, request_hash).map(Some),
-        None => Ok(None),
-    }
-}
-
-/// The messages of idempotency keys. The partial unique index holds only
-/// rows with a key: the statement says so, so that every plan can use it.
-fn by_keys_sql() -> String {
-    format!(
-        "SELECT m.idempotency_key, m.request_hash, {MESSAGE_COLUMNS}
-         FROM unnest($2::text[]) AS k(key)
-         JOIN messages m ON m.tenant = $1 AND m.idempotency_key = k.key
-         WHERE m.idempotency_key IS NOT NULL"
-    )
-}
-
-/// The hot statements of this file, for the plan tests.
-pub(super) fn hot_statements() -> Vec<super::HotStatement> {
-    vec![super::HotStatement {
-        name: "messages by idempotency keys",
-        sql: by_keys_sql(),
-        types: "text, text[]",
-        args: "'default', '{req-1001,req-77,nope}'",
-        options: "",
-    }]
-}
-
-/// [`crate::Store::messages_by_idempotency_keys`].
-pub(super) async fn by_idempotency_keys(
-    c: &impl GenericClient,
-    tenant: &str,
-    keys: &[String],
-) -> Result<Vec<Option<(Message, String)>>> {
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    let stmt = c.prepare_cached(&by_keys_sql()).await.map_err(db)?;
-    let rows = c.query(&stmt, &[&tenant, &keys]).await.map_err(db)?;
-    let mut found: HashMap<String, (Message, String)> = HashMap::with_capacity(rows.len());
-    for row in &rows {
-        let message = message_at(row, 2)?;
-        found.insert(row.get(0), (message, row.get(1)));
-    }
-    Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
-}
-
-/// Erases a contact's messages inside the erasure transaction: pending ones
-/// are canceled (their jobs deleted), the media and call progress kept with
-/// them are deleted, then every message loses its content, metadata,
-/// references, route and attempts, and the contact's events lose their
-/// payloads. Returns how many messages were redacted.
-pub(super) async fn erase_messages(
-    tx: &deadpool_postgres::Transaction<'_>,
-    tenant: &str,
-    contact_id: Uuid,
-    now: SystemTime,
-) -> Result<u64> {
-    let pending = tx
-        .query(
-            &format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages
-                 WHERE tenant = $1 AND contact_id = $2 AND id IN (SELECT message_id FROM dispatch_jobs)
-                 FOR UPDATE"
-            ),
-            &[&tenant, &contact_id],
-        )
-        .await
-        .map_err(db)?;
-    // Every job goes (a watch too); the messages still waiting for a send
-    // are canceled.
-    let mut jobs = Vec::with_capacity(pending.len());
-    let mut canceled = Vec::with_capacity(pending.len());
-    for row in &pending {
-        let mut message = message_from_row(row)?;
-        jobs.push(message.id);
-        if !message.status.may_become(MessageStatus::Canceled) {
-            continue;
-        }
-        let channel = message.channel;
-        apply_status(
-            &mut message,
-            MessageStatus::Canceled,
-            channel,
-            "contact erased",
-            now,
-        );
-        canceled.push(message);
-    }
-    if !jobs.is_empty() {
-        tx.execute(
-            "DELETE FROM dispatch_jobs WHERE message_id = ANY($1)",
-            &[&jobs],
-        )
-        .await
-        .map_err(db)?;
-    }
-    if !canceled.is_empty() {
-        // Logged like any cancellation; the payloads are emptied below.
-        let events: Vec<NewEvent> = canceled
-            .iter()
-            .map(|m| status_event(MessageStatus::Accepted, m))
-            .collect();
-        append_events(tx, tenant, &events, now).await?;
-        let ids: Vec<Uuid> = canceled.iter().map(|m| m.id).collect();
-        let histories = canceled
-            .iter()
-            .map(|m| json(&m.history))
-            .collect::<Result<Vec<_>>>()?;
-        tx.execute(
-            "UPDATE messages m SET status = $2, history = h.history, update_time = $3
-             FROM unnest($1::uuid[], $4::jsonb[]) AS h(id, history)
-             WHERE m.id = h.id",
-            &[&ids, &MessageStatus::Canceled.code(), &now, &histories],
-        )
-        .await
-        .map_err(db)?;
-    }
-    tx.execute(
-        "DELETE FROM inbound_media WHERE message_id IN
-             (SELECT id FROM messages WHERE tenant = $1 AND contact_id = $2)",
-        &[&tenant, &contact_id],
-    )
-    .await
-    .map_err(db)?;
-    tx.execute(
-        "DELETE FROM call_progress WHERE tenant = $1 AND message_id IN
-             (SELECT id FROM messages WHERE tenant = $1 AND contact_id = $2)",
-        &[&tenant, &contact_id],
-    )
-    .await
-    .map_err(db)?;
-    let redacted = json(&Content::Text(omniroute_channel::content::Text::default()))?;
-    let count = tx
-        .execute(
-            "UPDATE messages SET content = $3, overrides = '[]', metadata = '{}', correlation_ref = '',
-                    route = NULL, attempts = '[]', update_time = $4
-             WHERE tenant = $1 AND contact_id = $2",
-            &[&tenant, &contact_id, &redacted, &now],
-        )
-        .await
-        .map_err(db)?;
-    let empty = json(&EventPayload::Empty)?;
-    // Events name the contact they were written for, which may be a contact
-    // merged into this one since.
-    tx.execute(
-        "UPDATE events SET payload = $3, metadata = '{}', correlation_ref = ''
-         WHERE tenant = $1 AND (contact_id = $2 OR contact_id IN
-               (SELECT id FROM contacts WHERE tenant = $1 AND merged_into = $2))",
-        &[&tenant, &contact_id, &empty],
-    )
-    .await
-    .map_err(db)?;
-    Ok(count)
-}
-
-impl PgStore {
-    /// [`crate::Store::announce_closing_windows`]: the due windows are
-    /// locked soonest first (skipping those another replica holds), marked
-    /// by primary key and announced, in one transaction.
-    pub(super) async fn closing_windows(
-        &self,
-        scope: &TenantScope,
-        lead: Duration,
-        limit: usize,
-    ) -> Result<usize> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db)?;
-        let now = now();
-        let horizon = now + lead;
-        let (only, except) = scope.parts();
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let due_stmt = tx
-            .prepare_cached(
-                "SELECT tenant, contact_id, channel, line, open_until FROM service_windows
-                 WHERE open_until > $1 AND open_until <= $2 AND notified_until IS NULL
-                   AND ($3::text IS NULL OR tenant = $3) AND tenant <> ALL($4)
-                 ORDER BY open_until LIMIT $5
-                 FOR UPDATE SKIP LOCKED",
-            )
-            .await
-            .map_err(db)?;
-        let rows = tx
-            .query(&due_stmt, &[&now, &horizon, &only, &except, &limit])
-            .await
-            .map_err(db)?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let tenants: Vec<&str> = rows.iter().map(|r| r.get(0)).collect();
-        let contacts: Vec<Uuid> = rows.iter().map(|r| r.get(1)).collect();
-        let channels: Vec<&str> = rows.iter().map(|r| r.get(2)).collect();
-        let lines: Vec<&str> = rows.iter().map(|r| r.get(3)).collect();
-        let mark_stmt = tx
-            .prepare_cached(
-                "UPDATE service_windows w SET notified_until = w.open_until
-                 FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[])
-                      AS k(tenant, contact_id, channel, line)
-                 WHERE w.tenant = k.tenant AND w.contact_id = k.contact_id
-                   AND w.channel = k.channel AND w.line = k.line",
-            )
-            .await
-            .map_err(db)?;
-        let events: Vec<(&str, NewEvent)> = rows
-            .iter()
-            .filter_map(|r| {
-                let window = ServiceWindow {
-                    channel: Channel::parse(r.get(2))?,
-                    line: r.get(3),
-                    open_until: r.get(4),
-                };
-                Some((r.get(0), window_event(r.get(1), window)))
-            })
-            .collect();
-        let events: Vec<(&str, &NewEvent)> = events.iter().map(|(t, e)| (*t, e)).collect();
-        tokio::try_join!(
-            async {
-                tx.execute(&mark_stmt, &[&tenants, &contacts, &channels, &lines])
-                    .await
-                    .map_err(db)
-            },
-            insert_events(&tx, &events, now),
-        )?;
-        tx.commit().await.map_err(db)?;
-        self.bump();
-        Ok(rows.len())
-    }
-}
-
-/// Deletes the dispatch job of a message being canceled, in the
-/// canceling transaction; refused while a worker's lease on it holds (the
-/// send may be under way: [`StoreError::Sending`]).
-pub(super) async fn take_job(tx: &impl GenericClient, id: Uuid, now: SystemTime) -> Result<()> {
-    let lease: Option<Option<SystemTime>> = tx
-        .query_opt(
-            "SELECT lease_until FROM dispatch_jobs WHERE message_id = $1 FOR UPDATE",
-            &[&id],
-        )
-        .await
-        .map_err(db)?
-        .map(|r| r.get(0));
-    crate::refusals::check_lease(lease.flatten(), now, id)?;
-    tx.execute("DELETE FROM dispatch_jobs WHERE message_id = $1", &[&id])
-        .await
-        .map_err(db)?;
-    Ok(())
 }

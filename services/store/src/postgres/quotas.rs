@@ -4,6 +4,8 @@
 use super::events::HotStatement;
 use super::{PgStore, db};
 use crate::Result;
+use crate::parts::QuotaStore;
+use async_trait::async_trait;
 
 /// A tenant's daily count, made if need be and locked (a no-op update),
 /// with what it has counted.
@@ -43,15 +45,10 @@ pub(super) fn hot_statements() -> Vec<HotStatement> {
     ]
 }
 
-impl PgStore {
-    /// [`Store::consume_quota`](crate::Store::consume_quota).
-    pub(super) async fn consume(
-        &self,
-        tenant: &str,
-        day: &str,
-        wanted: u64,
-        limit: u64,
-    ) -> Result<u64> {
+#[async_trait]
+impl QuotaStore for PgStore {
+    /// [`QuotaStore::consume_quota`].
+    async fn consume_quota(&self, tenant: &str, day: &str, wanted: u64, limit: u64) -> Result<u64> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
         // The row, made if need be and locked, with what it has counted.
@@ -75,8 +72,8 @@ impl PgStore {
         Ok(granted)
     }
 
-    /// [`Store::release_quota`](crate::Store::release_quota).
-    pub(super) async fn release(&self, tenant: &str, day: &str, count: u64) -> Result<()> {
+    /// [`QuotaStore::release_quota`].
+    async fn release_quota(&self, tenant: &str, day: &str, count: u64) -> Result<()> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(QUOTA_RELEASE).await.map_err(db)?;
         client

@@ -1,5 +1,5 @@
 //! Tenants and API keys on SQLite (see `migrations/sqlite/0009_auth.sql`).
-//! Called inside the transactions of the `Store` methods in `mod.rs`.
+//! [`TenantStore`] for [`SqliteStore`] runs them on the writer or a reader.
 //!
 //! Every statement reads by a key: a tenant by its primary key, a key by
 //! its primary key or, on the authentication path, by the unique
@@ -13,11 +13,15 @@ use std::time::SystemTime;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
+use super::SqliteStore;
 use super::{db, from_json, json, uuid_col};
 use crate::auth::*;
+use crate::model::now;
 use crate::model::{from_micros, to_micros};
+use crate::parts::TenantStore;
 use crate::refusals::*;
 use crate::{Result, StoreError};
+use async_trait::async_trait;
 
 /// The columns [`tenant_row`] reads.
 const TENANT_COLUMNS: &str = "id, display_name, create_time";
@@ -106,7 +110,7 @@ fn exists(tx: &Connection, sql: &str, value: &str) -> Result<bool> {
         .map(|found| found.is_some())
 }
 
-/// [`crate::Store::create_tenant`]: one insert.
+/// [`crate::TenantStore::create_tenant`]: one insert.
 pub(super) fn create_tenant(
     tx: &Connection,
     id: &str,
@@ -129,14 +133,14 @@ pub(super) fn create_tenant(
     Ok(tenant)
 }
 
-/// [`crate::Store::list_tenants`].
+/// [`crate::TenantStore::list_tenants`].
 pub(super) fn list_tenants(tx: &Connection) -> Result<Vec<Tenant>> {
     let mut stmt = tx.prepare_cached(&list_tenants_sql()).map_err(db)?;
     let rows = stmt.query_map([], tenant_row).map_err(db)?;
     rows.collect::<Result<_, _>>().map_err(db)
 }
 
-/// [`crate::Store::get_tenant`].
+/// [`crate::TenantStore::get_tenant`].
 pub(super) fn get_tenant(tx: &Connection, id: &str) -> Result<Option<Tenant>> {
     tx.prepare_cached(&get_tenant_sql())
         .map_err(db)?
@@ -145,7 +149,7 @@ pub(super) fn get_tenant(tx: &Connection, id: &str) -> Result<Option<Tenant>> {
         .map_err(db)
 }
 
-/// [`crate::Store::create_api_key`]: the tenant and the prefix checked,
+/// [`crate::TenantStore::create_api_key`]: the tenant and the prefix checked,
 /// then one insert.
 pub(super) fn create_key(tx: &Connection, key: NewApiKey, now: SystemTime) -> Result<ApiKey> {
     let key = key.into_key(now);
@@ -171,7 +175,7 @@ pub(super) fn create_key(tx: &Connection, key: NewApiKey, now: SystemTime) -> Re
     Ok(key)
 }
 
-/// [`crate::Store::find_api_key`]: by the unique prefix index.
+/// [`crate::TenantStore::find_api_key`]: by the unique prefix index.
 pub(super) fn find_key(tx: &Connection, prefix: &str) -> Result<Option<ApiKey>> {
     tx.prepare_cached(&find_key_sql())
         .map_err(db)?
@@ -180,7 +184,7 @@ pub(super) fn find_key(tx: &Connection, prefix: &str) -> Result<Option<ApiKey>> 
         .map_err(db)
 }
 
-/// [`crate::Store::list_api_keys`].
+/// [`crate::TenantStore::list_api_keys`].
 pub(super) fn list_keys(tx: &Connection, tenant: Option<&str>) -> Result<Vec<ApiKey>> {
     let mut stmt = tx
         .prepare_cached(&list_keys_sql(tenant.is_some()))
@@ -193,7 +197,7 @@ pub(super) fn list_keys(tx: &Connection, tenant: Option<&str>) -> Result<Vec<Api
     rows.collect::<Result<_, _>>().map_err(db)
 }
 
-/// [`crate::Store::revoke_api_key`]: one update by primary key.
+/// [`crate::TenantStore::revoke_api_key`]: one update by primary key.
 pub(super) fn revoke_key(
     tx: &Connection,
     tenant: Option<&str>,
@@ -207,6 +211,46 @@ pub(super) fn revoke_key(
         .optional()
         .map_err(db)?;
     revoked(found, id)
+}
+
+#[async_trait]
+impl TenantStore for SqliteStore {
+    async fn create_tenant(&self, id: &str, display_name: &str) -> Result<Tenant> {
+        let id = id.to_owned();
+        let display_name = display_name.to_owned();
+        // No event or job is written: nobody needs to look again.
+        self.tx(move |tx| create_tenant(tx, &id, &display_name, now()))
+            .await
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        self.read(list_tenants).await
+    }
+
+    async fn get_tenant(&self, id: &str) -> Result<Option<Tenant>> {
+        let id = id.to_owned();
+        self.read(move |tx| get_tenant(tx, &id)).await
+    }
+
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
+        self.tx(move |tx| create_key(tx, key, now())).await
+    }
+
+    async fn find_api_key(&self, prefix: &str) -> Result<Option<ApiKey>> {
+        let prefix = prefix.to_owned();
+        self.read(move |tx| find_key(tx, &prefix)).await
+    }
+
+    async fn list_api_keys(&self, tenant: Option<&str>) -> Result<Vec<ApiKey>> {
+        let tenant = tenant.map(str::to_owned);
+        self.read(move |tx| list_keys(tx, tenant.as_deref())).await
+    }
+
+    async fn revoke_api_key(&self, tenant: Option<&str>, id: Uuid) -> Result<ApiKey> {
+        let tenant = tenant.map(str::to_owned);
+        self.tx(move |tx| revoke_key(tx, tenant.as_deref(), id, now()))
+            .await
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Callbacks on SQLite: recording call progress, reading, listing and
 //! canceling callbacks, and writing a callback's `CallbackChanged` event
 //! when a change moves its state ([`before`], [`after`]). Called inside the
-//! transactions of the `Store` methods in `mod.rs`.
+//! transactions of [`CallbackStore`] for [`SqliteStore`], below.
 //!
 //! A listing is one ordered range scan of a partial index that holds
 //! callbacks only (`messages_callbacks_due`, or
@@ -21,17 +21,21 @@ use omniroute_channel::Channel;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
+use super::SqliteStore;
 use super::messages::{message_columns, message_row};
 use super::{db, events, json};
 use crate::Result;
 use crate::callbacks::*;
 use crate::events::status_event;
 use crate::messages::{Message, MessageStatus};
+use crate::model::now;
 use crate::model::{from_micros, to_micros};
+use crate::parts::CallbackStore;
 use crate::refusals::{cancel_check, check_lease, found_callback};
+use async_trait::async_trait;
 
 /// Upserts the progress of the callback with a provider id (see
-/// [`crate::Store::record_call_progress`]); the message is found through
+/// [`crate::CallbackStore::record_call_progress`]); the message is found through
 /// `messages_provider_id`.
 const RECORD: &str = "INSERT INTO call_progress
             (tenant, message_id, call_id, answered_by, bridged_seconds, update_time)
@@ -92,11 +96,14 @@ fn get_sql() -> String {
 /// only the callbacks of the contact ?6 resolves to.
 fn list_sql(contact: bool) -> String {
     let contact = if contact {
-        "AND messages.contact_id = (
-             SELECT CASE WHEN state = 3 THEN merged_into ELSE id END
-             FROM contacts WHERE tenant = ?1 AND id = ?6)"
+        format!(
+            "AND messages.contact_id = (
+             SELECT CASE WHEN state = {merged} THEN merged_into ELSE id END
+             FROM contacts WHERE tenant = ?1 AND id = ?6)",
+            merged = crate::model::ContactState::Merged.code()
+        )
     } else {
-        ""
+        String::new()
     };
     format!(
         "SELECT {}, {PROGRESS_COLUMNS} FROM messages {PROGRESS_JOIN}
@@ -186,7 +193,7 @@ pub(super) fn after(
     }
 }
 
-/// [`crate::Store::record_call_progress`]: one upsert, and the callback's
+/// [`crate::CallbackStore::record_call_progress`]: one upsert, and the callback's
 /// event when its state moved (the customer answered).
 pub(super) fn record(
     tx: &Connection,
@@ -234,7 +241,7 @@ pub(super) fn record(
     Ok(written > 0)
 }
 
-/// [`crate::Store::cancel_callback`], inside the writer's transaction.
+/// [`crate::CallbackStore::cancel_callback`], inside the writer's transaction.
 pub(super) fn cancel(
     tx: &Connection,
     tenant: &str,
@@ -279,7 +286,7 @@ pub(super) fn cancel(
     Ok(CanceledCallback { callback, ringing })
 }
 
-/// [`crate::Store::get_callback`].
+/// [`crate::CallbackStore::get_callback`].
 pub(super) fn get(tx: &Connection, tenant: &str, id: Uuid) -> Result<Callback> {
     let found = tx
         .prepare_cached(&get_sql())
@@ -290,7 +297,7 @@ pub(super) fn get(tx: &Connection, tenant: &str, id: Uuid) -> Result<Callback> {
     found_callback(found, id)
 }
 
-/// [`crate::Store::list_callbacks`]: one statement, by index.
+/// [`crate::CallbackStore::list_callbacks`]: one statement, by index.
 pub(super) fn list(
     tx: &Connection,
     tenant: &str,
@@ -320,6 +327,49 @@ pub(super) fn list(
     }
     .map_err(db)?;
     rows.collect::<Result<_, _>>().map_err(db)
+}
+
+#[async_trait]
+impl CallbackStore for SqliteStore {
+    async fn record_call_progress(
+        &self,
+        channel: Channel,
+        call_id: &str,
+        answered_by: Option<&str>,
+        bridged_seconds: Option<u32>,
+    ) -> Result<bool> {
+        let call_id = call_id.to_owned();
+        let answered_by = answered_by.map(str::to_owned);
+        // A callback's event may be written: subscribers look again.
+        self.write(move |tx| {
+            let answered_by = answered_by.as_deref();
+            record(tx, channel, &call_id, answered_by, bridged_seconds, now())
+        })
+        .await
+    }
+
+    async fn get_callback(&self, tenant: &str, id: Uuid) -> Result<Callback> {
+        let tenant = tenant.to_owned();
+        self.read(move |tx| get(tx, &tenant, id)).await
+    }
+
+    async fn list_callbacks(
+        &self,
+        tenant: &str,
+        filter: &CallbackFilter,
+        after: Option<CallbackMark>,
+        limit: usize,
+    ) -> Result<Vec<Callback>> {
+        let tenant = tenant.to_owned();
+        let filter = filter.clone();
+        self.read(move |tx| list(tx, &tenant, &filter, after, limit))
+            .await
+    }
+
+    async fn cancel_callback(&self, tenant: &str, id: Uuid) -> Result<CanceledCallback> {
+        let tenant = tenant.to_owned();
+        self.write(move |tx| cancel(tx, &tenant, id, now())).await
+    }
 }
 
 #[cfg(test)]

@@ -1,15 +1,21 @@
 //! Contacts on SQLite: resolution of merged ids, loading a contact with its
 //! identities and merges, identity links, profile writes, preference and
-//! consent reads, and erasure. Called inside the transactions of the `Store`
-//! methods in `mod.rs`.
+//! consent reads. [`ContactStore`] for
+//! [`SqliteStore`] runs them in its transactions (merge and erasure execute
+//! their plans in `lifecycle.rs`).
 
 use omniroute_channel::{Address, Category, Channel};
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
-use super::{db, events, from_json, json, messages, uuid_col};
+use super::{SqliteStore, events, lifecycle};
+use super::{db, from_json, json, uuid_col};
+use crate::dedup_addresses;
+use crate::events::{EventType, contact_event};
 use crate::model::*;
+use crate::parts::ContactStore;
 use crate::{Result, StoreError};
+use async_trait::async_trait;
 
 /// The id a (possibly merged) id resolves to, with its state.
 pub(super) fn resolve(tx: &Connection, tenant: &str, id: Uuid) -> Result<(Uuid, ContactState)> {
@@ -340,59 +346,21 @@ pub(super) fn read_consents(
     Ok(records)
 }
 
-/// Erases a contact inside a transaction; returns the tombstone and whether
-/// anything was written (erasing twice writes nothing).
-pub(super) fn erase(tx: &Connection, tenant: &str, id: Uuid) -> Result<(Contact, bool)> {
-    let (id, state) = resolve(tx, tenant, id)?;
-    if state == ContactState::Erased {
-        return Ok((load_contact(tx, tenant, id)?, false));
-    }
-    let s = id.to_string();
-    let identities = tx
-        .execute(
-            "DELETE FROM identities WHERE tenant = ?1 AND contact_id = ?2",
-            params![tenant, s],
-        )
+/// The stored channel preferences of a contact (a resolved id).
+pub(super) fn read_channel_preferences(
+    tx: &Connection,
+    tenant: &str,
+    id: Uuid,
+) -> Result<ChannelPreferences> {
+    let stored: String = tx
+        .prepare_cached("SELECT preferences FROM contacts WHERE tenant = ?1 AND id = ?2")
+        .map_err(db)?
+        .query_row(params![tenant, id.to_string()], |r| r.get(0))
         .map_err(db)?;
-    let consents = tx
-        .execute(
-            "DELETE FROM consent_records WHERE tenant = ?1 AND contact_id = ?2",
-            params![tenant, s],
-        )
-        .map_err(db)?;
-    tx.execute(
-        "DELETE FROM service_windows WHERE tenant = ?1 AND contact_id = ?2",
-        params![tenant, s],
-    )
-    .map_err(db)?;
-    let messages_redacted = messages::erase_messages(tx, tenant, id)?;
-    let summary = ErasureSummary {
-        identities_removed: i32::try_from(identities).unwrap_or(i32::MAX),
-        consent_records_removed: i32::try_from(consents).unwrap_or(i32::MAX),
-        messages_redacted,
-    };
-    let now = to_micros(now());
-    tx.execute(
-        "UPDATE contacts SET state = ?3, display_name = '', locale = '', time_zone = '',
-                external_ref = NULL, labels = '[]', attributes = '{}', preferences = '{}',
-                preferences_update_time = NULL, update_time = ?4, erase_time = ?4, erasure = ?5
-         WHERE tenant = ?1 AND id = ?2",
-        params![tenant, s, ContactState::Erased.code(), now, json(&summary)],
-    )
-    .map_err(db)?;
-    // The log keeps that these events happened (readers resume by position)
-    // but no longer what they said about the contact.
-    events::redact_contact(tx, tenant, id)?;
-    events::append(
-        tx,
-        tenant,
-        &crate::events::erased_event(id),
-        from_micros(now),
-    )?;
-    Ok((load_contact(tx, tenant, id)?, true))
+    Ok(from_json(&stored))
 }
 
-/// One lookup of [`crate::Store::routing_contacts`], inside the caller's
+/// One lookup of [`crate::ContactStore::routing_contacts`], inside the caller's
 /// read transaction (one snapshot: the version read is the data's).
 pub(super) fn routing_contact(
     tx: &Connection,
@@ -431,4 +399,240 @@ pub(super) fn routing_contact(
         contact: load_contact(tx, tenant, id)?,
         preferences: read_preferences(tx, tenant, id)?,
     }))
+}
+
+#[async_trait]
+impl ContactStore for SqliteStore {
+    async fn create_contact(&self, tenant: &str, contact: NewContact) -> Result<Contact> {
+        let tenant = tenant.to_owned();
+        self.write(move |tx| {
+            let id = Uuid::now_v7();
+            let now = to_micros(now());
+            check_external_ref(tx, &tenant, contact.profile.external_ref.as_deref(), id)?;
+            let p = &contact.profile;
+            tx.prepare_cached(
+                "INSERT INTO contacts (tenant, id, state, display_name, locale, time_zone, external_ref,
+                        labels, attributes, preferences, create_time, update_time)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, '{}', ?10, ?10)",
+            )
+            .map_err(db)?
+            .execute(params![
+                tenant,
+                id.to_string(),
+                ContactState::Active.code(),
+                p.display_name,
+                p.locale,
+                p.time_zone,
+                p.external_ref,
+                json(&p.labels),
+                json(&p.attributes),
+                now
+            ])
+            .map_err(db)?;
+            for address in dedup_addresses(contact.identities) {
+                link(tx, &tenant, id, &address, now)?;
+            }
+            let event = contact_event(EventType::ContactCreated, id, Vec::new());
+            events::append(tx, &tenant, &event, from_micros(now))?;
+            load_contact(tx, &tenant, id)
+        })
+        .await
+    }
+
+    async fn get_contact(&self, tenant: &str, id: Uuid) -> Result<Contact> {
+        let tenant = tenant.to_owned();
+        self.read(move |tx| {
+            let (id, _) = resolve(tx, &tenant, id)?;
+            load_contact(tx, &tenant, id)
+        })
+        .await
+    }
+
+    async fn list_contacts(&self, tenant: &str, query: ContactQuery) -> Result<Vec<Contact>> {
+        let tenant = tenant.to_owned();
+        self.read(move |tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT id FROM contacts
+                     WHERE tenant = ?1 AND id > ?2
+                       AND (state = ?6 OR (?3 AND state = ?7))
+                       AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(contacts.labels) WHERE value = ?4))
+                     ORDER BY id LIMIT ?5",
+                )
+                .map_err(db)?;
+            let after = query.after.map(|a| a.to_string()).unwrap_or_default();
+            let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+            let ids: Vec<String> = stmt
+                .query_map(
+                    params![
+                        tenant,
+                        after,
+                        query.show_erased,
+                        query.label,
+                        limit,
+                        ContactState::Active.code(),
+                        ContactState::Erased.code()
+                    ],
+                    |r| r.get(0),
+                )
+                .map_err(db)?
+                .collect::<Result<_, _>>()
+                .map_err(db)?;
+            ids.into_iter()
+                .map(|id| load_contact(tx, &tenant, uuid_col(id)))
+                .collect()
+        })
+        .await
+    }
+
+    async fn update_contact(&self, tenant: &str, id: Uuid, patch: ProfilePatch) -> Result<Contact> {
+        let tenant = tenant.to_owned();
+        self.tx(move |tx| {
+            let id = resolve_active(tx, &tenant, id)?;
+            let mut profile = load_contact(tx, &tenant, id)?.profile;
+            patch.apply(&mut profile);
+            check_external_ref(tx, &tenant, profile.external_ref.as_deref(), id)?;
+            write_profile(tx, &tenant, id, &profile, to_micros(now()))?;
+            load_contact(tx, &tenant, id)
+        })
+        .await
+    }
+
+    async fn link_identity(&self, tenant: &str, id: Uuid, address: Address) -> Result<Contact> {
+        let tenant = tenant.to_owned();
+        self.tx(move |tx| {
+            let id = resolve_active(tx, &tenant, id)?;
+            let now = to_micros(now());
+            link(tx, &tenant, id, &address, now)?;
+            touch(tx, &tenant, id, now)?;
+            load_contact(tx, &tenant, id)
+        })
+        .await
+    }
+
+    async fn unlink_identity(&self, tenant: &str, id: Uuid, address: Address) -> Result<Contact> {
+        let tenant = tenant.to_owned();
+        self.tx(move |tx| {
+            let id = resolve_active(tx, &tenant, id)?;
+            let removed = tx
+                .prepare_cached(
+                    "DELETE FROM identities
+                     WHERE tenant = ?1 AND channel = ?2 AND key = ?3 AND contact_id = ?4",
+                )
+                .map_err(db)?
+                .execute(params![
+                    tenant,
+                    address.channel().as_str(),
+                    address.key(),
+                    id.to_string()
+                ])
+                .map_err(db)?;
+            if removed == 0 {
+                return Err(StoreError::IdentityNotLinked(id));
+            }
+            touch(tx, &tenant, id, to_micros(now()))?;
+            load_contact(tx, &tenant, id)
+        })
+        .await
+    }
+
+    async fn find_by_keys(
+        &self,
+        tenant: &str,
+        keys: &[(Channel, String)],
+    ) -> Result<Option<Contact>> {
+        let tenant = tenant.to_owned();
+        let keys = keys.to_vec();
+        self.read(move |tx| {
+            for (channel, key) in &keys {
+                let owner: Option<String> = tx
+                    .prepare_cached(
+                        "SELECT contact_id FROM identities
+                         WHERE tenant = ?1 AND channel = ?2 AND key = ?3",
+                    )
+                    .map_err(db)?
+                    .query_row(params![tenant, channel.as_str(), key], |r| r.get(0))
+                    .optional()
+                    .map_err(db)?;
+                if let Some(owner) = owner {
+                    return load_contact(tx, &tenant, uuid_col(owner)).map(Some);
+                }
+            }
+            Ok(None)
+        })
+        .await
+    }
+
+    async fn find_by_external_ref(
+        &self,
+        tenant: &str,
+        external_ref: &str,
+    ) -> Result<Option<Contact>> {
+        let tenant = tenant.to_owned();
+        let external_ref = external_ref.to_owned();
+        self.read(move |tx| {
+            let id: Option<String> = tx
+                .prepare_cached("SELECT id FROM contacts WHERE tenant = ?1 AND external_ref = ?2")
+                .map_err(db)?
+                .query_row(params![tenant, external_ref], |r| r.get(0))
+                .optional()
+                .map_err(db)?;
+            id.map(|id| load_contact(tx, &tenant, uuid_col(id)))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn merge_contacts(
+        &self,
+        tenant: &str,
+        survivor: Uuid,
+        sources: &[Uuid],
+    ) -> Result<Contact> {
+        let tenant = tenant.to_owned();
+        let sources = sources.to_vec();
+        self.write(move |tx| lifecycle::merge(tx, &tenant, survivor, &sources))
+            .await
+    }
+
+    async fn erase_contact(&self, tenant: &str, id: Uuid) -> Result<Contact> {
+        let tenant = tenant.to_owned();
+        let (contact, erased) = self.tx(move |tx| lifecycle::erase(tx, &tenant, id)).await?;
+        if erased {
+            self.bump();
+            // The WAL's older frames still hold what was erased: empty it
+            // into the (zeroed) database pages.
+            self.writer.shred().await?;
+        }
+        Ok(contact)
+    }
+
+    async fn export_contact(&self, tenant: &str, id: Uuid) -> Result<ContactExport> {
+        let tenant = tenant.to_owned();
+        self.read(move |tx| {
+            let (id, _) = resolve(tx, &tenant, id)?;
+            Ok(ContactExport {
+                contact: load_contact(tx, &tenant, id)?,
+                preferences: read_preferences(tx, &tenant, id)?,
+                consent_records: read_consents(tx, &tenant, id, None, usize::MAX)?,
+            })
+        })
+        .await
+    }
+
+    async fn routing_contacts(
+        &self,
+        tenant: &str,
+        lookups: &[ContactLookup],
+    ) -> Result<Vec<Option<RoutingContact>>> {
+        let tenant = tenant.to_owned();
+        let lookups = lookups.to_vec();
+        self.read(move |tx| {
+            lookups
+                .iter()
+                .map(|lookup| routing_contact(tx, &tenant, lookup))
+                .collect()
+        })
+        .await
+    }
 }

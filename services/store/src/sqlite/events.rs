@@ -12,12 +12,16 @@ use uuid::Uuid;
 
 use std::collections::HashMap;
 
+use super::SqliteStore;
 use super::{db, json, messages};
 use crate::model::{from_micros, to_micros};
+use crate::parts::EventStore;
 use crate::{
     Cursor, CursorCheck, Event, EventFilter, EventPayload, EventType, NewEvent, StoredPayload,
 };
 use crate::{Result, StoreError};
+use async_trait::async_trait;
+use tokio::sync::watch;
 
 /// Appends an event in the caller's transaction, so it commits (or not) with
 /// the change it records.
@@ -172,7 +176,12 @@ pub(super) fn prune(tx: &Connection, before: SystemTime) -> Result<u64> {
 /// Empties the events about an erased contact, including those written under
 /// ids merged into it before (they name the retired id, and their message
 /// payloads hold the same personal data).
-pub(super) fn redact_contact(tx: &Connection, tenant: &str, contact_id: Uuid) -> Result<()> {
+pub(super) fn redact_contact(
+    tx: &Connection,
+    tenant: &str,
+    contact_id: Uuid,
+    payload: &EventPayload,
+) -> Result<()> {
     tx.prepare_cached(
         "UPDATE events SET payload = ?3, metadata = '{}', correlation_ref = ''
          WHERE tenant = ?1
@@ -180,15 +189,45 @@ pub(super) fn redact_contact(tx: &Connection, tenant: &str, contact_id: Uuid) ->
                 OR contact_id IN (SELECT id FROM contacts WHERE tenant = ?1 AND merged_into = ?2))",
     )
     .map_err(db)?
-    .execute(params![
-        tenant,
-        contact_id.to_string(),
-        json(&EventPayload::Empty)
-    ])
+    .execute(params![tenant, contact_id.to_string(), json(payload)])
     .map_err(db)?;
     Ok(())
 }
 
 fn parse_uuid(text: &str) -> Result<Uuid> {
     Uuid::parse_str(text).map_err(StoreError::backend)
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn read_events(
+        &self,
+        tenant: &str,
+        after: Cursor,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        let tenant = tenant.to_owned();
+        let filter = filter.clone();
+        self.read(move |tx| read(tx, &tenant, after, &filter, limit))
+            .await
+    }
+
+    async fn event_head(&self, tenant: &str) -> Result<Cursor> {
+        let tenant = tenant.to_owned();
+        self.read(move |tx| head(tx, &tenant)).await
+    }
+
+    async fn check_cursor(&self, tenant: &str, cursor: Cursor) -> Result<CursorCheck> {
+        let tenant = tenant.to_owned();
+        self.read(move |tx| check_cursor(tx, &tenant, cursor)).await
+    }
+
+    async fn prune_events(&self, before: SystemTime) -> Result<u64> {
+        self.tx(move |tx| prune(tx, before)).await
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
 }

@@ -1,25 +1,27 @@
-//! Messages and dispatch jobs on SQLite.
+//! Messages on SQLite, and the row helpers of messages and dispatch jobs
+//! (claiming and completing jobs live in `dispatch.rs`).
 //!
 //! Every function here runs inside the caller's transaction (see
 //! `SqliteStore::tx`); status changes go through [`apply_status`] and are
-//! logged with an event in that same transaction. SQLite has a single writer,
-//! so a job claimed by an `UPDATE` inside the transaction cannot be claimed
-//! twice: no row locks or `SKIP LOCKED` are needed.
+//! logged with an event in that same transaction.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use omniroute_channel::content::Text;
-use omniroute_channel::{Category, Channel, Content};
+use omniroute_channel::{Category, Channel};
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
+use super::{SqliteStore, writer};
 use super::{callbacks, db, events, json, resolve};
 use crate::events::*;
 use crate::jobs::*;
 use crate::messages::*;
 use crate::model::{ContactState, from_micros, now, to_micros};
+use crate::parts::MessageStore;
+use crate::plans;
 use crate::{Result, StoreError};
+use async_trait::async_trait;
 
 /// The columns [`message_row`] reads, in its order.
 macro_rules! message_columns {
@@ -96,7 +98,7 @@ pub(super) fn message_row(r: &Row<'_>) -> rusqlite::Result<Message> {
     })
 }
 
-fn message_not_found(id: Uuid) -> StoreError {
+pub(super) fn message_not_found(id: Uuid) -> StoreError {
     StoreError::NotFound {
         resource: "messages",
         id: id.to_string(),
@@ -117,40 +119,10 @@ pub(super) fn get(tx: &Connection, tenant: &str, id: Uuid) -> Result<Message> {
     .ok_or_else(|| message_not_found(id))
 }
 
-/// Writes back everything about a message that can change after it was
-/// stored.
-fn save(tx: &Connection, tenant: &str, m: &Message) -> Result<()> {
-    tx.prepare_cached(
-        "UPDATE messages SET contact_id = ?3, channel = ?4, status = ?5, content = ?6,
-                overrides = ?7, correlation_ref = ?8, metadata = ?9, history = ?10,
-                attempts = ?11, route = ?12, provider_message_id = ?13, update_time = ?14
-         WHERE tenant = ?1 AND id = ?2",
-    )
-    .map_err(db)?
-    .execute(params![
-        tenant,
-        m.id.to_string(),
-        m.contact_id.to_string(),
-        m.channel.map(Channel::as_str),
-        m.status.code(),
-        json(&m.content),
-        json(&m.overrides),
-        m.correlation_ref,
-        json(&m.metadata),
-        json(&m.history),
-        json(&m.attempts),
-        m.route.as_ref().map(json),
-        m.provider_message_id,
-        to_micros(m.update_time)
-    ])
-    .map_err(db)?;
-    Ok(())
-}
-
 /// Writes back what a status change, an attempt or a requeue changes: the
 /// status, channel, history, attempts and provider id (the rest of a message
-/// is fixed once stored; erasure uses [`save`]).
-fn save_state(tx: &Connection, tenant: &str, m: &Message) -> Result<()> {
+/// is fixed once stored but for erasure's redaction, see `lifecycle.rs`).
+pub(super) fn save_state(tx: &Connection, tenant: &str, m: &Message) -> Result<()> {
     tx.prepare_cached(
         "UPDATE messages SET channel = ?3, status = ?4, history = ?5, attempts = ?6,
                 provider_message_id = ?7, update_time = ?8
@@ -173,7 +145,7 @@ fn save_state(tx: &Connection, tenant: &str, m: &Message) -> Result<()> {
 
 /// Logs a status change: `MessageFailed` when this change failed the
 /// message, else `MessageStatusChanged`.
-fn record_change(
+pub(super) fn record_change(
     tx: &Connection,
     tenant: &str,
     before: MessageStatus,
@@ -184,12 +156,12 @@ fn record_change(
 }
 
 /// A message's dispatch job as stored.
-struct Job {
-    lease_until: Option<i64>,
-    claim_token: Option<String>,
+pub(super) struct Job {
+    pub(super) lease_until: Option<i64>,
+    pub(super) claim_token: Option<String>,
 }
 
-fn load_job(tx: &Connection, id: Uuid) -> Result<Option<Job>> {
+pub(super) fn load_job(tx: &Connection, id: Uuid) -> Result<Option<Job>> {
     tx.prepare_cached("SELECT lease_until, claim_token FROM dispatch_jobs WHERE message_id = ?1")
         .map_err(db)?
         .query_row(params![id.to_string()], |r| {
@@ -203,7 +175,7 @@ fn load_job(tx: &Connection, id: Uuid) -> Result<Option<Job>> {
 }
 
 /// Creates (or replaces) the message's job, unleased, on a plan index.
-fn put_job(tx: &Connection, tenant: &str, m: &Message, due: SystemTime) -> Result<()> {
+pub(super) fn put_job(tx: &Connection, tenant: &str, m: &Message, due: SystemTime) -> Result<()> {
     tx.prepare_cached(
         "INSERT OR REPLACE INTO dispatch_jobs
                 (message_id, tenant, priority, due_time, plan_index, channel_attempt,
@@ -222,7 +194,7 @@ fn put_job(tx: &Connection, tenant: &str, m: &Message, due: SystemTime) -> Resul
 }
 
 /// Deletes the message's job; returns whether there was one.
-fn delete_job(tx: &Connection, id: Uuid) -> Result<bool> {
+pub(super) fn delete_job(tx: &Connection, id: Uuid) -> Result<bool> {
     let deleted = tx
         .prepare_cached("DELETE FROM dispatch_jobs WHERE message_id = ?1")
         .map_err(db)?
@@ -234,7 +206,7 @@ fn delete_job(tx: &Connection, id: Uuid) -> Result<bool> {
 /// Puts a leased job back in line: due at `due`, on `plan_index`, with
 /// `channel_attempt` attempts made on its channel; a watch of `watch_of` if
 /// given.
-fn release_job(
+pub(super) fn release_job(
     tx: &Connection,
     id: Uuid,
     due: SystemTime,
@@ -374,7 +346,7 @@ pub(super) fn accept(tx: &Connection, tenant: &str, new: NewMessage) -> Result<A
 }
 
 /// The media bytes inbound message `id` carried (see
-/// [`crate::Store::get_inbound_media`]).
+/// [`crate::MessageStore::get_inbound_media`]).
 pub(super) fn inbound_media(tx: &Connection, tenant: &str, id: Uuid) -> Result<Option<Vec<u8>>> {
     tx.prepare_cached("SELECT bytes FROM inbound_media WHERE message_id = ?1 AND tenant = ?2")
         .map_err(db)?
@@ -383,7 +355,7 @@ pub(super) fn inbound_media(tx: &Connection, tenant: &str, id: Uuid) -> Result<O
         .map_err(db)
 }
 
-/// Records a customer's message (see [`crate::Store::record_inbound`]).
+/// Records a customer's message (see [`crate::MessageStore::record_inbound`]).
 pub(super) fn record_inbound(
     tx: &Connection,
     tenant: &str,
@@ -401,64 +373,90 @@ pub(super) fn record_inbound(
     if seen.is_some() {
         return Ok(Received::Duplicate);
     }
-    let now = now();
-    let name = inbound.profile_name.clone().unwrap_or_default();
-    let mut owner: Option<String> = None;
-    // Their identity on this channel, else one with the same number on
-    // the other phone channel (Address::keys).
-    for (known_on, key) in inbound.from.keys() {
+    let mut owner: Option<Uuid> = None;
+    for (known_on, key) in plans::inbound::sender_keys(&inbound) {
         owner = tx
             .prepare_cached(
                 "SELECT contact_id FROM identities WHERE tenant = ?1 AND channel = ?2 AND key = ?3",
             )
             .map_err(db)?
-            .query_row(params![tenant, known_on.as_str(), key], |r| r.get(0))
+            .query_row(params![tenant, known_on.as_str(), key], |r| uuid_at(r, 0))
             .optional()
             .map_err(db)?;
         if owner.is_some() {
             break;
         }
     }
-    let contact_id = match owner {
-        Some(id) => {
-            let id = Uuid::parse_str(&id).map_err(StoreError::backend)?;
-            // The WhatsApp form the customer was last seen with is the one
-            // replies go to; a profile name fills an empty display name.
-            super::link(tx, tenant, id, &inbound.from, to_micros(now))?;
-            tx.execute(
-                "UPDATE contacts SET display_name = ?3 WHERE tenant = ?1 AND id = ?2 AND display_name = ''",
-                params![tenant, id.to_string(), name],
+    let reply_to: Option<Uuid> = match (owner, &inbound.reply_to) {
+        (Some(owner), Some(provider_id)) => tx
+            .prepare_cached(
+                "SELECT id FROM messages WHERE tenant = ?1 AND channel = ?2 AND provider_message_id = ?3
+                   AND contact_id = ?4
+                 ORDER BY create_time DESC LIMIT 1",
             )
-            .map_err(db)?;
-            id
-        }
-        None => {
-            let id = Uuid::now_v7();
-            tx.execute(
-                "INSERT INTO contacts (tenant, id, state, display_name, create_time, update_time)
-                 VALUES (?1, ?2, 1, ?3, ?4, ?4)",
-                params![tenant, id.to_string(), name, to_micros(now)],
+            .map_err(db)?
+            .query_row(
+                params![tenant, channel, provider_id, owner.to_string()],
+                |r| r.get::<_, String>(0),
             )
-            .map_err(db)?;
-            super::link(tx, tenant, id, &inbound.from, to_micros(now))?;
-            events::append(
-                tx,
-                tenant,
-                &contact_event(EventType::ContactCreated, id, Vec::new()),
-                now,
-            )?;
-            id
-        }
+            .optional()
+            .map_err(db)?
+            .and_then(|id| Uuid::parse_str(&id).ok()),
+        _ => None,
     };
-    if let Some(user_id) = &inbound.provider_user_id {
-        tx.execute(
+    let plan = plans::inbound::plan(&inbound, owner, reply_to, now());
+    write_inbound(tx, tenant, &plan)?;
+    Ok(Received::New(plan.message))
+}
+
+/// Writes what [`plans::inbound::plan`] decided.
+fn write_inbound(
+    tx: &Connection,
+    tenant: &str,
+    plan: &plans::inbound::InboundPlan<'_>,
+) -> Result<()> {
+    let now = to_micros(plan.now);
+    let contact_id = plan.sender.id();
+    match &plan.sender {
+        plans::inbound::Sender::Known { id, fill_name } => {
+            super::link(tx, tenant, *id, plan.link, now)?;
+            tx.prepare_cached(
+                "UPDATE contacts SET display_name = ?3 WHERE tenant = ?1 AND id = ?2 AND display_name = ''",
+            )
+            .map_err(db)?
+            .execute(params![tenant, id.to_string(), fill_name])
+            .map_err(db)?;
+        }
+        plans::inbound::Sender::New {
+            id,
+            state,
+            display_name,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO contacts (tenant, id, state, display_name, create_time, update_time)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            )
+            .map_err(db)?
+            .execute(params![
+                tenant,
+                id.to_string(),
+                state.code(),
+                display_name,
+                now
+            ])
+            .map_err(db)?;
+            super::link(tx, tenant, *id, plan.link, now)?;
+        }
+    }
+    if let Some(user) = &plan.user_id {
+        tx.prepare_cached(
             "UPDATE identities SET provider_user_id = ?4 WHERE tenant = ?1 AND channel = ?2 AND key = ?3",
-            params![tenant, channel, inbound.from.key(), user_id],
         )
+        .map_err(db)?
+        .execute(params![tenant, user.channel.as_str(), user.key, user.user_id])
         .map_err(db)?;
     }
-    for (window_channel, line, window) in inbound.windows() {
-        let until = to_micros(inbound.time + window);
+    for window in &plan.windows {
         tx.prepare_cached(
             "INSERT INTO service_windows (tenant, contact_id, channel, line, open_until)
              VALUES (?1, ?2, ?3, ?4, ?5)
@@ -470,44 +468,22 @@ pub(super) fn record_inbound(
         .execute(params![
             tenant,
             contact_id.to_string(),
-            window_channel.as_str(),
-            line,
-            until
+            window.channel.as_str(),
+            window.line,
+            to_micros(window.open_until)
         ])
         .map_err(db)?;
     }
-    // The customer is there: the fallbacks waiting on the delivery of
-    // messages to them are canceled (the dispatcher notes it on each). An
-    // automatic reply says nothing of the customer.
-    if !inbound.automatic {
+    if plan.wake_watches {
         tx.prepare_cached(
             "UPDATE dispatch_jobs SET kind = 2, due_time = ?3
              WHERE tenant = ?1 AND contact_id = ?2 AND kind = 1",
         )
         .map_err(db)?
-        .execute(params![tenant, contact_id.to_string(), to_micros(now)])
+        .execute(params![tenant, contact_id.to_string(), now])
         .map_err(db)?;
     }
-    // Only a message of the sender's own contact: a reply token or a
-    // Message-ID someone else quotes names nothing of another contact's.
-    let reply_to: Option<Uuid> = match &inbound.reply_to {
-        Some(provider_id) => tx
-            .prepare_cached(
-                "SELECT id FROM messages WHERE tenant = ?1 AND channel = ?2 AND provider_message_id = ?3
-                   AND contact_id = ?4
-                 ORDER BY create_time DESC LIMIT 1",
-            )
-            .map_err(db)?
-            .query_row(
-                params![tenant, channel, provider_id, contact_id.to_string()],
-                |r| r.get::<_, String>(0),
-            )
-            .optional()
-            .map_err(db)?
-            .and_then(|id| Uuid::parse_str(&id).ok()),
-        None => None,
-    };
-    let message = inbound_message(Uuid::now_v7(), contact_id, &inbound, reply_to, now);
+    let message = &plan.message;
     tx.prepare_cached(
         "INSERT INTO messages (tenant, id, contact_id, direction, category, channel, priority,
                 status, content, correlation_ref, send_time, reply_to, history,
@@ -520,19 +496,19 @@ pub(super) fn record_inbound(
         message.id.to_string(),
         contact_id.to_string(),
         message.category.as_str(),
-        channel,
+        message.channel.map(Channel::as_str),
         message.priority.code(),
         message.status.code(),
         json(&message.content),
         message.send_time.map(to_micros),
-        reply_to.map(|id| id.to_string()),
+        message.reply_to.map(|id| id.to_string()),
         json(&message.history),
-        inbound.provider_message_id,
-        to_micros(now),
-        inbound.automatic
+        message.provider_message_id,
+        now,
+        message.automatic
     ])
     .map_err(db)?;
-    if let Some(bytes) = &inbound.media_bytes {
+    if let Some(bytes) = plan.media {
         tx.prepare_cached(
             "INSERT INTO inbound_media (message_id, tenant, bytes) VALUES (?1, ?2, ?3)",
         )
@@ -540,13 +516,10 @@ pub(super) fn record_inbound(
         .execute(params![message.id.to_string(), tenant, bytes])
         .map_err(db)?;
     }
-    events::append(
-        tx,
-        tenant,
-        &message_event(EventType::MessageReceived, &message),
-        now,
-    )?;
-    Ok(Received::New(message))
+    for event in &plan.events {
+        events::append(tx, tenant, event, plan.now)?;
+    }
+    Ok(())
 }
 
 /// A contact's messages, newest first, strictly older than `before`.
@@ -579,49 +552,6 @@ pub(super) fn list(
         )
         .map_err(db)?;
     rows.collect::<Result<_, _>>().map_err(db)
-}
-
-/// Sent messages that heard nothing since `sent_before`, oldest first.
-/// Sent messages that heard nothing, by (update_time, id) after `after`: a
-/// sent message's update time is when it was sent.
-pub(super) fn stale_sent(
-    tx: &Connection,
-    after: SentMark,
-    sent_before: SystemTime,
-    limit: usize,
-) -> Result<Vec<(SentMark, Message)>> {
-    let mut stmt = tx
-        .prepare_cached(concat!(
-            "SELECT ",
-            message_columns!(),
-            " FROM messages WHERE status = 3 AND (update_time, id) > (?1, ?2) AND update_time < ?3
-              ORDER BY update_time, id LIMIT ?4"
-        ))
-        .map_err(db)?;
-    let rows = stmt
-        .query_map(
-            params![
-                to_micros(after.time),
-                after.id.to_string(),
-                to_micros(sent_before),
-                i64::try_from(limit).unwrap_or(i64::MAX)
-            ],
-            message_row,
-        )
-        .map_err(db)?;
-    rows.map(|m| {
-        m.map(|m| {
-            (
-                SentMark {
-                    time: m.update_time,
-                    id: m.id,
-                },
-                m,
-            )
-        })
-    })
-    .collect::<Result<_, _>>()
-    .map_err(db)
 }
 
 /// Cancels a pending message that no worker is sending right now.
@@ -678,283 +608,86 @@ pub(super) fn retry(tx: &Connection, tenant: &str, id: Uuid) -> Result<Message> 
     Ok(m)
 }
 
-/// Leases up to `limit` due jobs of any tenant, in (priority, due time) order.
-pub(super) fn claim(tx: &Connection, limit: usize, lease: Duration) -> Result<Vec<ClaimedJob>> {
-    let now = to_micros(now());
-    let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
-    let due: Vec<(String, String, i64, i64, i64)> = tx
-        .prepare_cached(
-            "SELECT tenant, message_id, plan_index, channel_attempt, kind FROM dispatch_jobs
-             WHERE due_time <= ?1 AND (lease_until IS NULL OR lease_until < ?1)
-             ORDER BY priority, due_time, message_id LIMIT ?2",
-        )
-        .map_err(db)?
-        .query_map(
-            params![now, i64::try_from(limit).unwrap_or(i64::MAX)],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
-        .map_err(db)?
-        .collect::<Result<_, _>>()
-        .map_err(db)?;
-    let mut claimed = Vec::with_capacity(due.len());
-    for (tenant, id, plan_index, channel_attempt, kind) in due {
-        let claim_token = Uuid::now_v7();
-        tx.prepare_cached(
-            "UPDATE dispatch_jobs
-             SET lease_until = ?2, claim_token = ?3, channel_attempt = channel_attempt + 1
-             WHERE message_id = ?1",
-        )
-        .map_err(db)?
-        .execute(params![id, until, claim_token.to_string()])
-        .map_err(db)?;
-        let id = Uuid::parse_str(&id).map_err(StoreError::backend)?;
-        let message = get(tx, &tenant, id)?;
-        claimed.push(ClaimedJob {
-            tenant,
-            message,
-            claim_token,
-            plan_index: usize::try_from(plan_index).unwrap_or_default(),
-            channel_attempt: u32::try_from(channel_attempt + 1).unwrap_or(u32::MAX),
-            kind: JobKind::from_code(kind),
-        });
-    }
-    Ok(claimed)
-}
-
-/// Records a claimed job's outcome, unless its lease was lost.
-pub(super) fn complete(
-    tx: &Connection,
-    job: &ClaimedJob,
-    attempt: Option<Attempt>,
-    next: NextStep,
-) -> Result<Option<Message>> {
-    let id = job.message.id;
-    let token = job.claim_token.to_string();
-    match load_job(tx, id)? {
-        Some(current) if current.claim_token.as_deref() == Some(token.as_str()) => {}
-        // The lease expired and another worker claimed the job, or it was
-        // canceled: this outcome is stale and must change nothing.
-        _ => return Ok(None),
-    }
-    let tenant = job.tenant.as_str();
-    let mut m = get(tx, tenant, id)?;
-    let now = now();
-    let was = callbacks::before(tx, tenant, &m)?;
-    let applied = apply_completion(&mut m, job, attempt, next, now);
-    let mut next_call = None;
-    match applied.job {
-        JobChange::Delete => {
-            delete_job(tx, id)?;
+#[async_trait]
+impl MessageStore for SqliteStore {
+    async fn accept_messages(
+        &self,
+        tenant: &str,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<Result<Accepted>>> {
+        let tenant = tenant.to_owned();
+        let accepted = self
+            .tx(move |tx| {
+                Ok(messages
+                    .into_iter()
+                    .map(|message| writer::in_savepoint(tx, || accept(tx, &tenant, message)))
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        // A replay wrote nothing: no one needs to look again.
+        if accepted.iter().any(|a| matches!(a, Ok(Accepted::New(_)))) {
+            self.bump_jobs();
         }
-        JobChange::Release {
-            due,
-            plan_index,
-            channel_attempt,
-        } => {
-            next_call = Some(due);
-            release_job(tx, id, due, plan_index, channel_attempt, None)?
-        }
-        JobChange::Watch { due } => release_job(
-            tx,
-            id,
-            due,
-            job.plan_index,
-            job.channel_attempt,
-            Some(m.contact_id),
-        )?,
+        Ok(accepted)
     }
-    save_state(tx, tenant, &m)?;
-    if let Some(event) = applied.event {
-        events::append(tx, tenant, &event, now)?;
-    }
-    callbacks::after(tx, tenant, was, &m, next_call, now)?;
-    Ok(Some(m))
-}
 
-/// Applies a provider's report; returns the message and whether it changed.
-pub(super) fn apply_provider_status(
-    tx: &Connection,
-    report: &ProviderStatus,
-) -> Result<Option<(Reported, bool)>> {
-    let found: Option<(String, String)> = match report.message_id {
-        Some(id) => tx
-            .prepare_cached("SELECT tenant, id FROM messages WHERE id = ?1")
-            .map_err(db)?
-            .query_row(params![id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()
-            .map_err(db)?,
-        None if report.provider_message_id.is_empty() => None,
-        None => tx
-            .prepare_cached(
-                "SELECT tenant, id FROM messages
-                 WHERE channel = ?1 AND provider_message_id = ?2
-                 ORDER BY id DESC LIMIT 1",
-            )
-            .map_err(db)?
-            .query_row(
-                params![report.channel.as_str(), report.provider_message_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(db)?,
-    };
-    let Some((tenant, id)) = found else {
-        return Ok(None);
-    };
-    let id = Uuid::parse_str(&id).map_err(StoreError::backend)?;
-    let mut m = get(tx, &tenant, id)?;
-    let now = now();
-    // A failure of a watched step makes its watch due now: the next step
-    // takes over instead of the message failing.
-    let watched = report.status == MessageStatus::Failed
-        && tx
-            .prepare_cached(
-                "UPDATE dispatch_jobs SET due_time = ?2 WHERE message_id = ?1 AND kind = 1",
-            )
-            .map_err(db)?
-            .execute(params![id.to_string(), to_micros(now)])
-            .map_err(db)?
-            > 0;
-    let before = m.status;
-    let was = callbacks::before(tx, &tenant, &m)?;
-    let changed = apply_report(&mut m, report, watched, now);
-    if changed {
-        save_state(tx, &tenant, &m)?;
-        record_change(tx, &tenant, before, &m, now)?;
-        callbacks::after(tx, &tenant, was, &m, None, now)?;
-        // Delivered or read: the message arrived, its pending steps end (a
-        // watch, or a fallback step not yet claimed).
-        if ends_pending_steps(m.status) {
-            tx.prepare_cached(
-                "DELETE FROM dispatch_jobs
-                 WHERE message_id = ?1 AND (kind <> 0 OR lease_until IS NULL)",
-            )
-            .map_err(db)?
-            .execute(params![id.to_string()])
-            .map_err(db)?;
-        }
-    }
-    Ok(Some((Reported { tenant, message: m }, changed)))
-}
-
-/// [`crate::Store::announce_closing_windows`]: the due windows, soonest
-/// first, are marked and announced (the writer is the only one, so nobody
-/// announces them twice).
-pub(super) fn closing_windows(
-    tx: &Connection,
-    scope: &TenantScope,
-    lead: Duration,
-    limit: usize,
-) -> Result<usize> {
-    let now = now();
-    let (only, except) = scope.parts();
-    let due: Vec<(String, String, String, String, i64)> = tx
-        .prepare_cached(
-            "SELECT tenant, contact_id, channel, line, open_until FROM service_windows
-             WHERE open_until > ?1 AND open_until <= ?2 AND notified_until IS NULL
-             ORDER BY open_until",
-        )
-        .map_err(db)?
-        .query_map(params![to_micros(now), to_micros(now + lead)], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    async fn messages_by_idempotency_keys(
+        &self,
+        tenant: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<(Message, String)>>> {
+        let (tenant, keys) = (tenant.to_owned(), keys.to_vec());
+        self.read(move |tx| {
+            keys.iter()
+                .map(|key| by_idempotency_key(tx, &tenant, key))
+                .collect()
         })
-        .map_err(db)?
-        .collect::<Result<_, _>>()
-        .map_err(db)?;
-    let mut announced = 0;
-    for (tenant, contact, channel, line, until) in due {
-        let selected = only.is_none_or(|t| t == tenant) && !except.contains(&tenant.as_str());
-        if !selected {
-            continue;
-        }
-        if announced == limit {
-            break;
-        }
-        tx.prepare_cached(
-            "UPDATE service_windows SET notified_until = open_until
-             WHERE tenant = ?1 AND contact_id = ?2 AND channel = ?3 AND line = ?4",
-        )
-        .map_err(db)?
-        .execute(params![tenant, contact, channel, line])
-        .map_err(db)?;
-        let Some(channel) = Channel::parse(&channel) else {
-            continue;
-        };
-        let contact_id = Uuid::parse_str(&contact).map_err(StoreError::backend)?;
-        let window = crate::ServiceWindow {
-            channel,
-            line,
-            open_until: from_micros(until),
-        };
-        events::append(tx, &tenant, &window_event(contact_id, window), now)?;
-        announced += 1;
+        .await
     }
-    Ok(announced)
-}
 
-/// Moves a retired contact's messages to the survivor of a merge.
-pub(super) fn move_messages(tx: &Connection, tenant: &str, from: Uuid, to: Uuid) -> Result<()> {
-    tx.prepare_cached("UPDATE messages SET contact_id = ?3 WHERE tenant = ?1 AND contact_id = ?2")
-        .map_err(db)?
-        .execute(params![tenant, from.to_string(), to.to_string()])
-        .map_err(db)?;
-    Ok(())
-}
-
-/// Redacts an erased contact's messages and cancels the pending ones;
-/// returns how many messages were redacted.
-///
-/// The status history is kept (it holds no personal data); everything the
-/// caller or the customer wrote, every address, the media and the call
-/// progress kept with the messages go.
-pub(super) fn erase_messages(tx: &Connection, tenant: &str, contact_id: Uuid) -> Result<i32> {
-    tx.execute(
-        "DELETE FROM inbound_media WHERE message_id IN
-             (SELECT id FROM messages WHERE tenant = ?1 AND contact_id = ?2)",
-        params![tenant, contact_id.to_string()],
-    )
-    .map_err(db)?;
-    tx.execute(
-        "DELETE FROM call_progress WHERE tenant = ?1 AND message_id IN
-             (SELECT id FROM messages WHERE tenant = ?1 AND contact_id = ?2)",
-        params![tenant, contact_id.to_string()],
-    )
-    .map_err(db)?;
-    let ids: Vec<String> = tx
-        .prepare_cached("SELECT id FROM messages WHERE tenant = ?1 AND contact_id = ?2")
-        .map_err(db)?
-        .query_map(params![tenant, contact_id.to_string()], |r| r.get(0))
-        .map_err(db)?
-        .collect::<Result<_, _>>()
-        .map_err(db)?;
-    let now = now();
-    for id in &ids {
-        let id = Uuid::parse_str(id).map_err(StoreError::backend)?;
-        let mut m = get(tx, tenant, id)?;
-        m.content = Content::Text(Text::default());
-        m.overrides.clear();
-        m.metadata.clear();
-        m.correlation_ref.clear();
-        m.route = None;
-        m.attempts.clear();
-        m.update_time = now;
-        let before = m.status;
-        let channel = m.channel;
-        // A message still waiting for dispatch must not go out to an erased
-        // contact.
-        let canceled = delete_job(tx, id)?
-            && m.status.may_become(MessageStatus::Canceled)
-            && apply_status(
-                &mut m,
-                MessageStatus::Canceled,
-                channel,
-                "contact erased",
-                now,
-            );
-        save(tx, tenant, &m)?;
-        if canceled {
-            record_change(tx, tenant, before, &m, now)?;
-        }
+    async fn get_message(&self, tenant: &str, id: Uuid) -> Result<Message> {
+        let tenant = tenant.to_owned();
+        self.read(move |tx| get(tx, &tenant, id)).await
     }
-    Ok(i32::try_from(ids.len()).unwrap_or(i32::MAX))
+
+    async fn list_messages(
+        &self,
+        tenant: &str,
+        contact_id: Uuid,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        let tenant = tenant.to_owned();
+        self.read(move |tx| list(tx, &tenant, contact_id, before, limit))
+            .await
+    }
+
+    async fn cancel_message(&self, tenant: &str, id: Uuid) -> Result<Message> {
+        let tenant = tenant.to_owned();
+        self.write(move |tx| cancel(tx, &tenant, id)).await
+    }
+
+    async fn retry_message(&self, tenant: &str, id: Uuid) -> Result<Message> {
+        let tenant = tenant.to_owned();
+        let retried = self.tx(move |tx| retry(tx, &tenant, id)).await?;
+        self.bump_jobs();
+        Ok(retried)
+    }
+
+    async fn record_inbound(&self, tenant: &str, inbound: NewInbound) -> Result<Received> {
+        let tenant = tenant.to_owned();
+        let received = self
+            .tx(move |tx| record_inbound(tx, &tenant, inbound))
+            .await?;
+        // A message from the customer may end watches (due at once).
+        if matches!(received, Received::New(_)) {
+            self.bump_jobs();
+        }
+        Ok(received)
+    }
+
+    async fn get_inbound_media(&self, tenant: &str, id: Uuid) -> Result<Option<Vec<u8>>> {
+        let tenant = tenant.to_owned();
+        self.read(move |tx| inbound_media(tx, &tenant, id)).await
+    }
 }

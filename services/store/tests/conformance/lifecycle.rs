@@ -6,8 +6,9 @@ use omniroute_domain::{
     ChannelPreferences, ConsentAction, ContactState, ErasureSummary, Preferences, PreferencesPatch,
     Profile, ProfilePatch, QuietHours, now,
 };
+use omniroute_store::prelude::*;
 use omniroute_store::testing::{fresh_pg_url, fresh_sqlite_store, pg_config};
-use omniroute_store::{PgStore, SqliteStore, Store, StoreError};
+use omniroute_store::{PgStore, SqliteStore, StoreError};
 use uuid::Uuid;
 
 use crate::support::*;

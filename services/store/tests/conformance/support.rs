@@ -8,7 +8,7 @@ use omniroute_channel::{Address, Category, Channel, PhoneRegion, lookup_keys};
 use omniroute_domain::{
     ConsentAction, Contact, ContactQuery, LegalBasis, NewConsent, NewContact, Profile,
 };
-use omniroute_store::Store;
+use omniroute_store::prelude::*;
 use uuid::Uuid;
 
 /// The store under test.

@@ -18,7 +18,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use omniroute_store::{Store, StoreError};
+use omniroute_store::StoreError;
+use omniroute_store::prelude::*;
 use tokio::sync::{Notify, oneshot};
 // Tokio's clock, so that a test can run the rate and the idle time on a
 // paused one.
