@@ -30,6 +30,25 @@ pub enum Direction {
     Inbound,
 }
 
+impl Direction {
+    /// Stable storage code.
+    pub fn code(self) -> i16 {
+        match self {
+            Direction::Outbound => 1,
+            Direction::Inbound => 2,
+        }
+    }
+
+    /// Parses [`Direction::code`] back.
+    pub fn from_code(code: i16) -> Direction {
+        if code == Direction::Inbound.code() {
+            Direction::Inbound
+        } else {
+            Direction::Outbound
+        }
+    }
+}
+
 /// Where a message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -243,3 +243,40 @@ pub(crate) const fn column_count(columns: &str) -> usize {
     }
     count
 }
+
+/// The domain's stored codes that the SQL of both backends writes as
+/// literals (partial indexes match only literal predicates, and a literal
+/// keeps a statement's plan the same for every call): a code changed in
+/// the domain fails here, not in production.
+#[cfg(test)]
+mod literal_codes {
+    use omniroute_domain::events::EventType;
+    use omniroute_domain::jobs::JobKind;
+    use omniroute_domain::messages::{Direction, MessageStatus};
+
+    #[test]
+    fn the_codes_the_sql_spells_out_are_the_domains() {
+        // `direction = 1` (callbacks, accept), `direction = 2` (inbound and
+        // its partial unique index).
+        assert_eq!(Direction::Outbound.code(), 1);
+        assert_eq!(Direction::Inbound.code(), 2);
+        // `kind = 0` (a callback's next call), `kind = 1` (watches),
+        // `kind = 2` (replied watches).
+        assert_eq!(JobKind::Send.code(), 0);
+        assert_eq!(JobKind::Watch.code(), 1);
+        assert_eq!(JobKind::Replied.code(), 2);
+        // `status = 3`: sent messages that heard nothing (reconciliation).
+        assert_eq!(MessageStatus::Sent.code(), 3);
+        // The events the accept statement writes: 1, 8 and 9.
+        assert_eq!(EventType::MessageAccepted.code(), 1);
+        assert_eq!(EventType::CallbackChanged.code(), 8);
+        assert_eq!(EventType::MessageDeferred.code(), 9);
+    }
+
+    #[test]
+    fn directions_read_back_as_written() {
+        for direction in [Direction::Outbound, Direction::Inbound] {
+            assert_eq!(Direction::from_code(direction.code()), direction);
+        }
+    }
+}

@@ -52,11 +52,7 @@ pub(super) fn message_at(r: &Row, o: usize) -> Result<Message> {
     Ok(Message {
         id: r.get(o),
         contact_id: r.get(o + 1),
-        direction: if r.get::<_, i16>(o + 2) == 2 {
-            Direction::Inbound
-        } else {
-            Direction::Outbound
-        },
+        direction: Direction::from_code(r.get(o + 2)),
         category: Category::parse(category).unwrap_or(Category::Transactional),
         channel: channel.and_then(Channel::parse),
         priority: Priority::from_code(r.get(o + 5)),

@@ -66,11 +66,7 @@ pub(super) fn message_row(r: &Row<'_>) -> rusqlite::Result<Message> {
     Ok(Message {
         id: uuid_at(r, 0)?,
         contact_id: uuid_at(r, 1)?,
-        direction: if r.get::<_, i16>(2)? == 2 {
-            Direction::Inbound
-        } else {
-            Direction::Outbound
-        },
+        direction: Direction::from_code(r.get(2)?),
         category: Category::parse(&category).ok_or_else(|| conversion(3, Unknown("category")))?,
         channel: channel_at(r, 4)?,
         priority: Priority::from_code(r.get(5)?),
