@@ -4,8 +4,9 @@
 //! - [`model`]: contacts, identities, profiles, preferences, the consent
 //!   ledger and its derived state, service windows, time in microseconds.
 //! - [`messages`]: messages, their statuses and the status machine
-//!   ([`MessageStatus::may_become`], [`apply_status`]), routes and plans
-//!   (the decision routing stores with a message), inbound messages.
+//!   ([`MessageStatus::may_become`], [`apply_status`]), inbound messages.
+//! - [`routes`]: routes and plans (the decision routing stores with a
+//!   message), re-exported by [`messages`].
 //! - [`events`]: the event log's records and the events a change writes.
 //! - [`jobs`]: dispatch jobs and what an attempt's outcome or a provider's
 //!   report does to a message and its job ([`apply_completion`],
@@ -26,6 +27,7 @@ pub mod jobs;
 pub mod messages;
 pub mod model;
 pub mod policy;
+pub mod routes;
 
 pub use auth::*;
 pub use callbacks::*;
