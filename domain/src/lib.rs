@@ -21,6 +21,7 @@
 
 pub mod auth;
 pub mod callbacks;
+pub mod endpoints;
 pub mod events;
 pub mod jobs;
 pub mod messages;
@@ -29,6 +30,7 @@ pub mod policy;
 
 pub use auth::*;
 pub use callbacks::*;
+pub use endpoints::*;
 pub use events::*;
 pub use jobs::*;
 pub use messages::*;
