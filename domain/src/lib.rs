@@ -22,6 +22,7 @@
 
 pub mod auth;
 pub mod callbacks;
+pub mod endpoints;
 pub mod events;
 pub mod jobs;
 pub mod messages;
@@ -31,6 +32,7 @@ pub mod routes;
 
 pub use auth::*;
 pub use callbacks::*;
+pub use endpoints::*;
 pub use events::*;
 pub use jobs::*;
 pub use messages::*;

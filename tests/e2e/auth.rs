@@ -251,6 +251,8 @@ fn scope_of(path: &str) -> &'static str {
             | "PreviewRoute"
             | "GetCallback"
             | "ListCallbacks"
+            | "GetEndpoint"
+            | "ListEndpoints"
     );
     match (service, reads) {
         ("ContactService", true) | ("PreferenceService", true) => "contacts.read",
@@ -261,11 +263,13 @@ fn scope_of(path: &str) -> &'static str {
         ("CallbackService", true) => "callbacks.read",
         ("CallbackService", false) => "callbacks.write",
         ("EventService", _) => "events.subscribe",
+        ("EndpointService", true) => "endpoints.read",
+        ("EndpointService", false) => "endpoints.write",
         _ => "admin",
     }
 }
 
-const ALL_SCOPES: [&str; 9] = [
+const ALL_SCOPES: [&str; 11] = [
     "messages.send",
     "messages.read",
     "contacts.read",
@@ -274,6 +278,8 @@ const ALL_SCOPES: [&str; 9] = [
     "callbacks.read",
     "callbacks.write",
     "events.subscribe",
+    "endpoints.read",
+    "endpoints.write",
     "admin",
 ];
 
@@ -566,6 +572,25 @@ async fn every_method_refuses_another_tenants_resources(app: TestApp) {
         .into_inner()
         .callback
         .unwrap();
+    let mut endpoints =
+        pb::endpoint_service_client::EndpointServiceClient::new(app.channel.clone());
+    let endpoint = endpoints
+        .create_endpoint(authed(
+            pb::CreateEndpointRequest {
+                endpoint: Some(pb::Endpoint {
+                    url: "https://acme-hooks.example/omniroute".into(),
+                    description: "acme-endpoint-desc".into(),
+                    ..Default::default()
+                }),
+            },
+            &acme,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .endpoint
+        .unwrap();
+    let endpoint_id = endpoint.name.trim_start_matches("endpoints/").to_owned();
     let contact_id = anna.name.trim_start_matches("contacts/").to_owned();
     let message_id = message.name.trim_start_matches("messages/").to_owned();
     let callback_id = callback.name.trim_start_matches("callbacks/").to_owned();
@@ -690,6 +715,30 @@ async fn every_method_refuses_another_tenants_resources(app: TestApp) {
                 name: callback.name.clone(),
             }
             .encode_to_vec(),
+            "CreateEndpoint" => return None,
+            "ListEndpoints" => pb::ListEndpointsRequest::default().encode_to_vec(),
+            "GetEndpoint" => pb::GetEndpointRequest {
+                name: endpoint.name.clone(),
+            }
+            .encode_to_vec(),
+            "UpdateEndpoint" => pb::UpdateEndpointRequest {
+                endpoint: Some(pb::Endpoint {
+                    name: endpoint.name.clone(),
+                    description: "Taken".into(),
+                    ..Default::default()
+                }),
+                update_mask: mask(&["description"]),
+            }
+            .encode_to_vec(),
+            "DeleteEndpoint" => pb::DeleteEndpointRequest {
+                name: endpoint.name.clone(),
+            }
+            .encode_to_vec(),
+            "RotateEndpointSecret" => pb::RotateEndpointSecretRequest {
+                name: endpoint.name.clone(),
+                previous_secret_grace: None,
+            }
+            .encode_to_vec(),
             // The operator's service: every tenant's keys, for admin keys
             // (checked by the scope test); it names no contact data.
             "CreateTenant" | "ListTenants" | "CreateApiKey" | "ListApiKeys" | "RevokeApiKey" => {
@@ -706,6 +755,9 @@ async fn every_method_refuses_another_tenants_resources(app: TestApp) {
         contact_id.as_str(),
         message_id.as_str(),
         callback_id.as_str(),
+        endpoint_id.as_str(),
+        "acme-hooks.example",
+        "acme-endpoint-desc",
         "anna@acme.example",
         "4915155500401",
     ];
@@ -765,6 +817,19 @@ async fn every_method_refuses_another_tenants_resources(app: TestApp) {
         .callback
         .unwrap();
     assert_eq!(cb.state, pb::CallbackState::Scheduled as i32);
+    let endpoint_now = endpoints
+        .get_endpoint(authed(
+            pb::GetEndpointRequest {
+                name: endpoint.name.clone(),
+            },
+            &acme,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .endpoint
+        .unwrap();
+    assert_eq!(endpoint_now, endpoint, "not changed, not rotated");
     let prefs_now = app
         .preferences
         .get_preferences(authed(

@@ -10,6 +10,7 @@ mod contacts;
 mod deadlines;
 mod email;
 mod email_smtp;
+mod endpoints;
 mod events;
 mod invalid;
 mod limits;

@@ -89,6 +89,7 @@ async fn a_database_outage_answers_unavailable_and_recovers_without_loss() {
         "omniroute.v1.MessagingService",
         "omniroute.v1.EventService",
         "omniroute.v1.CallbackService",
+        "omniroute.v1.EndpointService",
     ] {
         assert_eq!(
             health(&app, service).await,

@@ -18,6 +18,9 @@ use omniroute_proto::v1::event_service_client::EventServiceClient;
 use omniroute_proto::v1::messaging_service_client::MessagingServiceClient;
 use omniroute_proto::v1::preference_service_client::PreferenceServiceClient;
 use tokio::sync::oneshot;
+
+/// The test servers' `endpoints.secret_key`: base64 of 32 bytes.
+pub const ENDPOINTS_KEY: &str = "ZW5kcG9pbnRzLWtleS1mb3ItdGVzdHMtb25seS0zMiE=";
 use tonic::transport::Channel;
 
 /// Which store a test server runs on.
@@ -155,6 +158,8 @@ impl TestApp {
         settings.dispatch.send_timeout_secs = 5;
         settings.events.poll_interval_ms = 50;
         settings.grpc.shutdown_grace_secs = 1;
+        // A fixed key for endpoints' secrets (EndpointService needs one).
+        settings.endpoints.secret_key = Secret::new(ENDPOINTS_KEY);
         if let Some(url) = &store_url {
             settings.store.url = Secret::new(url);
             settings.store.pool_size = 4;
@@ -201,6 +206,17 @@ impl TestApp {
             server: Some(server),
             _dir: dir,
         }
+    }
+
+    /// The PostgreSQL database's URL (`None` on the embedded store).
+    pub fn store_url(&self) -> Option<&str> {
+        self.store_url.as_deref()
+    }
+
+    /// The server's data folder (the embedded store's file is
+    /// `omniroute.db` in it).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     /// The server's store (to make API keys, as `omniroute keys` does).

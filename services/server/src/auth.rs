@@ -33,7 +33,7 @@ use uuid::Uuid;
 use crate::api::layer::{Around, Next, Reply, Request, Sendable};
 
 /// Every scope a key may hold.
-pub const SCOPES: [&str; 10] = [
+pub const SCOPES: [&str; 12] = [
     "messages.send",
     "messages.read",
     "contacts.read",
@@ -42,6 +42,8 @@ pub const SCOPES: [&str; 10] = [
     "callbacks.read",
     "callbacks.write",
     "events.subscribe",
+    "endpoints.read",
+    "endpoints.write",
     "admin",
     "*",
 ];
@@ -82,6 +84,8 @@ pub fn need(path: &str) -> Need {
         ("CallbackService", "GetCallback" | "ListCallbacks") => "callbacks.read",
         ("CallbackService", _) => "callbacks.write",
         ("EventService", _) => "events.subscribe",
+        ("EndpointService", "GetEndpoint" | "ListEndpoints") => "endpoints.read",
+        ("EndpointService", _) => "endpoints.write",
         _ => "admin",
     })
 }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 mod auth;
 mod email;
+mod endpoints;
 mod metrics;
 mod quotas;
 mod routing;
@@ -27,6 +28,7 @@ mod voice;
 mod whatsapp;
 pub use auth::AuthSettings;
 pub use email::{EmailSender, EmailSettings};
+pub use endpoints::EndpointSettings;
 pub use metrics::MetricsSettings;
 pub use quotas::{QuotaSettings, TenantQuota};
 pub use routing::{CallMeButton, MissedCallCallback, RoutingSettings, TenantRouting};
@@ -142,6 +144,8 @@ pub struct Settings {
     pub quotas: QuotaSettings,
     /// TLS on the gRPC and webhook listeners.
     pub tls: TlsSettings,
+    /// Outbound webhook endpoints.
+    pub endpoints: EndpointSettings,
 }
 
 /// The HTTP listener for provider webhooks.
@@ -469,6 +473,7 @@ impl Settings {
         self.auth.validate(self.grpc.listen)?;
         self.metrics.validate(self.http.listen)?;
         self.quotas.validate()?;
+        self.endpoints.validate()?;
         self.tls.validate()?;
         if !self.log.otlp_endpoint.is_empty() && !self.log.otlp_endpoint.starts_with("http://") {
             return Err(SettingsError::Invalid {

@@ -24,7 +24,8 @@
 //!   writes.
 //! - `postgres/` and `sqlite/`: each implements each part in the file that
 //!   holds its statements (`contacts.rs`, `preferences.rs`, `messages.rs`,
-//!   `dispatch.rs`, `callbacks.rs`, `events.rs`, `auth.rs`, `quotas.rs`; merge
+//!   `dispatch.rs`, `callbacks.rs`, `events.rs`, `auth.rs`, `quotas.rs`,
+//!   `endpoints.rs`; merge
 //!   and erasure in `lifecycle.rs`); `mod.rs` opens the store and answers
 //!   [`HealthStore`]. The records and rules (statuses, events, consent) are
 //!   the domain crate's; a contact's state is stored as its
@@ -56,14 +57,14 @@ pub mod testing;
 // read `crate::messages::…` as they did when the store defined them; the
 // records and rules are the domain crate's.
 use omniroute_domain::*;
-use omniroute_domain::{auth, callbacks, events, jobs, messages, model};
+use omniroute_domain::{auth, callbacks, endpoints, events, jobs, messages, model};
 
 use omniroute_channel::{Address, Channel};
 use uuid::Uuid;
 
 pub use parts::{
-    CallbackStore, ContactStore, DispatchStore, EventStore, HealthStore, MessageStore,
-    PreferenceStore, QuotaStore, Store, TenantStore,
+    CallbackStore, ContactStore, DispatchStore, EndpointStore, EventStore, HealthStore,
+    MessageStore, PreferenceStore, QuotaStore, Store, TenantStore,
 };
 pub use postgres::{PgStore, PgStoreConfig};
 pub use refusals::replay;
@@ -159,6 +160,14 @@ pub enum StoreError {
     /// tenants): nothing was stored; a key with another prefix may be.
     #[error("an API key with the prefix {0:?} exists already")]
     ApiKeyPrefixTaken(String),
+    /// The resource changed since the caller read it (its etag differs):
+    /// nothing was changed.
+    #[error("{resource}/{id} changed since it was read")]
+    Stale {
+        /// The kind of resource.
+        resource: &'static str,
+        id: String,
+    },
     /// The database cannot be reached now (connection refused or lost, the
     /// server shutting down, no pooled connection within the wait timeout,
     /// the embedded file locked): nothing was changed, and the same call
@@ -212,8 +221,8 @@ impl StoreError {
 /// `dyn Store`: `use omniroute_store::prelude::*;`.
 pub mod prelude {
     pub use crate::parts::{
-        CallbackStore, ContactStore, DispatchStore, EventStore, HealthStore, MessageStore,
-        PreferenceStore, QuotaStore, Store, TenantStore,
+        CallbackStore, ContactStore, DispatchStore, EndpointStore, EventStore, HealthStore,
+        MessageStore, PreferenceStore, QuotaStore, Store, TenantStore,
     };
 }
 

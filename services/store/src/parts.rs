@@ -442,6 +442,49 @@ pub trait QuotaStore: Send + Sync {
     async fn release_quota(&self, tenant: &str, day: &str, count: u64) -> Result<()>;
 }
 
+/// Outbound webhook endpoints. Secrets come and go sealed: a store never
+/// sees one in clear. Every call is within one tenant; another tenant's
+/// endpoint is [`StoreError::NotFound`] (resource `endpoints`), as is a
+/// missing one.
+#[async_trait]
+pub trait EndpointStore: Send + Sync {
+    /// Registers an endpoint, created now, version 1.
+    async fn create_endpoint(&self, tenant: &str, endpoint: NewEndpoint) -> Result<Endpoint>;
+
+    /// Reads an endpoint.
+    async fn get_endpoint(&self, tenant: &str, id: Uuid) -> Result<Endpoint>;
+
+    /// Up to `limit` endpoints with ids after `after`, in id (creation)
+    /// order.
+    async fn list_endpoints(
+        &self,
+        tenant: &str,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Endpoint>>;
+
+    /// Changes an endpoint ([`EndpointPatch::apply`]); [`StoreError::Stale`]
+    /// when the patch names another version than the stored one.
+    async fn update_endpoint(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        patch: EndpointPatch,
+    ) -> Result<Endpoint>;
+
+    /// Deletes an endpoint with its secrets.
+    async fn delete_endpoint(&self, tenant: &str, id: Uuid) -> Result<()>;
+
+    /// Replaces the secret; the current one becomes the previous
+    /// ([`SecretRotation::apply`]).
+    async fn rotate_endpoint_secret(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        rotation: SecretRotation,
+    ) -> Result<Endpoint>;
+}
+
 /// What health checks and metrics read of the store itself.
 #[async_trait]
 pub trait HealthStore: Send + Sync {
@@ -469,6 +512,7 @@ pub trait Store:
     + MessageStore
     + DispatchStore
     + CallbackStore
+    + EndpointStore
     + EventStore
     + TenantStore
     + QuotaStore
@@ -484,6 +528,7 @@ impl<T> Store for T where
         + MessageStore
         + DispatchStore
         + CallbackStore
+        + EndpointStore
         + EventStore
         + TenantStore
         + QuotaStore

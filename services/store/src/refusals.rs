@@ -24,6 +24,28 @@ pub(crate) fn api_key_not_found(id: Uuid) -> StoreError {
     }
 }
 
+/// The error for an endpoint that is not there (or is another tenant's).
+pub(crate) fn endpoint_not_found(id: Uuid) -> StoreError {
+    StoreError::NotFound {
+        resource: "endpoints",
+        id: id.to_string(),
+    }
+}
+
+/// The endpoint after a patch, or [`StoreError::Stale`] when the patch
+/// names another version.
+pub(crate) fn patched(
+    endpoint: omniroute_domain::Endpoint,
+    patch: omniroute_domain::EndpointPatch,
+    now: SystemTime,
+) -> crate::Result<omniroute_domain::Endpoint> {
+    let id = endpoint.id;
+    patch.apply(endpoint, now).ok_or(StoreError::Stale {
+        resource: "endpoints",
+        id: id.to_string(),
+    })
+}
+
 /// The answer of [`crate::TenantStore::revoke_api_key`] from what the update
 /// found: the key, unless there is none (in the tenant, when given).
 pub(crate) fn revoked(found: Option<ApiKey>, id: Uuid) -> crate::Result<ApiKey> {

@@ -16,6 +16,8 @@ mod batches;
 mod callbacks;
 #[path = "conformance/contacts.rs"]
 mod contacts;
+#[path = "conformance/endpoints.rs"]
+mod endpoints;
 #[path = "conformance/events.rs"]
 mod events;
 #[path = "conformance/identities.rs"]
@@ -39,6 +41,7 @@ use auth::*;
 use batches::*;
 use callbacks::*;
 use contacts::*;
+use endpoints::*;
 use events::*;
 use identities::*;
 use inbound::*;
@@ -186,6 +189,13 @@ conformance! {
         an_expired_key_is_not_usable,
         prefixes_are_unique_across_tenants,
         debug_of_a_key_hides_its_hash,
+        // outbound webhook endpoints
+        endpoints_round_trip_every_field,
+        endpoints_list_in_pages_within_their_tenant,
+        endpoints_are_found_only_in_their_tenant,
+        endpoint_patches_change_only_their_fields,
+        a_deleted_endpoint_is_gone,
+        endpoint_rotation_keeps_the_previous_secret_until_its_expiry,
         // the event log
         events_are_read_in_log_order_with_cursor_paging,
         events_filter_by_type_contact_and_tenant,

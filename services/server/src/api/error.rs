@@ -251,6 +251,9 @@ fn store_status(error: StoreError) -> Status {
         StoreError::ApiKeyPrefixTaken(_) => {
             Status::already_exists("an API key with this prefix exists already")
         }
+        e @ StoreError::Stale { .. } => {
+            Status::aborted(format!("{e}; read it again and retry with its etag"))
+        }
         StoreError::ContactChanged(id) => Status::aborted(format!(
             "contacts/{id} kept changing while the message was routed; send it again"
         )),

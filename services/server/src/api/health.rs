@@ -19,10 +19,11 @@ use tonic_health::server::HealthReporter;
 pub const EVERY: Duration = Duration::from_secs(1);
 
 /// The services whose health is the store's ("" is the whole server).
-fn store_backed() -> [&'static str; 7] {
+fn store_backed() -> [&'static str; 8] {
     use pb::admin_service_server::AdminServiceServer as A;
     use pb::callback_service_server::CallbackServiceServer as Cb;
     use pb::contact_service_server::ContactServiceServer as C;
+    use pb::endpoint_service_server::EndpointServiceServer as En;
     use pb::event_service_server::EventServiceServer as E;
     use pb::messaging_service_server::MessagingServiceServer as M;
     use pb::preference_service_server::PreferenceServiceServer as P;
@@ -34,6 +35,7 @@ fn store_backed() -> [&'static str; 7] {
         <E<crate::api::EventApi> as NamedService>::NAME,
         <Cb<crate::api::CallbackApi> as NamedService>::NAME,
         <A<crate::api::AdminApi> as NamedService>::NAME,
+        <En<crate::api::EndpointApi> as NamedService>::NAME,
     ]
 }
 

@@ -10,6 +10,7 @@ mod admin;
 mod callbacks;
 mod contacts;
 mod convert;
+mod endpoints;
 mod error;
 mod events;
 pub mod health;
@@ -34,6 +35,7 @@ use omniroute_store::prelude::*;
 pub use admin::AdminApi;
 pub use callbacks::CallbackApi;
 pub use contacts::ContactApi;
+pub use endpoints::EndpointApi;
 
 pub use events::EventApi;
 pub use messaging::{MAX_BATCH, MessagingApi};
@@ -133,6 +135,10 @@ pub fn routes(
         )
         .add_service(
             pb::callback_service_server::CallbackServiceServer::new(CallbackApi::new(ctx.clone()))
+                .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            pb::endpoint_service_server::EndpointServiceServer::new(EndpointApi::new(ctx.clone()))
                 .max_decoding_message_size(max_message),
         )
         .add_service(

@@ -13,6 +13,7 @@ pub mod callbacks;
 pub mod choices;
 mod consents;
 mod contacts;
+pub mod endpoints;
 mod error;
 pub mod inbound;
 mod messages;
@@ -46,6 +47,8 @@ pub struct App {
     quotas: Arc<quotas::Quotas>,
     /// How national phone numbers are read.
     region: PhoneRegion,
+    /// Endpoints' secret sealing and URL rules.
+    endpoints: Arc<endpoints::Endpoints>,
 }
 
 impl App {
@@ -71,6 +74,7 @@ impl App {
             adapters,
             store,
             region: settings.phone_region(),
+            endpoints: Arc::new(endpoints::Endpoints::new(&settings.endpoints)),
         }
     }
 

@@ -16,7 +16,7 @@ use super::SettingsError;
 
 /// The secret settings, as environment variables name them (the settings
 /// file's keys are the same, lower case: `whatsapp.access_token`).
-pub(super) const SECRET_VARS: [&str; 10] = [
+pub(super) const SECRET_VARS: [&str; 11] = [
     "OMNIROUTE__STORE__URL",
     "OMNIROUTE__API__PAGE_TOKEN_SECRET",
     "OMNIROUTE__WHATSAPP__ACCESS_TOKEN",
@@ -27,6 +27,7 @@ pub(super) const SECRET_VARS: [&str; 10] = [
     "OMNIROUTE__EMAIL__UNSUBSCRIBE_SECRET",
     "OMNIROUTE__VOICE__AUTH_TOKEN",
     "OMNIROUTE__SANDBOX__WEBHOOK_SECRET",
+    "OMNIROUTE__ENDPOINTS__SECRET_KEY",
 ];
 
 /// The contents of the secret file `path`, which `setting` names.
@@ -244,8 +245,17 @@ mod tests {
         let file = dir.path().join("secret");
         std::fs::write(&file, "postgres://omniroute:pw@db:5432/omniroute\n").unwrap();
         let path = file.to_string_lossy().into_owned();
+        // A key must be one: base64 of 32 bytes.
+        let key_file = dir.path().join("key");
+        std::fs::write(&key_file, format!("{}\n", "QUFB".repeat(10) + "QUE=")).unwrap();
+        let key_path = key_file.to_string_lossy().into_owned();
         for var in super::SECRET_VARS {
             let name = format!("{var}_FILE");
+            let path = if var.ends_with("__SECRET_KEY") {
+                &key_path
+            } else {
+                &path
+            };
             Settings::load(None, env(&[(name.as_str(), path.as_str())]))
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
         }

@@ -67,6 +67,7 @@ async fn serve_with_no_settings_uses_the_embedded_store_and_answers_stock_client
         "omniroute.v1.MessagingService",
         "omniroute.v1.CallbackService",
         "omniroute.v1.EventService",
+        "omniroute.v1.EndpointService",
         "grpc.health.v1.Health",
     ] {
         assert!(

@@ -23,6 +23,7 @@ mod auth;
 mod callbacks;
 mod contacts;
 mod dispatch;
+mod endpoints;
 mod errors;
 mod events;
 mod json;
@@ -103,6 +104,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (
         13,
         include_str!("../../migrations/postgres/0013_automatic.sql"),
+    ),
+    (
+        14,
+        include_str!("../../migrations/postgres/0014_endpoints.sql"),
     ),
 ];
 

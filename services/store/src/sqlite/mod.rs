@@ -22,6 +22,7 @@ mod auth;
 mod callbacks;
 mod contacts;
 mod dispatch;
+mod endpoints;
 mod events;
 mod lifecycle;
 mod messages;
@@ -54,6 +55,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0009_auth.sql"),
     include_str!("../../migrations/sqlite/0010_quotas.sql"),
     include_str!("../../migrations/sqlite/0011_automatic.sql"),
+    include_str!("../../migrations/sqlite/0012_endpoints.sql"),
 ];
 
 /// The embedded SQLite store.
