@@ -4,6 +4,7 @@
 //! row FOR UPDATE, applies the domain's patch or rotation, and writes the
 //! row back in the same transaction.
 
+use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -25,9 +26,11 @@ const INSERT: &str = "INSERT INTO endpoints (tenant, id, url, description, event
      previous_secret_expire_time, create_time, update_time, version)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
+/// Takes the same parameters as [`INSERT`] ([`write`]); `create_time` is
+/// written back as it was read.
 const WRITE: &str = "UPDATE endpoints SET url = $3, description = $4, event_types = $5,
      contact_id = $6, disabled = $7, disabled_reason = $8, secret = $9, previous_secret = $10,
-     previous_secret_expire_time = $11, update_time = $12, version = $13
+     previous_secret_expire_time = $11, create_time = $12, update_time = $13, version = $14
      WHERE tenant = $1 AND id = $2";
 
 const DELETE: &str = "DELETE FROM endpoints WHERE tenant = $1 AND id = $2";
@@ -65,6 +68,33 @@ fn endpoint_from_row(r: &Row) -> Endpoint {
     }
 }
 
+/// Writes the whole endpoint with `statement` ([`INSERT`] or [`WRITE`]).
+async fn write(c: &impl GenericClient, statement: &str, e: &Endpoint) -> Result<()> {
+    let stmt = c.prepare_cached(statement).await.map_err(db)?;
+    c.execute(
+        &stmt,
+        &[
+            &e.tenant,
+            &e.id,
+            &e.url,
+            &e.description,
+            &event_type_codes(&e.event_types),
+            &e.contact,
+            &e.disabled,
+            &e.disabled_reason,
+            &e.secret.0,
+            &e.previous_secret.as_ref().map(|s| &s.0),
+            &e.previous_secret_expire_time,
+            &e.create_time,
+            &e.update_time,
+            &e.version,
+        ],
+    )
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
 impl PgStore {
     /// Reads an endpoint in a transaction, locked, changes it with
     /// `change` and writes it back.
@@ -83,27 +113,7 @@ impl PgStore {
             .map(endpoint_from_row)
             .ok_or_else(|| endpoint_not_found(id))?;
         let e = change(endpoint)?;
-        let stmt = tx.prepare_cached(WRITE).await.map_err(db)?;
-        tx.execute(
-            &stmt,
-            &[
-                &tenant,
-                &id,
-                &e.url,
-                &e.description,
-                &event_type_codes(&e.event_types),
-                &e.contact,
-                &e.disabled,
-                &e.disabled_reason,
-                &e.secret.0,
-                &e.previous_secret.as_ref().map(|s| &s.0),
-                &e.previous_secret_expire_time,
-                &e.update_time,
-                &e.version,
-            ],
-        )
-        .await
-        .map_err(db)?;
+        write(&tx, WRITE, &e).await?;
         tx.commit().await.map_err(db)?;
         Ok(e)
     }
@@ -114,29 +124,7 @@ impl EndpointStore for PgStore {
     async fn create_endpoint(&self, tenant: &str, endpoint: NewEndpoint) -> Result<Endpoint> {
         let e = endpoint.into_endpoint(tenant, now());
         let client = self.client().await?;
-        let stmt = client.prepare_cached(INSERT).await.map_err(db)?;
-        client
-            .execute(
-                &stmt,
-                &[
-                    &e.tenant,
-                    &e.id,
-                    &e.url,
-                    &e.description,
-                    &event_type_codes(&e.event_types),
-                    &e.contact,
-                    &e.disabled,
-                    &e.disabled_reason,
-                    &e.secret.0,
-                    &e.previous_secret.as_ref().map(|s| &s.0),
-                    &e.previous_secret_expire_time,
-                    &e.create_time,
-                    &e.update_time,
-                    &e.version,
-                ],
-            )
-            .await
-            .map_err(db)?;
+        write(&client, INSERT, &e).await?;
         Ok(e)
     }
 
