@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use uuid::Uuid;
 
-use crate::events::EventType;
+use crate::events::{Cursor, EventType};
 
 /// A signing secret as stored: a nonce and the ciphertext with its tag,
 /// opaque to the store. Its `Debug` shows only its length.
@@ -62,6 +62,9 @@ pub struct NewEndpoint {
     pub contact: Option<Uuid>,
     pub disabled: bool,
     pub secret: SealedSecret,
+    /// Where its deliveries start: the log's head when it is registered
+    /// (it receives the events that follow).
+    pub start: Cursor,
 }
 
 impl NewEndpoint {
@@ -125,6 +128,17 @@ impl EndpointPatch {
         endpoint.update_time = now;
         endpoint.version += 1;
         Some(endpoint)
+    }
+}
+
+impl Endpoint {
+    /// The endpoint after the router disabled it at `now`, for `reason`.
+    pub fn disabled_by_router(mut self, reason: &str, now: SystemTime) -> Endpoint {
+        self.disabled = true;
+        self.disabled_reason = reason.to_owned();
+        self.update_time = now;
+        self.version += 1;
+        self
     }
 }
 

@@ -39,6 +39,9 @@ pub enum EventType {
     MessageFallback,
     /// A customer service window closes soon: [`EventPayload::Window`].
     WindowClosing,
+    /// The router disabled a webhook endpoint (it answered 410 Gone, or
+    /// every delivery failed for too long): [`EventPayload::Endpoint`].
+    EndpointDisabled,
 }
 
 impl EventType {
@@ -56,6 +59,7 @@ impl EventType {
             EventType::MessageDeferred => 9,
             EventType::MessageFallback => 10,
             EventType::WindowClosing => 11,
+            EventType::EndpointDisabled => 12,
         }
     }
 
@@ -73,6 +77,7 @@ impl EventType {
             9 => EventType::MessageDeferred,
             10 => EventType::MessageFallback,
             11 => EventType::WindowClosing,
+            12 => EventType::EndpointDisabled,
             _ => return None,
         })
     }
@@ -223,6 +228,8 @@ pub enum EventPayload {
     Window(crate::ServiceWindow),
     /// A callback after the change.
     Callback(Box<crate::callbacks::Callback>),
+    /// A webhook endpoint the router disabled, and why.
+    Endpoint { endpoint_id: Uuid, reason: String },
     /// Nothing (erased).
     Empty,
 }
@@ -314,6 +321,8 @@ pub enum StoredPayload {
     /// A callback event: its message's state, its call's progress and its
     /// next call as they were.
     Callback(crate::callbacks::StoredCallback),
+    /// A webhook endpoint the router disabled, and why.
+    Endpoint { endpoint_id: Uuid, reason: String },
     /// Nothing (erased).
     Empty,
 }
@@ -339,6 +348,13 @@ impl StoredPayload {
                     EventPayload::Callback(Box::new(callback.restore(message, contact_id)))
                 }
                 None => EventPayload::Empty,
+            },
+            StoredPayload::Endpoint {
+                endpoint_id,
+                reason,
+            } => EventPayload::Endpoint {
+                endpoint_id,
+                reason,
             },
             StoredPayload::Empty => EventPayload::Empty,
         }
@@ -443,6 +459,21 @@ pub fn window_event(contact_id: Uuid, window: crate::ServiceWindow) -> NewEvent 
         correlation_ref: String::new(),
         metadata: BTreeMap::new(),
         payload: StoredPayload::Window(window),
+    }
+}
+
+/// The `EndpointDisabled` event of an endpoint the router disabled.
+pub fn endpoint_disabled_event(endpoint_id: Uuid, reason: &str) -> NewEvent {
+    NewEvent {
+        kind: EventType::EndpointDisabled,
+        contact_id: None,
+        message_id: None,
+        correlation_ref: String::new(),
+        metadata: BTreeMap::new(),
+        payload: StoredPayload::Endpoint {
+            endpoint_id,
+            reason: reason.to_owned(),
+        },
     }
 }
 

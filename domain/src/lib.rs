@@ -13,6 +13,8 @@
 //!   [`apply_report`).
 //! - [`callbacks`]: a callback (a voice message asking an agent to call the
 //!   customer back), its state derived from its message and its call.
+//! - [`endpoints`] and [`deliveries`]: outbound webhook endpoints, their
+//!   cursors over the event log and the rules of a round of deliveries.
 //! - [`policy`]: a tenant's routing rules (the settings' defaults).
 //! - [`auth`]: tenants and API keys.
 //!
@@ -22,6 +24,7 @@
 
 pub mod auth;
 pub mod callbacks;
+pub mod deliveries;
 pub mod endpoints;
 pub mod events;
 pub mod jobs;
@@ -32,6 +35,7 @@ pub mod routes;
 
 pub use auth::*;
 pub use callbacks::*;
+pub use deliveries::*;
 pub use endpoints::*;
 pub use events::*;
 pub use jobs::*;

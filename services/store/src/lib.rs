@@ -57,14 +57,14 @@ pub mod testing;
 // read `crate::messages::…` as they did when the store defined them; the
 // records and rules are the domain crate's.
 use omniroute_domain::*;
-use omniroute_domain::{auth, callbacks, endpoints, events, jobs, messages, model};
+use omniroute_domain::{auth, callbacks, deliveries, endpoints, events, jobs, messages, model};
 
 use omniroute_channel::{Address, Channel};
 use uuid::Uuid;
 
 pub use parts::{
-    CallbackStore, ContactStore, DispatchStore, EndpointStore, EventStore, HealthStore,
-    MessageStore, PreferenceStore, QuotaStore, Store, TenantStore,
+    CallbackStore, ContactStore, DeliveryStore, DispatchStore, EndpointStore, EventStore,
+    HealthStore, MessageStore, PreferenceStore, QuotaStore, Store, TenantStore,
 };
 pub use postgres::{PgStore, PgStoreConfig};
 pub use refusals::replay;
@@ -221,8 +221,8 @@ impl StoreError {
 /// `dyn Store`: `use omniroute_store::prelude::*;`.
 pub mod prelude {
     pub use crate::parts::{
-        CallbackStore, ContactStore, DispatchStore, EndpointStore, EventStore, HealthStore,
-        MessageStore, PreferenceStore, QuotaStore, Store, TenantStore,
+        CallbackStore, ContactStore, DeliveryStore, DispatchStore, EndpointStore, EventStore,
+        HealthStore, MessageStore, PreferenceStore, QuotaStore, Store, TenantStore,
     };
 }
 

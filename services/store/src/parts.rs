@@ -485,6 +485,65 @@ pub trait EndpointStore: Send + Sync {
     ) -> Result<Endpoint>;
 }
 
+/// Deliveries of the event log to webhook endpoints (see
+/// `omniroute_domain::deliveries`): each endpoint's cursor, leased by one
+/// deliverer at a time, and the log of attempts. An endpoint's cursor is
+/// created with it (at [`NewEndpoint::start`]) and deleted with it.
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
+    /// Claims up to `limit` enabled endpoints, of any tenant, that are due
+    /// and not leased (or whose lease ended), each for `lease` from now
+    /// with a new token.
+    async fn claim_endpoints(&self, limit: usize, lease: Duration) -> Result<Vec<EndpointLease>>;
+
+    /// Extends a lease its holder still holds to `lease` from now; `false`
+    /// when the token no longer holds it (it expired and was claimed
+    /// again, or a replay moved the cursor).
+    async fn renew_endpoint_lease(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        token: Uuid,
+        lease: Duration,
+    ) -> Result<bool>;
+
+    /// Which of `events` were delivered to the endpoint in `epoch`.
+    async fn delivered_events(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        epoch: i64,
+        events: &[Cursor],
+    ) -> Result<Vec<Cursor>>;
+
+    /// Writes a round in one transaction: logs its attempts and, while
+    /// `round.token` holds the lease, moves the cursor, sets the schedule,
+    /// releases the lease and, when the round says so, disables the
+    /// endpoint with an `EndpointDisabled` event. `false` when the lease
+    /// was lost (the attempts are logged all the same).
+    async fn finish_delivery_round(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        round: DeliveryRound,
+    ) -> Result<bool>;
+
+    /// Attempts logged for an endpoint, newest first, with ids before
+    /// `before`; [`StoreError::NotFound`] for an unknown endpoint.
+    async fn list_delivery_attempts(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<DeliveryAttempt>>;
+
+    /// Moves the endpoint's cursor to `cursor` in a new epoch, due now,
+    /// its failures forgotten and its lease ended: every event after
+    /// `cursor` is delivered again.
+    async fn replay_endpoint(&self, tenant: &str, id: Uuid, cursor: Cursor) -> Result<()>;
+}
+
 /// What health checks and metrics read of the store itself.
 #[async_trait]
 pub trait HealthStore: Send + Sync {
@@ -513,6 +572,7 @@ pub trait Store:
     + DispatchStore
     + CallbackStore
     + EndpointStore
+    + DeliveryStore
     + EventStore
     + TenantStore
     + QuotaStore
@@ -529,6 +589,7 @@ impl<T> Store for T where
         + DispatchStore
         + CallbackStore
         + EndpointStore
+        + DeliveryStore
         + EventStore
         + TenantStore
         + QuotaStore

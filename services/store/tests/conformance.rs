@@ -16,6 +16,8 @@ mod batches;
 mod callbacks;
 #[path = "conformance/contacts.rs"]
 mod contacts;
+#[path = "conformance/deliveries.rs"]
+mod deliveries;
 #[path = "conformance/endpoints.rs"]
 mod endpoints;
 #[path = "conformance/events.rs"]
@@ -41,6 +43,7 @@ use auth::*;
 use batches::*;
 use callbacks::*;
 use contacts::*;
+use deliveries::*;
 use endpoints::*;
 use events::*;
 use identities::*;
@@ -196,6 +199,11 @@ conformance! {
         endpoint_patches_change_only_their_fields,
         a_deleted_endpoint_is_gone,
         endpoint_rotation_keeps_the_previous_secret_until_its_expiry,
+        // deliveries to endpoints
+        an_endpoint_starts_at_the_head_and_is_held_by_one,
+        only_the_lease_holder_moves_the_cursor,
+        a_round_that_disables_the_endpoint_says_so_in_the_log,
+        cursors_and_attempts_go_with_their_endpoint,
         // the event log
         events_are_read_in_log_order_with_cursor_paging,
         events_filter_by_type_contact_and_tenant,

@@ -2,12 +2,14 @@
 //! `migrations/postgres/0014_endpoints.sql`). Every statement names the
 //! tenant and reads by the primary key (tenant, id). A change reads the
 //! row FOR UPDATE, applies the domain's patch or rotation, and writes the
-//! row back in the same transaction.
+//! row back in the same transaction. An endpoint's delivery cursor is
+//! written and deleted with it (`deliveries.rs`).
 
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use super::deliveries::{FORGET, RESET, START};
 use super::{PgStore, db};
 use crate::Result;
 use crate::endpoints::*;
@@ -17,7 +19,7 @@ use crate::refusals::{endpoint_not_found, patched};
 use async_trait::async_trait;
 
 /// The columns [`endpoint_from_row`] reads.
-const COLUMNS: &str = "tenant, id, url, description, event_types, contact_id, disabled,
+pub(super) const COLUMNS: &str = "tenant, id, url, description, event_types, contact_id, disabled,
      disabled_reason, secret, previous_secret, previous_secret_expire_time, create_time,
      update_time, version";
 
@@ -35,7 +37,7 @@ const WRITE: &str = "UPDATE endpoints SET url = $3, description = $4, event_type
 
 const DELETE: &str = "DELETE FROM endpoints WHERE tenant = $1 AND id = $2";
 
-fn get_sql(lock: bool) -> String {
+pub(super) fn get_sql(lock: bool) -> String {
     let lock = if lock { "FOR UPDATE" } else { "" };
     format!("SELECT {COLUMNS} FROM endpoints WHERE tenant = $1 AND id = $2 {lock}")
 }
@@ -48,7 +50,7 @@ fn list_sql() -> String {
     )
 }
 
-fn endpoint_from_row(r: &Row) -> Endpoint {
+pub(super) fn endpoint_from_row(r: &Row) -> Endpoint {
     let codes: Vec<i16> = r.get(4);
     Endpoint {
         tenant: r.get(0),
@@ -95,13 +97,20 @@ async fn write(c: &impl GenericClient, statement: &str, e: &Endpoint) -> Result<
     Ok(())
 }
 
+/// Writes back an endpoint read before.
+pub(super) async fn write_endpoint(c: &impl GenericClient, e: &Endpoint) -> Result<()> {
+    write(c, WRITE, e).await
+}
+
 impl PgStore {
     /// Reads an endpoint in a transaction, locked, changes it with
-    /// `change` and writes it back.
+    /// `change` and writes it back; `enabled`: the change enables it, so
+    /// its deliveries are due at once, their failures forgotten.
     async fn change_endpoint(
         &self,
         tenant: &str,
         id: Uuid,
+        enabled: bool,
         change: impl FnOnce(Endpoint) -> Result<Endpoint> + Send,
     ) -> Result<Endpoint> {
         let mut client = self.client().await?;
@@ -114,6 +123,10 @@ impl PgStore {
             .ok_or_else(|| endpoint_not_found(id))?;
         let e = change(endpoint)?;
         write(&tx, WRITE, &e).await?;
+        if enabled {
+            let stmt = tx.prepare_cached(RESET).await.map_err(db)?;
+            tx.execute(&stmt, &[&tenant, &id]).await.map_err(db)?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(e)
     }
@@ -122,9 +135,16 @@ impl PgStore {
 #[async_trait]
 impl EndpointStore for PgStore {
     async fn create_endpoint(&self, tenant: &str, endpoint: NewEndpoint) -> Result<Endpoint> {
+        let start = endpoint.start;
         let e = endpoint.into_endpoint(tenant, now());
-        let client = self.client().await?;
-        write(&client, INSERT, &e).await?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        write(&tx, INSERT, &e).await?;
+        let stmt = tx.prepare_cached(START).await.map_err(db)?;
+        tx.execute(&stmt, &[&tenant, &e.id, &start.xid.to_string(), &start.seq])
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(e)
     }
 
@@ -159,17 +179,24 @@ impl EndpointStore for PgStore {
         id: Uuid,
         patch: EndpointPatch,
     ) -> Result<Endpoint> {
-        self.change_endpoint(tenant, id, |e| patched(e, patch, now()))
+        let enabled = patch.disabled == Some(false);
+        self.change_endpoint(tenant, id, enabled, |e| patched(e, patch, now()))
             .await
     }
 
     async fn delete_endpoint(&self, tenant: &str, id: Uuid) -> Result<()> {
-        let client = self.client().await?;
-        let stmt = client.prepare_cached(DELETE).await.map_err(db)?;
-        let deleted = client.execute(&stmt, &[&tenant, &id]).await.map_err(db)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let stmt = tx.prepare_cached(DELETE).await.map_err(db)?;
+        let deleted = tx.execute(&stmt, &[&tenant, &id]).await.map_err(db)?;
         if deleted == 0 {
             return Err(endpoint_not_found(id));
         }
+        for statement in FORGET {
+            let stmt = tx.prepare_cached(statement).await.map_err(db)?;
+            tx.execute(&stmt, &[&tenant, &id]).await.map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
         Ok(())
     }
 
@@ -179,7 +206,7 @@ impl EndpointStore for PgStore {
         id: Uuid,
         rotation: SecretRotation,
     ) -> Result<Endpoint> {
-        self.change_endpoint(tenant, id, |e| Ok(rotation.apply(e, now())))
+        self.change_endpoint(tenant, id, false, |e| Ok(rotation.apply(e, now())))
             .await
     }
 }

@@ -238,6 +238,11 @@ impl EventStore for PgStore {
 
     async fn prune_events(&self, before: SystemTime) -> Result<u64> {
         let client = self.client().await?;
+        // Attempts go with the events they delivered.
+        client
+            .execute("DELETE FROM endpoint_attempts WHERE time < $1", &[&before])
+            .await
+            .map_err(db)?;
         client
             .execute("DELETE FROM events WHERE time < $1", &[&before])
             .await

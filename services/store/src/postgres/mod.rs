@@ -15,13 +15,15 @@
 //! `crate::plans`), [`crate::PreferenceStore`] in `preferences.rs`,
 //! [`crate::MessageStore`] in `messages.rs` (accepting in `accept.rs`),
 //! [`crate::DispatchStore`] in `dispatch.rs`, [`crate::CallbackStore`] in
-//! `callbacks.rs`, [`crate::EventStore`] in `events.rs`,
+//! `callbacks.rs`, [`crate::EndpointStore`] in `endpoints.rs`,
+//! [`crate::DeliveryStore`] in `deliveries.rs`, [`crate::EventStore`] in `events.rs`,
 //! [`crate::TenantStore`] in `auth.rs`, [`crate::QuotaStore`] in `quotas.rs`.
 
 mod accept;
 mod auth;
 mod callbacks;
 mod contacts;
+mod deliveries;
 mod dispatch;
 mod endpoints;
 mod errors;
@@ -108,6 +110,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (
         14,
         include_str!("../../migrations/postgres/0014_endpoints.sql"),
+    ),
+    (
+        15,
+        include_str!("../../migrations/postgres/0015_deliveries.sql"),
     ),
 ];
 

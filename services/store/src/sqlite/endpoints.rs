@@ -7,6 +7,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
+use super::deliveries::{forget, reset, start};
 use super::{SqliteStore, db, from_json, json, uuid_col};
 use crate::Result;
 use crate::endpoints::*;
@@ -56,7 +57,7 @@ fn endpoint_row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
     })
 }
 
-fn get(tx: &Connection, tenant: &str, id: Uuid) -> Result<Endpoint> {
+pub(super) fn endpoint_get(tx: &Connection, tenant: &str, id: Uuid) -> Result<Endpoint> {
     tx.prepare_cached(&get_sql())
         .map_err(db)?
         .query_row(params![tenant, id.to_string()], endpoint_row)
@@ -65,7 +66,7 @@ fn get(tx: &Connection, tenant: &str, id: Uuid) -> Result<Endpoint> {
         .ok_or_else(|| endpoint_not_found(id))
 }
 
-fn write(tx: &Connection, e: &Endpoint) -> Result<()> {
+pub(super) fn endpoint_write(tx: &Connection, e: &Endpoint) -> Result<()> {
     tx.prepare_cached(WRITE)
         .map_err(db)?
         .execute(params![
@@ -90,17 +91,22 @@ fn write(tx: &Connection, e: &Endpoint) -> Result<()> {
 
 impl SqliteStore {
     /// Reads an endpoint on the writer, changes it with `change` and
-    /// writes it back.
+    /// writes it back; `enabled`: the change enables it (its deliveries
+    /// due at once, their failures forgotten).
     async fn change_endpoint(
         &self,
         tenant: &str,
         id: Uuid,
+        enabled: bool,
         change: impl FnOnce(Endpoint) -> Result<Endpoint> + Send + 'static,
     ) -> Result<Endpoint> {
         let tenant = tenant.to_owned();
         self.tx(move |tx| {
-            let endpoint = change(get(tx, &tenant, id)?)?;
-            write(tx, &endpoint)?;
+            let endpoint = change(endpoint_get(tx, &tenant, id)?)?;
+            endpoint_write(tx, &endpoint)?;
+            if enabled {
+                reset(tx, &tenant, id)?;
+            }
             Ok(endpoint)
         })
         .await
@@ -110,9 +116,11 @@ impl SqliteStore {
 #[async_trait]
 impl EndpointStore for SqliteStore {
     async fn create_endpoint(&self, tenant: &str, endpoint: NewEndpoint) -> Result<Endpoint> {
+        let begin = endpoint.start;
         let e = endpoint.into_endpoint(tenant, now());
         self.tx(move |tx| {
-            write(tx, &e)?;
+            endpoint_write(tx, &e)?;
+            start(tx, &e.tenant, e.id, begin)?;
             Ok(e)
         })
         .await
@@ -120,7 +128,7 @@ impl EndpointStore for SqliteStore {
 
     async fn get_endpoint(&self, tenant: &str, id: Uuid) -> Result<Endpoint> {
         let tenant = tenant.to_owned();
-        self.read(move |tx| get(tx, &tenant, id)).await
+        self.read(move |tx| endpoint_get(tx, &tenant, id)).await
     }
 
     async fn list_endpoints(
@@ -149,7 +157,8 @@ impl EndpointStore for SqliteStore {
         id: Uuid,
         patch: EndpointPatch,
     ) -> Result<Endpoint> {
-        self.change_endpoint(tenant, id, move |e| patched(e, patch, now()))
+        let enabled = patch.disabled == Some(false);
+        self.change_endpoint(tenant, id, enabled, move |e| patched(e, patch, now()))
             .await
     }
 
@@ -164,7 +173,7 @@ impl EndpointStore for SqliteStore {
             if deleted == 0 {
                 return Err(endpoint_not_found(id));
             }
-            Ok(())
+            forget(tx, &tenant, id)
         })
         .await
     }
@@ -175,7 +184,7 @@ impl EndpointStore for SqliteStore {
         id: Uuid,
         rotation: SecretRotation,
     ) -> Result<Endpoint> {
-        self.change_endpoint(tenant, id, move |e| Ok(rotation.apply(e, now())))
+        self.change_endpoint(tenant, id, false, move |e| Ok(rotation.apply(e, now())))
             .await
     }
 }

@@ -165,6 +165,11 @@ pub(super) fn check_cursor(tx: &Connection, tenant: &str, cursor: Cursor) -> Res
 
 /// Deletes every event older than `before`, in all tenants.
 pub(super) fn prune(tx: &Connection, before: SystemTime) -> Result<u64> {
+    // Attempts go with the events they delivered.
+    tx.prepare_cached("DELETE FROM endpoint_attempts WHERE time < ?1")
+        .map_err(db)?
+        .execute(params![to_micros(before)])
+        .map_err(db)?;
     let deleted = tx
         .prepare_cached("DELETE FROM events WHERE time < ?1")
         .map_err(db)?

@@ -21,6 +21,7 @@
 mod auth;
 mod callbacks;
 mod contacts;
+mod deliveries;
 mod dispatch;
 mod endpoints;
 mod events;
@@ -56,6 +57,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0010_quotas.sql"),
     include_str!("../../migrations/sqlite/0011_automatic.sql"),
     include_str!("../../migrations/sqlite/0012_endpoints.sql"),
+    include_str!("../../migrations/sqlite/0013_deliveries.sql"),
 ];
 
 /// The embedded SQLite store.

@@ -31,6 +31,7 @@ fn new_endpoint(url: &str) -> NewEndpoint {
         contact: Some(Uuid::now_v7()),
         disabled: false,
         secret: sealed(1),
+        start: omniroute_domain::Cursor::default(),
     }
 }
 
