@@ -270,7 +270,12 @@ mod tests {
     fn the_cursor_stops_before_the_first_event_not_delivered() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         let policy = RetryPolicy::default();
-        let page = [(at(11), true), (at(12), true), (at(13), false), (at(14), true)];
+        let page = [
+            (at(11), true),
+            (at(12), true),
+            (at(13), false),
+            (at(14), true),
+        ];
         let round = conclude_round(
             &lease(0, None),
             &page,
@@ -287,7 +292,15 @@ mod tests {
         assert_eq!(round.disable, None);
 
         let all = [(at(11), true), (at(12), true)];
-        let round = conclude_round(&lease(3, Some(now)), &all, &[], Vec::new(), &policy, now, 0.5);
+        let round = conclude_round(
+            &lease(3, Some(now)),
+            &all,
+            &[],
+            Vec::new(),
+            &policy,
+            now,
+            0.5,
+        );
         assert_eq!(round.cursor, at(12));
         assert_eq!((round.failures, round.failing_since), (0, None));
         assert_eq!(round.next_time, now);

@@ -8,6 +8,7 @@ mod callback_states;
 mod callbacks;
 mod contacts;
 mod deadlines;
+mod deliveries;
 mod email;
 mod email_smtp;
 mod endpoints;

@@ -76,7 +76,8 @@ pub const SERVER_SRC: &str = "services/server/src";
 /// - the composition root: builds everything and runs it (`lib.rs`,
 ///   `main.rs`, `server.rs`, `cli.rs`);
 /// - faces: translate a protocol and call the use cases (`api/` gRPC with
-///   its health, `auth.rs` its key check, `webhooks.rs`, `providers/` with
+///   its health, `auth.rs` its key check, `webhooks.rs`, `deliveries/`
+///   events to endpoints (outward), `providers/` with
 ///   their pages and listeners, `scrape.rs` the metrics listener, `http.rs`
 ///   the one HTTP mapping of errors);
 /// - application: the use cases (`app/`);
@@ -103,6 +104,7 @@ pub const LAYERS: &[(&str, &[&str])] = &[
     ("auth", FACE_MAY),
     ("providers", FACE_MAY),
     ("webhooks", FACE_MAY),
+    ("deliveries", FACE_MAY),
     ("scrape", FACE_MAY),
     ("http", FACE_MAY),
     // Application.
@@ -125,6 +127,7 @@ const FACE_MAY: &[&str] = over_base![
     "auth",
     "providers",
     "webhooks",
+    "deliveries",
     "scrape",
     "http",
     "app",

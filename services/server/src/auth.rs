@@ -84,7 +84,9 @@ pub fn need(path: &str) -> Need {
         ("CallbackService", "GetCallback" | "ListCallbacks") => "callbacks.read",
         ("CallbackService", _) => "callbacks.write",
         ("EventService", _) => "events.subscribe",
-        ("EndpointService", "GetEndpoint" | "ListEndpoints") => "endpoints.read",
+        ("EndpointService", "GetEndpoint" | "ListEndpoints" | "ListEndpointDeliveries") => {
+            "endpoints.read"
+        }
         ("EndpointService", _) => "endpoints.write",
         _ => "admin",
     })

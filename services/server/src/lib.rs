@@ -7,6 +7,7 @@ pub mod app;
 pub mod auth;
 pub mod channels;
 pub mod cli;
+pub mod deliveries;
 pub mod http;
 pub mod metrics;
 pub mod net;

@@ -73,6 +73,9 @@ pub struct Metrics {
     pool_max: Family<Labels, Gauge>,
     queue_jobs: Gauge<f64, AtomicU64>,
     queue_oldest: Gauge<f64, AtomicU64>,
+    endpoint_deliveries: Family<Labels, Counter>,
+    endpoint_lag: Histogram,
+    endpoints_disabled: Family<Labels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -101,6 +104,9 @@ impl Metrics {
             pool_max: Family::default(),
             queue_jobs: Gauge::default(),
             queue_oldest: Gauge::default(),
+            endpoint_deliveries: Family::default(),
+            endpoint_lag: latency(),
+            endpoints_disabled: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -182,6 +188,21 @@ impl Metrics {
             "queue_oldest_due_seconds",
             "Age of the oldest due dispatch job (0 when none is due)",
             m.queue_oldest.clone(),
+        );
+        registry.register(
+            "endpoint_deliveries",
+            "Webhook deliveries to endpoints, by tenant, endpoint and outcome (delivered, failed)",
+            m.endpoint_deliveries.clone(),
+        );
+        registry.register(
+            "endpoint_delivery_lag_seconds",
+            "Time from an event's commit to its delivery to a webhook endpoint",
+            m.endpoint_lag.clone(),
+        );
+        registry.register(
+            "endpoints_disabled",
+            "Webhook endpoints the router disabled, by tenant and why (gone, failing)",
+            m.endpoints_disabled.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -278,6 +299,32 @@ impl Metrics {
     /// An event delivered to a subscriber `lag` after it happened.
     pub fn event_delivered(&self, lag: Duration) {
         self.event_lag.observe(lag.as_secs_f64());
+    }
+
+    /// A delivery attempt to an endpoint; `lag`: for a delivered event,
+    /// how long after it happened.
+    pub fn endpoint_delivery(&self, tenant: &str, endpoint: &str, delivered: bool, lag: Duration) {
+        let outcome = if delivered { "delivered" } else { "failed" };
+        self.endpoint_deliveries
+            .get_or_create(&vec![
+                ("tenant", tenant.to_owned()),
+                ("endpoint", endpoint.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ])
+            .inc();
+        if delivered {
+            self.endpoint_lag.observe(lag.as_secs_f64());
+        }
+    }
+
+    /// An endpoint the router disabled.
+    pub fn endpoint_disabled(&self, tenant: &str, why: &str) {
+        self.endpoints_disabled
+            .get_or_create(&vec![
+                ("tenant", tenant.to_owned()),
+                ("why", why.to_owned()),
+            ])
+            .inc();
     }
 
     /// The store's pools as they are now.

@@ -27,6 +27,7 @@ use crate::api::layer::AroundLayer;
 use crate::app::App;
 use crate::app::callbacks::CustomerCallbacks;
 use crate::app::inbound::Ingress;
+use crate::deliveries::Deliverer;
 use crate::pipeline::{Pipeline, statuses};
 use crate::routing::Router;
 use crate::routing::breaker::Breakers;
@@ -196,6 +197,11 @@ impl Application {
                 .zip(hangup)
                 .map(|(tls, hangup)| tokio::spawn(Arc::clone(tls).watch(hangup, stop.stopped()))),
         );
+        if settings.endpoints.deliver && core.app.endpoints_ready().is_ok() {
+            let deliverer =
+                Deliverer::new(Arc::clone(&store), core.app.clone(), &settings.endpoints)?;
+            tasks.push(tokio::spawn(deliverer.run(stop.stopped())));
+        }
         tasks.extend(metrics_listener.map(|listener| {
             serve_metrics(
                 &settings,

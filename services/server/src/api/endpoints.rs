@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use omniroute_domain::{Endpoint, EndpointPatch};
+use omniroute_domain::{Cursor, DeliveryAttempt, DeliveryOutcome, Endpoint, EndpointPatch};
 use omniroute_proto::v1 as pb;
 use pb::endpoint_service_server::EndpointService;
 use tonic::{Request, Response, Status};
@@ -40,7 +40,7 @@ impl EndpointApi {
 }
 
 /// `endpoints/{id}`.
-fn endpoint_name(id: Uuid) -> String {
+pub(super) fn endpoint_name(id: Uuid) -> String {
     format!("endpoints/{id}")
 }
 
@@ -269,5 +269,76 @@ impl EndpointService for EndpointApi {
             endpoint: Some(endpoint_to_pb(&endpoint)),
             secret: secret.expose().to_owned(),
         }))
+    }
+
+    async fn list_endpoint_deliveries(
+        &self,
+        request: Request<pb::ListEndpointDeliveriesRequest>,
+    ) -> Result<Response<pb::ListEndpointDeliveriesResponse>, Status> {
+        let tenant = self.ctx.tenant(&request);
+        let req = request.into_inner();
+        let id = endpoint_id("name", &req.name)?;
+        let limit = self.ctx.page_size(req.page_size)?;
+        let endpoint = id.to_string();
+        let query_key = [&*tenant, "ListEndpointDeliveries", &endpoint];
+        let before = self.ctx.tokens.check(&query_key, &req.page_token)?;
+        let mut attempts = self
+            .ctx
+            .app
+            .list_endpoint_deliveries(&tenant, id, before, limit + 1)
+            .await?;
+        let next_page_token = if attempts.len() > limit {
+            attempts.truncate(limit);
+            attempts
+                .last()
+                .map(|a| self.ctx.tokens.issue(&query_key, a.id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListEndpointDeliveriesResponse {
+            deliveries: attempts.iter().map(delivery_to_pb).collect(),
+            next_page_token,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn replay_endpoint(
+        &self,
+        request: Request<pb::ReplayEndpointRequest>,
+    ) -> Result<Response<pb::ReplayEndpointResponse>, Status> {
+        let tenant = self.ctx.tenant(&request);
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        let id = v.check("name", parse_endpoint_name(&req.name));
+        let after = v.check(
+            "after_cursor",
+            Cursor::decode(&req.after_cursor).ok_or("not a cursor from an event of this service"),
+        );
+        v.finish()?;
+        let (Some(id), Some(after)) = (id, after) else {
+            return Err(AppError::invalid("name", "required").into());
+        };
+        let endpoint = self.ctx.app.replay_endpoint(&tenant, id, after).await?;
+        Ok(Response::new(pb::ReplayEndpointResponse {
+            endpoint: Some(endpoint_to_pb(&endpoint)),
+        }))
+    }
+}
+
+/// A delivery attempt as the API shows it.
+fn delivery_to_pb(a: &DeliveryAttempt) -> pb::EndpointDelivery {
+    pb::EndpointDelivery {
+        event_cursor: a.event.encode(),
+        event_type: event_type_to_pb(a.event_type) as i32,
+        attempt_time: convert::timestamp(a.time),
+        outcome: match a.outcome {
+            DeliveryOutcome::Delivered => pb::DeliveryOutcome::Delivered,
+            DeliveryOutcome::Failed => pb::DeliveryOutcome::Failed,
+        } as i32,
+        status_code: a.status_code.map(i32::from).unwrap_or_default(),
+        latency: prost_types::Duration::try_from(a.latency).ok(),
+        error: a.error.clone(),
+        next_try_time: a.next_try_time.and_then(convert::timestamp),
     }
 }

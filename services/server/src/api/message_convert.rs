@@ -85,6 +85,7 @@ pub fn event_type_to_pb(kind: EventType) -> pb::EventType {
         EventType::MessageDeferred => pb::EventType::MessageDeferred,
         EventType::MessageFallback => pb::EventType::MessageFallback,
         EventType::WindowClosing => pb::EventType::WindowClosing,
+        EventType::EndpointDisabled => pb::EventType::EndpointDisabled,
     }
 }
 
@@ -479,6 +480,13 @@ pub fn event_to_pb(e: &Event) -> pb::Event {
         EventPayload::Callback(callback) => Some(Payload::Callback(
             super::callbacks::callback_to_pb(callback),
         )),
+        EventPayload::Endpoint {
+            endpoint_id,
+            reason,
+        } => Some(Payload::EndpointNotice(pb::EndpointNotice {
+            endpoint: super::endpoints::endpoint_name(*endpoint_id),
+            reason: reason.clone(),
+        })),
         EventPayload::Empty => None,
     };
     let route_change = e.route.as_ref().map(|r| pb::RouteChange {

@@ -220,6 +220,7 @@ pub fn event_types(v: &mut Violations, field: &str, values: &[i32]) -> Vec<Event
             Ok(pb::EventType::MessageDeferred) => Ok(EventType::MessageDeferred),
             Ok(pb::EventType::MessageFallback) => Ok(EventType::MessageFallback),
             Ok(pb::EventType::WindowClosing) => Ok(EventType::WindowClosing),
+            Ok(pb::EventType::EndpointDisabled) => Ok(EventType::EndpointDisabled),
             Err(_) => Err("unknown event type"),
         };
         if let Some(kind) = v.check(format!("{field}[{i}]"), kind)

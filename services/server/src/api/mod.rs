@@ -12,6 +12,8 @@ mod contacts;
 mod convert;
 mod endpoints;
 mod error;
+mod event_json;
+pub use event_json::event_json;
 mod events;
 pub mod health;
 pub mod layer;

@@ -16,7 +16,7 @@
 //! fragment; a host that is a literal private, loopback, link-local,
 //! unique-local, unspecified, broadcast or multicast address is refused
 //! unless `endpoints.allow_private_targets` is set. Names are not resolved
-//! here: the delivery checks the address it connects to.
+//! here: the delivery checks the address it connects to (`deliveries/`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, SystemTime};
@@ -149,6 +149,11 @@ impl Sealer {
     }
 }
 
+/// The key of a `whsec_` secret: the base64 after the prefix, decoded.
+pub fn secret_bytes(secret: &str) -> Option<Vec<u8>> {
+    STANDARD.decode(secret.strip_prefix("whsec_")?).ok()
+}
+
 /// Which URLs may be registered.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UrlRules {
@@ -158,8 +163,8 @@ pub struct UrlRules {
     pub allow_private_targets: bool,
 }
 
-/// Why a literal address is not a public target, if it is not.
-fn non_public(ip: IpAddr) -> Option<&'static str> {
+/// Why an address is not a public target, if it is not.
+pub fn non_public(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => non_public_v4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -355,6 +360,8 @@ impl App {
         }
         let id = Uuid::now_v7();
         let (clear, sealed) = sealer.generate(tenant, id)?;
+        // It receives the events that follow its registration.
+        let start = self.store.event_head(tenant).await?;
         let endpoint = self
             .store
             .create_endpoint(
@@ -367,11 +374,44 @@ impl App {
                     contact: draft.contact,
                     disabled: draft.disabled,
                     secret: sealed,
+                    start,
                 },
             )
             .await?;
         tracing::info!(endpoint = %endpoint.id, "endpoint created");
         Ok((endpoint, clear))
+    }
+
+    /// The keys an endpoint's deliveries are signed with at `now`: its
+    /// secret's, then its previous secret's while it is valid (the raw
+    /// bytes after `whsec_`). [`AppError::Precondition`] when the current
+    /// secret does not open under the configured key.
+    pub fn endpoint_signing_keys(
+        &self,
+        endpoint: &Endpoint,
+        now: SystemTime,
+    ) -> Result<Vec<Vec<u8>>, AppError> {
+        let sealer = self.endpoints.sealer()?;
+        let open = |sealed: &SealedSecret| {
+            sealer
+                .open(&endpoint.tenant, endpoint.id, sealed)
+                .and_then(|clear| secret_bytes(clear.expose()))
+        };
+        let current = open(&endpoint.secret).ok_or_else(|| {
+            AppError::Precondition(
+                "the endpoint's secret does not open under endpoints.secret_key (was the key \
+                 changed?); rotate the secret"
+                    .to_owned(),
+            )
+        })?;
+        let mut keys = vec![current];
+        let previous_valid = endpoint
+            .previous_secret_expire_time
+            .is_some_and(|expire| expire > now);
+        if let (true, Some(previous)) = (previous_valid, &endpoint.previous_secret) {
+            keys.extend(open(previous));
+        }
+        Ok(keys)
     }
 
     /// Reads an endpoint.
@@ -413,6 +453,40 @@ impl App {
         self.store.delete_endpoint(tenant, id).await?;
         tracing::info!(endpoint = %id, "endpoint deleted");
         Ok(())
+    }
+
+    /// An endpoint's delivery attempts, newest first, before `before`.
+    pub async fn list_endpoint_deliveries(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<omniroute_domain::DeliveryAttempt>, AppError> {
+        self.endpoints_ready()?;
+        Ok(self
+            .store
+            .list_delivery_attempts(tenant, id, before, limit)
+            .await?)
+    }
+
+    /// Delivers every event after `after` to the endpoint again; `after`
+    /// must be a cursor of this tenant's log.
+    pub async fn replay_endpoint(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        after: omniroute_domain::Cursor,
+    ) -> Result<Endpoint, AppError> {
+        self.endpoints_ready()?;
+        let endpoint = self.store.get_endpoint(tenant, id).await?;
+        match self.store.check_cursor(tenant, after).await? {
+            omniroute_domain::CursorCheck::Issued => {}
+            refused => return Err(AppError::Cursor(refused)),
+        }
+        self.store.replay_endpoint(tenant, id, after).await?;
+        tracing::info!(endpoint = %id, "endpoint replay requested");
+        Ok(endpoint)
     }
 
     /// Gives an endpoint a new secret, returned once; the previous one

@@ -89,7 +89,12 @@ fn claim(tx: &Connection, limit: usize, lease: Duration) -> Result<Vec<EndpointL
             )
             .map_err(db)?
             .query_row(
-                params![tenant, id, now.saturating_add(micros(lease)), token.to_string()],
+                params![
+                    tenant,
+                    id,
+                    now.saturating_add(micros(lease)),
+                    token.to_string()
+                ],
                 |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
@@ -242,7 +247,10 @@ impl DeliveryStore for SqliteStore {
             let mut done = Vec::new();
             for event in events {
                 let found = stmt
-                    .query_row(params![tenant, id.to_string(), epoch, event.seq], |_| Ok(()))
+                    .query_row(
+                        params![tenant, id.to_string(), epoch, event.seq],
+                        |_| Ok(()),
+                    )
                     .optional()
                     .map_err(db)?;
                 if found.is_some() {
@@ -309,7 +317,12 @@ impl DeliveryStore for SqliteStore {
                      WHERE tenant = ?1 AND endpoint_id = ?2",
                 )
                 .map_err(db)?
-                .execute(params![tenant, id.to_string(), cursor.seq, to_micros(now())])
+                .execute(params![
+                    tenant,
+                    id.to_string(),
+                    cursor.seq,
+                    to_micros(now())
+                ])
                 .map_err(db)?;
             if moved == 0 {
                 return Err(endpoint_not_found(id));

@@ -54,7 +54,11 @@ fn attempt(lease: &EndpointLease, event: Cursor, outcome: DeliveryOutcome) -> De
         event_type: EventType::ContactCreated,
         time: SystemTime::now(),
         outcome,
-        status_code: Some(if outcome == DeliveryOutcome::Delivered { 204 } else { 500 }),
+        status_code: Some(if outcome == DeliveryOutcome::Delivered {
+            204
+        } else {
+            500
+        }),
         latency: Duration::from_millis(12),
         error: String::new(),
         next_try_time: None,
@@ -95,14 +99,27 @@ pub async fn an_endpoint_starts_at_the_head_and_is_held_by_one(store: S) {
     let before = create(&store, named("Before"), vec![email("before@example.com")]).await;
     // Once its event can be read, it is behind the head.
     let origin = store.event_origin();
-    assert_eq!(wait_events(&store, T, origin, &of(before.id), 1).await.len(), 1);
+    assert_eq!(
+        wait_events(&store, T, origin, &of(before.id), 1)
+            .await
+            .len(),
+        1
+    );
     let id = register(&store).await;
     let lease = claim_one(&store).await.expect("a new endpoint is due");
     assert_eq!(lease.endpoint.id, id);
     assert_eq!(lease.epoch, 0);
-    assert!(claim_one(&store).await.is_none(), "leased: not claimed twice");
+    assert!(
+        claim_one(&store).await.is_none(),
+        "leased: not claimed twice"
+    );
     let after = create(&store, named("After"), vec![email("after@example.com")]).await;
-    assert_eq!(wait_events(&store, T, lease.cursor, &of(after.id), 1).await.len(), 1);
+    assert_eq!(
+        wait_events(&store, T, lease.cursor, &of(after.id), 1)
+            .await
+            .len(),
+        1
+    );
     let read = store
         .read_events(T, lease.cursor, &of(before.id), 10)
         .await
@@ -125,12 +142,19 @@ pub async fn an_endpoint_starts_at_the_head_and_is_held_by_one(store: S) {
 pub async fn only_the_lease_holder_moves_the_cursor(store: S) {
     let id = register(&store).await;
     for n in 0..3 {
-        create(&store, named("C"), vec![email(&format!("c{n}@example.com"))]).await;
+        create(
+            &store,
+            named("C"),
+            vec![email(&format!("c{n}@example.com"))],
+        )
+        .await;
     }
     let stale = store.claim_endpoints(1, Duration::ZERO).await.unwrap();
     let stale = stale.into_iter().next().unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let lease = claim_one(&store).await.expect("an ended lease is claimed again");
+    let lease = claim_one(&store)
+        .await
+        .expect("an ended lease is claimed again");
     assert_ne!(lease.token, stale.token);
     let events = events_after(&store, lease.cursor, 3).await;
     assert_eq!(events.len(), 3);

@@ -1,0 +1,499 @@
+//! Deliveries of the event log to webhook endpoints (Standard Webhooks):
+//! an outbound face. It speaks HTTP and the specification's headers and
+//! signatures; the rules of a round (where the cursor moves, back-off,
+//! disabling) are the domain's (`omniroute_domain::deliveries`), the
+//! cursors and leases the store's.
+//!
+//! The loop claims due endpoints (each held by one replica at a time, its
+//! lease renewed while a round runs) and runs a round per endpoint, up to
+//! `endpoints.max_endpoints` at once, so a slow or dead endpoint holds up
+//! only itself; sends never wait on deliveries. A round reads a page of
+//! the endpoint's events after its cursor, skips those delivered earlier
+//! in the cursor's epoch, and delivers each contact's events in log order,
+//! one at a time, different contacts in parallel (up to
+//! `endpoints.concurrency`). After the first failure no new attempt
+//! starts: the round ends, the cursor stops before the first event not
+//! delivered, and the endpoint backs off. Every attempt is logged.
+//!
+//! A delivery is a POST of the event's canonical JSON (`api::event_json`)
+//! with `webhook-id` (the event's cursor: the same on every retry),
+//! `webhook-timestamp` and `webhook-signature` ([`sign`]). Logs name the
+//! endpoint by id, never its URL, secret or the event's content.
+
+pub mod client;
+pub mod sign;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use omniroute_domain::{
+    Cursor, DeliveryAttempt, DeliveryOutcome, EndpointLease, Event, EventFilter, FailureHint,
+    RetryPolicy, conclude_round,
+};
+use omniroute_store::prelude::*;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::settings::EndpointSettings;
+use client::{Answer, Sender};
+
+/// Events read per round.
+const PAGE: usize = 100;
+
+/// How long a claim holds an endpoint; renewed every third of it while a
+/// round runs.
+const LEASE: Duration = Duration::from_secs(30);
+
+/// Delivers every tenant's events to their endpoints.
+#[derive(Debug)]
+pub struct Deliverer {
+    store: Arc<dyn Store>,
+    app: App,
+    sender: Sender,
+    policy: RetryPolicy,
+    concurrency: usize,
+    max_endpoints: usize,
+    poll: Duration,
+}
+
+/// What one attempt did.
+struct Tried {
+    attempt: DeliveryAttempt,
+    hint: Option<FailureHint>,
+}
+
+impl Deliverer {
+    /// From validated settings.
+    pub fn new(
+        store: Arc<dyn Store>,
+        app: App,
+        settings: &EndpointSettings,
+    ) -> anyhow::Result<Deliverer> {
+        Ok(Deliverer {
+            sender: Sender::new(
+                app.endpoint_url_rules(),
+                settings.resolve.clone(),
+                Duration::from_secs(settings.timeout_secs),
+            )?,
+            store,
+            app,
+            policy: settings.retry_policy(),
+            concurrency: settings.concurrency,
+            max_endpoints: settings.max_endpoints,
+            poll: Duration::from_millis(settings.poll_interval_ms),
+        })
+    }
+
+    /// Runs until `stopped` completes. Rounds in flight are dropped then:
+    /// their leases expire and their events are delivered again (at least
+    /// once).
+    pub async fn run(self, stopped: impl Future<Output = ()>) {
+        let this = Arc::new(self);
+        let mut changes = this.store.changes();
+        let slots = Arc::new(Semaphore::new(this.max_endpoints));
+        let mut rounds: JoinSet<bool> = JoinSet::new();
+        tokio::pin!(stopped);
+        let mut look = true;
+        loop {
+            if look {
+                changes.borrow_and_update();
+                let free = slots.available_permits();
+                if free > 0 {
+                    match this.store.claim_endpoints(free, LEASE).await {
+                        Ok(leases) => {
+                            for lease in leases {
+                                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                                    break;
+                                };
+                                let this = Arc::clone(&this);
+                                rounds.spawn(async move {
+                                    let more = this.hold(lease).await;
+                                    drop(slot);
+                                    more
+                                });
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "claiming endpoints failed"),
+                    }
+                }
+            }
+            // Look again on a change, at the poll interval, or when a round
+            // left more to deliver; not after a round that found nothing
+            // (its endpoint is due again at once and would spin).
+            look = tokio::select! {
+                () = &mut stopped => break,
+                _ = changes.changed() => true,
+                () = tokio::time::sleep(this.poll) => true,
+                Some(done) = rounds.join_next(), if !rounds.is_empty() => done.unwrap_or(false),
+            };
+        }
+        rounds.abort_all();
+    }
+
+    /// Runs a round under `lease`, renewing it; whether the endpoint has
+    /// more to deliver now.
+    async fn hold(self: &Arc<Self>, lease: EndpointLease) -> bool {
+        let (tenant, id, token) = (
+            lease.endpoint.tenant.clone(),
+            lease.endpoint.id,
+            lease.token,
+        );
+        let renew = async {
+            loop {
+                tokio::time::sleep(LEASE / 3).await;
+                match self
+                    .store
+                    .renew_endpoint_lease(&tenant, id, token, LEASE)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => tracing::warn!(endpoint = %id, error = %e, "renewing a lease failed"),
+                }
+            }
+        };
+        tokio::select! {
+            more = self.round(lease) => more,
+            () = renew => {
+                tracing::warn!(endpoint = %id, "lost an endpoint's lease; its round stops");
+                false
+            }
+        }
+    }
+
+    /// One round: deliver a page, record it; whether more is due now.
+    async fn round(self: &Arc<Self>, lease: EndpointLease) -> bool {
+        let endpoint = &lease.endpoint;
+        let now = SystemTime::now();
+        let (events, keys) = match self.page(&lease, now).await {
+            Ok(read) => read,
+            Err(why) => {
+                tracing::warn!(endpoint = %endpoint.id, error = %why, "an endpoint's round failed");
+                self.finish(&lease, &[], &[FailureHint::default()], Vec::new())
+                    .await;
+                return false;
+            }
+        };
+        let cursors: Vec<Cursor> = events.iter().map(|e| e.cursor).collect();
+        let earlier: HashSet<Cursor> = match self
+            .store
+            .delivered_events(&endpoint.tenant, endpoint.id, lease.epoch, &cursors)
+            .await
+        {
+            Ok(done) => done.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!(endpoint = %endpoint.id, error = %e, "reading deliveries failed");
+                return false;
+            }
+        };
+        if events.is_empty() {
+            self.finish(&lease, &[], &[], Vec::new()).await;
+            return false;
+        }
+        let tried = self.deliver(&lease, &keys, events, &earlier).await;
+        let delivered: HashSet<Cursor> = tried
+            .iter()
+            .filter(|t| t.attempt.outcome == DeliveryOutcome::Delivered)
+            .map(|t| t.attempt.event)
+            .chain(earlier)
+            .collect();
+        let page: Vec<(Cursor, bool)> = cursors
+            .iter()
+            .map(|c| (*c, delivered.contains(c)))
+            .collect();
+        let hints: Vec<FailureHint> = tried.iter().filter_map(|t| t.hint).collect();
+        let attempts = tried.into_iter().map(|t| t.attempt).collect();
+        let clean = self.finish(&lease, &page, &hints, attempts).await;
+        clean && page.len() == PAGE
+    }
+
+    /// The page of events after the cursor, and the keys to sign with.
+    async fn page(
+        &self,
+        lease: &EndpointLease,
+        now: SystemTime,
+    ) -> Result<(Vec<Event>, Vec<Vec<u8>>), String> {
+        let endpoint = &lease.endpoint;
+        let keys = self
+            .app
+            .endpoint_signing_keys(endpoint, now)
+            .map_err(|e| e.to_string())?;
+        let filter = EventFilter {
+            types: endpoint.event_types.clone(),
+            contact_id: endpoint.contact,
+        };
+        let events = self
+            .store
+            .read_events(&endpoint.tenant, lease.cursor, &filter, PAGE)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((events, keys))
+    }
+
+    /// Delivers the events not delivered before: each contact's in order,
+    /// contacts in parallel; no attempt starts after a failure.
+    async fn deliver(
+        self: &Arc<Self>,
+        lease: &EndpointLease,
+        keys: &[Vec<u8>],
+        events: Vec<Event>,
+        earlier: &HashSet<Cursor>,
+    ) -> Vec<Tried> {
+        let mut groups: Vec<Vec<Event>> = Vec::new();
+        let mut index: HashMap<Option<Uuid>, usize> = HashMap::new();
+        for event in events {
+            if earlier.contains(&event.cursor) {
+                continue;
+            }
+            let slot = *index.entry(event.contact_id).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[slot].push(event);
+        }
+        let failed = Arc::new(AtomicBool::new(false));
+        let lanes = Arc::new(Semaphore::new(self.concurrency));
+        let keys = Arc::new(keys.to_vec());
+        let mut tasks = JoinSet::new();
+        for group in groups {
+            let (this, failed, lanes, keys) = (
+                Arc::clone(self),
+                Arc::clone(&failed),
+                Arc::clone(&lanes),
+                Arc::clone(&keys),
+            );
+            let (url, endpoint_id, tenant, epoch) = (
+                lease.endpoint.url.clone(),
+                lease.endpoint.id,
+                lease.endpoint.tenant.clone(),
+                lease.epoch,
+            );
+            tasks.spawn(async move {
+                let Ok(_lane) = lanes.acquire_owned().await else {
+                    return Vec::new();
+                };
+                let mut tried = Vec::new();
+                for event in group {
+                    if failed.load(Ordering::Acquire) {
+                        break;
+                    }
+                    let one = this
+                        .attempt(&url, &tenant, endpoint_id, epoch, &keys, &event)
+                        .await;
+                    let ok = one.attempt.outcome == DeliveryOutcome::Delivered;
+                    tried.push(one);
+                    if !ok {
+                        failed.store(true, Ordering::Release);
+                        break;
+                    }
+                }
+                tried
+            });
+        }
+        let mut all = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            all.extend(done.unwrap_or_default());
+        }
+        all
+    }
+
+    /// One delivery of one event.
+    async fn attempt(
+        &self,
+        url: &str,
+        tenant: &str,
+        endpoint_id: Uuid,
+        epoch: i64,
+        keys: &[Vec<u8>],
+        event: &Event,
+    ) -> Tried {
+        let body = crate::api::event_json(event);
+        let id = event.cursor.encode();
+        let time = SystemTime::now();
+        let timestamp = time
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let headers = [
+            ("webhook-id", id),
+            ("webhook-timestamp", timestamp.to_string()),
+            (
+                "webhook-signature",
+                sign::signature(keys, &event.cursor.encode(), timestamp, &body),
+            ),
+        ];
+        let started = Instant::now();
+        let answer = self.sender.send(url, &headers, body).await;
+        let latency = started.elapsed();
+        let (outcome, status_code, error, hint) = judge(answer);
+        let delivered = outcome == DeliveryOutcome::Delivered;
+        crate::metrics::METRICS.endpoint_delivery(
+            tenant,
+            &endpoint_id.to_string(),
+            delivered,
+            time.duration_since(event.time).unwrap_or_default(),
+        );
+        if !delivered {
+            tracing::info!(endpoint = %endpoint_id, status = ?status_code, error = %error, "a delivery failed");
+        }
+        Tried {
+            attempt: DeliveryAttempt {
+                id: Uuid::now_v7(),
+                endpoint_id,
+                event: event.cursor,
+                event_type: event.kind,
+                time,
+                outcome,
+                status_code,
+                latency,
+                error,
+                next_try_time: None,
+                epoch,
+            },
+            hint,
+        }
+    }
+
+    /// Concludes and records a round; whether it was clean (no failure)
+    /// and recorded under its lease.
+    async fn finish(
+        &self,
+        lease: &EndpointLease,
+        page: &[(Cursor, bool)],
+        hints: &[FailureHint],
+        attempts: Vec<DeliveryAttempt>,
+    ) -> bool {
+        let endpoint = &lease.endpoint;
+        let round = conclude_round(
+            lease,
+            page,
+            hints,
+            attempts,
+            &self.policy,
+            SystemTime::now(),
+            jitter(),
+        );
+        let clean = round.failures == 0;
+        let disable = round.disable.clone();
+        match self
+            .store
+            .finish_delivery_round(&endpoint.tenant, endpoint.id, round)
+            .await
+        {
+            Ok(held) => {
+                if let (true, Some(reason)) = (held, disable) {
+                    let why = if hints.iter().any(|h| h.gone) {
+                        "gone"
+                    } else {
+                        "failing"
+                    };
+                    crate::metrics::METRICS.endpoint_disabled(&endpoint.tenant, why);
+                    tracing::warn!(endpoint = %endpoint.id, reason = %reason, "endpoint disabled");
+                }
+                held && clean
+            }
+            Err(e) => {
+                tracing::warn!(endpoint = %endpoint.id, error = %e, "recording a round failed");
+                false
+            }
+        }
+    }
+}
+
+/// What an answer (or its absence) makes of an attempt.
+fn judge(
+    answer: Result<Answer, String>,
+) -> (DeliveryOutcome, Option<u16>, String, Option<FailureHint>) {
+    match answer {
+        Ok(Answer { status, .. }) if (200..300).contains(&status) => (
+            DeliveryOutcome::Delivered,
+            Some(status),
+            String::new(),
+            None,
+        ),
+        Ok(Answer {
+            status,
+            retry_after,
+        }) => {
+            let error = match status {
+                300..=399 => format!("answered {status}; redirects are not followed"),
+                410 => "answered 410 Gone".to_owned(),
+                _ => format!("answered {status}"),
+            };
+            let hint = FailureHint {
+                gone: status == 410,
+                retry_after: retry_after.filter(|_| status == 429 || status == 503),
+            };
+            (DeliveryOutcome::Failed, Some(status), error, Some(hint))
+        }
+        Err(error) => (
+            DeliveryOutcome::Failed,
+            None,
+            error,
+            Some(FailureHint::default()),
+        ),
+    }
+}
+
+/// A number in [0, 1) for spreading retries.
+fn jitter() -> f64 {
+    let mut bytes = [0u8; 4];
+    if getrandom::fill(&mut bytes).is_err() {
+        return 0.5;
+    }
+    f64::from(u32::from_le_bytes(bytes)) / (f64::from(u32::MAX) + 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_judged_by_status() {
+        let ok = judge(Ok(Answer {
+            status: 204,
+            retry_after: None,
+        }));
+        assert_eq!(
+            (ok.0, ok.1, ok.3),
+            (DeliveryOutcome::Delivered, Some(204), None)
+        );
+        let busy = judge(Ok(Answer {
+            status: 429,
+            retry_after: Some(Duration::from_secs(9)),
+        }));
+        assert_eq!(busy.0, DeliveryOutcome::Failed);
+        assert_eq!(busy.3.unwrap().retry_after, Some(Duration::from_secs(9)));
+        // Retry-After counts only on 429 and 503.
+        let broken = judge(Ok(Answer {
+            status: 500,
+            retry_after: Some(Duration::from_secs(9)),
+        }));
+        assert_eq!(broken.3.unwrap().retry_after, None);
+        let gone = judge(Ok(Answer {
+            status: 410,
+            retry_after: None,
+        }));
+        assert!(gone.3.unwrap().gone);
+        let moved = judge(Ok(Answer {
+            status: 301,
+            retry_after: None,
+        }));
+        assert!(moved.2.contains("redirects are not followed"));
+        let down = judge(Err("could not connect".to_owned()));
+        assert_eq!((down.0, down.1), (DeliveryOutcome::Failed, None));
+    }
+
+    #[test]
+    fn jitter_stays_in_range() {
+        for _ in 0..100 {
+            let j = jitter();
+            assert!((0.0..1.0).contains(&j));
+        }
+    }
+}

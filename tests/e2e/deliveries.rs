@@ -1,0 +1,533 @@
+//! Webhook deliveries end to end: a local receiver over HTTP gets each
+//! event signed as Standard Webhooks says, each contact's in log order,
+//! retried with the same webhook-id after a 500 or a timeout, later as a
+//! 429's Retry-After asks; 410 and a long failure disable the endpoint
+//! with an event; names resolving to private addresses are refused when
+//! connecting; a replay delivers again; a rotation signs with both
+//! secrets. Every attempt is in ListEndpointDeliveries.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use omniroute_e2e::TestApp;
+use omniroute_proto::v1 as pb;
+use pb::endpoint_service_client::EndpointServiceClient;
+use sha2::Sha256;
+use tonic::transport::Channel;
+
+use crate::events::{next, subscribe};
+use crate::support::*;
+
+crate::on_both_stores!(
+    deliveries_are_signed_in_order_and_logged,
+    failures_are_retried_with_the_same_id,
+    retry_after_on_429_is_honoured,
+    gone_disables_at_once_with_an_event,
+    an_endpoint_failing_too_long_is_disabled,
+    names_of_private_addresses_are_refused_when_connecting,
+    a_replay_delivers_again,
+    a_rotation_signs_with_both_secrets,
+);
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// What the receiver answers next.
+#[derive(Debug, Clone, Copy)]
+enum Reply {
+    Status(u16),
+    RetryAfter(u16, u64),
+    /// Answers 200 after this long (longer than the delivery timeout).
+    Slow(Duration),
+}
+
+/// A delivery as the receiver got it.
+#[derive(Debug, Clone)]
+struct Got {
+    id: String,
+    timestamp: String,
+    signature: String,
+    body: Vec<u8>,
+}
+
+impl Got {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inbox {
+    got: Vec<Got>,
+    script: VecDeque<Reply>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Receiver(Arc<Mutex<Inbox>>);
+
+impl Receiver {
+    fn script(&self, replies: &[Reply]) {
+        self.0
+            .lock()
+            .unwrap()
+            .script
+            .extend(replies.iter().copied());
+    }
+
+    fn got(&self) -> Vec<Got> {
+        self.0.lock().unwrap().got.clone()
+    }
+
+    /// The deliveries, once at least `n` arrived.
+    async fn wait_for(&self, n: usize) -> Vec<Got> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let got = self.got();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{n} deliveries expected, {} arrived",
+                got.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn hook(
+    State(receiver): State<Receiver>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> impl IntoResponse {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let reply = {
+        let mut inbox = receiver.0.lock().unwrap();
+        inbox.got.push(Got {
+            id: header("webhook-id"),
+            timestamp: header("webhook-timestamp"),
+            signature: header("webhook-signature"),
+            body: body.to_vec(),
+        });
+        inbox.script.pop_front().unwrap_or(Reply::Status(200))
+    };
+    let mut answer_headers = HeaderMap::new();
+    let status = match reply {
+        Reply::Status(code) => code,
+        Reply::RetryAfter(code, secs) => {
+            answer_headers.insert("retry-after", secs.to_string().parse().unwrap());
+            code
+        }
+        Reply::Slow(wait) => {
+            tokio::time::sleep(wait).await;
+            200
+        }
+    };
+    (StatusCode::from_u16(status).unwrap(), answer_headers, "")
+}
+
+/// A receiver on loopback, and its URL.
+async fn receiver() -> (String, Receiver) {
+    let receiver = Receiver::default();
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(hook))
+        .with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://127.0.0.1:{port}/hook"), receiver)
+}
+
+/// The app again, delivering to loopback with quick retries.
+async fn delivering(
+    app: TestApp,
+    adjust: impl FnOnce(&mut omniroute::settings::Settings),
+) -> TestApp {
+    app.respawn_with(|s| {
+        s.endpoints.allow_http_loopback = true;
+        s.endpoints.retry_schedule_secs = vec![1];
+        s.endpoints.poll_interval_ms = 100;
+        adjust(s);
+    })
+    .await
+}
+
+fn client(app: &TestApp) -> EndpointServiceClient<Channel> {
+    EndpointServiceClient::new(app.channel.clone())
+}
+
+async fn register(app: &TestApp, url: &str, types: &[pb::EventType]) -> (pb::Endpoint, String) {
+    let created = client(app)
+        .create_endpoint(pb::CreateEndpointRequest {
+            endpoint: Some(pb::Endpoint {
+                url: url.to_owned(),
+                event_types: types.iter().map(|t| *t as i32).collect(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("create_endpoint")
+        .into_inner();
+    (created.endpoint.unwrap(), created.secret)
+}
+
+async fn deliveries(app: &TestApp, endpoint: &pb::Endpoint) -> Vec<pb::EndpointDelivery> {
+    client(app)
+        .list_endpoint_deliveries(pb::ListEndpointDeliveriesRequest {
+            name: endpoint.name.clone(),
+            page_size: 1000,
+            page_token: String::new(),
+        })
+        .await
+        .expect("list_endpoint_deliveries")
+        .into_inner()
+        .deliveries
+}
+
+/// The endpoint's attempts, once `n` were logged.
+async fn logged(app: &TestApp, endpoint: &pb::Endpoint, n: usize) -> Vec<pb::EndpointDelivery> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let attempts = deliveries(app, endpoint).await;
+        if attempts.len() >= n {
+            return attempts;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{n} attempts expected: {attempts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn get_endpoint(app: &TestApp, endpoint: &pb::Endpoint) -> pb::Endpoint {
+    client(app)
+        .get_endpoint(pb::GetEndpointRequest {
+            name: endpoint.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .endpoint
+        .unwrap()
+}
+
+/// The endpoint, once the router disabled it.
+async fn disabled(app: &TestApp, endpoint: &pb::Endpoint) -> pb::Endpoint {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let read = get_endpoint(app, endpoint).await;
+        if read.disabled {
+            return read;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not disabled: {read:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether `got` carries a valid signature by `secret` (the specification's
+/// verification, written here again).
+fn signed_by(got: &Got, secret: &str) -> bool {
+    let key = STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{}.{}.", got.id, got.timestamp).as_bytes());
+    mac.update(&got.body);
+    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+    got.signature.split(' ').any(|s| s == expected)
+}
+
+fn outcome(d: &pb::EndpointDelivery) -> pb::DeliveryOutcome {
+    pb::DeliveryOutcome::try_from(d.outcome).unwrap()
+}
+
+async fn deliveries_are_signed_in_order_and_logged(app: TestApp) {
+    let mut app = delivering(app, |_| {}).await;
+    let (url, receiver) = receiver().await;
+    let (endpoint, secret) = register(&app, &url, &[]).await;
+    let anna = create(&mut app, "Anna", vec![email("anna@example.com")]).await;
+    let bert = create(&mut app, "Bert", vec![email("bert@example.com")]).await;
+    for n in 0..3 {
+        send_text(&mut app, &anna.name, &format!("Anna {n}")).await;
+        send_text(&mut app, &bert.name, &format!("Bert {n}")).await;
+    }
+    // Two contacts, three messages each: at least their creation and
+    // acceptance, for each.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let got = loop {
+        let got = receiver.got();
+        let of = |c: &str| got.iter().filter(|g| g.json()["contact"] == c).count();
+        if of(&anna.name) >= 4 && of(&bert.name) >= 4 {
+            break got;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} deliveries",
+            got.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for g in &got {
+        assert!(signed_by(g, &secret), "not signed by the secret: {g:?}");
+        let body = g.json();
+        assert_eq!(body["cursor"], g.id, "webhook-id is the event's cursor");
+        assert!(body["type"].as_str().unwrap().starts_with("EVENT_TYPE_"));
+        let ts: u64 = g.timestamp.parse().unwrap();
+        assert!(ts.abs_diff(now) < 300, "timestamp in seconds");
+    }
+    // Each contact's events arrive in log order.
+    for contact in [&anna.name, &bert.name] {
+        let ids: Vec<&String> = got
+            .iter()
+            .filter(|g| g.json()["contact"] == contact.as_str())
+            .map(|g| &g.id)
+            .collect();
+        assert!(ids.len() >= 4, "{contact}: {ids:?}");
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{contact}: {ids:?}");
+    }
+    let attempts = logged(&app, &endpoint, got.len()).await;
+    let delivered: Vec<&pb::EndpointDelivery> = attempts
+        .iter()
+        .filter(|a| outcome(a) == pb::DeliveryOutcome::Delivered)
+        .collect();
+    assert!(delivered.len() >= got.len().min(8));
+    assert!(
+        delivered
+            .iter()
+            .all(|a| a.status_code == 200 && a.error.is_empty())
+    );
+}
+
+async fn failures_are_retried_with_the_same_id(app: TestApp) {
+    let mut app = delivering(app, |s| s.endpoints.timeout_secs = 1).await;
+    let (url, receiver) = receiver().await;
+    receiver.script(&[Reply::Status(500), Reply::Slow(Duration::from_secs(3))]);
+    let (endpoint, _) = register(&app, &url, &[pb::EventType::ContactCreated]).await;
+    create(&mut app, "Anna", vec![email("anna@example.com")]).await;
+    let got = receiver.wait_for(3).await;
+    assert!(
+        got.iter().all(|g| g.id == got[0].id),
+        "the same webhook-id: {got:?}"
+    );
+    let attempts = logged(&app, &endpoint, 3).await;
+    // Newest first: delivered, timed out, answered 500.
+    assert_eq!(outcome(&attempts[0]), pb::DeliveryOutcome::Delivered);
+    assert_eq!(outcome(&attempts[1]), pb::DeliveryOutcome::Failed);
+    assert!(attempts[1].error.contains("timed out"), "{:?}", attempts[1]);
+    assert_eq!(attempts[2].status_code, 500);
+    assert!(attempts[2].next_try_time.is_some());
+    assert!(attempts.iter().all(|a| a.event_cursor == got[0].id));
+    assert!(!get_endpoint(&app, &endpoint).await.disabled);
+}
+
+async fn retry_after_on_429_is_honoured(app: TestApp) {
+    let mut app = delivering(app, |_| {}).await;
+    let (url, receiver) = receiver().await;
+    receiver.script(&[Reply::RetryAfter(429, 3)]);
+    let (endpoint, _) = register(&app, &url, &[pb::EventType::ContactCreated]).await;
+    create(&mut app, "Anna", vec![email("anna@example.com")]).await;
+    receiver.wait_for(2).await;
+    let attempts = logged(&app, &endpoint, 2).await;
+    let busy = &attempts[1];
+    assert_eq!(busy.status_code, 429);
+    let tried = busy.attempt_time.unwrap().seconds;
+    let again = busy.next_try_time.unwrap().seconds;
+    // The schedule says about 1 s; the endpoint asked for 3.
+    assert!(again - tried >= 3, "{busy:?}");
+    assert_eq!(outcome(&attempts[0]), pb::DeliveryOutcome::Delivered);
+}
+
+async fn gone_disables_at_once_with_an_event(app: TestApp) {
+    let mut app = delivering(app, |_| {}).await;
+    let (url, receiver) = receiver().await;
+    receiver.script(&[Reply::Status(410)]);
+    let (endpoint, _) = register(&app, &url, &[pb::EventType::ContactCreated]).await;
+    let mut stream = subscribe(
+        &mut app,
+        pb::SubscribeRequest {
+            types: vec![pb::EventType::EndpointDisabled as i32],
+            ..Default::default()
+        },
+    )
+    .await;
+    create(&mut app, "Anna", vec![email("anna@example.com")]).await;
+    let read = disabled(&app, &endpoint).await;
+    assert!(read.disabled_reason.contains("410"), "{read:?}");
+    let event = next(&mut stream).await;
+    match event.payload {
+        Some(pb::event::Payload::EndpointNotice(notice)) => {
+            assert_eq!(notice.endpoint, endpoint.name);
+            assert!(notice.reason.contains("410"));
+        }
+        other => panic!("an endpoint notice expected: {other:?}"),
+    }
+    assert_eq!(receiver.got().len(), 1, "nothing after 410");
+    let attempts = deliveries(&app, &endpoint).await;
+    assert_eq!(attempts[0].next_try_time, None, "disabled: no next try");
+}
+
+async fn an_endpoint_failing_too_long_is_disabled(app: TestApp) {
+    let mut app = delivering(app, |s| s.endpoints.disable_after_secs = 2).await;
+    let (url, receiver) = receiver().await;
+    receiver.script(&[Reply::Status(503); 100]);
+    let (endpoint, _) = register(&app, &url, &[pb::EventType::ContactCreated]).await;
+    create(&mut app, "Anna", vec![email("anna@example.com")]).await;
+    let read = disabled(&app, &endpoint).await;
+    assert!(read.disabled_reason.contains("failed for"), "{read:?}");
+    assert!(receiver.got().len() >= 2, "retried before giving up");
+    // Enabled again, it delivers (the receiver now answers 200).
+    receiver.0.lock().unwrap().script.clear();
+    let before = receiver.got().len();
+    client(&app)
+        .update_endpoint(pb::UpdateEndpointRequest {
+            endpoint: Some(pb::Endpoint {
+                name: endpoint.name.clone(),
+                disabled: false,
+                ..Default::default()
+            }),
+            update_mask: mask(&["disabled"]),
+        })
+        .await
+        .unwrap();
+    receiver.wait_for(before + 1).await;
+    let attempts = logged(&app, &endpoint, before + 1).await;
+    assert_eq!(outcome(&attempts[0]), pb::DeliveryOutcome::Delivered);
+}
+
+async fn names_of_private_addresses_are_refused_when_connecting(app: TestApp) {
+    let (url, receiver) = receiver().await;
+    let port = url
+        .trim_start_matches("http://127.0.0.1:")
+        .trim_end_matches("/hook");
+    let mut app = delivering(app, |s| {
+        s.endpoints
+            .resolve
+            .insert("hooks.evil.test".into(), IpAddr::from([127, 0, 0, 1]));
+        s.endpoints.resolve.insert(
+            "metadata.evil.test".into(),
+            IpAddr::from([169, 254, 169, 254]),
+        );
+    })
+    .await;
+    let (local, _) = register(
+        &app,
+        &format!("https://hooks.evil.test:{port}/hook"),
+        &[pb::EventType::ContactCreated],
+    )
+    .await;
+    let (metadata, _) = register(
+        &app,
+        "https://metadata.evil.test/latest/meta-data/",
+        &[pb::EventType::ContactCreated],
+    )
+    .await;
+    create(&mut app, "Anna", vec![email("anna@example.com")]).await;
+    let refused = logged(&app, &local, 1).await;
+    assert!(
+        refused[0].error.contains("resolves to a loopback address"),
+        "{refused:?}"
+    );
+    let refused = logged(&app, &metadata, 1).await;
+    assert!(
+        refused[0]
+            .error
+            .contains("resolves to a link-local address"),
+        "{refused:?}"
+    );
+    assert!(
+        receiver.got().is_empty(),
+        "nothing reached the loopback receiver"
+    );
+}
+
+async fn a_replay_delivers_again(app: TestApp) {
+    let mut app = delivering(app, |_| {}).await;
+    let (url, receiver) = receiver().await;
+    let (endpoint, _) = register(&app, &url, &[pb::EventType::ContactCreated]).await;
+    for name in ["Anna", "Bert", "Carl"] {
+        create(&mut app, name, vec![email(&format!("{name}@example.com"))]).await;
+    }
+    let got = receiver.wait_for(3).await;
+    let mut ids: Vec<String> = got.iter().map(|g| g.id.clone()).collect();
+    ids.sort();
+    let replayed = client(&app)
+        .replay_endpoint(pb::ReplayEndpointRequest {
+            name: endpoint.name.clone(),
+            after_cursor: ids[0].clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(replayed.endpoint.unwrap().name, endpoint.name);
+    let again = receiver.wait_for(5).await;
+    let mut second: Vec<String> = again[got.len()..].iter().map(|g| g.id.clone()).collect();
+    second.sort();
+    assert_eq!(
+        second,
+        ids[1..].to_vec(),
+        "every event after the cursor, again"
+    );
+    // A cursor this log never issued is refused.
+    let refused = client(&app)
+        .replay_endpoint(pb::ReplayEndpointRequest {
+            name: endpoint.name.clone(),
+            after_cursor: format!("{:016x}{:016x}", 0, 999_999_999),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::OutOfRange, "{refused:?}");
+}
+
+async fn a_rotation_signs_with_both_secrets(app: TestApp) {
+    let mut app = delivering(app, |_| {}).await;
+    let (url, receiver) = receiver().await;
+    let (endpoint, old) = register(&app, &url, &[pb::EventType::ContactCreated]).await;
+    let new = client(&app)
+        .rotate_endpoint_secret(pb::RotateEndpointSecretRequest {
+            name: endpoint.name.clone(),
+            previous_secret_grace: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .secret;
+    create(&mut app, "Anna", vec![email("anna@example.com")]).await;
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].signature.split(' ').count(), 2);
+    assert!(signed_by(&got[0], &old));
+    assert!(signed_by(&got[0], &new));
+    // Without a grace, only the new secret signs.
+    client(&app)
+        .rotate_endpoint_secret(pb::RotateEndpointSecretRequest {
+            name: endpoint.name.clone(),
+            previous_secret_grace: Some(prost_types::Duration::default()),
+        })
+        .await
+        .unwrap();
+    create(&mut app, "Bert", vec![email("bert@example.com")]).await;
+    let got = receiver.wait_for(2).await;
+    assert_eq!(got[1].signature.split(' ').count(), 1);
+    assert!(!signed_by(&got[1], &new), "the second rotation replaced it");
+}
