@@ -531,3 +531,67 @@ async fn a_rotation_signs_with_both_secrets(app: TestApp) {
     assert_eq!(got[1].signature.split(' ').count(), 1);
     assert!(!signed_by(&got[1], &new), "the second rotation replaced it");
 }
+
+/// Two replicas on one database, one killed while it delivers: every event
+/// still arrives, each contact's in order (first arrivals), and only events
+/// in flight at the kill arrive twice.
+#[tokio::test]
+async fn two_replicas_deliver_every_event_while_one_is_killed() {
+    let (url, receiver) = receiver().await;
+    let adjust = |s: &mut omniroute::settings::Settings| {
+        s.endpoints.allow_http_loopback = true;
+        s.endpoints.retry_schedule_secs = vec![1];
+        s.endpoints.poll_interval_ms = 100;
+        s.endpoints.lease_secs = 3;
+    };
+    let mut first = TestApp::spawn_with(omniroute_e2e::Backend::Postgres, adjust).await;
+    let mut second = first.replica_with(adjust).await;
+    // Slow answers, so the kill finds deliveries in flight.
+    receiver.script(&[Reply::Slow(Duration::from_millis(100)); 30]);
+    let (endpoint, _) = register(&first, &url, &[]).await;
+    let mut contacts = Vec::new();
+    for name in ["Anna", "Bert", "Carl"] {
+        contacts.push(create(&mut first, name, vec![email(&format!("{name}@example.com"))]).await);
+    }
+    for round in 0..4 {
+        for contact in &contacts {
+            send_text(&mut first, &contact.name, &format!("update {round}")).await;
+        }
+    }
+    receiver.wait_for(5).await;
+    first.kill().await;
+    // Every event of the log reaches the endpoint.
+    let mut stream = subscribe(&mut second, from_the_beginning()).await;
+    let mut expected = Vec::new();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(3), stream.message()).await;
+        match event {
+            Ok(Ok(Some(response))) => expected.push(response.event.unwrap().cursor),
+            _ => break,
+        }
+    }
+    assert!(expected.len() >= 15, "{} events", expected.len());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let got = loop {
+        let got = receiver.got();
+        let ids: std::collections::HashSet<&String> = got.iter().map(|g| &g.id).collect();
+        if expected.iter().all(|c| ids.contains(c)) {
+            break got;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "missing deliveries");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut seen = std::collections::HashSet::new();
+    let firsts: Vec<&Got> = got.iter().filter(|g| seen.insert(g.id.clone())).collect();
+    for contact in &contacts {
+        let ids: Vec<&String> = firsts
+            .iter()
+            .filter(|g| g.json()["contact"] == contact.name.as_str())
+            .map(|g| &g.id)
+            .collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{}: {ids:?}", contact.name);
+    }
+    let repeats = got.len() - firsts.len();
+    assert!(repeats <= 8, "{repeats} repeats: only those in flight at the kill");
+    assert!(!get_endpoint(&second, &endpoint).await.disabled);
+}

@@ -111,8 +111,24 @@ impl TestApp {
     ///
     /// On the embedded store, which one process owns.
     pub async fn replica(&self) -> TestApp {
+        self.replica_with(|_| {}).await
+    }
+
+    /// [`TestApp::replica`] after `adjust` changed its settings.
+    pub async fn replica_with(&self, adjust: impl FnOnce(&mut Settings)) -> TestApp {
         assert_eq!(self.backend, Backend::Postgres, "replicas need PostgreSQL");
-        TestApp::spawn_on(self.backend, self.store_url.clone(), None, |_| {}).await
+        TestApp::spawn_on(self.backend, self.store_url.clone(), None, adjust).await
+    }
+
+    /// Ends the server at once, as a crash would in-process: its task is
+    /// aborted, so whatever it had in flight stops where it was, with no
+    /// shutdown (its leases stay until they expire).
+    pub async fn kill(mut self) {
+        self.shutdown.take();
+        if let Some(server) = self.server.take() {
+            server.abort();
+            let _ = server.await;
+        }
     }
 
     /// Stops this server gracefully and starts another on the same store

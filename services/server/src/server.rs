@@ -197,10 +197,13 @@ impl Application {
                 .zip(hangup)
                 .map(|(tls, hangup)| tokio::spawn(Arc::clone(tls).watch(hangup, stop.stopped()))),
         );
+        // Webhook deliveries end with this future, even when it is dropped
+        // rather than stopped: a replica that dies delivers nothing more.
+        let mut deliveries = Owned(None);
         if settings.endpoints.deliver && core.app.endpoints_ready().is_ok() {
             let deliverer =
                 Deliverer::new(Arc::clone(&store), core.app.clone(), &settings.endpoints)?;
-            tasks.push(tokio::spawn(deliverer.run(stop.stopped())));
+            deliveries.0 = Some(tokio::spawn(deliverer.run(stop.stopped())));
         }
         tasks.extend(metrics_listener.map(|listener| {
             serve_metrics(
@@ -246,6 +249,9 @@ impl Application {
             );
         }
         health_task.abort();
+        if let Some(task) = deliveries.0.take() {
+            let _ = task.await;
+        }
         for task in tasks {
             let _ = task.await;
         }
@@ -291,6 +297,17 @@ impl Core {
             sink,
             reports,
         })
+    }
+}
+
+/// A task that ends with its owner: aborted when dropped.
+struct Owned(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
     }
 }
 

@@ -45,10 +45,6 @@ use client::{Answer, Sender};
 /// Events read per round.
 const PAGE: usize = 100;
 
-/// How long a claim holds an endpoint; renewed every third of it while a
-/// round runs.
-const LEASE: Duration = Duration::from_secs(30);
-
 /// Delivers every tenant's events to their endpoints.
 #[derive(Debug)]
 pub struct Deliverer {
@@ -59,6 +55,9 @@ pub struct Deliverer {
     concurrency: usize,
     max_endpoints: usize,
     poll: Duration,
+    /// How long a claim holds an endpoint; renewed every third of it while
+    /// a round runs.
+    lease: Duration,
 }
 
 /// What one attempt did.
@@ -86,6 +85,7 @@ impl Deliverer {
             concurrency: settings.concurrency,
             max_endpoints: settings.max_endpoints,
             poll: Duration::from_millis(settings.poll_interval_ms),
+            lease: Duration::from_secs(settings.lease_secs),
         })
     }
 
@@ -104,7 +104,7 @@ impl Deliverer {
                 changes.borrow_and_update();
                 let free = slots.available_permits();
                 if free > 0 {
-                    match this.store.claim_endpoints(free, LEASE).await {
+                    match this.store.claim_endpoints(free, this.lease).await {
                         Ok(leases) => {
                             for lease in leases {
                                 let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
@@ -145,10 +145,10 @@ impl Deliverer {
         );
         let renew = async {
             loop {
-                tokio::time::sleep(LEASE / 3).await;
+                tokio::time::sleep(self.lease / 3).await;
                 match self
                     .store
-                    .renew_endpoint_lease(&tenant, id, token, LEASE)
+                    .renew_endpoint_lease(&tenant, id, token, self.lease)
                     .await
                 {
                     Ok(true) => {}

@@ -49,6 +49,10 @@ pub struct EndpointSettings {
     pub max_endpoints: usize,
     /// How often to look for new events when no change was signalled.
     pub poll_interval_ms: u64,
+    /// How long a replica holds an endpoint it delivers to without renewing
+    /// (renewed every third of it): after a crash, the time until another
+    /// replica takes over.
+    pub lease_secs: u64,
     /// Names pinned to addresses, like curl's `--resolve` (for sidecars
     /// and tests): `{ "hooks.internal" = "10.0.0.7" }`. A pinned address
     /// is checked like a resolved one.
@@ -70,6 +74,7 @@ impl Default for EndpointSettings {
             concurrency: 8,
             max_endpoints: 64,
             poll_interval_ms: 1000,
+            lease_secs: 30,
             resolve: BTreeMap::new(),
         }
     }
@@ -119,6 +124,9 @@ impl EndpointSettings {
         }
         if self.poll_interval_ms == 0 {
             return invalid("endpoints.poll_interval_ms", "must be at least 1");
+        }
+        if self.lease_secs < 3 {
+            return invalid("endpoints.lease_secs", "must be at least 3");
         }
         Ok(())
     }
