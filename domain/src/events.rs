@@ -42,6 +42,9 @@ pub enum EventType {
     /// The router disabled a webhook endpoint (it answered 410 Gone, or
     /// every delivery failed for too long): [`EventPayload::Endpoint`].
     EndpointDisabled,
+    /// A test delivery to an endpoint (never in the log):
+    /// [`EventPayload::Endpoint`].
+    EndpointTest,
 }
 
 impl EventType {
@@ -60,6 +63,7 @@ impl EventType {
             EventType::MessageFallback => 10,
             EventType::WindowClosing => 11,
             EventType::EndpointDisabled => 12,
+            EventType::EndpointTest => 13,
         }
     }
 
@@ -78,6 +82,7 @@ impl EventType {
             10 => EventType::MessageFallback,
             11 => EventType::WindowClosing,
             12 => EventType::EndpointDisabled,
+            13 => EventType::EndpointTest,
             _ => return None,
         })
     }

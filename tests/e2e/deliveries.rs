@@ -35,6 +35,8 @@ crate::on_both_stores!(
     names_of_private_addresses_are_refused_when_connecting,
     a_replay_delivers_again,
     a_rotation_signs_with_both_secrets,
+    a_test_event_reports_how_it_went,
+    a_reset_connection_is_retried,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -342,6 +344,49 @@ async fn failures_are_retried_with_the_same_id(app: TestApp) {
     assert!(!get_endpoint(&app, &endpoint).await.disabled);
 }
 
+/// A proxy to `target` (host:port) that resets its first `resets`
+/// connections once a request started arriving; its URL.
+async fn resetting(target: &str, resets: usize) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let target = target.to_owned();
+    tokio::spawn(async move {
+        let mut left = resets;
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            if left > 0 {
+                left -= 1;
+                let mut some = [0u8; 16];
+                let _ = tokio::io::AsyncReadExt::read(&mut inbound, &mut some).await;
+                // An abortive close: RST, not FIN.
+                let _ = inbound.set_zero_linger();
+                drop(inbound);
+                continue;
+            }
+            let target = target.clone();
+            tokio::spawn(async move {
+                let mut outbound = tokio::net::TcpStream::connect(target).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}/hook")
+}
+
+async fn a_reset_connection_is_retried(app: TestApp) {
+    let mut app = delivering(app, |_| {}).await;
+    let (url, receiver) = receiver().await;
+    let target = url.trim_start_matches("http://").trim_end_matches("/hook");
+    let proxy = resetting(target, 1).await;
+    let (endpoint, _) = register(&app, &proxy, &[pb::EventType::ContactCreated]).await;
+    create(&mut app, "Anna", vec![email("anna@example.com")]).await;
+    let got = receiver.wait_for(1).await;
+    let attempts = logged(&app, &endpoint, 2).await;
+    assert_eq!(outcome(&attempts[0]), pb::DeliveryOutcome::Delivered);
+    assert_eq!(outcome(&attempts[1]), pb::DeliveryOutcome::Failed);
+    assert_eq!(attempts[1].status_code, 0, "no answer: {:?}", attempts[1]);
+    assert_eq!(attempts[1].event_cursor, got[0].id);
+}
+
 async fn retry_after_on_429_is_honoured(app: TestApp) {
     let mut app = delivering(app, |_| {}).await;
     let (url, receiver) = receiver().await;
@@ -476,6 +521,7 @@ async fn a_replay_delivers_again(app: TestApp) {
         .replay_endpoint(pb::ReplayEndpointRequest {
             name: endpoint.name.clone(),
             after_cursor: ids[0].clone(),
+            start_time: None,
         })
         .await
         .unwrap()
@@ -489,11 +535,35 @@ async fn a_replay_delivers_again(app: TestApp) {
         ids[1..].to_vec(),
         "every event after the cursor, again"
     );
+    // From a time: every event from then on.
+    let before = receiver.got().len();
+    client(&app)
+        .replay_endpoint(pb::ReplayEndpointRequest {
+            name: endpoint.name.clone(),
+            after_cursor: String::new(),
+            start_time: Some(prost_types::Timestamp::default()),
+        })
+        .await
+        .unwrap();
+    let again = receiver.wait_for(before + 3).await;
+    let mut third: Vec<String> = again[before..].iter().map(|g| g.id.clone()).collect();
+    third.sort();
+    assert_eq!(third, ids);
+    let both = client(&app)
+        .replay_endpoint(pb::ReplayEndpointRequest {
+            name: endpoint.name.clone(),
+            after_cursor: ids[0].clone(),
+            start_time: Some(prost_types::Timestamp::default()),
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&both, "start_time");
     // A cursor this log never issued is refused.
     let refused = client(&app)
         .replay_endpoint(pb::ReplayEndpointRequest {
             name: endpoint.name.clone(),
             after_cursor: format!("{:016x}{:016x}", 0, 999_999_999),
+            start_time: None,
         })
         .await
         .unwrap_err();
@@ -532,6 +602,54 @@ async fn a_rotation_signs_with_both_secrets(app: TestApp) {
     assert!(!signed_by(&got[1], &new), "the second rotation replaced it");
 }
 
+async fn a_test_event_reports_how_it_went(app: TestApp) {
+    let app = delivering(app, |_| {}).await;
+    let (url, receiver) = receiver().await;
+    let (endpoint, secret) = register(&app, &url, &[pb::EventType::MessageFailed]).await;
+    let test = |name: String| pb::SendTestEventRequest { name };
+    let sent = client(&app)
+        .send_test_event(test(endpoint.name.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .delivery
+        .unwrap();
+    assert_eq!(outcome(&sent), pb::DeliveryOutcome::Delivered);
+    assert_eq!(sent.status_code, 200);
+    let got = receiver.got();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, sent.event_cursor);
+    assert!(got[0].id.starts_with("test_"));
+    assert!(signed_by(&got[0], &secret));
+    let body = got[0].json();
+    assert_eq!(body["type"], "EVENT_TYPE_ENDPOINT_TEST");
+    assert_eq!(body["endpointNotice"]["endpoint"], endpoint.name.as_str());
+    // Not logged, not retried.
+    assert!(deliveries(&app, &endpoint).await.is_empty());
+    // To an endpoint that does not answer: how it failed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let (dead, _) = register(&app, &format!("http://127.0.0.1:{port}/"), &[]).await;
+    let failed = client(&app)
+        .send_test_event(test(dead.name.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .delivery
+        .unwrap();
+    assert_eq!(outcome(&failed), pb::DeliveryOutcome::Failed);
+    assert_eq!(failed.status_code, 0);
+    assert!(failed.error.contains("connect"), "{failed:?}");
+    let missing = client(&app)
+        .send_test_event(test(
+            "endpoints/01a25299-a186-740c-a00c-60adaa07e99c".into(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+}
+
 /// Two replicas on one database, one killed while it delivers: every event
 /// still arrives, each contact's in order (first arrivals), and only events
 /// in flight at the kill arrive twice.
@@ -551,7 +669,14 @@ async fn two_replicas_deliver_every_event_while_one_is_killed() {
     let (endpoint, _) = register(&first, &url, &[]).await;
     let mut contacts = Vec::new();
     for name in ["Anna", "Bert", "Carl"] {
-        contacts.push(create(&mut first, name, vec![email(&format!("{name}@example.com"))]).await);
+        contacts.push(
+            create(
+                &mut first,
+                name,
+                vec![email(&format!("{name}@example.com"))],
+            )
+            .await,
+        );
     }
     for round in 0..4 {
         for contact in &contacts {
@@ -589,9 +714,16 @@ async fn two_replicas_deliver_every_event_while_one_is_killed() {
             .filter(|g| g.json()["contact"] == contact.name.as_str())
             .map(|g| &g.id)
             .collect();
-        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{}: {ids:?}", contact.name);
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "{}: {ids:?}",
+            contact.name
+        );
     }
     let repeats = got.len() - firsts.len();
-    assert!(repeats <= 8, "{repeats} repeats: only those in flight at the kill");
+    assert!(
+        repeats <= 8,
+        "{repeats} repeats: only those in flight at the kill"
+    );
     assert!(!get_endpoint(&second, &endpoint).await.disabled);
 }

@@ -373,6 +373,12 @@ pub trait EventStore: Send + Sync {
     /// The position of the newest event a reader can see now ("from now").
     async fn event_head(&self, tenant: &str) -> Result<Cursor>;
 
+    /// The position just before the tenant's first event at or after
+    /// `time`, in log order (reading after it reads every event from
+    /// `time` on); the head when there is none. For replays, an operator's
+    /// occasional call: it may read the events after `time`.
+    async fn cursor_before(&self, tenant: &str, time: SystemTime) -> Result<Cursor>;
+
     /// Whether `cursor` is the position of an event of this tenant's log
     /// (a subscriber resuming from a cursor the log never issued would skip
     /// events silently).

@@ -204,6 +204,7 @@ conformance! {
         only_the_lease_holder_moves_the_cursor,
         a_round_that_disables_the_endpoint_says_so_in_the_log,
         cursors_and_attempts_go_with_their_endpoint,
+        a_time_finds_the_position_before_its_first_event,
         // the event log
         events_are_read_in_log_order_with_cursor_paging,
         events_filter_by_type_contact_and_tenant,

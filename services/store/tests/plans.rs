@@ -34,7 +34,7 @@ async fn connect(url: &str, options: &str) -> tokio_postgres::Client {
 }
 
 /// Fills contacts, messages and events with `ROWS` rows each, as a busy
-/// tenant's:
+/// tenant's (and an endpoint's delivery attempts):
 /// half of the messages are callbacks (voice calls, each with its
 /// progress, due over two days around now), the other half email; one
 /// contact has a tenth of them. The tenant has `ROWS` API keys too.
@@ -67,6 +67,11 @@ async fn fill(db: &tokio_postgres::Client) {
          WHERE provider_message_id IS NOT NULL;
          INSERT INTO events (tenant, type, time, contact_id, message_id, payload)
          SELECT tenant, 2, now(), contact_id, id, '{{}}' FROM messages;
+         INSERT INTO endpoint_attempts (tenant, endpoint_id, id, event_xid, event_seq,
+                                        event_type, epoch, time, outcome, latency_ms)
+         SELECT 'default', '00000000-0000-7000-8000-000000000000', gen_random_uuid(),
+                '1'::xid8, i, 2, 0, now(), 1 + i % 2, 10
+         FROM generate_series(1, {ROWS}) AS i;
          INSERT INTO api_keys (id, tenant, name, prefix, secret_hash, scopes, create_time)
          SELECT gen_random_uuid(), 'default', '', 'key-' || i, sha256(('secret-' || i)::bytea),
                 '{{messages.send}}', now()

@@ -5,7 +5,7 @@
 //! rotation) before anything is stored, then calls the use case. A secret
 //! appears in the answers of CreateEndpoint and RotateEndpointSecret only.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use omniroute_domain::{Cursor, DeliveryAttempt, DeliveryOutcome, Endpoint, EndpointPatch};
 use omniroute_proto::v1 as pb;
@@ -17,8 +17,9 @@ use super::ApiContext;
 use super::convert::{self, contact_name, parse_resource_name};
 use super::message_convert::event_type_to_pb;
 use super::message_validate::event_types;
-use crate::app::endpoints::{DEFAULT_GRACE, EndpointDraft, MAX_GRACE, check_url};
+use crate::app::endpoints::{DEFAULT_GRACE, EndpointDraft, MAX_GRACE, ReplayFrom, check_url};
 use crate::app::{AppError, Violations};
+use crate::deliveries::courier::Posted;
 
 /// The longest description accepted.
 const MAX_DESCRIPTION: usize = 1000;
@@ -311,18 +312,74 @@ impl EndpointService for EndpointApi {
         let req = request.into_inner();
         let mut v = Violations::default();
         let id = v.check("name", parse_endpoint_name(&req.name));
-        let after = v.check(
-            "after_cursor",
-            Cursor::decode(&req.after_cursor).ok_or("not a cursor from an event of this service"),
-        );
+        let from = match (req.after_cursor.as_str(), req.start_time) {
+            ("", None) => v.check(
+                "after_cursor",
+                Err::<ReplayFrom, _>("after_cursor or start_time is required"),
+            ),
+            (cursor, None) => v.check(
+                "after_cursor",
+                Cursor::decode(cursor)
+                    .map(ReplayFrom::After)
+                    .ok_or("not a cursor from an event of this service"),
+            ),
+            ("", Some(time)) => v.check(
+                "start_time",
+                SystemTime::try_from(time)
+                    .map(ReplayFrom::Time)
+                    .map_err(|_| "not a valid time"),
+            ),
+            (_, Some(_)) => v.check(
+                "start_time",
+                Err::<ReplayFrom, _>("give after_cursor or start_time, not both"),
+            ),
+        };
         v.finish()?;
-        let (Some(id), Some(after)) = (id, after) else {
+        let (Some(id), Some(from)) = (id, from) else {
             return Err(AppError::invalid("name", "required").into());
         };
-        let endpoint = self.ctx.app.replay_endpoint(&tenant, id, after).await?;
+        let endpoint = self.ctx.app.replay_endpoint(&tenant, id, from).await?;
         Ok(Response::new(pb::ReplayEndpointResponse {
             endpoint: Some(endpoint_to_pb(&endpoint)),
         }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn send_test_event(
+        &self,
+        request: Request<pb::SendTestEventRequest>,
+    ) -> Result<Response<pb::SendTestEventResponse>, Status> {
+        let tenant = self.ctx.tenant(&request);
+        let id = endpoint_id("name", &request.get_ref().name)?;
+        let endpoint = self.ctx.app.get_endpoint(&tenant, id).await?;
+        let Some(courier) = &self.ctx.courier else {
+            return Err(AppError::Precondition("no HTTP client for deliveries".to_owned()).into());
+        };
+        let (id, posted) = courier.send_test(&self.ctx.app, &endpoint).await?;
+        Ok(Response::new(pb::SendTestEventResponse {
+            delivery: Some(test_delivery_to_pb(id, &posted)),
+        }))
+    }
+}
+
+/// A test delivery as the API shows it.
+fn test_delivery_to_pb(id: String, p: &Posted) -> pb::EndpointDelivery {
+    pb::EndpointDelivery {
+        event_cursor: id,
+        event_type: pb::EventType::EndpointTest as i32,
+        attempt_time: convert::timestamp(p.time),
+        outcome: outcome_to_pb(p.outcome) as i32,
+        status_code: p.status_code.map(i32::from).unwrap_or_default(),
+        latency: prost_types::Duration::try_from(p.latency).ok(),
+        error: p.error.clone(),
+        next_try_time: None,
+    }
+}
+
+fn outcome_to_pb(outcome: DeliveryOutcome) -> pb::DeliveryOutcome {
+    match outcome {
+        DeliveryOutcome::Delivered => pb::DeliveryOutcome::Delivered,
+        DeliveryOutcome::Failed => pb::DeliveryOutcome::Failed,
     }
 }
 
@@ -332,10 +389,7 @@ fn delivery_to_pb(a: &DeliveryAttempt) -> pb::EndpointDelivery {
         event_cursor: a.event.encode(),
         event_type: event_type_to_pb(a.event_type) as i32,
         attempt_time: convert::timestamp(a.time),
-        outcome: match a.outcome {
-            DeliveryOutcome::Delivered => pb::DeliveryOutcome::Delivered,
-            DeliveryOutcome::Failed => pb::DeliveryOutcome::Failed,
-        } as i32,
+        outcome: outcome_to_pb(a.outcome) as i32,
         status_code: a.status_code.map(i32::from).unwrap_or_default(),
         latency: prost_types::Duration::try_from(a.latency).ok(),
         error: a.error.clone(),

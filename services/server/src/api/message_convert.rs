@@ -86,6 +86,7 @@ pub fn event_type_to_pb(kind: EventType) -> pb::EventType {
         EventType::MessageFallback => pb::EventType::MessageFallback,
         EventType::WindowClosing => pb::EventType::WindowClosing,
         EventType::EndpointDisabled => pb::EventType::EndpointDisabled,
+        EventType::EndpointTest => pb::EventType::EndpointTest,
     }
 }
 

@@ -221,6 +221,7 @@ pub fn event_types(v: &mut Violations, field: &str, values: &[i32]) -> Vec<Event
             Ok(pb::EventType::MessageFallback) => Ok(EventType::MessageFallback),
             Ok(pb::EventType::WindowClosing) => Ok(EventType::WindowClosing),
             Ok(pb::EventType::EndpointDisabled) => Ok(EventType::EndpointDisabled),
+            Ok(pb::EventType::EndpointTest) => Ok(EventType::EndpointTest),
             Err(_) => Err("unknown event type"),
         };
         if let Some(kind) = v.check(format!("{field}[{i}]"), kind)

@@ -59,12 +59,21 @@ pub struct ApiContext {
     default_page_size: u32,
     max_page_size: u32,
     default_tenant: Arc<str>,
+    /// Sends test events to endpoints (none when its HTTP client could not
+    /// be built).
+    courier: Option<Arc<crate::deliveries::courier::Courier>>,
 }
 
 impl ApiContext {
     /// The API over the application core, from validated settings.
     pub fn new(app: App, settings: &Settings) -> ApiContext {
+        let courier =
+            crate::deliveries::courier::Courier::new(app.endpoint_url_rules(), &settings.endpoints)
+                .map_err(|e| tracing::error!(error = %e, "no HTTP client for test events"))
+                .ok()
+                .map(Arc::new);
         ApiContext {
+            courier,
             store: Arc::clone(app.store()),
             app,
             region: settings.phone_region(),

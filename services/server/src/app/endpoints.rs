@@ -327,6 +327,15 @@ impl Endpoints {
     }
 }
 
+/// Where a replay starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayFrom {
+    /// After this cursor.
+    After(omniroute_domain::Cursor),
+    /// At the first event at or after this time.
+    Time(SystemTime),
+}
+
 /// An endpoint to register, as a face validated it (URL rules included).
 #[derive(Debug, Clone)]
 pub struct EndpointDraft {
@@ -470,20 +479,23 @@ impl App {
             .await?)
     }
 
-    /// Delivers every event after `after` to the endpoint again; `after`
-    /// must be a cursor of this tenant's log.
+    /// Delivers the endpoint's events again from `from` on: after a
+    /// cursor of this tenant's log, or from a time.
     pub async fn replay_endpoint(
         &self,
         tenant: &str,
         id: Uuid,
-        after: omniroute_domain::Cursor,
+        from: ReplayFrom,
     ) -> Result<Endpoint, AppError> {
         self.endpoints_ready()?;
         let endpoint = self.store.get_endpoint(tenant, id).await?;
-        match self.store.check_cursor(tenant, after).await? {
-            omniroute_domain::CursorCheck::Issued => {}
-            refused => return Err(AppError::Cursor(refused)),
-        }
+        let after = match from {
+            ReplayFrom::After(cursor) => match self.store.check_cursor(tenant, cursor).await? {
+                omniroute_domain::CursorCheck::Issued => cursor,
+                refused => return Err(AppError::Cursor(refused)),
+            },
+            ReplayFrom::Time(time) => self.store.cursor_before(tenant, time).await?,
+        };
         self.store.replay_endpoint(tenant, id, after).await?;
         tracing::info!(endpoint = %id, "endpoint replay requested");
         Ok(endpoint)

@@ -21,13 +21,14 @@
 //! endpoint by id, never its URL, secret or the event's content.
 
 pub mod client;
+pub mod courier;
 pub mod sign;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use omniroute_domain::{
     Cursor, DeliveryAttempt, DeliveryOutcome, EndpointLease, Event, EventFilter, FailureHint,
@@ -40,7 +41,7 @@ use uuid::Uuid;
 
 use crate::app::App;
 use crate::settings::EndpointSettings;
-use client::{Answer, Sender};
+use courier::{Courier, Posted};
 
 /// Events read per round.
 const PAGE: usize = 100;
@@ -50,7 +51,7 @@ const PAGE: usize = 100;
 pub struct Deliverer {
     store: Arc<dyn Store>,
     app: App,
-    sender: Sender,
+    courier: Courier,
     policy: RetryPolicy,
     concurrency: usize,
     max_endpoints: usize,
@@ -74,11 +75,7 @@ impl Deliverer {
         settings: &EndpointSettings,
     ) -> anyhow::Result<Deliverer> {
         Ok(Deliverer {
-            sender: Sender::new(
-                app.endpoint_url_rules(),
-                settings.resolve.clone(),
-                Duration::from_secs(settings.timeout_secs),
-            )?,
+            courier: Courier::new(app.endpoint_url_rules(), settings)?,
             store,
             app,
             policy: settings.retry_policy(),
@@ -313,24 +310,17 @@ impl Deliverer {
         event: &Event,
     ) -> Tried {
         let body = crate::api::event_json(event);
-        let id = event.cursor.encode();
-        let time = SystemTime::now();
-        let timestamp = time
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let headers = [
-            ("webhook-id", id),
-            ("webhook-timestamp", timestamp.to_string()),
-            (
-                "webhook-signature",
-                sign::signature(keys, &event.cursor.encode(), timestamp, &body),
-            ),
-        ];
-        let started = Instant::now();
-        let answer = self.sender.send(url, &headers, body).await;
-        let latency = started.elapsed();
-        let (outcome, status_code, error, hint) = judge(answer);
+        let Posted {
+            time,
+            latency,
+            outcome,
+            status_code,
+            error,
+            hint,
+        } = self
+            .courier
+            .post(url, keys, &event.cursor.encode(), body)
+            .await;
         let delivered = outcome == DeliveryOutcome::Delivered;
         crate::metrics::METRICS.endpoint_delivery(
             tenant,
@@ -405,41 +395,6 @@ impl Deliverer {
     }
 }
 
-/// What an answer (or its absence) makes of an attempt.
-fn judge(
-    answer: Result<Answer, String>,
-) -> (DeliveryOutcome, Option<u16>, String, Option<FailureHint>) {
-    match answer {
-        Ok(Answer { status, .. }) if (200..300).contains(&status) => (
-            DeliveryOutcome::Delivered,
-            Some(status),
-            String::new(),
-            None,
-        ),
-        Ok(Answer {
-            status,
-            retry_after,
-        }) => {
-            let error = match status {
-                300..=399 => format!("answered {status}; redirects are not followed"),
-                410 => "answered 410 Gone".to_owned(),
-                _ => format!("answered {status}"),
-            };
-            let hint = FailureHint {
-                gone: status == 410,
-                retry_after: retry_after.filter(|_| status == 429 || status == 503),
-            };
-            (DeliveryOutcome::Failed, Some(status), error, Some(hint))
-        }
-        Err(error) => (
-            DeliveryOutcome::Failed,
-            None,
-            error,
-            Some(FailureHint::default()),
-        ),
-    }
-}
-
 /// A number in [0, 1) for spreading retries.
 fn jitter() -> f64 {
     let mut bytes = [0u8; 4];
@@ -452,42 +407,6 @@ fn jitter() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn answers_are_judged_by_status() {
-        let ok = judge(Ok(Answer {
-            status: 204,
-            retry_after: None,
-        }));
-        assert_eq!(
-            (ok.0, ok.1, ok.3),
-            (DeliveryOutcome::Delivered, Some(204), None)
-        );
-        let busy = judge(Ok(Answer {
-            status: 429,
-            retry_after: Some(Duration::from_secs(9)),
-        }));
-        assert_eq!(busy.0, DeliveryOutcome::Failed);
-        assert_eq!(busy.3.unwrap().retry_after, Some(Duration::from_secs(9)));
-        // Retry-After counts only on 429 and 503.
-        let broken = judge(Ok(Answer {
-            status: 500,
-            retry_after: Some(Duration::from_secs(9)),
-        }));
-        assert_eq!(broken.3.unwrap().retry_after, None);
-        let gone = judge(Ok(Answer {
-            status: 410,
-            retry_after: None,
-        }));
-        assert!(gone.3.unwrap().gone);
-        let moved = judge(Ok(Answer {
-            status: 301,
-            retry_after: None,
-        }));
-        assert!(moved.2.contains("redirects are not followed"));
-        let down = judge(Err("could not connect".to_owned()));
-        assert_eq!((down.0, down.1), (DeliveryOutcome::Failed, None));
-    }
 
     #[test]
     fn jitter_stays_in_range() {

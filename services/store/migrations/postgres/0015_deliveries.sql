@@ -48,8 +48,10 @@ CREATE TABLE endpoint_attempts (
     PRIMARY KEY (tenant, endpoint_id, id)
 );
 
--- Which events of a page were delivered already (after a partial round).
-CREATE INDEX endpoint_attempts_delivered ON endpoint_attempts (endpoint_id, event_seq)
+-- Which events of a page were delivered already (after a partial round):
+-- one probe per event. The event leads: one endpoint has every attempt of
+-- its own, so a plan must not start from the endpoint.
+CREATE INDEX endpoint_attempts_delivered ON endpoint_attempts (event_seq, endpoint_id)
     WHERE outcome = 1;
 
 -- Pruning with the events they deliver.

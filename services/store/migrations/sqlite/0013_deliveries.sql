@@ -39,6 +39,6 @@ CREATE TABLE endpoint_attempts (
     PRIMARY KEY (tenant, endpoint_id, id)
 ) WITHOUT ROWID;
 
-CREATE INDEX endpoint_attempts_delivered ON endpoint_attempts (endpoint_id, event_seq)
+CREATE INDEX endpoint_attempts_delivered ON endpoint_attempts (event_seq, endpoint_id)
     WHERE outcome = 1;
 CREATE INDEX endpoint_attempts_time ON endpoint_attempts (time);

@@ -50,9 +50,14 @@ fn claim_sql() -> String {
 const RENEW: &str = "UPDATE endpoint_cursors SET lease_until = $4
      WHERE tenant = $1 AND endpoint_id = $2 AND lease_token = $3";
 
-const DELIVERED: &str = "SELECT event_seq FROM endpoint_attempts
-     WHERE endpoint_id = $2 AND event_seq = ANY($4) AND outcome = 1
-       AND tenant = $1 AND epoch = $3";
+/// One index probe per event of the page: a LATERAL subquery with a LIMIT
+/// runs once per event, so no plan can start from the endpoint (which has
+/// every attempt of its own) instead.
+const DELIVERED: &str = "SELECT page.seq FROM unnest($4::bigint[]) AS page(seq),
+     LATERAL (SELECT 1 FROM endpoint_attempts a
+              WHERE a.event_seq = page.seq AND a.endpoint_id = $2 AND a.outcome = 1
+                AND a.tenant = $1 AND a.epoch = $3
+              LIMIT 1) AS hit";
 
 const LOG: &str = "INSERT INTO endpoint_attempts (tenant, endpoint_id, id, event_xid, event_seq,
          event_type, epoch, time, outcome, status_code, latency_ms, error, next_try_time)
@@ -92,6 +97,26 @@ pub(super) const FORGET: [&str; 2] = [
     "DELETE FROM endpoint_cursors WHERE tenant = $1 AND endpoint_id = $2",
     "DELETE FROM endpoint_attempts WHERE tenant = $1 AND endpoint_id = $2",
 ];
+
+/// The deliveries' statements that grow with the log, for `tests/plans.rs`.
+pub(super) fn hot_statements() -> Vec<super::HotStatement> {
+    vec![
+        super::HotStatement {
+            name: "which events of a page were delivered",
+            sql: DELIVERED.to_owned(),
+            types: "text, uuid, bigint, bigint[]",
+            args: "'default', '00000000-0000-7000-8000-000000000000', 0, '{1,2,3,4,5}'",
+            options: "",
+        },
+        super::HotStatement {
+            name: "an endpoint's attempts",
+            sql: ATTEMPTS.to_owned(),
+            types: "text, uuid, uuid, bigint",
+            args: "'default', '00000000-0000-7000-8000-000000000000', NULL, 500",
+            options: "",
+        },
+    ]
+}
 
 fn cursor_at(r: &Row, xid: usize, seq: usize) -> Cursor {
     Cursor {

@@ -220,6 +220,35 @@ impl EventStore for PgStore {
             .unwrap_or_default())
     }
 
+    async fn cursor_before(&self, tenant: &str, time: SystemTime) -> Result<Cursor> {
+        // On a plain connection: the time's BRIN index finds the few
+        // recent events, then they are sorted by position.
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT xid::text, seq FROM events
+                 WHERE tenant = $1 AND time >= $2
+                   AND xid < pg_snapshot_xmin(pg_current_snapshot())
+                 ORDER BY events.xid, events.seq LIMIT 1",
+            )
+            .await
+            .map_err(db)?;
+        match client
+            .query_opt(&stmt, &[&tenant, &time])
+            .await
+            .map_err(db)?
+        {
+            Some(r) => Ok(Cursor {
+                xid: r.get::<_, &str>(0).parse().unwrap_or_default(),
+                seq: r.get::<_, i64>(1) - 1,
+            }),
+            None => {
+                drop(client);
+                self.event_head(tenant).await
+            }
+        }
+    }
+
     async fn check_cursor(&self, tenant: &str, cursor: Cursor) -> Result<CursorCheck> {
         let client = self.reader().await?;
         let stmt = client.prepare_cached(AT).await.map_err(db)?;

@@ -46,6 +46,7 @@ pub fn hot_statements() -> Vec<HotStatement> {
     statements.extend(auth::hot_statements());
     statements.extend(messages::hot_statements());
     statements.extend(quotas::hot_statements());
+    statements.extend(deliveries::hot_statements());
     statements
 }
 

@@ -7,7 +7,7 @@
 
 use std::time::SystemTime;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
 use std::collections::HashMap;
@@ -226,6 +226,29 @@ impl EventStore for SqliteStore {
     async fn check_cursor(&self, tenant: &str, cursor: Cursor) -> Result<CursorCheck> {
         let tenant = tenant.to_owned();
         self.read(move |tx| check_cursor(tx, &tenant, cursor)).await
+    }
+
+    async fn cursor_before(&self, tenant: &str, time: SystemTime) -> Result<Cursor> {
+        let tenant = tenant.to_owned();
+        self.read(move |tx| {
+            let first: Option<i64> = tx
+                .prepare_cached(
+                    "SELECT seq FROM events WHERE tenant = ?1 AND time >= ?2
+                     ORDER BY seq LIMIT 1",
+                )
+                .map_err(db)?
+                .query_row(params![tenant, to_micros(time)], |r| r.get(0))
+                .optional()
+                .map_err(db)?;
+            match first {
+                Some(seq) => Ok(Cursor {
+                    xid: 0,
+                    seq: seq - 1,
+                }),
+                None => head(tx, &tenant),
+            }
+        })
+        .await
     }
 
     async fn prune_events(&self, before: SystemTime) -> Result<u64> {

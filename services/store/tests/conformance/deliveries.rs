@@ -287,3 +287,43 @@ pub async fn cursors_and_attempts_go_with_their_endpoint(store: S) {
         StoreError::NotFound { .. }
     );
 }
+
+pub async fn a_time_finds_the_position_before_its_first_event(store: S) {
+    let early = create(&store, named("Early"), vec![email("early@example.com")]).await;
+    let origin = store.event_origin();
+    assert_eq!(
+        wait_events(&store, T, origin, &of(early.id), 1).await.len(),
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let between = SystemTime::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let late = create(&store, named("Late"), vec![email("late@example.com")]).await;
+    let all = wait_events(&store, T, origin, &EventFilter::default(), 2).await;
+    assert_eq!(all.len(), 2);
+    let cursor = store.cursor_before(T, between).await.unwrap();
+    let read = store
+        .read_events(T, cursor, &EventFilter::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].contact_id, Some(late.id));
+    // From before everything: everything; after everything: the head.
+    let first = store
+        .cursor_before(T, SystemTime::UNIX_EPOCH)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .read_events(T, first, &EventFilter::default(), 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let future = SystemTime::now() + Duration::from_secs(3600);
+    assert_eq!(
+        store.cursor_before(T, future).await.unwrap(),
+        store.event_head(T).await.unwrap()
+    );
+}
