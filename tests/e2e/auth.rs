@@ -253,6 +253,7 @@ fn scope_of(path: &str) -> &'static str {
             | "ListCallbacks"
             | "GetEndpoint"
             | "ListEndpoints"
+            | "ListEndpointDeliveries"
     );
     match (service, reads) {
         ("ContactService", true) | ("PreferenceService", true) => "contacts.read",
@@ -737,6 +738,21 @@ async fn every_method_refuses_another_tenants_resources(app: TestApp) {
             "RotateEndpointSecret" => pb::RotateEndpointSecretRequest {
                 name: endpoint.name.clone(),
                 previous_secret_grace: None,
+            }
+            .encode_to_vec(),
+            "ListEndpointDeliveries" => pb::ListEndpointDeliveriesRequest {
+                name: endpoint.name.clone(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+            "ReplayEndpoint" => pb::ReplayEndpointRequest {
+                name: endpoint.name.clone(),
+                after_cursor: String::new(),
+                start_time: Some(prost_types::Timestamp::default()),
+            }
+            .encode_to_vec(),
+            "SendTestEvent" => pb::SendTestEventRequest {
+                name: endpoint.name.clone(),
             }
             .encode_to_vec(),
             // The operator's service: every tenant's keys, for admin keys
