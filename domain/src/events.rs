@@ -119,6 +119,15 @@ impl Cursor {
     }
 }
 
+/// A sink's position in a tenant's log, as a replica holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SinkLease {
+    /// Every event up to here was published.
+    pub cursor: Cursor,
+    /// The lease's token: only its holder moves the position.
+    pub token: Uuid,
+}
+
 /// A position among sent messages awaiting their first report: when a
 /// message was sent, then its id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

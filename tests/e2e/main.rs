@@ -17,6 +17,8 @@ mod invalid;
 mod limits;
 mod messaging;
 mod metrics;
+#[cfg(feature = "nats")]
+mod nats;
 mod outage;
 mod policy;
 mod postfix;

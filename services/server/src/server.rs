@@ -205,6 +205,16 @@ impl Application {
                 Deliverer::new(Arc::clone(&store), core.app.clone(), &settings.endpoints)?;
             deliveries.0 = Some(tokio::spawn(deliverer.run(stop.stopped())));
         }
+        let mut sink = Owned(None);
+        #[cfg(feature = "nats")]
+        if settings.nats.enabled {
+            let publisher = crate::deliveries::nats::NatsSink::new(
+                Arc::clone(&store),
+                &settings.nats,
+                &settings.api.default_tenant,
+            );
+            sink.0 = Some(tokio::spawn(publisher.run(stop.stopped())));
+        }
         tasks.extend(metrics_listener.map(|listener| {
             serve_metrics(
                 &settings,
@@ -249,7 +259,7 @@ impl Application {
             );
         }
         health_task.abort();
-        if let Some(task) = deliveries.0.take() {
+        for task in [deliveries.0.take(), sink.0.take()].into_iter().flatten() {
             let _ = task.await;
         }
         for task in tasks {

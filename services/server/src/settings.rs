@@ -20,6 +20,7 @@ mod auth;
 mod email;
 mod endpoints;
 mod metrics;
+mod nats;
 mod quotas;
 mod routing;
 mod secrets;
@@ -30,6 +31,7 @@ pub use auth::AuthSettings;
 pub use email::{EmailSender, EmailSettings};
 pub use endpoints::EndpointSettings;
 pub use metrics::MetricsSettings;
+pub use nats::NatsSettings;
 pub use quotas::{QuotaSettings, TenantQuota};
 pub use routing::{CallMeButton, MissedCallCallback, RoutingSettings, TenantRouting};
 #[cfg(test)]
@@ -146,6 +148,8 @@ pub struct Settings {
     pub tls: TlsSettings,
     /// Outbound webhook endpoints.
     pub endpoints: EndpointSettings,
+    /// The event log published to NATS JetStream.
+    pub nats: NatsSettings,
 }
 
 /// The HTTP listener for provider webhooks.
@@ -474,6 +478,7 @@ impl Settings {
         self.metrics.validate(self.http.listen)?;
         self.quotas.validate()?;
         self.endpoints.validate()?;
+        self.nats.validate()?;
         self.tls.validate()?;
         if !self.log.otlp_endpoint.is_empty() && !self.log.otlp_endpoint.starts_with("http://") {
             return Err(SettingsError::Invalid {

@@ -64,7 +64,7 @@ use uuid::Uuid;
 
 pub use parts::{
     CallbackStore, ContactStore, DeliveryStore, DispatchStore, EndpointStore, EventStore,
-    HealthStore, MessageStore, PreferenceStore, QuotaStore, Store, TenantStore,
+    HealthStore, MessageStore, PreferenceStore, QuotaStore, SinkStore, Store, TenantStore,
 };
 pub use postgres::{PgStore, PgStoreConfig};
 pub use refusals::replay;
@@ -222,7 +222,7 @@ impl StoreError {
 pub mod prelude {
     pub use crate::parts::{
         CallbackStore, ContactStore, DeliveryStore, DispatchStore, EndpointStore, EventStore,
-        HealthStore, MessageStore, PreferenceStore, QuotaStore, Store, TenantStore,
+        HealthStore, MessageStore, PreferenceStore, QuotaStore, SinkStore, Store, TenantStore,
     };
 }
 

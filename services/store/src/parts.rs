@@ -550,6 +550,34 @@ pub trait DeliveryStore: Send + Sync {
     async fn replay_endpoint(&self, tenant: &str, id: Uuid, cursor: Cursor) -> Result<()>;
 }
 
+/// Where each sink (a bus the whole log is published to, like NATS
+/// JetStream) stands in each tenant's event log, leased to one replica at
+/// a time.
+#[async_trait]
+pub trait SinkStore: Send + Sync {
+    /// Claims `sink`'s position in `tenant`'s log for `lease` with a new
+    /// token, made at the log's beginning when it has none (a new sink
+    /// gets every retained event); `None` while another replica's lease
+    /// lasts.
+    async fn claim_sink(
+        &self,
+        sink: &str,
+        tenant: &str,
+        lease: Duration,
+    ) -> Result<Option<SinkLease>>;
+
+    /// Moves the position to `cursor` and extends the lease to `lease` from
+    /// now (zero releases it); `false` when `token` no longer holds it.
+    async fn advance_sink(
+        &self,
+        sink: &str,
+        tenant: &str,
+        token: Uuid,
+        cursor: Cursor,
+        lease: Duration,
+    ) -> Result<bool>;
+}
+
 /// What health checks and metrics read of the store itself.
 #[async_trait]
 pub trait HealthStore: Send + Sync {
@@ -579,6 +607,7 @@ pub trait Store:
     + CallbackStore
     + EndpointStore
     + DeliveryStore
+    + SinkStore
     + EventStore
     + TenantStore
     + QuotaStore
@@ -596,6 +625,7 @@ impl<T> Store for T where
         + CallbackStore
         + EndpointStore
         + DeliveryStore
+        + SinkStore
         + EventStore
         + TenantStore
         + QuotaStore

@@ -205,6 +205,7 @@ conformance! {
         a_round_that_disables_the_endpoint_says_so_in_the_log,
         cursors_and_attempts_go_with_their_endpoint,
         a_time_finds_the_position_before_its_first_event,
+        a_sink_resumes_where_it_stood_and_is_held_by_one,
         // the event log
         events_are_read_in_log_order_with_cursor_paging,
         events_filter_by_type_contact_and_tenant,

@@ -22,6 +22,8 @@
 
 pub mod client;
 pub mod courier;
+#[cfg(feature = "nats")]
+pub mod nats;
 pub mod sign;
 
 use std::collections::{HashMap, HashSet};

@@ -16,7 +16,7 @@
 //! [`crate::MessageStore`] in `messages.rs` (accepting in `accept.rs`),
 //! [`crate::DispatchStore`] in `dispatch.rs`, [`crate::CallbackStore`] in
 //! `callbacks.rs`, [`crate::EndpointStore`] in `endpoints.rs`,
-//! [`crate::DeliveryStore`] in `deliveries.rs`, [`crate::EventStore`] in `events.rs`,
+//! [`crate::DeliveryStore`] in `deliveries.rs`, [`crate::SinkStore`] in `sinks.rs`, [`crate::EventStore`] in `events.rs`,
 //! [`crate::TenantStore`] in `auth.rs`, [`crate::QuotaStore`] in `quotas.rs`.
 
 mod accept;
@@ -34,6 +34,7 @@ mod messages;
 mod preferences;
 mod quotas;
 mod signals;
+mod sinks;
 
 pub use events::HotStatement;
 
@@ -116,6 +117,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         15,
         include_str!("../../migrations/postgres/0015_deliveries.sql"),
     ),
+    (16, include_str!("../../migrations/postgres/0016_sinks.sql")),
 ];
 
 /// Serializes migrations of replicas that start together.

@@ -29,6 +29,7 @@ mod lifecycle;
 mod messages;
 mod preferences;
 mod quotas;
+mod sinks;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -58,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0011_automatic.sql"),
     include_str!("../../migrations/sqlite/0012_endpoints.sql"),
     include_str!("../../migrations/sqlite/0013_deliveries.sql"),
+    include_str!("../../migrations/sqlite/0014_sinks.sql"),
 ];
 
 /// The embedded SQLite store.

@@ -327,3 +327,41 @@ pub async fn a_time_finds_the_position_before_its_first_event(store: S) {
         store.event_head(T).await.unwrap()
     );
 }
+
+pub async fn a_sink_resumes_where_it_stood_and_is_held_by_one(store: S) {
+    let first = store.claim_sink("nats", T, LEASE).await.unwrap();
+    let first = first.expect("a new sink starts");
+    assert_eq!(first.cursor, store.event_origin());
+    assert_eq!(store.claim_sink("nats", T, LEASE).await.unwrap(), None);
+    // Other sinks and tenants stand apart.
+    assert!(store.claim_sink("other", T, LEASE).await.unwrap().is_some());
+    assert!(
+        store
+            .claim_sink("nats", "tenant-b", LEASE)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let moved = Cursor {
+        xid: first.cursor.xid,
+        seq: first.cursor.seq + 5,
+    };
+    assert!(
+        store
+            .advance_sink("nats", T, first.token, moved, Duration::ZERO)
+            .await
+            .unwrap()
+    );
+    // Released: the next claim resumes at the position, with a new token.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let again = store.claim_sink("nats", T, LEASE).await.unwrap().unwrap();
+    assert_eq!(again.cursor, moved);
+    assert_ne!(again.token, first.token);
+    assert!(
+        !store
+            .advance_sink("nats", T, first.token, moved, LEASE)
+            .await
+            .unwrap(),
+        "the old token moves nothing"
+    );
+}
