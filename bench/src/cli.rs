@@ -42,7 +42,7 @@ options (run):
   --server-threads N          server runtime workers (default: CPUs)
   --client-threads N          load generator runtime workers (default: CPUs)
   --skip LIST                 phases to leave out: grpc,unary,open,batch,
-                              dispatch,db
+                              dispatch,db,webhooks
   --prefill-contacts N        add N contacts (email + WhatsApp each) by SQL
                               after seeding, as targets of the loads too
                               (postgres only; data-size runs)
@@ -89,6 +89,8 @@ pub enum Phase {
     Dispatch,
     /// The database ceiling.
     Db,
+    /// Webhook deliveries.
+    Webhooks,
 }
 
 impl Phase {
@@ -100,6 +102,7 @@ impl Phase {
             "batch" => Phase::Batch,
             "dispatch" => Phase::Dispatch,
             "db" => Phase::Db,
+            "webhooks" => Phase::Webhooks,
             _ => return None,
         })
     }

@@ -17,6 +17,9 @@
 //! - **BatchSendMessages** with 100 sends per call;
 //! - the **database ceiling** (PostgreSQL only, see [`db`]);
 //! - **dispatch throughput** (see [`dispatch`]);
+//! - **webhook deliveries** (see [`webhooks`]): the log delivered to a
+//!   local endpoint next to the event stream's rate, and sends while an
+//!   endpoint is down;
 //! - the process's **resident memory**, sampled throughout (see [`sys`]).
 //!
 //! Clients are tasks on the load generator's own runtime; every
@@ -32,6 +35,7 @@ pub mod report;
 pub mod server;
 pub mod stats;
 pub mod sys;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -151,9 +155,46 @@ async fn run_on(
     stopped?;
     if opts.runs(Phase::Dispatch) {
         dispatch_phase(
-            opts, runtime, location, contacts, counter, rss, report, progress,
+            opts,
+            runtime,
+            location,
+            Arc::clone(&contacts),
+            Arc::clone(&counter),
+            rss,
+            report,
+            progress,
         )
         .await?;
+    }
+    if opts.runs(Phase::Webhooks) {
+        progress.say("webhooks: the log to a local endpoint, and sends while one is down");
+        let server = Server::start_delivering(opts, runtime, location).await?;
+        let pool = server
+            .connect(connections_for(8, opts.per_connection))
+            .await?;
+        let payloads = Payloads::new(contacts, counter, "hook-");
+        let result = webhooks::run(
+            &pool,
+            &payloads,
+            opts.warmup,
+            opts.duration,
+            opts.drain_timeout,
+        )
+        .await;
+        drop(pool);
+        server.stop().await?;
+        let w = result?;
+        let (alone, with_dead) = w.send_rates();
+        progress.say(format!(
+            "webhooks: stream {:.0}/s, delivered {:.0}/s ({} of {}); sends {:.0}/s alone, {:.0}/s with an endpoint down",
+            w.stream_per_sec(),
+            w.deliver_per_sec(),
+            w.delivered,
+            w.streamed,
+            alone,
+            with_dead
+        ));
+        report.webhooks = Some(w);
     }
     Ok(())
 }

@@ -115,6 +115,8 @@ pub struct Report {
     pub db_batched: Vec<PhaseResult>,
     /// Dispatch throughput, the RSS high-water mark and CPU use during it.
     pub dispatch: Option<(Dispatch, u64, CpuUse)>,
+    /// Webhook deliveries.
+    pub webhooks: Option<crate::webhooks::Webhooks>,
     /// Highest RSS sampled over the run.
     pub rss_peak: u64,
     /// The kernel's high-water mark of the process RSS (VmHWM).
@@ -143,6 +145,7 @@ impl Report {
             db_variants: Vec::new(),
             db_batched: Vec::new(),
             dispatch: None,
+            webhooks: None,
             rss_peak: 0,
             vm_hwm: 0,
             total_secs: 0.0,
@@ -201,6 +204,20 @@ impl Report {
                 );
             }
             None => check(false, "the dispatch phase did not run"),
+        }
+        match &self.webhooks {
+            Some(w) => {
+                check(w.streamed > 0, "the webhooks phase streamed nothing");
+                check(
+                    w.complete,
+                    "the webhooks phase did not deliver the whole log",
+                );
+                check(
+                    w.sends_with_dead.items > 0,
+                    "no sends while an endpoint was down",
+                );
+            }
+            None => check(false, "the webhooks phase did not run"),
         }
         check(self.rss_peak > 0, "no RSS sample was taken");
         problems
@@ -312,6 +329,7 @@ impl Report {
         self.batch_table(&mut out);
         self.db_table(&mut out);
         self.dispatch_table(&mut out);
+        self.webhooks_table(&mut out);
         self.cpu_table(&mut out);
         let _ = writeln!(
             out,
@@ -627,6 +645,43 @@ impl Report {
             );
         }
         let _ = writeln!(out, "\nLatency per transaction, in ms.\n");
+    }
+
+    fn webhooks_table(&self, out: &mut String) {
+        let Some(w) = &self.webhooks else {
+            return;
+        };
+        let _ = writeln!(out, "### Webhook deliveries\n");
+        let _ = writeln!(
+            out,
+            "| events in the log | event stream, events/s | delivered to the receiver, events/s | all delivered after the replay | complete | SendMessage/s at 8 clients: no endpoint | with an endpoint that is down |"
+        );
+        let _ = writeln!(out, "|---:|---:|---:|---:|---|---:|---:|");
+        let (alone, with_dead) = w.send_rates();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.1} s | {} | {} | {} |",
+            w.streamed,
+            thousands(w.stream_per_sec()),
+            thousands(w.deliver_per_sec()),
+            w.all_delivered_after,
+            if w.complete {
+                "yes".to_owned()
+            } else {
+                format!("no: {} of {}", w.delivered, w.streamed)
+            },
+            thousands(alone),
+            thousands(with_dead),
+        );
+        let _ = writeln!(
+            out,
+            "\nOn a server with the dispatcher off, over the log the earlier phases left: the \
+             stream read from the beginning (first to last event), then an endpoint on a local \
+             receiver (HTTP/1.1 on loopback, 204 at once) replayed from the beginning: each \
+             event signed, posted and acknowledged, first arrival to last. Then SendMessage \
+             closed loop at 8 clients without an endpoint, and with one whose port refuses \
+             connections.\n"
+        );
     }
 
     fn dispatch_table(&self, out: &mut String) {

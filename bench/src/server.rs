@@ -95,7 +95,28 @@ impl Server {
         location: &StoreLocation,
         dispatcher: bool,
     ) -> anyhow::Result<Server> {
-        let settings = settings(opts, location, dispatcher);
+        Server::start_with(opts, runtime, settings(opts, location, dispatcher)).await
+    }
+
+    /// Starts a server without dispatcher that delivers events to webhook
+    /// endpoints (a key for their secrets, http:// to loopback allowed).
+    pub async fn start_delivering(
+        opts: &Options,
+        runtime: &tokio::runtime::Handle,
+        location: &StoreLocation,
+    ) -> anyhow::Result<Server> {
+        let mut settings = settings(opts, location, false);
+        settings.endpoints.secret_key = Secret::new("YmVuY2htYXJrLWVuZHBvaW50cy1rZXktMzItYnl0ZXM=");
+        settings.endpoints.allow_http_loopback = true;
+        settings.endpoints.poll_interval_ms = 100;
+        Server::start_with(opts, runtime, settings).await
+    }
+
+    async fn start_with(
+        opts: &Options,
+        runtime: &tokio::runtime::Handle,
+        settings: Settings,
+    ) -> anyhow::Result<Server> {
         settings
             .validate()
             .map_err(|e| anyhow!("benchmark settings: {e}"))?;
