@@ -679,8 +679,8 @@ impl Report {
              stream read from the beginning (first to last event), then an endpoint on a local \
              receiver (HTTP/1.1 on loopback, 204 at once) replayed from the beginning: each \
              event signed, posted and acknowledged, first arrival to last. Then SendMessage \
-             closed loop at 8 clients without an endpoint, and with one whose port refuses \
-             connections.\n"
+             closed loop at 8 clients without an endpoint and with one whose port refuses \
+             connections, alternating twice (each figure: both runs together).\n"
         );
     }
 

@@ -48,6 +48,9 @@ use courier::{Courier, Posted};
 /// Events read per round.
 const PAGE: usize = 100;
 
+/// The least time between claims prompted by change signals.
+const CLAIM_SPACING: Duration = Duration::from_millis(50);
+
 /// Delivers every tenant's events to their endpoints.
 #[derive(Debug)]
 pub struct Deliverer {
@@ -124,12 +127,25 @@ impl Deliverer {
             // Look again on a change, at the poll interval, or when a round
             // left more to deliver; not after a round that found nothing
             // (its endpoint is due again at once and would spin).
-            look = tokio::select! {
+            let changed = tokio::select! {
                 () = &mut stopped => break,
                 _ = changes.changed() => true,
-                () = tokio::time::sleep(this.poll) => true,
-                Some(done) = rounds.join_next(), if !rounds.is_empty() => done.unwrap_or(false),
+                () = tokio::time::sleep(this.poll) => { look = true; false }
+                Some(done) = rounds.join_next(), if !rounds.is_empty() => {
+                    look = done.unwrap_or(false);
+                    false
+                }
             };
+            if changed {
+                // Commits signal changes hundreds of times a second under
+                // load; a claim (a write on the embedded store) at most
+                // every CLAIM_SPACING keeps deliveries from crowding sends.
+                look = true;
+                tokio::select! {
+                    () = &mut stopped => break,
+                    () = tokio::time::sleep(CLAIM_SPACING) => {}
+                }
+            }
         }
         rounds.abort_all();
     }
