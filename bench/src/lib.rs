@@ -194,6 +194,7 @@ async fn run_on(
             alone,
             with_dead
         ));
+        progress.say(format!("webhooks: send runs in order {:?}", w.runs));
         report.webhooks = Some(w);
     }
     Ok(())

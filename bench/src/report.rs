@@ -680,7 +680,17 @@ impl Report {
              receiver (HTTP/1.1 on loopback, 204 at once) replayed from the beginning: each \
              event signed, posted and acknowledged, first arrival to last. Then SendMessage \
              closed loop at 8 clients without an endpoint and with one whose port refuses \
-             connections, alternating twice (each figure: both runs together).\n"
+             connections, in the order without, with, with, without (each figure: both runs \
+             together; the runs in order: {}).\n",
+            w.runs
+                .iter()
+                .map(|(down, rate)| format!(
+                    "{} {}",
+                    thousands(*rate),
+                    if *down { "down" } else { "alone" }
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
 
