@@ -8,7 +8,7 @@ use std::time::Duration;
 use omniroute_e2e::TestApp;
 use omniroute_proto::v1 as pb;
 
-use crate::events::{next, subscribe};
+use crate::events::{next, subscribe_to};
 use crate::messaging::{get_message, text_message, wait_for};
 use crate::support::*;
 
@@ -73,14 +73,7 @@ fn both_sent() -> Vec<(i32, i32)> {
 
 async fn a_missed_deadline_hands_over_to_email(mut app: TestApp) {
     let anna = anna(&mut app).await;
-    let mut fallbacks = subscribe(
-        &mut app,
-        pb::SubscribeRequest {
-            types: vec![pb::EventType::MessageFallback as i32],
-            ..Default::default()
-        },
-    )
-    .await;
+    let mut fallbacks = subscribe_to(&mut app, pb::EventType::MessageFallback).await;
     let message = send(&mut app, within(&anna, "Your code expires soon", 1)).await;
     let steps = &message.route.as_ref().expect("a route").steps;
     assert_eq!(
@@ -161,14 +154,7 @@ async fn a_closing_window_is_announced(app: TestApp) {
         })
         .await;
     let anna = create(&mut app, "Anna", vec![whatsapp("+4915123456789")]).await;
-    let mut closing = subscribe(
-        &mut app,
-        pb::SubscribeRequest {
-            types: vec![pb::EventType::WindowClosing as i32],
-            ..Default::default()
-        },
-    )
-    .await;
+    let mut closing = subscribe_to(&mut app, pb::EventType::WindowClosing).await;
     app.customer_writes("whatsapp", "+4915123456789", "Hello?")
         .await;
     let event = next(&mut closing).await;

@@ -23,7 +23,7 @@ use pb::endpoint_service_client::EndpointServiceClient;
 use sha2::Sha256;
 use tonic::transport::Channel;
 
-use crate::events::{next, subscribe};
+use crate::events::{next, subscribe, subscribe_to};
 use crate::support::*;
 
 crate::on_both_stores!(
@@ -37,6 +37,7 @@ crate::on_both_stores!(
     a_rotation_signs_with_both_secrets,
     a_test_event_reports_how_it_went,
     a_reset_connection_is_retried,
+    a_slow_endpoint_holds_up_only_itself,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -387,6 +388,30 @@ async fn a_reset_connection_is_retried(app: TestApp) {
     assert_eq!(attempts[1].event_cursor, got[0].id);
 }
 
+async fn a_slow_endpoint_holds_up_only_itself(app: TestApp) {
+    let mut app = delivering(app, |s| s.endpoints.timeout_secs = 60).await;
+    let (slow_url, slow) = receiver().await;
+    slow.script(&[Reply::Slow(Duration::from_secs(120)); 10]);
+    let (quick_url, quick) = receiver().await;
+    let types = [pb::EventType::ContactCreated];
+    let (stuck, _) = register(&app, &slow_url, &types).await;
+    register(&app, &quick_url, &types).await;
+    let mut stream = subscribe_to(&mut app, pb::EventType::ContactCreated).await;
+    create(&mut app, "Anna", vec![email("anna@example.com")]).await;
+    // The quick endpoint gets the event, and sends go on, while the slow
+    // one is still waiting for its first answer.
+    quick.wait_for(1).await;
+    next(&mut stream).await;
+    let bert = create(&mut app, "Bert", vec![email("bert@example.com")]).await;
+    send_text(&mut app, &bert.name, "hi").await;
+    quick.wait_for(2).await;
+    assert!(!slow.got().is_empty(), "the slow endpoint was asked");
+    assert!(
+        deliveries(&app, &stuck).await.is_empty(),
+        "no attempt finished"
+    );
+}
+
 async fn retry_after_on_429_is_honoured(app: TestApp) {
     let mut app = delivering(app, |_| {}).await;
     let (url, receiver) = receiver().await;
@@ -409,14 +434,7 @@ async fn gone_disables_at_once_with_an_event(app: TestApp) {
     let (url, receiver) = receiver().await;
     receiver.script(&[Reply::Status(410)]);
     let (endpoint, _) = register(&app, &url, &[pb::EventType::ContactCreated]).await;
-    let mut stream = subscribe(
-        &mut app,
-        pb::SubscribeRequest {
-            types: vec![pb::EventType::EndpointDisabled as i32],
-            ..Default::default()
-        },
-    )
-    .await;
+    let mut stream = subscribe_to(&mut app, pb::EventType::EndpointDisabled).await;
     create(&mut app, "Anna", vec![email("anna@example.com")]).await;
     let read = disabled(&app, &endpoint).await;
     assert!(read.disabled_reason.contains("410"), "{read:?}");

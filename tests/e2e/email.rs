@@ -675,14 +675,7 @@ async fn an_out_of_office_is_marked_automatic_in_the_api_and_on_the_event(app: T
     let (mut app, _relay) = app_with_relay(app.backend()).await;
     let accepted = send_email(&mut app, "jana@example.com", "Your order has shipped").await;
     wait_status(&mut app, &accepted.name, pb::MessageStatus::Sent).await;
-    let mut received = crate::events::subscribe(
-        &mut app,
-        pb::SubscribeRequest {
-            types: vec![pb::EventType::MessageReceived as i32],
-            ..Default::default()
-        },
-    )
-    .await;
+    let mut received = crate::events::subscribe_to(&mut app, pb::EventType::MessageReceived).await;
     let token = accepted
         .name
         .trim_start_matches("messages/")

@@ -27,6 +27,18 @@ pub(crate) async fn subscribe(
         .into_inner()
 }
 
+/// Opens a subscription from now to events of one type.
+pub(crate) async fn subscribe_to(
+    app: &mut TestApp,
+    kind: pb::EventType,
+) -> tonic::Streaming<pb::SubscribeResponse> {
+    let request = pb::SubscribeRequest {
+        types: vec![kind as i32],
+        ..Default::default()
+    };
+    subscribe(app, request).await
+}
+
 /// The next event, or a panic after a generous wait.
 pub(crate) async fn next(stream: &mut tonic::Streaming<pb::SubscribeResponse>) -> pb::Event {
     tokio::time::timeout(EVENT_WAIT, stream.message())
