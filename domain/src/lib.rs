@@ -15,6 +15,9 @@
 //!   customer back), its state derived from its message and its call.
 //! - [`endpoints`] and [`deliveries`]: outbound webhook endpoints, their
 //!   cursors over the event log and the rules of a round of deliveries.
+//! - [`conversations`]: a conversation's lifecycle: its states, the
+//!   moves between them and the timers each state keeps (used by path:
+//!   its words are generic).
 //! - [`policy`]: a tenant's routing rules (the settings' defaults).
 //! - [`auth`]: tenants and API keys.
 //!
@@ -24,6 +27,7 @@
 
 pub mod auth;
 pub mod callbacks;
+pub mod conversations;
 pub mod deliveries;
 pub mod endpoints;
 pub mod events;
