@@ -161,10 +161,15 @@ pub struct DeliveryRound {
 
 /// Concludes a round over a page read after `lease.cursor`: `page` lists
 /// the page's events in log order, each `true` when it is delivered
-/// (now or earlier in this epoch); `failures` are the round's failed
+/// (now or earlier in this epoch); `end`, when the page holds every
+/// matching event up to a position (the log's head read before a page that
+/// was not full), that position; `failures` are the round's failed
 /// attempts' hints; `jitter` in [0, 1).
 ///
-/// The cursor moves to the last event before the first one not delivered;
+/// The cursor moves to the last event before the first one not delivered,
+/// or to `end` when every event of the page was delivered: an endpoint
+/// whose filter matches few events does not read the same unmatched ones
+/// again each round;
 /// with any failure the endpoint backs off (the schedule's step or the
 /// endpoint's `Retry-After`, whichever is later) and is disabled when it
 /// answered 410 or has failed for `policy.disable_after`.
@@ -172,6 +177,7 @@ pub struct DeliveryRound {
 pub fn conclude_round(
     lease: &EndpointLease,
     page: &[(Cursor, bool)],
+    end: Option<Cursor>,
     failures: &[FailureHint],
     attempts: Vec<DeliveryAttempt>,
     policy: &RetryPolicy,
@@ -186,6 +192,9 @@ pub fn conclude_round(
         cursor = *position;
     }
     let stalled = page.iter().any(|(_, delivered)| !delivered);
+    if let (false, Some(end)) = (stalled, end) {
+        cursor = cursor.max(end);
+    }
     if failures.is_empty() && !stalled {
         return DeliveryRound {
             token: lease.token,
@@ -279,6 +288,7 @@ mod tests {
         let round = conclude_round(
             &lease(0, None),
             &page,
+            Some(at(99)),
             &[FailureHint::default()],
             Vec::new(),
             &policy,
@@ -295,6 +305,7 @@ mod tests {
         let round = conclude_round(
             &lease(3, Some(now)),
             &all,
+            None,
             &[],
             Vec::new(),
             &policy,
@@ -304,6 +315,21 @@ mod tests {
         assert_eq!(round.cursor, at(12));
         assert_eq!((round.failures, round.failing_since), (0, None));
         assert_eq!(round.next_time, now);
+        // A page that held every match up to the head: the cursor goes
+        // there, past the events the filter left out; an empty one too.
+        for page in [&all[..], &[]] {
+            let round = conclude_round(
+                &lease(0, None),
+                page,
+                Some(at(40)),
+                &[],
+                Vec::new(),
+                &policy,
+                now,
+                0.5,
+            );
+            assert_eq!(round.cursor, at(40));
+        }
     }
 
     #[test]
@@ -320,6 +346,7 @@ mod tests {
         let round = conclude_round(
             &lease(0, None),
             &[(at(11), false)],
+            None,
             &[hint],
             Vec::new(),
             &policy,
@@ -334,6 +361,7 @@ mod tests {
         let round = conclude_round(
             &lease(0, None),
             &[(at(11), false)],
+            None,
             &[huge],
             Vec::new(),
             &policy,
@@ -354,6 +382,7 @@ mod tests {
         let round = conclude_round(
             &lease(0, None),
             &[(at(11), false)],
+            None,
             &[gone],
             Vec::new(),
             &policy,
@@ -365,6 +394,7 @@ mod tests {
         let round = conclude_round(
             &lease(40, Some(long_ago)),
             &[(at(11), false)],
+            None,
             &[FailureHint::default()],
             Vec::new(),
             &policy,
@@ -376,6 +406,7 @@ mod tests {
         let round = conclude_round(
             &lease(40, Some(lately)),
             &[(at(11), false)],
+            None,
             &[FailureHint::default()],
             Vec::new(),
             &policy,

@@ -13,7 +13,10 @@
 //! one at a time, different contacts in parallel (up to
 //! `endpoints.concurrency`). After the first failure no new attempt
 //! starts: the round ends, the cursor stops before the first event not
-//! delivered, and the endpoint backs off. Every attempt is logged.
+//! delivered, and the endpoint backs off. A page that was not full and
+//! was all delivered moves the cursor to the log's head read before it,
+//! so a narrow filter does not read the same unmatched events again.
+//! Every attempt is logged.
 //!
 //! A delivery is a POST of the event's canonical JSON (`api::event_json`)
 //! with `webhook-id` (the event's cursor: the same on every retry),
@@ -185,11 +188,11 @@ impl Deliverer {
     async fn round(self: &Arc<Self>, lease: EndpointLease) -> bool {
         let endpoint = &lease.endpoint;
         let now = SystemTime::now();
-        let (events, keys) = match self.page(&lease, now).await {
+        let (events, keys, end) = match self.page(&lease, now).await {
             Ok(read) => read,
             Err(why) => {
                 tracing::warn!(endpoint = %endpoint.id, error = %why, "an endpoint's round failed");
-                self.finish(&lease, &[], &[FailureHint::default()], Vec::new())
+                self.finish(&lease, &[], None, &[FailureHint::default()], Vec::new())
                     .await;
                 return false;
             }
@@ -207,7 +210,7 @@ impl Deliverer {
             }
         };
         if events.is_empty() {
-            self.finish(&lease, &[], &[], Vec::new()).await;
+            self.finish(&lease, &[], end, &[], Vec::new()).await;
             return false;
         }
         let tried = self.deliver(&lease, &keys, events, &earlier).await;
@@ -223,16 +226,18 @@ impl Deliverer {
             .collect();
         let hints: Vec<FailureHint> = tried.iter().filter_map(|t| t.hint).collect();
         let attempts = tried.into_iter().map(|t| t.attempt).collect();
-        let clean = self.finish(&lease, &page, &hints, attempts).await;
+        let clean = self.finish(&lease, &page, end, &hints, attempts).await;
         clean && page.len() == PAGE
     }
 
-    /// The page of events after the cursor, and the keys to sign with.
+    /// The page of events after the cursor, the keys to sign with, and,
+    /// when the page was not full, the log's head read before it (every
+    /// matching event up to it is in the page).
     async fn page(
         &self,
         lease: &EndpointLease,
         now: SystemTime,
-    ) -> Result<(Vec<Event>, Vec<Vec<u8>>), String> {
+    ) -> Result<(Vec<Event>, Vec<Vec<u8>>, Option<Cursor>), String> {
         let endpoint = &lease.endpoint;
         let keys = self
             .app
@@ -242,12 +247,18 @@ impl Deliverer {
             types: endpoint.event_types.clone(),
             contact_id: endpoint.contact,
         };
+        let head = self
+            .store
+            .event_head(&endpoint.tenant)
+            .await
+            .map_err(|e| e.to_string())?;
         let events = self
             .store
             .read_events(&endpoint.tenant, lease.cursor, &filter, PAGE)
             .await
             .map_err(|e| e.to_string())?;
-        Ok((events, keys))
+        let end = (events.len() < PAGE).then_some(head);
+        Ok((events, keys, end))
     }
 
     /// Delivers the events not delivered before: each contact's in order,
@@ -373,6 +384,7 @@ impl Deliverer {
         &self,
         lease: &EndpointLease,
         page: &[(Cursor, bool)],
+        end: Option<Cursor>,
         hints: &[FailureHint],
         attempts: Vec<DeliveryAttempt>,
     ) -> bool {
@@ -380,6 +392,7 @@ impl Deliverer {
         let round = conclude_round(
             lease,
             page,
+            end,
             hints,
             attempts,
             &self.policy,
