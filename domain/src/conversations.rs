@@ -25,8 +25,15 @@
 //! ([`Input::Timer`] carries the due time it was set for).
 //!
 //! Who owes the next message ([`Awaiting`]) follows who wrote last.
+//!
+//! Which conversation a message joins is [`place`]: the contact's open
+//! one (or, with [`Grouping::PerChannelLine`], the one opened on the same
+//! channel and line), else a new one linked to the latest of the group.
 
 use std::time::{Duration, SystemTime};
+
+use omniroute_channel::Channel;
+use uuid::Uuid;
 
 /// A conversation's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -194,6 +201,64 @@ pub enum Refusal {
     NotFrom(ConversationState),
     /// A snooze must end in the future.
     SnoozeInThePast,
+}
+
+/// How a tenant (or, overriding it, a contact) groups messages into
+/// conversations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Grouping {
+    /// One open conversation per contact, across channels.
+    #[default]
+    PerContact,
+    /// One open conversation per contact, channel and business line.
+    PerChannelLine,
+}
+
+/// A channel and the business's line on it (a WhatsApp number, a mailbox,
+/// a phone number): one leg of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LegKey {
+    pub channel: Channel,
+    pub line: String,
+}
+
+/// A conversation of the contact, as grouping sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub id: Uuid,
+    pub state: ConversationState,
+    /// The leg it was opened on (what `PerChannelLine` groups by).
+    pub opened_on: LegKey,
+    pub create_time: SystemTime,
+}
+
+/// Where a message goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// Into this open conversation.
+    Join(Uuid),
+    /// Into a new conversation, linked to the group's latest closed one.
+    Open { previous: Option<Uuid> },
+}
+
+/// Where a message on `leg` goes among the contact's conversations
+/// (`candidates`, in any order): the group's open conversation, else a new
+/// one linked to the group's latest. The store calls it under the lock
+/// that makes assignment race-free; should two open ones exist in a group,
+/// the newest takes the message. A message that then supersedes a resolved
+/// conversation ([`Effect::Superseded`]) is placed again with it closed.
+pub fn place(grouping: Grouping, candidates: &[Candidate], leg: &LegKey) -> Placement {
+    let mut group: Vec<&Candidate> = candidates
+        .iter()
+        .filter(|c| grouping == Grouping::PerContact || &c.opened_on == leg)
+        .collect();
+    group.sort_by_key(|c| (c.create_time, c.id));
+    match group.iter().rev().find(|c| c.state.is_open()) {
+        Some(open) => Placement::Join(open.id),
+        None => Placement::Open {
+            previous: group.last().map(|c| c.id),
+        },
+    }
 }
 
 impl Lifecycle {
@@ -477,6 +542,61 @@ mod tests {
         assert_eq!(
             l.apply(Input::Merged, at(10), &policy()).unwrap().reason,
             Reason::Merge
+        );
+    }
+
+    fn leg(channel: Channel, line: &str) -> LegKey {
+        LegKey {
+            channel,
+            line: line.to_owned(),
+        }
+    }
+
+    fn candidate(n: u128, state: ConversationState, opened_on: &LegKey) -> Candidate {
+        Candidate {
+            id: Uuid::from_u128(n),
+            state,
+            opened_on: opened_on.clone(),
+            create_time: at(u64::try_from(n).unwrap()),
+        }
+    }
+
+    #[test]
+    fn one_open_conversation_per_contact_across_channels() {
+        use ConversationState::*;
+        let wa = leg(Channel::Whatsapp, "+4930123456");
+        let mail = leg(Channel::Email, "support@example.com");
+        assert_eq!(
+            place(Grouping::PerContact, &[], &wa),
+            Placement::Open { previous: None }
+        );
+        let open = [candidate(1, Closed, &wa), candidate(2, Active, &wa)];
+        assert_eq!(
+            place(Grouping::PerContact, &open, &mail),
+            Placement::Join(Uuid::from_u128(2))
+        );
+        // Per channel and line: the e-mail opens its own, after none.
+        assert_eq!(
+            place(Grouping::PerChannelLine, &open, &mail),
+            Placement::Open { previous: None }
+        );
+        assert_eq!(
+            place(Grouping::PerChannelLine, &open, &wa),
+            Placement::Join(Uuid::from_u128(2))
+        );
+        // All closed: a new one, linked to the latest.
+        let closed = [candidate(3, Closed, &mail), candidate(1, Closed, &wa)];
+        assert_eq!(
+            place(Grouping::PerContact, &closed, &wa),
+            Placement::Open {
+                previous: Some(Uuid::from_u128(3))
+            }
+        );
+        // Two open in a group (never by the store's lock): the newest.
+        let two = [candidate(5, Resolved, &wa), candidate(4, Active, &mail)];
+        assert_eq!(
+            place(Grouping::PerContact, &two, &wa),
+            Placement::Join(Uuid::from_u128(5))
         );
     }
 
