@@ -82,7 +82,7 @@ impl Dispatch {
 }
 
 /// Events per second between the first and the last of `n` events.
-fn pace(n: u64, span: f64) -> f64 {
+pub(crate) fn pace(n: u64, span: f64) -> f64 {
     if n > 1 && span > 0.0 {
         (n - 1) as f64 / span
     } else {

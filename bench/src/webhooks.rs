@@ -25,6 +25,7 @@ use pb::event_service_client::EventServiceClient;
 use pb::messaging_service_client::MessagingServiceClient;
 use tonic::transport::Channel;
 
+use crate::dispatch::pace;
 use crate::load::{Op, Payloads, closed_loop};
 use crate::stats::Stats;
 
@@ -72,14 +73,6 @@ impl Webhooks {
             self.sends_alone.items as f64 / secs,
             self.sends_with_dead.items as f64 / secs,
         )
-    }
-}
-
-fn pace(n: u64, span: f64) -> f64 {
-    if n > 1 && span > 0.0 {
-        (n - 1) as f64 / span
-    } else {
-        0.0
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use omniroute_e2e::TestApp;
+use omniroute_e2e::faults::TcpProxy;
 use omniroute_proto::v1 as pb;
 
 use crate::events::subscribe;
@@ -15,41 +16,6 @@ use crate::support::*;
 crate::on_both_stores!(every_event_reaches_jetstream_once_in_order_across_cuts_and_restarts);
 
 const NATS: &str = "127.0.0.1:4222";
-
-/// A TCP proxy to NATS whose connections can be cut.
-struct Proxy {
-    addr: String,
-    cut: tokio::sync::watch::Sender<u64>,
-}
-
-impl Proxy {
-    async fn start() -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let (cut, cuts) = tokio::sync::watch::channel(0u64);
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let mut cuts = cuts.clone();
-                cuts.borrow_and_update();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(NATS).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cuts.changed() => {}
-                    }
-                });
-            }
-        });
-        Proxy { addr, cut }
-    }
-
-    /// Drops every connection open now.
-    fn cut(&self) {
-        self.cut.send_modify(|n| *n += 1);
-    }
-}
 
 /// The stream's messages, once at least `n` are stored.
 async fn stored(js: &jetstream::Context, stream: &str, n: u64) -> Vec<(String, String, String)> {
@@ -91,9 +57,9 @@ async fn every_event_reaches_jetstream_once_in_order_across_cuts_and_restarts(ap
     let run = uuid::Uuid::now_v7().simple().to_string();
     let prefix = format!("omr{}", &run[20..]);
     let stream = prefix.to_uppercase();
-    let proxy = Proxy::start().await;
+    let proxy = TcpProxy::start(NATS.parse().unwrap()).await;
     let (url, stream_name, subject_prefix) = (
-        format!("nats://{}", proxy.addr),
+        format!("nats://{}", proxy.addr()),
         stream.clone(),
         prefix.clone(),
     );
@@ -116,6 +82,7 @@ async fn every_event_reaches_jetstream_once_in_order_across_cuts_and_restarts(ap
     stored(&js, &stream, 2).await;
     // The connection to NATS breaks: publishing resumes after it.
     proxy.cut();
+    proxy.restore();
     create(&mut app, "Carl", vec![email("carl@example.com")]).await;
     stored(&js, &stream, 3).await;
     // omniroute restarts: it goes on where it stood.

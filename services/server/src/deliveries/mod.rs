@@ -397,7 +397,7 @@ impl Deliverer {
             attempts,
             &self.policy,
             SystemTime::now(),
-            jitter(),
+            crate::routing::fallback::random_fraction(),
         );
         let clean = round.failures == 0;
         let disable = round.disable.clone();
@@ -422,28 +422,6 @@ impl Deliverer {
                 tracing::warn!(endpoint = %endpoint.id, error = %e, "recording a round failed");
                 false
             }
-        }
-    }
-}
-
-/// A number in [0, 1) for spreading retries.
-fn jitter() -> f64 {
-    let mut bytes = [0u8; 4];
-    if getrandom::fill(&mut bytes).is_err() {
-        return 0.5;
-    }
-    f64::from(u32::from_le_bytes(bytes)) / (f64::from(u32::MAX) + 1.0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jitter_stays_in_range() {
-        for _ in 0..100 {
-            let j = jitter();
-            assert!((0.0..1.0).contains(&j));
         }
     }
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::endpoints::{endpoint_get, endpoint_write};
 use super::events::append;
-use super::{SqliteStore, db, uuid_col};
+use super::{SqliteStore, db, micros, uuid_col};
 use crate::Result;
 use crate::deliveries::*;
 use crate::events::{Cursor, EventType, endpoint_disabled_event};
@@ -17,10 +17,6 @@ use crate::model::{from_micros, now, to_micros};
 use crate::parts::DeliveryStore;
 use crate::refusals::endpoint_not_found;
 use async_trait::async_trait;
-
-fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
-}
 
 /// Forgets an endpoint's failures and makes it due now.
 pub(super) fn reset(tx: &Connection, tenant: &str, id: Uuid) -> Result<()> {

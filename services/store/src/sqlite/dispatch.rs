@@ -24,7 +24,7 @@ use tokio::sync::watch;
 /// Leases up to `limit` due jobs of any tenant, in (priority, due time) order.
 pub(super) fn claim(tx: &Connection, limit: usize, lease: Duration) -> Result<Vec<ClaimedJob>> {
     let now = to_micros(now());
-    let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
+    let until = now.saturating_add(super::micros(lease));
     let due: Vec<(String, String, i64, i64, i64)> = tx
         .prepare_cached(
             "SELECT tenant, message_id, plan_index, channel_attempt, kind FROM dispatch_jobs

@@ -193,6 +193,11 @@ fn db(e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// A duration in microseconds, as times are stored (saturating).
+fn micros(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
 fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }

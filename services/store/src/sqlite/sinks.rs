@@ -6,16 +6,12 @@ use std::time::Duration;
 use rusqlite::{OptionalExtension, params};
 use uuid::Uuid;
 
-use super::{SqliteStore, db, uuid_col};
+use super::{SqliteStore, db, micros, uuid_col};
 use crate::Result;
 use crate::events::{Cursor, SinkLease};
 use crate::model::{now, to_micros};
 use crate::parts::SinkStore;
 use async_trait::async_trait;
-
-fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
-}
 
 #[async_trait]
 impl SinkStore for SqliteStore {
